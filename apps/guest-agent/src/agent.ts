@@ -1,0 +1,402 @@
+import { create } from '@bufbuild/protobuf';
+import {
+  AgentLimitsSchema,
+  AgentMessageDecoder,
+  AgentReadyEventSchema,
+  ErrorCode,
+  ErrorSchema,
+  SyncResponseSchema,
+  agentMessage,
+  encodeAgentMessage,
+  type AgentInfo,
+  type AgentLimits,
+  type AgentMessage,
+  type AgentPayload,
+  type FrameIssue,
+  type SyncRequest,
+  type TelemetryReport,
+} from '@lq/proto';
+import { enabledOperations, operationBlockedBy, type AgentConfig } from './config.js';
+import { type AgentOpError, toAgentOpError } from './errors.js';
+import type { HostChannel } from './channel/host-channel.js';
+import type { HandlerContext, OperationHandler, RequestCase } from './handlers/handler.js';
+import type { Logger } from './logger.js';
+import { ResultCache } from './result-cache.js';
+
+export const AGENT_VERSION = '0.1.0';
+export const PROTOCOL_VERSION = 1;
+
+const MAX_MESSAGE_ID_LENGTH = 128;
+const MESSAGE_ID_PATTERN = /^[\x21-\x7e]+$/;
+
+/** What the host must respect when sizing requests, as announced in sync and info. */
+export function agentLimits(config: AgentConfig): AgentLimits {
+  return create(AgentLimitsSchema, {
+    maxFrameBytes: config.max_frame_bytes,
+    fileChunkMaxBytes: config.files.chunk_max_bytes,
+    outputLimitMaxBytes: config.exec.output_limit_max_bytes,
+    execTimeoutMaxMs: config.exec.max_timeout_ms,
+  });
+}
+
+/** Operations whose results are retained until acked: re-running them would act twice. */
+const RETAINED: ReadonlySet<RequestCase> = new Set(['execute', 'fileWrite', 'shutdown']);
+
+export interface AgentDeps {
+  config: AgentConfig;
+  channel: HostChannel;
+  handlers: OperationHandler[];
+  log: Logger;
+  /** Facts for AgentReady / GetInfo. */
+  collectInfo(): Promise<AgentInfo>;
+  /** One telemetry sample; omitted when telemetry is off. */
+  sampleTelemetry?(): Promise<TelemetryReport>;
+}
+
+export interface AgentStats {
+  requests: number;
+  errors: number;
+  frameIssues: number;
+  skippedBytes: number;
+}
+
+/**
+ * The agent's core: frames in, requests dispatched to handlers, replies out. It owns the sync
+ * handshake, policy checks, request-id validation, result retention and the periodic events;
+ * handlers own the work.
+ */
+export class Agent {
+  readonly startedAt = new Date();
+  readonly stats: AgentStats = { requests: 0, errors: 0, frameIssues: 0, skippedBytes: 0 };
+  private readonly config: AgentConfig;
+  private readonly channel: HostChannel;
+  private readonly log: Logger;
+  private readonly handlers = new Map<RequestCase, OperationHandler>();
+  private readonly decoder: AgentMessageDecoder;
+  private readonly results: ResultCache;
+  private partialTimer: NodeJS.Timeout | undefined;
+  private telemetryTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private eventSeq = 0;
+  private synced = false;
+
+  constructor(private readonly deps: AgentDeps) {
+    this.config = deps.config;
+    this.channel = deps.channel;
+    this.log = deps.log;
+    for (const handler of deps.handlers) {
+      this.handlers.set(handler.requestCase, handler);
+    }
+    this.decoder = new AgentMessageDecoder({
+      maxFrameBytes: this.config.max_frame_bytes,
+      onIssue: (issue) => this.onFrameIssue(issue),
+    });
+    this.results = new ResultCache(
+      this.config.results.retention_ms,
+      this.config.results.cache_bytes,
+    );
+  }
+
+  get limits(): AgentLimits {
+    return agentLimits(this.config);
+  }
+
+  get capabilities(): string[] {
+    return enabledOperations(this.config);
+  }
+
+  async start(): Promise<void> {
+    await this.channel.start({
+      onConnect: () => this.onConnect(),
+      onData: (chunk) => this.onData(chunk),
+      onDisconnect: (reason) => this.onDisconnect(reason),
+    });
+    this.sweepTimer = setInterval(() => this.results.ack([]), 30_000);
+    this.sweepTimer.unref();
+    this.log.info('agent started', {
+      version: AGENT_VERSION,
+      channel: this.channel.description,
+      config: this.config.source,
+      capabilities: this.capabilities,
+    });
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.partialTimer);
+    clearInterval(this.telemetryTimer);
+    clearInterval(this.sweepTimer);
+    await this.channel.close();
+  }
+
+  private onConnect(): void {
+    this.decoder.reset();
+    this.synced = false;
+    this.log.info('host connected', { channel: this.channel.description });
+  }
+
+  private onDisconnect(reason: string): void {
+    this.decoder.reset();
+    this.synced = false;
+    clearTimeout(this.partialTimer);
+    this.stopTelemetry();
+    this.log.info('host disconnected', { reason });
+  }
+
+  private onData(chunk: Buffer): void {
+    const messages = this.decoder.push(chunk);
+    this.armPartialTimer();
+    for (const message of messages) {
+      this.onMessage(message);
+    }
+  }
+
+  // A frame whose rest never comes (the writer vanished mid-frame) would swallow the next
+  // host's sync; after a quiet spell the partial frame is abandoned and its bytes rescanned.
+  private armPartialTimer(): void {
+    clearTimeout(this.partialTimer);
+    if (!this.decoder.frames.hasPartialFrame) {
+      return;
+    }
+    this.partialTimer = setTimeout(() => {
+      for (const message of this.decoder.abandonPartial()) {
+        this.onMessage(message);
+      }
+      this.armPartialTimer();
+    }, this.config.partial_frame_timeout_ms);
+    this.partialTimer.unref();
+  }
+
+  private onFrameIssue(issue: FrameIssue): void {
+    this.stats.frameIssues++;
+    if (issue.kind === 'garbage') {
+      this.stats.skippedBytes += issue.bytes;
+    }
+    this.log.warn('channel: dropped bytes', {
+      kind: issue.kind,
+      bytes: issue.bytes,
+      detail: issue.detail,
+    });
+  }
+
+  private onMessage(message: AgentMessage): void {
+    const id = message.messageId;
+    const payload = message.payload;
+    switch (payload.case) {
+      case 'sync':
+        this.onSync(id, payload.value);
+        return;
+      case 'resultAck':
+        this.results.ack(payload.value.messageIds);
+        return;
+      case undefined:
+        this.replyError(
+          id,
+          ErrorCode.UNKNOWN_OPERATION,
+          'unknown request type (a field this agent does not know; newer host?)',
+        );
+        return;
+      case 'ping':
+      case 'getInfo':
+      case 'execute':
+      case 'fileRead':
+      case 'fileWrite':
+      case 'shutdown':
+        this.onRequest(id, payload);
+        return;
+      case 'pong':
+      case 'executeResponse':
+      case 'fileWriteResponse':
+      case 'fileReadResponse':
+      case 'shutdownResponse':
+      case 'syncResponse':
+      case 'getInfoResponse':
+      case 'error':
+      case 'telemetry':
+      case 'agentReady':
+        this.replyError(id, ErrorCode.INVALID_REQUEST, `${payload.case} is not a request`);
+        return;
+      default: {
+        const unreachable: never = payload;
+        this.replyError(id, ErrorCode.UNKNOWN_OPERATION, `unknown request ${String(unreachable)}`);
+      }
+    }
+  }
+
+  private onSync(id: string, sync: SyncRequest): void {
+    const version = Math.min(sync.protocolVersion || PROTOCOL_VERSION, PROTOCOL_VERSION);
+    this.synced = true;
+    void this.send(
+      agentMessage(id, {
+        case: 'syncResponse',
+        value: create(SyncResponseSchema, {
+          nonce: sync.nonce,
+          protocolVersion: version,
+          agentVersion: AGENT_VERSION,
+          capabilities: this.capabilities,
+          limits: this.limits,
+        }),
+      }),
+    );
+    this.log.info('host synced', { host: sync.hostId, protocolVersion: version });
+    void this.sendReady('sync');
+    this.startTelemetry();
+  }
+
+  /** Announces the agent when it starts on an already-attached channel. */
+  async announce(): Promise<void> {
+    if (this.channel.connected) {
+      await this.sendReady('start');
+    }
+  }
+
+  private async sendReady(reason: string): Promise<void> {
+    try {
+      const info = await this.deps.collectInfo();
+      void this.send(
+        agentMessage(this.nextEventId(), {
+          case: 'agentReady',
+          value: create(AgentReadyEventSchema, { info, reason }),
+        }),
+      );
+    } catch (err) {
+      this.log.error('could not collect agent info', { error: (err as Error).message });
+    }
+  }
+
+  private startTelemetry(): void {
+    this.stopTelemetry();
+    const sample = this.deps.sampleTelemetry?.bind(this.deps);
+    if (!sample || this.config.telemetry_interval_ms === 0) {
+      return;
+    }
+    void sample().catch(() => undefined); // primes CPU deltas
+    this.telemetryTimer = setInterval(() => {
+      if (!this.synced) {
+        return;
+      }
+      sample().then(
+        (report) =>
+          this.send(agentMessage(this.nextEventId(), { case: 'telemetry', value: report })),
+        (err: Error) => this.log.warn('telemetry sample failed', { error: err.message }),
+      );
+    }, this.config.telemetry_interval_ms);
+    this.telemetryTimer.unref();
+  }
+
+  private stopTelemetry(): void {
+    clearInterval(this.telemetryTimer);
+    this.telemetryTimer = undefined;
+  }
+
+  private onRequest(id: string, payload: Extract<AgentPayload, { case: RequestCase }>): void {
+    this.stats.requests++;
+    if (id.length === 0 || id.length > MAX_MESSAGE_ID_LENGTH || !MESSAGE_ID_PATTERN.test(id)) {
+      this.replyError(
+        id.length > MAX_MESSAGE_ID_LENGTH ? '' : id,
+        ErrorCode.INVALID_REQUEST,
+        `message_id must be 1-${MAX_MESSAGE_ID_LENGTH} printable ASCII characters`,
+      );
+      return;
+    }
+    const handler = this.handlers.get(payload.case);
+    if (!handler) {
+      this.replyError(
+        id,
+        ErrorCode.UNKNOWN_OPERATION,
+        `operation ${payload.case} is not implemented by this agent`,
+      );
+      return;
+    }
+    const blockedBy = operationBlockedBy(this.config, handler.operation);
+    if (blockedBy !== null) {
+      this.replyError(
+        id,
+        ErrorCode.OPERATION_BLOCKED,
+        `operation ${handler.operation} is blocked by policy (${blockedBy} in ${this.config.source})`,
+      );
+      return;
+    }
+
+    const retained = RETAINED.has(payload.case);
+    const existing = retained ? this.results.get(id) : undefined;
+    if (existing) {
+      this.log.debug('request id seen before: replying with its result', { id });
+      void existing.then(
+        (result) => this.send(agentMessage(id, result)),
+        (err: unknown) => this.replyOpError(id, toAgentOpError(err, handler.operation)),
+      );
+      return;
+    }
+
+    const afterReply: Array<() => void> = [];
+    const ctx: HandlerContext = {
+      messageId: id,
+      log: this.log,
+      afterReply: (fn) => afterReply.push(fn),
+    };
+    let work: Promise<AgentPayload>;
+    try {
+      work = handler.handle(payload.value, ctx);
+    } catch (err) {
+      work = Promise.reject(toAgentOpError(err, handler.operation));
+    }
+    if (retained) {
+      this.results.track(id, work, payloadSize);
+    }
+    work.then(
+      (result) => {
+        const written = this.send(agentMessage(id, result));
+        if (afterReply.length > 0) {
+          void written.finally(() => afterReply.forEach((fn) => fn()));
+        }
+      },
+      (err: unknown) => this.replyOpError(id, toAgentOpError(err, handler.operation)),
+    );
+  }
+
+  private replyOpError(id: string, err: AgentOpError): void {
+    this.replyError(id, err.code, err.message);
+  }
+
+  private replyError(id: string, code: ErrorCode, message: string): void {
+    this.stats.errors++;
+    this.log.debug('request failed', { id, code: ErrorCode[code], message });
+    void this.send(
+      agentMessage(id, { case: 'error', value: create(ErrorSchema, { code, message }) }),
+    );
+  }
+
+  private send(message: AgentMessage): Promise<void> {
+    if (!this.channel.connected) {
+      return Promise.resolve();
+    }
+    let parts: Uint8Array[];
+    try {
+      parts = encodeAgentMessage(message, this.config.max_frame_bytes);
+    } catch (err) {
+      // A reply that cannot fit a frame is a bug in a handler's bounds; say so instead.
+      const reply = agentMessage(message.messageId, {
+        case: 'error',
+        value: create(ErrorSchema, {
+          code: ErrorCode.TOO_LARGE,
+          message: `reply does not fit max_frame_bytes ${this.config.max_frame_bytes}: ${(err as Error).message}`,
+        }),
+      });
+      parts = encodeAgentMessage(reply, this.config.max_frame_bytes);
+    }
+    return this.channel.write(parts).catch((err: Error) => {
+      this.log.debug('reply not written', { id: message.messageId, error: err.message });
+    });
+  }
+
+  private nextEventId(): string {
+    return `evt-${++this.eventSeq}`;
+  }
+}
+
+function payloadSize(payload: AgentPayload): number {
+  if (payload.case === 'executeResponse') {
+    return payload.value.stdout.length + payload.value.stderr.length + 256;
+  }
+  return 256;
+}

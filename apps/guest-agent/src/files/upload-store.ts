@@ -1,0 +1,350 @@
+import { constants, type FileHandle, open, rename, stat, unlink } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { ErrorCode } from '@lq/proto';
+import type { AgentConfig } from '../config.js';
+import { AgentOpError, toAgentOpError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { writeFully } from './file-io.js';
+import { quotePath } from './path-policy.js';
+
+export const UPLOAD_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+
+const NAME_MAX_BYTES = 255;
+const DEFAULT_NEW_FILE_MODE = 0o644;
+const BACKGROUND_FLUSH_BYTES = 8 * 1024 * 1024;
+
+export type UploadStoreOptions = Pick<
+  AgentConfig['files'],
+  'upload_idle_timeout_ms' | 'max_uploads'
+>;
+
+export interface UploadChunk {
+  uploadId: string;
+  /** The target, already checked by the path policy. */
+  path: string;
+  offset: number;
+  data: Uint8Array;
+  commit: boolean;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+export interface UploadChunkResult {
+  bytesWritten: number;
+  /** Extent of the upload so far (highest offset + length written). */
+  size: number;
+  committed: boolean;
+}
+
+interface Upload {
+  readonly id: string;
+  readonly target: string;
+  readonly tempPath: string;
+  readonly opened: Promise<FileHandle>;
+  readonly pending: Set<Promise<void>>;
+  readonly timer: NodeJS.Timeout;
+  state: 'open' | 'committing' | 'closed';
+  committing?: Promise<unknown>;
+  size: number;
+  /** Bytes written since the last background flush was started. */
+  unflushed: number;
+  flushing?: Promise<void>;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+/** `.<basename>.lq-upload-<id>` beside the target, the basename shortened to fit NAME_MAX. */
+export function uploadTempPath(target: string, uploadId: string): string {
+  const suffix = `.lq-upload-${uploadId}`;
+  let base = posix.basename(target);
+  while (base.length > 0 && Buffer.byteLength(`.${base}${suffix}`) > NAME_MAX_BYTES) {
+    base = base.slice(0, -1);
+  }
+  return posix.join(posix.dirname(target), `.${base}${suffix}`);
+}
+
+function ignoreMissing(err: unknown): void {
+  if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+    throw err;
+  }
+}
+
+/**
+ * Atomic whole-file uploads (PROTOCOL.md §6 Files). Chunks of one upload may arrive
+ * concurrently and out of order: each is a positional write on the upload's one FileHandle. The
+ * commit chunk waits for every write in flight, then fsyncs, sets owner and mode, renames the
+ * temporary file over the target and fsyncs the directory, so a reader sees the old file or the
+ * whole new one.
+ */
+export class UploadStore {
+  private readonly uploads = new Map<string, Upload>();
+  // Temp paths being closed, unlinked or renamed; a new upload of the same id waits for them
+  // so that the old upload's cleanup cannot remove the new temp file.
+  private readonly settling = new Map<string, Promise<void>>();
+  private closed = false;
+
+  constructor(
+    private readonly options: UploadStoreOptions,
+    private readonly log?: Logger,
+  ) {}
+
+  /** Uploads currently open (including ones being committed). */
+  get openUploads(): number {
+    return this.uploads.size;
+  }
+
+  async write(chunk: UploadChunk): Promise<UploadChunkResult> {
+    if (!UPLOAD_ID_PATTERN.test(chunk.uploadId)) {
+      throw new AgentOpError(
+        ErrorCode.INVALID_REQUEST,
+        `upload_id ${JSON.stringify(chunk.uploadId)} must match ${UPLOAD_ID_PATTERN.source}`,
+      );
+    }
+    if (this.closed) {
+      throw new AgentOpError(ErrorCode.BUSY, 'the agent is shutting down; uploads are closed');
+    }
+    const upload = this.uploads.get(chunk.uploadId) ?? this.start(chunk);
+    if (upload.target !== chunk.path) {
+      throw new AgentOpError(
+        ErrorCode.INVALID_REQUEST,
+        `upload ${JSON.stringify(upload.id)} writes ${quotePath(upload.target)}, not ${quotePath(chunk.path)}`,
+      );
+    }
+    if (upload.state !== 'open') {
+      throw new AgentOpError(
+        ErrorCode.INVALID_REQUEST,
+        `upload ${JSON.stringify(upload.id)} is already being committed`,
+      );
+    }
+    upload.mode = chunk.mode ?? upload.mode;
+    upload.uid = chunk.uid ?? upload.uid;
+    upload.gid = chunk.gid ?? upload.gid;
+    upload.timer.refresh();
+
+    const written = this.writeChunk(upload, chunk);
+    if (!chunk.commit) {
+      await written;
+      return { bytesWritten: chunk.data.length, size: upload.size, committed: false };
+    }
+    // The commit reports this write's failure through upload.pending.
+    written.catch(() => undefined);
+    upload.state = 'committing';
+    const committing = this.commit(upload, chunk.data.length);
+    upload.committing = committing.catch(() => undefined);
+    return committing;
+  }
+
+  /** Aborts every open upload and removes its temp file; for shutdown. */
+  async closeAll(): Promise<void> {
+    this.closed = true;
+    const uploads = [...this.uploads.values()];
+    await Promise.all(
+      uploads.map((u) =>
+        u.state === 'committing' && u.committing
+          ? u.committing
+          : this.abort(u, 'the agent is shutting down'),
+      ),
+    );
+    await Promise.all(this.settling.values());
+  }
+
+  private start(chunk: UploadChunk): Upload {
+    if (this.uploads.size >= this.options.max_uploads) {
+      throw new AgentOpError(
+        ErrorCode.BUSY,
+        `too many uploads in progress (files.max_uploads = ${this.options.max_uploads})`,
+      );
+    }
+    const tempPath = uploadTempPath(chunk.path, chunk.uploadId);
+    const upload: Upload = {
+      id: chunk.uploadId,
+      target: chunk.path,
+      tempPath,
+      opened: this.openTemp(tempPath).catch((err: unknown) => {
+        throw toAgentOpError(
+          err,
+          `upload ${JSON.stringify(chunk.uploadId)}: creating ${quotePath(tempPath)}`,
+        );
+      }),
+      pending: new Set(),
+      timer: setTimeout(() => this.onIdle(upload), this.options.upload_idle_timeout_ms).unref(),
+      state: 'open',
+      size: 0,
+      unflushed: 0,
+    };
+    upload.opened.catch(() => {
+      // The chunks waiting on the open report the error; a retry starts afresh.
+      this.forget(upload);
+    });
+    this.uploads.set(upload.id, upload);
+    return upload;
+  }
+
+  private async openTemp(tempPath: string): Promise<FileHandle> {
+    await this.settling.get(tempPath);
+    // A stale temp file (an agent killed mid-upload) is replaced; O_EXCL then refuses anything
+    // planted at the name between the unlink and the open, a symlink included.
+    await unlink(tempPath).catch(ignoreMissing);
+    return open(tempPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  }
+
+  private writeChunk(upload: Upload, chunk: UploadChunk): Promise<void> {
+    const write = (async () => {
+      const handle = await upload.opened;
+      await writeFully(handle, chunk.data, chunk.offset);
+      upload.size = Math.max(upload.size, chunk.offset + chunk.data.length);
+      this.flushInBackground(upload, handle, chunk.data.length);
+    })();
+    upload.pending.add(write);
+    const done = (): void => {
+      upload.pending.delete(write);
+    };
+    write.then(done, done);
+    return write.catch((err: unknown) => {
+      throw toAgentOpError(
+        err,
+        `upload ${JSON.stringify(upload.id)}: writing ${quotePath(upload.tempPath)}`,
+      );
+    });
+  }
+
+  // The commit's fsync would otherwise write the whole file out at the end, doubling a large
+  // upload's time; flushing as data arrives overlaps the disk with the transfer.
+  private flushInBackground(upload: Upload, handle: FileHandle, bytes: number): void {
+    upload.unflushed += bytes;
+    if (upload.unflushed < BACKGROUND_FLUSH_BYTES || upload.flushing) {
+      return;
+    }
+    upload.unflushed = 0;
+    upload.flushing = handle
+      .datasync()
+      .catch(() => undefined)
+      .finally(() => {
+        upload.flushing = undefined;
+      });
+  }
+
+  private async commit(upload: Upload, bytesWritten: number): Promise<UploadChunkResult> {
+    const what = `upload ${JSON.stringify(upload.id)}: committing ${quotePath(upload.target)}`;
+    const results = await Promise.allSettled([...upload.pending]);
+    await upload.flushing;
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    let handle: FileHandle;
+    try {
+      if (failed) {
+        // The failed chunk was answered with its error; the host may resend it and commit again.
+        throw failed.reason;
+      }
+      handle = await upload.opened;
+      const existing = await stat(upload.target).catch((err: unknown) => ignoreMissing(err));
+      const uid = upload.uid ?? existing?.uid;
+      const gid = upload.gid ?? existing?.gid;
+      // chown clears set-id bits, so it goes before chmod.
+      if (uid !== undefined || gid !== undefined) {
+        await handle.chown(uid ?? -1, gid ?? -1);
+      }
+      const mode = upload.mode ?? (existing ? existing.mode : DEFAULT_NEW_FILE_MODE);
+      await handle.chmod(mode & 0o7777);
+      await handle.sync();
+    } catch (err) {
+      if (upload.state === 'committing') {
+        upload.state = 'open';
+        upload.timer.refresh();
+      }
+      throw toAgentOpError(err, what);
+    }
+
+    this.forget(upload);
+    const renamed = (async () => {
+      try {
+        await handle.close();
+        await rename(upload.tempPath, upload.target);
+      } catch (err) {
+        await unlink(upload.tempPath).catch(() => undefined);
+        throw err;
+      }
+    })();
+    void this.settle(upload.tempPath, renamed);
+    try {
+      await renamed;
+    } catch (err) {
+      throw toAgentOpError(err, what);
+    }
+    await this.syncDirectory(posix.dirname(upload.target));
+    this.log?.debug('upload committed', {
+      uploadId: upload.id,
+      path: upload.target,
+      size: upload.size,
+    });
+    return { bytesWritten, size: upload.size, committed: true };
+  }
+
+  // The rename is durable only once the directory is; the file's data already is.
+  private async syncDirectory(dir: string): Promise<void> {
+    try {
+      const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      this.log?.warn('cannot fsync directory after upload', { dir, error: String(err) });
+    }
+  }
+
+  private onIdle(upload: Upload): void {
+    if (upload.state !== 'open') {
+      return;
+    }
+    if (upload.pending.size > 0) {
+      upload.timer.refresh();
+      return;
+    }
+    this.log?.info('upload abandoned: idle', {
+      uploadId: upload.id,
+      path: upload.target,
+      idleMs: this.options.upload_idle_timeout_ms,
+    });
+    void this.abort(upload, 'idle');
+  }
+
+  private abort(upload: Upload, reason: string): Promise<void> {
+    this.forget(upload);
+    const cleanup = (async () => {
+      await Promise.allSettled([...upload.pending]);
+      const handle = await upload.opened.catch(() => undefined);
+      await handle?.close().catch(() => undefined);
+      if (handle) {
+        await unlink(upload.tempPath).catch(() => undefined);
+      }
+    })();
+    this.log?.debug('upload aborted', { uploadId: upload.id, reason });
+    return this.settle(upload.tempPath, cleanup);
+  }
+
+  private forget(upload: Upload): void {
+    upload.state = 'closed';
+    clearTimeout(upload.timer);
+    if (this.uploads.get(upload.id) === upload) {
+      this.uploads.delete(upload.id);
+    }
+  }
+
+  private settle(tempPath: string, work: Promise<void>): Promise<void> {
+    const settled = work.then(
+      () => undefined,
+      () => undefined,
+    );
+    const chained = (this.settling.get(tempPath) ?? Promise.resolve()).then(() => settled);
+    this.settling.set(tempPath, chained);
+    void chained.then(() => {
+      if (this.settling.get(tempPath) === chained) {
+        this.settling.delete(tempPath);
+      }
+    });
+    return settled;
+  }
+}

@@ -1,0 +1,84 @@
+import { constants, open } from 'node:fs/promises';
+import { create } from '@bufbuild/protobuf';
+import { type AgentPayload, ErrorCode, FileReadResponseSchema } from '@lq/proto';
+import type { AgentConfig } from '../config.js';
+import { AgentOpError, toAgentOpError } from '../errors.js';
+import { readFully, toSafeOffset } from '../files/file-io.js';
+import { PathPolicy, quotePath } from '../files/path-policy.js';
+import type { OperationHandler, RequestOf } from './handler.js';
+
+/**
+ * file.read: one chunk of a regular file at an offset. `mode` in the response is the whole
+ * st_mode (file type bits and permission bits, as stat(2)); `mode & 0o7777` is the permissions.
+ */
+export class FileReadHandler implements OperationHandler<'fileRead'> {
+  readonly operation = 'file.read';
+  readonly requestCase = 'fileRead';
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly paths: PathPolicy = new PathPolicy(config.files.roots),
+  ) {}
+
+  async handle(request: RequestOf<'fileRead'>): Promise<AgentPayload> {
+    const chunkMax = this.config.files.chunk_max_bytes;
+    if (request.length > chunkMax) {
+      throw new AgentOpError(
+        ErrorCode.TOO_LARGE,
+        `length ${request.length} is more than files.chunk_max_bytes (${chunkMax})`,
+      );
+    }
+    const length = request.length === 0 ? chunkMax : request.length;
+    const offset = toSafeOffset(request.offset);
+    if (offset === undefined) {
+      throw new AgentOpError(
+        ErrorCode.INVALID_REQUEST,
+        `offset ${request.offset} is beyond ${Number.MAX_SAFE_INTEGER}`,
+      );
+    }
+    const path = await this.paths.check(request.path);
+
+    try {
+      // O_NONBLOCK: opening a FIFO must not park a libuv thread waiting for a writer.
+      const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+      try {
+        const st = await handle.stat();
+        if (st.isDirectory()) {
+          throw new AgentOpError(
+            ErrorCode.INVALID_REQUEST,
+            `path ${quotePath(request.path)} is a directory`,
+          );
+        }
+        if (!st.isFile()) {
+          throw new AgentOpError(
+            ErrorCode.INVALID_REQUEST,
+            `path ${quotePath(request.path)} is not a regular file`,
+          );
+        }
+        // procfs and sysfs files report size 0 (or a page) whatever they hold: read `length`
+        // and let a short read say where they end.
+        const want = st.size === 0 ? length : Math.min(length, Math.max(0, st.size - offset));
+        let data: Buffer = Buffer.allocUnsafe(want);
+        const bytesRead = want === 0 ? 0 : await readFully(handle, data, offset);
+        if (bytesRead < want) {
+          data = data.subarray(0, bytesRead);
+        }
+        return {
+          case: 'fileReadResponse',
+          value: create(FileReadResponseSchema, {
+            data,
+            eof: bytesRead < want || (st.size > 0 && offset + bytesRead >= st.size),
+            totalSize: BigInt(st.size),
+            mode: st.mode,
+            offset: request.offset,
+            mtimeMs: BigInt(Math.trunc(st.mtimeMs)),
+          }),
+        };
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      throw toAgentOpError(err, `reading ${quotePath(request.path)}`);
+    }
+  }
+}

@@ -1,0 +1,127 @@
+import { constants, type FileHandle, open } from 'node:fs/promises';
+import { create } from '@bufbuild/protobuf';
+import { type AgentPayload, ErrorCode, FileWriteResponseSchema } from '@lq/proto';
+import type { AgentConfig } from '../config.js';
+import { AgentOpError, toAgentOpError } from '../errors.js';
+import { toSafeOffset, writeFully } from '../files/file-io.js';
+import { PathPolicy, quotePath } from '../files/path-policy.js';
+import type { UploadStore } from '../files/upload-store.js';
+import type { OperationHandler, RequestOf } from './handler.js';
+
+const DEFAULT_CREATE_MODE = 0o644;
+
+function invalid(message: string): AgentOpError {
+  return new AgentOpError(ErrorCode.INVALID_REQUEST, message);
+}
+
+/**
+ * file.write: one chunk, either in place (flags as open(2): create, truncate, append) or into an
+ * atomic upload named by upload_id (see UploadStore).
+ */
+export class FileWriteHandler implements OperationHandler<'fileWrite'> {
+  readonly operation = 'file.write';
+  readonly requestCase = 'fileWrite';
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly uploads: UploadStore,
+    private readonly paths: PathPolicy = new PathPolicy(config.files.roots),
+  ) {}
+
+  async handle(request: RequestOf<'fileWrite'>): Promise<AgentPayload> {
+    const chunkMax = this.config.files.chunk_max_bytes;
+    if (request.data.length > chunkMax) {
+      throw new AgentOpError(
+        ErrorCode.TOO_LARGE,
+        `data is ${request.data.length} bytes, more than files.chunk_max_bytes (${chunkMax})`,
+      );
+    }
+    const offset = toSafeOffset(request.offset);
+    if (offset === undefined || offset + request.data.length > Number.MAX_SAFE_INTEGER) {
+      throw invalid(`offset ${request.offset} is beyond ${Number.MAX_SAFE_INTEGER}`);
+    }
+    if (request.uploadId === '' && request.commit) {
+      throw invalid('commit needs an upload_id');
+    }
+    if (request.uploadId !== '' && request.append) {
+      throw invalid('append cannot be used with upload_id: upload chunks carry their offset');
+    }
+    const path = await this.paths.check(request.path);
+
+    if (request.uploadId !== '') {
+      const result = await this.uploads.write({
+        uploadId: request.uploadId,
+        path,
+        offset,
+        data: request.data,
+        commit: request.commit,
+        mode: request.mode,
+        uid: request.uid,
+        gid: request.gid,
+      });
+      return response(result.bytesWritten, result.size, result.committed);
+    }
+
+    try {
+      const { handle, created } = await openForWrite(path, request);
+      try {
+        if (!(await handle.stat()).isFile()) {
+          throw invalid(`path ${quotePath(request.path)} is not a regular file`);
+        }
+        // chown clears set-id bits, so it goes before chmod; chmod bypasses the umask.
+        if (request.uid !== undefined || request.gid !== undefined) {
+          await handle.chown(request.uid ?? -1, request.gid ?? -1);
+        }
+        if (created && request.mode !== undefined) {
+          await handle.chmod(request.mode & 0o7777);
+        }
+        await writeFully(handle, request.data, request.append ? null : offset);
+        const size = (await handle.stat()).size;
+        return response(request.data.length, size, false);
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EISDIR') {
+        throw invalid(`path ${quotePath(request.path)} is a directory`);
+      }
+      throw toAgentOpError(err, `writing ${quotePath(request.path)}`);
+    }
+  }
+}
+
+async function openForWrite(
+  path: string,
+  request: RequestOf<'fileWrite'>,
+): Promise<{ handle: FileHandle; created: boolean }> {
+  // O_NONBLOCK: a FIFO without a reader fails at once instead of parking a libuv thread.
+  const flags =
+    constants.O_WRONLY |
+    constants.O_NONBLOCK |
+    (request.truncate ? constants.O_TRUNC : 0) |
+    (request.append ? constants.O_APPEND : 0);
+  if (request.create) {
+    // O_EXCL first, so the mode is applied only to a file this request created.
+    try {
+      const mode = (request.mode ?? DEFAULT_CREATE_MODE) & 0o7777;
+      const handle = await open(path, flags | constants.O_CREAT | constants.O_EXCL, mode);
+      return { handle, created: true };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw err;
+      }
+    }
+  }
+  return { handle: await open(path, flags), created: false };
+}
+
+function response(bytesWritten: number, size: number, committed: boolean): AgentPayload {
+  return {
+    case: 'fileWriteResponse',
+    value: create(FileWriteResponseSchema, {
+      bytesWritten: BigInt(bytesWritten),
+      size: BigInt(size),
+      committed,
+    }),
+  };
+}

@@ -1,0 +1,27 @@
+import type { AgentPayload } from '@lq/proto';
+import type { OperationName } from '../config.js';
+import type { Logger } from '../logger.js';
+
+/** The request payload cases an operation handler can serve. */
+export type RequestCase = 'ping' | 'getInfo' | 'execute' | 'fileRead' | 'fileWrite' | 'shutdown';
+
+export type RequestOf<C extends RequestCase> = Extract<AgentPayload, { case: C }>['value'];
+
+export interface HandlerContext {
+  /** The request's id, for logs and for naming things (temp files, process tags). */
+  messageId: string;
+  log: Logger;
+  /** Runs fn once the reply has been handed to the channel (shutdown replies before acting). */
+  afterReply(fn: () => void): void;
+}
+
+/**
+ * One operation: checks its input, does the work, returns the response payload. Failures are
+ * thrown as AgentOpError (anything else is mapped by the dispatcher). Policy (allowed/blocked
+ * operations) is checked by the dispatcher before handle() is called.
+ */
+export interface OperationHandler<C extends RequestCase = RequestCase> {
+  readonly operation: OperationName;
+  readonly requestCase: C;
+  handle(request: RequestOf<C>, ctx: HandlerContext): Promise<AgentPayload>;
+}

@@ -1,0 +1,21 @@
+import { create } from '@bufbuild/protobuf';
+import { PongResponseSchema, type AgentPayload } from '@lq/proto';
+import type { OperationHandler } from './handler.js';
+
+export class PingHandler implements OperationHandler<'ping'> {
+  readonly operation = 'ping' as const;
+  readonly requestCase = 'ping' as const;
+  private readonly started = performance.now();
+
+  constructor(private readonly agentVersion: string) {}
+
+  handle(): Promise<AgentPayload> {
+    return Promise.resolve({
+      case: 'pong',
+      value: create(PongResponseSchema, {
+        agentVersion: this.agentVersion,
+        uptimeSeconds: (performance.now() - this.started) / 1000,
+      }),
+    });
+  }
+}

@@ -1,0 +1,159 @@
+// The guest agent's entry point: `limiquantix-agent [--device PATH | --listen PATH] [--config FILE]`.
+// Plain Node.js, no framework: it runs in every VM, so start-up time and memory matter.
+import { parseArgs } from 'node:util';
+import { AGENT_VERSION, Agent, PROTOCOL_VERSION, agentLimits } from './agent.js';
+import { SocketListenChannel } from './channel/socket-listen.channel.js';
+import { VirtioDeviceChannel } from './channel/virtio-device.channel.js';
+import type { HostChannel } from './channel/host-channel.js';
+import {
+  ConfigError,
+  DEFAULT_CONFIG_PATH,
+  DEFAULT_DEVICE_PATH,
+  enabledOperations,
+  loadConfig,
+} from './config.js';
+import { ExecuteHandler } from './handlers/execute.handler.js';
+import { FileReadHandler } from './handlers/file-read.handler.js';
+import { FileWriteHandler } from './handlers/file-write.handler.js';
+import { GetInfoHandler } from './handlers/get-info.handler.js';
+import { PingHandler } from './handlers/ping.handler.js';
+import { ShutdownHandler } from './handlers/shutdown.handler.js';
+import { Logger } from './logger.js';
+import { collectAgentInfo } from './telemetry/system-info.js';
+import { TelemetryCollector } from './telemetry/telemetry-collector.js';
+import { ProcessRunner } from './exec/process-runner.js';
+import { UserResolver } from './exec/user-resolver.js';
+import { UploadStore } from './files/upload-store.js';
+
+const USAGE = `limiquantix-agent ${AGENT_VERSION}: the LimiQuantix guest agent
+
+Usage: limiquantix-agent [--device PATH | --listen PATH] [--config FILE] [--log-level LEVEL]
+
+  --device PATH     virtio-serial port to serve (default ${DEFAULT_DEVICE_PATH})
+  --listen PATH     listen on a Unix socket instead (stands in for QEMU's chardev socket)
+  --config FILE     JSON config (default ${DEFAULT_CONFIG_PATH}; built-in defaults if absent)
+  --log-level L     debug | info | warn | error | silent (overrides the config)
+  --check-config    validate the config, print the effective settings and exit
+  --version         print the version and exit
+  --help            this text
+`;
+
+function fail(message: string, code = 2): never {
+  process.stderr.write(`limiquantix-agent: ${message}\n`);
+  process.exit(code);
+}
+
+async function main(): Promise<void> {
+  // Blocking reads of the virtio port hold one pool thread for good; give file I/O room.
+  process.env.UV_THREADPOOL_SIZE ??= '8';
+
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        device: { type: 'string' },
+        listen: { type: 'string' },
+        config: { type: 'string' },
+        'log-level': { type: 'string' },
+        'check-config': { type: 'boolean' },
+        version: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: true,
+    });
+  } catch (err) {
+    fail(`${(err as Error).message}\n\n${USAGE}`);
+  }
+  const { values, positionals } = args;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (values.version) {
+    process.stdout.write(`${AGENT_VERSION} (protocol ${PROTOCOL_VERSION})\n`);
+    return;
+  }
+  if (values.device && values.listen) {
+    fail('--device and --listen are exclusive');
+  }
+  // The lab guest's init passes the port as a bare argument.
+  const devicePath = values.device ?? positionals[0];
+
+  let config;
+  try {
+    config = loadConfig(values.config);
+  } catch (err) {
+    fail(err instanceof ConfigError ? err.message : String(err));
+  }
+  const level = values['log-level'] ?? config.log_level;
+  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level)) {
+    fail(`--log-level must be one of debug, info, warn, error, silent (got ${level})`);
+  }
+  if (values['check-config']) {
+    process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+    return;
+  }
+  const log = new Logger(level as typeof config.log_level);
+
+  const channel: HostChannel = values.listen
+    ? new SocketListenChannel(values.listen)
+    : new VirtioDeviceChannel(devicePath ?? DEFAULT_DEVICE_PATH);
+
+  const startedAt = new Date();
+  const collectInfo = () =>
+    collectAgentInfo(config, {
+      agentVersion: AGENT_VERSION,
+      protocolVersion: PROTOCOL_VERSION,
+      capabilities: enabledOperations(config),
+      limits: agentLimits(config),
+      startedAt,
+    });
+  const telemetry = new TelemetryCollector(config, log);
+  const runner = new ProcessRunner(config, new UserResolver(config), log);
+  const uploads = new UploadStore(config.files, log);
+
+  const agent = new Agent({
+    config,
+    channel,
+    log,
+    collectInfo,
+    sampleTelemetry: () => telemetry.sample(),
+    handlers: [
+      new PingHandler(AGENT_VERSION),
+      new GetInfoHandler(collectInfo),
+      new ExecuteHandler(runner),
+      new FileReadHandler(config),
+      new FileWriteHandler(config, uploads),
+      new ShutdownHandler(config),
+    ],
+  });
+
+  try {
+    await agent.start();
+  } catch (err) {
+    fail(`cannot open ${channel.description}: ${(err as Error).message}`, 1);
+  }
+  await agent.announce();
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      return;
+    }
+    stopping = true;
+    log.info('stopping', { signal });
+    runner.killAll();
+    void Promise.allSettled([uploads.closeAll(), agent.stop()]).finally(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('uncaughtException', (err) => {
+    // Keep serving: one bad request must not take the channel down with it.
+    log.error('uncaught exception', { error: err.stack ?? err.message });
+  });
+  process.on('unhandledRejection', (err) => {
+    log.error('unhandled rejection', { error: (err as Error)?.stack ?? String(err) });
+  });
+}
+
+void main();

@@ -1,0 +1,482 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { createConnection, type Socket } from 'node:net';
+import { create } from '@bufbuild/protobuf';
+import {
+  ErrorCode,
+  ResultAckSchema,
+  SyncRequestSchema,
+  type AgentInfo,
+  type AgentLimits,
+  type AgentMessage,
+} from '../gen/limiquantix/agent/v1/agent_pb.js';
+import { DEFAULT_MAX_FRAME_BYTES, type FrameIssue } from '../framing/frame-codec.js';
+import {
+  AgentMessageDecoder,
+  agentMessage,
+  encodeAgentMessage,
+  type AgentPayload,
+  type AgentPayloadCase,
+  type PayloadOf,
+} from '../framing/message-codec.js';
+
+export const HOST_PROTOCOL_VERSION = 1;
+
+export type AgentClientState = 'disconnected' | 'connecting' | 'syncing' | 'ready' | 'closed';
+
+/** Raised when the agent answered with `Error { code, message }`. */
+export class AgentRequestError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'AgentRequestError';
+  }
+  get codeName(): string {
+    return ErrorCode[this.code] ?? String(this.code);
+  }
+}
+
+/** No agent at the other end right now (socket absent, closed, or never synced). */
+export class AgentNotConnectedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AgentNotConnectedError';
+  }
+}
+
+/** The request's deadline passed without a reply. */
+export class AgentTimeoutError extends Error {
+  constructor(
+    readonly operation: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`agent did not answer ${operation} within ${timeoutMs} ms`);
+    this.name = 'AgentTimeoutError';
+  }
+}
+
+export interface AgentClientOptions {
+  /** Unix socket: QEMU's chardev socket, or an agent's --listen socket. */
+  path: string;
+  /** Shown to the agent in the sync handshake. */
+  hostId?: string;
+  maxFrameBytes?: number;
+  /** Per-attempt sync timeout; doubles up to syncTimeoutMaxMs. */
+  syncTimeoutMs?: number;
+  syncTimeoutMaxMs?: number;
+  /** Reconnect after the socket closes (node daemon); off for one-shot tools. */
+  reconnect?: boolean;
+  reconnectInitialMs?: number;
+  reconnectMaxMs?: number;
+  /** Default request deadline. */
+  requestTimeoutMs?: number;
+}
+
+export interface RequestOptions {
+  timeoutMs?: number;
+  /** Reuse an id to fetch a retained result again (PROTOCOL.md §4). */
+  messageId?: string;
+}
+
+interface Pending {
+  id: string;
+  operation: string;
+  frame: Uint8Array[];
+  resolve(message: AgentMessage): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+  ack: boolean;
+}
+
+const ACKED_CASES: ReadonlySet<string> = new Set(['execute', 'fileWrite', 'shutdown']);
+
+/**
+ * The host end of one agent channel (PROTOCOL.md): connect, sync with a nonce, correlate replies
+ * by message id, enforce deadlines, resync after a timeout, reconnect with backoff, acknowledge
+ * retained results. Used by the node daemon (one per VM) and by agentctl.
+ *
+ * Events: 'state' (state), 'ready' (AgentInfo), 'telemetry' (TelemetryReport),
+ * 'message' (any unsolicited AgentMessage), 'issue' (FrameIssue).
+ */
+export class AgentClient extends EventEmitter {
+  readonly path: string;
+  private readonly opts: Required<Omit<AgentClientOptions, 'path'>>;
+  private socket: Socket | undefined;
+  private decoder: AgentMessageDecoder;
+  private _state: AgentClientState = 'disconnected';
+  private readonly pending = new Map<string, Pending>();
+  private readonly waitingForReady = new Set<() => void>();
+  private readonly sessionPrefix = randomBytes(4).toString('hex');
+  private seq = 0;
+  private syncNonce: bigint | undefined;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private syncAttempt = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private reconnectDelay: number;
+  private ackIds: string[] = [];
+  private ackTimer: NodeJS.Timeout | undefined;
+
+  /** From the last sync. */
+  agentVersion = '';
+  protocolVersion = 0;
+  capabilities: string[] = [];
+  limits: AgentLimits | undefined;
+  /** From the last AgentReady. */
+  info: AgentInfo | undefined;
+  lastSeen: Date | undefined;
+  connectedSince: Date | undefined;
+  droppedFrames = 0;
+  /** The agent's bound on what we send; ours until the first sync says otherwise. */
+  private sendMaxFrameBytes: number;
+
+  constructor(options: AgentClientOptions) {
+    super();
+    this.path = options.path;
+    this.opts = {
+      hostId: options.hostId ?? 'host',
+      maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      syncTimeoutMs: options.syncTimeoutMs ?? 1000,
+      syncTimeoutMaxMs: options.syncTimeoutMaxMs ?? 8000,
+      reconnect: options.reconnect ?? false,
+      reconnectInitialMs: options.reconnectInitialMs ?? 100,
+      reconnectMaxMs: options.reconnectMaxMs ?? 5000,
+      requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+    };
+    this.reconnectDelay = this.opts.reconnectInitialMs;
+    this.sendMaxFrameBytes = this.opts.maxFrameBytes;
+    this.decoder = this.newDecoder();
+  }
+
+  get state(): AgentClientState {
+    return this._state;
+  }
+
+  /** Starts connecting (and reconnecting, if enabled). */
+  start(): void {
+    if (this._state === 'closed') {
+      throw new Error('client is closed');
+    }
+    this.connect();
+  }
+
+  /** Resolves once synced; rejects after timeoutMs or when the client stops trying. */
+  waitReady(timeoutMs: number): Promise<void> {
+    if (this._state === 'ready') {
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waitingForReady.delete(done);
+        reject(
+          new AgentNotConnectedError(
+            `agent at ${this.path} not ready within ${timeoutMs} ms (state ${this._state})`,
+          ),
+        );
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.waitingForReady.delete(done);
+        if (this._state === 'ready') {
+          resolve();
+        } else {
+          reject(new AgentNotConnectedError(`agent at ${this.path} is ${this._state}`));
+        }
+      };
+      this.waitingForReady.add(done);
+    });
+  }
+
+  /**
+   * Sends a request and resolves with the agent's reply; an `Error` reply rejects with
+   * AgentRequestError. Fails fast with AgentNotConnectedError when no agent is connected;
+   * while a (re)sync is under way the request waits for it within its deadline.
+   */
+  request(payload: AgentPayload, options: RequestOptions = {}): Promise<AgentMessage> {
+    const operation = payload.case ?? 'unknown';
+    if (
+      this._state === 'closed' ||
+      this._state === 'disconnected' ||
+      this._state === 'connecting'
+    ) {
+      return Promise.reject(
+        new AgentNotConnectedError(`agent at ${this.path} is not connected (${this._state})`),
+      );
+    }
+    const timeoutMs = options.timeoutMs ?? this.opts.requestTimeoutMs;
+    const id = options.messageId ?? `${this.sessionPrefix}-${++this.seq}`;
+    let frame: Uint8Array[];
+    try {
+      frame = encodeAgentMessage(agentMessage(id, payload), this.sendMaxFrameBytes);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    return new Promise<AgentMessage>((resolve, reject) => {
+      const entry: Pending = {
+        id,
+        operation,
+        frame,
+        resolve,
+        reject,
+        ack: ACKED_CASES.has(operation),
+        timer: setTimeout(() => this.onTimeout(entry, timeoutMs), timeoutMs),
+      };
+      this.pending.set(id, entry);
+      if (this._state === 'ready') {
+        this.writeFrame(frame);
+      }
+    });
+  }
+
+  /** Convenience: the reply's payload, asserting its case. */
+  async call<C extends AgentPayloadCase>(
+    payload: AgentPayload,
+    expect: C,
+    options?: RequestOptions,
+  ): Promise<PayloadOf<C>> {
+    const reply = await this.request(payload, options);
+    if (reply.payload.case !== expect) {
+      throw new AgentRequestError(
+        ErrorCode.INTERNAL,
+        `agent answered ${payload.case} with ${reply.payload.case ?? 'an unknown message'}, expected ${expect}`,
+      );
+    }
+    return reply.payload.value as unknown as PayloadOf<C>;
+  }
+
+  /** Fails everything pending and stops reconnecting. */
+  close(): void {
+    this.setState('closed');
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.syncTimer);
+    this.flushAcks();
+    clearTimeout(this.ackTimer);
+    this.socket?.end();
+    this.socket?.destroy();
+    this.socket = undefined;
+    this.failPending(new AgentNotConnectedError(`client for ${this.path} closed`));
+  }
+
+  /** Writes raw bytes to the channel (fault-injection tests only). */
+  writeRaw(bytes: Uint8Array): void {
+    this.socket?.write(bytes);
+  }
+
+  private newDecoder(): AgentMessageDecoder {
+    return new AgentMessageDecoder({
+      maxFrameBytes: this.opts.maxFrameBytes,
+      onIssue: (issue: FrameIssue) => this.emit('issue', issue),
+    });
+  }
+
+  private connect(): void {
+    this.setState('connecting');
+    const socket = createConnection(this.path);
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.on('connect', () => {
+      this.decoder = this.newDecoder();
+      this.connectedSince = new Date();
+      this.reconnectDelay = this.opts.reconnectInitialMs;
+      this.syncAttempt = 0;
+      this.sendSync();
+    });
+    socket.on('data', (chunk: Buffer) => {
+      for (const message of this.decoder.push(chunk)) {
+        this.onMessage(message);
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      if (this.socket !== socket) {
+        return;
+      }
+      this.socket = undefined;
+      clearTimeout(this.syncTimer);
+      if (this._state === 'closed') {
+        return;
+      }
+      this.connectedSince = undefined;
+      this.setState('disconnected');
+      this.failPending(new AgentNotConnectedError(`connection to agent at ${this.path} lost`));
+      if (this.opts.reconnect) {
+        this.reconnectTimer = setTimeout(() => this.connect(), this.reconnectDelay);
+        this.reconnectDelay = Math.min(this.reconnectDelay * 2, this.opts.reconnectMaxMs);
+      }
+    });
+  }
+
+  // PROTOCOL.md §5: a random nonce; frames are ignored until the matching reply; retried with
+  // a fresh nonce and a longer wait until the agent answers.
+  private sendSync(): void {
+    if (!this.socket || this._state === 'closed') {
+      return;
+    }
+    this.setState('syncing');
+    const nonce = randomBytes(8).readBigUInt64BE();
+    this.syncNonce = nonce;
+    const timeout = Math.min(
+      this.opts.syncTimeoutMs * 2 ** this.syncAttempt,
+      this.opts.syncTimeoutMaxMs,
+    );
+    this.syncAttempt++;
+    this.write(
+      agentMessage(`sync-${this.sessionPrefix}-${++this.seq}`, {
+        case: 'sync',
+        value: create(SyncRequestSchema, {
+          nonce,
+          protocolVersion: HOST_PROTOCOL_VERSION,
+          hostId: this.opts.hostId,
+        }),
+      }),
+    );
+    clearTimeout(this.syncTimer);
+    this.syncTimer = setTimeout(() => this.sendSync(), timeout);
+  }
+
+  private onMessage(message: AgentMessage): void {
+    this.lastSeen = new Date();
+    const payload = message.payload;
+    if (this._state === 'syncing' && payload.case !== 'syncResponse') {
+      // Not ours until the handshake completes, except replies to requests of this session.
+      if (!this.pending.has(message.messageId)) {
+        this.droppedFrames++;
+        return;
+      }
+    }
+    switch (payload.case) {
+      case 'syncResponse': {
+        if (payload.value.nonce !== this.syncNonce) {
+          this.droppedFrames++;
+          return;
+        }
+        clearTimeout(this.syncTimer);
+        this.syncNonce = undefined;
+        this.syncAttempt = 0;
+        this.agentVersion = payload.value.agentVersion;
+        this.protocolVersion = payload.value.protocolVersion;
+        this.capabilities = payload.value.capabilities;
+        this.limits = payload.value.limits;
+        // Accept the frames the agent says it may send (its max_frame_bytes can exceed ours).
+        const agentMax = this.limits?.maxFrameBytes ?? 0;
+        if (agentMax > this.decoder.frames.maxFrameBytes) {
+          this.decoder.frames.maxFrameBytes = agentMax;
+        }
+        this.sendMaxFrameBytes = agentMax || this.opts.maxFrameBytes;
+        this.setState('ready');
+        // Whatever was sent before the sync may have been swallowed: send it again, same ids.
+        for (const entry of this.pending.values()) {
+          this.writeFrame(entry.frame);
+        }
+        return;
+      }
+      case 'agentReady':
+        this.info = payload.value.info;
+        this.emit('ready', payload.value.info);
+        return;
+      case 'telemetry':
+        this.emit('telemetry', payload.value);
+        return;
+      default:
+        break;
+    }
+    const entry = this.pending.get(message.messageId);
+    if (!entry) {
+      this.emit('message', message);
+      return;
+    }
+    this.pending.delete(entry.id);
+    clearTimeout(entry.timer);
+    if (payload.case === 'error') {
+      entry.reject(new AgentRequestError(payload.value.code, payload.value.message));
+      return;
+    }
+    if (entry.ack) {
+      this.queueAck(entry.id);
+    }
+    entry.resolve(message);
+  }
+
+  private onTimeout(entry: Pending, timeoutMs: number): void {
+    if (this.pending.get(entry.id) !== entry) {
+      return;
+    }
+    this.pending.delete(entry.id);
+    entry.reject(new AgentTimeoutError(entry.operation, timeoutMs));
+    // PROTOCOL.md §5: a timeout may mean the stream is out of step; resync.
+    if (this._state === 'ready') {
+      this.syncAttempt = 0;
+      this.sendSync();
+    }
+  }
+
+  private queueAck(id: string): void {
+    this.ackIds.push(id);
+    if (this.ackIds.length >= 256) {
+      this.flushAcks();
+    } else if (!this.ackTimer) {
+      this.ackTimer = setTimeout(() => this.flushAcks(), 50);
+      this.ackTimer.unref();
+    }
+  }
+
+  private flushAcks(): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    if (this.ackIds.length === 0 || !this.socket) {
+      return;
+    }
+    const ids = this.ackIds;
+    this.ackIds = [];
+    this.write(
+      agentMessage(`ack-${this.sessionPrefix}-${++this.seq}`, {
+        case: 'resultAck',
+        value: create(ResultAckSchema, { messageIds: ids }),
+      }),
+    );
+  }
+
+  private write(message: AgentMessage): void {
+    this.writeFrame(encodeAgentMessage(message, this.opts.maxFrameBytes));
+  }
+
+  private writeFrame(parts: Uint8Array[]): void {
+    const socket = this.socket;
+    if (!socket || socket.destroyed) {
+      return;
+    }
+    if (parts.length === 1) {
+      socket.write(parts[0]!);
+      return;
+    }
+    socket.cork();
+    for (const part of parts) {
+      socket.write(part);
+    }
+    socket.uncork();
+  }
+
+  private failPending(err: Error): void {
+    for (const entry of this.pending.values()) {
+      clearTimeout(entry.timer);
+      entry.reject(err);
+    }
+    this.pending.clear();
+  }
+
+  private setState(state: AgentClientState): void {
+    if (this._state === state) {
+      return;
+    }
+    this._state = state;
+    this.emit('state', state);
+    if (state === 'ready' || state === 'closed' || state === 'disconnected') {
+      for (const done of [...this.waitingForReady]) {
+        if (state !== 'disconnected' || !this.opts.reconnect) {
+          done();
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,110 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from '@jest/globals';
+import {
+  FRAME_HEADER_BYTES,
+  FRAME_MAGIC,
+  FrameDecoder,
+  FrameTooLargeError,
+  type FrameIssue,
+  encodeFrame,
+} from './frame-codec.js';
+import { crc32, crc32Js } from './crc32.js';
+
+function headerWithLength(length: number): Buffer {
+  const h = Buffer.alloc(FRAME_HEADER_BYTES);
+  FRAME_MAGIC.copy(h, 0);
+  h[4] = 1;
+  h.writeUInt32BE(length, 8);
+  h.writeUInt32BE(0, 12);
+  h.writeUInt32BE(crc32(h.subarray(0, 16)), 16);
+  return h;
+}
+
+describe('crc32', () => {
+  it('should match the zlib check value and the JS fallback', () => {
+    expect(crc32(Buffer.from('123456789'))).toBe(0xcbf43926);
+    const data = randomBytes(4097);
+    expect(crc32Js(data)).toBe(crc32(data));
+  });
+});
+
+describe('FrameDecoder', () => {
+  it('should round-trip frames fed in one chunk and byte by byte', () => {
+    const payloads = [Buffer.alloc(0), Buffer.from('hello'), randomBytes(70_000)];
+    const stream = Buffer.concat(payloads.map((p) => encodeFrame(p)));
+    const whole = new FrameDecoder().push(stream);
+    expect(whole).toEqual(payloads);
+
+    const dec = new FrameDecoder();
+    const got: Buffer[] = [];
+    for (const byte of stream) {
+      got.push(...dec.push(Buffer.from([byte])));
+    }
+    expect(got).toEqual(payloads);
+    expect(dec.stats.frames).toBe(3);
+    expect(dec.bufferedBytes).toBe(0);
+  });
+
+  it('should skip random garbage and find the next frame when garbage precedes it', () => {
+    const issues: FrameIssue[] = [];
+    const dec = new FrameDecoder({ onIssue: (i) => issues.push(i) });
+    const garbage = randomBytes(1024 * 1024);
+    const got = [...dec.push(garbage), ...dec.push(encodeFrame(Buffer.from('after-garbage')))];
+    expect(got.map(String)).toEqual(['after-garbage']);
+    expect(dec.stats.skippedBytes).toBeGreaterThan(1024 * 1024 - 100);
+    expect(issues.some((i) => i.kind === 'garbage')).toBe(true);
+  });
+
+  it('should refuse a 4 GiB length before allocating and resync on the next frame', () => {
+    const issues: FrameIssue[] = [];
+    const dec = new FrameDecoder({ maxFrameBytes: 1024, onIssue: (i) => issues.push(i) });
+    const got = dec.push(
+      Buffer.concat([headerWithLength(0xffffffff), encodeFrame(Buffer.from('ok'))]),
+    );
+    expect(got.map(String)).toEqual(['ok']);
+    expect(issues.find((i) => i.kind === 'too-large')?.bytes).toBe(0xffffffff);
+  });
+
+  it('should reject a header whose CRC is wrong without waiting for its length', () => {
+    const h = headerWithLength(1000);
+    h.writeUInt8(h.readUInt8(16) ^ 0xff, 16);
+    const dec = new FrameDecoder();
+    const got = dec.push(Buffer.concat([h, encodeFrame(Buffer.from('next'))]));
+    expect(got.map(String)).toEqual(['next']);
+    expect(dec.hasPartialFrame).toBe(false);
+  });
+
+  it('should recover the frame that follows a half frame when the partial one is abandoned', () => {
+    const dec = new FrameDecoder();
+    const big = encodeFrame(randomBytes(10_000));
+    expect(dec.push(big.subarray(0, 5000))).toEqual([]);
+    expect(dec.hasPartialFrame).toBe(true);
+    // The new writer's frame arrives and is swallowed as payload of the old one...
+    expect(dec.push(encodeFrame(Buffer.from('sync')))).toEqual([]);
+    // ...until the idle timeout abandons the partial frame and rescans.
+    expect(dec.abandonPartial().map(String)).toEqual(['sync']);
+    expect(dec.hasPartialFrame).toBe(false);
+  });
+
+  it('should rescan inside a frame whose payload CRC fails', () => {
+    const dec = new FrameDecoder();
+    const inner = encodeFrame(Buffer.from('inner'));
+    // A header claiming exactly inner.length bytes, with a wrong payload CRC.
+    const fake = headerWithLength(inner.length);
+    const got = dec.push(Buffer.concat([fake, inner]));
+    expect(got.map(String)).toEqual(['inner']);
+    expect(dec.stats.badFrames).toBe(1);
+  });
+
+  it('should refuse to encode a payload larger than the maximum', () => {
+    expect(() => encodeFrame(Buffer.alloc(11), 10)).toThrow(FrameTooLargeError);
+  });
+
+  it('should drop reserved-bit frames', () => {
+    const f = encodeFrame(Buffer.from('x'));
+    f[5] = 1;
+    f.writeUInt32BE(crc32(f.subarray(0, 16)), 16);
+    const dec = new FrameDecoder();
+    expect(dec.push(Buffer.concat([f, encodeFrame(Buffer.from('y'))])).map(String)).toEqual(['y']);
+  });
+});

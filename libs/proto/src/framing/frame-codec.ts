@@ -1,0 +1,310 @@
+import { crc32 } from './crc32.js';
+
+/** "LQGA": see PROTOCOL.md §2. */
+export const FRAME_MAGIC = Buffer.from([0x4c, 0x51, 0x47, 0x41]);
+export const FRAME_VERSION = 1;
+export const FRAME_HEADER_BYTES = 20;
+export const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024;
+/** The largest payload length the 32-bit length field can express. */
+export const ABSOLUTE_MAX_FRAME_BYTES = 0xffffffff;
+
+export type FrameIssueKind =
+  | 'garbage'
+  | 'bad-header-crc'
+  | 'bad-header'
+  | 'too-large'
+  | 'bad-payload-crc'
+  | 'abandoned-partial'
+  | 'bad-message';
+
+export interface FrameIssue {
+  kind: FrameIssueKind;
+  /** Bytes dropped because of this issue (for garbage) or the frame's claimed length. */
+  bytes: number;
+  detail: string;
+}
+
+export class FrameTooLargeError extends Error {
+  constructor(
+    readonly length: number,
+    readonly maxFrameBytes: number,
+  ) {
+    super(`frame payload of ${length} bytes exceeds max_frame_bytes ${maxFrameBytes}`);
+    this.name = 'FrameTooLargeError';
+  }
+}
+
+/** Builds the 20-byte header for a payload; callers write header and payload back to back. */
+export function encodeFrameHeader(
+  payload: Uint8Array,
+  maxFrameBytes = DEFAULT_MAX_FRAME_BYTES,
+): Buffer {
+  return encodeFrameHeaderFor([payload], maxFrameBytes);
+}
+
+/** The header for a payload given as consecutive parts (written without joining them). */
+export function encodeFrameHeaderFor(
+  parts: readonly Uint8Array[],
+  maxFrameBytes = DEFAULT_MAX_FRAME_BYTES,
+): Buffer {
+  let length = 0;
+  for (const part of parts) {
+    length += part.length;
+  }
+  if (length > maxFrameBytes) {
+    throw new FrameTooLargeError(length, maxFrameBytes);
+  }
+  let crc = 0;
+  for (const part of parts) {
+    crc = crc32(part, crc);
+  }
+  const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+  FRAME_MAGIC.copy(header, 0);
+  header[4] = FRAME_VERSION;
+  header[5] = 0;
+  header.writeUInt16BE(0, 6);
+  header.writeUInt32BE(length, 8);
+  header.writeUInt32BE(crc, 12);
+  header.writeUInt32BE(crc32(header.subarray(0, 16)), 16);
+  return header;
+}
+
+/** Header and payload in one buffer (one copy; fine for small messages). */
+export function encodeFrame(payload: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Buffer {
+  const header = encodeFrameHeader(payload, maxFrameBytes);
+  return Buffer.concat([header, payload], FRAME_HEADER_BYTES + payload.length);
+}
+
+export interface FrameDecoderOptions {
+  maxFrameBytes?: number;
+  onIssue?: (issue: FrameIssue) => void;
+}
+
+export interface FrameDecoderStats {
+  frames: number;
+  skippedBytes: number;
+  badFrames: number;
+}
+
+const enum State {
+  Hunt,
+  Header,
+  Payload,
+}
+
+/**
+ * Streaming frame reader (PROTOCOL.md §3). It never throws on input: garbage is skipped and
+ * counted, false or damaged frames are dropped one byte at a time so that a real frame starting
+ * inside them is still found, and a payload buffer is only assembled once its length has been
+ * checked against maxFrameBytes and all of its bytes have arrived.
+ */
+export class FrameDecoder {
+  private maxFrameBytesValue: number;
+  readonly stats: FrameDecoderStats = { frames: 0, skippedBytes: 0, badFrames: 0 };
+  private readonly onIssue: (issue: FrameIssue) => void;
+  private chunks: Buffer[] = [];
+  private total = 0;
+  private state = State.Hunt;
+  private payloadLength = 0;
+
+  constructor(options: FrameDecoderOptions = {}) {
+    const max = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    if (!Number.isInteger(max) || max < 1 || max > ABSOLUTE_MAX_FRAME_BYTES) {
+      throw new RangeError(`maxFrameBytes must be an integer in 1..${ABSOLUTE_MAX_FRAME_BYTES}`);
+    }
+    this.maxFrameBytesValue = max;
+    this.onIssue = options.onIssue ?? (() => undefined);
+  }
+
+  get maxFrameBytes(): number {
+    return this.maxFrameBytesValue;
+  }
+
+  /** Raises or lowers the bound for frames not yet started (a peer announced its own). */
+  set maxFrameBytes(max: number) {
+    if (!Number.isInteger(max) || max < 1 || max > ABSOLUTE_MAX_FRAME_BYTES) {
+      throw new RangeError(`maxFrameBytes must be an integer in 1..${ABSOLUTE_MAX_FRAME_BYTES}`);
+    }
+    this.maxFrameBytesValue = max;
+  }
+
+  /** True while bytes of an unfinished frame are buffered. */
+  get hasPartialFrame(): boolean {
+    return this.state !== State.Hunt;
+  }
+
+  get bufferedBytes(): number {
+    return this.total;
+  }
+
+  /** Feeds bytes; returns the payloads of every complete, valid frame they finish. */
+  push(chunk: Uint8Array): Buffer[] {
+    const out: Buffer[] = [];
+    if (chunk.length === 0) {
+      return out;
+    }
+    const buf = Buffer.isBuffer(chunk)
+      ? chunk
+      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    this.chunks.push(buf);
+    this.total += buf.length;
+    this.drain(out);
+    return out;
+  }
+
+  /**
+   * Gives up on a frame whose remaining bytes never came (the writer vanished mid-frame): the
+   * candidate header is dropped and the buffered bytes are rescanned. Returns any frames found.
+   */
+  abandonPartial(): Buffer[] {
+    const out: Buffer[] = [];
+    if (this.state === State.Hunt) {
+      return out;
+    }
+    this.issue(
+      'abandoned-partial',
+      this.payloadLength,
+      'partial frame abandoned after idle timeout',
+    );
+    this.dropBytes(1);
+    this.state = State.Hunt;
+    this.drain(out);
+    return out;
+  }
+
+  /** Forgets everything buffered (new connection, end of stream). */
+  reset(): void {
+    this.chunks = [];
+    this.total = 0;
+    this.state = State.Hunt;
+    this.payloadLength = 0;
+  }
+
+  private drain(out: Buffer[]): void {
+    for (;;) {
+      if (this.state === State.Hunt) {
+        if (!this.hunt()) {
+          return;
+        }
+      }
+      if (this.state === State.Header) {
+        if (this.total < FRAME_HEADER_BYTES) {
+          return;
+        }
+        this.readHeader();
+        continue;
+      }
+      if (this.state === State.Payload) {
+        const frameBytes = FRAME_HEADER_BYTES + this.payloadLength;
+        if (this.total < frameBytes) {
+          return;
+        }
+        const buf = this.contiguous(frameBytes);
+        const payload = buf.subarray(FRAME_HEADER_BYTES, frameBytes);
+        if (crc32(payload) !== buf.readUInt32BE(12)) {
+          this.issue('bad-payload-crc', this.payloadLength, 'payload CRC mismatch');
+          this.dropBytes(1);
+          this.state = State.Hunt;
+          continue;
+        }
+        this.dropBytes(frameBytes);
+        this.state = State.Hunt;
+        this.stats.frames++;
+        out.push(payload);
+      }
+    }
+  }
+
+  /** Finds the magic; returns false when more bytes are needed. */
+  private hunt(): boolean {
+    if (this.total === 0) {
+      return false;
+    }
+    const buf = this.contiguous(this.total);
+    const idx = buf.indexOf(FRAME_MAGIC);
+    if (idx < 0) {
+      // Keep a possible magic prefix at the end.
+      const keep = Math.min(FRAME_MAGIC.length - 1, buf.length);
+      const drop = buf.length - keep;
+      if (drop > 0) {
+        this.stats.skippedBytes += drop;
+        this.issue('garbage', drop, `${drop} bytes without a frame magic skipped`);
+        this.dropBytes(drop);
+      }
+      return false;
+    }
+    if (idx > 0) {
+      this.stats.skippedBytes += idx;
+      this.issue('garbage', idx, `${idx} bytes before a frame magic skipped`);
+      this.dropBytes(idx);
+    }
+    this.state = State.Header;
+    return true;
+  }
+
+  private readHeader(): void {
+    const h = this.contiguous(FRAME_HEADER_BYTES);
+    if (crc32(h.subarray(0, 16)) !== h.readUInt32BE(16)) {
+      this.issue('bad-header-crc', 0, 'header CRC mismatch');
+      this.dropBytes(1);
+      this.state = State.Hunt;
+      return;
+    }
+    const length = h.readUInt32BE(8);
+    if (h[4] !== FRAME_VERSION || h[5] !== 0 || h.readUInt16BE(6) !== 0) {
+      this.issue(
+        'bad-header',
+        length,
+        `unsupported frame version ${h[4]} or non-zero reserved bits (flags ${h[5]})`,
+      );
+      this.dropBytes(1);
+      this.state = State.Hunt;
+      return;
+    }
+    if (length > this.maxFrameBytesValue) {
+      this.issue(
+        'too-large',
+        length,
+        `frame length ${length} exceeds max_frame_bytes ${this.maxFrameBytesValue}`,
+      );
+      this.dropBytes(1);
+      this.state = State.Hunt;
+      return;
+    }
+    this.payloadLength = length;
+    this.state = State.Payload;
+  }
+
+  /** Returns the first n buffered bytes as one buffer, merging chunks only when needed. */
+  private contiguous(n: number): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      return first;
+    }
+    const merged = Buffer.concat(this.chunks, this.total);
+    this.chunks = [merged];
+    return merged;
+  }
+
+  private dropBytes(n: number): void {
+    let left = n;
+    while (left > 0) {
+      const first = this.chunks[0]!;
+      if (first.length <= left) {
+        left -= first.length;
+        this.chunks.shift();
+      } else {
+        this.chunks[0] = first.subarray(left);
+        left = 0;
+      }
+    }
+    this.total -= n;
+  }
+
+  private issue(kind: FrameIssueKind, bytes: number, detail: string): void {
+    if (kind !== 'garbage') {
+      this.stats.badFrames++;
+    }
+    this.onIssue({ kind, bytes, detail });
+  }
+}

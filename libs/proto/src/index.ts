@@ -1,0 +1,7 @@
+// The one entry point of @lq/proto: generated schemas, the frame codec and the host-side client.
+export * from './gen/limiquantix/agent/v1/agent_pb.js';
+export * from './framing/crc32.js';
+export * from './framing/frame-codec.js';
+export * from './framing/message-codec.js';
+export * from './client/agent-client.js';
+export * from './client/file-transfer.js';

@@ -1,0 +1,7 @@
+// Builds the bundles once per test run: integration tests spawn the same files a guest runs.
+import { execFileSync } from 'node:child_process';
+
+export default function globalSetup() {
+  process.env.TZ = 'UTC';
+  execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
+}
