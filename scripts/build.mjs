@@ -2,7 +2,7 @@
 // Bundles what ships as single files: the guest agent (a guest needs Node.js and this file,
 // nothing else) and agentctl. Fast enough (~100 ms) to run before every test run.
 import { build } from 'esbuild';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, resolve } from 'node:path';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -30,8 +30,16 @@ await build({
 if (process.argv.includes('--bench')) {
   await build({
     ...common,
-    entryPoints: { agent: resolve(root, 'bench/agent.ts') },
+    entryPoints: {
+      agent: resolve(root, 'bench/agent.ts'),
+      'node-daemon': resolve(root, 'bench/node-daemon.ts'),
+    },
     outdir: resolve(root, 'dist/bench'),
+    // Test-support modules locate the repository from import.meta.url; in this CJS bundle it
+    // stands for a file in scripts/, where sim-core.mjs lives.
+    define: {
+      'import.meta.url': JSON.stringify(pathToFileURL(resolve(root, 'scripts/bench.mjs')).href),
+    },
     outExtension: { '.js': '.cjs' },
   });
 }

@@ -4,4 +4,6 @@ import { execFileSync } from 'node:child_process';
 export default function globalSetup() {
   process.env.TZ = 'UTC';
   execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
+  // The NestJS tiers are compiled by tsc (decorator metadata; esbuild cannot emit it).
+  execFileSync(process.execPath, ['scripts/build-tsc.mjs'], { stdio: 'inherit' });
 }

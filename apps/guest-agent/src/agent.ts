@@ -1,7 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import {
   AgentLimitsSchema,
-  AgentMessageDecoder,
+  AgentStreamReader,
   AgentReadyEventSchema,
   ErrorCode,
   ErrorSchema,
@@ -72,9 +72,8 @@ export class Agent {
   private readonly channel: HostChannel;
   private readonly log: Logger;
   private readonly handlers = new Map<RequestCase, OperationHandler>();
-  private readonly decoder: AgentMessageDecoder;
+  private readonly reader: AgentStreamReader;
   private readonly results: ResultCache;
-  private partialTimer: NodeJS.Timeout | undefined;
   private telemetryTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private eventSeq = 0;
@@ -87,9 +86,11 @@ export class Agent {
     for (const handler of deps.handlers) {
       this.handlers.set(handler.requestCase, handler);
     }
-    this.decoder = new AgentMessageDecoder({
+    this.reader = new AgentStreamReader({
       maxFrameBytes: this.config.max_frame_bytes,
+      partialFrameTimeoutMs: this.config.partial_frame_timeout_ms,
       onIssue: (issue) => this.onFrameIssue(issue),
+      onMessage: (message) => this.onMessage(message),
     });
     this.results = new ResultCache(
       this.config.results.retention_ms,
@@ -122,48 +123,27 @@ export class Agent {
   }
 
   async stop(): Promise<void> {
-    clearTimeout(this.partialTimer);
+    this.reader.close();
     clearInterval(this.telemetryTimer);
     clearInterval(this.sweepTimer);
     await this.channel.close();
   }
 
   private onConnect(): void {
-    this.decoder.reset();
+    this.reader.reset();
     this.synced = false;
     this.log.info('host connected', { channel: this.channel.description });
   }
 
   private onDisconnect(reason: string): void {
-    this.decoder.reset();
+    this.reader.reset();
     this.synced = false;
-    clearTimeout(this.partialTimer);
     this.stopTelemetry();
     this.log.info('host disconnected', { reason });
   }
 
   private onData(chunk: Buffer): void {
-    const messages = this.decoder.push(chunk);
-    this.armPartialTimer();
-    for (const message of messages) {
-      this.onMessage(message);
-    }
-  }
-
-  // A frame whose rest never comes (the writer vanished mid-frame) would swallow the next
-  // host's sync; after a quiet spell the partial frame is abandoned and its bytes rescanned.
-  private armPartialTimer(): void {
-    clearTimeout(this.partialTimer);
-    if (!this.decoder.frames.hasPartialFrame) {
-      return;
-    }
-    this.partialTimer = setTimeout(() => {
-      for (const message of this.decoder.abandonPartial()) {
-        this.onMessage(message);
-      }
-      this.armPartialTimer();
-    }, this.config.partial_frame_timeout_ms);
-    this.partialTimer.unref();
+    this.reader.push(chunk);
   }
 
   private onFrameIssue(issue: FrameIssue): void {

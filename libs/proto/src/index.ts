@@ -5,3 +5,6 @@ export * from './framing/frame-codec.js';
 export * from './framing/message-codec.js';
 export * from './client/agent-client.js';
 export * from './client/file-transfer.js';
+export * from './gen/limiquantix/node/v1/node_daemon_pb.js';
+export * from './nats/subjects.js';
+export * from './nats/guest-request.js';

@@ -12,7 +12,7 @@ import {
 } from '../gen/limiquantix/agent/v1/agent_pb.js';
 import { DEFAULT_MAX_FRAME_BYTES, type FrameIssue } from '../framing/frame-codec.js';
 import {
-  AgentMessageDecoder,
+  AgentStreamReader,
   agentMessage,
   encodeAgentMessage,
   type AgentPayload,
@@ -72,6 +72,8 @@ export interface AgentClientOptions {
   reconnectMaxMs?: number;
   /** Default request deadline. */
   requestTimeoutMs?: number;
+  /** Abandon a half-received frame after this long without a byte (PROTOCOL.md §3). */
+  partialFrameTimeoutMs?: number;
 }
 
 export interface RequestOptions {
@@ -82,6 +84,7 @@ export interface RequestOptions {
 
 interface Pending {
   id: string;
+  promise: Promise<AgentMessage>;
   operation: string;
   frame: Uint8Array[];
   resolve(message: AgentMessage): void;
@@ -104,7 +107,7 @@ export class AgentClient extends EventEmitter {
   readonly path: string;
   private readonly opts: Required<Omit<AgentClientOptions, 'path'>>;
   private socket: Socket | undefined;
-  private decoder: AgentMessageDecoder;
+  private readonly reader: AgentStreamReader;
   private _state: AgentClientState = 'disconnected';
   private readonly pending = new Map<string, Pending>();
   private readonly waitingForReady = new Set<() => void>();
@@ -128,6 +131,7 @@ export class AgentClient extends EventEmitter {
   lastSeen: Date | undefined;
   connectedSince: Date | undefined;
   droppedFrames = 0;
+  private readyOnThisConnection = false;
   /** The agent's bound on what we send; ours until the first sync says otherwise. */
   private sendMaxFrameBytes: number;
 
@@ -143,14 +147,29 @@ export class AgentClient extends EventEmitter {
       reconnectInitialMs: options.reconnectInitialMs ?? 100,
       reconnectMaxMs: options.reconnectMaxMs ?? 5000,
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+      partialFrameTimeoutMs: options.partialFrameTimeoutMs ?? 1000,
     };
     this.reconnectDelay = this.opts.reconnectInitialMs;
     this.sendMaxFrameBytes = this.opts.maxFrameBytes;
-    this.decoder = this.newDecoder();
+    this.reader = new AgentStreamReader({
+      maxFrameBytes: this.opts.maxFrameBytes,
+      partialFrameTimeoutMs: this.opts.partialFrameTimeoutMs,
+      onIssue: (issue: FrameIssue) => this.emit('issue', issue),
+      onMessage: (message) => this.onMessage(message),
+    });
   }
 
   get state(): AgentClientState {
     return this._state;
+  }
+
+  /**
+   * True while the first handshake of a connection is under way: the channel is open but no
+   * agent has answered yet (an agent not running behind a QEMU socket looks like this). A resync
+   * of a connection that was ready is not a handshake in this sense.
+   */
+  get handshaking(): boolean {
+    return this._state === 'syncing' && !this.readyOnThisConnection;
   }
 
   /** Starts connecting (and reconnecting, if enabled). */
@@ -206,15 +225,23 @@ export class AgentClient extends EventEmitter {
     }
     const timeoutMs = options.timeoutMs ?? this.opts.requestTimeoutMs;
     const id = options.messageId ?? `${this.sessionPrefix}-${++this.seq}`;
+    // A retry of a request still in flight waits for the same reply; the agent would attach
+    // it to the same work anyway (PROTOCOL.md §4).
+    const inflight = this.pending.get(id);
+    if (inflight) {
+      return inflight.promise;
+    }
     let frame: Uint8Array[];
     try {
       frame = encodeAgentMessage(agentMessage(id, payload), this.sendMaxFrameBytes);
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    return new Promise<AgentMessage>((resolve, reject) => {
-      const entry: Pending = {
+    let entry!: Pending;
+    const promise = new Promise<AgentMessage>((resolve, reject) => {
+      entry = {
         id,
+        promise: undefined as unknown as Promise<AgentMessage>,
         operation,
         frame,
         resolve,
@@ -222,11 +249,13 @@ export class AgentClient extends EventEmitter {
         ack: ACKED_CASES.has(operation),
         timer: setTimeout(() => this.onTimeout(entry, timeoutMs), timeoutMs),
       };
-      this.pending.set(id, entry);
-      if (this._state === 'ready') {
-        this.writeFrame(frame);
-      }
     });
+    entry.promise = promise;
+    this.pending.set(id, entry);
+    if (this._state === 'ready') {
+      this.writeFrame(frame);
+    }
+    return promise;
   }
 
   /** Convenience: the reply's payload, asserting its case. */
@@ -252,6 +281,7 @@ export class AgentClient extends EventEmitter {
     clearTimeout(this.syncTimer);
     this.flushAcks();
     clearTimeout(this.ackTimer);
+    this.reader.close();
     this.socket?.end();
     this.socket?.destroy();
     this.socket = undefined;
@@ -263,29 +293,22 @@ export class AgentClient extends EventEmitter {
     this.socket?.write(bytes);
   }
 
-  private newDecoder(): AgentMessageDecoder {
-    return new AgentMessageDecoder({
-      maxFrameBytes: this.opts.maxFrameBytes,
-      onIssue: (issue: FrameIssue) => this.emit('issue', issue),
-    });
-  }
-
   private connect(): void {
     this.setState('connecting');
     const socket = createConnection(this.path);
     this.socket = socket;
     socket.setNoDelay(true);
     socket.on('connect', () => {
-      this.decoder = this.newDecoder();
+      this.reader.reset();
+      this.reader.frames.maxFrameBytes = this.opts.maxFrameBytes;
+      this.readyOnThisConnection = false;
       this.connectedSince = new Date();
       this.reconnectDelay = this.opts.reconnectInitialMs;
       this.syncAttempt = 0;
       this.sendSync();
     });
     socket.on('data', (chunk: Buffer) => {
-      for (const message of this.decoder.push(chunk)) {
-        this.onMessage(message);
-      }
+      this.reader.push(chunk);
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
@@ -294,6 +317,7 @@ export class AgentClient extends EventEmitter {
       }
       this.socket = undefined;
       clearTimeout(this.syncTimer);
+      this.reader.reset();
       if (this._state === 'closed') {
         return;
       }
@@ -360,10 +384,11 @@ export class AgentClient extends EventEmitter {
         this.limits = payload.value.limits;
         // Accept the frames the agent says it may send (its max_frame_bytes can exceed ours).
         const agentMax = this.limits?.maxFrameBytes ?? 0;
-        if (agentMax > this.decoder.frames.maxFrameBytes) {
-          this.decoder.frames.maxFrameBytes = agentMax;
+        if (agentMax > this.reader.frames.maxFrameBytes) {
+          this.reader.frames.maxFrameBytes = agentMax;
         }
         this.sendMaxFrameBytes = agentMax || this.opts.maxFrameBytes;
+        this.readyOnThisConnection = true;
         this.setState('ready');
         // Whatever was sent before the sync may have been swallowed: send it again, same ids.
         for (const entry of this.pending.values()) {

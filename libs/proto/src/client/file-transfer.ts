@@ -1,10 +1,54 @@
 import { randomBytes } from 'node:crypto';
-import { create } from '@bufbuild/protobuf';
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import {
   FileReadRequestSchema,
   FileWriteRequestSchema,
+  type FileReadResponse,
+  type FileWriteResponse,
 } from '../gen/limiquantix/agent/v1/agent_pb.js';
 import type { AgentClient } from './agent-client.js';
+
+/**
+ * Where file chunks go: straight to an agent (agentClientPort) or through a node daemon over
+ * NATS (the control plane's port). The transfer logic is the same for both.
+ */
+export interface FileChunkPort {
+  /** Largest chunk the far end accepts. */
+  readonly chunkMaxBytes: number;
+  read(
+    request: MessageInitShape<typeof FileReadRequestSchema>,
+    timeoutMs?: number,
+  ): Promise<FileReadResponse>;
+  write(
+    request: MessageInitShape<typeof FileWriteRequestSchema>,
+    timeoutMs?: number,
+  ): Promise<FileWriteResponse>;
+}
+
+/** A FileChunkPort onto one agent connection. */
+export function agentClientPort(client: AgentClient): FileChunkPort {
+  return {
+    get chunkMaxBytes() {
+      return client.limits?.fileChunkMaxBytes || 1024 * 1024;
+    },
+    read: (request, timeoutMs) =>
+      client.call(
+        { case: 'fileRead', value: create(FileReadRequestSchema, request) },
+        'fileReadResponse',
+        { timeoutMs },
+      ),
+    write: (request, timeoutMs) =>
+      client.call(
+        { case: 'fileWrite', value: create(FileWriteRequestSchema, request) },
+        'fileWriteResponse',
+        { timeoutMs },
+      ),
+  };
+}
+
+function portOf(target: AgentClient | FileChunkPort): FileChunkPort {
+  return 'chunkMaxBytes' in target ? target : agentClientPort(target);
+}
 
 export interface TransferOptions {
   /** Chunk size; defaults to the agent's file_chunk_max_bytes. */
@@ -15,15 +59,15 @@ export interface TransferOptions {
   onProgress?(bytes: number, total: number | undefined): void;
 }
 
-// Measured on a 2-core machine: 2–4 chunks in flight keep both ends busy; more only adds memory.
 function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
+// Measured on a 2-core machine: 2–4 chunks in flight keep both ends busy; more only adds memory.
 const DEFAULT_WINDOW = 4;
 
-function chunkSize(client: AgentClient, options: TransferOptions): number {
-  const max = client.limits?.fileChunkMaxBytes || 1024 * 1024;
+function chunkSize(port: FileChunkPort, options: TransferOptions): number {
+  const max = port.chunkMaxBytes;
   return Math.min(options.chunkBytes ?? max, max);
 }
 
@@ -32,22 +76,16 @@ function chunkSize(client: AgentClient, options: TransferOptions): number {
  * bounded by window × chunk size whatever the file's size.
  */
 export async function readGuestFile(
-  client: AgentClient,
+  target: AgentClient | FileChunkPort,
   path: string,
   sink: (chunk: Uint8Array) => Promise<void> | void,
   options: TransferOptions = {},
 ): Promise<{ bytes: number; mode: number }> {
-  const size = chunkSize(client, options);
+  const port = portOf(target);
+  const size = chunkSize(port, options);
   const window = options.window ?? DEFAULT_WINDOW;
   const read = (offset: number) =>
-    client.call(
-      {
-        case: 'fileRead',
-        value: create(FileReadRequestSchema, { path, offset: BigInt(offset), length: size }),
-      },
-      'fileReadResponse',
-      { timeoutMs: options.timeoutMs },
-    );
+    port.read({ path, offset: BigInt(offset), length: size }, options.timeoutMs);
   const first = await read(0);
   const total = Number(first.totalSize);
   await sink(first.data);
@@ -99,12 +137,13 @@ export interface WriteFileOptions extends TransferOptions {
  * target) with several in flight, and the last request commits it (PROTOCOL.md §6).
  */
 export async function writeGuestFile(
-  client: AgentClient,
+  target: AgentClient | FileChunkPort,
   path: string,
   source: AsyncIterable<Uint8Array>,
   options: WriteFileOptions = {},
 ): Promise<{ bytes: number; size: bigint }> {
-  const size = chunkSize(client, options);
+  const port = portOf(target);
+  const size = chunkSize(port, options);
   const window = options.window ?? DEFAULT_WINDOW;
   const uploadId = randomBytes(8).toString('hex');
   const inflight = new Set<Promise<unknown>>();
@@ -116,23 +155,19 @@ export async function writeGuestFile(
   const send = async (data: Uint8Array, commit: boolean) => {
     const at = offset;
     offset += data.length;
-    return client.call(
+    return port.write(
       {
-        case: 'fileWrite',
-        value: create(FileWriteRequestSchema, {
-          path,
-          offset: BigInt(at),
-          data,
-          uploadId,
-          commit,
-          create: true,
-          mode: commit ? options.mode : undefined,
-          uid: commit ? options.uid : undefined,
-          gid: commit ? options.gid : undefined,
-        }),
+        path,
+        offset: BigInt(at),
+        data,
+        uploadId,
+        commit,
+        create: true,
+        mode: commit ? options.mode : undefined,
+        uid: commit ? options.uid : undefined,
+        gid: commit ? options.gid : undefined,
       },
-      'fileWriteResponse',
-      { timeoutMs: options.timeoutMs },
+      options.timeoutMs,
     );
   };
   const launch = async (data: Uint8Array) => {

@@ -190,3 +190,57 @@ export class AgentMessageDecoder {
     return out;
   }
 }
+
+export interface AgentStreamReaderOptions extends MessageDecoderOptions {
+  /** Give up on a half-received frame after this long without a byte (PROTOCOL.md §3). */
+  partialFrameTimeoutMs: number;
+  onMessage(message: AgentMessage): void;
+}
+
+/**
+ * Both ends' reader of one channel: decodes pushed bytes and, when a frame stays half-received
+ * for partialFrameTimeoutMs, abandons it and rescans its bytes, so that a writer that vanished
+ * mid-frame cannot swallow the next writer's frames (a sync included) for good.
+ */
+export class AgentStreamReader {
+  private readonly decoder: AgentMessageDecoder;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: AgentStreamReaderOptions) {
+    this.decoder = new AgentMessageDecoder(options);
+  }
+
+  get frames(): FrameDecoder {
+    return this.decoder.frames;
+  }
+
+  push(chunk: Uint8Array): void {
+    for (const message of this.decoder.push(chunk)) {
+      this.options.onMessage(message);
+    }
+    this.arm();
+  }
+
+  reset(): void {
+    clearTimeout(this.timer);
+    this.decoder.reset();
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+  }
+
+  private arm(): void {
+    clearTimeout(this.timer);
+    if (!this.decoder.frames.hasPartialFrame) {
+      return;
+    }
+    this.timer = setTimeout(() => {
+      for (const message of this.decoder.abandonPartial()) {
+        this.options.onMessage(message);
+      }
+      this.arm();
+    }, this.options.partialFrameTimeoutMs);
+    this.timer.unref();
+  }
+}

@@ -1,0 +1,486 @@
+// Simulated VMs: one real guest agent process per VM, each serving `<dir>/<vmId>.sock` the way
+// QEMU's chardev socket does for a real VM. Shared by scripts/sim.mjs (the `npm run sim` CLI)
+// and test/support/sim-vms.ts (tests); the types are in sim-core.d.mts. Plain Node.js, no
+// dependencies, builds nothing.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const AGENT_BUNDLE = join(REPO_ROOT, 'dist/guest-agent/limiquantix-agent.cjs');
+export const MAX_VMS = 2000;
+export const DEFAULT_PREFIX = 'vm-';
+/** SIGTERM → SIGKILL delay when stopping an agent. */
+export const KILL_GRACE_MS = 3000;
+
+// sockaddr_un.sun_path is 108 bytes including the terminating NUL.
+const SOCKET_PATH_MAX_BYTES = 107;
+const STDERR_TAIL_BYTES = 64 * 1024;
+const PREFIX_PATTERN = /^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*)?$/;
+// Auto-restart (--restart): wait this long, and give up after this many quick crashes in a row.
+const RESTART_DELAY_MS = 1000;
+const QUICK_CRASH_MS = 5000;
+const MAX_QUICK_CRASHES = 5;
+
+/** A usage or start-up problem, with a message meant for a person. */
+export class SimError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'SimError';
+  }
+}
+
+/**
+ * Deep-merges `extra` into `base` (plain objects merge key by key; arrays, scalars and null
+ * replace). Neither argument is modified.
+ * @param {Record<string, unknown>} base
+ * @param {Record<string, unknown> | undefined} extra
+ * @returns {Record<string, unknown>}
+ */
+export function mergeConfig(base, extra) {
+  const out = { ...base };
+  for (const [key, value] of Object.entries(extra ?? {})) {
+    const current = out[key];
+    out[key] = isPlainObject(current) && isPlainObject(value) ? mergeConfig(current, value) : value;
+  }
+  return out;
+}
+
+function isPlainObject(v) {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The config a simulated VM's agent starts with, before `config` is merged in: quiet logs, file
+ * transfer confined to its work dir and /tmp, and shutdown commands pointed at the recorder.
+ * @param {{ workDir: string, recorder: string }} vm
+ */
+export function baseAgentConfig(vm) {
+  return {
+    log_level: 'warn',
+    files: { roots: [vm.workDir, '/tmp'] },
+    commands: {
+      poweroff: [vm.recorder, 'poweroff'],
+      reboot: [vm.recorder, 'reboot'],
+      halt: [vm.recorder, 'halt'],
+    },
+  };
+}
+
+// Appends its arguments to shutdown.log beside it: the simulated VM's "shutdown" never touches
+// this machine.
+const RECORDER_SCRIPT = `#!/bin/sh
+printf '%s\\n' "$*" >> "$(dirname "$0")/shutdown.log"
+`;
+
+/**
+ * Starts `count` guest agents on `<dir>/<prefix><i>.sock` (i = 1..count) and resolves once
+ * every socket exists. On failure, whatever was started is stopped before rejecting.
+ * @param {import('./sim-core.d.mts').StartSimVmsOptions} options
+ * @returns {Promise<import('./sim-core.d.mts').SimVms>}
+ */
+export async function startSimVms(options) {
+  const o = validateSimOptions(options);
+  if (!existsSync(o.agentBundle)) {
+    throw new SimError(
+      `guest agent bundle ${o.agentBundle} is missing: run \`npm run build\` first`,
+    );
+  }
+  try {
+    mkdirSync(o.dir, { recursive: true });
+  } catch (err) {
+    throw new SimError(`cannot create channel directory ${o.dir}: ${err.message}`);
+  }
+  const records = [];
+  for (let index = 1; index <= o.count; index++) {
+    records.push(prepareVm(o, index));
+  }
+  const sim = new Sim(records, o);
+  try {
+    await sim.startAll();
+  } catch (err) {
+    await sim.stop();
+    throw err;
+  }
+  return sim;
+}
+
+/**
+ * Checks options and fills in defaults; throws SimError naming the bad option.
+ * @param {import('./sim-core.d.mts').StartSimVmsOptions} options
+ */
+export function validateSimOptions(options) {
+  if (!isPlainObject(options)) {
+    throw new SimError('startSimVms needs an options object');
+  }
+  const { dir, count, prefix = DEFAULT_PREFIX, config, restartOnExit = false } = options;
+  if (typeof dir !== 'string' || dir.length === 0) {
+    throw new SimError('dir is required (the channel directory that receives <vmId>.sock)');
+  }
+  if (!Number.isInteger(count) || count < 1 || count > MAX_VMS) {
+    throw new SimError(`count must be an integer from 1 to ${MAX_VMS} (got ${String(count)})`);
+  }
+  if (typeof prefix !== 'string' || !PREFIX_PATTERN.test(prefix)) {
+    throw new SimError(
+      `prefix may hold only letters, digits, '.', '_' and '-', and may not start with '.' (got ${JSON.stringify(prefix)})`,
+    );
+  }
+  if (config !== undefined && typeof config !== 'function' && !isPlainObject(config)) {
+    throw new SimError('config must be an object (merged into each agent config) or a function');
+  }
+  return {
+    dir: resolve(dir),
+    count,
+    prefix,
+    config,
+    restartOnExit: Boolean(restartOnExit),
+    agentBundle: options.agentBundle ?? AGENT_BUNDLE,
+    readyTimeoutMs: options.readyTimeoutMs ?? 10_000,
+    startConcurrency: options.startConcurrency ?? 16,
+    onEvent: options.onEvent ?? (() => undefined),
+    dieWithParent: options.dieWithParent ?? true,
+  };
+}
+
+function prepareVm(o, index) {
+  const id = `${o.prefix}${index}`;
+  const socketPath = join(o.dir, `${id}.sock`);
+  if (Buffer.byteLength(socketPath) > SOCKET_PATH_MAX_BYTES) {
+    throw new SimError(
+      `socket path ${socketPath} is longer than ${SOCKET_PATH_MAX_BYTES} bytes (the Unix socket limit): use a shorter dir or prefix`,
+    );
+  }
+  const workDir = join(o.dir, '.sim', id);
+  mkdirSync(workDir, { recursive: true });
+  const recorder = join(workDir, 'record-shutdown.sh');
+  writeFileSync(recorder, RECORDER_SCRIPT, { mode: 0o755 });
+  const shutdownLog = join(workDir, 'shutdown.log');
+  writeFileSync(shutdownLog, '');
+  const extra = typeof o.config === 'function' ? o.config({ id, index, workDir }) : o.config;
+  if (extra !== undefined && !isPlainObject(extra)) {
+    throw new SimError(`config for ${id} must be an object`);
+  }
+  const configPath = join(workDir, 'agent.json');
+  writeFileSync(
+    configPath,
+    `${JSON.stringify(mergeConfig(baseAgentConfig({ workDir, recorder }), extra), null, 2)}\n`,
+  );
+  return {
+    vm: { id, index, socketPath, workDir, configPath, shutdownLog, pid: undefined },
+    proc: undefined,
+    exited: undefined,
+    expectExit: false,
+    startedAt: 0,
+    quickCrashes: 0,
+    restartTimer: undefined,
+    stderrTail: '',
+  };
+}
+
+let pdeathsigSupport;
+
+/** setpriv --pdeathsig makes an agent die with its parent (a crashed sim or jest worker). */
+function parentDeathWrapper() {
+  if (pdeathsigSupport === undefined) {
+    const setpriv = '/usr/bin/setpriv';
+    pdeathsigSupport =
+      existsSync(setpriv) &&
+      spawnSync(setpriv, ['--pdeathsig', 'TERM', '/bin/true'], { stdio: 'ignore' }).status === 0
+        ? [setpriv, '--pdeathsig', 'TERM']
+        : [];
+  }
+  return pdeathsigSupport;
+}
+
+class Sim {
+  constructor(records, o) {
+    this.records = records;
+    this.o = o;
+    this.byId = new Map(records.map((r) => [r.vm.id, r]));
+    this.vms = records.map((r) => r.vm);
+    this.dir = o.dir;
+    this.stopping = undefined;
+  }
+
+  async startAll() {
+    let next = 0;
+    const worker = async () => {
+      while (next < this.records.length && !this.stopping) {
+        const rec = this.records[next++];
+        await this.launch(rec, false);
+      }
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(this.o.startConcurrency, this.records.length) }, worker),
+    );
+  }
+
+  get(id) {
+    const rec = this.byId.get(id);
+    if (!rec) {
+      throw new SimError(`no simulated VM ${JSON.stringify(id)}`);
+    }
+    return rec;
+  }
+
+  isRunning(id) {
+    return this.get(id).proc !== undefined;
+  }
+
+  stderr(id) {
+    return this.get(id).stderrTail;
+  }
+
+  shutdownCalls(id) {
+    const text = readFileSync(this.get(id).vm.shutdownLog, 'utf8');
+    return text.split('\n').filter((line) => line.length > 0);
+  }
+
+  async kill(id, signal = 'SIGTERM') {
+    this.assertRunning();
+    const rec = this.get(id);
+    clearTimeout(rec.restartTimer);
+    const proc = rec.proc;
+    if (!proc) {
+      return;
+    }
+    if (signal === 'SIGSTOP' || signal === 'SIGTSTP' || signal === 'SIGCONT') {
+      proc.kill(signal);
+      return;
+    }
+    rec.expectExit = true;
+    proc.kill(signal);
+    if (!(await exitsWithin(rec.exited, 5000)) && rec.proc === proc) {
+      rec.expectExit = false;
+      throw new SimError(`${id} (pid ${proc.pid}) did not exit within 5 s of ${signal}`);
+    }
+  }
+
+  async restart(id) {
+    this.assertRunning();
+    const rec = this.get(id);
+    clearTimeout(rec.restartTimer);
+    await this.terminate(rec);
+    await this.launch(rec, true);
+    return rec.vm;
+  }
+
+  stop() {
+    this.stopping ??= (async () => {
+      await Promise.all(this.records.map((rec) => this.terminate(rec)));
+      // SIGKILLed agents leave their socket files; a channel dir with stale sockets would
+      // look like VMs whose QEMU died.
+      for (const rec of this.records) {
+        removeStaleSocket(rec.vm.socketPath);
+      }
+    })();
+    return this.stopping;
+  }
+
+  assertRunning() {
+    if (this.stopping) {
+      throw new SimError('the simulated VMs were stopped');
+    }
+  }
+
+  /** SIGTERM (and SIGCONT, in case it was stopped), SIGKILL after KILL_GRACE_MS. */
+  async terminate(rec) {
+    clearTimeout(rec.restartTimer);
+    const proc = rec.proc;
+    if (!proc) {
+      return;
+    }
+    rec.expectExit = true;
+    proc.kill('SIGTERM');
+    proc.kill('SIGCONT');
+    if (!(await exitsWithin(rec.exited, KILL_GRACE_MS))) {
+      proc.kill('SIGKILL');
+      await rec.exited;
+    }
+  }
+
+  async launch(rec, restarted) {
+    const { vm } = rec;
+    await clearSocketPath(vm.socketPath);
+    if (this.stopping) {
+      throw new SimError('the simulated VMs were stopped');
+    }
+    const argv = [
+      ...(this.o.dieWithParent ? parentDeathWrapper() : []),
+      process.execPath,
+      this.o.agentBundle,
+      '--listen',
+      vm.socketPath,
+      '--config',
+      vm.configPath,
+    ];
+    // Own process group: a Ctrl-C in the terminal reaches the sim, which stops the agents in
+    // order, rather than every agent at once.
+    const proc = spawn(argv[0], argv.slice(1), {
+      cwd: vm.workDir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    rec.proc = proc;
+    rec.expectExit = false;
+    rec.startedAt = Date.now();
+    vm.pid = proc.pid;
+    rec.exited = new Promise((resolveExit) => {
+      let done = false;
+      const finish = (code, signal, error) => {
+        if (done) {
+          return;
+        }
+        done = true;
+        this.onExit(rec, proc, code, signal, error);
+        resolveExit({ code, signal });
+      };
+      proc.once('exit', (code, signal) => finish(code, signal));
+      proc.once('error', (err) => finish(null, null, err));
+    });
+    this.captureOutput(rec, proc);
+    await this.waitForSocket(rec, proc);
+    this.o.onEvent({ type: 'started', vm: { ...vm }, restarted });
+  }
+
+  captureOutput(rec, proc) {
+    for (const stream of [proc.stdout, proc.stderr]) {
+      let partial = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (text) => {
+        rec.stderrTail = (rec.stderrTail + text).slice(-STDERR_TAIL_BYTES);
+        const lines = (partial + text).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) {
+          this.o.onEvent({ type: 'output', vm: { ...rec.vm }, line });
+        }
+      });
+      stream.on('end', () => {
+        if (partial) {
+          this.o.onEvent({ type: 'output', vm: { ...rec.vm }, line: partial });
+        }
+      });
+    }
+  }
+
+  async waitForSocket(rec, proc) {
+    const deadline = Date.now() + this.o.readyTimeoutMs;
+    for (;;) {
+      if (rec.proc !== proc) {
+        await sleep(20); // let the last of its stderr arrive
+        throw new SimError(
+          `agent for ${rec.vm.id} exited before opening ${rec.vm.socketPath}:\n${rec.stderrTail.trim() || '(no output)'}`,
+        );
+      }
+      if (isSocket(rec.vm.socketPath)) {
+        return;
+      }
+      if (Date.now() > deadline) {
+        await this.terminate(rec);
+        throw new SimError(
+          `agent for ${rec.vm.id} did not open ${rec.vm.socketPath} within ${this.o.readyTimeoutMs} ms:\n${rec.stderrTail.trim() || '(no output)'}`,
+        );
+      }
+      await sleep(20);
+    }
+  }
+
+  onExit(rec, proc, code, signal, error) {
+    if (rec.proc !== proc) {
+      return;
+    }
+    rec.proc = undefined;
+    const expected = rec.expectExit || this.stopping !== undefined;
+    this.o.onEvent({
+      type: 'exited',
+      vm: { ...rec.vm },
+      code,
+      signal,
+      expected,
+      ...(error ? { error: error.message } : {}),
+    });
+    if (expected || !this.o.restartOnExit) {
+      return;
+    }
+    rec.quickCrashes = Date.now() - rec.startedAt < QUICK_CRASH_MS ? rec.quickCrashes + 1 : 0;
+    if (rec.quickCrashes >= MAX_QUICK_CRASHES) {
+      this.o.onEvent({ type: 'gave-up', vm: { ...rec.vm }, crashes: rec.quickCrashes });
+      return;
+    }
+    rec.restartTimer = setTimeout(() => {
+      if (this.stopping || rec.proc) {
+        return;
+      }
+      this.launch(rec, true).catch((err) => {
+        this.o.onEvent({ type: 'restart-failed', vm: { ...rec.vm }, error: String(err.message) });
+      });
+    }, RESTART_DELAY_MS);
+  }
+}
+
+/** Whether `exited` settles within `ms` (the timer is cleared either way). */
+async function exitsWithin(exited, ms) {
+  let timer;
+  const timedOut = new Promise((resolveTimeout) => {
+    timer = setTimeout(() => resolveTimeout(false), ms);
+  });
+  try {
+    return await Promise.race([exited.then(() => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function isSocket(path) {
+  try {
+    return lstatSync(path).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+function removeStaleSocket(path) {
+  if (isSocket(path)) {
+    try {
+      unlinkSync(path);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/**
+ * Makes sure a fresh socket will be the one we wait for: refuses a path something else serves,
+ * removes a stale socket file.
+ */
+async function clearSocketPath(path) {
+  let stat;
+  try {
+    stat = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!stat.isSocket()) {
+    throw new SimError(`${path} exists and is not a socket`);
+  }
+  if (await answers(path)) {
+    throw new SimError(`${path} is served by another process (another sim running?)`);
+  }
+  removeStaleSocket(path);
+}
+
+function answers(path) {
+  return new Promise((resolveAnswer) => {
+    const socket = createConnection(path);
+    const done = (ok) => {
+      socket.destroy();
+      resolveAnswer(ok);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.setTimeout(1000, () => done(false));
+  });
+}
