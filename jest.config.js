@@ -9,6 +9,7 @@ export default {
   },
   moduleNameMapper: {
     '^@lq/proto$': '<rootDir>/libs/proto/src/index.ts',
+    '^@lq/runtime$': '<rootDir>/libs/runtime/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testMatch: ['<rootDir>/{apps,libs,test}/**/*.spec.ts'],

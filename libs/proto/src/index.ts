@@ -8,3 +8,4 @@ export * from './client/file-transfer.js';
 export * from './gen/limiquantix/node/v1/node_daemon_pb.js';
 export * from './nats/subjects.js';
 export * from './nats/guest-request.js';
+export * from './gen/limiquantix/compute/v1/vm_service_pb.js';

@@ -69,8 +69,9 @@ export async function callGuest<C extends ResultCase>(
   op: GuestOperation,
   request: MessageInitShape<typeof GuestRequestSchema>,
   expect: C,
+  slackMs?: number,
 ): Promise<ResultOf<C>> {
-  const response = await requestGuest(nc, nodeId, op, request);
+  const response = await requestGuest(nc, nodeId, op, request, slackMs);
   const result = response.result;
   if (result.case === 'error') {
     throw new GuestRequestError(result.value.code, result.value.message, result.value.agentCode);

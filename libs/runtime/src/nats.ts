@@ -1,0 +1,58 @@
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsEnv } from './env.js';
+
+export interface NatsConnectOptions extends NatsEnv {
+  name: string;
+  /** -1: never give up (a NATS restart must not end a service). */
+  maxReconnectAttempts: number;
+  reconnectTimeWaitMs: number;
+}
+
+export interface NatsLink {
+  nc: NatsConnection;
+  /** False while disconnected and reconnecting. */
+  readonly connected: boolean;
+}
+
+/** Connects and logs disconnects and reconnects; drain() is the caller's on shutdown. */
+export async function connectNats(
+  options: NatsConnectOptions,
+  log: { log(m: string): void; warn(m: string): void; error(m: string): void },
+): Promise<NatsLink> {
+  const nc = await connect({
+    servers: options.servers,
+    name: options.name,
+    user: options.user,
+    pass: options.pass,
+    token: options.token,
+    authenticator: options.credsFile
+      ? credsAuthenticator(new Uint8Array(readFileSync(options.credsFile)))
+      : undefined,
+    maxReconnectAttempts: options.maxReconnectAttempts,
+    reconnectTimeWait: options.reconnectTimeWaitMs,
+  });
+  log.log(`connected to NATS at ${nc.getServer()}`);
+  const link = { nc, connected: true };
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') {
+        link.connected = false;
+        log.warn(`disconnected from NATS at ${s.server}`);
+      } else if (s.type === 'reconnect') {
+        link.connected = true;
+        log.log(`reconnected to NATS at ${s.server}`);
+      } else if (s.type === 'error') {
+        log.error(`NATS error: ${String(s.error)}`);
+      }
+    }
+  })();
+  return link;
+}
+
+/** Drains (flushing replies in flight), falling back to close. */
+export async function drainNats(nc: NatsConnection | undefined): Promise<void> {
+  if (nc && !nc.isClosed()) {
+    await nc.drain().catch(() => nc.close());
+  }
+}
