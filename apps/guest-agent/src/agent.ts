@@ -112,7 +112,7 @@ export class Agent {
       onData: (chunk) => this.onData(chunk),
       onDisconnect: (reason) => this.onDisconnect(reason),
     });
-    this.sweepTimer = setInterval(() => this.results.ack([]), 30_000);
+    this.sweepTimer = setInterval(() => this.results.sweep(), 30_000);
     this.sweepTimer.unref();
     this.log.info('agent started', {
       version: AGENT_VERSION,

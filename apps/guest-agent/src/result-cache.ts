@@ -67,6 +67,11 @@ export class ResultCache {
     );
   }
 
+  /** Drops expired results (called on a timer: nothing else may come to trigger it). */
+  sweep(): void {
+    this.evict();
+  }
+
   ack(ids: readonly string[]): void {
     for (const id of ids) {
       const entry = this.entries.get(id);
