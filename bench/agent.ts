@@ -15,6 +15,7 @@ import {
   readGuestFile,
   writeGuestFile,
 } from '@lq/proto';
+import { stats } from './stats.js';
 
 const quick = process.argv.includes('--quick');
 // --only=ping|exec|file runs one phase (for profiling with BENCH_AGENT_NODE_ARGS=--cpu-prof).
@@ -22,12 +23,6 @@ const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.
 const phase = (name: string) => only === undefined || only === name;
 const MiB = 1024 * 1024;
 const bundle = join(process.cwd(), 'dist/guest-agent/limiquantix-agent.cjs');
-
-function stats(samples: number[]): { median: number; p99: number; min: number; max: number } {
-  const s = [...samples].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
-  return { median: at(0.5), p99: at(0.99), min: s[0]!, max: s[s.length - 1]! };
-}
 
 function memory(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

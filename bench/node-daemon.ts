@@ -10,14 +10,9 @@ import { AgentClient, PingRequestSchema, requestGuest } from '@lq/proto';
 import { startNatsServer } from '../test/support/nats-server.js';
 import { startSimVms } from '../test/support/sim-vms.js';
 import { startNodeDaemon } from '../test/support/node-daemon-process.js';
+import { stats } from './stats.js';
 
 const quick = process.argv.includes('--quick');
-
-function stats(xs: number[]): { median: number; p99: number } {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
-  return { median: at(0.5), p99: at(0.99) };
-}
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'lq-bench-nd-'));
