@@ -1,0 +1,39 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from './config/env.schema.js';
+import { DatabaseModule } from './database/database.module.js';
+import { NatsService } from './nats/nats.service.js';
+import { InventoryRepository } from './inventory/inventory.repository.js';
+import { InventoryService } from './inventory/inventory.service.js';
+import { InventorySubscriber } from './inventory/inventory.subscriber.js';
+import { InventoryController } from './inventory/inventory.controller.js';
+import { VmGuestService } from './guest-ops/vm-guest.service.js';
+import { VmGuestController } from './guest-ops/vm-guest.controller.js';
+import { HealthController } from './health/health.controller.js';
+import { MetricsService } from './metrics/metrics.service.js';
+import { MetricsController } from './metrics/metrics.controller.js';
+import { VmServiceRoutes } from './connect/vm-service.routes.js';
+import { GrpcServer } from './connect/grpc.server.js';
+
+@Module({})
+export class AppModule {
+  static forRoot(config: ControlPlaneConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [DatabaseModule],
+      providers: [
+        { provide: CONTROL_PLANE_CONFIG, useValue: config },
+        NatsService,
+        InventoryRepository,
+        InventoryService,
+        InventorySubscriber,
+        VmGuestService,
+        MetricsService,
+        VmServiceRoutes,
+        GrpcServer,
+      ],
+      controllers: [InventoryController, VmGuestController, HealthController, MetricsController],
+      exports: [CONTROL_PLANE_CONFIG],
+      global: true,
+    };
+  }
+}

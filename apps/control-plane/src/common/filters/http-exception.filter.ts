@@ -1,0 +1,89 @@
+import { randomUUID } from 'node:crypto';
+import {
+  Catch,
+  HttpException,
+  HttpStatus,
+  Logger,
+  type ArgumentsHost,
+  type ExceptionFilter,
+} from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { VmGuestErrorCode, VmGuestException } from '../../guest-ops/vm-guest.exception.js';
+
+/** VmGuestException codes as HTTP statuses (PROTOCOL.md §9 lists the node-side codes). */
+export const HTTP_STATUS_OF: Record<VmGuestErrorCode, number> = {
+  [VmGuestErrorCode.INVALID_REQUEST]: HttpStatus.BAD_REQUEST,
+  [VmGuestErrorCode.VM_NOT_FOUND]: HttpStatus.NOT_FOUND,
+  [VmGuestErrorCode.AGENT_NOT_CONNECTED]: HttpStatus.CONFLICT,
+  [VmGuestErrorCode.AGENT_ERROR]: HttpStatus.BAD_GATEWAY,
+  [VmGuestErrorCode.AGENT_TIMEOUT]: HttpStatus.GATEWAY_TIMEOUT,
+  [VmGuestErrorCode.NODE_TIMEOUT]: HttpStatus.GATEWAY_TIMEOUT,
+  [VmGuestErrorCode.NODE_UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE,
+  [VmGuestErrorCode.INTERNAL]: HttpStatus.INTERNAL_SERVER_ERROR,
+};
+
+// Agent refusals that are the caller's doing, not the gateway's.
+const AGENT_CODE_STATUS: Record<string, number> = {
+  INVALID_REQUEST: HttpStatus.BAD_REQUEST,
+  PATH_NOT_ALLOWED: HttpStatus.FORBIDDEN,
+  OPERATION_BLOCKED: HttpStatus.FORBIDDEN,
+  PERMISSION_DENIED: HttpStatus.FORBIDDEN,
+  NOT_FOUND: HttpStatus.NOT_FOUND,
+  USER_NOT_FOUND: HttpStatus.BAD_REQUEST,
+  GROUP_NOT_FOUND: HttpStatus.BAD_REQUEST,
+  TOO_LARGE: HttpStatus.PAYLOAD_TOO_LARGE,
+  BUSY: HttpStatus.TOO_MANY_REQUESTS,
+};
+
+export function httpStatusOf(e: VmGuestException): number {
+  if (e.code === VmGuestErrorCode.AGENT_ERROR && e.agentCode && AGENT_CODE_STATUS[e.agentCode]) {
+    return AGENT_CODE_STATUS[e.agentCode]!;
+  }
+  return HTTP_STATUS_OF[e.code];
+}
+
+/**
+ * One JSON error shape for every REST failure: { statusCode, code, message, correlationId }.
+ * Internals are logged under the correlation id, never sent.
+ */
+@Catch()
+export class HttpExceptionFilter implements ExceptionFilter {
+  private readonly log = new Logger('http');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const ctx = host.switchToHttp();
+    const res = ctx.getResponse<Response>();
+    const req = ctx.getRequest<Request>();
+    const correlationId = (req.headers['x-correlation-id'] as string | undefined) ?? randomUUID();
+    let status: number = HttpStatus.INTERNAL_SERVER_ERROR;
+    let code = 'INTERNAL';
+    let message = 'internal error';
+    let agentCode: string | undefined;
+    if (exception instanceof VmGuestException) {
+      status = httpStatusOf(exception);
+      code = exception.code;
+      message = exception.message;
+      agentCode = exception.agentCode;
+      if (exception.code === VmGuestErrorCode.INTERNAL) {
+        this.log.error(`${correlationId} ${req.method} ${req.url}: ${exception.message}`);
+        message = 'internal error';
+      }
+    } else if (exception instanceof HttpException) {
+      status = exception.getStatus();
+      const body = exception.getResponse();
+      const m =
+        typeof body === 'object' && body !== null ? (body as { message?: unknown }).message : body;
+      message = Array.isArray(m) ? m.join('; ') : typeof m === 'string' ? m : exception.message;
+      code = status === 400 ? 'INVALID_REQUEST' : (HttpStatus[status] ?? 'ERROR');
+    } else {
+      this.log.error(
+        `${correlationId} ${req.method} ${req.url}: ${(exception as Error)?.stack ?? String(exception)}`,
+      );
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.status(status).json({ statusCode: status, code, agentCode, message, correlationId });
+  }
+}

@@ -1,0 +1,150 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { create } from '@bufbuild/protobuf';
+import { Code, ConnectError, type ConnectRouter, type HandlerContext } from '@connectrpc/connect';
+import {
+  ExecuteScriptResponseSchema,
+  GetVMResponseSchema,
+  GuestShutdownResponseSchema,
+  ListVMsResponseSchema,
+  PingAgentResponseSchema,
+  ReadGuestFileResponseSchema,
+  ShutdownMode,
+  VMService,
+  WriteGuestFileResponseSchema,
+} from '@lq/proto';
+import { VmGuestService, type Caller } from '../guest-ops/vm-guest.service.js';
+import { InventoryService } from '../inventory/inventory.service.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { VmGuestException } from '../guest-ops/vm-guest.exception.js';
+import { toConnectError } from './connect-error.mapper.js';
+
+function callerOf(ctx: HandlerContext): Caller {
+  const actor = ctx.requestHeader.get('x-lq-actor');
+  return { actor: actor && actor.length <= 256 ? actor : 'anonymous' };
+}
+
+/**
+ * VMService for Connect (JSON and binary) and gRPC: one implementation, mounted on the HTTP
+ * app and on the HTTP/2 server. Each method is one VmGuestService or InventoryService call.
+ */
+@Injectable()
+export class VmServiceRoutes {
+  constructor(
+    @Inject(VmGuestService) private readonly guest: VmGuestService,
+    @Inject(InventoryService) private readonly inventory: InventoryService,
+    @Inject(MetricsService) private readonly metrics: MetricsService,
+  ) {}
+
+  register(router: ConnectRouter): void {
+    router.service(VMService, {
+      pingAgent: (req, ctx) =>
+        this.run('ping', async () => {
+          const r = await this.guest.ping(req.vmId, req.timeoutSeconds || undefined, callerOf(ctx));
+          return create(PingAgentResponseSchema, r);
+        }),
+      executeScript: (req, ctx) =>
+        this.run('execute', async () => {
+          const r = await this.guest.execute(
+            req.vmId,
+            {
+              command: req.command,
+              argv: req.argv,
+              args: req.args,
+              env: req.env,
+              cwd: req.cwd,
+              stdin: req.stdin,
+              timeoutSeconds: req.timeoutSeconds || undefined,
+              runAsUser: req.runAsUser,
+              runAsGroup: req.runAsGroup,
+              includeSupplementaryGroups: req.includeSupplementaryGroups,
+              outputLimitBytes: req.outputLimitBytes,
+            },
+            callerOf(ctx),
+          );
+          return create(ExecuteScriptResponseSchema, {
+            vmId: req.vmId,
+            exitCode: r.exitCode,
+            signal: r.signal,
+            timedOut: r.timedOut,
+            stdout: Buffer.from(r.stdout).toString('utf8'),
+            stderr: Buffer.from(r.stderr).toString('utf8'),
+            stdoutTruncated: r.stdoutTruncated,
+            stderrTruncated: r.stderrTruncated,
+            durationMs: r.durationMs,
+            stdoutBytes: r.stdout,
+            stderrBytes: r.stderr,
+          });
+        }),
+      readGuestFile: (req, ctx) =>
+        this.run('file.read', async () => {
+          const r = await this.guest.readChunk(
+            req.vmId,
+            req.path,
+            req.offset,
+            req.length,
+            callerOf(ctx),
+          );
+          return create(ReadGuestFileResponseSchema, {
+            data: r.data,
+            eof: r.eof,
+            totalSize: r.totalSize,
+            mode: r.mode,
+          });
+        }),
+      writeGuestFile: (req, ctx) =>
+        this.run('file.write', async () => {
+          const r = await this.guest.writeChunk(
+            req.vmId,
+            {
+              path: req.path,
+              data: req.data,
+              offset: req.offset,
+              append: req.append,
+              create: req.create,
+              truncate: req.truncate,
+              mode: req.mode,
+            },
+            callerOf(ctx),
+          );
+          return create(WriteGuestFileResponseSchema, {
+            bytesWritten: r.bytesWritten,
+            size: r.size,
+          });
+        }),
+      guestShutdown: (req, ctx) =>
+        this.run('shutdown', async () => {
+          const mode = req.mode === ShutdownMode.UNSPECIFIED ? ShutdownMode.POWEROFF : req.mode;
+          const r = await this.guest.shutdown(req.vmId, mode, req.delaySeconds, callerOf(ctx));
+          return create(GuestShutdownResponseSchema, { mode: r.mode, scheduledAt: r.scheduledAt });
+        }),
+      listVMs: () =>
+        this.run('list', async () =>
+          create(ListVMsResponseSchema, { vms: await this.inventory.listVms() }),
+        ),
+      getVM: (req) =>
+        this.run('get', async () => {
+          const vm = await this.inventory.getVm(req.vmId);
+          if (!vm) {
+            throw new ConnectError(
+              `VM_NOT_FOUND: VM ${req.vmId} is not in the inventory`,
+              Code.NotFound,
+            );
+          }
+          return create(GetVMResponseSchema, { vm });
+        }),
+    });
+  }
+
+  private async run<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const result = await work();
+      this.metrics.observe(operation, 'ok', (performance.now() - started) / 1000);
+      return result;
+    } catch (err) {
+      const outcome = err instanceof VmGuestException ? err.code : 'INTERNAL';
+      this.metrics.observe(operation, outcome, (performance.now() - started) / 1000);
+      throw toConnectError(err);
+    }
+  }
+}

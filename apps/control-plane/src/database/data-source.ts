@@ -1,0 +1,26 @@
+import { DataSource, type DataSourceOptions } from 'typeorm';
+import { NodeEntity } from '../inventory/node.entity.js';
+import { VmEntity } from '../inventory/vm.entity.js';
+import { CreateInventory1764201600000 } from './migrations/1764201600000-CreateInventory.js';
+
+export const ENTITIES = [NodeEntity, VmEntity];
+// Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
+export const MIGRATIONS = [CreateInventory1764201600000];
+
+/** Built when asked (not at import), so DATABASE_URL is read when the app starts. */
+export function dataSourceOptions(url: string): DataSourceOptions {
+  return {
+    type: 'postgres',
+    url,
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    synchronize: false,
+    migrationsRun: false,
+    // Fail fast when the database is away instead of queueing forever.
+    extra: { connectionTimeoutMillis: 5000, max: 20 },
+  };
+}
+
+export function createDataSource(url: string): DataSource {
+  return new DataSource(dataSourceOptions(url));
+}

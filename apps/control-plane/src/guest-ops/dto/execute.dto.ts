@@ -1,0 +1,104 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsBoolean,
+  IsInt,
+  IsObject,
+  IsOptional,
+  IsString,
+  Max,
+  MaxLength,
+  Min,
+} from 'class-validator';
+
+/** POST /api/vms/:id/execute (the seed's §7.2 fields; snake_case as in its examples). */
+export class ExecuteDto {
+  @ApiPropertyOptional({
+    description: 'shell command line (run by /bin/sh -c); exclusive with argv',
+    example: 'whoami && id',
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(65_536)
+  command?: string;
+
+  @ApiPropertyOptional({
+    description: 'program and arguments, no shell',
+    type: [String],
+    example: ['uname', '-a'],
+  })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(4096)
+  @IsString({ each: true })
+  argv?: string[];
+
+  @ApiPropertyOptional({ description: 'extra arguments appended to argv', type: [String] })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(4096)
+  @IsString({ each: true })
+  args?: string[];
+
+  @ApiPropertyOptional({
+    description: 'extra environment variables',
+    type: 'object',
+    additionalProperties: { type: 'string' },
+  })
+  @IsOptional()
+  @IsObject()
+  env?: Record<string, string>;
+
+  @ApiPropertyOptional({ description: 'absolute working directory in the guest' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(4096)
+  cwd?: string;
+
+  @ApiPropertyOptional({ description: 'text for the command’s stdin' })
+  @IsOptional()
+  @IsString()
+  stdin?: string;
+
+  @ApiPropertyOptional({ description: 'stdin as base64 (binary input); exclusive with stdin' })
+  @IsOptional()
+  @IsString()
+  stdin_base64?: string;
+
+  @ApiPropertyOptional({
+    description: 'kill the command after this many seconds',
+    minimum: 1,
+    maximum: 86_400,
+    example: 30,
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(86_400)
+  timeout_seconds?: number;
+
+  @ApiPropertyOptional({ description: 'run as this user (name or uid)', example: 'postgres' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(256)
+  run_as_user?: string;
+
+  @ApiPropertyOptional({ description: 'run with this group (default: the user’s primary group)' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(256)
+  run_as_group?: string;
+
+  @ApiPropertyOptional({ description: 'keep the user’s supplementary groups' })
+  @IsOptional()
+  @IsBoolean()
+  include_supplementary_groups?: boolean;
+
+  @ApiPropertyOptional({ description: 'per-stream capture cap in bytes (0: the agent’s default)' })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(64 * 1024 * 1024)
+  output_limit_bytes?: number;
+}

@@ -1,0 +1,14 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+
+export class FileQueryDto {
+  @ApiProperty({ description: 'absolute path in the guest', example: '/etc/hostname' })
+  @IsString()
+  @MaxLength(4096)
+  path!: string;
+
+  @ApiPropertyOptional({ description: 'octal permission bits for PUT, e.g. 0644' })
+  @IsOptional()
+  @Matches(/^0?[0-7]{3,4}$/, { message: 'mode must be octal permission bits like 0644' })
+  mode?: string;
+}

@@ -1,0 +1,30 @@
+/** Why a guest operation failed, independent of the transport that reports it. */
+export enum VmGuestErrorCode {
+  /** Bad input; nothing was sent. */
+  INVALID_REQUEST = 'INVALID_REQUEST',
+  /** The inventory (or the node) does not know the VM. */
+  VM_NOT_FOUND = 'VM_NOT_FOUND',
+  /** The VM's agent is not connected to its node daemon. */
+  AGENT_NOT_CONNECTED = 'AGENT_NOT_CONNECTED',
+  /** The agent refused or failed; the message carries its code. */
+  AGENT_ERROR = 'AGENT_ERROR',
+  /** The agent did not answer in time (the node did). */
+  AGENT_TIMEOUT = 'AGENT_TIMEOUT',
+  /** The VM's node daemon did not answer in time. */
+  NODE_TIMEOUT = 'NODE_TIMEOUT',
+  /** No node daemon serves the VM's node (NATS: no responders), or NATS is down. */
+  NODE_UNAVAILABLE = 'NODE_UNAVAILABLE',
+  INTERNAL = 'INTERNAL',
+}
+
+export class VmGuestException extends Error {
+  constructor(
+    readonly code: VmGuestErrorCode,
+    message: string,
+    /** The agent's own error code name, with AGENT_ERROR. */
+    readonly agentCode?: string,
+  ) {
+    super(message);
+    this.name = 'VmGuestException';
+  }
+}

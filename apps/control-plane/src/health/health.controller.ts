@@ -1,0 +1,51 @@
+import { Controller, Get, HttpStatus, Inject, Res } from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { InventoryRepository } from '../inventory/inventory.repository.js';
+import { NatsService } from '../nats/nats.service.js';
+
+const DATABASE_TIMEOUT_MS = 2000;
+
+export interface HealthReport {
+  status: 'ok' | 'unavailable';
+  database: 'ok' | 'unavailable';
+  nats: 'ok' | 'unavailable';
+}
+
+/** Liveness and readiness: 200 when the database and NATS both answer, 503 naming the failing part. */
+@ApiTags('operations')
+@Controller()
+export class HealthController {
+  constructor(
+    @Inject(InventoryRepository) private readonly db: InventoryRepository,
+    @Inject(NatsService) private readonly nats: NatsService,
+  ) {}
+
+  @Get('health')
+  @ApiOperation({ summary: 'Health of the control plane, its database and NATS' })
+  async health(@Res({ passthrough: true }) res: Response): Promise<HealthReport> {
+    const database = (await this.databaseAnswers()) ? 'ok' : 'unavailable';
+    const nats = this.nats.healthy ? 'ok' : 'unavailable';
+    const ok = database === 'ok' && nats === 'ok';
+    res.status(ok ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);
+    return { status: ok ? 'ok' : 'unavailable', database, nats };
+  }
+
+  private async databaseAnswers(): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), DATABASE_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([
+        this.db.ping().then(
+          () => true,
+          () => false,
+        ),
+        timeout,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

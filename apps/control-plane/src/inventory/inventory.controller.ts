@@ -1,0 +1,150 @@
+import {
+  Controller,
+  Get,
+  Inject,
+  Logger,
+  Param,
+  Req,
+  Res,
+  type BeforeApplicationShutdown,
+} from '@nestjs/common';
+import { ApiOperation, ApiParam, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { create, fromBinary, toJson } from '@bufbuild/protobuf';
+import type { Request, Response } from 'express';
+import {
+  VMSchema,
+  VmTelemetrySchema,
+  isSubjectToken,
+  subjects,
+  type VM,
+  type VmTelemetry,
+} from '@lq/proto';
+import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
+import { NatsService } from '../nats/nats.service.js';
+import { InventoryService, type NodeView } from './inventory.service.js';
+
+const SSE_KEEPALIVE_MS = 15_000;
+
+/** One Server-Sent Events frame carrying a VmTelemetry as proto3 JSON. */
+export function telemetryEvent(t: VmTelemetry): string {
+  return `event: telemetry\ndata: ${JSON.stringify(toJson(VmTelemetrySchema, t))}\n\n`;
+}
+
+/** The inventory, read side: VMs with their agent state and latest telemetry, and nodes. */
+@ApiTags('inventory')
+@Controller('api')
+export class InventoryController implements BeforeApplicationShutdown {
+  private readonly log = new Logger('inventory');
+  /** Open telemetry streams, ended at shutdown so the HTTP server can close. */
+  private readonly streams = new Set<Response>();
+
+  constructor(
+    @Inject(InventoryService) private readonly inventory: InventoryService,
+    @Inject(NatsService) private readonly nats: NatsService,
+  ) {}
+
+  @Get('vms')
+  @ApiOperation({ summary: 'Every VM the inventory knows, ordered by id' })
+  async listVms(): Promise<{ vms: unknown[] }> {
+    const vms = await this.inventory.listVms();
+    return { vms: vms.map((vm) => toJson(VMSchema, vm)) };
+  }
+
+  @Get('vms/:id')
+  @ApiOperation({ summary: 'One VM with its agent state, facts and latest telemetry' })
+  @ApiParam({ name: 'id', description: 'VM id' })
+  async getVm(@Param('id') id: string): Promise<unknown> {
+    return toJson(VMSchema, await this.known(id));
+  }
+
+  @Get('nodes')
+  @ApiOperation({ summary: 'Every node and whether its heartbeat is stale' })
+  async listNodes(): Promise<{ nodes: NodeView[] }> {
+    return { nodes: await this.inventory.listNodes() };
+  }
+
+  /**
+   * Server-Sent Events: the stored report first (when there is one), then each report as the
+   * VM's node publishes it. Every replica subscribes on its own (no queue group) for its own
+   * clients.
+   */
+  @Get('vms/:id/telemetry/stream')
+  @ApiOperation({ summary: 'Live telemetry of a VM as Server-Sent Events (event: telemetry)' })
+  @ApiParam({ name: 'id', description: 'VM id' })
+  @ApiProduces('text/event-stream')
+  async streamTelemetry(
+    @Param('id') id: string,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    const vm = await this.known(id);
+    let nc;
+    try {
+      nc = this.nats.connection;
+    } catch {
+      throw new VmGuestException(VmGuestErrorCode.NODE_UNAVAILABLE, 'NATS is not connected');
+    }
+    res.status(200);
+    res.setHeader('Content-Type', 'text/event-stream');
+    res.setHeader('Cache-Control', 'no-cache');
+    res.setHeader('Connection', 'keep-alive');
+    // Proxies such as nginx would otherwise hold events back.
+    res.setHeader('X-Accel-Buffering', 'no');
+    res.flushHeaders();
+    if (vm.telemetry) {
+      res.write(
+        telemetryEvent(
+          create(VmTelemetrySchema, {
+            nodeId: vm.nodeId,
+            vmId: vm.id,
+            timestamp: vm.telemetryAt,
+            report: vm.telemetry,
+          }),
+        ),
+      );
+    }
+    // Any node: the VM may move while the client watches.
+    const sub = nc.subscribe(subjects.telemetry('*', vm.id), {
+      callback: (err, msg) => {
+        if (err) {
+          this.log.warn(`telemetry stream of ${vm.id}: ${err.message}`);
+          res.end();
+          return;
+        }
+        try {
+          const t = fromBinary(VmTelemetrySchema, msg.data);
+          if (t.vmId === vm.id) {
+            res.write(telemetryEvent(t));
+          }
+        } catch (e) {
+          this.log.warn(`dropped ${msg.subject}: ${(e as Error).message}`);
+        }
+      },
+    });
+    const keepalive = setInterval(() => res.write(': keepalive\n\n'), SSE_KEEPALIVE_MS);
+    this.streams.add(res);
+    const close = () => {
+      this.streams.delete(res);
+      clearInterval(keepalive);
+      if (!sub.isClosed()) {
+        sub.unsubscribe();
+      }
+    };
+    req.once('close', close);
+    res.once('close', close);
+  }
+
+  beforeApplicationShutdown(): void {
+    for (const res of this.streams) {
+      res.end();
+    }
+  }
+
+  private async known(id: string): Promise<VM> {
+    const vm = isSubjectToken(id) ? await this.inventory.getVm(id) : undefined;
+    if (!vm) {
+      throw new VmGuestException(VmGuestErrorCode.VM_NOT_FOUND, `VM ${id} is not in the inventory`);
+    }
+    return vm;
+  }
+}

@@ -1,0 +1,18 @@
+import { Controller, Get, Inject, Res } from '@nestjs/common';
+import { ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { MetricsService } from './metrics.service.js';
+
+@ApiTags('operations')
+@Controller()
+export class MetricsController {
+  constructor(@Inject(MetricsService) private readonly metrics: MetricsService) {}
+
+  @Get('metrics')
+  @ApiOperation({ summary: 'Prometheus metrics (text exposition format)' })
+  @ApiProduces('text/plain')
+  async scrape(@Res() res: Response): Promise<void> {
+    const body = await this.metrics.metrics();
+    res.status(200).type(this.metrics.contentType).send(body);
+  }
+}

@@ -1,0 +1,98 @@
+// Full-stack benchmark (issue 4, acceptance 6): REST → control plane → NATS → node daemon →
+// agent ping latency (median/p99) and operations per second at concurrency 32.
+// Run: npm run bench:control-plane [-- --quick]. Uses the machine's PostgreSQL (a fresh database).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startNatsServer } from '../test/support/nats-server.js';
+import { startSimVms } from '../test/support/sim-vms.js';
+import { startNodeDaemon } from '../test/support/node-daemon-process.js';
+import { createTestDatabase } from '../test/support/postgres.js';
+import { startControlPlaneProcess } from '../test/support/control-plane-process.js';
+
+const quick = process.argv.includes('--quick');
+
+function stats(xs: number[]): { median: number; p99: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
+  return { median: at(0.5), p99: at(0.99) };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'lq-bench-cp-'));
+  const nats = await startNatsServer();
+  const db = await createTestDatabase('lq_bench');
+  const sim = await startSimVms({ dir, count: 4, config: { telemetry_interval_ms: 0 } });
+  const daemon = await startNodeDaemon({ nodeId: 'bench', natsUrl: nats.url, channelDirs: [dir] });
+  const cp = await startControlPlaneProcess({
+    databaseUrl: db.url,
+    natsUrl: nats.url,
+    env: { LQ_LOG_LEVEL: 'warn' },
+  });
+  const ping = async (vm: string) => {
+    const res = await fetch(`${cp.url}/api/vms/${vm}/ping`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    await res.arrayBuffer();
+    if (res.status !== 200) {
+      throw new Error(`ping ${vm}: HTTP ${res.status}`);
+    }
+  };
+  try {
+    for (let i = 0; i < 200; i++) {
+      const ok = await ping('vm-1').then(
+        () => true,
+        () => false,
+      );
+      if (ok) {
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (let i = 0; i < 500; i++) {
+      await ping('vm-1');
+    }
+    const n = quick ? 1000 : 5000;
+    const lat: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t = performance.now();
+      await ping('vm-1');
+      lat.push(performance.now() - t);
+    }
+    const s = stats(lat);
+    const total = quick ? 4000 : 20_000;
+    let sent = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: 32 }, async (_, w) => {
+        while (sent < total) {
+          sent++;
+          await ping(`vm-${(w % 4) + 1}`);
+        }
+      }),
+    );
+    const rate = total / ((performance.now() - t0) / 1000);
+    process.stdout.write(
+      [
+        `LimiQuantix full-stack benchmark (node ${process.version}; REST → control plane → NATS → node daemon → agent)`,
+        `REST ping latency, sequential     median ${s.median.toFixed(2)} ms  p99 ${s.p99.toFixed(2)} ms (n=${n})   target p50 ≤ 2 ms`,
+        `REST pings at concurrency 32      ${Math.round(rate).toLocaleString('en')} ops/s (n=${total})   target ≥ 2,000 ops/s`,
+        `control plane peak RSS            ${(cp.memory().hwm / 1048576).toFixed(1)} MiB`,
+      ].join('\n') + '\n',
+    );
+  } finally {
+    await cp.stop();
+    await daemon.stop();
+    await sim.stop();
+    await nats.stop();
+    await db.drop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

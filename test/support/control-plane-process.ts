@@ -1,0 +1,43 @@
+import { readFileSync } from 'node:fs';
+import { freePort } from './nats-server.js';
+import { spawnService, type ServiceProcess } from './service-process.js';
+
+export interface RunningControlPlane extends ServiceProcess {
+  url: string;
+  grpcPort: number;
+  memory(): { rss: number; hwm: number };
+}
+
+/** Starts the real control plane (the tsc build) as its own process on free ports. */
+export async function startControlPlaneProcess(options: {
+  databaseUrl: string;
+  natsUrl: string;
+  env?: Record<string, string>;
+}): Promise<RunningControlPlane> {
+  const [httpPort, grpcPort] = [await freePort(), await freePort()];
+  const service = await spawnService({
+    main: 'dist/tsc/apps/control-plane/src/main.js',
+    env: {
+      DATABASE_URL: options.databaseUrl,
+      NATS_URL: options.natsUrl,
+      LQ_HTTP_HOST: '127.0.0.1',
+      LQ_HTTP_PORT: String(httpPort),
+      LQ_GRPC_HOST: '127.0.0.1',
+      LQ_GRPC_PORT: String(grpcPort),
+      ...options.env,
+    },
+    readyText: ' up: ',
+    timeoutMs: 20_000,
+  });
+  return {
+    ...service,
+    url: `http://127.0.0.1:${httpPort}`,
+    grpcPort,
+    memory() {
+      const status = readFileSync(`/proc/${service.proc.pid}/status`, 'utf8');
+      const kb = (key: string) =>
+        Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) * 1024;
+      return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+    },
+  };
+}
