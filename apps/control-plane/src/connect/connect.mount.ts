@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import type { INestApplication } from '@nestjs/common';
 import type { ConnectRouterOptions } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
@@ -27,7 +26,7 @@ const PREFIX = `/${VMService.typeName}/`;
  */
 export function mountConnect(app: INestApplication): void {
   const routes = app.get(VmServiceRoutes);
-  const nextOf = new WeakMap<IncomingMessage, NextFunction>();
+  const nextOf = new WeakMap<object, NextFunction>();
   const handler = connectNodeAdapter({
     ...CONNECT_HANDLER_OPTIONS,
     routes: (router) => routes.register(router),

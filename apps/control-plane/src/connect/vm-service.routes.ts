@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { create } from '@bufbuild/protobuf';
-import { Code, ConnectError, type ConnectRouter, type HandlerContext } from '@connectrpc/connect';
+import type { ConnectRouter, HandlerContext } from '@connectrpc/connect';
 import {
   ExecuteScriptResponseSchema,
   GetVMResponseSchema,
@@ -15,9 +15,9 @@ import {
 import { VmGuestService, type Caller } from '../guest-ops/vm-guest.service.js';
 import { InventoryService } from '../inventory/inventory.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { VmGuestException } from '../guest-ops/vm-guest.exception.js';
-import { toConnectError } from './connect-error.mapper.js';
+import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 
+/** The caller until authentication lands: the `x-lq-actor` header when given, else anonymous. */
 function callerOf(ctx: HandlerContext): Caller {
   const actor = ctx.requestHeader.get('x-lq-actor');
   return { actor: actor && actor.length <= 256 ? actor : 'anonymous' };
@@ -125,9 +125,9 @@ export class VmServiceRoutes {
         this.run('get', async () => {
           const vm = await this.inventory.getVm(req.vmId);
           if (!vm) {
-            throw new ConnectError(
-              `VM_NOT_FOUND: VM ${req.vmId} is not in the inventory`,
-              Code.NotFound,
+            throw new VmGuestException(
+              VmGuestErrorCode.VM_NOT_FOUND,
+              `VM ${req.vmId} is not in the inventory`,
             );
           }
           return create(GetVMResponseSchema, { vm });
@@ -135,6 +135,7 @@ export class VmServiceRoutes {
     });
   }
 
+  /** Records the call's outcome; the transport's interceptor (hideInternalErrors) maps errors. */
   private async run<T>(operation: string, work: () => Promise<T>): Promise<T> {
     const started = performance.now();
     try {
@@ -144,7 +145,7 @@ export class VmServiceRoutes {
     } catch (err) {
       const outcome = err instanceof VmGuestException ? err.code : 'INTERNAL';
       this.metrics.observe(operation, outcome, (performance.now() - started) / 1000);
-      throw toConnectError(err);
+      throw err;
     }
   }
 }

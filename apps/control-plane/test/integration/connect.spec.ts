@@ -1,0 +1,401 @@
+// Transport test for VMService: Connect JSON on the Nest HTTP app and gRPC (+ reflection) on the
+// HTTP/2 port, over real sockets. VmGuestService and InventoryService are test doubles here: the
+// system test drives the whole path through NATS, a node daemon and an agent.
+import 'reflect-metadata';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { Body, Controller, Get, Module, Post, type INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import * as grpc from '@grpc/grpc-js';
+import {
+  create,
+  createFileRegistry,
+  fromBinary,
+  toBinary,
+  type DescMessage,
+  type MessageShape,
+} from '@bufbuild/protobuf';
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
+import {
+  ExecuteResponseSchema,
+  PingAgentRequestSchema,
+  PingAgentResponseSchema,
+  ShutdownMode,
+  ShutdownResponseSchema,
+  VMSchema,
+  reflectionV1,
+  reflectionV1alpha,
+} from '@lq/proto';
+import { mountConnect } from '../../src/connect/connect.mount.js';
+import { GrpcServer } from '../../src/connect/grpc.server.js';
+import { VmServiceRoutes } from '../../src/connect/vm-service.routes.js';
+import { VmGuestErrorCode, VmGuestException } from '../../src/guest-ops/vm-guest.exception.js';
+import { VmGuestService, type Caller } from '../../src/guest-ops/vm-guest.service.js';
+import { InventoryService } from '../../src/inventory/inventory.service.js';
+import { MetricsService } from '../../src/metrics/metrics.service.js';
+
+/** Failures keyed by VM id, as VmGuestService reports them. */
+function failureFor(vmId: string): Error | undefined {
+  switch (vmId) {
+    case 'vm-missing':
+      return new VmGuestException(VmGuestErrorCode.VM_NOT_FOUND, 'VM vm-missing is unknown');
+    case 'vm-offline':
+      return new VmGuestException(VmGuestErrorCode.AGENT_NOT_CONNECTED, 'agent not connected');
+    case 'vm-slow':
+      return new VmGuestException(VmGuestErrorCode.AGENT_TIMEOUT, 'agent did not answer');
+    case 'vm-denied':
+      return new VmGuestException(
+        VmGuestErrorCode.AGENT_ERROR,
+        'path not allowed',
+        'PATH_NOT_ALLOWED',
+      );
+    case 'vm-crash':
+      return new Error('secret database password in /etc/lq');
+    default:
+      return undefined;
+  }
+}
+
+const calls: Array<{ op: string; vmId: string; caller: Caller; input?: unknown }> = [];
+
+const guest = {
+  ping: jest.fn(async (vmId: string, timeoutSeconds: number | undefined, caller: Caller) => {
+    calls.push({ op: 'ping', vmId, caller, input: { timeoutSeconds } });
+    const failure = failureFor(vmId);
+    if (failure) {
+      throw failure;
+    }
+    return { vmId, agentVersion: '1.2.3', uptimeSeconds: 42.5, latencyMs: 1.25 };
+  }),
+  execute: jest.fn(async (vmId: string, input: unknown, caller: Caller) => {
+    calls.push({ op: 'execute', vmId, caller, input });
+    const failure = failureFor(vmId);
+    if (failure) {
+      throw failure;
+    }
+    return create(ExecuteResponseSchema, {
+      exitCode: 0,
+      stdout: new TextEncoder().encode('Linux vm-1 6.1.0 x86_64 GNU/Linux\n'),
+      stderr: new Uint8Array([0xff, 0x41]),
+      durationMs: 12,
+    });
+  }),
+  shutdown: jest.fn(async (vmId: string, mode: ShutdownMode, _delay: number, caller: Caller) => {
+    calls.push({ op: 'shutdown', vmId, caller, input: { mode } });
+    return create(ShutdownResponseSchema, { mode });
+  }),
+};
+
+const vm1 = create(VMSchema, { id: 'vm-1', nodeId: 'node-1', agentState: 'ready' });
+const inventory = {
+  listVms: jest.fn(async () => [vm1]),
+  getVm: jest.fn(async (id: string) => (id === 'vm-1' ? vm1 : undefined)),
+};
+
+/** A REST route beside Connect: other paths reach Nest, and its JSON bodies still parse. */
+@Controller('api')
+class EchoController {
+  @Get('ping')
+  ping() {
+    return { ok: true };
+  }
+
+  @Post('echo')
+  echo(@Body() body: unknown) {
+    return { body };
+  }
+}
+
+@Module({
+  controllers: [EchoController],
+  providers: [
+    VmServiceRoutes,
+    GrpcServer,
+    { provide: VmGuestService, useValue: guest },
+    { provide: InventoryService, useValue: inventory },
+    { provide: MetricsService, useValue: { observe: () => undefined } },
+  ],
+})
+class ConnectTestModule {}
+
+describe('VMService over Connect and gRPC', () => {
+  let app: INestApplication;
+  let url: string;
+  let grpcPort: number;
+  let client: grpc.Client;
+
+  const post = async (method: string, body: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${url}/limiquantix.compute.v1.VMService/${method}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+
+  const codec = <T extends DescMessage>(schema: T) => ({
+    serialize: (m: MessageShape<T>) => Buffer.from(toBinary(schema, m)),
+    deserialize: (b: Buffer) => fromBinary(schema, b),
+  });
+
+  const unary = <I extends DescMessage, O extends DescMessage>(
+    path: string,
+    input: I,
+    output: O,
+    request: MessageShape<I>,
+  ) =>
+    new Promise<MessageShape<O>>((resolve, reject) => {
+      const i = codec(input);
+      const o = codec(output);
+      client.makeUnaryRequest(path, i.serialize, o.deserialize, request, (err, res) =>
+        err || !res ? reject(err ?? new Error('no response')) : resolve(res),
+      );
+    });
+
+  /** One ServerReflectionInfo stream: send each request, collect one response per request. */
+  const reflect = async (
+    service: 'grpc.reflection.v1.ServerReflection' | 'grpc.reflection.v1alpha.ServerReflection',
+    requests: Array<reflectionV1.ServerReflectionRequest['messageRequest']>,
+  ): Promise<reflectionV1.ServerReflectionResponse[]> => {
+    const v1 = service === 'grpc.reflection.v1.ServerReflection';
+    const req = v1
+      ? codec(reflectionV1.ServerReflectionRequestSchema)
+      : codec(reflectionV1alpha.ServerReflectionRequestSchema);
+    const res = v1
+      ? codec(reflectionV1.ServerReflectionResponseSchema)
+      : codec(reflectionV1alpha.ServerReflectionResponseSchema);
+    const call = client.makeBidiStreamRequest(
+      `/${service}/ServerReflectionInfo`,
+      (m: Uint8Array) => Buffer.from(m),
+      (b: Buffer) => b,
+    );
+    const out: Buffer[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      call.on('data', (b: Buffer) => out.push(b));
+      call.on('error', reject);
+      call.on('end', () => resolve());
+    });
+    for (const messageRequest of requests) {
+      const message = v1
+        ? create(reflectionV1.ServerReflectionRequestSchema, { messageRequest })
+        : create(reflectionV1alpha.ServerReflectionRequestSchema, {
+            messageRequest:
+              messageRequest as reflectionV1alpha.ServerReflectionRequest['messageRequest'],
+          });
+      call.write((req.serialize as (m: typeof message) => Buffer)(message));
+    }
+    call.end();
+    await done;
+    // Both versions share field numbers: read every answer as v1.
+    return out.map((b) =>
+      fromBinary(
+        reflectionV1.ServerReflectionResponseSchema,
+        toBinary(
+          v1
+            ? reflectionV1.ServerReflectionResponseSchema
+            : reflectionV1alpha.ServerReflectionResponseSchema,
+          res.deserialize(b) as never,
+        ),
+      ),
+    );
+  };
+
+  beforeAll(async () => {
+    app = await NestFactory.create<NestExpressApplication>(ConnectTestModule, {
+      logger: false,
+      bodyParser: false,
+    });
+    // The order app.ts uses: Connect before the JSON body parser.
+    mountConnect(app);
+    (app as NestExpressApplication).useBodyParser('json', { limit: '4mb' });
+    await app.listen(0, '127.0.0.1');
+    url = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
+    grpcPort = await app.get(GrpcServer).start('127.0.0.1', 0);
+    client = new grpc.Client(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await app?.get(GrpcServer).stop();
+    await app?.close();
+  });
+
+  it('should answer the seed PingAgent JSON body with proto3 JSON', async () => {
+    const res = await post('PingAgent', { vmId: 'vm-1', timeoutSeconds: 5 });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      vmId: 'vm-1',
+      agentVersion: '1.2.3',
+      uptimeSeconds: 42.5,
+      latencyMs: 1.25,
+    });
+    expect(calls.at(-1)).toEqual({
+      op: 'ping',
+      vmId: 'vm-1',
+      caller: { actor: 'anonymous' },
+      input: { timeoutSeconds: 5 },
+    });
+  });
+
+  it('should answer the seed ExecuteScript JSON body verbatim with text and bytes', async () => {
+    const res = await fetch(`${url}/limiquantix.compute.v1.VMService/ExecuteScript`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'x-lq-actor': 'alice' },
+      body: '{"vmId":"vm-1","command":"uname -a","timeoutSeconds":30}',
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/json');
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({
+      vmId: 'vm-1',
+      exitCode: 0,
+      timedOut: false,
+      stdout: 'Linux vm-1 6.1.0 x86_64 GNU/Linux\n',
+      stderr: '\ufffdA',
+      stdoutTruncated: false,
+      durationMs: 12,
+      stdoutBytes: Buffer.from('Linux vm-1 6.1.0 x86_64 GNU/Linux\n').toString('base64'),
+      stderrBytes: Buffer.from([0xff, 0x41]).toString('base64'),
+    });
+    const call = calls.at(-1);
+    expect(call?.caller).toEqual({ actor: 'alice' });
+    expect(call?.input).toMatchObject({ command: 'uname -a', timeoutSeconds: 30, argv: [] });
+  });
+
+  it('should default GuestShutdown mode to poweroff when unspecified', async () => {
+    const res = await post('GuestShutdown', { vmId: 'vm-1' });
+    expect(res.status).toBe(200);
+    expect(res.body.mode).toBe('SHUTDOWN_MODE_POWEROFF');
+    expect(calls.at(-1)?.input).toEqual({ mode: ShutdownMode.POWEROFF });
+  });
+
+  it('should list VMs and answer NOT_FOUND for an unknown one', async () => {
+    const list = await post('ListVMs', {});
+    expect(list.status).toBe(200);
+    expect(list.body.vms).toEqual([
+      expect.objectContaining({ id: 'vm-1', nodeId: 'node-1', agentState: 'ready' }),
+    ]);
+    const found = await post('GetVM', { vmId: 'vm-1' });
+    expect(found.body.vm).toEqual(expect.objectContaining({ id: 'vm-1' }));
+    const missing = await post('GetVM', { vmId: 'vm-9' });
+    expect(missing.status).toBe(404);
+    expect(missing.body.code).toBe('not_found');
+  });
+
+  it.each([
+    ['vm-missing', 404, 'not_found'],
+    ['vm-offline', 400, 'failed_precondition'],
+    ['vm-slow', 504, 'deadline_exceeded'],
+    ['vm-denied', 403, 'permission_denied'],
+  ])('should map the failure of %s to HTTP %s %s', async (vmId, status, code) => {
+    const res = await post('ExecuteScript', { vmId, command: 'true' });
+    expect(res.status).toBe(status);
+    expect(res.body.code).toBe(code);
+    expect(typeof res.body.message).toBe('string');
+  });
+
+  it('should hide the message and stack of an unexpected error', async () => {
+    const res = await post('PingAgent', { vmId: 'vm-crash' });
+    expect(res.status).toBe(500);
+    expect(res.body).toEqual({ code: 'internal', message: 'internal error' });
+  });
+
+  it('should reject unknown JSON fields and leave other paths to Nest', async () => {
+    const bad = await post('PingAgent', { vmId: 'vm-1', nope: 1 });
+    expect(bad.status).toBe(400);
+    expect(bad.body.code).toBe('invalid_argument');
+    expect((await fetch(`${url}/api/ping`)).status).toBe(200);
+    const echo = await fetch(`${url}/api/echo`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: '{"a":1}',
+    });
+    expect(await echo.json()).toEqual({ body: { a: 1 } });
+    const unknown = await fetch(`${url}/limiquantix.compute.v1.VMService/Nope`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: '{}',
+    });
+    expect(unknown.status).toBe(404);
+  });
+
+  it('should reject a Connect body over the size bound', async () => {
+    const res = await post('ExecuteScript', { vmId: 'vm-1', command: 'x'.repeat(5 * 1024 * 1024) });
+    expect(res.status).toBe(429);
+    expect(res.body.code).toBe('resource_exhausted');
+  });
+
+  it('should call PingAgent over gRPC with the same handler', async () => {
+    const res = await unary(
+      '/limiquantix.compute.v1.VMService/PingAgent',
+      PingAgentRequestSchema,
+      PingAgentResponseSchema,
+      create(PingAgentRequestSchema, { vmId: 'vm-1' }),
+    );
+    expect(res).toMatchObject({ vmId: 'vm-1', agentVersion: '1.2.3', uptimeSeconds: 42.5 });
+    await expect(
+      unary(
+        '/limiquantix.compute.v1.VMService/PingAgent',
+        PingAgentRequestSchema,
+        PingAgentResponseSchema,
+        create(PingAgentRequestSchema, { vmId: 'vm-slow' }),
+      ),
+    ).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
+  });
+
+  it('should list services and describe VMService over gRPC reflection', async () => {
+    const [list, file, missing] = await reflect('grpc.reflection.v1.ServerReflection', [
+      { case: 'listServices', value: '' },
+      { case: 'fileContainingSymbol', value: 'limiquantix.compute.v1.VMService' },
+      { case: 'fileContainingSymbol', value: 'limiquantix.compute.v1.Nope' },
+    ]);
+    expect(
+      list?.messageResponse.case === 'listServicesResponse' &&
+        list.messageResponse.value.service.map((s) => s.name),
+    ).toEqual([
+      'limiquantix.compute.v1.VMService',
+      'grpc.reflection.v1.ServerReflection',
+      'grpc.reflection.v1alpha.ServerReflection',
+    ]);
+    if (file?.messageResponse.case !== 'fileDescriptorResponse') {
+      throw new Error(`unexpected ${file?.messageResponse.case}`);
+    }
+    const protos = file.messageResponse.value.fileDescriptorProto.map((b) =>
+      fromBinary(FileDescriptorProtoSchema, b),
+    );
+    expect(protos[0]?.name).toBe('limiquantix/compute/v1/vm_service.proto');
+    expect(protos[0]?.service[0]?.name).toBe('VMService');
+    expect(protos[0]?.service[0]?.method.map((m) => m.name)).toContain('ExecuteScript');
+    expect(protos.map((p) => p.name)).toEqual(
+      expect.arrayContaining([
+        'google/protobuf/timestamp.proto',
+        'limiquantix/agent/v1/agent.proto',
+      ]),
+    );
+    // The set is complete: every import resolves (a descriptor set lists imports first).
+    const registry = createFileRegistry(
+      create(FileDescriptorSetSchema, { file: [...protos].reverse() }),
+    );
+    expect(registry.getService('limiquantix.compute.v1.VMService')?.methods).toHaveLength(7);
+    expect(missing?.messageResponse).toMatchObject({
+      case: 'errorResponse',
+      value: { errorCode: grpc.status.NOT_FOUND },
+    });
+  });
+
+  it('should answer v1alpha reflection and file_by_filename', async () => {
+    const [list, file] = await reflect('grpc.reflection.v1alpha.ServerReflection', [
+      { case: 'listServices', value: '*' },
+      { case: 'fileByFilename', value: 'grpc/reflection/v1/reflection.proto' },
+    ]);
+    expect(list?.messageResponse.case).toBe('listServicesResponse');
+    expect(file?.messageResponse.case).toBe('fileDescriptorResponse');
+    const bytes =
+      file?.messageResponse.case === 'fileDescriptorResponse'
+        ? file.messageResponse.value.fileDescriptorProto[0]
+        : undefined;
+    expect(fromBinary(FileDescriptorProtoSchema, bytes ?? new Uint8Array()).package).toBe(
+      'grpc.reflection.v1',
+    );
+  });
+});
