@@ -2,6 +2,8 @@
 // HTTP/2 port, over real sockets. VmGuestService and InventoryService are test doubles here: the
 // system test drives the whole path through NATS, a node daemon and an agent.
 import 'reflect-metadata';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Body, Controller, Get, Module, Post, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -15,7 +17,11 @@ import {
   type DescMessage,
   type MessageShape,
 } from '@bufbuild/protobuf';
-import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
+import {
+  FileDescriptorProtoSchema,
+  FileDescriptorSetSchema,
+  type FileDescriptorProto,
+} from '@bufbuild/protobuf/wkt';
 import {
   ExecuteResponseSchema,
   PingAgentRequestSchema,
@@ -24,7 +30,6 @@ import {
   ShutdownResponseSchema,
   VMSchema,
   reflectionV1,
-  reflectionV1alpha,
 } from '@lq/proto';
 import { mountConnect } from '../../src/connect/connect.mount.js';
 import { GrpcServer } from '../../src/connect/grpc.server.js';
@@ -152,52 +157,33 @@ describe('VMService over Connect and gRPC', () => {
       );
     });
 
-  /** One ServerReflectionInfo stream: send each request, collect one response per request. */
+  /**
+   * One ServerReflectionInfo stream: sends each request, collects one response per request. v1
+   * and v1alpha messages are identical on the wire, so both are written and read as v1.
+   */
   const reflect = async (
-    service: 'grpc.reflection.v1.ServerReflection' | 'grpc.reflection.v1alpha.ServerReflection',
+    version: 'v1' | 'v1alpha',
     requests: Array<reflectionV1.ServerReflectionRequest['messageRequest']>,
   ): Promise<reflectionV1.ServerReflectionResponse[]> => {
-    const v1 = service === 'grpc.reflection.v1.ServerReflection';
-    const req = v1
-      ? codec(reflectionV1.ServerReflectionRequestSchema)
-      : codec(reflectionV1alpha.ServerReflectionRequestSchema);
-    const res = v1
-      ? codec(reflectionV1.ServerReflectionResponseSchema)
-      : codec(reflectionV1alpha.ServerReflectionResponseSchema);
+    const req = codec(reflectionV1.ServerReflectionRequestSchema);
+    const res = codec(reflectionV1.ServerReflectionResponseSchema);
     const call = client.makeBidiStreamRequest(
-      `/${service}/ServerReflectionInfo`,
-      (m: Uint8Array) => Buffer.from(m),
-      (b: Buffer) => b,
+      `/grpc.reflection.${version}.ServerReflection/ServerReflectionInfo`,
+      req.serialize,
+      res.deserialize,
     );
-    const out: Buffer[] = [];
+    const out: reflectionV1.ServerReflectionResponse[] = [];
     const done = new Promise<void>((resolve, reject) => {
-      call.on('data', (b: Buffer) => out.push(b));
+      call.on('data', (m: reflectionV1.ServerReflectionResponse) => out.push(m));
       call.on('error', reject);
       call.on('end', () => resolve());
     });
     for (const messageRequest of requests) {
-      const message = v1
-        ? create(reflectionV1.ServerReflectionRequestSchema, { messageRequest })
-        : create(reflectionV1alpha.ServerReflectionRequestSchema, {
-            messageRequest:
-              messageRequest as reflectionV1alpha.ServerReflectionRequest['messageRequest'],
-          });
-      call.write((req.serialize as (m: typeof message) => Buffer)(message));
+      call.write(create(reflectionV1.ServerReflectionRequestSchema, { messageRequest }));
     }
     call.end();
     await done;
-    // Both versions share field numbers: read every answer as v1.
-    return out.map((b) =>
-      fromBinary(
-        reflectionV1.ServerReflectionResponseSchema,
-        toBinary(
-          v1
-            ? reflectionV1.ServerReflectionResponseSchema
-            : reflectionV1alpha.ServerReflectionResponseSchema,
-          res.deserialize(b) as never,
-        ),
-      ),
-    );
+    return out;
   };
 
   beforeAll(async () => {
@@ -209,7 +195,7 @@ describe('VMService over Connect and gRPC', () => {
     mountConnect(app);
     (app as NestExpressApplication).useBodyParser('json', { limit: '4mb' });
     await app.listen(0, '127.0.0.1');
-    url = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
+    url = `http://127.0.0.1:${((app.getHttpServer() as Server).address() as AddressInfo).port}`;
     grpcPort = await app.get(GrpcServer).start('127.0.0.1', 0);
     client = new grpc.Client(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
   });
@@ -344,7 +330,7 @@ describe('VMService over Connect and gRPC', () => {
   });
 
   it('should list services and describe VMService over gRPC reflection', async () => {
-    const [list, file, missing] = await reflect('grpc.reflection.v1.ServerReflection', [
+    const [list, file, missing] = await reflect('v1', [
       { case: 'listServices', value: '' },
       { case: 'fileContainingSymbol', value: 'limiquantix.compute.v1.VMService' },
       { case: 'fileContainingSymbol', value: 'limiquantix.compute.v1.Nope' },
@@ -372,10 +358,21 @@ describe('VMService over Connect and gRPC', () => {
         'limiquantix/agent/v1/agent.proto',
       ]),
     );
-    // The set is complete: every import resolves (a descriptor set lists imports first).
-    const registry = createFileRegistry(
-      create(FileDescriptorSetSchema, { file: [...protos].reverse() }),
-    );
+    // The answer is complete: every import, transitively, resolves from it.
+    const byName = new Map(protos.map((p) => [p.name, p]));
+    const ordered: FileDescriptorProto[] = [];
+    const visit = (name: string): void => {
+      const p = byName.get(name);
+      if (!p) {
+        throw new Error(`${name} missing from the reflection answer`);
+      }
+      if (!ordered.includes(p)) {
+        p.dependency.forEach(visit);
+        ordered.push(p);
+      }
+    };
+    visit('limiquantix/compute/v1/vm_service.proto');
+    const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: ordered }));
     expect(registry.getService('limiquantix.compute.v1.VMService')?.methods).toHaveLength(7);
     expect(missing?.messageResponse).toMatchObject({
       case: 'errorResponse',
@@ -384,7 +381,7 @@ describe('VMService over Connect and gRPC', () => {
   });
 
   it('should answer v1alpha reflection and file_by_filename', async () => {
-    const [list, file] = await reflect('grpc.reflection.v1alpha.ServerReflection', [
+    const [list, file] = await reflect('v1alpha', [
       { case: 'listServices', value: '*' },
       { case: 'fileByFilename', value: 'grpc/reflection/v1/reflection.proto' },
     ]);
