@@ -27,7 +27,6 @@ async function main(): Promise<void> {
   const cp = await startControlPlaneProcess({
     databaseUrl: db.url,
     natsUrl: nats.url,
-    env: { LQ_LOG_LEVEL: 'warn' },
   });
   const ping = async (vm: string) => {
     const res = await fetch(`${cp.url}/api/vms/${vm}/ping`, {
