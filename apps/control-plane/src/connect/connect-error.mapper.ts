@@ -1,5 +1,10 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
+import {
+  VmGuestErrorCode,
+  VmGuestException,
+  callerFaultOf,
+  type CallerFault,
+} from '../guest-ops/vm-guest.exception.js';
 
 const CODES: Record<VmGuestErrorCode, Code> = {
   [VmGuestErrorCode.INVALID_REQUEST]: Code.InvalidArgument,
@@ -12,17 +17,12 @@ const CODES: Record<VmGuestErrorCode, Code> = {
   [VmGuestErrorCode.INTERNAL]: Code.Internal,
 };
 
-// Agent refusals that are the caller's doing.
-const AGENT_CODES: Record<string, Code> = {
-  PATH_NOT_ALLOWED: Code.PermissionDenied,
-  OPERATION_BLOCKED: Code.PermissionDenied,
-  PERMISSION_DENIED: Code.PermissionDenied,
-  NOT_FOUND: Code.NotFound,
-  INVALID_REQUEST: Code.InvalidArgument,
-  USER_NOT_FOUND: Code.InvalidArgument,
-  GROUP_NOT_FOUND: Code.InvalidArgument,
-  TOO_LARGE: Code.ResourceExhausted,
-  BUSY: Code.ResourceExhausted,
+const CALLER_FAULT_CODES: Record<CallerFault, Code> = {
+  invalid: Code.InvalidArgument,
+  forbidden: Code.PermissionDenied,
+  not_found: Code.NotFound,
+  too_large: Code.ResourceExhausted,
+  busy: Code.ResourceExhausted,
 };
 
 /** VmGuestException → ConnectError (Connect and gRPC statuses); internals are not sent. */
@@ -34,10 +34,8 @@ export function toConnectError(err: unknown): ConnectError {
     if (err.code === VmGuestErrorCode.INTERNAL) {
       return new ConnectError('internal error', Code.Internal);
     }
-    const code =
-      err.code === VmGuestErrorCode.AGENT_ERROR && err.agentCode
-        ? (AGENT_CODES[err.agentCode] ?? Code.Unknown)
-        : CODES[err.code];
+    const fault = callerFaultOf(err);
+    const code = fault ? CALLER_FAULT_CODES[fault] : CODES[err.code];
     return new ConnectError(`${err.code}: ${err.message}`, code);
   }
   return new ConnectError('internal error', Code.Internal);

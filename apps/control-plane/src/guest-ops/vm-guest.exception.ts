@@ -28,3 +28,25 @@ export class VmGuestException extends Error {
     this.name = 'VmGuestException';
   }
 }
+
+/** How an agent's refusal is the caller's doing rather than the gateway's. */
+export type CallerFault = 'invalid' | 'forbidden' | 'not_found' | 'too_large' | 'busy';
+
+const CALLER_FAULTS: Record<string, CallerFault> = {
+  INVALID_REQUEST: 'invalid',
+  USER_NOT_FOUND: 'invalid',
+  GROUP_NOT_FOUND: 'invalid',
+  PATH_NOT_ALLOWED: 'forbidden',
+  OPERATION_BLOCKED: 'forbidden',
+  PERMISSION_DENIED: 'forbidden',
+  NOT_FOUND: 'not_found',
+  TOO_LARGE: 'too_large',
+  BUSY: 'busy',
+};
+
+/** The caller's fault behind an AGENT_ERROR, if the agent's code names one; each transport maps it. */
+export function callerFaultOf(e: VmGuestException): CallerFault | undefined {
+  return e.code === VmGuestErrorCode.AGENT_ERROR && e.agentCode
+    ? CALLER_FAULTS[e.agentCode]
+    : undefined;
+}

@@ -8,7 +8,12 @@ import {
   type ExceptionFilter,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { VmGuestErrorCode, VmGuestException } from '../../guest-ops/vm-guest.exception.js';
+import {
+  VmGuestErrorCode,
+  VmGuestException,
+  callerFaultOf,
+  type CallerFault,
+} from '../../guest-ops/vm-guest.exception.js';
 
 /** VmGuestException codes as HTTP statuses (PROTOCOL.md §9 lists the node-side codes). */
 export const HTTP_STATUS_OF: Record<VmGuestErrorCode, number> = {
@@ -22,24 +27,17 @@ export const HTTP_STATUS_OF: Record<VmGuestErrorCode, number> = {
   [VmGuestErrorCode.INTERNAL]: HttpStatus.INTERNAL_SERVER_ERROR,
 };
 
-// Agent refusals that are the caller's doing, not the gateway's.
-const AGENT_CODE_STATUS: Record<string, number> = {
-  INVALID_REQUEST: HttpStatus.BAD_REQUEST,
-  PATH_NOT_ALLOWED: HttpStatus.FORBIDDEN,
-  OPERATION_BLOCKED: HttpStatus.FORBIDDEN,
-  PERMISSION_DENIED: HttpStatus.FORBIDDEN,
-  NOT_FOUND: HttpStatus.NOT_FOUND,
-  USER_NOT_FOUND: HttpStatus.BAD_REQUEST,
-  GROUP_NOT_FOUND: HttpStatus.BAD_REQUEST,
-  TOO_LARGE: HttpStatus.PAYLOAD_TOO_LARGE,
-  BUSY: HttpStatus.TOO_MANY_REQUESTS,
+const CALLER_FAULT_STATUS: Record<CallerFault, number> = {
+  invalid: HttpStatus.BAD_REQUEST,
+  forbidden: HttpStatus.FORBIDDEN,
+  not_found: HttpStatus.NOT_FOUND,
+  too_large: HttpStatus.PAYLOAD_TOO_LARGE,
+  busy: HttpStatus.TOO_MANY_REQUESTS,
 };
 
 export function httpStatusOf(e: VmGuestException): number {
-  if (e.code === VmGuestErrorCode.AGENT_ERROR && e.agentCode && AGENT_CODE_STATUS[e.agentCode]) {
-    return AGENT_CODE_STATUS[e.agentCode]!;
-  }
-  return HTTP_STATUS_OF[e.code];
+  const fault = callerFaultOf(e);
+  return fault ? CALLER_FAULT_STATUS[fault] : HTTP_STATUS_OF[e.code];
 }
 
 /**
