@@ -10,6 +10,8 @@ export default {
   moduleNameMapper: {
     '^@lq/proto$': '<rootDir>/libs/proto/src/index.ts',
     '^@lq/runtime$': '<rootDir>/libs/runtime/src/index.ts',
+    '^@lq/auth$': '<rootDir>/libs/auth/src/index.ts',
+    '^@lq/audit$': '<rootDir>/libs/audit/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testMatch: ['<rootDir>/{apps,libs,test}/**/*.spec.ts'],

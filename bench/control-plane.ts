@@ -8,7 +8,10 @@ import { startNatsServer } from '../test/support/nats-server.js';
 import { startSimVms } from '../test/support/sim-vms.js';
 import { startNodeDaemon } from '../test/support/node-daemon-process.js';
 import { createTestDatabase } from '../test/support/postgres.js';
-import { startControlPlaneProcess } from '../test/support/control-plane-process.js';
+import {
+  adminFetch as fetch,
+  startControlPlaneProcess,
+} from '../test/support/control-plane-process.js';
 
 const quick = process.argv.includes('--quick');
 

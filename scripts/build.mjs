@@ -34,6 +34,7 @@ if (process.argv.includes('--bench')) {
       agent: resolve(root, 'bench/agent.ts'),
       'node-daemon': resolve(root, 'bench/node-daemon.ts'),
       'control-plane': resolve(root, 'bench/control-plane.ts'),
+      audit: resolve(root, 'bench/audit.ts'),
     },
     outdir: resolve(root, 'dist/bench'),
     // Test-support modules locate the repository from import.meta.url; in this CJS bundle it

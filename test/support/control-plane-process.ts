@@ -2,6 +2,20 @@ import { readFileSync } from 'node:fs';
 import { freePort } from './nats-server.js';
 import { spawnService, type ServiceProcess } from './service-process.js';
 
+/** The bootstrap admin key test control planes start with (LQ_ADMIN_TOKEN). */
+export const TEST_ADMIN_TOKEN = 'lq_testadmn_TestAdminKey0123456789abcdefghijklmnop';
+
+/** fetch with the test admin's bearer token (headers given by the caller win). */
+export function adminFetch(input: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(input, {
+    ...init,
+    headers: {
+      Authorization: `Bearer ${TEST_ADMIN_TOKEN}`,
+      ...(init.headers as Record<string, string> | undefined),
+    },
+  });
+}
+
 export interface RunningControlPlane extends ServiceProcess {
   url: string;
   grpcPort: number;
@@ -24,6 +38,7 @@ export async function startControlPlaneProcess(options: {
       LQ_HTTP_PORT: String(httpPort),
       LQ_GRPC_HOST: '127.0.0.1',
       LQ_GRPC_PORT: String(grpcPort),
+      LQ_ADMIN_TOKEN: TEST_ADMIN_TOKEN,
       ...options.env,
     },
     readyText: ' up: ',

@@ -3,7 +3,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { basename, delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface NatsServerOptions {
@@ -11,6 +11,10 @@ export interface NatsServerOptions {
   port?: number;
   /** nats-server config file text (`-c`); the command-line host and port still win. */
   config?: string;
+  /** More files written beside the config, by name: what it `include`s (e.g. auth.conf). */
+  files?: Record<string, string>;
+  /** Added to the server's environment (what the config's `$VAR`s resolve to). */
+  env?: Record<string, string>;
   /** Extra command-line arguments. */
   args?: string[];
   /** `-js` with a private `-sd` store dir (kept across restart(), removed by stop()). */
@@ -116,10 +120,23 @@ class NatsServerProcess implements RunningNats {
     private readonly binary: string,
     private readonly options: NatsServerOptions,
   ) {
+    for (const name of Object.keys(options.files ?? {})) {
+      if (
+        basename(name) !== name ||
+        ['', '.', '..', 'nats-server.conf', 'jetstream'].includes(name)
+      ) {
+        throw new Error(
+          `files: ${JSON.stringify(name)} must be a file name other than nats-server.conf`,
+        );
+      }
+    }
     this.tmp = mkdtempSync(join(tmpdir(), 'lq-nats-'));
     if (options.config !== undefined) {
       this.configPath = join(this.tmp, 'nats-server.conf');
       writeFileSync(this.configPath, options.config);
+    }
+    for (const [name, text] of Object.entries(options.files ?? {})) {
+      writeFileSync(join(this.tmp, name), text);
     }
     if (options.jetstream) {
       this.storeDir = join(this.tmp, 'jetstream');
@@ -186,7 +203,10 @@ class NatsServerProcess implements RunningNats {
       ...string[],
     ];
     this.log = '';
-    const proc = spawn(command, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(command, rest, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: this.options.env ? { ...process.env, ...this.options.env } : process.env,
+    });
     this.proc = proc;
     this.exited = new Promise((resolve) => {
       proc.once('exit', () => resolve());

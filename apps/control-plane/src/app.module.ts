@@ -13,6 +13,23 @@ import { MetricsService } from './metrics/metrics.service.js';
 import { MetricsController } from './metrics/metrics.controller.js';
 import { VmServiceRoutes } from './connect/vm-service.routes.js';
 import { GrpcServer } from './connect/grpc.server.js';
+import { ConnectAuth } from './connect/connect-auth.js';
+import { AUDIT_PROVIDERS } from './audit/audit.providers.js';
+import { AuditController } from './audit/audit.controller.js';
+import { ACCESS_PROVIDERS } from './access/access.providers.js';
+import { AuthController } from './access/auth.controller.js';
+import { AccessAdminController } from './access/access-admin.controller.js';
+
+/** Every REST controller (a test walks their routes for a permission or @Public()). */
+export const CONTROLLERS = [
+  InventoryController,
+  VmGuestController,
+  HealthController,
+  MetricsController,
+  AuthController,
+  AccessAdminController,
+  AuditController,
+];
 
 @Module({})
 export class AppModule {
@@ -30,8 +47,11 @@ export class AppModule {
         MetricsService,
         VmServiceRoutes,
         GrpcServer,
+        ConnectAuth,
+        ...AUDIT_PROVIDERS,
+        ...ACCESS_PROVIDERS,
       ],
-      controllers: [InventoryController, VmGuestController, HealthController, MetricsController],
+      controllers: CONTROLLERS,
       exports: [CONTROL_PLANE_CONFIG],
       global: true,
     };

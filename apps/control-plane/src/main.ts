@@ -10,6 +10,12 @@ runService(
   parseControlPlaneEnv,
   async (config) => {
     const cp = await startControlPlane(config);
+    if (cp.generatedAdminKey) {
+      // Printed once: only its hash is stored. LQ_ADMIN_TOKEN fixes it instead.
+      process.stdout.write(
+        `\n  Bootstrap admin API key (shown once, store it now):\n    ${cp.generatedAdminKey}\n\n`,
+      );
+    }
     return {
       upMessage: `REST and Connect on ${cp.httpUrl} (docs ${cp.httpUrl}/api/docs), gRPC on port ${cp.grpcPort}`,
       close: () => cp.close(),

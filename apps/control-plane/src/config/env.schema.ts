@@ -27,12 +27,32 @@ export interface ControlPlaneConfig {
   natsSlackMs: number;
   /** A node whose heartbeat is older than this is reported stale. */
   nodeStaleMs: number;
+  /** How long a VM's node and project are remembered between guest operations. */
+  locationCacheMs: number;
   limits: {
     maxCommandBytes: number;
     maxEnvBytes: number;
     maxStdinBytes: number;
     maxPathBytes: number;
     maxUploadBytes: number;
+  };
+  auth: {
+    adminToken?: string;
+    jwtSecret?: string;
+    accessTokenTtlSeconds: number;
+    refreshTokenTtlSeconds: number;
+    cacheSeconds: number;
+    scryptLogN: number;
+  };
+  audit: {
+    batchMax: number;
+    writeTimeoutMs: number;
+    pendingMax: number;
+    retryMs: number;
+    outcomeWaitMs: number;
+    outputMaxBytes: number;
+    pageMax: number;
+    exportMaxRows: number;
   };
   logLevel: LogLevelName;
 }
@@ -57,11 +77,58 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'extra wait beyond an operation’s timeout before a node counts as not answering',
   ],
   ['LQ_NODE_STALE_MS', '15000', 'heartbeat age after which a node is reported stale'],
+  [
+    'LQ_LOCATION_CACHE_MS',
+    '1000',
+    'how long a replica remembers a VM’s node and project between operations (0: ask the database each time)',
+  ],
   ['LQ_MAX_COMMAND_BYTES', '65536', 'largest command line or argv in total'],
   ['LQ_MAX_ENV_BYTES', '65536', 'largest environment in total'],
   ['LQ_MAX_STDIN_BYTES', '1048576', 'largest stdin'],
   ['LQ_MAX_PATH_BYTES', '4096', 'longest guest path'],
   ['LQ_MAX_UPLOAD_BYTES', '17179869184', 'largest file accepted by PUT /api/vms/:id/files'],
+  [
+    'LQ_ADMIN_TOKEN',
+    '(generated)',
+    'the bootstrap admin’s API key, lq_<8 a-z0-9>_<32+ A-Za-z0-9>; unset: generated at first start and printed once',
+  ],
+  [
+    'LQ_JWT_SECRET',
+    '(generated)',
+    'HS256 secret of access tokens, 32+ characters; unset: generated once and shared by replicas through the database',
+  ],
+  ['LQ_ACCESS_TOKEN_TTL_SECONDS', '900', 'lifetime of an access token'],
+  ['LQ_REFRESH_TOKEN_TTL_SECONDS', '604800', 'lifetime of a refresh token (each is used once)'],
+  [
+    'LQ_AUTH_CACHE_SECONDS',
+    '2',
+    'how long a replica remembers an authenticated key or user (a revocation elsewhere takes this long)',
+  ],
+  ['LQ_PASSWORD_SCRYPT_LOG_N', '15', 'scrypt cost of new password hashes (2^N × 1 KiB of memory)'],
+  ['LQ_AUDIT_BATCH_MAX', '256', 'audit rows per transaction of the ordered writer'],
+  [
+    'LQ_AUDIT_WRITE_TIMEOUT_MS',
+    '3000',
+    'an intent not written in this time refuses its operation (503)',
+  ],
+  [
+    'LQ_AUDIT_PENDING_MAX',
+    '100000',
+    'outcome rows kept in memory for retry while PostgreSQL is away',
+  ],
+  ['LQ_AUDIT_RETRY_MS', '1000', 'between retries of audit rows that failed to write'],
+  [
+    'LQ_AUDIT_OUTCOME_WAIT_MS',
+    '2000',
+    'how long a response waits for its outcome row before that write goes on in the background',
+  ],
+  [
+    'LQ_AUDIT_OUTPUT_MAX_BYTES',
+    '65536',
+    'stdout and stderr kept per execution in the command history (each; the hash covers all)',
+  ],
+  ['LQ_AUDIT_PAGE_MAX', '1000', 'largest page of /api/audit/events and /executions'],
+  ['LQ_AUDIT_EXPORT_MAX_ROWS', '1000000', 'largest NDJSON or CSV export'],
   ['LQ_LOG_LEVEL', 'info', 'debug, info, warn or error'],
 ];
 
@@ -91,6 +158,7 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
     guestTimeoutMaxSeconds,
     natsSlackMs: int(env, 'LQ_NATS_SLACK_MS', 2000, 0, 600_000),
     nodeStaleMs: int(env, 'LQ_NODE_STALE_MS', 15_000, 100, 86_400_000),
+    locationCacheMs: int(env, 'LQ_LOCATION_CACHE_MS', 1000, 0, 60_000),
     limits: {
       maxCommandBytes: int(env, 'LQ_MAX_COMMAND_BYTES', 65_536, 1, 16 * 1024 * 1024),
       maxEnvBytes: int(env, 'LQ_MAX_ENV_BYTES', 65_536, 0, 16 * 1024 * 1024),
@@ -98,8 +166,49 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
       maxPathBytes: int(env, 'LQ_MAX_PATH_BYTES', 4096, 1, 65_536),
       maxUploadBytes: int(env, 'LQ_MAX_UPLOAD_BYTES', 16 * 1024 ** 3, 0, Number.MAX_SAFE_INTEGER),
     },
+    auth: {
+      adminToken: adminToken(env),
+      jwtSecret: jwtSecret(env),
+      accessTokenTtlSeconds: int(env, 'LQ_ACCESS_TOKEN_TTL_SECONDS', 900, 10, 86_400),
+      refreshTokenTtlSeconds: int(env, 'LQ_REFRESH_TOKEN_TTL_SECONDS', 604_800, 60, 31_536_000),
+      cacheSeconds: int(env, 'LQ_AUTH_CACHE_SECONDS', 2, 0, 300),
+      scryptLogN: int(env, 'LQ_PASSWORD_SCRYPT_LOG_N', 15, 10, 20),
+    },
+    audit: {
+      batchMax: int(env, 'LQ_AUDIT_BATCH_MAX', 256, 1, 5000),
+      writeTimeoutMs: int(env, 'LQ_AUDIT_WRITE_TIMEOUT_MS', 3000, 100, 120_000),
+      pendingMax: int(env, 'LQ_AUDIT_PENDING_MAX', 100_000, 100, 10_000_000),
+      retryMs: int(env, 'LQ_AUDIT_RETRY_MS', 1000, 10, 60_000),
+      outcomeWaitMs: int(env, 'LQ_AUDIT_OUTCOME_WAIT_MS', 2000, 0, 60_000),
+      outputMaxBytes: int(env, 'LQ_AUDIT_OUTPUT_MAX_BYTES', 65_536, 0, 16 * 1024 * 1024),
+      pageMax: int(env, 'LQ_AUDIT_PAGE_MAX', 1000, 10, 100_000),
+      exportMaxRows: int(env, 'LQ_AUDIT_EXPORT_MAX_ROWS', 1_000_000, 1, 100_000_000),
+    },
     logLevel,
   };
+}
+
+const ADMIN_TOKEN = /^lq_[a-z0-9]{8}_[A-Za-z0-9]{32,128}$/;
+
+function adminToken(env: NodeJS.ProcessEnv): string | undefined {
+  const v = env.LQ_ADMIN_TOKEN;
+  if (!v) {
+    return undefined;
+  }
+  if (!ADMIN_TOKEN.test(v)) {
+    throw new ConfigError(
+      'LQ_ADMIN_TOKEN must look like lq_<8 of a-z0-9>_<32 to 128 of A-Za-z0-9> (e.g. lq_admin001_ followed by 40 random letters)',
+    );
+  }
+  return v;
+}
+
+function jwtSecret(env: NodeJS.ProcessEnv): string | undefined {
+  const v = env.LQ_JWT_SECRET;
+  if (v !== undefined && v.length < 32) {
+    throw new ConfigError('LQ_JWT_SECRET must be at least 32 characters');
+  }
+  return v || undefined;
 }
 
 export const CONTROL_PLANE_CONFIG = Symbol('CONTROL_PLANE_CONFIG');

@@ -1,4 +1,6 @@
 import { Code, ConnectError } from '@connectrpc/connect';
+import { AuditErrorCode, AuditException } from '@lq/audit';
+import { AuthErrorCode, AuthException } from '@lq/auth';
 import {
   VmGuestErrorCode,
   VmGuestException,
@@ -14,7 +16,19 @@ const CODES: Record<VmGuestErrorCode, Code> = {
   [VmGuestErrorCode.AGENT_TIMEOUT]: Code.DeadlineExceeded,
   [VmGuestErrorCode.NODE_TIMEOUT]: Code.DeadlineExceeded,
   [VmGuestErrorCode.NODE_UNAVAILABLE]: Code.Unavailable,
+  [VmGuestErrorCode.STORE_UNAVAILABLE]: Code.Unavailable,
   [VmGuestErrorCode.INTERNAL]: Code.Internal,
+};
+
+const AUTH_CODES: Record<AuthErrorCode, Code> = {
+  [AuthErrorCode.UNAUTHENTICATED]: Code.Unauthenticated,
+  [AuthErrorCode.PERMISSION_DENIED]: Code.PermissionDenied,
+  [AuthErrorCode.AUTH_UNAVAILABLE]: Code.Unavailable,
+};
+
+const AUDIT_CODES: Record<AuditErrorCode, Code> = {
+  [AuditErrorCode.AUDIT_UNAVAILABLE]: Code.Unavailable,
+  [AuditErrorCode.INVALID_QUERY]: Code.InvalidArgument,
 };
 
 const CALLER_FAULT_CODES: Record<CallerFault, Code> = {
@@ -29,6 +43,12 @@ const CALLER_FAULT_CODES: Record<CallerFault, Code> = {
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) {
     return err;
+  }
+  if (err instanceof AuthException) {
+    return new ConnectError(`${err.code}: ${err.message}`, AUTH_CODES[err.code]);
+  }
+  if (err instanceof AuditException) {
+    return new ConnectError(`${err.code}: ${err.message}`, AUDIT_CODES[err.code]);
   }
   if (err instanceof VmGuestException) {
     if (err.code === VmGuestErrorCode.INTERNAL) {

@@ -4,18 +4,25 @@ import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { VMService } from '@lq/proto';
 import type { NextFunction, Request, Response } from 'express';
 import { hideInternalErrors } from './connect-error.interceptor.js';
+import { ConnectAuth } from './connect-auth.js';
 import { VmServiceRoutes } from './vm-service.routes.js';
 
 /** Bounds a Connect or gRPC request body: no unbounded frames through the API either. */
 export const CONNECT_READ_MAX_BYTES = 4 * 1024 * 1024;
 
-/** Options both transports share: bounded reads, proto3 JSON with defaults, no leaked internals. */
-export const CONNECT_HANDLER_OPTIONS = {
-  readMaxBytes: CONNECT_READ_MAX_BYTES,
-  interceptors: [hideInternalErrors],
-  // Platform clients read `exitCode`, `timedOut`, `stdout` even when they are 0, false or "".
-  jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false },
-} satisfies Partial<ConnectRouterOptions>;
+/**
+ * Options both transports share: bounded reads, proto3 JSON with defaults, authentication and
+ * method permissions (inside), no leaked internals (outermost, so it maps the auth errors too).
+ */
+export function connectHandlerOptions(auth: ConnectAuth) {
+  return {
+    readMaxBytes: CONNECT_READ_MAX_BYTES,
+    interceptors: [hideInternalErrors, auth.interceptor],
+    // Platform clients read `exitCode`, `timedOut`, `stdout` even when they are 0, false or "".
+    jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false },
+    contextValues: (req: { socket?: { remoteAddress?: string } }) => auth.contextValues(req),
+  } satisfies Partial<ConnectRouterOptions> & Record<string, unknown>;
+}
 
 const PREFIX = `/${VMService.typeName}/`;
 
@@ -28,7 +35,7 @@ export function mountConnect(app: INestApplication): void {
   const routes = app.get(VmServiceRoutes);
   const nextOf = new WeakMap<object, NextFunction>();
   const handler = connectNodeAdapter({
-    ...CONNECT_HANDLER_OPTIONS,
+    ...connectHandlerOptions(app.get(ConnectAuth)),
     routes: (router) => routes.register(router),
     connect: true,
     grpcWeb: true,

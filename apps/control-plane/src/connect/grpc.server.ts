@@ -7,7 +7,8 @@ import {
   reflectionV1,
   reflectionV1alpha,
 } from '@lq/proto';
-import { CONNECT_HANDLER_OPTIONS } from './connect.mount.js';
+import { connectHandlerOptions } from './connect.mount.js';
+import { ConnectAuth } from './connect-auth.js';
 import {
   REFLECTION_SERVICES,
   ServerReflectionIndex,
@@ -25,7 +26,10 @@ export class GrpcServer {
   private server: Http2Server | undefined;
   private readonly sessions = new Set<Http2Session>();
 
-  constructor(@Inject(VmServiceRoutes) private readonly routes: VmServiceRoutes) {}
+  constructor(
+    @Inject(VmServiceRoutes) private readonly routes: VmServiceRoutes,
+    @Inject(ConnectAuth) private readonly auth: ConnectAuth,
+  ) {}
 
   /** Listens on host:port (0: any free port); resolves to the bound port. */
   start(host: string, port: number): Promise<number> {
@@ -41,7 +45,7 @@ export class GrpcServer {
       [VMService.typeName, ...REFLECTION_SERVICES],
     );
     const handler = connectNodeAdapter({
-      ...CONNECT_HANDLER_OPTIONS,
+      ...connectHandlerOptions(this.auth),
       routes: (router) => {
         this.routes.register(router);
         registerReflection(router, reflection);

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { create } from '@bufbuild/protobuf';
-import type { ConnectRouter, HandlerContext } from '@connectrpc/connect';
+import type { ConnectRouter } from '@connectrpc/connect';
 import {
   ExecuteScriptResponseSchema,
   GetVMResponseSchema,
@@ -12,16 +12,13 @@ import {
   VMService,
   WriteGuestFileResponseSchema,
 } from '@lq/proto';
-import { VmGuestService, type Caller } from '../guest-ops/vm-guest.service.js';
+import { projectsWith } from '@lq/auth';
+import { VmGuestService } from '../guest-ops/vm-guest.service.js';
+import { VmReadService } from '../access/vm-read.service.js';
 import { InventoryService } from '../inventory/inventory.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
-
-/** The caller until authentication lands: the `x-lq-actor` header when given, else anonymous. */
-function callerOf(ctx: HandlerContext): Caller {
-  const actor = ctx.requestHeader.get('x-lq-actor');
-  return { actor: actor && actor.length <= 256 ? actor : 'anonymous' };
-}
+import { VmGuestException } from '../guest-ops/vm-guest.exception.js';
+import { callerOf } from './connect-auth.js';
 
 /**
  * VMService for Connect (JSON and binary) and gRPC: one implementation, mounted on the HTTP
@@ -32,6 +29,7 @@ export class VmServiceRoutes {
   constructor(
     @Inject(VmGuestService) private readonly guest: VmGuestService,
     @Inject(InventoryService) private readonly inventory: InventoryService,
+    @Inject(VmReadService) private readonly reads: VmReadService,
     @Inject(MetricsService) private readonly metrics: MetricsService,
   ) {}
 
@@ -58,6 +56,7 @@ export class VmServiceRoutes {
               runAsGroup: req.runAsGroup,
               includeSupplementaryGroups: req.includeSupplementaryGroups,
               outputLimitBytes: req.outputLimitBytes,
+              secretEnv: req.secretEnv,
             },
             callerOf(ctx),
           );
@@ -117,21 +116,16 @@ export class VmServiceRoutes {
           const r = await this.guest.shutdown(req.vmId, mode, req.delaySeconds, callerOf(ctx));
           return create(GuestShutdownResponseSchema, { mode: r.mode, scheduledAt: r.scheduledAt });
         }),
-      listVMs: () =>
+      listVMs: (_req, ctx) =>
         this.run('list', async () =>
-          create(ListVMsResponseSchema, { vms: await this.inventory.listVms() }),
+          create(ListVMsResponseSchema, {
+            vms: await this.inventory.listVms(projectsWith(callerOf(ctx).principal, 'vm.read')),
+          }),
         ),
-      getVM: (req) =>
-        this.run('get', async () => {
-          const vm = await this.inventory.getVm(req.vmId);
-          if (!vm) {
-            throw new VmGuestException(
-              VmGuestErrorCode.VM_NOT_FOUND,
-              `VM ${req.vmId} is not in the inventory`,
-            );
-          }
-          return create(GetVMResponseSchema, { vm });
-        }),
+      getVM: (req, ctx) =>
+        this.run('get', async () =>
+          create(GetVMResponseSchema, { vm: await this.reads.getVm(callerOf(ctx), req.vmId) }),
+        ),
     });
   }
 

@@ -2,10 +2,11 @@ import { DataSource, type DataSourceOptions } from 'typeorm';
 import { NodeEntity } from '../inventory/node.entity.js';
 import { VmEntity } from '../inventory/vm.entity.js';
 import { CreateInventory1764201600000 } from './migrations/1764201600000-CreateInventory.js';
+import { CreateAccessAndAudit1764374400000 } from './migrations/1764374400000-CreateAccessAndAudit.js';
 
 export const ENTITIES = [NodeEntity, VmEntity];
 // Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
-export const MIGRATIONS = [CreateInventory1764201600000];
+export const MIGRATIONS = [CreateInventory1764201600000, CreateAccessAndAudit1764374400000];
 
 /** Built when asked (not at import), so DATABASE_URL is read when the app starts. */
 export function dataSourceOptions(url: string): DataSourceOptions {
@@ -17,7 +18,7 @@ export function dataSourceOptions(url: string): DataSourceOptions {
     synchronize: false,
     migrationsRun: false,
     // Fail fast when the database is away instead of queueing forever.
-    extra: { connectionTimeoutMillis: 5000, max: 20 },
+    extra: { connectionTimeoutMillis: 5000, max: 20, statement_timeout: 30_000 },
   };
 }
 

@@ -11,7 +11,7 @@ import {
   Req,
   Res,
 } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { ShutdownMode, isSubjectToken, type ExecuteResponse } from '@lq/proto';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
@@ -21,7 +21,9 @@ import { FileQueryDto } from './dto/file-query.dto.js';
 import { PingDto } from './dto/ping.dto.js';
 import { ShutdownDto } from './dto/shutdown.dto.js';
 import { VmGuestErrorCode, VmGuestException } from './vm-guest.exception.js';
-import { VmGuestService, type Caller } from './vm-guest.service.js';
+import { RequirePermission } from '@lq/auth';
+import { VmGuestService } from './vm-guest.service.js';
+import { restCaller as callerOf } from '../access/rest-caller.js';
 
 const MODES: Record<NonNullable<ShutdownDto['mode']>, ShutdownMode> = {
   poweroff: ShutdownMode.POWEROFF,
@@ -37,11 +39,6 @@ function vmIdOf(id: string): string {
     );
   }
   return id;
-}
-
-function callerOf(req: Request): Caller {
-  const actor = req.header('x-lq-actor');
-  return { actor: actor && actor.length <= 256 ? actor : 'anonymous' };
 }
 
 export function executeResultJson(vmId: string, r: ExecuteResponse) {
@@ -65,6 +62,7 @@ export function executeResultJson(vmId: string, r: ExecuteResponse) {
  * VmGuestExceptions mapped to statuses by HttpExceptionFilter.
  */
 @ApiTags('guest operations')
+@ApiBearerAuth()
 @Controller('api/vms/:id')
 export class VmGuestController {
   constructor(
@@ -74,6 +72,7 @@ export class VmGuestController {
   ) {}
 
   @Post('ping')
+  @RequirePermission('vm.read')
   @HttpCode(200)
   @ApiOperation({ summary: 'Round trip to the VM’s guest agent' })
   ping(@Param('id') id: string, @Body() body: PingDto, @Req() req: Request) {
@@ -90,6 +89,7 @@ export class VmGuestController {
   }
 
   @Post('execute')
+  @RequirePermission('guest.exec')
   @HttpCode(200)
   @ApiOperation({ summary: 'Run a command in the guest and wait for it' })
   execute(@Param('id') id: string, @Body() body: ExecuteDto, @Req() req: Request) {
@@ -126,6 +126,7 @@ export class VmGuestController {
           runAsGroup: body.run_as_group,
           includeSupplementaryGroups: body.include_supplementary_groups,
           outputLimitBytes: body.output_limit_bytes,
+          secretEnv: body.secret_env,
         },
         callerOf(req),
       );
@@ -134,6 +135,7 @@ export class VmGuestController {
   }
 
   @Post('shutdown')
+  @RequirePermission('guest.power')
   @HttpCode(202)
   @ApiOperation({ summary: 'Power off, reboot or halt the guest through its agent' })
   shutdown(@Param('id') id: string, @Body() body: ShutdownDto, @Req() req: Request) {
@@ -154,6 +156,7 @@ export class VmGuestController {
   }
 
   @Get('files')
+  @RequirePermission('guest.file.read')
   @ApiOperation({ summary: 'Download a guest file (streamed in chunks)' })
   async download(
     @Param('id') id: string,
@@ -189,6 +192,7 @@ export class VmGuestController {
   }
 
   @Put('files')
+  @RequirePermission('guest.file.write')
   @ApiOperation({
     summary: 'Upload a guest file (request body streamed in chunks, replaced atomically)',
   })

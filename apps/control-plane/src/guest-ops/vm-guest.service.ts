@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import {
@@ -21,8 +22,12 @@ import {
   type GuestRequestSchema,
   type ShutdownResponse,
 } from '@lq/proto';
+import { AuditService, redactExecute, sha256Hex, type AuditRecord } from '@lq/audit';
+import type { Permission } from '@lq/auth';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
-import { InventoryService } from '../inventory/inventory.service.js';
+import { InventoryService, type VmLocation } from '../inventory/inventory.service.js';
+import { VmAccessService, type Caller } from '../access/vm-access.service.js';
+import { actorOf } from '../audit/audit-actor.js';
 import { NatsService } from '../nats/nats.service.js';
 import { VmGuestErrorCode, VmGuestException } from './vm-guest.exception.js';
 
@@ -38,6 +43,8 @@ export interface ExecuteInput {
   runAsGroup?: string;
   includeSupplementaryGroups?: boolean;
   outputLimitBytes?: number;
+  /** Names of env variables whose values are secrets: never written to the audit trail. */
+  secretEnv?: string[];
 }
 
 export interface PingResult {
@@ -47,10 +54,13 @@ export interface PingResult {
   latencyMs: number;
 }
 
-/** Who asked, for the node daemon's log (authorization comes with the auth issue). */
-export interface Caller {
-  actor: string;
-}
+export type { Caller };
+
+/** What an operation adds to its outcome row. */
+type OutcomeFields = Pick<
+  AuditRecord,
+  'status' | 'exitCode' | 'stdout' | 'stderr' | 'output' | 'params'
+>;
 
 // The agent needs a moment after a command's own timeout to kill it and answer.
 const EXEC_REPLY_MARGIN_MS = 5000;
@@ -69,8 +79,11 @@ const GUEST_CODES: Record<GuestErrorCode, VmGuestErrorCode> = {
  * The one service behind REST, Connect and gRPC for guest operations: validates input before
  * anything is sent, resolves the VM's node from the inventory, sends the operation to that
  * node's subject with the request's deadline, and maps every failure to a VmGuestException
- * whose code each transport turns into its own status. Authorization and the audit trail wrap
- * these calls (guards and an audit step around them) when they land.
+ * whose code each transport turns into its own status.
+ *
+ * Every operation: input validated (400, nothing sent) → VM located → the caller's permission
+ * checked on the VM's project (403, audited) → audit intent written (503 and nothing sent if it
+ * cannot be) → NATS request → audit outcome (exit code, duration, error, output hashes).
  */
 @Injectable()
 export class VmGuestService {
@@ -78,6 +91,8 @@ export class VmGuestService {
     @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
     @Inject(InventoryService) private readonly inventory: InventoryService,
     @Inject(NatsService) private readonly nats: NatsService,
+    @Inject(VmAccessService) private readonly access: VmAccessService,
+    @Inject(AuditService) private readonly audit: AuditService,
   ) {}
 
   async ping(
@@ -86,13 +101,12 @@ export class VmGuestService {
     caller: Caller,
   ): Promise<PingResult> {
     const started = performance.now();
-    const pong = await this.call(
-      vmId,
-      'ping',
-      this.timeoutMs(timeoutSeconds),
-      caller,
-      { case: 'ping', value: {} },
-      'pong',
+    const timeoutMs = this.timeoutMs(timeoutSeconds);
+    const pong = await this.audited(
+      { vmId, caller, operation: 'ping', permission: 'vm.read', params: {} },
+      (where) =>
+        this.call(where, vmId, 'ping', timeoutMs, caller, { case: 'ping', value: {} }, 'pong'),
+      () => ({ status: 'ok' }),
     );
     return {
       vmId,
@@ -105,13 +119,45 @@ export class VmGuestService {
   async execute(vmId: string, input: ExecuteInput, caller: Caller): Promise<ExecuteResponse> {
     const request = this.executeRequest(input);
     const commandMs = this.timeoutMs(input.timeoutSeconds);
-    return this.call(
-      vmId,
-      'execute',
-      commandMs + EXEC_REPLY_MARGIN_MS,
-      caller,
-      { case: 'execute', value: request },
-      'execute',
+    const cap = this.config.audit.outputMaxBytes;
+    return this.audited(
+      {
+        vmId,
+        caller,
+        operation: 'execute',
+        permission: 'guest.exec',
+        runAsUser: request.runAsUser,
+        params: redactExecute({ ...input, argv: request.argv }),
+      },
+      (where) =>
+        this.call(
+          where,
+          vmId,
+          'execute',
+          commandMs + EXEC_REPLY_MARGIN_MS,
+          caller,
+          { case: 'execute', value: request },
+          'execute',
+        ),
+      (r) => ({
+        status: r.timedOut ? 'timed_out' : 'ok',
+        exitCode: r.exitCode,
+        stdout: { sha256: sha256Hex(r.stdout), bytes: r.stdout.length },
+        stderr: { sha256: sha256Hex(r.stderr), bytes: r.stderr.length },
+        params: {
+          signal: r.signal || undefined,
+          agent_stdout_truncated: r.stdoutTruncated || undefined,
+          agent_stderr_truncated: r.stderrTruncated || undefined,
+          stdout_total_bytes: Number(r.stdoutTotalBytes),
+          stderr_total_bytes: Number(r.stderrTotalBytes),
+        },
+        output: {
+          stdout: r.stdout.subarray(0, cap),
+          stderr: r.stderr.subarray(0, cap),
+          stdoutTruncated: r.stdout.length > cap,
+          stderrTruncated: r.stderr.length > cap,
+        },
+      }),
     );
   }
 
@@ -123,21 +169,34 @@ export class VmGuestService {
     caller: Caller,
   ): Promise<FileReadResponse> {
     this.checkPath(path);
-    const where = await this.inventory.locate(vmId);
-    const max = where.fileChunkMaxBytes || 512 * 1024;
-    if (length > max) {
-      throw this.invalid('length', `must be at most ${max} bytes (the node's chunk limit)`);
-    }
-    return this.call(
-      vmId,
-      'file.read',
-      this.timeoutMs(undefined),
-      caller,
+    const timeoutMs = this.timeoutMs(undefined);
+    return this.audited(
       {
-        case: 'fileRead',
-        value: create(FileReadRequestSchema, { path, offset, length: length || max }),
+        vmId,
+        caller,
+        operation: 'file.read',
+        permission: 'guest.file.read',
+        params: { path, offset: Number(offset), length },
       },
-      'fileRead',
+      (where) => {
+        const max = where.fileChunkMaxBytes || 512 * 1024;
+        if (length > max) {
+          throw this.invalid('length', `must be at most ${max} bytes (the node's chunk limit)`);
+        }
+        return this.call(
+          where,
+          vmId,
+          'file.read',
+          timeoutMs,
+          caller,
+          {
+            case: 'fileRead',
+            value: create(FileReadRequestSchema, { path, offset, length: length || max }),
+          },
+          'fileRead',
+        );
+      },
+      (r) => ({ status: 'ok', params: { bytes: r.data.length, sha256: sha256Hex(r.data) } }),
     );
   }
 
@@ -147,24 +206,46 @@ export class VmGuestService {
     caller: Caller,
   ): Promise<FileWriteResponse> {
     this.checkPath(request.path ?? '');
-    const where = await this.inventory.locate(vmId);
-    const max = where.fileChunkMaxBytes || 512 * 1024;
-    if ((request.data?.length ?? 0) > max) {
-      throw this.invalid(
-        'data',
-        `must be at most ${max} bytes per call (the node's chunk limit); use PUT /api/vms/:id/files for whole files`,
-      );
-    }
-    return this.call(
-      vmId,
-      'file.write',
-      this.timeoutMs(undefined),
-      caller,
+    const timeoutMs = this.timeoutMs(undefined);
+    const data = request.data ?? new Uint8Array();
+    return this.audited(
       {
-        case: 'fileWrite',
-        value: create(FileWriteRequestSchema, request),
+        vmId,
+        caller,
+        operation: 'file.write',
+        permission: 'guest.file.write',
+        params: {
+          path: request.path,
+          offset: Number(request.offset ?? 0n),
+          append: request.append || undefined,
+          create: request.create || undefined,
+          truncate: request.truncate || undefined,
+          mode: request.mode || undefined,
+          data,
+        },
       },
-      'fileWrite',
+      (where) => {
+        const max = where.fileChunkMaxBytes || 512 * 1024;
+        if (data.length > max) {
+          throw this.invalid(
+            'data',
+            `must be at most ${max} bytes per call (the node's chunk limit); use PUT /api/vms/:id/files for whole files`,
+          );
+        }
+        return this.call(
+          where,
+          vmId,
+          'file.write',
+          timeoutMs,
+          caller,
+          { case: 'fileWrite', value: create(FileWriteRequestSchema, request) },
+          'fileWrite',
+        );
+      },
+      (r) => ({
+        status: 'ok',
+        params: { bytes_written: Number(r.bytesWritten), size: Number(r.size) },
+      }),
     );
   }
 
@@ -176,16 +257,27 @@ export class VmGuestService {
     caller: Caller,
   ): Promise<{ bytes: number }> {
     this.checkPath(path);
-    const where = await this.inventory.locate(vmId);
-    const port = natsFilePort(
-      this.nats.connection,
-      where.nodeId,
-      vmId,
-      where.fileChunkMaxBytes || 512 * 1024,
-      caller.actor,
-    );
-    return this.mapErrors(vmId, where.nodeId, () =>
-      readGuestFile(port, path, sink, { timeoutMs: this.timeoutMs(undefined) }),
+    const timeoutMs = this.timeoutMs(undefined);
+    const digest = createHash('sha256');
+    return this.audited(
+      { vmId, caller, operation: 'file.read', permission: 'guest.file.read', params: { path } },
+      (where) => {
+        const port = natsFilePort(
+          this.nats.connection,
+          where.nodeId,
+          vmId,
+          where.fileChunkMaxBytes || 512 * 1024,
+          caller.principal.username,
+        );
+        const hashed = (chunk: Uint8Array) => {
+          digest.update(chunk);
+          return sink(chunk);
+        };
+        return this.mapErrors(vmId, where.nodeId, () =>
+          readGuestFile(port, path, hashed, { timeoutMs }),
+        );
+      },
+      (r) => ({ status: 'ok', params: { bytes: r.bytes, sha256: digest.digest('hex') } }),
     );
   }
 
@@ -198,16 +290,38 @@ export class VmGuestService {
     caller: Caller,
   ): Promise<{ bytes: number; size: bigint }> {
     this.checkPath(path);
-    const where = await this.inventory.locate(vmId);
-    const port = natsFilePort(
-      this.nats.connection,
-      where.nodeId,
-      vmId,
-      where.fileChunkMaxBytes || 512 * 1024,
-      caller.actor,
-    );
-    return this.mapErrors(vmId, where.nodeId, () =>
-      writeGuestFile(port, path, source, { mode, timeoutMs: this.timeoutMs(undefined) }),
+    const timeoutMs = this.timeoutMs(undefined);
+    const digest = createHash('sha256');
+    async function* hashed(): AsyncIterable<Uint8Array> {
+      for await (const chunk of source) {
+        digest.update(chunk);
+        yield chunk;
+      }
+    }
+    return this.audited(
+      {
+        vmId,
+        caller,
+        operation: 'file.write',
+        permission: 'guest.file.write',
+        params: { path, mode: mode === undefined ? undefined : mode.toString(8), whole_file: true },
+      },
+      (where) => {
+        const port = natsFilePort(
+          this.nats.connection,
+          where.nodeId,
+          vmId,
+          where.fileChunkMaxBytes || 512 * 1024,
+          caller.principal.username,
+        );
+        return this.mapErrors(vmId, where.nodeId, () =>
+          writeGuestFile(port, path, hashed(), { mode, timeoutMs }),
+        );
+      },
+      (r) => ({
+        status: 'ok',
+        params: { bytes: r.bytes, size: Number(r.size), sha256: digest.digest('hex') },
+      }),
     );
   }
 
@@ -220,20 +334,94 @@ export class VmGuestService {
     if (!Object.values(ShutdownMode).includes(mode)) {
       throw this.invalid('mode', 'must be poweroff, reboot or halt');
     }
-    return this.call(
-      vmId,
-      'shutdown',
-      this.timeoutMs(undefined),
-      caller,
+    const timeoutMs = this.timeoutMs(undefined);
+    return this.audited(
       {
-        case: 'shutdown',
-        value: create(ShutdownRequestSchema, { mode, delaySeconds }),
+        vmId,
+        caller,
+        operation: 'shutdown',
+        permission: 'guest.power',
+        params: { mode: ShutdownMode[mode].toLowerCase(), delay_seconds: delaySeconds },
       },
-      'shutdown',
+      (where) =>
+        this.call(
+          where,
+          vmId,
+          'shutdown',
+          timeoutMs,
+          caller,
+          { case: 'shutdown', value: create(ShutdownRequestSchema, { mode, delaySeconds }) },
+          'shutdown',
+        ),
+      () => ({ status: 'ok' }),
     );
   }
 
-  private async call<C extends 'pong' | 'execute' | 'fileRead' | 'fileWrite' | 'shutdown'>(
+  /**
+   * The audited path of every guest operation: locate, authorize, intent, work, outcome. The
+   * intent must be committed before `work` runs; the outcome records success or the mapped error.
+   */
+  private async audited<T>(
+    spec: {
+      vmId: string;
+      caller: Caller;
+      operation: string;
+      permission: Permission;
+      params: Record<string, unknown>;
+      runAsUser?: string;
+    },
+    work: (where: VmLocation) => Promise<T>,
+    outcomeOf: (result: T) => OutcomeFields,
+  ): Promise<T> {
+    const { vmId, caller, operation, permission } = spec;
+    if (!isSubjectToken(vmId)) {
+      throw this.invalid('vm_id', 'must be 1-128 letters, digits, _ or -');
+    }
+    const where = await this.inventory.locate(vmId);
+    const scope = { vmId, projectId: where.projectId, nodeId: where.nodeId };
+    if (permission === 'guest.exec') {
+      await this.access.requireExec(caller, scope, spec.runAsUser ?? '');
+    } else {
+      await this.access.require(caller, permission, scope, operation);
+    }
+    const row = {
+      ...actorOf(caller.principal, caller),
+      vmId,
+      nodeId: where.nodeId,
+      projectId: where.projectId,
+      operation,
+    };
+    await this.audit.intent({ ...row, params: spec.params });
+    const started = performance.now();
+    let result: T;
+    try {
+      result = await work(where);
+    } catch (err) {
+      const e = this.toException(err, vmId, where.nodeId);
+      if (e.code === VmGuestErrorCode.VM_NOT_FOUND) {
+        // The node no longer has it: it moved or left; the next call reads the inventory again.
+        this.inventory.forget(vmId);
+      }
+      await this.audit.record({
+        ...row,
+        kind: 'outcome',
+        status: e.agentCode ? `${e.code}:${e.agentCode}` : e.code,
+        error: e.message,
+        durationMs: performance.now() - started,
+      });
+      throw e;
+    }
+    await this.audit.record({
+      ...row,
+      kind: 'outcome',
+      ...outcomeOf(result),
+      durationMs: performance.now() - started,
+    });
+    return result;
+  }
+
+  private call<C extends 'pong' | 'execute' | 'fileRead' | 'fileWrite' | 'shutdown'>(
+    where: VmLocation,
     vmId: string,
     op: GuestOperation,
     timeoutMs: number,
@@ -241,16 +429,12 @@ export class VmGuestService {
     operation: MessageInitShape<typeof GuestRequestSchema>['operation'],
     expect: C,
   ) {
-    if (!isSubjectToken(vmId)) {
-      throw this.invalid('vm_id', 'must be 1-128 letters, digits, _ or -');
-    }
-    const where = await this.inventory.locate(vmId);
     return this.mapErrors(vmId, where.nodeId, () =>
       callGuest(
         this.nats.connection,
         where.nodeId,
         op,
-        { vmId, timeoutMs, actor: caller.actor, operation },
+        { vmId, timeoutMs, actor: caller.principal.username, operation },
         expect,
         this.config.natsSlackMs,
       ),
@@ -322,6 +506,14 @@ export class VmGuestService {
       throw this.invalid('args', 'only go with argv');
     }
     const argv = [...(input.argv ?? []), ...(input.args ?? [])];
+    if ((input.command ?? '').includes('\u0000') || argv.some((a) => a.includes('\u0000'))) {
+      throw this.invalid(hasCommand ? 'command' : 'argv', 'must not contain NUL characters');
+    }
+    for (const k of input.secretEnv ?? []) {
+      if (!(k in (input.env ?? {}))) {
+        throw this.invalid('secret_env', `names ${JSON.stringify(k)}, which is not in env`);
+      }
+    }
     const commandBytes =
       Buffer.byteLength(input.command ?? '') +
       argv.reduce((n, a) => n + Buffer.byteLength(a) + 1, 0);
@@ -336,6 +528,9 @@ export class VmGuestService {
     for (const [k, v] of Object.entries(env)) {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) {
         throw this.invalid('env', `key ${JSON.stringify(k)} is not a valid variable name`);
+      }
+      if (v.includes('\u0000')) {
+        throw this.invalid('env', `${k} must not contain NUL characters`);
       }
       envBytes += Buffer.byteLength(k) + Buffer.byteLength(v) + 2;
     }

@@ -1,4 +1,5 @@
 import { Controller, Get, HttpStatus, Inject, Res } from '@nestjs/common';
+import { Public } from '@lq/auth';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { InventoryRepository } from '../inventory/inventory.repository.js';
@@ -14,6 +15,7 @@ export interface HealthReport {
 
 /** Liveness and readiness: 200 when the database and NATS both answer, 503 naming the failing part. */
 @ApiTags('operations')
+@Public()
 @Controller()
 export class HealthController {
   constructor(

@@ -8,18 +8,14 @@ import {
   Res,
   type BeforeApplicationShutdown,
 } from '@nestjs/common';
-import { ApiOperation, ApiParam, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiParam, ApiProduces, ApiTags } from '@nestjs/swagger';
 import { create, fromBinary, toJson } from '@bufbuild/protobuf';
 import type { Request, Response } from 'express';
-import {
-  VMSchema,
-  VmTelemetrySchema,
-  isSubjectToken,
-  subjects,
-  type VM,
-  type VmTelemetry,
-} from '@lq/proto';
+import { VMSchema, VmTelemetrySchema, subjects, type VmTelemetry } from '@lq/proto';
+import { RequirePermission, projectsWith } from '@lq/auth';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
+import { VmReadService } from '../access/vm-read.service.js';
+import { restCaller } from '../access/rest-caller.js';
 import { NatsService } from '../nats/nats.service.js';
 import { InventoryService, type NodeView } from './inventory.service.js';
 
@@ -32,6 +28,7 @@ export function telemetryEvent(t: VmTelemetry): string {
 
 /** The inventory, read side: VMs with their agent state and latest telemetry, and nodes. */
 @ApiTags('inventory')
+@ApiBearerAuth()
 @Controller('api')
 export class InventoryController implements BeforeApplicationShutdown {
   private readonly log = new Logger('inventory');
@@ -41,23 +38,27 @@ export class InventoryController implements BeforeApplicationShutdown {
   constructor(
     @Inject(InventoryService) private readonly inventory: InventoryService,
     @Inject(NatsService) private readonly nats: NatsService,
+    @Inject(VmReadService) private readonly reads: VmReadService,
   ) {}
 
   @Get('vms')
-  @ApiOperation({ summary: 'Every VM the inventory knows, ordered by id' })
-  async listVms(): Promise<{ vms: unknown[] }> {
-    const vms = await this.inventory.listVms();
+  @RequirePermission('vm.read')
+  @ApiOperation({ summary: 'The VMs of the projects the caller may read, ordered by id' })
+  async listVms(@Req() req: Request): Promise<{ vms: unknown[] }> {
+    const vms = await this.inventory.listVms(projectsWith(restCaller(req).principal, 'vm.read'));
     return { vms: vms.map((vm) => toJson(VMSchema, vm)) };
   }
 
   @Get('vms/:id')
+  @RequirePermission('vm.read')
   @ApiOperation({ summary: 'One VM with its agent state, facts and latest telemetry' })
   @ApiParam({ name: 'id', description: 'VM id' })
-  async getVm(@Param('id') id: string): Promise<unknown> {
-    return toJson(VMSchema, await this.known(id));
+  async getVm(@Param('id') id: string, @Req() req: Request): Promise<unknown> {
+    return toJson(VMSchema, await this.reads.getVm(restCaller(req), id));
   }
 
   @Get('nodes')
+  @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Every node and whether its heartbeat is stale' })
   async listNodes(): Promise<{ nodes: NodeView[] }> {
     return { nodes: await this.inventory.listNodes() };
@@ -69,6 +70,7 @@ export class InventoryController implements BeforeApplicationShutdown {
    * clients.
    */
   @Get('vms/:id/telemetry/stream')
+  @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Live telemetry of a VM as Server-Sent Events (event: telemetry)' })
   @ApiParam({ name: 'id', description: 'VM id' })
   @ApiProduces('text/event-stream')
@@ -77,7 +79,7 @@ export class InventoryController implements BeforeApplicationShutdown {
     @Req() req: Request,
     @Res() res: Response,
   ): Promise<void> {
-    const vm = await this.known(id);
+    const vm = await this.reads.getVm(restCaller(req), id);
     let nc;
     try {
       nc = this.nats.connection;
@@ -138,13 +140,5 @@ export class InventoryController implements BeforeApplicationShutdown {
     for (const res of this.streams) {
       res.end();
     }
-  }
-
-  private async known(id: string): Promise<VM> {
-    const vm = isSubjectToken(id) ? await this.inventory.getVm(id) : undefined;
-    if (!vm) {
-      throw new VmGuestException(VmGuestErrorCode.VM_NOT_FOUND, `VM ${id} is not in the inventory`);
-    }
-    return vm;
   }
 }

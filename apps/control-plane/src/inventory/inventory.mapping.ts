@@ -126,6 +126,7 @@ export interface VmRecord {
   last_seen_at: Date | null;
   telemetry: JsonValue | null;
   telemetry_at: Date | null;
+  project_id?: string;
 }
 
 export function vmFromRecord(r: VmRecord): VM {
@@ -142,6 +143,7 @@ export function vmFromRecord(r: VmRecord): VM {
     telemetry:
       r.telemetry === null ? undefined : fromJson(TelemetryReportSchema, r.telemetry, READ),
     telemetryAt: r.telemetry_at ? timestampFromDate(r.telemetry_at) : undefined,
+    projectId: r.project_id ?? '',
   });
 }
 

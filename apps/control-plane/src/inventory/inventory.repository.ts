@@ -74,12 +74,13 @@ const MARK_GONE = `
 
 interface LocationRecord {
   node_id: string;
+  project_id: string;
   agent_state: string;
   file_chunk_max_bytes: number;
 }
 
 const VM_COLUMNS = `id, node_id, agent_state, agent_version, capabilities, hostname, os,
-  interfaces, last_seen_at, telemetry, telemetry_at`;
+  interfaces, last_seen_at, telemetry, telemetry_at, project_id`;
 
 /** The inventory tables; the only place that speaks SQL for them. */
 @Injectable()
@@ -172,19 +173,31 @@ export class InventoryRepository {
 
   async locate(vmId: string): Promise<VmLocation | undefined> {
     const rows = await this.ds.query<LocationRecord[]>(
-      `SELECT v.node_id, v.agent_state, COALESCE(n.file_chunk_max_bytes, 0) AS file_chunk_max_bytes
+      `SELECT v.node_id, v.project_id, v.agent_state, COALESCE(n.file_chunk_max_bytes, 0) AS file_chunk_max_bytes
        FROM vms v LEFT JOIN nodes n ON n.id = v.node_id
        WHERE v.id = $1`,
       [vmId],
     );
     const r = rows[0];
     return r
-      ? { nodeId: r.node_id, agentState: r.agent_state, fileChunkMaxBytes: r.file_chunk_max_bytes }
+      ? {
+          nodeId: r.node_id,
+          projectId: r.project_id,
+          agentState: r.agent_state,
+          fileChunkMaxBytes: r.file_chunk_max_bytes,
+        }
       : undefined;
   }
 
-  async listVms(): Promise<VM[]> {
-    const rows = await this.ds.query<VmRecord[]>(`SELECT ${VM_COLUMNS} FROM vms ORDER BY id`);
+  /** Every VM, or those of the given projects. */
+  async listVms(projects: 'all' | string[] = 'all'): Promise<VM[]> {
+    const rows =
+      projects === 'all'
+        ? await this.ds.query<VmRecord[]>(`SELECT ${VM_COLUMNS} FROM vms ORDER BY id`)
+        : await this.ds.query<VmRecord[]>(
+            `SELECT ${VM_COLUMNS} FROM vms WHERE project_id = ANY($1::text[]) ORDER BY id`,
+            [projects],
+          );
     return rows.map(vmFromRecord);
   }
 

@@ -1,10 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import type { VM } from '@lq/proto';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import { InventoryRepository } from './inventory.repository.js';
 
 export interface VmLocation {
   nodeId: string;
+  /** The project whose role bindings decide who may operate the VM. */
+  projectId: string;
   /** Largest file chunk the node's daemon relays. */
   fileChunkMaxBytes: number;
   agentState: string;
@@ -23,29 +26,67 @@ export interface NodeView {
 /** Reads of the inventory that node daemons keep current (see InventorySubscriber). */
 @Injectable()
 export class InventoryService {
-  constructor(@Inject(InventoryRepository) private readonly repo: InventoryRepository) {}
+  /** Recent locations: one database read per VM per LQ_LOCATION_CACHE_MS, not per operation. */
+  private readonly located = new Map<string, { at: VmLocation; until: number }>();
+
+  constructor(
+    @Inject(InventoryRepository) private readonly repo: InventoryRepository,
+    @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
+  ) {}
 
   /** Where to send a VM's guest operations; VM_NOT_FOUND when no node has reported it. */
   async locate(vmId: string): Promise<VmLocation> {
-    const found = await this.repo.locate(vmId);
+    const now = Date.now();
+    const hit = this.located.get(vmId);
+    if (hit && hit.until > now) {
+      return hit.at;
+    }
+    const found = await this.storeCall(() => this.repo.locate(vmId));
     if (!found) {
+      this.located.delete(vmId);
       throw new VmGuestException(
         VmGuestErrorCode.VM_NOT_FOUND,
         `VM ${vmId} is not in the inventory`,
       );
     }
+    if (this.config.locationCacheMs > 0) {
+      if (this.located.size >= 100_000) {
+        this.located.clear();
+      }
+      this.located.set(vmId, { at: found, until: now + this.config.locationCacheMs });
+    }
     return found;
   }
 
-  listVms(): Promise<VM[]> {
-    return this.repo.listVms();
+  /** Forgets a VM's cached location (its node disowned it, or it changed project). */
+  forget(vmId: string): void {
+    this.located.delete(vmId);
+  }
+
+  listVms(projects: 'all' | string[] = 'all'): Promise<VM[]> {
+    return this.storeCall(() => this.repo.listVms(projects));
   }
 
   getVm(id: string): Promise<VM | undefined> {
-    return this.repo.getVm(id);
+    return this.storeCall(() => this.repo.getVm(id));
   }
 
   listNodes(): Promise<NodeView[]> {
-    return this.repo.listNodes();
+    return this.storeCall(() => this.repo.listNodes());
+  }
+
+  /** A database that does not answer is 503 (STORE_UNAVAILABLE), not an internal error. */
+  private async storeCall<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof VmGuestException) {
+        throw err;
+      }
+      throw new VmGuestException(
+        VmGuestErrorCode.STORE_UNAVAILABLE,
+        `the inventory database cannot be read: ${(err as Error).message}`,
+      );
+    }
   }
 }

@@ -36,6 +36,9 @@ import { GrpcServer } from '../../src/connect/grpc.server.js';
 import { VmServiceRoutes } from '../../src/connect/vm-service.routes.js';
 import { VmGuestErrorCode, VmGuestException } from '../../src/guest-ops/vm-guest.exception.js';
 import { VmGuestService, type Caller } from '../../src/guest-ops/vm-guest.service.js';
+import { ConnectAuth } from '../../src/connect/connect-auth.js';
+import { VmReadService } from '../../src/access/vm-read.service.js';
+import { AUTH_AUDIT_HOOK, AuthException, AuthService, type Principal } from '@lq/auth';
 import { InventoryService } from '../../src/inventory/inventory.service.js';
 import { MetricsService } from '../../src/metrics/metrics.service.js';
 
@@ -61,11 +64,45 @@ function failureFor(vmId: string): Error | undefined {
   }
 }
 
-const calls: Array<{ op: string; vmId: string; caller: Caller; input?: unknown }> = [];
+const calls: Array<{ op: string; vmId: string; caller: string; input?: unknown }> = [];
+
+/** Bearer tokens of the test double of AuthService. */
+const PRINCIPALS: Record<string, Principal> = {
+  'tok-alice': {
+    userId: 'u-alice',
+    username: 'alice',
+    authMethod: 'api_key',
+    bindings: [{ role: 'operator', projectId: null, restrictions: {} }],
+  },
+  'tok-viewer': {
+    userId: 'u-viewer',
+    username: 'victor',
+    authMethod: 'jwt',
+    bindings: [{ role: 'viewer', projectId: null, restrictions: {} }],
+  },
+};
+const auth = {
+  authenticate: async (token: string | undefined) => {
+    const p = token ? PRINCIPALS[token] : undefined;
+    if (!p) {
+      throw AuthException.unauthenticated(token ? 'unknown API key' : 'missing bearer token');
+    }
+    return p;
+  },
+};
+const authEvents: string[] = [];
+const hook = {
+  authFailed: async (_o: unknown, method: string, reason: string) => {
+    authEvents.push(`failed ${method}: ${reason}`);
+  },
+  denied: async (_o: unknown, p: Principal, permission: string) => {
+    authEvents.push(`denied ${p.username} ${permission}`);
+  },
+};
 
 const guest = {
   ping: jest.fn(async (vmId: string, timeoutSeconds: number | undefined, caller: Caller) => {
-    calls.push({ op: 'ping', vmId, caller, input: { timeoutSeconds } });
+    calls.push({ op: 'ping', vmId, caller: caller.principal.username, input: { timeoutSeconds } });
     const failure = failureFor(vmId);
     if (failure) {
       throw failure;
@@ -73,7 +110,7 @@ const guest = {
     return { vmId, agentVersion: '1.2.3', uptimeSeconds: 42.5, latencyMs: 1.25 };
   }),
   execute: jest.fn(async (vmId: string, input: unknown, caller: Caller) => {
-    calls.push({ op: 'execute', vmId, caller, input });
+    calls.push({ op: 'execute', vmId, caller: caller.principal.username, input });
     const failure = failureFor(vmId);
     if (failure) {
       throw failure;
@@ -86,7 +123,7 @@ const guest = {
     });
   }),
   shutdown: jest.fn(async (vmId: string, mode: ShutdownMode, _delay: number, caller: Caller) => {
-    calls.push({ op: 'shutdown', vmId, caller, input: { mode } });
+    calls.push({ op: 'shutdown', vmId, caller: caller.principal.username, input: { mode } });
     return create(ShutdownResponseSchema, { mode });
   }),
 };
@@ -119,6 +156,24 @@ class EchoController {
     { provide: VmGuestService, useValue: guest },
     { provide: InventoryService, useValue: inventory },
     { provide: MetricsService, useValue: { observe: () => undefined } },
+    { provide: AuthService, useValue: auth },
+    { provide: AUTH_AUDIT_HOOK, useValue: hook },
+    {
+      provide: VmReadService,
+      useValue: {
+        getVm: async (_c: Caller, id: string) => {
+          const vm = await inventory.getVm(id);
+          if (!vm) {
+            throw new VmGuestException(
+              VmGuestErrorCode.VM_NOT_FOUND,
+              `VM ${id} is not in the inventory`,
+            );
+          }
+          return vm;
+        },
+      },
+    },
+    ConnectAuth,
   ],
 })
 class ConnectTestModule {}
@@ -132,7 +187,11 @@ describe('VMService over Connect and gRPC', () => {
   const post = async (method: string, body: unknown, headers: Record<string, string> = {}) => {
     const res = await fetch(`${url}/limiquantix.compute.v1.VMService/${method}`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', ...headers },
+      headers: {
+        'Content-Type': 'application/json',
+        Authorization: 'Bearer tok-alice',
+        ...headers,
+      },
       body: JSON.stringify(body),
     });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
@@ -152,7 +211,9 @@ describe('VMService over Connect and gRPC', () => {
     new Promise<MessageShape<O>>((resolve, reject) => {
       const i = codec(input);
       const o = codec(output);
-      client.makeUnaryRequest(path, i.serialize, o.deserialize, request, (err, res) =>
+      const metadata = new grpc.Metadata();
+      metadata.set('authorization', 'Bearer tok-alice');
+      client.makeUnaryRequest(path, i.serialize, o.deserialize, request, metadata, (err, res) =>
         err || !res ? reject(err ?? new Error('no response')) : resolve(res),
       );
     });
@@ -218,7 +279,7 @@ describe('VMService over Connect and gRPC', () => {
     expect(calls.at(-1)).toEqual({
       op: 'ping',
       vmId: 'vm-1',
-      caller: { actor: 'anonymous' },
+      caller: 'alice',
       input: { timeoutSeconds: 5 },
     });
   });
@@ -226,7 +287,7 @@ describe('VMService over Connect and gRPC', () => {
   it('should answer the seed ExecuteScript JSON body verbatim with text and bytes', async () => {
     const res = await fetch(`${url}/limiquantix.compute.v1.VMService/ExecuteScript`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'x-lq-actor': 'alice' },
+      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer tok-alice' },
       body: '{"vmId":"vm-1","command":"uname -a","timeoutSeconds":30}',
     });
     expect(res.status).toBe(200);
@@ -244,7 +305,7 @@ describe('VMService over Connect and gRPC', () => {
       stderrBytes: Buffer.from([0xff, 0x41]).toString('base64'),
     });
     const call = calls.at(-1);
-    expect(call?.caller).toEqual({ actor: 'alice' });
+    expect(call?.caller).toBe('alice');
     expect(call?.input).toMatchObject({ command: 'uname -a', timeoutSeconds: 30, argv: [] });
   });
 
@@ -278,6 +339,50 @@ describe('VMService over Connect and gRPC', () => {
     expect(res.status).toBe(status);
     expect(res.body.code).toBe(code);
     expect(typeof res.body.message).toBe('string');
+  });
+
+  it('should answer 401 without a token or with an unknown one, and audit both', async () => {
+    authEvents.length = 0;
+    const none = await post('PingAgent', { vmId: 'vm-1' }, { Authorization: '' });
+    expect(none.status).toBe(401);
+    expect(none.body.code).toBe('unauthenticated');
+    const bad = await post('PingAgent', { vmId: 'vm-1' }, { Authorization: 'Bearer lq_nope' });
+    expect(bad.status).toBe(401);
+    expect(authEvents).toEqual([
+      'failed none: missing bearer token',
+      'failed api_key: unknown API key',
+    ]);
+  });
+
+  it('should answer 403 naming the permission when a viewer executes, and audit it', async () => {
+    authEvents.length = 0;
+    const before = calls.length;
+    const res = await post(
+      'ExecuteScript',
+      { vmId: 'vm-1', command: 'id' },
+      { Authorization: 'Bearer tok-viewer' },
+    );
+    expect(res.status).toBe(403);
+    expect(res.body.code).toBe('permission_denied');
+    expect(res.body.message).toContain('guest.exec');
+    expect(calls.length).toBe(before);
+    expect(authEvents).toEqual(['denied victor guest.exec']);
+    const allowed = await post('GetVM', { vmId: 'vm-1' }, { Authorization: 'Bearer tok-viewer' });
+    expect(allowed.status).toBe(200);
+  });
+
+  it('should refuse gRPC calls without metadata credentials', async () => {
+    const err = await new Promise<grpc.ServiceError>((resolve) => {
+      client.makeUnaryRequest(
+        '/limiquantix.compute.v1.VMService/PingAgent',
+        (m: MessageShape<typeof PingAgentRequestSchema>) =>
+          Buffer.from(toBinary(PingAgentRequestSchema, m)),
+        (b: Buffer) => fromBinary(PingAgentResponseSchema, b),
+        create(PingAgentRequestSchema, { vmId: 'vm-1' }),
+        (e) => resolve(e as grpc.ServiceError),
+      );
+    });
+    expect(err.code).toBe(grpc.status.UNAUTHENTICATED);
   });
 
   it('should hide the message and stack of an unexpected error', async () => {

@@ -17,6 +17,12 @@ import { startNatsServer, type RunningNats } from '../../../../test/support/nats
 import { createTestDatabase, type TestDatabase } from '../../../../test/support/postgres.js';
 import { HttpExceptionFilter } from '../../src/common/filters/http-exception.filter.js';
 import { CONTROL_PLANE_CONFIG, parseControlPlaneEnv } from '../../src/config/env.schema.js';
+import { ACCESS_PROVIDERS } from '../../src/access/access.providers.js';
+import { AUDIT_PROVIDERS } from '../../src/audit/audit.providers.js';
+import { AuthService } from '@lq/auth';
+
+const ADMIN_TOKEN = 'lq_inventry_0123456789abcdefghijklmnopqrstuvwxyzAB';
+const AUTH = { Authorization: `Bearer ${ADMIN_TOKEN}` };
 import { createDataSource } from '../../src/database/data-source.js';
 import { HealthController } from '../../src/health/health.controller.js';
 import { InventoryController } from '../../src/inventory/inventory.controller.js';
@@ -68,7 +74,7 @@ describe('inventory over NATS and HTTP', () => {
   let pub: NatsConnection;
 
   const getJson = async (path: string) => {
-    const res = await fetch(`${url}${path}`);
+    const res = await fetch(`${url}${path}`, { headers: AUTH });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
   const vmIds = async () =>
@@ -81,7 +87,11 @@ describe('inventory over NATS and HTTP', () => {
     ds = createDataSource(db.url);
     await ds.initialize();
     await ds.runMigrations();
-    const config = parseControlPlaneEnv({ DATABASE_URL: db.url, NATS_URL: nats.url });
+    const config = parseControlPlaneEnv({
+      DATABASE_URL: db.url,
+      NATS_URL: nats.url,
+      LQ_ADMIN_TOKEN: ADMIN_TOKEN,
+    });
 
     @Module({
       providers: [
@@ -92,6 +102,8 @@ describe('inventory over NATS and HTTP', () => {
         InventoryService,
         InventorySubscriber,
         MetricsService,
+        ...AUDIT_PROVIDERS,
+        ...ACCESS_PROVIDERS,
       ],
       controllers: [InventoryController, HealthController, MetricsController],
     })
@@ -99,6 +111,7 @@ describe('inventory over NATS and HTTP', () => {
 
     app = await NestFactory.create(TestModule, { logger: false });
     app.useGlobalFilters(new HttpExceptionFilter());
+    await app.get(AuthService).bootstrap();
     await app.get(NatsService).connect('inventory-test');
     await app.get(InventorySubscriber).start();
     await app.listen(0, '127.0.0.1');
@@ -146,7 +159,7 @@ describe('inventory over NATS and HTTP', () => {
 
   it('should answer 404 VM_NOT_FOUND when the VM is unknown', async () => {
     const res = await getJson('/api/vms/no-such-vm');
-    const stream = await fetch(`${url}/api/vms/no-such-vm/telemetry/stream`);
+    const stream = await fetch(`${url}/api/vms/no-such-vm/telemetry/stream`, { headers: AUTH });
 
     expect([res.status, res.body.code]).toEqual([404, 'VM_NOT_FOUND']);
     expect(stream.status).toBe(404);
@@ -193,7 +206,10 @@ describe('inventory over NATS and HTTP', () => {
 
   it('should stream telemetry as Server-Sent Events when a client watches a VM', async () => {
     const abort = new AbortController();
-    const res = await fetch(`${url}/api/vms/vm-1/telemetry/stream`, { signal: abort.signal });
+    const res = await fetch(`${url}/api/vms/vm-1/telemetry/stream`, {
+      signal: abort.signal,
+      headers: AUTH,
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
     expect(res.headers.get('cache-control')).toBe('no-cache');
@@ -232,7 +248,7 @@ describe('inventory over NATS and HTTP', () => {
   });
 
   it('should end open telemetry streams when the application shuts down', async () => {
-    const res = await fetch(`${url}/api/vms/vm-1/telemetry/stream`);
+    const res = await fetch(`${url}/api/vms/vm-1/telemetry/stream`, { headers: AUTH });
     const reader = res.body!.getReader();
 
     app.get(InventoryController).beforeApplicationShutdown();

@@ -13,7 +13,7 @@ import {
 import type { DataSource } from 'typeorm';
 import { createTestDatabase, type TestDatabase } from '../../../../test/support/postgres.js';
 import type { ControlPlaneConfig } from '../../src/config/env.schema.js';
-import { createDataSource } from '../../src/database/data-source.js';
+import { MIGRATIONS, createDataSource } from '../../src/database/data-source.js';
 import { InventoryRepository } from '../../src/inventory/inventory.repository.js';
 
 const T0 = new Date('2026-01-01T00:00:00Z');
@@ -315,6 +315,7 @@ describe('InventoryRepository (PostgreSQL)', () => {
 
     expect(await repo.locate('vm-1')).toEqual({
       nodeId: 'node-a',
+      projectId: 'default',
       agentState: 'ready',
       fileChunkMaxBytes: 1_048_576,
     });
@@ -342,16 +343,22 @@ describe('InventoryRepository (PostgreSQL)', () => {
     await expect(repo.ping()).resolves.toBeUndefined();
   });
 
-  it('should drop and recreate the tables when the migration is reverted and rerun', async () => {
-    await ds.undoLastMigration({ transaction: 'each' });
-    const after = await ds.query<Array<{ n: number }>>(
-      `SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name IN ('vms', 'nodes')`,
-    );
-    expect(after[0]?.n).toBe(0);
+  it('should drop and recreate the tables when the migrations are reverted and rerun', async () => {
+    const tables = `SELECT count(*)::int AS n FROM information_schema.tables
+      WHERE table_schema = 'public' AND table_name IN ('vms', 'nodes', 'projects', 'users',
+        'api_keys', 'refresh_tokens', 'role_bindings', 'settings', 'audit_events', 'audit_outputs')`;
+    expect((await ds.query<Array<{ n: number }>>(tables))[0]?.n).toBe(10);
+    for (let i = 0; i < MIGRATIONS.length; i++) {
+      await ds.undoLastMigration({ transaction: 'each' });
+    }
+    expect((await ds.query<Array<{ n: number }>>(tables))[0]?.n).toBe(0);
 
     const applied = await ds.runMigrations({ transaction: 'each' });
 
-    expect(applied.map((m) => m.name)).toEqual(['CreateInventory1764201600000']);
+    expect(applied.map((m) => m.name)).toEqual([
+      'CreateInventory1764201600000',
+      'CreateAccessAndAudit1764374400000',
+    ]);
     await repo.applyHeartbeat(heartbeat('node-a', 1000, [readyVm('vm-1')]));
     expect((await repo.listVms()).map((v) => v.id)).toEqual(['vm-1']);
   });

@@ -25,6 +25,8 @@ import {
 } from '../../../../test/support/node-daemon-process.js';
 import { createTestDatabase, type TestDatabase } from '../../../../test/support/postgres.js';
 import {
+  TEST_ADMIN_TOKEN,
+  adminFetch as fetch,
   startControlPlaneProcess,
   type RunningControlPlane,
 } from '../../../../test/support/control-plane-process.js';
@@ -68,12 +70,15 @@ function grpcUnary<Req, Res>(
   decode: (b: Uint8Array) => Res,
 ): Promise<Res> {
   const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const metadata = new grpc.Metadata();
+  metadata.set('authorization', `Bearer ${TEST_ADMIN_TOKEN}`);
   return new Promise<Res>((resolve, reject) => {
     client.makeUnaryRequest(
       `/limiquantix.compute.v1.VMService/${method}`,
       (r: Req) => Buffer.from(encode(r)),
       (b: Buffer) => decode(b),
       request,
+      metadata,
       (err, res) => {
         client.close();
         if (err || res === undefined) {

@@ -8,6 +8,9 @@ import {
   type ExceptionFilter,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
+import { AuditErrorCode, AuditException } from '@lq/audit';
+import { AuthErrorCode, AuthException } from '@lq/auth';
+import { ACCESS_STATUS_OF, AccessException } from '../../access/access.exception.js';
 import {
   VmGuestErrorCode,
   VmGuestException,
@@ -24,7 +27,19 @@ export const HTTP_STATUS_OF: Record<VmGuestErrorCode, number> = {
   [VmGuestErrorCode.AGENT_TIMEOUT]: HttpStatus.GATEWAY_TIMEOUT,
   [VmGuestErrorCode.NODE_TIMEOUT]: HttpStatus.GATEWAY_TIMEOUT,
   [VmGuestErrorCode.NODE_UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE,
+  [VmGuestErrorCode.STORE_UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE,
   [VmGuestErrorCode.INTERNAL]: HttpStatus.INTERNAL_SERVER_ERROR,
+};
+
+export const AUTH_STATUS_OF: Record<AuthErrorCode, number> = {
+  [AuthErrorCode.UNAUTHENTICATED]: HttpStatus.UNAUTHORIZED,
+  [AuthErrorCode.PERMISSION_DENIED]: HttpStatus.FORBIDDEN,
+  [AuthErrorCode.AUTH_UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE,
+};
+
+export const AUDIT_STATUS_OF: Record<AuditErrorCode, number> = {
+  [AuditErrorCode.AUDIT_UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE,
+  [AuditErrorCode.INVALID_QUERY]: HttpStatus.BAD_REQUEST,
 };
 
 const CALLER_FAULT_STATUS: Record<CallerFault, number> = {
@@ -41,7 +56,8 @@ export function httpStatusOf(e: VmGuestException): number {
 }
 
 /**
- * One JSON error shape for every REST failure: { statusCode, code, message, correlationId }.
+ * One JSON error shape for every REST failure: { statusCode, code, message, correlationId }
+ * (plus `permission` on a 403, `agentCode` on an agent's refusal).
  * Internals are logged under the correlation id, never sent.
  */
 @Catch()
@@ -57,7 +73,30 @@ export class HttpExceptionFilter implements ExceptionFilter {
     let code = 'INTERNAL';
     let message = 'internal error';
     let agentCode: string | undefined;
-    if (exception instanceof VmGuestException) {
+    let permission: string | undefined;
+    if (exception instanceof AuthException) {
+      status = AUTH_STATUS_OF[exception.code];
+      code = exception.code;
+      message = exception.message;
+      permission = exception.permission;
+      if (exception.code === AuthErrorCode.UNAUTHENTICATED) {
+        res.setHeader('WWW-Authenticate', 'Bearer realm="limiquantix"');
+      }
+      if (exception.code === AuthErrorCode.AUTH_UNAVAILABLE) {
+        this.log.warn(`${correlationId} ${req.method} ${req.url}: ${exception.message}`);
+      }
+    } else if (exception instanceof AuditException) {
+      status = AUDIT_STATUS_OF[exception.code];
+      code = exception.code;
+      message = exception.message;
+      if (exception.code === AuditErrorCode.AUDIT_UNAVAILABLE) {
+        this.log.warn(`${correlationId} ${req.method} ${req.url}: ${exception.message}`);
+      }
+    } else if (exception instanceof AccessException) {
+      status = ACCESS_STATUS_OF[exception.code];
+      code = exception.code;
+      message = exception.message;
+    } else if (exception instanceof VmGuestException) {
       status = httpStatusOf(exception);
       code = exception.code;
       message = exception.message;
@@ -82,6 +121,8 @@ export class HttpExceptionFilter implements ExceptionFilter {
       res.destroy();
       return;
     }
-    res.status(status).json({ statusCode: status, code, agentCode, message, correlationId });
+    res
+      .status(status)
+      .json({ statusCode: status, code, agentCode, permission, message, correlationId });
   }
 }

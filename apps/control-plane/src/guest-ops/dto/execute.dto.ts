@@ -101,4 +101,15 @@ export class ExecuteDto {
   @Min(0)
   @Max(64 * 1024 * 1024)
   output_limit_bytes?: number;
+
+  @ApiPropertyOptional({
+    type: [String],
+    description:
+      'names of env entries whose values are secrets: the audit trail keeps "[redacted]" (names like PASSWORD or TOKEN are redacted anyway)',
+  })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(256)
+  @IsString({ each: true })
+  secret_env?: string[];
 }

@@ -1,0 +1,85 @@
+import { Body, Controller, Get, HttpCode, Inject, Post, Req } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Request } from 'express';
+import {
+  AUTH_AUDIT_HOOK,
+  AuthErrorCode,
+  AuthException,
+  AuthService,
+  Authenticated,
+  Public,
+  originOf,
+  projectsWith,
+  PERMISSIONS,
+  type AuthAuditHook,
+  type TokenPair,
+} from '@lq/auth';
+import { LoginDto, RefreshDto } from './dto/access.dto.js';
+import { restCaller } from './rest-caller.js';
+
+/** Sign-in with a password, token refresh, and "who am I". */
+@ApiTags('authentication')
+@Controller('api/auth')
+export class AuthController {
+  constructor(
+    @Inject(AuthService) private readonly auth: AuthService,
+    @Inject(AUTH_AUDIT_HOOK) private readonly hook: AuthAuditHook,
+  ) {}
+
+  @Post('login')
+  @Public()
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Exchange username and password for an access token and a refresh token',
+  })
+  login(@Body() body: LoginDto, @Req() req: Request): Promise<TokenPair> {
+    return this.audited(req, 'password', () => this.auth.login(body.username, body.password));
+  }
+
+  @Post('refresh')
+  @Public()
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Exchange a refresh token (used once) for a new pair' })
+  refresh(@Body() body: RefreshDto, @Req() req: Request): Promise<TokenPair> {
+    return this.audited(req, 'refresh_token', () => this.auth.refresh(body.refresh_token));
+  }
+
+  @Get('me')
+  @Authenticated()
+  @ApiBearerAuth()
+  @ApiOperation({ summary: 'The caller, its bindings and what it may do where' })
+  me(@Req() req: Request) {
+    const { principal } = restCaller(req);
+    return {
+      user_id: principal.userId,
+      username: principal.username,
+      auth_method: principal.authMethod,
+      api_key: principal.keyPrefix,
+      bindings: principal.bindings.map((b) => ({
+        role: b.role,
+        project: b.projectId ?? '*',
+        restrictions: b.restrictions,
+      })),
+      permissions: Object.fromEntries(
+        PERMISSIONS.map((p): [string, 'all' | string[]] => [p, projectsWith(principal, p)]).filter(
+          ([, where]) => where === 'all' || where.length > 0,
+        ),
+      ) as Record<string, 'all' | string[]>,
+    };
+  }
+
+  private async audited(req: Request, method: string, work: () => Promise<TokenPair>) {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof AuthException) {
+        await this.hook.authFailed(originOf(req), method, err.message);
+        throw err;
+      }
+      throw new AuthException(
+        AuthErrorCode.AUTH_UNAVAILABLE,
+        `the user store cannot be read: ${(err as Error).message}`,
+      );
+    }
+  }
+}

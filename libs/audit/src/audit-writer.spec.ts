@@ -1,0 +1,77 @@
+import { describe, expect, it } from '@jest/globals';
+import { AuditWriter } from './audit-writer.js';
+import type { AuditRecord } from './audit-record.js';
+
+const rec = (i: number, kind: AuditRecord['kind'] = 'intent'): AuditRecord => ({
+  kind,
+  actor: 'a',
+  authMethod: 'jwt',
+  sourceIp: '',
+  requestId: `r${i}`,
+  operation: 'execute',
+});
+const options = { maxBatch: 10, writeTimeoutMs: 200, maxPending: 5, retryDelayMs: 10 };
+const quiet = { warn: () => undefined, error: () => undefined };
+
+describe('AuditWriter', () => {
+  it('should write concurrent rows in order, in batches, one batch at a time', async () => {
+    const batches: string[][] = [];
+    let inFlight = 0;
+    const writer = new AuditWriter(
+      async (rows) => {
+        inFlight++;
+        expect(inFlight).toBe(1);
+        await new Promise((r) => setTimeout(r, 5));
+        batches.push(rows.map((r) => r.requestId));
+        inFlight--;
+      },
+      options,
+      quiet,
+    );
+    await Promise.all(Array.from({ length: 25 }, (_, i) => writer.intent(rec(i))));
+    expect(batches.flat()).toEqual(Array.from({ length: 25 }, (_, i) => `r${i}`));
+    expect(batches.length).toBeLessThan(25);
+    expect(Math.max(...batches.map((b) => b.length))).toBeLessThanOrEqual(10);
+  });
+
+  it('should fail intents when the store fails and retry outcomes until it is back', async () => {
+    let up = false;
+    const written: string[] = [];
+    const writer = new AuditWriter(
+      async (rows) => {
+        if (!up) {
+          throw new Error('connection refused');
+        }
+        written.push(...rows.map((r) => r.requestId));
+      },
+      options,
+      quiet,
+    );
+    const outcome = writer.record(rec(1, 'outcome'));
+    await expect(writer.intent(rec(2))).rejects.toThrow('connection refused');
+    up = true;
+    await outcome;
+    expect(written).toEqual(['r1']);
+  });
+
+  it('should fail an intent the store does not answer in time', async () => {
+    const writer = new AuditWriter(() => new Promise(() => undefined), options, quiet);
+    await expect(writer.intent(rec(1))).rejects.toThrow(/did not answer in 200 ms/);
+  });
+
+  it('should refuse rows past maxPending while the store is down', async () => {
+    const writer = new AuditWriter(
+      async () => {
+        throw new Error('down');
+      },
+      options,
+      quiet,
+    );
+    const kept = Array.from({ length: 5 }, (_, i) => writer.record(rec(i, 'outcome')));
+    await new Promise((r) => setTimeout(r, 20));
+    await expect(writer.record(rec(9, 'outcome'))).rejects.toThrow('backlog full');
+    expect(writer.droppedRows).toBe(1);
+    await writer.close(50);
+    await Promise.allSettled(kept);
+  });
+});

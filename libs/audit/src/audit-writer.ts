@@ -1,0 +1,170 @@
+import type { AuditRecord } from './audit-record.js';
+
+export interface AuditWriterOptions {
+  /** Rows per transaction. */
+  maxBatch: number;
+  /** A write that takes longer fails its intents (the operations are refused). */
+  writeTimeoutMs: number;
+  /** Outcome and other rows kept in memory for retry while the store is down. */
+  maxPending: number;
+  /** Between retries of rows that must not be lost. */
+  retryDelayMs: number;
+}
+
+export interface AuditLog {
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+interface Pending {
+  record: AuditRecord;
+  /** Intents fail fast (the caller refuses the operation); the rest are retried. */
+  mustRetry: boolean;
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+/**
+ * The ordered writer: rows queue up and are appended in batches, one transaction at a time per
+ * process (and under the chain lock across replicas), so the chain stays correct under any
+ * concurrency while a burst costs one round trip per batch, not per row.
+ *
+ * An intent's promise settles when its row is committed or has failed; a failed intent is not
+ * retried (its operation is refused). Outcomes, denials and the rest are kept and retried until
+ * the store is back, up to `maxPending` rows.
+ */
+export class AuditWriter {
+  private queue: Pending[] = [];
+  private running = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private dropped = 0;
+
+  constructor(
+    private readonly append: (records: AuditRecord[]) => Promise<void>,
+    private readonly options: AuditWriterOptions,
+    private readonly log: AuditLog,
+  ) {}
+
+  /** Appends an intent; rejects when it could not be committed in time. */
+  intent(record: AuditRecord): Promise<void> {
+    return this.enqueue(record, false);
+  }
+
+  /** Appends a row that must not be lost; resolves once committed (retrying meanwhile). */
+  record(record: AuditRecord): Promise<void> {
+    return this.enqueue(record, true);
+  }
+
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  get droppedRows(): number {
+    return this.dropped;
+  }
+
+  /** Waits (up to `timeoutMs`) for queued rows to be written; then stops retrying. */
+  async close(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((this.queue.length > 0 || this.running) && Date.now() < deadline) {
+      if (!this.running && this.retryTimer === undefined) {
+        this.kick();
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    if (this.queue.length > 0) {
+      this.log.error(`audit: ${this.queue.length} rows not written at shutdown`);
+      for (const p of this.queue.splice(0)) {
+        p.reject(new Error('audit writer closed'));
+      }
+    }
+  }
+
+  private enqueue(record: AuditRecord, mustRetry: boolean): Promise<void> {
+    if (this.closed) {
+      return Promise.reject(new Error('audit writer closed'));
+    }
+    const retained = this.queue.filter((p) => p.mustRetry).length;
+    if (mustRetry && retained >= this.options.maxPending) {
+      this.dropped++;
+      this.log.error(
+        `audit: ${retained} rows waiting for the store; dropping ${record.kind} ${record.operation} ${record.requestId}`,
+      );
+      return Promise.reject(new Error('audit backlog full'));
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ record, mustRetry, resolve, reject });
+      if (this.retryTimer === undefined) {
+        this.kick();
+      }
+    });
+  }
+
+  private kick(): void {
+    if (!this.running) {
+      this.running = true;
+      void this.drain();
+    }
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0 && !this.closed) {
+        const batch = this.queue.splice(0, this.options.maxBatch);
+        try {
+          await this.withTimeout(this.append(batch.map((p) => p.record)));
+          for (const p of batch) {
+            p.resolve();
+          }
+        } catch (err) {
+          const e = err instanceof Error ? err : new Error(String(err));
+          const keep = batch.filter((p) => p.mustRetry);
+          for (const p of batch) {
+            if (!p.mustRetry) {
+              p.reject(e);
+            }
+          }
+          // Fail every waiting intent now too: the store is down, their callers answer 503
+          // rather than wait for a retry. Rows that must not be lost go back to the front.
+          const waiting = this.queue.splice(0);
+          for (const p of waiting) {
+            if (!p.mustRetry) {
+              p.reject(e);
+            }
+          }
+          this.queue = [...keep, ...waiting.filter((p) => p.mustRetry)];
+          if (this.queue.length > 0) {
+            this.log.warn(
+              `audit: write failed (${e.message}); ${this.queue.length} rows kept, retrying in ${this.options.retryDelayMs} ms`,
+            );
+            this.retryTimer = setTimeout(() => {
+              this.retryTimer = undefined;
+              this.kick();
+            }, this.options.retryDelayMs);
+            this.retryTimer.unref();
+          }
+          return;
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private withTimeout(work: Promise<void>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`audit store did not answer in ${this.options.writeTimeoutMs} ms`)),
+        this.options.writeTimeoutMs,
+      );
+    });
+    // The write may still land after a timeout; its rows are then in the chain, which is fine
+    // for an intent whose operation was refused (an intent without an outcome).
+    work.catch(() => undefined);
+    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+  }
+}

@@ -1,0 +1,394 @@
+import { DataSource } from 'typeorm';
+import { GENESIS_HASH, chainHash, type ChainedContent } from './hash-chain.js';
+import { pgSafe, sha256Hex } from './redaction.js';
+import type {
+  AuditEventView,
+  AuditFilter,
+  AuditRecord,
+  ExecutionView,
+  VerifyReport,
+} from './audit-record.js';
+
+// One advisory lock orders every writer of every replica: the chain has one head.
+const CHAIN_LOCK = 0x4c51_4155; // "LQAU"
+
+const EVENT_COLUMNS = `seq, at, kind, request_id, actor, auth_method, source_ip, vm_id, node_id,
+  project_id, operation, params, status, exit_code, duration_ms, error, stdout_sha256,
+  stdout_bytes, stderr_sha256, stderr_bytes`;
+
+interface EventRow {
+  seq: string;
+  at: Date;
+  kind: string;
+  request_id: string;
+  actor: string;
+  auth_method: string;
+  source_ip: string;
+  vm_id: string | null;
+  node_id: string | null;
+  project_id: string | null;
+  operation: string;
+  params: unknown;
+  status: string | null;
+  exit_code: number | null;
+  duration_ms: number | null;
+  error: string | null;
+  stdout_sha256: string | null;
+  stdout_bytes: string | null;
+  stderr_sha256: string | null;
+  stderr_bytes: string | null;
+  prev_hash?: Buffer;
+  hash?: Buffer;
+}
+
+type ExecutionRow = EventRow & {
+  started_at: Date;
+  ended_at: Date | null;
+  stdout: Buffer | null;
+  stderr: Buffer | null;
+  stdout_truncated: boolean | null;
+  stderr_truncated: boolean | null;
+};
+
+interface OutputCheckRow {
+  request_id: string;
+  stdout: Buffer;
+  stderr: Buffer;
+  stdout_truncated: boolean;
+  stderr_truncated: boolean;
+  stdout_sha256: string | null;
+  stderr_sha256: string | null;
+}
+
+const numOrNull = (v: string | number | null): number | null => (v === null ? null : Number(v));
+
+function contentOf(r: EventRow): ChainedContent {
+  return {
+    seq: Number(r.seq),
+    at: r.at.toISOString(),
+    kind: r.kind,
+    request_id: r.request_id,
+    actor: r.actor,
+    auth_method: r.auth_method,
+    source_ip: r.source_ip,
+    vm_id: r.vm_id,
+    node_id: r.node_id,
+    project_id: r.project_id,
+    operation: r.operation,
+    params: r.params,
+    status: r.status,
+    exit_code: r.exit_code,
+    duration_ms: r.duration_ms,
+    error: r.error,
+    stdout_sha256: r.stdout_sha256,
+    stdout_bytes: numOrNull(r.stdout_bytes),
+    stderr_sha256: r.stderr_sha256,
+    stderr_bytes: numOrNull(r.stderr_bytes),
+  };
+}
+
+function toView(r: EventRow): AuditEventView {
+  return { ...contentOf(r), kind: r.kind as AuditEventView['kind'] };
+}
+
+function contentOfRecord(r: AuditRecord, seq: number, at: string): ChainedContent {
+  return {
+    seq,
+    at,
+    kind: r.kind,
+    request_id: r.requestId,
+    actor: pgSafe(r.actor),
+    auth_method: pgSafe(r.authMethod),
+    source_ip: pgSafe(r.sourceIp),
+    vm_id: r.vmId ?? null,
+    node_id: r.nodeId ?? null,
+    project_id: r.projectId ?? null,
+    operation: r.operation,
+    params: r.params ?? {},
+    status: r.status ?? null,
+    exit_code: r.exitCode ?? null,
+    duration_ms: r.durationMs === undefined ? null : Math.round(r.durationMs),
+    error: r.error === undefined ? null : pgSafe(r.error.slice(0, 4096)),
+    stdout_sha256: r.stdout?.sha256 ?? null,
+    stdout_bytes: r.stdout?.bytes ?? null,
+    stderr_sha256: r.stderr?.sha256 ?? null,
+    stderr_bytes: r.stderr?.bytes ?? null,
+  };
+}
+
+const INSERT_EVENTS = `
+  INSERT INTO audit_events (${EVENT_COLUMNS}, prev_hash, hash)
+  SELECT x.seq, x.at, x.kind, x.request_id, x.actor, x.auth_method, x.source_ip, x.vm_id,
+         x.node_id, x.project_id, x.operation, x.params, x.status, x.exit_code, x.duration_ms,
+         x.error, x.stdout_sha256, x.stdout_bytes, x.stderr_sha256, x.stderr_bytes,
+         decode(x.prev_hash, 'hex'), decode(x.hash, 'hex')
+  FROM jsonb_to_recordset($1::jsonb) AS x(
+    seq bigint, at timestamptz, kind text, request_id uuid, actor text, auth_method text,
+    source_ip text, vm_id text, node_id text, project_id text, operation text, params jsonb,
+    status text, exit_code integer, duration_ms integer, error text, stdout_sha256 text,
+    stdout_bytes bigint, stderr_sha256 text, stderr_bytes bigint, prev_hash text, hash text)`;
+
+const INSERT_OUTPUTS = `
+  INSERT INTO audit_outputs (request_id, stdout, stderr, stdout_truncated, stderr_truncated)
+  SELECT x.request_id, decode(x.stdout, 'base64'), decode(x.stderr, 'base64'),
+         x.stdout_truncated, x.stderr_truncated
+  FROM jsonb_to_recordset($2::jsonb) AS x(
+    request_id uuid, stdout text, stderr text, stdout_truncated boolean, stderr_truncated boolean)
+  ON CONFLICT (request_id) DO NOTHING`;
+
+// Both inserts in one statement (data-modifying CTEs), so one round trip.
+const INSERT_ALL = `WITH events AS (${INSERT_EVENTS}), outputs AS (${INSERT_OUTPUTS}) SELECT 1`;
+
+/** The part of the pg client the writer uses. */
+interface SqlClient {
+  query(text: string, values?: unknown[]): Promise<unknown>;
+}
+
+/** Builds a WHERE clause for the auditors' filters; every filter has an index behind it. */
+function filterSql(f: AuditFilter, a: string, params: unknown[], statusOf = a): string[] {
+  const where: string[] = [];
+  const p = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  if (f.actor !== undefined) {
+    where.push(`${a}.actor = ${p(f.actor)}`);
+  }
+  if (f.vmId !== undefined) {
+    where.push(`${a}.vm_id = ${p(f.vmId)}`);
+  }
+  if (f.projectId !== undefined) {
+    where.push(`${a}.project_id = ${p(f.projectId)}`);
+  }
+  if (f.projects !== undefined) {
+    where.push(`${a}.project_id = ANY(${p(f.projects)}::text[])`);
+  }
+  if (f.operation !== undefined) {
+    where.push(`${a}.operation = ${p(f.operation)}`);
+  }
+  if (f.kind !== undefined) {
+    where.push(`${a}.kind = ${p(f.kind)}`);
+  }
+  if (f.outcome !== undefined) {
+    where.push(
+      f.outcome === 'error' ? `${statusOf}.status <> 'ok'` : `${statusOf}.status = ${p(f.outcome)}`,
+    );
+  }
+  // Rows get their time under the chain lock, never going back, so a time range is also a
+  // range of sequence numbers: found once on the time index, it narrows every other index.
+  if (f.from !== undefined) {
+    const t = p(f.from);
+    where.push(`${a}.at >= ${t}`);
+    where.push(
+      `${a}.seq >= COALESCE((SELECT seq FROM audit_events WHERE at >= ${t} ORDER BY at, seq LIMIT 1), 9223372036854775807)`,
+    );
+  }
+  if (f.to !== undefined) {
+    const t = p(f.to);
+    where.push(`${a}.at <= ${t}`);
+    where.push(
+      `${a}.seq <= COALESCE((SELECT seq FROM audit_events WHERE at <= ${t} ORDER BY at DESC, seq DESC LIMIT 1), 0)`,
+    );
+  }
+  if (f.beforeSeq !== undefined) {
+    where.push(`${a}.seq < ${p(f.beforeSeq)}`);
+  }
+  return where;
+}
+
+/** The audit tables: append (under the chain lock), query, verify. */
+export class AuditRepository {
+  constructor(private readonly ds: DataSource) {}
+
+  /**
+   * Appends records in order, in one transaction, under the chain lock: each gets the next
+   * sequence number, a time that never goes back, and its hash over the previous row's.
+   */
+  async append(records: AuditRecord[], now = new Date()): Promise<void> {
+    const qr = this.ds.createQueryRunner();
+    // The driver's own client: the lock and the head travel in one round trip (a multi-statement
+    // simple query; under READ COMMITTED the SELECT's snapshot is taken after the lock is held),
+    // both inserts in a second, COMMIT in a third: the chain lock is held for three round trips.
+    const client = (await qr.connect()) as SqlClient;
+    let open = false;
+    try {
+      open = true;
+      const results = (await client.query(
+        `BEGIN; SELECT pg_advisory_xact_lock(${CHAIN_LOCK});
+         SELECT seq, hash, at FROM audit_events ORDER BY seq DESC LIMIT 1`,
+      )) as unknown as Array<{ rows: Array<{ seq: string; hash: Buffer; at: Date }> }>;
+      const head = results[2]?.rows ?? [];
+      let seq = head[0] ? Number(head[0].seq) : 0;
+      let prev: Buffer = head[0]?.hash ?? GENESIS_HASH;
+      const at = new Date(Math.max(now.getTime(), head[0]?.at.getTime() ?? 0)).toISOString();
+      const rows = records.map((r) => {
+        const content = contentOfRecord(r, ++seq, at);
+        const hash = chainHash(prev, content);
+        const row = { ...content, prev_hash: prev.toString('hex'), hash: hash.toString('hex') };
+        prev = hash;
+        return row;
+      });
+      const outputs = records
+        .filter((r) => r.output)
+        .map((r) => ({
+          request_id: r.requestId,
+          stdout: Buffer.from(r.output!.stdout).toString('base64'),
+          stderr: Buffer.from(r.output!.stderr).toString('base64'),
+          stdout_truncated: r.output!.stdoutTruncated,
+          stderr_truncated: r.output!.stderrTruncated,
+        }));
+      await client.query(INSERT_ALL, [JSON.stringify(rows), JSON.stringify(outputs)]);
+      await client.query('COMMIT');
+      open = false;
+    } catch (err) {
+      if (open) {
+        await client.query('ROLLBACK').catch(() => undefined);
+      }
+      throw err;
+    } finally {
+      await qr.release().catch(() => undefined);
+    }
+  }
+
+  async events(f: AuditFilter): Promise<AuditEventView[]> {
+    const params: unknown[] = [];
+    const where = filterSql(f, 'e', params);
+    params.push(f.limit);
+    const rows = await this.ds.query<EventRow[]>(
+      `SELECT ${EVENT_COLUMNS.replace(/(\w+)/g, 'e.$1')} FROM audit_events e
+       ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY e.seq DESC LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map(toView);
+  }
+
+  async executions(f: AuditFilter): Promise<ExecutionView[]> {
+    const params: unknown[] = [];
+    const where = [
+      `i.kind = 'intent'`,
+      `i.operation = 'execute'`,
+      ...filterSql({ ...f, operation: undefined, kind: undefined }, 'i', params, 'o'),
+    ];
+    params.push(f.limit);
+    const rows = await this.ds.query<ExecutionRow[]>(
+      `SELECT i.seq, i.request_id, i.at AS started_at, o.at AS ended_at, i.actor, i.auth_method,
+              i.source_ip, i.vm_id, i.node_id, i.project_id, i.params, o.status, o.exit_code,
+              o.duration_ms, o.error, o.stdout_sha256, o.stdout_bytes, o.stderr_sha256,
+              o.stderr_bytes, out.stdout, out.stderr, out.stdout_truncated, out.stderr_truncated
+       FROM audit_events i
+       LEFT JOIN LATERAL (
+         SELECT * FROM audit_events x
+         WHERE x.request_id = i.request_id AND x.kind = 'outcome' LIMIT 1) o ON true
+       LEFT JOIN audit_outputs out ON out.request_id = i.request_id
+       WHERE ${where.join(' AND ')}
+       ORDER BY i.seq DESC LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map((r) => {
+      const p = (r.params ?? {}) as Record<string, unknown>;
+      return {
+        seq: Number(r.seq),
+        request_id: r.request_id,
+        started_at: r.started_at.toISOString(),
+        ended_at: r.ended_at?.toISOString() ?? null,
+        actor: r.actor,
+        auth_method: r.auth_method,
+        source_ip: r.source_ip,
+        vm_id: r.vm_id,
+        node_id: r.node_id,
+        project_id: r.project_id,
+        command: typeof p.command === 'string' ? p.command : null,
+        argv: Array.isArray(p.argv) ? (p.argv as string[]) : null,
+        run_as_user: typeof p.run_as_user === 'string' ? p.run_as_user : null,
+        run_as_group: typeof p.run_as_group === 'string' ? p.run_as_group : null,
+        params: r.params,
+        status: r.status,
+        exit_code: r.exit_code,
+        duration_ms: r.duration_ms,
+        error: r.error,
+        stdout: r.stdout ? r.stdout.toString('utf8') : null,
+        stderr: r.stderr ? r.stderr.toString('utf8') : null,
+        stdout_truncated: r.stdout_truncated,
+        stderr_truncated: r.stderr_truncated,
+        stdout_sha256: r.stdout_sha256,
+        stdout_bytes: numOrNull(r.stdout_bytes),
+        stderr_sha256: r.stderr_sha256,
+        stderr_bytes: numOrNull(r.stderr_bytes),
+      };
+    });
+  }
+
+  /**
+   * Recomputes the chain from the first row: each row's hash over its content and the previous
+   * hash, the link to the previous row, and gapless sequence numbers. Then checks that every
+   * stored output that was kept whole still hashes to what its outcome row recorded.
+   */
+  async verify(pageSize = 5000): Promise<VerifyReport> {
+    const started = performance.now();
+    let prev: Buffer = GENESIS_HASH;
+    let expectedSeq = 1;
+    let rows = 0;
+    let lastSeq: number | null = null;
+    let firstBroken: VerifyReport['first_broken'];
+    for (;;) {
+      const page = await this.ds.query<EventRow[]>(
+        `SELECT ${EVENT_COLUMNS}, prev_hash, hash FROM audit_events
+         WHERE seq >= $1 ORDER BY seq LIMIT $2`,
+        [expectedSeq, pageSize],
+      );
+      for (const r of page) {
+        const seq = Number(r.seq);
+        rows++;
+        lastSeq = seq;
+        if (!firstBroken) {
+          if (seq !== expectedSeq) {
+            firstBroken = { seq, reason: `sequence gap: row ${expectedSeq} is missing` };
+          } else if (!r.prev_hash?.equals(prev)) {
+            firstBroken = { seq, reason: 'link broken: prev_hash is not the previous row’s hash' };
+          } else if (!chainHash(prev, contentOf(r)).equals(r.hash ?? Buffer.alloc(0))) {
+            firstBroken = { seq, reason: 'content changed: hash does not match the row' };
+          }
+        }
+        prev = r.hash ?? Buffer.alloc(0);
+        expectedSeq = seq + 1;
+      }
+      if (page.length < pageSize) {
+        break;
+      }
+    }
+    const mismatches: string[] = [];
+    let after = '00000000-0000-0000-0000-000000000000';
+    for (;;) {
+      const page = await this.ds.query<OutputCheckRow[]>(
+        `SELECT out.request_id, out.stdout, out.stderr, out.stdout_truncated,
+                out.stderr_truncated, o.stdout_sha256, o.stderr_sha256
+         FROM audit_outputs out
+         LEFT JOIN audit_events o ON o.request_id = out.request_id AND o.kind = 'outcome'
+         WHERE out.request_id > $1 ORDER BY out.request_id LIMIT $2`,
+        [after, pageSize],
+      );
+      for (const o of page) {
+        const bad =
+          o.stdout_sha256 === null ||
+          (!o.stdout_truncated && sha256Hex(o.stdout) !== o.stdout_sha256) ||
+          (!o.stderr_truncated && sha256Hex(o.stderr) !== o.stderr_sha256);
+        if (bad && mismatches.length < 100) {
+          mismatches.push(o.request_id);
+        }
+        after = o.request_id;
+      }
+      if (page.length < pageSize) {
+        break;
+      }
+    }
+    return {
+      ok: !firstBroken && mismatches.length === 0,
+      rows,
+      last_seq: lastSeq,
+      ...(firstBroken ? { first_broken: firstBroken } : {}),
+      ...(mismatches.length ? { output_mismatches: mismatches } : {}),
+      duration_ms: Math.round(performance.now() - started),
+    };
+  }
+}

@@ -1,0 +1,48 @@
+import { describe, expect, it } from '@jest/globals';
+import { GENESIS_HASH, canonicalJson, chainHash, type ChainedContent } from './hash-chain.js';
+
+const row = (seq: number, extra: Partial<ChainedContent> = {}): ChainedContent => ({
+  seq,
+  at: '2026-11-27T00:00:00.000Z',
+  kind: 'intent',
+  request_id: '00000000-0000-4000-8000-000000000001',
+  actor: 'alice',
+  auth_method: 'jwt',
+  source_ip: '10.0.0.1',
+  vm_id: 'vm-1',
+  node_id: 'node-1',
+  project_id: 'p',
+  operation: 'execute',
+  params: { command: 'id', env: { B: '2', A: '1' } },
+  status: null,
+  exit_code: null,
+  duration_ms: null,
+  error: null,
+  stdout_sha256: null,
+  stdout_bytes: null,
+  stderr_sha256: null,
+  stderr_bytes: null,
+  ...extra,
+});
+
+describe('canonicalJson', () => {
+  it('should give the same text whatever the key order, at every depth', () => {
+    expect(canonicalJson({ b: 1, a: { d: [1, { z: 0, y: 1 }], c: 'x' } })).toBe(
+      canonicalJson({ a: { c: 'x', d: [1, { y: 1, z: 0 }] }, b: 1 }),
+    );
+    expect(canonicalJson({ b: 1, a: null, u: undefined })).toBe('{"a":null,"b":1}');
+  });
+});
+
+describe('chainHash', () => {
+  it('should change when the content, the order or the previous hash changes', () => {
+    const h1 = chainHash(GENESIS_HASH, row(1));
+    expect(chainHash(GENESIS_HASH, row(1))).toEqual(h1);
+    expect(chainHash(GENESIS_HASH, row(1, { exit_code: 1 }))).not.toEqual(h1);
+    expect(chainHash(GENESIS_HASH, row(2))).not.toEqual(h1);
+    expect(chainHash(h1, row(1))).not.toEqual(h1);
+    expect(
+      chainHash(GENESIS_HASH, row(1, { params: { env: { A: '1', B: '2' }, command: 'id' } })),
+    ).toEqual(h1);
+  });
+});

@@ -1,0 +1,87 @@
+import { describe, expect, it } from '@jest/globals';
+import { generateApiKey, hashSecret, parseApiKey, secretMatches } from './api-key.js';
+import { AccessTokens } from './access-token.js';
+import { hashPassword, passwordProblem, verifyPassword } from './password.js';
+import {
+  execRestrictionViolation,
+  grantsOn,
+  holdsAnywhere,
+  projectsWith,
+  type Principal,
+} from './principal.js';
+import { parseRestrictions } from './permissions.js';
+
+const principal = (bindings: Principal['bindings']): Principal => ({
+  userId: 'u',
+  username: 'u',
+  authMethod: 'jwt',
+  bindings,
+});
+
+describe('API keys', () => {
+  it('should generate keys that parse, and match only their own secret', () => {
+    const k = generateApiKey();
+    expect(k.token).toMatch(/^lq_[a-z0-9]{8}_[A-Za-z0-9]{40}$/);
+    const parsed = parseApiKey(k.token)!;
+    expect(parsed.prefix).toBe(k.prefix);
+    expect(secretMatches(parsed.secret, hashSecret(k.secret))).toBe(true);
+    expect(secretMatches(`${parsed.secret}x`, hashSecret(k.secret))).toBe(false);
+    expect(parseApiKey('lq_short_x')).toBeUndefined();
+  });
+});
+
+describe('passwords', () => {
+  it('should verify the right password only, with a self-describing scrypt hash', async () => {
+    const h = await hashPassword('correct horse battery', { logN: 10, r: 8, p: 1 });
+    expect(h).toMatch(/^scrypt\$10\$8\$1\$/);
+    expect(await verifyPassword('correct horse battery', h)).toBe(true);
+    expect(await verifyPassword('correct horse batterY', h)).toBe(false);
+    expect(await verifyPassword('x', 'garbage')).toBe(false);
+    expect(passwordProblem('short')).toMatch(/at least 12/);
+  });
+});
+
+describe('access tokens', () => {
+  it('should reject expired, tampered and foreign tokens', async () => {
+    const t = new AccessTokens(Buffer.alloc(32, 1), 60);
+    const token = await t.sign({ userId: 'u1', username: 'alice' });
+    expect(await t.verify(token)).toEqual({
+      userId: 'u1',
+      username: 'alice',
+      expiresAt: expect.any(Number),
+    });
+    const old = await t.sign({ userId: 'u1', username: 'alice' }, Date.now() - 3_600_000);
+    expect(await t.verify(old)).toEqual({ invalid: 'token expired' });
+    const other = new AccessTokens(Buffer.alloc(32, 2), 60);
+    expect(await other.verify(token)).toEqual({ invalid: 'bad token signature' });
+    expect(await t.verify('not.a.jwt')).toMatchObject({ invalid: expect.any(String) });
+  });
+});
+
+describe('bindings', () => {
+  const p = principal([
+    { role: 'operator', projectId: 'a', restrictions: {} },
+    { role: 'viewer', projectId: null, restrictions: {} },
+    { role: 'operator', projectId: 'b', restrictions: { exec_non_root: true } },
+  ]);
+
+  it('should grant per project and globally', () => {
+    expect(grantsOn(p, 'guest.exec', 'a')).toHaveLength(1);
+    expect(grantsOn(p, 'guest.exec', 'c')).toHaveLength(0);
+    expect(grantsOn(p, 'vm.read', 'c')).toHaveLength(1);
+    expect(holdsAnywhere(p, 'audit.read')).toBe(false);
+    expect(projectsWith(p, 'guest.exec')).toEqual(['a', 'b']);
+    expect(projectsWith(p, 'vm.read')).toBe('all');
+  });
+
+  it('should apply exec restrictions unless a less restricted binding allows it', () => {
+    expect(execRestrictionViolation(grantsOn(p, 'guest.exec', 'a'), '')).toBeUndefined();
+    expect(execRestrictionViolation(grantsOn(p, 'guest.exec', 'b'), 'root')).toMatch(/non-root/);
+    expect(execRestrictionViolation(grantsOn(p, 'guest.exec', 'b'), 'deploy')).toBeUndefined();
+  });
+
+  it('should refuse unknown restrictions by name', () => {
+    expect(() => parseRestrictions({ exec_as: 'x' })).toThrow(/restrictions.exec_as/);
+    expect(parseRestrictions({ exec_users: ['deploy'] })).toEqual({ exec_users: ['deploy'] });
+  });
+});
