@@ -141,8 +141,10 @@ const INSERT_ALL = `WITH events AS (${INSERT_EVENTS}), outputs AS (${INSERT_OUTP
 
 /** The part of the pg client the writer uses. */
 interface SqlClient {
-  query(text: string, values?: unknown[]): Promise<unknown>;
+  query<T = unknown>(text: string, values?: unknown[]): Promise<T>;
 }
+
+type HeadResults = Array<{ rows: Array<{ seq: string; hash: Buffer; at: Date }> }>;
 
 /** Builds a WHERE clause for the auditors' filters; every filter has an index behind it. */
 function filterSql(f: AuditFilter, a: string, params: unknown[], statusOf = a): string[] {
@@ -213,10 +215,10 @@ export class AuditRepository {
     let open = false;
     try {
       open = true;
-      const results = (await client.query(
+      const results = await client.query<HeadResults>(
         `BEGIN; SELECT pg_advisory_xact_lock(${CHAIN_LOCK});
          SELECT seq, hash, at FROM audit_events ORDER BY seq DESC LIMIT 1`,
-      )) as unknown as Array<{ rows: Array<{ seq: string; hash: Buffer; at: Date }> }>;
+      );
       const head = results[2]?.rows ?? [];
       let seq = head[0] ? Number(head[0].seq) : 0;
       let prev: Buffer = head[0]?.hash ?? GENESIS_HASH;
