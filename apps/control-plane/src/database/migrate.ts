@@ -1,0 +1,40 @@
+// Migrations only, for a one-shot job before the replicas start (they then run with
+// LQ_RUN_MIGRATIONS=false): `node dist/tsc/apps/control-plane/src/database/migrate.js`
+// applies every pending migration; `--revert` undoes the last one. Exit 0 on success, 1 on a
+// failed migration, 2 on bad configuration.
+import 'reflect-metadata';
+import { ConfigError } from '@lq/runtime';
+import { createDataSource } from './data-source.js';
+
+async function main(): Promise<number> {
+  const url = process.env.DATABASE_URL ?? '';
+  if (!/^postgres(ql)?:\/\/.+/.test(url)) {
+    throw new ConfigError('DATABASE_URL must be set to a postgres:// URL');
+  }
+  const ds = createDataSource(url);
+  await ds.initialize();
+  try {
+    if (process.argv.includes('--revert')) {
+      await ds.undoLastMigration({ transaction: 'each' });
+      process.stdout.write('reverted the last migration\n');
+    } else {
+      const applied = await ds.runMigrations({ transaction: 'each' });
+      process.stdout.write(
+        applied.length > 0
+          ? `applied migrations: ${applied.map((m) => m.name).join(', ')}\n`
+          : 'database is up to date\n',
+      );
+    }
+  } finally {
+    await ds.destroy();
+  }
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`migrate: ${(err as Error).message}\n`);
+    process.exit(err instanceof ConfigError ? 2 : 1);
+  },
+);

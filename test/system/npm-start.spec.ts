@@ -1,0 +1,160 @@
+// `npm start` (issue 6, acceptance 1 and 2): the whole platform from scripts/start.mjs on
+// embedded defaults (embedded PostgreSQL, its own nats-server, control plane, node daemon, 3
+// simulated VMs), the printed curl example run as printed, Ctrl-C leaving no process behind,
+// and a second start keeping users, inventory and audit history.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { freePort } from '../support/nats-server.js';
+
+interface Started {
+  proc: ChildProcess;
+  output: () => string;
+}
+
+function start(dataDir: string, httpPort: number, grpcPort: number): Promise<Started> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    LQ_DATA_DIR: dataDir,
+    LQ_HTTP_PORT: String(httpPort),
+    LQ_GRPC_PORT: String(grpcPort),
+  };
+  // What a newcomer has: none of these.
+  delete env.DATABASE_URL;
+  delete env.NATS_URL;
+  delete env.LQ_ADMIN_TOKEN;
+  delete env.NODE_OPTIONS;
+  const proc = spawn(process.execPath, ['scripts/start.mjs'], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not running after 120 s:\n${out}`)), 120_000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('Ctrl-C stops everything.')) {
+        clearTimeout(timer);
+        resolve({ proc, output: () => out });
+      }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`npm start exited ${code}:\n${out}`));
+    });
+  });
+}
+
+/** Every process descending from `pid` (children, their children, …). */
+function descendants(pid: number): number[] {
+  const rows = execFileSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/).map(Number) as [number, number]);
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const [child, parent] of rows) {
+      if (parent === p) {
+        out.push(child);
+        walk(child);
+      }
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function stop(s: Started): Promise<{ code: number | null; leftover: number[] }> {
+  const family = descendants(s.proc.pid!);
+  const exited = new Promise<number | null>((resolve) => s.proc.once('exit', (c) => resolve(c)));
+  s.proc.kill('SIGINT');
+  const code = await exited;
+  return { code, leftover: family.filter(alive) };
+}
+
+function curlFrom(output: string): string {
+  const line = output
+    .split('\n')
+    .find((l) => l.trim().startsWith('curl ') && l.includes('uname -a'));
+  if (!line) {
+    throw new Error(`no curl example printed:\n${output}`);
+  }
+  return line.trim();
+}
+
+describe('npm start', () => {
+  let dataDir: string;
+  let httpPort: number;
+  let grpcPort: number;
+  let running: Started | undefined;
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'lq-start-'));
+    [httpPort, grpcPort] = [await freePort(), await freePort()];
+  });
+
+  afterAll(async () => {
+    if (running && running.proc.exitCode === null) {
+      await stop(running);
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('should bring the stack up and answer the printed curl example with the guest’s uname -a', async () => {
+    running = await start(dataDir, httpPort, grpcPort);
+    const out = running.output();
+    expect(out).toMatch(/Admin API key\s+lq_[a-z0-9]{8}_[A-Za-z0-9]{40}/);
+    expect(out).toContain(`http://localhost:${httpPort}/api/docs`);
+    const reply = JSON.parse(execFileSync('sh', ['-c', curlFrom(out)], { encoding: 'utf8' })) as {
+      exit_code: number;
+      stdout: string;
+    };
+    expect(reply.exit_code).toBe(0);
+    expect(reply.stdout).toMatch(/^Linux \S+ /);
+  });
+
+  it('should stop everything on Ctrl-C and leave no process behind', async () => {
+    const { code, leftover } = await stop(running!);
+    expect(code).toBe(0);
+    expect(leftover).toEqual([]);
+    expect(running!.output()).toContain('Stopped.');
+  });
+
+  it('should keep users, inventory and audit history across a restart', async () => {
+    const key = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+    running = await start(dataDir, httpPort, grpcPort);
+    expect(running.output()).toContain(key);
+    const get = async (path: string) =>
+      (await (
+        await fetch(`http://127.0.0.1:${httpPort}${path}`, {
+          headers: { Authorization: `Bearer ${key}` },
+        })
+      ).json()) as Record<string, Array<Record<string, unknown>>>;
+    const history = await get('/api/audit/executions?vm_id=vm-1');
+    expect(history.executions?.some((e) => e.command === 'uname -a')).toBe(true);
+    const projects = await get('/api/projects');
+    expect(projects.projects?.find((p) => p.id === 'demo')).toMatchObject({ vm_count: 3 });
+    const vms = await get('/api/vms');
+    expect(vms.vms?.map((v) => [v.id, v.projectId])).toEqual([
+      ['vm-1', 'demo'],
+      ['vm-2', 'demo'],
+      ['vm-3', 'demo'],
+    ]);
+    const { code, leftover } = await stop(running);
+    expect(code).toBe(0);
+    expect(leftover).toEqual([]);
+  });
+});
