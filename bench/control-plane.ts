@@ -1,6 +1,8 @@
 // Full-stack benchmark (issue 4, acceptance 6): REST → control plane → NATS → node daemon →
 // agent ping latency (median/p99) and operations per second at concurrency 32.
 // Run: npm run bench:control-plane [-- --quick]. Uses the machine's PostgreSQL (a fresh database).
+// BENCH_CP_ENV='{"LQ_AUDIT_OUTCOME_WAIT_MS":"0"}' passes settings to the control plane (here:
+// answer without waiting for the outcome row), LQ_PROFILE_DIR=<dir> writes CPU profiles.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,8 +10,9 @@ import { startNatsServer } from '../test/support/nats-server.js';
 import { startSimVms } from '../test/support/sim-vms.js';
 import { startNodeDaemon } from '../test/support/node-daemon-process.js';
 import { createTestDatabase } from '../test/support/postgres.js';
+import { Agent, request } from 'node:http';
 import {
-  adminFetch as fetch,
+  TEST_ADMIN_TOKEN,
   startControlPlaneProcess,
 } from '../test/support/control-plane-process.js';
 
@@ -30,18 +33,41 @@ async function main(): Promise<void> {
   const cp = await startControlPlaneProcess({
     databaseUrl: db.url,
     natsUrl: nats.url,
+    env: process.env.BENCH_CP_ENV
+      ? (JSON.parse(process.env.BENCH_CP_ENV) as Record<string, string>)
+      : {},
   });
-  const ping = async (vm: string) => {
-    const res = await fetch(`${cp.url}/api/vms/${vm}/ping`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: '{}',
+  // node:http with keep-alive rather than fetch: on a 2-core machine the client shares the CPU
+  // with everything measured, and fetch's streams cost several times more per request.
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const { hostname, port } = new URL(cp.url);
+  const ping = (vm: string) =>
+    new Promise<void>((resolve, reject) => {
+      const req = request(
+        {
+          agent,
+          hostname,
+          port,
+          method: 'POST',
+          path: `/api/vms/${vm}/ping`,
+          headers: {
+            authorization: `Bearer ${TEST_ADMIN_TOKEN}`,
+            'content-type': 'application/json',
+            'content-length': 2,
+          },
+        },
+        (res) => {
+          res.resume();
+          res.once('end', () =>
+            res.statusCode === 200
+              ? resolve()
+              : reject(new Error(`ping ${vm}: HTTP ${res.statusCode}`)),
+          );
+        },
+      );
+      req.once('error', reject);
+      req.end('{}');
     });
-    await res.arrayBuffer();
-    if (res.status !== 200) {
-      throw new Error(`ping ${vm}: HTTP ${res.status}`);
-    }
-  };
   try {
     for (let i = 0; i < 200; i++) {
       const ok = await ping('vm-1').then(

@@ -34,7 +34,11 @@ export async function spawnService(options: {
   readyText: string;
   timeoutMs: number;
 }): Promise<ServiceProcess> {
-  const proc = spawn(process.execPath, [join(REPO_ROOT, options.main)], {
+  // LQ_PROFILE_DIR=<dir>: write a V8 CPU profile of every service started (for benches).
+  const profile = process.env.LQ_PROFILE_DIR
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.LQ_PROFILE_DIR}`]
+    : [];
+  const proc = spawn(process.execPath, [...profile, join(REPO_ROOT, options.main)], {
     env: { PATH: process.env.PATH, NO_COLOR: '1', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
