@@ -56,6 +56,10 @@ export function nodePermissions(nodeId) {
       `lq.v1.node.${nodeId}.heartbeat`,
       `lq.v1.events.${nodeId}.>`,
       `lq.v1.telemetry.${nodeId}.>`,
+      // Streamed execution output (PROTOCOL.md §9). The subject names the execution, not the
+      // node, so a node could publish for another's execution: the control plane stores output
+      // only for the executions it drives, and ids are unguessable UUIDs.
+      'lq.v1.exec.*.output',
     ],
     subscribe: [`lq.v1.node.${nodeId}.>`],
   };
@@ -63,7 +67,13 @@ export function nodePermissions(nodeId) {
 
 export const CONTROL_PLANE_PERMISSIONS = {
   publish: ['lq.v1.node.*.guest.>'],
-  subscribe: ['lq.v1.node.*.heartbeat', 'lq.v1.events.>', 'lq.v1.telemetry.>', '_INBOX.>'],
+  subscribe: [
+    'lq.v1.node.*.heartbeat',
+    'lq.v1.events.>',
+    'lq.v1.telemetry.>',
+    'lq.v1.exec.*.output',
+    '_INBOX.>',
+  ],
 };
 
 /** Checks the node ids: subject tokens, no duplicates, no two sharing a password variable. */

@@ -19,6 +19,9 @@ import { AuditController } from './audit/audit.controller.js';
 import { ACCESS_PROVIDERS } from './access/access.providers.js';
 import { AuthController } from './access/auth.controller.js';
 import { AccessAdminController } from './access/access-admin.controller.js';
+import { ExecutionsController } from './executions/executions.controller.js';
+import { ExecutionsRepository } from './executions/executions.repository.js';
+import { ExecutionsService } from './executions/executions.service.js';
 
 /** Every REST controller (a test walks their routes for a permission or @Public()). */
 export const CONTROLLERS = [
@@ -29,6 +32,7 @@ export const CONTROLLERS = [
   AuthController,
   AccessAdminController,
   AuditController,
+  ExecutionsController,
 ];
 
 @Module({})
@@ -48,6 +52,8 @@ export class AppModule {
         VmServiceRoutes,
         GrpcServer,
         ConnectAuth,
+        ExecutionsRepository,
+        ExecutionsService,
         ...AUDIT_PROVIDERS,
         ...ACCESS_PROVIDERS,
       ],

@@ -12,6 +12,7 @@ import { mountConnect } from './connect/connect.mount.js';
 import { GrpcServer } from './connect/grpc.server.js';
 import { AuthService } from '@lq/auth';
 import { AuditService } from '@lq/audit';
+import { ExecutionsService } from './executions/executions.service.js';
 
 const LEVELS: Record<ControlPlaneConfig['logLevel'], LogLevel[]> = {
   debug: ['debug', 'log', 'warn', 'error', 'fatal'],
@@ -61,6 +62,7 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Run
   const boot = await app.get(AuthService).bootstrap();
   await app.get(NatsService).connect(`lq-control-plane-${process.pid}`);
   await app.get(InventorySubscriber).start();
+  app.get(ExecutionsService).startBackground();
   await app.listen(config.http.port, config.http.host);
   const grpc = app.get(GrpcServer);
   const grpcPort = await grpc.start(config.grpc.host, config.grpc.port);

@@ -103,7 +103,9 @@ export class Agent {
   }
 
   get capabilities(): string[] {
-    return enabledOperations(this.config);
+    const ops: string[] = enabledOperations(this.config);
+    // Since 0.2.0: streamed output and cancel, with execute.
+    return ops.includes('execute') ? [...ops, 'execute.stream', 'execute.cancel'] : ops;
   }
 
   async start(): Promise<void> {
@@ -178,6 +180,7 @@ export class Agent {
       case 'ping':
       case 'getInfo':
       case 'execute':
+      case 'cancelExecution':
       case 'fileRead':
       case 'fileWrite':
       case 'shutdown':
@@ -190,9 +193,11 @@ export class Agent {
       case 'shutdownResponse':
       case 'syncResponse':
       case 'getInfoResponse':
+      case 'cancelExecutionResponse':
       case 'error':
       case 'telemetry':
       case 'agentReady':
+      case 'execOutput':
         this.replyError(id, ErrorCode.INVALID_REQUEST, `${payload.case} is not a request`);
         return;
       default: {
@@ -313,6 +318,7 @@ export class Agent {
       messageId: id,
       log: this.log,
       afterReply: (fn) => afterReply.push(fn),
+      emit: (event) => void this.send(agentMessage(this.nextEventId(), event)),
     };
     let work: Promise<AgentPayload>;
     try {

@@ -13,6 +13,7 @@ import {
   loadConfig,
 } from './config.js';
 import { ExecuteHandler } from './handlers/execute.handler.js';
+import { CancelExecutionHandler } from './handlers/cancel-execution.handler.js';
 import { FileReadHandler } from './handlers/file-read.handler.js';
 import { FileWriteHandler } from './handlers/file-write.handler.js';
 import { GetInfoHandler } from './handlers/get-info.handler.js';
@@ -122,6 +123,7 @@ async function main(): Promise<void> {
       new PingHandler(AGENT_VERSION),
       new GetInfoHandler(collectInfo),
       new ExecuteHandler(runner),
+      new CancelExecutionHandler(runner),
       new FileReadHandler(config),
       new FileWriteHandler(config, uploads),
       new ShutdownHandler(config),

@@ -29,6 +29,10 @@ export interface ControlPlaneConfig {
   nodeStaleMs: number;
   /** How long a VM's node and project are remembered between guest operations. */
   locationCacheMs: number;
+  /** How long an execution waits for its agent to come back before it is agent_lost. */
+  execLostGraceMs: number;
+  /** Fleet runs: largest number of VMs per run. */
+  runMaxVms: number;
   limits: {
     maxCommandBytes: number;
     maxEnvBytes: number;
@@ -82,6 +86,12 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     '1000',
     'how long a replica remembers a VM’s node and project between operations (0: ask the database each time)',
   ],
+  [
+    'LQ_EXEC_LOST_GRACE_MS',
+    '15000',
+    'how long an asynchronous execution waits for its agent to reconnect before it is agent_lost',
+  ],
+  ['LQ_RUN_MAX_VMS', '10000', 'largest number of VMs one fleet run may target'],
   ['LQ_MAX_COMMAND_BYTES', '65536', 'largest command line or argv in total'],
   ['LQ_MAX_ENV_BYTES', '65536', 'largest environment in total'],
   ['LQ_MAX_STDIN_BYTES', '1048576', 'largest stdin'],
@@ -159,6 +169,8 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
     natsSlackMs: int(env, 'LQ_NATS_SLACK_MS', 2000, 0, 600_000),
     nodeStaleMs: int(env, 'LQ_NODE_STALE_MS', 15_000, 100, 86_400_000),
     locationCacheMs: int(env, 'LQ_LOCATION_CACHE_MS', 1000, 0, 60_000),
+    execLostGraceMs: int(env, 'LQ_EXEC_LOST_GRACE_MS', 15_000, 0, 3_600_000),
+    runMaxVms: int(env, 'LQ_RUN_MAX_VMS', 10_000, 1, 1_000_000),
     limits: {
       maxCommandBytes: int(env, 'LQ_MAX_COMMAND_BYTES', 65_536, 1, 16 * 1024 * 1024),
       maxEnvBytes: int(env, 'LQ_MAX_ENV_BYTES', 65_536, 0, 16 * 1024 * 1024),

@@ -17,6 +17,7 @@ const CODES: Record<VmGuestErrorCode, Code> = {
   [VmGuestErrorCode.NODE_TIMEOUT]: Code.DeadlineExceeded,
   [VmGuestErrorCode.NODE_UNAVAILABLE]: Code.Unavailable,
   [VmGuestErrorCode.STORE_UNAVAILABLE]: Code.Unavailable,
+  [VmGuestErrorCode.NOT_FOUND]: Code.NotFound,
   [VmGuestErrorCode.INTERNAL]: Code.Internal,
 };
 

@@ -3,10 +3,15 @@ import { NodeEntity } from '../inventory/node.entity.js';
 import { VmEntity } from '../inventory/vm.entity.js';
 import { CreateInventory1764201600000 } from './migrations/1764201600000-CreateInventory.js';
 import { CreateAccessAndAudit1764374400000 } from './migrations/1764374400000-CreateAccessAndAudit.js';
+import { CreateExecutions1764460800000 } from './migrations/1764460800000-CreateExecutions.js';
 
 export const ENTITIES = [NodeEntity, VmEntity];
 // Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
-export const MIGRATIONS = [CreateInventory1764201600000, CreateAccessAndAudit1764374400000];
+export const MIGRATIONS = [
+  CreateInventory1764201600000,
+  CreateAccessAndAudit1764374400000,
+  CreateExecutions1764460800000,
+];
 
 /** Built when asked (not at import), so DATABASE_URL is read when the app starts. */
 export function dataSourceOptions(url: string): DataSourceOptions {

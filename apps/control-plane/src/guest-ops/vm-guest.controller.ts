@@ -16,7 +16,7 @@ import type { Request, Response } from 'express';
 import { ShutdownMode, isSubjectToken, type ExecuteResponse } from '@lq/proto';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { ExecuteDto } from './dto/execute.dto.js';
+import { ExecuteDto, toExecuteInput } from './dto/execute.dto.js';
 import { FileQueryDto } from './dto/file-query.dto.js';
 import { PingDto } from './dto/ping.dto.js';
 import { ShutdownDto } from './dto/shutdown.dto.js';
@@ -94,42 +94,9 @@ export class VmGuestController {
   @ApiOperation({ summary: 'Run a command in the guest and wait for it' })
   execute(@Param('id') id: string, @Body() body: ExecuteDto, @Req() req: Request) {
     const vmId = vmIdOf(id);
-    if (body.stdin !== undefined && body.stdin_base64 !== undefined) {
-      throw new VmGuestException(
-        VmGuestErrorCode.INVALID_REQUEST,
-        'give stdin or stdin_base64, not both',
-      );
-    }
-    const stdin =
-      body.stdin_base64 !== undefined
-        ? Buffer.from(body.stdin_base64, 'base64')
-        : body.stdin !== undefined
-          ? Buffer.from(body.stdin, 'utf8')
-          : undefined;
-    for (const [k, v] of Object.entries(body.env ?? {})) {
-      if (typeof v !== 'string') {
-        throw new VmGuestException(VmGuestErrorCode.INVALID_REQUEST, `env.${k} must be a string`);
-      }
-    }
+    const input = toExecuteInput(body);
     return this.measure('execute', async () => {
-      const r = await this.guest.execute(
-        vmId,
-        {
-          command: body.command,
-          argv: body.argv,
-          args: body.args,
-          env: body.env,
-          cwd: body.cwd,
-          stdin,
-          timeoutSeconds: body.timeout_seconds,
-          runAsUser: body.run_as_user,
-          runAsGroup: body.run_as_group,
-          includeSupplementaryGroups: body.include_supplementary_groups,
-          outputLimitBytes: body.output_limit_bytes,
-          secretEnv: body.secret_env,
-        },
-        callerOf(req),
-      );
+      const r = await this.guest.execute(vmId, input, callerOf(req));
       return executeResultJson(vmId, r);
     });
   }

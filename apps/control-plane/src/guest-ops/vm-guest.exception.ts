@@ -14,6 +14,8 @@ export enum VmGuestErrorCode {
   NODE_TIMEOUT = 'NODE_TIMEOUT',
   /** No node daemon serves the VM's node (NATS: no responders), or NATS is down. */
   NODE_UNAVAILABLE = 'NODE_UNAVAILABLE',
+  /** Something the request names (an execution, a run) does not exist. */
+  NOT_FOUND = 'NOT_FOUND',
   /** The control plane's database does not answer. */
   STORE_UNAVAILABLE = 'STORE_UNAVAILABLE',
   INTERNAL = 'INTERNAL',

@@ -63,7 +63,7 @@ type OutcomeFields = Pick<
 >;
 
 // The agent needs a moment after a command's own timeout to kill it and answer.
-const EXEC_REPLY_MARGIN_MS = 5000;
+export const EXEC_REPLY_MARGIN_MS = 5000;
 
 const GUEST_CODES: Record<GuestErrorCode, VmGuestErrorCode> = {
   [GuestErrorCode.UNSPECIFIED]: VmGuestErrorCode.INTERNAL,
@@ -325,6 +325,35 @@ export class VmGuestService {
     );
   }
 
+  /** Stops a running execution by its id (audited as execute.cancel, needs guest.exec). */
+  async cancelExecution(
+    vmId: string,
+    executionId: string,
+    caller: Caller,
+  ): Promise<{ found: boolean }> {
+    const timeoutMs = this.timeoutMs(undefined);
+    return this.audited(
+      {
+        vmId,
+        caller,
+        operation: 'execute.cancel',
+        permission: 'guest.exec',
+        params: { execution_id: executionId },
+      },
+      (where) =>
+        this.call(
+          where,
+          vmId,
+          'execute.cancel',
+          timeoutMs,
+          caller,
+          { case: 'cancelExecution', value: { executionId } },
+          'cancelExecution',
+        ),
+      (r) => ({ status: 'ok', params: { found: r.found } }),
+    );
+  }
+
   async shutdown(
     vmId: string,
     mode: ShutdownMode,
@@ -420,7 +449,9 @@ export class VmGuestService {
     return result;
   }
 
-  private call<C extends 'pong' | 'execute' | 'fileRead' | 'fileWrite' | 'shutdown'>(
+  private call<
+    C extends 'pong' | 'execute' | 'fileRead' | 'fileWrite' | 'shutdown' | 'cancelExecution',
+  >(
     where: VmLocation,
     vmId: string,
     op: GuestOperation,
@@ -449,7 +480,8 @@ export class VmGuestService {
     }
   }
 
-  private toException(err: unknown, vmId: string, nodeId: string): VmGuestException {
+  /** Any failure of a guest request as the VmGuestException each transport maps. */
+  toException(err: unknown, vmId: string, nodeId: string): VmGuestException {
     if (err instanceof VmGuestException) {
       return err;
     }
@@ -492,7 +524,8 @@ export class VmGuestService {
     return s * 1000;
   }
 
-  private executeRequest(input: ExecuteInput) {
+  /** Validates an execute's input (400 naming the field) and builds the agent's request. */
+  executeRequest(input: ExecuteInput) {
     const { limits } = this.config;
     const hasCommand = (input.command ?? '') !== '';
     const hasArgv = (input.argv?.length ?? 0) > 0;

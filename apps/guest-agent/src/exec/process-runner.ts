@@ -43,6 +43,14 @@ export interface ExecPlan {
   identity: ExecIdentity;
 }
 
+/** What a caller may hook into one execution. */
+export interface ExecHooks {
+  /** Registers the execution under this id, so cancel(id) can stop it. */
+  executionId?: string;
+  /** Every chunk of output as it arrives (before the capture cap). */
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => void;
+}
+
 /** After the SIGKILL, how long pipes held by processes that left the group may stay open. */
 const PIPE_GRACE_MS = 200;
 /** After the SIGKILL, how long to wait for the group's members to be gone before answering. */
@@ -138,6 +146,8 @@ export class ProcessRunner {
   private active = 0;
   /** Process group ids of the children still running, for killAll(). */
   private readonly groups = new Set<number>();
+  /** Running executions that have an id: how to cancel each. */
+  private readonly cancels = new Map<string, () => void>();
 
   constructor(
     private readonly config: AgentConfig,
@@ -154,7 +164,10 @@ export class ProcessRunner {
    * Validates, resolves the run-as identity, spawns and waits. Throws AgentOpError: BUSY,
    * INVALID_REQUEST, TOO_LARGE, USER_NOT_FOUND, GROUP_NOT_FOUND, EXEC_FAILED.
    */
-  async run(request: ExecuteRequest): Promise<ExecuteResponse> {
+  async run(request: ExecuteRequest, hooks: ExecHooks = {}): Promise<ExecuteResponse> {
+    if (hooks.executionId !== undefined && this.cancels.has(hooks.executionId)) {
+      throw invalid(`execution_id ${hooks.executionId} is already running`);
+    }
     const max = this.config.exec.max_concurrent;
     if (this.active >= max) {
       throw new AgentOpError(
@@ -164,10 +177,20 @@ export class ProcessRunner {
     }
     this.active++;
     try {
-      return await this.execute(await this.plan(request));
+      return await this.execute(await this.plan(request), hooks);
     } finally {
       this.active--;
     }
+  }
+
+  /**
+   * Stops the execution registered under `executionId` (SIGTERM to its process group, SIGKILL
+   * after kill_grace_ms); its run() then resolves with cancelled = true. False when none runs.
+   */
+  cancel(executionId: string): boolean {
+    const cancel = this.cancels.get(executionId);
+    cancel?.();
+    return cancel !== undefined;
   }
 
   /** Kills every running execution's process group (agent shutdown); returns how many. */
@@ -281,7 +304,7 @@ export class ProcessRunner {
     return requested;
   }
 
-  private execute(plan: ExecPlan): Promise<ExecuteResponse> {
+  private execute(plan: ExecPlan, hooks: ExecHooks = {}): Promise<ExecuteResponse> {
     return new Promise<ExecuteResponse>((resolve, reject) => {
       const { identity } = plan;
       const started = performance.now();
@@ -316,6 +339,8 @@ export class ProcessRunner {
       let outClosed = false;
       let errClosed = false;
       let timedOut = false;
+      let cancelled = false;
+      let terminating = false;
       let killSent = false;
       let pipeGraceOver = false;
       let settling = false;
@@ -325,6 +350,9 @@ export class ProcessRunner {
         done = true;
         timers.forEach(clearTimeout);
         this.groups.delete(pgid);
+        if (hooks.executionId !== undefined) {
+          this.cancels.delete(hooks.executionId);
+        }
         stdin.destroy();
         stdout.destroy();
         stderr.destroy();
@@ -345,6 +373,7 @@ export class ProcessRunner {
             exitCode: exit?.code ?? undefined,
             signal: exit?.signal ?? '',
             timedOut,
+            cancelled,
             stdout: out.bytes(),
             stderr: err.bytes(),
             stdoutTruncated: out.truncated,
@@ -367,7 +396,7 @@ export class ProcessRunner {
           return;
         }
         const pipesClosed = outClosed && errClosed;
-        if (!timedOut) {
+        if (!terminating) {
           if (pipesClosed) {
             finish();
           }
@@ -421,8 +450,9 @@ export class ProcessRunner {
         trySettle();
       };
 
-      const onTimeout = (): void => {
-        timedOut = true;
+      // Timeout and cancel end the group the same way: SIGTERM, SIGKILL after the grace.
+      const terminate = (): void => {
+        terminating = true;
         if (!signalGroup(pgid, 'SIGTERM')) {
           // Nothing of the group is left; only pipes held by escaped processes keep us here.
           onKill();
@@ -430,6 +460,20 @@ export class ProcessRunner {
         }
         timers.push(setTimeout(onKill, this.config.exec.kill_grace_ms));
         trySettle();
+      };
+      const onTimeout = (): void => {
+        if (terminating) {
+          return;
+        }
+        timedOut = true;
+        terminate();
+      };
+      const onCancel = (): void => {
+        if (done || terminating) {
+          return;
+        }
+        cancelled = true;
+        terminate();
       };
 
       child.on('error', (e) => {
@@ -443,8 +487,18 @@ export class ProcessRunner {
         return;
       }
       this.groups.add(pgid);
-      stdout.on('data', (chunk: Buffer) => out.push(chunk));
-      stderr.on('data', (chunk: Buffer) => err.push(chunk));
+      if (hooks.executionId !== undefined) {
+        this.cancels.set(hooks.executionId, onCancel);
+      }
+      const onOutput = hooks.onOutput;
+      stdout.on('data', (chunk: Buffer) => {
+        out.push(chunk);
+        onOutput?.('stdout', chunk);
+      });
+      stderr.on('data', (chunk: Buffer) => {
+        err.push(chunk);
+        onOutput?.('stderr', chunk);
+      });
       stdout.on('error', () => undefined);
       stderr.on('error', () => undefined);
       stdout.on('close', () => {

@@ -3,7 +3,8 @@ import type { OperationName } from '../config.js';
 import type { Logger } from '../logger.js';
 
 /** The request payload cases an operation handler can serve. */
-export type RequestCase = 'ping' | 'getInfo' | 'execute' | 'fileRead' | 'fileWrite' | 'shutdown';
+export type RequestCase =
+  'ping' | 'getInfo' | 'execute' | 'cancelExecution' | 'fileRead' | 'fileWrite' | 'shutdown';
 
 export type RequestOf<C extends RequestCase> = Extract<AgentPayload, { case: C }>['value'];
 
@@ -13,6 +14,8 @@ export interface HandlerContext {
   log: Logger;
   /** Runs fn once the reply has been handed to the channel (shutdown replies before acting). */
   afterReply(fn: () => void): void;
+  /** Sends an event (e.g. an ExecOutputEvent) while the request is being served. */
+  emit(payload: AgentPayload): void;
 }
 
 /**

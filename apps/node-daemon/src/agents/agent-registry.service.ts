@@ -8,6 +8,7 @@ import {
   VmAgentStatusSchema,
   type AgentClientState,
   type AgentInfo,
+  type ExecOutputEvent,
   type TelemetryReport,
   type VmAgentStatus,
 } from '@lq/proto';
@@ -39,7 +40,8 @@ const STATE_OF: Record<AgentClientState, AgentState> = {
  * One AgentClient per VM channel: it connects, syncs, reconnects with backoff when the agent or
  * the VM restarts, and the registry turns its state changes into events.
  *
- * Events: 'agent-event' (AgentEventNotice), 'telemetry' (vm, TelemetryReport), 'changed' ().
+ * Events: 'agent-event' (AgentEventNotice), 'telemetry' (vm, TelemetryReport), 'exec-output'
+ * (vm, ExecOutputEvent), 'changed' ().
  */
 @Injectable()
 export class AgentRegistryService extends EventEmitter implements OnApplicationShutdown {
@@ -89,6 +91,7 @@ export class AgentRegistryService extends EventEmitter implements OnApplicationS
     });
     client.on('ready', (_info: AgentInfo) => this.notify(vm, 'ready', 'agent announced itself'));
     client.on('telemetry', (report: TelemetryReport) => this.emit('telemetry', vm, report));
+    client.on('exec-output', (event: ExecOutputEvent) => this.emit('exec-output', vm, event));
     client.start();
     this.emit('changed');
   }

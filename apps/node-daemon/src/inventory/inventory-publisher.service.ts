@@ -4,9 +4,12 @@ import { create, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate, timestampNow } from '@bufbuild/protobuf/wkt';
 import {
   AgentEventSchema,
+  ExecOutputEventSchema,
   NodeHeartbeatSchema,
   VmTelemetrySchema,
+  isSubjectToken,
   subjects,
+  type ExecOutputEvent,
   type NodeHeartbeat,
   type TelemetryReport,
 } from '@lq/proto';
@@ -47,6 +50,9 @@ export class InventoryPublisherService implements OnModuleDestroy {
     this.agents.on('agent-event', (notice: AgentEventNotice) => this.publishEvent(notice));
     this.agents.on('telemetry', (vm: VmAgent, report: TelemetryReport) =>
       this.publishTelemetry(vm, report),
+    );
+    this.agents.on('exec-output', (_vm: VmAgent, event: ExecOutputEvent) =>
+      this.publishExecOutput(event),
     );
     this.timer = setInterval(() => this.publishHeartbeat(), this.config.heartbeatIntervalMs);
     this.timer.unref();
@@ -109,6 +115,15 @@ export class InventoryPublisherService implements OnModuleDestroy {
       subjects.telemetry(this.config.nodeId, vm.vmId),
       toBinary(VmTelemetrySchema, message),
     );
+  }
+
+  /** A streamed execution's output, relayed as the agent sent it (PROTOCOL.md §9). */
+  private publishExecOutput(event: ExecOutputEvent): void {
+    if (!isSubjectToken(event.executionId)) {
+      this.log.warn(`dropped output of an execution id that is no subject token`);
+      return;
+    }
+    this.publish(subjects.execOutput(event.executionId), toBinary(ExecOutputEventSchema, event));
   }
 
   private publish(subject: string, data: Uint8Array): void {

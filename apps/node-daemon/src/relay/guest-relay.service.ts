@@ -167,6 +167,8 @@ export class GuestRelayService {
         return { case: 'shutdown', value: payload.value };
       case 'getInfoResponse':
         return { case: 'getInfo', value: payload.value };
+      case 'cancelExecutionResponse':
+        return { case: 'cancelExecution', value: payload.value };
       default:
         throw new RelayException(
           GuestErrorCode.INTERNAL,

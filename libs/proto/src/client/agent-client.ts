@@ -101,6 +101,7 @@ const ACKED_CASES: ReadonlySet<string> = new Set(['execute', 'fileWrite', 'shutd
  * retained results. Used by the node daemon (one per VM) and by agentctl.
  *
  * Events: 'state' (state), 'ready' (AgentInfo), 'telemetry' (TelemetryReport),
+ * 'exec-output' (ExecOutputEvent),
  * 'message' (any unsolicited AgentMessage), 'issue' (FrameIssue).
  */
 export class AgentClient extends EventEmitter {
@@ -402,6 +403,9 @@ export class AgentClient extends EventEmitter {
         return;
       case 'telemetry':
         this.emit('telemetry', payload.value);
+        return;
+      case 'execOutput':
+        this.emit('exec-output', payload.value);
         return;
       default:
         break;

@@ -10,6 +10,8 @@ export const GUEST_OPERATIONS = {
   'file.read': 'fileRead',
   'file.write': 'fileWrite',
   shutdown: 'shutdown',
+  // Since 0.2.0.
+  'execute.cancel': 'cancelExecution',
 } as const;
 export type GuestOperation = keyof typeof GUEST_OPERATIONS;
 
@@ -29,6 +31,9 @@ export const subjects = {
   allEvents: 'lq.v1.events.>',
   telemetry: (nodeId: string, vmId: string) => `lq.v1.telemetry.${nodeId}.${vmId}`,
   allTelemetry: 'lq.v1.telemetry.>',
+  /** A streamed execution's output chunks (ExecOutputEvent), published by the VM's node. */
+  execOutput: (executionId: string) => `lq.v1.exec.${executionId}.output`,
+  allExecOutput: 'lq.v1.exec.*.output',
 };
 
 /** The operation named by a guest subject of this node, or undefined. */

@@ -28,6 +28,7 @@ export const HTTP_STATUS_OF: Record<VmGuestErrorCode, number> = {
   [VmGuestErrorCode.NODE_TIMEOUT]: HttpStatus.GATEWAY_TIMEOUT,
   [VmGuestErrorCode.NODE_UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE,
   [VmGuestErrorCode.STORE_UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE,
+  [VmGuestErrorCode.NOT_FOUND]: HttpStatus.NOT_FOUND,
   [VmGuestErrorCode.INTERNAL]: HttpStatus.INTERNAL_SERVER_ERROR,
 };
 

@@ -1,4 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
+import { VmGuestErrorCode, VmGuestException } from '../vm-guest.exception.js';
+import type { ExecuteInput } from '../vm-guest.service.js';
 import {
   ArrayMaxSize,
   IsArray,
@@ -112,4 +114,39 @@ export class ExecuteDto {
   @ArrayMaxSize(256)
   @IsString({ each: true })
   secret_env?: string[];
+}
+
+/** The service's input from the DTO: stdin as text or base64 (not both), env values strings. */
+export function toExecuteInput(body: ExecuteDto): ExecuteInput {
+  if (body.stdin !== undefined && body.stdin_base64 !== undefined) {
+    throw new VmGuestException(
+      VmGuestErrorCode.INVALID_REQUEST,
+      'give stdin or stdin_base64, not both',
+    );
+  }
+  const stdin =
+    body.stdin_base64 !== undefined
+      ? Buffer.from(body.stdin_base64, 'base64')
+      : body.stdin !== undefined
+        ? Buffer.from(body.stdin, 'utf8')
+        : undefined;
+  for (const [k, v] of Object.entries(body.env ?? {})) {
+    if (typeof v !== 'string') {
+      throw new VmGuestException(VmGuestErrorCode.INVALID_REQUEST, `env.${k} must be a string`);
+    }
+  }
+  return {
+    command: body.command,
+    argv: body.argv,
+    args: body.args,
+    env: body.env,
+    cwd: body.cwd,
+    stdin,
+    timeoutSeconds: body.timeout_seconds,
+    runAsUser: body.run_as_user,
+    runAsGroup: body.run_as_group,
+    includeSupplementaryGroups: body.include_supplementary_groups,
+    outputLimitBytes: body.output_limit_bytes,
+    secretEnv: body.secret_env,
+  };
 }

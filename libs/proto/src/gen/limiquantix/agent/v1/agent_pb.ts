@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file limiquantix/agent/v1/agent.proto.
  */
 export const file_limiquantix_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("CiBsaW1pcXVhbnRpeC9hZ2VudC92MS9hZ2VudC5wcm90bxIUbGltaXF1YW50aXguYWdlbnQudjEilAkKDEFnZW50TWVzc2FnZRISCgptZXNzYWdlX2lkGAEgASgJEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoEcGluZxgKIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLlBpbmdSZXF1ZXN0SAASNwoHZXhlY3V0ZRgLIAEoCzIkLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWN1dGVSZXF1ZXN0SAASPAoKZmlsZV93cml0ZRgMIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVXcml0ZVJlcXVlc3RIABI6CglmaWxlX3JlYWQYDSABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlcXVlc3RIABI5CghzaHV0ZG93bhgOIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duUmVxdWVzdEgAEjEKBHN5bmMYDyABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jUmVxdWVzdEgAEjgKCGdldF9pbmZvGBAgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1JlcXVlc3RIABI1CgpyZXN1bHRfYWNrGBEgASgLMh8ubGltaXF1YW50aXguYWdlbnQudjEuUmVzdWx0QWNrSAASMgoEcG9uZxgyIAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlBvbmdSZXNwb25zZUgAEkEKEGV4ZWN1dGVfcmVzcG9uc2UYMyABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5FeGVjdXRlUmVzcG9uc2VIABJGChNmaWxlX3dyaXRlX3Jlc3BvbnNlGDQgASgLMicubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVdyaXRlUmVzcG9uc2VIABJEChJmaWxlX3JlYWRfcmVzcG9uc2UYNSABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlc3BvbnNlSAASQwoRc2h1dGRvd25fcmVzcG9uc2UYNiABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93blJlc3BvbnNlSAASOwoNc3luY19yZXNwb25zZRg3IAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlN5bmNSZXNwb25zZUgAEkIKEWdldF9pbmZvX3Jlc3BvbnNlGDggASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1Jlc3BvbnNlSAASLAoFZXJyb3IYWiABKAsyGy5saW1pcXVhbnRpeC5hZ2VudC52MS5FcnJvckgAEjoKCXRlbGVtZXRyeRhkIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlRlbGVtZXRyeVJlcG9ydEgAEjwKC2FnZW50X3JlYWR5GGUgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRSZWFkeUV2ZW50SABCCQoHcGF5bG9hZCJHCgVFcnJvchItCgRjb2RlGAEgASgOMh8ubGltaXF1YW50aXguYWdlbnQudjEuRXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkiRwoLU3luY1JlcXVlc3QSDQoFbm9uY2UYASABKAQSGAoQcHJvdG9jb2xfdmVyc2lvbhgCIAEoDRIPCgdob3N0X2lkGAMgASgJIpcBCgxTeW5jUmVzcG9uc2USDQoFbm9uY2UYASABKAQSGAoQcHJvdG9jb2xfdmVyc2lvbhgCIAEoDRIVCg1hZ2VudF92ZXJzaW9uGAMgASgJEhQKDGNhcGFiaWxpdGllcxgEIAMoCRIxCgZsaW1pdHMYBSABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudExpbWl0cyKBAQoLQWdlbnRMaW1pdHMSFwoPbWF4X2ZyYW1lX2J5dGVzGAEgASgNEhwKFGZpbGVfY2h1bmtfbWF4X2J5dGVzGAIgASgNEh4KFm91dHB1dF9saW1pdF9tYXhfYnl0ZXMYAyABKA0SGwoTZXhlY190aW1lb3V0X21heF9tcxgEIAEoDSINCgtQaW5nUmVxdWVzdCI9CgxQb25nUmVzcG9uc2USFQoNYWdlbnRfdmVyc2lvbhgBIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgCIAEoASIQCg5HZXRJbmZvUmVxdWVzdCJACg9HZXRJbmZvUmVzcG9uc2USLQoEaW5mbxgBIAEoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50SW5mbyJQCg9BZ2VudFJlYWR5RXZlbnQSLQoEaW5mbxgBIAEoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50SW5mbxIOCgZyZWFzb24YAiABKAkirQIKCUFnZW50SW5mbxIVCg1hZ2VudF92ZXJzaW9uGAEgASgJEhgKEHByb3RvY29sX3ZlcnNpb24YAiABKA0SEAoIaG9zdG5hbWUYAyABKAkSKAoCb3MYBCABKAsyHC5saW1pcXVhbnRpeC5hZ2VudC52MS5Pc0luZm8SFAoMY2FwYWJpbGl0aWVzGAUgAygJEjoKCmludGVyZmFjZXMYBiADKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5OZXR3b3JrSW50ZXJmYWNlEjEKBmxpbWl0cxgHIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50TGltaXRzEi4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoYBCgZPc0luZm8SDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEgoKAmlkGAMgASgJEhMKC3ByZXR0eV9uYW1lGAQgASgJEhYKDmtlcm5lbF9yZWxlYXNlGAUgASgJEhYKDmtlcm5lbF92ZXJzaW9uGAYgASgJEgwKBGFyY2gYByABKAkiSQoQTmV0d29ya0ludGVyZmFjZRIMCgRuYW1lGAEgASgJEgsKA21hYxgCIAEoCRIMCgRpcHY0GAMgAygJEgwKBGlwdjYYBCADKAki7wIKD1RlbGVtZXRyeVJlcG9ydBITCgtjcHVfcGVyY2VudBgBIAEoARIRCgljcHVfY291bnQYAiABKA0SDQoFbG9hZDEYAyABKAESDQoFbG9hZDUYBCABKAESDgoGbG9hZDE1GAUgASgBEjEKBm1lbW9yeRgGIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLk1lbW9yeVN0YXRzEi4KBWRpc2tzGAcgAygLMh8ubGltaXF1YW50aXguYWdlbnQudjEuRGlza1VzYWdlEjgKB25ldHdvcmsYCCADKAsyJy5saW1pcXVhbnRpeC5hZ2VudC52MS5JbnRlcmZhY2VDb3VudGVycxIVCg1wcm9jZXNzX2NvdW50GAkgASgNEhYKDnVwdGltZV9zZWNvbmRzGAogASgBEjoKCmludGVyZmFjZXMYCyADKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5OZXR3b3JrSW50ZXJmYWNlIoIBCgtNZW1vcnlTdGF0cxITCgt0b3RhbF9ieXRlcxgBIAEoBBISCgp1c2VkX2J5dGVzGAIgASgEEhcKD2F2YWlsYWJsZV9ieXRlcxgDIAEoBBIYChBzd2FwX3RvdGFsX2J5dGVzGAQgASgEEhcKD3N3YXBfdXNlZF9ieXRlcxgFIAEoBCKDAQoJRGlza1VzYWdlEhMKC21vdW50X3BvaW50GAEgASgJEg4KBmRldmljZRgCIAEoCRIPCgdmc190eXBlGAMgASgJEhMKC3RvdGFsX2J5dGVzGAQgASgEEhIKCnVzZWRfYnl0ZXMYBSABKAQSFwoPYXZhaWxhYmxlX2J5dGVzGAYgASgEIm0KEUludGVyZmFjZUNvdW50ZXJzEgwKBG5hbWUYASABKAkSEAoIcnhfYnl0ZXMYAiABKAQSEAoIdHhfYnl0ZXMYAyABKAQSEgoKcnhfcGFja2V0cxgEIAEoBBISCgp0eF9wYWNrZXRzGAUgASgEIrQCCg5FeGVjdXRlUmVxdWVzdBIMCgRhcmd2GAEgAygJEg8KB2NvbW1hbmQYAiABKAkSOgoDZW52GAMgAygLMi0ubGltaXF1YW50aXguYWdlbnQudjEuRXhlY3V0ZVJlcXVlc3QuRW52RW50cnkSCwoDY3dkGAQgASgJEg0KBXN0ZGluGAUgASgMEhIKCnRpbWVvdXRfbXMYBiABKA0SEwoLcnVuX2FzX3VzZXIYByABKAkSFAoMcnVuX2FzX2dyb3VwGAggASgJEiQKHGluY2x1ZGVfc3VwcGxlbWVudGFyeV9ncm91cHMYCSABKAgSGgoSb3V0cHV0X2xpbWl0X2J5dGVzGAogASgNGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEisgIKD0V4ZWN1dGVSZXNwb25zZRIWCglleGl0X2NvZGUYASABKAVIAIgBARIOCgZzaWduYWwYAiABKAkSEQoJdGltZWRfb3V0GAMgASgIEg4KBnN0ZG91dBgEIAEoDBIOCgZzdGRlcnIYBSABKAwSGAoQc3Rkb3V0X3RydW5jYXRlZBgGIAEoCBIYChBzdGRlcnJfdHJ1bmNhdGVkGAcgASgIEhoKEnN0ZG91dF90b3RhbF9ieXRlcxgIIAEoBBIaChJzdGRlcnJfdG90YWxfYnl0ZXMYCSABKAQSEwoLZHVyYXRpb25fbXMYCiABKA0SCwoDcGlkGAsgASgNEgsKA3VpZBgMIAEoDRILCgNnaWQYDSABKA0SDgoGZ3JvdXBzGA4gAygNQgwKCl9leGl0X2NvZGUiPwoPRmlsZVJlYWRSZXF1ZXN0EgwKBHBhdGgYASABKAkSDgoGb2Zmc2V0GAIgASgEEg4KBmxlbmd0aBgDIAEoDSJxChBGaWxlUmVhZFJlc3BvbnNlEgwKBGRhdGEYASABKAwSCwoDZW9mGAIgASgIEhIKCnRvdGFsX3NpemUYAyABKAQSDAoEbW9kZRgEIAEoDRIOCgZvZmZzZXQYBSABKAQSEAoIbXRpbWVfbXMYBiABKAMi4wEKEEZpbGVXcml0ZVJlcXVlc3QSDAoEcGF0aBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDgoGYXBwZW5kGAMgASgIEgwKBGRhdGEYBCABKAwSDgoGY3JlYXRlGAUgASgIEhAKCHRydW5jYXRlGAYgASgIEhEKBG1vZGUYByABKA1IAIgBARIQCgN1aWQYCCABKA1IAYgBARIQCgNnaWQYCSABKA1IAogBARIRCgl1cGxvYWRfaWQYCiABKAkSDgoGY29tbWl0GAsgASgIQgcKBV9tb2RlQgYKBF91aWRCBgoEX2dpZCJLChFGaWxlV3JpdGVSZXNwb25zZRIVCg1ieXRlc193cml0dGVuGAEgASgEEgwKBHNpemUYAiABKAQSEQoJY29tbWl0dGVkGAMgASgIIloKD1NodXRkb3duUmVxdWVzdBIwCgRtb2RlGAEgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuU2h1dGRvd25Nb2RlEhUKDWRlbGF5X3NlY29uZHMYAiABKA0idgoQU2h1dGRvd25SZXNwb25zZRIwCgRtb2RlGAEgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuU2h1dGRvd25Nb2RlEjAKDHNjaGVkdWxlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiIAoJUmVzdWx0QWNrEhMKC21lc3NhZ2VfaWRzGAEgAygJKsgDCglFcnJvckNvZGUSGgoWRVJST1JfQ09ERV9VTlNQRUNJRklFRBAAEh4KGkVSUk9SX0NPREVfSU5WQUxJRF9SRVFVRVNUEAESIAocRVJST1JfQ09ERV9VTktOT1dOX09QRVJBVElPThACEiAKHEVSUk9SX0NPREVfT1BFUkFUSU9OX0JMT0NLRUQQAxIfChtFUlJPUl9DT0RFX1BBVEhfTk9UX0FMTE9XRUQQBBIYChRFUlJPUl9DT0RFX05PVF9GT1VORBAFEiAKHEVSUk9SX0NPREVfUEVSTUlTU0lPTl9ERU5JRUQQBhIdChlFUlJPUl9DT0RFX1VTRVJfTk9UX0ZPVU5EEAcSHgoaRVJST1JfQ09ERV9HUk9VUF9OT1RfRk9VTkQQCBIYChRFUlJPUl9DT0RFX1RPT19MQVJHRRAJEhcKE0VSUk9SX0NPREVfSU9fRVJST1IQChIaChZFUlJPUl9DT0RFX0VYRUNfRkFJTEVEEAsSEwoPRVJST1JfQ09ERV9CVVNZEAwSFwoTRVJST1JfQ09ERV9JTlRFUk5BTBANEiIKHkVSUk9SX0NPREVfVU5TVVBQT1JURURfVkVSU0lPThAOKnsKDFNodXRkb3duTW9kZRIdChlTSFVURE9XTl9NT0RFX1VOU1BFQ0lGSUVEEAASGgoWU0hVVERPV05fTU9ERV9QT1dFUk9GRhABEhgKFFNIVVRET1dOX01PREVfUkVCT09UEAISFgoSU0hVVERPV05fTU9ERV9IQUxUEANiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiBsaW1pcXVhbnRpeC9hZ2VudC92MS9hZ2VudC5wcm90bxIUbGltaXF1YW50aXguYWdlbnQudjEi8AoKDEFnZW50TWVzc2FnZRISCgptZXNzYWdlX2lkGAEgASgJEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoEcGluZxgKIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLlBpbmdSZXF1ZXN0SAASNwoHZXhlY3V0ZRgLIAEoCzIkLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWN1dGVSZXF1ZXN0SAASPAoKZmlsZV93cml0ZRgMIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVXcml0ZVJlcXVlc3RIABI6CglmaWxlX3JlYWQYDSABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlcXVlc3RIABI5CghzaHV0ZG93bhgOIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duUmVxdWVzdEgAEjEKBHN5bmMYDyABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jUmVxdWVzdEgAEjgKCGdldF9pbmZvGBAgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1JlcXVlc3RIABI1CgpyZXN1bHRfYWNrGBEgASgLMh8ubGltaXF1YW50aXguYWdlbnQudjEuUmVzdWx0QWNrSAASSAoQY2FuY2VsX2V4ZWN1dGlvbhgSIAEoCzIsLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlcXVlc3RIABIyCgRwb25nGDIgASgLMiIubGltaXF1YW50aXguYWdlbnQudjEuUG9uZ1Jlc3BvbnNlSAASQQoQZXhlY3V0ZV9yZXNwb25zZRgzIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWN1dGVSZXNwb25zZUgAEkYKE2ZpbGVfd3JpdGVfcmVzcG9uc2UYNCABKAsyJy5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlV3JpdGVSZXNwb25zZUgAEkQKEmZpbGVfcmVhZF9yZXNwb25zZRg1IAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVSZWFkUmVzcG9uc2VIABJDChFzaHV0ZG93bl9yZXNwb25zZRg2IAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duUmVzcG9uc2VIABI7Cg1zeW5jX3Jlc3BvbnNlGDcgASgLMiIubGltaXF1YW50aXguYWdlbnQudjEuU3luY1Jlc3BvbnNlSAASQgoRZ2V0X2luZm9fcmVzcG9uc2UYOCABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRJbmZvUmVzcG9uc2VIABJSChljYW5jZWxfZXhlY3V0aW9uX3Jlc3BvbnNlGDkgASgLMi0ubGltaXF1YW50aXguYWdlbnQudjEuQ2FuY2VsRXhlY3V0aW9uUmVzcG9uc2VIABIsCgVlcnJvchhaIAEoCzIbLmxpbWlxdWFudGl4LmFnZW50LnYxLkVycm9ySAASOgoJdGVsZW1ldHJ5GGQgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuVGVsZW1ldHJ5UmVwb3J0SAASPAoLYWdlbnRfcmVhZHkYZSABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudFJlYWR5RXZlbnRIABI8CgtleGVjX291dHB1dBhmIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWNPdXRwdXRFdmVudEgAQgkKB3BheWxvYWQiRwoFRXJyb3ISLQoEY29kZRgBIAEoDjIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkVycm9yQ29kZRIPCgdtZXNzYWdlGAIgASgJIkcKC1N5bmNSZXF1ZXN0Eg0KBW5vbmNlGAEgASgEEhgKEHByb3RvY29sX3ZlcnNpb24YAiABKA0SDwoHaG9zdF9pZBgDIAEoCSKXAQoMU3luY1Jlc3BvbnNlEg0KBW5vbmNlGAEgASgEEhgKEHByb3RvY29sX3ZlcnNpb24YAiABKA0SFQoNYWdlbnRfdmVyc2lvbhgDIAEoCRIUCgxjYXBhYmlsaXRpZXMYBCADKAkSMQoGbGltaXRzGAUgASgLMiEubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRMaW1pdHMigQEKC0FnZW50TGltaXRzEhcKD21heF9mcmFtZV9ieXRlcxgBIAEoDRIcChRmaWxlX2NodW5rX21heF9ieXRlcxgCIAEoDRIeChZvdXRwdXRfbGltaXRfbWF4X2J5dGVzGAMgASgNEhsKE2V4ZWNfdGltZW91dF9tYXhfbXMYBCABKA0iDQoLUGluZ1JlcXVlc3QiPQoMUG9uZ1Jlc3BvbnNlEhUKDWFnZW50X3ZlcnNpb24YASABKAkSFgoOdXB0aW1lX3NlY29uZHMYAiABKAEiEAoOR2V0SW5mb1JlcXVlc3QiQAoPR2V0SW5mb1Jlc3BvbnNlEi0KBGluZm8YASABKAsyHy5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudEluZm8iUAoPQWdlbnRSZWFkeUV2ZW50Ei0KBGluZm8YASABKAsyHy5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudEluZm8SDgoGcmVhc29uGAIgASgJIq0CCglBZ2VudEluZm8SFQoNYWdlbnRfdmVyc2lvbhgBIAEoCRIYChBwcm90b2NvbF92ZXJzaW9uGAIgASgNEhAKCGhvc3RuYW1lGAMgASgJEigKAm9zGAQgASgLMhwubGltaXF1YW50aXguYWdlbnQudjEuT3NJbmZvEhQKDGNhcGFiaWxpdGllcxgFIAMoCRI6CgppbnRlcmZhY2VzGAYgAygLMiYubGltaXF1YW50aXguYWdlbnQudjEuTmV0d29ya0ludGVyZmFjZRIxCgZsaW1pdHMYByABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudExpbWl0cxIuCgpzdGFydGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKGAQoGT3NJbmZvEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIKCgJpZBgDIAEoCRITCgtwcmV0dHlfbmFtZRgEIAEoCRIWCg5rZXJuZWxfcmVsZWFzZRgFIAEoCRIWCg5rZXJuZWxfdmVyc2lvbhgGIAEoCRIMCgRhcmNoGAcgASgJIkkKEE5ldHdvcmtJbnRlcmZhY2USDAoEbmFtZRgBIAEoCRILCgNtYWMYAiABKAkSDAoEaXB2NBgDIAMoCRIMCgRpcHY2GAQgAygJIu8CCg9UZWxlbWV0cnlSZXBvcnQSEwoLY3B1X3BlcmNlbnQYASABKAESEQoJY3B1X2NvdW50GAIgASgNEg0KBWxvYWQxGAMgASgBEg0KBWxvYWQ1GAQgASgBEg4KBmxvYWQxNRgFIAEoARIxCgZtZW1vcnkYBiABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5NZW1vcnlTdGF0cxIuCgVkaXNrcxgHIAMoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkRpc2tVc2FnZRI4CgduZXR3b3JrGAggAygLMicubGltaXF1YW50aXguYWdlbnQudjEuSW50ZXJmYWNlQ291bnRlcnMSFQoNcHJvY2Vzc19jb3VudBgJIAEoDRIWCg51cHRpbWVfc2Vjb25kcxgKIAEoARI6CgppbnRlcmZhY2VzGAsgAygLMiYubGltaXF1YW50aXguYWdlbnQudjEuTmV0d29ya0ludGVyZmFjZSKCAQoLTWVtb3J5U3RhdHMSEwoLdG90YWxfYnl0ZXMYASABKAQSEgoKdXNlZF9ieXRlcxgCIAEoBBIXCg9hdmFpbGFibGVfYnl0ZXMYAyABKAQSGAoQc3dhcF90b3RhbF9ieXRlcxgEIAEoBBIXCg9zd2FwX3VzZWRfYnl0ZXMYBSABKAQigwEKCURpc2tVc2FnZRITCgttb3VudF9wb2ludBgBIAEoCRIOCgZkZXZpY2UYAiABKAkSDwoHZnNfdHlwZRgDIAEoCRITCgt0b3RhbF9ieXRlcxgEIAEoBBISCgp1c2VkX2J5dGVzGAUgASgEEhcKD2F2YWlsYWJsZV9ieXRlcxgGIAEoBCJtChFJbnRlcmZhY2VDb3VudGVycxIMCgRuYW1lGAEgASgJEhAKCHJ4X2J5dGVzGAIgASgEEhAKCHR4X2J5dGVzGAMgASgEEhIKCnJ4X3BhY2tldHMYBCABKAQSEgoKdHhfcGFja2V0cxgFIAEoBCLhAgoORXhlY3V0ZVJlcXVlc3QSDAoEYXJndhgBIAMoCRIPCgdjb21tYW5kGAIgASgJEjoKA2VudhgDIAMoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWN1dGVSZXF1ZXN0LkVudkVudHJ5EgsKA2N3ZBgEIAEoCRINCgVzdGRpbhgFIAEoDBISCgp0aW1lb3V0X21zGAYgASgNEhMKC3J1bl9hc191c2VyGAcgASgJEhQKDHJ1bl9hc19ncm91cBgIIAEoCRIkChxpbmNsdWRlX3N1cHBsZW1lbnRhcnlfZ3JvdXBzGAkgASgIEhoKEm91dHB1dF9saW1pdF9ieXRlcxgKIAEoDRIUCgxleGVjdXRpb25faWQYCyABKAkSFQoNc3RyZWFtX291dHB1dBgMIAEoCBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIo0BCg9FeGVjT3V0cHV0RXZlbnQSFAoMZXhlY3V0aW9uX2lkGAEgASgJEgsKA3NlcRgCIAEoBBIyCgZzdHJlYW0YAyABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5PdXRwdXRTdHJlYW0SDAoEZGF0YRgEIAEoDBIVCg1kcm9wcGVkX2J5dGVzGAUgASgEIi4KFkNhbmNlbEV4ZWN1dGlvblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJIigKF0NhbmNlbEV4ZWN1dGlvblJlc3BvbnNlEg0KBWZvdW5kGAEgASgIIsUCCg9FeGVjdXRlUmVzcG9uc2USFgoJZXhpdF9jb2RlGAEgASgFSACIAQESDgoGc2lnbmFsGAIgASgJEhEKCXRpbWVkX291dBgDIAEoCBIOCgZzdGRvdXQYBCABKAwSDgoGc3RkZXJyGAUgASgMEhgKEHN0ZG91dF90cnVuY2F0ZWQYBiABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgHIAEoCBIaChJzdGRvdXRfdG90YWxfYnl0ZXMYCCABKAQSGgoSc3RkZXJyX3RvdGFsX2J5dGVzGAkgASgEEhMKC2R1cmF0aW9uX21zGAogASgNEgsKA3BpZBgLIAEoDRILCgN1aWQYDCABKA0SCwoDZ2lkGA0gASgNEg4KBmdyb3VwcxgOIAMoDRIRCgljYW5jZWxsZWQYDyABKAhCDAoKX2V4aXRfY29kZSI/Cg9GaWxlUmVhZFJlcXVlc3QSDAoEcGF0aBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDgoGbGVuZ3RoGAMgASgNInEKEEZpbGVSZWFkUmVzcG9uc2USDAoEZGF0YRgBIAEoDBILCgNlb2YYAiABKAgSEgoKdG90YWxfc2l6ZRgDIAEoBBIMCgRtb2RlGAQgASgNEg4KBm9mZnNldBgFIAEoBBIQCghtdGltZV9tcxgGIAEoAyLjAQoQRmlsZVdyaXRlUmVxdWVzdBIMCgRwYXRoGAEgASgJEg4KBm9mZnNldBgCIAEoBBIOCgZhcHBlbmQYAyABKAgSDAoEZGF0YRgEIAEoDBIOCgZjcmVhdGUYBSABKAgSEAoIdHJ1bmNhdGUYBiABKAgSEQoEbW9kZRgHIAEoDUgAiAEBEhAKA3VpZBgIIAEoDUgBiAEBEhAKA2dpZBgJIAEoDUgCiAEBEhEKCXVwbG9hZF9pZBgKIAEoCRIOCgZjb21taXQYCyABKAhCBwoFX21vZGVCBgoEX3VpZEIGCgRfZ2lkIksKEUZpbGVXcml0ZVJlc3BvbnNlEhUKDWJ5dGVzX3dyaXR0ZW4YASABKAQSDAoEc2l6ZRgCIAEoBBIRCgljb21taXR0ZWQYAyABKAgiWgoPU2h1dGRvd25SZXF1ZXN0EjAKBG1vZGUYASABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93bk1vZGUSFQoNZGVsYXlfc2Vjb25kcxgCIAEoDSJ2ChBTaHV0ZG93blJlc3BvbnNlEjAKBG1vZGUYASABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93bk1vZGUSMAoMc2NoZWR1bGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIgCglSZXN1bHRBY2sSEwoLbWVzc2FnZV9pZHMYASADKAkqyAMKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASHgoaRVJST1JfQ09ERV9JTlZBTElEX1JFUVVFU1QQARIgChxFUlJPUl9DT0RFX1VOS05PV05fT1BFUkFUSU9OEAISIAocRVJST1JfQ09ERV9PUEVSQVRJT05fQkxPQ0tFRBADEh8KG0VSUk9SX0NPREVfUEFUSF9OT1RfQUxMT1dFRBAEEhgKFEVSUk9SX0NPREVfTk9UX0ZPVU5EEAUSIAocRVJST1JfQ09ERV9QRVJNSVNTSU9OX0RFTklFRBAGEh0KGUVSUk9SX0NPREVfVVNFUl9OT1RfRk9VTkQQBxIeChpFUlJPUl9DT0RFX0dST1VQX05PVF9GT1VORBAIEhgKFEVSUk9SX0NPREVfVE9PX0xBUkdFEAkSFwoTRVJST1JfQ09ERV9JT19FUlJPUhAKEhoKFkVSUk9SX0NPREVfRVhFQ19GQUlMRUQQCxITCg9FUlJPUl9DT0RFX0JVU1kQDBIXChNFUlJPUl9DT0RFX0lOVEVSTkFMEA0SIgoeRVJST1JfQ09ERV9VTlNVUFBPUlRFRF9WRVJTSU9OEA4qYQoMT3V0cHV0U3RyZWFtEh0KGU9VVFBVVF9TVFJFQU1fVU5TUEVDSUZJRUQQABIYChRPVVRQVVRfU1RSRUFNX1NURE9VVBABEhgKFE9VVFBVVF9TVFJFQU1fU1RERVJSEAIqewoMU2h1dGRvd25Nb2RlEh0KGVNIVVRET1dOX01PREVfVU5TUEVDSUZJRUQQABIaChZTSFVURE9XTl9NT0RFX1BPV0VST0ZGEAESGAoUU0hVVERPV05fTU9ERV9SRUJPT1QQAhIWChJTSFVURE9XTl9NT0RFX0hBTFQQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * The envelope of every frame (since v1).
@@ -95,6 +95,14 @@ export type AgentMessage = Message<"limiquantix.agent.v1.AgentMessage"> & {
     case: "resultAck";
   } | {
     /**
+     * Since 0.2.0 (capability `execute.cancel`).
+     *
+     * @generated from field: limiquantix.agent.v1.CancelExecutionRequest cancel_execution = 18;
+     */
+    value: CancelExecutionRequest;
+    case: "cancelExecution";
+  } | {
+    /**
      * Responses (agent → host), 50–89.
      *
      * @generated from field: limiquantix.agent.v1.PongResponse pong = 50;
@@ -139,6 +147,12 @@ export type AgentMessage = Message<"limiquantix.agent.v1.AgentMessage"> & {
     case: "getInfoResponse";
   } | {
     /**
+     * @generated from field: limiquantix.agent.v1.CancelExecutionResponse cancel_execution_response = 57;
+     */
+    value: CancelExecutionResponse;
+    case: "cancelExecutionResponse";
+  } | {
+    /**
      * The answer to any request that failed.
      *
      * @generated from field: limiquantix.agent.v1.Error error = 90;
@@ -159,6 +173,14 @@ export type AgentMessage = Message<"limiquantix.agent.v1.AgentMessage"> & {
      */
     value: AgentReadyEvent;
     case: "agentReady";
+  } | {
+    /**
+     * Since 0.2.0 (capability `execute.stream`).
+     *
+     * @generated from field: limiquantix.agent.v1.ExecOutputEvent exec_output = 102;
+     */
+    value: ExecOutputEvent;
+    case: "execOutput";
   } | { case: undefined; value?: undefined };
 };
 
@@ -837,6 +859,21 @@ export type ExecuteRequest = Message<"limiquantix.agent.v1.ExecuteRequest"> & {
    * @generated from field: uint32 output_limit_bytes = 10;
    */
   outputLimitBytes: number;
+
+  /**
+   * The host's name for this execution: CancelExecution and ExecOutputEvent use it. Since 0.2.0.
+   *
+   * @generated from field: string execution_id = 11;
+   */
+  executionId: string;
+
+  /**
+   * Send the output as ExecOutputEvents while the command runs (needs execution_id); the final
+   * response still carries it all (up to the cap). Since 0.2.0.
+   *
+   * @generated from field: bool stream_output = 12;
+   */
+  streamOutput: boolean;
 };
 
 /**
@@ -845,6 +882,89 @@ export type ExecuteRequest = Message<"limiquantix.agent.v1.ExecuteRequest"> & {
  */
 export const ExecuteRequestSchema: GenMessage<ExecuteRequest> = /*@__PURE__*/
   messageDesc(file_limiquantix_agent_v1_agent, 17);
+
+/**
+ * Output of a running execution started with stream_output (since 0.2.0). Chunks are coalesced
+ * (at most one per stream per flush interval, at most 64 KiB each) and stop at the execution's
+ * output cap; seq counts from 1 over both streams, so a host can tell a gap.
+ *
+ * @generated from message limiquantix.agent.v1.ExecOutputEvent
+ */
+export type ExecOutputEvent = Message<"limiquantix.agent.v1.ExecOutputEvent"> & {
+  /**
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+
+  /**
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: limiquantix.agent.v1.OutputStream stream = 3;
+   */
+  stream: OutputStream;
+
+  /**
+   * @generated from field: bytes data = 4;
+   */
+  data: Uint8Array;
+
+  /**
+   * Bytes of this stream skipped just before this chunk: streaming is rate-bounded (the final
+   * response still has the output up to its cap).
+   *
+   * @generated from field: uint64 dropped_bytes = 5;
+   */
+  droppedBytes: bigint;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.ExecOutputEvent.
+ * Use `create(ExecOutputEventSchema)` to create a new message.
+ */
+export const ExecOutputEventSchema: GenMessage<ExecOutputEvent> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 18);
+
+/**
+ * Stops a running execution: its process group gets SIGTERM, then SIGKILL after the agent's
+ * kill grace; the execution's own response then has cancelled = true (since 0.2.0).
+ *
+ * @generated from message limiquantix.agent.v1.CancelExecutionRequest
+ */
+export type CancelExecutionRequest = Message<"limiquantix.agent.v1.CancelExecutionRequest"> & {
+  /**
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.CancelExecutionRequest.
+ * Use `create(CancelExecutionRequestSchema)` to create a new message.
+ */
+export const CancelExecutionRequestSchema: GenMessage<CancelExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 19);
+
+/**
+ * Whether an execution with that id was running (since 0.2.0).
+ *
+ * @generated from message limiquantix.agent.v1.CancelExecutionResponse
+ */
+export type CancelExecutionResponse = Message<"limiquantix.agent.v1.CancelExecutionResponse"> & {
+  /**
+   * @generated from field: bool found = 1;
+   */
+  found: boolean;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.CancelExecutionResponse.
+ * Use `create(CancelExecutionResponseSchema)` to create a new message.
+ */
+export const CancelExecutionResponseSchema: GenMessage<CancelExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 20);
 
 /**
  * The result of an execution (since v1).
@@ -931,6 +1051,13 @@ export type ExecuteResponse = Message<"limiquantix.agent.v1.ExecuteResponse"> & 
    * @generated from field: repeated uint32 groups = 14;
    */
   groups: number[];
+
+  /**
+   * A CancelExecution stopped it. Since 0.2.0.
+   *
+   * @generated from field: bool cancelled = 15;
+   */
+  cancelled: boolean;
 };
 
 /**
@@ -938,7 +1065,7 @@ export type ExecuteResponse = Message<"limiquantix.agent.v1.ExecuteResponse"> & 
  * Use `create(ExecuteResponseSchema)` to create a new message.
  */
 export const ExecuteResponseSchema: GenMessage<ExecuteResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 18);
+  messageDesc(file_limiquantix_agent_v1_agent, 21);
 
 /**
  * Reads one chunk of a guest file (since v1).
@@ -969,7 +1096,7 @@ export type FileReadRequest = Message<"limiquantix.agent.v1.FileReadRequest"> & 
  * Use `create(FileReadRequestSchema)` to create a new message.
  */
 export const FileReadRequestSchema: GenMessage<FileReadRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 19);
+  messageDesc(file_limiquantix_agent_v1_agent, 22);
 
 /**
  * One chunk of a guest file (since v1).
@@ -1017,7 +1144,7 @@ export type FileReadResponse = Message<"limiquantix.agent.v1.FileReadResponse"> 
  * Use `create(FileReadResponseSchema)` to create a new message.
  */
 export const FileReadResponseSchema: GenMessage<FileReadResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 20);
+  messageDesc(file_limiquantix_agent_v1_agent, 23);
 
 /**
  * Writes one chunk of a guest file (since v1).
@@ -1098,7 +1225,7 @@ export type FileWriteRequest = Message<"limiquantix.agent.v1.FileWriteRequest"> 
  * Use `create(FileWriteRequestSchema)` to create a new message.
  */
 export const FileWriteRequestSchema: GenMessage<FileWriteRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 21);
+  messageDesc(file_limiquantix_agent_v1_agent, 24);
 
 /**
  * Answer to FileWriteRequest (since v1).
@@ -1131,7 +1258,7 @@ export type FileWriteResponse = Message<"limiquantix.agent.v1.FileWriteResponse"
  * Use `create(FileWriteResponseSchema)` to create a new message.
  */
 export const FileWriteResponseSchema: GenMessage<FileWriteResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 22);
+  messageDesc(file_limiquantix_agent_v1_agent, 25);
 
 /**
  * Shuts the guest down through the configured command; answered before acting (since v1).
@@ -1159,7 +1286,7 @@ export type ShutdownRequest = Message<"limiquantix.agent.v1.ShutdownRequest"> & 
  * Use `create(ShutdownRequestSchema)` to create a new message.
  */
 export const ShutdownRequestSchema: GenMessage<ShutdownRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 23);
+  messageDesc(file_limiquantix_agent_v1_agent, 26);
 
 /**
  * Answer to ShutdownRequest (since v1).
@@ -1185,7 +1312,7 @@ export type ShutdownResponse = Message<"limiquantix.agent.v1.ShutdownResponse"> 
  * Use `create(ShutdownResponseSchema)` to create a new message.
  */
 export const ShutdownResponseSchema: GenMessage<ShutdownResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 24);
+  messageDesc(file_limiquantix_agent_v1_agent, 27);
 
 /**
  * Tells the agent the host holds these results; they are freed (since v1).
@@ -1204,7 +1331,7 @@ export type ResultAck = Message<"limiquantix.agent.v1.ResultAck"> & {
  * Use `create(ResultAckSchema)` to create a new message.
  */
 export const ResultAckSchema: GenMessage<ResultAck> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 25);
+  messageDesc(file_limiquantix_agent_v1_agent, 28);
 
 /**
  * Why a request failed (since v1).
@@ -1323,6 +1450,34 @@ export const ErrorCodeSchema: GenEnum<ErrorCode> = /*@__PURE__*/
   enumDesc(file_limiquantix_agent_v1_agent, 0);
 
 /**
+ * Which output stream a chunk is from (since 0.2.0).
+ *
+ * @generated from enum limiquantix.agent.v1.OutputStream
+ */
+export enum OutputStream {
+  /**
+   * @generated from enum value: OUTPUT_STREAM_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: OUTPUT_STREAM_STDOUT = 1;
+   */
+  STDOUT = 1,
+
+  /**
+   * @generated from enum value: OUTPUT_STREAM_STDERR = 2;
+   */
+  STDERR = 2,
+}
+
+/**
+ * Describes the enum limiquantix.agent.v1.OutputStream.
+ */
+export const OutputStreamSchema: GenEnum<OutputStream> = /*@__PURE__*/
+  enumDesc(file_limiquantix_agent_v1_agent, 1);
+
+/**
  * How to stop the guest (since v1).
  *
  * @generated from enum limiquantix.agent.v1.ShutdownMode
@@ -1353,5 +1508,5 @@ export enum ShutdownMode {
  * Describes the enum limiquantix.agent.v1.ShutdownMode.
  */
 export const ShutdownModeSchema: GenEnum<ShutdownMode> = /*@__PURE__*/
-  enumDesc(file_limiquantix_agent_v1_agent, 1);
+  enumDesc(file_limiquantix_agent_v1_agent, 2);
 

@@ -1,0 +1,187 @@
+import {
+  Body,
+  Controller,
+  Get,
+  HttpCode,
+  Inject,
+  Logger,
+  Param,
+  Post,
+  Query,
+  Req,
+  Res,
+  type BeforeApplicationShutdown,
+} from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { Authenticated, RequirePermission } from '@lq/auth';
+import { restCaller } from '../access/rest-caller.js';
+import { ExecuteDto, toExecuteInput } from '../guest-ops/dto/execute.dto.js';
+import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
+import type { OutputChunk } from './executions.repository.js';
+import { ExecutionsService } from './executions.service.js';
+
+const SSE_KEEPALIVE_MS = 15_000;
+/** Output shown inline by GET /api/executions/:id (the full stream is /output). */
+const INLINE_OUTPUT_MAX = 1024 * 1024;
+
+export function chunkJson(c: OutputChunk) {
+  return {
+    seq: c.seq,
+    stream: c.stream,
+    text: c.data.toString('utf8'),
+    dropped_bytes: c.droppedBytes || undefined,
+  };
+}
+
+function afterOf(query: string | undefined, lastEventId: string | undefined): number {
+  const raw = query ?? lastEventId ?? '0';
+  if (!/^\d{1,15}$/.test(raw)) {
+    throw new VmGuestException(
+      VmGuestErrorCode.INVALID_REQUEST,
+      'after (or Last-Event-ID) must be a sequence number',
+    );
+  }
+  return Number(raw);
+}
+
+/**
+ * Asynchronous executions: start (202), status and output so far, the output as Server-Sent
+ * Events (live, resumable from a sequence number), cancel.
+ */
+@ApiTags('executions')
+@ApiBearerAuth()
+@Controller('api')
+export class ExecutionsController implements BeforeApplicationShutdown {
+  private readonly log = new Logger('executions');
+  private readonly streams = new Set<Response>();
+
+  constructor(@Inject(ExecutionsService) private readonly executions: ExecutionsService) {}
+
+  @Post('vms/:id/executions')
+  @RequirePermission('guest.exec')
+  @HttpCode(202)
+  @ApiOperation({
+    summary: 'Start a command in the guest and answer at once with its execution id',
+  })
+  async start(@Param('id') id: string, @Body() body: ExecuteDto, @Req() req: Request) {
+    const view = await this.executions.start(id, toExecuteInput(body), restCaller(req));
+    return {
+      ...view,
+      links: {
+        self: `/api/executions/${view.id}`,
+        output: `/api/executions/${view.id}/output?follow=1`,
+        cancel: `/api/executions/${view.id}/cancel`,
+      },
+    };
+  }
+
+  @Get('executions/:id')
+  @Authenticated()
+  @ApiOperation({
+    summary: 'Status, exit code, timings and the output so far (guest.exec or audit.read)',
+  })
+  async get(@Param('id') id: string, @Req() req: Request) {
+    const caller = restCaller(req);
+    const view = await this.executions.get(id, caller);
+    const out = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+    let bytes = 0;
+    let after = 0;
+    let truncated = false;
+    for (;;) {
+      const page = await this.executions.output(id, caller, after);
+      for (const c of page) {
+        after = c.seq;
+        if (bytes + c.data.length > INLINE_OUTPUT_MAX) {
+          truncated = true;
+          break;
+        }
+        bytes += c.data.length;
+        out[c.stream].push(c.data);
+      }
+      if (truncated || page.length < 500) {
+        break;
+      }
+    }
+    return {
+      ...view,
+      stdout: Buffer.concat(out.stdout).toString('utf8'),
+      stderr: Buffer.concat(out.stderr).toString('utf8'),
+      output_truncated: truncated,
+      last_seq: after,
+    };
+  }
+
+  @Get('executions/:id/output')
+  @Authenticated()
+  @ApiOperation({
+    summary:
+      'The output: with follow=1 as Server-Sent Events (event output, id = sequence number; then event end), resumable with after or Last-Event-ID',
+  })
+  @ApiQuery({ name: 'follow', required: false, enum: ['0', '1'] })
+  @ApiQuery({ name: 'after', required: false, description: 'last sequence number seen' })
+  @ApiProduces('text/event-stream', 'application/json')
+  async output(
+    @Param('id') id: string,
+    @Query('follow') follow: string | undefined,
+    @Query('after') after: string | undefined,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    const caller = restCaller(req);
+    const from = afterOf(after, req.header('last-event-id'));
+    if (follow !== '1' && follow !== 'true') {
+      const chunks = await this.executions.output(id, caller, from);
+      res.json({ chunks: chunks.map(chunkJson), next_after: chunks.at(-1)?.seq ?? from });
+      return;
+    }
+    let headersSent = false;
+    const open = () => {
+      if (!headersSent) {
+        headersSent = true;
+        res.status(200);
+        res.setHeader('Content-Type', 'text/event-stream');
+        res.setHeader('Cache-Control', 'no-cache');
+        res.setHeader('X-Accel-Buffering', 'no');
+        res.flushHeaders();
+      }
+    };
+    const stop = await this.executions.follow(id, caller, from, {
+      chunk: (c) => {
+        open();
+        res.write(`id: ${c.seq}\nevent: output\ndata: ${JSON.stringify(chunkJson(c))}\n\n`);
+      },
+      end: (view) => {
+        open();
+        res.write(`event: end\ndata: ${JSON.stringify(view)}\n\n`);
+        res.end();
+      },
+    });
+    open();
+    const keepalive = setInterval(() => res.write(': keepalive\n\n'), SSE_KEEPALIVE_MS);
+    this.streams.add(res);
+    const close = () => {
+      clearInterval(keepalive);
+      this.streams.delete(res);
+      stop();
+    };
+    res.once('close', close);
+  }
+
+  @Post('executions/:id/cancel')
+  @RequirePermission('guest.exec')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Stop the execution’s process group in the guest' })
+  cancel(@Param('id') id: string, @Req() req: Request) {
+    return this.executions.cancel(id, restCaller(req));
+  }
+
+  beforeApplicationShutdown(): void {
+    for (const res of this.streams) {
+      res.end();
+    }
+    if (this.streams.size > 0) {
+      this.log.log(`ended ${this.streams.size} output streams`);
+    }
+  }
+}

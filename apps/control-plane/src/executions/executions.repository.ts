@@ -1,0 +1,170 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+
+export const EXECUTION_STATES = [
+  'pending',
+  'running',
+  'succeeded',
+  'failed',
+  'timed_out',
+  'cancelled',
+  'agent_lost',
+] as const;
+export type ExecutionState = (typeof EXECUTION_STATES)[number];
+export const FINAL_STATES: ReadonlySet<ExecutionState> = new Set([
+  'succeeded',
+  'failed',
+  'timed_out',
+  'cancelled',
+  'agent_lost',
+]);
+
+export interface ExecutionRow {
+  id: string;
+  vm_id: string;
+  node_id: string;
+  project_id: string;
+  run_id: string | null;
+  actor: string;
+  request: Record<string, unknown>;
+  status: ExecutionState;
+  exit_code: number | null;
+  signal: string | null;
+  error: string | null;
+  stdout_total_bytes: string | null;
+  stderr_total_bytes: string | null;
+  timeout_ms: number;
+  created_at: Date;
+  started_at: Date | null;
+  ended_at: Date | null;
+}
+
+export interface OutputChunk {
+  seq: number;
+  stream: 'stdout' | 'stderr';
+  data: Buffer;
+  droppedBytes: number;
+}
+
+export interface ExecutionEnd {
+  status: ExecutionState;
+  exitCode?: number;
+  signal?: string;
+  error?: string;
+  stdoutTotalBytes?: number;
+  stderrTotalBytes?: number;
+}
+
+/** The executions and execution_output tables; the only SQL for them. */
+@Injectable()
+export class ExecutionsRepository {
+  constructor(@Inject(DataSource) private readonly ds: DataSource) {}
+
+  async insert(row: {
+    id: string;
+    vmId: string;
+    nodeId: string;
+    projectId: string;
+    runId?: string;
+    actor: string;
+    request: Record<string, unknown>;
+    timeoutMs: number;
+  }): Promise<void> {
+    await this.ds.query(
+      `INSERT INTO executions (id, vm_id, node_id, project_id, run_id, actor, request, status,
+                               timeout_ms, started_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, now())`,
+      [
+        row.id,
+        row.vmId,
+        row.nodeId,
+        row.projectId,
+        row.runId ?? null,
+        row.actor,
+        JSON.stringify(row.request),
+        row.timeoutMs,
+      ],
+    );
+  }
+
+  async get(id: string): Promise<ExecutionRow | undefined> {
+    const rows = await this.ds.query<ExecutionRow[]>('SELECT * FROM executions WHERE id = $1', [
+      id,
+    ]);
+    return rows[0];
+  }
+
+  async listByRun(runId: string): Promise<ExecutionRow[]> {
+    return this.ds.query<ExecutionRow[]>(
+      'SELECT * FROM executions WHERE run_id = $1 ORDER BY vm_id',
+      [runId],
+    );
+  }
+
+  /** Ends a running execution; false when it had already ended (first end wins). */
+  async finish(id: string, end: ExecutionEnd): Promise<boolean> {
+    const result = await this.ds.query<[unknown[], number]>(
+      `UPDATE executions SET status = $2, exit_code = $3, signal = $4, error = $5,
+         stdout_total_bytes = $6, stderr_total_bytes = $7, ended_at = now()
+       WHERE id = $1 AND status IN ('pending', 'running')`,
+      [
+        id,
+        end.status,
+        end.exitCode ?? null,
+        end.signal ?? null,
+        end.error ?? null,
+        end.stdoutTotalBytes ?? null,
+        end.stderrTotalBytes ?? null,
+      ],
+    );
+    return (result[1] ?? 0) > 0;
+  }
+
+  async appendOutput(executionId: string, chunks: OutputChunk[]): Promise<void> {
+    if (chunks.length === 0) {
+      return;
+    }
+    await this.ds.query(
+      `INSERT INTO execution_output (execution_id, seq, stream, data, dropped_bytes)
+       SELECT $1, x.seq, x.stream, decode(x.data, 'base64'), x.dropped
+       FROM jsonb_to_recordset($2::jsonb) AS x(seq bigint, stream smallint, data text, dropped bigint)
+       ON CONFLICT DO NOTHING`,
+      [
+        executionId,
+        JSON.stringify(
+          chunks.map((c) => ({
+            seq: c.seq,
+            stream: c.stream === 'stdout' ? 1 : 2,
+            data: c.data.toString('base64'),
+            dropped: c.droppedBytes,
+          })),
+        ),
+      ],
+    );
+  }
+
+  async output(executionId: string, afterSeq: number, limit: number): Promise<OutputChunk[]> {
+    const rows = await this.ds.query<
+      Array<{ seq: string; stream: number; data: Buffer; dropped_bytes: string }>
+    >(
+      `SELECT seq, stream, data, dropped_bytes FROM execution_output
+       WHERE execution_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+      [executionId, afterSeq, limit],
+    );
+    return rows.map((r) => ({
+      seq: Number(r.seq),
+      stream: r.stream === 1 ? 'stdout' : 'stderr',
+      data: r.data,
+      droppedBytes: Number(r.dropped_bytes),
+    }));
+  }
+
+  /** Running executions whose time is long past: their control plane stopped before the end. */
+  async overdue(graceMs: number): Promise<ExecutionRow[]> {
+    return this.ds.query<ExecutionRow[]>(
+      `SELECT * FROM executions WHERE status IN ('pending', 'running')
+         AND started_at + (timeout_ms + $1) * interval '1 millisecond' < now()`,
+      [graceMs],
+    );
+  }
+}
