@@ -22,6 +22,9 @@ import { AccessAdminController } from './access/access-admin.controller.js';
 import { ExecutionsController } from './executions/executions.controller.js';
 import { ExecutionsRepository } from './executions/executions.repository.js';
 import { ExecutionsService } from './executions/executions.service.js';
+import { RunsController } from './runs/runs.controller.js';
+import { RunsRepository } from './runs/runs.repository.js';
+import { RunsService } from './runs/runs.service.js';
 
 /** Every REST controller (a test walks their routes for a permission or @Public()). */
 export const CONTROLLERS = [
@@ -33,6 +36,7 @@ export const CONTROLLERS = [
   AccessAdminController,
   AuditController,
   ExecutionsController,
+  RunsController,
 ];
 
 @Module({})
@@ -54,6 +58,8 @@ export class AppModule {
         ConnectAuth,
         ExecutionsRepository,
         ExecutionsService,
+        RunsRepository,
+        RunsService,
         ...AUDIT_PROVIDERS,
         ...ACCESS_PROVIDERS,
       ],

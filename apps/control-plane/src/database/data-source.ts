@@ -4,6 +4,7 @@ import { VmEntity } from '../inventory/vm.entity.js';
 import { CreateInventory1764201600000 } from './migrations/1764201600000-CreateInventory.js';
 import { CreateAccessAndAudit1764374400000 } from './migrations/1764374400000-CreateAccessAndAudit.js';
 import { CreateExecutions1764460800000 } from './migrations/1764460800000-CreateExecutions.js';
+import { CreateRuns1764464400000 } from './migrations/1764464400000-CreateRuns.js';
 
 export const ENTITIES = [NodeEntity, VmEntity];
 // Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
@@ -11,6 +12,7 @@ export const MIGRATIONS = [
   CreateInventory1764201600000,
   CreateAccessAndAudit1764374400000,
   CreateExecutions1764460800000,
+  CreateRuns1764464400000,
 ];
 
 /** Built when asked (not at import), so DATABASE_URL is read when the app starts. */

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { fromBinary } from '@bufbuild/protobuf';
@@ -114,9 +115,14 @@ export function stateOf(r: ExecuteResponse): ExecutionState {
 export class ExecutionsService implements OnApplicationShutdown {
   private readonly log = new Logger('executions');
   /** Executions this replica drives (their output subscriptions and buffers). */
-  private readonly driving = new Map<string, { sub: Subscription; buffer: OutputChunk[] }>();
+  private readonly driving = new Map<
+    string,
+    { sub: Subscription; buffer: OutputChunk[]; runId?: string }
+  >();
   private flushTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** 'ended' (executionId, state, runId?) for each execution this replica drove to its end. */
+  readonly events = new EventEmitter();
 
   constructor(
     @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
@@ -240,7 +246,7 @@ export class ExecutionsService implements OnApplicationShutdown {
         }
       },
     });
-    this.driving.set(id, { sub, buffer: [] });
+    this.driving.set(id, { sub, buffer: [], runId });
     void this.drive(id, vmId, where.nodeId, request, row, caller.principal.username);
     const created = await this.repo.get(id);
     return executionView(created!);
@@ -548,6 +554,7 @@ export class ExecutionsService implements OnApplicationShutdown {
     }
     this.driving.delete(id);
     await this.audit.record(outcome);
+    this.events.emit('ended', id, end.status, d?.runId);
   }
 
   private async flush(id: string): Promise<void> {

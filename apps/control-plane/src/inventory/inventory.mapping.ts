@@ -127,6 +127,7 @@ export interface VmRecord {
   telemetry: JsonValue | null;
   telemetry_at: Date | null;
   project_id?: string;
+  labels?: Record<string, string>;
 }
 
 export function vmFromRecord(r: VmRecord): VM {
@@ -144,6 +145,7 @@ export function vmFromRecord(r: VmRecord): VM {
       r.telemetry === null ? undefined : fromJson(TelemetryReportSchema, r.telemetry, READ),
     telemetryAt: r.telemetry_at ? timestampFromDate(r.telemetry_at) : undefined,
     projectId: r.project_id ?? '',
+    labels: r.labels ?? {},
   });
 }
 

@@ -80,7 +80,7 @@ interface LocationRecord {
 }
 
 const VM_COLUMNS = `id, node_id, agent_state, agent_version, capabilities, hostname, os,
-  interfaces, last_seen_at, telemetry, telemetry_at, project_id`;
+  interfaces, last_seen_at, telemetry, telemetry_at, project_id, labels`;
 
 /** The inventory tables; the only place that speaks SQL for them. */
 @Injectable()

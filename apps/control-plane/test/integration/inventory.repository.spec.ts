@@ -346,8 +346,9 @@ describe('InventoryRepository (PostgreSQL)', () => {
   it('should drop and recreate the tables when the migrations are reverted and rerun', async () => {
     const tables = `SELECT count(*)::int AS n FROM information_schema.tables
       WHERE table_schema = 'public' AND table_name IN ('vms', 'nodes', 'projects', 'users',
-        'api_keys', 'refresh_tokens', 'role_bindings', 'settings', 'audit_events', 'audit_outputs')`;
-    expect((await ds.query<Array<{ n: number }>>(tables))[0]?.n).toBe(10);
+        'api_keys', 'refresh_tokens', 'role_bindings', 'settings', 'audit_events', 'audit_outputs',
+        'executions', 'execution_output', 'runs', 'run_targets')`;
+    expect((await ds.query<Array<{ n: number }>>(tables))[0]?.n).toBe(14);
     for (let i = 0; i < MIGRATIONS.length; i++) {
       await ds.undoLastMigration({ transaction: 'each' });
     }
@@ -358,6 +359,8 @@ describe('InventoryRepository (PostgreSQL)', () => {
     expect(applied.map((m) => m.name)).toEqual([
       'CreateInventory1764201600000',
       'CreateAccessAndAudit1764374400000',
+      'CreateExecutions1764460800000',
+      'CreateRuns1764464400000',
     ]);
     await repo.applyHeartbeat(heartbeat('node-a', 1000, [readyVm('vm-1')]));
     expect((await repo.listVms()).map((v) => v.id)).toEqual(['vm-1']);

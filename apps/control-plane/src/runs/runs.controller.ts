@@ -1,0 +1,131 @@
+import {
+  Body,
+  Controller,
+  Get,
+  HttpCode,
+  Inject,
+  Param,
+  Post,
+  Put,
+  Query,
+  Req,
+  Res,
+} from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { Authenticated, RequirePermission } from '@lq/auth';
+import { isSubjectToken } from '@lq/proto';
+import { restCaller } from '../access/rest-caller.js';
+import { toExecuteInput } from '../guest-ops/dto/execute.dto.js';
+import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
+import { CreateRunDto, SetLabelsDto } from './dto/run.dto.js';
+import { RunsRepository } from './runs.repository.js';
+import { RunsService, parseLabels } from './runs.service.js';
+
+const PROGRESS_POLL_MS = 500;
+
+/** Fleet runs and the VM labels that target them. */
+@ApiTags('runs')
+@ApiBearerAuth()
+@Controller('api')
+export class RunsController {
+  constructor(
+    @Inject(RunsService) private readonly runs: RunsService,
+    @Inject(RunsRepository) private readonly repo: RunsRepository,
+  ) {}
+
+  @Post('runs')
+  @RequirePermission('guest.exec')
+  @HttpCode(202)
+  @ApiOperation({
+    summary:
+      'Run a command over VMs (ids, a project or labels) with max_concurrency and max_errors',
+  })
+  create(@Body() body: CreateRunDto, @Req() req: Request) {
+    const { target, max_concurrency, max_errors, ...execute } = body;
+    return this.runs.create(
+      {
+        target,
+        input: toExecuteInput(execute),
+        maxConcurrency: max_concurrency ?? 10,
+        maxErrors: max_errors,
+      },
+      restCaller(req),
+    );
+  }
+
+  @Get('runs/:id')
+  @Authenticated()
+  @ApiOperation({ summary: 'A run: status, counts by state, and each VM’s execution' })
+  get(@Param('id') id: string, @Req() req: Request) {
+    return this.runs.get(id, restCaller(req));
+  }
+
+  @Get('runs/:id/events')
+  @Authenticated()
+  @ApiOperation({
+    summary: 'Progress as Server-Sent Events: event progress (the summary) on change, then end',
+  })
+  @ApiProduces('text/event-stream')
+  async events(
+    @Param('id') id: string,
+    @Query('follow') _follow: string | undefined,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    const caller = restCaller(req);
+    let view = await this.runs.get(id, caller);
+    res.status(200);
+    res.setHeader('Content-Type', 'text/event-stream');
+    res.setHeader('Cache-Control', 'no-cache');
+    res.setHeader('X-Accel-Buffering', 'no');
+    res.flushHeaders();
+    let last = '';
+    let closed = false;
+    res.once('close', () => {
+      closed = true;
+    });
+    for (;;) {
+      const progress = JSON.stringify({ status: view.status, summary: view.summary });
+      if (progress !== last) {
+        last = progress;
+        res.write(`event: progress\ndata: ${progress}\n\n`);
+      }
+      if (view.status !== 'running' || closed) {
+        break;
+      }
+      await new Promise((r) => setTimeout(r, PROGRESS_POLL_MS));
+      view = await this.runs.view(id);
+    }
+    if (!closed) {
+      res.write(`event: end\ndata: ${JSON.stringify(view)}\n\n`);
+      res.end();
+    }
+  }
+
+  @Post('runs/:id/cancel')
+  @RequirePermission('guest.exec')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Start no more VMs and cancel the running executions' })
+  cancel(@Param('id') id: string, @Req() req: Request) {
+    return this.runs.cancel(id, restCaller(req));
+  }
+
+  @Put('vms/:id/labels')
+  @RequirePermission('admin')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Replace a VM’s labels (fleet runs target them)' })
+  async setLabels(@Param('id') id: string, @Body() body: SetLabelsDto) {
+    if (!isSubjectToken(id)) {
+      throw new VmGuestException(
+        VmGuestErrorCode.INVALID_REQUEST,
+        'vm id must be 1-128 letters, digits, _ or -',
+      );
+    }
+    const labels = Object.keys(body.labels).length === 0 ? {} : parseLabels(body.labels);
+    if (!(await this.repo.setLabels(id, labels))) {
+      throw new VmGuestException(VmGuestErrorCode.VM_NOT_FOUND, `VM ${id} is not in the inventory`);
+    }
+    return { vm_id: id, labels };
+  }
+}

@@ -1,0 +1,135 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+
+export interface TargetVm {
+  id: string;
+  project_id: string;
+  node_id: string;
+  agent_state: string;
+}
+
+export type RunState = 'running' | 'succeeded' | 'failed' | 'stopped' | 'cancelled';
+export type TargetState = 'queued' | 'denied' | 'skipped' | 'started' | 'failed_to_start';
+
+export interface RunRow {
+  id: string;
+  actor: string;
+  target: Record<string, unknown>;
+  request: Record<string, unknown>;
+  max_concurrency: number;
+  max_errors: number | null;
+  status: RunState;
+  created_at: Date;
+  ended_at: Date | null;
+}
+
+export interface RunTargetRow {
+  vm_id: string;
+  state: TargetState;
+  execution_id: string | null;
+  error: string | null;
+  execution_status: string | null;
+  exit_code: number | null;
+}
+
+/** runs, run_targets and VM labels; the only SQL for them. */
+@Injectable()
+export class RunsRepository {
+  constructor(@Inject(DataSource) private readonly ds: DataSource) {}
+
+  /** The VMs a target names (ids that exist, a project's, or those whose labels match). */
+  async resolve(target: {
+    vmIds?: string[];
+    project?: string;
+    labels?: Record<string, string>;
+  }): Promise<TargetVm[]> {
+    const columns = 'id, project_id, node_id, agent_state';
+    if (target.vmIds) {
+      return this.ds.query<TargetVm[]>(
+        `SELECT ${columns} FROM vms WHERE id = ANY($1::text[]) AND agent_state <> 'gone' ORDER BY id`,
+        [target.vmIds],
+      );
+    }
+    if (target.project !== undefined) {
+      return this.ds.query<TargetVm[]>(
+        `SELECT ${columns} FROM vms WHERE project_id = $1 AND agent_state <> 'gone' ORDER BY id`,
+        [target.project],
+      );
+    }
+    return this.ds.query<TargetVm[]>(
+      `SELECT ${columns} FROM vms WHERE labels @> $1::jsonb AND agent_state <> 'gone' ORDER BY id`,
+      [JSON.stringify(target.labels ?? {})],
+    );
+  }
+
+  async insert(
+    run: Omit<RunRow, 'created_at' | 'ended_at' | 'status'>,
+    vmIds: string[],
+  ): Promise<void> {
+    await this.ds.transaction(async (m) => {
+      await m.query(
+        `INSERT INTO runs (id, actor, target, request, max_concurrency, max_errors, status)
+         VALUES ($1, $2, $3, $4, $5, $6, 'running')`,
+        [
+          run.id,
+          run.actor,
+          JSON.stringify(run.target),
+          JSON.stringify(run.request),
+          run.max_concurrency,
+          run.max_errors,
+        ],
+      );
+      await m.query(
+        `INSERT INTO run_targets (run_id, vm_id, state) SELECT $1, unnest($2::text[]), 'queued'`,
+        [run.id, vmIds],
+      );
+    });
+  }
+
+  async setTarget(
+    runId: string,
+    vmId: string,
+    state: TargetState,
+    executionId?: string,
+    error?: string,
+  ): Promise<void> {
+    await this.ds.query(
+      `UPDATE run_targets SET state = $3, execution_id = COALESCE($4, execution_id), error = $5
+       WHERE run_id = $1 AND vm_id = $2`,
+      [runId, vmId, state, executionId ?? null, error ?? null],
+    );
+  }
+
+  async finish(runId: string, status: RunState): Promise<void> {
+    await this.ds.transaction(async (m) => {
+      await m.query(
+        `UPDATE run_targets SET state = 'skipped' WHERE run_id = $1 AND state = 'queued'`,
+        [runId],
+      );
+      await m.query(`UPDATE runs SET status = $2, ended_at = now() WHERE id = $1`, [runId, status]);
+    });
+  }
+
+  async get(runId: string): Promise<RunRow | undefined> {
+    const rows = await this.ds.query<RunRow[]>('SELECT * FROM runs WHERE id = $1', [runId]);
+    return rows[0];
+  }
+
+  async targets(runId: string): Promise<RunTargetRow[]> {
+    return this.ds.query<RunTargetRow[]>(
+      `SELECT t.vm_id, t.state, t.execution_id, t.error, e.status AS execution_status, e.exit_code
+       FROM run_targets t LEFT JOIN executions e ON e.id = t.execution_id
+       WHERE t.run_id = $1 ORDER BY t.vm_id`,
+      [runId],
+    );
+  }
+
+  /** Replaces a VM's labels; false when the VM is unknown. */
+  async setLabels(vmId: string, labels: Record<string, string>): Promise<boolean> {
+    const result = await this.ds.query<[unknown[], number]>(
+      `UPDATE vms SET labels = $2::jsonb, updated_at = now() WHERE id = $1`,
+      [vmId, JSON.stringify(labels)],
+    );
+    return (result[1] ?? 0) > 0;
+  }
+}

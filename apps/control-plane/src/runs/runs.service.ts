@@ -1,0 +1,419 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { AuditService, redactExecute } from '@lq/audit';
+import { AuthException, holdsGlobally } from '@lq/auth';
+import { isSubjectToken } from '@lq/proto';
+import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
+import { VmAccessService, type Caller } from '../access/vm-access.service.js';
+import { actorOf } from '../audit/audit-actor.js';
+import { VmGuestService, type ExecuteInput } from '../guest-ops/vm-guest.service.js';
+import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
+import { ExecutionsService } from '../executions/executions.service.js';
+import type { ExecutionState } from '../executions/executions.repository.js';
+import { RunsRepository, type RunRow, type RunState, type TargetVm } from './runs.repository.js';
+
+export interface RunTarget {
+  vm_ids?: string[];
+  project?: string;
+  /** `env=prod,role=db`, or an object of label → value; every one must match. */
+  labels?: string | Record<string, string>;
+}
+
+export interface RunSpec {
+  target: RunTarget;
+  input: ExecuteInput;
+  /** A number, or a percentage of the targeted VMs ("10%"). */
+  maxConcurrency: number | string;
+  /** Stop starting new VMs once more than this many have failed; a number or a percentage. */
+  maxErrors?: number | string;
+}
+
+export interface RunView {
+  id: string;
+  actor: string;
+  status: RunState;
+  target: Record<string, unknown>;
+  command: string | null;
+  argv: string[] | null;
+  max_concurrency: number;
+  max_errors: number | null;
+  created_at: string;
+  ended_at: string | null;
+  /** How many VMs are in each state: queued, denied, skipped, failed_to_start, running, succeeded… */
+  summary: Record<string, number>;
+  vms: Array<{
+    vm_id: string;
+    state: string;
+    execution_id: string | null;
+    exit_code: number | null;
+    error: string | null;
+  }>;
+}
+
+const LABEL = /^[A-Za-z0-9_./-]{1,63}$/;
+
+/** Parses `env=prod,role=db` (or an object) into label → value; 400 naming a bad one. */
+export function parseLabels(spec: string | Record<string, string>): Record<string, string> {
+  const pairs =
+    typeof spec === 'string'
+      ? spec
+          .split(',')
+          .map((p) => p.trim())
+          .filter(Boolean)
+          .map((p) => {
+            const eq = p.indexOf('=');
+            if (eq <= 0) {
+              throw invalid('target.labels', `${JSON.stringify(p)} is not key=value`);
+            }
+            return [p.slice(0, eq), p.slice(eq + 1)] as [string, string];
+          })
+      : Object.entries(spec);
+  if (pairs.length === 0) {
+    throw invalid('target.labels', 'names no label');
+  }
+  for (const [k, v] of pairs) {
+    if (!LABEL.test(k) || typeof v !== 'string' || !LABEL.test(v)) {
+      throw invalid(
+        'target.labels',
+        `${k}=${String(v)}: keys and values are 1-63 of A-Z a-z 0-9 _ . / -`,
+      );
+    }
+  }
+  return Object.fromEntries(pairs);
+}
+
+/** A count or a percentage of `total` (at least `min`). */
+export function amountOf(
+  field: string,
+  value: number | string,
+  total: number,
+  min: number,
+): number {
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value) || value < min) {
+      throw invalid(field, `must be a whole number ≥ ${min} or a percentage like "10%"`);
+    }
+    return value;
+  }
+  const m = /^(\d{1,3})%$/.exec(value.trim());
+  if (!m || Number(m[1]) > 100) {
+    throw invalid(field, `must be a whole number ≥ ${min} or a percentage like "10%"`);
+  }
+  return Math.max(min, Math.ceil((Number(m[1]) / 100) * total));
+}
+
+function invalid(field: string, message: string): VmGuestException {
+  return new VmGuestException(VmGuestErrorCode.INVALID_REQUEST, `${field} ${message}`);
+}
+
+interface Driving {
+  queue: TargetVm[];
+  inflight: Map<string, string>;
+  errors: number;
+  maxConcurrency: number;
+  maxErrors: number | null;
+  stopped: boolean;
+  cancelled: boolean;
+  caller: Caller;
+  input: ExecuteInput;
+  done: boolean;
+}
+
+/**
+ * Fleet runs, the SSM Run Command shape: one command over VMs named by ids, a project or labels,
+ * at most max_concurrency at a time, no new VM started once more than max_errors have failed.
+ * Every VM is authorized on its own (a VM the caller may not touch is `denied`, audited, not
+ * skipped in silence) and every execution is audited as usual, with the run id in its intent.
+ */
+@Injectable()
+export class RunsService {
+  private readonly log = new Logger('runs');
+  private readonly driving = new Map<string, Driving>();
+  /** execution id → run id, for the executions this replica's runs started. */
+  private readonly runOf = new Map<string, string>();
+  /** Executions of a run that ended before their start was recorded here (very short ones). */
+  private readonly endedEarly = new Map<string, ExecutionState>();
+
+  constructor(
+    @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
+    @Inject(RunsRepository) private readonly repo: RunsRepository,
+    @Inject(ExecutionsService) private readonly executions: ExecutionsService,
+    @Inject(VmGuestService) private readonly guest: VmGuestService,
+    @Inject(VmAccessService) private readonly access: VmAccessService,
+    @Inject(AuditService) private readonly audit: AuditService,
+  ) {
+    this.executions.events.on(
+      'ended',
+      (executionId: string, state: ExecutionState, runId: string | undefined) => {
+        if (runId !== undefined && !this.runOf.has(executionId)) {
+          this.endedEarly.set(executionId, state);
+        } else {
+          this.onEnded(executionId, state);
+        }
+      },
+    );
+  }
+
+  async create(spec: RunSpec, caller: Caller): Promise<RunView> {
+    const target = this.targetOf(spec.target);
+    const request = this.guest.executeRequest(spec.input);
+    const vms = await this.repo.resolve(target);
+    if (vms.length === 0) {
+      throw invalid('target', 'matches no VM');
+    }
+    if (vms.length > this.config.runMaxVms) {
+      throw invalid(
+        'target',
+        `matches ${vms.length} VMs; the limit is LQ_RUN_MAX_VMS ${this.config.runMaxVms}`,
+      );
+    }
+    const maxConcurrency = amountOf('max_concurrency', spec.maxConcurrency, vms.length, 1);
+    const maxErrors =
+      spec.maxErrors === undefined ? null : amountOf('max_errors', spec.maxErrors, vms.length, 0);
+    const id = randomUUID();
+    const params = redactExecute({ ...spec.input, argv: request.argv });
+    await this.audit.intent({
+      ...actorOf(caller.principal, caller),
+      operation: 'run',
+      params: {
+        run_id: id,
+        target: spec.target,
+        ...params,
+        max_concurrency: maxConcurrency,
+        max_errors: maxErrors,
+      },
+    });
+    await this.repo.insert(
+      {
+        id,
+        actor: caller.principal.username,
+        target: spec.target as Record<string, unknown>,
+        request: params,
+        max_concurrency: maxConcurrency,
+        max_errors: maxErrors,
+      },
+      vms.map((v) => v.id),
+    );
+    const allowed: TargetVm[] = [];
+    for (const vm of vms) {
+      try {
+        await this.access.requireExec(
+          caller,
+          { vmId: vm.id, projectId: vm.project_id, nodeId: vm.node_id },
+          request.runAsUser,
+        );
+        allowed.push(vm);
+      } catch (err) {
+        if (!(err instanceof AuthException)) {
+          throw err;
+        }
+        await this.repo.setTarget(id, vm.id, 'denied', undefined, err.message);
+      }
+    }
+    const d: Driving = {
+      queue: allowed,
+      inflight: new Map(),
+      errors: 0,
+      maxConcurrency,
+      maxErrors,
+      stopped: false,
+      cancelled: false,
+      caller,
+      input: spec.input,
+      done: false,
+    };
+    this.driving.set(id, d);
+    void this.pump(id, d);
+    return this.view(id);
+  }
+
+  async get(id: string, caller: Caller): Promise<RunView> {
+    const run = await this.known(id);
+    this.mayRead(run, caller);
+    return this.view(id);
+  }
+
+  async cancel(id: string, caller: Caller): Promise<RunView> {
+    const run = await this.known(id);
+    this.mayRead(run, caller);
+    const d = this.driving.get(id);
+    if (d && !d.done) {
+      d.cancelled = true;
+      await Promise.all(
+        [...d.inflight.keys()].map((executionId) =>
+          this.executions
+            .cancel(executionId, caller)
+            .catch((err: Error) =>
+              this.log.warn(`run ${id}: cancel of ${executionId}: ${err.message}`),
+            ),
+        ),
+      );
+      await this.maybeFinish(id, d);
+    } else if (run.status === 'running') {
+      throw new VmGuestException(
+        VmGuestErrorCode.INVALID_REQUEST,
+        `run ${id} is driven by another control-plane replica; cancel it there`,
+      );
+    }
+    return this.view(id);
+  }
+
+  /** Summary and per-VM states. */
+  async view(id: string): Promise<RunView> {
+    const run = (await this.repo.get(id))!;
+    const targets = await this.repo.targets(id);
+    const summary: Record<string, number> = {};
+    const vms = targets.map((t) => {
+      const state = t.state === 'started' ? (t.execution_status ?? 'running') : t.state;
+      summary[state] = (summary[state] ?? 0) + 1;
+      return {
+        vm_id: t.vm_id,
+        state,
+        execution_id: t.execution_id,
+        exit_code: t.exit_code,
+        error: t.error,
+      };
+    });
+    return {
+      id: run.id,
+      actor: run.actor,
+      status: run.status,
+      target: run.target,
+      command: typeof run.request.command === 'string' ? run.request.command : null,
+      argv: Array.isArray(run.request.argv) ? (run.request.argv as string[]) : null,
+      max_concurrency: run.max_concurrency,
+      max_errors: run.max_errors,
+      created_at: run.created_at.toISOString(),
+      ended_at: run.ended_at?.toISOString() ?? null,
+      summary,
+      vms,
+    };
+  }
+
+  /** Starts VMs while there is room, the budget holds and the run goes on. */
+  private async pump(id: string, d: Driving): Promise<void> {
+    while (!d.stopped && !d.cancelled && d.inflight.size < d.maxConcurrency && d.queue.length > 0) {
+      const vm = d.queue.shift()!;
+      // Reserve the slot before the start's round trips, so the limit holds while starting.
+      const slot = `starting:${vm.id}`;
+      d.inflight.set(slot, vm.id);
+      void this.startOne(id, d, vm, slot);
+    }
+    await this.maybeFinish(id, d);
+  }
+
+  private async startOne(id: string, d: Driving, vm: TargetVm, slot: string): Promise<void> {
+    try {
+      const execution = await this.executions.start(vm.id, d.input, d.caller, id);
+      d.inflight.delete(slot);
+      d.inflight.set(execution.id, vm.id);
+      this.runOf.set(execution.id, id);
+      await this.repo.setTarget(id, vm.id, 'started', execution.id);
+      const early = this.endedEarly.get(execution.id);
+      if (early !== undefined) {
+        this.endedEarly.delete(execution.id);
+        this.onEnded(execution.id, early);
+      }
+    } catch (err) {
+      d.inflight.delete(slot);
+      d.errors++;
+      this.checkBudget(d);
+      await this.repo
+        .setTarget(id, vm.id, 'failed_to_start', undefined, (err as Error).message)
+        .catch(() => undefined);
+      void this.pump(id, d);
+    }
+  }
+
+  private onEnded(executionId: string, state: ExecutionState): void {
+    const id = this.runOf.get(executionId);
+    const d = id === undefined ? undefined : this.driving.get(id);
+    if (!id || !d) {
+      return;
+    }
+    this.runOf.delete(executionId);
+    d.inflight.delete(executionId);
+    if (state !== 'succeeded') {
+      d.errors++;
+      this.checkBudget(d);
+    }
+    void this.pump(id, d);
+  }
+
+  private checkBudget(d: Driving): void {
+    if (d.maxErrors !== null && d.errors > d.maxErrors) {
+      d.stopped = true;
+    }
+  }
+
+  private async maybeFinish(id: string, d: Driving): Promise<void> {
+    if (d.done || d.inflight.size > 0) {
+      return;
+    }
+    if (d.queue.length > 0 && !d.stopped && !d.cancelled) {
+      return;
+    }
+    d.done = true;
+    const status: RunState = d.cancelled
+      ? 'cancelled'
+      : d.stopped
+        ? 'stopped'
+        : d.errors > 0
+          ? 'failed'
+          : 'succeeded';
+    try {
+      await this.repo.finish(id, status);
+    } catch (err) {
+      this.log.error(`run ${id}: end not recorded: ${(err as Error).message}`);
+    }
+    this.driving.delete(id);
+    await this.audit.record({
+      ...actorOf(d.caller.principal, d.caller),
+      kind: 'outcome',
+      operation: 'run',
+      status,
+      params: { run_id: id, errors: d.errors },
+    });
+  }
+
+  private targetOf(t: RunTarget): {
+    vmIds?: string[];
+    project?: string;
+    labels?: Record<string, string>;
+  } {
+    const given = [t.vm_ids !== undefined, t.project !== undefined, t.labels !== undefined].filter(
+      Boolean,
+    ).length;
+    if (given !== 1) {
+      throw invalid('target', 'must name exactly one of vm_ids, project or labels');
+    }
+    if (t.vm_ids) {
+      if (t.vm_ids.length === 0 || t.vm_ids.some((v) => !isSubjectToken(v))) {
+        throw invalid('target.vm_ids', 'must be VM ids (1-128 letters, digits, _ or -)');
+      }
+      return { vmIds: [...new Set(t.vm_ids)] };
+    }
+    if (t.project !== undefined) {
+      return { project: t.project };
+    }
+    return { labels: parseLabels(t.labels!) };
+  }
+
+  private async known(id: string): Promise<RunRow> {
+    if (!/^[0-9a-f-]{36}$/i.test(id)) {
+      throw invalid('run id', 'must be a UUID');
+    }
+    const run = await this.repo.get(id);
+    if (!run) {
+      throw new VmGuestException(VmGuestErrorCode.NOT_FOUND, `no run ${id}`);
+    }
+    return run;
+  }
+
+  private mayRead(run: RunRow, caller: Caller): void {
+    const p = caller.principal;
+    if (run.actor !== p.username && !holdsGlobally(p, 'audit.read') && !holdsGlobally(p, 'admin')) {
+      throw AuthException.denied('audit.read', `(run ${run.id} was started by ${run.actor})`);
+    }
+  }
+}
