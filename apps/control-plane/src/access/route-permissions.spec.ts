@@ -66,10 +66,10 @@ describe('route permissions (deny by default)', () => {
   it('should list every VMService method with a permission for Connect and gRPC', () => {
     for (const method of VMService.methods) {
       const p = METHOD_PERMISSIONS[`${VMService.typeName}/${method.name}`];
-      expect([method.name, p !== undefined && (p === 'public' || isPermission(p))]).toEqual([
+      expect([
         method.name,
-        true,
-      ]);
+        p !== undefined && (p === 'public' || p === 'authenticated' || isPermission(p)),
+      ]).toEqual([method.name, true]);
     }
   });
 

@@ -29,7 +29,7 @@ const ORIGIN = createContextKey<RequestOrigin | undefined>(undefined);
  * The permission each Connect/gRPC method needs; 'public' opts out. A method missing here is
  * refused for everyone (deny by default; a test checks every VMService method is listed).
  */
-export const METHOD_PERMISSIONS: Record<string, Permission | 'public'> = {
+export const METHOD_PERMISSIONS: Record<string, Permission | 'public' | 'authenticated'> = {
   [`${VMService.typeName}/PingAgent`]: 'vm.read',
   [`${VMService.typeName}/ExecuteScript`]: 'guest.exec',
   [`${VMService.typeName}/ReadGuestFile`]: 'guest.file.read',
@@ -37,6 +37,11 @@ export const METHOD_PERMISSIONS: Record<string, Permission | 'public'> = {
   [`${VMService.typeName}/GuestShutdown`]: 'guest.power',
   [`${VMService.typeName}/ListVMs`]: 'vm.read',
   [`${VMService.typeName}/GetVM`]: 'vm.read',
+  [`${VMService.typeName}/StartExecution`]: 'guest.exec',
+  // Reading an execution: guest.exec or audit.read on its project, checked by the service.
+  [`${VMService.typeName}/GetExecution`]: 'authenticated',
+  [`${VMService.typeName}/StreamExecutionOutput`]: 'authenticated',
+  [`${VMService.typeName}/StopExecution`]: 'guest.exec',
   // The schema is not a secret: grpcurl-style clients list and describe without a key.
   ...Object.fromEntries(
     REFLECTION_SERVICES.map((s) => [`${s}/ServerReflectionInfo`, 'public' as const]),
@@ -112,7 +117,7 @@ export class ConnectAuth {
       }
       throw err;
     }
-    if (!holdsAnywhere(principal, permission)) {
+    if (permission !== 'authenticated' && !holdsAnywhere(principal, permission)) {
       await this.hook.denied(origin, principal, permission, 'no binding grants it');
       throw AuthException.denied(permission, 'on any project');
     }

@@ -1,8 +1,16 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { create } from '@bufbuild/protobuf';
-import type { ConnectRouter } from '@connectrpc/connect';
+import type { ConnectRouter, HandlerContext } from '@connectrpc/connect';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import {
   ExecuteScriptResponseSchema,
+  ExecutionSchema,
+  GetExecutionResponseSchema,
+  OutputStream,
+  StartExecutionResponseSchema,
+  StopExecutionResponseSchema,
+  StreamExecutionOutputResponseSchema,
+  type StreamExecutionOutputResponse,
   GetVMResponseSchema,
   GuestShutdownResponseSchema,
   ListVMsResponseSchema,
@@ -17,8 +25,30 @@ import { VmGuestService } from '../guest-ops/vm-guest.service.js';
 import { VmReadService } from '../access/vm-read.service.js';
 import { InventoryService } from '../inventory/inventory.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { VmGuestException } from '../guest-ops/vm-guest.exception.js';
+import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import { callerOf } from './connect-auth.js';
+import {
+  ExecutionsService,
+  type ExecutionView,
+  type FollowSink,
+} from '../executions/executions.service.js';
+
+function executionMessage(v: ExecutionView) {
+  return create(ExecutionSchema, {
+    id: v.id,
+    vmId: v.vm_id,
+    nodeId: v.node_id,
+    projectId: v.project_id,
+    runId: v.run_id ?? '',
+    actor: v.actor,
+    status: v.status,
+    exitCode: v.exit_code ?? undefined,
+    signal: v.signal ?? '',
+    error: v.error ?? '',
+    createdAt: timestampFromDate(new Date(v.created_at)),
+    endedAt: v.ended_at ? timestampFromDate(new Date(v.ended_at)) : undefined,
+  });
+}
 
 /**
  * VMService for Connect (JSON and binary) and gRPC: one implementation, mounted on the HTTP
@@ -31,6 +61,7 @@ export class VmServiceRoutes {
     @Inject(InventoryService) private readonly inventory: InventoryService,
     @Inject(VmReadService) private readonly reads: VmReadService,
     @Inject(MetricsService) private readonly metrics: MetricsService,
+    @Inject(ExecutionsService) private readonly executions: ExecutionsService,
   ) {}
 
   register(router: ConnectRouter): void {
@@ -122,11 +153,110 @@ export class VmServiceRoutes {
             vms: await this.inventory.listVms(projectsWith(callerOf(ctx).principal, 'vm.read')),
           }),
         ),
+      startExecution: (req, ctx) =>
+        this.run('execution.start', async () => {
+          const e = req.execute;
+          if (!e) {
+            throw new VmGuestException(VmGuestErrorCode.INVALID_REQUEST, 'execute is required');
+          }
+          const view = await this.executions.start(
+            e.vmId,
+            {
+              command: e.command,
+              argv: e.argv,
+              args: e.args,
+              env: e.env,
+              cwd: e.cwd,
+              stdin: e.stdin,
+              timeoutSeconds: e.timeoutSeconds || undefined,
+              runAsUser: e.runAsUser,
+              runAsGroup: e.runAsGroup,
+              includeSupplementaryGroups: e.includeSupplementaryGroups,
+              outputLimitBytes: e.outputLimitBytes,
+              secretEnv: e.secretEnv,
+            },
+            callerOf(ctx),
+          );
+          return create(StartExecutionResponseSchema, { execution: executionMessage(view) });
+        }),
+      getExecution: (req, ctx) =>
+        this.run('execution.get', async () =>
+          create(GetExecutionResponseSchema, {
+            execution: executionMessage(await this.executions.get(req.executionId, callerOf(ctx))),
+          }),
+        ),
+      stopExecution: (req, ctx) =>
+        this.run('execution.cancel', async () =>
+          create(StopExecutionResponseSchema, {
+            execution: executionMessage(
+              await this.executions.cancel(req.executionId, callerOf(ctx)),
+            ),
+          }),
+        ),
+      streamExecutionOutput: (req, ctx) =>
+        this.streamOutput(req.executionId, Number(req.afterSeq), ctx),
       getVM: (req, ctx) =>
         this.run('get', async () =>
           create(GetVMResponseSchema, { vm: await this.reads.getVm(callerOf(ctx), req.vmId) }),
         ),
     });
+  }
+
+  /** The output as a server stream: chunks as they come, then the end (bounded buffering). */
+  private async *streamOutput(
+    executionId: string,
+    afterSeq: number,
+    ctx: HandlerContext,
+  ): AsyncGenerator<StreamExecutionOutputResponse> {
+    const queue: StreamExecutionOutputResponse[] = [];
+    let wake: (() => void) | undefined;
+    let ended = false;
+    const push = (m: StreamExecutionOutputResponse) => {
+      queue.push(m);
+      wake?.();
+    };
+    const sink: FollowSink = {
+      chunk: (c) =>
+        push(
+          create(StreamExecutionOutputResponseSchema, {
+            event: {
+              case: 'chunk',
+              value: {
+                seq: BigInt(c.seq),
+                stream: c.stream === 'stdout' ? OutputStream.STDOUT : OutputStream.STDERR,
+                data: c.data,
+                droppedBytes: BigInt(c.droppedBytes),
+              },
+            },
+          }),
+        ),
+      end: (view) => {
+        ended = true;
+        push(
+          create(StreamExecutionOutputResponseSchema, {
+            event: { case: 'end', value: executionMessage(view) },
+          }),
+        );
+      },
+    };
+    const stop = await this.executions.follow(executionId, callerOf(ctx), afterSeq, sink);
+    ctx.signal.addEventListener('abort', () => wake?.());
+    try {
+      for (;;) {
+        while (queue.length > 0) {
+          yield queue.shift()!;
+        }
+        if (ended || ctx.signal.aborted) {
+          return;
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+      }
+    } finally {
+      stop();
+    }
   }
 
   /** Records the call's outcome; the transport's interceptor (hideInternalErrors) maps errors. */

@@ -29,6 +29,7 @@ import {
   ShutdownMode,
   ShutdownResponseSchema,
   VMSchema,
+  VMService,
   reflectionV1,
 } from '@lq/proto';
 import { mountConnect } from '../../src/connect/connect.mount.js';
@@ -37,6 +38,7 @@ import { VmServiceRoutes } from '../../src/connect/vm-service.routes.js';
 import { VmGuestErrorCode, VmGuestException } from '../../src/guest-ops/vm-guest.exception.js';
 import { VmGuestService, type Caller } from '../../src/guest-ops/vm-guest.service.js';
 import { ConnectAuth } from '../../src/connect/connect-auth.js';
+import { ExecutionsService } from '../../src/executions/executions.service.js';
 import { VmReadService } from '../../src/access/vm-read.service.js';
 import { AUTH_AUDIT_HOOK, AuthException, AuthService, type Principal } from '@lq/auth';
 import { InventoryService } from '../../src/inventory/inventory.service.js';
@@ -174,6 +176,7 @@ class EchoController {
       },
     },
     ConnectAuth,
+    { provide: ExecutionsService, useValue: {} },
   ],
 })
 class ConnectTestModule {}
@@ -478,7 +481,9 @@ describe('VMService over Connect and gRPC', () => {
     };
     visit('limiquantix/compute/v1/vm_service.proto');
     const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: ordered }));
-    expect(registry.getService('limiquantix.compute.v1.VMService')?.methods).toHaveLength(7);
+    expect(registry.getService('limiquantix.compute.v1.VMService')?.methods).toHaveLength(
+      VMService.methods.length,
+    );
     expect(missing?.messageResponse).toMatchObject({
       case: 'errorResponse',
       value: { errorCode: grpc.status.NOT_FOUND },

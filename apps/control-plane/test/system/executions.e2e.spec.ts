@@ -8,6 +8,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import * as grpc from '@grpc/grpc-js';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import {
+  OutputStream,
+  StartExecutionRequestSchema,
+  StartExecutionResponseSchema,
+  StreamExecutionOutputRequestSchema,
+  StreamExecutionOutputResponseSchema,
+  type StartExecutionRequest,
+  type StartExecutionResponse,
+  type StreamExecutionOutputRequest,
+  type StreamExecutionOutputResponse,
+} from '@lq/proto';
 import { startNatsServer, type RunningNats } from '../../../../test/support/nats-server.js';
 import { startSimVms, type SimVms } from '../../../../test/support/sim-vms.js';
 import {
@@ -222,4 +235,49 @@ describe('asynchronous executions', () => {
     expect(view.status).toBe('agent_lost');
     expect(view.stdout).toBe('started\n');
   }, 30_000);
+
+  it('should start an execution and stream its output over gRPC (server streaming)', async () => {
+    const client = new grpc.Client(`127.0.0.1:${cp.grpcPort}`, grpc.credentials.createInsecure());
+    const metadata = new grpc.Metadata();
+    metadata.set('authorization', `Bearer ${TEST_ADMIN_TOKEN}`);
+    try {
+      const started = await new Promise<StartExecutionResponse>((resolve, reject) =>
+        client.makeUnaryRequest(
+          '/limiquantix.compute.v1.VMService/StartExecution',
+          (r: StartExecutionRequest) => Buffer.from(toBinary(StartExecutionRequestSchema, r)),
+          (b: Buffer) => fromBinary(StartExecutionResponseSchema, b),
+          create(StartExecutionRequestSchema, {
+            execute: { vmId: 'vm-1', command: 'echo out; echo err >&2; sleep 0.5; exit 3' },
+          }),
+          metadata,
+          (err, res) => (err || !res ? reject(err ?? new Error('no reply')) : resolve(res)),
+        ),
+      );
+      const id = started.execution!.id;
+      const messages: StreamExecutionOutputResponse[] = [];
+      await new Promise<void>((resolve, reject) => {
+        const call = client.makeServerStreamRequest(
+          '/limiquantix.compute.v1.VMService/StreamExecutionOutput',
+          (r: StreamExecutionOutputRequest) =>
+            Buffer.from(toBinary(StreamExecutionOutputRequestSchema, r)),
+          (b: Buffer) => fromBinary(StreamExecutionOutputResponseSchema, b),
+          create(StreamExecutionOutputRequestSchema, { executionId: id }),
+          metadata,
+        );
+        call.on('data', (m: StreamExecutionOutputResponse) => messages.push(m));
+        call.on('error', reject);
+        call.on('end', () => resolve());
+      });
+      const chunks = messages.flatMap((m) => (m.event.case === 'chunk' ? [m.event.value] : []));
+      const text = (s: OutputStream) =>
+        Buffer.concat(chunks.filter((c) => c.stream === s).map((c) => c.data)).toString();
+      expect(text(OutputStream.STDOUT)).toBe('out\n');
+      expect(text(OutputStream.STDERR)).toBe('err\n');
+      const end = messages.at(-1)!.event;
+      expect(end.case).toBe('end');
+      expect(end.value).toMatchObject({ id, status: 'failed', exitCode: 3 });
+    } finally {
+      client.close();
+    }
+  });
 });

@@ -10,7 +10,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { NetworkInterface, OsInfo, ShutdownMode, TelemetryReport } from "../../agent/v1/agent_pb.js";
+import type { NetworkInterface, OsInfo, OutputStream, ShutdownMode, TelemetryReport } from "../../agent/v1/agent_pb.js";
 import { file_limiquantix_agent_v1_agent } from "../../agent/v1/agent_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -18,7 +18,288 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file limiquantix/compute/v1/vm_service.proto.
  */
 export const file_limiquantix_compute_v1_vm_service: GenFile = /*@__PURE__*/
-  fileDesc("CidsaW1pcXVhbnRpeC9jb21wdXRlL3YxL3ZtX3NlcnZpY2UucHJvdG8SFmxpbWlxdWFudGl4LmNvbXB1dGUudjEiOgoQUGluZ0FnZW50UmVxdWVzdBINCgV2bV9pZBgBIAEoCRIXCg90aW1lb3V0X3NlY29uZHMYAiABKA0iZQoRUGluZ0FnZW50UmVzcG9uc2USDQoFdm1faWQYASABKAkSFQoNYWdlbnRfdmVyc2lvbhgCIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgDIAEoARISCgpsYXRlbmN5X21zGAQgASgBIvgCChRFeGVjdXRlU2NyaXB0UmVxdWVzdBINCgV2bV9pZBgBIAEoCRIPCgdjb21tYW5kGAIgASgJEgwKBGFyZ3YYAyADKAkSDAoEYXJncxgEIAMoCRJCCgNlbnYYBSADKAsyNS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGVTY3JpcHRSZXF1ZXN0LkVudkVudHJ5EgsKA2N3ZBgGIAEoCRINCgVzdGRpbhgHIAEoDBIXCg90aW1lb3V0X3NlY29uZHMYCCABKA0SEwoLcnVuX2FzX3VzZXIYCSABKAkSFAoMcnVuX2FzX2dyb3VwGAogASgJEiQKHGluY2x1ZGVfc3VwcGxlbWVudGFyeV9ncm91cHMYCyABKAgSGgoSb3V0cHV0X2xpbWl0X2J5dGVzGAwgASgNEhIKCnNlY3JldF9lbnYYDSADKAkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKEAgoVRXhlY3V0ZVNjcmlwdFJlc3BvbnNlEg0KBXZtX2lkGAEgASgJEhYKCWV4aXRfY29kZRgCIAEoBUgAiAEBEg4KBnNpZ25hbBgDIAEoCRIRCgl0aW1lZF9vdXQYBCABKAgSDgoGc3Rkb3V0GAUgASgJEg4KBnN0ZGVychgGIAEoCRIYChBzdGRvdXRfdHJ1bmNhdGVkGAcgASgIEhgKEHN0ZGVycl90cnVuY2F0ZWQYCCABKAgSEwoLZHVyYXRpb25fbXMYCSABKA0SFAoMc3Rkb3V0X2J5dGVzGAogASgMEhQKDHN0ZGVycl9ieXRlcxgLIAEoDEIMCgpfZXhpdF9jb2RlIlMKFFJlYWRHdWVzdEZpbGVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDgoGb2Zmc2V0GAMgASgEEg4KBmxlbmd0aBgEIAEoDSJUChVSZWFkR3Vlc3RGaWxlUmVzcG9uc2USDAoEZGF0YRgBIAEoDBILCgNlb2YYAiABKAgSEgoKdG90YWxfc2l6ZRgDIAEoBBIMCgRtb2RlGAQgASgNIqABChVXcml0ZUd1ZXN0RmlsZVJlcXVlc3QSDQoFdm1faWQYASABKAkSDAoEcGF0aBgCIAEoCRIMCgRkYXRhGAMgASgMEg4KBm9mZnNldBgEIAEoBBIOCgZhcHBlbmQYBSABKAgSDgoGY3JlYXRlGAYgASgIEhAKCHRydW5jYXRlGAcgASgIEhEKBG1vZGUYCCABKA1IAIgBAUIHCgVfbW9kZSI9ChZXcml0ZUd1ZXN0RmlsZVJlc3BvbnNlEhUKDWJ5dGVzX3dyaXR0ZW4YASABKAQSDAoEc2l6ZRgCIAEoBCJuChRHdWVzdFNodXRkb3duUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIwCgRtb2RlGAIgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuU2h1dGRvd25Nb2RlEhUKDWRlbGF5X3NlY29uZHMYAyABKA0iewoVR3Vlc3RTaHV0ZG93blJlc3BvbnNlEjAKBG1vZGUYASABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93bk1vZGUSMAoMc2NoZWR1bGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIQCg5MaXN0Vk1zUmVxdWVzdCI6Cg9MaXN0Vk1zUmVzcG9uc2USJwoDdm1zGAEgAygLMhoubGltaXF1YW50aXguY29tcHV0ZS52MS5WTSIdCgxHZXRWTVJlcXVlc3QSDQoFdm1faWQYASABKAkiNwoNR2V0Vk1SZXNwb25zZRImCgJ2bRgBIAEoCzIaLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuVk0i8QMKAlZNEgoKAmlkGAEgASgJEg8KB25vZGVfaWQYAiABKAkSEwoLYWdlbnRfc3RhdGUYAyABKAkSFQoNYWdlbnRfdmVyc2lvbhgEIAEoCRIUCgxjYXBhYmlsaXRpZXMYBSADKAkSEAoIaG9zdG5hbWUYBiABKAkSKAoCb3MYByABKAsyHC5saW1pcXVhbnRpeC5hZ2VudC52MS5Pc0luZm8SOgoKaW50ZXJmYWNlcxgIIAMoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLk5ldHdvcmtJbnRlcmZhY2USLQoJbGFzdF9zZWVuGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI4Cgl0ZWxlbWV0cnkYCiABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5UZWxlbWV0cnlSZXBvcnQSMAoMdGVsZW1ldHJ5X2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpwcm9qZWN0X2lkGAwgASgJEjYKBmxhYmVscxgNIAMoCzImLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuVk0uTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ATLaBQoJVk1TZXJ2aWNlEmAKCVBpbmdBZ2VudBIoLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUGluZ0FnZW50UmVxdWVzdBopLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUGluZ0FnZW50UmVzcG9uc2USbAoNRXhlY3V0ZVNjcmlwdBIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0ZVNjcmlwdFJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGVTY3JpcHRSZXNwb25zZRJsCg1SZWFkR3Vlc3RGaWxlEiwubGltaXF1YW50aXguY29tcHV0ZS52MS5SZWFkR3Vlc3RGaWxlUmVxdWVzdBotLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUmVhZEd1ZXN0RmlsZVJlc3BvbnNlEm8KDldyaXRlR3Vlc3RGaWxlEi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5Xcml0ZUd1ZXN0RmlsZVJlcXVlc3QaLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLldyaXRlR3Vlc3RGaWxlUmVzcG9uc2USbAoNR3Vlc3RTaHV0ZG93bhIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR3Vlc3RTaHV0ZG93blJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkd1ZXN0U2h1dGRvd25SZXNwb25zZRJaCgdMaXN0Vk1zEiYubGltaXF1YW50aXguY29tcHV0ZS52MS5MaXN0Vk1zUmVxdWVzdBonLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuTGlzdFZNc1Jlc3BvbnNlElQKBUdldFZNEiQubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRWTVJlcXVlc3QaJS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkdldFZNUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_limiquantix_agent_v1_agent]);
+  fileDesc("CidsaW1pcXVhbnRpeC9jb21wdXRlL3YxL3ZtX3NlcnZpY2UucHJvdG8SFmxpbWlxdWFudGl4LmNvbXB1dGUudjEiVgoVU3RhcnRFeGVjdXRpb25SZXF1ZXN0Ej0KB2V4ZWN1dGUYASABKAsyLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGVTY3JpcHRSZXF1ZXN0Ip0CCglFeGVjdXRpb24SCgoCaWQYASABKAkSDQoFdm1faWQYAiABKAkSDwoHbm9kZV9pZBgDIAEoCRISCgpwcm9qZWN0X2lkGAQgASgJEg4KBnJ1bl9pZBgFIAEoCRINCgVhY3RvchgGIAEoCRIOCgZzdGF0dXMYByABKAkSFgoJZXhpdF9jb2RlGAggASgFSACIAQESDgoGc2lnbmFsGAkgASgJEg0KBWVycm9yGAogASgJEi4KCmNyZWF0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIMCgpfZXhpdF9jb2RlIk4KFlN0YXJ0RXhlY3V0aW9uUmVzcG9uc2USNAoJZXhlY3V0aW9uGAEgASgLMiEubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRpb24iKwoTR2V0RXhlY3V0aW9uUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkiTAoUR2V0RXhlY3V0aW9uUmVzcG9uc2USNAoJZXhlY3V0aW9uGAEgASgLMiEubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRpb24iRwocU3RyZWFtRXhlY3V0aW9uT3V0cHV0UmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgEIpkBCh1TdHJlYW1FeGVjdXRpb25PdXRwdXRSZXNwb25zZRI9CgVjaHVuaxgBIAEoCzIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uT3V0cHV0Q2h1bmtIABIwCgNlbmQYAiABKAsyIS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGlvbkgAQgcKBWV2ZW50InwKFEV4ZWN1dGlvbk91dHB1dENodW5rEgsKA3NlcRgBIAEoBBIyCgZzdHJlYW0YAiABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5PdXRwdXRTdHJlYW0SDAoEZGF0YRgDIAEoDBIVCg1kcm9wcGVkX2J5dGVzGAQgASgEIiwKFFN0b3BFeGVjdXRpb25SZXF1ZXN0EhQKDGV4ZWN1dGlvbl9pZBgBIAEoCSJNChVTdG9wRXhlY3V0aW9uUmVzcG9uc2USNAoJZXhlY3V0aW9uGAEgASgLMiEubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRpb24iOgoQUGluZ0FnZW50UmVxdWVzdBINCgV2bV9pZBgBIAEoCRIXCg90aW1lb3V0X3NlY29uZHMYAiABKA0iZQoRUGluZ0FnZW50UmVzcG9uc2USDQoFdm1faWQYASABKAkSFQoNYWdlbnRfdmVyc2lvbhgCIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgDIAEoARISCgpsYXRlbmN5X21zGAQgASgBIvgCChRFeGVjdXRlU2NyaXB0UmVxdWVzdBINCgV2bV9pZBgBIAEoCRIPCgdjb21tYW5kGAIgASgJEgwKBGFyZ3YYAyADKAkSDAoEYXJncxgEIAMoCRJCCgNlbnYYBSADKAsyNS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGVTY3JpcHRSZXF1ZXN0LkVudkVudHJ5EgsKA2N3ZBgGIAEoCRINCgVzdGRpbhgHIAEoDBIXCg90aW1lb3V0X3NlY29uZHMYCCABKA0SEwoLcnVuX2FzX3VzZXIYCSABKAkSFAoMcnVuX2FzX2dyb3VwGAogASgJEiQKHGluY2x1ZGVfc3VwcGxlbWVudGFyeV9ncm91cHMYCyABKAgSGgoSb3V0cHV0X2xpbWl0X2J5dGVzGAwgASgNEhIKCnNlY3JldF9lbnYYDSADKAkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKEAgoVRXhlY3V0ZVNjcmlwdFJlc3BvbnNlEg0KBXZtX2lkGAEgASgJEhYKCWV4aXRfY29kZRgCIAEoBUgAiAEBEg4KBnNpZ25hbBgDIAEoCRIRCgl0aW1lZF9vdXQYBCABKAgSDgoGc3Rkb3V0GAUgASgJEg4KBnN0ZGVychgGIAEoCRIYChBzdGRvdXRfdHJ1bmNhdGVkGAcgASgIEhgKEHN0ZGVycl90cnVuY2F0ZWQYCCABKAgSEwoLZHVyYXRpb25fbXMYCSABKA0SFAoMc3Rkb3V0X2J5dGVzGAogASgMEhQKDHN0ZGVycl9ieXRlcxgLIAEoDEIMCgpfZXhpdF9jb2RlIlMKFFJlYWRHdWVzdEZpbGVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDgoGb2Zmc2V0GAMgASgEEg4KBmxlbmd0aBgEIAEoDSJUChVSZWFkR3Vlc3RGaWxlUmVzcG9uc2USDAoEZGF0YRgBIAEoDBILCgNlb2YYAiABKAgSEgoKdG90YWxfc2l6ZRgDIAEoBBIMCgRtb2RlGAQgASgNIqABChVXcml0ZUd1ZXN0RmlsZVJlcXVlc3QSDQoFdm1faWQYASABKAkSDAoEcGF0aBgCIAEoCRIMCgRkYXRhGAMgASgMEg4KBm9mZnNldBgEIAEoBBIOCgZhcHBlbmQYBSABKAgSDgoGY3JlYXRlGAYgASgIEhAKCHRydW5jYXRlGAcgASgIEhEKBG1vZGUYCCABKA1IAIgBAUIHCgVfbW9kZSI9ChZXcml0ZUd1ZXN0RmlsZVJlc3BvbnNlEhUKDWJ5dGVzX3dyaXR0ZW4YASABKAQSDAoEc2l6ZRgCIAEoBCJuChRHdWVzdFNodXRkb3duUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIwCgRtb2RlGAIgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuU2h1dGRvd25Nb2RlEhUKDWRlbGF5X3NlY29uZHMYAyABKA0iewoVR3Vlc3RTaHV0ZG93blJlc3BvbnNlEjAKBG1vZGUYASABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93bk1vZGUSMAoMc2NoZWR1bGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIQCg5MaXN0Vk1zUmVxdWVzdCI6Cg9MaXN0Vk1zUmVzcG9uc2USJwoDdm1zGAEgAygLMhoubGltaXF1YW50aXguY29tcHV0ZS52MS5WTSIdCgxHZXRWTVJlcXVlc3QSDQoFdm1faWQYASABKAkiNwoNR2V0Vk1SZXNwb25zZRImCgJ2bRgBIAEoCzIaLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuVk0i8QMKAlZNEgoKAmlkGAEgASgJEg8KB25vZGVfaWQYAiABKAkSEwoLYWdlbnRfc3RhdGUYAyABKAkSFQoNYWdlbnRfdmVyc2lvbhgEIAEoCRIUCgxjYXBhYmlsaXRpZXMYBSADKAkSEAoIaG9zdG5hbWUYBiABKAkSKAoCb3MYByABKAsyHC5saW1pcXVhbnRpeC5hZ2VudC52MS5Pc0luZm8SOgoKaW50ZXJmYWNlcxgIIAMoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLk5ldHdvcmtJbnRlcmZhY2USLQoJbGFzdF9zZWVuGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI4Cgl0ZWxlbWV0cnkYCiABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5UZWxlbWV0cnlSZXBvcnQSMAoMdGVsZW1ldHJ5X2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpwcm9qZWN0X2lkGAwgASgJEjYKBmxhYmVscxgNIAMoCzImLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuVk0uTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ATKtCQoJVk1TZXJ2aWNlEmAKCVBpbmdBZ2VudBIoLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUGluZ0FnZW50UmVxdWVzdBopLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUGluZ0FnZW50UmVzcG9uc2USbAoNRXhlY3V0ZVNjcmlwdBIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0ZVNjcmlwdFJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGVTY3JpcHRSZXNwb25zZRJsCg1SZWFkR3Vlc3RGaWxlEiwubGltaXF1YW50aXguY29tcHV0ZS52MS5SZWFkR3Vlc3RGaWxlUmVxdWVzdBotLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUmVhZEd1ZXN0RmlsZVJlc3BvbnNlEm8KDldyaXRlR3Vlc3RGaWxlEi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5Xcml0ZUd1ZXN0RmlsZVJlcXVlc3QaLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLldyaXRlR3Vlc3RGaWxlUmVzcG9uc2USbAoNR3Vlc3RTaHV0ZG93bhIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR3Vlc3RTaHV0ZG93blJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkd1ZXN0U2h1dGRvd25SZXNwb25zZRJaCgdMaXN0Vk1zEiYubGltaXF1YW50aXguY29tcHV0ZS52MS5MaXN0Vk1zUmVxdWVzdBonLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuTGlzdFZNc1Jlc3BvbnNlElQKBUdldFZNEiQubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRWTVJlcXVlc3QaJS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkdldFZNUmVzcG9uc2USbwoOU3RhcnRFeGVjdXRpb24SLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0YXJ0RXhlY3V0aW9uUmVxdWVzdBouLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3RhcnRFeGVjdXRpb25SZXNwb25zZRJpCgxHZXRFeGVjdXRpb24SKy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkdldEV4ZWN1dGlvblJlcXVlc3QaLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkdldEV4ZWN1dGlvblJlc3BvbnNlEoYBChVTdHJlYW1FeGVjdXRpb25PdXRwdXQSNC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0cmVhbUV4ZWN1dGlvbk91dHB1dFJlcXVlc3QaNS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0cmVhbUV4ZWN1dGlvbk91dHB1dFJlc3BvbnNlMAESbAoNU3RvcEV4ZWN1dGlvbhIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3RvcEV4ZWN1dGlvblJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0b3BFeGVjdXRpb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_limiquantix_agent_v1_agent]);
+
+/**
+ * The command of StartExecution: the fields of ExecuteScript (since 0.2.0).
+ *
+ * @generated from message limiquantix.compute.v1.StartExecutionRequest
+ */
+export type StartExecutionRequest = Message<"limiquantix.compute.v1.StartExecutionRequest"> & {
+  /**
+   * @generated from field: limiquantix.compute.v1.ExecuteScriptRequest execute = 1;
+   */
+  execute?: ExecuteScriptRequest | undefined;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.StartExecutionRequest.
+ * Use `create(StartExecutionRequestSchema)` to create a new message.
+ */
+export const StartExecutionRequestSchema: GenMessage<StartExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 0);
+
+/**
+ * An asynchronous execution (since 0.2.0).
+ *
+ * @generated from message limiquantix.compute.v1.Execution
+ */
+export type Execution = Message<"limiquantix.compute.v1.Execution"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string vm_id = 2;
+   */
+  vmId: string;
+
+  /**
+   * @generated from field: string node_id = 3;
+   */
+  nodeId: string;
+
+  /**
+   * @generated from field: string project_id = 4;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: string run_id = 5;
+   */
+  runId: string;
+
+  /**
+   * @generated from field: string actor = 6;
+   */
+  actor: string;
+
+  /**
+   * pending, running, succeeded, failed, timed_out, cancelled or agent_lost.
+   *
+   * @generated from field: string status = 7;
+   */
+  status: string;
+
+  /**
+   * @generated from field: optional int32 exit_code = 8;
+   */
+  exitCode?: number | undefined;
+
+  /**
+   * @generated from field: string signal = 9;
+   */
+  signal: string;
+
+  /**
+   * @generated from field: string error = 10;
+   */
+  error: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 11;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp ended_at = 12;
+   */
+  endedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.Execution.
+ * Use `create(ExecutionSchema)` to create a new message.
+ */
+export const ExecutionSchema: GenMessage<Execution> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 1);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.compute.v1.StartExecutionResponse
+ */
+export type StartExecutionResponse = Message<"limiquantix.compute.v1.StartExecutionResponse"> & {
+  /**
+   * @generated from field: limiquantix.compute.v1.Execution execution = 1;
+   */
+  execution?: Execution | undefined;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.StartExecutionResponse.
+ * Use `create(StartExecutionResponseSchema)` to create a new message.
+ */
+export const StartExecutionResponseSchema: GenMessage<StartExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 2);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.compute.v1.GetExecutionRequest
+ */
+export type GetExecutionRequest = Message<"limiquantix.compute.v1.GetExecutionRequest"> & {
+  /**
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.GetExecutionRequest.
+ * Use `create(GetExecutionRequestSchema)` to create a new message.
+ */
+export const GetExecutionRequestSchema: GenMessage<GetExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 3);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.compute.v1.GetExecutionResponse
+ */
+export type GetExecutionResponse = Message<"limiquantix.compute.v1.GetExecutionResponse"> & {
+  /**
+   * @generated from field: limiquantix.compute.v1.Execution execution = 1;
+   */
+  execution?: Execution | undefined;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.GetExecutionResponse.
+ * Use `create(GetExecutionResponseSchema)` to create a new message.
+ */
+export const GetExecutionResponseSchema: GenMessage<GetExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 4);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.compute.v1.StreamExecutionOutputRequest
+ */
+export type StreamExecutionOutputRequest = Message<"limiquantix.compute.v1.StreamExecutionOutputRequest"> & {
+  /**
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+
+  /**
+   * The last sequence number already seen (0: from the start).
+   *
+   * @generated from field: uint64 after_seq = 2;
+   */
+  afterSeq: bigint;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.StreamExecutionOutputRequest.
+ * Use `create(StreamExecutionOutputRequestSchema)` to create a new message.
+ */
+export const StreamExecutionOutputRequestSchema: GenMessage<StreamExecutionOutputRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 5);
+
+/**
+ * One message of the output stream: a chunk, or the end (since 0.2.0).
+ *
+ * @generated from message limiquantix.compute.v1.StreamExecutionOutputResponse
+ */
+export type StreamExecutionOutputResponse = Message<"limiquantix.compute.v1.StreamExecutionOutputResponse"> & {
+  /**
+   * @generated from oneof limiquantix.compute.v1.StreamExecutionOutputResponse.event
+   */
+  event: {
+    /**
+     * @generated from field: limiquantix.compute.v1.ExecutionOutputChunk chunk = 1;
+     */
+    value: ExecutionOutputChunk;
+    case: "chunk";
+  } | {
+    /**
+     * @generated from field: limiquantix.compute.v1.Execution end = 2;
+     */
+    value: Execution;
+    case: "end";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.StreamExecutionOutputResponse.
+ * Use `create(StreamExecutionOutputResponseSchema)` to create a new message.
+ */
+export const StreamExecutionOutputResponseSchema: GenMessage<StreamExecutionOutputResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 6);
+
+/**
+ * A chunk of an execution's output, numbered over both streams (since 0.2.0).
+ *
+ * @generated from message limiquantix.compute.v1.ExecutionOutputChunk
+ */
+export type ExecutionOutputChunk = Message<"limiquantix.compute.v1.ExecutionOutputChunk"> & {
+  /**
+   * @generated from field: uint64 seq = 1;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: limiquantix.agent.v1.OutputStream stream = 2;
+   */
+  stream: OutputStream;
+
+  /**
+   * @generated from field: bytes data = 3;
+   */
+  data: Uint8Array;
+
+  /**
+   * @generated from field: uint64 dropped_bytes = 4;
+   */
+  droppedBytes: bigint;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.ExecutionOutputChunk.
+ * Use `create(ExecutionOutputChunkSchema)` to create a new message.
+ */
+export const ExecutionOutputChunkSchema: GenMessage<ExecutionOutputChunk> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 7);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.compute.v1.StopExecutionRequest
+ */
+export type StopExecutionRequest = Message<"limiquantix.compute.v1.StopExecutionRequest"> & {
+  /**
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.StopExecutionRequest.
+ * Use `create(StopExecutionRequestSchema)` to create a new message.
+ */
+export const StopExecutionRequestSchema: GenMessage<StopExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 8);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.compute.v1.StopExecutionResponse
+ */
+export type StopExecutionResponse = Message<"limiquantix.compute.v1.StopExecutionResponse"> & {
+  /**
+   * @generated from field: limiquantix.compute.v1.Execution execution = 1;
+   */
+  execution?: Execution | undefined;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.StopExecutionResponse.
+ * Use `create(StopExecutionResponseSchema)` to create a new message.
+ */
+export const StopExecutionResponseSchema: GenMessage<StopExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 9);
 
 /**
  * (since v1)
@@ -44,7 +325,7 @@ export type PingAgentRequest = Message<"limiquantix.compute.v1.PingAgentRequest"
  * Use `create(PingAgentRequestSchema)` to create a new message.
  */
 export const PingAgentRequestSchema: GenMessage<PingAgentRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 0);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 10);
 
 /**
  * (since v1)
@@ -80,7 +361,7 @@ export type PingAgentResponse = Message<"limiquantix.compute.v1.PingAgentRespons
  * Use `create(PingAgentResponseSchema)` to create a new message.
  */
 export const PingAgentResponseSchema: GenMessage<PingAgentResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 1);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 11);
 
 /**
  * The seed's ExecuteScript: `command` (a shell line) or `argv` (+ `args`) (since v1).
@@ -173,7 +454,7 @@ export type ExecuteScriptRequest = Message<"limiquantix.compute.v1.ExecuteScript
  * Use `create(ExecuteScriptRequestSchema)` to create a new message.
  */
 export const ExecuteScriptRequestSchema: GenMessage<ExecuteScriptRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 2);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 12);
 
 /**
  * (since v1)
@@ -246,7 +527,7 @@ export type ExecuteScriptResponse = Message<"limiquantix.compute.v1.ExecuteScrip
  * Use `create(ExecuteScriptResponseSchema)` to create a new message.
  */
 export const ExecuteScriptResponseSchema: GenMessage<ExecuteScriptResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 3);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 13);
 
 /**
  * (since v1)
@@ -282,7 +563,7 @@ export type ReadGuestFileRequest = Message<"limiquantix.compute.v1.ReadGuestFile
  * Use `create(ReadGuestFileRequestSchema)` to create a new message.
  */
 export const ReadGuestFileRequestSchema: GenMessage<ReadGuestFileRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 4);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 14);
 
 /**
  * (since v1)
@@ -316,7 +597,7 @@ export type ReadGuestFileResponse = Message<"limiquantix.compute.v1.ReadGuestFil
  * Use `create(ReadGuestFileResponseSchema)` to create a new message.
  */
 export const ReadGuestFileResponseSchema: GenMessage<ReadGuestFileResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 5);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 15);
 
 /**
  * (since v1)
@@ -374,7 +655,7 @@ export type WriteGuestFileRequest = Message<"limiquantix.compute.v1.WriteGuestFi
  * Use `create(WriteGuestFileRequestSchema)` to create a new message.
  */
 export const WriteGuestFileRequestSchema: GenMessage<WriteGuestFileRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 6);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 16);
 
 /**
  * (since v1)
@@ -398,7 +679,7 @@ export type WriteGuestFileResponse = Message<"limiquantix.compute.v1.WriteGuestF
  * Use `create(WriteGuestFileResponseSchema)` to create a new message.
  */
 export const WriteGuestFileResponseSchema: GenMessage<WriteGuestFileResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 7);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 17);
 
 /**
  * (since v1)
@@ -429,7 +710,7 @@ export type GuestShutdownRequest = Message<"limiquantix.compute.v1.GuestShutdown
  * Use `create(GuestShutdownRequestSchema)` to create a new message.
  */
 export const GuestShutdownRequestSchema: GenMessage<GuestShutdownRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 8);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 18);
 
 /**
  * (since v1)
@@ -453,7 +734,7 @@ export type GuestShutdownResponse = Message<"limiquantix.compute.v1.GuestShutdow
  * Use `create(GuestShutdownResponseSchema)` to create a new message.
  */
 export const GuestShutdownResponseSchema: GenMessage<GuestShutdownResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 9);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 19);
 
 /**
  * (since v1)
@@ -468,7 +749,7 @@ export type ListVMsRequest = Message<"limiquantix.compute.v1.ListVMsRequest"> & 
  * Use `create(ListVMsRequestSchema)` to create a new message.
  */
 export const ListVMsRequestSchema: GenMessage<ListVMsRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 10);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 20);
 
 /**
  * (since v1)
@@ -487,7 +768,7 @@ export type ListVMsResponse = Message<"limiquantix.compute.v1.ListVMsResponse"> 
  * Use `create(ListVMsResponseSchema)` to create a new message.
  */
 export const ListVMsResponseSchema: GenMessage<ListVMsResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 11);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 21);
 
 /**
  * (since v1)
@@ -506,7 +787,7 @@ export type GetVMRequest = Message<"limiquantix.compute.v1.GetVMRequest"> & {
  * Use `create(GetVMRequestSchema)` to create a new message.
  */
 export const GetVMRequestSchema: GenMessage<GetVMRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 12);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 22);
 
 /**
  * (since v1)
@@ -525,7 +806,7 @@ export type GetVMResponse = Message<"limiquantix.compute.v1.GetVMResponse"> & {
  * Use `create(GetVMResponseSchema)` to create a new message.
  */
 export const GetVMResponseSchema: GenMessage<GetVMResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 13);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 23);
 
 /**
  * A VM as the inventory knows it (since v1).
@@ -611,7 +892,7 @@ export type VM = Message<"limiquantix.compute.v1.VM"> & {
  * Use `create(VMSchema)` to create a new message.
  */
 export const VMSchema: GenMessage<VM> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 14);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 24);
 
 /**
  * Guest operations and inventory of VMs (since v1).
@@ -688,6 +969,47 @@ export const VMService: GenService<{
     methodKind: "unary";
     input: typeof GetVMRequestSchema;
     output: typeof GetVMResponseSchema;
+  },
+  /**
+   * Starts a command and answers at once with its execution (since 0.2.0).
+   *
+   * @generated from rpc limiquantix.compute.v1.VMService.StartExecution
+   */
+  startExecution: {
+    methodKind: "unary";
+    input: typeof StartExecutionRequestSchema;
+    output: typeof StartExecutionResponseSchema;
+  },
+  /**
+   * An execution's status (since 0.2.0).
+   *
+   * @generated from rpc limiquantix.compute.v1.VMService.GetExecution
+   */
+  getExecution: {
+    methodKind: "unary";
+    input: typeof GetExecutionRequestSchema;
+    output: typeof GetExecutionResponseSchema;
+  },
+  /**
+   * An execution's output from after_seq on, live until it ends; the last message carries the
+   * end (since 0.2.0).
+   *
+   * @generated from rpc limiquantix.compute.v1.VMService.StreamExecutionOutput
+   */
+  streamExecutionOutput: {
+    methodKind: "server_streaming";
+    input: typeof StreamExecutionOutputRequestSchema;
+    output: typeof StreamExecutionOutputResponseSchema;
+  },
+  /**
+   * Cancels an execution: its process group in the guest is stopped (since 0.2.0).
+   *
+   * @generated from rpc limiquantix.compute.v1.VMService.StopExecution
+   */
+  stopExecution: {
+    methodKind: "unary";
+    input: typeof StopExecutionRequestSchema;
+    output: typeof StopExecutionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_limiquantix_compute_v1_vm_service, 0);
