@@ -35,6 +35,7 @@ if (process.argv.includes('--bench')) {
       'node-daemon': resolve(root, 'bench/node-daemon.ts'),
       'control-plane': resolve(root, 'bench/control-plane.ts'),
       audit: resolve(root, 'bench/audit.ts'),
+      fleet: resolve(root, 'bench/fleet.ts'),
     },
     outdir: resolve(root, 'dist/bench'),
     // Test-support modules locate the repository from import.meta.url; in this CJS bundle it

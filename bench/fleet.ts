@@ -1,0 +1,126 @@
+// Fleet run benchmark (issue 8, acceptance 6): one run of /bin/true over many simulated VMs
+// (real guest agents) spread over 10 node daemons, at full concurrency; prints the total time
+// and the audit rows it left. Target: 1,000 VMs in ≤ 5 s with exactly 1,000 executions audited.
+// Run: npm run bench:fleet [-- --vms N] [-- --daemons D]. Each agent is a Node.js process of
+// about 50 MiB: 1,000 of them need about 50 GiB, so the default is what this machine can hold.
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { freemem, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { startNatsServer } from '../test/support/nats-server.js';
+import { startSimVms, type SimVms } from '../test/support/sim-vms.js';
+import { startNodeDaemon, type RunningNodeDaemon } from '../test/support/node-daemon-process.js';
+import { createTestDatabase } from '../test/support/postgres.js';
+import { adminFetch, startControlPlaneProcess } from '../test/support/control-plane-process.js';
+
+const AGENT_MIB = 55;
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const fits = Math.floor((freemem() / 1024 / 1024 - 2048) / AGENT_MIB);
+const VMS = arg('--vms', Math.max(10, Math.min(1000, Math.floor(fits / 10) * 10)));
+const DAEMONS = arg('--daemons', 10);
+const log = (line: string) => process.stdout.write(`${line}\n`);
+
+async function main(): Promise<void> {
+  if (VMS * AGENT_MIB > freemem() / 1024 / 1024 - 1024) {
+    throw new Error(
+      `${VMS} agents need about ${Math.round((VMS * AGENT_MIB) / 1024)} GiB; this machine has ${Math.round(freemem() / 1024 ** 3)} GiB free (try --vms ${fits})`,
+    );
+  }
+  const work = mkdtempSync(join(tmpdir(), 'lq-bench-fleet-'));
+  const nats = await startNatsServer();
+  const db = await createTestDatabase('lq_bench_fleet');
+  const sims: SimVms[] = [];
+  const daemons: RunningNodeDaemon[] = [];
+  const cp = await startControlPlaneProcess({
+    databaseUrl: db.url,
+    natsUrl: nats.url,
+    env: { LQ_LOG_LEVEL: 'info' },
+  });
+  try {
+    const t0 = performance.now();
+    const per = Math.ceil(VMS / DAEMONS);
+    for (let d = 0; d < DAEMONS && d * per < VMS; d++) {
+      const dir = join(work, `node-${d}`);
+      mkdirSync(dir);
+      sims.push(
+        await startSimVms({
+          dir,
+          count: Math.min(per, VMS - d * per),
+          prefix: `n${d}-vm-`,
+          config: { telemetry_interval_ms: 0 },
+        }),
+      );
+      daemons.push(
+        await startNodeDaemon({ nodeId: `node-${d}`, natsUrl: nats.url, channelDirs: [dir] }),
+      );
+    }
+    const ids = sims.flatMap((s) => s.vms.map((v) => v.id));
+    for (;;) {
+      const res = await adminFetch(`${cp.url}/api/vms`);
+      const vms = ((await res.json()) as { vms: Array<{ agentState: string }> }).vms;
+      if (vms.filter((v) => v.agentState === 'ready').length === ids.length) {
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    log(`LimiQuantix fleet benchmark (node ${process.version})`);
+    log(
+      `${ids.length} simulated VMs on ${daemons.length} node daemons ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
+
+    const started = performance.now();
+    const res = await adminFetch(`${cp.url}/api/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        target: { vm_ids: ids },
+        argv: ['/bin/true'],
+        max_concurrency: '100%',
+      }),
+    });
+    const run = (await res.json()) as { id: string; status: string };
+    if (res.status !== 202) {
+      throw new Error(`run refused: ${JSON.stringify(run)}`);
+    }
+    let view: { status: string; summary: Record<string, number> };
+    for (;;) {
+      view = (await (await adminFetch(`${cp.url}/api/runs/${run.id}`)).json()) as typeof view;
+      if (view.status !== 'running') {
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    const rows = await c.query<{ kind: string; n: number }>(
+      `SELECT kind, count(*)::int AS n FROM audit_events
+       WHERE operation = 'execute' AND request_id IN (SELECT id FROM executions WHERE run_id = $1)
+       GROUP BY kind ORDER BY kind`,
+      [run.id],
+    );
+    await c.end();
+    const audited = Object.fromEntries(rows.rows.map((r) => [r.kind, r.n]));
+    log(
+      `fleet run of /bin/true over ${ids.length} VMs     ${seconds.toFixed(2)} s (${view.status}: ${JSON.stringify(view.summary)})   target ≤ 5 s for 1,000`,
+    );
+    log(
+      `audit rows of the run               ${audited.intent ?? 0} intents, ${audited.outcome ?? 0} outcomes   target exactly one execution each`,
+    );
+  } finally {
+    await cp.stop();
+    await Promise.all(daemons.map((d) => d.stop()));
+    await Promise.all(sims.map((s) => s.stop()));
+    await nats.stop();
+    await db.drop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
