@@ -252,8 +252,12 @@ process.on('exit', () => {
 // --- the parts ------------------------------------------------------------------------------
 
 function build() {
-  step('building the guest agent, node daemon and control plane…');
-  for (const script of ['scripts/build.mjs', 'scripts/build-tsc.mjs']) {
+  step('building the guest agent, node daemon, control plane and web console…');
+  for (const script of [
+    'scripts/build.mjs',
+    'scripts/build-tsc.mjs',
+    'scripts/build-console.mjs',
+  ]) {
     const r = spawnSync(process.execPath, [join(root, script)], { encoding: 'utf8' });
     if (r.status !== 0) {
       fail(`${script} failed:\n${r.stdout}${r.stderr}`);
@@ -486,6 +490,7 @@ async function main() {
   process.stdout.write(`
 LimiQuantix is running.
 
+  Web console        ${base}/
   REST and Connect   ${base}/api            API docs  ${base}/api/docs
   gRPC               localhost:${boundGrpc}          health    ${base}/health
   Admin API key      ${adminToken}

@@ -25,9 +25,14 @@ import { ExecutionsService } from './executions/executions.service.js';
 import { RunsController } from './runs/runs.controller.js';
 import { RunsRepository } from './runs/runs.repository.js';
 import { RunsService } from './runs/runs.service.js';
+import { CONSOLE_PROVIDERS } from './console/console.providers.js';
+import { ConsoleVmsController } from './console/console-vms.controller.js';
+import { ConsoleController } from './console/console.controller.js';
 
 /** Every REST controller (a test walks their routes for a permission or @Public()). */
 export const CONTROLLERS = [
+  // Before InventoryController: /api/vms/stream must match ahead of /api/vms/:id.
+  ConsoleVmsController,
   InventoryController,
   VmGuestController,
   HealthController,
@@ -37,6 +42,8 @@ export const CONTROLLERS = [
   AuditController,
   ExecutionsController,
   RunsController,
+  // Last: its catch-all serves the web console for every path no API route matched.
+  ConsoleController,
 ];
 
 @Module({})
@@ -62,6 +69,7 @@ export class AppModule {
         RunsService,
         ...AUDIT_PROVIDERS,
         ...ACCESS_PROVIDERS,
+        ...CONSOLE_PROVIDERS,
       ],
       controllers: CONTROLLERS,
       exports: [CONTROL_PLANE_CONFIG],

@@ -1,0 +1,243 @@
+import { useState } from 'react';
+import type { Vm, VmTelemetry } from '../api/types';
+import { can } from '../auth/permissions';
+import { useMe, useSession } from '../auth/session-context';
+import { ErrorNotice } from '../components/error-notice';
+import { ConfirmDialog } from '../components/modal';
+import { Sparkline } from '../components/sparkline';
+import { StreamStatusLine } from '../components/stream-status';
+import { formatBytes, formatPercent, formatTime } from '../lib/format';
+import { useEventStream, useLoad } from '../lib/hooks';
+import { appendSample, seriesOf, type Sample } from '../lib/telemetry';
+import { InterfacesTable } from './vm-overview-tab';
+
+type PowerMode = 'poweroff' | 'reboot';
+
+function last(xs: number[]): number | undefined {
+  return xs.length ? xs[xs.length - 1] : undefined;
+}
+
+/** Actions the API does not offer yet: shown, disabled, with the reason. */
+const NOT_YET = 'not available yet: the control plane has no API for it';
+
+export function AgentTab({ vm, onChanged }: { vm: Vm; onChanged: () => void }) {
+  const { api } = useSession();
+  const me = useMe();
+  const project = vm.projectId || 'default';
+  const [samples, setSamples] = useState<Sample[]>([]);
+  const [confirm, setConfirm] = useState<PowerMode>();
+  const [busy, setBusy] = useState<string>();
+  const [notice, setNotice] = useState<string>();
+  const [error, setError] = useState<unknown>();
+  const session = useLoad(
+    (signal) =>
+      api.json<{ connected_since: string | null }>(
+        `/api/vms/${encodeURIComponent(vm.id)}/agent-session`,
+        { signal },
+      ),
+    [api, vm.id, vm.agentState],
+  );
+  const status = useEventStream(
+    api,
+    `/api/vms/${encodeURIComponent(vm.id)}/telemetry/stream`,
+    (event, data) => {
+      const t = data as VmTelemetry;
+      if (event === 'telemetry' && t.report) {
+        const at = t.timestamp ? new Date(t.timestamp).getTime() : Date.now();
+        setSamples((s) => appendSample(s, { at, report: t.report! }));
+      }
+    },
+  );
+  const series = seriesOf(samples);
+  const latest = samples.length ? samples[samples.length - 1]!.report : vm.telemetry;
+  const canPower = can(me, 'guest.power', project);
+
+  async function act(label: string, work: () => Promise<string>) {
+    setBusy(label);
+    setError(undefined);
+    setNotice(undefined);
+    try {
+      setNotice(await work());
+      onChanged();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(undefined);
+    }
+  }
+
+  const ping = () =>
+    act('ping', async () => {
+      const r = await api.post<{ agent_version: string; latency_ms: number }>(
+        `/api/vms/${encodeURIComponent(vm.id)}/ping`,
+        {},
+      );
+      return `The agent answered in ${r.latency_ms} ms (version ${r.agent_version}).`;
+    });
+
+  const power = (mode: PowerMode) =>
+    act(mode, async () => {
+      setConfirm(undefined);
+      const r = await api.post<{ scheduled_at?: string }>(
+        `/api/vms/${encodeURIComponent(vm.id)}/shutdown`,
+        {
+          mode,
+        },
+      );
+      return `${mode === 'reboot' ? 'Reboot' : 'Shutdown'} accepted by the agent${r.scheduled_at ? ` for ${formatTime(r.scheduled_at)}` : ''}.`;
+    });
+
+  return (
+    <div className="grid">
+      <div className="card">
+        <h3>Guest agent</h3>
+        <dl className="facts">
+          <dt>Version</dt>
+          <dd>{vm.agentVersion || '—'}</dd>
+          <dt>Connected since</dt>
+          <dd>
+            {vm.agentState === 'ready'
+              ? formatTime(session.data?.connected_since)
+              : `not connected (${vm.agentState || 'unknown'})`}
+          </dd>
+          <dt>Last seen</dt>
+          <dd>{formatTime(vm.lastSeen)}</dd>
+          <dt>Operating system</dt>
+          <dd>
+            {vm.os?.prettyName || vm.os?.name || '—'}
+            {vm.os?.kernelRelease && (
+              <div className="muted small">{`${vm.os.kernelRelease} ${vm.os.arch ?? ''}`}</div>
+            )}
+          </dd>
+          <dt>Capabilities</dt>
+          <dd>
+            {(vm.capabilities ?? []).length ? (
+              <span className="chips">
+                {vm.capabilities!.map((c) => (
+                  <span className="chip" key={c}>
+                    {c}
+                  </span>
+                ))}
+              </span>
+            ) : (
+              '—'
+            )}
+          </dd>
+          <dt>Quiesce state</dt>
+          <dd className="muted">not reported ({NOT_YET.split(':')[0]})</dd>
+        </dl>
+      </div>
+      <div className="card">
+        <h3>Actions</h3>
+        <div className="actions wrap">
+          <button type="button" onClick={() => void ping()} disabled={busy !== undefined}>
+            {busy === 'ping' ? 'Pinging…' : 'Ping agent'}
+          </button>
+          {canPower && (
+            <>
+              <button
+                type="button"
+                className="danger"
+                onClick={() => setConfirm('poweroff')}
+                disabled={busy !== undefined}
+              >
+                {busy === 'poweroff' ? 'Shutting down…' : 'Shut down'}
+              </button>
+              <button
+                type="button"
+                className="danger"
+                onClick={() => setConfirm('reboot')}
+                disabled={busy !== undefined}
+              >
+                {busy === 'reboot' ? 'Rebooting…' : 'Reboot'}
+              </button>
+            </>
+          )}
+          {can(me, 'guest.quiesce', project) && (
+            <>
+              <button type="button" disabled title={NOT_YET}>
+                Freeze filesystems
+              </button>
+              <button type="button" disabled title={NOT_YET}>
+                Thaw
+              </button>
+            </>
+          )}
+          {can(me, 'guest.time', project) && (
+            <button type="button" disabled title={NOT_YET}>
+              Sync time
+            </button>
+          )}
+        </div>
+        {(can(me, 'guest.quiesce', project) || can(me, 'guest.time', project)) && (
+          <p className="muted small">Freeze/Thaw and Sync time: {NOT_YET}.</p>
+        )}
+        {notice && (
+          <p className="notice notice-ok" role="status">
+            {notice}
+          </p>
+        )}
+        {error !== undefined && <ErrorNotice error={error} />}
+      </div>
+      <div className="card span-2">
+        <header className="card-head">
+          <h3>Live telemetry</h3>
+          <StreamStatusLine status={status} what="Telemetry" />
+        </header>
+        <div className="charts">
+          <Sparkline
+            label="CPU"
+            values={series.cpu}
+            max={100}
+            current={formatPercent(last(series.cpu) ?? latest?.cpuPercent)}
+          />
+          <Sparkline
+            label="Memory"
+            values={series.memory}
+            max={100}
+            current={formatPercent(last(series.memory))}
+          />
+          <Sparkline
+            label="Disk (/)"
+            values={series.disk}
+            max={100}
+            current={formatPercent(last(series.disk))}
+          />
+          <Sparkline
+            label="Network in"
+            values={series.rx}
+            current={`${formatBytes(last(series.rx))}/s`}
+          />
+          <Sparkline
+            label="Network out"
+            values={series.tx}
+            current={`${formatBytes(last(series.tx))}/s`}
+          />
+        </div>
+        <p className="muted small">
+          {samples.length} report{samples.length === 1 ? '' : 's'} since this tab opened; the charts
+          keep the last 60.
+        </p>
+      </div>
+      <div className="card span-2">
+        <h3>Interfaces and addresses</h3>
+        <InterfacesTable
+          interfaces={latest?.interfaces?.length ? latest.interfaces : (vm.interfaces ?? [])}
+        />
+      </div>
+      {confirm && (
+        <ConfirmDialog
+          title={confirm === 'reboot' ? `Reboot ${vm.id}?` : `Shut down ${vm.id}?`}
+          message={
+            confirm === 'reboot'
+              ? 'The guest reboots through its agent. Running programs are stopped.'
+              : 'The guest powers off through its agent. It stays off until started again from the hypervisor.'
+          }
+          confirmLabel={confirm === 'reboot' ? 'Reboot' : 'Shut down'}
+          onConfirm={() => void power(confirm)}
+          onCancel={() => setConfirm(undefined)}
+        />
+      )}
+    </div>
+  );
+}

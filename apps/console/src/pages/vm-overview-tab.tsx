@@ -1,0 +1,132 @@
+import type { NetworkInterface, Vm } from '../api/types';
+import { UsageBar } from '../components/usage-bar';
+import { formatBytes, formatDuration, formatPercent, formatTime, num, share } from '../lib/format';
+
+export function InterfacesTable({ interfaces }: { interfaces: NetworkInterface[] }) {
+  if (interfaces.length === 0) {
+    return <p className="muted">No interfaces reported.</p>;
+  }
+  return (
+    <table className="table compact">
+      <thead>
+        <tr>
+          <th>Interface</th>
+          <th>MAC</th>
+          <th>Addresses</th>
+        </tr>
+      </thead>
+      <tbody>
+        {interfaces.map((i) => (
+          <tr key={i.name}>
+            <td data-label="Interface">{i.name}</td>
+            <td data-label="MAC">{i.mac || '—'}</td>
+            <td data-label="Addresses" className="ips">
+              {[...(i.ipv4 ?? []), ...(i.ipv6 ?? [])].join(', ') || '—'}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+export function OverviewTab({ vm }: { vm: Vm }) {
+  const t = vm.telemetry;
+  const memUsed = num(t?.memory?.usedBytes);
+  const memTotal = num(t?.memory?.totalBytes);
+  return (
+    <div className="grid">
+      <div className="card">
+        <h3>Machine</h3>
+        <dl className="facts">
+          <dt>VM id</dt>
+          <dd>{vm.id}</dd>
+          <dt>Hostname</dt>
+          <dd>{vm.hostname || '—'}</dd>
+          <dt>Project</dt>
+          <dd>{vm.projectId || 'default'}</dd>
+          <dt>Node</dt>
+          <dd>{vm.nodeId || '—'}</dd>
+          <dt>Operating system</dt>
+          <dd>
+            {vm.os?.prettyName || [vm.os?.name, vm.os?.version].filter(Boolean).join(' ') || '—'}
+          </dd>
+          <dt>Kernel</dt>
+          <dd>{[vm.os?.kernelRelease, vm.os?.arch].filter(Boolean).join(' · ') || '—'}</dd>
+          <dt>Uptime</dt>
+          <dd>{t?.uptimeSeconds !== undefined ? formatDuration(t.uptimeSeconds * 1000) : '—'}</dd>
+          <dt>Last seen</dt>
+          <dd>{formatTime(vm.lastSeen)}</dd>
+        </dl>
+      </div>
+      <div className="card">
+        <h3>Resources</h3>
+        {t ? (
+          <dl className="facts">
+            <dt>CPU ({t.cpuCount ?? '?'} vCPU)</dt>
+            <dd>
+              <UsageBar percent={t.cpuPercent} label="CPU" />
+            </dd>
+            <dt>Load</dt>
+            <dd>{[t.load1, t.load5, t.load15].map((l) => (l ?? 0).toFixed(2)).join(' / ')}</dd>
+            <dt>Memory</dt>
+            <dd>
+              <UsageBar percent={share(memUsed, memTotal)} label="Memory" />{' '}
+              <span className="muted small">
+                {formatBytes(memUsed)} of {formatBytes(memTotal)}
+              </span>
+            </dd>
+            <dt>Processes</dt>
+            <dd>{t.processCount ?? '—'}</dd>
+            <dt>Telemetry from</dt>
+            <dd>{formatTime(vm.telemetryAt)}</dd>
+          </dl>
+        ) : (
+          <p className="muted">No telemetry yet.</p>
+        )}
+      </div>
+      {t?.disks && t.disks.length > 0 && (
+        <div className="card span-2">
+          <h3>Filesystems</h3>
+          <table className="table compact">
+            <thead>
+              <tr>
+                <th>Mount</th>
+                <th>Device</th>
+                <th>Type</th>
+                <th>Used</th>
+                <th>Size</th>
+              </tr>
+            </thead>
+            <tbody>
+              {t.disks.map((d) => {
+                const p = share(num(d.usedBytes), num(d.totalBytes));
+                return (
+                  <tr key={`${d.mountPoint}${d.device}`}>
+                    <td data-label="Mount">{d.mountPoint}</td>
+                    <td data-label="Device">{d.device}</td>
+                    <td data-label="Type">{d.fsType}</td>
+                    <td data-label="Used">
+                      <UsageBar
+                        percent={p}
+                        label={`Disk ${d.mountPoint}`}
+                        detail={formatPercent(p)}
+                      />
+                    </td>
+                    <td data-label="Size">{formatBytes(num(d.totalBytes))}</td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <div className="card span-2">
+        <h3>Network</h3>
+        <InterfacesTable
+          interfaces={t?.interfaces?.length ? t.interfaces : (vm.interfaces ?? [])}
+        />
+      </div>
+    </div>
+  );
+}
