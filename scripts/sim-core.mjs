@@ -55,7 +55,9 @@ function isPlainObject(v) {
 
 /**
  * The config a simulated VM's agent starts with, before `config` is merged in: quiet logs, file
- * transfer confined to its work dir and /tmp, and shutdown commands pointed at the recorder.
+ * transfer confined to its work dir and /tmp, and every command that would touch this machine
+ * — shutdown, fsfreeze, chpasswd, setting the clock and RTC — pointed at the recorder; time
+ * services absent; quiesce sees one fake filesystem (the work dir) and keeps its state there.
  * @param {{ workDir: string, recorder: string }} vm
  */
 export function baseAgentConfig(vm) {
@@ -66,6 +68,19 @@ export function baseAgentConfig(vm) {
       poweroff: [vm.recorder, 'poweroff'],
       reboot: [vm.recorder, 'reboot'],
       halt: [vm.recorder, 'halt'],
+      fsfreeze: [vm.recorder, 'fsfreeze'],
+      chpasswd: [vm.recorder, 'chpasswd'],
+      set_clock: [vm.recorder, 'set-clock'],
+      hwclock_systohc: [vm.recorder, 'hwclock'],
+      chronyc: join(vm.workDir, 'no-chronyc'),
+      systemctl: join(vm.workDir, 'no-systemctl'),
+      ntpdate: join(vm.workDir, 'no-ntpdate'),
+    },
+    quiesce: {
+      pre_freeze_dir: join(vm.workDir, 'pre-freeze.d'),
+      post_thaw_dir: join(vm.workDir, 'post-thaw.d'),
+      state_file: join(vm.workDir, 'quiesce.json'),
+      mounts_file: join(vm.workDir, 'mounts'),
     },
   };
 }
@@ -159,6 +174,8 @@ function prepareVm(o, index) {
   writeFileSync(recorder, RECORDER_SCRIPT, { mode: 0o755 });
   const shutdownLog = join(workDir, 'shutdown.log');
   writeFileSync(shutdownLog, '');
+  // The one filesystem a simulated VM's quiesce sees: its work dir (fsfreeze is the recorder).
+  writeFileSync(join(workDir, 'mounts'), `simdisk-${id} ${workDir} ext4 rw 0 0\n`);
   const extra = typeof o.config === 'function' ? o.config({ id, index, workDir }) : o.config;
   if (extra !== undefined && !isPlainObject(extra)) {
     throw new SimError(`config for ${id} must be an object`);

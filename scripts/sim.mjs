@@ -32,9 +32,12 @@ Usage: npm run sim -- --vms N --dir PATH [options]
 
 Each VM gets a work directory PATH/.sim/<id>/ holding:
   agent.json           its config: log_level warn, files.roots [work dir, /tmp],
-                       commands.poweroff/reboot/halt -> record-shutdown.sh
-  record-shutdown.sh   appends its arguments to shutdown.log (never shuts anything down)
-  shutdown.log         one line per shutdown: poweroff | reboot | halt (emptied at start)
+                       commands.poweroff/reboot/halt, fsfreeze, chpasswd, set_clock and
+                       hwclock_systohc -> record-shutdown.sh; no time service
+  record-shutdown.sh   appends its arguments to shutdown.log (never touches this machine)
+  shutdown.log         one line per call: poweroff | reboot | halt | fsfreeze --freeze DIR |
+                       chpasswd | set-clock @SECONDS | hwclock (emptied at start)
+  mounts               the one filesystem quiesce sees (the work dir)
 
 Output: one line per VM "<id> <socket> pid=<pid>" (again after each restart), then "ready".
 Agent warnings and unexpected exits go to stderr, prefixed with the VM id.

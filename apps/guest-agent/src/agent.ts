@@ -41,6 +41,8 @@ export function agentLimits(config: AgentConfig): AgentLimits {
 
 /** Operations whose results are retained until acked: re-running them would act twice. */
 const RETAINED: ReadonlySet<RequestCase> = new Set(['execute', 'fileWrite', 'shutdown']);
+/** What a frozen guest still serves: everything else could block on a frozen filesystem. */
+const WHILE_FROZEN: ReadonlySet<RequestCase> = new Set(['ping', 'thaw', 'quiesceStatus']);
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -51,6 +53,8 @@ export interface AgentDeps {
   collectInfo(): Promise<AgentInfo>;
   /** One telemetry sample; omitted when telemetry is off. */
   sampleTelemetry?(): Promise<TelemetryReport>;
+  /** True while filesystems are frozen (only ping, quiesce status and thaw are served). */
+  isFrozen?(): boolean;
 }
 
 export interface AgentStats {
@@ -181,6 +185,12 @@ export class Agent {
       case 'getInfo':
       case 'execute':
       case 'cancelExecution':
+      case 'quiesce':
+      case 'thaw':
+      case 'quiesceStatus':
+      case 'syncTime':
+      case 'setUserPassword':
+      case 'getFsInfo':
       case 'fileRead':
       case 'fileWrite':
       case 'shutdown':
@@ -194,6 +204,12 @@ export class Agent {
       case 'syncResponse':
       case 'getInfoResponse':
       case 'cancelExecutionResponse':
+      case 'quiesceResponse':
+      case 'thawResponse':
+      case 'quiesceStatusResponse':
+      case 'syncTimeResponse':
+      case 'setUserPasswordResponse':
+      case 'getFsInfoResponse':
       case 'error':
       case 'telemetry':
       case 'agentReady':
@@ -280,6 +296,14 @@ export class Agent {
         id.length > MAX_MESSAGE_ID_LENGTH ? '' : id,
         ErrorCode.INVALID_REQUEST,
         `message_id must be 1-${MAX_MESSAGE_ID_LENGTH} printable ASCII characters`,
+      );
+      return;
+    }
+    if (this.deps.isFrozen?.() && !WHILE_FROZEN.has(payload.case)) {
+      this.replyError(
+        id,
+        ErrorCode.FROZEN,
+        `filesystems are frozen: only ping, quiesce status and thaw are served until thaw`,
       );
       return;
     }

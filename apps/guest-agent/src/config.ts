@@ -8,6 +8,11 @@ export const OPERATIONS = [
   'file.read',
   'file.write',
   'shutdown',
+  // Since 0.2.0.
+  'quiesce',
+  'time.sync',
+  'password.set',
+  'fs.info',
 ] as const;
 export type OperationName = (typeof OPERATIONS)[number];
 
@@ -54,6 +59,22 @@ export interface AgentConfig {
     /** Interface names (shell-style `*` wildcards) left out of reports. */
     exclude_interfaces: string[];
   };
+  quiesce: {
+    pre_freeze_dir: string;
+    post_thaw_dir: string;
+    hook_timeout_ms: number;
+    default_timeout_seconds: number;
+    max_timeout_seconds: number;
+    /** Survives an agent restart (keep it on tmpfs, never on a filesystem that gets frozen). */
+    state_file: string;
+    /** Filesystem types a Quiesce without mount points freezes. */
+    freezable_types: string[];
+    mounts_file: string;
+  };
+  time: {
+    /** Servers for ntpdate, when it is the method found. */
+    ntp_servers: string[];
+  };
   commands: {
     poweroff: string[];
     reboot: string[];
@@ -62,6 +83,17 @@ export interface AgentConfig {
     setpriv: string;
     /** Fallback for users that only NSS knows (LDAP, sssd). */
     getent: string;
+    /** `fsfreeze --freeze|--unfreeze MOUNT` (util-linux or busybox). */
+    fsfreeze: string[];
+    /** Reads `user:password` lines (`-e`: crypted hashes) on stdin. */
+    chpasswd: string[];
+    /** Gets `@<seconds.fraction>` appended: sets the system clock (UTC). */
+    set_clock: string[];
+    /** Copies the system clock to the RTC. */
+    hwclock_systohc: string[];
+    chronyc: string;
+    systemctl: string;
+    ntpdate: string;
   };
   system: {
     passwd_file: string;
@@ -99,12 +131,40 @@ export function defaultConfig(): AgentConfig {
     },
     results: { retention_ms: 600_000, cache_bytes: 64 * MiB },
     network: { exclude_interfaces: ['lo', 'veth*', 'docker*', 'virbr*', 'br-*'] },
+    quiesce: {
+      pre_freeze_dir: '/etc/limiquantix/pre-freeze.d',
+      post_thaw_dir: '/etc/limiquantix/post-thaw.d',
+      hook_timeout_ms: 60_000,
+      default_timeout_seconds: 60,
+      max_timeout_seconds: 3600,
+      state_file: '/run/limiquantix/quiesce.json',
+      freezable_types: [
+        'ext4',
+        'ext3',
+        'ext2',
+        'xfs',
+        'btrfs',
+        'f2fs',
+        'jfs',
+        'reiserfs',
+        'nilfs2',
+      ],
+      mounts_file: '/proc/self/mounts',
+    },
+    time: { ntp_servers: ['pool.ntp.org'] },
     commands: {
       poweroff: ['/sbin/shutdown', '-P', 'now'],
       reboot: ['/sbin/shutdown', '-r', 'now'],
       halt: ['/sbin/shutdown', '-H', 'now'],
       setpriv: '/usr/bin/setpriv',
       getent: '/usr/bin/getent',
+      fsfreeze: ['/sbin/fsfreeze'],
+      chpasswd: ['/usr/sbin/chpasswd'],
+      set_clock: ['/bin/date', '-u', '-s'],
+      hwclock_systohc: ['/sbin/hwclock', '--systohc', '--utc'],
+      chronyc: '/usr/bin/chronyc',
+      systemctl: '/bin/systemctl',
+      ntpdate: '/usr/sbin/ntpdate',
     },
     system: {
       passwd_file: '/etc/passwd',
@@ -221,12 +281,30 @@ const SHAPE: Shape = {
     cache_bytes: int(0, 4096 * MiB),
   },
   network: { exclude_interfaces: stringList() },
+  quiesce: {
+    pre_freeze_dir: absPath,
+    post_thaw_dir: absPath,
+    hook_timeout_ms: int(100, 3_600_000),
+    default_timeout_seconds: int(1, 86_400),
+    max_timeout_seconds: int(1, 86_400),
+    state_file: absPath,
+    freezable_types: stringList(),
+    mounts_file: absPath,
+  },
+  time: { ntp_servers: stringList() },
   commands: {
     poweroff: command,
     reboot: command,
     halt: command,
     setpriv: absPath,
     getent: absPath,
+    fsfreeze: command,
+    chpasswd: command,
+    set_clock: command,
+    hwclock_systohc: command,
+    chronyc: absPath,
+    systemctl: absPath,
+    ntpdate: absPath,
   },
   system: {
     passwd_file: absPath,
@@ -297,6 +375,11 @@ function checkRelations(c: AgentConfig): void {
   }
   if (c.exec.max_stdin_bytes + c.exec.max_env_bytes + ENVELOPE_SLACK > c.max_frame_bytes) {
     throw new ConfigError('exec.max_stdin_bytes + exec.max_env_bytes must fit in max_frame_bytes');
+  }
+  if (c.quiesce.default_timeout_seconds > c.quiesce.max_timeout_seconds) {
+    throw new ConfigError(
+      'quiesce.default_timeout_seconds must not exceed quiesce.max_timeout_seconds',
+    );
   }
   if (c.files.roots.length === 0) {
     throw new ConfigError('files.roots must name at least one directory');

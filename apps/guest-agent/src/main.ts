@@ -14,6 +14,11 @@ import {
 } from './config.js';
 import { ExecuteHandler } from './handlers/execute.handler.js';
 import { CancelExecutionHandler } from './handlers/cancel-execution.handler.js';
+import { QuiesceHandler, QuiesceStatusHandler, ThawHandler } from './handlers/quiesce.handler.js';
+import { SyncTimeHandler } from './handlers/sync-time.handler.js';
+import { SetUserPasswordHandler } from './handlers/set-password.handler.js';
+import { GetFsInfoHandler } from './handlers/fs-info.handler.js';
+import { Quiescer } from './quiesce/quiescer.js';
 import { FileReadHandler } from './handlers/file-read.handler.js';
 import { FileWriteHandler } from './handlers/file-write.handler.js';
 import { GetInfoHandler } from './handlers/get-info.handler.js';
@@ -110,8 +115,12 @@ async function main(): Promise<void> {
       startedAt,
     });
   const telemetry = new TelemetryCollector(config, log);
-  const runner = new ProcessRunner(config, new UserResolver(config), log);
+  const users = new UserResolver(config);
+  const runner = new ProcessRunner(config, users, log);
   const uploads = new UploadStore(config.files, log);
+  const quiescer = new Quiescer(config, log);
+  // A freeze an earlier agent left behind is thawed now, or when its deadline comes.
+  await quiescer.restore();
 
   const agent = new Agent({
     config,
@@ -119,6 +128,7 @@ async function main(): Promise<void> {
     log,
     collectInfo,
     sampleTelemetry: () => telemetry.sample(),
+    isFrozen: () => quiescer.frozen,
     handlers: [
       new PingHandler(AGENT_VERSION),
       new GetInfoHandler(collectInfo),
@@ -127,6 +137,12 @@ async function main(): Promise<void> {
       new FileReadHandler(config),
       new FileWriteHandler(config, uploads),
       new ShutdownHandler(config),
+      new QuiesceHandler(quiescer),
+      new ThawHandler(quiescer),
+      new QuiesceStatusHandler(quiescer),
+      new SyncTimeHandler(config),
+      new SetUserPasswordHandler(config, users),
+      new GetFsInfoHandler(config),
     ],
   });
 
@@ -145,7 +161,13 @@ async function main(): Promise<void> {
     stopping = true;
     log.info('stopping', { signal });
     runner.killAll();
-    void Promise.allSettled([uploads.closeAll(), agent.stop()]).finally(() => process.exit(0));
+    quiescer.stop();
+    // A stopping agent never leaves filesystems frozen behind it (a crash leaves the state
+    // file, and the next agent thaws them).
+    const thawed = quiescer.frozen ? quiescer.thaw('request').catch(() => undefined) : undefined;
+    void Promise.allSettled([thawed, uploads.closeAll(), agent.stop()]).finally(() =>
+      process.exit(0),
+    );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -38,6 +38,7 @@ const CALLER_FAULT_CODES: Record<CallerFault, Code> = {
   not_found: Code.NotFound,
   too_large: Code.ResourceExhausted,
   busy: Code.ResourceExhausted,
+  conflict: Code.FailedPrecondition,
 };
 
 /** VmGuestException → ConnectError (Connect and gRPC statuses); internals are not sent. */

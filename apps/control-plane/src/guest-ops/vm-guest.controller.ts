@@ -13,7 +13,17 @@ import {
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { ShutdownMode, isSubjectToken, type ExecuteResponse } from '@lq/proto';
+import { toJson } from '@bufbuild/protobuf';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import {
+  NetworkInterfaceSchema,
+  OsInfoSchema,
+  ShutdownMode,
+  isSubjectToken,
+  type ExecuteResponse,
+  type HookResult,
+} from '@lq/proto';
+import { QuiesceDto, SetPasswordDto, SyncTimeDto } from './dto/guest-admin.dto.js';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { ExecuteDto, toExecuteInput } from './dto/execute.dto.js';
@@ -39,6 +49,17 @@ function vmIdOf(id: string): string {
     );
   }
   return id;
+}
+
+function hookJson(h: HookResult) {
+  return {
+    name: h.name,
+    phase: h.phase,
+    exit_code: h.exitCode ?? null,
+    signal: h.signal || null,
+    timed_out: h.timedOut,
+    duration_ms: h.durationMs,
+  };
 }
 
 export function executeResultJson(vmId: string, r: ExecuteResponse) {
@@ -119,6 +140,155 @@ export class VmGuestController {
         ? new Date(Number(r.scheduledAt.seconds) * 1000 + r.scheduledAt.nanos / 1e6)
         : undefined;
       return { vm_id: vmId, mode, scheduled_at: at?.toISOString() };
+    });
+  }
+
+  @Post('quiesce')
+  @RequirePermission('guest.quiesce')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Freeze the guest’s filesystems (pre-freeze hooks; auto-thaw after timeout_seconds)',
+  })
+  quiesce(@Param('id') id: string, @Body() body: QuiesceDto, @Req() req: Request) {
+    const vmId = vmIdOf(id);
+    return this.measure('quiesce', async () => {
+      const r = await this.guest.quiesce(
+        vmId,
+        body.mount_points ?? [],
+        body.timeout_seconds,
+        callerOf(req),
+      );
+      return {
+        vm_id: vmId,
+        frozen: r.frozen,
+        thaw_deadline: r.thawDeadline ? timestampDate(r.thawDeadline).toISOString() : null,
+        hooks: r.hooks.map(hookJson),
+      };
+    });
+  }
+
+  @Post('thaw')
+  @RequirePermission('guest.quiesce')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Thaw the guest’s filesystems (post-thaw hooks after)' })
+  thaw(@Param('id') id: string, @Req() req: Request) {
+    const vmId = vmIdOf(id);
+    return this.measure('thaw', async () => {
+      const r = await this.guest.thaw(vmId, callerOf(req));
+      return {
+        vm_id: vmId,
+        was_frozen: r.wasFrozen,
+        thawed: r.thawed,
+        hooks: r.hooks.map(hookJson),
+      };
+    });
+  }
+
+  @Get('quiesce')
+  @RequirePermission('vm.read')
+  @ApiOperation({ summary: 'Whether the guest is frozen, which mounts, until when' })
+  quiesceStatus(@Param('id') id: string, @Req() req: Request) {
+    const vmId = vmIdOf(id);
+    return this.measure('quiesce.status', async () => {
+      const r = await this.guest.quiesceStatus(vmId, callerOf(req));
+      const iso = (t: typeof r.frozenAt) => (t ? timestampDate(t).toISOString() : null);
+      return {
+        vm_id: vmId,
+        frozen: r.frozen,
+        mount_points: r.mountPoints,
+        frozen_at: iso(r.frozenAt),
+        thaw_deadline: iso(r.thawDeadline),
+        last_auto_thaw: iso(r.lastAutoThaw),
+      };
+    });
+  }
+
+  @Post('sync-time')
+  @RequirePermission('guest.time')
+  @HttpCode(200)
+  @ApiOperation({
+    summary:
+      'Step the guest clock with its time service, or (force) from the control plane’s clock',
+  })
+  syncTime(@Param('id') id: string, @Body() body: SyncTimeDto, @Req() req: Request) {
+    const vmId = vmIdOf(id);
+    return this.measure('time.sync', async () => {
+      const r = await this.guest.syncTime(vmId, body.force ?? false, callerOf(req));
+      return {
+        vm_id: vmId,
+        method: r.method,
+        offset_before_ms: r.offsetBeforeMs ?? null,
+        offset_after_ms: r.offsetAfterMs ?? null,
+        rtc_error: r.rtcError || null,
+      };
+    });
+  }
+
+  @Post('password')
+  @RequirePermission('guest.password')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Set a guest user’s password (chpasswd); never logged or audited' })
+  async setPassword(@Param('id') id: string, @Body() body: SetPasswordDto, @Req() req: Request) {
+    const vmId = vmIdOf(id);
+    await this.measure('password.set', () =>
+      this.guest.setUserPassword(
+        vmId,
+        body.username,
+        { password: body.password, cryptedHash: body.crypted_hash },
+        callerOf(req),
+      ),
+    );
+    return { vm_id: vmId, username: body.username, result: 'password set' };
+  }
+
+  @Get('filesystems')
+  @RequirePermission('vm.read')
+  @ApiOperation({ summary: 'Mounted filesystems, type, size and use (asked now)' })
+  filesystems(@Param('id') id: string, @Req() req: Request) {
+    const vmId = vmIdOf(id);
+    return this.measure('fs.info', async () => {
+      const r = await this.guest.fsInfo(vmId, callerOf(req));
+      return {
+        vm_id: vmId,
+        filesystems: r.filesystems.map((f) => ({
+          mount_point: f.mountPoint,
+          device: f.device,
+          fs_type: f.fsType,
+          total_bytes: Number(f.totalBytes),
+          used_bytes: Number(f.usedBytes),
+          read_only: f.readOnly,
+          freezable: f.freezable,
+        })),
+      };
+    });
+  }
+
+  @Get('os')
+  @RequirePermission('vm.read')
+  @ApiOperation({ summary: 'OS facts (asked now)' })
+  os(@Param('id') id: string, @Req() req: Request) {
+    const vmId = vmIdOf(id);
+    return this.measure('info', async () => {
+      const r = await this.guest.info(vmId, callerOf(req));
+      return {
+        vm_id: vmId,
+        os: r.info?.os ? toJson(OsInfoSchema, r.info.os) : null,
+        hostname: r.info?.hostname,
+      };
+    });
+  }
+
+  @Get('interfaces')
+  @RequirePermission('vm.read')
+  @ApiOperation({ summary: 'Network interfaces and addresses (asked now)' })
+  interfaces(@Param('id') id: string, @Req() req: Request) {
+    const vmId = vmIdOf(id);
+    return this.measure('info', async () => {
+      const r = await this.guest.info(vmId, callerOf(req));
+      return {
+        vm_id: vmId,
+        interfaces: (r.info?.interfaces ?? []).map((i) => toJson(NetworkInterfaceSchema, i)),
+      };
     });
   }
 

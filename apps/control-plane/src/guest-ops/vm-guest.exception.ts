@@ -34,7 +34,7 @@ export class VmGuestException extends Error {
 }
 
 /** How an agent's refusal is the caller's doing rather than the gateway's. */
-export type CallerFault = 'invalid' | 'forbidden' | 'not_found' | 'too_large' | 'busy';
+export type CallerFault = 'invalid' | 'forbidden' | 'not_found' | 'too_large' | 'busy' | 'conflict';
 
 const CALLER_FAULTS: Record<string, CallerFault> = {
   INVALID_REQUEST: 'invalid',
@@ -46,6 +46,8 @@ const CALLER_FAULTS: Record<string, CallerFault> = {
   NOT_FOUND: 'not_found',
   TOO_LARGE: 'too_large',
   BUSY: 'busy',
+  // The guest's filesystems are frozen: thaw first.
+  FROZEN: 'conflict',
 };
 
 /** The caller's fault behind an AGENT_ERROR, if the agent's code names one; each transport maps it. */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { Inject, Injectable } from '@nestjs/common';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import {
@@ -64,6 +65,8 @@ type OutcomeFields = Pick<
 
 // The agent needs a moment after a command's own timeout to kill it and answer.
 export const EXEC_REPLY_MARGIN_MS = 5000;
+// Freezing runs hooks (each up to the agent's hook timeout) before it answers.
+const QUIESCE_REPLY_MS = 300_000;
 
 const GUEST_CODES: Record<GuestErrorCode, VmGuestErrorCode> = {
   [GuestErrorCode.UNSPECIFIED]: VmGuestErrorCode.INTERNAL,
@@ -325,6 +328,170 @@ export class VmGuestService {
     );
   }
 
+  /** Freezes the guest's filesystems (hooks, auto-thaw after timeout_seconds). */
+  quiesce(vmId: string, mountPoints: string[], timeoutSeconds: number | undefined, caller: Caller) {
+    for (const m of mountPoints) {
+      this.checkPath(m, 'mount_points');
+    }
+    return this.audited(
+      {
+        vmId,
+        caller,
+        operation: 'quiesce',
+        permission: 'guest.quiesce',
+        params: { mount_points: mountPoints, timeout_seconds: timeoutSeconds },
+      },
+      (where) =>
+        this.call(
+          where,
+          vmId,
+          'quiesce',
+          QUIESCE_REPLY_MS,
+          caller,
+          { case: 'quiesce', value: { mountPoints, timeoutSeconds: timeoutSeconds ?? 0 } },
+          'quiesce',
+        ),
+      (r) => ({ status: 'ok', params: { frozen: r.frozen, hooks: r.hooks.length } }),
+    );
+  }
+
+  thaw(vmId: string, caller: Caller) {
+    return this.audited(
+      { vmId, caller, operation: 'thaw', permission: 'guest.quiesce', params: {} },
+      (where) =>
+        this.call(
+          where,
+          vmId,
+          'thaw',
+          QUIESCE_REPLY_MS,
+          caller,
+          { case: 'thaw', value: {} },
+          'thaw',
+        ),
+      (r) => ({ status: 'ok', params: { thawed: r.thawed, was_frozen: r.wasFrozen } }),
+    );
+  }
+
+  quiesceStatus(vmId: string, caller: Caller) {
+    return this.audited(
+      { vmId, caller, operation: 'quiesce.status', permission: 'vm.read', params: {} },
+      (where) =>
+        this.call(
+          where,
+          vmId,
+          'quiesce.status',
+          this.timeoutMs(undefined),
+          caller,
+          { case: 'quiesceStatus', value: {} },
+          'quiesceStatus',
+        ),
+      (r) => ({ status: 'ok', params: { frozen: r.frozen } }),
+    );
+  }
+
+  /** Steps the guest clock (its time service, or this control plane's clock with force). */
+  syncTime(vmId: string, force: boolean, caller: Caller) {
+    return this.audited(
+      { vmId, caller, operation: 'time.sync', permission: 'guest.time', params: { force } },
+      (where) =>
+        this.call(
+          where,
+          vmId,
+          'time.sync',
+          this.timeoutMs(undefined),
+          caller,
+          { case: 'syncTime', value: { force, hostTime: timestampNow() } },
+          'syncTime',
+        ),
+      (r) => ({
+        status: 'ok',
+        params: {
+          method: r.method,
+          offset_before_ms: r.offsetBeforeMs,
+          offset_after_ms: r.offsetAfterMs,
+          rtc_error: r.rtcError || undefined,
+        },
+      }),
+    );
+  }
+
+  /** Sets a guest user's password: the audit trail says only "password set for user X". */
+  setUserPassword(
+    vmId: string,
+    username: string,
+    secret: { password?: string; cryptedHash?: string },
+    caller: Caller,
+  ) {
+    if ((secret.password === undefined) === (secret.cryptedHash === undefined)) {
+      throw this.invalid('password', 'give exactly one of password or crypted_hash');
+    }
+    return this.audited(
+      {
+        vmId,
+        caller,
+        operation: 'password.set',
+        permission: 'guest.password',
+        params: { username, by: secret.password !== undefined ? 'password' : 'crypted_hash' },
+      },
+      (where) =>
+        this.call(
+          where,
+          vmId,
+          'password.set',
+          this.timeoutMs(undefined),
+          caller,
+          {
+            case: 'setUserPassword',
+            value: {
+              username,
+              secret:
+                secret.password !== undefined
+                  ? { case: 'password', value: secret.password }
+                  : { case: 'cryptedHash', value: secret.cryptedHash! },
+            },
+          },
+          'setUserPassword',
+        ),
+      () => ({ status: 'ok', params: { result: `password set for user ${username}` } }),
+    );
+  }
+
+  /** Mounted filesystems with type and use, asked now (not from telemetry). */
+  fsInfo(vmId: string, caller: Caller) {
+    return this.audited(
+      { vmId, caller, operation: 'fs.info', permission: 'vm.read', params: {} },
+      (where) =>
+        this.call(
+          where,
+          vmId,
+          'fs.info',
+          this.timeoutMs(undefined),
+          caller,
+          { case: 'getFsInfo', value: {} },
+          'getFsInfo',
+        ),
+      () => ({ status: 'ok' }),
+    );
+  }
+
+  /** OS facts and network interfaces, asked now. */
+  info(vmId: string, caller: Caller) {
+    return this.audited(
+      { vmId, caller, operation: 'info', permission: 'vm.read', params: {} },
+      (where) =>
+        this.call(
+          where,
+          vmId,
+          'info',
+          this.timeoutMs(undefined),
+          caller,
+          { case: 'getInfo', value: {} },
+          'getInfo',
+        ),
+      () => ({ status: 'ok' }),
+    );
+  }
+
   /** Stops a running execution by its id (audited as execute.cancel, needs guest.exec). */
   async cancelExecution(
     vmId: string,
@@ -450,7 +617,20 @@ export class VmGuestService {
   }
 
   private call<
-    C extends 'pong' | 'execute' | 'fileRead' | 'fileWrite' | 'shutdown' | 'cancelExecution',
+    C extends
+      | 'pong'
+      | 'execute'
+      | 'fileRead'
+      | 'fileWrite'
+      | 'shutdown'
+      | 'cancelExecution'
+      | 'quiesce'
+      | 'thaw'
+      | 'quiesceStatus'
+      | 'syncTime'
+      | 'setUserPassword'
+      | 'getFsInfo'
+      | 'getInfo',
   >(
     where: VmLocation,
     vmId: string,

@@ -4,7 +4,19 @@ import type { Logger } from '../logger.js';
 
 /** The request payload cases an operation handler can serve. */
 export type RequestCase =
-  'ping' | 'getInfo' | 'execute' | 'cancelExecution' | 'fileRead' | 'fileWrite' | 'shutdown';
+  | 'ping'
+  | 'getInfo'
+  | 'execute'
+  | 'cancelExecution'
+  | 'fileRead'
+  | 'fileWrite'
+  | 'shutdown'
+  | 'quiesce'
+  | 'thaw'
+  | 'quiesceStatus'
+  | 'syncTime'
+  | 'setUserPassword'
+  | 'getFsInfo';
 
 export type RequestOf<C extends RequestCase> = Extract<AgentPayload, { case: C }>['value'];
 

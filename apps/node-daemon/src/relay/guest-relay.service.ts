@@ -8,6 +8,7 @@ import {
   GUEST_OPERATIONS,
   GuestErrorCode,
   GuestResponseSchema,
+  capabilityOf,
   isSubjectToken,
   type AgentPayload,
   type GuestOperation,
@@ -67,7 +68,7 @@ export class GuestRelayService {
           `the guest agent of VM ${request.vmId} is not connected (${client.handshaking ? 'channel open, agent not answering' : client.state})`,
         );
       }
-      if (client.capabilities.length > 0 && !client.capabilities.includes(op)) {
+      if (client.capabilities.length > 0 && !client.capabilities.includes(capabilityOf(op))) {
         throw new RelayException(
           GuestErrorCode.AGENT_ERROR,
           `the guest agent of VM ${request.vmId} does not offer ${op} (policy or version; it offers ${client.capabilities.join(', ')})`,
@@ -169,6 +170,18 @@ export class GuestRelayService {
         return { case: 'getInfo', value: payload.value };
       case 'cancelExecutionResponse':
         return { case: 'cancelExecution', value: payload.value };
+      case 'quiesceResponse':
+        return { case: 'quiesce', value: payload.value };
+      case 'thawResponse':
+        return { case: 'thaw', value: payload.value };
+      case 'quiesceStatusResponse':
+        return { case: 'quiesceStatus', value: payload.value };
+      case 'syncTimeResponse':
+        return { case: 'syncTime', value: payload.value };
+      case 'setUserPasswordResponse':
+        return { case: 'setUserPassword', value: payload.value };
+      case 'getFsInfoResponse':
+        return { case: 'getFsInfo', value: payload.value };
       default:
         throw new RelayException(
           GuestErrorCode.INTERNAL,

@@ -12,8 +12,19 @@ export const GUEST_OPERATIONS = {
   shutdown: 'shutdown',
   // Since 0.2.0.
   'execute.cancel': 'cancelExecution',
+  quiesce: 'quiesce',
+  thaw: 'thaw',
+  'quiesce.status': 'quiesceStatus',
+  'time.sync': 'syncTime',
+  'password.set': 'setUserPassword',
+  'fs.info': 'getFsInfo',
 } as const;
 export type GuestOperation = keyof typeof GUEST_OPERATIONS;
+
+/** The agent capability an operation needs (its own name unless listed). */
+export function capabilityOf(op: GuestOperation): string {
+  return op === 'thaw' || op === 'quiesce.status' ? 'quiesce' : op;
+}
 
 const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
 

@@ -49,6 +49,7 @@ const CALLER_FAULT_STATUS: Record<CallerFault, number> = {
   not_found: HttpStatus.NOT_FOUND,
   too_large: HttpStatus.PAYLOAD_TOO_LARGE,
   busy: HttpStatus.TOO_MANY_REQUESTS,
+  conflict: HttpStatus.CONFLICT,
 };
 
 export function httpStatusOf(e: VmGuestException): number {

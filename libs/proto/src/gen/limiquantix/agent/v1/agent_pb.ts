@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file limiquantix/agent/v1/agent.proto.
  */
 export const file_limiquantix_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("CiBsaW1pcXVhbnRpeC9hZ2VudC92MS9hZ2VudC5wcm90bxIUbGltaXF1YW50aXguYWdlbnQudjEi8AoKDEFnZW50TWVzc2FnZRISCgptZXNzYWdlX2lkGAEgASgJEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoEcGluZxgKIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLlBpbmdSZXF1ZXN0SAASNwoHZXhlY3V0ZRgLIAEoCzIkLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWN1dGVSZXF1ZXN0SAASPAoKZmlsZV93cml0ZRgMIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVXcml0ZVJlcXVlc3RIABI6CglmaWxlX3JlYWQYDSABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlcXVlc3RIABI5CghzaHV0ZG93bhgOIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duUmVxdWVzdEgAEjEKBHN5bmMYDyABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jUmVxdWVzdEgAEjgKCGdldF9pbmZvGBAgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1JlcXVlc3RIABI1CgpyZXN1bHRfYWNrGBEgASgLMh8ubGltaXF1YW50aXguYWdlbnQudjEuUmVzdWx0QWNrSAASSAoQY2FuY2VsX2V4ZWN1dGlvbhgSIAEoCzIsLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlcXVlc3RIABIyCgRwb25nGDIgASgLMiIubGltaXF1YW50aXguYWdlbnQudjEuUG9uZ1Jlc3BvbnNlSAASQQoQZXhlY3V0ZV9yZXNwb25zZRgzIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWN1dGVSZXNwb25zZUgAEkYKE2ZpbGVfd3JpdGVfcmVzcG9uc2UYNCABKAsyJy5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlV3JpdGVSZXNwb25zZUgAEkQKEmZpbGVfcmVhZF9yZXNwb25zZRg1IAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVSZWFkUmVzcG9uc2VIABJDChFzaHV0ZG93bl9yZXNwb25zZRg2IAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duUmVzcG9uc2VIABI7Cg1zeW5jX3Jlc3BvbnNlGDcgASgLMiIubGltaXF1YW50aXguYWdlbnQudjEuU3luY1Jlc3BvbnNlSAASQgoRZ2V0X2luZm9fcmVzcG9uc2UYOCABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRJbmZvUmVzcG9uc2VIABJSChljYW5jZWxfZXhlY3V0aW9uX3Jlc3BvbnNlGDkgASgLMi0ubGltaXF1YW50aXguYWdlbnQudjEuQ2FuY2VsRXhlY3V0aW9uUmVzcG9uc2VIABIsCgVlcnJvchhaIAEoCzIbLmxpbWlxdWFudGl4LmFnZW50LnYxLkVycm9ySAASOgoJdGVsZW1ldHJ5GGQgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuVGVsZW1ldHJ5UmVwb3J0SAASPAoLYWdlbnRfcmVhZHkYZSABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudFJlYWR5RXZlbnRIABI8CgtleGVjX291dHB1dBhmIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWNPdXRwdXRFdmVudEgAQgkKB3BheWxvYWQiRwoFRXJyb3ISLQoEY29kZRgBIAEoDjIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkVycm9yQ29kZRIPCgdtZXNzYWdlGAIgASgJIkcKC1N5bmNSZXF1ZXN0Eg0KBW5vbmNlGAEgASgEEhgKEHByb3RvY29sX3ZlcnNpb24YAiABKA0SDwoHaG9zdF9pZBgDIAEoCSKXAQoMU3luY1Jlc3BvbnNlEg0KBW5vbmNlGAEgASgEEhgKEHByb3RvY29sX3ZlcnNpb24YAiABKA0SFQoNYWdlbnRfdmVyc2lvbhgDIAEoCRIUCgxjYXBhYmlsaXRpZXMYBCADKAkSMQoGbGltaXRzGAUgASgLMiEubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRMaW1pdHMigQEKC0FnZW50TGltaXRzEhcKD21heF9mcmFtZV9ieXRlcxgBIAEoDRIcChRmaWxlX2NodW5rX21heF9ieXRlcxgCIAEoDRIeChZvdXRwdXRfbGltaXRfbWF4X2J5dGVzGAMgASgNEhsKE2V4ZWNfdGltZW91dF9tYXhfbXMYBCABKA0iDQoLUGluZ1JlcXVlc3QiPQoMUG9uZ1Jlc3BvbnNlEhUKDWFnZW50X3ZlcnNpb24YASABKAkSFgoOdXB0aW1lX3NlY29uZHMYAiABKAEiEAoOR2V0SW5mb1JlcXVlc3QiQAoPR2V0SW5mb1Jlc3BvbnNlEi0KBGluZm8YASABKAsyHy5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudEluZm8iUAoPQWdlbnRSZWFkeUV2ZW50Ei0KBGluZm8YASABKAsyHy5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudEluZm8SDgoGcmVhc29uGAIgASgJIq0CCglBZ2VudEluZm8SFQoNYWdlbnRfdmVyc2lvbhgBIAEoCRIYChBwcm90b2NvbF92ZXJzaW9uGAIgASgNEhAKCGhvc3RuYW1lGAMgASgJEigKAm9zGAQgASgLMhwubGltaXF1YW50aXguYWdlbnQudjEuT3NJbmZvEhQKDGNhcGFiaWxpdGllcxgFIAMoCRI6CgppbnRlcmZhY2VzGAYgAygLMiYubGltaXF1YW50aXguYWdlbnQudjEuTmV0d29ya0ludGVyZmFjZRIxCgZsaW1pdHMYByABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudExpbWl0cxIuCgpzdGFydGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKGAQoGT3NJbmZvEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIKCgJpZBgDIAEoCRITCgtwcmV0dHlfbmFtZRgEIAEoCRIWCg5rZXJuZWxfcmVsZWFzZRgFIAEoCRIWCg5rZXJuZWxfdmVyc2lvbhgGIAEoCRIMCgRhcmNoGAcgASgJIkkKEE5ldHdvcmtJbnRlcmZhY2USDAoEbmFtZRgBIAEoCRILCgNtYWMYAiABKAkSDAoEaXB2NBgDIAMoCRIMCgRpcHY2GAQgAygJIu8CCg9UZWxlbWV0cnlSZXBvcnQSEwoLY3B1X3BlcmNlbnQYASABKAESEQoJY3B1X2NvdW50GAIgASgNEg0KBWxvYWQxGAMgASgBEg0KBWxvYWQ1GAQgASgBEg4KBmxvYWQxNRgFIAEoARIxCgZtZW1vcnkYBiABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5NZW1vcnlTdGF0cxIuCgVkaXNrcxgHIAMoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkRpc2tVc2FnZRI4CgduZXR3b3JrGAggAygLMicubGltaXF1YW50aXguYWdlbnQudjEuSW50ZXJmYWNlQ291bnRlcnMSFQoNcHJvY2Vzc19jb3VudBgJIAEoDRIWCg51cHRpbWVfc2Vjb25kcxgKIAEoARI6CgppbnRlcmZhY2VzGAsgAygLMiYubGltaXF1YW50aXguYWdlbnQudjEuTmV0d29ya0ludGVyZmFjZSKCAQoLTWVtb3J5U3RhdHMSEwoLdG90YWxfYnl0ZXMYASABKAQSEgoKdXNlZF9ieXRlcxgCIAEoBBIXCg9hdmFpbGFibGVfYnl0ZXMYAyABKAQSGAoQc3dhcF90b3RhbF9ieXRlcxgEIAEoBBIXCg9zd2FwX3VzZWRfYnl0ZXMYBSABKAQigwEKCURpc2tVc2FnZRITCgttb3VudF9wb2ludBgBIAEoCRIOCgZkZXZpY2UYAiABKAkSDwoHZnNfdHlwZRgDIAEoCRITCgt0b3RhbF9ieXRlcxgEIAEoBBISCgp1c2VkX2J5dGVzGAUgASgEEhcKD2F2YWlsYWJsZV9ieXRlcxgGIAEoBCJtChFJbnRlcmZhY2VDb3VudGVycxIMCgRuYW1lGAEgASgJEhAKCHJ4X2J5dGVzGAIgASgEEhAKCHR4X2J5dGVzGAMgASgEEhIKCnJ4X3BhY2tldHMYBCABKAQSEgoKdHhfcGFja2V0cxgFIAEoBCLhAgoORXhlY3V0ZVJlcXVlc3QSDAoEYXJndhgBIAMoCRIPCgdjb21tYW5kGAIgASgJEjoKA2VudhgDIAMoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWN1dGVSZXF1ZXN0LkVudkVudHJ5EgsKA2N3ZBgEIAEoCRINCgVzdGRpbhgFIAEoDBISCgp0aW1lb3V0X21zGAYgASgNEhMKC3J1bl9hc191c2VyGAcgASgJEhQKDHJ1bl9hc19ncm91cBgIIAEoCRIkChxpbmNsdWRlX3N1cHBsZW1lbnRhcnlfZ3JvdXBzGAkgASgIEhoKEm91dHB1dF9saW1pdF9ieXRlcxgKIAEoDRIUCgxleGVjdXRpb25faWQYCyABKAkSFQoNc3RyZWFtX291dHB1dBgMIAEoCBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIo0BCg9FeGVjT3V0cHV0RXZlbnQSFAoMZXhlY3V0aW9uX2lkGAEgASgJEgsKA3NlcRgCIAEoBBIyCgZzdHJlYW0YAyABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5PdXRwdXRTdHJlYW0SDAoEZGF0YRgEIAEoDBIVCg1kcm9wcGVkX2J5dGVzGAUgASgEIi4KFkNhbmNlbEV4ZWN1dGlvblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJIigKF0NhbmNlbEV4ZWN1dGlvblJlc3BvbnNlEg0KBWZvdW5kGAEgASgIIsUCCg9FeGVjdXRlUmVzcG9uc2USFgoJZXhpdF9jb2RlGAEgASgFSACIAQESDgoGc2lnbmFsGAIgASgJEhEKCXRpbWVkX291dBgDIAEoCBIOCgZzdGRvdXQYBCABKAwSDgoGc3RkZXJyGAUgASgMEhgKEHN0ZG91dF90cnVuY2F0ZWQYBiABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgHIAEoCBIaChJzdGRvdXRfdG90YWxfYnl0ZXMYCCABKAQSGgoSc3RkZXJyX3RvdGFsX2J5dGVzGAkgASgEEhMKC2R1cmF0aW9uX21zGAogASgNEgsKA3BpZBgLIAEoDRILCgN1aWQYDCABKA0SCwoDZ2lkGA0gASgNEg4KBmdyb3VwcxgOIAMoDRIRCgljYW5jZWxsZWQYDyABKAhCDAoKX2V4aXRfY29kZSI/Cg9GaWxlUmVhZFJlcXVlc3QSDAoEcGF0aBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDgoGbGVuZ3RoGAMgASgNInEKEEZpbGVSZWFkUmVzcG9uc2USDAoEZGF0YRgBIAEoDBILCgNlb2YYAiABKAgSEgoKdG90YWxfc2l6ZRgDIAEoBBIMCgRtb2RlGAQgASgNEg4KBm9mZnNldBgFIAEoBBIQCghtdGltZV9tcxgGIAEoAyLjAQoQRmlsZVdyaXRlUmVxdWVzdBIMCgRwYXRoGAEgASgJEg4KBm9mZnNldBgCIAEoBBIOCgZhcHBlbmQYAyABKAgSDAoEZGF0YRgEIAEoDBIOCgZjcmVhdGUYBSABKAgSEAoIdHJ1bmNhdGUYBiABKAgSEQoEbW9kZRgHIAEoDUgAiAEBEhAKA3VpZBgIIAEoDUgBiAEBEhAKA2dpZBgJIAEoDUgCiAEBEhEKCXVwbG9hZF9pZBgKIAEoCRIOCgZjb21taXQYCyABKAhCBwoFX21vZGVCBgoEX3VpZEIGCgRfZ2lkIksKEUZpbGVXcml0ZVJlc3BvbnNlEhUKDWJ5dGVzX3dyaXR0ZW4YASABKAQSDAoEc2l6ZRgCIAEoBBIRCgljb21taXR0ZWQYAyABKAgiWgoPU2h1dGRvd25SZXF1ZXN0EjAKBG1vZGUYASABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93bk1vZGUSFQoNZGVsYXlfc2Vjb25kcxgCIAEoDSJ2ChBTaHV0ZG93blJlc3BvbnNlEjAKBG1vZGUYASABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93bk1vZGUSMAoMc2NoZWR1bGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIgCglSZXN1bHRBY2sSEwoLbWVzc2FnZV9pZHMYASADKAkqyAMKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASHgoaRVJST1JfQ09ERV9JTlZBTElEX1JFUVVFU1QQARIgChxFUlJPUl9DT0RFX1VOS05PV05fT1BFUkFUSU9OEAISIAocRVJST1JfQ09ERV9PUEVSQVRJT05fQkxPQ0tFRBADEh8KG0VSUk9SX0NPREVfUEFUSF9OT1RfQUxMT1dFRBAEEhgKFEVSUk9SX0NPREVfTk9UX0ZPVU5EEAUSIAocRVJST1JfQ09ERV9QRVJNSVNTSU9OX0RFTklFRBAGEh0KGUVSUk9SX0NPREVfVVNFUl9OT1RfRk9VTkQQBxIeChpFUlJPUl9DT0RFX0dST1VQX05PVF9GT1VORBAIEhgKFEVSUk9SX0NPREVfVE9PX0xBUkdFEAkSFwoTRVJST1JfQ09ERV9JT19FUlJPUhAKEhoKFkVSUk9SX0NPREVfRVhFQ19GQUlMRUQQCxITCg9FUlJPUl9DT0RFX0JVU1kQDBIXChNFUlJPUl9DT0RFX0lOVEVSTkFMEA0SIgoeRVJST1JfQ09ERV9VTlNVUFBPUlRFRF9WRVJTSU9OEA4qYQoMT3V0cHV0U3RyZWFtEh0KGU9VVFBVVF9TVFJFQU1fVU5TUEVDSUZJRUQQABIYChRPVVRQVVRfU1RSRUFNX1NURE9VVBABEhgKFE9VVFBVVF9TVFJFQU1fU1RERVJSEAIqewoMU2h1dGRvd25Nb2RlEh0KGVNIVVRET1dOX01PREVfVU5TUEVDSUZJRUQQABIaChZTSFVURE9XTl9NT0RFX1BPV0VST0ZGEAESGAoUU0hVVERPV05fTU9ERV9SRUJPT1QQAhIWChJTSFVURE9XTl9NT0RFX0hBTFQQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiBsaW1pcXVhbnRpeC9hZ2VudC92MS9hZ2VudC5wcm90bxIUbGltaXF1YW50aXguYWdlbnQudjEinBEKDEFnZW50TWVzc2FnZRISCgptZXNzYWdlX2lkGAEgASgJEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoEcGluZxgKIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLlBpbmdSZXF1ZXN0SAASNwoHZXhlY3V0ZRgLIAEoCzIkLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWN1dGVSZXF1ZXN0SAASPAoKZmlsZV93cml0ZRgMIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVXcml0ZVJlcXVlc3RIABI6CglmaWxlX3JlYWQYDSABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlcXVlc3RIABI5CghzaHV0ZG93bhgOIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duUmVxdWVzdEgAEjEKBHN5bmMYDyABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jUmVxdWVzdEgAEjgKCGdldF9pbmZvGBAgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1JlcXVlc3RIABI1CgpyZXN1bHRfYWNrGBEgASgLMh8ubGltaXF1YW50aXguYWdlbnQudjEuUmVzdWx0QWNrSAASSAoQY2FuY2VsX2V4ZWN1dGlvbhgSIAEoCzIsLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlcXVlc3RIABI3CgdxdWllc2NlGBMgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVJlcXVlc3RIABIxCgR0aGF3GBQgASgLMiEubGltaXF1YW50aXguYWdlbnQudjEuVGhhd1JlcXVlc3RIABJECg5xdWllc2NlX3N0YXR1cxgVIAEoCzIqLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VTdGF0dXNSZXF1ZXN0SAASOgoJc3luY190aW1lGBYgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuU3luY1RpbWVSZXF1ZXN0SAASSQoRc2V0X3VzZXJfcGFzc3dvcmQYFyABKAsyLC5saW1pcXVhbnRpeC5hZ2VudC52MS5TZXRVc2VyUGFzc3dvcmRSZXF1ZXN0SAASPQoLZ2V0X2ZzX2luZm8YGCABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRGc0luZm9SZXF1ZXN0SAASMgoEcG9uZxgyIAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlBvbmdSZXNwb25zZUgAEkEKEGV4ZWN1dGVfcmVzcG9uc2UYMyABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5FeGVjdXRlUmVzcG9uc2VIABJGChNmaWxlX3dyaXRlX3Jlc3BvbnNlGDQgASgLMicubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVdyaXRlUmVzcG9uc2VIABJEChJmaWxlX3JlYWRfcmVzcG9uc2UYNSABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlc3BvbnNlSAASQwoRc2h1dGRvd25fcmVzcG9uc2UYNiABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93blJlc3BvbnNlSAASOwoNc3luY19yZXNwb25zZRg3IAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlN5bmNSZXNwb25zZUgAEkIKEWdldF9pbmZvX3Jlc3BvbnNlGDggASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1Jlc3BvbnNlSAASUgoZY2FuY2VsX2V4ZWN1dGlvbl9yZXNwb25zZRg5IAEoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlc3BvbnNlSAASQQoQcXVpZXNjZV9yZXNwb25zZRg6IAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VSZXNwb25zZUgAEjsKDXRoYXdfcmVzcG9uc2UYOyABKAsyIi5saW1pcXVhbnRpeC5hZ2VudC52MS5UaGF3UmVzcG9uc2VIABJOChdxdWllc2NlX3N0YXR1c19yZXNwb25zZRg8IAEoCzIrLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VTdGF0dXNSZXNwb25zZUgAEkQKEnN5bmNfdGltZV9yZXNwb25zZRg9IAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLlN5bmNUaW1lUmVzcG9uc2VIABJTChpzZXRfdXNlcl9wYXNzd29yZF9yZXNwb25zZRg+IAEoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLlNldFVzZXJQYXNzd29yZFJlc3BvbnNlSAASRwoUZ2V0X2ZzX2luZm9fcmVzcG9uc2UYPyABKAsyJy5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRGc0luZm9SZXNwb25zZUgAEiwKBWVycm9yGFogASgLMhsubGltaXF1YW50aXguYWdlbnQudjEuRXJyb3JIABI6Cgl0ZWxlbWV0cnkYZCABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5UZWxlbWV0cnlSZXBvcnRIABI8CgthZ2VudF9yZWFkeRhlIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50UmVhZHlFdmVudEgAEjwKC2V4ZWNfb3V0cHV0GGYgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuRXhlY091dHB1dEV2ZW50SABCCQoHcGF5bG9hZCJHCgVFcnJvchItCgRjb2RlGAEgASgOMh8ubGltaXF1YW50aXguYWdlbnQudjEuRXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkiRwoLU3luY1JlcXVlc3QSDQoFbm9uY2UYASABKAQSGAoQcHJvdG9jb2xfdmVyc2lvbhgCIAEoDRIPCgdob3N0X2lkGAMgASgJIpcBCgxTeW5jUmVzcG9uc2USDQoFbm9uY2UYASABKAQSGAoQcHJvdG9jb2xfdmVyc2lvbhgCIAEoDRIVCg1hZ2VudF92ZXJzaW9uGAMgASgJEhQKDGNhcGFiaWxpdGllcxgEIAMoCRIxCgZsaW1pdHMYBSABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudExpbWl0cyKBAQoLQWdlbnRMaW1pdHMSFwoPbWF4X2ZyYW1lX2J5dGVzGAEgASgNEhwKFGZpbGVfY2h1bmtfbWF4X2J5dGVzGAIgASgNEh4KFm91dHB1dF9saW1pdF9tYXhfYnl0ZXMYAyABKA0SGwoTZXhlY190aW1lb3V0X21heF9tcxgEIAEoDSINCgtQaW5nUmVxdWVzdCI9CgxQb25nUmVzcG9uc2USFQoNYWdlbnRfdmVyc2lvbhgBIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgCIAEoASIQCg5HZXRJbmZvUmVxdWVzdCJACg9HZXRJbmZvUmVzcG9uc2USLQoEaW5mbxgBIAEoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50SW5mbyJQCg9BZ2VudFJlYWR5RXZlbnQSLQoEaW5mbxgBIAEoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50SW5mbxIOCgZyZWFzb24YAiABKAkirQIKCUFnZW50SW5mbxIVCg1hZ2VudF92ZXJzaW9uGAEgASgJEhgKEHByb3RvY29sX3ZlcnNpb24YAiABKA0SEAoIaG9zdG5hbWUYAyABKAkSKAoCb3MYBCABKAsyHC5saW1pcXVhbnRpeC5hZ2VudC52MS5Pc0luZm8SFAoMY2FwYWJpbGl0aWVzGAUgAygJEjoKCmludGVyZmFjZXMYBiADKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5OZXR3b3JrSW50ZXJmYWNlEjEKBmxpbWl0cxgHIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50TGltaXRzEi4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoYBCgZPc0luZm8SDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEgoKAmlkGAMgASgJEhMKC3ByZXR0eV9uYW1lGAQgASgJEhYKDmtlcm5lbF9yZWxlYXNlGAUgASgJEhYKDmtlcm5lbF92ZXJzaW9uGAYgASgJEgwKBGFyY2gYByABKAkiSQoQTmV0d29ya0ludGVyZmFjZRIMCgRuYW1lGAEgASgJEgsKA21hYxgCIAEoCRIMCgRpcHY0GAMgAygJEgwKBGlwdjYYBCADKAki7wIKD1RlbGVtZXRyeVJlcG9ydBITCgtjcHVfcGVyY2VudBgBIAEoARIRCgljcHVfY291bnQYAiABKA0SDQoFbG9hZDEYAyABKAESDQoFbG9hZDUYBCABKAESDgoGbG9hZDE1GAUgASgBEjEKBm1lbW9yeRgGIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLk1lbW9yeVN0YXRzEi4KBWRpc2tzGAcgAygLMh8ubGltaXF1YW50aXguYWdlbnQudjEuRGlza1VzYWdlEjgKB25ldHdvcmsYCCADKAsyJy5saW1pcXVhbnRpeC5hZ2VudC52MS5JbnRlcmZhY2VDb3VudGVycxIVCg1wcm9jZXNzX2NvdW50GAkgASgNEhYKDnVwdGltZV9zZWNvbmRzGAogASgBEjoKCmludGVyZmFjZXMYCyADKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5OZXR3b3JrSW50ZXJmYWNlIoIBCgtNZW1vcnlTdGF0cxITCgt0b3RhbF9ieXRlcxgBIAEoBBISCgp1c2VkX2J5dGVzGAIgASgEEhcKD2F2YWlsYWJsZV9ieXRlcxgDIAEoBBIYChBzd2FwX3RvdGFsX2J5dGVzGAQgASgEEhcKD3N3YXBfdXNlZF9ieXRlcxgFIAEoBCKDAQoJRGlza1VzYWdlEhMKC21vdW50X3BvaW50GAEgASgJEg4KBmRldmljZRgCIAEoCRIPCgdmc190eXBlGAMgASgJEhMKC3RvdGFsX2J5dGVzGAQgASgEEhIKCnVzZWRfYnl0ZXMYBSABKAQSFwoPYXZhaWxhYmxlX2J5dGVzGAYgASgEIm0KEUludGVyZmFjZUNvdW50ZXJzEgwKBG5hbWUYASABKAkSEAoIcnhfYnl0ZXMYAiABKAQSEAoIdHhfYnl0ZXMYAyABKAQSEgoKcnhfcGFja2V0cxgEIAEoBBISCgp0eF9wYWNrZXRzGAUgASgEIuECCg5FeGVjdXRlUmVxdWVzdBIMCgRhcmd2GAEgAygJEg8KB2NvbW1hbmQYAiABKAkSOgoDZW52GAMgAygLMi0ubGltaXF1YW50aXguYWdlbnQudjEuRXhlY3V0ZVJlcXVlc3QuRW52RW50cnkSCwoDY3dkGAQgASgJEg0KBXN0ZGluGAUgASgMEhIKCnRpbWVvdXRfbXMYBiABKA0SEwoLcnVuX2FzX3VzZXIYByABKAkSFAoMcnVuX2FzX2dyb3VwGAggASgJEiQKHGluY2x1ZGVfc3VwcGxlbWVudGFyeV9ncm91cHMYCSABKAgSGgoSb3V0cHV0X2xpbWl0X2J5dGVzGAogASgNEhQKDGV4ZWN1dGlvbl9pZBgLIAEoCRIVCg1zdHJlYW1fb3V0cHV0GAwgASgIGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEijQEKD0V4ZWNPdXRwdXRFdmVudBIUCgxleGVjdXRpb25faWQYASABKAkSCwoDc2VxGAIgASgEEjIKBnN0cmVhbRgDIAEoDjIiLmxpbWlxdWFudGl4LmFnZW50LnYxLk91dHB1dFN0cmVhbRIMCgRkYXRhGAQgASgMEhUKDWRyb3BwZWRfYnl0ZXMYBSABKAQiLgoWQ2FuY2VsRXhlY3V0aW9uUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkiKAoXQ2FuY2VsRXhlY3V0aW9uUmVzcG9uc2USDQoFZm91bmQYASABKAgixQIKD0V4ZWN1dGVSZXNwb25zZRIWCglleGl0X2NvZGUYASABKAVIAIgBARIOCgZzaWduYWwYAiABKAkSEQoJdGltZWRfb3V0GAMgASgIEg4KBnN0ZG91dBgEIAEoDBIOCgZzdGRlcnIYBSABKAwSGAoQc3Rkb3V0X3RydW5jYXRlZBgGIAEoCBIYChBzdGRlcnJfdHJ1bmNhdGVkGAcgASgIEhoKEnN0ZG91dF90b3RhbF9ieXRlcxgIIAEoBBIaChJzdGRlcnJfdG90YWxfYnl0ZXMYCSABKAQSEwoLZHVyYXRpb25fbXMYCiABKA0SCwoDcGlkGAsgASgNEgsKA3VpZBgMIAEoDRILCgNnaWQYDSABKA0SDgoGZ3JvdXBzGA4gAygNEhEKCWNhbmNlbGxlZBgPIAEoCEIMCgpfZXhpdF9jb2RlIj8KD0ZpbGVSZWFkUmVxdWVzdBIMCgRwYXRoGAEgASgJEg4KBm9mZnNldBgCIAEoBBIOCgZsZW5ndGgYAyABKA0icQoQRmlsZVJlYWRSZXNwb25zZRIMCgRkYXRhGAEgASgMEgsKA2VvZhgCIAEoCBISCgp0b3RhbF9zaXplGAMgASgEEgwKBG1vZGUYBCABKA0SDgoGb2Zmc2V0GAUgASgEEhAKCG10aW1lX21zGAYgASgDIuMBChBGaWxlV3JpdGVSZXF1ZXN0EgwKBHBhdGgYASABKAkSDgoGb2Zmc2V0GAIgASgEEg4KBmFwcGVuZBgDIAEoCBIMCgRkYXRhGAQgASgMEg4KBmNyZWF0ZRgFIAEoCBIQCgh0cnVuY2F0ZRgGIAEoCBIRCgRtb2RlGAcgASgNSACIAQESEAoDdWlkGAggASgNSAGIAQESEAoDZ2lkGAkgASgNSAKIAQESEQoJdXBsb2FkX2lkGAogASgJEg4KBmNvbW1pdBgLIAEoCEIHCgVfbW9kZUIGCgRfdWlkQgYKBF9naWQiSwoRRmlsZVdyaXRlUmVzcG9uc2USFQoNYnl0ZXNfd3JpdHRlbhgBIAEoBBIMCgRzaXplGAIgASgEEhEKCWNvbW1pdHRlZBgDIAEoCCJaCg9TaHV0ZG93blJlcXVlc3QSMAoEbW9kZRgBIAEoDjIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duTW9kZRIVCg1kZWxheV9zZWNvbmRzGAIgASgNInYKEFNodXRkb3duUmVzcG9uc2USMAoEbW9kZRgBIAEoDjIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duTW9kZRIwCgxzY2hlZHVsZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiAKCVJlc3VsdEFjaxITCgttZXNzYWdlX2lkcxgBIAMoCSI/Cg5RdWllc2NlUmVxdWVzdBIUCgxtb3VudF9wb2ludHMYASADKAkSFwoPdGltZW91dF9zZWNvbmRzGAIgASgNIocBCgpIb29rUmVzdWx0EgwKBG5hbWUYASABKAkSDQoFcGhhc2UYAiABKAkSFgoJZXhpdF9jb2RlGAMgASgFSACIAQESDgoGc2lnbmFsGAQgASgJEhEKCXRpbWVkX291dBgFIAEoCBITCgtkdXJhdGlvbl9tcxgGIAEoDUIMCgpfZXhpdF9jb2RlIoUBCg9RdWllc2NlUmVzcG9uc2USDgoGZnJvemVuGAEgAygJEi8KBWhvb2tzGAIgAygLMiAubGltaXF1YW50aXguYWdlbnQudjEuSG9va1Jlc3VsdBIxCg10aGF3X2RlYWRsaW5lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCINCgtUaGF3UmVxdWVzdCJjCgxUaGF3UmVzcG9uc2USDgoGdGhhd2VkGAEgAygJEi8KBWhvb2tzGAIgAygLMiAubGltaXF1YW50aXguYWdlbnQudjEuSG9va1Jlc3VsdBISCgp3YXNfZnJvemVuGAMgASgIIhYKFFF1aWVzY2VTdGF0dXNSZXF1ZXN0ItMBChVRdWllc2NlU3RhdHVzUmVzcG9uc2USDgoGZnJvemVuGAEgASgIEhQKDG1vdW50X3BvaW50cxgCIAMoCRItCglmcm96ZW5fYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXRoYXdfZGVhZGxpbmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfYXV0b190aGF3GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJPCg9TeW5jVGltZVJlcXVlc3QSDQoFZm9yY2UYASABKAgSLQoJaG9zdF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKbAQoQU3luY1RpbWVSZXNwb25zZRIOCgZtZXRob2QYASABKAkSHQoQb2Zmc2V0X2JlZm9yZV9tcxgCIAEoAUgAiAEBEhwKD29mZnNldF9hZnRlcl9tcxgDIAEoAUgBiAEBEhEKCXJ0Y19lcnJvchgEIAEoCUITChFfb2Zmc2V0X2JlZm9yZV9tc0ISChBfb2Zmc2V0X2FmdGVyX21zImAKFlNldFVzZXJQYXNzd29yZFJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEgoIcGFzc3dvcmQYAiABKAlIABIWCgxjcnlwdGVkX2hhc2gYAyABKAlIAEIICgZzZWNyZXQiGQoXU2V0VXNlclBhc3N3b3JkUmVzcG9uc2UiEgoQR2V0RnNJbmZvUmVxdWVzdCKNAQoGRnNJbmZvEhMKC21vdW50X3BvaW50GAEgASgJEg4KBmRldmljZRgCIAEoCRIPCgdmc190eXBlGAMgASgJEhMKC3RvdGFsX2J5dGVzGAQgASgEEhIKCnVzZWRfYnl0ZXMYBSABKAQSEQoJcmVhZF9vbmx5GAYgASgIEhEKCWZyZWV6YWJsZRgHIAEoCCJGChFHZXRGc0luZm9SZXNwb25zZRIxCgtmaWxlc3lzdGVtcxgBIAMoCzIcLmxpbWlxdWFudGl4LmFnZW50LnYxLkZzSW5mbyrfAwoJRXJyb3JDb2RlEhoKFkVSUk9SX0NPREVfVU5TUEVDSUZJRUQQABIeChpFUlJPUl9DT0RFX0lOVkFMSURfUkVRVUVTVBABEiAKHEVSUk9SX0NPREVfVU5LTk9XTl9PUEVSQVRJT04QAhIgChxFUlJPUl9DT0RFX09QRVJBVElPTl9CTE9DS0VEEAMSHwobRVJST1JfQ09ERV9QQVRIX05PVF9BTExPV0VEEAQSGAoURVJST1JfQ09ERV9OT1RfRk9VTkQQBRIgChxFUlJPUl9DT0RFX1BFUk1JU1NJT05fREVOSUVEEAYSHQoZRVJST1JfQ09ERV9VU0VSX05PVF9GT1VORBAHEh4KGkVSUk9SX0NPREVfR1JPVVBfTk9UX0ZPVU5EEAgSGAoURVJST1JfQ09ERV9UT09fTEFSR0UQCRIXChNFUlJPUl9DT0RFX0lPX0VSUk9SEAoSGgoWRVJST1JfQ09ERV9FWEVDX0ZBSUxFRBALEhMKD0VSUk9SX0NPREVfQlVTWRAMEhcKE0VSUk9SX0NPREVfSU5URVJOQUwQDRIiCh5FUlJPUl9DT0RFX1VOU1VQUE9SVEVEX1ZFUlNJT04QDhIVChFFUlJPUl9DT0RFX0ZST1pFThAPKmEKDE91dHB1dFN0cmVhbRIdChlPVVRQVVRfU1RSRUFNX1VOU1BFQ0lGSUVEEAASGAoUT1VUUFVUX1NUUkVBTV9TVERPVVQQARIYChRPVVRQVVRfU1RSRUFNX1NUREVSUhACKnsKDFNodXRkb3duTW9kZRIdChlTSFVURE9XTl9NT0RFX1VOU1BFQ0lGSUVEEAASGgoWU0hVVERPV05fTU9ERV9QT1dFUk9GRhABEhgKFFNIVVRET1dOX01PREVfUkVCT09UEAISFgoSU0hVVERPV05fTU9ERV9IQUxUEANiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * The envelope of every frame (since v1).
@@ -103,6 +103,44 @@ export type AgentMessage = Message<"limiquantix.agent.v1.AgentMessage"> & {
     case: "cancelExecution";
   } | {
     /**
+     * Since 0.2.0 (capabilities `quiesce`, `time.sync`, `password.set`, `fs.info`).
+     *
+     * @generated from field: limiquantix.agent.v1.QuiesceRequest quiesce = 19;
+     */
+    value: QuiesceRequest;
+    case: "quiesce";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.ThawRequest thaw = 20;
+     */
+    value: ThawRequest;
+    case: "thaw";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.QuiesceStatusRequest quiesce_status = 21;
+     */
+    value: QuiesceStatusRequest;
+    case: "quiesceStatus";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.SyncTimeRequest sync_time = 22;
+     */
+    value: SyncTimeRequest;
+    case: "syncTime";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.SetUserPasswordRequest set_user_password = 23;
+     */
+    value: SetUserPasswordRequest;
+    case: "setUserPassword";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.GetFsInfoRequest get_fs_info = 24;
+     */
+    value: GetFsInfoRequest;
+    case: "getFsInfo";
+  } | {
+    /**
      * Responses (agent → host), 50–89.
      *
      * @generated from field: limiquantix.agent.v1.PongResponse pong = 50;
@@ -151,6 +189,42 @@ export type AgentMessage = Message<"limiquantix.agent.v1.AgentMessage"> & {
      */
     value: CancelExecutionResponse;
     case: "cancelExecutionResponse";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.QuiesceResponse quiesce_response = 58;
+     */
+    value: QuiesceResponse;
+    case: "quiesceResponse";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.ThawResponse thaw_response = 59;
+     */
+    value: ThawResponse;
+    case: "thawResponse";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.QuiesceStatusResponse quiesce_status_response = 60;
+     */
+    value: QuiesceStatusResponse;
+    case: "quiesceStatusResponse";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.SyncTimeResponse sync_time_response = 61;
+     */
+    value: SyncTimeResponse;
+    case: "syncTimeResponse";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.SetUserPasswordResponse set_user_password_response = 62;
+     */
+    value: SetUserPasswordResponse;
+    case: "setUserPasswordResponse";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.GetFsInfoResponse get_fs_info_response = 63;
+     */
+    value: GetFsInfoResponse;
+    case: "getFsInfoResponse";
   } | {
     /**
      * The answer to any request that failed.
@@ -1334,6 +1408,414 @@ export const ResultAckSchema: GenMessage<ResultAck> = /*@__PURE__*/
   messageDesc(file_limiquantix_agent_v1_agent, 28);
 
 /**
+ * Freezes filesystems for a consistent snapshot: pre-freeze hooks (ascending name order), then
+ * the mounts (default: every freezable local filesystem); an auto-thaw watchdog thaws them when
+ * timeout_seconds pass without a Thaw, even across an agent restart (since 0.2.0).
+ *
+ * @generated from message limiquantix.agent.v1.QuiesceRequest
+ */
+export type QuiesceRequest = Message<"limiquantix.agent.v1.QuiesceRequest"> & {
+  /**
+   * @generated from field: repeated string mount_points = 1;
+   */
+  mountPoints: string[];
+
+  /**
+   * 0 means the agent's default; bounded by its maximum.
+   *
+   * @generated from field: uint32 timeout_seconds = 2;
+   */
+  timeoutSeconds: number;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.QuiesceRequest.
+ * Use `create(QuiesceRequestSchema)` to create a new message.
+ */
+export const QuiesceRequestSchema: GenMessage<QuiesceRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 29);
+
+/**
+ * What one hook did (since 0.2.0).
+ *
+ * @generated from message limiquantix.agent.v1.HookResult
+ */
+export type HookResult = Message<"limiquantix.agent.v1.HookResult"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * "freeze", "thaw" or "freezefail" (the argument it was given).
+   *
+   * @generated from field: string phase = 2;
+   */
+  phase: string;
+
+  /**
+   * @generated from field: optional int32 exit_code = 3;
+   */
+  exitCode?: number | undefined;
+
+  /**
+   * @generated from field: string signal = 4;
+   */
+  signal: string;
+
+  /**
+   * @generated from field: bool timed_out = 5;
+   */
+  timedOut: boolean;
+
+  /**
+   * @generated from field: uint32 duration_ms = 6;
+   */
+  durationMs: number;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.HookResult.
+ * Use `create(HookResultSchema)` to create a new message.
+ */
+export const HookResultSchema: GenMessage<HookResult> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 30);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.agent.v1.QuiesceResponse
+ */
+export type QuiesceResponse = Message<"limiquantix.agent.v1.QuiesceResponse"> & {
+  /**
+   * @generated from field: repeated string frozen = 1;
+   */
+  frozen: string[];
+
+  /**
+   * @generated from field: repeated limiquantix.agent.v1.HookResult hooks = 2;
+   */
+  hooks: HookResult[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp thaw_deadline = 3;
+   */
+  thawDeadline?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.QuiesceResponse.
+ * Use `create(QuiesceResponseSchema)` to create a new message.
+ */
+export const QuiesceResponseSchema: GenMessage<QuiesceResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 31);
+
+/**
+ * Thaws what Quiesce froze, then runs the post-thaw hooks in descending name order (since 0.2.0).
+ *
+ * @generated from message limiquantix.agent.v1.ThawRequest
+ */
+export type ThawRequest = Message<"limiquantix.agent.v1.ThawRequest"> & {
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.ThawRequest.
+ * Use `create(ThawRequestSchema)` to create a new message.
+ */
+export const ThawRequestSchema: GenMessage<ThawRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 32);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.agent.v1.ThawResponse
+ */
+export type ThawResponse = Message<"limiquantix.agent.v1.ThawResponse"> & {
+  /**
+   * @generated from field: repeated string thawed = 1;
+   */
+  thawed: string[];
+
+  /**
+   * @generated from field: repeated limiquantix.agent.v1.HookResult hooks = 2;
+   */
+  hooks: HookResult[];
+
+  /**
+   * False when nothing was frozen (thawing twice is not an error).
+   *
+   * @generated from field: bool was_frozen = 3;
+   */
+  wasFrozen: boolean;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.ThawResponse.
+ * Use `create(ThawResponseSchema)` to create a new message.
+ */
+export const ThawResponseSchema: GenMessage<ThawResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 33);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.agent.v1.QuiesceStatusRequest
+ */
+export type QuiesceStatusRequest = Message<"limiquantix.agent.v1.QuiesceStatusRequest"> & {
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.QuiesceStatusRequest.
+ * Use `create(QuiesceStatusRequestSchema)` to create a new message.
+ */
+export const QuiesceStatusRequestSchema: GenMessage<QuiesceStatusRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 34);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.agent.v1.QuiesceStatusResponse
+ */
+export type QuiesceStatusResponse = Message<"limiquantix.agent.v1.QuiesceStatusResponse"> & {
+  /**
+   * @generated from field: bool frozen = 1;
+   */
+  frozen: boolean;
+
+  /**
+   * @generated from field: repeated string mount_points = 2;
+   */
+  mountPoints: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp frozen_at = 3;
+   */
+  frozenAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp thaw_deadline = 4;
+   */
+  thawDeadline?: Timestamp | undefined;
+
+  /**
+   * The last auto-thaw, if the watchdog ever fired.
+   *
+   * @generated from field: google.protobuf.Timestamp last_auto_thaw = 5;
+   */
+  lastAutoThaw?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.QuiesceStatusResponse.
+ * Use `create(QuiesceStatusResponseSchema)` to create a new message.
+ */
+export const QuiesceStatusResponseSchema: GenMessage<QuiesceStatusResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 35);
+
+/**
+ * Steps the guest clock: with the guest's time service when one is found (chrony, timesyncd,
+ * ntpd, ntpdate), else (or with force) from host_time, and the RTC too (since 0.2.0).
+ *
+ * @generated from message limiquantix.agent.v1.SyncTimeRequest
+ */
+export type SyncTimeRequest = Message<"limiquantix.agent.v1.SyncTimeRequest"> & {
+  /**
+   * @generated from field: bool force = 1;
+   */
+  force: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp host_time = 2;
+   */
+  hostTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.SyncTimeRequest.
+ * Use `create(SyncTimeRequestSchema)` to create a new message.
+ */
+export const SyncTimeRequestSchema: GenMessage<SyncTimeRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 36);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.agent.v1.SyncTimeResponse
+ */
+export type SyncTimeResponse = Message<"limiquantix.agent.v1.SyncTimeResponse"> & {
+  /**
+   * chrony, systemd-timesyncd, ntpd, ntpdate or host_time.
+   *
+   * @generated from field: string method = 1;
+   */
+  method: string;
+
+  /**
+   * host_time minus guest time, before and after, when host_time was given.
+   *
+   * @generated from field: optional double offset_before_ms = 2;
+   */
+  offsetBeforeMs?: number | undefined;
+
+  /**
+   * @generated from field: optional double offset_after_ms = 3;
+   */
+  offsetAfterMs?: number | undefined;
+
+  /**
+   * The RTC could not be set (the system clock was); why.
+   *
+   * @generated from field: string rtc_error = 4;
+   */
+  rtcError: string;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.SyncTimeResponse.
+ * Use `create(SyncTimeResponseSchema)` to create a new message.
+ */
+export const SyncTimeResponseSchema: GenMessage<SyncTimeResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 37);
+
+/**
+ * Sets a local user's password with chpasswd; the password is never logged (since 0.2.0).
+ *
+ * @generated from message limiquantix.agent.v1.SetUserPasswordRequest
+ */
+export type SetUserPasswordRequest = Message<"limiquantix.agent.v1.SetUserPasswordRequest"> & {
+  /**
+   * @generated from field: string username = 1;
+   */
+  username: string;
+
+  /**
+   * @generated from oneof limiquantix.agent.v1.SetUserPasswordRequest.secret
+   */
+  secret: {
+    /**
+     * @generated from field: string password = 2;
+     */
+    value: string;
+    case: "password";
+  } | {
+    /**
+     * A crypt(3) hash, e.g. $6$..., set as is (chpasswd -e).
+     *
+     * @generated from field: string crypted_hash = 3;
+     */
+    value: string;
+    case: "cryptedHash";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.SetUserPasswordRequest.
+ * Use `create(SetUserPasswordRequestSchema)` to create a new message.
+ */
+export const SetUserPasswordRequestSchema: GenMessage<SetUserPasswordRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 38);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.agent.v1.SetUserPasswordResponse
+ */
+export type SetUserPasswordResponse = Message<"limiquantix.agent.v1.SetUserPasswordResponse"> & {
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.SetUserPasswordResponse.
+ * Use `create(SetUserPasswordResponseSchema)` to create a new message.
+ */
+export const SetUserPasswordResponseSchema: GenMessage<SetUserPasswordResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 39);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.agent.v1.GetFsInfoRequest
+ */
+export type GetFsInfoRequest = Message<"limiquantix.agent.v1.GetFsInfoRequest"> & {
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.GetFsInfoRequest.
+ * Use `create(GetFsInfoRequestSchema)` to create a new message.
+ */
+export const GetFsInfoRequestSchema: GenMessage<GetFsInfoRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 40);
+
+/**
+ * One mounted filesystem (since 0.2.0).
+ *
+ * @generated from message limiquantix.agent.v1.FsInfo
+ */
+export type FsInfo = Message<"limiquantix.agent.v1.FsInfo"> & {
+  /**
+   * @generated from field: string mount_point = 1;
+   */
+  mountPoint: string;
+
+  /**
+   * @generated from field: string device = 2;
+   */
+  device: string;
+
+  /**
+   * @generated from field: string fs_type = 3;
+   */
+  fsType: string;
+
+  /**
+   * @generated from field: uint64 total_bytes = 4;
+   */
+  totalBytes: bigint;
+
+  /**
+   * @generated from field: uint64 used_bytes = 5;
+   */
+  usedBytes: bigint;
+
+  /**
+   * @generated from field: bool read_only = 6;
+   */
+  readOnly: boolean;
+
+  /**
+   * It would be frozen by a Quiesce without mount_points.
+   *
+   * @generated from field: bool freezable = 7;
+   */
+  freezable: boolean;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.FsInfo.
+ * Use `create(FsInfoSchema)` to create a new message.
+ */
+export const FsInfoSchema: GenMessage<FsInfo> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 41);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.agent.v1.GetFsInfoResponse
+ */
+export type GetFsInfoResponse = Message<"limiquantix.agent.v1.GetFsInfoResponse"> & {
+  /**
+   * @generated from field: repeated limiquantix.agent.v1.FsInfo filesystems = 1;
+   */
+  filesystems: FsInfo[];
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.GetFsInfoResponse.
+ * Use `create(GetFsInfoResponseSchema)` to create a new message.
+ */
+export const GetFsInfoResponseSchema: GenMessage<GetFsInfoResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 42);
+
+/**
  * Why a request failed (since v1).
  *
  * @generated from enum limiquantix.agent.v1.ErrorCode
@@ -1441,6 +1923,13 @@ export enum ErrorCode {
    * @generated from enum value: ERROR_CODE_UNSUPPORTED_VERSION = 14;
    */
   UNSUPPORTED_VERSION = 14,
+
+  /**
+   * Filesystems are frozen: only ping, quiesce status and thaw are served (since 0.2.0).
+   *
+   * @generated from enum value: ERROR_CODE_FROZEN = 15;
+   */
+  FROZEN = 15,
 }
 
 /**

@@ -13,7 +13,7 @@ import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2"
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { AgentInfo, AgentLimits, CancelExecutionRequest, CancelExecutionResponse, ErrorCode, ExecuteRequest, ExecuteResponse, FileReadRequest, FileReadResponse, FileWriteRequest, FileWriteResponse, GetInfoRequest, GetInfoResponse, PingRequest, PongResponse, ShutdownRequest, ShutdownResponse, TelemetryReport } from "../../agent/v1/agent_pb.js";
+import type { AgentInfo, AgentLimits, CancelExecutionRequest, CancelExecutionResponse, ErrorCode, ExecuteRequest, ExecuteResponse, FileReadRequest, FileReadResponse, FileWriteRequest, FileWriteResponse, GetFsInfoRequest, GetFsInfoResponse, GetInfoRequest, GetInfoResponse, PingRequest, PongResponse, QuiesceRequest, QuiesceResponse, QuiesceStatusRequest, QuiesceStatusResponse, SetUserPasswordRequest, SetUserPasswordResponse, ShutdownRequest, ShutdownResponse, SyncTimeRequest, SyncTimeResponse, TelemetryReport, ThawRequest, ThawResponse } from "../../agent/v1/agent_pb.js";
 import { file_limiquantix_agent_v1_agent } from "../../agent/v1/agent_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file limiquantix/node/v1/node_daemon.proto.
  */
 export const file_limiquantix_node_v1_node_daemon: GenFile = /*@__PURE__*/
-  fileDesc("CiVsaW1pcXVhbnRpeC9ub2RlL3YxL25vZGVfZGFlbW9uLnByb3RvEhNsaW1pcXVhbnRpeC5ub2RlLnYxIoYECgxHdWVzdFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRINCgV2bV9pZBgCIAEoCRISCgp0aW1lb3V0X21zGAMgASgNEg0KBWFjdG9yGAQgASgJEjEKBHBpbmcYCiABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5QaW5nUmVxdWVzdEgAEjcKB2V4ZWN1dGUYCyABKAsyJC5saW1pcXVhbnRpeC5hZ2VudC52MS5FeGVjdXRlUmVxdWVzdEgAEjwKCmZpbGVfd3JpdGUYDCABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlV3JpdGVSZXF1ZXN0SAASOgoJZmlsZV9yZWFkGA0gASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVJlYWRSZXF1ZXN0SAASOQoIc2h1dGRvd24YDiABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93blJlcXVlc3RIABI4CghnZXRfaW5mbxgQIAEoCzIkLmxpbWlxdWFudGl4LmFnZW50LnYxLkdldEluZm9SZXF1ZXN0SAASSAoQY2FuY2VsX2V4ZWN1dGlvbhgSIAEoCzIsLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlcXVlc3RIAEILCglvcGVyYXRpb24ihQEKCkd1ZXN0RXJyb3ISMQoEY29kZRgBIAEoDjIjLmxpbWlxdWFudGl4Lm5vZGUudjEuR3Vlc3RFcnJvckNvZGUSDwoHbWVzc2FnZRgCIAEoCRIzCgphZ2VudF9jb2RlGAMgASgOMh8ubGltaXF1YW50aXguYWdlbnQudjEuRXJyb3JDb2RlIsEECg1HdWVzdFJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSDQoFdm1faWQYAiABKAkSDwoHbm9kZV9pZBgDIAEoCRIUCgxhZ2VudF9taWNyb3MYBCABKAQSMgoEcG9uZxgyIAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlBvbmdSZXNwb25zZUgAEjgKB2V4ZWN1dGUYMyABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5FeGVjdXRlUmVzcG9uc2VIABI9CgpmaWxlX3dyaXRlGDQgASgLMicubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVdyaXRlUmVzcG9uc2VIABI7CglmaWxlX3JlYWQYNSABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlc3BvbnNlSAASOgoIc2h1dGRvd24YNiABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93blJlc3BvbnNlSAASOQoIZ2V0X2luZm8YOCABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRJbmZvUmVzcG9uc2VIABJJChBjYW5jZWxfZXhlY3V0aW9uGDkgASgLMi0ubGltaXF1YW50aXguYWdlbnQudjEuQ2FuY2VsRXhlY3V0aW9uUmVzcG9uc2VIABIwCgVlcnJvchhaIAEoCzIfLmxpbWlxdWFudGl4Lm5vZGUudjEuR3Vlc3RFcnJvckgAQggKBnJlc3VsdCLxAgoNVm1BZ2VudFN0YXR1cxINCgV2bV9pZBgBIAEoCRIUCgxjaGFubmVsX3BhdGgYAiABKAkSLgoFc3RhdGUYAyABKA4yHy5saW1pcXVhbnRpeC5ub2RlLnYxLkFnZW50U3RhdGUSFQoNYWdlbnRfdmVyc2lvbhgEIAEoCRIYChBwcm90b2NvbF92ZXJzaW9uGAUgASgNEhQKDGNhcGFiaWxpdGllcxgGIAMoCRIxCgZsaW1pdHMYByABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudExpbWl0cxItCgRpbmZvGAggASgLMh8ubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRJbmZvEjMKD2Nvbm5lY3RlZF9zaW5jZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJbGFzdF9zZWVuGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCL4AQoNTm9kZUhlYXJ0YmVhdBIPCgdub2RlX2lkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEhYKDmRhZW1vbl92ZXJzaW9uGAMgASgJEi4KCnN0YXJ0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXRpbWVzdGFtcBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoDdm1zGAYgAygLMiIubGltaXF1YW50aXgubm9kZS52MS5WbUFnZW50U3RhdHVzEhwKFGZpbGVfY2h1bmtfbWF4X2J5dGVzGAcgASgNIq0BCgpBZ2VudEV2ZW50Eg8KB25vZGVfaWQYASABKAkSDQoFdm1faWQYAiABKAkSDAoEa2luZBgDIAEoCRItCgl0aW1lc3RhbXAYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKBnN0YXR1cxgFIAEoCzIiLmxpbWlxdWFudGl4Lm5vZGUudjEuVm1BZ2VudFN0YXR1cxIOCgZyZWFzb24YBiABKAkikwEKC1ZtVGVsZW1ldHJ5Eg8KB25vZGVfaWQYASABKAkSDQoFdm1faWQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1CgZyZXBvcnQYBCABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5UZWxlbWV0cnlSZXBvcnQqigIKDkd1ZXN0RXJyb3JDb2RlEiAKHEdVRVNUX0VSUk9SX0NPREVfVU5TUEVDSUZJRUQQABIhCh1HVUVTVF9FUlJPUl9DT0RFX1ZNX05PVF9GT1VORBABEigKJEdVRVNUX0VSUk9SX0NPREVfQUdFTlRfTk9UX0NPTk5FQ1RFRBACEiIKHkdVRVNUX0VSUk9SX0NPREVfQUdFTlRfVElNRU9VVBADEiAKHEdVRVNUX0VSUk9SX0NPREVfQUdFTlRfRVJST1IQBBIkCiBHVUVTVF9FUlJPUl9DT0RFX0lOVkFMSURfUkVRVUVTVBAFEh0KGUdVRVNUX0VSUk9SX0NPREVfSU5URVJOQUwQBip6CgpBZ2VudFN0YXRlEhsKF0FHRU5UX1NUQVRFX1VOU1BFQ0lGSUVEEAASHAoYQUdFTlRfU1RBVEVfRElTQ09OTkVDVEVEEAESGgoWQUdFTlRfU1RBVEVfQ09OTkVDVElORxACEhUKEUFHRU5UX1NUQVRFX1JFQURZEANiBnByb3RvMw", [file_google_protobuf_timestamp, file_limiquantix_agent_v1_agent]);
+  fileDesc("CiVsaW1pcXVhbnRpeC9ub2RlL3YxL25vZGVfZGFlbW9uLnByb3RvEhNsaW1pcXVhbnRpeC5ub2RlLnYxIv4GCgxHdWVzdFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRINCgV2bV9pZBgCIAEoCRISCgp0aW1lb3V0X21zGAMgASgNEg0KBWFjdG9yGAQgASgJEjEKBHBpbmcYCiABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5QaW5nUmVxdWVzdEgAEjcKB2V4ZWN1dGUYCyABKAsyJC5saW1pcXVhbnRpeC5hZ2VudC52MS5FeGVjdXRlUmVxdWVzdEgAEjwKCmZpbGVfd3JpdGUYDCABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlV3JpdGVSZXF1ZXN0SAASOgoJZmlsZV9yZWFkGA0gASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVJlYWRSZXF1ZXN0SAASOQoIc2h1dGRvd24YDiABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93blJlcXVlc3RIABI4CghnZXRfaW5mbxgQIAEoCzIkLmxpbWlxdWFudGl4LmFnZW50LnYxLkdldEluZm9SZXF1ZXN0SAASSAoQY2FuY2VsX2V4ZWN1dGlvbhgSIAEoCzIsLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlcXVlc3RIABI3CgdxdWllc2NlGBMgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVJlcXVlc3RIABIxCgR0aGF3GBQgASgLMiEubGltaXF1YW50aXguYWdlbnQudjEuVGhhd1JlcXVlc3RIABJECg5xdWllc2NlX3N0YXR1cxgVIAEoCzIqLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VTdGF0dXNSZXF1ZXN0SAASOgoJc3luY190aW1lGBYgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuU3luY1RpbWVSZXF1ZXN0SAASSQoRc2V0X3VzZXJfcGFzc3dvcmQYFyABKAsyLC5saW1pcXVhbnRpeC5hZ2VudC52MS5TZXRVc2VyUGFzc3dvcmRSZXF1ZXN0SAASPQoLZ2V0X2ZzX2luZm8YGCABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRGc0luZm9SZXF1ZXN0SABCCwoJb3BlcmF0aW9uIoUBCgpHdWVzdEVycm9yEjEKBGNvZGUYASABKA4yIy5saW1pcXVhbnRpeC5ub2RlLnYxLkd1ZXN0RXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkSMwoKYWdlbnRfY29kZRgDIAEoDjIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkVycm9yQ29kZSK/BwoNR3Vlc3RSZXNwb25zZRISCgpyZXF1ZXN0X2lkGAEgASgJEg0KBXZtX2lkGAIgASgJEg8KB25vZGVfaWQYAyABKAkSFAoMYWdlbnRfbWljcm9zGAQgASgEEjIKBHBvbmcYMiABKAsyIi5saW1pcXVhbnRpeC5hZ2VudC52MS5Qb25nUmVzcG9uc2VIABI4CgdleGVjdXRlGDMgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuRXhlY3V0ZVJlc3BvbnNlSAASPQoKZmlsZV93cml0ZRg0IAEoCzInLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVXcml0ZVJlc3BvbnNlSAASOwoJZmlsZV9yZWFkGDUgASgLMiYubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVJlYWRSZXNwb25zZUgAEjoKCHNodXRkb3duGDYgASgLMiYubGltaXF1YW50aXguYWdlbnQudjEuU2h1dGRvd25SZXNwb25zZUgAEjkKCGdldF9pbmZvGDggASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1Jlc3BvbnNlSAASSQoQY2FuY2VsX2V4ZWN1dGlvbhg5IAEoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlc3BvbnNlSAASOAoHcXVpZXNjZRg6IAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VSZXNwb25zZUgAEjIKBHRoYXcYOyABKAsyIi5saW1pcXVhbnRpeC5hZ2VudC52MS5UaGF3UmVzcG9uc2VIABJFCg5xdWllc2NlX3N0YXR1cxg8IAEoCzIrLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VTdGF0dXNSZXNwb25zZUgAEjsKCXN5bmNfdGltZRg9IAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLlN5bmNUaW1lUmVzcG9uc2VIABJKChFzZXRfdXNlcl9wYXNzd29yZBg+IAEoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLlNldFVzZXJQYXNzd29yZFJlc3BvbnNlSAASPgoLZ2V0X2ZzX2luZm8YPyABKAsyJy5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRGc0luZm9SZXNwb25zZUgAEjAKBWVycm9yGFogASgLMh8ubGltaXF1YW50aXgubm9kZS52MS5HdWVzdEVycm9ySABCCAoGcmVzdWx0IvECCg1WbUFnZW50U3RhdHVzEg0KBXZtX2lkGAEgASgJEhQKDGNoYW5uZWxfcGF0aBgCIAEoCRIuCgVzdGF0ZRgDIAEoDjIfLmxpbWlxdWFudGl4Lm5vZGUudjEuQWdlbnRTdGF0ZRIVCg1hZ2VudF92ZXJzaW9uGAQgASgJEhgKEHByb3RvY29sX3ZlcnNpb24YBSABKA0SFAoMY2FwYWJpbGl0aWVzGAYgAygJEjEKBmxpbWl0cxgHIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50TGltaXRzEi0KBGluZm8YCCABKAsyHy5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudEluZm8SMwoPY29ubmVjdGVkX3NpbmNlGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglsYXN0X3NlZW4YCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIvgBCg1Ob2RlSGVhcnRiZWF0Eg8KB25vZGVfaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSFgoOZGFlbW9uX3ZlcnNpb24YAyABKAkSLgoKc3RhcnRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJdGltZXN0YW1wGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgN2bXMYBiADKAsyIi5saW1pcXVhbnRpeC5ub2RlLnYxLlZtQWdlbnRTdGF0dXMSHAoUZmlsZV9jaHVua19tYXhfYnl0ZXMYByABKA0irQEKCkFnZW50RXZlbnQSDwoHbm9kZV9pZBgBIAEoCRINCgV2bV9pZBgCIAEoCRIMCgRraW5kGAMgASgJEi0KCXRpbWVzdGFtcBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoGc3RhdHVzGAUgASgLMiIubGltaXF1YW50aXgubm9kZS52MS5WbUFnZW50U3RhdHVzEg4KBnJlYXNvbhgGIAEoCSKTAQoLVm1UZWxlbWV0cnkSDwoHbm9kZV9pZBgBIAEoCRINCgV2bV9pZBgCIAEoCRItCgl0aW1lc3RhbXAYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKBnJlcG9ydBgEIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlRlbGVtZXRyeVJlcG9ydCqKAgoOR3Vlc3RFcnJvckNvZGUSIAocR1VFU1RfRVJST1JfQ09ERV9VTlNQRUNJRklFRBAAEiEKHUdVRVNUX0VSUk9SX0NPREVfVk1fTk9UX0ZPVU5EEAESKAokR1VFU1RfRVJST1JfQ09ERV9BR0VOVF9OT1RfQ09OTkVDVEVEEAISIgoeR1VFU1RfRVJST1JfQ09ERV9BR0VOVF9USU1FT1VUEAMSIAocR1VFU1RfRVJST1JfQ09ERV9BR0VOVF9FUlJPUhAEEiQKIEdVRVNUX0VSUk9SX0NPREVfSU5WQUxJRF9SRVFVRVNUEAUSHQoZR1VFU1RfRVJST1JfQ09ERV9JTlRFUk5BTBAGKnoKCkFnZW50U3RhdGUSGwoXQUdFTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIcChhBR0VOVF9TVEFURV9ESVNDT05ORUNURUQQARIaChZBR0VOVF9TVEFURV9DT05ORUNUSU5HEAISFQoRQUdFTlRfU1RBVEVfUkVBRFkQA2IGcHJvdG8z", [file_google_protobuf_timestamp, file_limiquantix_agent_v1_agent]);
 
 /**
  * One guest operation for one VM of the node (since v1). The subject's <op> must name the
@@ -105,6 +105,42 @@ export type GuestRequest = Message<"limiquantix.node.v1.GuestRequest"> & {
      */
     value: CancelExecutionRequest;
     case: "cancelExecution";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.QuiesceRequest quiesce = 19;
+     */
+    value: QuiesceRequest;
+    case: "quiesce";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.ThawRequest thaw = 20;
+     */
+    value: ThawRequest;
+    case: "thaw";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.QuiesceStatusRequest quiesce_status = 21;
+     */
+    value: QuiesceStatusRequest;
+    case: "quiesceStatus";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.SyncTimeRequest sync_time = 22;
+     */
+    value: SyncTimeRequest;
+    case: "syncTime";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.SetUserPasswordRequest set_user_password = 23;
+     */
+    value: SetUserPasswordRequest;
+    case: "setUserPassword";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.GetFsInfoRequest get_fs_info = 24;
+     */
+    value: GetFsInfoRequest;
+    case: "getFsInfo";
   } | { case: undefined; value?: undefined };
 };
 
@@ -221,6 +257,42 @@ export type GuestResponse = Message<"limiquantix.node.v1.GuestResponse"> & {
      */
     value: CancelExecutionResponse;
     case: "cancelExecution";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.QuiesceResponse quiesce = 58;
+     */
+    value: QuiesceResponse;
+    case: "quiesce";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.ThawResponse thaw = 59;
+     */
+    value: ThawResponse;
+    case: "thaw";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.QuiesceStatusResponse quiesce_status = 60;
+     */
+    value: QuiesceStatusResponse;
+    case: "quiesceStatus";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.SyncTimeResponse sync_time = 61;
+     */
+    value: SyncTimeResponse;
+    case: "syncTime";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.SetUserPasswordResponse set_user_password = 62;
+     */
+    value: SetUserPasswordResponse;
+    case: "setUserPassword";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.GetFsInfoResponse get_fs_info = 63;
+     */
+    value: GetFsInfoResponse;
+    case: "getFsInfo";
   } | {
     /**
      * @generated from field: limiquantix.node.v1.GuestError error = 90;
