@@ -42,6 +42,11 @@ export const METHOD_PERMISSIONS: Record<string, Permission | 'public' | 'authent
   [`${VMService.typeName}/GetExecution`]: 'authenticated',
   [`${VMService.typeName}/StreamExecutionOutput`]: 'authenticated',
   [`${VMService.typeName}/StopExecution`]: 'guest.exec',
+  [`${VMService.typeName}/QuiesceFilesystems`]: 'guest.quiesce',
+  [`${VMService.typeName}/ThawFilesystems`]: 'guest.quiesce',
+  [`${VMService.typeName}/GetQuiesceStatus`]: 'vm.read',
+  [`${VMService.typeName}/SyncGuestTime`]: 'guest.time',
+  [`${VMService.typeName}/SetGuestUserPassword`]: 'guest.password',
   // The schema is not a secret: grpcurl-style clients list and describe without a key.
   ...Object.fromEntries(
     REFLECTION_SERVICES.map((s) => [`${s}/ServerReflectionInfo`, 'public' as const]),

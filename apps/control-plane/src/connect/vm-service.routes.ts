@@ -9,6 +9,11 @@ import {
   OutputStream,
   StartExecutionResponseSchema,
   StopExecutionResponseSchema,
+  QuiesceFilesystemsResponseSchema,
+  ThawFilesystemsResponseSchema,
+  GetQuiesceStatusResponseSchema,
+  SyncGuestTimeResponseSchema,
+  SetGuestUserPasswordResponseSchema,
   StreamExecutionOutputResponseSchema,
   type StreamExecutionOutputResponse,
   GetVMResponseSchema,
@@ -193,6 +198,47 @@ export class VmServiceRoutes {
             ),
           }),
         ),
+      quiesceFilesystems: (req, ctx) =>
+        this.run('quiesce', async () =>
+          create(QuiesceFilesystemsResponseSchema, {
+            result: await this.guest.quiesce(
+              req.vmId,
+              req.mountPoints,
+              req.timeoutSeconds || undefined,
+              callerOf(ctx),
+            ),
+          }),
+        ),
+      thawFilesystems: (req, ctx) =>
+        this.run('thaw', async () =>
+          create(ThawFilesystemsResponseSchema, {
+            result: await this.guest.thaw(req.vmId, callerOf(ctx)),
+          }),
+        ),
+      getQuiesceStatus: (req, ctx) =>
+        this.run('quiesce.status', async () =>
+          create(GetQuiesceStatusResponseSchema, {
+            status: await this.guest.quiesceStatus(req.vmId, callerOf(ctx)),
+          }),
+        ),
+      syncGuestTime: (req, ctx) =>
+        this.run('time.sync', async () =>
+          create(SyncGuestTimeResponseSchema, {
+            result: await this.guest.syncTime(req.vmId, req.force, callerOf(ctx)),
+          }),
+        ),
+      setGuestUserPassword: (req, ctx) =>
+        this.run('password.set', async () => {
+          await this.guest.setUserPassword(
+            req.vmId,
+            req.username,
+            req.secret.case === 'password'
+              ? { password: req.secret.value }
+              : { cryptedHash: req.secret.value },
+            callerOf(ctx),
+          );
+          return create(SetGuestUserPasswordResponseSchema, {});
+        }),
       streamExecutionOutput: (req, ctx) =>
         this.streamOutput(req.executionId, Number(req.afterSeq), ctx),
       getVM: (req, ctx) =>

@@ -149,4 +149,20 @@ describe('quiesce, time sync and password through the stack (simulated VMs)', ()
       true,
     );
   });
+
+  it('should quiesce and thaw over Connect JSON too', async () => {
+    const call = (method: string, body: unknown) =>
+      api('POST', `/limiquantix.compute.v1.VMService/${method}`, body);
+    const q = await call('QuiesceFilesystems', { vmId: 'vm-1', timeoutSeconds: 30 });
+    expect(q.status).toBe(200);
+    expect(q.body.result.frozen).toEqual([sim.vms[0]!.workDir]);
+    expect((await call('GetQuiesceStatus', { vmId: 'vm-1' })).body.status.frozen).toBe(true);
+    expect((await call('ThawFilesystems', { vmId: 'vm-1' })).body.result.wasFrozen).toBe(true);
+    const pw = await call('SetGuestUserPassword', {
+      vmId: 'vm-1',
+      username: 'nobody',
+      password: 'x-y-z-123',
+    });
+    expect(pw.status).toBe(200);
+  });
 });

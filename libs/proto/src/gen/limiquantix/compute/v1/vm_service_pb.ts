@@ -10,7 +10,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { NetworkInterface, OsInfo, OutputStream, ShutdownMode, TelemetryReport } from "../../agent/v1/agent_pb.js";
+import type { NetworkInterface, OsInfo, OutputStream, QuiesceResponse, QuiesceStatusResponse, ShutdownMode, SyncTimeResponse, TelemetryReport, ThawResponse } from "../../agent/v1/agent_pb.js";
 import { file_limiquantix_agent_v1_agent } from "../../agent/v1/agent_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -18,7 +18,230 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file limiquantix/compute/v1/vm_service.proto.
  */
 export const file_limiquantix_compute_v1_vm_service: GenFile = /*@__PURE__*/
-  fileDesc("CidsaW1pcXVhbnRpeC9jb21wdXRlL3YxL3ZtX3NlcnZpY2UucHJvdG8SFmxpbWlxdWFudGl4LmNvbXB1dGUudjEiVgoVU3RhcnRFeGVjdXRpb25SZXF1ZXN0Ej0KB2V4ZWN1dGUYASABKAsyLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGVTY3JpcHRSZXF1ZXN0Ip0CCglFeGVjdXRpb24SCgoCaWQYASABKAkSDQoFdm1faWQYAiABKAkSDwoHbm9kZV9pZBgDIAEoCRISCgpwcm9qZWN0X2lkGAQgASgJEg4KBnJ1bl9pZBgFIAEoCRINCgVhY3RvchgGIAEoCRIOCgZzdGF0dXMYByABKAkSFgoJZXhpdF9jb2RlGAggASgFSACIAQESDgoGc2lnbmFsGAkgASgJEg0KBWVycm9yGAogASgJEi4KCmNyZWF0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIMCgpfZXhpdF9jb2RlIk4KFlN0YXJ0RXhlY3V0aW9uUmVzcG9uc2USNAoJZXhlY3V0aW9uGAEgASgLMiEubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRpb24iKwoTR2V0RXhlY3V0aW9uUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkiTAoUR2V0RXhlY3V0aW9uUmVzcG9uc2USNAoJZXhlY3V0aW9uGAEgASgLMiEubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRpb24iRwocU3RyZWFtRXhlY3V0aW9uT3V0cHV0UmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgEIpkBCh1TdHJlYW1FeGVjdXRpb25PdXRwdXRSZXNwb25zZRI9CgVjaHVuaxgBIAEoCzIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uT3V0cHV0Q2h1bmtIABIwCgNlbmQYAiABKAsyIS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGlvbkgAQgcKBWV2ZW50InwKFEV4ZWN1dGlvbk91dHB1dENodW5rEgsKA3NlcRgBIAEoBBIyCgZzdHJlYW0YAiABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5PdXRwdXRTdHJlYW0SDAoEZGF0YRgDIAEoDBIVCg1kcm9wcGVkX2J5dGVzGAQgASgEIiwKFFN0b3BFeGVjdXRpb25SZXF1ZXN0EhQKDGV4ZWN1dGlvbl9pZBgBIAEoCSJNChVTdG9wRXhlY3V0aW9uUmVzcG9uc2USNAoJZXhlY3V0aW9uGAEgASgLMiEubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRpb24iOgoQUGluZ0FnZW50UmVxdWVzdBINCgV2bV9pZBgBIAEoCRIXCg90aW1lb3V0X3NlY29uZHMYAiABKA0iZQoRUGluZ0FnZW50UmVzcG9uc2USDQoFdm1faWQYASABKAkSFQoNYWdlbnRfdmVyc2lvbhgCIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgDIAEoARISCgpsYXRlbmN5X21zGAQgASgBIvgCChRFeGVjdXRlU2NyaXB0UmVxdWVzdBINCgV2bV9pZBgBIAEoCRIPCgdjb21tYW5kGAIgASgJEgwKBGFyZ3YYAyADKAkSDAoEYXJncxgEIAMoCRJCCgNlbnYYBSADKAsyNS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGVTY3JpcHRSZXF1ZXN0LkVudkVudHJ5EgsKA2N3ZBgGIAEoCRINCgVzdGRpbhgHIAEoDBIXCg90aW1lb3V0X3NlY29uZHMYCCABKA0SEwoLcnVuX2FzX3VzZXIYCSABKAkSFAoMcnVuX2FzX2dyb3VwGAogASgJEiQKHGluY2x1ZGVfc3VwcGxlbWVudGFyeV9ncm91cHMYCyABKAgSGgoSb3V0cHV0X2xpbWl0X2J5dGVzGAwgASgNEhIKCnNlY3JldF9lbnYYDSADKAkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKEAgoVRXhlY3V0ZVNjcmlwdFJlc3BvbnNlEg0KBXZtX2lkGAEgASgJEhYKCWV4aXRfY29kZRgCIAEoBUgAiAEBEg4KBnNpZ25hbBgDIAEoCRIRCgl0aW1lZF9vdXQYBCABKAgSDgoGc3Rkb3V0GAUgASgJEg4KBnN0ZGVychgGIAEoCRIYChBzdGRvdXRfdHJ1bmNhdGVkGAcgASgIEhgKEHN0ZGVycl90cnVuY2F0ZWQYCCABKAgSEwoLZHVyYXRpb25fbXMYCSABKA0SFAoMc3Rkb3V0X2J5dGVzGAogASgMEhQKDHN0ZGVycl9ieXRlcxgLIAEoDEIMCgpfZXhpdF9jb2RlIlMKFFJlYWRHdWVzdEZpbGVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDgoGb2Zmc2V0GAMgASgEEg4KBmxlbmd0aBgEIAEoDSJUChVSZWFkR3Vlc3RGaWxlUmVzcG9uc2USDAoEZGF0YRgBIAEoDBILCgNlb2YYAiABKAgSEgoKdG90YWxfc2l6ZRgDIAEoBBIMCgRtb2RlGAQgASgNIqABChVXcml0ZUd1ZXN0RmlsZVJlcXVlc3QSDQoFdm1faWQYASABKAkSDAoEcGF0aBgCIAEoCRIMCgRkYXRhGAMgASgMEg4KBm9mZnNldBgEIAEoBBIOCgZhcHBlbmQYBSABKAgSDgoGY3JlYXRlGAYgASgIEhAKCHRydW5jYXRlGAcgASgIEhEKBG1vZGUYCCABKA1IAIgBAUIHCgVfbW9kZSI9ChZXcml0ZUd1ZXN0RmlsZVJlc3BvbnNlEhUKDWJ5dGVzX3dyaXR0ZW4YASABKAQSDAoEc2l6ZRgCIAEoBCJuChRHdWVzdFNodXRkb3duUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIwCgRtb2RlGAIgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuU2h1dGRvd25Nb2RlEhUKDWRlbGF5X3NlY29uZHMYAyABKA0iewoVR3Vlc3RTaHV0ZG93blJlc3BvbnNlEjAKBG1vZGUYASABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93bk1vZGUSMAoMc2NoZWR1bGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIQCg5MaXN0Vk1zUmVxdWVzdCI6Cg9MaXN0Vk1zUmVzcG9uc2USJwoDdm1zGAEgAygLMhoubGltaXF1YW50aXguY29tcHV0ZS52MS5WTSIdCgxHZXRWTVJlcXVlc3QSDQoFdm1faWQYASABKAkiNwoNR2V0Vk1SZXNwb25zZRImCgJ2bRgBIAEoCzIaLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuVk0i8QMKAlZNEgoKAmlkGAEgASgJEg8KB25vZGVfaWQYAiABKAkSEwoLYWdlbnRfc3RhdGUYAyABKAkSFQoNYWdlbnRfdmVyc2lvbhgEIAEoCRIUCgxjYXBhYmlsaXRpZXMYBSADKAkSEAoIaG9zdG5hbWUYBiABKAkSKAoCb3MYByABKAsyHC5saW1pcXVhbnRpeC5hZ2VudC52MS5Pc0luZm8SOgoKaW50ZXJmYWNlcxgIIAMoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLk5ldHdvcmtJbnRlcmZhY2USLQoJbGFzdF9zZWVuGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI4Cgl0ZWxlbWV0cnkYCiABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5UZWxlbWV0cnlSZXBvcnQSMAoMdGVsZW1ldHJ5X2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpwcm9qZWN0X2lkGAwgASgJEjYKBmxhYmVscxgNIAMoCzImLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuVk0uTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ATKtCQoJVk1TZXJ2aWNlEmAKCVBpbmdBZ2VudBIoLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUGluZ0FnZW50UmVxdWVzdBopLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUGluZ0FnZW50UmVzcG9uc2USbAoNRXhlY3V0ZVNjcmlwdBIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0ZVNjcmlwdFJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGVTY3JpcHRSZXNwb25zZRJsCg1SZWFkR3Vlc3RGaWxlEiwubGltaXF1YW50aXguY29tcHV0ZS52MS5SZWFkR3Vlc3RGaWxlUmVxdWVzdBotLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUmVhZEd1ZXN0RmlsZVJlc3BvbnNlEm8KDldyaXRlR3Vlc3RGaWxlEi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5Xcml0ZUd1ZXN0RmlsZVJlcXVlc3QaLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLldyaXRlR3Vlc3RGaWxlUmVzcG9uc2USbAoNR3Vlc3RTaHV0ZG93bhIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR3Vlc3RTaHV0ZG93blJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkd1ZXN0U2h1dGRvd25SZXNwb25zZRJaCgdMaXN0Vk1zEiYubGltaXF1YW50aXguY29tcHV0ZS52MS5MaXN0Vk1zUmVxdWVzdBonLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuTGlzdFZNc1Jlc3BvbnNlElQKBUdldFZNEiQubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRWTVJlcXVlc3QaJS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkdldFZNUmVzcG9uc2USbwoOU3RhcnRFeGVjdXRpb24SLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0YXJ0RXhlY3V0aW9uUmVxdWVzdBouLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3RhcnRFeGVjdXRpb25SZXNwb25zZRJpCgxHZXRFeGVjdXRpb24SKy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkdldEV4ZWN1dGlvblJlcXVlc3QaLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkdldEV4ZWN1dGlvblJlc3BvbnNlEoYBChVTdHJlYW1FeGVjdXRpb25PdXRwdXQSNC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0cmVhbUV4ZWN1dGlvbk91dHB1dFJlcXVlc3QaNS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0cmVhbUV4ZWN1dGlvbk91dHB1dFJlc3BvbnNlMAESbAoNU3RvcEV4ZWN1dGlvbhIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3RvcEV4ZWN1dGlvblJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0b3BFeGVjdXRpb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_limiquantix_agent_v1_agent]);
+  fileDesc("CidsaW1pcXVhbnRpeC9jb21wdXRlL3YxL3ZtX3NlcnZpY2UucHJvdG8SFmxpbWlxdWFudGl4LmNvbXB1dGUudjEiWQoZUXVpZXNjZUZpbGVzeXN0ZW1zUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIUCgxtb3VudF9wb2ludHMYAiADKAkSFwoPdGltZW91dF9zZWNvbmRzGAMgASgNIlMKGlF1aWVzY2VGaWxlc3lzdGVtc1Jlc3BvbnNlEjUKBnJlc3VsdBgBIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VSZXNwb25zZSInChZUaGF3RmlsZXN5c3RlbXNSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJIk0KF1RoYXdGaWxlc3lzdGVtc1Jlc3BvbnNlEjIKBnJlc3VsdBgBIAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlRoYXdSZXNwb25zZSIoChdHZXRRdWllc2NlU3RhdHVzUmVxdWVzdBINCgV2bV9pZBgBIAEoCSJXChhHZXRRdWllc2NlU3RhdHVzUmVzcG9uc2USOwoGc3RhdHVzGAEgASgLMisubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVN0YXR1c1Jlc3BvbnNlIjQKFFN5bmNHdWVzdFRpbWVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEg0KBWZvcmNlGAIgASgIIk8KFVN5bmNHdWVzdFRpbWVSZXNwb25zZRI2CgZyZXN1bHQYASABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jVGltZVJlc3BvbnNlInQKG1NldEd1ZXN0VXNlclBhc3N3b3JkUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRISCghwYXNzd29yZBgDIAEoCUgAEhYKDGNyeXB0ZWRfaGFzaBgEIAEoCUgAQggKBnNlY3JldCIeChxTZXRHdWVzdFVzZXJQYXNzd29yZFJlc3BvbnNlIlYKFVN0YXJ0RXhlY3V0aW9uUmVxdWVzdBI9CgdleGVjdXRlGAEgASgLMiwubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVxdWVzdCKdAgoJRXhlY3V0aW9uEgoKAmlkGAEgASgJEg0KBXZtX2lkGAIgASgJEg8KB25vZGVfaWQYAyABKAkSEgoKcHJvamVjdF9pZBgEIAEoCRIOCgZydW5faWQYBSABKAkSDQoFYWN0b3IYBiABKAkSDgoGc3RhdHVzGAcgASgJEhYKCWV4aXRfY29kZRgIIAEoBUgAiAEBEg4KBnNpZ25hbBgJIAEoCRINCgVlcnJvchgKIAEoCRIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDAoKX2V4aXRfY29kZSJOChZTdGFydEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIisKE0dldEV4ZWN1dGlvblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJIkwKFEdldEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIkcKHFN0cmVhbUV4ZWN1dGlvbk91dHB1dFJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJEhEKCWFmdGVyX3NlcRgCIAEoBCKZAQodU3RyZWFtRXhlY3V0aW9uT3V0cHV0UmVzcG9uc2USPQoFY2h1bmsYASABKAsyLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGlvbk91dHB1dENodW5rSAASMAoDZW5kGAIgASgLMiEubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRpb25IAEIHCgVldmVudCJ8ChRFeGVjdXRpb25PdXRwdXRDaHVuaxILCgNzZXEYASABKAQSMgoGc3RyZWFtGAIgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuT3V0cHV0U3RyZWFtEgwKBGRhdGEYAyABKAwSFQoNZHJvcHBlZF9ieXRlcxgEIAEoBCIsChRTdG9wRXhlY3V0aW9uUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkiTQoVU3RvcEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIjoKEFBpbmdBZ2VudFJlcXVlc3QSDQoFdm1faWQYASABKAkSFwoPdGltZW91dF9zZWNvbmRzGAIgASgNImUKEVBpbmdBZ2VudFJlc3BvbnNlEg0KBXZtX2lkGAEgASgJEhUKDWFnZW50X3ZlcnNpb24YAiABKAkSFgoOdXB0aW1lX3NlY29uZHMYAyABKAESEgoKbGF0ZW5jeV9tcxgEIAEoASL4AgoURXhlY3V0ZVNjcmlwdFJlcXVlc3QSDQoFdm1faWQYASABKAkSDwoHY29tbWFuZBgCIAEoCRIMCgRhcmd2GAMgAygJEgwKBGFyZ3MYBCADKAkSQgoDZW52GAUgAygLMjUubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVxdWVzdC5FbnZFbnRyeRILCgNjd2QYBiABKAkSDQoFc3RkaW4YByABKAwSFwoPdGltZW91dF9zZWNvbmRzGAggASgNEhMKC3J1bl9hc191c2VyGAkgASgJEhQKDHJ1bl9hc19ncm91cBgKIAEoCRIkChxpbmNsdWRlX3N1cHBsZW1lbnRhcnlfZ3JvdXBzGAsgASgIEhoKEm91dHB1dF9saW1pdF9ieXRlcxgMIAEoDRISCgpzZWNyZXRfZW52GA0gAygJGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihAIKFUV4ZWN1dGVTY3JpcHRSZXNwb25zZRINCgV2bV9pZBgBIAEoCRIWCglleGl0X2NvZGUYAiABKAVIAIgBARIOCgZzaWduYWwYAyABKAkSEQoJdGltZWRfb3V0GAQgASgIEg4KBnN0ZG91dBgFIAEoCRIOCgZzdGRlcnIYBiABKAkSGAoQc3Rkb3V0X3RydW5jYXRlZBgHIAEoCBIYChBzdGRlcnJfdHJ1bmNhdGVkGAggASgIEhMKC2R1cmF0aW9uX21zGAkgASgNEhQKDHN0ZG91dF9ieXRlcxgKIAEoDBIUCgxzdGRlcnJfYnl0ZXMYCyABKAxCDAoKX2V4aXRfY29kZSJTChRSZWFkR3Vlc3RGaWxlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEg4KBm9mZnNldBgDIAEoBBIOCgZsZW5ndGgYBCABKA0iVAoVUmVhZEd1ZXN0RmlsZVJlc3BvbnNlEgwKBGRhdGEYASABKAwSCwoDZW9mGAIgASgIEhIKCnRvdGFsX3NpemUYAyABKAQSDAoEbW9kZRgEIAEoDSKgAQoVV3JpdGVHdWVzdEZpbGVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDAoEZGF0YRgDIAEoDBIOCgZvZmZzZXQYBCABKAQSDgoGYXBwZW5kGAUgASgIEg4KBmNyZWF0ZRgGIAEoCBIQCgh0cnVuY2F0ZRgHIAEoCBIRCgRtb2RlGAggASgNSACIAQFCBwoFX21vZGUiPQoWV3JpdGVHdWVzdEZpbGVSZXNwb25zZRIVCg1ieXRlc193cml0dGVuGAEgASgEEgwKBHNpemUYAiABKAQibgoUR3Vlc3RTaHV0ZG93blJlcXVlc3QSDQoFdm1faWQYASABKAkSMAoEbW9kZRgCIAEoDjIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duTW9kZRIVCg1kZWxheV9zZWNvbmRzGAMgASgNInsKFUd1ZXN0U2h1dGRvd25SZXNwb25zZRIwCgRtb2RlGAEgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuU2h1dGRvd25Nb2RlEjAKDHNjaGVkdWxlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEAoOTGlzdFZNc1JlcXVlc3QiOgoPTGlzdFZNc1Jlc3BvbnNlEicKA3ZtcxgBIAMoCzIaLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuVk0iHQoMR2V0Vk1SZXF1ZXN0Eg0KBXZtX2lkGAEgASgJIjcKDUdldFZNUmVzcG9uc2USJgoCdm0YASABKAsyGi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlZNIvEDCgJWTRIKCgJpZBgBIAEoCRIPCgdub2RlX2lkGAIgASgJEhMKC2FnZW50X3N0YXRlGAMgASgJEhUKDWFnZW50X3ZlcnNpb24YBCABKAkSFAoMY2FwYWJpbGl0aWVzGAUgAygJEhAKCGhvc3RuYW1lGAYgASgJEigKAm9zGAcgASgLMhwubGltaXF1YW50aXguYWdlbnQudjEuT3NJbmZvEjoKCmludGVyZmFjZXMYCCADKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5OZXR3b3JrSW50ZXJmYWNlEi0KCWxhc3Rfc2VlbhgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoJdGVsZW1ldHJ5GAogASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuVGVsZW1ldHJ5UmVwb3J0EjAKDHRlbGVtZXRyeV9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcHJvamVjdF9pZBgMIAEoCRI2CgZsYWJlbHMYDSADKAsyJi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlZNLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEyhw4KCVZNU2VydmljZRJgCglQaW5nQWdlbnQSKC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlBpbmdBZ2VudFJlcXVlc3QaKS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlBpbmdBZ2VudFJlc3BvbnNlEmwKDUV4ZWN1dGVTY3JpcHQSLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGVTY3JpcHRSZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVzcG9uc2USbAoNUmVhZEd1ZXN0RmlsZRIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUmVhZEd1ZXN0RmlsZVJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlJlYWRHdWVzdEZpbGVSZXNwb25zZRJvCg5Xcml0ZUd1ZXN0RmlsZRItLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuV3JpdGVHdWVzdEZpbGVSZXF1ZXN0Gi4ubGltaXF1YW50aXguY29tcHV0ZS52MS5Xcml0ZUd1ZXN0RmlsZVJlc3BvbnNlEmwKDUd1ZXN0U2h1dGRvd24SLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkd1ZXN0U2h1dGRvd25SZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5HdWVzdFNodXRkb3duUmVzcG9uc2USWgoHTGlzdFZNcxImLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuTGlzdFZNc1JlcXVlc3QaJy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkxpc3RWTXNSZXNwb25zZRJUCgVHZXRWTRIkLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0Vk1SZXF1ZXN0GiUubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRWTVJlc3BvbnNlEm8KDlN0YXJ0RXhlY3V0aW9uEi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5TdGFydEV4ZWN1dGlvblJlcXVlc3QaLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0YXJ0RXhlY3V0aW9uUmVzcG9uc2USaQoMR2V0RXhlY3V0aW9uEisubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRFeGVjdXRpb25SZXF1ZXN0GiwubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRFeGVjdXRpb25SZXNwb25zZRKGAQoVU3RyZWFtRXhlY3V0aW9uT3V0cHV0EjQubGltaXF1YW50aXguY29tcHV0ZS52MS5TdHJlYW1FeGVjdXRpb25PdXRwdXRSZXF1ZXN0GjUubGltaXF1YW50aXguY29tcHV0ZS52MS5TdHJlYW1FeGVjdXRpb25PdXRwdXRSZXNwb25zZTABEmwKDVN0b3BFeGVjdXRpb24SLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0b3BFeGVjdXRpb25SZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5TdG9wRXhlY3V0aW9uUmVzcG9uc2USewoSUXVpZXNjZUZpbGVzeXN0ZW1zEjEubGltaXF1YW50aXguY29tcHV0ZS52MS5RdWllc2NlRmlsZXN5c3RlbXNSZXF1ZXN0GjIubGltaXF1YW50aXguY29tcHV0ZS52MS5RdWllc2NlRmlsZXN5c3RlbXNSZXNwb25zZRJyCg9UaGF3RmlsZXN5c3RlbXMSLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlRoYXdGaWxlc3lzdGVtc1JlcXVlc3QaLy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlRoYXdGaWxlc3lzdGVtc1Jlc3BvbnNlEnUKEEdldFF1aWVzY2VTdGF0dXMSLy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkdldFF1aWVzY2VTdGF0dXNSZXF1ZXN0GjAubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRRdWllc2NlU3RhdHVzUmVzcG9uc2USbAoNU3luY0d1ZXN0VGltZRIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3luY0d1ZXN0VGltZVJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN5bmNHdWVzdFRpbWVSZXNwb25zZRKBAQoUU2V0R3Vlc3RVc2VyUGFzc3dvcmQSMy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlNldEd1ZXN0VXNlclBhc3N3b3JkUmVxdWVzdBo0LmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU2V0R3Vlc3RVc2VyUGFzc3dvcmRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_limiquantix_agent_v1_agent]);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.compute.v1.QuiesceFilesystemsRequest
+ */
+export type QuiesceFilesystemsRequest = Message<"limiquantix.compute.v1.QuiesceFilesystemsRequest"> & {
+  /**
+   * @generated from field: string vm_id = 1;
+   */
+  vmId: string;
+
+  /**
+   * @generated from field: repeated string mount_points = 2;
+   */
+  mountPoints: string[];
+
+  /**
+   * @generated from field: uint32 timeout_seconds = 3;
+   */
+  timeoutSeconds: number;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.QuiesceFilesystemsRequest.
+ * Use `create(QuiesceFilesystemsRequestSchema)` to create a new message.
+ */
+export const QuiesceFilesystemsRequestSchema: GenMessage<QuiesceFilesystemsRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 0);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.compute.v1.QuiesceFilesystemsResponse
+ */
+export type QuiesceFilesystemsResponse = Message<"limiquantix.compute.v1.QuiesceFilesystemsResponse"> & {
+  /**
+   * @generated from field: limiquantix.agent.v1.QuiesceResponse result = 1;
+   */
+  result?: QuiesceResponse | undefined;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.QuiesceFilesystemsResponse.
+ * Use `create(QuiesceFilesystemsResponseSchema)` to create a new message.
+ */
+export const QuiesceFilesystemsResponseSchema: GenMessage<QuiesceFilesystemsResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 1);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.compute.v1.ThawFilesystemsRequest
+ */
+export type ThawFilesystemsRequest = Message<"limiquantix.compute.v1.ThawFilesystemsRequest"> & {
+  /**
+   * @generated from field: string vm_id = 1;
+   */
+  vmId: string;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.ThawFilesystemsRequest.
+ * Use `create(ThawFilesystemsRequestSchema)` to create a new message.
+ */
+export const ThawFilesystemsRequestSchema: GenMessage<ThawFilesystemsRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 2);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.compute.v1.ThawFilesystemsResponse
+ */
+export type ThawFilesystemsResponse = Message<"limiquantix.compute.v1.ThawFilesystemsResponse"> & {
+  /**
+   * @generated from field: limiquantix.agent.v1.ThawResponse result = 1;
+   */
+  result?: ThawResponse | undefined;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.ThawFilesystemsResponse.
+ * Use `create(ThawFilesystemsResponseSchema)` to create a new message.
+ */
+export const ThawFilesystemsResponseSchema: GenMessage<ThawFilesystemsResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 3);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.compute.v1.GetQuiesceStatusRequest
+ */
+export type GetQuiesceStatusRequest = Message<"limiquantix.compute.v1.GetQuiesceStatusRequest"> & {
+  /**
+   * @generated from field: string vm_id = 1;
+   */
+  vmId: string;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.GetQuiesceStatusRequest.
+ * Use `create(GetQuiesceStatusRequestSchema)` to create a new message.
+ */
+export const GetQuiesceStatusRequestSchema: GenMessage<GetQuiesceStatusRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 4);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.compute.v1.GetQuiesceStatusResponse
+ */
+export type GetQuiesceStatusResponse = Message<"limiquantix.compute.v1.GetQuiesceStatusResponse"> & {
+  /**
+   * @generated from field: limiquantix.agent.v1.QuiesceStatusResponse status = 1;
+   */
+  status?: QuiesceStatusResponse | undefined;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.GetQuiesceStatusResponse.
+ * Use `create(GetQuiesceStatusResponseSchema)` to create a new message.
+ */
+export const GetQuiesceStatusResponseSchema: GenMessage<GetQuiesceStatusResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 5);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.compute.v1.SyncGuestTimeRequest
+ */
+export type SyncGuestTimeRequest = Message<"limiquantix.compute.v1.SyncGuestTimeRequest"> & {
+  /**
+   * @generated from field: string vm_id = 1;
+   */
+  vmId: string;
+
+  /**
+   * @generated from field: bool force = 2;
+   */
+  force: boolean;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.SyncGuestTimeRequest.
+ * Use `create(SyncGuestTimeRequestSchema)` to create a new message.
+ */
+export const SyncGuestTimeRequestSchema: GenMessage<SyncGuestTimeRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 6);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.compute.v1.SyncGuestTimeResponse
+ */
+export type SyncGuestTimeResponse = Message<"limiquantix.compute.v1.SyncGuestTimeResponse"> & {
+  /**
+   * @generated from field: limiquantix.agent.v1.SyncTimeResponse result = 1;
+   */
+  result?: SyncTimeResponse | undefined;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.SyncGuestTimeResponse.
+ * Use `create(SyncGuestTimeResponseSchema)` to create a new message.
+ */
+export const SyncGuestTimeResponseSchema: GenMessage<SyncGuestTimeResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 7);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.compute.v1.SetGuestUserPasswordRequest
+ */
+export type SetGuestUserPasswordRequest = Message<"limiquantix.compute.v1.SetGuestUserPasswordRequest"> & {
+  /**
+   * @generated from field: string vm_id = 1;
+   */
+  vmId: string;
+
+  /**
+   * @generated from field: string username = 2;
+   */
+  username: string;
+
+  /**
+   * @generated from oneof limiquantix.compute.v1.SetGuestUserPasswordRequest.secret
+   */
+  secret: {
+    /**
+     * @generated from field: string password = 3;
+     */
+    value: string;
+    case: "password";
+  } | {
+    /**
+     * @generated from field: string crypted_hash = 4;
+     */
+    value: string;
+    case: "cryptedHash";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.SetGuestUserPasswordRequest.
+ * Use `create(SetGuestUserPasswordRequestSchema)` to create a new message.
+ */
+export const SetGuestUserPasswordRequestSchema: GenMessage<SetGuestUserPasswordRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 8);
+
+/**
+ * (since 0.2.0)
+ *
+ * @generated from message limiquantix.compute.v1.SetGuestUserPasswordResponse
+ */
+export type SetGuestUserPasswordResponse = Message<"limiquantix.compute.v1.SetGuestUserPasswordResponse"> & {
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.SetGuestUserPasswordResponse.
+ * Use `create(SetGuestUserPasswordResponseSchema)` to create a new message.
+ */
+export const SetGuestUserPasswordResponseSchema: GenMessage<SetGuestUserPasswordResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 9);
 
 /**
  * The command of StartExecution: the fields of ExecuteScript (since 0.2.0).
@@ -37,7 +260,7 @@ export type StartExecutionRequest = Message<"limiquantix.compute.v1.StartExecuti
  * Use `create(StartExecutionRequestSchema)` to create a new message.
  */
 export const StartExecutionRequestSchema: GenMessage<StartExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 0);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 10);
 
 /**
  * An asynchronous execution (since 0.2.0).
@@ -113,7 +336,7 @@ export type Execution = Message<"limiquantix.compute.v1.Execution"> & {
  * Use `create(ExecutionSchema)` to create a new message.
  */
 export const ExecutionSchema: GenMessage<Execution> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 1);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 11);
 
 /**
  * (since 0.2.0)
@@ -132,7 +355,7 @@ export type StartExecutionResponse = Message<"limiquantix.compute.v1.StartExecut
  * Use `create(StartExecutionResponseSchema)` to create a new message.
  */
 export const StartExecutionResponseSchema: GenMessage<StartExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 2);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 12);
 
 /**
  * (since 0.2.0)
@@ -151,7 +374,7 @@ export type GetExecutionRequest = Message<"limiquantix.compute.v1.GetExecutionRe
  * Use `create(GetExecutionRequestSchema)` to create a new message.
  */
 export const GetExecutionRequestSchema: GenMessage<GetExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 3);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 13);
 
 /**
  * (since 0.2.0)
@@ -170,7 +393,7 @@ export type GetExecutionResponse = Message<"limiquantix.compute.v1.GetExecutionR
  * Use `create(GetExecutionResponseSchema)` to create a new message.
  */
 export const GetExecutionResponseSchema: GenMessage<GetExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 4);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 14);
 
 /**
  * (since 0.2.0)
@@ -196,7 +419,7 @@ export type StreamExecutionOutputRequest = Message<"limiquantix.compute.v1.Strea
  * Use `create(StreamExecutionOutputRequestSchema)` to create a new message.
  */
 export const StreamExecutionOutputRequestSchema: GenMessage<StreamExecutionOutputRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 5);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 15);
 
 /**
  * One message of the output stream: a chunk, or the end (since 0.2.0).
@@ -227,7 +450,7 @@ export type StreamExecutionOutputResponse = Message<"limiquantix.compute.v1.Stre
  * Use `create(StreamExecutionOutputResponseSchema)` to create a new message.
  */
 export const StreamExecutionOutputResponseSchema: GenMessage<StreamExecutionOutputResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 6);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 16);
 
 /**
  * A chunk of an execution's output, numbered over both streams (since 0.2.0).
@@ -261,7 +484,7 @@ export type ExecutionOutputChunk = Message<"limiquantix.compute.v1.ExecutionOutp
  * Use `create(ExecutionOutputChunkSchema)` to create a new message.
  */
 export const ExecutionOutputChunkSchema: GenMessage<ExecutionOutputChunk> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 7);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 17);
 
 /**
  * (since 0.2.0)
@@ -280,7 +503,7 @@ export type StopExecutionRequest = Message<"limiquantix.compute.v1.StopExecution
  * Use `create(StopExecutionRequestSchema)` to create a new message.
  */
 export const StopExecutionRequestSchema: GenMessage<StopExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 8);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 18);
 
 /**
  * (since 0.2.0)
@@ -299,7 +522,7 @@ export type StopExecutionResponse = Message<"limiquantix.compute.v1.StopExecutio
  * Use `create(StopExecutionResponseSchema)` to create a new message.
  */
 export const StopExecutionResponseSchema: GenMessage<StopExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 9);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 19);
 
 /**
  * (since v1)
@@ -325,7 +548,7 @@ export type PingAgentRequest = Message<"limiquantix.compute.v1.PingAgentRequest"
  * Use `create(PingAgentRequestSchema)` to create a new message.
  */
 export const PingAgentRequestSchema: GenMessage<PingAgentRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 10);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 20);
 
 /**
  * (since v1)
@@ -361,7 +584,7 @@ export type PingAgentResponse = Message<"limiquantix.compute.v1.PingAgentRespons
  * Use `create(PingAgentResponseSchema)` to create a new message.
  */
 export const PingAgentResponseSchema: GenMessage<PingAgentResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 11);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 21);
 
 /**
  * The seed's ExecuteScript: `command` (a shell line) or `argv` (+ `args`) (since v1).
@@ -454,7 +677,7 @@ export type ExecuteScriptRequest = Message<"limiquantix.compute.v1.ExecuteScript
  * Use `create(ExecuteScriptRequestSchema)` to create a new message.
  */
 export const ExecuteScriptRequestSchema: GenMessage<ExecuteScriptRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 12);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 22);
 
 /**
  * (since v1)
@@ -527,7 +750,7 @@ export type ExecuteScriptResponse = Message<"limiquantix.compute.v1.ExecuteScrip
  * Use `create(ExecuteScriptResponseSchema)` to create a new message.
  */
 export const ExecuteScriptResponseSchema: GenMessage<ExecuteScriptResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 13);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 23);
 
 /**
  * (since v1)
@@ -563,7 +786,7 @@ export type ReadGuestFileRequest = Message<"limiquantix.compute.v1.ReadGuestFile
  * Use `create(ReadGuestFileRequestSchema)` to create a new message.
  */
 export const ReadGuestFileRequestSchema: GenMessage<ReadGuestFileRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 14);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 24);
 
 /**
  * (since v1)
@@ -597,7 +820,7 @@ export type ReadGuestFileResponse = Message<"limiquantix.compute.v1.ReadGuestFil
  * Use `create(ReadGuestFileResponseSchema)` to create a new message.
  */
 export const ReadGuestFileResponseSchema: GenMessage<ReadGuestFileResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 15);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 25);
 
 /**
  * (since v1)
@@ -655,7 +878,7 @@ export type WriteGuestFileRequest = Message<"limiquantix.compute.v1.WriteGuestFi
  * Use `create(WriteGuestFileRequestSchema)` to create a new message.
  */
 export const WriteGuestFileRequestSchema: GenMessage<WriteGuestFileRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 16);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 26);
 
 /**
  * (since v1)
@@ -679,7 +902,7 @@ export type WriteGuestFileResponse = Message<"limiquantix.compute.v1.WriteGuestF
  * Use `create(WriteGuestFileResponseSchema)` to create a new message.
  */
 export const WriteGuestFileResponseSchema: GenMessage<WriteGuestFileResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 17);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 27);
 
 /**
  * (since v1)
@@ -710,7 +933,7 @@ export type GuestShutdownRequest = Message<"limiquantix.compute.v1.GuestShutdown
  * Use `create(GuestShutdownRequestSchema)` to create a new message.
  */
 export const GuestShutdownRequestSchema: GenMessage<GuestShutdownRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 18);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 28);
 
 /**
  * (since v1)
@@ -734,7 +957,7 @@ export type GuestShutdownResponse = Message<"limiquantix.compute.v1.GuestShutdow
  * Use `create(GuestShutdownResponseSchema)` to create a new message.
  */
 export const GuestShutdownResponseSchema: GenMessage<GuestShutdownResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 19);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 29);
 
 /**
  * (since v1)
@@ -749,7 +972,7 @@ export type ListVMsRequest = Message<"limiquantix.compute.v1.ListVMsRequest"> & 
  * Use `create(ListVMsRequestSchema)` to create a new message.
  */
 export const ListVMsRequestSchema: GenMessage<ListVMsRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 20);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 30);
 
 /**
  * (since v1)
@@ -768,7 +991,7 @@ export type ListVMsResponse = Message<"limiquantix.compute.v1.ListVMsResponse"> 
  * Use `create(ListVMsResponseSchema)` to create a new message.
  */
 export const ListVMsResponseSchema: GenMessage<ListVMsResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 21);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 31);
 
 /**
  * (since v1)
@@ -787,7 +1010,7 @@ export type GetVMRequest = Message<"limiquantix.compute.v1.GetVMRequest"> & {
  * Use `create(GetVMRequestSchema)` to create a new message.
  */
 export const GetVMRequestSchema: GenMessage<GetVMRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 22);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 32);
 
 /**
  * (since v1)
@@ -806,7 +1029,7 @@ export type GetVMResponse = Message<"limiquantix.compute.v1.GetVMResponse"> & {
  * Use `create(GetVMResponseSchema)` to create a new message.
  */
 export const GetVMResponseSchema: GenMessage<GetVMResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 23);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 33);
 
 /**
  * A VM as the inventory knows it (since v1).
@@ -892,7 +1115,7 @@ export type VM = Message<"limiquantix.compute.v1.VM"> & {
  * Use `create(VMSchema)` to create a new message.
  */
 export const VMSchema: GenMessage<VM> = /*@__PURE__*/
-  messageDesc(file_limiquantix_compute_v1_vm_service, 24);
+  messageDesc(file_limiquantix_compute_v1_vm_service, 34);
 
 /**
  * Guest operations and inventory of VMs (since v1).
@@ -1010,6 +1233,56 @@ export const VMService: GenService<{
     methodKind: "unary";
     input: typeof StopExecutionRequestSchema;
     output: typeof StopExecutionResponseSchema;
+  },
+  /**
+   * Freezes the guest's filesystems; it thaws by itself after timeout_seconds (since 0.2.0).
+   *
+   * @generated from rpc limiquantix.compute.v1.VMService.QuiesceFilesystems
+   */
+  quiesceFilesystems: {
+    methodKind: "unary";
+    input: typeof QuiesceFilesystemsRequestSchema;
+    output: typeof QuiesceFilesystemsResponseSchema;
+  },
+  /**
+   * Thaws what QuiesceFilesystems froze (since 0.2.0).
+   *
+   * @generated from rpc limiquantix.compute.v1.VMService.ThawFilesystems
+   */
+  thawFilesystems: {
+    methodKind: "unary";
+    input: typeof ThawFilesystemsRequestSchema;
+    output: typeof ThawFilesystemsResponseSchema;
+  },
+  /**
+   * Whether the guest is frozen (since 0.2.0).
+   *
+   * @generated from rpc limiquantix.compute.v1.VMService.GetQuiesceStatus
+   */
+  getQuiesceStatus: {
+    methodKind: "unary";
+    input: typeof GetQuiesceStatusRequestSchema;
+    output: typeof GetQuiesceStatusResponseSchema;
+  },
+  /**
+   * Steps the guest clock (since 0.2.0).
+   *
+   * @generated from rpc limiquantix.compute.v1.VMService.SyncGuestTime
+   */
+  syncGuestTime: {
+    methodKind: "unary";
+    input: typeof SyncGuestTimeRequestSchema;
+    output: typeof SyncGuestTimeResponseSchema;
+  },
+  /**
+   * Sets a guest user's password (since 0.2.0).
+   *
+   * @generated from rpc limiquantix.compute.v1.VMService.SetGuestUserPassword
+   */
+  setGuestUserPassword: {
+    methodKind: "unary";
+    input: typeof SetGuestUserPasswordRequestSchema;
+    output: typeof SetGuestUserPasswordResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_limiquantix_compute_v1_vm_service, 0);
