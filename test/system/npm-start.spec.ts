@@ -124,6 +124,10 @@ describe('npm start', () => {
     };
     expect(reply.exit_code).toBe(0);
     expect(reply.stdout).toMatch(/^Linux \S+ /);
+    // The web console is built and served at /.
+    const page = await fetch(`http://127.0.0.1:${httpPort}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/text\/html/);
   });
 
   it('should stop everything on Ctrl-C and leave no process behind', async () => {
