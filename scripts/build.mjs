@@ -27,6 +27,14 @@ await build({
   outExtension: { '.js': '.cjs' },
 });
 
+// lqctl, the platform teams' CLI: one file that needs Node.js (≥ 18, for fetch) and nothing else.
+await build({
+  ...common,
+  entryPoints: { lqctl: resolve(root, 'apps/lqctl/src/main.ts') },
+  outdir: resolve(root, 'dist/lqctl'),
+  outExtension: { '.js': '.cjs' },
+});
+
 if (process.argv.includes('--bench')) {
   await build({
     ...common,

@@ -1,0 +1,202 @@
+import { bool, parseTime, str, type ParsedCommand } from '../args.js';
+import { ApiError, UsageError } from '../errors.js';
+import { Exit } from '../exit-codes.js';
+import { formatDuration } from '../output/progress.js';
+import { jsonText, writeTo } from '../output/stream.js';
+import { formatTable, type Cell } from '../output/table.js';
+import { note, type Command } from './context.js';
+
+/** The filters of GET /api/audit/{events,executions} from the options. */
+export function auditQuery(
+  cmd: ParsedCommand,
+  now = new Date(),
+): Record<string, string | undefined> {
+  const since = str(cmd, 'since');
+  const until = str(cmd, 'until');
+  const from = since === undefined ? undefined : parseTime(since, '--since', now);
+  const to = until === undefined ? undefined : parseTime(until, '--until', now);
+  if (from && to && from > to) {
+    throw new UsageError('--since must not be after --until');
+  }
+  return {
+    actor: str(cmd, 'actor'),
+    vm_id: str(cmd, 'vm'),
+    project: str(cmd, 'project'),
+    operation: str(cmd, 'operation'),
+    kind: str(cmd, 'kind'),
+    outcome: str(cmd, 'outcome'),
+    from: from?.toISOString(),
+    to: to?.toISOString(),
+  };
+}
+
+export function parseLimit(
+  text: string | undefined,
+  fallback: number | undefined,
+): number | undefined {
+  if (text === undefined) {
+    return fallback;
+  }
+  if (!/^[1-9]\d{0,8}$/.test(text)) {
+    throw new UsageError(`--limit must be a positive whole number (got ${text})`);
+  }
+  return Number(text);
+}
+
+interface EventRow {
+  seq: number;
+  at: string;
+  kind: string;
+  actor: string;
+  vm_id: string | null;
+  operation: string;
+  status: string | null;
+  exit_code: number | null;
+  error: string | null;
+}
+
+interface ExecutionRow {
+  seq: number;
+  request_id: string;
+  started_at: string;
+  actor: string;
+  vm_id: string | null;
+  command: string | null;
+  argv: string[] | null;
+  run_as_user: string | null;
+  status: string | null;
+  exit_code: number | null;
+  duration_ms: number | null;
+}
+
+/** "2026-11-03 14:02:11" from an ISO time (UTC, as stored). */
+function when(iso: string | null | undefined): string | undefined {
+  return iso ? iso.replace('T', ' ').replace(/\.\d+Z$|Z$/, '') : undefined;
+}
+
+/** argv as a shell would need it typed. */
+export function shellQuote(argv: readonly string[]): string {
+  return argv
+    .map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
+    .join(' ');
+}
+
+export function eventsTable(rows: readonly EventRow[]): string {
+  return formatTable(
+    [
+      { header: 'SEQ', align: 'right' },
+      { header: 'AT (UTC)' },
+      { header: 'KIND' },
+      { header: 'ACTOR' },
+      { header: 'VM' },
+      { header: 'OPERATION' },
+      { header: 'STATUS' },
+      { header: 'EXIT', align: 'right' },
+      { header: 'ERROR', max: 50 },
+    ],
+    rows.map((r): Cell[] => [
+      r.seq,
+      when(r.at),
+      r.kind,
+      r.actor,
+      r.vm_id,
+      r.operation,
+      r.status,
+      r.exit_code,
+      r.error,
+    ]),
+  );
+}
+
+export function executionsTable(rows: readonly ExecutionRow[]): string {
+  return formatTable(
+    [
+      { header: 'SEQ', align: 'right' },
+      { header: 'STARTED (UTC)' },
+      { header: 'ACTOR' },
+      { header: 'VM' },
+      { header: 'AS' },
+      { header: 'COMMAND', max: 50 },
+      { header: 'STATUS' },
+      { header: 'EXIT', align: 'right' },
+      { header: 'TOOK', align: 'right' },
+    ],
+    rows.map((r): Cell[] => [
+      r.seq,
+      when(r.started_at),
+      r.actor,
+      r.vm_id,
+      r.run_as_user,
+      r.command ?? (r.argv ? shellQuote(r.argv) : undefined),
+      r.status ?? 'running',
+      r.exit_code,
+      r.duration_ms === null ? undefined : formatDuration(r.duration_ms),
+    ]),
+  );
+}
+
+const PAGE_MAX = 1000;
+const FORMATS = ['table', 'ndjson', 'csv'] as const;
+
+/**
+ * `lqctl audit ls`: the audit trail (or with --executions the command history), newest first.
+ * Tables page through the API with its cursor up to --limit; ndjson and csv stream the server's
+ * export as it comes.
+ */
+export const auditLsCommand: Command = async (ctx, cmd) => {
+  const format = str(cmd, 'format') ?? 'table';
+  if (!(FORMATS as readonly string[]).includes(format)) {
+    throw new UsageError(`--format must be table, ndjson or csv (got ${format})`);
+  }
+  const path = bool(cmd, 'executions') ? '/api/audit/executions' : '/api/audit/events';
+  const query = auditQuery(cmd);
+  if (format !== 'table') {
+    const limit = parseLimit(str(cmd, 'limit'), undefined);
+    const res = await ctx.client.request('GET', path, { query: { ...query, format, limit } });
+    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+      await writeTo(ctx.stdout, chunk);
+    }
+    return Exit.OK;
+  }
+  const limit = parseLimit(str(cmd, 'limit'), 50)!;
+  const name = bool(cmd, 'executions') ? 'executions' : 'events';
+  const rows: Array<EventRow & ExecutionRow> = [];
+  let cursor: string | undefined;
+  let more = false;
+  let pageMax = PAGE_MAX;
+  while (rows.length < limit) {
+    let page: Record<string, unknown>;
+    try {
+      page = await ctx.client.json('GET', path, {
+        query: { ...query, cursor, limit: Math.min(pageMax, limit - rows.length) },
+      });
+    } catch (err) {
+      // A server with a smaller LQ_AUDIT_PAGE_MAX says so: use its page size.
+      const m =
+        err instanceof ApiError && err.status === 400 ? /at most (\d+)/.exec(err.message) : null;
+      if (m && Number(m[1]) < pageMax) {
+        pageMax = Number(m[1]);
+        continue;
+      }
+      throw err;
+    }
+    rows.push(...(page[name] as Array<EventRow & ExecutionRow>));
+    cursor = (page.next_cursor as string | null) ?? undefined;
+    if (cursor === undefined) {
+      break;
+    }
+    more = rows.length >= limit;
+  }
+  if (ctx.json) {
+    await writeTo(ctx.stdout, jsonText(rows));
+  } else {
+    await writeTo(ctx.stdout, name === 'executions' ? executionsTable(rows) : eventsTable(rows));
+    if (more) {
+      note(
+        ctx,
+        `showing the newest ${rows.length}; more may match (raise --limit or narrow the filters)`,
+      );
+    }
+  }
+  return Exit.OK;
+};

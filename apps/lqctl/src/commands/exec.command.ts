@@ -1,0 +1,208 @@
+import {
+  bool,
+  list,
+  parseKeyValue,
+  parseTimeoutSeconds,
+  str,
+  type ParsedCommand,
+} from '../args.js';
+import { UsageError } from '../errors.js';
+import { exitCodeOfExecution } from '../exit-codes.js';
+import { jsonText, writeTo } from '../output/stream.js';
+import { onInterrupt } from '../signals.js';
+import { note, seg, type Command, type Context } from './context.js';
+
+/** The execute fields (snake_case, as POST /api/vms/:id/execute takes them) from the options. */
+export function executeBody(cmd: ParsedCommand, what: string): Record<string, unknown> {
+  if (cmd.remote.length === 0) {
+    throw new UsageError(`${what} needs a command after --, e.g. lqctl ${what} … -- uname -a`);
+  }
+  const body: Record<string, unknown> = bool(cmd, 'shell')
+    ? { command: cmd.remote.join(' ') }
+    : { argv: cmd.remote };
+  const env: Record<string, string> = {};
+  for (const kv of list(cmd, 'env')) {
+    const [k, v] = parseKeyValue(kv, '--env');
+    env[k] = v;
+  }
+  if (Object.keys(env).length > 0) {
+    body.env = env;
+  }
+  const timeout = str(cmd, 'timeout');
+  if (timeout !== undefined) {
+    body.timeout_seconds = parseTimeoutSeconds(timeout);
+  }
+  const optional: Array<[string, string]> = [
+    ['user', 'run_as_user'],
+    ['group', 'run_as_group'],
+    ['cwd', 'cwd'],
+  ];
+  for (const [option, field] of optional) {
+    const v = str(cmd, option);
+    if (v !== undefined) {
+      body[field] = v;
+    }
+  }
+  if (bool(cmd, 'supplementary-groups')) {
+    body.include_supplementary_groups = true;
+  }
+  return body;
+}
+
+/** One `event: output` of GET /api/executions/:id/output?follow=1. */
+interface OutputChunk {
+  seq: number;
+  stream: 'stdout' | 'stderr';
+  text: string;
+  dropped_bytes?: number;
+}
+
+/** The execution view (202 of the start, the `end` event). */
+export interface ExecutionViewJson {
+  id: string;
+  vm_id: string;
+  status: string;
+  exit_code: number | null;
+  signal: string | null;
+  error: string | null;
+  duration_ms?: number | null;
+}
+
+/** Why the command ended, when the exit code alone does not say it. */
+export function endNote(view: ExecutionViewJson): string | undefined {
+  switch (view.status) {
+    case 'timed_out':
+      return `execution ${view.id} timed out; its process group was killed (exit 124)`;
+    case 'cancelled':
+      return `execution ${view.id} was cancelled (exit 130)`;
+    case 'agent_lost':
+      return `the guest agent went away during execution ${view.id}${view.error ? `: ${view.error}` : ''} (exit 255)`;
+    default:
+      break;
+  }
+  if (view.signal) {
+    return `the command was killed by ${view.signal} (exit ${exitCodeOfExecution(view)})`;
+  }
+  if (view.exit_code === null && view.status !== 'succeeded') {
+    return `execution ${view.id} ${view.status}${view.error ? `: ${view.error}` : ''} (exit 255)`;
+  }
+  return undefined;
+}
+
+async function readStdin(ctx: Context): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of ctx.stdin as AsyncIterable<Buffer | string>) {
+    parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
+  }
+  return Buffer.concat(parts);
+}
+
+async function execSync(ctx: Context, vm: string, body: Record<string, unknown>): Promise<number> {
+  const r = await ctx.client.json<{
+    exit_code: number | null;
+    signal: string | null;
+    timed_out: boolean;
+    stdout: string;
+    stderr: string;
+    stdout_truncated: boolean;
+    stderr_truncated: boolean;
+  }>('POST', `/api/vms/${seg(vm)}/execute`, { json: body });
+  if (ctx.json) {
+    await writeTo(ctx.stdout, jsonText(r));
+  } else {
+    await writeTo(ctx.stdout, r.stdout);
+    await writeTo(ctx.stderr, r.stderr);
+    if (r.stdout_truncated || r.stderr_truncated) {
+      note(ctx, 'output truncated by the agent (use the default asynchronous mode for all of it)');
+    }
+  }
+  return exitCodeOfExecution({
+    status: r.timed_out ? 'timed_out' : r.exit_code === 0 ? 'succeeded' : 'failed',
+    exit_code: r.exit_code,
+    signal: r.signal,
+  });
+}
+
+/**
+ * `lqctl exec VM -- CMD…`: starts an execution, follows its output live (stdout to stdout, stderr
+ * to stderr, resuming from the last sequence number if the stream breaks) and exits with the
+ * remote command's exit code. Ctrl-C cancels it in the guest; a second Ctrl-C stops waiting.
+ */
+export const execCommand: Command = async (ctx, cmd) => {
+  const vm = cmd.positionals[0]!;
+  const body = executeBody(cmd, 'exec');
+  if (bool(cmd, 'stdin')) {
+    body.stdin_base64 = (await readStdin(ctx)).toString('base64');
+  }
+  if (bool(cmd, 'sync')) {
+    return execSync(ctx, vm, body);
+  }
+
+  let id: string | undefined;
+  let cancelWanted = false;
+  const cancel = () => {
+    note(ctx, `cancelling execution ${id} (Ctrl-C again to stop waiting)`);
+    ctx.client.json('POST', `/api/executions/${seg(id!)}/cancel`).catch((err: unknown) => {
+      note(ctx, `cancel failed: ${(err as Error).message}`);
+    });
+  };
+  const dispose = onInterrupt(
+    () => {
+      if (id === undefined) {
+        cancelWanted = true;
+      } else {
+        cancel();
+      }
+    },
+    () => note(ctx, `stopped waiting; execution ${id ?? '(starting)'} is being cancelled`),
+  );
+  try {
+    const started = await ctx.client.json<ExecutionViewJson>(
+      'POST',
+      `/api/vms/${seg(vm)}/executions`,
+      { json: body },
+    );
+    id = started.id;
+    if (ctx.json) {
+      await writeTo(ctx.stdout, jsonText({ event: 'started', ...started }, false));
+    }
+    if (cancelWanted) {
+      cancel();
+    }
+    let end: ExecutionViewJson | undefined;
+    const events = ctx.client.follow(`/api/executions/${seg(id)}/output`, {
+      query: (after) => ({ follow: 1, after }),
+      isEnd: (e) => e.event === 'end',
+      onReconnect: (why) => note(ctx, `output stream of ${id} broke (${why}); resuming`),
+    });
+    for await (const e of events) {
+      if (e.event === 'output') {
+        const c = JSON.parse(e.data) as OutputChunk;
+        if (ctx.json) {
+          await writeTo(ctx.stdout, jsonText({ event: 'output', ...c }, false));
+          continue;
+        }
+        await writeTo(c.stream === 'stderr' ? ctx.stderr : ctx.stdout, c.text);
+        if (c.dropped_bytes) {
+          note(ctx, `${c.dropped_bytes} bytes of ${c.stream} were dropped (output rate limit)`);
+        }
+      } else if (e.event === 'end') {
+        end = JSON.parse(e.data) as ExecutionViewJson;
+      }
+    }
+    if (!end) {
+      throw new Error(`the output stream of ${id} ended without its end event`);
+    }
+    if (ctx.json) {
+      await writeTo(ctx.stdout, jsonText({ event: 'end', ...end }, false));
+    } else {
+      const why = endNote(end);
+      if (why) {
+        note(ctx, why);
+      }
+    }
+    return exitCodeOfExecution(end);
+  } finally {
+    dispose();
+  }
+};

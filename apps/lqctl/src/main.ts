@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+// lqctl: a CLI for platform teams over the control plane's REST API (plain Node.js: fetch and the
+// standard library). `lqctl --help` lists the commands and the exit codes.
+import { ApiClient, SessionAuth, StaticAuth, type AuthSource } from './api-client.js';
+import { parseCommandLine, str, bool, type ParsedCommand } from './args.js';
+import { configPath, loadConfig, resolveSettings, type Settings } from './config.js';
+import { UsageError } from './errors.js';
+import { Exit, describeFailure } from './exit-codes.js';
+import { auditLsCommand } from './commands/audit.command.js';
+import type { Command, Context } from './commands/context.js';
+import { cpCommand } from './commands/cp.command.js';
+import { execCommand } from './commands/exec.command.js';
+import { loginCommand, logoutCommand, whoamiCommand } from './commands/login.command.js';
+import { quiesceCommand } from './commands/quiesce.command.js';
+import { runCommand } from './commands/run.command.js';
+import { vmLabelCommand, vmShowCommand, vmsLsCommand } from './commands/vms.command.js';
+import { VERSION, usageOf } from './usage.js';
+
+const COMMANDS: Record<string, Command> = {
+  login: loginCommand,
+  logout: logoutCommand,
+  whoami: whoamiCommand,
+  'vms ls': vmsLsCommand,
+  'vm show': vmShowCommand,
+  'vm label': vmLabelCommand,
+  exec: execCommand,
+  run: runCommand,
+  cp: cpCommand,
+  quiesce: quiesceCommand('quiesce'),
+  thaw: quiesceCommand('thaw'),
+  'audit ls': auditLsCommand,
+};
+
+function authFor(settings: Settings, configFile: string, ctxConfig: Context['config']): AuthSource {
+  return settings.tokenSource === 'session'
+    ? new SessionAuth(settings.server, configFile, ctxConfig)
+    : new StaticAuth(settings.token);
+}
+
+let current: ParsedCommand | undefined;
+
+async function main(argv: string[]): Promise<number> {
+  const parsed = parseCommandLine(argv);
+  if (parsed.kind === 'version') {
+    process.stdout.write(`lqctl ${VERSION}\n`);
+    return Exit.OK;
+  }
+  if (parsed.kind === 'help') {
+    const text = usageOf(parsed.topic);
+    if (text === undefined) {
+      throw new UsageError(`no help for ${parsed.topic}`);
+    }
+    process.stdout.write(text);
+    return Exit.OK;
+  }
+  const cmd = parsed.command;
+  current = cmd;
+  const configFile = configPath(process.env);
+  const config = loadConfig(configFile, (line) => process.stderr.write(`lqctl: ${line}\n`));
+  const settings = resolveSettings(
+    { server: str(cmd, 'server'), token: str(cmd, 'token') },
+    process.env,
+    config,
+  );
+  const ctx: Context = {
+    client: new ApiClient(settings.server, authFor(settings, configFile, config)),
+    settings,
+    json: bool(cmd, 'json'),
+    configFile,
+    config,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    // Lazy: only login and --stdin read it, and opening it is not free on a terminal.
+    get stdin() {
+      return process.stdin;
+    },
+  };
+  return COMMANDS[cmd.name]!(ctx, cmd);
+}
+
+function exitWith(code: number): void {
+  // Let stdout drain (a pipe may still hold a large listing) before exiting.
+  process.stdout.write('', () => process.exit(code));
+}
+
+// `lqctl audit ls | head`: a closed pipe ends the listing quietly.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  process.exit(err.code === 'EPIPE' ? Exit.OK : Exit.FAILED);
+});
+
+main(process.argv.slice(2)).then(exitWith, (err: unknown) => {
+  const { message, exitCode } = describeFailure(err);
+  const hint =
+    exitCode === Exit.USAGE && err instanceof UsageError
+      ? `\n(lqctl ${err.topic ?? current?.name ?? ''} --help for usage)`.replace('  ', ' ')
+      : '';
+  process.stderr.write(`lqctl: ${message}${hint}\n`);
+  if (process.env.LQCTL_DEBUG && err instanceof Error) {
+    process.stderr.write(`${err.stack ?? ''}\n`);
+  }
+  exitWith(exitCode);
+});

@@ -1,0 +1,189 @@
+import { DEFAULT_SERVER } from './config.js';
+
+export const VERSION = '0.1.0';
+
+export const MAIN_USAGE = `lqctl: the LimiQuantix control plane from a terminal
+
+Usage: lqctl [global options] <command> [options] [-- remote command]
+
+Commands:
+  login --api-key K | --username U   sign in (checks with the server, stores it in the config file)
+  logout                             forget the stored credentials
+  whoami                             who the server thinks you are, and your roles
+  vms ls [--project P]               VMs: id, project, node, agent state, OS, IPs, CPU%, mem%
+  vm show VM                         one VM in detail, with its labels
+  vm label VM key=value… [key-…]     set (or remove) labels; fleet runs target them
+  exec VM [options] -- CMD…          run a command, output live, exit with its exit code
+  run TARGET [options] -- CMD…       run a command over many VMs with a progress bar and summary
+  cp LOCAL VM:/path | VM:/path LOCAL copy a file to or from a guest (streamed)
+  quiesce VM / thaw VM               freeze / thaw the guest's filesystems (for snapshots)
+  audit ls [filters]                 the audit trail, or with --executions the command history
+
+  lqctl <command> --help (or lqctl help <command>) describes each one.
+
+Global options (anywhere before --):
+  --server URL    the control plane (env LQ_SERVER, config file; default ${DEFAULT_SERVER},
+                  which is what npm start serves)
+  --token T       an API key (lq_…) or access token (env LQ_TOKEN, config file)
+  --json          machine-readable output on stdout
+  -h, --help      help           --version   lqctl's version
+
+Config file: $XDG_CONFIG_HOME/lqctl/config.json (default ~/.config/lqctl/config.json, or the
+file LQCTL_CONFIG names), written by lqctl login with mode 0600. Flags win over the
+environment, which wins over the file; the file's credentials are only sent to its server.
+
+Exit codes:
+  0    success
+  1    the control plane refused or the operation failed (the message says why);
+       run: some VM did not succeed
+  2    usage error, or an operation this control plane does not offer (quiesce, thaw)
+  3    the control plane cannot be reached
+  4    not signed in, or the key or session was revoked or expired (run lqctl login)
+  5    permission denied (the message names the missing permission)
+  exec passes the remote command's exit code through once it has started: 128+N when killed
+  by signal N, 124 timed out, 130 cancelled (Ctrl-C), 255 agent lost or no exit code.
+  run: 130 when cancelled.
+`;
+
+const EXEC_OPTIONS = `  -u, --user U               run as user U (name or uid)
+  -g, --group G              with group G (default: U's primary group)
+      --supplementary-groups keep U's supplementary groups
+      --timeout S            kill the command's process group after S (30, 90s, 5m, 2h);
+                             default the control plane's LQ_GUEST_TIMEOUT_SECONDS (30 s),
+                             at most its LQ_GUEST_TIMEOUT_MAX_SECONDS (1 h)
+      --cwd DIR              working directory in the guest
+  -e, --env K=V              extra environment (repeatable)
+      --shell                run CMD… joined as one /bin/sh -c command line`;
+
+export const COMMAND_USAGE: Record<string, string> = {
+  login: `Usage: lqctl [--server URL] login --api-key K
+       lqctl [--server URL] login --username U
+
+Signs in to the control plane and stores the credentials (and the server) in the config file,
+mode 0600, after checking them with GET /api/auth/me; prints who you are.
+
+  --api-key K        an API key (lq_…); "-" reads it from the terminal without echo, or stdin
+  -u, --username U   sign in with a password: asked on the terminal without echo, or the first
+                     line of stdin when it is not a terminal. The session's access token is
+                     refreshed automatically (before it expires, and on a 401).
+`,
+  logout: `Usage: lqctl logout
+
+Removes the stored credentials from the config file (the server setting stays).
+`,
+  whoami: `Usage: lqctl whoami
+
+Who the server thinks you are (GET /api/auth/me): user, how you signed in, roles per project.
+`,
+  'vms ls': `Usage: lqctl vms ls [--project P] [--json]
+
+The VMs you may read: id, project, node, agent state, OS, IP addresses, CPU% and memory% from
+the latest telemetry. --json prints the API's VM objects.
+
+  -p, --project P   only VMs of project P
+`,
+  'vm show': `Usage: lqctl vm show VM [--json]
+
+One VM: project, node, agent state and version, hostname, OS, kernel, labels, capabilities,
+interfaces and addresses, CPU, memory, load, uptime.
+`,
+  'vm label': `Usage: lqctl vm label VM key=value… [key-…] [--replace]
+
+Sets labels on a VM (admin only); fleet runs target them (lqctl run --target env=prod).
+key=value sets a label, key- removes one; the other labels stay unless --replace is given,
+which makes the arguments the VM's only labels.
+`,
+  exec: `Usage: lqctl exec VM [options] -- CMD ARGS…
+
+Runs a command in the guest as an asynchronous execution and follows its output live: the
+command's stdout goes to stdout and its stderr to stderr as they arrive. If the stream breaks,
+lqctl reconnects and resumes after the last chunk it printed. lqctl exits with the command's
+exit code (128+N when killed by signal N, 124 timed out, 130 cancelled, 255 agent lost or
+failed without an exit code).
+
+Ctrl-C once cancels the execution in the guest (its whole process group) and keeps following
+until it ends; Ctrl-C twice stops waiting and exits 130.
+
+${EXEC_OPTIONS}
+      --stdin                send lqctl's stdin to the command (up to the server's limit, 1 MiB)
+      --sync                 use the synchronous POST /api/vms/:id/execute instead: output
+                             arrives when the command ends (short commands; Ctrl-C does not
+                             cancel it)
+      --json                 NDJSON on stdout: {"event":"started"…}, {"event":"output",
+                             "seq","stream","text"}…, {"event":"end", status, exit_code…}
+`,
+  run: `Usage: lqctl run (--target LABELS | --vms A,B,C | --project P) [options] -- CMD ARGS…
+
+Runs a command over many VMs as one fleet run: at most --max-concurrency VMs at a time,
+stopping new starts once more than --max-errors have failed. Shows a progress bar on a
+terminal (a line every 2 s otherwise), then each VM's state and exit code and the counts.
+Exits 0 only if every VM succeeded (1 otherwise, 130 when cancelled). Ctrl-C cancels the run
+(no new VMs start, running executions are cancelled); Ctrl-C twice stops waiting.
+
+  -t, --target LABELS        VMs carrying every label: env=prod,role=db
+      --vms A,B,C            these VMs
+  -p, --project P            every VM of project P
+      --max-concurrency N|N% VMs at a time: a number or a percentage of the targets (default 10)
+      --max-errors N|N%      stop starting VMs once more than this many have failed
+${EXEC_OPTIONS}
+      --json                 print the final run (every VM's execution id) as JSON
+`,
+  cp: `Usage: lqctl cp LOCAL VM:/path [--mode 0644]
+       lqctl cp VM:/path LOCAL
+
+Copies a file to a guest (PUT /api/vms/:id/files, replaced atomically) or from one (GET),
+streamed in chunks, with a progress bar on a terminal. LOCAL "-" is stdin or stdout; a
+directory as LOCAL, or a guest path ending in /, takes the source's file name. A download is
+written beside its destination and renamed when complete, so a cut transfer leaves no half file.
+
+  --mode 0644   permission bits of the uploaded guest file
+`,
+  quiesce: `Usage: lqctl quiesce VM [--mount PATH]… [--timeout S]
+       lqctl quiesce --status VM
+
+Freezes the guest's filesystems for a consistent snapshot (POST /api/vms/:id/quiesce): the
+agent runs its pre-freeze hooks, then freezes the mounts; prints what was frozen, each hook's
+result and when the guest thaws by itself. Take the snapshot, then lqctl thaw VM.
+
+  -m, --mount PATH   a mount point to freeze (repeatable; default: every freezable local one)
+      --timeout S    the guest thaws by itself after S without a thaw (30, 90s, 5m)
+      --status       whether the guest is frozen, which mounts, until when
+
+A control plane without quiesce answers 404: lqctl says so and exits 2.
+`,
+  thaw: `Usage: lqctl thaw VM
+
+Thaws filesystems frozen by lqctl quiesce (POST /api/vms/:id/thaw); exits 2 on a control
+plane without it.
+`,
+  'audit ls': `Usage: lqctl audit ls [filters] [--executions] [--limit N] [--format table|ndjson|csv]
+
+The audit trail (needs audit.read), newest first; with --executions the command history (who
+ran what where, as whom, exit code, duration). Tables page through the API with its cursor;
+ndjson and csv stream the server's export (every matching row up to --limit).
+
+  --actor A             username
+  --vm V                VM id
+  -p, --project P       project
+  --operation O         execute, ping, file.read, file.write, shutdown, run, user.create, …
+  --kind K              intent, outcome, denied, auth_failed, admin (the trail only)
+  --outcome O           ok, error, or a status (timed_out, PERMISSION_DENIED, …)
+  --since T, --until T  a time: 1h, 30m, 2d (ago) or ISO 8601 (2026-11-03T10:00:00Z)
+  --limit N             rows (table default 50; ndjson and csv default all)
+  --format F            table (default), ndjson or csv
+  --json                the table's rows as a JSON array
+`,
+};
+
+/** Help for a topic: a command, a group ("vm", "vms", "audit"), or everything. */
+export function usageOf(topic: string | undefined): string | undefined {
+  if (topic === undefined) {
+    return MAIN_USAGE;
+  }
+  const direct = COMMAND_USAGE[topic];
+  if (direct) {
+    return direct;
+  }
+  const group = Object.entries(COMMAND_USAGE).filter(([name]) => name.startsWith(`${topic} `));
+  return group.length > 0 ? group.map(([, text]) => text).join('\n') : undefined;
+}
