@@ -31,6 +31,8 @@ export interface ControlPlaneConfig {
   locationCacheMs: number;
   /** How long an execution waits for its agent to come back before it is agent_lost. */
   execLostGraceMs: number;
+  /** Timeout of an asynchronous execution (and a run's) that gives none. */
+  execAsyncTimeoutSeconds: number;
   /** Fleet runs: largest number of VMs per run. */
   runMaxVms: number;
   limits: {
@@ -92,6 +94,11 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'how long an asynchronous execution waits for its agent to reconnect before it is agent_lost',
   ],
   ['LQ_RUN_MAX_VMS', '10000', 'largest number of VMs one fleet run may target'],
+  [
+    'LQ_EXEC_ASYNC_TIMEOUT_SECONDS',
+    '3600',
+    'timeout of an asynchronous execution or fleet run that gives none (at most LQ_GUEST_TIMEOUT_MAX_SECONDS)',
+  ],
   ['LQ_MAX_COMMAND_BYTES', '65536', 'largest command line or argv in total'],
   ['LQ_MAX_ENV_BYTES', '65536', 'largest environment in total'],
   ['LQ_MAX_STDIN_BYTES', '1048576', 'largest stdin'],
@@ -171,6 +178,10 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
     locationCacheMs: int(env, 'LQ_LOCATION_CACHE_MS', 1000, 0, 60_000),
     execLostGraceMs: int(env, 'LQ_EXEC_LOST_GRACE_MS', 15_000, 0, 3_600_000),
     runMaxVms: int(env, 'LQ_RUN_MAX_VMS', 10_000, 1, 1_000_000),
+    execAsyncTimeoutSeconds: Math.min(
+      int(env, 'LQ_EXEC_ASYNC_TIMEOUT_SECONDS', 3600, 1, 86_400),
+      guestTimeoutMaxSeconds,
+    ),
     limits: {
       maxCommandBytes: int(env, 'LQ_MAX_COMMAND_BYTES', 65_536, 1, 16 * 1024 * 1024),
       maxEnvBytes: int(env, 'LQ_MAX_ENV_BYTES', 65_536, 0, 16 * 1024 * 1024),

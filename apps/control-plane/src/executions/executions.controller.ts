@@ -1,3 +1,4 @@
+import { TextDecoder } from 'node:util';
 import {
   Body,
   Controller,
@@ -25,11 +26,16 @@ const SSE_KEEPALIVE_MS = 15_000;
 /** Output shown inline by GET /api/executions/:id (the full stream is /output). */
 const INLINE_OUTPUT_MAX = 1024 * 1024;
 
-export function chunkJson(c: OutputChunk) {
+/**
+ * One output chunk as JSON: `text` decoded with the stream's own decoder (so a UTF-8 character
+ * split between two chunks is not mangled), and `base64`, the exact bytes, for binary output.
+ */
+export function chunkJson(c: OutputChunk, decoders?: Record<'stdout' | 'stderr', TextDecoder>) {
   return {
     seq: c.seq,
     stream: c.stream,
-    text: c.data.toString('utf8'),
+    text: decoders ? decoders[c.stream].decode(c.data, { stream: true }) : c.data.toString('utf8'),
+    base64: c.data.toString('base64'),
     dropped_bytes: c.droppedBytes || undefined,
   };
 }
@@ -132,7 +138,11 @@ export class ExecutionsController implements BeforeApplicationShutdown {
     const from = afterOf(after, req.header('last-event-id'));
     if (follow !== '1' && follow !== 'true') {
       const chunks = await this.executions.output(id, caller, from);
-      res.json({ chunks: chunks.map(chunkJson), next_after: chunks.at(-1)?.seq ?? from });
+      const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
+      res.json({
+        chunks: chunks.map((c) => chunkJson(c, decoders)),
+        next_after: chunks.at(-1)?.seq ?? from,
+      });
       return;
     }
     let headersSent = false;
@@ -146,10 +156,13 @@ export class ExecutionsController implements BeforeApplicationShutdown {
         res.flushHeaders();
       }
     };
+    const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
     const stop = await this.executions.follow(id, caller, from, {
       chunk: (c) => {
         open();
-        res.write(`id: ${c.seq}\nevent: output\ndata: ${JSON.stringify(chunkJson(c))}\n\n`);
+        res.write(
+          `id: ${c.seq}\nevent: output\ndata: ${JSON.stringify(chunkJson(c, decoders))}\n\n`,
+        );
       },
       end: (view) => {
         open();

@@ -164,7 +164,11 @@ export class ExecutionsService implements OnApplicationShutdown {
         'vm id must be 1-128 letters, digits, _ or -',
       );
     }
-    const request = this.guest.executeRequest(input);
+    // Asynchronous executions are for long work: their default timeout is the long one.
+    const request = this.guest.executeRequest({
+      ...input,
+      timeoutSeconds: input.timeoutSeconds ?? this.config.execAsyncTimeoutSeconds,
+    });
     const where = await this.inventory.locate(vmId);
     await this.access.requireExec(
       caller,
