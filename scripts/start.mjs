@@ -26,7 +26,7 @@ import { startSimVms } from './sim-core.mjs';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const USAGE = `npm start [-- options]: the LimiQuantix platform on this machine
 
-  --qemu        also boot one real QEMU VM (needs the guest image of the QEMU issue)
+  --qemu        also boot one real VM (QEMU/TCG, built by scripts/vm/build-guest.sh)
   -h, --help    this text
 
 Environment (all optional):
@@ -47,12 +47,8 @@ if (flags.help) {
   process.stdout.write(USAGE);
   process.exit(0);
 }
-if (flags.qemu) {
-  process.stderr.write(
-    'npm start -- --qemu needs a guest image built by the QEMU issue, which this checkout does not have yet.\n',
-  );
-  process.exit(2);
-}
+// --qemu: also one real VM (QEMU, TCG), its agent on the same channel dir as the simulated ones.
+const withQemu = flags.qemu === true;
 
 function fail(message) {
   process.stderr.write(`\nnpm start: ${message}\n`);
@@ -379,6 +375,44 @@ async function startNats() {
   return `nats://127.0.0.1:${port}`;
 }
 
+/** One real VM: the guest image (built once by scripts/vm/build-guest.sh) under QEMU/TCG. */
+async function startQemuVm(vmDir) {
+  const qemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' });
+  if (!qemu.stdout.trim()) {
+    throw new Error(
+      '--qemu needs qemu-system-x86_64 (Debian/Ubuntu: sudo apt-get install qemu-system-x86)',
+    );
+  }
+  step('QEMU guest: building the image if needed (first time: a minute or two)…');
+  const built = spawnSync('bash', [join(root, 'scripts/vm/build-guest.sh')], { encoding: 'utf8' });
+  if (built.status !== 0) {
+    throw new Error(`scripts/vm/build-guest.sh failed:\n${built.stdout}${built.stderr}`);
+  }
+  const lab = join(root, '.vmlab');
+  const manifest = JSON.parse(readFileSync(join(lab, 'guest.json'), 'utf8'));
+  const disk = join(dataDir, 'qemu-vm-1-data.img');
+  if (!existsSync(disk)) {
+    writeFileSync(disk, readFileSync(join(lab, manifest.data_disk)));
+  }
+  await startProcess(
+    'qemu',
+    qemu.stdout.trim(),
+    [
+      ...['-accel', 'tcg', '-cpu', 'max', '-m', '512', '-smp', '1'],
+      ...['-nodefaults', '-no-user-config', '-display', 'none', '-nic', 'none'],
+      ...['-serial', 'stdio', '-no-reboot'],
+      ...['-kernel', join(lab, manifest.kernel), '-initrd', join(lab, manifest.initrd)],
+      ...['-append', 'console=ttyS0 quiet panic=-1 lq.hostname=qemu-vm-1'],
+      ...['-device', 'virtio-serial-pci,id=vser0'],
+      ...['-chardev', `socket,id=agent0,path=${join(vmDir, 'qemu-vm-1.sock')},server=on,wait=off`],
+      ...['-device', 'virtserialport,bus=vser0.0,chardev=agent0,name=org.limiquantix.agent.0'],
+      ...['-drive', `file=${disk},if=virtio,format=raw`],
+    ],
+    { ready: /agent start/, timeoutMs: 120_000 },
+  );
+  step('QEMU guest: qemu-vm-1 booted (no network; serial console in logs/qemu.log)');
+}
+
 async function api(base, token, method, path, body) {
   const res = await fetch(`${base}${path}`, {
     method,
@@ -484,6 +518,10 @@ async function main() {
     },
   );
   step(`node daemon: ${nodeId}`);
+  if (withQemu) {
+    await startQemuVm(vmDir);
+    ids.push('qemu-vm-1');
+  }
   await demoProject(base, adminToken, ids);
 
   const vm = ids[0];

@@ -194,11 +194,14 @@ export class Quiescer {
         problems.push(`${m}: ${describeResult(r)} ${r.stderr.trim().slice(0, 200)}`);
       }
     }
+    // Recorded before the state clears, so a status never shows thawed without its cause.
+    if (reason === 'watchdog') {
+      this.lastAutoThaw = Date.now();
+    }
     this.state = undefined;
     await rm(q.state_file, { force: true });
     this.log.setMuted(false);
     if (reason === 'watchdog') {
-      this.lastAutoThaw = Date.now();
       this.log.warn('auto-thaw: no thaw came within the timeout', { mounts: state.mounts });
     }
     if (problems.length > 0) {
