@@ -8,13 +8,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { freePort } from '../support/nats-server.js';
+import { qemuAvailable } from '../support/qemu-guest.js';
 
 interface Started {
   proc: ChildProcess;
   output: () => string;
 }
 
-function start(dataDir: string, httpPort: number, grpcPort: number): Promise<Started> {
+function start(
+  dataDir: string,
+  httpPort: number,
+  grpcPort: number,
+  args: string[] = [],
+): Promise<Started> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     LQ_DATA_DIR: dataDir,
@@ -26,7 +32,7 @@ function start(dataDir: string, httpPort: number, grpcPort: number): Promise<Sta
   delete env.NATS_URL;
   delete env.LQ_ADMIN_TOKEN;
   delete env.NODE_OPTIONS;
-  const proc = spawn(process.execPath, ['scripts/start.mjs'], {
+  const proc = spawn(process.execPath, ['scripts/start.mjs', ...args], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -161,4 +167,35 @@ describe('npm start', () => {
     expect(code).toBe(0);
     expect(leftover).toEqual([]);
   });
+
+  const qemu = qemuAvailable();
+  (qemu.ok ? it : it.skip)(
+    'should boot one real QEMU VM beside the simulated ones with --qemu',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'lq-start-qemu-'));
+      const [http, grpc] = [await freePort(), await freePort()];
+      const s = await start(dir, http, grpc, ['--qemu']);
+      try {
+        const key = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
+        const res = await fetch(`http://127.0.0.1:${http}/api/vms/qemu-vm-1/execute`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ command: 'uname -r' }),
+        });
+        const body = (await res.json()) as { stdout: string };
+        expect(res.status).toBe(200);
+        // The guest's Debian kernel, not this machine's.
+        expect(body.stdout.trim()).toMatch(/-amd64$/);
+        const { code, leftover } = await stop(s);
+        expect(code).toBe(0);
+        expect(leftover).toEqual([]);
+      } finally {
+        if (s.proc.exitCode === null) {
+          await stop(s);
+        }
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    180_000,
+  );
 });
