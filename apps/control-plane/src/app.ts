@@ -41,6 +41,9 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Run
   });
   // Connect first: it reads its own bodies, which a JSON body parser would consume. Then JSON
   // bodies for REST (file uploads stream, unparsed).
+  if (config.trustProxy) {
+    app.set('trust proxy', config.trustProxy);
+  }
   mountConnect(app);
   app.useBodyParser('json', { limit: '4mb' });
   app.useGlobalPipes(

@@ -24,6 +24,9 @@ describe('parseControlPlaneEnv', () => {
       /LQ_GUEST_TIMEOUT_SECONDS/,
     ],
     [{ ...BASE, NATS_PASSWORD: 'p' }, /NATS_USER/],
+    [{ ...BASE, LQ_TRUST_PROXY: 'everyone' }, /LQ_TRUST_PROXY/],
+    [{ ...BASE, LQ_ADMIN_TOKEN: 'admin' }, /LQ_ADMIN_TOKEN/],
+    [{ ...BASE, LQ_JWT_SECRET: 'short' }, /LQ_JWT_SECRET/],
   ])('should name the variable when %o is invalid', (env, name) => {
     expect(() => parseControlPlaneEnv(env)).toThrow(ConfigError);
     expect(() => parseControlPlaneEnv(env)).toThrow(name);

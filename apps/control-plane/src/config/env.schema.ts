@@ -19,6 +19,8 @@ export interface ControlPlaneConfig {
     queueGroup: string;
   };
   http: { host: string; port: number };
+  /** Express's `trust proxy`: whose X-Forwarded-For gives the client address (audit source_ip). */
+  trustProxy: string | false;
   grpc: { host: string; port: number };
   /** Default and maximum guest operation timeouts. */
   guestTimeoutSeconds: number;
@@ -75,6 +77,11 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
   ['LQ_NATS_QUEUE_GROUP', 'lq-control-plane', 'queue group replicas share for inventory updates'],
   ['LQ_HTTP_HOST / LQ_HTTP_PORT', '0.0.0.0 / 8080', 'REST, Connect JSON, docs, health, metrics'],
   ['LQ_GRPC_HOST / LQ_GRPC_PORT', '0.0.0.0 / 9090', 'gRPC (HTTP/2, cleartext)'],
+  [
+    'LQ_TRUST_PROXY',
+    '(off)',
+    'proxies whose X-Forwarded-For names the client (audit source_ip): loopback, uniquelocal, CIDRs, comma-separated',
+  ],
   ['LQ_GUEST_TIMEOUT_SECONDS', '30', 'guest operation timeout when a request gives none'],
   ['LQ_GUEST_TIMEOUT_MAX_SECONDS', '3600', 'largest timeout a request may ask for'],
   [
@@ -171,6 +178,7 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
     },
     http: { host: env.LQ_HTTP_HOST || '0.0.0.0', port: int(env, 'LQ_HTTP_PORT', 8080, 0, 65_535) },
     grpc: { host: env.LQ_GRPC_HOST || '0.0.0.0', port: int(env, 'LQ_GRPC_PORT', 9090, 0, 65_535) },
+    trustProxy: trustProxy(env),
     guestTimeoutSeconds,
     guestTimeoutMaxSeconds,
     natsSlackMs: int(env, 'LQ_NATS_SLACK_MS', 2000, 0, 600_000),
@@ -209,6 +217,23 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
     },
     logLevel,
   };
+}
+
+const PROXY_PART = /^(loopback|linklocal|uniquelocal|[0-9a-fA-F:.]+(\/\d{1,3})?)$/;
+
+function trustProxy(env: NodeJS.ProcessEnv): string | false {
+  const v = (env.LQ_TRUST_PROXY ?? '').trim();
+  if (!v) {
+    return false;
+  }
+  for (const part of v.split(',').map((p) => p.trim())) {
+    if (!PROXY_PART.test(part)) {
+      throw new ConfigError(
+        `LQ_TRUST_PROXY: ${JSON.stringify(part)} is not loopback, linklocal, uniquelocal or an address/CIDR`,
+      );
+    }
+  }
+  return v;
 }
 
 const ADMIN_TOKEN = /^lq_[a-z0-9]{8}_[A-Za-z0-9]{32,128}$/;

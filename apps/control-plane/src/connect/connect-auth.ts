@@ -83,11 +83,12 @@ export class ConnectAuth {
   ) {}
 
   /** Per request: a server-minted request id and the peer's address. */
-  contextValues(req: { socket?: { remoteAddress?: string } }): ContextValues {
+  contextValues(req: { ip?: string; socket?: { remoteAddress?: string } }): ContextValues {
     const values = createContextValues();
     values.set(ORIGIN, {
       requestId: randomUUID(),
-      sourceIp: req.socket?.remoteAddress ?? '',
+      // Express's req.ip (honours LQ_TRUST_PROXY) on the HTTP app; the peer on the gRPC port.
+      sourceIp: req.ip ?? req.socket?.remoteAddress ?? '',
       route: '',
     });
     return values;

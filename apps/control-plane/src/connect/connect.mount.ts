@@ -20,7 +20,8 @@ export function connectHandlerOptions(auth: ConnectAuth) {
     interceptors: [hideInternalErrors, auth.interceptor],
     // Platform clients read `exitCode`, `timedOut`, `stdout` even when they are 0, false or "".
     jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false },
-    contextValues: (req: { socket?: { remoteAddress?: string } }) => auth.contextValues(req),
+    contextValues: (req: { ip?: string; socket?: { remoteAddress?: string } }) =>
+      auth.contextValues(req),
   } satisfies Partial<ConnectRouterOptions> & Record<string, unknown>;
 }
 

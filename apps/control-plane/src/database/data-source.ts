@@ -32,3 +32,23 @@ export function dataSourceOptions(url: string): DataSourceOptions {
 export function createDataSource(url: string): DataSource {
   return new DataSource(dataSourceOptions(url));
 }
+
+// Replicas (and a migration job) starting together take turns: one applies, the others then
+// find nothing pending.
+const MIGRATION_LOCK = 0x4c51_4d47; // "LQMG"
+
+/** Applies pending migrations holding a session advisory lock; returns what was applied. */
+export async function runMigrationsLocked(ds: DataSource) {
+  const qr = ds.createQueryRunner();
+  await qr.connect();
+  try {
+    await qr.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    try {
+      return await ds.runMigrations({ transaction: 'each' });
+    } finally {
+      await qr.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+    }
+  } finally {
+    await qr.release();
+  }
+}

@@ -1,7 +1,7 @@
 import { Global, Inject, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
-import { createDataSource } from './data-source.js';
+import { createDataSource, runMigrationsLocked } from './data-source.js';
 
 /** The one DataSource; migrations run at start unless LQ_RUN_MIGRATIONS=false. */
 @Global()
@@ -14,7 +14,7 @@ import { createDataSource } from './data-source.js';
         const ds = createDataSource(config.databaseUrl);
         await ds.initialize();
         if (config.runMigrations) {
-          const applied = await ds.runMigrations({ transaction: 'each' });
+          const applied = await runMigrationsLocked(ds);
           if (applied.length > 0) {
             new Logger('database').log(
               `applied migrations: ${applied.map((m) => m.name).join(', ')}`,

@@ -4,7 +4,7 @@
 // failed migration, 2 on bad configuration.
 import 'reflect-metadata';
 import { ConfigError } from '@lq/runtime';
-import { createDataSource } from './data-source.js';
+import { createDataSource, runMigrationsLocked } from './data-source.js';
 
 async function main(): Promise<number> {
   const url = process.env.DATABASE_URL ?? '';
@@ -18,7 +18,7 @@ async function main(): Promise<number> {
       await ds.undoLastMigration({ transaction: 'each' });
       process.stdout.write('reverted the last migration\n');
     } else {
-      const applied = await ds.runMigrations({ transaction: 'each' });
+      const applied = await runMigrationsLocked(ds);
       process.stdout.write(
         applied.length > 0
           ? `applied migrations: ${applied.map((m) => m.name).join(', ')}\n`
