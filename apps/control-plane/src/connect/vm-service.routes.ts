@@ -72,12 +72,12 @@ export class VmServiceRoutes {
   register(router: ConnectRouter): void {
     router.service(VMService, {
       pingAgent: (req, ctx) =>
-        this.run('ping', async () => {
+        this.metrics.measure('ping', async () => {
           const r = await this.guest.ping(req.vmId, req.timeoutSeconds || undefined, callerOf(ctx));
           return create(PingAgentResponseSchema, r);
         }),
       executeScript: (req, ctx) =>
-        this.run('execute', async () => {
+        this.metrics.measure('execute', async () => {
           const r = await this.guest.execute(
             req.vmId,
             {
@@ -111,7 +111,7 @@ export class VmServiceRoutes {
           });
         }),
       readGuestFile: (req, ctx) =>
-        this.run('file.read', async () => {
+        this.metrics.measure('file.read', async () => {
           const r = await this.guest.readChunk(
             req.vmId,
             req.path,
@@ -127,7 +127,7 @@ export class VmServiceRoutes {
           });
         }),
       writeGuestFile: (req, ctx) =>
-        this.run('file.write', async () => {
+        this.metrics.measure('file.write', async () => {
           const r = await this.guest.writeChunk(
             req.vmId,
             {
@@ -147,19 +147,19 @@ export class VmServiceRoutes {
           });
         }),
       guestShutdown: (req, ctx) =>
-        this.run('shutdown', async () => {
+        this.metrics.measure('shutdown', async () => {
           const mode = req.mode === ShutdownMode.UNSPECIFIED ? ShutdownMode.POWEROFF : req.mode;
           const r = await this.guest.shutdown(req.vmId, mode, req.delaySeconds, callerOf(ctx));
           return create(GuestShutdownResponseSchema, { mode: r.mode, scheduledAt: r.scheduledAt });
         }),
       listVMs: (_req, ctx) =>
-        this.run('list', async () =>
+        this.metrics.measure('list', async () =>
           create(ListVMsResponseSchema, {
             vms: await this.inventory.listVms(projectsWith(callerOf(ctx).principal, 'vm.read')),
           }),
         ),
       startExecution: (req, ctx) =>
-        this.run('execution.start', async () => {
+        this.metrics.measure('execution.start', async () => {
           const e = req.execute;
           if (!e) {
             throw new VmGuestException(VmGuestErrorCode.INVALID_REQUEST, 'execute is required');
@@ -185,13 +185,13 @@ export class VmServiceRoutes {
           return create(StartExecutionResponseSchema, { execution: executionMessage(view) });
         }),
       getExecution: (req, ctx) =>
-        this.run('execution.get', async () =>
+        this.metrics.measure('execution.get', async () =>
           create(GetExecutionResponseSchema, {
             execution: executionMessage(await this.executions.get(req.executionId, callerOf(ctx))),
           }),
         ),
       stopExecution: (req, ctx) =>
-        this.run('execution.cancel', async () =>
+        this.metrics.measure('execution.cancel', async () =>
           create(StopExecutionResponseSchema, {
             execution: executionMessage(
               await this.executions.cancel(req.executionId, callerOf(ctx)),
@@ -199,7 +199,7 @@ export class VmServiceRoutes {
           }),
         ),
       quiesceFilesystems: (req, ctx) =>
-        this.run('quiesce', async () =>
+        this.metrics.measure('quiesce', async () =>
           create(QuiesceFilesystemsResponseSchema, {
             result: await this.guest.quiesce(
               req.vmId,
@@ -210,25 +210,25 @@ export class VmServiceRoutes {
           }),
         ),
       thawFilesystems: (req, ctx) =>
-        this.run('thaw', async () =>
+        this.metrics.measure('thaw', async () =>
           create(ThawFilesystemsResponseSchema, {
             result: await this.guest.thaw(req.vmId, callerOf(ctx)),
           }),
         ),
       getQuiesceStatus: (req, ctx) =>
-        this.run('quiesce.status', async () =>
+        this.metrics.measure('quiesce.status', async () =>
           create(GetQuiesceStatusResponseSchema, {
             status: await this.guest.quiesceStatus(req.vmId, callerOf(ctx)),
           }),
         ),
       syncGuestTime: (req, ctx) =>
-        this.run('time.sync', async () =>
+        this.metrics.measure('time.sync', async () =>
           create(SyncGuestTimeResponseSchema, {
             result: await this.guest.syncTime(req.vmId, req.force, callerOf(ctx)),
           }),
         ),
       setGuestUserPassword: (req, ctx) =>
-        this.run('password.set', async () => {
+        this.metrics.measure('password.set', async () => {
           await this.guest.setUserPassword(
             req.vmId,
             req.username,
@@ -242,7 +242,7 @@ export class VmServiceRoutes {
       streamExecutionOutput: (req, ctx) =>
         this.streamOutput(req.executionId, Number(req.afterSeq), ctx),
       getVM: (req, ctx) =>
-        this.run('get', async () =>
+        this.metrics.measure('get', async () =>
           create(GetVMResponseSchema, { vm: await this.reads.getVm(callerOf(ctx), req.vmId) }),
         ),
     });
@@ -302,20 +302,6 @@ export class VmServiceRoutes {
       }
     } finally {
       stop();
-    }
-  }
-
-  /** Records the call's outcome; the transport's interceptor (hideInternalErrors) maps errors. */
-  private async run<T>(operation: string, work: () => Promise<T>): Promise<T> {
-    const started = performance.now();
-    try {
-      const result = await work();
-      this.metrics.observe(operation, 'ok', (performance.now() - started) / 1000);
-      return result;
-    } catch (err) {
-      const outcome = err instanceof VmGuestException ? err.code : 'INTERNAL';
-      this.metrics.observe(operation, outcome, (performance.now() - started) / 1000);
-      throw err;
     }
   }
 }

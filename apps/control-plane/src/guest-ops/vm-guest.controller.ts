@@ -98,7 +98,7 @@ export class VmGuestController {
   @ApiOperation({ summary: 'Round trip to the VM’s guest agent' })
   ping(@Param('id') id: string, @Body() body: PingDto, @Req() req: Request) {
     const vmId = vmIdOf(id);
-    return this.measure('ping', async () => {
+    return this.metrics.measure('ping', async () => {
       const r = await this.guest.ping(vmId, body.timeout_seconds, callerOf(req));
       return {
         vm_id: vmId,
@@ -116,7 +116,7 @@ export class VmGuestController {
   execute(@Param('id') id: string, @Body() body: ExecuteDto, @Req() req: Request) {
     const vmId = vmIdOf(id);
     const input = toExecuteInput(body);
-    return this.measure('execute', async () => {
+    return this.metrics.measure('execute', async () => {
       const r = await this.guest.execute(vmId, input, callerOf(req));
       return executeResultJson(vmId, r);
     });
@@ -129,7 +129,7 @@ export class VmGuestController {
   shutdown(@Param('id') id: string, @Body() body: ShutdownDto, @Req() req: Request) {
     const vmId = vmIdOf(id);
     const mode = body.mode ?? 'poweroff';
-    return this.measure('shutdown', async () => {
+    return this.metrics.measure('shutdown', async () => {
       const r = await this.guest.shutdown(
         vmId,
         MODES[mode],
@@ -151,7 +151,7 @@ export class VmGuestController {
   })
   quiesce(@Param('id') id: string, @Body() body: QuiesceDto, @Req() req: Request) {
     const vmId = vmIdOf(id);
-    return this.measure('quiesce', async () => {
+    return this.metrics.measure('quiesce', async () => {
       const r = await this.guest.quiesce(
         vmId,
         body.mount_points ?? [],
@@ -173,7 +173,7 @@ export class VmGuestController {
   @ApiOperation({ summary: 'Thaw the guest’s filesystems (post-thaw hooks after)' })
   thaw(@Param('id') id: string, @Req() req: Request) {
     const vmId = vmIdOf(id);
-    return this.measure('thaw', async () => {
+    return this.metrics.measure('thaw', async () => {
       const r = await this.guest.thaw(vmId, callerOf(req));
       return {
         vm_id: vmId,
@@ -189,7 +189,7 @@ export class VmGuestController {
   @ApiOperation({ summary: 'Whether the guest is frozen, which mounts, until when' })
   quiesceStatus(@Param('id') id: string, @Req() req: Request) {
     const vmId = vmIdOf(id);
-    return this.measure('quiesce.status', async () => {
+    return this.metrics.measure('quiesce.status', async () => {
       const r = await this.guest.quiesceStatus(vmId, callerOf(req));
       const iso = (t: typeof r.frozenAt) => (t ? timestampDate(t).toISOString() : null);
       return {
@@ -212,7 +212,7 @@ export class VmGuestController {
   })
   syncTime(@Param('id') id: string, @Body() body: SyncTimeDto, @Req() req: Request) {
     const vmId = vmIdOf(id);
-    return this.measure('time.sync', async () => {
+    return this.metrics.measure('time.sync', async () => {
       const r = await this.guest.syncTime(vmId, body.force ?? false, callerOf(req));
       return {
         vm_id: vmId,
@@ -230,7 +230,7 @@ export class VmGuestController {
   @ApiOperation({ summary: 'Set a guest user’s password (chpasswd); never logged or audited' })
   async setPassword(@Param('id') id: string, @Body() body: SetPasswordDto, @Req() req: Request) {
     const vmId = vmIdOf(id);
-    await this.measure('password.set', () =>
+    await this.metrics.measure('password.set', () =>
       this.guest.setUserPassword(
         vmId,
         body.username,
@@ -246,7 +246,7 @@ export class VmGuestController {
   @ApiOperation({ summary: 'Mounted filesystems, type, size and use (asked now)' })
   filesystems(@Param('id') id: string, @Req() req: Request) {
     const vmId = vmIdOf(id);
-    return this.measure('fs.info', async () => {
+    return this.metrics.measure('fs.info', async () => {
       const r = await this.guest.fsInfo(vmId, callerOf(req));
       return {
         vm_id: vmId,
@@ -268,7 +268,7 @@ export class VmGuestController {
   @ApiOperation({ summary: 'OS facts (asked now)' })
   os(@Param('id') id: string, @Req() req: Request) {
     const vmId = vmIdOf(id);
-    return this.measure('info', async () => {
+    return this.metrics.measure('info', async () => {
       const r = await this.guest.info(vmId, callerOf(req));
       return {
         vm_id: vmId,
@@ -283,7 +283,7 @@ export class VmGuestController {
   @ApiOperation({ summary: 'Network interfaces and addresses (asked now)' })
   interfaces(@Param('id') id: string, @Req() req: Request) {
     const vmId = vmIdOf(id);
-    return this.measure('info', async () => {
+    return this.metrics.measure('info', async () => {
       const r = await this.guest.info(vmId, callerOf(req));
       return {
         vm_id: vmId,
@@ -319,7 +319,7 @@ export class VmGuestController {
     };
     // Errors before the first byte become a normal error response; after it, the connection
     // is cut so the client cannot mistake a partial file for a whole one.
-    await this.measure('file.read', () =>
+    await this.metrics.measure('file.read', () =>
       this.guest.readFile(vmId, query.path, sink, callerOf(req)),
     );
     if (!started) {
@@ -357,22 +357,9 @@ export class VmGuestController {
         yield chunk;
       }
     }
-    return this.measure('file.write', async () => {
+    return this.metrics.measure('file.write', async () => {
       const r = await this.guest.writeFile(vmId, query.path, body(), mode, callerOf(req));
       return { vm_id: vmId, path: query.path, bytes: r.bytes, size: Number(r.size) };
     });
-  }
-
-  private async measure<T>(operation: string, work: () => Promise<T>): Promise<T> {
-    const started = performance.now();
-    try {
-      const result = await work();
-      this.metrics.observe(operation, 'ok', (performance.now() - started) / 1000);
-      return result;
-    } catch (err) {
-      const outcome = err instanceof VmGuestException ? err.code : 'INTERNAL';
-      this.metrics.observe(operation, outcome, (performance.now() - started) / 1000);
-      throw err;
-    }
   }
 }

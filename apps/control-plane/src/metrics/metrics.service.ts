@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { InventoryRepository } from '../inventory/inventory.repository.js';
+import { VmGuestException } from '../guest-ops/vm-guest.exception.js';
 
 const AGENT_STATES = ['ready', 'connecting', 'disconnected', 'gone'];
 
@@ -76,6 +77,23 @@ export class MetricsService {
   observe(operation: string, outcome: string, seconds: number): void {
     this.operations.inc({ operation, outcome });
     this.durations.observe({ operation, outcome }, seconds);
+  }
+
+  /**
+   * Runs one guest operation for a transport and records it: 'ok', or the VmGuestException
+   * code it failed with ('INTERNAL' for anything else). Errors pass through unchanged.
+   */
+  async measure<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const result = await work();
+      this.observe(operation, 'ok', (performance.now() - started) / 1000);
+      return result;
+    } catch (err) {
+      const outcome = err instanceof VmGuestException ? err.code : 'INTERNAL';
+      this.observe(operation, outcome, (performance.now() - started) / 1000);
+      throw err;
+    }
   }
 
   /** One node daemon message handled by the inventory subscriber. */

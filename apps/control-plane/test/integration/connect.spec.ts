@@ -157,7 +157,10 @@ class EchoController {
     GrpcServer,
     { provide: VmGuestService, useValue: guest },
     { provide: InventoryService, useValue: inventory },
-    { provide: MetricsService, useValue: { observe: () => undefined } },
+    {
+      provide: MetricsService,
+      useValue: { measure: <T>(_op: string, work: () => Promise<T>) => work() },
+    },
     { provide: AuthService, useValue: auth },
     { provide: AUTH_AUDIT_HOOK, useValue: hook },
     {
