@@ -12,15 +12,17 @@ import {
   subjects,
   type ExecuteResponse,
 } from '@lq/proto';
-import { AuditService, redactExecute, sha256Hex, type AuditActor } from '@lq/audit';
+import { AuditService, redactExecute, type AuditActor } from '@lq/audit';
 import { grantsOn } from '@lq/auth';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { InventoryService } from '../inventory/inventory.service.js';
 import { NatsService } from '../nats/nats.service.js';
 import { VmAccessService, type Caller } from '../access/vm-access.service.js';
+import { actorOf } from '../audit/audit-actor.js';
 import {
   EXEC_REPLY_MARGIN_MS,
   VmGuestService,
+  executeOutcome,
   type ExecuteInput,
 } from '../guest-ops/vm-guest.service.js';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
@@ -192,15 +194,7 @@ export class ExecutionsService implements OnApplicationShutdown {
     };
     // One request id per execution (a fleet run starts many from one HTTP request), so each
     // intent pairs with its own outcome in the command history.
-    const actor: AuditActor = {
-      actor: caller.principal.username,
-      authMethod:
-        caller.principal.authMethod === 'api_key'
-          ? `api_key:${caller.principal.keyPrefix ?? ''}`
-          : 'jwt',
-      sourceIp: caller.sourceIp,
-      requestId: id,
-    };
+    const actor: AuditActor = { ...actorOf(caller.principal, caller), requestId: id };
     const row = {
       ...actor,
       vmId,
@@ -460,26 +454,11 @@ export class ExecutionsService implements OnApplicationShutdown {
       stdoutTotalBytes: Number(r.stdoutTotalBytes),
       stderrTotalBytes: Number(r.stderrTotalBytes),
     };
-    const cap = this.config.audit.outputMaxBytes;
     await this.finish(id, end, {
       ...row,
       kind: 'outcome',
-      status: r.timedOut ? 'timed_out' : r.cancelled ? 'cancelled' : 'ok',
-      exitCode: r.exitCode,
+      ...executeOutcome(r, this.config.audit.outputMaxBytes),
       durationMs: r.durationMs,
-      stdout: { sha256: sha256Hex(r.stdout), bytes: r.stdout.length },
-      stderr: { sha256: sha256Hex(r.stderr), bytes: r.stderr.length },
-      params: {
-        signal: r.signal || undefined,
-        stdout_total_bytes: Number(r.stdoutTotalBytes),
-        stderr_total_bytes: Number(r.stderrTotalBytes),
-      },
-      output: {
-        stdout: r.stdout.subarray(0, cap),
-        stderr: r.stderr.subarray(0, cap),
-        stdoutTruncated: r.stdout.length > cap,
-        stderrTruncated: r.stderr.length > cap,
-      },
     });
   }
 

@@ -63,6 +63,32 @@ type OutcomeFields = Pick<
   'status' | 'exitCode' | 'stdout' | 'stderr' | 'output' | 'params'
 >;
 
+/**
+ * An execution's outcome row, synchronous or not: status, exit code, the sha256 and size of each
+ * stream as the agent returned it, and the first `cap` bytes of each kept for the command history.
+ */
+export function executeOutcome(r: ExecuteResponse, cap: number): OutcomeFields {
+  return {
+    status: r.timedOut ? 'timed_out' : r.cancelled ? 'cancelled' : 'ok',
+    exitCode: r.exitCode,
+    stdout: { sha256: sha256Hex(r.stdout), bytes: r.stdout.length },
+    stderr: { sha256: sha256Hex(r.stderr), bytes: r.stderr.length },
+    params: {
+      signal: r.signal || undefined,
+      agent_stdout_truncated: r.stdoutTruncated || undefined,
+      agent_stderr_truncated: r.stderrTruncated || undefined,
+      stdout_total_bytes: Number(r.stdoutTotalBytes),
+      stderr_total_bytes: Number(r.stderrTotalBytes),
+    },
+    output: {
+      stdout: r.stdout.subarray(0, cap),
+      stderr: r.stderr.subarray(0, cap),
+      stdoutTruncated: r.stdout.length > cap,
+      stderrTruncated: r.stderr.length > cap,
+    },
+  };
+}
+
 // The agent needs a moment after a command's own timeout to kill it and answer.
 export const EXEC_REPLY_MARGIN_MS = 5000;
 // Freezing runs hooks (each up to the agent's hook timeout) before it answers.
@@ -122,7 +148,6 @@ export class VmGuestService {
   async execute(vmId: string, input: ExecuteInput, caller: Caller): Promise<ExecuteResponse> {
     const request = this.executeRequest(input);
     const commandMs = this.timeoutMs(input.timeoutSeconds);
-    const cap = this.config.audit.outputMaxBytes;
     return this.audited(
       {
         vmId,
@@ -142,25 +167,7 @@ export class VmGuestService {
           { case: 'execute', value: request },
           'execute',
         ),
-      (r) => ({
-        status: r.timedOut ? 'timed_out' : 'ok',
-        exitCode: r.exitCode,
-        stdout: { sha256: sha256Hex(r.stdout), bytes: r.stdout.length },
-        stderr: { sha256: sha256Hex(r.stderr), bytes: r.stderr.length },
-        params: {
-          signal: r.signal || undefined,
-          agent_stdout_truncated: r.stdoutTruncated || undefined,
-          agent_stderr_truncated: r.stderrTruncated || undefined,
-          stdout_total_bytes: Number(r.stdoutTotalBytes),
-          stderr_total_bytes: Number(r.stderrTotalBytes),
-        },
-        output: {
-          stdout: r.stdout.subarray(0, cap),
-          stderr: r.stderr.subarray(0, cap),
-          stdoutTruncated: r.stdout.length > cap,
-          stderrTruncated: r.stderr.length > cap,
-        },
-      }),
+      (r) => executeOutcome(r, this.config.audit.outputMaxBytes),
     );
   }
 
