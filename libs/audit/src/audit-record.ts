@@ -1,3 +1,5 @@
+import type { ChainedContent } from './hash-chain.js';
+
 /** intent before a guest operation is sent, outcome after; denials, failed sign-ins, admin acts. */
 export const AUDIT_KINDS = ['intent', 'outcome', 'denied', 'auth_failed', 'admin'] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
@@ -43,28 +45,7 @@ export interface StoredOutput {
 }
 
 /** A stored row as the API returns it. */
-export interface AuditEventView {
-  seq: number;
-  at: string;
-  kind: AuditKind;
-  request_id: string;
-  actor: string;
-  auth_method: string;
-  source_ip: string;
-  vm_id: string | null;
-  node_id: string | null;
-  project_id: string | null;
-  operation: string;
-  params: unknown;
-  status: string | null;
-  exit_code: number | null;
-  duration_ms: number | null;
-  error: string | null;
-  stdout_sha256: string | null;
-  stdout_bytes: number | null;
-  stderr_sha256: string | null;
-  stderr_bytes: number | null;
-}
+export type AuditEventView = Omit<ChainedContent, 'kind'> & { kind: AuditKind };
 
 /** One execution of the command history: its intent, outcome and stored output together. */
 export interface ExecutionView {

@@ -16,30 +16,15 @@ const EVENT_COLUMNS = `seq, at, kind, request_id, actor, auth_method, source_ip,
   project_id, operation, params, status, exit_code, duration_ms, error, stdout_sha256,
   stdout_bytes, stderr_sha256, stderr_bytes`;
 
-interface EventRow {
+/** A row as pg returns it: bigints as strings, the time as a Date. */
+type EventRow = Omit<ChainedContent, 'seq' | 'at' | 'stdout_bytes' | 'stderr_bytes'> & {
   seq: string;
   at: Date;
-  kind: string;
-  request_id: string;
-  actor: string;
-  auth_method: string;
-  source_ip: string;
-  vm_id: string | null;
-  node_id: string | null;
-  project_id: string | null;
-  operation: string;
-  params: unknown;
-  status: string | null;
-  exit_code: number | null;
-  duration_ms: number | null;
-  error: string | null;
-  stdout_sha256: string | null;
   stdout_bytes: string | null;
-  stderr_sha256: string | null;
   stderr_bytes: string | null;
   prev_hash?: Buffer;
   hash?: Buffer;
-}
+};
 
 type ExecutionRow = EventRow & {
   started_at: Date;
