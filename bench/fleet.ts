@@ -11,7 +11,11 @@ import { startNatsServer } from '../test/support/nats-server.js';
 import { startSimVms, type SimVms } from '../test/support/sim-vms.js';
 import { startNodeDaemon, type RunningNodeDaemon } from '../test/support/node-daemon-process.js';
 import { createTestDatabase } from '../test/support/postgres.js';
-import { adminFetch, startControlPlaneProcess } from '../test/support/control-plane-process.js';
+import {
+  adminFetch,
+  startControlPlaneProcess,
+  waitForReadyVms,
+} from '../test/support/control-plane-process.js';
 
 const AGENT_MIB = 55;
 const arg = (name: string, fallback: number) => {
@@ -58,14 +62,7 @@ async function main(): Promise<void> {
       );
     }
     const ids = sims.flatMap((s) => s.vms.map((v) => v.id));
-    for (;;) {
-      const res = await adminFetch(`${cp.url}/api/vms`);
-      const vms = ((await res.json()) as { vms: Array<{ agentState: string }> }).vms;
-      if (vms.filter((v) => v.agentState === 'ready').length === ids.length) {
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await waitForReadyVms(cp.url, ids.length, { timeoutMs: 600_000 });
     log(`LimiQuantix fleet benchmark (node ${process.version})`);
     log(
       `${ids.length} simulated VMs on ${daemons.length} node daemons ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`,

@@ -16,6 +16,7 @@ import {
   TEST_ADMIN_TOKEN,
   adminFetch,
   startControlPlaneProcess,
+  waitForReadyVms,
   type RunningControlPlane,
 } from '../support/control-plane-process.js';
 import { REPO_ROOT } from '../support/service-process.js';
@@ -100,17 +101,7 @@ describe('web console in Chromium', () => {
       env: { LQ_PASSWORD_SCRYPT_LOG_N: '12' },
     });
     daemon = await startNodeDaemon({ nodeId: 'node-1', natsUrl: nats.url, channelDirs: [work] });
-    const deadline = Date.now() + WAIT_MS;
-    for (;;) {
-      const vms = (await api('/api/vms')).vms as Array<{ agentState: string }>;
-      if (vms.filter((v) => v.agentState === 'ready').length === 2) {
-        break;
-      }
-      if (Date.now() > deadline) {
-        throw new Error(`VMs not ready: ${JSON.stringify(vms)}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitForReadyVms(cp.url, 2, { timeoutMs: WAIT_MS });
     await userWith('olivia', 'operator', PASSWORD);
     viewerKey = await userWith('victor', 'viewer');
     await userWith('audrey', 'auditor', PASSWORD);

@@ -16,6 +16,35 @@ export function adminFetch(input: string, init: RequestInit = {}): Promise<Respo
   });
 }
 
+/**
+ * Waits until the control plane at `url` lists at least `count` VMs with a ready agent (of
+ * `ids`, when given); fails naming what it saw after `timeoutMs`.
+ */
+export async function waitForReadyVms(
+  url: string,
+  count: number,
+  { timeoutMs = 15_000, ids }: { timeoutMs?: number; ids?: string[] } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const body = (await (await adminFetch(`${url}/api/vms`)).json()) as {
+      vms?: Array<{ id: string; agentState: string }>;
+    };
+    const ready = (body.vms ?? []).filter(
+      (v) => v.agentState === 'ready' && (!ids || ids.includes(v.id)),
+    );
+    if (ready.length >= count) {
+      return;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `${ready.length} of ${count} VMs ready after ${timeoutMs} ms: ${JSON.stringify(body)}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export interface RunningControlPlane extends ServiceProcess {
   url: string;
   grpcPort: number;

@@ -20,6 +20,7 @@ import {
 import {
   TEST_ADMIN_TOKEN,
   startControlPlaneProcess,
+  waitForReadyVms,
   type RunningControlPlane,
 } from '../../../../test/support/control-plane-process.js';
 import {
@@ -130,18 +131,7 @@ describe('authentication, authorization and audit trail', () => {
       },
     });
     daemon = await startNodeDaemon({ nodeId: 'node-1', natsUrl: nats.url, channelDirs: [work] });
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const vms = await call('admin', 'GET', '/api/vms');
-      const ready = (vms.body.vms ?? []).filter((v: any) => v.agentState === 'ready');
-      if (ready.length === 2) {
-        break;
-      }
-      if (Date.now() > deadline) {
-        throw new Error(`VMs not ready: ${vms.text}`);
-      }
-      await sleep(100);
-    }
+    await waitForReadyVms(cp.url, 2);
     for (const [project, vm] of [
       ['proj-a', 'vm-1'],
       ['proj-b', 'vm-2'],

@@ -32,6 +32,7 @@ import {
   TEST_ADMIN_TOKEN,
   adminFetch,
   startControlPlaneProcess,
+  waitForReadyVms,
   type RunningControlPlane,
 } from '../../../../test/support/control-plane-process.js';
 
@@ -125,18 +126,7 @@ describe('asynchronous executions', () => {
       env: { LQ_EXEC_LOST_GRACE_MS: '2000' },
     });
     daemon = await startNodeDaemon({ nodeId: 'node-1', natsUrl: nats.url, channelDirs: [work] });
-    for (const deadline = Date.now() + 15_000; ;) {
-      const vms = (await (await adminFetch(`${cp.url}/api/vms`)).json()) as {
-        vms: Array<{ agentState: string }>;
-      };
-      if (vms.vms.filter((v) => v.agentState === 'ready').length === 2) {
-        break;
-      }
-      if (Date.now() > deadline) {
-        throw new Error('VMs not ready');
-      }
-      await sleep(100);
-    }
+    await waitForReadyVms(cp.url, 2);
   });
 
   afterAll(async () => {

@@ -18,6 +18,7 @@ import { createTestDatabase, type TestDatabase } from '../../../../test/support/
 import {
   adminFetch,
   startControlPlaneProcess,
+  waitForReadyVms,
   type RunningControlPlane,
 } from '../../../../test/support/control-plane-process.js';
 
@@ -45,16 +46,7 @@ describe('quiesce, time sync and password through the stack (simulated VMs)', ()
     sim = await startSimVms({ dir: work, count: 1, prefix: 'vm-' });
     cp = await startControlPlaneProcess({ databaseUrl: db.url, natsUrl: nats.url });
     daemon = await startNodeDaemon({ nodeId: 'node-1', natsUrl: nats.url, channelDirs: [work] });
-    for (const deadline = Date.now() + 15_000; ;) {
-      const vms = (await api('GET', '/api/vms')).body.vms as Array<{ agentState: string }>;
-      if (vms.some((v) => v.agentState === 'ready')) {
-        break;
-      }
-      if (Date.now() > deadline) {
-        throw new Error('VM not ready');
-      }
-      await sleep(100);
-    }
+    await waitForReadyVms(cp.url, 1);
   });
 
   afterAll(async () => {

@@ -16,6 +16,7 @@ import { createTestDatabase, type TestDatabase } from '../../../../test/support/
 import {
   adminFetch,
   startControlPlaneProcess,
+  waitForReadyVms,
   type RunningControlPlane,
 } from '../../../../test/support/control-plane-process.js';
 
@@ -83,16 +84,7 @@ describe('fleet runs', () => {
     sim = await startSimVms({ dir: work, count: VMS, prefix: 'vm-' });
     cp = await startControlPlaneProcess({ databaseUrl: db.url, natsUrl: nats.url });
     daemon = await startNodeDaemon({ nodeId: 'node-1', natsUrl: nats.url, channelDirs: [work] });
-    for (const deadline = Date.now() + 60_000; ;) {
-      const vms = (await api('GET', '/api/vms')).body.vms as Array<{ agentState: string }>;
-      if (vms.filter((v) => v.agentState === 'ready').length === VMS) {
-        break;
-      }
-      if (Date.now() > deadline) {
-        throw new Error('VMs not ready');
-      }
-      await sleep(200);
-    }
+    await waitForReadyVms(cp.url, VMS, { timeoutMs: 60_000 });
   }, 120_000);
 
   afterAll(async () => {
