@@ -10,6 +10,7 @@ import {
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiParam, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
+import { openEventStream } from '../common/sse.js';
 import { RequirePermission, projectsWith } from '@lq/auth';
 import { restCaller } from '../access/rest-caller.js';
 import { VmReadService } from '../access/vm-read.service.js';
@@ -68,12 +69,7 @@ export class ConsoleVmsController implements BeforeApplicationShutdown {
         `this replica already serves ${VM_STREAMS_MAX} VM list streams; poll GET /api/vms instead`,
       );
     }
-    res.status(200);
-    res.setHeader('Content-Type', 'text/event-stream');
-    res.setHeader('Cache-Control', 'no-cache');
-    res.setHeader('Connection', 'keep-alive');
-    res.setHeader('X-Accel-Buffering', 'no');
-    res.flushHeaders();
+    openEventStream(res);
     res.write(`retry: ${VM_LIST_POLL_MS}\n\n`);
     this.streams.add(res);
     const send = (text: string) => {

@@ -15,6 +15,7 @@ import {
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
+import { openEventStream } from '../common/sse.js';
 import { Authenticated, RequirePermission } from '@lq/auth';
 import { restCaller } from '../access/rest-caller.js';
 import { ExecuteDto, toExecuteInput } from '../guest-ops/dto/execute.dto.js';
@@ -149,11 +150,7 @@ export class ExecutionsController implements BeforeApplicationShutdown {
     const open = () => {
       if (!headersSent) {
         headersSent = true;
-        res.status(200);
-        res.setHeader('Content-Type', 'text/event-stream');
-        res.setHeader('Cache-Control', 'no-cache');
-        res.setHeader('X-Accel-Buffering', 'no');
-        res.flushHeaders();
+        openEventStream(res);
       }
     };
     const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };

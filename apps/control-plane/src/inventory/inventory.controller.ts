@@ -11,6 +11,7 @@ import {
 import { ApiBearerAuth, ApiOperation, ApiParam, ApiProduces, ApiTags } from '@nestjs/swagger';
 import { create, fromBinary, toJson } from '@bufbuild/protobuf';
 import type { Request, Response } from 'express';
+import { openEventStream } from '../common/sse.js';
 import { VMSchema, VmTelemetrySchema, subjects, type VmTelemetry } from '@lq/proto';
 import { RequirePermission, projectsWith } from '@lq/auth';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
@@ -86,13 +87,7 @@ export class InventoryController implements BeforeApplicationShutdown {
     } catch {
       throw new VmGuestException(VmGuestErrorCode.NODE_UNAVAILABLE, 'NATS is not connected');
     }
-    res.status(200);
-    res.setHeader('Content-Type', 'text/event-stream');
-    res.setHeader('Cache-Control', 'no-cache');
-    res.setHeader('Connection', 'keep-alive');
-    // Proxies such as nginx would otherwise hold events back.
-    res.setHeader('X-Accel-Buffering', 'no');
-    res.flushHeaders();
+    openEventStream(res);
     if (vm.telemetry) {
       res.write(
         telemetryEvent(

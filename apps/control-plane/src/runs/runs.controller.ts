@@ -13,6 +13,7 @@ import {
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
+import { openEventStream } from '../common/sse.js';
 import { Authenticated, RequirePermission } from '@lq/auth';
 import { isSubjectToken } from '@lq/proto';
 import { restCaller } from '../access/rest-caller.js';
@@ -75,11 +76,7 @@ export class RunsController {
   ): Promise<void> {
     const caller = restCaller(req);
     let view = await this.runs.get(id, caller);
-    res.status(200);
-    res.setHeader('Content-Type', 'text/event-stream');
-    res.setHeader('Cache-Control', 'no-cache');
-    res.setHeader('X-Accel-Buffering', 'no');
-    res.flushHeaders();
+    openEventStream(res);
     let last = '';
     let closed = false;
     res.once('close', () => {
