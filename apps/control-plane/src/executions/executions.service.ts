@@ -282,13 +282,30 @@ export class ExecutionsService implements OnApplicationShutdown {
   ): Promise<() => void> {
     await this.readable(id, caller);
     let last = afterSeq;
-    let replaying = true;
     let stopped = false;
-    const early: OutputChunk[] = [];
-    const emit = (c: OutputChunk) => {
+    // Live chunks ahead of a gap (this follower subscribed after the chunk before them went
+    // by) wait here until the stored output fills the gap: chunks go out in order, none lost.
+    const held = new Map<number, OutputChunk>();
+    const send = (c: OutputChunk) => {
+      last = c.seq;
+      sink.chunk(c);
+      for (let next = held.get(last + 1); next; next = held.get(last + 1)) {
+        held.delete(next.seq);
+        last = next.seq;
+        sink.chunk(next);
+      }
+    };
+    /** A stored chunk: the store is complete up to it, so it goes out whatever came before. */
+    const stored = (c: OutputChunk) => {
       if (c.seq > last) {
-        last = c.seq;
-        sink.chunk(c);
+        send(c);
+      }
+    };
+    const live = (c: OutputChunk) => {
+      if (c.seq === last + 1) {
+        send(c);
+      } else if (c.seq > last) {
+        held.set(c.seq, c);
       }
     };
     const sub = this.nats.connection.subscribe(subjects.execOutput(id), {
@@ -298,17 +315,12 @@ export class ExecutionsService implements OnApplicationShutdown {
         }
         try {
           const e = fromBinary(ExecOutputEventSchema, msg.data);
-          const c: OutputChunk = {
+          live({
             seq: Number(e.seq),
             stream: e.stream === OutputStream.STDERR ? 'stderr' : 'stdout',
             data: Buffer.from(e.data),
             droppedBytes: Number(e.droppedBytes),
-          };
-          if (replaying) {
-            early.push(c);
-          } else {
-            emit(c);
-          }
+          });
         } catch {
           // not an ExecOutputEvent
         }
@@ -317,7 +329,7 @@ export class ExecutionsService implements OnApplicationShutdown {
     const replay = async () => {
       for (;;) {
         const page = await this.repo.output(id, last, PAGE);
-        page.forEach(emit);
+        page.forEach(stored);
         if (page.length < PAGE) {
           return;
         }
@@ -338,6 +350,9 @@ export class ExecutionsService implements OnApplicationShutdown {
       checking = true;
       try {
         const row = await this.repo.get(id);
+        if (held.size > 0) {
+          await replay();
+        }
         if (row && FINAL_STATES.has(row.status)) {
           // The driver stores the last chunks before it records the end.
           await replay();
@@ -354,8 +369,6 @@ export class ExecutionsService implements OnApplicationShutdown {
     };
     const timer = setInterval(() => void check(), FOLLOW_POLL_MS);
     await replay();
-    replaying = false;
-    early.sort((a, b) => a.seq - b.seq).forEach(emit);
     await check();
     return stop;
   }
