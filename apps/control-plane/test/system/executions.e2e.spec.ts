@@ -184,10 +184,13 @@ describe('asynchronous executions', () => {
       command: `echo $$ > ${pgidFile}; sleep 300 & sleep 300`,
       timeout_seconds: 600,
     });
-    for (let i = 0; i < 50 && !existsSync(pgidFile); i++) {
+    // The shell creates the file before it writes its pid: wait for the number itself.
+    const pgidOf = () => (existsSync(pgidFile) ? Number(readFileSync(pgidFile, 'utf8').trim()) : 0);
+    for (let i = 0; i < 50 && !(pgidOf() > 0); i++) {
       await sleep(100);
     }
-    const pgid = Number(readFileSync(pgidFile, 'utf8').trim());
+    const pgid = pgidOf();
+    expect(pgid).toBeGreaterThan(0);
     const res = await adminFetch(`${cp.url}/api/executions/${id}/cancel`, { method: 'POST' });
     expect(res.status).toBe(202);
     let view: Record<string, unknown> = {};
