@@ -101,6 +101,8 @@ function contentOfRecord(r: AuditRecord, seq: number, at: string): ChainedConten
   };
 }
 
+// The inserts run as data-modifying CTEs of APPEND, beside `ok`: one row when the head is the
+// one the rows were chained onto, none otherwise.
 const INSERT_EVENTS = `
   INSERT INTO audit_events (${EVENT_COLUMNS}, prev_hash, hash)
   SELECT x.seq, x.at, x.kind, x.request_id, x.actor, x.auth_method, x.source_ip, x.vm_id,
@@ -111,7 +113,9 @@ const INSERT_EVENTS = `
     seq bigint, at timestamptz, kind text, request_id uuid, actor text, auth_method text,
     source_ip text, vm_id text, node_id text, project_id text, operation text, params jsonb,
     status text, exit_code integer, duration_ms integer, error text, stdout_sha256 text,
-    stdout_bytes bigint, stderr_sha256 text, stderr_bytes bigint, prev_hash text, hash text)`;
+    stdout_bytes bigint, stderr_sha256 text, stderr_bytes bigint, prev_hash text, hash text)
+  WHERE EXISTS (SELECT 1 FROM ok)
+  RETURNING 1`;
 
 const INSERT_OUTPUTS = `
   INSERT INTO audit_outputs (request_id, stdout, stderr, stdout_truncated, stderr_truncated)
@@ -119,17 +123,65 @@ const INSERT_OUTPUTS = `
          x.stdout_truncated, x.stderr_truncated
   FROM jsonb_to_recordset($2::jsonb) AS x(
     request_id uuid, stdout text, stderr text, stdout_truncated boolean, stderr_truncated boolean)
+  WHERE EXISTS (SELECT 1 FROM ok)
   ON CONFLICT (request_id) DO NOTHING`;
 
-// Both inserts in one statement (data-modifying CTEs), so one round trip.
-const INSERT_ALL = `WITH events AS (${INSERT_EVENTS}), outputs AS (${INSERT_OUTPUTS}) SELECT 1`;
+// One statement: the lock (taken before any row is inserted), the check that the rows were
+// chained onto the head, both inserts; n is the number of events inserted (0: not the head).
+const APPEND = `
+  WITH head AS (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1),
+       ok AS (SELECT 1 FROM (SELECT pg_advisory_xact_lock(${CHAIN_LOCK})) AS lock
+              WHERE COALESCE((SELECT seq FROM head), 0) = $3::bigint
+                AND (SELECT hash FROM head) IS NOT DISTINCT FROM $4::bytea),
+       events AS (${INSERT_EVENTS}),
+       outputs AS (${INSERT_OUTPUTS})
+  SELECT count(*)::int AS n FROM events`;
+
+const UNIQUE_VIOLATION = '23505';
 
 /** The part of the pg client the writer uses. */
 interface SqlClient {
-  query<T = unknown>(text: string, values?: unknown[]): Promise<T>;
+  query<T = unknown>(
+    query: string | { name: string; text: string; values: unknown[] },
+    values?: unknown[],
+  ): Promise<T>;
 }
 
 type HeadResults = Array<{ rows: Array<{ seq: string; hash: Buffer; at: Date }> }>;
+
+interface ChainHead {
+  seq: number;
+  hash: Buffer;
+  /** Epoch ms of the head row: later rows never go back in time. */
+  at: number;
+}
+
+const GENESIS_HEAD: ChainHead = { seq: 0, hash: GENESIS_HASH, at: 0 };
+
+/** The rows to insert, chained onto `head`, and the head they leave. */
+function chainRows(records: AuditRecord[], head: ChainHead, now: Date) {
+  let seq = head.seq;
+  let prev = head.hash;
+  const atMs = Math.max(now.getTime(), head.at);
+  const at = new Date(atMs).toISOString();
+  const events = records.map((r) => {
+    const content = contentOfRecord(r, ++seq, at);
+    const hash = chainHash(prev, content);
+    const row = { ...content, prev_hash: prev.toString('hex'), hash: hash.toString('hex') };
+    prev = hash;
+    return row;
+  });
+  const outputs = records
+    .filter((r) => r.output)
+    .map((r) => ({
+      request_id: r.requestId,
+      stdout: Buffer.from(r.output!.stdout).toString('base64'),
+      stderr: Buffer.from(r.output!.stderr).toString('base64'),
+      stdout_truncated: r.output!.stdoutTruncated,
+      stderr_truncated: r.output!.stderrTruncated,
+    }));
+  return { events, outputs, last: { seq, hash: prev, at: atMs } };
+}
 
 /** Builds a WHERE clause for the auditors' filters; every filter has an index behind it. */
 function filterSql(f: AuditFilter, a: string, params: unknown[], statusOf = a): string[] {
@@ -185,46 +237,92 @@ function filterSql(f: AuditFilter, a: string, params: unknown[], statusOf = a): 
 
 /** The audit tables: append (under the chain lock), query, verify. */
 export class AuditRepository {
+  /** The chain head as this writer last saw it (undefined: not known yet). */
+  private head: ChainHead | undefined;
+
   constructor(private readonly ds: DataSource) {}
 
   /**
-   * Appends records in order, in one transaction, under the chain lock: each gets the next
-   * sequence number, a time that never goes back, and its hash over the previous row's.
+   * Appends records in order, atomically, under the chain lock: each gets the next sequence
+   * number, a time that never goes back, and its hash over the previous row's.
+   *
+   * One round trip in the usual case: the rows are chained onto the head this writer last saw,
+   * and one prepared statement takes the lock and inserts them only if that head is the table's
+   * head. Its snapshot may predate the lock, so a row another writer (a replica) committed just
+   * before is either seen (nothing is inserted) or makes the insert fail on the sequence key:
+   * the chain never forks. Then the rows are chained again the slow way, with the head read
+   * after the lock is held.
    */
   async append(records: AuditRecord[], now = new Date()): Promise<void> {
+    if (records.length === 0) {
+      return;
+    }
     const qr = this.ds.createQueryRunner();
-    // The driver's own client: the lock and the head travel in one round trip (a multi-statement
-    // simple query; under READ COMMITTED the SELECT's snapshot is taken after the lock is held),
-    // both inserts in a second, COMMIT in a third: the chain lock is held for three round trips.
     const client = (await qr.connect()) as SqlClient;
+    try {
+      if (this.head !== undefined && (await this.appendOnto(client, this.head, records, now))) {
+        return;
+      }
+      await this.appendLocked(client, records, now);
+    } catch (err) {
+      this.head = undefined;
+      throw err;
+    } finally {
+      await qr.release().catch(() => undefined);
+    }
+  }
+
+  /** The fast path: false (nothing written) when `head` was not the head. */
+  private async appendOnto(
+    client: SqlClient,
+    head: ChainHead,
+    records: AuditRecord[],
+    now: Date,
+  ): Promise<boolean> {
+    const { events, outputs, last } = chainRows(records, head, now);
+    let result: { rows: Array<{ n: number }> };
+    try {
+      result = await client.query<typeof result>({
+        name: 'lq_audit_append',
+        text: APPEND,
+        values: [
+          JSON.stringify(events),
+          JSON.stringify(outputs),
+          head.seq,
+          head.seq === 0 ? null : head.hash,
+        ],
+      });
+    } catch (err) {
+      if ((err as { code?: string }).code === UNIQUE_VIOLATION) {
+        return false;
+      }
+      throw err;
+    }
+    if (result.rows[0]?.n !== events.length) {
+      return false;
+    }
+    this.head = last;
+    return true;
+  }
+
+  /** The slow path: the head is read with the lock held, so the insert cannot miss. */
+  private async appendLocked(client: SqlClient, records: AuditRecord[], now: Date) {
     let open = false;
     try {
       open = true;
+      // The lock and the head in one round trip (a multi-statement simple query; under READ
+      // COMMITTED the SELECT's snapshot is taken after the lock is held).
       const results = await client.query<HeadResults>(
         `BEGIN; SELECT pg_advisory_xact_lock(${CHAIN_LOCK});
          SELECT seq, hash, at FROM audit_events ORDER BY seq DESC LIMIT 1`,
       );
-      const head = results[2]?.rows ?? [];
-      let seq = head[0] ? Number(head[0].seq) : 0;
-      let prev: Buffer = head[0]?.hash ?? GENESIS_HASH;
-      const at = new Date(Math.max(now.getTime(), head[0]?.at.getTime() ?? 0)).toISOString();
-      const rows = records.map((r) => {
-        const content = contentOfRecord(r, ++seq, at);
-        const hash = chainHash(prev, content);
-        const row = { ...content, prev_hash: prev.toString('hex'), hash: hash.toString('hex') };
-        prev = hash;
-        return row;
-      });
-      const outputs = records
-        .filter((r) => r.output)
-        .map((r) => ({
-          request_id: r.requestId,
-          stdout: Buffer.from(r.output!.stdout).toString('base64'),
-          stderr: Buffer.from(r.output!.stderr).toString('base64'),
-          stdout_truncated: r.output!.stdoutTruncated,
-          stderr_truncated: r.output!.stderrTruncated,
-        }));
-      await client.query(INSERT_ALL, [JSON.stringify(rows), JSON.stringify(outputs)]);
+      const row = results[2]?.rows[0];
+      const head = row
+        ? { seq: Number(row.seq), hash: row.hash, at: row.at.getTime() }
+        : GENESIS_HEAD;
+      if (!(await this.appendOnto(client, head, records, now))) {
+        throw new Error('audit chain head moved while the chain lock was held');
+      }
       await client.query('COMMIT');
       open = false;
     } catch (err) {
@@ -232,8 +330,6 @@ export class AuditRepository {
         await client.query('ROLLBACK').catch(() => undefined);
       }
       throw err;
-    } finally {
-      await qr.release().catch(() => undefined);
     }
   }
 
