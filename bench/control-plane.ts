@@ -3,6 +3,9 @@
 // Run: npm run bench:control-plane [-- --quick]. Uses the machine's PostgreSQL (a fresh database).
 // BENCH_CP_ENV='{"LQ_AUDIT_OUTCOME_WAIT_MS":"0"}' passes settings to the control plane (here:
 // answer without waiting for the outcome row), LQ_PROFILE_DIR=<dir> writes CPU profiles.
+// It also prints where a ping's time goes, each part measured in turn with the ping: an
+// authenticated REST read with no guest call, the NATS → daemon → agent leg alone, and the
+// rest (the audit intent and outcome rows, the guest-operation path of the control plane).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +14,8 @@ import { startSimVms } from '../test/support/sim-vms.js';
 import { startNodeDaemon } from '../test/support/node-daemon-process.js';
 import { createTestDatabase } from '../test/support/postgres.js';
 import { Agent, request } from 'node:http';
+import { connect } from '@nats-io/transport-node';
+import { requestGuest } from '@lq/proto';
 import {
   TEST_ADMIN_TOKEN,
   startControlPlaneProcess,
@@ -18,11 +23,7 @@ import {
 
 const quick = process.argv.includes('--quick');
 
-function stats(xs: number[]): { median: number; p99: number } {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
-  return { median: at(0.5), p99: at(0.99) };
-}
+import { stats } from './stats.js';
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'lq-bench-cp-'));
@@ -41,19 +42,20 @@ async function main(): Promise<void> {
   // with everything measured, and fetch's streams cost several times more per request.
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const { hostname, port } = new URL(cp.url);
-  const ping = (vm: string) =>
+  const call = (method: 'GET' | 'POST', path: string) =>
     new Promise<void>((resolve, reject) => {
       const req = request(
         {
           agent,
           hostname,
           port,
-          method: 'POST',
-          path: `/api/vms/${vm}/ping`,
+          method,
+          path,
           headers: {
             authorization: `Bearer ${TEST_ADMIN_TOKEN}`,
-            'content-type': 'application/json',
-            'content-length': 2,
+            ...(method === 'POST'
+              ? { 'content-type': 'application/json', 'content-length': 2 }
+              : {}),
           },
         },
         (res) => {
@@ -61,13 +63,15 @@ async function main(): Promise<void> {
           res.once('end', () =>
             res.statusCode === 200
               ? resolve()
-              : reject(new Error(`ping ${vm}: HTTP ${res.statusCode}`)),
+              : reject(new Error(`${method} ${path}: HTTP ${res.statusCode}`)),
           );
         },
       );
       req.once('error', reject);
-      req.end('{}');
+      req.end(method === 'POST' ? '{}' : undefined);
     });
+  const ping = (vm: string) => call('POST', `/api/vms/${vm}/ping`);
+  const nc = await connect({ servers: nats.url, noAsyncTraces: true });
   try {
     for (let i = 0; i < 200; i++) {
       const ok = await ping('vm-1').then(
@@ -90,6 +94,24 @@ async function main(): Promise<void> {
       lat.push(performance.now() - t);
     }
     const s = stats(lat);
+    // Where the time goes: each part in turn with a full ping, so all see the same machine.
+    const parts = { ping: [] as number[], read: [] as number[], guest: [] as number[] };
+    for (let i = 0; i < n / 2; i++) {
+      let t = performance.now();
+      await ping('vm-1');
+      parts.ping.push(performance.now() - t);
+      t = performance.now();
+      await call('GET', '/api/auth/me');
+      parts.read.push(performance.now() - t);
+      t = performance.now();
+      await requestGuest(nc, 'bench', 'ping', {
+        vmId: 'vm-1',
+        timeoutMs: 2000,
+        operation: { case: 'ping', value: {} },
+      });
+      parts.guest.push(performance.now() - t);
+    }
+    const [p, r, g] = [stats(parts.ping), stats(parts.read), stats(parts.guest)];
     const total = quick ? 4000 : 20_000;
     let sent = 0;
     const t0 = performance.now();
@@ -107,10 +129,16 @@ async function main(): Promise<void> {
         `LimiQuantix full-stack benchmark (node ${process.version}; REST → control plane → NATS → node daemon → agent)`,
         `REST ping latency, sequential     median ${s.median.toFixed(2)} ms  p99 ${s.p99.toFixed(2)} ms (n=${n})   target p50 ≤ 2 ms`,
         `REST pings at concurrency 32      ${Math.round(rate).toLocaleString('en')} ops/s (n=${total})   target ≥ 2,000 ops/s`,
+        `where a ping's time goes (medians, measured in turn, n=${n / 2} each):`,
+        `  REST ping                       ${p.median.toFixed(2)} ms`,
+        `  authenticated REST call         ${r.median.toFixed(2)} ms   (GET /api/auth/me: HTTP and auth, nothing else)`,
+        `  NATS → daemon → agent ping      ${g.median.toFixed(2)} ms   (a NATS request from this process)`,
+        `  the rest                        ${(p.median - r.median - g.median).toFixed(2)} ms   (audit intent + outcome rows, guest-op path)`,
         `control plane peak RSS            ${(cp.memory().hwm / 1048576).toFixed(1)} MiB`,
       ].join('\n') + '\n',
     );
   } finally {
+    await nc.close();
     await cp.stop();
     await daemon.stop();
     await sim.stop();
