@@ -1,8 +1,10 @@
 // Fleet run benchmark (issue 8, acceptance 6): one run of /bin/true over many simulated VMs
 // (real guest agents) spread over 10 node daemons, at full concurrency; prints the total time
 // and the audit rows it left. Target: 1,000 VMs in ≤ 5 s with exactly 1,000 executions audited.
-// Run: npm run bench:fleet [-- --vms N] [-- --daemons D]. Each agent is a Node.js process of
-// about 50 MiB: 1,000 of them need about 50 GiB, so the default is what this machine can hold.
+// Run: npm run bench:fleet [-- --vms N] [-- --daemons D] [-- --per-process K]. A Node.js
+// process is about 50 MiB, so 1,000 agent processes would need about 50 GiB: the simulated VMs
+// share processes, K agents each (default: all of a node daemon's VMs in one; --per-process 1
+// gives each its own). Each is still the real agent, on its own socket, running its own commands.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { freemem, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,20 +19,33 @@ import {
   waitForReadyVms,
 } from '../test/support/control-plane-process.js';
 
-const AGENT_MIB = 55;
+/** One agent process, and what each further agent in a shared process adds. */
+const PROCESS_MIB = 60;
+const SHARED_AGENT_MIB = 1;
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
-const fits = Math.floor((freemem() / 1024 / 1024 - 2048) / AGENT_MIB);
-const VMS = arg('--vms', Math.max(10, Math.min(1000, Math.floor(fits / 10) * 10)));
+const VMS = arg('--vms', 1000);
 const DAEMONS = arg('--daemons', 10);
+const PER_PROCESS = arg('--per-process', Math.ceil(VMS / DAEMONS));
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
 async function main(): Promise<void> {
-  if (VMS * AGENT_MIB > freemem() / 1024 / 1024 - 1024) {
+  for (const [name, value, max] of [
+    ['--vms', VMS, 2000],
+    ['--daemons', DAEMONS, 100],
+    ['--per-process', PER_PROCESS, 2000],
+  ] as const) {
+    if (!Number.isInteger(value) || value < 1 || value > max) {
+      throw new Error(`${name} must be a whole number from 1 to ${max} (got ${value})`);
+    }
+  }
+  const processes = Math.ceil(VMS / DAEMONS / PER_PROCESS) * DAEMONS;
+  const needMib = processes * PROCESS_MIB + VMS * SHARED_AGENT_MIB + 1024;
+  if (needMib > freemem() / 1024 / 1024) {
     throw new Error(
-      `${VMS} agents need about ${Math.round((VMS * AGENT_MIB) / 1024)} GiB; this machine has ${Math.round(freemem() / 1024 ** 3)} GiB free (try --vms ${fits})`,
+      `${VMS} agents in ${processes} processes need about ${Math.round(needMib / 1024)} GiB; this machine has ${Math.round(freemem() / 1024 ** 3)} GiB free (raise --per-process)`,
     );
   }
   const work = mkdtempSync(join(tmpdir(), 'lq-bench-fleet-'));
@@ -55,6 +70,7 @@ async function main(): Promise<void> {
           count: Math.min(per, VMS - d * per),
           prefix: `n${d}-vm-`,
           config: { telemetry_interval_ms: 0 },
+          agentsPerProcess: PER_PROCESS,
         }),
       );
       daemons.push(
@@ -65,7 +81,7 @@ async function main(): Promise<void> {
     await waitForReadyVms(cp.url, ids.length, { timeoutMs: 600_000 });
     log(`LimiQuantix fleet benchmark (node ${process.version})`);
     log(
-      `${ids.length} simulated VMs on ${daemons.length} node daemons ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      `${ids.length} simulated VMs (${PER_PROCESS} agents per process) on ${daemons.length} node daemons ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
 
     const started = performance.now();

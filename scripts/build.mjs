@@ -22,6 +22,8 @@ await build({
   entryPoints: {
     'limiquantix-agent': resolve(root, 'apps/guest-agent/src/main.ts'),
     agentctl: resolve(root, 'apps/guest-agent/src/agentctl/main.ts'),
+    // Many simulated VMs' agents in one process (scripts/sim-core.mjs, agentsPerProcess).
+    'limiquantix-sim-host': resolve(root, 'apps/guest-agent/src/sim-host/main.ts'),
   },
   outdir: resolve(root, 'dist/guest-agent'),
   outExtension: { '.js': '.cjs' },

@@ -4,6 +4,8 @@
 export declare const REPO_ROOT: string;
 /** dist/guest-agent/limiquantix-agent.cjs under REPO_ROOT (built by `npm run build`). */
 export declare const AGENT_BUNDLE: string;
+/** dist/guest-agent/limiquantix-sim-host.cjs: many agents in one process. */
+export declare const SIM_HOST_BUNDLE: string;
 export declare const MAX_VMS: 2000;
 export declare const DEFAULT_PREFIX: 'vm-';
 /** SIGTERM → SIGKILL delay when stopping an agent. */
@@ -63,8 +65,16 @@ export interface StartSimVmsOptions {
     | ((vm: { id: string; index: number; workDir: string }) => AgentConfigPatch | undefined);
   /** Start an agent again 1 s after it dies on its own (gives up after 5 quick crashes). */
   restartOnExit?: boolean;
+  /**
+   * Agents per process, default 1. Above 1, agents share sim-host processes (about 50 MiB each
+   * instead of per agent), for fleets larger than memory allows otherwise; kill, restart and
+   * restartOnExit then refuse, as a process holds several VMs.
+   */
+  agentsPerProcess?: number;
   /** Default AGENT_BUNDLE. */
   agentBundle?: string;
+  /** Default SIM_HOST_BUNDLE. */
+  simHostBundle?: string;
   /** Per agent, from spawn to its socket appearing. Default 10000. */
   readyTimeoutMs?: number;
   /** Agents started at once. Default 16. */
@@ -86,7 +96,10 @@ export interface SimVms {
    * not restarted automatically. SIGKILL leaves the socket file behind, as a crashed process does.
    */
   kill(id: string, signal?: NodeJS.Signals): Promise<void>;
-  /** Stops the agent if running, starts it again on the same socket, resolves once it exists. */
+  /**
+   * Stops the agent if running, starts it again on the same socket, resolves once it exists.
+   * kill and restart reject when agents share a process (agentsPerProcess > 1).
+   */
   restart(id: string): Promise<SimVm>;
   /** Stops every agent (SIGTERM, SIGKILL after 3 s) and removes leftover sockets. Idempotent. */
   stop(): Promise<void>;

@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const AGENT_BUNDLE = join(REPO_ROOT, 'dist/guest-agent/limiquantix-agent.cjs');
+/** Runs many agents in one process (agentsPerProcess > 1). */
+export const SIM_HOST_BUNDLE = join(REPO_ROOT, 'dist/guest-agent/limiquantix-sim-host.cjs');
 export const MAX_VMS = 2000;
 export const DEFAULT_PREFIX = 'vm-';
 /** SIGTERM → SIGKILL delay when stopping an agent. */
@@ -99,10 +101,9 @@ printf '%s\\n' "$*" >> "$(dirname "$0")/shutdown.log"
  */
 export async function startSimVms(options) {
   const o = validateSimOptions(options);
-  if (!existsSync(o.agentBundle)) {
-    throw new SimError(
-      `guest agent bundle ${o.agentBundle} is missing: run \`npm run build\` first`,
-    );
+  const bundle = o.agentsPerProcess > 1 ? o.simHostBundle : o.agentBundle;
+  if (!existsSync(bundle)) {
+    throw new SimError(`guest agent bundle ${bundle} is missing: run \`npm run build\` first`);
   }
   try {
     mkdirSync(o.dir, { recursive: true });
@@ -113,7 +114,7 @@ export async function startSimVms(options) {
   for (let index = 1; index <= o.count; index++) {
     records.push(prepareVm(o, index));
   }
-  const sim = new Sim(records, o);
+  const sim = o.agentsPerProcess > 1 ? new HostSim(records, o) : new Sim(records, o);
   try {
     await sim.startAll();
   } catch (err) {
@@ -131,7 +132,14 @@ export function validateSimOptions(options) {
   if (!isPlainObject(options)) {
     throw new SimError('startSimVms needs an options object');
   }
-  const { dir, count, prefix = DEFAULT_PREFIX, config, restartOnExit = false } = options;
+  const {
+    dir,
+    count,
+    prefix = DEFAULT_PREFIX,
+    config,
+    restartOnExit = false,
+    agentsPerProcess = 1,
+  } = options;
   if (typeof dir !== 'string' || dir.length === 0) {
     throw new SimError('dir is required (the channel directory that receives <vmId>.sock)');
   }
@@ -146,13 +154,23 @@ export function validateSimOptions(options) {
   if (config !== undefined && typeof config !== 'function' && !isPlainObject(config)) {
     throw new SimError('config must be an object (merged into each agent config) or a function');
   }
+  if (!Number.isInteger(agentsPerProcess) || agentsPerProcess < 1 || agentsPerProcess > MAX_VMS) {
+    throw new SimError(
+      `agentsPerProcess must be an integer from 1 to ${MAX_VMS} (got ${String(agentsPerProcess)})`,
+    );
+  }
+  if (agentsPerProcess > 1 && restartOnExit) {
+    throw new SimError('restartOnExit needs agentsPerProcess 1 (a process per agent)');
+  }
   return {
     dir: resolve(dir),
     count,
     prefix,
     config,
     restartOnExit: Boolean(restartOnExit),
+    agentsPerProcess,
     agentBundle: options.agentBundle ?? AGENT_BUNDLE,
+    simHostBundle: options.simHostBundle ?? SIM_HOST_BUNDLE,
     readyTimeoutMs: options.readyTimeoutMs ?? 10_000,
     startConcurrency: options.startConcurrency ?? 16,
     onEvent: options.onEvent ?? (() => undefined),
@@ -435,6 +453,200 @@ class Sim {
         this.o.onEvent({ type: 'restart-failed', vm: { ...rec.vm }, error: String(err.message) });
       });
     }, RESTART_DELAY_MS);
+  }
+}
+
+/**
+ * Simulated VMs whose agents share processes, agentsPerProcess to each (the sim host): the same
+ * agent code per VM, its own socket, config and work dir, but one Node.js process's memory for
+ * many. A process runs or stops with all its VMs, so single VMs cannot be killed or restarted.
+ */
+class HostSim extends Sim {
+  constructor(records, o) {
+    super(records, o);
+    this.hosts = [];
+    for (let i = 0; i < records.length; i += o.agentsPerProcess) {
+      const host = {
+        index: this.hosts.length + 1,
+        recs: records.slice(i, i + o.agentsPerProcess),
+        proc: undefined,
+        exited: undefined,
+        expectExit: false,
+        restartTimer: undefined,
+        /** Everything the process printed, for errors about the whole process. */
+        outputTail: '',
+      };
+      for (const rec of host.recs) {
+        rec.host = host;
+      }
+      this.hosts.push(host);
+    }
+  }
+
+  async startAll() {
+    let next = 0;
+    const worker = async () => {
+      while (next < this.hosts.length && !this.stopping) {
+        await this.launchHost(this.hosts[next++]);
+      }
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(this.o.startConcurrency, this.hosts.length) }, worker),
+    );
+  }
+
+  isRunning(id) {
+    return this.get(id).host.proc !== undefined;
+  }
+
+  async kill(id) {
+    this.get(id);
+    throw new SimError(
+      `cannot kill ${id} alone: its agent shares a process (agentsPerProcess > 1)`,
+    );
+  }
+
+  async restart(id) {
+    this.get(id);
+    throw new SimError(
+      `cannot restart ${id} alone: its agent shares a process (agentsPerProcess > 1)`,
+    );
+  }
+
+  stop() {
+    this.stopping ??= (async () => {
+      await Promise.all(this.hosts.map((host) => this.terminate(host)));
+      for (const rec of this.records) {
+        removeStaleSocket(rec.vm.socketPath);
+      }
+    })();
+    return this.stopping;
+  }
+
+  async launchHost(host) {
+    for (const rec of host.recs) {
+      await clearSocketPath(rec.vm.socketPath);
+    }
+    if (this.stopping) {
+      throw new SimError('the simulated VMs were stopped');
+    }
+    const manifest = join(this.dir, '.sim', `host-${host.index}.json`);
+    writeFileSync(
+      manifest,
+      `${JSON.stringify({
+        agents: host.recs.map((r) => ({
+          id: r.vm.id,
+          listen: r.vm.socketPath,
+          config: r.vm.configPath,
+        })),
+      })}\n`,
+    );
+    const argv = [
+      ...(this.o.dieWithParent ? parentDeathWrapper() : []),
+      process.execPath,
+      this.o.simHostBundle,
+      '--manifest',
+      manifest,
+    ];
+    const proc = spawn(argv[0], argv.slice(1), {
+      cwd: this.dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    host.proc = proc;
+    host.expectExit = false;
+    for (const rec of host.recs) {
+      rec.vm.pid = proc.pid;
+    }
+    host.exited = new Promise((resolveExit) => {
+      let done = false;
+      const finish = (code, signal, error) => {
+        if (done) {
+          return;
+        }
+        done = true;
+        this.onHostExit(host, proc, code, signal, error);
+        resolveExit({ code, signal });
+      };
+      proc.once('exit', (code, signal) => finish(code, signal));
+      proc.once('error', (err) => finish(null, null, err));
+    });
+    this.captureHostOutput(host, proc);
+    // Agents start one after another in the host: allow for all of them.
+    const deadline = Date.now() + this.o.readyTimeoutMs + 50 * host.recs.length;
+    for (const rec of host.recs) {
+      for (;;) {
+        if (host.proc !== proc) {
+          await sleep(20);
+          throw new SimError(
+            `sim host ${host.index} (${host.recs.length} VMs) exited before ${rec.vm.id} opened ${rec.vm.socketPath}:\n${host.outputTail.trim() || '(no output)'}`,
+          );
+        }
+        if (isSocket(rec.vm.socketPath)) {
+          break;
+        }
+        if (Date.now() > deadline) {
+          await this.terminate(host);
+          throw new SimError(
+            `sim host ${host.index} did not open ${rec.vm.socketPath} in time:\n${host.outputTail.trim() || '(no output)'}`,
+          );
+        }
+        await sleep(20);
+      }
+    }
+    for (const rec of host.recs) {
+      this.o.onEvent({ type: 'started', vm: { ...rec.vm }, restarted: false });
+    }
+  }
+
+  /** Lines that name a VM ("vm" in the JSON log line) go to it; the rest to all of the host's. */
+  captureHostOutput(host, proc) {
+    const byId = new Map(host.recs.map((r) => [r.vm.id, r]));
+    const deliver = (line) => {
+      host.outputTail = (host.outputTail + line + '\n').slice(-STDERR_TAIL_BYTES);
+      let target;
+      try {
+        target = byId.get(JSON.parse(line).vm);
+      } catch {
+        // not a JSON log line
+      }
+      for (const rec of target ? [target] : host.recs) {
+        rec.stderrTail = (rec.stderrTail + line + '\n').slice(-STDERR_TAIL_BYTES);
+        this.o.onEvent({ type: 'output', vm: { ...rec.vm }, line });
+      }
+    };
+    for (const stream of [proc.stdout, proc.stderr]) {
+      let partial = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (text) => {
+        const lines = (partial + text).split('\n');
+        partial = lines.pop() ?? '';
+        lines.forEach(deliver);
+      });
+      stream.on('end', () => {
+        if (partial) {
+          deliver(partial);
+        }
+      });
+    }
+  }
+
+  onHostExit(host, proc, code, signal, error) {
+    if (host.proc !== proc) {
+      return;
+    }
+    host.proc = undefined;
+    const expected = host.expectExit || this.stopping !== undefined;
+    for (const rec of host.recs) {
+      this.o.onEvent({
+        type: 'exited',
+        vm: { ...rec.vm },
+        code,
+        signal,
+        expected,
+        ...(error ? { error: error.message } : {}),
+      });
+    }
   }
 }
 

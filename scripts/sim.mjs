@@ -11,6 +11,7 @@ import {
   KILL_GRACE_MS,
   MAX_VMS,
   REPO_ROOT,
+  SIM_HOST_BUNDLE,
   SimError,
   startSimVms,
   validateSimOptions,
@@ -28,6 +29,8 @@ Usage: npm run sim -- --vms N --dir PATH [options]
                        (e.g. '{"telemetry_interval_ms":1000,"policy":{"blocked_operations":["execute"]}}')
   --restart            start an agent again 1 s after it dies on its own
                        (gives up on a VM after 5 crashes within 5 s of starting)
+  --per-process K      run K agents in each process (default 1): a Node.js process is about
+                       50 MiB, so large fleets need this; not with --restart
   -h, --help           this text
 
 Each VM gets a work directory PATH/.sim/<id>/ holding:
@@ -61,6 +64,7 @@ function parseCli(argv) {
         prefix: { type: 'string' },
         'config-extra': { type: 'string' },
         restart: { type: 'boolean' },
+        'per-process': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -103,7 +107,13 @@ function parseCli(argv) {
     prefix: values.prefix ?? DEFAULT_PREFIX,
     config,
     restartOnExit: values.restart ?? false,
+    agentsPerProcess: values['per-process'] === undefined ? 1 : Number(values['per-process']),
   };
+  if (values['per-process'] !== undefined && !/^\d+$/.test(values['per-process'])) {
+    usageError(
+      `--per-process must be a whole number (got ${JSON.stringify(values['per-process'])})`,
+    );
+  }
   try {
     validateSimOptions(options);
   } catch (err) {
@@ -121,9 +131,10 @@ function describeExit(event) {
 
 async function main() {
   const options = parseCli(process.argv.slice(2));
-  if (!existsSync(AGENT_BUNDLE)) {
+  const bundle = options.agentsPerProcess > 1 ? SIM_HOST_BUNDLE : AGENT_BUNDLE;
+  if (!existsSync(bundle)) {
     err(
-      `sim: ${relative(process.cwd(), AGENT_BUNDLE) || AGENT_BUNDLE} is missing: run \`npm run build\` first (in ${REPO_ROOT})`,
+      `sim: ${relative(process.cwd(), bundle) || bundle} is missing: run \`npm run build\` first (in ${REPO_ROOT})`,
     );
     process.exit(2);
   }

@@ -159,6 +159,9 @@ describe('scripts/sim.mjs', () => {
       [['--vms', '1', '--dir', dir, '--config-extra', '{'], /--config-extra is not valid JSON/],
       [['--vms', '1', '--dir', dir, '--config-extra', '[]'], /must be a JSON object/],
       [['--vms', '1', '--dir', dir, '--prefix', '../x'], /prefix may hold only/],
+      [['--vms', '2', '--dir', dir, '--per-process', 'two'], /--per-process must be a whole/],
+      [['--vms', '2', '--dir', dir, '--per-process', '0'], /agentsPerProcess must be an integer/],
+      [['--vms', '2', '--dir', dir, '--per-process', '2', '--restart'], /restartOnExit needs/],
     ];
     for (const [args, message] of cases) {
       const r = runSim(args);
@@ -170,7 +173,14 @@ describe('scripts/sim.mjs', () => {
   it('should document every option when run with --help', () => {
     const r = runSim(['--help']);
     expect(r.status).toBe(0);
-    for (const option of ['--vms', '--dir', '--prefix', '--config-extra', '--restart']) {
+    for (const option of [
+      '--vms',
+      '--dir',
+      '--prefix',
+      '--config-extra',
+      '--restart',
+      '--per-process',
+    ]) {
       expect(r.out).toContain(option);
     }
     expect(r.out).toContain('shutdown.log');

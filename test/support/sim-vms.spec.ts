@@ -4,7 +4,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { create } from '@bufbuild/protobuf';
-import { AgentClient, PingRequestSchema, ShutdownMode, ShutdownRequestSchema } from '@lq/proto';
+import {
+  AgentClient,
+  ExecuteRequestSchema,
+  PingRequestSchema,
+  ShutdownMode,
+  ShutdownRequestSchema,
+} from '@lq/proto';
 import { startSimVms, type SimVms } from './sim-vms.js';
 
 const clients: AgentClient[] = [];
@@ -187,5 +193,104 @@ describe('startSimVms options', () => {
       await sim.stop();
     }
     expect(existsSync(join(dir, 'auto-1.sock'))).toBe(false);
+  });
+});
+
+describe('startSimVms with agents sharing processes', () => {
+  let dir: string;
+  let sim: SimVms;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'lq-sim-host-'));
+    sim = await startSimVms({
+      dir,
+      count: 5,
+      agentsPerProcess: 2,
+      config: (vm) => ({
+        telemetry_interval_ms: 0,
+        // Each VM keeps its own config: the third refuses executions.
+        ...(vm.index === 3 ? { policy: { blocked_operations: ['execute'] } } : {}),
+      }),
+    });
+  });
+
+  afterAll(async () => {
+    await sim?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('should serve every VM on its own socket from ceil(count / agentsPerProcess) processes', async () => {
+    const pids = new Set(sim.vms.map((v) => v.pid));
+    expect(pids.size).toBe(3);
+    expect(sim.vms[0]!.pid).toBe(sim.vms[1]!.pid);
+    expect(sim.vms[4]!.pid).not.toBe(sim.vms[3]!.pid);
+    await Promise.all(sim.vms.map((v) => ping(v.socketPath)));
+    expect(sim.vms.every((v) => sim.isRunning(v.id))).toBe(true);
+  });
+
+  it("should apply each VM's own config", async () => {
+    const exec = async (path: string) => {
+      const client = await connect(path);
+      try {
+        return await client.call(
+          { case: 'execute', value: create(ExecuteRequestSchema, { argv: ['/bin/echo', path] }) },
+          'executeResponse',
+        );
+      } finally {
+        client.close();
+      }
+    };
+    const out = await exec(sim.vms[3]!.socketPath);
+    expect(Buffer.from(out.stdout).toString()).toBe(`${sim.vms[3]!.socketPath}\n`);
+    await expect(exec(sim.vms[2]!.socketPath)).rejects.toThrow(/blocked/);
+  });
+
+  it('should refuse to kill or restart one VM of a shared process', async () => {
+    await expect(sim.kill('vm-1')).rejects.toThrow(/shares a process/);
+    await expect(sim.restart('vm-2')).rejects.toThrow(/shares a process/);
+    await expect(sim.kill('vm-9')).rejects.toThrow(/no simulated VM "vm-9"/);
+    await ping(sim.vms[0]!.socketPath);
+  });
+
+  it('should refuse restartOnExit and a bad agentsPerProcess with a clear error', async () => {
+    await expect(
+      startSimVms({ dir, count: 2, agentsPerProcess: 2, restartOnExit: true }),
+    ).rejects.toThrow(/restartOnExit needs agentsPerProcess 1/);
+    await expect(startSimVms({ dir, count: 2, agentsPerProcess: 0 })).rejects.toThrow(
+      /agentsPerProcess must be an integer from 1 to 2000/,
+    );
+  });
+
+  it('should stop every process and remove every socket', async () => {
+    const pids = [...new Set(sim.vms.map((v) => v.pid))];
+    await sim.stop();
+    for (const vm of sim.vms) {
+      expect(existsSync(vm.socketPath)).toBe(false);
+      expect(sim.isRunning(vm.id)).toBe(false);
+    }
+    for (const pid of pids) {
+      expect(alive(pid)).toBe(false);
+    }
+  });
+});
+
+describe('startSimVms with a shared process whose agent config is rejected', () => {
+  it("should fail naming the VM and the agent's message, leaving no process", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lq-sim-host-bad-'));
+    try {
+      await expect(
+        startSimVms({
+          dir,
+          count: 3,
+          agentsPerProcess: 3,
+          config: (vm) => (vm.index === 2 ? { no_such_setting: 1 } : undefined),
+        }),
+      ).rejects.toThrow(/agent vm-2 did not start: .*unknown setting no_such_setting/);
+      for (const i of [1, 2, 3]) {
+        expect(existsSync(join(dir, `vm-${i}.sock`))).toBe(false);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -24,6 +24,8 @@ export interface SimVmsOptions {
     | ((vm: { id: string; index: number; workDir: string }) => AgentConfigPatch | undefined);
   /** Restart an agent that dies on its own (not through kill/restart/stop). Default false. */
   restartOnExit?: boolean;
+  /** Agents per process (default 1); above 1, kill and restart of one VM are refused. */
+  agentsPerProcess?: number;
   /** Lifecycle events and agent output lines. */
   onEvent?: (event: SimEvent) => void;
 }

@@ -6,7 +6,11 @@ const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 
 export class Logger {
   private muted = false;
 
-  constructor(private readonly level: LogLevel = 'info') {}
+  /** `context` is added to every line (e.g. which simulated VM, when several share a process). */
+  constructor(
+    private readonly level: LogLevel = 'info',
+    private readonly context?: Record<string, unknown>,
+  ) {}
 
   /** While filesystems are frozen the agent must not write logs that could block on them. */
   setMuted(muted: boolean): void {
@@ -31,7 +35,7 @@ export class Logger {
       return;
     }
     process.stderr.write(
-      `${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`,
+      `${JSON.stringify({ time: new Date().toISOString(), level, msg, ...this.context, ...fields })}\n`,
     );
   }
 }

@@ -1,35 +1,13 @@
 // The guest agent's entry point: `limiquantix-agent [--device PATH | --listen PATH] [--config FILE]`.
 // Plain Node.js, no framework: it runs in every VM, so start-up time and memory matter.
 import { parseArgs } from 'node:util';
-import { AGENT_VERSION, Agent, PROTOCOL_VERSION, agentLimits } from './agent.js';
+import { AGENT_VERSION, PROTOCOL_VERSION } from './agent.js';
+import { assembleAgent } from './assemble.js';
 import { SocketListenChannel } from './channel/socket-listen.channel.js';
 import { VirtioDeviceChannel } from './channel/virtio-device.channel.js';
 import type { HostChannel } from './channel/host-channel.js';
-import {
-  ConfigError,
-  DEFAULT_CONFIG_PATH,
-  DEFAULT_DEVICE_PATH,
-  enabledOperations,
-  loadConfig,
-} from './config.js';
-import { ExecuteHandler } from './handlers/execute.handler.js';
-import { CancelExecutionHandler } from './handlers/cancel-execution.handler.js';
-import { QuiesceHandler, QuiesceStatusHandler, ThawHandler } from './handlers/quiesce.handler.js';
-import { SyncTimeHandler } from './handlers/sync-time.handler.js';
-import { SetUserPasswordHandler } from './handlers/set-password.handler.js';
-import { GetFsInfoHandler } from './handlers/fs-info.handler.js';
-import { Quiescer } from './quiesce/quiescer.js';
-import { FileReadHandler } from './handlers/file-read.handler.js';
-import { FileWriteHandler } from './handlers/file-write.handler.js';
-import { GetInfoHandler } from './handlers/get-info.handler.js';
-import { PingHandler } from './handlers/ping.handler.js';
-import { ShutdownHandler } from './handlers/shutdown.handler.js';
+import { ConfigError, DEFAULT_CONFIG_PATH, DEFAULT_DEVICE_PATH, loadConfig } from './config.js';
 import { Logger } from './logger.js';
-import { collectAgentInfo } from './telemetry/system-info.js';
-import { TelemetryCollector } from './telemetry/telemetry-collector.js';
-import { ProcessRunner } from './exec/process-runner.js';
-import { UserResolver } from './exec/user-resolver.js';
-import { UploadStore } from './files/upload-store.js';
 
 const USAGE = `limiquantix-agent ${AGENT_VERSION}: the LimiQuantix guest agent
 
@@ -105,46 +83,9 @@ async function main(): Promise<void> {
     ? new SocketListenChannel(values.listen)
     : new VirtioDeviceChannel(devicePath ?? DEFAULT_DEVICE_PATH);
 
-  const startedAt = new Date();
-  const collectInfo = () =>
-    collectAgentInfo(config, {
-      agentVersion: AGENT_VERSION,
-      protocolVersion: PROTOCOL_VERSION,
-      capabilities: enabledOperations(config),
-      limits: agentLimits(config),
-      startedAt,
-    });
-  const telemetry = new TelemetryCollector(config, log);
-  const users = new UserResolver(config);
-  const runner = new ProcessRunner(config, users, log);
-  const uploads = new UploadStore(config.files, log);
-  const quiescer = new Quiescer(config, log);
   // A freeze an earlier agent left behind is thawed now, or when its deadline comes.
-  await quiescer.restore();
-
-  const agent = new Agent({
-    config,
-    channel,
-    log,
-    collectInfo,
-    sampleTelemetry: () => telemetry.sample(),
-    isFrozen: () => quiescer.frozen,
-    handlers: [
-      new PingHandler(AGENT_VERSION),
-      new GetInfoHandler(collectInfo),
-      new ExecuteHandler(runner),
-      new CancelExecutionHandler(runner),
-      new FileReadHandler(config),
-      new FileWriteHandler(config, uploads),
-      new ShutdownHandler(config),
-      new QuiesceHandler(quiescer),
-      new ThawHandler(quiescer),
-      new QuiesceStatusHandler(quiescer),
-      new SyncTimeHandler(config),
-      new SetUserPasswordHandler(config, users),
-      new GetFsInfoHandler(config),
-    ],
-  });
+  const assembled = await assembleAgent(config, channel, log);
+  const { agent } = assembled;
 
   try {
     await agent.start();
@@ -160,14 +101,9 @@ async function main(): Promise<void> {
     }
     stopping = true;
     log.info('stopping', { signal });
-    runner.killAll();
-    quiescer.stop();
     // A stopping agent never leaves filesystems frozen behind it (a crash leaves the state
     // file, and the next agent thaws them).
-    const thawed = quiescer.frozen ? quiescer.thaw('request').catch(() => undefined) : undefined;
-    void Promise.allSettled([thawed, uploads.closeAll(), agent.stop()]).finally(() =>
-      process.exit(0),
-    );
+    void assembled.stop().finally(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

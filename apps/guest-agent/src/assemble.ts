@@ -1,0 +1,92 @@
+// One agent wired up: config, channel and logger in; the agent with every handler, and how to
+// stop it, out. main.ts runs one per process (a guest); sim-host.ts runs many (simulated VMs).
+import { AGENT_VERSION, Agent, PROTOCOL_VERSION, agentLimits } from './agent.js';
+import type { HostChannel } from './channel/host-channel.js';
+import { enabledOperations, type AgentConfig } from './config.js';
+import { ExecuteHandler } from './handlers/execute.handler.js';
+import { CancelExecutionHandler } from './handlers/cancel-execution.handler.js';
+import { QuiesceHandler, QuiesceStatusHandler, ThawHandler } from './handlers/quiesce.handler.js';
+import { SyncTimeHandler } from './handlers/sync-time.handler.js';
+import { SetUserPasswordHandler } from './handlers/set-password.handler.js';
+import { GetFsInfoHandler } from './handlers/fs-info.handler.js';
+import { Quiescer } from './quiesce/quiescer.js';
+import { FileReadHandler } from './handlers/file-read.handler.js';
+import { FileWriteHandler } from './handlers/file-write.handler.js';
+import { GetInfoHandler } from './handlers/get-info.handler.js';
+import { PingHandler } from './handlers/ping.handler.js';
+import { ShutdownHandler } from './handlers/shutdown.handler.js';
+import type { Logger } from './logger.js';
+import { collectAgentInfo } from './telemetry/system-info.js';
+import { TelemetryCollector } from './telemetry/telemetry-collector.js';
+import { ProcessRunner } from './exec/process-runner.js';
+import { UserResolver } from './exec/user-resolver.js';
+import { UploadStore } from './files/upload-store.js';
+
+export interface AssembledAgent {
+  agent: Agent;
+  /**
+   * Kills running executions, thaws what this agent froze (a stopping agent never leaves
+   * filesystems frozen), closes uploads and the channel.
+   */
+  stop(): Promise<void>;
+}
+
+/**
+ * Builds an agent and thaws a freeze an earlier agent left behind (now, or when its deadline
+ * comes). The caller starts it (agent.start(), then agent.announce()).
+ */
+export async function assembleAgent(
+  config: AgentConfig,
+  channel: HostChannel,
+  log: Logger,
+): Promise<AssembledAgent> {
+  const startedAt = new Date();
+  const collectInfo = () =>
+    collectAgentInfo(config, {
+      agentVersion: AGENT_VERSION,
+      protocolVersion: PROTOCOL_VERSION,
+      capabilities: enabledOperations(config),
+      limits: agentLimits(config),
+      startedAt,
+    });
+  const telemetry = new TelemetryCollector(config, log);
+  const users = new UserResolver(config);
+  const runner = new ProcessRunner(config, users, log);
+  const uploads = new UploadStore(config.files, log);
+  const quiescer = new Quiescer(config, log);
+  await quiescer.restore();
+
+  const agent = new Agent({
+    config,
+    channel,
+    log,
+    collectInfo,
+    sampleTelemetry: () => telemetry.sample(),
+    isFrozen: () => quiescer.frozen,
+    handlers: [
+      new PingHandler(AGENT_VERSION),
+      new GetInfoHandler(collectInfo),
+      new ExecuteHandler(runner),
+      new CancelExecutionHandler(runner),
+      new FileReadHandler(config),
+      new FileWriteHandler(config, uploads),
+      new ShutdownHandler(config),
+      new QuiesceHandler(quiescer),
+      new ThawHandler(quiescer),
+      new QuiesceStatusHandler(quiescer),
+      new SyncTimeHandler(config),
+      new SetUserPasswordHandler(config, users),
+      new GetFsInfoHandler(config),
+    ],
+  });
+
+  return {
+    agent,
+    async stop() {
+      runner.killAll();
+      quiescer.stop();
+      const thawed = quiescer.frozen ? quiescer.thaw('request').catch(() => undefined) : undefined;
+      await Promise.allSettled([thawed, uploads.closeAll(), agent.stop()]);
+    },
+  };
+}
