@@ -1,5 +1,6 @@
 // The guest agent's entry point: `limiquantix-agent [--device PATH | --listen PATH] [--config FILE]`.
 // Plain Node.js, no framework: it runs in every VM, so start-up time and memory matter.
+import { startupDone } from './runtime-tuning.js';
 import { parseArgs } from 'node:util';
 import { AGENT_VERSION, PROTOCOL_VERSION } from './agent.js';
 import { assembleAgent } from './assemble.js';
@@ -93,6 +94,7 @@ async function main(): Promise<void> {
     fail(`cannot open ${channel.description}: ${(err as Error).message}`, 1);
   }
   await agent.announce();
+  startupDone();
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -8,6 +8,7 @@
 // FILE is JSON: { "agents": [ { "id": "vm-1", "listen": "/dir/vm-1.sock",
 //                               "config": "/dir/.sim/vm-1/agent.json" }, ... ] }
 // Log lines carry "vm": <id>. SIGTERM stops every agent, then the process.
+import { startupDone } from '../runtime-tuning.js';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { assembleAgent, type AssembledAgent } from '../assemble.js';
@@ -88,6 +89,7 @@ async function main(): Promise<void> {
       return;
     }
   }
+  startupDone();
 }
 
 void main();
