@@ -16,11 +16,14 @@ import { GetInfoHandler } from './handlers/get-info.handler.js';
 import { PingHandler } from './handlers/ping.handler.js';
 import { ShutdownHandler } from './handlers/shutdown.handler.js';
 import type { Logger } from './logger.js';
-import { collectAgentInfo } from './telemetry/system-info.js';
+import { cachedOsInfo, collectAgentInfo } from './telemetry/system-info.js';
 import { TelemetryCollector } from './telemetry/telemetry-collector.js';
 import { ProcessRunner } from './exec/process-runner.js';
 import { UserResolver } from './exec/user-resolver.js';
 import { UploadStore } from './files/upload-store.js';
+
+/** How long GetInfo and AgentReady reuse the OS facts they read (os-release, uname). */
+const OS_INFO_TTL_MS = 30_000;
 
 export interface AssembledAgent {
   agent: Agent;
@@ -41,6 +44,7 @@ export async function assembleAgent(
   log: Logger,
 ): Promise<AssembledAgent> {
   const startedAt = new Date();
+  const osInfo = cachedOsInfo(config.system.os_release_file, OS_INFO_TTL_MS);
   const collectInfo = () =>
     collectAgentInfo(config, {
       agentVersion: AGENT_VERSION,
@@ -48,6 +52,7 @@ export async function assembleAgent(
       capabilities: enabledOperations(config),
       limits: agentLimits(config),
       startedAt,
+      osInfo,
     });
   const telemetry = new TelemetryCollector(config, log);
   const users = new UserResolver(config);

@@ -1,9 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
 import * as os from 'node:os';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultConfig } from '../config.js';
 import {
   collectAgentInfo,
+  cachedOsInfo,
   collectOsInfo,
   interfaceFilter,
   listInterfaces,
@@ -56,6 +59,26 @@ describe('parseOsRelease', () => {
 
   it('should return no fields when the file is missing', async () => {
     await expect(readOsRelease('/nonexistent/os-release')).resolves.toEqual({});
+  });
+});
+
+describe('cachedOsInfo', () => {
+  it('should read os-release again only once the time to live has passed', async () => {
+    const dir = mkdtempSync(join(os.tmpdir(), 'lq-os-info-'));
+    try {
+      const file = join(dir, 'os-release');
+      copyFileSync(OS_RELEASE, file);
+      let t = 1000;
+      const read = cachedOsInfo(file, 30_000, () => t);
+      expect((await read()).version).toBe('24.04');
+      writeFileSync(file, 'NAME="Ubuntu"\nVERSION_ID="26.04"\n');
+      t += 29_999;
+      expect((await read()).version).toBe('24.04');
+      t += 1;
+      expect((await read()).version).toBe('26.04');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -19,6 +19,8 @@ export interface AgentInfoExtras {
   capabilities: string[];
   limits: MessageInitShape<typeof AgentLimitsSchema>;
   startedAt: Date;
+  /** Where OS facts come from (default: read them now; see cachedOsInfo). */
+  osInfo?: () => Promise<OsInfo>;
 }
 
 export type NetworkInterfacesSource = () => NodeJS.Dict<os.NetworkInterfaceInfo[]>;
@@ -35,7 +37,7 @@ export async function collectAgentInfo(
     agentVersion: extras.agentVersion,
     protocolVersion: extras.protocolVersion,
     hostname: os.hostname(),
-    os: await collectOsInfo(config.system.os_release_file),
+    os: await (extras.osInfo?.() ?? collectOsInfo(config.system.os_release_file)),
     capabilities: extras.capabilities,
     interfaces: listInterfaces(interfaceFilter(config.network.exclude_interfaces)),
     limits: extras.limits,
@@ -55,6 +57,32 @@ export async function collectOsInfo(osReleaseFile: string): Promise<OsInfo> {
     kernelVersion: os.version(),
     arch: os.machine(),
   });
+}
+
+/**
+ * collectOsInfo, read again at most every `ttlMs`: OS facts change only with an upgrade, and
+ * reading os-release costs four file-system round trips on every GetInfo. A failed read is not
+ * kept.
+ */
+export function cachedOsInfo(
+  osReleaseFile: string,
+  ttlMs: number,
+  now: () => number = Date.now,
+): () => Promise<OsInfo> {
+  let cached: { at: number; value: Promise<OsInfo> } | undefined;
+  return () => {
+    if (cached === undefined || now() - cached.at >= ttlMs) {
+      const value = collectOsInfo(osReleaseFile);
+      const entry = { at: now(), value };
+      cached = entry;
+      value.catch(() => {
+        if (cached === entry) {
+          cached = undefined;
+        }
+      });
+    }
+    return cached.value;
+  };
 }
 
 export async function readOsRelease(file: string): Promise<Record<string, string>> {
