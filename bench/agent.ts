@@ -1,6 +1,8 @@
 // Guest agent benchmark (issue 2, acceptance 9): starts the agent bundle on a Unix socket and
 // prints ping RTT, pipelined ping rate, exec round trip, 64 MiB file write/read rates and RSS.
-// Run: npm run bench:agent [-- --quick]. Figures only; targets are printed beside them.
+// Run: npm run bench:agent [-- --quick]. Figures only; targets are printed beside them, with
+// qemu-ga's from an earlier run of ../shared/peer-bench; `npm run bench:peer` measures both
+// agents in one run with the same harness.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
