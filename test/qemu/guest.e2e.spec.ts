@@ -396,6 +396,40 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
     }, 60_000);
   });
 
+  describe('an agent restarted in the guest', () => {
+    it('should end a running execution agent_lost within seconds, not at its timeout', async () => {
+      // The test before takes the node daemon away and back: wait for the inventory to see it.
+      await waitFor('the agent ready in the inventory again', 30_000, async () => {
+        const v = await vmView();
+        return v.agentState === 'ready' ? v : undefined;
+      });
+      const started = await api('POST', `/api/vms/${VM}/executions`, {
+        command: 'echo started; sleep 120',
+        timeout_seconds: 300,
+      });
+      expect(started).toMatchObject({ status: 202, body: { status: 'running' } });
+      const id = String(started.body.id);
+      await waitFor('the command to start', 20_000, async () => {
+        const r = await api('GET', `/api/executions/${id}`);
+        return r.body.stdout === 'started\n' ? r.body : undefined;
+      });
+      const mark = guest.console().length;
+      const t = Date.now();
+      // The agent is the guest's only node process. init starts another on the same port, and
+      // QEMU's socket stays open: the host side sees no disconnect, only a new AgentReady.
+      await exec({ command: '(sleep 1; kill -9 $(pidof node)) > /dev/null 2>&1 &' });
+      await guest.waitConsole(/agent exited rc=137; restarting[\s\S]*agent start #/, 20_000, mark);
+      const ended = await waitFor('the execution to end', 30_000, async () => {
+        const r = await api('GET', `/api/executions/${id}`);
+        return r.body.status !== 'running' && r.body.status !== 'pending' ? r.body : undefined;
+      });
+      time('agent killed → execution agent_lost', t);
+      expect(ended).toMatchObject({ status: 'agent_lost', stdout: 'started\n' });
+      // The command outlived its agent (its own process group); end it.
+      await exec({ command: 'kill $(pidof sleep) 2>/dev/null; true' });
+    }, 90_000);
+  });
+
   describe('time synchronisation', () => {
     it('should step a wrong guest clock and the RTC to the host time when forced', async () => {
       const wrong = await exec({ command: 'date -u -s @946684800 > /dev/null && date +%s' });

@@ -171,7 +171,13 @@ export class ExecutionsService implements OnApplicationShutdown {
       ...input,
       timeoutSeconds: input.timeoutSeconds ?? this.config.execAsyncTimeoutSeconds,
     });
-    const where = await this.inventory.locate(vmId);
+    let where = await this.inventory.locate(vmId);
+    if (where.agentState !== 'ready') {
+      // A location cached while the agent was away would refuse it for a while after it is
+      // back: read the inventory itself before refusing.
+      this.inventory.forget(vmId);
+      where = await this.inventory.locate(vmId);
+    }
     await this.access.requireExec(
       caller,
       { vmId, projectId: where.projectId, nodeId: where.nodeId },

@@ -70,6 +70,7 @@ export class AgentRegistryService extends EventEmitter implements OnApplicationS
       reconnectMaxMs: this.config.agentReconnectMaxMs,
       syncTimeoutMs: this.config.agentSyncTimeoutMs,
       requestTimeoutMs: this.config.defaultTimeoutMs,
+      keepaliveMs: this.config.agentKeepaliveMs,
     });
     const vm: VmAgent = { vmId, channelPath, client };
     this.vms.set(vmId, vm);

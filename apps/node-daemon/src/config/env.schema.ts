@@ -27,6 +27,7 @@ export interface NodeDaemonConfig {
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
   agentSyncTimeoutMs: number;
+  agentKeepaliveMs: number;
   agentReconnectMaxMs: number;
   fileChunkMaxBytes: number;
   logLevel: LogLevelName;
@@ -58,6 +59,11 @@ export const ENV_VARIABLES: Array<[name: string, fallback: string, meaning: stri
     'first wait for an agent’s handshake reply (then backs off)',
   ],
   ['LQ_AGENT_RECONNECT_MAX_MS', '1000', 'longest wait between reconnects to an agent channel'],
+  [
+    'LQ_AGENT_KEEPALIVE_MS',
+    '5000',
+    'ping period while a request waits: finds an agent restarted behind an open channel (0: off)',
+  ],
   [
     'LQ_FILE_CHUNK_MAX_BYTES',
     '524288',
@@ -105,6 +111,7 @@ export function parseNodeDaemonEnv(env: NodeJS.ProcessEnv): NodeDaemonConfig {
     maxTimeoutMs,
     agentSyncTimeoutMs: int(env, 'LQ_AGENT_SYNC_TIMEOUT_MS', 1000, 50, 60_000),
     agentReconnectMaxMs: int(env, 'LQ_AGENT_RECONNECT_MAX_MS', 1000, 50, 60_000),
+    agentKeepaliveMs: int(env, 'LQ_AGENT_KEEPALIVE_MS', 5000, 0, 3_600_000),
     fileChunkMaxBytes: int(env, 'LQ_FILE_CHUNK_MAX_BYTES', 512 * 1024, 1024, 64 * 1024 * 1024),
     logLevel,
   };

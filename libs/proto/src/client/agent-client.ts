@@ -5,6 +5,7 @@ import { create } from '@bufbuild/protobuf';
 import {
   ErrorCode,
   ResultAckSchema,
+  PingRequestSchema,
   SyncRequestSchema,
   type AgentInfo,
   type AgentLimits,
@@ -74,6 +75,12 @@ export interface AgentClientOptions {
   requestTimeoutMs?: number;
   /** Abandon a half-received frame after this long without a byte (PROTOCOL.md §3). */
   partialFrameTimeoutMs?: number;
+  /**
+   * While a request has waited this long, ping the agent every so often: a pong whose uptime is
+   * younger than a request means the agent restarted behind an open channel (a guest reboot
+   * under QEMU), and that request will never be answered. 0 turns it off. Default 5000.
+   */
+  keepaliveMs?: number;
 }
 
 export interface RequestOptions {
@@ -91,7 +98,14 @@ interface Pending {
   reject(err: Error): void;
   timer: NodeJS.Timeout;
   ack: boolean;
+  /** performance.now() when first written to the channel (undefined: not yet). */
+  sentAt?: number;
 }
+
+/** Agent start and request send times compare across two clocks and a channel: this much slack. */
+const RESTART_SLACK_MS = 250;
+/** After a SyncResponse, how long re-sends wait for the AgentReady that tells a restart apart. */
+const RESEND_WAIT_MS = 1000;
 
 const ACKED_CASES: ReadonlySet<string> = new Set(['execute', 'fileWrite', 'shutdown']);
 
@@ -118,6 +132,9 @@ export class AgentClient extends EventEmitter {
   private syncTimer: NodeJS.Timeout | undefined;
   private syncAttempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private keepaliveInFlight = false;
+  private resendTimer: NodeJS.Timeout | undefined;
   private reconnectDelay: number;
   private ackIds: string[] = [];
   private ackTimer: NodeJS.Timeout | undefined;
@@ -149,6 +166,7 @@ export class AgentClient extends EventEmitter {
       reconnectMaxMs: options.reconnectMaxMs ?? 5000,
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
       partialFrameTimeoutMs: options.partialFrameTimeoutMs ?? 1000,
+      keepaliveMs: options.keepaliveMs ?? 5000,
     };
     this.reconnectDelay = this.opts.reconnectInitialMs;
     this.sendMaxFrameBytes = this.opts.maxFrameBytes;
@@ -255,7 +273,9 @@ export class AgentClient extends EventEmitter {
     this.pending.set(id, entry);
     if (this._state === 'ready') {
       this.writeFrame(frame);
+      entry.sentAt = performance.now();
     }
+    this.armKeepalive();
     return promise;
   }
 
@@ -280,6 +300,8 @@ export class AgentClient extends EventEmitter {
     this.setState('closed');
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.syncTimer);
+    clearTimeout(this.keepaliveTimer);
+    clearTimeout(this.resendTimer);
     this.flushAcks();
     clearTimeout(this.ackTimer);
     this.reader.close();
@@ -391,16 +413,33 @@ export class AgentClient extends EventEmitter {
         this.sendMaxFrameBytes = agentMax || this.opts.maxFrameBytes;
         this.readyOnThisConnection = true;
         this.setState('ready');
-        // Whatever was sent before the sync may have been swallowed: send it again, same ids.
-        for (const entry of this.pending.values()) {
-          this.writeFrame(entry.frame);
-        }
+        // Whatever was sent before the sync may have been swallowed: send it again, same ids,
+        // but only to the same agent. The AgentReady that follows every SyncResponse tells
+        // (PROTOCOL.md §5): a restarted one fails them instead, as it would run them again.
+        clearTimeout(this.resendTimer);
+        this.resendTimer = setTimeout(() => this.resendPending(), RESEND_WAIT_MS);
         return;
       }
-      case 'agentReady':
+      case 'agentReady': {
+        const before = this.info?.startedAt;
+        const now = payload.value.info?.startedAt;
         this.info = payload.value.info;
+        if (
+          before !== undefined &&
+          now !== undefined &&
+          (before.seconds !== now.seconds || before.nanos !== now.nanos)
+        ) {
+          // Another agent process on the same connection: the guest rebooted or its agent was
+          // restarted, and QEMU's socket stayed open. What the old one was running is gone;
+          // waiting for its answers would last until each request's deadline.
+          this.failPending(this.restartedError(payload.value.reason || 'start'));
+        }
+        if (this.resendTimer !== undefined) {
+          this.resendPending();
+        }
         this.emit('ready', payload.value.info);
         return;
+      }
       case 'telemetry':
         this.emit('telemetry', payload.value);
         return;
@@ -486,12 +525,76 @@ export class AgentClient extends EventEmitter {
     socket.uncork();
   }
 
-  private failPending(err: Error): void {
-    for (const entry of this.pending.values()) {
-      clearTimeout(entry.timer);
-      entry.reject(err);
+  private failPending(err: Error, sentBefore = Infinity): void {
+    for (const entry of [...this.pending.values()]) {
+      if (entry.sentAt === undefined || entry.sentAt < sentBefore) {
+        this.pending.delete(entry.id);
+        clearTimeout(entry.timer);
+        entry.reject(err);
+      }
     }
-    this.pending.clear();
+  }
+
+  private restartedError(how: string): AgentNotConnectedError {
+    return new AgentNotConnectedError(
+      `the agent at ${this.path} restarted (${how}) while requests were in flight; they may not have run`,
+    );
+  }
+
+  private resendPending(): void {
+    clearTimeout(this.resendTimer);
+    this.resendTimer = undefined;
+    if (this._state !== 'ready') {
+      return;
+    }
+    for (const entry of this.pending.values()) {
+      this.writeFrame(entry.frame);
+      entry.sentAt ??= performance.now();
+    }
+  }
+
+  private armKeepalive(): void {
+    if (this.opts.keepaliveMs > 0 && this.keepaliveTimer === undefined) {
+      this.keepaliveTimer = setTimeout(() => this.keepalive(), this.opts.keepaliveMs);
+      this.keepaliveTimer.unref();
+    }
+  }
+
+  // A restart behind an open channel shows only in the agent's uptime: ask for it while
+  // requests wait long, and fail those sent before the agent that answers started.
+  private keepalive(): void {
+    this.keepaliveTimer = undefined;
+    if (this.pending.size === 0 || this._state === 'closed') {
+      return;
+    }
+    this.armKeepalive();
+    const now = performance.now();
+    const waiting = [...this.pending.values()].some(
+      (e) => e.sentAt !== undefined && now - e.sentAt >= this.opts.keepaliveMs,
+    );
+    if (!waiting || this.keepaliveInFlight || this._state !== 'ready') {
+      return;
+    }
+    this.keepaliveInFlight = true;
+    this.request(
+      { case: 'ping', value: create(PingRequestSchema) },
+      { timeoutMs: this.opts.keepaliveMs },
+    ).then(
+      (reply) => {
+        this.keepaliveInFlight = false;
+        if (reply.payload.case !== 'pong') {
+          return;
+        }
+        const agentStartedAt = performance.now() - reply.payload.value.uptimeSeconds * 1000;
+        this.failPending(
+          this.restartedError('younger than the request'),
+          agentStartedAt - RESTART_SLACK_MS,
+        );
+      },
+      () => {
+        this.keepaliveInFlight = false;
+      },
+    );
   }
 
   private setState(state: AgentClientState): void {
