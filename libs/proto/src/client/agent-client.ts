@@ -135,6 +135,8 @@ export class AgentClient extends EventEmitter {
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private keepaliveInFlight = false;
   private resendTimer: NodeJS.Timeout | undefined;
+  /** performance.now() of the last SyncResponse. */
+  private syncedAt = 0;
   private reconnectDelay: number;
   private ackIds: string[] = [];
   private ackTimer: NodeJS.Timeout | undefined;
@@ -416,6 +418,7 @@ export class AgentClient extends EventEmitter {
         // Whatever was sent before the sync may have been swallowed: send it again, same ids,
         // but only to the same agent. The AgentReady that follows every SyncResponse tells
         // (PROTOCOL.md §5): a restarted one fails them instead, as it would run them again.
+        this.syncedAt = performance.now();
         clearTimeout(this.resendTimer);
         this.resendTimer = setTimeout(() => this.resendPending(), RESEND_WAIT_MS);
         return;
@@ -431,8 +434,10 @@ export class AgentClient extends EventEmitter {
         ) {
           // Another agent process on the same connection: the guest rebooted or its agent was
           // restarted, and QEMU's socket stayed open. What the old one was running is gone;
-          // waiting for its answers would last until each request's deadline.
-          this.failPending(this.restartedError(payload.value.reason || 'start'));
+          // waiting for its answers would last until each request's deadline. Requests written
+          // since this sync went to the new one, and those not written yet are sent below.
+          const cutoff = this.resendTimer !== undefined ? this.syncedAt : performance.now();
+          this.failPending(this.restartedError(payload.value.reason || 'start'), cutoff);
         }
         if (this.resendTimer !== undefined) {
           this.resendPending();
@@ -525,9 +530,10 @@ export class AgentClient extends EventEmitter {
     socket.uncork();
   }
 
-  private failPending(err: Error, sentBefore = Infinity): void {
+  /** Fails every pending request, or with `sentBefore` those written to the channel before it. */
+  private failPending(err: Error, sentBefore?: number): void {
     for (const entry of [...this.pending.values()]) {
-      if (entry.sentAt === undefined || entry.sentAt < sentBefore) {
+      if (sentBefore === undefined || (entry.sentAt !== undefined && entry.sentAt < sentBefore)) {
         this.pending.delete(entry.id);
         clearTimeout(entry.timer);
         entry.reject(err);
