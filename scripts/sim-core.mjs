@@ -303,9 +303,14 @@ class Sim {
     return rec.vm;
   }
 
+  /** What runs as a process: one record per VM here, a host per group of VMs in HostSim. */
+  processes() {
+    return this.records;
+  }
+
   stop() {
     this.stopping ??= (async () => {
-      await Promise.all(this.records.map((rec) => this.terminate(rec)));
+      await Promise.all(this.processes().map((unit) => this.terminate(unit)));
       // SIGKILLed agents leave their socket files; a channel dir with stale sockets would
       // look like VMs whose QEMU died.
       for (const rec of this.records) {
@@ -337,68 +342,44 @@ class Sim {
     }
   }
 
+  /**
+   * Runs Node.js with `args`, dying with us when it can. Own process group: a Ctrl-C in the
+   * terminal reaches the sim, which stops the agents in order, rather than every agent at once.
+   */
+  spawnNode(args, cwd) {
+    const argv = [...(this.o.dieWithParent ? parentDeathWrapper() : []), process.execPath, ...args];
+    return spawn(argv[0], argv.slice(1), {
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+  }
+
   async launch(rec, restarted) {
     const { vm } = rec;
     await clearSocketPath(vm.socketPath);
     if (this.stopping) {
       throw new SimError('the simulated VMs were stopped');
     }
-    const argv = [
-      ...(this.o.dieWithParent ? parentDeathWrapper() : []),
-      process.execPath,
-      this.o.agentBundle,
-      '--listen',
-      vm.socketPath,
-      '--config',
-      vm.configPath,
-    ];
-    // Own process group: a Ctrl-C in the terminal reaches the sim, which stops the agents in
-    // order, rather than every agent at once.
-    const proc = spawn(argv[0], argv.slice(1), {
-      cwd: vm.workDir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
+    const proc = this.spawnNode(
+      [this.o.agentBundle, '--listen', vm.socketPath, '--config', vm.configPath],
+      vm.workDir,
+    );
     rec.proc = proc;
     rec.expectExit = false;
     rec.startedAt = Date.now();
     vm.pid = proc.pid;
-    rec.exited = new Promise((resolveExit) => {
-      let done = false;
-      const finish = (code, signal, error) => {
-        if (done) {
-          return;
-        }
-        done = true;
-        this.onExit(rec, proc, code, signal, error);
-        resolveExit({ code, signal });
-      };
-      proc.once('exit', (code, signal) => finish(code, signal));
-      proc.once('error', (err) => finish(null, null, err));
-    });
+    rec.exited = exitOf(proc, (code, signal, error) => this.onExit(rec, proc, code, signal, error));
     this.captureOutput(rec, proc);
     await this.waitForSocket(rec, proc);
     this.o.onEvent({ type: 'started', vm: { ...vm }, restarted });
   }
 
   captureOutput(rec, proc) {
-    for (const stream of [proc.stdout, proc.stderr]) {
-      let partial = '';
-      stream.setEncoding('utf8');
-      stream.on('data', (text) => {
-        rec.stderrTail = (rec.stderrTail + text).slice(-STDERR_TAIL_BYTES);
-        const lines = (partial + text).split('\n');
-        partial = lines.pop() ?? '';
-        for (const line of lines) {
-          this.o.onEvent({ type: 'output', vm: { ...rec.vm }, line });
-        }
-      });
-      stream.on('end', () => {
-        if (partial) {
-          this.o.onEvent({ type: 'output', vm: { ...rec.vm }, line: partial });
-        }
-      });
-    }
+    eachLine(proc, (line) => {
+      rec.stderrTail = (rec.stderrTail + line + '\n').slice(-STDERR_TAIL_BYTES);
+      this.o.onEvent({ type: 'output', vm: { ...rec.vm }, line });
+    });
   }
 
   async waitForSocket(rec, proc) {
@@ -429,14 +410,7 @@ class Sim {
     }
     rec.proc = undefined;
     const expected = rec.expectExit || this.stopping !== undefined;
-    this.o.onEvent({
-      type: 'exited',
-      vm: { ...rec.vm },
-      code,
-      signal,
-      expected,
-      ...(error ? { error: error.message } : {}),
-    });
+    this.o.onEvent(exitedEvent(rec.vm, code, signal, expected, error));
     if (expected || !this.o.restartOnExit) {
       return;
     }
@@ -513,14 +487,8 @@ class HostSim extends Sim {
     );
   }
 
-  stop() {
-    this.stopping ??= (async () => {
-      await Promise.all(this.hosts.map((host) => this.terminate(host)));
-      for (const rec of this.records) {
-        removeStaleSocket(rec.vm.socketPath);
-      }
-    })();
-    return this.stopping;
+  processes() {
+    return this.hosts;
   }
 
   async launchHost(host) {
@@ -541,36 +509,15 @@ class HostSim extends Sim {
         })),
       })}\n`,
     );
-    const argv = [
-      ...(this.o.dieWithParent ? parentDeathWrapper() : []),
-      process.execPath,
-      this.o.simHostBundle,
-      '--manifest',
-      manifest,
-    ];
-    const proc = spawn(argv[0], argv.slice(1), {
-      cwd: this.dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
+    const proc = this.spawnNode([this.o.simHostBundle, '--manifest', manifest], this.dir);
     host.proc = proc;
     host.expectExit = false;
     for (const rec of host.recs) {
       rec.vm.pid = proc.pid;
     }
-    host.exited = new Promise((resolveExit) => {
-      let done = false;
-      const finish = (code, signal, error) => {
-        if (done) {
-          return;
-        }
-        done = true;
-        this.onHostExit(host, proc, code, signal, error);
-        resolveExit({ code, signal });
-      };
-      proc.once('exit', (code, signal) => finish(code, signal));
-      proc.once('error', (err) => finish(null, null, err));
-    });
+    host.exited = exitOf(proc, (code, signal, error) =>
+      this.onHostExit(host, proc, code, signal, error),
+    );
     this.captureHostOutput(host, proc);
     // Agents start one after another in the host: allow for all of them.
     const deadline = Date.now() + this.o.readyTimeoutMs + 50 * host.recs.length;
@@ -602,7 +549,7 @@ class HostSim extends Sim {
   /** Lines that name a VM ("vm" in the JSON log line) go to it; the rest to all of the host's. */
   captureHostOutput(host, proc) {
     const byId = new Map(host.recs.map((r) => [r.vm.id, r]));
-    const deliver = (line) => {
+    eachLine(proc, (line) => {
       host.outputTail = (host.outputTail + line + '\n').slice(-STDERR_TAIL_BYTES);
       let target;
       try {
@@ -614,21 +561,7 @@ class HostSim extends Sim {
         rec.stderrTail = (rec.stderrTail + line + '\n').slice(-STDERR_TAIL_BYTES);
         this.o.onEvent({ type: 'output', vm: { ...rec.vm }, line });
       }
-    };
-    for (const stream of [proc.stdout, proc.stderr]) {
-      let partial = '';
-      stream.setEncoding('utf8');
-      stream.on('data', (text) => {
-        const lines = (partial + text).split('\n');
-        partial = lines.pop() ?? '';
-        lines.forEach(deliver);
-      });
-      stream.on('end', () => {
-        if (partial) {
-          deliver(partial);
-        }
-      });
-    }
+    });
   }
 
   onHostExit(host, proc, code, signal, error) {
@@ -638,15 +571,54 @@ class HostSim extends Sim {
     host.proc = undefined;
     const expected = host.expectExit || this.stopping !== undefined;
     for (const rec of host.recs) {
-      this.o.onEvent({
-        type: 'exited',
-        vm: { ...rec.vm },
-        code,
-        signal,
-        expected,
-        ...(error ? { error: error.message } : {}),
-      });
+      this.o.onEvent(exitedEvent(rec.vm, code, signal, expected, error));
     }
+  }
+}
+
+function exitedEvent(vm, code, signal, expected, error) {
+  return {
+    type: 'exited',
+    vm: { ...vm },
+    code,
+    signal,
+    expected,
+    ...(error ? { error: error.message } : {}),
+  };
+}
+
+/** The process's end, once: `onExit` runs first, also when it could not be spawned. */
+function exitOf(proc, onExit) {
+  return new Promise((resolveExit) => {
+    let done = false;
+    const finish = (code, signal, error) => {
+      if (done) {
+        return;
+      }
+      done = true;
+      onExit(code, signal, error);
+      resolveExit({ code, signal });
+    };
+    proc.once('exit', (code, signal) => finish(code, signal));
+    proc.once('error', (err) => finish(null, null, err));
+  });
+}
+
+/** Calls `onLine` with each line of the process's stdout and stderr (a last partial one too). */
+function eachLine(proc, onLine) {
+  for (const stream of [proc.stdout, proc.stderr]) {
+    let partial = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (text) => {
+      const lines = (partial + text).split('\n');
+      partial = lines.pop() ?? '';
+      lines.forEach(onLine);
+    });
+    stream.on('end', () => {
+      if (partial) {
+        onLine(partial);
+      }
+    });
   }
 }
 
