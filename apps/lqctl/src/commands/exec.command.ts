@@ -9,7 +9,7 @@ import {
 import { UsageError } from '../errors.js';
 import { exitCodeOfExecution } from '../exit-codes.js';
 import { jsonText, writeTo } from '../output/stream.js';
-import { onInterrupt } from '../signals.js';
+import { cancelOnInterrupt } from './cancel-on-interrupt.js';
 import { note, seg, type Command, type Context } from './context.js';
 
 /** The execute fields (snake_case, as POST /api/vms/:id/execute takes them) from the options. */
@@ -138,23 +138,10 @@ export const execCommand: Command = async (ctx, cmd) => {
     return execSync(ctx, vm, body);
   }
 
-  let id: string | undefined;
-  let cancelWanted = false;
-  const cancel = () => {
-    note(ctx, `cancelling execution ${id} (Ctrl-C again to stop waiting)`);
-    ctx.client.json('POST', `/api/executions/${seg(id!)}/cancel`).catch((err: unknown) => {
-      note(ctx, `cancel failed: ${(err as Error).message}`);
-    });
-  };
-  const dispose = onInterrupt(
-    () => {
-      if (id === undefined) {
-        cancelWanted = true;
-      } else {
-        cancel();
-      }
-    },
-    () => note(ctx, `stopped waiting; execution ${id ?? '(starting)'} is being cancelled`),
+  const interrupt = cancelOnInterrupt(
+    ctx,
+    'execution',
+    (id) => `/api/executions/${seg(id)}/cancel`,
   );
   try {
     const started = await ctx.client.json<ExecutionViewJson>(
@@ -162,13 +149,11 @@ export const execCommand: Command = async (ctx, cmd) => {
       `/api/vms/${seg(vm)}/executions`,
       { json: body },
     );
-    id = started.id;
+    const id = started.id;
     if (ctx.json) {
       await writeTo(ctx.stdout, jsonText({ event: 'started', ...started }, false));
     }
-    if (cancelWanted) {
-      cancel();
-    }
+    interrupt.started(id);
     let end: ExecutionViewJson | undefined;
     const events = ctx.client.follow(`/api/executions/${seg(id)}/output`, {
       query: (after) => ({ follow: 1, after }),
@@ -203,6 +188,6 @@ export const execCommand: Command = async (ctx, cmd) => {
     }
     return exitCodeOfExecution(end);
   } finally {
-    dispose();
+    interrupt.dispose();
   }
 };

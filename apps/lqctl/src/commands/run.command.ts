@@ -4,7 +4,7 @@ import { Exit } from '../exit-codes.js';
 import { ProgressLine, formatCounts, runProgressLine } from '../output/progress.js';
 import { jsonText, writeTo } from '../output/stream.js';
 import { formatTable } from '../output/table.js';
-import { onInterrupt } from '../signals.js';
+import { cancelOnInterrupt } from './cancel-on-interrupt.js';
 import { note, seg, type Command } from './context.js';
 import { executeBody } from './exec.command.js';
 
@@ -100,37 +100,18 @@ const PLAIN_PROGRESS_EVERY_MS = 2000;
  */
 export const runCommand: Command = async (ctx, cmd) => {
   const body = runBody(cmd);
-  let id: string | undefined;
-  let cancelWanted = false;
-  const cancel = () => {
-    note(ctx, `cancelling run ${id} (Ctrl-C again to stop waiting)`);
-    ctx.client.json('POST', `/api/runs/${seg(id!)}/cancel`).catch((err: unknown) => {
-      note(ctx, `cancel failed: ${(err as Error).message}`);
-    });
-  };
-  const dispose = onInterrupt(
-    () => {
-      if (id === undefined) {
-        cancelWanted = true;
-      } else {
-        cancel();
-      }
-    },
-    () => note(ctx, `stopped waiting; run ${id ?? '(starting)'} is being cancelled`),
-  );
+  const interrupt = cancelOnInterrupt(ctx, 'run', (id) => `/api/runs/${seg(id)}/cancel`);
   const bar = ctx.stderr.isTTY ? new ProgressLine(ctx.stderr) : undefined;
   try {
     const started = await ctx.client.json<RunViewJson>('POST', '/api/runs', { json: body });
-    id = started.id;
+    const id = started.id;
     note(
       ctx,
       `run ${id}: ${started.vms.length} VMs, at most ${started.max_concurrency} at a time${
         started.max_errors === null ? '' : `, stopping after ${started.max_errors + 1} failures`
       }`,
     );
-    if (cancelWanted) {
-      cancel();
-    }
+    interrupt.started(id);
     let end: RunViewJson | undefined;
     let lastLine = '';
     let lastAt = 0;
@@ -170,6 +151,6 @@ export const runCommand: Command = async (ctx, cmd) => {
     return runExitCode(end);
   } finally {
     bar?.clear();
-    dispose();
+    interrupt.dispose();
   }
 };
