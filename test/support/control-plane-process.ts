@@ -23,11 +23,16 @@ export function adminFetch(input: string, init: RequestInit = {}): Promise<Respo
 export async function waitForReadyVms(
   url: string,
   count: number,
-  { timeoutMs = 15_000, ids }: { timeoutMs?: number; ids?: string[] } = {},
+  {
+    timeoutMs = 15_000,
+    ids,
+    token = TEST_ADMIN_TOKEN,
+  }: { timeoutMs?: number; ids?: string[]; token?: string } = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const body = (await (await adminFetch(`${url}/api/vms`)).json()) as {
+    const res = await fetch(`${url}/api/vms`, { headers: { Authorization: `Bearer ${token}` } });
+    const body = (await res.json()) as {
       vms?: Array<{ id: string; agentState: string }>;
     };
     const ready = (body.vms ?? []).filter(

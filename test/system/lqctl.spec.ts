@@ -14,15 +14,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { freePort, startNatsServer, type RunningNats } from '../support/nats-server.js';
-import { startSimVms, type SimVms } from '../support/sim-vms.js';
-import { startNodeDaemon, type RunningNodeDaemon } from '../support/node-daemon-process.js';
-import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
-import {
-  TEST_ADMIN_TOKEN,
-  startControlPlaneProcess,
-  type RunningControlPlane,
-} from '../support/control-plane-process.js';
+import { freePort } from '../support/nats-server.js';
+import { TEST_ADMIN_TOKEN, waitForReadyVms } from '../support/control-plane-process.js';
+import { startOneNodeStack, type OneNodeStack } from '../support/one-node-stack.js';
 
 const LQCTL = resolve('dist/lqctl/lqctl.cjs');
 const EXTERNAL = process.env.LQCTL_E2E_SERVER;
@@ -39,11 +33,7 @@ interface Ran {
 
 describe(`lqctl against ${EXTERNAL ? `npm start’s stack at ${EXTERNAL}` : 'a real stack'}`, () => {
   let work: string;
-  let nats: RunningNats | undefined;
-  let db: TestDatabase | undefined;
-  let sim: SimVms | undefined;
-  let daemon: RunningNodeDaemon | undefined;
-  let cp: RunningControlPlane | undefined;
+  let stack: OneNodeStack | undefined;
   let server: string;
   let adminToken: string;
   const tag = randomBytes(4).toString('hex');
@@ -137,40 +127,20 @@ describe(`lqctl against ${EXTERNAL ? `npm start’s stack at ${EXTERNAL}` : 'a r
     if (EXTERNAL) {
       server = EXTERNAL;
       adminToken = process.env.LQCTL_E2E_TOKEN ?? '';
+      await waitForReadyVms(server, 3, { ids: ['vm-1', 'vm-2', 'vm-3'], token: adminToken });
     } else {
-      [nats, db] = await Promise.all([startNatsServer(), createTestDatabase('lq_lqctl')]);
-      sim = await startSimVms({ dir: work, count: 3, prefix: 'vm-' });
-      cp = await startControlPlaneProcess({
-        databaseUrl: db.url,
-        natsUrl: nats.url,
-        env: { LQ_PASSWORD_SCRYPT_LOG_N: '12' },
+      stack = await startOneNodeStack({
+        name: 'lqctl',
+        vms: 3,
+        cpEnv: { LQ_PASSWORD_SCRYPT_LOG_N: '12' },
       });
-      daemon = await startNodeDaemon({ nodeId: 'node-1', natsUrl: nats.url, channelDirs: [work] });
-      server = cp.url;
+      server = stack.cp.url;
       adminToken = TEST_ADMIN_TOKEN;
-    }
-    for (const deadline = Date.now() + 15_000; ;) {
-      const { vms } = await api<{ vms: Array<{ id: string; agentState?: string }> }>(
-        'GET',
-        '/api/vms',
-      );
-      const ready = vms.filter((v) => ['vm-1', 'vm-2', 'vm-3'].includes(v.id));
-      if (ready.filter((v) => v.agentState === 'ready').length === 3) {
-        break;
-      }
-      if (Date.now() > deadline) {
-        throw new Error(`VMs not ready: ${JSON.stringify(vms)}`);
-      }
-      await sleep(100);
     }
   }, 60_000);
 
   afterAll(async () => {
-    await cp?.stop();
-    await daemon?.stop();
-    await sim?.stop();
-    await nats?.stop();
-    await db?.drop();
+    await stack?.stop();
     rmSync(work, { recursive: true, force: true });
   });
 

@@ -3,8 +3,7 @@
 // resumes from a sequence number; cancel ends the guest's process group; a killed agent ends
 // the execution agent_lost instead of leaving it running.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -21,18 +20,11 @@ import {
   type StreamExecutionOutputRequest,
   type StreamExecutionOutputResponse,
 } from '@lq/proto';
-import { startNatsServer, type RunningNats } from '../../../../test/support/nats-server.js';
-import { startSimVms, type SimVms } from '../../../../test/support/sim-vms.js';
-import {
-  startNodeDaemon,
-  type RunningNodeDaemon,
-} from '../../../../test/support/node-daemon-process.js';
-import { createTestDatabase, type TestDatabase } from '../../../../test/support/postgres.js';
+import { type SimVms } from '../../../../test/support/sim-vms.js';
+import { startOneNodeStack, type OneNodeStack } from '../../../../test/support/one-node-stack.js';
 import {
   TEST_ADMIN_TOKEN,
   adminFetch,
-  startControlPlaneProcess,
-  waitForReadyVms,
   type RunningControlPlane,
 } from '../../../../test/support/control-plane-process.js';
 
@@ -96,11 +88,9 @@ async function readSse(
 }
 
 describe('asynchronous executions', () => {
+  let stack: OneNodeStack | undefined;
   let work: string;
-  let nats: RunningNats;
-  let db: TestDatabase;
   let sim: SimVms;
-  let daemon: RunningNodeDaemon;
   let cp: RunningControlPlane;
 
   const start = async (vm: string, body: Record<string, unknown>) => {
@@ -117,25 +107,16 @@ describe('asynchronous executions', () => {
     (await (await adminFetch(`${cp.url}/api/executions/${id}`)).json()) as Record<string, unknown>;
 
   beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'lq-exec-'));
-    [nats, db] = await Promise.all([startNatsServer(), createTestDatabase('lq_exec')]);
-    sim = await startSimVms({ dir: work, count: 2, prefix: 'vm-' });
-    cp = await startControlPlaneProcess({
-      databaseUrl: db.url,
-      natsUrl: nats.url,
-      env: { LQ_EXEC_LOST_GRACE_MS: '2000' },
+    stack = await startOneNodeStack({
+      name: 'exec',
+      vms: 2,
+      cpEnv: { LQ_EXEC_LOST_GRACE_MS: '2000' },
     });
-    daemon = await startNodeDaemon({ nodeId: 'node-1', natsUrl: nats.url, channelDirs: [work] });
-    await waitForReadyVms(cp.url, 2);
+    ({ work, sim, cp } = stack);
   });
 
   afterAll(async () => {
-    await cp?.stop();
-    await daemon?.stop();
-    await sim?.stop();
-    await nats?.stop();
-    await db?.drop();
-    rmSync(work, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it('should stream lines as they happen and resume exactly after a reconnect', async () => {

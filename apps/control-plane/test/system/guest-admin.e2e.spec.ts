@@ -3,31 +3,19 @@
 // recorder: nothing here freezes, re-clocks or changes a password of this machine. The real
 // guest runs them for real in test/qemu.
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { startNatsServer, type RunningNats } from '../../../../test/support/nats-server.js';
-import { startSimVms, type SimVms } from '../../../../test/support/sim-vms.js';
-import {
-  startNodeDaemon,
-  type RunningNodeDaemon,
-} from '../../../../test/support/node-daemon-process.js';
-import { createTestDatabase, type TestDatabase } from '../../../../test/support/postgres.js';
+import { type SimVms } from '../../../../test/support/sim-vms.js';
+import { startOneNodeStack, type OneNodeStack } from '../../../../test/support/one-node-stack.js';
 import {
   adminFetch,
-  startControlPlaneProcess,
-  waitForReadyVms,
   type RunningControlPlane,
 } from '../../../../test/support/control-plane-process.js';
 
 describe('quiesce, time sync and password through the stack (simulated VMs)', () => {
-  let work: string;
-  let nats: RunningNats;
-  let db: TestDatabase;
+  let stack: OneNodeStack | undefined;
   let sim: SimVms;
-  let daemon: RunningNodeDaemon;
   let cp: RunningControlPlane;
 
   const api = async (method: string, path: string, body?: unknown) => {
@@ -41,21 +29,12 @@ describe('quiesce, time sync and password through the stack (simulated VMs)', ()
   const recorded = () => readFileSync(sim.vms[0]!.shutdownLog, 'utf8').trim().split('\n');
 
   beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'lq-admin-'));
-    [nats, db] = await Promise.all([startNatsServer(), createTestDatabase('lq_admin')]);
-    sim = await startSimVms({ dir: work, count: 1, prefix: 'vm-' });
-    cp = await startControlPlaneProcess({ databaseUrl: db.url, natsUrl: nats.url });
-    daemon = await startNodeDaemon({ nodeId: 'node-1', natsUrl: nats.url, channelDirs: [work] });
-    await waitForReadyVms(cp.url, 1);
+    stack = await startOneNodeStack({ name: 'admin', vms: 1 });
+    ({ sim, cp } = stack);
   });
 
   afterAll(async () => {
-    await cp?.stop();
-    await daemon?.stop();
-    await sim?.stop();
-    await nats?.stop();
-    await db?.drop();
-    rmSync(work, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it('should freeze, refuse other operations while frozen, and thaw', async () => {

@@ -1,22 +1,13 @@
 // Fleet runs (issue 8, acceptance 4) over 50 simulated VMs (real agents) through the real stack:
 // the concurrency limit is checked from the agents' side (each command logs its start and end
 // to a shared file), the error budget stops new starts, VMs the caller may not touch are denied.
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { startNatsServer, type RunningNats } from '../../../../test/support/nats-server.js';
-import { startSimVms, type SimVms } from '../../../../test/support/sim-vms.js';
-import {
-  startNodeDaemon,
-  type RunningNodeDaemon,
-} from '../../../../test/support/node-daemon-process.js';
-import { createTestDatabase, type TestDatabase } from '../../../../test/support/postgres.js';
+import { startOneNodeStack, type OneNodeStack } from '../../../../test/support/one-node-stack.js';
 import {
   adminFetch,
-  startControlPlaneProcess,
-  waitForReadyVms,
   type RunningControlPlane,
 } from '../../../../test/support/control-plane-process.js';
 
@@ -47,11 +38,8 @@ function maxOverlap(log: string): number {
 }
 
 describe('fleet runs', () => {
+  let stack: OneNodeStack | undefined;
   let work: string;
-  let nats: RunningNats;
-  let db: TestDatabase;
-  let sim: SimVms;
-  let daemon: RunningNodeDaemon;
   let cp: RunningControlPlane;
 
   const api = async (method: string, path: string, body?: unknown, token?: string) => {
@@ -79,21 +67,12 @@ describe('fleet runs', () => {
     Array.from({ length: to - from + 1 }, (_, i) => `vm-${from + i}`);
 
   beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'lq-runs-'));
-    [nats, db] = await Promise.all([startNatsServer(), createTestDatabase('lq_runs')]);
-    sim = await startSimVms({ dir: work, count: VMS, prefix: 'vm-' });
-    cp = await startControlPlaneProcess({ databaseUrl: db.url, natsUrl: nats.url });
-    daemon = await startNodeDaemon({ nodeId: 'node-1', natsUrl: nats.url, channelDirs: [work] });
-    await waitForReadyVms(cp.url, VMS, { timeoutMs: 60_000 });
+    stack = await startOneNodeStack({ name: 'runs', vms: VMS, readyTimeoutMs: 60_000 });
+    ({ work, cp } = stack);
   }, 120_000);
 
   afterAll(async () => {
-    await cp?.stop();
-    await daemon?.stop();
-    await sim?.stop();
-    await nats?.stop();
-    await db?.drop();
-    rmSync(work, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it('should never run more than max_concurrency at once and audit all 50 executions', async () => {
