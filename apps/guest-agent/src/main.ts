@@ -29,9 +29,6 @@ function fail(message: string, code = 2): never {
 }
 
 async function main(): Promise<void> {
-  // Blocking reads of the virtio port hold one pool thread for good; give file I/O room.
-  process.env.UV_THREADPOOL_SIZE ??= '8';
-
   let args;
   try {
     args = parseArgs({

@@ -11,6 +11,10 @@ const DEFAULT_BUDGET = 67_584; // V8 11 (Node.js 20)
 
 setFlagsFromString(`--interrupt-budget=${DEFAULT_BUDGET * 15}`);
 
+// Blocking reads of the virtio port hold one pool thread for good; give file I/O room. (Read
+// by libuv when the pool first starts, so it must be set before any file I/O.)
+process.env.UV_THREADPOOL_SIZE ??= '8';
+
 /** Called once the agent serves its channel and has announced itself. */
 export function startupDone(): void {
   setFlagsFromString(`--interrupt-budget=${DEFAULT_BUDGET}`);

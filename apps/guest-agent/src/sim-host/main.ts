@@ -23,7 +23,6 @@ function fail(message: string): never {
 }
 
 async function main(): Promise<void> {
-  process.env.UV_THREADPOOL_SIZE ??= '8';
   let manifestPath: string | undefined;
   try {
     manifestPath = parseArgs({ options: { manifest: { type: 'string' } } }).values.manifest;
