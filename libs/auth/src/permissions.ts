@@ -20,15 +20,7 @@ export type Permission = (typeof PERMISSIONS)[number];
 export const ROLES = ['admin', 'operator', 'viewer', 'auditor'] as const;
 export type Role = (typeof ROLES)[number];
 
-const GUEST_OPERATIONS: Permission[] = [
-  'guest.exec',
-  'guest.file.read',
-  'guest.file.write',
-  'guest.power',
-  'guest.quiesce',
-  'guest.time',
-  'guest.password',
-];
+const GUEST_OPERATIONS: Permission[] = PERMISSIONS.filter((p) => p.startsWith('guest.'));
 
 /** What each role may do. `admin` holds every permission. */
 export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
