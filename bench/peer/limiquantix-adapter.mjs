@@ -26,7 +26,6 @@ import {
   OsInfoSchema,
   PingRequestSchema,
 } from '../../dist/tsc/libs/proto/src/index.js';
-import { installLauncher } from '../../deploy/packaging/launcher.mjs';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const BUNDLE = join(REPO, 'dist/guest-agent/limiquantix-agent.cjs');
@@ -59,17 +58,8 @@ export function start({ dir }) {
     }),
   );
   const h = spawnAgent(
-    // Started as a guest starts it: through the package's launcher (Node.js found and checked,
-    // glibc's malloc settings), laid out under <dir>/pkg as the package installs it.
-    [
-      installLauncher(join(dir, 'pkg'), 'limiquantix-agent', BUNDLE, 'the guest agent'),
-      '--listen',
-      sock,
-      '--config',
-      config,
-    ],
+    [process.execPath, BUNDLE, '--listen', sock, '--config', config],
     join(dir, 'lq-agent.log'),
-    { ...process.env, LIMIQUANTIX_NODE: process.execPath },
   );
   return { ...h, sock };
 }

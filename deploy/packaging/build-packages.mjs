@@ -26,7 +26,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { renderLauncher } from './launcher.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../..');
@@ -124,7 +123,9 @@ function put(root, path, content, mode) {
 function stage(format, root, inputs) {
   const { unitDir, udevDir } = layout(format);
   const files = join(HERE, 'files');
-  const launch = renderLauncher;
+  const launcher = readFileSync(join(files, 'launcher.sh.in'), 'utf8');
+  const launch = (name, bundle, what) =>
+    launcher.replaceAll('@NAME@', name).replaceAll('@BUNDLE@', bundle).replaceAll('@WHAT@', what);
 
   put(root, `usr/lib/${NAME}/limiquantix-agent.cjs`, { from: inputs.agent }, 0o644);
   put(root, `usr/lib/${NAME}/agentctl.cjs`, { from: inputs.agentctl }, 0o644);

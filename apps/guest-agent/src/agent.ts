@@ -21,7 +21,6 @@ import { type AgentOpError, toAgentOpError } from './errors.js';
 import type { HostChannel } from './channel/host-channel.js';
 import type { HandlerContext, OperationHandler, RequestCase } from './handlers/handler.js';
 import type { Logger } from './logger.js';
-import { type MemoryReclaimer, workBytes } from './memory-reclaimer.js';
 import { ResultCache } from './result-cache.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -56,8 +55,6 @@ export interface AgentDeps {
   sampleTelemetry?(): Promise<TelemetryReport>;
   /** True while filesystems are frozen (only ping, quiesce status and thaw are served). */
   isFrozen?(): boolean;
-  /** Told when requests start and end, to give memory back after heavy work. */
-  reclaimer?: MemoryReclaimer;
 }
 
 export interface AgentStats {
@@ -347,8 +344,6 @@ export class Agent {
       afterReply: (fn) => afterReply.push(fn),
       emit: (event) => void this.send(agentMessage(this.nextEventId(), event)),
     };
-    const reclaimer = this.deps.reclaimer;
-    reclaimer?.begin();
     let work: Promise<AgentPayload>;
     try {
       work = handler.handle(payload.value, ctx);
@@ -360,16 +355,12 @@ export class Agent {
     }
     work.then(
       (result) => {
-        reclaimer?.end(workBytes(payload, result));
         const written = this.send(agentMessage(id, result));
         if (afterReply.length > 0) {
           void written.finally(() => afterReply.forEach((fn) => fn()));
         }
       },
-      (err: unknown) => {
-        reclaimer?.end(workBytes(payload, undefined));
-        this.replyOpError(id, toAgentOpError(err, handler.operation));
-      },
+      (err: unknown) => this.replyOpError(id, toAgentOpError(err, handler.operation)),
     );
   }
 

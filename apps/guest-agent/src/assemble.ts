@@ -16,7 +16,6 @@ import { GetInfoHandler } from './handlers/get-info.handler.js';
 import { PingHandler } from './handlers/ping.handler.js';
 import { ShutdownHandler } from './handlers/shutdown.handler.js';
 import type { Logger } from './logger.js';
-import { MemoryReclaimer, v8FullGc } from './memory-reclaimer.js';
 import { cachedOsInfo, collectAgentInfo } from './telemetry/system-info.js';
 import { TelemetryCollector } from './telemetry/telemetry-collector.js';
 import { ProcessRunner } from './exec/process-runner.js';
@@ -61,12 +60,6 @@ export async function assembleAgent(
   const uploads = new UploadStore(config.files, log);
   const quiescer = new Quiescer(config, log);
   await quiescer.restore();
-  const reclaimer = new MemoryReclaimer({
-    afterBytes: config.memory.reclaim_after_bytes,
-    idleMs: config.memory.reclaim_idle_ms,
-    collect: v8FullGc,
-    log,
-  });
 
   const agent = new Agent({
     config,
@@ -75,7 +68,6 @@ export async function assembleAgent(
     collectInfo,
     sampleTelemetry: () => telemetry.sample(),
     isFrozen: () => quiescer.frozen,
-    reclaimer,
     handlers: [
       new PingHandler(AGENT_VERSION),
       new GetInfoHandler(collectInfo),
@@ -98,7 +90,6 @@ export async function assembleAgent(
     async stop() {
       runner.killAll();
       quiescer.stop();
-      reclaimer.close();
       const thawed = quiescer.frozen ? quiescer.thaw('request').catch(() => undefined) : undefined;
       await Promise.allSettled([thawed, uploads.closeAll(), agent.stop()]);
     },

@@ -55,12 +55,6 @@ export interface AgentConfig {
     retention_ms: number;
     cache_bytes: number;
   };
-  memory: {
-    /** Bytes of work (output drained, file data moved) after which an idle agent runs a GC. */
-    reclaim_after_bytes: number;
-    /** How long without a request in flight before that GC. */
-    reclaim_idle_ms: number;
-  };
   network: {
     /** Interface names (shell-style `*` wildcards) left out of reports. */
     exclude_interfaces: string[];
@@ -136,7 +130,6 @@ export function defaultConfig(): AgentConfig {
       max_uploads: 16,
     },
     results: { retention_ms: 600_000, cache_bytes: 64 * MiB },
-    memory: { reclaim_after_bytes: 8 * MiB, reclaim_idle_ms: 500 },
     network: { exclude_interfaces: ['lo', 'veth*', 'docker*', 'virbr*', 'br-*'] },
     quiesce: {
       pre_freeze_dir: '/etc/limiquantix/pre-freeze.d',
@@ -286,10 +279,6 @@ const SHAPE: Shape = {
   results: {
     retention_ms: int(0, 7 * 24 * 3600 * 1000),
     cache_bytes: int(0, 4096 * MiB),
-  },
-  memory: {
-    reclaim_after_bytes: int(0, 64 * 1024 * MiB),
-    reclaim_idle_ms: int(10, 3_600_000),
   },
   network: { exclude_interfaces: stringList() },
   quiesce: {

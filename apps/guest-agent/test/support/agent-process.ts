@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentClient, type AgentClientOptions } from '@lq/proto';
-import { installLauncher } from '../../../../deploy/packaging/launcher.mjs';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 export const AGENT_BUNDLE = join(REPO_ROOT, 'dist/guest-agent/limiquantix-agent.cjs');
@@ -23,34 +22,22 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-export interface StartAgentOptions {
-  /** Start it through the package's launcher (/usr/bin/limiquantix-agent), as a guest does. */
-  launcher?: boolean;
-}
-
 /**
  * Starts the real agent bundle (the file a guest runs) listening on a Unix socket in a fresh
  * temporary directory, with `config` written as its config file.
  */
-export async function startAgent(
-  config: Record<string, unknown> = {},
-  options: StartAgentOptions = {},
-): Promise<RunningAgent> {
+export async function startAgent(config: Record<string, unknown> = {}): Promise<RunningAgent> {
   const dir = mkdtempSync(join(tmpdir(), 'lq-agent-'));
   const socketPath = join(dir, 'agent.sock');
   const configPath = join(dir, 'agent.json');
   writeFileSync(configPath, JSON.stringify({ log_level: 'warn', ...config }));
-  const args = ['--listen', socketPath, '--config', configPath];
-  const proc = options.launcher
-    ? spawn(
-        installLauncher(join(dir, 'pkg'), 'limiquantix-agent', AGENT_BUNDLE, 'the guest agent'),
-        args,
-        {
-          stdio: ['ignore', 'inherit', 'pipe'],
-          env: { ...process.env, LIMIQUANTIX_NODE: process.execPath },
-        },
-      )
-    : spawn(process.execPath, [AGENT_BUNDLE, ...args], { stdio: ['ignore', 'inherit', 'pipe'] });
+  const proc = spawn(
+    process.execPath,
+    [AGENT_BUNDLE, '--listen', socketPath, '--config', configPath],
+    {
+      stdio: ['ignore', 'inherit', 'pipe'],
+    },
+  );
   let stderr = '';
   proc.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
