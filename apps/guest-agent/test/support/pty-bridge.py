@@ -52,6 +52,9 @@ while True:
                 except OSError:
                     pass
         elif key.data == "client":
+            # One select() can report an old connection after a newer one replaced it.
+            if key.fileobj is not client:
+                continue
             data = client.recv(65536)
             if not data:
                 sel.unregister(client)
