@@ -55,7 +55,11 @@ while True:
             # One select() can report an old connection after a newer one replaced it.
             if key.fileobj is not client:
                 continue
-            data = client.recv(65536)
+            try:
+                data = client.recv(65536)
+            except OSError:
+                # A host that closes with our bytes unread resets the connection: a disconnect.
+                data = b""
             if not data:
                 sel.unregister(client)
                 client.close()
