@@ -364,6 +364,117 @@ describe('ProcessRunner', () => {
     });
   });
 
+  describe('run-as limits (issue 15: the identity that runs, not the string sent)', () => {
+    const nonRoot = { rules: [{ nonRoot: true }], anyGroup: false };
+    const onlyNobody = { rules: [{ users: ['nobody'] }], anyGroup: false };
+
+    itAsRoot('should refuse root however it is spelled, before spawning', async () => {
+      const marker = join(dir, 'limits-marker');
+      for (const runAsUser of ['', '0', '00', 'root', '000000']) {
+        const err = await errorOf(exec({ argv: ['touch', marker], runAsUser, limits: nonRoot }));
+        expect({ runAsUser, code: err.code }).toEqual({ runAsUser, code: ErrorCode.NOT_ALLOWED });
+        expect(err.message).toMatch(/non-root/);
+      }
+      for (const runAsUser of ['0', 'root']) {
+        const err = await errorOf(exec({ argv: ['touch', marker], runAsUser, limits: onlyNobody }));
+        expect(err.code).toBe(ErrorCode.NOT_ALLOWED);
+      }
+      expect(existsSync(marker)).toBe(false);
+    });
+
+    itAsRoot('should judge a numeric uid by the name it resolves to', async () => {
+      const r = await exec({ argv: ['id', '-un'], runAsUser: '65534', limits: onlyNobody });
+      expect(text(r.stdout)).toBe('nobody\n');
+    });
+
+    itAsRoot('should refuse a group that is not the user’s own unless any_group', async () => {
+      for (const runAsGroup of ['0', 'root', 'disk', 'shadow']) {
+        const err = await errorOf(
+          exec({ argv: ['true'], runAsUser: 'nobody', runAsGroup, limits: nonRoot }),
+        );
+        expect({ runAsGroup, code: err.code }).toEqual({ runAsGroup, code: ErrorCode.NOT_ALLOWED });
+      }
+      const own = await exec({
+        argv: ['id', '-g'],
+        runAsUser: 'nobody',
+        runAsGroup: 'nogroup',
+        limits: nonRoot,
+      });
+      expect(text(own.stdout)).toBe('65534\n');
+      const anyGroup = await exec({
+        argv: ['id', '-g'],
+        runAsUser: 'nobody',
+        runAsGroup: 'disk',
+        limits: { rules: [], anyGroup: true },
+      });
+      expect(text(anyGroup.stdout).trim()).not.toBe('65534');
+    });
+
+    it('should refuse loader and libc variables with run_as_user', async () => {
+      for (const key of ['LD_PRELOAD', 'LD_LIBRARY_PATH', 'GCONV_PATH', 'GLIBC_TUNABLES']) {
+        const err = await errorOf(
+          exec({ argv: ['true'], runAsUser: 'nobody', env: { [key]: '/tmp/x' } }),
+        );
+        expect(err.code).toBe(ErrorCode.INVALID_REQUEST);
+        expect(err.message).toContain(key);
+      }
+      // Without run-as it is the agent's own user running its own code.
+      const r = await exec({ command: 'echo "$LD_LIBRARY_PATH"', env: { LD_LIBRARY_PATH: '/x' } });
+      expect(text(r.stdout)).toBe('/x\n');
+    });
+
+    itAsRoot(
+      'should give setpriv an empty environment and the command all of its own',
+      async () => {
+        const env = {
+          PLAIN: 'a b  c',
+          QUOTES: `it's "quoted" $HOME \`x\``,
+          MULTI: 'line1\nline2\n\n',
+          BACKSLASH: 'a\\nb\\\\c\\',
+          EMPTY: '',
+        };
+        const script = Object.keys(env)
+          .map((k) => `printf '%s=[%s]\\n' ${k} "$${k}"`)
+          .join('; ');
+        const r = await exec({
+          command: `${script}; id -u`,
+          runAsUser: 'nobody',
+          includeSupplementaryGroups: true,
+          env,
+        });
+        const expected = Object.entries(env)
+          .map(([k, v]) => `${k}=[${v}]\n`)
+          .join('');
+        expect(text(r.stdout)).toBe(`${expected}65534\n`);
+        const plan = await runner.plan(
+          create(ExecuteRequestSchema, {
+            argv: ['true'],
+            runAsUser: 'nobody',
+            includeSupplementaryGroups: true,
+            env: { SECRET: 'value' },
+          }),
+        );
+        expect(plan.env).toEqual({});
+        expect(plan.file).toBe('/usr/bin/setpriv');
+        expect(plan.args.join(' ')).not.toContain('value');
+        expect(plan.helperEnv).toContain('rSECRET=value\n');
+      },
+    );
+
+    itAsRoot('should refuse env names the helper shell cannot export', async () => {
+      const err = await errorOf(
+        exec({
+          argv: ['true'],
+          runAsUser: 'nobody',
+          includeSupplementaryGroups: true,
+          env: { 'A.B': 'x' },
+        }),
+      );
+      expect(err.code).toBe(ErrorCode.INVALID_REQUEST);
+      expect(err.message).toContain('A.B');
+    });
+  });
+
   it('should refuse an unknown user or group before spawning anything', async () => {
     const marker = join(dir, 'should-not-exist');
     const user = await errorOf(exec({ argv: ['touch', marker], runAsUser: 'no-such-user-xyz' }));

@@ -6,14 +6,17 @@ import { create } from '@bufbuild/protobuf';
 import {
   ErrorCode,
   ExecuteResponseSchema,
+  firstUnsafeRunAsEnv,
   type ExecuteRequest,
   type ExecuteResponse,
 } from '@lq/proto';
 import type { AgentConfig } from '../config.js';
 import { AgentOpError, toAgentOpError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { HELPER_NAME, HELPER_SCRIPT, renderHelperEnv } from './helper-env.js';
 import { OutputCapture } from './output-capture.js';
 import { groupHasLiveMembers, signalGroup, waitGroupGone } from './process-group.js';
+import { judgeRunAs } from './run-as-limits.js';
 import type { UserResolver } from './user-resolver.js';
 
 /** Who the child runs as, and how the agent gets it there. */
@@ -37,6 +40,8 @@ export interface ExecPlan {
   program: string;
   cwd: string;
   env: Record<string, string>;
+  /** With setpriv: the environment for the helper's fd 3 (env is then empty). */
+  helperEnv?: string;
   stdin: Uint8Array;
   timeoutMs: number;
   outputLimit: number;
@@ -101,6 +106,14 @@ export function validateExecuteRequest(
       throw invalid(`env ${key} contains a NUL byte`);
     }
     envBytes += Buffer.byteLength(key) + Buffer.byteLength(value) + 2;
+  }
+  if (request.runAsUser !== '' || request.runAsGroup !== '') {
+    const unsafe = firstUnsafeRunAsEnv(Object.keys(request.env));
+    if (unsafe !== undefined) {
+      throw invalid(
+        `env ${unsafe} is refused with run_as_user/run_as_group: it steers the loader or libc of programs that start as root`,
+      );
+    }
   }
   if (envBytes > config.exec.max_env_bytes) {
     throw new AgentOpError(
@@ -224,15 +237,26 @@ export class ProcessRunner {
     const argv = request.argv.length > 0 ? request.argv : [shell, '-c', request.command];
     let file = argv[0] ?? shell;
     let args = argv.slice(1);
+    // fromEntries defines keys, so an "__proto__" key stays an ordinary variable.
+    let childEnv: Record<string, string> = Object.fromEntries(env);
+    let helperEnv: string | undefined;
     if (identity.mode === 'setpriv') {
-      // Node can set uid and gid but not supplementary groups; setpriv execs in place, so the pid
-      // stays the group leader.
+      // Node can set uid and gid but not supplementary groups; setpriv does, as root, so it gets
+      // an absolute path and an empty environment, and the caller's variables reach only the
+      // command, through the helper shell's fd 3 (helper-env.ts). setpriv and the shell exec in
+      // place, so the pid stays the group leader.
+      helperEnv = renderHelperEnv(childEnv);
+      childEnv = {};
       file = this.config.commands.setpriv;
       args = [
         `--reuid=${identity.uid}`,
         `--regid=${identity.gid}`,
         identity.groups.length > 0 ? `--groups=${identity.groups.join(',')}` : '--clear-groups',
         '--',
+        shell,
+        '-c',
+        HELPER_SCRIPT,
+        HELPER_NAME,
         ...argv,
       ];
     }
@@ -241,8 +265,8 @@ export class ProcessRunner {
       args,
       program: argv[0] ?? shell,
       cwd,
-      // fromEntries defines keys, so an "__proto__" key stays an ordinary variable.
-      env: Object.fromEntries(env),
+      env: childEnv,
+      helperEnv,
       stdin: request.stdin,
       timeoutMs,
       outputLimit,
@@ -250,32 +274,49 @@ export class ProcessRunner {
     };
   }
 
+  /**
+   * Resolves whom the command runs as and judges that identity against the request's
+   * RunAsLimits (NOT_ALLOWED before anything is spawned).
+   */
   private async identity(request: ExecuteRequest): Promise<ExecIdentity> {
     const ownUid = process.getuid?.() ?? 0;
+    const limits = request.limits;
     if (request.runAsUser === '' && request.runAsGroup === '') {
       const self = await this.users.lookupUser(String(ownUid));
+      const gid = process.getgid?.() ?? 0;
+      const groups = process.getgroups?.() ?? [];
+      judgeRunAs(limits, { name: self.name, uid: ownUid, gid, groups }, '', [gid, ...groups]);
       return {
         mode: 'none',
         name: self.name,
         uid: ownUid,
-        gid: process.getgid?.() ?? 0,
-        groups: process.getgroups?.() ?? [],
+        gid,
+        groups,
         home: self.home,
         shell: self.shell,
       };
     }
+    // The group rule needs the user's own groups even when the process will not keep them.
+    const groupRule = limits !== undefined && !limits.anyGroup && request.runAsGroup !== '';
     const user = await this.users.resolve(
       request.runAsUser === '' ? String(ownUid) : request.runAsUser,
       request.runAsGroup,
-      { supplementaryGroups: request.includeSupplementaryGroups },
+      { supplementaryGroups: request.includeSupplementaryGroups || groupRule },
     );
     // libuv clears the supplementary groups whenever it sets a uid or gid.
+    const groups = request.includeSupplementaryGroups ? user.groups : [];
+    judgeRunAs(
+      limits,
+      { name: user.name, uid: user.uid, gid: user.gid, groups },
+      request.runAsGroup,
+      user.groups,
+    );
     return {
       mode: request.includeSupplementaryGroups ? 'setpriv' : 'spawn',
       name: user.name,
       uid: user.uid,
       gid: user.gid,
-      groups: request.includeSupplementaryGroups ? user.groups : [],
+      groups,
       home: user.home,
       shell: user.shell,
     };
@@ -312,7 +353,7 @@ export class ProcessRunner {
         cwd: plan.cwd,
         env: plan.env,
         detached: true,
-        stdio: 'pipe',
+        stdio: plan.helperEnv === undefined ? 'pipe' : ['pipe', 'pipe', 'pipe', 'pipe'],
       };
       if (identity.mode === 'spawn') {
         options.uid = identity.uid;
@@ -329,6 +370,12 @@ export class ProcessRunner {
       if (stdin === null || stdout === null || stderr === null) {
         reject(new AgentOpError(ErrorCode.INTERNAL, 'spawn returned no stdio pipes'));
         return;
+      }
+      const envPipe = plan.helperEnv === undefined ? undefined : child.stdio[3];
+      if (envPipe && 'write' in envPipe) {
+        // EPIPE when the helper died first: its exit status reports that.
+        envPipe.on('error', () => undefined);
+        envPipe.end(plan.helperEnv);
       }
       const pgid = child.pid ?? 0;
       const out = new OutputCapture(plan.outputLimit);
@@ -356,6 +403,7 @@ export class ProcessRunner {
         stdin.destroy();
         stdout.destroy();
         stderr.destroy();
+        envPipe?.destroy();
       };
 
       const finish = (): void => {
@@ -557,7 +605,11 @@ export class ProcessRunner {
       return null;
     }
     const text = Buffer.from(stderr).toString('utf8');
-    if (!text.startsWith('setpriv: failed to execute')) {
+    // setpriv's own failure, or the helper shell's exec of the command ("lq-exec: 1: exec: …").
+    if (
+      !text.startsWith('setpriv: failed to execute') &&
+      !(text.startsWith(`${HELPER_NAME}:`) && /\bexec\b/.test(text.split('\n')[0] ?? ''))
+    ) {
       return null;
     }
     return new AgentOpError(

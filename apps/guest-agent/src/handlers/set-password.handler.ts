@@ -2,6 +2,7 @@ import { create } from '@bufbuild/protobuf';
 import { ErrorCode, SetUserPasswordResponseSchema, type AgentPayload } from '@lq/proto';
 import type { AgentConfig } from '../config.js';
 import { AgentOpError, toAgentOpError } from '../errors.js';
+import { judgeRunAs } from '../exec/run-as-limits.js';
 import type { UserResolver } from '../exec/user-resolver.js';
 import { describeResult, runCommand, succeeded } from '../system/run-command.js';
 import type { HandlerContext, OperationHandler, RequestOf } from './handler.js';
@@ -48,11 +49,20 @@ export class SetUserPasswordHandler implements OperationHandler<'setUserPassword
         'crypted_hash must be a crypt(3) hash like $6$salt$hash',
       );
     }
+    let entry;
     try {
-      await this.users.lookupUser(user);
+      entry = await this.users.lookupUser(user);
     } catch (err) {
       throw toAgentOpError(err, `user ${user}`);
     }
+    // The caller's limits judge the account as the guest resolves it (a "toor" with uid 0 is root).
+    judgeRunAs(
+      request.limits,
+      { name: entry.name, uid: entry.uid, gid: entry.gid, groups: [] },
+      '',
+      [],
+      'set the password of',
+    );
     const argv =
       secret.case === 'cryptedHash'
         ? [...this.config.commands.chpasswd, '-e']

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file limiquantix/agent/v1/agent.proto.
  */
 export const file_limiquantix_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("CiBsaW1pcXVhbnRpeC9hZ2VudC92MS9hZ2VudC5wcm90bxIUbGltaXF1YW50aXguYWdlbnQudjEinBEKDEFnZW50TWVzc2FnZRISCgptZXNzYWdlX2lkGAEgASgJEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoEcGluZxgKIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLlBpbmdSZXF1ZXN0SAASNwoHZXhlY3V0ZRgLIAEoCzIkLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWN1dGVSZXF1ZXN0SAASPAoKZmlsZV93cml0ZRgMIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVXcml0ZVJlcXVlc3RIABI6CglmaWxlX3JlYWQYDSABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlcXVlc3RIABI5CghzaHV0ZG93bhgOIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duUmVxdWVzdEgAEjEKBHN5bmMYDyABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jUmVxdWVzdEgAEjgKCGdldF9pbmZvGBAgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1JlcXVlc3RIABI1CgpyZXN1bHRfYWNrGBEgASgLMh8ubGltaXF1YW50aXguYWdlbnQudjEuUmVzdWx0QWNrSAASSAoQY2FuY2VsX2V4ZWN1dGlvbhgSIAEoCzIsLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlcXVlc3RIABI3CgdxdWllc2NlGBMgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVJlcXVlc3RIABIxCgR0aGF3GBQgASgLMiEubGltaXF1YW50aXguYWdlbnQudjEuVGhhd1JlcXVlc3RIABJECg5xdWllc2NlX3N0YXR1cxgVIAEoCzIqLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VTdGF0dXNSZXF1ZXN0SAASOgoJc3luY190aW1lGBYgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuU3luY1RpbWVSZXF1ZXN0SAASSQoRc2V0X3VzZXJfcGFzc3dvcmQYFyABKAsyLC5saW1pcXVhbnRpeC5hZ2VudC52MS5TZXRVc2VyUGFzc3dvcmRSZXF1ZXN0SAASPQoLZ2V0X2ZzX2luZm8YGCABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRGc0luZm9SZXF1ZXN0SAASMgoEcG9uZxgyIAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlBvbmdSZXNwb25zZUgAEkEKEGV4ZWN1dGVfcmVzcG9uc2UYMyABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5FeGVjdXRlUmVzcG9uc2VIABJGChNmaWxlX3dyaXRlX3Jlc3BvbnNlGDQgASgLMicubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVdyaXRlUmVzcG9uc2VIABJEChJmaWxlX3JlYWRfcmVzcG9uc2UYNSABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlc3BvbnNlSAASQwoRc2h1dGRvd25fcmVzcG9uc2UYNiABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93blJlc3BvbnNlSAASOwoNc3luY19yZXNwb25zZRg3IAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlN5bmNSZXNwb25zZUgAEkIKEWdldF9pbmZvX3Jlc3BvbnNlGDggASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1Jlc3BvbnNlSAASUgoZY2FuY2VsX2V4ZWN1dGlvbl9yZXNwb25zZRg5IAEoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlc3BvbnNlSAASQQoQcXVpZXNjZV9yZXNwb25zZRg6IAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VSZXNwb25zZUgAEjsKDXRoYXdfcmVzcG9uc2UYOyABKAsyIi5saW1pcXVhbnRpeC5hZ2VudC52MS5UaGF3UmVzcG9uc2VIABJOChdxdWllc2NlX3N0YXR1c19yZXNwb25zZRg8IAEoCzIrLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VTdGF0dXNSZXNwb25zZUgAEkQKEnN5bmNfdGltZV9yZXNwb25zZRg9IAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLlN5bmNUaW1lUmVzcG9uc2VIABJTChpzZXRfdXNlcl9wYXNzd29yZF9yZXNwb25zZRg+IAEoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLlNldFVzZXJQYXNzd29yZFJlc3BvbnNlSAASRwoUZ2V0X2ZzX2luZm9fcmVzcG9uc2UYPyABKAsyJy5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRGc0luZm9SZXNwb25zZUgAEiwKBWVycm9yGFogASgLMhsubGltaXF1YW50aXguYWdlbnQudjEuRXJyb3JIABI6Cgl0ZWxlbWV0cnkYZCABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5UZWxlbWV0cnlSZXBvcnRIABI8CgthZ2VudF9yZWFkeRhlIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50UmVhZHlFdmVudEgAEjwKC2V4ZWNfb3V0cHV0GGYgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuRXhlY091dHB1dEV2ZW50SABCCQoHcGF5bG9hZCJHCgVFcnJvchItCgRjb2RlGAEgASgOMh8ubGltaXF1YW50aXguYWdlbnQudjEuRXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkiRwoLU3luY1JlcXVlc3QSDQoFbm9uY2UYASABKAQSGAoQcHJvdG9jb2xfdmVyc2lvbhgCIAEoDRIPCgdob3N0X2lkGAMgASgJIpcBCgxTeW5jUmVzcG9uc2USDQoFbm9uY2UYASABKAQSGAoQcHJvdG9jb2xfdmVyc2lvbhgCIAEoDRIVCg1hZ2VudF92ZXJzaW9uGAMgASgJEhQKDGNhcGFiaWxpdGllcxgEIAMoCRIxCgZsaW1pdHMYBSABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudExpbWl0cyKBAQoLQWdlbnRMaW1pdHMSFwoPbWF4X2ZyYW1lX2J5dGVzGAEgASgNEhwKFGZpbGVfY2h1bmtfbWF4X2J5dGVzGAIgASgNEh4KFm91dHB1dF9saW1pdF9tYXhfYnl0ZXMYAyABKA0SGwoTZXhlY190aW1lb3V0X21heF9tcxgEIAEoDSINCgtQaW5nUmVxdWVzdCI9CgxQb25nUmVzcG9uc2USFQoNYWdlbnRfdmVyc2lvbhgBIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgCIAEoASIQCg5HZXRJbmZvUmVxdWVzdCJACg9HZXRJbmZvUmVzcG9uc2USLQoEaW5mbxgBIAEoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50SW5mbyJQCg9BZ2VudFJlYWR5RXZlbnQSLQoEaW5mbxgBIAEoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50SW5mbxIOCgZyZWFzb24YAiABKAkirQIKCUFnZW50SW5mbxIVCg1hZ2VudF92ZXJzaW9uGAEgASgJEhgKEHByb3RvY29sX3ZlcnNpb24YAiABKA0SEAoIaG9zdG5hbWUYAyABKAkSKAoCb3MYBCABKAsyHC5saW1pcXVhbnRpeC5hZ2VudC52MS5Pc0luZm8SFAoMY2FwYWJpbGl0aWVzGAUgAygJEjoKCmludGVyZmFjZXMYBiADKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5OZXR3b3JrSW50ZXJmYWNlEjEKBmxpbWl0cxgHIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50TGltaXRzEi4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoYBCgZPc0luZm8SDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEgoKAmlkGAMgASgJEhMKC3ByZXR0eV9uYW1lGAQgASgJEhYKDmtlcm5lbF9yZWxlYXNlGAUgASgJEhYKDmtlcm5lbF92ZXJzaW9uGAYgASgJEgwKBGFyY2gYByABKAkiSQoQTmV0d29ya0ludGVyZmFjZRIMCgRuYW1lGAEgASgJEgsKA21hYxgCIAEoCRIMCgRpcHY0GAMgAygJEgwKBGlwdjYYBCADKAki7wIKD1RlbGVtZXRyeVJlcG9ydBITCgtjcHVfcGVyY2VudBgBIAEoARIRCgljcHVfY291bnQYAiABKA0SDQoFbG9hZDEYAyABKAESDQoFbG9hZDUYBCABKAESDgoGbG9hZDE1GAUgASgBEjEKBm1lbW9yeRgGIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLk1lbW9yeVN0YXRzEi4KBWRpc2tzGAcgAygLMh8ubGltaXF1YW50aXguYWdlbnQudjEuRGlza1VzYWdlEjgKB25ldHdvcmsYCCADKAsyJy5saW1pcXVhbnRpeC5hZ2VudC52MS5JbnRlcmZhY2VDb3VudGVycxIVCg1wcm9jZXNzX2NvdW50GAkgASgNEhYKDnVwdGltZV9zZWNvbmRzGAogASgBEjoKCmludGVyZmFjZXMYCyADKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5OZXR3b3JrSW50ZXJmYWNlIoIBCgtNZW1vcnlTdGF0cxITCgt0b3RhbF9ieXRlcxgBIAEoBBISCgp1c2VkX2J5dGVzGAIgASgEEhcKD2F2YWlsYWJsZV9ieXRlcxgDIAEoBBIYChBzd2FwX3RvdGFsX2J5dGVzGAQgASgEEhcKD3N3YXBfdXNlZF9ieXRlcxgFIAEoBCKDAQoJRGlza1VzYWdlEhMKC21vdW50X3BvaW50GAEgASgJEg4KBmRldmljZRgCIAEoCRIPCgdmc190eXBlGAMgASgJEhMKC3RvdGFsX2J5dGVzGAQgASgEEhIKCnVzZWRfYnl0ZXMYBSABKAQSFwoPYXZhaWxhYmxlX2J5dGVzGAYgASgEIm0KEUludGVyZmFjZUNvdW50ZXJzEgwKBG5hbWUYASABKAkSEAoIcnhfYnl0ZXMYAiABKAQSEAoIdHhfYnl0ZXMYAyABKAQSEgoKcnhfcGFja2V0cxgEIAEoBBISCgp0eF9wYWNrZXRzGAUgASgEIuECCg5FeGVjdXRlUmVxdWVzdBIMCgRhcmd2GAEgAygJEg8KB2NvbW1hbmQYAiABKAkSOgoDZW52GAMgAygLMi0ubGltaXF1YW50aXguYWdlbnQudjEuRXhlY3V0ZVJlcXVlc3QuRW52RW50cnkSCwoDY3dkGAQgASgJEg0KBXN0ZGluGAUgASgMEhIKCnRpbWVvdXRfbXMYBiABKA0SEwoLcnVuX2FzX3VzZXIYByABKAkSFAoMcnVuX2FzX2dyb3VwGAggASgJEiQKHGluY2x1ZGVfc3VwcGxlbWVudGFyeV9ncm91cHMYCSABKAgSGgoSb3V0cHV0X2xpbWl0X2J5dGVzGAogASgNEhQKDGV4ZWN1dGlvbl9pZBgLIAEoCRIVCg1zdHJlYW1fb3V0cHV0GAwgASgIGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEijQEKD0V4ZWNPdXRwdXRFdmVudBIUCgxleGVjdXRpb25faWQYASABKAkSCwoDc2VxGAIgASgEEjIKBnN0cmVhbRgDIAEoDjIiLmxpbWlxdWFudGl4LmFnZW50LnYxLk91dHB1dFN0cmVhbRIMCgRkYXRhGAQgASgMEhUKDWRyb3BwZWRfYnl0ZXMYBSABKAQiLgoWQ2FuY2VsRXhlY3V0aW9uUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkiKAoXQ2FuY2VsRXhlY3V0aW9uUmVzcG9uc2USDQoFZm91bmQYASABKAgixQIKD0V4ZWN1dGVSZXNwb25zZRIWCglleGl0X2NvZGUYASABKAVIAIgBARIOCgZzaWduYWwYAiABKAkSEQoJdGltZWRfb3V0GAMgASgIEg4KBnN0ZG91dBgEIAEoDBIOCgZzdGRlcnIYBSABKAwSGAoQc3Rkb3V0X3RydW5jYXRlZBgGIAEoCBIYChBzdGRlcnJfdHJ1bmNhdGVkGAcgASgIEhoKEnN0ZG91dF90b3RhbF9ieXRlcxgIIAEoBBIaChJzdGRlcnJfdG90YWxfYnl0ZXMYCSABKAQSEwoLZHVyYXRpb25fbXMYCiABKA0SCwoDcGlkGAsgASgNEgsKA3VpZBgMIAEoDRILCgNnaWQYDSABKA0SDgoGZ3JvdXBzGA4gAygNEhEKCWNhbmNlbGxlZBgPIAEoCEIMCgpfZXhpdF9jb2RlIj8KD0ZpbGVSZWFkUmVxdWVzdBIMCgRwYXRoGAEgASgJEg4KBm9mZnNldBgCIAEoBBIOCgZsZW5ndGgYAyABKA0icQoQRmlsZVJlYWRSZXNwb25zZRIMCgRkYXRhGAEgASgMEgsKA2VvZhgCIAEoCBISCgp0b3RhbF9zaXplGAMgASgEEgwKBG1vZGUYBCABKA0SDgoGb2Zmc2V0GAUgASgEEhAKCG10aW1lX21zGAYgASgDIuMBChBGaWxlV3JpdGVSZXF1ZXN0EgwKBHBhdGgYASABKAkSDgoGb2Zmc2V0GAIgASgEEg4KBmFwcGVuZBgDIAEoCBIMCgRkYXRhGAQgASgMEg4KBmNyZWF0ZRgFIAEoCBIQCgh0cnVuY2F0ZRgGIAEoCBIRCgRtb2RlGAcgASgNSACIAQESEAoDdWlkGAggASgNSAGIAQESEAoDZ2lkGAkgASgNSAKIAQESEQoJdXBsb2FkX2lkGAogASgJEg4KBmNvbW1pdBgLIAEoCEIHCgVfbW9kZUIGCgRfdWlkQgYKBF9naWQiSwoRRmlsZVdyaXRlUmVzcG9uc2USFQoNYnl0ZXNfd3JpdHRlbhgBIAEoBBIMCgRzaXplGAIgASgEEhEKCWNvbW1pdHRlZBgDIAEoCCJaCg9TaHV0ZG93blJlcXVlc3QSMAoEbW9kZRgBIAEoDjIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duTW9kZRIVCg1kZWxheV9zZWNvbmRzGAIgASgNInYKEFNodXRkb3duUmVzcG9uc2USMAoEbW9kZRgBIAEoDjIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duTW9kZRIwCgxzY2hlZHVsZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiAKCVJlc3VsdEFjaxITCgttZXNzYWdlX2lkcxgBIAMoCSI/Cg5RdWllc2NlUmVxdWVzdBIUCgxtb3VudF9wb2ludHMYASADKAkSFwoPdGltZW91dF9zZWNvbmRzGAIgASgNIocBCgpIb29rUmVzdWx0EgwKBG5hbWUYASABKAkSDQoFcGhhc2UYAiABKAkSFgoJZXhpdF9jb2RlGAMgASgFSACIAQESDgoGc2lnbmFsGAQgASgJEhEKCXRpbWVkX291dBgFIAEoCBITCgtkdXJhdGlvbl9tcxgGIAEoDUIMCgpfZXhpdF9jb2RlIoUBCg9RdWllc2NlUmVzcG9uc2USDgoGZnJvemVuGAEgAygJEi8KBWhvb2tzGAIgAygLMiAubGltaXF1YW50aXguYWdlbnQudjEuSG9va1Jlc3VsdBIxCg10aGF3X2RlYWRsaW5lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCINCgtUaGF3UmVxdWVzdCJjCgxUaGF3UmVzcG9uc2USDgoGdGhhd2VkGAEgAygJEi8KBWhvb2tzGAIgAygLMiAubGltaXF1YW50aXguYWdlbnQudjEuSG9va1Jlc3VsdBISCgp3YXNfZnJvemVuGAMgASgIIhYKFFF1aWVzY2VTdGF0dXNSZXF1ZXN0ItMBChVRdWllc2NlU3RhdHVzUmVzcG9uc2USDgoGZnJvemVuGAEgASgIEhQKDG1vdW50X3BvaW50cxgCIAMoCRItCglmcm96ZW5fYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXRoYXdfZGVhZGxpbmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfYXV0b190aGF3GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJPCg9TeW5jVGltZVJlcXVlc3QSDQoFZm9yY2UYASABKAgSLQoJaG9zdF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKbAQoQU3luY1RpbWVSZXNwb25zZRIOCgZtZXRob2QYASABKAkSHQoQb2Zmc2V0X2JlZm9yZV9tcxgCIAEoAUgAiAEBEhwKD29mZnNldF9hZnRlcl9tcxgDIAEoAUgBiAEBEhEKCXJ0Y19lcnJvchgEIAEoCUITChFfb2Zmc2V0X2JlZm9yZV9tc0ISChBfb2Zmc2V0X2FmdGVyX21zImAKFlNldFVzZXJQYXNzd29yZFJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEgoIcGFzc3dvcmQYAiABKAlIABIWCgxjcnlwdGVkX2hhc2gYAyABKAlIAEIICgZzZWNyZXQiGQoXU2V0VXNlclBhc3N3b3JkUmVzcG9uc2UiEgoQR2V0RnNJbmZvUmVxdWVzdCKNAQoGRnNJbmZvEhMKC21vdW50X3BvaW50GAEgASgJEg4KBmRldmljZRgCIAEoCRIPCgdmc190eXBlGAMgASgJEhMKC3RvdGFsX2J5dGVzGAQgASgEEhIKCnVzZWRfYnl0ZXMYBSABKAQSEQoJcmVhZF9vbmx5GAYgASgIEhEKCWZyZWV6YWJsZRgHIAEoCCJGChFHZXRGc0luZm9SZXNwb25zZRIxCgtmaWxlc3lzdGVtcxgBIAMoCzIcLmxpbWlxdWFudGl4LmFnZW50LnYxLkZzSW5mbyrfAwoJRXJyb3JDb2RlEhoKFkVSUk9SX0NPREVfVU5TUEVDSUZJRUQQABIeChpFUlJPUl9DT0RFX0lOVkFMSURfUkVRVUVTVBABEiAKHEVSUk9SX0NPREVfVU5LTk9XTl9PUEVSQVRJT04QAhIgChxFUlJPUl9DT0RFX09QRVJBVElPTl9CTE9DS0VEEAMSHwobRVJST1JfQ09ERV9QQVRIX05PVF9BTExPV0VEEAQSGAoURVJST1JfQ09ERV9OT1RfRk9VTkQQBRIgChxFUlJPUl9DT0RFX1BFUk1JU1NJT05fREVOSUVEEAYSHQoZRVJST1JfQ09ERV9VU0VSX05PVF9GT1VORBAHEh4KGkVSUk9SX0NPREVfR1JPVVBfTk9UX0ZPVU5EEAgSGAoURVJST1JfQ09ERV9UT09fTEFSR0UQCRIXChNFUlJPUl9DT0RFX0lPX0VSUk9SEAoSGgoWRVJST1JfQ09ERV9FWEVDX0ZBSUxFRBALEhMKD0VSUk9SX0NPREVfQlVTWRAMEhcKE0VSUk9SX0NPREVfSU5URVJOQUwQDRIiCh5FUlJPUl9DT0RFX1VOU1VQUE9SVEVEX1ZFUlNJT04QDhIVChFFUlJPUl9DT0RFX0ZST1pFThAPKmEKDE91dHB1dFN0cmVhbRIdChlPVVRQVVRfU1RSRUFNX1VOU1BFQ0lGSUVEEAASGAoUT1VUUFVUX1NUUkVBTV9TVERPVVQQARIYChRPVVRQVVRfU1RSRUFNX1NUREVSUhACKnsKDFNodXRkb3duTW9kZRIdChlTSFVURE9XTl9NT0RFX1VOU1BFQ0lGSUVEEAASGgoWU0hVVERPV05fTU9ERV9QT1dFUk9GRhABEhgKFFNIVVRET1dOX01PREVfUkVCT09UEAISFgoSU0hVVERPV05fTU9ERV9IQUxUEANiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiBsaW1pcXVhbnRpeC9hZ2VudC92MS9hZ2VudC5wcm90bxIUbGltaXF1YW50aXguYWdlbnQudjEinBEKDEFnZW50TWVzc2FnZRISCgptZXNzYWdlX2lkGAEgASgJEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoEcGluZxgKIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLlBpbmdSZXF1ZXN0SAASNwoHZXhlY3V0ZRgLIAEoCzIkLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWN1dGVSZXF1ZXN0SAASPAoKZmlsZV93cml0ZRgMIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVXcml0ZVJlcXVlc3RIABI6CglmaWxlX3JlYWQYDSABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlcXVlc3RIABI5CghzaHV0ZG93bhgOIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duUmVxdWVzdEgAEjEKBHN5bmMYDyABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jUmVxdWVzdEgAEjgKCGdldF9pbmZvGBAgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1JlcXVlc3RIABI1CgpyZXN1bHRfYWNrGBEgASgLMh8ubGltaXF1YW50aXguYWdlbnQudjEuUmVzdWx0QWNrSAASSAoQY2FuY2VsX2V4ZWN1dGlvbhgSIAEoCzIsLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlcXVlc3RIABI3CgdxdWllc2NlGBMgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVJlcXVlc3RIABIxCgR0aGF3GBQgASgLMiEubGltaXF1YW50aXguYWdlbnQudjEuVGhhd1JlcXVlc3RIABJECg5xdWllc2NlX3N0YXR1cxgVIAEoCzIqLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VTdGF0dXNSZXF1ZXN0SAASOgoJc3luY190aW1lGBYgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuU3luY1RpbWVSZXF1ZXN0SAASSQoRc2V0X3VzZXJfcGFzc3dvcmQYFyABKAsyLC5saW1pcXVhbnRpeC5hZ2VudC52MS5TZXRVc2VyUGFzc3dvcmRSZXF1ZXN0SAASPQoLZ2V0X2ZzX2luZm8YGCABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRGc0luZm9SZXF1ZXN0SAASMgoEcG9uZxgyIAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlBvbmdSZXNwb25zZUgAEkEKEGV4ZWN1dGVfcmVzcG9uc2UYMyABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5FeGVjdXRlUmVzcG9uc2VIABJGChNmaWxlX3dyaXRlX3Jlc3BvbnNlGDQgASgLMicubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVdyaXRlUmVzcG9uc2VIABJEChJmaWxlX3JlYWRfcmVzcG9uc2UYNSABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlc3BvbnNlSAASQwoRc2h1dGRvd25fcmVzcG9uc2UYNiABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93blJlc3BvbnNlSAASOwoNc3luY19yZXNwb25zZRg3IAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlN5bmNSZXNwb25zZUgAEkIKEWdldF9pbmZvX3Jlc3BvbnNlGDggASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1Jlc3BvbnNlSAASUgoZY2FuY2VsX2V4ZWN1dGlvbl9yZXNwb25zZRg5IAEoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlc3BvbnNlSAASQQoQcXVpZXNjZV9yZXNwb25zZRg6IAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VSZXNwb25zZUgAEjsKDXRoYXdfcmVzcG9uc2UYOyABKAsyIi5saW1pcXVhbnRpeC5hZ2VudC52MS5UaGF3UmVzcG9uc2VIABJOChdxdWllc2NlX3N0YXR1c19yZXNwb25zZRg8IAEoCzIrLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VTdGF0dXNSZXNwb25zZUgAEkQKEnN5bmNfdGltZV9yZXNwb25zZRg9IAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLlN5bmNUaW1lUmVzcG9uc2VIABJTChpzZXRfdXNlcl9wYXNzd29yZF9yZXNwb25zZRg+IAEoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLlNldFVzZXJQYXNzd29yZFJlc3BvbnNlSAASRwoUZ2V0X2ZzX2luZm9fcmVzcG9uc2UYPyABKAsyJy5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRGc0luZm9SZXNwb25zZUgAEiwKBWVycm9yGFogASgLMhsubGltaXF1YW50aXguYWdlbnQudjEuRXJyb3JIABI6Cgl0ZWxlbWV0cnkYZCABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5UZWxlbWV0cnlSZXBvcnRIABI8CgthZ2VudF9yZWFkeRhlIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50UmVhZHlFdmVudEgAEjwKC2V4ZWNfb3V0cHV0GGYgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuRXhlY091dHB1dEV2ZW50SABCCQoHcGF5bG9hZCJHCgVFcnJvchItCgRjb2RlGAEgASgOMh8ubGltaXF1YW50aXguYWdlbnQudjEuRXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkiRwoLU3luY1JlcXVlc3QSDQoFbm9uY2UYASABKAQSGAoQcHJvdG9jb2xfdmVyc2lvbhgCIAEoDRIPCgdob3N0X2lkGAMgASgJIpcBCgxTeW5jUmVzcG9uc2USDQoFbm9uY2UYASABKAQSGAoQcHJvdG9jb2xfdmVyc2lvbhgCIAEoDRIVCg1hZ2VudF92ZXJzaW9uGAMgASgJEhQKDGNhcGFiaWxpdGllcxgEIAMoCRIxCgZsaW1pdHMYBSABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudExpbWl0cyKBAQoLQWdlbnRMaW1pdHMSFwoPbWF4X2ZyYW1lX2J5dGVzGAEgASgNEhwKFGZpbGVfY2h1bmtfbWF4X2J5dGVzGAIgASgNEh4KFm91dHB1dF9saW1pdF9tYXhfYnl0ZXMYAyABKA0SGwoTZXhlY190aW1lb3V0X21heF9tcxgEIAEoDSINCgtQaW5nUmVxdWVzdCI9CgxQb25nUmVzcG9uc2USFQoNYWdlbnRfdmVyc2lvbhgBIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgCIAEoASIQCg5HZXRJbmZvUmVxdWVzdCJACg9HZXRJbmZvUmVzcG9uc2USLQoEaW5mbxgBIAEoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50SW5mbyJQCg9BZ2VudFJlYWR5RXZlbnQSLQoEaW5mbxgBIAEoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50SW5mbxIOCgZyZWFzb24YAiABKAkirQIKCUFnZW50SW5mbxIVCg1hZ2VudF92ZXJzaW9uGAEgASgJEhgKEHByb3RvY29sX3ZlcnNpb24YAiABKA0SEAoIaG9zdG5hbWUYAyABKAkSKAoCb3MYBCABKAsyHC5saW1pcXVhbnRpeC5hZ2VudC52MS5Pc0luZm8SFAoMY2FwYWJpbGl0aWVzGAUgAygJEjoKCmludGVyZmFjZXMYBiADKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5OZXR3b3JrSW50ZXJmYWNlEjEKBmxpbWl0cxgHIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50TGltaXRzEi4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoYBCgZPc0luZm8SDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEgoKAmlkGAMgASgJEhMKC3ByZXR0eV9uYW1lGAQgASgJEhYKDmtlcm5lbF9yZWxlYXNlGAUgASgJEhYKDmtlcm5lbF92ZXJzaW9uGAYgASgJEgwKBGFyY2gYByABKAkiSQoQTmV0d29ya0ludGVyZmFjZRIMCgRuYW1lGAEgASgJEgsKA21hYxgCIAEoCRIMCgRpcHY0GAMgAygJEgwKBGlwdjYYBCADKAki7wIKD1RlbGVtZXRyeVJlcG9ydBITCgtjcHVfcGVyY2VudBgBIAEoARIRCgljcHVfY291bnQYAiABKA0SDQoFbG9hZDEYAyABKAESDQoFbG9hZDUYBCABKAESDgoGbG9hZDE1GAUgASgBEjEKBm1lbW9yeRgGIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLk1lbW9yeVN0YXRzEi4KBWRpc2tzGAcgAygLMh8ubGltaXF1YW50aXguYWdlbnQudjEuRGlza1VzYWdlEjgKB25ldHdvcmsYCCADKAsyJy5saW1pcXVhbnRpeC5hZ2VudC52MS5JbnRlcmZhY2VDb3VudGVycxIVCg1wcm9jZXNzX2NvdW50GAkgASgNEhYKDnVwdGltZV9zZWNvbmRzGAogASgBEjoKCmludGVyZmFjZXMYCyADKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5OZXR3b3JrSW50ZXJmYWNlIoIBCgtNZW1vcnlTdGF0cxITCgt0b3RhbF9ieXRlcxgBIAEoBBISCgp1c2VkX2J5dGVzGAIgASgEEhcKD2F2YWlsYWJsZV9ieXRlcxgDIAEoBBIYChBzd2FwX3RvdGFsX2J5dGVzGAQgASgEEhcKD3N3YXBfdXNlZF9ieXRlcxgFIAEoBCKDAQoJRGlza1VzYWdlEhMKC21vdW50X3BvaW50GAEgASgJEg4KBmRldmljZRgCIAEoCRIPCgdmc190eXBlGAMgASgJEhMKC3RvdGFsX2J5dGVzGAQgASgEEhIKCnVzZWRfYnl0ZXMYBSABKAQSFwoPYXZhaWxhYmxlX2J5dGVzGAYgASgEIm0KEUludGVyZmFjZUNvdW50ZXJzEgwKBG5hbWUYASABKAkSEAoIcnhfYnl0ZXMYAiABKAQSEAoIdHhfYnl0ZXMYAyABKAQSEgoKcnhfcGFja2V0cxgEIAEoBBISCgp0eF9wYWNrZXRzGAUgASgEIqQDCg5FeGVjdXRlUmVxdWVzdBIMCgRhcmd2GAEgAygJEg8KB2NvbW1hbmQYAiABKAkSOgoDZW52GAMgAygLMi0ubGltaXF1YW50aXguYWdlbnQudjEuRXhlY3V0ZVJlcXVlc3QuRW52RW50cnkSCwoDY3dkGAQgASgJEg0KBXN0ZGluGAUgASgMEhIKCnRpbWVvdXRfbXMYBiABKA0SEwoLcnVuX2FzX3VzZXIYByABKAkSFAoMcnVuX2FzX2dyb3VwGAggASgJEiQKHGluY2x1ZGVfc3VwcGxlbWVudGFyeV9ncm91cHMYCSABKAgSGgoSb3V0cHV0X2xpbWl0X2J5dGVzGAogASgNEhQKDGV4ZWN1dGlvbl9pZBgLIAEoCRIVCg1zdHJlYW1fb3V0cHV0GAwgASgIEjYKBmxpbWl0cxgNIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLlJ1bkFzTGltaXRzSACIAQEaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdfbGltaXRzIlAKC1J1bkFzTGltaXRzEi4KBXJ1bGVzGAEgAygLMh8ubGltaXF1YW50aXguYWdlbnQudjEuUnVuQXNSdWxlEhEKCWFueV9ncm91cBgCIAEoCCIsCglSdW5Bc1J1bGUSEAoIbm9uX3Jvb3QYASABKAgSDQoFdXNlcnMYAiADKAkijQEKD0V4ZWNPdXRwdXRFdmVudBIUCgxleGVjdXRpb25faWQYASABKAkSCwoDc2VxGAIgASgEEjIKBnN0cmVhbRgDIAEoDjIiLmxpbWlxdWFudGl4LmFnZW50LnYxLk91dHB1dFN0cmVhbRIMCgRkYXRhGAQgASgMEhUKDWRyb3BwZWRfYnl0ZXMYBSABKAQiLgoWQ2FuY2VsRXhlY3V0aW9uUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkiKAoXQ2FuY2VsRXhlY3V0aW9uUmVzcG9uc2USDQoFZm91bmQYASABKAgixQIKD0V4ZWN1dGVSZXNwb25zZRIWCglleGl0X2NvZGUYASABKAVIAIgBARIOCgZzaWduYWwYAiABKAkSEQoJdGltZWRfb3V0GAMgASgIEg4KBnN0ZG91dBgEIAEoDBIOCgZzdGRlcnIYBSABKAwSGAoQc3Rkb3V0X3RydW5jYXRlZBgGIAEoCBIYChBzdGRlcnJfdHJ1bmNhdGVkGAcgASgIEhoKEnN0ZG91dF90b3RhbF9ieXRlcxgIIAEoBBIaChJzdGRlcnJfdG90YWxfYnl0ZXMYCSABKAQSEwoLZHVyYXRpb25fbXMYCiABKA0SCwoDcGlkGAsgASgNEgsKA3VpZBgMIAEoDRILCgNnaWQYDSABKA0SDgoGZ3JvdXBzGA4gAygNEhEKCWNhbmNlbGxlZBgPIAEoCEIMCgpfZXhpdF9jb2RlIoEBCg9GaWxlUmVhZFJlcXVlc3QSDAoEcGF0aBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDgoGbGVuZ3RoGAMgASgNEjUKBmxpbWl0cxgEIAEoCzIgLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVMaW1pdHNIAIgBAUIJCgdfbGltaXRzIi0KCkZpbGVMaW1pdHMSDQoFcm9vdHMYASADKAkSEAoIbm9fc2V0aWQYAiABKAgicQoQRmlsZVJlYWRSZXNwb25zZRIMCgRkYXRhGAEgASgMEgsKA2VvZhgCIAEoCBISCgp0b3RhbF9zaXplGAMgASgEEgwKBG1vZGUYBCABKA0SDgoGb2Zmc2V0GAUgASgEEhAKCG10aW1lX21zGAYgASgDIqUCChBGaWxlV3JpdGVSZXF1ZXN0EgwKBHBhdGgYASABKAkSDgoGb2Zmc2V0GAIgASgEEg4KBmFwcGVuZBgDIAEoCBIMCgRkYXRhGAQgASgMEg4KBmNyZWF0ZRgFIAEoCBIQCgh0cnVuY2F0ZRgGIAEoCBIRCgRtb2RlGAcgASgNSACIAQESEAoDdWlkGAggASgNSAGIAQESEAoDZ2lkGAkgASgNSAKIAQESEQoJdXBsb2FkX2lkGAogASgJEg4KBmNvbW1pdBgLIAEoCBI1CgZsaW1pdHMYDCABKAsyIC5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlTGltaXRzSAOIAQFCBwoFX21vZGVCBgoEX3VpZEIGCgRfZ2lkQgkKB19saW1pdHMiSwoRRmlsZVdyaXRlUmVzcG9uc2USFQoNYnl0ZXNfd3JpdHRlbhgBIAEoBBIMCgRzaXplGAIgASgEEhEKCWNvbW1pdHRlZBgDIAEoCCJaCg9TaHV0ZG93blJlcXVlc3QSMAoEbW9kZRgBIAEoDjIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duTW9kZRIVCg1kZWxheV9zZWNvbmRzGAIgASgNInYKEFNodXRkb3duUmVzcG9uc2USMAoEbW9kZRgBIAEoDjIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duTW9kZRIwCgxzY2hlZHVsZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiAKCVJlc3VsdEFjaxITCgttZXNzYWdlX2lkcxgBIAMoCSI/Cg5RdWllc2NlUmVxdWVzdBIUCgxtb3VudF9wb2ludHMYASADKAkSFwoPdGltZW91dF9zZWNvbmRzGAIgASgNIocBCgpIb29rUmVzdWx0EgwKBG5hbWUYASABKAkSDQoFcGhhc2UYAiABKAkSFgoJZXhpdF9jb2RlGAMgASgFSACIAQESDgoGc2lnbmFsGAQgASgJEhEKCXRpbWVkX291dBgFIAEoCBITCgtkdXJhdGlvbl9tcxgGIAEoDUIMCgpfZXhpdF9jb2RlIoUBCg9RdWllc2NlUmVzcG9uc2USDgoGZnJvemVuGAEgAygJEi8KBWhvb2tzGAIgAygLMiAubGltaXF1YW50aXguYWdlbnQudjEuSG9va1Jlc3VsdBIxCg10aGF3X2RlYWRsaW5lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCINCgtUaGF3UmVxdWVzdCJjCgxUaGF3UmVzcG9uc2USDgoGdGhhd2VkGAEgAygJEi8KBWhvb2tzGAIgAygLMiAubGltaXF1YW50aXguYWdlbnQudjEuSG9va1Jlc3VsdBISCgp3YXNfZnJvemVuGAMgASgIIhYKFFF1aWVzY2VTdGF0dXNSZXF1ZXN0ItMBChVRdWllc2NlU3RhdHVzUmVzcG9uc2USDgoGZnJvemVuGAEgASgIEhQKDG1vdW50X3BvaW50cxgCIAMoCRItCglmcm96ZW5fYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXRoYXdfZGVhZGxpbmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfYXV0b190aGF3GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJPCg9TeW5jVGltZVJlcXVlc3QSDQoFZm9yY2UYASABKAgSLQoJaG9zdF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKbAQoQU3luY1RpbWVSZXNwb25zZRIOCgZtZXRob2QYASABKAkSHQoQb2Zmc2V0X2JlZm9yZV9tcxgCIAEoAUgAiAEBEhwKD29mZnNldF9hZnRlcl9tcxgDIAEoAUgBiAEBEhEKCXJ0Y19lcnJvchgEIAEoCUITChFfb2Zmc2V0X2JlZm9yZV9tc0ISChBfb2Zmc2V0X2FmdGVyX21zIqMBChZTZXRVc2VyUGFzc3dvcmRSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhIKCHBhc3N3b3JkGAIgASgJSAASFgoMY3J5cHRlZF9oYXNoGAMgASgJSAASNgoGbGltaXRzGAQgASgLMiEubGltaXF1YW50aXguYWdlbnQudjEuUnVuQXNMaW1pdHNIAYgBAUIICgZzZWNyZXRCCQoHX2xpbWl0cyIZChdTZXRVc2VyUGFzc3dvcmRSZXNwb25zZSISChBHZXRGc0luZm9SZXF1ZXN0Io0BCgZGc0luZm8SEwoLbW91bnRfcG9pbnQYASABKAkSDgoGZGV2aWNlGAIgASgJEg8KB2ZzX3R5cGUYAyABKAkSEwoLdG90YWxfYnl0ZXMYBCABKAQSEgoKdXNlZF9ieXRlcxgFIAEoBBIRCglyZWFkX29ubHkYBiABKAgSEQoJZnJlZXphYmxlGAcgASgIIkYKEUdldEZzSW5mb1Jlc3BvbnNlEjEKC2ZpbGVzeXN0ZW1zGAEgAygLMhwubGltaXF1YW50aXguYWdlbnQudjEuRnNJbmZvKvsDCglFcnJvckNvZGUSGgoWRVJST1JfQ09ERV9VTlNQRUNJRklFRBAAEh4KGkVSUk9SX0NPREVfSU5WQUxJRF9SRVFVRVNUEAESIAocRVJST1JfQ09ERV9VTktOT1dOX09QRVJBVElPThACEiAKHEVSUk9SX0NPREVfT1BFUkFUSU9OX0JMT0NLRUQQAxIfChtFUlJPUl9DT0RFX1BBVEhfTk9UX0FMTE9XRUQQBBIYChRFUlJPUl9DT0RFX05PVF9GT1VORBAFEiAKHEVSUk9SX0NPREVfUEVSTUlTU0lPTl9ERU5JRUQQBhIdChlFUlJPUl9DT0RFX1VTRVJfTk9UX0ZPVU5EEAcSHgoaRVJST1JfQ09ERV9HUk9VUF9OT1RfRk9VTkQQCBIYChRFUlJPUl9DT0RFX1RPT19MQVJHRRAJEhcKE0VSUk9SX0NPREVfSU9fRVJST1IQChIaChZFUlJPUl9DT0RFX0VYRUNfRkFJTEVEEAsSEwoPRVJST1JfQ09ERV9CVVNZEAwSFwoTRVJST1JfQ09ERV9JTlRFUk5BTBANEiIKHkVSUk9SX0NPREVfVU5TVVBQT1JURURfVkVSU0lPThAOEhUKEUVSUk9SX0NPREVfRlJPWkVOEA8SGgoWRVJST1JfQ09ERV9OT1RfQUxMT1dFRBAQKmEKDE91dHB1dFN0cmVhbRIdChlPVVRQVVRfU1RSRUFNX1VOU1BFQ0lGSUVEEAASGAoUT1VUUFVUX1NUUkVBTV9TVERPVVQQARIYChRPVVRQVVRfU1RSRUFNX1NUREVSUhACKnsKDFNodXRkb3duTW9kZRIdChlTSFVURE9XTl9NT0RFX1VOU1BFQ0lGSUVEEAASGgoWU0hVVERPV05fTU9ERV9QT1dFUk9GRhABEhgKFFNIVVRET1dOX01PREVfUkVCT09UEAISFgoSU0hVVERPV05fTU9ERV9IQUxUEANiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * The envelope of every frame (since v1).
@@ -948,6 +948,14 @@ export type ExecuteRequest = Message<"limiquantix.agent.v1.ExecuteRequest"> & {
    * @generated from field: bool stream_output = 12;
    */
   streamOutput: boolean;
+
+  /**
+   * Whom the caller may run as; absent: anyone. The agent checks the identity it resolves
+   * (uid, gid, groups), not the strings sent. Since 0.3.0.
+   *
+   * @generated from field: optional limiquantix.agent.v1.RunAsLimits limits = 13;
+   */
+  limits?: RunAsLimits | undefined;
 };
 
 /**
@@ -956,6 +964,66 @@ export type ExecuteRequest = Message<"limiquantix.agent.v1.ExecuteRequest"> & {
  */
 export const ExecuteRequestSchema: GenMessage<ExecuteRequest> = /*@__PURE__*/
   messageDesc(file_limiquantix_agent_v1_agent, 17);
+
+/**
+ * Who a request may act as (or, for SetUserPassword, on), from the caller's grants in the
+ * control plane (since 0.3.0). The agent resolves run_as_user / run_as_group / username first and
+ * judges the result, so "0", "00" and "root" are the same user everywhere; a refusal is
+ * ERROR_CODE_NOT_ALLOWED before any process starts.
+ *
+ * @generated from message limiquantix.agent.v1.RunAsLimits
+ */
+export type RunAsLimits = Message<"limiquantix.agent.v1.RunAsLimits"> & {
+  /**
+   * The resolved identity must satisfy at least one rule; none: any identity.
+   *
+   * @generated from field: repeated limiquantix.agent.v1.RunAsRule rules = 1;
+   */
+  rules: RunAsRule[];
+
+  /**
+   * run_as_group may name any group. Without it the group must be the user's primary group or
+   * one of its supplementary groups.
+   *
+   * @generated from field: bool any_group = 2;
+   */
+  anyGroup: boolean;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.RunAsLimits.
+ * Use `create(RunAsLimitsSchema)` to create a new message.
+ */
+export const RunAsLimitsSchema: GenMessage<RunAsLimits> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 18);
+
+/**
+ * One identity a caller may act as (since 0.3.0). Every condition set must hold.
+ *
+ * @generated from message limiquantix.agent.v1.RunAsRule
+ */
+export type RunAsRule = Message<"limiquantix.agent.v1.RunAsRule"> & {
+  /**
+   * uid, gid and every supplementary group are not 0.
+   *
+   * @generated from field: bool non_root = 1;
+   */
+  nonRoot: boolean;
+
+  /**
+   * When not empty: the user's name as the guest resolves it is one of these.
+   *
+   * @generated from field: repeated string users = 2;
+   */
+  users: string[];
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.RunAsRule.
+ * Use `create(RunAsRuleSchema)` to create a new message.
+ */
+export const RunAsRuleSchema: GenMessage<RunAsRule> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 19);
 
 /**
  * Output of a running execution started with stream_output (since 0.2.0). Chunks are coalesced
@@ -999,7 +1067,7 @@ export type ExecOutputEvent = Message<"limiquantix.agent.v1.ExecOutputEvent"> & 
  * Use `create(ExecOutputEventSchema)` to create a new message.
  */
 export const ExecOutputEventSchema: GenMessage<ExecOutputEvent> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 18);
+  messageDesc(file_limiquantix_agent_v1_agent, 20);
 
 /**
  * Stops a running execution: its process group gets SIGTERM, then SIGKILL after the agent's
@@ -1019,7 +1087,7 @@ export type CancelExecutionRequest = Message<"limiquantix.agent.v1.CancelExecuti
  * Use `create(CancelExecutionRequestSchema)` to create a new message.
  */
 export const CancelExecutionRequestSchema: GenMessage<CancelExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 19);
+  messageDesc(file_limiquantix_agent_v1_agent, 21);
 
 /**
  * Whether an execution with that id was running (since 0.2.0).
@@ -1038,7 +1106,7 @@ export type CancelExecutionResponse = Message<"limiquantix.agent.v1.CancelExecut
  * Use `create(CancelExecutionResponseSchema)` to create a new message.
  */
 export const CancelExecutionResponseSchema: GenMessage<CancelExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 20);
+  messageDesc(file_limiquantix_agent_v1_agent, 22);
 
 /**
  * The result of an execution (since v1).
@@ -1139,7 +1207,7 @@ export type ExecuteResponse = Message<"limiquantix.agent.v1.ExecuteResponse"> & 
  * Use `create(ExecuteResponseSchema)` to create a new message.
  */
 export const ExecuteResponseSchema: GenMessage<ExecuteResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 21);
+  messageDesc(file_limiquantix_agent_v1_agent, 23);
 
 /**
  * Reads one chunk of a guest file (since v1).
@@ -1163,6 +1231,13 @@ export type FileReadRequest = Message<"limiquantix.agent.v1.FileReadRequest"> & 
    * @generated from field: uint32 length = 3;
    */
   length: number;
+
+  /**
+   * The caller's limits on top of the agent's files.roots; absent: none. Since 0.3.0.
+   *
+   * @generated from field: optional limiquantix.agent.v1.FileLimits limits = 4;
+   */
+  limits?: FileLimits | undefined;
 };
 
 /**
@@ -1170,7 +1245,38 @@ export type FileReadRequest = Message<"limiquantix.agent.v1.FileReadRequest"> & 
  * Use `create(FileReadRequestSchema)` to create a new message.
  */
 export const FileReadRequestSchema: GenMessage<FileReadRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 22);
+  messageDesc(file_limiquantix_agent_v1_agent, 24);
+
+/**
+ * What a file operation may touch, from the caller's grants (since 0.3.0). A refusal is
+ * ERROR_CODE_NOT_ALLOWED (outside roots: ERROR_CODE_PATH_NOT_ALLOWED) and nothing is written.
+ *
+ * @generated from message limiquantix.agent.v1.FileLimits
+ */
+export type FileLimits = Message<"limiquantix.agent.v1.FileLimits"> & {
+  /**
+   * Absolute directories the path must stay under after symlinks are resolved (within the
+   * agent's files.roots); empty: no narrowing.
+   *
+   * @generated from field: repeated string roots = 1;
+   */
+  roots: string[];
+
+  /**
+   * Writes never leave a set-user-ID or set-group-ID bit: a mode with one is refused, and one
+   * already on a file written in place or replaced is cleared. uid and gid are refused.
+   *
+   * @generated from field: bool no_setid = 2;
+   */
+  noSetid: boolean;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.FileLimits.
+ * Use `create(FileLimitsSchema)` to create a new message.
+ */
+export const FileLimitsSchema: GenMessage<FileLimits> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 25);
 
 /**
  * One chunk of a guest file (since v1).
@@ -1218,7 +1324,7 @@ export type FileReadResponse = Message<"limiquantix.agent.v1.FileReadResponse"> 
  * Use `create(FileReadResponseSchema)` to create a new message.
  */
 export const FileReadResponseSchema: GenMessage<FileReadResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 23);
+  messageDesc(file_limiquantix_agent_v1_agent, 26);
 
 /**
  * Writes one chunk of a guest file (since v1).
@@ -1292,6 +1398,13 @@ export type FileWriteRequest = Message<"limiquantix.agent.v1.FileWriteRequest"> 
    * @generated from field: bool commit = 11;
    */
   commit: boolean;
+
+  /**
+   * The caller's limits on top of the agent's files.roots; absent: none. Since 0.3.0.
+   *
+   * @generated from field: optional limiquantix.agent.v1.FileLimits limits = 12;
+   */
+  limits?: FileLimits | undefined;
 };
 
 /**
@@ -1299,7 +1412,7 @@ export type FileWriteRequest = Message<"limiquantix.agent.v1.FileWriteRequest"> 
  * Use `create(FileWriteRequestSchema)` to create a new message.
  */
 export const FileWriteRequestSchema: GenMessage<FileWriteRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 24);
+  messageDesc(file_limiquantix_agent_v1_agent, 27);
 
 /**
  * Answer to FileWriteRequest (since v1).
@@ -1332,7 +1445,7 @@ export type FileWriteResponse = Message<"limiquantix.agent.v1.FileWriteResponse"
  * Use `create(FileWriteResponseSchema)` to create a new message.
  */
 export const FileWriteResponseSchema: GenMessage<FileWriteResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 25);
+  messageDesc(file_limiquantix_agent_v1_agent, 28);
 
 /**
  * Shuts the guest down through the configured command; answered before acting (since v1).
@@ -1360,7 +1473,7 @@ export type ShutdownRequest = Message<"limiquantix.agent.v1.ShutdownRequest"> & 
  * Use `create(ShutdownRequestSchema)` to create a new message.
  */
 export const ShutdownRequestSchema: GenMessage<ShutdownRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 26);
+  messageDesc(file_limiquantix_agent_v1_agent, 29);
 
 /**
  * Answer to ShutdownRequest (since v1).
@@ -1386,7 +1499,7 @@ export type ShutdownResponse = Message<"limiquantix.agent.v1.ShutdownResponse"> 
  * Use `create(ShutdownResponseSchema)` to create a new message.
  */
 export const ShutdownResponseSchema: GenMessage<ShutdownResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 27);
+  messageDesc(file_limiquantix_agent_v1_agent, 30);
 
 /**
  * Tells the agent the host holds these results; they are freed (since v1).
@@ -1405,7 +1518,7 @@ export type ResultAck = Message<"limiquantix.agent.v1.ResultAck"> & {
  * Use `create(ResultAckSchema)` to create a new message.
  */
 export const ResultAckSchema: GenMessage<ResultAck> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 28);
+  messageDesc(file_limiquantix_agent_v1_agent, 31);
 
 /**
  * Freezes filesystems for a consistent snapshot: pre-freeze hooks (ascending name order), then
@@ -1433,7 +1546,7 @@ export type QuiesceRequest = Message<"limiquantix.agent.v1.QuiesceRequest"> & {
  * Use `create(QuiesceRequestSchema)` to create a new message.
  */
 export const QuiesceRequestSchema: GenMessage<QuiesceRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 29);
+  messageDesc(file_limiquantix_agent_v1_agent, 32);
 
 /**
  * What one hook did (since 0.2.0).
@@ -1479,7 +1592,7 @@ export type HookResult = Message<"limiquantix.agent.v1.HookResult"> & {
  * Use `create(HookResultSchema)` to create a new message.
  */
 export const HookResultSchema: GenMessage<HookResult> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 30);
+  messageDesc(file_limiquantix_agent_v1_agent, 33);
 
 /**
  * (since 0.2.0)
@@ -1508,7 +1621,7 @@ export type QuiesceResponse = Message<"limiquantix.agent.v1.QuiesceResponse"> & 
  * Use `create(QuiesceResponseSchema)` to create a new message.
  */
 export const QuiesceResponseSchema: GenMessage<QuiesceResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 31);
+  messageDesc(file_limiquantix_agent_v1_agent, 34);
 
 /**
  * Thaws what Quiesce froze, then runs the post-thaw hooks in descending name order (since 0.2.0).
@@ -1523,7 +1636,7 @@ export type ThawRequest = Message<"limiquantix.agent.v1.ThawRequest"> & {
  * Use `create(ThawRequestSchema)` to create a new message.
  */
 export const ThawRequestSchema: GenMessage<ThawRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 32);
+  messageDesc(file_limiquantix_agent_v1_agent, 35);
 
 /**
  * (since 0.2.0)
@@ -1554,7 +1667,7 @@ export type ThawResponse = Message<"limiquantix.agent.v1.ThawResponse"> & {
  * Use `create(ThawResponseSchema)` to create a new message.
  */
 export const ThawResponseSchema: GenMessage<ThawResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 33);
+  messageDesc(file_limiquantix_agent_v1_agent, 36);
 
 /**
  * (since 0.2.0)
@@ -1569,7 +1682,7 @@ export type QuiesceStatusRequest = Message<"limiquantix.agent.v1.QuiesceStatusRe
  * Use `create(QuiesceStatusRequestSchema)` to create a new message.
  */
 export const QuiesceStatusRequestSchema: GenMessage<QuiesceStatusRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 34);
+  messageDesc(file_limiquantix_agent_v1_agent, 37);
 
 /**
  * (since 0.2.0)
@@ -1610,7 +1723,7 @@ export type QuiesceStatusResponse = Message<"limiquantix.agent.v1.QuiesceStatusR
  * Use `create(QuiesceStatusResponseSchema)` to create a new message.
  */
 export const QuiesceStatusResponseSchema: GenMessage<QuiesceStatusResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 35);
+  messageDesc(file_limiquantix_agent_v1_agent, 38);
 
 /**
  * Steps the guest clock: with the guest's time service when one is found (chrony, timesyncd,
@@ -1635,7 +1748,7 @@ export type SyncTimeRequest = Message<"limiquantix.agent.v1.SyncTimeRequest"> & 
  * Use `create(SyncTimeRequestSchema)` to create a new message.
  */
 export const SyncTimeRequestSchema: GenMessage<SyncTimeRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 36);
+  messageDesc(file_limiquantix_agent_v1_agent, 39);
 
 /**
  * (since 0.2.0)
@@ -1675,7 +1788,7 @@ export type SyncTimeResponse = Message<"limiquantix.agent.v1.SyncTimeResponse"> 
  * Use `create(SyncTimeResponseSchema)` to create a new message.
  */
 export const SyncTimeResponseSchema: GenMessage<SyncTimeResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 37);
+  messageDesc(file_limiquantix_agent_v1_agent, 40);
 
 /**
  * Sets a local user's password with chpasswd; the password is never logged (since 0.2.0).
@@ -1706,6 +1819,14 @@ export type SetUserPasswordRequest = Message<"limiquantix.agent.v1.SetUserPasswo
     value: string;
     case: "cryptedHash";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * Whose passwords the caller may set: the user named must satisfy these rules as the guest
+   * resolves it; absent: anyone's. Since 0.3.0.
+   *
+   * @generated from field: optional limiquantix.agent.v1.RunAsLimits limits = 4;
+   */
+  limits?: RunAsLimits | undefined;
 };
 
 /**
@@ -1713,7 +1834,7 @@ export type SetUserPasswordRequest = Message<"limiquantix.agent.v1.SetUserPasswo
  * Use `create(SetUserPasswordRequestSchema)` to create a new message.
  */
 export const SetUserPasswordRequestSchema: GenMessage<SetUserPasswordRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 38);
+  messageDesc(file_limiquantix_agent_v1_agent, 41);
 
 /**
  * (since 0.2.0)
@@ -1728,7 +1849,7 @@ export type SetUserPasswordResponse = Message<"limiquantix.agent.v1.SetUserPassw
  * Use `create(SetUserPasswordResponseSchema)` to create a new message.
  */
 export const SetUserPasswordResponseSchema: GenMessage<SetUserPasswordResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 39);
+  messageDesc(file_limiquantix_agent_v1_agent, 42);
 
 /**
  * (since 0.2.0)
@@ -1743,7 +1864,7 @@ export type GetFsInfoRequest = Message<"limiquantix.agent.v1.GetFsInfoRequest"> 
  * Use `create(GetFsInfoRequestSchema)` to create a new message.
  */
 export const GetFsInfoRequestSchema: GenMessage<GetFsInfoRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 40);
+  messageDesc(file_limiquantix_agent_v1_agent, 43);
 
 /**
  * One mounted filesystem (since 0.2.0).
@@ -1794,7 +1915,7 @@ export type FsInfo = Message<"limiquantix.agent.v1.FsInfo"> & {
  * Use `create(FsInfoSchema)` to create a new message.
  */
 export const FsInfoSchema: GenMessage<FsInfo> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 41);
+  messageDesc(file_limiquantix_agent_v1_agent, 44);
 
 /**
  * (since 0.2.0)
@@ -1813,7 +1934,7 @@ export type GetFsInfoResponse = Message<"limiquantix.agent.v1.GetFsInfoResponse"
  * Use `create(GetFsInfoResponseSchema)` to create a new message.
  */
 export const GetFsInfoResponseSchema: GenMessage<GetFsInfoResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 42);
+  messageDesc(file_limiquantix_agent_v1_agent, 45);
 
 /**
  * Why a request failed (since v1).
@@ -1930,6 +2051,14 @@ export enum ErrorCode {
    * @generated from enum value: ERROR_CODE_FROZEN = 15;
    */
   FROZEN = 15,
+
+  /**
+   * The identity the request resolves to is outside the caller's limits (RunAsLimits), or a
+   * file operation leaves its FileLimits; nothing was run or written (since 0.3.0).
+   *
+   * @generated from enum value: ERROR_CODE_NOT_ALLOWED = 16;
+   */
+  NOT_ALLOWED = 16,
 }
 
 /**
