@@ -76,7 +76,8 @@ export async function startControlPlaneProcess(options: {
       ...options.env,
     },
     readyText: ' up: ',
-    timeoutMs: 20_000,
+    // Generous: a busy 2-core machine has taken over 20 s to start one.
+    timeoutMs: 60_000,
   });
   return {
     ...service,

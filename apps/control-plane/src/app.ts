@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { ValidationPipe, type INestApplication, type LogLevel } from '@nestjs/common';
+import { Logger, ValidationPipe, type INestApplication, type LogLevel } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module.js';
@@ -63,6 +63,14 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Run
   SwaggerModule.setup('api/docs', app, () => SwaggerModule.createDocument(app, docs));
 
   const boot = await app.get(AuthService).bootstrap();
+  if (config.auth.adminToken) {
+    // A bootstrap secret in the environment outlives its purpose: say so at every start.
+    new Logger('auth').warn(
+      boot.adminTokenRevoked
+        ? 'LQ_ADMIN_TOKEN names an API key that was revoked; it stays revoked. Unset LQ_ADMIN_TOKEN.'
+        : 'LQ_ADMIN_TOKEN is set: it is a bootstrap secret. Create keys for people and automation, revoke this one and unset LQ_ADMIN_TOKEN.',
+    );
+  }
   await app.get(NatsService).connect(`lq-control-plane-${process.pid}`);
   await app.get(InventorySubscriber).start();
   app.get(ExecutionsService).startBackground();

@@ -7,6 +7,8 @@ const AUDIENCE = 'limiquantix-api';
 export interface AccessClaims {
   userId: string;
   username: string;
+  /** The user's session generation when the token was issued: a password change ends it. */
+  generation: number;
 }
 
 export interface VerifiedAccess extends AccessClaims {
@@ -30,7 +32,7 @@ export class AccessTokens {
 
   sign(claims: AccessClaims, now = Date.now()): Promise<string> {
     const iat = Math.floor(now / 1000);
-    return new SignJWT({ name: claims.username, typ: 'access' })
+    return new SignJWT({ name: claims.username, typ: 'access', gen: claims.generation })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(claims.userId)
       .setIssuer(ISSUER)
@@ -56,6 +58,8 @@ export class AccessTokens {
       return {
         userId: payload.sub,
         username: typeof payload.name === 'string' ? payload.name : '',
+        // Tokens from before generations existed count as generation 0.
+        generation: typeof payload.gen === 'number' ? payload.gen : 0,
         expiresAt: (payload.exp ?? 0) * 1000,
       };
     } catch (err) {

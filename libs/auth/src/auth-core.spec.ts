@@ -3,9 +3,10 @@ import { generateApiKey, hashSecret, parseApiKey, secretMatches } from './api-ke
 import { AccessTokens } from './access-token.js';
 import { hashPassword, passwordProblem, verifyPassword } from './password.js';
 import {
-  execRestrictionViolation,
   grantsOn,
+  guestGrant,
   holdsAnywhere,
+  obviousRunAsViolation,
   projectsWith,
   type Principal,
 } from './principal.js';
@@ -44,13 +45,17 @@ describe('passwords', () => {
 describe('access tokens', () => {
   it('should reject expired, tampered and foreign tokens', async () => {
     const t = new AccessTokens(Buffer.alloc(32, 1), 60);
-    const token = await t.sign({ userId: 'u1', username: 'alice' });
+    const token = await t.sign({ userId: 'u1', username: 'alice', generation: 3 });
     expect(await t.verify(token)).toEqual({
       userId: 'u1',
       username: 'alice',
+      generation: 3,
       expiresAt: expect.any(Number),
     });
-    const old = await t.sign({ userId: 'u1', username: 'alice' }, Date.now() - 3_600_000);
+    const old = await t.sign(
+      { userId: 'u1', username: 'alice', generation: 0 },
+      Date.now() - 3_600_000,
+    );
     expect(await t.verify(old)).toEqual({ invalid: 'token expired' });
     const other = new AccessTokens(Buffer.alloc(32, 2), 60);
     expect(await other.verify(token)).toEqual({ invalid: 'bad token signature' });
@@ -74,14 +79,67 @@ describe('bindings', () => {
     expect(projectsWith(p, 'vm.read')).toBe('all');
   });
 
-  it('should apply exec restrictions unless a less restricted binding allows it', () => {
-    expect(execRestrictionViolation(grantsOn(p, 'guest.exec', 'a'), '')).toBeUndefined();
-    expect(execRestrictionViolation(grantsOn(p, 'guest.exec', 'b'), 'root')).toMatch(/non-root/);
-    expect(execRestrictionViolation(grantsOn(p, 'guest.exec', 'b'), 'deploy')).toBeUndefined();
+  it('should carry run-as rules of restricted bindings unless a less restricted one grants it', () => {
+    expect(guestGrant(p, 'guest.exec', 'a')).toEqual({
+      granted: true,
+      grant: { runAs: undefined, anyGroup: false, filePaths: undefined },
+    });
+    expect(guestGrant(p, 'guest.exec', 'b')).toEqual({
+      granted: true,
+      grant: { runAs: [{ nonRoot: true, users: undefined }], anyGroup: false, filePaths: [] },
+    });
+    const both = principal([
+      { role: 'operator', projectId: 'b', restrictions: { exec_non_root: true } },
+      { role: 'operator', projectId: null, restrictions: {} },
+    ]);
+    expect(guestGrant(both, 'guest.exec', 'b')).toMatchObject({ grant: { runAs: undefined } });
+    const admin = principal([{ role: 'admin', projectId: 'b', restrictions: {} }]);
+    expect(guestGrant(admin, 'guest.exec', 'b')).toMatchObject({ grant: { anyGroup: true } });
+  });
+
+  it('should refuse root operations and files to a restricted binding unless it names them', () => {
+    expect(guestGrant(p, 'guest.power', 'b')).toMatchObject({ granted: false });
+    expect(guestGrant(p, 'guest.file.write', 'b')).toMatchObject({ granted: false });
+    expect(guestGrant(p, 'guest.password', 'b')).toMatchObject({ granted: true });
+    const allowed = principal([
+      {
+        role: 'operator',
+        projectId: 'b',
+        restrictions: {
+          exec_users: ['deploy'],
+          file_paths: ['/srv/app'],
+          allow_root_operations: ['guest.power'],
+        },
+      },
+    ]);
+    expect(guestGrant(allowed, 'guest.power', 'b')).toMatchObject({ granted: true });
+    expect(guestGrant(allowed, 'guest.time', 'b')).toMatchObject({ granted: false });
+    expect(guestGrant(allowed, 'guest.file.write', 'b')).toMatchObject({
+      grant: { filePaths: ['/srv/app'], runAs: [{ nonRoot: false, users: ['deploy'] }] },
+    });
+  });
+
+  it('should refuse the spellings of root at once and leave numeric uids to the agent', () => {
+    const nonRoot = [{ nonRoot: true }];
+    for (const u of ['', 'root', ' root', '0', '00', '000']) {
+      expect(obviousRunAsViolation(nonRoot, u)).toMatch(/non-root/);
+    }
+    expect(obviousRunAsViolation(nonRoot, 'nobody')).toBeUndefined();
+    expect(obviousRunAsViolation(nonRoot, '65534')).toBeUndefined();
+    const deploy = [{ nonRoot: false, users: ['deploy'] }];
+    expect(obviousRunAsViolation(deploy, 'alice')).toMatch(/deploy/);
+    expect(obviousRunAsViolation(deploy, '1000')).toBeUndefined();
+    expect(obviousRunAsViolation([...nonRoot, ...deploy], 'alice')).toBeUndefined();
   });
 
   it('should refuse unknown restrictions by name', () => {
     expect(() => parseRestrictions({ exec_as: 'x' })).toThrow(/restrictions.exec_as/);
     expect(parseRestrictions({ exec_users: ['deploy'] })).toEqual({ exec_users: ['deploy'] });
+    expect(() => parseRestrictions({ file_paths: ['/srv/../etc'] })).toThrow(/file_paths/);
+    expect(() => parseRestrictions({ file_paths: ['srv'] })).toThrow(/file_paths/);
+    expect(() => parseRestrictions({ allow_root_operations: ['guest.exec'] })).toThrow(
+      /allow_root_operations/,
+    );
+    expect(() => parseRestrictions({ exec_users: [] })).toThrow(/exec_users/);
   });
 });

@@ -7,6 +7,8 @@ export enum AuthErrorCode {
   PERMISSION_DENIED = 'PERMISSION_DENIED',
   /** The user and key store cannot be read (503). */
   AUTH_UNAVAILABLE = 'AUTH_UNAVAILABLE',
+  /** Too many failed sign-ins for this user or from this address; retry later (429). */
+  RATE_LIMITED = 'RATE_LIMITED',
 }
 
 export class AuthException extends Error {
@@ -15,6 +17,8 @@ export class AuthException extends Error {
     message: string,
     /** With PERMISSION_DENIED: the permission that is missing. */
     readonly permission?: Permission,
+    /** With RATE_LIMITED: seconds until a retry can succeed. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = 'AuthException';

@@ -45,7 +45,16 @@ function returning(result: unknown): unknown[] {
 }
 
 type ApiKeyAuthRow = ApiKeyRow & { secret_hash: Buffer; username: string; disabled: boolean };
-type LoginRow = { id: string; username: string; disabled: boolean; password_hash: string | null };
+type LoginRow = {
+  id: string;
+  username: string;
+  disabled: boolean;
+  password_hash: string | null;
+  session_generation: number;
+};
+
+/** A user as authentication reads it (the session generation ends old access tokens). */
+export type SessionUserRow = UserRow & { session_generation: number };
 
 /** A statement runner for the bootstrap transaction. */
 export type SqlRunner = <T>(sql: string, params?: unknown[]) => Promise<T[]>;
@@ -74,25 +83,73 @@ export class AuthRepository {
     await this.rows<never>('UPDATE api_keys SET last_used_at = now() WHERE id = $1', [id]);
   }
 
-  async userById(id: string): Promise<UserRow | undefined> {
-    const rows = await this.rows<UserRow>(
-      `SELECT id, username, disabled, password_hash IS NOT NULL AS has_password, created_at
+  async userById(id: string): Promise<SessionUserRow | undefined> {
+    const rows = await this.rows<SessionUserRow>(
+      `SELECT id, username, disabled, password_hash IS NOT NULL AS has_password, created_at,
+              session_generation
        FROM users WHERE id = $1`,
       [id],
     );
     return rows[0];
   }
 
-  async userForLogin(
-    username: string,
-  ): Promise<
-    { id: string; username: string; disabled: boolean; password_hash: string | null } | undefined
-  > {
+  async userForLogin(username: string): Promise<LoginRow | undefined> {
     const rows = await this.rows<LoginRow>(
-      'SELECT id, username, disabled, password_hash FROM users WHERE username = $1',
+      `SELECT id, username, disabled, password_hash, session_generation
+       FROM users WHERE username = $1`,
       [username],
     );
     return rows[0];
+  }
+
+  /**
+   * Ends a user's sessions: its access tokens stop verifying (the generation they carry is
+   * old) and its unused refresh tokens are spent. A new password and disabling do it.
+   */
+  private async endSessions(m: SqlRunner, userId: string): Promise<void> {
+    await m('UPDATE users SET session_generation = session_generation + 1 WHERE id = $1', [userId]);
+    await m('UPDATE refresh_tokens SET used_at = now() WHERE user_id = $1 AND used_at IS NULL', [
+      userId,
+    ]);
+  }
+
+  /** Failed sign-ins counted under `keys` in the current window, and seconds it has left. */
+  async signInFailures(
+    keys: string[],
+    windowSeconds: number,
+  ): Promise<Array<{ key: string; failures: number; retry_after: number }>> {
+    return this.rows(
+      `SELECT key, failures,
+              GREATEST(1, CEIL(EXTRACT(EPOCH FROM window_start + make_interval(secs => $2) - now())))::int
+                AS retry_after
+       FROM sign_in_failures
+       WHERE key = ANY($1::text[]) AND window_start > now() - make_interval(secs => $2)`,
+      [keys, windowSeconds],
+    );
+  }
+
+  /** Counts one failed sign-in under each key (a window starts at its first failure). */
+  async recordSignInFailure(keys: string[], windowSeconds: number): Promise<void> {
+    await this.rows(
+      `INSERT INTO sign_in_failures (key, window_start, failures)
+       SELECT k, now(), 1 FROM unnest($1::text[]) AS k
+       ON CONFLICT (key) DO UPDATE SET
+         failures = CASE WHEN sign_in_failures.window_start > now() - make_interval(secs => $2)
+                         THEN sign_in_failures.failures + 1 ELSE 1 END,
+         window_start = CASE WHEN sign_in_failures.window_start > now() - make_interval(secs => $2)
+                             THEN sign_in_failures.window_start ELSE now() END`,
+      [keys, windowSeconds],
+    );
+    if (Math.random() < 0.01) {
+      await this.rows(
+        `DELETE FROM sign_in_failures WHERE window_start < now() - make_interval(secs => $1)`,
+        [windowSeconds],
+      );
+    }
+  }
+
+  async clearSignInFailures(key: string): Promise<void> {
+    await this.rows('DELETE FROM sign_in_failures WHERE key = $1', [key]);
   }
 
   async bindingsOf(userId: string): Promise<Binding[]> {
@@ -127,19 +184,32 @@ export class AuthRepository {
     return rows[0];
   }
 
+  /** Sets a password or disables a user; either ends the user's sessions. */
   async updateUser(
     id: string,
     change: { passwordHash?: string | null; disabled?: boolean },
   ): Promise<UserRow | undefined> {
-    const rows = await this.rows<UserRow>(
-      `UPDATE users SET
-         password_hash = CASE WHEN $2 THEN $3 ELSE password_hash END,
-         disabled = COALESCE($4, disabled)
-       WHERE id = $1
-       RETURNING id, username, disabled, password_hash IS NOT NULL AS has_password, created_at`,
-      [id, change.passwordHash !== undefined, change.passwordHash ?? null, change.disabled ?? null],
-    );
-    return rows[0];
+    return this.ds.transaction(async (m) => {
+      const q: SqlRunner = async <R>(sql: string, p?: unknown[]) =>
+        returning(await m.query<unknown>(sql, p)) as R[];
+      const rows = await q<UserRow>(
+        `UPDATE users SET
+           password_hash = CASE WHEN $2 THEN $3 ELSE password_hash END,
+           disabled = COALESCE($4, disabled)
+         WHERE id = $1
+         RETURNING id, username, disabled, password_hash IS NOT NULL AS has_password, created_at`,
+        [
+          id,
+          change.passwordHash !== undefined,
+          change.passwordHash ?? null,
+          change.disabled ?? null,
+        ],
+      );
+      if (rows[0] && (change.passwordHash !== undefined || change.disabled === true)) {
+        await this.endSessions(q, id);
+      }
+      return rows[0];
+    });
   }
 
   async createApiKey(
@@ -164,6 +234,15 @@ export class AuthRepository {
        FROM api_keys WHERE user_id = $1 ORDER BY created_at`,
       [userId],
     );
+  }
+
+  /** The user an API key belongs to, or undefined. */
+  async apiKeyOwner(id: string): Promise<string | undefined> {
+    const rows = await this.rows<{ user_id: string }>(
+      'SELECT user_id FROM api_keys WHERE id = $1',
+      [id],
+    );
+    return rows[0]?.user_id;
   }
 
   async revokeApiKey(id: string): Promise<ApiKeyRow | undefined> {
@@ -247,6 +326,15 @@ export class AuthRepository {
          SET restrictions = EXCLUDED.restrictions
        RETURNING id, user_id, '' AS username, role, project_id, restrictions, created_at`,
       [userId, role, projectId, JSON.stringify(restrictions)],
+    );
+    return rows[0];
+  }
+
+  async bindingById(id: string): Promise<BindingRow | undefined> {
+    const rows = await this.rows<BindingRow>(
+      `SELECT b.id, b.user_id, u.username, b.role, b.project_id, b.restrictions, b.created_at
+       FROM role_bindings b JOIN users u ON u.id = b.user_id WHERE b.id = $1`,
+      [id],
     );
     return rows[0];
   }

@@ -17,6 +17,19 @@ import {
 } from './password.js';
 import type { Principal } from './principal.js';
 
+/** Failed sign-ins allowed per window, per username and per source address. */
+export interface SignInLimits {
+  maxFailuresPerUser: number;
+  maxFailuresPerAddress: number;
+  windowSeconds: number;
+}
+
+export const DEFAULT_SIGN_IN_LIMITS: SignInLimits = {
+  maxFailuresPerUser: 20,
+  maxFailuresPerAddress: 100,
+  windowSeconds: 60,
+};
+
 export interface AuthConfig {
   /** HS256 secret for access tokens; unset: one generated once and shared through the database. */
   jwtSecret?: string;
@@ -27,6 +40,7 @@ export interface AuthConfig {
   /** Fixes the bootstrap admin's API key (lq_<8>_<32+>). */
   adminToken?: string;
   passwordParams?: PasswordHashParams;
+  signIn?: SignInLimits;
 }
 
 export interface TokenPair {
@@ -41,6 +55,8 @@ export interface BootstrapResult {
   /** The admin key when it was generated now (print it once); undefined otherwise. */
   generatedAdminKey?: string;
   adminCreated: boolean;
+  /** LQ_ADMIN_TOKEN names a key that was revoked: it stays revoked (say so at start). */
+  adminTokenRevoked?: boolean;
 }
 
 const REFRESH = /^lqr_([0-9a-f-]{36})_([A-Za-z0-9_-]{43})$/;
@@ -122,11 +138,19 @@ export class AuthService {
         } else if (existing.user_id !== user.id) {
           throw new Error('LQ_ADMIN_TOKEN’s prefix belongs to another user’s key');
         }
-        // The configured key is the admin key: make sure it is usable.
-        await q(
-          `UPDATE api_keys SET revoked_at = NULL, expires_at = NULL, secret_hash = $2 WHERE prefix = $1`,
-          [fixed.prefix, hashSecret(fixed.secret)],
+        // A revocation stands: restarting with the same LQ_ADMIN_TOKEN must not bring back a
+        // key an admin revoked (it is a bootstrap secret, to be unset after first use).
+        const [revoked] = await q<{ revoked: boolean }>(
+          'SELECT revoked_at IS NOT NULL AS revoked FROM api_keys WHERE prefix = $1',
+          [fixed.prefix],
         );
+        if (revoked?.revoked) {
+          return { adminCreated, adminTokenRevoked: true };
+        }
+        await q(`UPDATE api_keys SET expires_at = NULL, secret_hash = $2 WHERE prefix = $1`, [
+          fixed.prefix,
+          hashSecret(fixed.secret),
+        ]);
         return { adminCreated };
       }
       if (!adminCreated) {
@@ -173,18 +197,80 @@ export class AuthService {
     }
   }
 
-  async login(username: string, password: string): Promise<TokenPair> {
+  /**
+   * A password sign-in. Past the failure limits of the username or the source address it is
+   * refused with RATE_LIMITED before the password is even hashed (scrypt is the expensive part).
+   */
+  async login(username: string, password: string, sourceAddress = ''): Promise<TokenPair> {
+    const userKey = `user:${username}`;
+    await this.refuseWhenLimited(userKey, sourceAddress);
     const user = await this.repo.userForLogin(username);
     // Hash even when the user is unknown, so timing does not tell which names exist.
     const stored = user?.password_hash ?? (await this.dummyHash());
     const ok = await verifyPassword(password, stored);
     if (!user || !ok || !user.password_hash) {
+      await this.repo.recordSignInFailure(
+        [userKey, `address:${sourceAddress}`],
+        this.signIn.windowSeconds,
+      );
       throw AuthException.unauthenticated('wrong username or password');
     }
     if (user.disabled) {
       throw AuthException.unauthenticated(`user ${user.username} is disabled`);
     }
-    return this.issue(user.id, user.username);
+    await this.repo.clearSignInFailures(userKey);
+    return this.issue(user.id, user.username, user.session_generation);
+  }
+
+  /**
+   * A user's own password change: the current password must be right (counted like a failed
+   * sign-in when not); every session of the user ends, this one's included.
+   */
+  async changeOwnPassword(
+    userId: string,
+    current: string,
+    next: string,
+    sourceAddress = '',
+  ): Promise<void> {
+    const user = await this.repo.userById(userId);
+    if (!user || user.disabled) {
+      throw AuthException.unauthenticated('user disabled or removed');
+    }
+    const userKey = `user:${user.username}`;
+    await this.refuseWhenLimited(userKey, sourceAddress);
+    const login = await this.repo.userForLogin(user.username);
+    if (!login?.password_hash || !(await verifyPassword(current, login.password_hash))) {
+      await this.repo.recordSignInFailure(
+        [userKey, `address:${sourceAddress}`],
+        this.signIn.windowSeconds,
+      );
+      throw AuthException.unauthenticated('current_password is wrong');
+    }
+    await this.repo.updateUser(userId, { passwordHash: await this.hashPassword(next) });
+    this.forget((p) => p.userId === userId);
+  }
+
+  private get signIn(): SignInLimits {
+    return this.config.signIn ?? DEFAULT_SIGN_IN_LIMITS;
+  }
+
+  private async refuseWhenLimited(userKey: string, sourceAddress: string): Promise<void> {
+    const limits = this.signIn;
+    const counts = await this.repo.signInFailures(
+      [userKey, `address:${sourceAddress}`],
+      limits.windowSeconds,
+    );
+    for (const c of counts) {
+      const max = c.key === userKey ? limits.maxFailuresPerUser : limits.maxFailuresPerAddress;
+      if (c.failures >= max) {
+        throw new AuthException(
+          AuthErrorCode.RATE_LIMITED,
+          `too many failed sign-ins for this ${c.key === userKey ? 'user' : 'address'} (${c.failures} in ${limits.windowSeconds} s); try again in ${c.retry_after} s`,
+          undefined,
+          c.retry_after,
+        );
+      }
+    }
   }
 
   async refresh(refreshToken: string): Promise<TokenPair> {
@@ -200,7 +286,7 @@ export class AuthService {
     if (!user || user.disabled) {
       throw AuthException.unauthenticated('user disabled or removed');
     }
-    return this.issue(user.id, user.username);
+    return this.issue(user.id, user.username, user.session_generation);
   }
 
   /** A new API key for a user: the token is returned once and never stored. */
@@ -289,6 +375,11 @@ export class AuthService {
     if (!user || user.disabled) {
       throw AuthException.unauthenticated('user disabled or removed');
     }
+    if (claims.generation !== user.session_generation) {
+      throw AuthException.unauthenticated(
+        'access token ended: the user’s password was changed since it was issued; sign in again',
+      );
+    }
     const principal: Principal = {
       userId: user.id,
       username: user.username,
@@ -299,7 +390,7 @@ export class AuthService {
     return { principal, until: Math.min(now + this.config.cacheSeconds * 1000, claims.expiresAt) };
   }
 
-  private async issue(userId: string, username: string): Promise<TokenPair> {
+  private async issue(userId: string, username: string, generation: number): Promise<TokenPair> {
     const secret = randomBytes(32).toString('base64url');
     const ttl = this.config.refreshTokenTtlSeconds;
     const id = await this.repo.createRefreshToken(
@@ -308,7 +399,7 @@ export class AuthService {
       new Date(Date.now() + ttl * 1000),
     );
     return {
-      access_token: await this.accessTokens().sign({ userId, username }),
+      access_token: await this.accessTokens().sign({ userId, username, generation }),
       token_type: 'Bearer',
       expires_in: this.config.accessTokenTtlSeconds,
       refresh_token: `lqr_${id}_${secret}`,

@@ -1,5 +1,8 @@
 import {
+  FILE_OPERATIONS,
   ROLE_PERMISSIONS,
+  ROOT_OPERATIONS,
+  isRestricted,
   type BindingRestrictions,
   type Permission,
   type Role,
@@ -59,24 +62,107 @@ export function projectsWith(p: Principal, permission: Permission): 'all' | stri
   ];
 }
 
+/** One identity a caller may act as in the guest (all conditions set must hold). */
+export interface RunAsRule {
+  /** uid, gid and every group are not 0. */
+  nonRoot: boolean;
+  /** When set: the resolved user's name is one of these. */
+  users?: string[];
+}
+
 /**
- * Why a command may not run as `runAsUser` under the granting bindings, or undefined when one
- * of them allows it (the least restricted binding wins).
+ * What a caller may do with one guest permission on one project, from the bindings that grant
+ * it there. The agent enforces `runAs` and `filePaths` on what it resolves; the control plane
+ * sends them with the request.
  */
-export function execRestrictionViolation(grants: Binding[], runAsUser: string): string | undefined {
-  let reason: string | undefined;
-  for (const b of grants) {
+export interface GuestGrant {
+  /** undefined: any identity; otherwise at least one rule must hold. */
+  runAs?: RunAsRule[];
+  /** run_as_group may name any group (otherwise one of the user's own). */
+  anyGroup: boolean;
+  /** undefined: any path the agent allows; otherwise directories file operations stay under. */
+  filePaths?: string[];
+}
+
+export type GuestGrantResult =
+  { granted: true; grant: GuestGrant } | { granted: false; why: string };
+
+/**
+ * Whether `permission` is granted on `projectId`, and within which limits. A restricted binding
+ * (exec_non_root / exec_users) grants file operations only under its file_paths and the root
+ * operations (power, quiesce, time) only when allow_root_operations names them. With several
+ * bindings the least restricted wins, limit by limit.
+ */
+export function guestGrant(
+  p: Principal,
+  permission: Permission,
+  projectId: string,
+): GuestGrantResult {
+  const bindings = grantsOn(p, permission, projectId);
+  if (bindings.length === 0) {
+    return { granted: false, why: `not granted on project ${projectId}` };
+  }
+  let why = '';
+  const rules: Array<RunAsRule | undefined> = [];
+  const paths: Array<string[] | undefined> = [];
+  for (const b of bindings) {
     const r = b.restrictions;
-    const user = runAsUser.trim();
-    if (r.exec_non_root && (user === '' || user === 'root' || user === '0')) {
-      reason = 'this binding only allows commands run as a non-root run_as_user';
+    const restricted = isRestricted(r);
+    if (
+      restricted &&
+      (ROOT_OPERATIONS as readonly string[]).includes(permission) &&
+      !(r.allow_root_operations as string[] | undefined)?.includes(permission)
+    ) {
+      why = `the binding limits whom commands run as, and its restrictions.allow_root_operations does not name ${permission}`;
       continue;
     }
-    if (r.exec_users && !r.exec_users.includes(user)) {
-      reason = `this binding only allows run_as_user in [${r.exec_users.join(', ')}]`;
+    const filePaths = r.file_paths ?? (restricted ? [] : undefined);
+    if (FILE_OPERATIONS.includes(permission) && filePaths?.length === 0) {
+      why = 'the binding limits whom commands run as and names no restrictions.file_paths';
       continue;
+    }
+    rules.push(restricted ? { nonRoot: r.exec_non_root === true, users: r.exec_users } : undefined);
+    paths.push(filePaths);
+  }
+  if (rules.length === 0) {
+    return { granted: false, why };
+  }
+  const anyGroup = grantsOn(p, 'guest.exec.any_group', projectId).some(
+    (b) => !isRestricted(b.restrictions),
+  );
+  const runAs = rules.includes(undefined) ? undefined : (rules as RunAsRule[]);
+  const filePaths = paths.includes(undefined)
+    ? undefined
+    : [...new Set((paths as string[][]).flat())];
+  return { granted: true, grant: { runAs, anyGroup, filePaths } };
+}
+
+/** "0", "00", "root", " root ", "": spellings that are (or default to) the superuser. */
+function spellsRoot(user: string): boolean {
+  const u = user.trim();
+  return u === '' || u === 'root' || (/^\d+$/.test(u) && Number(u) === 0);
+}
+
+/**
+ * Why `runAsUser` obviously breaks every rule, or undefined. A first, cheap check so the common
+ * refusals are a 403 before anything is sent; the agent judges the identity it resolves, which
+ * is what holds (a numeric uid, an NSS name).
+ */
+export function obviousRunAsViolation(rules: RunAsRule[], runAsUser: string): string | undefined {
+  const reasons = rules.map((rule) => {
+    if (rule.nonRoot && spellsRoot(runAsUser)) {
+      return 'this binding only allows commands run as a non-root run_as_user';
+    }
+    const u = runAsUser.trim();
+    if (rule.users && !/^\d+$/.test(u) && !rule.users.includes(runAsUser)) {
+      return `this binding only allows run_as_user in [${rule.users.join(', ')}]`;
     }
     return undefined;
-  }
-  return reason ?? 'no binding grants guest.exec here';
+  });
+  return reasons.every((r) => r !== undefined) ? reasons[0] : undefined;
+}
+
+/** Whether the principal administers every project (a global admin binding). */
+export function isGlobalAdmin(p: Principal): boolean {
+  return holdsGlobally(p, 'admin');
 }

@@ -13,7 +13,7 @@ import {
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
-import { RequirePermission } from '@lq/auth';
+import { Authenticated, RequirePermission } from '@lq/auth';
 import { isSubjectToken } from '@lq/proto';
 import { AccessAdminService } from './access-admin.service.js';
 import { AccessErrorCode, AccessException } from './access.exception.js';
@@ -27,7 +27,11 @@ import {
 } from './dto/access.dto.js';
 import { restCaller } from './rest-caller.js';
 
-/** Administration of users, API keys, projects, role bindings and VM placement. */
+/**
+ * Administration of users, API keys, projects, role bindings and VM placement. The guard checks
+ * `admin` somewhere; AccessAdminService decides the scope (global admin, or admin of the project
+ * concerned; a user's own keys for anyone).
+ */
 @ApiTags('administration')
 @ApiBearerAuth()
 @Controller('api')
@@ -36,44 +40,55 @@ export class AccessAdminController {
 
   @Get('users')
   @RequirePermission('admin')
-  @ApiOperation({ summary: 'Every user (never a password or key hash)' })
-  async listUsers() {
-    return { users: await this.admin.listUsers() };
+  @ApiOperation({ summary: 'Every user (global admin; never a password or key hash)' })
+  async listUsers(@Req() req: Request) {
+    return { users: await this.admin.listUsers(restCaller(req)) };
   }
 
   @Post('users')
   @RequirePermission('admin')
-  @ApiOperation({ summary: 'Create a user (bind roles to it with /api/role-bindings)' })
+  @ApiOperation({
+    summary: 'Create a user (global admin; bind roles to it with /api/role-bindings)',
+  })
   createUser(@Body() body: CreateUserDto, @Req() req: Request) {
     return this.admin.createUser(restCaller(req), body.username, body.password);
   }
 
   @Patch('users/:user')
   @RequirePermission('admin')
-  @ApiOperation({ summary: 'Set a user’s password or disable it (by id or username)' })
+  @ApiOperation({
+    summary:
+      'Reset a user’s password or disable it (global admin; by id or username); either ends its sessions',
+  })
   updateUser(@Param('user') user: string, @Body() body: UpdateUserDto, @Req() req: Request) {
     return this.admin.updateUser(restCaller(req), user, body);
   }
 
   @Get('users/:user/api-keys')
-  @RequirePermission('admin')
-  @ApiOperation({ summary: 'A user’s API keys (prefix, expiry, last use, revocation)' })
-  async listKeys(@Param('user') user: string) {
-    return { api_keys: await this.admin.listApiKeys(user) };
+  @Authenticated()
+  @ApiOperation({
+    summary:
+      'A user’s API keys (prefix, expiry, last use, revocation): your own, or any as global admin',
+  })
+  async listKeys(@Param('user') user: string, @Req() req: Request) {
+    return { api_keys: await this.admin.listApiKeys(restCaller(req), user) };
   }
 
   @Post('users/:user/api-keys')
-  @RequirePermission('admin')
-  @ApiOperation({ summary: 'Create an API key; `token` is shown this once and never stored' })
+  @Authenticated()
+  @ApiOperation({
+    summary:
+      'Create an API key (for yourself, or anyone as global admin); `token` is shown this once and never stored',
+  })
   createKey(@Param('user') user: string, @Body() body: CreateApiKeyDto, @Req() req: Request) {
     return this.admin.createApiKey(restCaller(req), user, body.name ?? '', body.expires_in_days);
   }
 
   @Delete('api-keys/:id')
-  @RequirePermission('admin')
+  @Authenticated()
   @ApiOperation({
     summary:
-      'Revoke an API key (takes effect at once here, within LQ_AUTH_CACHE_SECONDS elsewhere)',
+      'Revoke an API key, yours or (global admin) anyone’s; at once here, within LQ_AUTH_CACHE_SECONDS elsewhere',
   })
   revokeKey(@Param('id') id: string, @Req() req: Request) {
     return this.admin.revokeApiKey(restCaller(req), id);
@@ -81,14 +96,16 @@ export class AccessAdminController {
 
   @Get('projects')
   @RequirePermission('admin')
-  @ApiOperation({ summary: 'Every project and how many VMs it holds' })
-  async listProjects() {
-    return { projects: await this.admin.listProjects() };
+  @ApiOperation({
+    summary: 'The projects you administer (every one as global admin) and their VM counts',
+  })
+  async listProjects(@Req() req: Request) {
+    return { projects: await this.admin.listProjects(restCaller(req)) };
   }
 
   @Post('projects')
   @RequirePermission('admin')
-  @ApiOperation({ summary: 'Create a project' })
+  @ApiOperation({ summary: 'Create a project (global admin)' })
   createProject(@Body() body: CreateProjectDto, @Req() req: Request) {
     return this.admin.createProject(restCaller(req), body.id, body.name ?? '');
   }
@@ -96,7 +113,9 @@ export class AccessAdminController {
   @Put('vms/:id/project')
   @RequirePermission('admin')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Move a VM to a project (new VMs start in "default")' })
+  @ApiOperation({
+    summary: 'Move a VM to a project (global admin; new VMs start in "default")',
+  })
   async setVmProject(@Param('id') id: string, @Body() body: SetVmProjectDto, @Req() req: Request) {
     if (!isSubjectToken(id)) {
       throw new AccessException(
@@ -110,14 +129,19 @@ export class AccessAdminController {
 
   @Get('role-bindings')
   @RequirePermission('admin')
-  @ApiOperation({ summary: 'Every role binding' })
-  async listBindings() {
-    return { role_bindings: await this.admin.listBindings() };
+  @ApiOperation({
+    summary: 'The role bindings of the projects you administer (every one as global admin)',
+  })
+  async listBindings(@Req() req: Request) {
+    return { role_bindings: await this.admin.listBindings(restCaller(req)) };
   }
 
   @Post('role-bindings')
   @RequirePermission('admin')
-  @ApiOperation({ summary: 'Bind a role to a user, on one project or (without project) on all' })
+  @ApiOperation({
+    summary:
+      'Bind a role to a user on a project you administer, or (global admin, without project) on all',
+  })
   createBinding(@Body() body: CreateBindingDto, @Req() req: Request) {
     return this.admin.createBinding(
       restCaller(req),
@@ -131,7 +155,9 @@ export class AccessAdminController {
   @Delete('role-bindings/:id')
   @RequirePermission('admin')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Remove a role binding' })
+  @ApiOperation({
+    summary: 'Remove a role binding of a project you administer (a global one: global admin)',
+  })
   async deleteBinding(@Param('id') id: string, @Req() req: Request): Promise<void> {
     await this.admin.deleteBinding(restCaller(req), id);
   }

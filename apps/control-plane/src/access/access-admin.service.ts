@@ -1,10 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AuditService } from '@lq/audit';
 import {
+  AuthException,
   AuthRepository,
   AuthService,
+  isGlobalAdmin,
   parseRestrictions,
   passwordProblem,
+  projectsWith,
   type ApiKeyRow,
   type BindingRow,
   type ProjectRow,
@@ -18,8 +21,14 @@ import type { Caller } from './vm-access.service.js';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
- * Users, API keys, projects, bindings and VM placement (admin only). Every change is an
- * `admin` row in the audit trail; a password never is.
+ * Users, API keys, projects, bindings and VM placement. Two scopes of administration:
+ * - a global admin (an admin binding without a project) manages users, other users' keys,
+ *   global bindings, projects, and moves VMs between projects;
+ * - a project admin manages bindings in its own projects (and, in VmLabels, their VMs' labels),
+ *   and sees only those.
+ * Everyone manages its own API keys (and, through /api/auth/password, its own password).
+ * Every change is an `admin` row in the audit trail, every refusal a `denied` row; a password
+ * never is.
  */
 @Injectable()
 export class AccessAdminService {
@@ -30,11 +39,13 @@ export class AccessAdminService {
     @Inject(InventoryService) private readonly inventory: InventoryService,
   ) {}
 
-  listUsers(): Promise<UserRow[]> {
+  async listUsers(caller: Caller): Promise<UserRow[]> {
+    await this.requireGlobal(caller, 'user.list');
     return this.repo.listUsers();
   }
 
   async createUser(caller: Caller, username: string, password?: string): Promise<UserRow> {
+    await this.requireGlobal(caller, 'user.create');
     const hash = password === undefined ? null : await this.hash(password);
     const user = await this.repo.createUser(username, hash);
     if (!user) {
@@ -47,11 +58,13 @@ export class AccessAdminService {
     return user;
   }
 
+  /** A password reset or disabling (global admin): either ends the user's sessions. */
   async updateUser(
     caller: Caller,
     id: string,
     change: { password?: string; disabled?: boolean },
   ): Promise<UserRow> {
+    await this.requireGlobal(caller, 'user.update');
     const userId = await this.userId(id);
     const hash = change.password === undefined ? undefined : await this.hash(change.password);
     const user = await this.repo.updateUser(userId, {
@@ -76,6 +89,7 @@ export class AccessAdminService {
     name: string,
     expiresInDays?: number,
   ): Promise<ApiKeyRow & { token: string }> {
+    await this.requireSelfOrGlobal(caller, user, 'api_key.create');
     const userId = await this.userId(user);
     const expires = expiresInDays ? new Date(Date.now() + expiresInDays * 86_400_000) : null;
     const { key, token } = await this.auth.createApiKey(userId, name, expires);
@@ -88,7 +102,8 @@ export class AccessAdminService {
     return { ...key, token };
   }
 
-  async listApiKeys(user: string): Promise<ApiKeyRow[]> {
+  async listApiKeys(caller: Caller, user: string): Promise<ApiKeyRow[]> {
+    await this.requireSelfOrGlobal(caller, user, 'api_key.list');
     return this.repo.listApiKeys(await this.userId(user));
   }
 
@@ -96,6 +111,11 @@ export class AccessAdminService {
     if (!UUID.test(id)) {
       throw new AccessException(AccessErrorCode.INVALID, 'api key id must be a UUID');
     }
+    const owner = await this.repo.apiKeyOwner(id);
+    if (!owner) {
+      throw new AccessException(AccessErrorCode.NOT_FOUND, `API key ${id} does not exist`);
+    }
+    await this.requireSelfOrGlobal(caller, owner, 'api_key.revoke');
     const key = await this.repo.revokeApiKey(id);
     if (!key) {
       throw new AccessException(AccessErrorCode.NOT_FOUND, `API key ${id} does not exist`);
@@ -105,11 +125,15 @@ export class AccessAdminService {
     return key;
   }
 
-  listProjects(): Promise<ProjectRow[]> {
-    return this.repo.listProjects();
+  /** Every project for a global admin; the projects it administers for a project admin. */
+  async listProjects(caller: Caller): Promise<ProjectRow[]> {
+    const scope = projectsWith(caller.principal, 'admin');
+    const all = await this.repo.listProjects();
+    return scope === 'all' ? all : all.filter((p) => scope.includes(p.id));
   }
 
   async createProject(caller: Caller, id: string, name: string): Promise<ProjectRow> {
+    await this.requireGlobal(caller, 'project.create');
     const project = await this.repo.createProject(id, name);
     if (!project) {
       throw new AccessException(AccessErrorCode.CONFLICT, `project ${id} already exists`);
@@ -118,7 +142,9 @@ export class AccessAdminService {
     return project;
   }
 
+  /** Moving a VM between projects is the global admin's: it changes who may touch it. */
   async setVmProject(caller: Caller, vmId: string, projectId: string): Promise<void> {
+    await this.requireGlobal(caller, 'vm.set_project', vmId);
     await this.projectMustExist(projectId);
     if (!(await this.repo.setVmProject(vmId, projectId))) {
       throw new AccessException(AccessErrorCode.NOT_FOUND, `VM ${vmId} is not in the inventory`);
@@ -127,8 +153,13 @@ export class AccessAdminService {
     await this.record(caller, 'vm.set_project', { project: projectId }, vmId, projectId);
   }
 
-  listBindings(): Promise<BindingRow[]> {
-    return this.repo.listBindings();
+  /** Every binding for a global admin; those of its projects for a project admin. */
+  async listBindings(caller: Caller): Promise<BindingRow[]> {
+    const scope = projectsWith(caller.principal, 'admin');
+    const all = await this.repo.listBindings();
+    return scope === 'all'
+      ? all
+      : all.filter((b) => b.project_id !== null && scope.includes(b.project_id));
   }
 
   async createBinding(
@@ -138,6 +169,11 @@ export class AccessAdminService {
     project: string | undefined,
     restrictions: unknown,
   ): Promise<BindingRow> {
+    if (project === undefined) {
+      await this.requireGlobal(caller, 'binding.create', undefined, 'a global binding');
+    } else {
+      await this.requireProjectAdmin(caller, project, 'binding.create');
+    }
     const userId = await this.userId(user);
     if (project !== undefined) {
       await this.projectMustExist(project);
@@ -153,28 +189,101 @@ export class AccessAdminService {
       throw new AccessException(AccessErrorCode.CONFLICT, 'binding could not be created');
     }
     this.auth.forget((p) => p.userId === userId);
-    await this.record(caller, 'binding.create', {
-      user,
-      role,
-      project: project ?? '*',
-      restrictions: parsed,
-    });
-    return binding;
+    await this.record(
+      caller,
+      'binding.create',
+      { user, role, project: project ?? '*', restrictions: parsed },
+      undefined,
+      project,
+    );
+    return { ...binding, username: user };
   }
 
   async deleteBinding(caller: Caller, id: string): Promise<void> {
     if (!UUID.test(id)) {
       throw new AccessException(AccessErrorCode.INVALID, 'binding id must be a UUID');
     }
+    const existing = await this.repo.bindingById(id);
+    if (!existing) {
+      throw new AccessException(AccessErrorCode.NOT_FOUND, `binding ${id} does not exist`);
+    }
+    if (existing.project_id === null) {
+      await this.requireGlobal(caller, 'binding.delete', undefined, 'a global binding');
+    } else {
+      await this.requireProjectAdmin(caller, existing.project_id, 'binding.delete');
+    }
     const b = await this.repo.deleteBinding(id);
     if (!b) {
       throw new AccessException(AccessErrorCode.NOT_FOUND, `binding ${id} does not exist`);
     }
     this.auth.forget((p) => p.userId === b.user_id);
-    await this.record(caller, 'binding.delete', {
-      user_id: b.user_id,
-      role: b.role,
-      project: b.project_id ?? '*',
+    await this.record(
+      caller,
+      'binding.delete',
+      { user_id: b.user_id, role: b.role, project: b.project_id ?? '*' },
+      undefined,
+      b.project_id ?? undefined,
+    );
+  }
+
+  /** An `admin` row for what a caller did to its own account (a password change). */
+  recordSelfService(caller: Caller, operation: string, params: Record<string, unknown>) {
+    return this.record(caller, operation, params);
+  }
+
+  private async requireGlobal(
+    caller: Caller,
+    operation: string,
+    vmId?: string,
+    what = operation,
+  ): Promise<void> {
+    if (!isGlobalAdmin(caller.principal)) {
+      await this.deny(caller, operation, `${what} needs a global admin binding`, vmId);
+      throw AuthException.denied('admin', `globally (${what} needs a global admin binding)`);
+    }
+  }
+
+  private async requireProjectAdmin(
+    caller: Caller,
+    project: string,
+    operation: string,
+  ): Promise<void> {
+    const scope = projectsWith(caller.principal, 'admin');
+    if (scope !== 'all' && !scope.includes(project)) {
+      await this.deny(caller, operation, `not an admin of project ${project}`, undefined, project);
+      throw AuthException.denied('admin', `on project ${project}`);
+    }
+  }
+
+  /** `user` (an id or a username) must be the caller itself, unless it is a global admin. */
+  private async requireSelfOrGlobal(
+    caller: Caller,
+    user: string,
+    operation: string,
+  ): Promise<void> {
+    const p = caller.principal;
+    if (user !== p.userId && user !== p.username && !isGlobalAdmin(p)) {
+      await this.deny(caller, operation, 'another user’s API keys need a global admin binding');
+      throw AuthException.denied('admin', 'globally (another user’s API keys)');
+    }
+  }
+
+  private deny(
+    caller: Caller,
+    operation: string,
+    detail: string,
+    vmId?: string,
+    projectId?: string,
+  ): Promise<void> {
+    return this.audit.record({
+      kind: 'denied',
+      ...actorOf(caller.principal, caller),
+      operation,
+      vmId,
+      projectId,
+      params: { permission: 'admin' },
+      status: 'PERMISSION_DENIED',
+      error: `missing admin: ${detail}`,
     });
   }
 

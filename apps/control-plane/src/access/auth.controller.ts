@@ -7,6 +7,7 @@ import {
   AuthException,
   AuthService,
   Authenticated,
+  passwordProblem,
   Public,
   originOf,
   projectsWith,
@@ -14,7 +15,9 @@ import {
   type AuthAuditHook,
   type TokenPair,
 } from '@lq/auth';
-import { LoginDto, RefreshDto } from './dto/access.dto.js';
+import { ChangePasswordDto, LoginDto, RefreshDto } from './dto/access.dto.js';
+import { AccessAdminService } from './access-admin.service.js';
+import { AccessErrorCode, AccessException } from './access.exception.js';
 import { restCaller } from './rest-caller.js';
 
 /** Sign-in with a password, token refresh, and "who am I". */
@@ -24,6 +27,7 @@ export class AuthController {
   constructor(
     @Inject(AuthService) private readonly auth: AuthService,
     @Inject(AUTH_AUDIT_HOOK) private readonly hook: AuthAuditHook,
+    @Inject(AccessAdminService) private readonly admin: AccessAdminService,
   ) {}
 
   @Post('login')
@@ -33,7 +37,38 @@ export class AuthController {
     summary: 'Exchange username and password for an access token and a refresh token',
   })
   login(@Body() body: LoginDto, @Req() req: Request): Promise<TokenPair> {
-    return this.audited(req, 'password', () => this.auth.login(body.username, body.password));
+    return this.audited(req, 'password', () =>
+      this.auth.login(body.username, body.password, originOf(req).sourceIp),
+    );
+  }
+
+  @Post('password')
+  @Authenticated()
+  @ApiBearerAuth()
+  @HttpCode(200)
+  @ApiOperation({
+    summary:
+      'Change your own password (the current one is required); every session of yours ends, API keys stay',
+  })
+  async changePassword(@Body() body: ChangePasswordDto, @Req() req: Request) {
+    const caller = restCaller(req);
+    const problem = passwordProblem(body.new_password);
+    if (problem) {
+      throw new AccessException(AccessErrorCode.INVALID, `new_password ${problem}`);
+    }
+    await this.audited(req, 'password', async () => {
+      await this.auth.changeOwnPassword(
+        caller.principal.userId,
+        body.current_password,
+        body.new_password,
+        caller.sourceIp,
+      );
+      return undefined;
+    });
+    await this.admin.recordSelfService(caller, 'user.change_password', {
+      user: caller.principal.username,
+    });
+    return { username: caller.principal.username, sessions_ended: true };
   }
 
   @Post('refresh')
@@ -68,7 +103,7 @@ export class AuthController {
     };
   }
 
-  private async audited(req: Request, method: string, work: () => Promise<TokenPair>) {
+  private async audited<T>(req: Request, method: string, work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (err) {

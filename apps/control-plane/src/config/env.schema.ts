@@ -8,6 +8,7 @@ import {
   type LogLevelName,
   type NatsEnv,
 } from '@lq/runtime';
+import type { SignInLimits } from '@lq/auth';
 
 export { ConfigError };
 
@@ -51,7 +52,10 @@ export interface ControlPlaneConfig {
     refreshTokenTtlSeconds: number;
     cacheSeconds: number;
     scryptLogN: number;
+    signIn: SignInLimits;
   };
+  /** Failed authentications written to the audit trail (the rest are counted, not written). */
+  authFailureAudit: { perAddressPerMinute: number; perMinute: number };
   audit: {
     batchMax: number;
     writeTimeoutMs: number;
@@ -129,6 +133,31 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'how long a replica remembers an authenticated key or user (a revocation elsewhere takes this long)',
   ],
   ['LQ_PASSWORD_SCRYPT_LOG_N', '15', 'scrypt cost of new password hashes (2^N × 1 KiB of memory)'],
+  [
+    'LQ_SIGNIN_MAX_FAILURES_PER_USER',
+    '20',
+    'failed sign-ins for one username within the window; more are refused with 429 unchecked',
+  ],
+  [
+    'LQ_SIGNIN_MAX_FAILURES_PER_ADDRESS',
+    '100',
+    'failed sign-ins from one source address within the window (429 beyond)',
+  ],
+  [
+    'LQ_SIGNIN_FAILURE_WINDOW_SECONDS',
+    '60',
+    'the window of the sign-in limits (shared by replicas through the database)',
+  ],
+  [
+    'LQ_AUDIT_AUTH_FAILURES_PER_ADDRESS',
+    '10',
+    'failed authentications from one address written to the audit trail per minute (then one summary row)',
+  ],
+  [
+    'LQ_AUDIT_AUTH_FAILURES_PER_MINUTE',
+    '100',
+    'failed authentications written to the audit trail per minute from all addresses together',
+  ],
   ['LQ_AUDIT_BATCH_MAX', '256', 'audit rows per transaction of the ordered writer'],
   [
     'LQ_AUDIT_WRITE_TIMEOUT_MS',
@@ -204,6 +233,15 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
       refreshTokenTtlSeconds: int(env, 'LQ_REFRESH_TOKEN_TTL_SECONDS', 604_800, 60, 31_536_000),
       cacheSeconds: int(env, 'LQ_AUTH_CACHE_SECONDS', 2, 0, 300),
       scryptLogN: int(env, 'LQ_PASSWORD_SCRYPT_LOG_N', 15, 10, 20),
+      signIn: {
+        maxFailuresPerUser: int(env, 'LQ_SIGNIN_MAX_FAILURES_PER_USER', 20, 1, 100_000),
+        maxFailuresPerAddress: int(env, 'LQ_SIGNIN_MAX_FAILURES_PER_ADDRESS', 100, 1, 1_000_000),
+        windowSeconds: int(env, 'LQ_SIGNIN_FAILURE_WINDOW_SECONDS', 60, 1, 86_400),
+      },
+    },
+    authFailureAudit: {
+      perAddressPerMinute: int(env, 'LQ_AUDIT_AUTH_FAILURES_PER_ADDRESS', 10, 0, 100_000),
+      perMinute: int(env, 'LQ_AUDIT_AUTH_FAILURES_PER_MINUTE', 100, 0, 1_000_000),
     },
     audit: {
       batchMax: int(env, 'LQ_AUDIT_BATCH_MAX', 256, 1, 5000),

@@ -25,6 +25,7 @@ const AUTH_CODES: Record<AuthErrorCode, Code> = {
   [AuthErrorCode.UNAUTHENTICATED]: Code.Unauthenticated,
   [AuthErrorCode.PERMISSION_DENIED]: Code.PermissionDenied,
   [AuthErrorCode.AUTH_UNAVAILABLE]: Code.Unavailable,
+  [AuthErrorCode.RATE_LIMITED]: Code.ResourceExhausted,
 };
 
 const AUDIT_CODES: Record<AuditErrorCode, Code> = {

@@ -13,11 +13,11 @@ import {
   type ExecuteResponse,
 } from '@lq/proto';
 import { AuditService, redactExecute, type AuditActor } from '@lq/audit';
-import { grantsOn } from '@lq/auth';
+import { AuthException, grantsOn, guestGrant, isGlobalAdmin } from '@lq/auth';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { InventoryService } from '../inventory/inventory.service.js';
 import { NatsService } from '../nats/nats.service.js';
-import { VmAccessService, type Caller } from '../access/vm-access.service.js';
+import { VmAccessService, runAsLimitsOf, type Caller } from '../access/vm-access.service.js';
 import { actorOf } from '../audit/audit-actor.js';
 import {
   EXEC_REPLY_MARGIN_MS,
@@ -178,11 +178,12 @@ export class ExecutionsService implements OnApplicationShutdown {
       this.inventory.forget(vmId);
       where = await this.inventory.locate(vmId);
     }
-    await this.access.requireExec(
+    const grant = await this.access.requireExec(
       caller,
       { vmId, projectId: where.projectId, nodeId: where.nodeId },
       request.runAsUser,
     );
+    request.limits = runAsLimitsOf(grant);
     if (where.agentState !== 'ready') {
       throw new VmGuestException(
         VmGuestErrorCode.AGENT_NOT_CONNECTED,
@@ -266,9 +267,14 @@ export class ExecutionsService implements OnApplicationShutdown {
     return this.repo.output(id, afterSeq, PAGE);
   }
 
-  /** Asks the agent to stop the execution's process group; the execution ends `cancelled`. */
+  /**
+   * Asks the agent to stop the execution's process group; the execution ends `cancelled`. Its
+   * own actor may cancel it while holding guest.exec on its project (whatever run-as limits);
+   * anyone else needs guest.exec there without limits, or to be a global admin.
+   */
   async cancel(id: string, caller: Caller): Promise<ExecutionView> {
     const row = await this.known(id);
+    await this.mayCancel(row, caller);
     if (FINAL_STATES.has(row.status)) {
       return executionView(row);
     }
@@ -377,6 +383,19 @@ export class ExecutionsService implements OnApplicationShutdown {
     await replay();
     await check();
     return stop;
+  }
+
+  private async mayCancel(row: ExecutionRow, caller: Caller): Promise<void> {
+    const p = caller.principal;
+    const exec = guestGrant(p, 'guest.exec', row.project_id);
+    const own = row.actor === p.username && exec.granted;
+    if (own || (exec.granted && exec.grant.runAs === undefined) || isGlobalAdmin(p)) {
+      return;
+    }
+    const vm = { vmId: row.vm_id, projectId: row.project_id, nodeId: row.node_id };
+    const why = `execution ${row.id} was started by ${row.actor}; cancelling another caller's execution needs guest.exec on project ${row.project_id} without run-as limits`;
+    await this.access.deny(caller, 'guest.exec', vm, 'execute.cancel', why);
+    throw AuthException.denied('guest.exec', `(${why})`);
   }
 
   /** The execution, if the caller may read it (guest.exec or audit.read on its project). */

@@ -41,6 +41,8 @@ const CALLER_FAULTS: Record<string, CallerFault> = {
   USER_NOT_FOUND: 'invalid',
   GROUP_NOT_FOUND: 'invalid',
   PATH_NOT_ALLOWED: 'forbidden',
+  // The caller's limits (run-as identity, file limits) refuse what the guest resolved.
+  NOT_ALLOWED: 'forbidden',
   OPERATION_BLOCKED: 'forbidden',
   PERMISSION_DENIED: 'forbidden',
   NOT_FOUND: 'not_found',

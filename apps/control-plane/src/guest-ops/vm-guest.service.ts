@@ -12,11 +12,14 @@ import {
   ShutdownMode,
   ShutdownRequestSchema,
   callGuest,
+  firstUnsafeRunAsEnv,
   isSubjectToken,
   natsFilePort,
   readGuestFile,
   writeGuestFile,
   type ExecuteResponse,
+  type FileChunkPort,
+  type FileLimits,
   type FileReadResponse,
   type FileWriteResponse,
   type GuestOperation,
@@ -24,10 +27,15 @@ import {
   type ShutdownResponse,
 } from '@lq/proto';
 import { AuditService, redactExecute, sha256Hex, type AuditRecord } from '@lq/audit';
-import type { Permission } from '@lq/auth';
+import type { GuestGrant, Permission } from '@lq/auth';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { InventoryService, type VmLocation } from '../inventory/inventory.service.js';
-import { VmAccessService, type Caller } from '../access/vm-access.service.js';
+import {
+  VmAccessService,
+  fileLimitsOf,
+  runAsLimitsOf,
+  type Caller,
+} from '../access/vm-access.service.js';
 import { actorOf } from '../audit/audit-actor.js';
 import { NatsService } from '../nats/nats.service.js';
 import { VmGuestErrorCode, VmGuestException } from './vm-guest.exception.js';
@@ -86,6 +94,18 @@ export function executeOutcome(r: ExecuteResponse, cap: number): OutcomeFields {
       stdoutTruncated: r.stdout.length > cap,
       stderrTruncated: r.stderr.length > cap,
     },
+  };
+}
+
+/** A port whose every chunk request carries the caller's file limits. */
+function limitedPort(port: FileChunkPort, limits: FileLimits | undefined): FileChunkPort {
+  if (!limits) {
+    return port;
+  }
+  return {
+    chunkMaxBytes: port.chunkMaxBytes,
+    read: (request, timeoutMs) => port.read({ ...request, limits }, timeoutMs),
+    write: (request, timeoutMs) => port.write({ ...request, limits }, timeoutMs),
   };
 }
 
@@ -157,8 +177,9 @@ export class VmGuestService {
         runAsUser: request.runAsUser,
         params: redactExecute({ ...input, argv: request.argv }),
       },
-      (where) =>
-        this.call(
+      (where, grant) => {
+        request.limits = runAsLimitsOf(grant);
+        return this.call(
           where,
           vmId,
           'execute',
@@ -166,7 +187,8 @@ export class VmGuestService {
           caller,
           { case: 'execute', value: request },
           'execute',
-        ),
+        );
+      },
       (r) => executeOutcome(r, this.config.audit.outputMaxBytes),
     );
   }
@@ -187,12 +209,16 @@ export class VmGuestService {
         operation: 'file.read',
         permission: 'guest.file.read',
         params: { path, offset: Number(offset), length },
+        file: { path },
+        check: (where) => {
+          const max = where.fileChunkMaxBytes || 512 * 1024;
+          if (length > max) {
+            throw this.invalid('length', `must be at most ${max} bytes (the node's chunk limit)`);
+          }
+        },
       },
-      (where) => {
+      (where, grant) => {
         const max = where.fileChunkMaxBytes || 512 * 1024;
-        if (length > max) {
-          throw this.invalid('length', `must be at most ${max} bytes (the node's chunk limit)`);
-        }
         return this.call(
           where,
           vmId,
@@ -201,7 +227,12 @@ export class VmGuestService {
           caller,
           {
             case: 'fileRead',
-            value: create(FileReadRequestSchema, { path, offset, length: length || max }),
+            value: create(FileReadRequestSchema, {
+              path,
+              offset,
+              length: length || max,
+              limits: fileLimitsOf(grant),
+            }),
           },
           'fileRead',
         );
@@ -224,34 +255,47 @@ export class VmGuestService {
         caller,
         operation: 'file.write',
         permission: 'guest.file.write',
+        // Never the bytes themselves: their size and digest.
         params: {
           path: request.path,
           offset: Number(request.offset ?? 0n),
           append: request.append || undefined,
           create: request.create || undefined,
           truncate: request.truncate || undefined,
-          mode: request.mode || undefined,
-          data,
+          mode: request.mode === undefined ? undefined : request.mode.toString(8),
+          uid: request.uid,
+          gid: request.gid,
+          bytes: data.length,
+          sha256: sha256Hex(data),
+        },
+        file: {
+          path: request.path ?? '',
+          mode: request.mode,
+          owner: request.uid !== undefined || request.gid !== undefined,
+        },
+        check: (where) => {
+          const max = where.fileChunkMaxBytes || 512 * 1024;
+          if (data.length > max) {
+            throw this.invalid(
+              'data',
+              `must be at most ${max} bytes per call (the node's chunk limit); use PUT /api/vms/:id/files for whole files`,
+            );
+          }
         },
       },
-      (where) => {
-        const max = where.fileChunkMaxBytes || 512 * 1024;
-        if (data.length > max) {
-          throw this.invalid(
-            'data',
-            `must be at most ${max} bytes per call (the node's chunk limit); use PUT /api/vms/:id/files for whole files`,
-          );
-        }
-        return this.call(
+      (where, grant) =>
+        this.call(
           where,
           vmId,
           'file.write',
           timeoutMs,
           caller,
-          { case: 'fileWrite', value: create(FileWriteRequestSchema, request) },
+          {
+            case: 'fileWrite',
+            value: create(FileWriteRequestSchema, { ...request, limits: fileLimitsOf(grant) }),
+          },
           'fileWrite',
-        );
-      },
+        ),
       (r) => ({
         status: 'ok',
         params: { bytes_written: Number(r.bytesWritten), size: Number(r.size) },
@@ -270,14 +314,24 @@ export class VmGuestService {
     const timeoutMs = this.timeoutMs(undefined);
     const digest = createHash('sha256');
     return this.audited(
-      { vmId, caller, operation: 'file.read', permission: 'guest.file.read', params: { path } },
-      (where) => {
-        const port = natsFilePort(
-          this.nats.connection,
-          where.nodeId,
-          vmId,
-          where.fileChunkMaxBytes || 512 * 1024,
-          caller.principal.username,
+      {
+        vmId,
+        caller,
+        operation: 'file.read',
+        permission: 'guest.file.read',
+        params: { path },
+        file: { path },
+      },
+      (where, grant) => {
+        const port = limitedPort(
+          natsFilePort(
+            this.nats.connection,
+            where.nodeId,
+            vmId,
+            where.fileChunkMaxBytes || 512 * 1024,
+            caller.principal.username,
+          ),
+          fileLimitsOf(grant),
         );
         const hashed = (chunk: Uint8Array) => {
           digest.update(chunk);
@@ -315,14 +369,18 @@ export class VmGuestService {
         operation: 'file.write',
         permission: 'guest.file.write',
         params: { path, mode: mode === undefined ? undefined : mode.toString(8), whole_file: true },
+        file: { path, mode },
       },
-      (where) => {
-        const port = natsFilePort(
-          this.nats.connection,
-          where.nodeId,
-          vmId,
-          where.fileChunkMaxBytes || 512 * 1024,
-          caller.principal.username,
+      (where, grant) => {
+        const port = limitedPort(
+          natsFilePort(
+            this.nats.connection,
+            where.nodeId,
+            vmId,
+            where.fileChunkMaxBytes || 512 * 1024,
+            caller.principal.username,
+          ),
+          fileLimitsOf(grant),
         );
         return this.mapErrors(vmId, where.nodeId, () =>
           writeGuestFile(port, path, hashed(), { mode, timeoutMs }),
@@ -440,7 +498,7 @@ export class VmGuestService {
         permission: 'guest.password',
         params: { username, by: secret.password !== undefined ? 'password' : 'crypted_hash' },
       },
-      (where) =>
+      (where, grant) =>
         this.call(
           where,
           vmId,
@@ -451,6 +509,7 @@ export class VmGuestService {
             case: 'setUserPassword',
             value: {
               username,
+              limits: runAsLimitsOf(grant),
               secret:
                 secret.password !== undefined
                   ? { case: 'password', value: secret.password }
@@ -571,9 +630,14 @@ export class VmGuestService {
       operation: string;
       permission: Permission;
       params: Record<string, unknown>;
+      /** execute: whom the command runs as (the binding's limits apply). */
       runAsUser?: string;
+      /** File operations: the path, and a mode or owner being set. */
+      file?: { path: string; mode?: number; owner?: boolean };
+      /** Checks that need the VM's location, before the intent is written. */
+      check?: (where: VmLocation) => void;
     },
-    work: (where: VmLocation) => Promise<T>,
+    work: (where: VmLocation, grant: GuestGrant) => Promise<T>,
     outcomeOf: (result: T) => OutcomeFields,
   ): Promise<T> {
     const { vmId, caller, operation, permission } = spec;
@@ -582,11 +646,15 @@ export class VmGuestService {
     }
     const where = await this.inventory.locate(vmId);
     const scope = { vmId, projectId: where.projectId, nodeId: where.nodeId };
-    if (permission === 'guest.exec') {
-      await this.access.requireExec(caller, scope, spec.runAsUser ?? '');
+    let grant: GuestGrant;
+    if (spec.runAsUser !== undefined) {
+      grant = await this.access.requireExec(caller, scope, spec.runAsUser);
+    } else if (spec.file && (permission === 'guest.file.read' || permission === 'guest.file.write')) {
+      grant = await this.access.requireFile(caller, permission, scope, operation, spec.file);
     } else {
-      await this.access.require(caller, permission, scope, operation);
+      grant = await this.access.requireGuest(caller, permission, scope, operation);
     }
+    spec.check?.(where);
     const row = {
       ...actorOf(caller.principal, caller),
       vmId,
@@ -598,7 +666,7 @@ export class VmGuestService {
     const started = performance.now();
     let result: T;
     try {
-      result = await work(where);
+      result = await work(where, grant);
     } catch (err) {
       const e = this.toException(err, vmId, where.nodeId);
       if (e.code === VmGuestErrorCode.VM_NOT_FOUND) {
@@ -753,6 +821,15 @@ export class VmGuestService {
         throw this.invalid('env', `${k} must not contain NUL characters`);
       }
       envBytes += Buffer.byteLength(k) + Buffer.byteLength(v) + 2;
+    }
+    if (input.runAsUser || input.runAsGroup) {
+      const unsafe = firstUnsafeRunAsEnv(Object.keys(env));
+      if (unsafe !== undefined) {
+        throw this.invalid(
+          'env',
+          `${unsafe} is refused with run_as_user/run_as_group: it steers the loader or libc of programs that start as root`,
+        );
+      }
     }
     if (envBytes > limits.maxEnvBytes) {
       throw this.invalid('env', `is ${envBytes} bytes; the limit is ${limits.maxEnvBytes}`);

@@ -15,13 +15,10 @@ import { ApiBearerAuth, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagg
 import type { Request, Response } from 'express';
 import { openEventStream } from '../common/sse.js';
 import { Authenticated, RequirePermission } from '@lq/auth';
-import { isSubjectToken } from '@lq/proto';
 import { restCaller } from '../access/rest-caller.js';
 import { toExecuteInput } from '../guest-ops/dto/execute.dto.js';
-import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import { CreateRunDto, SetLabelsDto } from './dto/run.dto.js';
-import { RunsRepository } from './runs.repository.js';
-import { RunsService, parseLabels } from './runs.service.js';
+import { RunsService } from './runs.service.js';
 
 const PROGRESS_POLL_MS = 500;
 
@@ -30,10 +27,7 @@ const PROGRESS_POLL_MS = 500;
 @ApiBearerAuth()
 @Controller('api')
 export class RunsController {
-  constructor(
-    @Inject(RunsService) private readonly runs: RunsService,
-    @Inject(RunsRepository) private readonly repo: RunsRepository,
-  ) {}
+  constructor(@Inject(RunsService) private readonly runs: RunsService) {}
 
   @Post('runs')
   @RequirePermission('guest.exec')
@@ -111,18 +105,10 @@ export class RunsController {
   @Put('vms/:id/labels')
   @RequirePermission('admin')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Replace a VM’s labels (fleet runs target them)' })
-  async setLabels(@Param('id') id: string, @Body() body: SetLabelsDto) {
-    if (!isSubjectToken(id)) {
-      throw new VmGuestException(
-        VmGuestErrorCode.INVALID_REQUEST,
-        'vm id must be 1-128 letters, digits, _ or -',
-      );
-    }
-    const labels = Object.keys(body.labels).length === 0 ? {} : parseLabels(body.labels);
-    if (!(await this.repo.setLabels(id, labels))) {
-      throw new VmGuestException(VmGuestErrorCode.VM_NOT_FOUND, `VM ${id} is not in the inventory`);
-    }
-    return { vm_id: id, labels };
+  @ApiOperation({
+    summary: 'Replace a VM’s labels (fleet runs target them); an admin of the VM’s project',
+  })
+  setLabels(@Param('id') id: string, @Body() body: SetLabelsDto, @Req() req: Request) {
+    return this.runs.setLabels(restCaller(req), id, body.labels);
   }
 }

@@ -37,28 +37,36 @@ export interface RunTargetRow {
 export class RunsRepository {
   constructor(@Inject(DataSource) private readonly ds: DataSource) {}
 
-  /** The VMs a target names (ids that exist, a project's, or those whose labels match). */
-  async resolve(target: {
-    vmIds?: string[];
-    project?: string;
-    labels?: Record<string, string>;
-  }): Promise<TargetVm[]> {
+  /**
+   * The VMs a target names (ids that exist, a project's, or those whose labels match), among
+   * the projects `visible` ('all', or a list): a VM the caller cannot see is as good as absent.
+   */
+  async resolve(
+    target: {
+      vmIds?: string[];
+      project?: string;
+      labels?: Record<string, string>;
+    },
+    visible: 'all' | string[],
+  ): Promise<TargetVm[]> {
     const columns = 'id, project_id, node_id, agent_state';
+    const scope = visible === 'all' ? 'TRUE' : 'project_id = ANY($2::text[])';
+    const scopeParam = visible === 'all' ? [] : [visible];
+    let where: string;
+    let param: unknown;
     if (target.vmIds) {
-      return this.ds.query<TargetVm[]>(
-        `SELECT ${columns} FROM vms WHERE id = ANY($1::text[]) AND agent_state <> 'gone' ORDER BY id`,
-        [target.vmIds],
-      );
-    }
-    if (target.project !== undefined) {
-      return this.ds.query<TargetVm[]>(
-        `SELECT ${columns} FROM vms WHERE project_id = $1 AND agent_state <> 'gone' ORDER BY id`,
-        [target.project],
-      );
+      where = 'id = ANY($1::text[])';
+      param = target.vmIds;
+    } else if (target.project !== undefined) {
+      where = 'project_id = $1';
+      param = target.project;
+    } else {
+      where = 'labels @> $1::jsonb';
+      param = JSON.stringify(target.labels ?? {});
     }
     return this.ds.query<TargetVm[]>(
-      `SELECT ${columns} FROM vms WHERE labels @> $1::jsonb AND agent_state <> 'gone' ORDER BY id`,
-      [JSON.stringify(target.labels ?? {})],
+      `SELECT ${columns} FROM vms WHERE ${where} AND ${scope} AND agent_state <> 'gone' ORDER BY id`,
+      [param, ...scopeParam],
     );
   }
 
@@ -122,6 +130,15 @@ export class RunsRepository {
        WHERE t.run_id = $1 ORDER BY t.vm_id`,
       [runId],
     );
+  }
+
+  /** The VM's project and node, or undefined when it is not in the inventory. */
+  async vmScope(vmId: string): Promise<{ project_id: string; node_id: string } | undefined> {
+    const rows = await this.ds.query<Array<{ project_id: string; node_id: string }>>(
+      'SELECT project_id, node_id FROM vms WHERE id = $1',
+      [vmId],
+    );
+    return rows[0];
   }
 
   /** Replaces a VM's labels; false when the VM is unknown. */

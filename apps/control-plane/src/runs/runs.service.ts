@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditService, redactExecute } from '@lq/audit';
-import { AuthException, holdsGlobally } from '@lq/auth';
+import { AuthException, holdsAnywhere, holdsGlobally, isGlobalAdmin, projectsWith } from '@lq/auth';
 import { isSubjectToken } from '@lq/proto';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { VmAccessService, type Caller } from '../access/vm-access.service.js';
@@ -157,9 +157,11 @@ export class RunsService {
   async create(spec: RunSpec, caller: Caller): Promise<RunView> {
     const target = this.targetOf(spec.target);
     const request = this.guest.executeRequest(spec.input);
-    const vms = await this.repo.resolve(target);
+    // Only VMs the caller can see are targets: the answer and the stored run never tell whether
+    // another project's VM exists.
+    const vms = await this.repo.resolve(target, projectsWith(caller.principal, 'vm.read'));
     if (vms.length === 0) {
-      throw invalid('target', 'matches no VM');
+      throw invalid('target', 'matches no VM you can see');
     }
     if (vms.length > this.config.runMaxVms) {
       throw invalid(
@@ -233,9 +235,22 @@ export class RunsService {
     return this.view(id);
   }
 
+  /** Stops a run: its own actor (still holding guest.exec) or a global admin, checked first. */
   async cancel(id: string, caller: Caller): Promise<RunView> {
     const run = await this.known(id);
-    this.mayRead(run, caller);
+    const p = caller.principal;
+    if (!((run.actor === p.username && holdsAnywhere(p, 'guest.exec')) || isGlobalAdmin(p))) {
+      const why = `run ${run.id} was started by ${run.actor}; only it or a global admin may cancel it`;
+      await this.audit.record({
+        kind: 'denied',
+        ...actorOf(p, caller),
+        operation: 'run.cancel',
+        params: { permission: 'guest.exec', run_id: run.id },
+        status: 'PERMISSION_DENIED',
+        error: `missing guest.exec: ${why}`,
+      });
+      throw AuthException.denied('guest.exec', `(${why})`);
+    }
     const d = this.driving.get(id);
     if (d && !d.done) {
       d.cancelled = true;
@@ -256,6 +271,49 @@ export class RunsService {
       );
     }
     return this.view(id);
+  }
+
+  /**
+   * Replaces a VM's labels (what fleet runs target): an admin of the VM's project, audited. A VM
+   * the caller cannot see answers as one that does not exist.
+   */
+  async setLabels(
+    caller: Caller,
+    vmId: string,
+    labels: Record<string, string>,
+  ): Promise<{ vm_id: string; labels: Record<string, string> }> {
+    if (!isSubjectToken(vmId)) {
+      throw invalid('vm id', 'must be 1-128 letters, digits, _ or -');
+    }
+    const parsed = Object.keys(labels).length === 0 ? {} : parseLabels(labels);
+    const vm = await this.repo.vmScope(vmId);
+    const notFound = new VmGuestException(
+      VmGuestErrorCode.VM_NOT_FOUND,
+      `VM ${vmId} is not in the inventory`,
+    );
+    if (!vm) {
+      throw notFound;
+    }
+    const scope = { vmId, projectId: vm.project_id, nodeId: vm.node_id };
+    const visible = projectsWith(caller.principal, 'vm.read');
+    if (visible !== 'all' && !visible.includes(vm.project_id)) {
+      await this.access.deny(caller, 'admin', scope, 'vm.set_labels', 'VM not visible');
+      throw notFound;
+    }
+    await this.access.require(caller, 'admin', scope, 'vm.set_labels');
+    if (!(await this.repo.setLabels(vmId, parsed))) {
+      throw notFound;
+    }
+    await this.audit.record({
+      kind: 'admin',
+      ...actorOf(caller.principal, caller),
+      operation: 'vm.set_labels',
+      vmId,
+      projectId: vm.project_id,
+      params: { labels: parsed },
+      status: 'ok',
+    });
+    return { vm_id: vmId, labels: parsed };
   }
 
   /** Summary and per-VM states. */

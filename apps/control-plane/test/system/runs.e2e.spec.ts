@@ -123,6 +123,8 @@ describe('fleet runs', () => {
     }
     await api('POST', '/api/users', { username: 'op-a' });
     await api('POST', '/api/role-bindings', { user: 'op-a', role: 'operator', project: 'fleet-a' });
+    // op-a sees every VM (so the others are denied, not absent) but runs commands on fleet-a only.
+    await api('POST', '/api/role-bindings', { user: 'op-a', role: 'viewer' });
     const key = (await api('POST', '/api/users/op-a/api-keys', {})).body.token as string;
     const started = await api(
       'POST',

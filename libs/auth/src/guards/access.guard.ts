@@ -14,14 +14,24 @@ import type { Permission } from '../permissions.js';
 import { holdsAnywhere, type Principal } from '../principal.js';
 import { AUTH_AUDIT_HOOK, type AuthAuditHook, type RequestOrigin } from './auth-audit.hook.js';
 
-/** The request's origin for the audit trail; the request id is minted here, once. */
+/**
+ * The request's origin for the audit trail; the request id is minted here, once. The route is
+ * the matched pattern ("GET /api/vms/:id"), never the URL as sent: that is the caller's text,
+ * unbounded, and would let anyone write what they like into the audit trail.
+ */
 export function originOf(request: Request): RequestOrigin {
   const req = request as Request & { lqRequestId?: string };
   req.lqRequestId ??= randomUUID();
+  const route: unknown = (request as { route?: unknown }).route;
+  const pattern =
+    typeof route === 'object' && route !== null && 'path' in route && typeof route.path === 'string'
+      ? route.path
+      : undefined;
+  const path: string = pattern ?? (req.originalUrl ?? req.url ?? '').split('?')[0] ?? '';
   return {
     requestId: req.lqRequestId,
     sourceIp: req.ip ?? req.socket?.remoteAddress ?? '',
-    route: `${req.method} ${req.originalUrl?.split('?')[0] ?? req.url}`,
+    route: `${req.method} ${path.length > 120 ? `${path.slice(0, 119)}…` : path}`,
   };
 }
 

@@ -33,6 +33,19 @@ export class RefreshDto {
   refresh_token!: string;
 }
 
+export class ChangePasswordDto {
+  @ApiProperty()
+  @IsString()
+  @MaxLength(1024)
+  current_password!: string;
+
+  @ApiProperty({ description: 'at least 12 characters' })
+  @IsString()
+  @MinLength(12)
+  @MaxLength(1024)
+  new_password!: string;
+}
+
 export class CreateUserDto {
   @ApiProperty({ example: 'alice', description: 'letters, digits, _ . @ -; up to 64' })
   @Matches(/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/, {

@@ -36,6 +36,7 @@ export const AUTH_STATUS_OF: Record<AuthErrorCode, number> = {
   [AuthErrorCode.UNAUTHENTICATED]: HttpStatus.UNAUTHORIZED,
   [AuthErrorCode.PERMISSION_DENIED]: HttpStatus.FORBIDDEN,
   [AuthErrorCode.AUTH_UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE,
+  [AuthErrorCode.RATE_LIMITED]: HttpStatus.TOO_MANY_REQUESTS,
 };
 
 export const AUDIT_STATUS_OF: Record<AuditErrorCode, number> = {
@@ -83,6 +84,9 @@ export class HttpExceptionFilter implements ExceptionFilter {
       permission = exception.permission;
       if (exception.code === AuthErrorCode.UNAUTHENTICATED) {
         res.setHeader('WWW-Authenticate', 'Bearer realm="limiquantix"');
+      }
+      if (exception.retryAfterSeconds !== undefined) {
+        res.setHeader('Retry-After', String(exception.retryAfterSeconds));
       }
       if (exception.code === AuthErrorCode.AUTH_UNAVAILABLE) {
         this.log.warn(`${correlationId} ${req.method} ${req.url}: ${exception.message}`);
