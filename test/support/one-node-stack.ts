@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNatsServer, type RunningNats } from './nats-server.js';
-import { startSimVms, type SimVms } from './sim-vms.js';
+import { startSimVms, type SimVms, type SimVmsOptions } from './sim-vms.js';
 import { startNodeDaemon, type RunningNodeDaemon } from './node-daemon-process.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
 import {
@@ -33,6 +33,8 @@ export async function startOneNodeStack(options: {
   /** Control-plane environment on top of the test defaults. */
   cpEnv?: Record<string, string>;
   readyTimeoutMs?: number;
+  /** Agent config patch for the simulated VMs (see startSimVms). */
+  simConfig?: SimVmsOptions['config'];
 }): Promise<OneNodeStack> {
   const work = mkdtempSync(join(tmpdir(), `lq-${options.name}-`));
   const parts: Partial<Omit<OneNodeStack, 'work' | 'stop'>> = {};
@@ -49,7 +51,12 @@ export async function startOneNodeStack(options: {
       startNatsServer(),
       createTestDatabase(`lq_${options.name}`),
     ]);
-    parts.sim = await startSimVms({ dir: work, count: options.vms, prefix: 'vm-' });
+    parts.sim = await startSimVms({
+      dir: work,
+      count: options.vms,
+      prefix: 'vm-',
+      config: options.simConfig,
+    });
     parts.cp = await startControlPlaneProcess({
       databaseUrl: parts.db.url,
       natsUrl: parts.nats.url,
