@@ -234,9 +234,16 @@ async function walkDirectory(
           );
         }
         const link = await readlink(at(dir, name));
-        // The owner checked must be the owner of the link read.
+        // The link read must be the link checked. Node has no readlinkat(fd, ""), so compare
+        // before and after; ctime catches a link renamed away and back meanwhile (rename
+        // updates it), which the inode number alone would miss.
         const again = await lstat(at(dir, name)).catch(() => undefined);
-        if (!again?.isSymbolicLink() || !isSameFile(st, again) || again.uid !== st.uid) {
+        if (
+          !again?.isSymbolicLink() ||
+          !isSameFile(st, again) ||
+          again.uid !== st.uid ||
+          again.ctimeMs !== st.ctimeMs
+        ) {
           throw pathNotAllowed(`path ${q}: ${quotePath(here)} changed while it was being checked`);
         }
         if (link.startsWith('/')) {
