@@ -21,6 +21,7 @@ import { TelemetryCollector } from './telemetry/telemetry-collector.js';
 import { ProcessRunner } from './exec/process-runner.js';
 import { UserResolver } from './exec/user-resolver.js';
 import { UploadStore } from './files/upload-store.js';
+import { PathPolicy } from './files/path-policy.js';
 
 /** How long GetInfo and AgentReady reuse the OS facts they read (os-release, uname). */
 const OS_INFO_TTL_MS = 30_000;
@@ -57,7 +58,9 @@ export async function assembleAgent(
   const telemetry = new TelemetryCollector(config, log);
   const users = new UserResolver(config);
   const runner = new ProcessRunner(config, users, log);
-  const uploads = new UploadStore(config.files, log);
+  // One policy for every file operation, so the roots are resolved once.
+  const paths = new PathPolicy(config.files.roots);
+  const uploads = new UploadStore(config.files, log, paths);
   const quiescer = new Quiescer(config, log);
   await quiescer.restore();
 
@@ -73,8 +76,8 @@ export async function assembleAgent(
       new GetInfoHandler(collectInfo),
       new ExecuteHandler(runner),
       new CancelExecutionHandler(runner),
-      new FileReadHandler(config),
-      new FileWriteHandler(config, uploads),
+      new FileReadHandler(config, paths),
+      new FileWriteHandler(config, uploads, paths),
       new ShutdownHandler(config),
       new QuiesceHandler(quiescer),
       new ThawHandler(quiescer),

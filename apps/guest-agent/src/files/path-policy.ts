@@ -1,21 +1,16 @@
-import { lstat, readlink, realpath } from 'node:fs/promises';
+import { type FileHandle, lstat, readlink, realpath } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { ErrorCode } from '@lq/proto';
-import { AgentOpError, toAgentOpError } from '../errors.js';
+import { toAgentOpError } from '../errors.js';
+import { pathNotAllowed as notAllowed, quotePath } from './path-errors.js';
+import { openedPath, openWriteTarget, type WriteTarget } from './write-target.js';
+
+export { quotePath } from './path-errors.js';
+export type { WriteTarget } from './write-target.js';
 
 export const MAX_PATH_BYTES = 4096;
 
 // Linux gives up after 40 symlinks (ELOOP); so do we when following dangling links by hand.
 const MAX_SYMLINK_HOPS = 40;
-
-/** JSON-quoted for messages (shows NUL and control characters), cut short for huge paths. */
-export function quotePath(path: string): string {
-  return JSON.stringify(path.length > 200 ? `${path.slice(0, 200)}…` : path);
-}
-
-function notAllowed(message: string): AgentOpError {
-  return new AgentOpError(ErrorCode.PATH_NOT_ALLOWED, message);
-}
 
 function isInside(path: string, root: string): boolean {
   return root === '/' || path === root || path.startsWith(`${root}/`);
@@ -106,29 +101,44 @@ export async function resolveExisting(path: string): Promise<string> {
 }
 
 /**
- * Decides whether a requested path may be used: the lexical rules of PROTOCOL.md §6 (absolute,
- * normalised, no NUL, ≤ 4096 bytes), then containment in a root both as written and after
- * resolving symlinks. check() returns the resolved path, so the operation acts on exactly the
- * file that was checked (a symlink inside a root is followed, one leading out is refused).
+ * Decides whether a requested path may be used (PROTOCOL.md §6 Files): the lexical rules
+ * (absolute, normalised, no NUL, ≤ 4096 bytes) and containment in a root as written; then
+ *  - for reads, check() resolves every symlink and requires the result inside a root, and
+ *    checkOpened() requires the same of the file actually opened;
+ *  - for writes, openForWrite() holds the parent directory open, reached through symlinks owned
+ *    by root or the agent's uid only, refuses a symlink in the last component, and requires the
+ *    parent's resolved path inside a root.
  */
 export class PathPolicy {
   private readonly roots: string[];
+  private readonly trustedUids: number[];
   // Real paths of roots that existed when first seen; kept so a root later swapped for a
   // symlink cannot widen what is allowed.
   private readonly realRoots = new Map<string, string>();
 
-  constructor(roots: readonly string[]) {
+  constructor(
+    roots: readonly string[],
+    /** Owners whose symlinks writes follow; default root and the agent's own uid. */
+    trustedUids: readonly number[] = [0, process.getuid?.() ?? 0],
+  ) {
     if (roots.length === 0) {
       throw new Error('PathPolicy needs at least one root');
     }
     this.roots = roots.map((r) => posix.resolve(r));
+    this.trustedUids = [...new Set(trustedUids)];
   }
 
-  async check(path: string): Promise<string> {
+  /** The rules that need no filesystem: lexical, and inside a root as written. */
+  checkRequested(path: string): void {
     checkLexical(path);
     if (!this.roots.some((root) => isInside(path, root))) {
       throw notAllowed(`path ${quotePath(path)} is outside the allowed roots (${this.describe()})`);
     }
+  }
+
+  /** For reads: the path with every symlink resolved, inside a root. */
+  async check(path: string): Promise<string> {
+    this.checkRequested(path);
     let resolved: string;
     try {
       resolved = await resolveExisting(path);
@@ -138,8 +148,46 @@ export class PathPolicy {
       }
       throw toAgentOpError(err, `resolving path ${quotePath(path)}`);
     }
+    await this.checkResolved(path, resolved);
+    return resolved;
+  }
+
+  /**
+   * For reads, after the open: the file actually opened is inside a root, so a link swapped in
+   * between check() and the open cannot lead out of them.
+   */
+  async checkOpened(path: string, handle: FileHandle): Promise<void> {
     if (this.roots.includes('/')) {
-      return resolved;
+      return;
+    }
+    let opened: string;
+    try {
+      opened = await openedPath(handle);
+    } catch (err) {
+      throw toAgentOpError(err, `checking where ${quotePath(path)} was opened`);
+    }
+    await this.checkResolved(path, opened);
+  }
+
+  /**
+   * For writes: the checked place of the write (see WriteTarget), its parent inside a root.
+   * The caller closes it.
+   */
+  async openForWrite(path: string): Promise<WriteTarget> {
+    this.checkRequested(path);
+    const target = await openWriteTarget(path, this.trustedUids);
+    try {
+      await this.checkResolved(path, target.path);
+    } catch (err) {
+      await target.close();
+      throw err;
+    }
+    return target;
+  }
+
+  private async checkResolved(path: string, resolved: string): Promise<void> {
+    if (this.roots.includes('/')) {
+      return;
     }
     const realRoots = await this.resolveRoots();
     if (!realRoots.some((root) => isInside(resolved, root))) {
@@ -147,7 +195,6 @@ export class PathPolicy {
         `path ${quotePath(path)} resolves to ${quotePath(resolved)}, outside the allowed roots (${this.describe()})`,
       );
     }
-    return resolved;
   }
 
   private describe(): string {
@@ -174,7 +221,7 @@ export class PathPolicy {
   }
 }
 
-/** One-off check; handlers keep a PathPolicy so root resolution is cached. */
+/** One-off read check; handlers keep a PathPolicy so root resolution is cached. */
 export function checkPath(path: string, roots: readonly string[]): Promise<string> {
   return new PathPolicy(roots).check(path);
 }

@@ -1,5 +1,19 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  lchown,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  realpath,
+  rename,
+  rm,
+  stat,
+  symlink,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,9 +39,9 @@ describe('UploadStore', () => {
   }
 
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'lq-upload-'));
+    dir = await realpath(await mkdtemp(join(tmpdir(), 'lq-upload-')));
     target = join(dir, 'target.txt');
-    store = new UploadStore({ upload_idle_timeout_ms: 60_000, max_uploads: 4 });
+    store = new UploadStore({ upload_idle_timeout_ms: 60_000, max_uploads: 4, roots: ['/'] });
   });
 
   afterEach(async () => {
@@ -128,7 +142,7 @@ describe('UploadStore', () => {
 
   it('should remove the temp file when an upload stays idle past the timeout', async () => {
     await store.closeAll();
-    store = new UploadStore({ upload_idle_timeout_ms: 50, max_uploads: 4 });
+    store = new UploadStore({ upload_idle_timeout_ms: 50, max_uploads: 4, roots: ['/'] });
     await store.write(chunk(0, 'abandoned'));
     const temp = uploadTempPath(target, 'up-1');
     await expect(stat(temp)).resolves.toBeDefined();
@@ -164,5 +178,98 @@ describe('UploadStore', () => {
     await store.closeAll();
     expect(await readdir(dir)).toEqual([]);
     await expect(store.write(chunk(0, 'late'))).rejects.toMatchObject({ code: ErrorCode.BUSY });
+  });
+
+  describe('symbolic links', () => {
+    let outside: string;
+
+    beforeEach(async () => {
+      outside = await realpath(await mkdtemp(join(tmpdir(), 'lq-upload-outside-')));
+    });
+
+    afterEach(async () => {
+      await rm(outside, { recursive: true, force: true });
+    });
+
+    const refused = (message: string): object => ({
+      code: ErrorCode.PATH_NOT_ALLOWED,
+      message: expect.stringContaining(message),
+    });
+
+    it('should refuse an upload to a link and create neither its target nor a temp file', async () => {
+      await symlink(join(outside, 'evil'), target);
+      await expect(store.write(chunk(0, 'evil', { commit: true }))).rejects.toMatchObject(
+        refused(`path "${target}" is a symbolic link`),
+      );
+      expect(await readdir(outside)).toEqual([]);
+      expect(await readdir(dir)).toEqual(['target.txt']);
+      expect(store.openUploads).toBe(0);
+    });
+
+    it('should refuse the commit when a link was planted at the target after the start', async () => {
+      await store.write(chunk(0, 'evil'));
+      await symlink(join(outside, 'evil'), target);
+      await expect(store.write(chunk(4, '!', { commit: true }))).rejects.toMatchObject(
+        refused('is a symbolic link'),
+      );
+      expect(await readdir(outside)).toEqual([]);
+      expect((await lstat(target)).isSymbolicLink()).toBe(true);
+    });
+
+    it('should refuse the commit when the directory was swapped for a link after the start', async () => {
+      const sub = join(dir, 'sub');
+      await mkdir(sub);
+      const path = join(sub, 'f');
+      await store.write(chunk(0, 'evil', { path }));
+      await rename(sub, join(dir, 'moved'));
+      await symlink(outside, sub);
+      await expect(store.write(chunk(4, '!', { path, commit: true }))).rejects.toMatchObject(
+        refused(`directory "${sub}" was moved or replaced while in use`),
+      );
+      expect(await readdir(outside)).toEqual([]);
+      // The temp file went with the refused commit.
+      expect(await readdir(join(dir, 'moved'))).toEqual([]);
+    });
+
+    it('should refuse the commit when the temp file was replaced after the start', async () => {
+      await store.write(chunk(0, 'mine'));
+      const temp = uploadTempPath(target, 'up-1');
+      await unlink(temp);
+      await writeFile(temp, 'theirs');
+      await expect(store.write(chunk(4, '!', { commit: true }))).rejects.toMatchObject(
+        refused('was removed or replaced before the commit'),
+      );
+      await expect(stat(target)).rejects.toMatchObject({ code: 'ENOENT' });
+    });
+
+    (isRoot ? it : it.skip)(
+      'should refuse an upload under a directory link owned by another user',
+      async () => {
+        const link = join(dir, 'theirs');
+        await symlink(outside, link);
+        await lchown(link, 65534, 65534);
+        await expect(
+          store.write(chunk(0, 'x', { path: join(link, 'f'), commit: true })),
+        ).rejects.toMatchObject(refused(`symbolic link "${link}" is owned by uid 65534`));
+        expect(await readdir(outside)).toEqual([]);
+      },
+    );
+
+    it('should upload through a trusted link in the parent chain into the real directory', async () => {
+      await mkdir(join(dir, 'real'));
+      await symlink('real', join(dir, 'alias'));
+      await store.write(chunk(0, 'ok', { path: join(dir, 'alias', 'f'), commit: true }));
+      expect(await readFile(join(dir, 'real', 'f'), 'utf8')).toBe('ok');
+    });
+
+    it('should refuse an upload when a link in the parent chain leads outside the roots', async () => {
+      await store.closeAll();
+      store = new UploadStore({ upload_idle_timeout_ms: 60_000, max_uploads: 4, roots: [dir] });
+      await symlink(outside, join(dir, 'escape'));
+      await expect(
+        store.write(chunk(0, 'x', { path: join(dir, 'escape', 'f'), commit: true })),
+      ).rejects.toMatchObject(refused('outside the allowed roots'));
+      expect(await readdir(outside)).toEqual([]);
+    });
   });
 });

@@ -1,11 +1,14 @@
-import { constants, type FileHandle, open, rename, stat, unlink } from 'node:fs/promises';
+import { constants, type FileHandle, open, rename, unlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { ErrorCode } from '@lq/proto';
 import type { AgentConfig } from '../config.js';
 import { AgentOpError, toAgentOpError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { writeFully } from './file-io.js';
-import { quotePath } from './path-policy.js';
+import { pathNotAllowed } from './path-errors.js';
+import { PathPolicy, quotePath, type WriteTarget } from './path-policy.js';
+import { isSameFile } from './write-target.js';
 
 export const UPLOAD_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 
@@ -15,12 +18,12 @@ const BACKGROUND_FLUSH_BYTES = 8 * 1024 * 1024;
 
 export type UploadStoreOptions = Pick<
   AgentConfig['files'],
-  'upload_idle_timeout_ms' | 'max_uploads'
+  'upload_idle_timeout_ms' | 'max_uploads' | 'roots'
 >;
 
 export interface UploadChunk {
   uploadId: string;
-  /** The target, already checked by the path policy. */
+  /** The target as requested; checked by the path policy when the upload starts. */
   path: string;
   offset: number;
   data: Uint8Array;
@@ -37,11 +40,18 @@ export interface UploadChunkResult {
   committed: boolean;
 }
 
+/** An upload's checked place (its directory held open) and its temporary file there. */
+interface OpenedUpload {
+  readonly target: WriteTarget;
+  readonly tempName: string;
+  readonly handle: FileHandle;
+}
+
 interface Upload {
   readonly id: string;
+  /** The target as requested. */
   readonly target: string;
-  readonly tempPath: string;
-  readonly opened: Promise<FileHandle>;
+  readonly opened: Promise<OpenedUpload>;
   readonly pending: Set<Promise<void>>;
   readonly timer: NodeJS.Timeout;
   state: 'open' | 'committing' | 'closed';
@@ -55,14 +65,19 @@ interface Upload {
   gid?: number;
 }
 
-/** `.<basename>.lq-upload-<id>` beside the target, the basename shortened to fit NAME_MAX. */
-export function uploadTempPath(target: string, uploadId: string): string {
+/** `.<name>.lq-upload-<id>`, the name shortened to fit NAME_MAX. */
+export function uploadTempName(name: string, uploadId: string): string {
   const suffix = `.lq-upload-${uploadId}`;
-  let base = posix.basename(target);
+  let base = name;
   while (base.length > 0 && Buffer.byteLength(`.${base}${suffix}`) > NAME_MAX_BYTES) {
     base = base.slice(0, -1);
   }
-  return posix.join(posix.dirname(target), `.${base}${suffix}`);
+  return `.${base}${suffix}`;
+}
+
+/** The temporary file beside the target (uploadTempName in the target's directory). */
+export function uploadTempPath(target: string, uploadId: string): string {
+  return posix.join(posix.dirname(target), uploadTempName(posix.basename(target), uploadId));
 }
 
 function ignoreMissing(err: unknown): void {
@@ -72,22 +87,27 @@ function ignoreMissing(err: unknown): void {
 }
 
 /**
- * Atomic whole-file uploads (PROTOCOL.md §6 Files). Chunks of one upload may arrive
- * concurrently and out of order: each is a positional write on the upload's one FileHandle. The
- * commit chunk waits for every write in flight, then fsyncs, sets owner and mode, renames the
- * temporary file over the target and fsyncs the directory, so a reader sees the old file or the
- * whole new one.
+ * Atomic whole-file uploads (PROTOCOL.md §6 Files). The first chunk checks the target with the
+ * path policy for writes and keeps its directory open (WriteTarget): the temporary file is
+ * created there (O_EXCL | O_NOFOLLOW) and the commit renames it there, so nothing swapped along
+ * the path later can redirect the upload. Chunks of one upload may arrive concurrently and out
+ * of order: each is a positional write on the upload's one FileHandle. The commit chunk waits
+ * for every write in flight, then fsyncs, sets owner and mode on the handle, re-checks the
+ * directory, the temporary file and the target, renames the temporary file over the target and
+ * fsyncs the directory, so a reader sees the old file or the whole new one.
  */
 export class UploadStore {
   private readonly uploads = new Map<string, Upload>();
-  // Temp paths being closed, unlinked or renamed; a new upload of the same id waits for them
-  // so that the old upload's cleanup cannot remove the new temp file.
+  // Uploads (by id) whose temp file is being closed, unlinked or renamed; a new upload of the
+  // same id waits for them so that the old upload's cleanup cannot remove the new temp file.
+  // Temp names carry the id, so other ids cannot collide.
   private readonly settling = new Map<string, Promise<void>>();
   private closed = false;
 
   constructor(
     private readonly options: UploadStoreOptions,
     private readonly log?: Logger,
+    private readonly paths: PathPolicy = new PathPolicy(options.roots),
   ) {}
 
   /** Uploads currently open (including ones being committed). */
@@ -157,15 +177,13 @@ export class UploadStore {
         `too many uploads in progress (files.max_uploads = ${this.options.max_uploads})`,
       );
     }
-    const tempPath = uploadTempPath(chunk.path, chunk.uploadId);
     const upload: Upload = {
       id: chunk.uploadId,
       target: chunk.path,
-      tempPath,
-      opened: this.openTemp(tempPath).catch((err: unknown) => {
+      opened: this.openTemp(chunk.uploadId, chunk.path).catch((err: unknown) => {
         throw toAgentOpError(
           err,
-          `upload ${JSON.stringify(chunk.uploadId)}: creating ${quotePath(tempPath)}`,
+          `upload ${JSON.stringify(chunk.uploadId)}: creating a temporary file beside ${quotePath(chunk.path)}`,
         );
       }),
       pending: new Set(),
@@ -182,17 +200,37 @@ export class UploadStore {
     return upload;
   }
 
-  private async openTemp(tempPath: string): Promise<FileHandle> {
-    await this.settling.get(tempPath);
-    // A stale temp file (an agent killed mid-upload) is replaced; O_EXCL then refuses anything
-    // planted at the name between the unlink and the open, a symlink included.
-    await unlink(tempPath).catch(ignoreMissing);
-    return open(tempPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  private async openTemp(uploadId: string, path: string): Promise<OpenedUpload> {
+    await this.settling.get(uploadId);
+    const target = await this.paths.openForWrite(path);
+    try {
+      const tempName = uploadTempName(target.name, uploadId);
+      const tempPath = target.entry(tempName);
+      // A stale temp file (an agent killed mid-upload) is replaced; O_EXCL | O_NOFOLLOW then
+      // refuse anything planted at the name between the unlink and the open, a symlink included.
+      await unlink(tempPath).catch(ignoreMissing);
+      const handle = await open(
+        tempPath,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      );
+      try {
+        await target.checkOpened(handle, tempName);
+      } catch (err) {
+        await handle.close();
+        await unlink(tempPath).catch(() => undefined);
+        throw err;
+      }
+      return { target, tempName, handle };
+    } catch (err) {
+      await target.close();
+      throw err;
+    }
   }
 
   private writeChunk(upload: Upload, chunk: UploadChunk): Promise<void> {
     const write = (async () => {
-      const handle = await upload.opened;
+      const { handle } = await upload.opened;
       await writeFully(handle, chunk.data, chunk.offset);
       upload.size = Math.max(upload.size, chunk.offset + chunk.data.length);
       this.flushInBackground(upload, handle, chunk.data.length);
@@ -205,7 +243,7 @@ export class UploadStore {
     return write.catch((err: unknown) => {
       throw toAgentOpError(
         err,
-        `upload ${JSON.stringify(upload.id)}: writing ${quotePath(upload.tempPath)}`,
+        `upload ${JSON.stringify(upload.id)}: writing the temporary file for ${quotePath(upload.target)}`,
       );
     });
   }
@@ -231,14 +269,17 @@ export class UploadStore {
     const results = await Promise.allSettled([...upload.pending]);
     await upload.flushing;
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    let handle: FileHandle;
+    let opened: OpenedUpload;
+    let temp: Stats;
     try {
       if (failed) {
         // The failed chunk was answered with its error; the host may resend it and commit again.
         throw failed.reason;
       }
-      handle = await upload.opened;
-      const existing = await stat(upload.target).catch((err: unknown) => ignoreMissing(err));
+      opened = await upload.opened;
+      const { handle, target } = opened;
+      // The target as it is now, never followed: a link planted since the start is refused.
+      const existing = await target.checkNotLink();
       const uid = upload.uid ?? existing?.uid;
       const gid = upload.gid ?? existing?.gid;
       // chown clears set-id bits, so it goes before chmod.
@@ -248,6 +289,7 @@ export class UploadStore {
       const mode = upload.mode ?? (existing ? existing.mode : DEFAULT_NEW_FILE_MODE);
       await handle.chmod(mode & 0o7777);
       await handle.sync();
+      temp = await handle.stat();
     } catch (err) {
       if (upload.state === 'committing') {
         upload.state = 'open';
@@ -257,22 +299,20 @@ export class UploadStore {
     }
 
     this.forget(upload);
-    const renamed = (async () => {
+    const work = (async () => {
       try {
-        await handle.close();
-        await rename(upload.tempPath, upload.target);
-      } catch (err) {
-        await unlink(upload.tempPath).catch(() => undefined);
-        throw err;
+        await this.renameIntoPlace(opened, temp);
+        await this.syncDirectory(opened.target);
+      } finally {
+        await opened.target.close().catch(() => undefined);
       }
     })();
-    void this.settle(upload.tempPath, renamed);
+    void this.settle(upload.id, work);
     try {
-      await renamed;
+      await work;
     } catch (err) {
       throw toAgentOpError(err, what);
     }
-    await this.syncDirectory(posix.dirname(upload.target));
     this.log?.debug('upload committed', {
       uploadId: upload.id,
       path: upload.target,
@@ -281,17 +321,36 @@ export class UploadStore {
     return { bytesWritten, size: upload.size, committed: true };
   }
 
-  // The rename is durable only once the directory is; the file's data already is.
-  private async syncDirectory(dir: string): Promise<void> {
+  // Last checks right before the rename, all in the held directory: it is still where it was
+  // checked, the temporary file is still the one written, the target is still no symlink.
+  private async renameIntoPlace(opened: OpenedUpload, temp: Stats): Promise<void> {
+    const { target, tempName, handle } = opened;
     try {
-      const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
+      await handle.close();
+      await target.checkDirInPlace();
+      const now = await target.lstat(tempName);
+      if (!now || !isSameFile(now, temp)) {
+        throw pathNotAllowed(
+          `path ${quotePath(target.requested)}: the temporary file ${quotePath(tempName)} was removed or replaced before the commit`,
+        );
       }
+      await target.checkNotLink();
+      await rename(target.entry(tempName), target.entry());
     } catch (err) {
-      this.log?.warn('cannot fsync directory after upload', { dir, error: String(err) });
+      await unlink(target.entry(tempName)).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  // The rename is durable only once the directory is; the file's data already is.
+  private async syncDirectory(target: WriteTarget): Promise<void> {
+    try {
+      await target.syncDir();
+    } catch (err) {
+      this.log?.warn('cannot fsync directory after upload', {
+        dir: target.dirPath,
+        error: String(err),
+      });
     }
   }
 
@@ -315,14 +374,15 @@ export class UploadStore {
     this.forget(upload);
     const cleanup = (async () => {
       await Promise.allSettled([...upload.pending]);
-      const handle = await upload.opened.catch(() => undefined);
-      await handle?.close().catch(() => undefined);
-      if (handle) {
-        await unlink(upload.tempPath).catch(() => undefined);
+      const opened = await upload.opened.catch(() => undefined);
+      if (opened) {
+        await opened.handle.close().catch(() => undefined);
+        await unlink(opened.target.entry(opened.tempName)).catch(() => undefined);
+        await opened.target.close().catch(() => undefined);
       }
     })();
     this.log?.debug('upload aborted', { uploadId: upload.id, reason });
-    return this.settle(upload.tempPath, cleanup);
+    return this.settle(upload.id, cleanup);
   }
 
   private forget(upload: Upload): void {
@@ -333,16 +393,16 @@ export class UploadStore {
     }
   }
 
-  private settle(tempPath: string, work: Promise<void>): Promise<void> {
+  private settle(uploadId: string, work: Promise<void>): Promise<void> {
     const settled = work.then(
       () => undefined,
       () => undefined,
     );
-    const chained = (this.settling.get(tempPath) ?? Promise.resolve()).then(() => settled);
-    this.settling.set(tempPath, chained);
+    const chained = (this.settling.get(uploadId) ?? Promise.resolve()).then(() => settled);
+    this.settling.set(uploadId, chained);
     void chained.then(() => {
-      if (this.settling.get(tempPath) === chained) {
-        this.settling.delete(tempPath);
+      if (this.settling.get(uploadId) === chained) {
+        this.settling.delete(uploadId);
       }
     });
     return settled;

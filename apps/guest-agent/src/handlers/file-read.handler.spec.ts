@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { lchown, mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
@@ -145,5 +145,26 @@ describe('FileReadHandler', () => {
     expect(Buffer.from(r.data).toString()).toMatch(/^Linux version/);
     expect(r.eof).toBe(true);
     expect(r.totalSize).toBe(0n);
+  });
+
+  it('should follow a link in the last component, even one another user owns, when it stays inside the roots', async () => {
+    await mkdir(join(dir, 'sub'));
+    await writeFile(join(dir, 'sub', 'f.txt'), 'linked');
+    await symlink('sub/f.txt', join(dir, 'link'));
+    await symlink('sub', join(dir, 'dirlink'));
+    if (process.getuid?.() === 0) {
+      await lchown(join(dir, 'link'), 65534, 65534);
+      await lchown(join(dir, 'dirlink'), 65534, 65534);
+    }
+    expect(Buffer.from((await read(join(dir, 'link'))).data).toString()).toBe('linked');
+    expect(Buffer.from((await read(join(dir, 'dirlink', 'f.txt'))).data).toString()).toBe('linked');
+  });
+
+  it('should answer PATH_NOT_ALLOWED when a link leads outside the roots', async () => {
+    await symlink('/etc/hostname', join(dir, 'out'));
+    await expect(read(join(dir, 'out'))).rejects.toMatchObject({
+      code: ErrorCode.PATH_NOT_ALLOWED,
+      message: expect.stringContaining('outside the allowed roots'),
+    });
   });
 });

@@ -42,6 +42,9 @@ export class FileReadHandler implements OperationHandler<'fileRead'> {
       // O_NONBLOCK: opening a FIFO must not park a libuv thread waiting for a writer.
       const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
       try {
+        // Reads follow links, but what was opened must be inside the roots, whatever was
+        // swapped in between the check and the open.
+        await this.paths.checkOpened(request.path, handle);
         const st = await handle.stat();
         if (st.isDirectory()) {
           throw new AgentOpError(

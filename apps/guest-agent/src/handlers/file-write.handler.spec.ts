@@ -1,5 +1,19 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  lchown,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  realpath,
+  rename,
+  rm,
+  stat,
+  symlink,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
@@ -10,10 +24,28 @@ import {
   type FileWriteResponse,
 } from '@lq/proto';
 import { defaultConfig } from '../config.js';
+import { PathPolicy, type WriteTarget } from '../files/path-policy.js';
 import { UploadStore } from '../files/upload-store.js';
 import { FileWriteHandler } from './file-write.handler.js';
 
 const isRoot = process.getuid?.() === 0;
+const NOBODY = 65534;
+
+/** The real policy, with something done to the filesystem right after each write check. */
+class SwappingPolicy extends PathPolicy {
+  constructor(
+    roots: string[],
+    private readonly afterCheck: (target: WriteTarget) => Promise<void>,
+  ) {
+    super(roots);
+  }
+
+  override async openForWrite(path: string): Promise<WriteTarget> {
+    const target = await super.openForWrite(path);
+    await this.afterCheck(target);
+    return target;
+  }
+}
 
 function asWrite(payload: AgentPayload): FileWriteResponse {
   if (payload.case !== 'fileWriteResponse') {
@@ -27,6 +59,7 @@ describe('FileWriteHandler', () => {
   let file: string;
   let uploads: UploadStore;
   let handler: FileWriteHandler;
+  let config: ReturnType<typeof defaultConfig>;
 
   const write = async (
     init: MessageInitShape<typeof FileWriteRequestSchema>,
@@ -34,9 +67,9 @@ describe('FileWriteHandler', () => {
     asWrite(await handler.handle(create(FileWriteRequestSchema, { path: file, ...init })));
 
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'lq-write-'));
+    dir = await realpath(await mkdtemp(join(tmpdir(), 'lq-write-')));
     file = join(dir, 'f.txt');
-    const config = defaultConfig();
+    config = defaultConfig();
     config.files.roots = [dir];
     config.files.chunk_max_bytes = 16;
     uploads = new UploadStore(config.files);
@@ -153,5 +186,130 @@ describe('FileWriteHandler', () => {
     await expect(
       write({ uploadId: 'u', data: Buffer.from('x'), append: true }),
     ).rejects.toMatchObject({ code: ErrorCode.INVALID_REQUEST });
+  });
+
+  describe('symbolic links', () => {
+    let outside: string;
+
+    beforeEach(async () => {
+      outside = await realpath(await mkdtemp(join(tmpdir(), 'lq-write-outside-')));
+    });
+
+    afterEach(async () => {
+      await rm(outside, { recursive: true, force: true });
+    });
+
+    /** With roots "/" (the default): nothing but the link rules stands in the way. */
+    const useDefaultRoots = (): void => {
+      config.files.roots = ['/'];
+      uploads = new UploadStore(config.files);
+      handler = new FileWriteHandler(config, uploads);
+    };
+
+    it('should refuse an in-place write to a link in the last component and leave its target alone', async () => {
+      useDefaultRoots();
+      await writeFile(join(outside, 'victim'), 'precious');
+      await symlink(join(outside, 'victim'), file);
+      await expect(
+        write({ data: Buffer.from('evil'), create: true, truncate: true }),
+      ).rejects.toMatchObject({
+        code: ErrorCode.PATH_NOT_ALLOWED,
+        message: expect.stringContaining(`path "${file}" is a symbolic link`),
+      });
+      expect(await readFile(join(outside, 'victim'), 'utf8')).toBe('precious');
+    });
+
+    it('should refuse a write through a dangling link and create nothing', async () => {
+      useDefaultRoots();
+      await symlink(join(outside, 'cron-evil'), file);
+      await expect(write({ data: Buffer.from('evil'), create: true })).rejects.toMatchObject({
+        code: ErrorCode.PATH_NOT_ALLOWED,
+      });
+      await expect(
+        write({ uploadId: 'u1', data: Buffer.from('evil'), commit: true }),
+      ).rejects.toMatchObject({ code: ErrorCode.PATH_NOT_ALLOWED });
+      expect(await readdir(outside)).toEqual([]);
+      expect((await lstat(file)).isSymbolicLink()).toBe(true);
+    });
+
+    (isRoot ? it : it.skip)(
+      'should refuse a write under a directory link owned by another user',
+      async () => {
+        useDefaultRoots();
+        const link = join(dir, 'theirs');
+        await symlink(outside, link);
+        await lchown(link, NOBODY, NOBODY);
+        for (const init of [
+          { path: join(link, 'a'), data: Buffer.from('x'), create: true },
+          { path: join(link, 'b'), uploadId: 'u2', data: Buffer.from('x'), commit: true },
+        ]) {
+          await expect(write(init)).rejects.toMatchObject({
+            code: ErrorCode.PATH_NOT_ALLOWED,
+            message: expect.stringContaining(`symbolic link "${link}" is owned by uid ${NOBODY}`),
+          });
+        }
+        expect(await readdir(outside)).toEqual([]);
+      },
+    );
+
+    it('should write through a link in the parent chain when root or the agent owns it', async () => {
+      await mkdir(join(dir, 'real'));
+      await symlink('real', join(dir, 'alias'));
+      await write({ path: join(dir, 'alias', 'in-place'), data: Buffer.from('1'), create: true });
+      await write({
+        path: join(dir, 'alias', 'uploaded'),
+        uploadId: 'u3',
+        data: Buffer.from('2'),
+        commit: true,
+      });
+      expect(await readdir(join(dir, 'real'))).toEqual(['in-place', 'uploaded']);
+    });
+
+    it('should refuse a write when a link in the parent chain leads outside the roots', async () => {
+      await symlink(outside, join(dir, 'escape'));
+      await expect(
+        write({ path: join(dir, 'escape', 'f'), data: Buffer.from('x'), create: true }),
+      ).rejects.toMatchObject({
+        code: ErrorCode.PATH_NOT_ALLOWED,
+        message: expect.stringContaining('outside the allowed roots'),
+      });
+      expect(await readdir(outside)).toEqual([]);
+    });
+
+    it('should refuse, not write, when a link replaces the file between the check and the open', async () => {
+      await writeFile(join(outside, 'victim'), 'precious');
+      await writeFile(file, 'old');
+      const paths = new SwappingPolicy(['/'], async () => {
+        await unlink(file);
+        await symlink(join(outside, 'victim'), file);
+      });
+      handler = new FileWriteHandler(config, uploads, paths);
+      await expect(write({ data: Buffer.from('evil'), truncate: true })).rejects.toMatchObject({
+        code: ErrorCode.PATH_NOT_ALLOWED,
+        message: expect.stringContaining('is a symbolic link'),
+      });
+      expect(await readFile(join(outside, 'victim'), 'utf8')).toBe('precious');
+    });
+
+    it('should refuse, not write, when the directory is swapped for a link between the check and the open', async () => {
+      const sub = join(dir, 'sub');
+      await mkdir(sub);
+      await writeFile(join(sub, 'f'), 'old');
+      await writeFile(join(outside, 'f'), 'precious');
+      const paths = new SwappingPolicy(['/'], async () => {
+        await rename(sub, join(dir, 'moved'));
+        await symlink(outside, sub);
+      });
+      handler = new FileWriteHandler(config, uploads, paths);
+      await expect(
+        write({ path: join(sub, 'f'), data: Buffer.from('evil'), truncate: true }),
+      ).rejects.toMatchObject({
+        code: ErrorCode.PATH_NOT_ALLOWED,
+        message: expect.stringContaining(`the file opened is "${dir}/moved/f", not "${sub}/f"`),
+      });
+      expect(await readFile(join(outside, 'f'), 'utf8')).toBe('precious');
+      // Refused before truncating or writing: the file in the moved directory is untouched.
+      expect(await readFile(join(dir, 'moved', 'f'), 'utf8')).toBe('old');
+    });
   });
 });

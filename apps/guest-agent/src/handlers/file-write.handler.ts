@@ -4,7 +4,7 @@ import { type AgentPayload, ErrorCode, FileWriteResponseSchema } from '@lq/proto
 import type { AgentConfig } from '../config.js';
 import { AgentOpError, toAgentOpError } from '../errors.js';
 import { toSafeOffset, writeFully } from '../files/file-io.js';
-import { PathPolicy, quotePath } from '../files/path-policy.js';
+import { PathPolicy, quotePath, type WriteTarget } from '../files/path-policy.js';
 import type { UploadStore } from '../files/upload-store.js';
 import type { OperationHandler, RequestOf } from './handler.js';
 
@@ -46,12 +46,12 @@ export class FileWriteHandler implements OperationHandler<'fileWrite'> {
     if (request.uploadId !== '' && request.append) {
       throw invalid('append cannot be used with upload_id: upload chunks carry their offset');
     }
-    const path = await this.paths.check(request.path);
-
     if (request.uploadId !== '') {
+      // The store checks the path when the upload starts and holds its directory from then on.
+      this.paths.checkRequested(request.path);
       const result = await this.uploads.write({
         uploadId: request.uploadId,
-        path,
+        path: request.path,
         offset,
         data: request.data,
         commit: request.commit,
@@ -62,11 +62,17 @@ export class FileWriteHandler implements OperationHandler<'fileWrite'> {
       return response(result.bytesWritten, result.size, result.committed);
     }
 
+    const target = await this.paths.openForWrite(request.path);
     try {
-      const { handle, created } = await openForWrite(path, request);
+      const { handle, created } = await openForWrite(target, request);
       try {
+        await target.checkOpened(handle);
         if (!(await handle.stat()).isFile()) {
           throw invalid(`path ${quotePath(request.path)} is not a regular file`);
+        }
+        // Truncated only now: the file is the one checked, not one swapped in meanwhile.
+        if (request.truncate) {
+          await handle.truncate(0);
         }
         // chown clears set-id bits, so it goes before chmod; chmod bypasses the umask.
         if (request.uid !== undefined || request.gid !== undefined) {
@@ -82,24 +88,42 @@ export class FileWriteHandler implements OperationHandler<'fileWrite'> {
         await handle.close();
       }
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EISDIR') {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EISDIR') {
         throw invalid(`path ${quotePath(request.path)} is a directory`);
       }
+      if (code === 'ENOENT') {
+        throw new AgentOpError(
+          ErrorCode.NOT_FOUND,
+          `path ${quotePath(request.path)} does not exist${request.create ? '' : ' (create is not set)'}`,
+        );
+      }
+      if (code === 'ELOOP') {
+        // O_NOFOLLOW met a link that was put there after the check.
+        throw target.linkRefused();
+      }
       throw toAgentOpError(err, `writing ${quotePath(request.path)}`);
+    } finally {
+      await target.close();
     }
   }
 }
 
+/**
+ * Opens the checked target in its held directory, never following a link in the last
+ * component (O_NOFOLLOW). O_TRUNC is left to the caller, after it has checked the file opened.
+ */
 async function openForWrite(
-  path: string,
+  target: WriteTarget,
   request: RequestOf<'fileWrite'>,
 ): Promise<{ handle: FileHandle; created: boolean }> {
   // O_NONBLOCK: a FIFO without a reader fails at once instead of parking a libuv thread.
   const flags =
     constants.O_WRONLY |
     constants.O_NONBLOCK |
-    (request.truncate ? constants.O_TRUNC : 0) |
+    constants.O_NOFOLLOW |
     (request.append ? constants.O_APPEND : 0);
+  const path = target.entry();
   if (request.create) {
     // O_EXCL first, so the mode is applied only to a file this request created.
     try {

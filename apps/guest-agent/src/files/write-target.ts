@@ -1,0 +1,295 @@
+import { constants, type FileHandle, lstat, open, readlink, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { posix } from 'node:path';
+import { ErrorCode } from '@lq/proto';
+import { AgentOpError, toAgentOpError } from '../errors.js';
+import { pathNotAllowed, quotePath } from './path-errors.js';
+
+// Linux's O_PATH (one value on x86-64, arm64 and every architecture with the generic flags);
+// Node does not export it. A directory held this way needs search permission only.
+const O_PATH = 0o10000000;
+const DIR_FLAGS = O_PATH | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+// Linux gives up after 40 symlinks (ELOOP); so does the walk.
+const MAX_SYMLINK_HOPS = 40;
+
+/**
+ * `/proc/self/fd/<dir>/<name>`: the kernel jumps through the descriptor's magic link to the
+ * directory it holds, wherever that now is, and looks `name` up there: openat(dir, name) for a
+ * runtime without the *at() calls. Only the last component is looked up by name.
+ */
+function at(dir: FileHandle, name: string): string {
+  return `/proc/self/fd/${dir.fd}/${name}`;
+}
+
+let procChecked: Promise<void> | undefined;
+
+// Without /proc every lookup below would fail as "does not exist"; say what is missing instead.
+function checkProc(): Promise<void> {
+  procChecked ??= stat('/proc/self/fd').then(
+    () => undefined,
+    (err: unknown) => {
+      procChecked = undefined;
+      throw new AgentOpError(
+        ErrorCode.INTERNAL,
+        `file writes need /proc mounted (/proc/self/fd: ${errnoOf(err) ?? String(err)})`,
+      );
+    },
+  );
+  return procChecked;
+}
+
+function errnoOf(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/** Where the kernel says an open descriptor is, as a path from `/`. */
+export function openedPath(handle: FileHandle): Promise<string> {
+  return readlink(`/proc/self/fd/${handle.fd}`);
+}
+
+export function isSameFile(a: Stats, b: Stats): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
+}
+
+function describeOwners(trustedUids: readonly number[]): string {
+  return [...new Set(trustedUids)]
+    .map((uid) => (uid === 0 ? 'root' : `the agent's uid ${uid}`))
+    .join(' or ');
+}
+
+/**
+ * The checked place of a write: the target's parent directory held open (O_PATH), found by a
+ * walk that follows only trusted symlinks, and the last component's name. Every later step
+ * (open, create, rename, unlink) names the file relative to that descriptor, so swapping a
+ * directory or a link along the path after the check changes nothing; the last component is
+ * never followed. Close it when done.
+ */
+export class WriteTarget {
+  private closed = false;
+
+  constructor(
+    /** The path as requested, for messages. */
+    readonly requested: string,
+    private readonly dir: FileHandle,
+    /** The parent directory's path, every symlink on the way resolved. */
+    readonly dirPath: string,
+    /** The last component. */
+    readonly name: string,
+  ) {}
+
+  /** The target's path, its parent's symlinks resolved. */
+  get path(): string {
+    return posix.join(this.dirPath, this.name);
+  }
+
+  /** A name in the checked directory, as a path the kernel looks up in that very directory. */
+  entry(name = this.name): string {
+    return at(this.dir, name);
+  }
+
+  /** lstat of a name in the checked directory; undefined when there is none. */
+  async lstat(name = this.name): Promise<Stats | undefined> {
+    try {
+      return await lstat(this.entry(name));
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') {
+        return undefined;
+      }
+      throw toAgentOpError(err, `checking ${quotePath(posix.join(this.dirPath, name))}`);
+    }
+  }
+
+  /** The refusal for a symbolic link in the last component. */
+  linkRefused(): AgentOpError {
+    return pathNotAllowed(
+      `path ${quotePath(this.requested)} is a symbolic link; writes do not follow a symbolic link in the last component`,
+    );
+  }
+
+  /** The last component as it is now (undefined: absent); refuses a symbolic link. */
+  async checkNotLink(): Promise<Stats | undefined> {
+    const st = await this.lstat();
+    if (st?.isSymbolicLink()) {
+      throw this.linkRefused();
+    }
+    return st;
+  }
+
+  /**
+   * Refuses unless the directory is still at the path it was checked at (not moved, not
+   * removed). A path that names the same directory leads through no link that changed, so this
+   * re-checks the whole parent chain at once.
+   */
+  async checkDirInPlace(): Promise<void> {
+    const now = await openedPath(this.dir);
+    if (now !== this.dirPath) {
+      throw pathNotAllowed(
+        `path ${quotePath(this.requested)}: directory ${quotePath(this.dirPath)} was moved or replaced while in use (it is now ${quotePath(now)})`,
+      );
+    }
+  }
+
+  /** Refuses unless `handle` is the file `name` of the checked directory, where it was checked. */
+  async checkOpened(handle: FileHandle, name = this.name): Promise<void> {
+    const expected = posix.join(this.dirPath, name);
+    const now = await openedPath(handle);
+    if (now !== expected) {
+      throw pathNotAllowed(
+        `path ${quotePath(this.requested)}: the file opened is ${quotePath(now)}, not ${quotePath(expected)}; something was moved or replaced while it was opened`,
+      );
+    }
+  }
+
+  /** fsync of the directory (the held descriptor is O_PATH, which cannot be synced). */
+  async syncDir(): Promise<void> {
+    const handle = await open(at(this.dir, '.'), constants.O_RDONLY | constants.O_DIRECTORY);
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      await this.dir.close();
+    }
+  }
+}
+
+/**
+ * Opens the parent directory of `requested` (absolute and normalised) by walking it one
+ * component at a time from `/`, each looked up in the directory held before it. A symbolic link
+ * on the way is followed only if it is owned by one of `trustedUids` (root and the agent's own
+ * uid): the agent writes as root on an operator's behalf, so a link any other user planted must
+ * not choose where that write lands (fs.protected_symlinks, but for every directory). The last
+ * component must not be a symbolic link at all.
+ */
+export async function openWriteTarget(
+  requested: string,
+  trustedUids: readonly number[],
+): Promise<WriteTarget> {
+  const name = posix.basename(requested);
+  if (name === '') {
+    throw new AgentOpError(
+      ErrorCode.INVALID_REQUEST,
+      `path ${quotePath(requested)} is a directory`,
+    );
+  }
+  await checkProc();
+  const { dir, dirPath } = await walkDirectory(requested, posix.dirname(requested), trustedUids);
+  const target = new WriteTarget(requested, dir, dirPath, name);
+  try {
+    await target.checkDirInPlace();
+    await target.checkNotLink();
+  } catch (err) {
+    await target.close();
+    throw toAgentOpError(err, `checking ${quotePath(requested)}`);
+  }
+  return target;
+}
+
+async function walkDirectory(
+  requested: string,
+  path: string,
+  trustedUids: readonly number[],
+): Promise<{ dir: FileHandle; dirPath: string }> {
+  const q = quotePath(requested);
+  const pending = path.split('/').filter((s) => s !== '');
+  let walked: string[] = [];
+  let hops = 0;
+  let dir = await open('/', DIR_FLAGS);
+  const moveTo = async (next: FileHandle): Promise<void> => {
+    const previous = dir;
+    dir = next;
+    await previous.close();
+  };
+  try {
+    while (pending.length > 0) {
+      const name = pending.shift() as string;
+      if (name === '.') {
+        continue;
+      }
+      if (name === '..') {
+        // Only link targets have "..": the parent of a directory reached through no link.
+        await moveTo(await open(at(dir, '..'), DIR_FLAGS));
+        walked.pop();
+        continue;
+      }
+      const here = posix.join('/', ...walked, name);
+      let st: Stats;
+      try {
+        st = await lstat(at(dir, name));
+      } catch (err) {
+        throw walkError(err, requested, here);
+      }
+      if (st.isSymbolicLink()) {
+        if (++hops > MAX_SYMLINK_HOPS) {
+          throw pathNotAllowed(`path ${q} has too many levels of symbolic links`);
+        }
+        if (!trustedUids.includes(st.uid)) {
+          throw pathNotAllowed(
+            `path ${q}: symbolic link ${quotePath(here)} is owned by uid ${st.uid}; writes follow only symbolic links owned by ${describeOwners(trustedUids)}`,
+          );
+        }
+        const link = await readlink(at(dir, name));
+        // The link read must be the link checked. Node has no readlinkat(fd, ""), so compare
+        // before and after; ctime catches a link renamed away and back meanwhile (rename
+        // updates it), which the inode number alone would miss.
+        const again = await lstat(at(dir, name)).catch(() => undefined);
+        if (
+          !again?.isSymbolicLink() ||
+          !isSameFile(st, again) ||
+          again.uid !== st.uid ||
+          again.ctimeMs !== st.ctimeMs
+        ) {
+          throw pathNotAllowed(`path ${q}: ${quotePath(here)} changed while it was being checked`);
+        }
+        if (link.startsWith('/')) {
+          await moveTo(await open('/', DIR_FLAGS));
+          walked = [];
+        }
+        pending.unshift(...link.split('/').filter((s) => s !== ''));
+        continue;
+      }
+      if (!st.isDirectory()) {
+        throw new AgentOpError(
+          ErrorCode.NOT_FOUND,
+          `path ${q}: ${quotePath(here)} is not a directory`,
+        );
+      }
+      try {
+        await moveTo(await open(at(dir, name), DIR_FLAGS));
+      } catch (err) {
+        const code = errnoOf(err);
+        if (code === 'ENOTDIR' || code === 'ELOOP' || code === 'ENOENT') {
+          throw pathNotAllowed(`path ${q}: ${quotePath(here)} changed while it was being checked`);
+        }
+        throw walkError(err, requested, here);
+      }
+      walked.push(name);
+    }
+    return { dir, dirPath: posix.join('/', ...walked) };
+  } catch (err) {
+    await dir.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+function walkError(err: unknown, requested: string, here: string): AgentOpError {
+  switch (errnoOf(err)) {
+    case 'ENOENT':
+      return new AgentOpError(
+        ErrorCode.NOT_FOUND,
+        `path ${quotePath(requested)}: directory ${quotePath(here)} does not exist`,
+      );
+    case 'ENOTDIR':
+      return new AgentOpError(
+        ErrorCode.NOT_FOUND,
+        `path ${quotePath(requested)}: ${quotePath(posix.dirname(here))} is not a directory`,
+      );
+    default:
+      return toAgentOpError(err, `path ${quotePath(requested)}: checking ${quotePath(here)}`);
+  }
+}
