@@ -21,6 +21,7 @@ import { TelemetryCollector } from './telemetry/telemetry-collector.js';
 import { ProcessRunner } from './exec/process-runner.js';
 import { UserResolver } from './exec/user-resolver.js';
 import { UploadStore } from './files/upload-store.js';
+import { FileLimitPolicies } from './files/file-limits.js';
 import { PathPolicy } from './files/path-policy.js';
 
 /** How long GetInfo and AgentReady reuse the OS facts they read (os-release, uname). */
@@ -60,6 +61,7 @@ export async function assembleAgent(
   const runner = new ProcessRunner(config, users, log);
   // One policy for every file operation, so the roots are resolved once.
   const paths = new PathPolicy(config.files.roots);
+  const fileLimits = new FileLimitPolicies();
   const uploads = new UploadStore(config.files, log, paths);
   const quiescer = new Quiescer(config, log);
   await quiescer.restore();
@@ -76,8 +78,8 @@ export async function assembleAgent(
       new GetInfoHandler(collectInfo),
       new ExecuteHandler(runner),
       new CancelExecutionHandler(runner),
-      new FileReadHandler(config, paths),
-      new FileWriteHandler(config, uploads, paths),
+      new FileReadHandler(config, paths, fileLimits),
+      new FileWriteHandler(config, uploads, paths, fileLimits),
       new ShutdownHandler(config),
       new QuiesceHandler(quiescer),
       new ThawHandler(quiescer),

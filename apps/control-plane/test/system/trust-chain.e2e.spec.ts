@@ -5,7 +5,16 @@
 // file that must not exist.
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-return */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -30,6 +39,7 @@ describe('trust chain: tenancy, run-as limits, fleet scope, cancel, sessions, ab
   let stack: OneNodeStack;
   let cp: RunningControlPlane;
   let markers: string;
+  let filesDir: string;
   const cronFile = `/etc/cron.d/lq-trust-test-${process.pid}`;
   const tokens: Record<string, string> = { admin: TEST_ADMIN_TOKEN };
 
@@ -122,6 +132,15 @@ describe('trust chain: tenancy, run-as limits, fleet scope, cancel, sessions, ab
     await userWith('op-nobody', [
       { role: 'operator', project: 'proj-a', restrictions: { exec_users: ['nobody'] } },
     ]);
+    filesDir = mkdtempSync(join(tmpdir(), 'lq-trust-files-'));
+    symlinkSync('/etc', join(filesDir, 'escape'));
+    await userWith('op-files', [
+      {
+        role: 'operator',
+        project: 'proj-a',
+        restrictions: { exec_non_root: true, file_paths: [filesDir] },
+      },
+    ]);
     await userWith('auditor', [{ role: 'auditor' }]);
     // Reads every run (global audit.read) and runs commands elsewhere: still not a canceller.
     await userWith('op-b-auditor', [{ role: 'operator', project: 'proj-b' }, { role: 'auditor' }]);
@@ -136,6 +155,10 @@ describe('trust chain: tenancy, run-as limits, fleet scope, cancel, sessions, ab
     if (markers) {
       rmSync(markers, { recursive: true, force: true });
     }
+    if (filesDir) {
+      rmSync(filesDir, { recursive: true, force: true });
+    }
+    rmSync(`/etc/lq-trust-escape-${process.pid}`, { force: true });
     await cp?.stop();
     await stack?.stop();
   });
@@ -256,7 +279,7 @@ describe('trust chain: tenancy, run-as limits, fleet scope, cancel, sessions, ab
         command: 'id -u; echo "$LQ_T"',
         run_as_user: 'nobody',
         include_supplementary_groups: true,
-        env: { LQ_T: "it's $HOME \\ \"quoted\"\nline2" },
+        env: { LQ_T: 'it\'s $HOME \\ "quoted"\nline2' },
       });
       expect(withGroups.status).toBe(200);
       expect(withGroups.body.stdout).toBe('65534\nit\'s $HOME \\ "quoted"\nline2\n');
@@ -290,6 +313,34 @@ describe('trust chain: tenancy, run-as limits, fleet scope, cancel, sessions, ab
       });
       expect(shutdown.status).toBe(403);
       expect(calls().length).toBe(before);
+    });
+  });
+
+  describe('file access of a restricted binding', () => {
+    const put = (who: string, path: string, body: string, mode?: string) =>
+      fetch(
+        `${cp.url}/api/vms/vm-1/files?path=${encodeURIComponent(path)}${mode ? `&mode=${mode}` : ''}`,
+        { method: 'PUT', headers: { Authorization: `Bearer ${tokens[who]}` }, body },
+      );
+
+    it('should stay under file_paths as the agent resolves them, and never leave set-id bits', async () => {
+      expect((await put('op-files', join(filesDir, 'app.conf'), 'ok\n')).status).toBe(200);
+      const got = await call('op-files', 'GET', `/api/vms/vm-1/files?path=${filesDir}/app.conf`);
+      expect(got.text).toBe('ok\n');
+      // Lexically inside file_paths, resolved (through a root-owned link) into /etc.
+      const escape = join(filesDir, 'escape', `lq-trust-escape-${process.pid}`);
+      expect((await put('op-files', escape, 'no\n')).status).toBe(403);
+      expect(existsSync(`/etc/lq-trust-escape-${process.pid}`)).toBe(false);
+      expect((await call('op-files', 'GET', '/api/vms/vm-1/files?path=/etc/hostname')).status).toBe(
+        403,
+      );
+      // An existing set-user-ID root program in the caller's directory is replaced without it.
+      const program = join(filesDir, 'tool');
+      writeFileSync(program, '#!/bin/sh\n', { mode: 0o755 });
+      chmodSync(program, 0o4755);
+      expect((await put('op-files', program, '#!/bin/sh\necho replaced\n')).status).toBe(200);
+      expect(statSync(program).mode & 0o7777).toBe(0o755);
+      expect((await put('op-files', join(filesDir, 'new'), 'x', '4755')).status).toBe(403);
     });
   });
 
@@ -407,9 +458,9 @@ describe('trust chain: tenancy, run-as limits, fleet scope, cancel, sessions, ab
     it('should keep a revoked LQ_ADMIN_TOKEN revoked across a restart', async () => {
       const keys = await call('second-admin', 'GET', '/api/users/admin/api-keys');
       const bootstrap = keys.body.api_keys.find((k: any) => k.name === 'LQ_ADMIN_TOKEN');
-      expect(
-        (await call('second-admin', 'DELETE', `/api/api-keys/${bootstrap.id}`)).status,
-      ).toBe(200);
+      expect((await call('second-admin', 'DELETE', `/api/api-keys/${bootstrap.id}`)).status).toBe(
+        200,
+      );
       await cp.stop();
       cp = await startControlPlaneProcess({
         databaseUrl: stack.db.url,

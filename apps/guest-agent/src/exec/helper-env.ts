@@ -20,7 +20,7 @@ export const HELPER_SCRIPT = [
   'while IFS= read -r __lq_l <&3; do',
   '  __lq_k=${__lq_l%%=*}; __lq_v=${__lq_l#*=}',
   '  case $__lq_k in',
-  "    e*) __lq_k=${__lq_k#e}; __lq_v=$(printf '%bx' \"$__lq_v\"); __lq_v=${__lq_v%x} ;;",
+  '    e*) __lq_k=${__lq_k#e}; __lq_v=$(printf \'%bx\' "$__lq_v"); __lq_v=${__lq_v%x} ;;',
   '    *) __lq_k=${__lq_k#r} ;;',
   '  esac',
   '  export "$__lq_k=$__lq_v"',

@@ -185,6 +185,15 @@ export class PathPolicy {
     return target;
   }
 
+  /**
+   * A write place another policy opened (the agent's own roots) held to this policy's roots as
+   * well: a caller's narrower FileLimits.
+   */
+  async checkWriteTarget(path: string, target: WriteTarget): Promise<void> {
+    this.checkRequested(path);
+    await this.checkResolved(path, target.path);
+  }
+
   private async checkResolved(path: string, resolved: string): Promise<void> {
     if (this.roots.includes('/')) {
       return;

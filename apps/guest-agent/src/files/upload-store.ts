@@ -31,6 +31,10 @@ export interface UploadChunk {
   mode?: number;
   uid?: number;
   gid?: number;
+  /** The caller's narrower roots (FileLimits), checked with the agent's when the upload starts. */
+  narrow?: PathPolicy;
+  /** The caller may not leave set-id bits (FileLimits.no_setid): cleared at the commit. */
+  noSetid?: boolean;
 }
 
 export interface UploadChunkResult {
@@ -63,6 +67,7 @@ interface Upload {
   mode?: number;
   uid?: number;
   gid?: number;
+  noSetid: boolean;
 }
 
 /** `.<name>.lq-upload-<id>`, the name shortened to fit NAME_MAX. */
@@ -180,7 +185,7 @@ export class UploadStore {
     const upload: Upload = {
       id: chunk.uploadId,
       target: chunk.path,
-      opened: this.openTemp(chunk.uploadId, chunk.path).catch((err: unknown) => {
+      opened: this.openTemp(chunk.uploadId, chunk.path, chunk.narrow).catch((err: unknown) => {
         throw toAgentOpError(
           err,
           `upload ${JSON.stringify(chunk.uploadId)}: creating a temporary file beside ${quotePath(chunk.path)}`,
@@ -191,6 +196,7 @@ export class UploadStore {
       state: 'open',
       size: 0,
       unflushed: 0,
+      noSetid: chunk.noSetid === true,
     };
     upload.opened.catch(() => {
       // The chunks waiting on the open report the error; a retry starts afresh.
@@ -200,10 +206,15 @@ export class UploadStore {
     return upload;
   }
 
-  private async openTemp(uploadId: string, path: string): Promise<OpenedUpload> {
+  private async openTemp(
+    uploadId: string,
+    path: string,
+    narrow: PathPolicy | undefined,
+  ): Promise<OpenedUpload> {
     await this.settling.get(uploadId);
     const target = await this.paths.openForWrite(path);
     try {
+      await narrow?.checkWriteTarget(path, target);
       const tempName = uploadTempName(target.name, uploadId);
       const tempPath = target.entry(tempName);
       // A stale temp file (an agent killed mid-upload) is replaced; O_EXCL | O_NOFOLLOW then
@@ -287,7 +298,8 @@ export class UploadStore {
         await handle.chown(uid ?? -1, gid ?? -1);
       }
       const mode = upload.mode ?? (existing ? existing.mode : DEFAULT_NEW_FILE_MODE);
-      await handle.chmod(mode & 0o7777);
+      // A caller held to no_setid replaces a set-id file with one without the bits.
+      await handle.chmod(upload.noSetid ? mode & 0o1777 : mode & 0o7777);
       await handle.sync();
       temp = await handle.stat();
     } catch (err) {

@@ -4,6 +4,7 @@ import { type AgentPayload, ErrorCode, FileReadResponseSchema } from '@lq/proto'
 import type { AgentConfig } from '../config.js';
 import { AgentOpError, toAgentOpError } from '../errors.js';
 import { readFully, toSafeOffset } from '../files/file-io.js';
+import { FileLimitPolicies } from '../files/file-limits.js';
 import { PathPolicy, quotePath } from '../files/path-policy.js';
 import type { OperationHandler, RequestOf } from './handler.js';
 
@@ -18,6 +19,7 @@ export class FileReadHandler implements OperationHandler<'fileRead'> {
   constructor(
     private readonly config: AgentConfig,
     private readonly paths: PathPolicy = new PathPolicy(config.files.roots),
+    private readonly limits: FileLimitPolicies = new FileLimitPolicies(),
   ) {}
 
   async handle(request: RequestOf<'fileRead'>): Promise<AgentPayload> {
@@ -37,6 +39,9 @@ export class FileReadHandler implements OperationHandler<'fileRead'> {
       );
     }
     const path = await this.paths.check(request.path);
+    // The caller's own roots, if it brought narrower ones, with the same rules.
+    const narrow = this.limits.policyOf(request.limits);
+    await narrow?.check(request.path);
 
     try {
       // O_NONBLOCK: opening a FIFO must not park a libuv thread waiting for a writer.
@@ -45,6 +50,7 @@ export class FileReadHandler implements OperationHandler<'fileRead'> {
         // Reads follow links, but what was opened must be inside the roots, whatever was
         // swapped in between the check and the open.
         await this.paths.checkOpened(request.path, handle);
+        await narrow?.checkOpened(request.path, handle);
         const st = await handle.stat();
         if (st.isDirectory()) {
           throw new AgentOpError(

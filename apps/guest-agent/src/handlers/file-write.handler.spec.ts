@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import {
+  chmod,
   lchown,
   lstat,
   mkdir,
@@ -186,6 +187,56 @@ describe('FileWriteHandler', () => {
     await expect(
       write({ uploadId: 'u', data: Buffer.from('x'), append: true }),
     ).rejects.toMatchObject({ code: ErrorCode.INVALID_REQUEST });
+  });
+
+  describe('the caller’s FileLimits', () => {
+    const limitsIn = (root: string) => ({ roots: [root], noSetid: true });
+
+    it('should write under the caller’s roots and refuse outside them, even through a root-owned link', async () => {
+      const inside = join(dir, 'app');
+      await mkdir(inside);
+      await mkdir(join(dir, 'other'));
+      await symlink(join(dir, 'other'), join(inside, 'escape'));
+      const ok = await write({
+        path: join(inside, 'a.txt'),
+        data: Buffer.from('ok'),
+        create: true,
+        limits: limitsIn(inside),
+      });
+      expect(ok.bytesWritten).toBe(2n);
+      for (const path of [join(dir, 'other', 'b.txt'), join(inside, 'escape', 'b.txt')]) {
+        await expect(
+          write({ path, data: Buffer.from('no'), create: true, limits: limitsIn(inside) }),
+        ).rejects.toMatchObject({ code: ErrorCode.PATH_NOT_ALLOWED });
+        await expect(
+          write({
+            path,
+            data: Buffer.from('no'),
+            uploadId: 'u1',
+            commit: true,
+            limits: limitsIn(inside),
+          }),
+        ).rejects.toMatchObject({ code: ErrorCode.PATH_NOT_ALLOWED });
+      }
+      expect(await readdir(join(dir, 'other'))).toEqual([]);
+    });
+
+    it('should refuse set-id modes and owners, and clear set-id bits of what it replaces', async () => {
+      await expect(
+        write({ data: Buffer.from('x'), create: true, mode: 0o4755, limits: limitsIn(dir) }),
+      ).rejects.toMatchObject({ code: ErrorCode.NOT_ALLOWED });
+      await expect(
+        write({ data: Buffer.from('x'), create: true, uid: 0, limits: limitsIn(dir) }),
+      ).rejects.toMatchObject({ code: ErrorCode.NOT_ALLOWED });
+      await writeFile(file, 'old', { mode: 0o755 });
+      await chmod(file, 0o6755);
+      await write({ data: Buffer.from('new'), limits: limitsIn(dir) });
+      expect((await stat(file)).mode & 0o7777).toBe(0o755);
+      await chmod(file, 0o4755);
+      await write({ data: Buffer.from('up'), uploadId: 'u2', commit: true, limits: limitsIn(dir) });
+      expect((await stat(file)).mode & 0o7777).toBe(0o755);
+      expect(await readFile(file, 'utf8')).toBe('up');
+    });
   });
 
   describe('symbolic links', () => {

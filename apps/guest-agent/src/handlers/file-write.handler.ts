@@ -4,6 +4,7 @@ import { type AgentPayload, ErrorCode, FileWriteResponseSchema } from '@lq/proto
 import type { AgentConfig } from '../config.js';
 import { AgentOpError, toAgentOpError } from '../errors.js';
 import { toSafeOffset, writeFully } from '../files/file-io.js';
+import { FileLimitPolicies, allowedMode, checkWriteLimits } from '../files/file-limits.js';
 import { PathPolicy, quotePath, type WriteTarget } from '../files/path-policy.js';
 import type { UploadStore } from '../files/upload-store.js';
 import type { OperationHandler, RequestOf } from './handler.js';
@@ -26,6 +27,7 @@ export class FileWriteHandler implements OperationHandler<'fileWrite'> {
     private readonly config: AgentConfig,
     private readonly uploads: UploadStore,
     private readonly paths: PathPolicy = new PathPolicy(config.files.roots),
+    private readonly limits: FileLimitPolicies = new FileLimitPolicies(),
   ) {}
 
   async handle(request: RequestOf<'fileWrite'>): Promise<AgentPayload> {
@@ -46,10 +48,15 @@ export class FileWriteHandler implements OperationHandler<'fileWrite'> {
     if (request.uploadId !== '' && request.append) {
       throw invalid('append cannot be used with upload_id: upload chunks carry their offset');
     }
+    checkWriteLimits(request.limits, request);
+    const narrow = this.limits.policyOf(request.limits);
     if (request.uploadId !== '') {
       // The store checks the path when the upload starts and holds its directory from then on.
       this.paths.checkRequested(request.path);
+      narrow?.checkRequested(request.path);
       const result = await this.uploads.write({
+        narrow,
+        noSetid: request.limits?.noSetid === true,
         uploadId: request.uploadId,
         path: request.path,
         offset,
@@ -64,6 +71,7 @@ export class FileWriteHandler implements OperationHandler<'fileWrite'> {
 
     const target = await this.paths.openForWrite(request.path);
     try {
+      await narrow?.checkWriteTarget(request.path, target);
       const { handle, created } = await openForWrite(target, request);
       try {
         await target.checkOpened(handle);
@@ -79,9 +87,16 @@ export class FileWriteHandler implements OperationHandler<'fileWrite'> {
           await handle.chown(request.uid ?? -1, request.gid ?? -1);
         }
         if (created && request.mode !== undefined) {
-          await handle.chmod(request.mode & 0o7777);
+          await handle.chmod(allowedMode(request.limits, request.mode));
         }
         await writeFully(handle, request.data, request.append ? null : offset);
+        if (request.limits?.noSetid) {
+          // Root's writes keep an existing file's set-id bits: a limited caller's may not.
+          const { mode } = await handle.stat();
+          if ((mode & 0o6000) !== 0) {
+            await handle.chmod(allowedMode(request.limits, mode));
+          }
+        }
         const size = (await handle.stat()).size;
         return response(request.data.length, size, false);
       } finally {
