@@ -4,9 +4,12 @@ import {
   AgentStreamReader,
   AgentReadyEventSchema,
   ErrorCode,
+  GUEST_OPERATION_TABLE,
+  OPERATION_OF_REQUEST,
   ErrorSchema,
   SyncResponseSchema,
   agentMessage,
+  capabilitiesOf,
   encodeAgentMessage,
   type AgentInfo,
   type AgentLimits,
@@ -38,11 +41,6 @@ export function agentLimits(config: AgentConfig): AgentLimits {
     execTimeoutMaxMs: config.exec.max_timeout_ms,
   });
 }
-
-/** Operations whose results are retained until acked: re-running them would act twice. */
-const RETAINED: ReadonlySet<RequestCase> = new Set(['execute', 'fileWrite', 'shutdown']);
-/** What a frozen guest still serves: everything else could block on a frozen filesystem. */
-const WHILE_FROZEN: ReadonlySet<RequestCase> = new Set(['ping', 'thaw', 'quiesceStatus']);
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -107,9 +105,7 @@ export class Agent {
   }
 
   get capabilities(): string[] {
-    const ops: string[] = enabledOperations(this.config);
-    // Since 0.2.0: streamed output and cancel, with execute.
-    return ops.includes('execute') ? [...ops, 'execute.stream', 'execute.cancel'] : ops;
+    return capabilitiesOf(enabledOperations(this.config));
   }
 
   async start(): Promise<void> {
@@ -181,45 +177,13 @@ export class Agent {
           'unknown request type (a field this agent does not know; newer host?)',
         );
         return;
-      case 'ping':
-      case 'getInfo':
-      case 'execute':
-      case 'cancelExecution':
-      case 'quiesce':
-      case 'thaw':
-      case 'quiesceStatus':
-      case 'syncTime':
-      case 'setUserPassword':
-      case 'getFsInfo':
-      case 'fileRead':
-      case 'fileWrite':
-      case 'shutdown':
-        this.onRequest(id, payload);
-        return;
-      case 'pong':
-      case 'executeResponse':
-      case 'fileWriteResponse':
-      case 'fileReadResponse':
-      case 'shutdownResponse':
-      case 'syncResponse':
-      case 'getInfoResponse':
-      case 'cancelExecutionResponse':
-      case 'quiesceResponse':
-      case 'thawResponse':
-      case 'quiesceStatusResponse':
-      case 'syncTimeResponse':
-      case 'setUserPasswordResponse':
-      case 'getFsInfoResponse':
-      case 'error':
-      case 'telemetry':
-      case 'agentReady':
-      case 'execOutput':
-        this.replyError(id, ErrorCode.INVALID_REQUEST, `${payload.case} is not a request`);
-        return;
-      default: {
-        const unreachable: never = payload;
-        this.replyError(id, ErrorCode.UNKNOWN_OPERATION, `unknown request ${String(unreachable)}`);
-      }
+      default:
+        if (OPERATION_OF_REQUEST.has(payload.case)) {
+          this.onRequest(id, payload as Extract<AgentPayload, { case: RequestCase }>);
+        } else {
+          // A response or an event sent to the agent.
+          this.replyError(id, ErrorCode.INVALID_REQUEST, `${payload.case} is not a request`);
+        }
     }
   }
 
@@ -299,7 +263,11 @@ export class Agent {
       );
       return;
     }
-    if (this.deps.isFrozen?.() && !WHILE_FROZEN.has(payload.case)) {
+    // The table names the operation, its policy, whether a frozen guest serves it and whether
+    // its result is retained.
+    const operation = OPERATION_OF_REQUEST.get(payload.case)!;
+    const def = GUEST_OPERATION_TABLE[operation];
+    if (this.deps.isFrozen?.() && !def.whileFrozen) {
       this.replyError(
         id,
         ErrorCode.FROZEN,
@@ -316,23 +284,23 @@ export class Agent {
       );
       return;
     }
-    const blockedBy = operationBlockedBy(this.config, handler.operation);
+    const blockedBy = operationBlockedBy(this.config, def.policy);
     if (blockedBy !== null) {
       this.replyError(
         id,
         ErrorCode.OPERATION_BLOCKED,
-        `operation ${handler.operation} is blocked by policy (${blockedBy} in ${this.config.source})`,
+        `operation ${def.policy} is blocked by policy (${blockedBy} in ${this.config.source})`,
       );
       return;
     }
 
-    const retained = RETAINED.has(payload.case);
+    const retained = def.retained;
     const existing = retained ? this.results.get(id) : undefined;
     if (existing) {
       this.log.debug('request id seen before: replying with its result', { id });
       void existing.then(
         (result) => this.send(agentMessage(id, result)),
-        (err: unknown) => this.replyOpError(id, toAgentOpError(err, handler.operation)),
+        (err: unknown) => this.replyOpError(id, toAgentOpError(err, operation)),
       );
       return;
     }
@@ -348,7 +316,7 @@ export class Agent {
     try {
       work = handler.handle(payload.value, ctx);
     } catch (err) {
-      work = Promise.reject(toAgentOpError(err, handler.operation));
+      work = Promise.reject(toAgentOpError(err, operation));
     }
     if (retained) {
       this.results.track(id, work, payloadSize);
@@ -360,7 +328,7 @@ export class Agent {
           void written.finally(() => afterReply.forEach((fn) => fn()));
         }
       },
-      (err: unknown) => this.replyOpError(id, toAgentOpError(err, handler.operation)),
+      (err: unknown) => this.replyOpError(id, toAgentOpError(err, operation)),
     );
   }
 

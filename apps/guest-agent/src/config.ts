@@ -1,20 +1,9 @@
 import { readFileSync } from 'node:fs';
+import { POLICY_NAMES, type PolicyName } from '@lq/proto';
 
-/** Operation names, as they appear in policy lists and in `capabilities`. */
-export const OPERATIONS = [
-  'ping',
-  'info',
-  'execute',
-  'file.read',
-  'file.write',
-  'shutdown',
-  // Since 0.2.0.
-  'quiesce',
-  'time.sync',
-  'password.set',
-  'fs.info',
-] as const;
-export type OperationName = (typeof OPERATIONS)[number];
+/** Operation names as policy lists name them (the operation table's policy names). */
+export const OPERATIONS: readonly PolicyName[] = POLICY_NAMES;
+export type OperationName = PolicyName;
 
 export const DEFAULT_CONFIG_PATH = '/etc/limiquantix/agent.json';
 export const DEFAULT_DEVICE_PATH = '/dev/virtio-ports/org.limiquantix.agent.0';

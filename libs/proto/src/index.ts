@@ -6,6 +6,7 @@ export * from './framing/message-codec.js';
 export * from './client/agent-client.js';
 export * from './client/file-transfer.js';
 export * from './gen/limiquantix/node/v1/node_daemon_pb.js';
+export * from './operations.js';
 export * from './nats/subjects.js';
 export * from './nats/guest-request.js';
 export * from './policy/run-as-env.js';

@@ -9,7 +9,6 @@ import type { HandlerContext, OperationHandler, RequestOf } from './handler.js';
  * SIGTERM, then SIGKILL). Allowed when execute is: it only ever stops what execute started.
  */
 export class CancelExecutionHandler implements OperationHandler<'cancelExecution'> {
-  readonly operation = 'execute' as const;
   readonly requestCase = 'cancelExecution' as const;
 
   constructor(private readonly runner: ProcessRunner) {}

@@ -31,8 +31,7 @@ const ctx: HandlerContext = {
 const outputs = () => events.filter((e) => e.case === 'execOutput').map((e) => e.value);
 
 describe('ExecuteHandler', () => {
-  it('should serve the execute operation when registered', () => {
-    expect(handler.operation).toBe('execute');
+  it('should serve the execute request when registered', () => {
     expect(handler.requestCase).toBe('execute');
   });
 

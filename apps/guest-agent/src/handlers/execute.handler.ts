@@ -7,7 +7,6 @@ import type { HandlerContext, OperationHandler, RequestOf } from './handler.js';
 
 /** execute: runs argv or a shell command in the guest (PROTOCOL.md §6 Execute). */
 export class ExecuteHandler implements OperationHandler<'execute'> {
-  readonly operation = 'execute' as const;
   readonly requestCase = 'execute' as const;
 
   constructor(private readonly runner: ProcessRunner) {}

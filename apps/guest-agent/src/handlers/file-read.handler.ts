@@ -13,7 +13,6 @@ import type { OperationHandler, RequestOf } from './handler.js';
  * st_mode (file type bits and permission bits, as stat(2)); `mode & 0o7777` is the permissions.
  */
 export class FileReadHandler implements OperationHandler<'fileRead'> {
-  readonly operation = 'file.read';
   readonly requestCase = 'fileRead';
 
   constructor(

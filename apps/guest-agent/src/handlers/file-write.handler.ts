@@ -20,7 +20,6 @@ function invalid(message: string): AgentOpError {
  * atomic upload named by upload_id (see UploadStore).
  */
 export class FileWriteHandler implements OperationHandler<'fileWrite'> {
-  readonly operation = 'file.write';
   readonly requestCase = 'fileWrite';
 
   constructor(

@@ -6,7 +6,6 @@ import type { OperationHandler } from './handler.js';
 
 /** fs.info: the mounted filesystems (pseudo ones left out), their type, size and use. */
 export class GetFsInfoHandler implements OperationHandler<'getFsInfo'> {
-  readonly operation = 'fs.info' as const;
   readonly requestCase = 'getFsInfo' as const;
 
   constructor(private readonly config: AgentConfig) {}

@@ -3,7 +3,6 @@ import { GetInfoResponseSchema, type AgentInfo, type AgentPayload } from '@lq/pr
 import type { OperationHandler } from './handler.js';
 
 export class GetInfoHandler implements OperationHandler<'getInfo'> {
-  readonly operation = 'info' as const;
   readonly requestCase = 'getInfo' as const;
 
   constructor(private readonly collectInfo: () => Promise<AgentInfo>) {}

@@ -1,24 +1,8 @@
-import type { AgentPayload } from '@lq/proto';
-import type { OperationName } from '../config.js';
+import type { AgentPayload, RequestCase, RequestOf } from '@lq/proto';
 import type { Logger } from '../logger.js';
 
-/** The request payload cases an operation handler can serve. */
-export type RequestCase =
-  | 'ping'
-  | 'getInfo'
-  | 'execute'
-  | 'cancelExecution'
-  | 'fileRead'
-  | 'fileWrite'
-  | 'shutdown'
-  | 'quiesce'
-  | 'thaw'
-  | 'quiesceStatus'
-  | 'syncTime'
-  | 'setUserPassword'
-  | 'getFsInfo';
-
-export type RequestOf<C extends RequestCase> = Extract<AgentPayload, { case: C }>['value'];
+/** The request payload cases an operation handler can serve: those of the operation table. */
+export type { RequestCase, RequestOf };
 
 export interface HandlerContext {
   /** The request's id, for logs and for naming things (temp files, process tags). */
@@ -33,10 +17,10 @@ export interface HandlerContext {
 /**
  * One operation: checks its input, does the work, returns the response payload. Failures are
  * thrown as AgentOpError (anything else is mapped by the dispatcher). Policy (allowed/blocked
- * operations) is checked by the dispatcher before handle() is called.
+ * operations), the frozen state and result retention come from the operation table
+ * (@lq/proto GUEST_OPERATION_TABLE) and are the dispatcher's.
  */
 export interface OperationHandler<C extends RequestCase = RequestCase> {
-  readonly operation: OperationName;
   readonly requestCase: C;
   handle(request: RequestOf<C>, ctx: HandlerContext): Promise<AgentPayload>;
 }

@@ -3,7 +3,6 @@ import { PongResponseSchema, type AgentPayload } from '@lq/proto';
 import type { OperationHandler } from './handler.js';
 
 export class PingHandler implements OperationHandler<'ping'> {
-  readonly operation = 'ping' as const;
   readonly requestCase = 'ping' as const;
   private readonly started = performance.now();
 

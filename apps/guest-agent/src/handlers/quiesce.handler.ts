@@ -4,7 +4,6 @@ import type { OperationHandler, RequestOf } from './handler.js';
 
 /** quiesce: pre-freeze hooks, fsfreeze, auto-thaw watchdog (PROTOCOL.md §6). */
 export class QuiesceHandler implements OperationHandler<'quiesce'> {
-  readonly operation = 'quiesce' as const;
   readonly requestCase = 'quiesce' as const;
 
   constructor(private readonly quiescer: Quiescer) {}
@@ -17,7 +16,6 @@ export class QuiesceHandler implements OperationHandler<'quiesce'> {
 
 /** thaw: served while frozen (the point of it). */
 export class ThawHandler implements OperationHandler<'thaw'> {
-  readonly operation = 'quiesce' as const;
   readonly requestCase = 'thaw' as const;
 
   constructor(private readonly quiescer: Quiescer) {}
@@ -29,7 +27,6 @@ export class ThawHandler implements OperationHandler<'thaw'> {
 
 /** quiesce status: frozen or not, which mounts, until when. */
 export class QuiesceStatusHandler implements OperationHandler<'quiesceStatus'> {
-  readonly operation = 'quiesce' as const;
   readonly requestCase = 'quiesceStatus' as const;
 
   constructor(private readonly quiescer: Quiescer) {}

@@ -15,7 +15,6 @@ const CRYPT = /^\$[0-9a-z]+\$[^:\n]+$/;
  * secret never reaches a log, an argv or an error message.
  */
 export class SetUserPasswordHandler implements OperationHandler<'setUserPassword'> {
-  readonly operation = 'password.set' as const;
   readonly requestCase = 'setUserPassword' as const;
 
   constructor(

@@ -19,7 +19,6 @@ const MAX_DELAY_SECONDS = 3600;
  * once the guest goes down nothing more can be sent. Tests point the commands at a double.
  */
 export class ShutdownHandler implements OperationHandler<'shutdown'> {
-  readonly operation = 'shutdown' as const;
   readonly requestCase = 'shutdown' as const;
   private pending: NodeJS.Timeout | undefined;
 

@@ -14,7 +14,6 @@ const STEP_TIMEOUT_MS = 30_000;
  * or with force, the clock is set from host_time, and the RTC from the clock.
  */
 export class SyncTimeHandler implements OperationHandler<'syncTime'> {
-  readonly operation = 'time.sync' as const;
   readonly requestCase = 'syncTime' as const;
 
   constructor(private readonly config: AgentConfig) {}

@@ -5,7 +5,8 @@ import {
   AgentRequestError,
   AgentTimeoutError,
   ErrorCode,
-  GUEST_OPERATIONS,
+  GUEST_OPERATION_TABLE,
+  RESULT_OF_RESPONSE,
   GuestErrorCode,
   GuestResponseSchema,
   capabilityOf,
@@ -83,7 +84,7 @@ export class GuestRelayService {
       return create(GuestResponseSchema, {
         ...base,
         agentMicros,
-        result: this.resultOf(reply.payload),
+        result: this.resultOf(op, reply.payload),
       });
     } catch (err) {
       const e = this.toRelayException(err, request);
@@ -122,7 +123,7 @@ export class GuestRelayService {
       throw invalid('request_id must be 1-128 printable ASCII characters');
     }
     const operation = request.operation;
-    if (operation.case !== GUEST_OPERATIONS[op]) {
+    if (operation.case !== GUEST_OPERATION_TABLE[op].request) {
       throw invalid(
         `subject names ${op} but the request carries ${operation.case ?? 'no operation'}`,
       );
@@ -154,40 +155,18 @@ export class GuestRelayService {
     return Math.max(wanted - REPLY_MARGIN_MS, Math.min(wanted, 50));
   }
 
-  private resultOf(payload: AgentPayload): GuestResponse['result'] {
-    switch (payload.case) {
-      case 'pong':
-        return { case: 'pong', value: payload.value };
-      case 'executeResponse':
-        return { case: 'execute', value: payload.value };
-      case 'fileReadResponse':
-        return { case: 'fileRead', value: payload.value };
-      case 'fileWriteResponse':
-        return { case: 'fileWrite', value: payload.value };
-      case 'shutdownResponse':
-        return { case: 'shutdown', value: payload.value };
-      case 'getInfoResponse':
-        return { case: 'getInfo', value: payload.value };
-      case 'cancelExecutionResponse':
-        return { case: 'cancelExecution', value: payload.value };
-      case 'quiesceResponse':
-        return { case: 'quiesce', value: payload.value };
-      case 'thawResponse':
-        return { case: 'thaw', value: payload.value };
-      case 'quiesceStatusResponse':
-        return { case: 'quiesceStatus', value: payload.value };
-      case 'syncTimeResponse':
-        return { case: 'syncTime', value: payload.value };
-      case 'setUserPasswordResponse':
-        return { case: 'setUserPassword', value: payload.value };
-      case 'getFsInfoResponse':
-        return { case: 'getFsInfo', value: payload.value };
-      default:
-        throw new RelayException(
-          GuestErrorCode.INTERNAL,
-          `agent answered with an unexpected ${payload.case ?? 'message'}`,
-        );
+  /** The agent's response as the GuestResponse result the operation table names for it. */
+  private resultOf(op: GuestOperation, payload: AgentPayload): GuestResponse['result'] {
+    const def = GUEST_OPERATION_TABLE[op];
+    const result = payload.case === undefined ? undefined : RESULT_OF_RESPONSE.get(payload.case);
+    if (payload.case !== def.response || !result) {
+      throw new RelayException(
+        GuestErrorCode.INTERNAL,
+        `agent answered ${op} with an unexpected ${payload.case ?? 'message'} (expected ${def.response})`,
+      );
     }
+    // The response and result cases carry the same agent message (node_daemon.proto).
+    return { case: result, value: payload.value } as GuestResponse['result'];
   }
 
   private toRelayException(err: unknown, request: GuestRequest): RelayException {

@@ -12,6 +12,7 @@ import {
   type AgentMessage,
 } from '../gen/limiquantix/agent/v1/agent_pb.js';
 import { DEFAULT_MAX_FRAME_BYTES, type FrameIssue } from '../framing/frame-codec.js';
+import { RETAINED_REQUESTS } from '../operations.js';
 import {
   AgentStreamReader,
   agentMessage,
@@ -107,7 +108,8 @@ const RESTART_SLACK_MS = 250;
 /** After a SyncResponse, how long re-sends wait for the AgentReady that tells a restart apart. */
 const RESEND_WAIT_MS = 1000;
 
-const ACKED_CASES: ReadonlySet<string> = new Set(['execute', 'fileWrite', 'shutdown']);
+/** Results the agent retains until acknowledged (the operation table's `retained`). */
+const ACKED_CASES: ReadonlySet<string> = RETAINED_REQUESTS;
 
 /**
  * The host end of one agent channel (PROTOCOL.md): connect, sync with a nonce, correlate replies

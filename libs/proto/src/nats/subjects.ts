@@ -2,29 +2,9 @@
 // per node: a node daemon subscribes to lq.v1.node.<its id>.> and publishes only its own
 // heartbeat, events and telemetry.
 
-/** Guest operations and the GuestRequest field each one carries. */
-export const GUEST_OPERATIONS = {
-  ping: 'ping',
-  info: 'getInfo',
-  execute: 'execute',
-  'file.read': 'fileRead',
-  'file.write': 'fileWrite',
-  shutdown: 'shutdown',
-  // Since 0.2.0.
-  'execute.cancel': 'cancelExecution',
-  quiesce: 'quiesce',
-  thaw: 'thaw',
-  'quiesce.status': 'quiesceStatus',
-  'time.sync': 'syncTime',
-  'password.set': 'setUserPassword',
-  'fs.info': 'getFsInfo',
-} as const;
-export type GuestOperation = keyof typeof GUEST_OPERATIONS;
+import { isGuestOperation, type GuestOperation } from '../operations.js';
 
-/** The agent capability an operation needs (its own name unless listed). */
-export function capabilityOf(op: GuestOperation): string {
-  return op === 'thaw' || op === 'quiesce.status' ? 'quiesce' : op;
-}
+export type { GuestOperation };
 
 const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -54,5 +34,5 @@ export function guestOperationOf(subject: string, nodeId: string): GuestOperatio
     return undefined;
   }
   const op = subject.slice(prefix.length);
-  return Object.hasOwn(GUEST_OPERATIONS, op) ? (op as GuestOperation) : undefined;
+  return isGuestOperation(op) ? op : undefined;
 }

@@ -1,0 +1,66 @@
+import { describe, expect, it } from '@jest/globals';
+import { AgentMessageSchema } from './gen/limiquantix/agent/v1/agent_pb.js';
+import {
+  GuestRequestSchema,
+  GuestResponseSchema,
+} from './gen/limiquantix/node/v1/node_daemon_pb.js';
+import {
+  GUEST_OPERATION_NAMES,
+  GUEST_OPERATION_TABLE,
+  capabilitiesOf,
+  capabilityOf,
+} from './operations.js';
+
+function oneofCases(
+  schema: typeof AgentMessageSchema | typeof GuestRequestSchema | typeof GuestResponseSchema,
+  name: string,
+): string[] {
+  const oneof = schema.oneofs.find((o) => o.name === name);
+  if (!oneof) {
+    throw new Error(`no oneof ${name}`);
+  }
+  return oneof.fields.map((f) => f.localName);
+}
+
+describe('the operation table', () => {
+  const defs = GUEST_OPERATION_NAMES.map((n) => GUEST_OPERATION_TABLE[n]);
+  // Agent payloads that are not a guest operation's request or response.
+  const NOT_OPERATIONS = [
+    'sync',
+    'syncResponse',
+    'resultAck',
+    'error',
+    'telemetry',
+    'agentReady',
+    'execOutput',
+  ];
+
+  it('should name every request and response of the agent protocol exactly once', () => {
+    const payloads = oneofCases(AgentMessageSchema, 'payload');
+    const named = [
+      ...defs.map((d) => d.request),
+      ...defs.map((d) => d.response),
+      ...NOT_OPERATIONS,
+    ];
+    expect([...named].sort()).toEqual([...payloads].sort());
+    expect(new Set(named).size).toBe(named.length);
+  });
+
+  it('should match what a node daemon carries and answers', () => {
+    expect(defs.map((d) => d.request).sort()).toEqual(
+      oneofCases(GuestRequestSchema, 'operation').sort(),
+    );
+    expect(defs.map((d) => d.result).sort()).toEqual(
+      oneofCases(GuestResponseSchema, 'result')
+        .filter((c) => c !== 'error')
+        .sort(),
+    );
+  });
+
+  it('should derive capabilities from the enabled policies', () => {
+    expect(capabilitiesOf(['execute'])).toEqual(['execute', 'execute.stream', 'execute.cancel']);
+    expect(capabilitiesOf(['quiesce'])).toEqual(['quiesce']);
+    expect(capabilityOf('thaw')).toBe('quiesce');
+    expect(capabilityOf('execute.cancel')).toBe('execute.cancel');
+  });
+});
