@@ -89,7 +89,7 @@ describe('VM identity across nodes', () => {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
-    let parsed: Record<string, any> = {};
+    let parsed: Record<string, any>;
     try {
       parsed = JSON.parse(text) as Record<string, any>;
     } catch {

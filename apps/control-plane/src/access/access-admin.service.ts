@@ -1,8 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AuditService } from '@lq/audit';
 import {
+  AuthException,
   AuthRepository,
   AuthService,
+  holdsGlobally,
   parseRestrictions,
   passwordProblem,
   type ApiKeyRow,
@@ -125,6 +127,45 @@ export class AccessAdminService {
     }
     this.inventory.forget(vmId);
     await this.record(caller, 'vm.set_project', { project: projectId }, vmId, projectId);
+  }
+
+  /**
+   * Moves a VM to another node, the explicit step a migration needs (the inventory refuses a
+   * node's claim on a VM another node owns). Only a global admin may: the node decides where
+   * the VM's commands, files and passwords go. Returns the previous node.
+   */
+  async setVmNode(caller: Caller, vmId: string, nodeId: string): Promise<string> {
+    if (!holdsGlobally(caller.principal, 'admin')) {
+      const why = 'moving a VM between nodes needs a global admin binding';
+      await this.audit.record({
+        kind: 'denied',
+        ...actorOf(caller.principal, caller),
+        operation: 'vm.set_node',
+        vmId,
+        params: { permission: 'admin', node: nodeId },
+        status: 'PERMISSION_DENIED',
+        error: `missing admin: ${why}`,
+      });
+      throw AuthException.denied('admin', `on every project (${why})`);
+    }
+    const moved = await this.inventory.moveVm(vmId, nodeId);
+    if (moved === 'no-node') {
+      throw new AccessException(
+        AccessErrorCode.NOT_FOUND,
+        `node ${nodeId} is not in the inventory`,
+      );
+    }
+    if (moved === 'no-vm') {
+      throw new AccessException(AccessErrorCode.NOT_FOUND, `VM ${vmId} is not in the inventory`);
+    }
+    await this.record(
+      caller,
+      'vm.set_node',
+      { node: nodeId, previous_node: moved.previousNode },
+      vmId,
+      moved.projectId,
+    );
+    return moved.previousNode;
   }
 
   listBindings(): Promise<BindingRow[]> {
