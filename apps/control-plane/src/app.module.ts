@@ -6,6 +6,7 @@ import { InventoryRepository } from './inventory/inventory.repository.js';
 import { InventoryService } from './inventory/inventory.service.js';
 import { InventorySubscriber } from './inventory/inventory.subscriber.js';
 import { InventoryController } from './inventory/inventory.controller.js';
+import { VmClaimsService } from './inventory/vm-claims.service.js';
 import { VmGuestService } from './guest-ops/vm-guest.service.js';
 import { VmGuestController } from './guest-ops/vm-guest.controller.js';
 import { HealthController } from './health/health.controller.js';
@@ -58,6 +59,7 @@ export class AppModule {
         InventoryRepository,
         InventoryService,
         InventorySubscriber,
+        VmClaimsService,
         VmGuestService,
         MetricsService,
         VmServiceRoutes,

@@ -27,7 +27,7 @@ export async function startNodeDaemon(config: NodeDaemonConfig): Promise<INestAp
   await app.get(NatsService).connect();
   const agents = app.get(AgentRegistryService);
   const watcher = app.get(ChannelWatcherService);
-  watcher.on('added', (c: ChannelChange) => agents.add(c.vmId, c.path));
+  watcher.on('added', (c: ChannelChange) => agents.add(c.vmId, c.path, c.name));
   watcher.on('removed', (c: ChannelChange) => agents.remove(c.vmId, 'channel socket gone'));
   app.get(GuestRelayNatsTransport).listen();
   app.get(InventoryPublisherService).start();

@@ -30,6 +30,8 @@ export interface TokenPair {
 /** One row of GET /api/vms/stream (`event: vms`). */
 export interface VmSummary {
   id: string;
+  /** The libvirt domain name (not unique; the id is), '' when none. */
+  name: string;
   hostname: string;
   projectId: string;
   nodeId: string;

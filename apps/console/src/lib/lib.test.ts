@@ -111,9 +111,10 @@ describe('auditQuery', () => {
 });
 
 describe('filterVms', () => {
-  it('should match id, hostname, project, node, OS or address', () => {
+  it('should match id, name, hostname, project, node, OS or address', () => {
     const vm = (id: string, over: Partial<VmSummary> = {}): VmSummary => ({
       id,
+      name: '',
       hostname: '',
       projectId: 'default',
       nodeId: 'node-1',
@@ -130,9 +131,14 @@ describe('filterVms', () => {
       telemetryAt: null,
       ...over,
     });
-    const vms = [vm('a', { ips: ['10.0.0.5'] }), vm('b', { projectId: 'payments' })];
+    const vms = [
+      vm('a', { ips: ['10.0.0.5'] }),
+      vm('b', { projectId: 'payments' }),
+      vm('c', { name: 'web-dup' }),
+    ];
     expect(filterVms(vms, '10.0.0').map((v) => v.id)).toEqual(['a']);
+    expect(filterVms(vms, 'DUP').map((v) => v.id)).toEqual(['c']);
     expect(filterVms(vms, 'PAY').map((v) => v.id)).toEqual(['b']);
-    expect(filterVms(vms, ' ').length).toBe(2);
+    expect(filterVms(vms, ' ').length).toBe(3);
   });
 });

@@ -11,14 +11,14 @@ import { formatBytes, share } from '../lib/format';
 import { useEventStream } from '../lib/hooks';
 import { vmPath } from '../lib/router';
 
-/** VMs whose id, name, project, node, OS or address contains the text. */
+/** VMs whose id, name, hostname, project, node, OS or address contains the text. */
 export function filterVms(vms: readonly VmSummary[], text: string): VmSummary[] {
   const q = text.trim().toLowerCase();
   if (!q) {
     return [...vms];
   }
   return vms.filter((vm) =>
-    [vm.id, vm.hostname, vm.projectId, vm.nodeId, vm.os, ...vm.ips].some((f) =>
+    [vm.id, vm.name, vm.hostname, vm.projectId, vm.nodeId, vm.os, ...vm.ips].some((f) =>
       f.toLowerCase().includes(q),
     ),
   );
@@ -88,9 +88,10 @@ export function VmListPage() {
               <tr key={vm.id} data-vm={vm.id}>
                 <td data-label="Name">
                   <Link to={vmPath(vm.id)} className="vm-name">
-                    {vm.id}
+                    {vm.name || vm.id}
                   </Link>
-                  {vm.hostname && vm.hostname !== vm.id && (
+                  {vm.name && <div className="muted small">{vm.id}</div>}
+                  {vm.hostname && vm.hostname !== vm.id && vm.hostname !== vm.name && (
                     <div className="muted small">{vm.hostname}</div>
                   )}
                 </td>

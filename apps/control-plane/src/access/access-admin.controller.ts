@@ -22,6 +22,7 @@ import {
   CreateBindingDto,
   CreateProjectDto,
   CreateUserDto,
+  SetVmNodeDto,
   SetVmProjectDto,
   UpdateUserDto,
 } from './dto/access.dto.js';
@@ -125,6 +126,24 @@ export class AccessAdminController {
     }
     await this.admin.setVmProject(restCaller(req), id, body.project);
     return { vm_id: id, project: body.project };
+  }
+
+  @Put('vms/:id/node')
+  @RequirePermission('admin')
+  @HttpCode(200)
+  @ApiOperation({
+    summary:
+      'Move a VM to another node (after a migration): that node’s claims are accepted from now on, the previous node’s refused; global admins only',
+  })
+  async setVmNode(@Param('id') id: string, @Body() body: SetVmNodeDto, @Req() req: Request) {
+    if (!isSubjectToken(id)) {
+      throw new AccessException(
+        AccessErrorCode.INVALID,
+        'vm id must be 1-128 letters, digits, _ or -',
+      );
+    }
+    const previous = await this.admin.setVmNode(restCaller(req), id, body.node);
+    return { vm_id: id, node: body.node, previous_node: previous };
   }
 
   @Get('role-bindings')

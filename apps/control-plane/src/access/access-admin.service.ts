@@ -153,6 +153,33 @@ export class AccessAdminService {
     await this.record(caller, 'vm.set_project', { project: projectId }, vmId, projectId);
   }
 
+  /**
+   * Moves a VM to another node, the explicit step a migration needs (the inventory refuses a
+   * node's claim on a VM another node owns). Only a global admin may: the node decides where
+   * the VM's commands, files and passwords go. Returns the previous node.
+   */
+  async setVmNode(caller: Caller, vmId: string, nodeId: string): Promise<string> {
+    await this.requireGlobal(caller, 'vm.set_node', vmId, 'moving a VM between nodes');
+    const moved = await this.inventory.moveVm(vmId, nodeId);
+    if (moved === 'no-node') {
+      throw new AccessException(
+        AccessErrorCode.NOT_FOUND,
+        `node ${nodeId} is not in the inventory`,
+      );
+    }
+    if (moved === 'no-vm') {
+      throw new AccessException(AccessErrorCode.NOT_FOUND, `VM ${vmId} is not in the inventory`);
+    }
+    await this.record(
+      caller,
+      'vm.set_node',
+      { node: nodeId, previous_node: moved.previousNode },
+      vmId,
+      moved.projectId,
+    );
+    return moved.previousNode;
+  }
+
   /** Every binding for a global admin; those of its projects for a project admin. */
   async listBindings(caller: Caller): Promise<BindingRow[]> {
     const scope = projectsWith(caller.principal, 'admin');

@@ -12,6 +12,7 @@ describe('parseControlPlaneEnv', () => {
     expect(c.nats.queueGroup).toBe('lq-control-plane');
     expect(c.runMigrations).toBe(true);
     expect(c.guestTimeoutSeconds).toBe(30);
+    expect([c.vmAdoptAfterMs, c.claimReportIntervalMs]).toEqual([0, 600_000]);
   });
 
   it.each([
@@ -19,6 +20,8 @@ describe('parseControlPlaneEnv', () => {
     [{ ...BASE, NATS_URL: 'http://x' }, /NATS_URL/],
     [{ ...BASE, LQ_HTTP_PORT: 'eighty' }, /LQ_HTTP_PORT/],
     [{ ...BASE, LQ_RUN_MIGRATIONS: 'maybe' }, /LQ_RUN_MIGRATIONS/],
+    [{ ...BASE, LQ_VM_ADOPT_AFTER_MS: '5000' }, /LQ_VM_ADOPT_AFTER_MS/],
+    [{ ...BASE, LQ_CLAIM_REPORT_INTERVAL_MS: '10' }, /LQ_CLAIM_REPORT_INTERVAL_MS/],
     [
       { ...BASE, LQ_GUEST_TIMEOUT_SECONDS: '100', LQ_GUEST_TIMEOUT_MAX_SECONDS: '10' },
       /LQ_GUEST_TIMEOUT_SECONDS/,

@@ -30,6 +30,13 @@ export interface ControlPlaneConfig {
   natsSlackMs: number;
   /** A node whose heartbeat is older than this is reported stale. */
   nodeStaleMs: number;
+  /**
+   * A VM whose owner node has sent no heartbeat for this long may be claimed by another node
+   * without an admin's move; 0: never.
+   */
+  vmAdoptAfterMs: number;
+  /** A refused claim (same VM, same node) is logged and audited again after this long. */
+  claimReportIntervalMs: number;
   /** How long a VM's node and project are remembered between guest operations. */
   locationCacheMs: number;
   /** How long an execution waits for its agent to come back before it is agent_lost. */
@@ -94,6 +101,16 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'extra wait beyond an operation’s timeout before a node counts as not answering',
   ],
   ['LQ_NODE_STALE_MS', '15000', 'heartbeat age after which a node is reported stale'],
+  [
+    'LQ_VM_ADOPT_AFTER_MS',
+    '0',
+    'another node may claim a VM whose node has been silent this long, with no admin move (0: never)',
+  ],
+  [
+    'LQ_CLAIM_REPORT_INTERVAL_MS',
+    '600000',
+    'a node’s refused claim on a VM is logged and audited once per interval (each is counted)',
+  ],
   [
     'LQ_LOCATION_CACHE_MS',
     '1000',
@@ -198,6 +215,11 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
   if (guestTimeoutSeconds > guestTimeoutMaxSeconds) {
     throw new ConfigError('LQ_GUEST_TIMEOUT_SECONDS must not exceed LQ_GUEST_TIMEOUT_MAX_SECONDS');
   }
+  const nodeStaleMs = int(env, 'LQ_NODE_STALE_MS', 15_000, 100, 86_400_000);
+  const vmAdoptAfterMs = int(env, 'LQ_VM_ADOPT_AFTER_MS', 0, 0, 30 * 86_400_000);
+  if (vmAdoptAfterMs > 0 && vmAdoptAfterMs < nodeStaleMs) {
+    throw new ConfigError('LQ_VM_ADOPT_AFTER_MS must be 0 or at least LQ_NODE_STALE_MS');
+  }
   return {
     databaseUrl,
     runMigrations: bool(env, 'LQ_RUN_MIGRATIONS', true),
@@ -211,7 +233,9 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
     guestTimeoutSeconds,
     guestTimeoutMaxSeconds,
     natsSlackMs: int(env, 'LQ_NATS_SLACK_MS', 2000, 0, 600_000),
-    nodeStaleMs: int(env, 'LQ_NODE_STALE_MS', 15_000, 100, 86_400_000),
+    nodeStaleMs,
+    vmAdoptAfterMs,
+    claimReportIntervalMs: int(env, 'LQ_CLAIM_REPORT_INTERVAL_MS', 600_000, 1000, 86_400_000),
     locationCacheMs: int(env, 'LQ_LOCATION_CACHE_MS', 1000, 0, 60_000),
     execLostGraceMs: int(env, 'LQ_EXEC_LOST_GRACE_MS', 15_000, 0, 3_600_000),
     runMaxVms: int(env, 'LQ_RUN_MAX_VMS', 10_000, 1, 1_000_000),

@@ -28,6 +28,7 @@ describe('summarizeVm', () => {
   it('should keep what the list shows: addresses without prefix or loopback, usage, node staleness', () => {
     const s = summarizeVm(
       vm('vm-1', {
+        name: 'dup',
         hostname: 'web',
         os: { prettyName: 'Debian 12' },
         telemetry: {
@@ -45,6 +46,7 @@ describe('summarizeVm', () => {
     );
     expect(s).toMatchObject({
       id: 'vm-1',
+      name: 'dup',
       hostname: 'web',
       projectId: 'p',
       nodeStale: true,

@@ -5,6 +5,8 @@ import type { NodeView } from '../inventory/inventory.service.js';
 /** One row of the console's VM list: what the list shows, not the VM's whole record. */
 export interface VmSummary {
   id: string;
+  /** What its node calls it (the libvirt domain name; not unique), '' when none. */
+  name: string;
   hostname: string;
   projectId: string;
   nodeId: string;
@@ -70,6 +72,7 @@ export function summarizeVm(
   const current = t && t.interfaces.length > 0 ? t.interfaces : vm.interfaces;
   return {
     id: vm.id,
+    name: vm.name,
     hostname: vm.hostname,
     projectId: vm.projectId || 'default',
     nodeId: vm.nodeId,

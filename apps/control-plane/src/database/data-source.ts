@@ -5,6 +5,7 @@ import { CreateInventory1764201600000 } from './migrations/1764201600000-CreateI
 import { CreateAccessAndAudit1764374400000 } from './migrations/1764374400000-CreateAccessAndAudit.js';
 import { CreateExecutions1764460800000 } from './migrations/1764460800000-CreateExecutions.js';
 import { CreateRuns1764464400000 } from './migrations/1764464400000-CreateRuns.js';
+import { AddVmName1764633600000 } from './migrations/1764633600000-AddVmName.js';
 import { SessionsAndSignInLimits1764806400000 } from './migrations/1764806400000-SessionsAndSignInLimits.js';
 
 export const ENTITIES = [NodeEntity, VmEntity];
@@ -14,6 +15,7 @@ export const MIGRATIONS = [
   CreateAccessAndAudit1764374400000,
   CreateExecutions1764460800000,
   CreateRuns1764464400000,
+  AddVmName1764633600000,
   SessionsAndSignInLimits1764806400000,
 ];
 

@@ -100,7 +100,9 @@ export class InventoryController implements BeforeApplicationShutdown {
         ),
       );
     }
-    // Any node: the VM may move while the client watches.
+    // Any node: the VM may move while the client watches. Only its owner's reports are shown
+    // (another node's claim on the VM is refused, and so are its reports).
+    let owner = vm.nodeId;
     const sub = nc.subscribe(subjects.telemetry('*', vm.id), {
       callback: (err, msg) => {
         if (err) {
@@ -108,14 +110,29 @@ export class InventoryController implements BeforeApplicationShutdown {
           res.end();
           return;
         }
+        let t: VmTelemetry;
         try {
-          const t = fromBinary(VmTelemetrySchema, msg.data);
-          if (t.vmId === vm.id) {
-            res.write(telemetryEvent(t));
-          }
+          t = fromBinary(VmTelemetrySchema, msg.data);
         } catch (e) {
           this.log.warn(`dropped ${msg.subject}: ${(e as Error).message}`);
+          return;
         }
+        if (t.vmId !== vm.id || msg.subject !== subjects.telemetry(t.nodeId, vm.id)) {
+          return;
+        }
+        if (t.nodeId === owner) {
+          res.write(telemetryEvent(t));
+          return;
+        }
+        void this.inventory.locate(vm.id).then(
+          (at) => {
+            owner = at.nodeId;
+            if (t.nodeId === owner) {
+              res.write(telemetryEvent(t));
+            }
+          },
+          () => undefined,
+        );
       },
     });
     const keepalive = setInterval(() => res.write(': keepalive\n\n'), SSE_KEEPALIVE_MS);

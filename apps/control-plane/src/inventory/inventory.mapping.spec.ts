@@ -8,7 +8,9 @@ import {
   idsOfSubject,
   int4,
   nodeViewFromRecord,
+  VM_NAME_MAX_CHARS,
   vmFromRecord,
+  vmName,
   vmUpsertRows,
 } from './inventory.mapping.js';
 
@@ -42,6 +44,7 @@ describe('inventory mapping', () => {
     expect(row).toEqual({
       id: 'vm-1',
       node_id: 'n1',
+      name: '',
       agent_state: 'connecting',
       agent_version: '',
       capabilities: [],
@@ -51,6 +54,12 @@ describe('inventory mapping', () => {
       last_seen_at: undefined,
     });
     expect(JSON.parse(JSON.stringify(row))).not.toHaveProperty('os');
+  });
+
+  it('should store a name without control characters and at most VM_NAME_MAX_CHARS', () => {
+    expect(vmName('dup')).toBe('dup');
+    expect(vmName('a\u0000b\nc\u009b')).toBe('abc');
+    expect(vmName('é'.repeat(VM_NAME_MAX_CHARS + 10))).toBe('é'.repeat(VM_NAME_MAX_CHARS));
   });
 
   it('should keep one row per VM in id order when a heartbeat repeats or shuffles VMs', () => {

@@ -18,6 +18,8 @@ export type AgentStateName = 'ready' | 'connecting' | 'disconnected' | 'gone';
 // Facts are stored as proto3 JSON; newer fields written by a newer replica must not break reads.
 const READ = { ignoreUnknownFields: true };
 const INT4_MAX = 2_147_483_647;
+/** Longest VM name stored (a display name; libvirt's own limit is far above any use). */
+export const VM_NAME_MAX_CHARS = 256;
 
 export function agentStateName(state: AgentState): Exclude<AgentStateName, 'gone'> {
   switch (state) {
@@ -56,6 +58,8 @@ export function agentStateOfEventKind(kind: string): Exclude<AgentStateName, 'go
 export interface VmUpsertRow {
   id: string;
   node_id: string;
+  /** '' when the node reports none: the stored name is kept. */
+  name: string;
   agent_state: Exclude<AgentStateName, 'gone'>;
   agent_version: string;
   capabilities: string[];
@@ -79,11 +83,20 @@ export function dateOr(ts: Timestamp | undefined, now: Date): Date {
   return ts ? timestampDate(ts) : now;
 }
 
+/** A display name as stored: control characters out, at most VM_NAME_MAX_CHARS. */
+export function vmName(name: string): string {
+  // eslint-disable-next-line no-control-regex
+  return [...name.replace(/[\u0000-\u001f\u007f-\u009f]/g, '')]
+    .slice(0, VM_NAME_MAX_CHARS)
+    .join('');
+}
+
 export function vmUpsertRow(nodeId: string, status: VmAgentStatus): VmUpsertRow {
   const info = status.info;
   const row: VmUpsertRow = {
     id: status.vmId,
     node_id: nodeId,
+    name: vmName(status.name),
     agent_state: agentStateName(status.state),
     agent_version: status.agentVersion || info?.agentVersion || '',
     capabilities:
@@ -117,6 +130,7 @@ export function int4(n: number): number {
 export interface VmRecord {
   id: string;
   node_id: string;
+  name?: string;
   agent_state: string;
   agent_version: string;
   capabilities: string[] | null;
@@ -134,6 +148,7 @@ export function vmFromRecord(r: VmRecord): VM {
   return create(VMSchema, {
     id: r.id,
     nodeId: r.node_id,
+    name: r.name ?? '',
     agentState: r.agent_state,
     agentVersion: r.agent_version,
     capabilities: r.capabilities ?? [],

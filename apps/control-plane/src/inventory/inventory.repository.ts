@@ -45,17 +45,22 @@ const UPSERT_NODE = `
 
 // One statement for all the VMs of a heartbeat: the rows travel as one jsonb parameter. A row
 // without `os` carries no agent facts, so the facts already stored are kept.
+//
+// A VM id belongs to one node. A row naming a VM another node owns changes nothing (the WHERE of
+// the conflict clause), unless adoption is on ($2: a cut-off time) and the owner's last
+// heartbeat is older than it. RETURNING lists the rows written: the others were refused.
 const UPSERT_VMS = `
-  INSERT INTO vms (id, node_id, agent_state, agent_version, capabilities, hostname, os,
+  INSERT INTO vms (id, node_id, name, agent_state, agent_version, capabilities, hostname, os,
                    interfaces, connected_since, last_seen_at, updated_at)
-  SELECT x.id, x.node_id, x.agent_state, x.agent_version, x.capabilities, x.hostname, x.os,
-         x.interfaces, x.connected_since, x.last_seen_at, now()
+  SELECT x.id, x.node_id, x.name, x.agent_state, x.agent_version, x.capabilities, x.hostname,
+         x.os, x.interfaces, x.connected_since, x.last_seen_at, now()
   FROM jsonb_to_recordset($1::jsonb) AS x(
-    id text, node_id text, agent_state text, agent_version text, capabilities jsonb,
+    id text, node_id text, name text, agent_state text, agent_version text, capabilities jsonb,
     hostname text, os jsonb, interfaces jsonb, connected_since timestamptz,
     last_seen_at timestamptz)
   ON CONFLICT (id) DO UPDATE SET
     node_id = EXCLUDED.node_id,
+    name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE vms.name END,
     agent_state = EXCLUDED.agent_state,
     agent_version = CASE WHEN EXCLUDED.os IS NULL AND EXCLUDED.agent_version = ''
                          THEN vms.agent_version ELSE EXCLUDED.agent_version END,
@@ -66,11 +71,21 @@ const UPSERT_VMS = `
     interfaces = CASE WHEN EXCLUDED.os IS NULL THEN vms.interfaces ELSE EXCLUDED.interfaces END,
     connected_since = EXCLUDED.connected_since,
     last_seen_at = COALESCE(EXCLUDED.last_seen_at, vms.last_seen_at),
-    updated_at = now()`;
+    updated_at = now()
+  WHERE vms.node_id = EXCLUDED.node_id
+     OR ($2::timestamptz IS NOT NULL AND NOT EXISTS (
+          SELECT 1 FROM nodes n WHERE n.id = vms.node_id AND n.last_heartbeat_at > $2))
+  RETURNING id`;
 
 const MARK_GONE = `
   UPDATE vms SET agent_state = 'gone', updated_at = now()
   WHERE node_id = $1 AND agent_state <> 'gone' AND NOT (id = ANY($2::text[]))`;
+
+interface OwnerRecord {
+  id: string;
+  node_id: string;
+  project_id: string;
+}
 
 interface LocationRecord {
   node_id: string;
@@ -79,8 +94,35 @@ interface LocationRecord {
   file_chunk_max_bytes: number;
 }
 
-const VM_COLUMNS = `id, node_id, agent_state, agent_version, capabilities, hostname, os,
+const VM_COLUMNS = `id, node_id, name, agent_state, agent_version, capabilities, hostname, os,
   interfaces, last_seen_at, telemetry, telemetry_at, project_id, labels`;
+
+/** A node's claim on a VM another node owns, refused. */
+export interface RefusedClaim {
+  vmId: string;
+  /** The node that owns the VM. */
+  owner: string;
+  projectId: string;
+}
+
+/** A VM taken over from a node silent for LQ_VM_ADOPT_AFTER_MS. */
+export interface AdoptedVm {
+  vmId: string;
+  previousNode: string;
+  projectId: string;
+}
+
+export interface ClaimResult {
+  refused: RefusedClaim[];
+  adopted: AdoptedVm[];
+}
+
+export interface HeartbeatResult extends ClaimResult {
+  /** False when a newer heartbeat of the node was already applied (nothing else happened). */
+  applied: boolean;
+}
+
+const NO_CLAIMS: ClaimResult = { refused: [], adopted: [] };
 
 /** The inventory tables; the only place that speaks SQL for them. */
 @Injectable()
@@ -91,11 +133,12 @@ export class InventoryRepository {
   ) {}
 
   /**
-   * A node's heartbeat, in one transaction: the node row, every VM it lists (a VM listed by
-   * another node than before now belongs to this one), and 'gone' for the VMs it no longer
-   * lists that still belong to it. Returns false when a newer heartbeat was already applied.
+   * A node's heartbeat, in one transaction: the node row, every VM it lists that is new or its
+   * own (a VM another node owns stays that node's: the claim is refused and returned, unless
+   * that node has been silent for LQ_VM_ADOPT_AFTER_MS), and 'gone' for the VMs it no longer
+   * lists that still belong to it. `applied` is false when a newer heartbeat was already applied.
    */
-  async applyHeartbeat(hb: NodeHeartbeat, now = new Date()): Promise<boolean> {
+  async applyHeartbeat(hb: NodeHeartbeat, now = new Date()): Promise<HeartbeatResult> {
     const statuses = hb.vms.filter((s) => isSubjectToken(s.vmId));
     const rows = vmUpsertRows(hb.nodeId, statuses);
     return this.inTransaction(async (qr) => {
@@ -113,24 +156,26 @@ export class InventoryRepository {
         true,
       );
       if (node.records.length === 0) {
-        return false;
+        return { applied: false, ...NO_CLAIMS };
       }
-      await this.upsertVms(qr, rows);
+      const claims = await this.upsertVms(qr, hb.nodeId, rows, now);
       await qr.query(MARK_GONE, [hb.nodeId, rows.map((r) => r.id)]);
-      return true;
+      return { applied: true, ...claims };
     });
   }
 
-  /** An agent event: its status when it carries one, otherwise the state its kind implies. */
-  async applyEvent(ev: AgentEvent): Promise<void> {
+  /**
+   * An agent event: its status when it carries one, otherwise the state its kind implies. Like
+   * a heartbeat, an event about a VM another node owns changes nothing (a refused claim).
+   */
+  async applyEvent(ev: AgentEvent, now = new Date()): Promise<ClaimResult> {
     const vmId = ev.vmId || ev.status?.vmId || '';
     if (!isSubjectToken(vmId) || !isSubjectToken(ev.nodeId)) {
-      return;
+      return NO_CLAIMS;
     }
     if (ev.status) {
       const rows = vmUpsertRows(ev.nodeId, [{ ...ev.status, vmId }]);
-      await this.withRunner((qr) => this.upsertVms(qr, rows));
-      return;
+      return this.inTransaction((qr) => this.upsertVms(qr, ev.nodeId, rows, now));
     }
     const state = agentStateOfEventKind(ev.kind);
     if (state) {
@@ -139,11 +184,13 @@ export class InventoryRepository {
         [vmId, ev.nodeId, state],
       );
     }
+    return NO_CLAIMS;
   }
 
   /**
-   * The VM's latest telemetry (ignored for unknown VMs and for reports older than the stored
-   * one); the report's addresses replace the stored interfaces when it has any.
+   * The VM's latest telemetry (ignored for unknown VMs, from a node that does not own the VM,
+   * and for reports older than the stored one); the report's addresses replace the stored
+   * interfaces when it has any.
    */
   async applyTelemetry(t: VmTelemetry, now = new Date()): Promise<boolean> {
     const report = t.report;
@@ -158,12 +205,13 @@ export class InventoryRepository {
            interfaces = CASE WHEN jsonb_array_length($4::jsonb) > 0 THEN $4::jsonb
                              ELSE interfaces END,
            updated_at = now()
-         WHERE id = $1 AND (telemetry_at IS NULL OR telemetry_at <= $3)`,
+         WHERE id = $1 AND node_id = $5 AND (telemetry_at IS NULL OR telemetry_at <= $3)`,
         [
           t.vmId,
           JSON.stringify(toJson(TelemetryReportSchema, report)),
           dateOr(t.timestamp, now),
           JSON.stringify(interfacesJson(report.interfaces)),
+          t.nodeId,
         ],
         true,
       ),
@@ -229,10 +277,81 @@ export class InventoryRepository {
     await this.ds.query('SELECT 1');
   }
 
-  private async upsertVms(qr: QueryRunner, rows: VmUpsertRow[]): Promise<void> {
-    if (rows.length > 0) {
-      await qr.query(UPSERT_VMS, [JSON.stringify(rows)]);
+  /**
+   * Moves a VM to another node (an admin's explicit step): from now on that node's claims are
+   * accepted and the previous node's refused. Its agent state is 'gone' until the new node
+   * lists it. Undefined when the VM is not in the inventory.
+   */
+  async moveVm(
+    vmId: string,
+    nodeId: string,
+  ): Promise<{ previousNode: string; projectId: string } | undefined> {
+    const result = await this.withRunner((qr) =>
+      qr.query(
+        `UPDATE vms v SET
+         node_id = $2,
+         agent_state = CASE WHEN old.node_id = $2 THEN v.agent_state ELSE 'gone' END,
+         updated_at = now()
+       FROM (SELECT id, node_id FROM vms WHERE id = $1 FOR UPDATE) old
+       WHERE v.id = old.id
+       RETURNING old.node_id AS previous_node, v.project_id`,
+        [vmId, nodeId],
+        true,
+      ),
+    );
+    const r = (result.records as Array<{ previous_node: string; project_id: string }>)[0];
+    return r ? { previousNode: r.previous_node, projectId: r.project_id } : undefined;
+  }
+
+  async nodeExists(nodeId: string): Promise<boolean> {
+    const rows = await this.ds.query<unknown[]>('SELECT 1 FROM nodes WHERE id = $1', [nodeId]);
+    return rows.length > 0;
+  }
+
+  /**
+   * Writes the rows a node reported, except those naming a VM another node owns: those are
+   * refused (or adopted, when the owner has been silent for LQ_VM_ADOPT_AFTER_MS).
+   */
+  private async upsertVms(
+    qr: QueryRunner,
+    nodeId: string,
+    rows: VmUpsertRow[],
+    now: Date,
+  ): Promise<ClaimResult> {
+    if (rows.length === 0) {
+      return NO_CLAIMS;
     }
+    const ids = rows.map((r) => r.id);
+    const adoptAfter = this.config.vmAdoptAfterMs;
+    // With adoption on, who owned them before the upsert (locked, so the answer holds).
+    const others =
+      adoptAfter > 0
+        ? ((await qr.query(
+            `SELECT id, node_id, project_id FROM vms
+             WHERE id = ANY($1::text[]) AND node_id <> $2 ORDER BY id FOR UPDATE`,
+            [ids, nodeId],
+          )) as OwnerRecord[])
+        : [];
+    const written = (await qr.query(UPSERT_VMS, [
+      JSON.stringify(rows),
+      adoptAfter > 0 ? new Date(now.getTime() - adoptAfter) : null,
+    ])) as Array<{ id: string }>;
+    const accepted = new Set(written.map((r) => r.id));
+    const adopted = others
+      .filter((o) => accepted.has(o.id))
+      .map((o) => ({ vmId: o.id, previousNode: o.node_id, projectId: o.project_id }));
+    const refusedIds = ids.filter((id) => !accepted.has(id));
+    if (refusedIds.length === 0) {
+      return { refused: [], adopted };
+    }
+    const owners = (await qr.query(
+      'SELECT id, node_id, project_id FROM vms WHERE id = ANY($1::text[]) ORDER BY id',
+      [refusedIds],
+    )) as OwnerRecord[];
+    return {
+      refused: owners.map((o) => ({ vmId: o.id, owner: o.node_id, projectId: o.project_id })),
+      adopted,
+    };
   }
 
   private async withRunner<T>(work: (qr: QueryRunner) => Promise<T>): Promise<T> {

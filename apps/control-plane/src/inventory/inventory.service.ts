@@ -63,6 +63,22 @@ export class InventoryService {
     this.located.delete(vmId);
   }
 
+  /**
+   * Moves a VM to another node (PUT /api/vms/:id/node): that node's claims are accepted from
+   * now on. 'no-node' when the node never reported, 'no-vm' when the VM is not in the inventory.
+   */
+  async moveVm(
+    vmId: string,
+    nodeId: string,
+  ): Promise<{ previousNode: string; projectId: string } | 'no-node' | 'no-vm'> {
+    if (!(await this.storeCall(() => this.repo.nodeExists(nodeId)))) {
+      return 'no-node';
+    }
+    const moved = await this.storeCall(() => this.repo.moveVm(vmId, nodeId));
+    this.forget(vmId);
+    return moved ?? 'no-vm';
+  }
+
   listVms(projects: 'all' | string[] = 'all'): Promise<VM[]> {
     return this.storeCall(() => this.repo.listVms(projects));
   }

@@ -20,6 +20,7 @@ import { NatsService } from '../nats/nats.service.js';
 import { idsOfSubject } from './inventory.mapping.js';
 import { InventoryRepository } from './inventory.repository.js';
 import { LatestPerKeyQueue } from './latest-per-key.queue.js';
+import { VmClaimsService } from './vm-claims.service.js';
 
 type Kind = 'heartbeat' | 'event' | 'telemetry';
 
@@ -29,8 +30,9 @@ const ERROR_LOG_INTERVAL_MS = 10_000;
 
 /**
  * Keeps the inventory current from what node daemons publish. Replicas share the work through
- * the queue group; within one replica the messages of one node (heartbeats) or one VM (events,
- * telemetry) are written in order, and a burst that arrives during a write collapses to its
+ * the queue group; within one replica the messages of one node (heartbeats) or one node's VM
+ * (events, telemetry: another node's messages about the VM must not displace its owner's) are
+ * written in order, and a burst that arrives during a write collapses to its
  * newest message (each is a whole snapshot). A failed write is logged and dropped: the next
  * heartbeat, a few seconds later, brings the state again.
  */
@@ -49,6 +51,7 @@ export class InventorySubscriber implements BeforeApplicationShutdown, OnApplica
     @Inject(NatsService) private readonly nats: NatsService,
     @Inject(InventoryRepository) private readonly repo: InventoryRepository,
     @Inject(MetricsService) private readonly metrics: MetricsService,
+    @Inject(VmClaimsService) private readonly claims: VmClaimsService,
   ) {}
 
   start(): Promise<void> {
@@ -83,8 +86,9 @@ export class InventorySubscriber implements BeforeApplicationShutdown, OnApplica
         const hb = this.decode(kind, msg, NodeHeartbeatSchema);
         if (hb && this.matches(kind, msg.subject, ids, hb.nodeId)) {
           this.queue.push(`heartbeat:${hb.nodeId}`, async () => {
-            const applied = await this.repo.applyHeartbeat(hb);
-            this.metrics.inventoryMessage(kind, applied ? 'applied' : 'outdated');
+            const result = await this.repo.applyHeartbeat(hb);
+            this.metrics.inventoryMessage(kind, result.applied ? 'applied' : 'outdated');
+            this.claims.report(hb.nodeId, 'heartbeat', result);
           });
         }
         return;
@@ -92,9 +96,10 @@ export class InventorySubscriber implements BeforeApplicationShutdown, OnApplica
       case 'event': {
         const ev = this.decode(kind, msg, AgentEventSchema);
         if (ev && this.matches(kind, msg.subject, ids, ev.nodeId, ev.vmId)) {
-          this.queue.push(`event:${ev.vmId}`, async () => {
-            await this.repo.applyEvent(ev);
+          this.queue.push(`event:${ev.nodeId}:${ev.vmId}`, async () => {
+            const claims = await this.repo.applyEvent(ev);
             this.metrics.inventoryMessage(kind, 'applied');
+            this.claims.report(ev.nodeId, 'event', claims);
           });
         }
         return;
@@ -102,7 +107,7 @@ export class InventorySubscriber implements BeforeApplicationShutdown, OnApplica
       case 'telemetry': {
         const t = this.decode(kind, msg, VmTelemetrySchema);
         if (t && this.matches(kind, msg.subject, ids, t.nodeId, t.vmId)) {
-          this.queue.push(`telemetry:${t.vmId}`, async () => {
+          this.queue.push(`telemetry:${t.nodeId}:${t.vmId}`, async () => {
             const applied = await this.repo.applyTelemetry(t);
             this.metrics.inventoryMessage(kind, applied ? 'applied' : 'ignored');
           });
@@ -127,7 +132,8 @@ export class InventorySubscriber implements BeforeApplicationShutdown, OnApplica
   }
 
   // NATS permissions are per subject: a daemon may only speak for the node (and VMs) its
-  // subject names, so a payload naming others is dropped.
+  // subject names, so a payload naming others is dropped. (Which VMs a node may speak for is
+  // the inventory's to decide: one node owns each.)
   private matches(
     kind: Kind,
     subject: string,

@@ -14,6 +14,10 @@ export class VmEntity {
   @Column({ name: 'node_id', type: 'text' })
   nodeId!: string;
 
+  /** What its node calls it (the libvirt domain name), for display; not unique. */
+  @Column({ type: 'text', default: '' })
+  name!: string;
+
   /** ready, connecting, disconnected, or gone (no longer in its node's heartbeat). */
   @Column({ name: 'agent_state', type: 'text' })
   agentState!: string;

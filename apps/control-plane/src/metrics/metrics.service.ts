@@ -33,6 +33,20 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  private readonly claimsRefused = new Counter({
+    name: 'lq_inventory_claims_refused_total',
+    help: 'Heartbeats and events of a node naming a VM another node owns, refused, by claiming node',
+    labelNames: ['node'],
+    registers: [this.registry],
+  });
+
+  private readonly claimsAdopted = new Counter({
+    name: 'lq_inventory_claims_adopted_total',
+    help: 'VMs taken over from a node silent for LQ_VM_ADOPT_AFTER_MS, by the node that took them',
+    labelNames: ['node'],
+    registers: [this.registry],
+  });
+
   constructor(@Inject(InventoryRepository) inventory: InventoryRepository) {
     collectDefaultMetrics({ register: this.registry });
     const log = this.log;
@@ -99,6 +113,16 @@ export class MetricsService {
   /** One node daemon message handled by the inventory subscriber. */
   inventoryMessage(kind: string, outcome: string): void {
     this.inventoryMessages.inc({ kind, outcome });
+  }
+
+  /** A node's claim on a VM another node owns was refused. */
+  claimRefused(node: string): void {
+    this.claimsRefused.inc({ node });
+  }
+
+  /** A node took over a VM whose owner had gone silent. */
+  claimAdopted(node: string): void {
+    this.claimsAdopted.inc({ node });
   }
 
   get contentType(): string {

@@ -29,6 +29,7 @@ import { InventoryController } from '../../src/inventory/inventory.controller.js
 import { InventoryRepository } from '../../src/inventory/inventory.repository.js';
 import { InventoryService } from '../../src/inventory/inventory.service.js';
 import { InventorySubscriber } from '../../src/inventory/inventory.subscriber.js';
+import { VmClaimsService } from '../../src/inventory/vm-claims.service.js';
 import { MetricsController } from '../../src/metrics/metrics.controller.js';
 import { MetricsService } from '../../src/metrics/metrics.service.js';
 import { NatsService } from '../../src/nats/nats.service.js';
@@ -101,6 +102,7 @@ describe('inventory over NATS and HTTP', () => {
         InventoryRepository,
         InventoryService,
         InventorySubscriber,
+        VmClaimsService,
         MetricsService,
         ...AUDIT_PROVIDERS,
         ...ACCESS_PROVIDERS,

@@ -78,11 +78,11 @@ describe('InventoryRepository (PostgreSQL)', () => {
   });
 
   it('should insert the node and its VMs when a first heartbeat arrives', async () => {
-    const applied = await repo.applyHeartbeat(
+    const result = await repo.applyHeartbeat(
       heartbeat('node-a', 5000, [readyVm('vm-2'), readyVm('vm-1')]),
     );
 
-    expect(applied).toBe(true);
+    expect(result).toEqual({ applied: true, refused: [], adopted: [] });
     const vms = await repo.listVms();
     expect(vms.map((v) => [v.id, v.nodeId, v.agentState])).toEqual([
       ['vm-1', 'node-a', 'ready'],
@@ -148,7 +148,7 @@ describe('InventoryRepository (PostgreSQL)', () => {
   it('should ignore a heartbeat when a newer one of the same daemon was applied', async () => {
     await repo.applyHeartbeat(heartbeat('node-a', 2000, [readyVm('vm-1')]));
 
-    const applied = await repo.applyHeartbeat(heartbeat('node-a', 1000, []));
+    const { applied } = await repo.applyHeartbeat(heartbeat('node-a', 1000, []));
 
     expect(applied).toBe(false);
     expect((await repo.getVm('vm-1'))?.agentState).toBe('ready');
@@ -158,7 +158,7 @@ describe('InventoryRepository (PostgreSQL)', () => {
   it('should apply an older heartbeat when the daemon restarted', async () => {
     await repo.applyHeartbeat(heartbeat('node-a', 2000, [readyVm('vm-1')]));
 
-    const applied = await repo.applyHeartbeat(
+    const { applied } = await repo.applyHeartbeat(
       heartbeat('node-a', 1000, [], { startedAt: at(900) }),
     );
 
@@ -166,16 +166,97 @@ describe('InventoryRepository (PostgreSQL)', () => {
     expect((await repo.getVm('vm-1'))?.agentState).toBe('gone');
   });
 
-  it('should follow a VM to its new node when another node reports it', async () => {
+  it("should refuse another node's claim on a VM and keep it with its owner", async () => {
     await repo.applyHeartbeat(heartbeat('node-a', 1000, [readyVm('vm-1'), readyVm('vm-2')]));
+
+    const claim = await repo.applyHeartbeat(
+      heartbeat('node-b', 1000, [readyVm('vm-1', { info: { hostname: 'evil' } }), readyVm('vm-3')]),
+    );
+
+    expect(claim).toEqual({
+      applied: true,
+      refused: [{ vmId: 'vm-1', owner: 'node-a', projectId: 'default' }],
+      adopted: [],
+    });
+    const vm1 = await repo.getVm('vm-1');
+    expect([vm1?.nodeId, vm1?.agentState, vm1?.hostname]).toEqual([
+      'node-a',
+      'ready',
+      'vm-1.guest',
+    ]);
+    expect((await repo.locate('vm-1'))?.nodeId).toBe('node-a');
+    expect((await repo.locate('vm-3'))?.nodeId).toBe('node-b');
+  });
+
+  it('should keep refusing a claim when the owner is stale, as long as adoption is off', async () => {
+    await repo.applyHeartbeat(heartbeat('node-a', 1000, [readyVm('vm-1')]));
+    await repo.applyHeartbeat(heartbeat('node-a', 2000, []));
+
+    const claim = await repo.applyHeartbeat(
+      heartbeat('node-b', 900_000, [readyVm('vm-1')]),
+      new Date(T0.getTime() + 900_000),
+    );
+
+    expect(claim.refused.map((r) => r.vmId)).toEqual(['vm-1']);
+    expect((await repo.getVm('vm-1'))?.nodeId).toBe('node-a');
+  });
+
+  it('should hand a VM over when the owner has been silent for vmAdoptAfterMs, and not before', async () => {
+    const adopting = new InventoryRepository(ds, {
+      nodeStaleMs: 15_000,
+      vmAdoptAfterMs: 60_000,
+    } as ControlPlaneConfig);
+    await adopting.applyHeartbeat(heartbeat('node-a', 1000, [readyVm('vm-1')]));
+
+    const early = await adopting.applyHeartbeat(
+      heartbeat('node-b', 30_000, [readyVm('vm-1')]),
+      new Date(T0.getTime() + 30_000),
+    );
+    const late = await adopting.applyHeartbeat(
+      heartbeat('node-b', 90_000, [readyVm('vm-1')]),
+      new Date(T0.getTime() + 90_000),
+    );
+
+    expect(early.refused.map((r) => r.owner)).toEqual(['node-a']);
+    expect(late).toEqual({
+      applied: true,
+      refused: [],
+      adopted: [{ vmId: 'vm-1', previousNode: 'node-a', projectId: 'default' }],
+    });
+    expect((await adopting.getVm('vm-1'))?.nodeId).toBe('node-b');
+  });
+
+  it("should accept the new node's claim and refuse the old one's when a VM is moved", async () => {
+    await repo.applyHeartbeat(heartbeat('node-a', 1000, [readyVm('vm-1')]));
     await repo.applyHeartbeat(heartbeat('node-b', 1000, []));
 
-    await repo.applyHeartbeat(heartbeat('node-b', 2000, [readyVm('vm-1')]));
-    await repo.applyHeartbeat(heartbeat('node-a', 2000, [readyVm('vm-2')]));
+    expect(await repo.moveVm('vm-1', 'node-b')).toEqual({
+      previousNode: 'node-a',
+      projectId: 'default',
+    });
+    expect((await repo.getVm('vm-1'))?.agentState).toBe('gone');
+    const moved = await repo.applyHeartbeat(heartbeat('node-b', 2000, [readyVm('vm-1')]));
+    const stale = await repo.applyHeartbeat(heartbeat('node-a', 2000, [readyVm('vm-1')]));
 
-    const vm1 = await repo.getVm('vm-1');
-    expect([vm1?.nodeId, vm1?.agentState]).toEqual(['node-b', 'ready']);
-    expect((await repo.locate('vm-1'))?.nodeId).toBe('node-b');
+    expect(moved.refused).toEqual([]);
+    expect(stale.refused).toEqual([{ vmId: 'vm-1', owner: 'node-b', projectId: 'default' }]);
+    const vm = await repo.getVm('vm-1');
+    expect([vm?.nodeId, vm?.agentState]).toEqual(['node-b', 'ready']);
+    expect(await repo.moveVm('nope', 'node-b')).toBeUndefined();
+    expect([await repo.nodeExists('node-b'), await repo.nodeExists('node-z')]).toEqual([
+      true,
+      false,
+    ]);
+  });
+
+  it('should store the name a node reports and keep it when a later report has none', async () => {
+    await repo.applyHeartbeat(heartbeat('node-a', 1000, [readyVm('vm-1', { name: 'dup\u0007' })]));
+    await repo.applyHeartbeat(heartbeat('node-a', 2000, [readyVm('vm-1')]));
+
+    const [vm] = await repo.listVms();
+
+    expect(vm?.name).toBe('dup');
+    expect(toJson(VMSchema, vm!)).toMatchObject({ id: 'vm-1', name: 'dup' });
   });
 
   it('should mark a VM gone when its node stops listing it', async () => {
@@ -189,7 +270,9 @@ describe('InventoryRepository (PostgreSQL)', () => {
 
   it('should keep a VM ready when a node that no longer owns it stops listing it', async () => {
     await repo.applyHeartbeat(heartbeat('node-a', 1000, [readyVm('vm-1')]));
-    await repo.applyHeartbeat(heartbeat('node-b', 1000, [readyVm('vm-1')]));
+    await repo.applyHeartbeat(heartbeat('node-b', 1000, []));
+    await repo.moveVm('vm-1', 'node-b');
+    await repo.applyHeartbeat(heartbeat('node-b', 2000, [readyVm('vm-1')]));
 
     await repo.applyHeartbeat(heartbeat('node-a', 2000, []));
 
@@ -227,6 +310,26 @@ describe('InventoryRepository (PostgreSQL)', () => {
       'vm-1.guest',
       at(2900),
     ]);
+  });
+
+  it('should refuse an event that carries a status for a VM another node owns', async () => {
+    await repo.applyHeartbeat(heartbeat('node-a', 1000, [readyVm('vm-1')]));
+
+    const claims = await repo.applyEvent(
+      create(AgentEventSchema, {
+        nodeId: 'node-b',
+        vmId: 'vm-1',
+        kind: 'disconnected',
+        status: { vmId: 'vm-1', state: AgentState.DISCONNECTED },
+      }),
+    );
+    await repo.applyEvent(
+      create(AgentEventSchema, { nodeId: 'node-b', vmId: 'vm-1', kind: 'disconnected' }),
+    );
+
+    expect(claims.refused).toEqual([{ vmId: 'vm-1', owner: 'node-a', projectId: 'default' }]);
+    const vm = await repo.getVm('vm-1');
+    expect([vm?.nodeId, vm?.agentState]).toEqual(['node-a', 'ready']);
   });
 
   it('should insert the VM when an event names one the inventory has not seen', async () => {
@@ -284,7 +387,12 @@ describe('InventoryRepository (PostgreSQL)', () => {
     await repo.applyHeartbeat(heartbeat('node-a', 1000, [readyVm('vm-1')]));
 
     await repo.applyTelemetry(
-      create(VmTelemetrySchema, { vmId: 'vm-1', timestamp: at(4000), report: { cpuCount: 2 } }),
+      create(VmTelemetrySchema, {
+        nodeId: 'node-a',
+        vmId: 'vm-1',
+        timestamp: at(4000),
+        report: { cpuCount: 2 },
+      }),
     );
 
     const vm = await repo.getVm('vm-1');
@@ -292,20 +400,17 @@ describe('InventoryRepository (PostgreSQL)', () => {
     expect(vm?.telemetry?.cpuCount).toBe(2);
   });
 
-  it('should ignore telemetry when the VM is unknown or the report is older', async () => {
+  it('should ignore telemetry when the VM is unknown, another node sends it, or it is older', async () => {
+    const report = (vmId: string, ms: number, cpuCount: number, nodeId = 'node-a') =>
+      create(VmTelemetrySchema, { nodeId, vmId, timestamp: at(ms), report: { cpuCount } });
     await repo.applyHeartbeat(heartbeat('node-a', 1000, [readyVm('vm-1')]));
-    await repo.applyTelemetry(
-      create(VmTelemetrySchema, { vmId: 'vm-1', timestamp: at(5000), report: { cpuCount: 4 } }),
-    );
+    await repo.applyTelemetry(report('vm-1', 5000, 4));
 
-    const unknown = await repo.applyTelemetry(
-      create(VmTelemetrySchema, { vmId: 'vm-x', timestamp: at(5000), report: { cpuCount: 1 } }),
-    );
-    const older = await repo.applyTelemetry(
-      create(VmTelemetrySchema, { vmId: 'vm-1', timestamp: at(4000), report: { cpuCount: 1 } }),
-    );
+    const unknown = await repo.applyTelemetry(report('vm-x', 5000, 1));
+    const older = await repo.applyTelemetry(report('vm-1', 4000, 1));
+    const foreign = await repo.applyTelemetry(report('vm-1', 6000, 1, 'node-b'));
 
-    expect([unknown, older]).toEqual([false, false]);
+    expect([unknown, older, foreign]).toEqual([false, false, false]);
     expect(await repo.getVm('vm-x')).toBeUndefined();
     expect((await repo.getVm('vm-1'))?.telemetry?.cpuCount).toBe(4);
   });

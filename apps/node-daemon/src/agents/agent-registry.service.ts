@@ -16,6 +16,8 @@ import { NODE_DAEMON_CONFIG, type NodeDaemonConfig } from '../config/env.schema.
 
 export interface VmAgent {
   vmId: string;
+  /** The libvirt domain name, '' for the flat layout. */
+  name: string;
   channelPath: string;
   client: AgentClient;
 }
@@ -60,7 +62,7 @@ export class AgentRegistryService extends EventEmitter implements OnApplicationS
     return [...this.vms.values()];
   }
 
-  add(vmId: string, channelPath: string): void {
+  add(vmId: string, channelPath: string, name = ''): void {
     this.remove(vmId, 'channel replaced');
     const client = new AgentClient({
       path: channelPath,
@@ -72,7 +74,7 @@ export class AgentRegistryService extends EventEmitter implements OnApplicationS
       requestTimeoutMs: this.config.defaultTimeoutMs,
       keepaliveMs: this.config.agentKeepaliveMs,
     });
-    const vm: VmAgent = { vmId, channelPath, client };
+    const vm: VmAgent = { vmId, name, channelPath, client };
     this.vms.set(vmId, vm);
     let previous: AgentClientState = client.state;
     client.on('state', (state: AgentClientState) => {
@@ -112,6 +114,7 @@ export class AgentRegistryService extends EventEmitter implements OnApplicationS
     const c = vm.client;
     return create(VmAgentStatusSchema, {
       vmId: vm.vmId,
+      name: vm.name,
       channelPath: vm.channelPath,
       state: STATE_OF[c.state],
       agentVersion: c.agentVersion,

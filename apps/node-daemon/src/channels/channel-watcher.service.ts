@@ -4,11 +4,19 @@ import { EventEmitter } from 'node:events';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { isSubjectToken } from '@lq/proto';
 import { NODE_DAEMON_CONFIG, type NodeDaemonConfig } from '../config/env.schema.js';
-import { candidateFor, mappedVmId } from './channel-layout.js';
+import { candidateFor, mappedVmId, type ChannelCandidate } from './channel-layout.js';
+import { findDomainIdentity, type DomainIdentity } from './libvirt-domain.js';
 
 export interface ChannelChange {
   vmId: string;
   path: string;
+  /** The libvirt domain name ('' for the flat layout): shown beside the id. */
+  name: string;
+}
+
+interface Found {
+  path: string;
+  name: string;
 }
 
 /**
@@ -21,7 +29,7 @@ export interface ChannelChange {
 @Injectable()
 export class ChannelWatcherService extends EventEmitter implements OnApplicationShutdown {
   private readonly log = new Logger('channels');
-  private readonly channels = new Map<string, string>();
+  private readonly channels = new Map<string, Found>();
   private readonly watchers = new Map<string, FSWatcher>();
   private timer: NodeJS.Timeout | undefined;
   private scanning: Promise<void> | undefined;
@@ -30,6 +38,10 @@ export class ChannelWatcherService extends EventEmitter implements OnApplication
   private readonly warned = new Set<string>();
   private vmMap: Record<string, string> = {};
   private vmMapMtime = 0;
+  /** Domain identities by channel socket (path and inode): read once per domain start. */
+  private domains = new Map<string, DomainIdentity>();
+  /** Channels without a usable id at the last scan (warned about if still so at the next). */
+  private unresolved = new Set<string>();
 
   constructor(@Inject(NODE_DAEMON_CONFIG) private readonly config: NodeDaemonConfig) {
     super();
@@ -37,7 +49,7 @@ export class ChannelWatcherService extends EventEmitter implements OnApplication
 
   /** Current VM id → socket path. */
   get current(): ReadonlyMap<string, string> {
-    return this.channels;
+    return new Map([...this.channels].map(([vmId, c]) => [vmId, c.path]));
   }
 
   async start(): Promise<void> {
@@ -70,7 +82,9 @@ export class ChannelWatcherService extends EventEmitter implements OnApplication
 
   private async doScan(): Promise<void> {
     await this.loadVmMap();
-    const found = new Map<string, string>();
+    const found = new Map<string, Found>();
+    const domains = new Map<string, DomainIdentity>();
+    const unresolved = new Set<string>();
     for (const dir of this.config.channelDirs) {
       this.ensureWatch(dir);
       let entries;
@@ -89,46 +103,72 @@ export class ChannelWatcherService extends EventEmitter implements OnApplication
         if (entry.isDirectory()) {
           this.ensureWatch(`${dir}/${entry.name}`);
         }
-        const isSocket = await stat(candidate.path).then(
-          (s) => s.isSocket(),
-          () => false,
+        const socket = await stat(candidate.path).then(
+          (s) => (s.isSocket() ? s : undefined),
+          () => undefined,
         );
-        if (!isSocket) {
+        if (!socket) {
           continue;
         }
-        const vmId = mappedVmId(this.vmMap, candidate);
+        let identity: DomainIdentity | undefined;
+        let problem = '';
+        if (candidate.domain !== undefined) {
+          const key = `${candidate.path}:${socket.ino}`;
+          try {
+            identity = this.domains.get(key) ?? (await this.identify(candidate));
+            domains.set(key, identity);
+          } catch (err) {
+            problem = `: ${(err as Error).message}`;
+          }
+        }
+        const vmId = mappedVmId(this.vmMap, candidate, identity?.uuid);
         if (vmId === undefined || !isSubjectToken(vmId)) {
-          this.warnOnce(
-            candidate.path,
-            `channel ${candidate.path} has no usable VM id (add it to LQ_VM_MAP_FILE)`,
-          );
+          const message = `channel ${candidate.path} has no usable VM id${problem} (check LQ_LIBVIRT_RUN_DIR, or add it to LQ_VM_MAP_FILE)`;
+          // A starting domain's socket may appear before libvirt writes its status file.
+          if (this.unresolved.has(candidate.path) || candidate.domain === undefined) {
+            this.warnOnce(candidate.path, message);
+          } else {
+            this.log.debug(message);
+          }
+          unresolved.add(candidate.path);
           continue;
         }
         const other = found.get(vmId);
-        if (other !== undefined && other !== candidate.path) {
+        if (other !== undefined && other.path !== candidate.path) {
           this.warnOnce(
             `${vmId}:${candidate.path}`,
-            `VM id ${vmId} claimed by both ${other} and ${candidate.path}; keeping the first`,
+            `VM id ${vmId} claimed by both ${other.path} and ${candidate.path}; keeping the first`,
           );
           continue;
         }
-        found.set(vmId, candidate.path);
+        this.warned.delete(candidate.path);
+        found.set(vmId, { path: candidate.path, name: identity?.name ?? candidate.domain ?? '' });
       }
     }
-    for (const [vmId, path] of this.channels) {
-      if (found.get(vmId) !== path) {
+    this.domains = domains;
+    this.unresolved = unresolved;
+    for (const [vmId, c] of this.channels) {
+      if (found.get(vmId)?.path !== c.path) {
         this.channels.delete(vmId);
-        this.log.log(`channel gone: ${vmId} (${path})`);
-        this.emit('removed', { vmId, path } satisfies ChannelChange);
+        this.log.log(`channel gone: ${vmId} (${c.path})`);
+        this.emit('removed', { vmId, ...c } satisfies ChannelChange);
       }
     }
-    for (const [vmId, path] of found) {
+    for (const [vmId, c] of found) {
       if (!this.channels.has(vmId)) {
-        this.channels.set(vmId, path);
-        this.log.log(`channel found: ${vmId} (${path})`);
-        this.emit('added', { vmId, path } satisfies ChannelChange);
+        this.channels.set(vmId, c);
+        this.log.log(`channel found: ${vmId}${c.name ? ` "${c.name}"` : ''} (${c.path})`);
+        this.emit('added', { vmId, ...c } satisfies ChannelChange);
       }
     }
+  }
+
+  /**
+   * A libvirt domain's UUID and full name, from libvirt's status file on this host: a domain
+   * name is unique on one host only, and nothing the guest says about itself is trusted.
+   */
+  private identify(candidate: ChannelCandidate): Promise<DomainIdentity> {
+    return findDomainIdentity(this.config.libvirtRunDir, candidate.domainId!, candidate.domain!);
   }
 
   private async loadVmMap(): Promise<void> {

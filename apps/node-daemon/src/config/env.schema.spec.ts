@@ -9,6 +9,7 @@ describe('parseNodeDaemonEnv', () => {
     expect(c.channelDirs).toEqual(['/var/lib/libvirt/qemu/channel/target']);
     expect(c.nats.maxReconnectAttempts).toBe(-1);
     expect(c.defaultTimeoutMs).toBe(30_000);
+    expect(c.libvirtRunDir).toBe('/run/libvirt/qemu');
   });
 
   it('should parse lists and numbers when they are given', () => {
@@ -27,6 +28,7 @@ describe('parseNodeDaemonEnv', () => {
     [{ LQ_NODE_ID: 'has.dot' }, /LQ_NODE_ID/],
     [{ LQ_NODE_ID: 'n', NATS_URL: 'http://x' }, /NATS_URL/],
     [{ LQ_NODE_ID: 'n', LQ_CHANNEL_DIRS: 'relative' }, /LQ_CHANNEL_DIRS/],
+    [{ LQ_NODE_ID: 'n', LQ_LIBVIRT_RUN_DIR: 'run/libvirt' }, /LQ_LIBVIRT_RUN_DIR/],
     [{ LQ_NODE_ID: 'n', LQ_HEARTBEAT_INTERVAL_MS: 'soon' }, /LQ_HEARTBEAT_INTERVAL_MS/],
     [{ LQ_NODE_ID: 'n', NATS_USER: 'u' }, /NATS_PASSWORD/],
     [

@@ -22,6 +22,8 @@ export interface NodeDaemonConfig {
   };
   channelDirs: string[];
   vmMapFile?: string;
+  /** Where libvirt keeps the status XML of running domains (their UUIDs). */
+  libvirtRunDir: string;
   rescanIntervalMs: number;
   heartbeatIntervalMs: number;
   defaultTimeoutMs: number;
@@ -44,7 +46,16 @@ export const ENV_VARIABLES: Array<[name: string, fallback: string, meaning: stri
     '/var/lib/libvirt/qemu/channel/target',
     'directories watched for VM channel sockets, comma-separated',
   ],
-  ['LQ_VM_MAP_FILE', '—', 'JSON object mapping socket paths or libvirt domain names to VM ids'],
+  [
+    'LQ_LIBVIRT_RUN_DIR',
+    '/run/libvirt/qemu',
+    'libvirt’s status files of running domains (<name>.xml): where a domain’s UUID is read',
+  ],
+  [
+    'LQ_VM_MAP_FILE',
+    '—',
+    'JSON object mapping socket paths, libvirt domain UUIDs or names to VM ids',
+  ],
   [
     'LQ_RESCAN_INTERVAL_MS',
     '2000',
@@ -90,6 +101,10 @@ export function parseNodeDaemonEnv(env: NodeJS.ProcessEnv): NodeDaemonConfig {
   if (env.LQ_VM_MAP_FILE !== undefined && !env.LQ_VM_MAP_FILE.startsWith('/')) {
     throw new ConfigError('LQ_VM_MAP_FILE must be an absolute path');
   }
+  const libvirtRunDir = env.LQ_LIBVIRT_RUN_DIR || '/run/libvirt/qemu';
+  if (!libvirtRunDir.startsWith('/')) {
+    throw new ConfigError('LQ_LIBVIRT_RUN_DIR must be an absolute path');
+  }
   const logLevel = envLogLevel(env);
   const defaultTimeoutMs = int(env, 'LQ_DEFAULT_TIMEOUT_MS', 30_000, 100, 7 * 86_400_000);
   const maxTimeoutMs = int(env, 'LQ_MAX_TIMEOUT_MS', 86_400_000, 100, 7 * 86_400_000);
@@ -105,6 +120,7 @@ export function parseNodeDaemonEnv(env: NodeJS.ProcessEnv): NodeDaemonConfig {
     },
     channelDirs,
     vmMapFile: env.LQ_VM_MAP_FILE || undefined,
+    libvirtRunDir,
     rescanIntervalMs: int(env, 'LQ_RESCAN_INTERVAL_MS', 2000, 100, 3_600_000),
     heartbeatIntervalMs: int(env, 'LQ_HEARTBEAT_INTERVAL_MS', 5000, 100, 3_600_000),
     defaultTimeoutMs,
