@@ -1,81 +1,61 @@
-import { Module, type DynamicModule } from '@nestjs/common';
+import { Module, type DynamicModule, type Type } from '@nestjs/common';
+import { MODULE_METADATA } from '@nestjs/common/constants.js';
+import { AccessModule } from './access/access.module.js';
+import { AuditModule } from './audit/audit.module.js';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from './config/env.schema.js';
+import { ConnectModule } from './connect/connect.module.js';
+import { ConsoleModule } from './console/console.module.js';
 import { DatabaseModule } from './database/database.module.js';
-import { NatsService } from './nats/nats.service.js';
-import { InventoryRepository } from './inventory/inventory.repository.js';
-import { InventoryService } from './inventory/inventory.service.js';
-import { InventorySubscriber } from './inventory/inventory.subscriber.js';
-import { InventoryController } from './inventory/inventory.controller.js';
-import { VmClaimsService } from './inventory/vm-claims.service.js';
-import { VmGuestService } from './guest-ops/vm-guest.service.js';
-import { VmGuestController } from './guest-ops/vm-guest.controller.js';
-import { HealthController } from './health/health.controller.js';
-import { MetricsService } from './metrics/metrics.service.js';
-import { MetricsController } from './metrics/metrics.controller.js';
-import { VmServiceRoutes } from './connect/vm-service.routes.js';
-import { GrpcServer } from './connect/grpc.server.js';
-import { ConnectAuth } from './connect/connect-auth.js';
-import { AUDIT_PROVIDERS } from './audit/audit.providers.js';
-import { AuditController } from './audit/audit.controller.js';
-import { ACCESS_PROVIDERS } from './access/access.providers.js';
-import { AuthController } from './access/auth.controller.js';
-import { AccessAdminController } from './access/access-admin.controller.js';
-import { ExecutionsController } from './executions/executions.controller.js';
-import { ExecutionsRepository } from './executions/executions.repository.js';
-import { ExecutionsService } from './executions/executions.service.js';
-import { RunsController } from './runs/runs.controller.js';
-import { RunsRepository } from './runs/runs.repository.js';
-import { RunsService } from './runs/runs.service.js';
-import { CONSOLE_PROVIDERS } from './console/console.providers.js';
-import { ConsoleVmsController } from './console/console-vms.controller.js';
-import { ConsoleController } from './console/console.controller.js';
+import { ExecutionsModule } from './executions/executions.module.js';
+import { GuestOpsModule } from './guest-ops/guest-ops.module.js';
+import { HealthModule } from './health/health.module.js';
+import { InventoryModule } from './inventory/inventory.module.js';
+import { MetricsModule } from './metrics/metrics.module.js';
+import { NatsModule } from './nats/nats.module.js';
+import { RunsModule } from './runs/runs.module.js';
+
+/**
+ * The modules, one per concept, in the order their routes are registered: the console's
+ * catch-all must come last (ARCHITECTURE.md has the layers and who may import whom).
+ */
+export const MODULES: Type[] = [
+  AuditModule,
+  AccessModule,
+  MetricsModule,
+  NatsModule,
+  InventoryModule,
+  GuestOpsModule,
+  ExecutionsModule,
+  RunsModule,
+  ConnectModule,
+  HealthModule,
+  ConsoleModule,
+];
 
 /** Every REST controller (a test walks their routes for a permission or @Public()). */
-export const CONTROLLERS = [
-  // Before InventoryController: /api/vms/stream must match ahead of /api/vms/:id.
-  ConsoleVmsController,
-  InventoryController,
-  VmGuestController,
-  HealthController,
-  MetricsController,
-  AuthController,
-  AccessAdminController,
-  AuditController,
-  ExecutionsController,
-  RunsController,
-  // Last: its catch-all serves the web console for every path no API route matched.
-  ConsoleController,
-];
+export const CONTROLLERS: Type[] = MODULES.flatMap(
+  (m) => (Reflect.getMetadata(MODULE_METADATA.CONTROLLERS, m) as Type[] | undefined) ?? [],
+);
+
+/** The validated configuration, visible to every module. */
+@Module({})
+class ConfigModule {
+  static forRoot(config: ControlPlaneConfig): DynamicModule {
+    return {
+      module: ConfigModule,
+      providers: [{ provide: CONTROL_PLANE_CONFIG, useValue: config }],
+      exports: [CONTROL_PLANE_CONFIG],
+      global: true,
+    };
+  }
+}
 
 @Module({})
 export class AppModule {
   static forRoot(config: ControlPlaneConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [DatabaseModule],
-      providers: [
-        { provide: CONTROL_PLANE_CONFIG, useValue: config },
-        NatsService,
-        InventoryRepository,
-        InventoryService,
-        InventorySubscriber,
-        VmClaimsService,
-        VmGuestService,
-        MetricsService,
-        VmServiceRoutes,
-        GrpcServer,
-        ConnectAuth,
-        ExecutionsRepository,
-        ExecutionsService,
-        RunsRepository,
-        RunsService,
-        ...AUDIT_PROVIDERS,
-        ...ACCESS_PROVIDERS,
-        ...CONSOLE_PROVIDERS,
-      ],
-      controllers: CONTROLLERS,
-      exports: [CONTROL_PLANE_CONFIG],
-      global: true,
+      imports: [ConfigModule.forRoot(config), DatabaseModule, ...MODULES],
     };
   }
 }

@@ -8,25 +8,18 @@ import {
   Param,
   Patch,
   Post,
-  Put,
-  Req,
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import type { Request } from 'express';
 import { Authenticated, RequirePermission } from '@lq/auth';
-import { isSubjectToken } from '@lq/proto';
 import { AccessAdminService } from './access-admin.service.js';
-import { AccessErrorCode, AccessException } from './access.exception.js';
 import {
   CreateApiKeyDto,
   CreateBindingDto,
   CreateProjectDto,
   CreateUserDto,
-  SetVmNodeDto,
-  SetVmProjectDto,
   UpdateUserDto,
 } from './dto/access.dto.js';
-import { restCaller } from './rest-caller.js';
+import { CurrentCaller, type Caller } from '../common/caller.js';
 
 /**
  * Administration of users, API keys, projects, role bindings and VM placement. The guard checks
@@ -42,8 +35,8 @@ export class AccessAdminController {
   @Get('users')
   @RequirePermission('admin')
   @ApiOperation({ summary: 'Every user (global admin; never a password or key hash)' })
-  async listUsers(@Req() req: Request) {
-    return { users: await this.admin.listUsers(restCaller(req)) };
+  async listUsers(@CurrentCaller() caller: Caller) {
+    return { users: await this.admin.listUsers(caller) };
   }
 
   @Post('users')
@@ -51,8 +44,8 @@ export class AccessAdminController {
   @ApiOperation({
     summary: 'Create a user (global admin; bind roles to it with /api/role-bindings)',
   })
-  createUser(@Body() body: CreateUserDto, @Req() req: Request) {
-    return this.admin.createUser(restCaller(req), body.username, body.password);
+  createUser(@Body() body: CreateUserDto, @CurrentCaller() caller: Caller) {
+    return this.admin.createUser(caller, body.username, body.password);
   }
 
   @Patch('users/:user')
@@ -61,8 +54,12 @@ export class AccessAdminController {
     summary:
       'Reset a user’s password or disable it (global admin; by id or username); either ends its sessions',
   })
-  updateUser(@Param('user') user: string, @Body() body: UpdateUserDto, @Req() req: Request) {
-    return this.admin.updateUser(restCaller(req), user, body);
+  updateUser(
+    @Param('user') user: string,
+    @Body() body: UpdateUserDto,
+    @CurrentCaller() caller: Caller,
+  ) {
+    return this.admin.updateUser(caller, user, body);
   }
 
   @Get('users/:user/api-keys')
@@ -71,8 +68,8 @@ export class AccessAdminController {
     summary:
       'A user’s API keys (prefix, expiry, last use, revocation): your own, or any as global admin',
   })
-  async listKeys(@Param('user') user: string, @Req() req: Request) {
-    return { api_keys: await this.admin.listApiKeys(restCaller(req), user) };
+  async listKeys(@Param('user') user: string, @CurrentCaller() caller: Caller) {
+    return { api_keys: await this.admin.listApiKeys(caller, user) };
   }
 
   @Post('users/:user/api-keys')
@@ -81,8 +78,12 @@ export class AccessAdminController {
     summary:
       'Create an API key (for yourself, or anyone as global admin); `token` is shown this once and never stored',
   })
-  createKey(@Param('user') user: string, @Body() body: CreateApiKeyDto, @Req() req: Request) {
-    return this.admin.createApiKey(restCaller(req), user, body.name ?? '', body.expires_in_days);
+  createKey(
+    @Param('user') user: string,
+    @Body() body: CreateApiKeyDto,
+    @CurrentCaller() caller: Caller,
+  ) {
+    return this.admin.createApiKey(caller, user, body.name ?? '', body.expires_in_days);
   }
 
   @Delete('api-keys/:id')
@@ -91,8 +92,8 @@ export class AccessAdminController {
     summary:
       'Revoke an API key, yours or (global admin) anyone’s; at once here, within LQ_AUTH_CACHE_SECONDS elsewhere',
   })
-  revokeKey(@Param('id') id: string, @Req() req: Request) {
-    return this.admin.revokeApiKey(restCaller(req), id);
+  revokeKey(@Param('id') id: string, @CurrentCaller() caller: Caller) {
+    return this.admin.revokeApiKey(caller, id);
   }
 
   @Get('projects')
@@ -100,50 +101,15 @@ export class AccessAdminController {
   @ApiOperation({
     summary: 'The projects you administer (every one as global admin) and their VM counts',
   })
-  async listProjects(@Req() req: Request) {
-    return { projects: await this.admin.listProjects(restCaller(req)) };
+  async listProjects(@CurrentCaller() caller: Caller) {
+    return { projects: await this.admin.listProjects(caller) };
   }
 
   @Post('projects')
   @RequirePermission('admin')
   @ApiOperation({ summary: 'Create a project (global admin)' })
-  createProject(@Body() body: CreateProjectDto, @Req() req: Request) {
-    return this.admin.createProject(restCaller(req), body.id, body.name ?? '');
-  }
-
-  @Put('vms/:id/project')
-  @RequirePermission('admin')
-  @HttpCode(200)
-  @ApiOperation({
-    summary: 'Move a VM to a project (global admin; new VMs start in "default")',
-  })
-  async setVmProject(@Param('id') id: string, @Body() body: SetVmProjectDto, @Req() req: Request) {
-    if (!isSubjectToken(id)) {
-      throw new AccessException(
-        AccessErrorCode.INVALID,
-        'vm id must be 1-128 letters, digits, _ or -',
-      );
-    }
-    await this.admin.setVmProject(restCaller(req), id, body.project);
-    return { vm_id: id, project: body.project };
-  }
-
-  @Put('vms/:id/node')
-  @RequirePermission('admin')
-  @HttpCode(200)
-  @ApiOperation({
-    summary:
-      'Move a VM to another node (after a migration): that node’s claims are accepted from now on, the previous node’s refused; global admins only',
-  })
-  async setVmNode(@Param('id') id: string, @Body() body: SetVmNodeDto, @Req() req: Request) {
-    if (!isSubjectToken(id)) {
-      throw new AccessException(
-        AccessErrorCode.INVALID,
-        'vm id must be 1-128 letters, digits, _ or -',
-      );
-    }
-    const previous = await this.admin.setVmNode(restCaller(req), id, body.node);
-    return { vm_id: id, node: body.node, previous_node: previous };
+  createProject(@Body() body: CreateProjectDto, @CurrentCaller() caller: Caller) {
+    return this.admin.createProject(caller, body.id, body.name ?? '');
   }
 
   @Get('role-bindings')
@@ -151,8 +117,8 @@ export class AccessAdminController {
   @ApiOperation({
     summary: 'The role bindings of the projects you administer (every one as global admin)',
   })
-  async listBindings(@Req() req: Request) {
-    return { role_bindings: await this.admin.listBindings(restCaller(req)) };
+  async listBindings(@CurrentCaller() caller: Caller) {
+    return { role_bindings: await this.admin.listBindings(caller) };
   }
 
   @Post('role-bindings')
@@ -161,14 +127,8 @@ export class AccessAdminController {
     summary:
       'Bind a role to a user on a project you administer, or (global admin, without project) on all',
   })
-  createBinding(@Body() body: CreateBindingDto, @Req() req: Request) {
-    return this.admin.createBinding(
-      restCaller(req),
-      body.user,
-      body.role,
-      body.project,
-      body.restrictions,
-    );
+  createBinding(@Body() body: CreateBindingDto, @CurrentCaller() caller: Caller) {
+    return this.admin.createBinding(caller, body.user, body.role, body.project, body.restrictions);
   }
 
   @Delete('role-bindings/:id')
@@ -177,7 +137,7 @@ export class AccessAdminController {
   @ApiOperation({
     summary: 'Remove a role binding of a project you administer (a global one: global admin)',
   })
-  async deleteBinding(@Param('id') id: string, @Req() req: Request): Promise<void> {
-    await this.admin.deleteBinding(restCaller(req), id);
+  async deleteBinding(@Param('id') id: string, @CurrentCaller() caller: Caller): Promise<void> {
+    await this.admin.deleteBinding(caller, id);
   }
 }

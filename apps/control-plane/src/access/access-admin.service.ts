@@ -14,9 +14,9 @@ import {
   type UserRow,
 } from '@lq/auth';
 import { actorOf } from '../audit/audit-actor.js';
-import { InventoryService } from '../inventory/inventory.service.js';
+import { AdminScopeService } from './admin-scope.service.js';
 import { AccessErrorCode, AccessException } from './access.exception.js';
-import type { Caller } from './vm-access.service.js';
+import type { Caller } from '../common/caller.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -36,7 +36,7 @@ export class AccessAdminService {
     @Inject(AuthRepository) private readonly repo: AuthRepository,
     @Inject(AuthService) private readonly auth: AuthService,
     @Inject(AuditService) private readonly audit: AuditService,
-    @Inject(InventoryService) private readonly inventory: InventoryService,
+    @Inject(AdminScopeService) private readonly scopes: AdminScopeService,
   ) {}
 
   async listUsers(caller: Caller): Promise<UserRow[]> {
@@ -142,44 +142,6 @@ export class AccessAdminService {
     return project;
   }
 
-  /** Moving a VM between projects is the global admin's: it changes who may touch it. */
-  async setVmProject(caller: Caller, vmId: string, projectId: string): Promise<void> {
-    await this.requireGlobal(caller, 'vm.set_project', vmId);
-    await this.projectMustExist(projectId);
-    if (!(await this.repo.setVmProject(vmId, projectId))) {
-      throw new AccessException(AccessErrorCode.NOT_FOUND, `VM ${vmId} is not in the inventory`);
-    }
-    this.inventory.forget(vmId);
-    await this.record(caller, 'vm.set_project', { project: projectId }, vmId, projectId);
-  }
-
-  /**
-   * Moves a VM to another node, the explicit step a migration needs (the inventory refuses a
-   * node's claim on a VM another node owns). Only a global admin may: the node decides where
-   * the VM's commands, files and passwords go. Returns the previous node.
-   */
-  async setVmNode(caller: Caller, vmId: string, nodeId: string): Promise<string> {
-    await this.requireGlobal(caller, 'vm.set_node', vmId, 'moving a VM between nodes');
-    const moved = await this.inventory.moveVm(vmId, nodeId);
-    if (moved === 'no-node') {
-      throw new AccessException(
-        AccessErrorCode.NOT_FOUND,
-        `node ${nodeId} is not in the inventory`,
-      );
-    }
-    if (moved === 'no-vm') {
-      throw new AccessException(AccessErrorCode.NOT_FOUND, `VM ${vmId} is not in the inventory`);
-    }
-    await this.record(
-      caller,
-      'vm.set_node',
-      { node: nodeId, previous_node: moved.previousNode },
-      vmId,
-      moved.projectId,
-    );
-    return moved.previousNode;
-  }
-
   /** Every binding for a global admin; those of its projects for a project admin. */
   async listBindings(caller: Caller): Promise<BindingRow[]> {
     const scope = projectsWith(caller.principal, 'admin');
@@ -197,7 +159,7 @@ export class AccessAdminService {
     restrictions: unknown,
   ): Promise<BindingRow> {
     if (project === undefined) {
-      await this.requireGlobal(caller, 'binding.create', undefined, 'a global binding');
+      await this.requireGlobal(caller, 'binding.create', 'a global binding');
     } else {
       await this.requireProjectAdmin(caller, project, 'binding.create');
     }
@@ -235,7 +197,7 @@ export class AccessAdminService {
       throw new AccessException(AccessErrorCode.NOT_FOUND, `binding ${id} does not exist`);
     }
     if (existing.project_id === null) {
-      await this.requireGlobal(caller, 'binding.delete', undefined, 'a global binding');
+      await this.requireGlobal(caller, 'binding.delete', 'a global binding');
     } else {
       await this.requireProjectAdmin(caller, existing.project_id, 'binding.delete');
     }
@@ -258,28 +220,12 @@ export class AccessAdminService {
     return this.record(caller, operation, params);
   }
 
-  private async requireGlobal(
-    caller: Caller,
-    operation: string,
-    vmId?: string,
-    what = operation,
-  ): Promise<void> {
-    if (!isGlobalAdmin(caller.principal)) {
-      await this.deny(caller, operation, `${what} needs a global admin binding`, vmId);
-      throw AuthException.denied('admin', `globally (${what} needs a global admin binding)`);
-    }
+  private requireGlobal(caller: Caller, operation: string, what = operation): Promise<void> {
+    return this.scopes.requireGlobal(caller, operation, what);
   }
 
-  private async requireProjectAdmin(
-    caller: Caller,
-    project: string,
-    operation: string,
-  ): Promise<void> {
-    const scope = projectsWith(caller.principal, 'admin');
-    if (scope !== 'all' && !scope.includes(project)) {
-      await this.deny(caller, operation, `not an admin of project ${project}`, undefined, project);
-      throw AuthException.denied('admin', `on project ${project}`);
-    }
+  private requireProjectAdmin(caller: Caller, project: string, operation: string): Promise<void> {
+    return this.scopes.requireProject(caller, project, operation);
   }
 
   /** `user` (an id or a username) must be the caller itself, unless it is a global admin. */
@@ -290,28 +236,13 @@ export class AccessAdminService {
   ): Promise<void> {
     const p = caller.principal;
     if (user !== p.userId && user !== p.username && !isGlobalAdmin(p)) {
-      await this.deny(caller, operation, 'another user’s API keys need a global admin binding');
+      await this.scopes.deny(
+        caller,
+        operation,
+        'another user’s API keys need a global admin binding',
+      );
       throw AuthException.denied('admin', 'globally (another user’s API keys)');
     }
-  }
-
-  private deny(
-    caller: Caller,
-    operation: string,
-    detail: string,
-    vmId?: string,
-    projectId?: string,
-  ): Promise<void> {
-    return this.audit.record({
-      kind: 'denied',
-      ...actorOf(caller.principal, caller),
-      operation,
-      vmId,
-      projectId,
-      params: { permission: 'admin' },
-      status: 'PERMISSION_DENIED',
-      error: `missing admin: ${detail}`,
-    });
   }
 
   private async hash(password: string): Promise<string> {

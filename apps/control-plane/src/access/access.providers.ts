@@ -2,7 +2,6 @@ import type { Provider } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { DataSource } from 'typeorm';
 import {
-  AUTH_AUDIT_HOOK,
   AccessGuard,
   AuthRepository,
   AuthService,
@@ -10,10 +9,9 @@ import {
   DEFAULT_PASSWORD_PARAMS,
 } from '@lq/auth';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
-import { AuditAuthHook } from '../audit/audit-hook.js';
 import { AccessAdminService } from './access-admin.service.js';
 import { VmAccessService } from './vm-access.service.js';
-import { VmReadService } from './vm-read.service.js';
+import { AdminScopeService } from './admin-scope.service.js';
 
 /** libs/auth wired into Nest, with the global deny-by-default guard. */
 export const ACCESS_PROVIDERS: Provider[] = [
@@ -35,9 +33,8 @@ export const ACCESS_PROVIDERS: Provider[] = [
     },
   },
   BearerStrategy,
-  { provide: AUTH_AUDIT_HOOK, useClass: AuditAuthHook },
   { provide: APP_GUARD, useClass: AccessGuard },
   VmAccessService,
-  VmReadService,
+  AdminScopeService,
   AccessAdminService,
 ];

@@ -18,7 +18,7 @@ import {
 import { ChangePasswordDto, LoginDto, RefreshDto } from './dto/access.dto.js';
 import { AccessAdminService } from './access-admin.service.js';
 import { AccessErrorCode, AccessException } from './access.exception.js';
-import { restCaller } from './rest-caller.js';
+import { CurrentCaller, restCaller, type Caller } from '../common/caller.js';
 
 /** Sign-in with a password, token refresh, and "who am I". */
 @ApiTags('authentication')
@@ -83,8 +83,8 @@ export class AuthController {
   @Authenticated()
   @ApiBearerAuth()
   @ApiOperation({ summary: 'The caller, its bindings and what it may do where' })
-  me(@Req() req: Request) {
-    const { principal } = restCaller(req);
+  me(@CurrentCaller() caller: Caller) {
+    const { principal } = caller;
     return {
       user_id: principal.userId,
       username: principal.username,

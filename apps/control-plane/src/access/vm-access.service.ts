@@ -8,17 +8,12 @@ import {
   obviousRunAsViolation,
   type GuestGrant,
   type Permission,
-  type Principal,
 } from '@lq/auth';
 import { FileLimitsSchema, RunAsLimitsSchema, type FileLimits, type RunAsLimits } from '@lq/proto';
 import { actorOf } from '../audit/audit-actor.js';
+import type { Caller } from '../common/caller.js';
 
-/** Who is calling, from where, under which request id: every transport builds one. */
-export interface Caller {
-  principal: Principal;
-  requestId: string;
-  sourceIp: string;
-}
+export type { Caller };
 
 export interface VmScope {
   vmId: string;

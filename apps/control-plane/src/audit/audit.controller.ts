@@ -11,7 +11,7 @@ import {
 } from '@lq/audit';
 import { AuthException, RequirePermission, holdsGlobally, projectsWith } from '@lq/auth';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
-import { restCaller } from '../access/rest-caller.js';
+import { CurrentCaller, restCaller, type Caller } from '../common/caller.js';
 import { AuditQueryDto } from './dto/audit-query.dto.js';
 import { csvLine } from './audit-export.js';
 
@@ -110,8 +110,8 @@ export class AuditController {
   @ApiOperation({
     summary: 'Recompute the hash chain from the first row; names the first broken row',
   })
-  async verify(@Req() req: Request): Promise<VerifyReport> {
-    const { principal } = restCaller(req);
+  async verify(@CurrentCaller() caller: Caller): Promise<VerifyReport> {
+    const { principal } = caller;
     if (!holdsGlobally(principal, 'audit.read')) {
       throw AuthException.denied('audit.read', 'on every project (the chain spans them all)');
     }

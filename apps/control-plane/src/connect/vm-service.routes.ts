@@ -27,7 +27,7 @@ import {
 } from '@lq/proto';
 import { projectsWith } from '@lq/auth';
 import { VmGuestService } from '../guest-ops/vm-guest.service.js';
-import { VmReadService } from '../access/vm-read.service.js';
+import { VmReadService } from '../inventory/vm-read.service.js';
 import { InventoryService } from '../inventory/inventory.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';

@@ -17,7 +17,7 @@ import { ApiBearerAuth, ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@ne
 import type { Request, Response } from 'express';
 import { openEventStream } from '../common/sse.js';
 import { Authenticated, RequirePermission } from '@lq/auth';
-import { restCaller } from '../access/rest-caller.js';
+import { CurrentCaller, restCaller, type Caller } from '../common/caller.js';
 import { ExecuteDto, toExecuteInput } from '../guest-ops/dto/execute.dto.js';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import type { OutputChunk } from './executions.repository.js';
@@ -71,8 +71,8 @@ export class ExecutionsController implements BeforeApplicationShutdown {
   @ApiOperation({
     summary: 'Start a command in the guest and answer at once with its execution id',
   })
-  async start(@Param('id') id: string, @Body() body: ExecuteDto, @Req() req: Request) {
-    const view = await this.executions.start(id, toExecuteInput(body), restCaller(req));
+  async start(@Param('id') id: string, @Body() body: ExecuteDto, @CurrentCaller() caller: Caller) {
+    const view = await this.executions.start(id, toExecuteInput(body), caller);
     return {
       ...view,
       links: {
@@ -88,8 +88,7 @@ export class ExecutionsController implements BeforeApplicationShutdown {
   @ApiOperation({
     summary: 'Status, exit code, timings and the output so far (guest.exec or audit.read)',
   })
-  async get(@Param('id') id: string, @Req() req: Request) {
-    const caller = restCaller(req);
+  async get(@Param('id') id: string, @CurrentCaller() caller: Caller) {
     const view = await this.executions.get(id, caller);
     const out = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
     let bytes = 0;
@@ -182,8 +181,8 @@ export class ExecutionsController implements BeforeApplicationShutdown {
   @RequirePermission('guest.exec')
   @HttpCode(202)
   @ApiOperation({ summary: 'Stop the execution’s process group in the guest' })
-  cancel(@Param('id') id: string, @Req() req: Request) {
-    return this.executions.cancel(id, restCaller(req));
+  cancel(@Param('id') id: string, @CurrentCaller() caller: Caller) {
+    return this.executions.cancel(id, caller);
   }
 
   beforeApplicationShutdown(): void {

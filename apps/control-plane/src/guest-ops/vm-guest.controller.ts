@@ -33,7 +33,7 @@ import { ShutdownDto } from './dto/shutdown.dto.js';
 import { VmGuestErrorCode, VmGuestException } from './vm-guest.exception.js';
 import { RequirePermission } from '@lq/auth';
 import { VmGuestService } from './vm-guest.service.js';
-import { restCaller as callerOf } from '../access/rest-caller.js';
+import { CurrentCaller, restCaller as callerOf, type Caller } from '../common/caller.js';
 
 const MODES: Record<NonNullable<ShutdownDto['mode']>, ShutdownMode> = {
   poweroff: ShutdownMode.POWEROFF,
@@ -96,10 +96,10 @@ export class VmGuestController {
   @RequirePermission('vm.read')
   @HttpCode(200)
   @ApiOperation({ summary: 'Round trip to the VM’s guest agent' })
-  ping(@Param('id') id: string, @Body() body: PingDto, @Req() req: Request) {
+  ping(@Param('id') id: string, @Body() body: PingDto, @CurrentCaller() caller: Caller) {
     const vmId = vmIdOf(id);
     return this.metrics.measure('ping', async () => {
-      const r = await this.guest.ping(vmId, body.timeout_seconds, callerOf(req));
+      const r = await this.guest.ping(vmId, body.timeout_seconds, caller);
       return {
         vm_id: vmId,
         agent_version: r.agentVersion,
@@ -113,11 +113,11 @@ export class VmGuestController {
   @RequirePermission('guest.exec')
   @HttpCode(200)
   @ApiOperation({ summary: 'Run a command in the guest and wait for it' })
-  execute(@Param('id') id: string, @Body() body: ExecuteDto, @Req() req: Request) {
+  execute(@Param('id') id: string, @Body() body: ExecuteDto, @CurrentCaller() caller: Caller) {
     const vmId = vmIdOf(id);
     const input = toExecuteInput(body);
     return this.metrics.measure('execute', async () => {
-      const r = await this.guest.execute(vmId, input, callerOf(req));
+      const r = await this.guest.execute(vmId, input, caller);
       return executeResultJson(vmId, r);
     });
   }
@@ -126,16 +126,11 @@ export class VmGuestController {
   @RequirePermission('guest.power')
   @HttpCode(202)
   @ApiOperation({ summary: 'Power off, reboot or halt the guest through its agent' })
-  shutdown(@Param('id') id: string, @Body() body: ShutdownDto, @Req() req: Request) {
+  shutdown(@Param('id') id: string, @Body() body: ShutdownDto, @CurrentCaller() caller: Caller) {
     const vmId = vmIdOf(id);
     const mode = body.mode ?? 'poweroff';
     return this.metrics.measure('shutdown', async () => {
-      const r = await this.guest.shutdown(
-        vmId,
-        MODES[mode],
-        body.delay_seconds ?? 0,
-        callerOf(req),
-      );
+      const r = await this.guest.shutdown(vmId, MODES[mode], body.delay_seconds ?? 0, caller);
       const at = r.scheduledAt
         ? new Date(Number(r.scheduledAt.seconds) * 1000 + r.scheduledAt.nanos / 1e6)
         : undefined;
@@ -149,14 +144,14 @@ export class VmGuestController {
   @ApiOperation({
     summary: 'Freeze the guest’s filesystems (pre-freeze hooks; auto-thaw after timeout_seconds)',
   })
-  quiesce(@Param('id') id: string, @Body() body: QuiesceDto, @Req() req: Request) {
+  quiesce(@Param('id') id: string, @Body() body: QuiesceDto, @CurrentCaller() caller: Caller) {
     const vmId = vmIdOf(id);
     return this.metrics.measure('quiesce', async () => {
       const r = await this.guest.quiesce(
         vmId,
         body.mount_points ?? [],
         body.timeout_seconds,
-        callerOf(req),
+        caller,
       );
       return {
         vm_id: vmId,
@@ -171,10 +166,10 @@ export class VmGuestController {
   @RequirePermission('guest.quiesce')
   @HttpCode(200)
   @ApiOperation({ summary: 'Thaw the guest’s filesystems (post-thaw hooks after)' })
-  thaw(@Param('id') id: string, @Req() req: Request) {
+  thaw(@Param('id') id: string, @CurrentCaller() caller: Caller) {
     const vmId = vmIdOf(id);
     return this.metrics.measure('thaw', async () => {
-      const r = await this.guest.thaw(vmId, callerOf(req));
+      const r = await this.guest.thaw(vmId, caller);
       return {
         vm_id: vmId,
         was_frozen: r.wasFrozen,
@@ -187,10 +182,10 @@ export class VmGuestController {
   @Get('quiesce')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Whether the guest is frozen, which mounts, until when' })
-  quiesceStatus(@Param('id') id: string, @Req() req: Request) {
+  quiesceStatus(@Param('id') id: string, @CurrentCaller() caller: Caller) {
     const vmId = vmIdOf(id);
     return this.metrics.measure('quiesce.status', async () => {
-      const r = await this.guest.quiesceStatus(vmId, callerOf(req));
+      const r = await this.guest.quiesceStatus(vmId, caller);
       const iso = (t: typeof r.frozenAt) => (t ? timestampDate(t).toISOString() : null);
       return {
         vm_id: vmId,
@@ -210,10 +205,10 @@ export class VmGuestController {
     summary:
       'Step the guest clock with its time service, or (force) from the control plane’s clock',
   })
-  syncTime(@Param('id') id: string, @Body() body: SyncTimeDto, @Req() req: Request) {
+  syncTime(@Param('id') id: string, @Body() body: SyncTimeDto, @CurrentCaller() caller: Caller) {
     const vmId = vmIdOf(id);
     return this.metrics.measure('time.sync', async () => {
-      const r = await this.guest.syncTime(vmId, body.force ?? false, callerOf(req));
+      const r = await this.guest.syncTime(vmId, body.force ?? false, caller);
       return {
         vm_id: vmId,
         method: r.method,
@@ -228,14 +223,18 @@ export class VmGuestController {
   @RequirePermission('guest.password')
   @HttpCode(200)
   @ApiOperation({ summary: 'Set a guest user’s password (chpasswd); never logged or audited' })
-  async setPassword(@Param('id') id: string, @Body() body: SetPasswordDto, @Req() req: Request) {
+  async setPassword(
+    @Param('id') id: string,
+    @Body() body: SetPasswordDto,
+    @CurrentCaller() caller: Caller,
+  ) {
     const vmId = vmIdOf(id);
     await this.metrics.measure('password.set', () =>
       this.guest.setUserPassword(
         vmId,
         body.username,
         { password: body.password, cryptedHash: body.crypted_hash },
-        callerOf(req),
+        caller,
       ),
     );
     return { vm_id: vmId, username: body.username, result: 'password set' };
@@ -244,10 +243,10 @@ export class VmGuestController {
   @Get('filesystems')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Mounted filesystems, type, size and use (asked now)' })
-  filesystems(@Param('id') id: string, @Req() req: Request) {
+  filesystems(@Param('id') id: string, @CurrentCaller() caller: Caller) {
     const vmId = vmIdOf(id);
     return this.metrics.measure('fs.info', async () => {
-      const r = await this.guest.fsInfo(vmId, callerOf(req));
+      const r = await this.guest.fsInfo(vmId, caller);
       return {
         vm_id: vmId,
         filesystems: r.filesystems.map((f) => ({
@@ -266,10 +265,10 @@ export class VmGuestController {
   @Get('os')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'OS facts (asked now)' })
-  os(@Param('id') id: string, @Req() req: Request) {
+  os(@Param('id') id: string, @CurrentCaller() caller: Caller) {
     const vmId = vmIdOf(id);
     return this.metrics.measure('info', async () => {
-      const r = await this.guest.info(vmId, callerOf(req));
+      const r = await this.guest.info(vmId, caller);
       return {
         vm_id: vmId,
         os: r.info?.os ? toJson(OsInfoSchema, r.info.os) : null,
@@ -281,10 +280,10 @@ export class VmGuestController {
   @Get('interfaces')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Network interfaces and addresses (asked now)' })
-  interfaces(@Param('id') id: string, @Req() req: Request) {
+  interfaces(@Param('id') id: string, @CurrentCaller() caller: Caller) {
     const vmId = vmIdOf(id);
     return this.metrics.measure('info', async () => {
-      const r = await this.guest.info(vmId, callerOf(req));
+      const r = await this.guest.info(vmId, caller);
       return {
         vm_id: vmId,
         interfaces: (r.info?.interfaces ?? []).map((i) => toJson(NetworkInterfaceSchema, i)),
@@ -298,7 +297,7 @@ export class VmGuestController {
   async download(
     @Param('id') id: string,
     @Query() query: FileQueryDto,
-    @Req() req: Request,
+    @CurrentCaller() caller: Caller,
     @Res() res: Response,
   ): Promise<void> {
     const vmId = vmIdOf(id);
@@ -320,7 +319,7 @@ export class VmGuestController {
     // Errors before the first byte become a normal error response; after it, the connection
     // is cut so the client cannot mistake a partial file for a whole one.
     await this.metrics.measure('file.read', () =>
-      this.guest.readFile(vmId, query.path, sink, callerOf(req)),
+      this.guest.readFile(vmId, query.path, sink, caller),
     );
     if (!started) {
       res.status(200).setHeader('Content-Type', 'application/octet-stream');

@@ -1,3 +1,5 @@
+import { DomainException, type ErrorKind } from '../common/errors/domain.exception.js';
+
 /** Why a guest operation failed, independent of the transport that reports it. */
 export enum VmGuestErrorCode {
   /** Bad input; nothing was sent. */
@@ -21,20 +23,44 @@ export enum VmGuestErrorCode {
   INTERNAL = 'INTERNAL',
 }
 
-export class VmGuestException extends Error {
+const KINDS: Record<VmGuestErrorCode, ErrorKind> = {
+  [VmGuestErrorCode.INVALID_REQUEST]: 'invalid',
+  [VmGuestErrorCode.VM_NOT_FOUND]: 'not_found',
+  [VmGuestErrorCode.AGENT_NOT_CONNECTED]: 'conflict',
+  [VmGuestErrorCode.AGENT_ERROR]: 'bad_gateway',
+  [VmGuestErrorCode.AGENT_TIMEOUT]: 'timeout',
+  [VmGuestErrorCode.NODE_TIMEOUT]: 'timeout',
+  [VmGuestErrorCode.NODE_UNAVAILABLE]: 'unavailable',
+  [VmGuestErrorCode.NOT_FOUND]: 'not_found',
+  [VmGuestErrorCode.STORE_UNAVAILABLE]: 'unavailable',
+  [VmGuestErrorCode.INTERNAL]: 'internal',
+};
+
+export class VmGuestException extends DomainException<VmGuestErrorCode> {
   constructor(
-    readonly code: VmGuestErrorCode,
+    code: VmGuestErrorCode,
     message: string,
     /** The agent's own error code name, with AGENT_ERROR. */
     readonly agentCode?: string,
   ) {
-    super(message);
-    this.name = 'VmGuestException';
+    super(code, message);
+  }
+
+  /** The agent's refusal is the caller's fault when its code says so (a bad path, a limit). */
+  get kind(): ErrorKind {
+    return callerFaultOf(this) ?? KINDS[this.code];
+  }
+
+  override get details(): Record<string, string> {
+    return this.agentCode ? { agentCode: this.agentCode } : {};
   }
 }
 
 /** How an agent's refusal is the caller's doing rather than the gateway's. */
-export type CallerFault = 'invalid' | 'forbidden' | 'not_found' | 'too_large' | 'busy' | 'conflict';
+export type CallerFault = Extract<
+  ErrorKind,
+  'invalid' | 'forbidden' | 'not_found' | 'too_large' | 'rate_limited' | 'conflict'
+>;
 
 const CALLER_FAULTS: Record<string, CallerFault> = {
   INVALID_REQUEST: 'invalid',
@@ -47,7 +73,7 @@ const CALLER_FAULTS: Record<string, CallerFault> = {
   PERMISSION_DENIED: 'forbidden',
   NOT_FOUND: 'not_found',
   TOO_LARGE: 'too_large',
-  BUSY: 'busy',
+  BUSY: 'rate_limited',
   // The guest's filesystems are frozen: thaw first.
   FROZEN: 'conflict',
 };

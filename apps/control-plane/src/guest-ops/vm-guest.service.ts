@@ -649,7 +649,10 @@ export class VmGuestService {
     let grant: GuestGrant;
     if (spec.runAsUser !== undefined) {
       grant = await this.access.requireExec(caller, scope, spec.runAsUser);
-    } else if (spec.file && (permission === 'guest.file.read' || permission === 'guest.file.write')) {
+    } else if (
+      spec.file &&
+      (permission === 'guest.file.read' || permission === 'guest.file.write')
+    ) {
       grant = await this.access.requireFile(caller, permission, scope, operation, spec.file);
     } else {
       grant = await this.access.requireGuest(caller, permission, scope, operation);

@@ -2,7 +2,7 @@ import { Controller, Get, HttpStatus, Inject, Res } from '@nestjs/common';
 import { Public } from '@lq/auth';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { InventoryRepository } from '../inventory/inventory.repository.js';
+import { InventoryService } from '../inventory/inventory.service.js';
 import { NatsService } from '../nats/nats.service.js';
 
 const DATABASE_TIMEOUT_MS = 2000;
@@ -19,7 +19,7 @@ export interface HealthReport {
 @Controller()
 export class HealthController {
   constructor(
-    @Inject(InventoryRepository) private readonly db: InventoryRepository,
+    @Inject(InventoryService) private readonly inventory: InventoryService,
     @Inject(NatsService) private readonly nats: NatsService,
   ) {}
 
@@ -39,13 +39,7 @@ export class HealthController {
       timer = setTimeout(() => resolve(false), DATABASE_TIMEOUT_MS);
     });
     try {
-      return await Promise.race([
-        this.db.ping().then(
-          () => true,
-          () => false,
-        ),
-        timeout,
-      ]);
+      return await Promise.race([this.inventory.reachable(), timeout]);
     } finally {
       clearTimeout(timer);
     }

@@ -14,9 +14,9 @@ import type { Request, Response } from 'express';
 import { openEventStream } from '../common/sse.js';
 import { VMSchema, VmTelemetrySchema, subjects, type VmTelemetry } from '@lq/proto';
 import { RequirePermission, projectsWith } from '@lq/auth';
-import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
-import { VmReadService } from '../access/vm-read.service.js';
-import { restCaller } from '../access/rest-caller.js';
+import { InventoryErrorCode, InventoryException } from './inventory.exception.js';
+import { VmReadService } from './vm-read.service.js';
+import { CurrentCaller, restCaller, type Caller } from '../common/caller.js';
 import { NatsService } from '../nats/nats.service.js';
 import { InventoryService, type NodeView } from './inventory.service.js';
 
@@ -54,8 +54,8 @@ export class InventoryController implements BeforeApplicationShutdown {
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'One VM with its agent state, facts and latest telemetry' })
   @ApiParam({ name: 'id', description: 'VM id' })
-  async getVm(@Param('id') id: string, @Req() req: Request): Promise<unknown> {
-    return toJson(VMSchema, await this.reads.getVm(restCaller(req), id));
+  async getVm(@Param('id') id: string, @CurrentCaller() caller: Caller): Promise<unknown> {
+    return toJson(VMSchema, await this.reads.getVm(caller, id));
   }
 
   @Get('nodes')
@@ -85,7 +85,7 @@ export class InventoryController implements BeforeApplicationShutdown {
     try {
       nc = this.nats.connection;
     } catch {
-      throw new VmGuestException(VmGuestErrorCode.NODE_UNAVAILABLE, 'NATS is not connected');
+      throw new InventoryException(InventoryErrorCode.NODE_UNAVAILABLE, 'NATS is not connected');
     }
     openEventStream(res);
     if (vm.telemetry) {

@@ -10,7 +10,7 @@ import {
   type VM,
   type VmAgentStatus,
 } from '@lq/proto';
-import type { NodeView } from './inventory.service.js';
+import type { NodeView } from './inventory.types.js';
 
 /** What vms.agent_state holds; 'gone' when the VM left its node's heartbeat. */
 export type AgentStateName = 'ready' | 'connecting' | 'disconnected' | 'gone';

@@ -23,7 +23,7 @@ import {
   type VmRecord,
   type VmUpsertRow,
 } from './inventory.mapping.js';
-import type { NodeView, VmLocation } from './inventory.service.js';
+import type { NodeView, VmLocation } from './inventory.types.js';
 
 // A heartbeat older than the stored one is ignored (replicas share the queue group, so two
 // heartbeats of one node may be applied out of order), unless the daemon restarted: its clock
@@ -375,5 +375,43 @@ export class InventoryRepository {
         throw err;
       }
     });
+  }
+
+  /** Since when each agent has been connected (kept from the node daemons' heartbeats). */
+  async connectedSince(ids: string[]): Promise<Map<string, string | null>> {
+    if (ids.length === 0) {
+      return new Map();
+    }
+    const rows = await this.ds.query<Array<{ id: string; connected_since: Date | null }>>(
+      'SELECT id, connected_since FROM vms WHERE id = ANY($1::text[])',
+      [ids],
+    );
+    return new Map(rows.map((r) => [r.id, r.connected_since?.toISOString() ?? null]));
+  }
+
+  /** Moves a VM to a project; its previous project, or undefined when the VM is unknown. */
+  async setVmProject(vmId: string, projectId: string): Promise<string | undefined> {
+    // UPDATE … RETURNING answers [rows, count].
+    const [rows] = await this.ds.query<[Array<{ previous: string }>, number]>(
+      `UPDATE vms v SET project_id = $2, updated_at = now()
+       FROM (SELECT id, project_id FROM vms WHERE id = $1 FOR UPDATE) old
+       WHERE v.id = old.id RETURNING old.project_id AS previous`,
+      [vmId, projectId],
+    );
+    return rows[0]?.previous;
+  }
+
+  async projectExists(id: string): Promise<boolean> {
+    const rows = await this.ds.query<unknown[]>('SELECT 1 FROM projects WHERE id = $1', [id]);
+    return rows.length > 0;
+  }
+
+  /** Replaces a VM's labels; false when the VM is unknown. */
+  async setLabels(vmId: string, labels: Record<string, string>): Promise<boolean> {
+    const result = await this.ds.query<[unknown[], number]>(
+      `UPDATE vms SET labels = $2::jsonb, updated_at = now() WHERE id = $1`,
+      [vmId, JSON.stringify(labels)],
+    );
+    return (result[1] ?? 0) > 0;
   }
 }

@@ -1,27 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import type { VM } from '@lq/proto';
-import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
+import { InventoryErrorCode, InventoryException } from './inventory.exception.js';
+import type { NodeView, VmLocation } from './inventory.types.js';
 import { InventoryRepository } from './inventory.repository.js';
 
-export interface VmLocation {
-  nodeId: string;
-  /** The project whose role bindings decide who may operate the VM. */
-  projectId: string;
-  /** Largest file chunk the node's daemon relays. */
-  fileChunkMaxBytes: number;
-  agentState: string;
-}
-
-export interface NodeView {
-  id: string;
-  hostname: string;
-  daemonVersion: string;
-  lastHeartbeatAt: string;
-  stale: boolean;
-  vmCount: number;
-  fileChunkMaxBytes: number;
-}
+export type { NodeView, VmLocation };
 
 /** Reads of the inventory that node daemons keep current (see InventorySubscriber). */
 @Injectable()
@@ -44,10 +28,7 @@ export class InventoryService {
     const found = await this.storeCall(() => this.repo.locate(vmId));
     if (!found) {
       this.located.delete(vmId);
-      throw new VmGuestException(
-        VmGuestErrorCode.VM_NOT_FOUND,
-        `VM ${vmId} is not in the inventory`,
-      );
+      throw InventoryException.vmNotFound(vmId);
     }
     if (this.config.locationCacheMs > 0) {
       if (this.located.size >= 100_000) {
@@ -79,6 +60,39 @@ export class InventoryService {
     return moved ?? 'no-vm';
   }
 
+  /** Moves a VM to a project (it must exist); the previous project, or undefined: no VM. */
+  async setVmProject(vmId: string, projectId: string): Promise<string | undefined> {
+    if (!(await this.storeCall(() => this.repo.projectExists(projectId)))) {
+      throw new InventoryException(
+        InventoryErrorCode.NOT_FOUND,
+        `project ${projectId} does not exist`,
+      );
+    }
+    const previous = await this.storeCall(() => this.repo.setVmProject(vmId, projectId));
+    this.forget(vmId);
+    return previous;
+  }
+
+  /** Replaces a VM's labels; false when it is not in the inventory. */
+  setLabels(vmId: string, labels: Record<string, string>): Promise<boolean> {
+    return this.storeCall(() => this.repo.setLabels(vmId, labels));
+  }
+
+  /** Since when each agent has been connected. */
+  connectedSince(ids: string[]): Promise<Map<string, string | null>> {
+    return this.storeCall(() => this.repo.connectedSince(ids));
+  }
+
+  /** Whether the inventory's database answers (health). */
+  async reachable(): Promise<boolean> {
+    try {
+      await this.repo.ping();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   listVms(projects: 'all' | string[] = 'all'): Promise<VM[]> {
     return this.storeCall(() => this.repo.listVms(projects));
   }
@@ -96,11 +110,11 @@ export class InventoryService {
     try {
       return await work();
     } catch (err) {
-      if (err instanceof VmGuestException) {
+      if (err instanceof InventoryException) {
         throw err;
       }
-      throw new VmGuestException(
-        VmGuestErrorCode.STORE_UNAVAILABLE,
+      throw new InventoryException(
+        InventoryErrorCode.STORE_UNAVAILABLE,
         `the inventory database cannot be read: ${(err as Error).message}`,
       );
     }

@@ -15,7 +15,7 @@ import {
   subjects,
 } from '@lq/proto';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
-import { MetricsService } from '../metrics/metrics.service.js';
+import { InventoryMetrics } from './inventory.metrics.js';
 import { NatsService } from '../nats/nats.service.js';
 import { idsOfSubject } from './inventory.mapping.js';
 import { InventoryRepository } from './inventory.repository.js';
@@ -43,14 +43,14 @@ export class InventorySubscriber implements BeforeApplicationShutdown, OnApplica
   private readonly lastErrorLog = new Map<string, number>();
   private readonly queue = new LatestPerKeyQueue(
     (key, err) => this.failed(key, err),
-    (key) => this.metrics.inventoryMessage(kindOfKey(key), 'coalesced'),
+    (key) => this.metrics.message(kindOfKey(key), 'coalesced'),
   );
 
   constructor(
     @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
     @Inject(NatsService) private readonly nats: NatsService,
     @Inject(InventoryRepository) private readonly repo: InventoryRepository,
-    @Inject(MetricsService) private readonly metrics: MetricsService,
+    @Inject(InventoryMetrics) private readonly metrics: InventoryMetrics,
     @Inject(VmClaimsService) private readonly claims: VmClaimsService,
   ) {}
 
@@ -87,7 +87,7 @@ export class InventorySubscriber implements BeforeApplicationShutdown, OnApplica
         if (hb && this.matches(kind, msg.subject, ids, hb.nodeId)) {
           this.queue.push(`heartbeat:${hb.nodeId}`, async () => {
             const result = await this.repo.applyHeartbeat(hb);
-            this.metrics.inventoryMessage(kind, result.applied ? 'applied' : 'outdated');
+            this.metrics.message(kind, result.applied ? 'applied' : 'outdated');
             this.claims.report(hb.nodeId, 'heartbeat', result);
           });
         }
@@ -98,7 +98,7 @@ export class InventorySubscriber implements BeforeApplicationShutdown, OnApplica
         if (ev && this.matches(kind, msg.subject, ids, ev.nodeId, ev.vmId)) {
           this.queue.push(`event:${ev.nodeId}:${ev.vmId}`, async () => {
             const claims = await this.repo.applyEvent(ev);
-            this.metrics.inventoryMessage(kind, 'applied');
+            this.metrics.message(kind, 'applied');
             this.claims.report(ev.nodeId, 'event', claims);
           });
         }
@@ -109,7 +109,7 @@ export class InventorySubscriber implements BeforeApplicationShutdown, OnApplica
         if (t && this.matches(kind, msg.subject, ids, t.nodeId, t.vmId)) {
           this.queue.push(`telemetry:${t.nodeId}:${t.vmId}`, async () => {
             const applied = await this.repo.applyTelemetry(t);
-            this.metrics.inventoryMessage(kind, applied ? 'applied' : 'ignored');
+            this.metrics.message(kind, applied ? 'applied' : 'ignored');
           });
         }
         return;
@@ -125,7 +125,7 @@ export class InventorySubscriber implements BeforeApplicationShutdown, OnApplica
     try {
       return fromBinary(schema, msg.data);
     } catch (err) {
-      this.metrics.inventoryMessage(kind, 'invalid');
+      this.metrics.message(kind, 'invalid');
       this.log.warn(`dropped ${msg.subject}: not a ${schema.name}: ${(err as Error).message}`);
       return undefined;
     }
@@ -146,14 +146,14 @@ export class InventorySubscriber implements BeforeApplicationShutdown, OnApplica
       ids.nodeId === nodeId &&
       (vmId === undefined || (isSubjectToken(vmId) && ids.vmId === vmId));
     if (!ok) {
-      this.metrics.inventoryMessage(kind, 'invalid');
+      this.metrics.message(kind, 'invalid');
       this.log.warn(`dropped ${subject}: payload names node ${nodeId} vm ${vmId ?? '-'}`);
     }
     return ok;
   }
 
   private failed(key: string, err: unknown): void {
-    this.metrics.inventoryMessage(kindOfKey(key), 'failed');
+    this.metrics.message(kindOfKey(key), 'failed');
     const now = Date.now();
     if (now - (this.lastErrorLog.get(key) ?? 0) >= ERROR_LOG_INTERVAL_MS) {
       this.lastErrorLog.set(key, now);

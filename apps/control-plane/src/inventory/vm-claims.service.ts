@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditService } from '@lq/audit';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
-import { MetricsService } from '../metrics/metrics.service.js';
+import { InventoryMetrics } from './inventory.metrics.js';
 import type { AdoptedVm, ClaimResult, RefusedClaim } from './inventory.repository.js';
 
 /** How a node's claim arrived. */
@@ -26,7 +26,7 @@ export class VmClaimsService {
 
   constructor(
     @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
-    @Inject(MetricsService) private readonly metrics: MetricsService,
+    @Inject(InventoryMetrics) private readonly metrics: InventoryMetrics,
     @Inject(AuditService) private readonly audit: AuditService,
   ) {}
 

@@ -1,23 +1,11 @@
-import {
-  Body,
-  Controller,
-  Get,
-  HttpCode,
-  Inject,
-  Param,
-  Post,
-  Put,
-  Query,
-  Req,
-  Res,
-} from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
+import type { Response } from 'express';
 import { openEventStream } from '../common/sse.js';
 import { Authenticated, RequirePermission } from '@lq/auth';
-import { restCaller } from '../access/rest-caller.js';
+import { CurrentCaller, type Caller } from '../common/caller.js';
 import { toExecuteInput } from '../guest-ops/dto/execute.dto.js';
-import { CreateRunDto, SetLabelsDto } from './dto/run.dto.js';
+import { CreateRunDto } from './dto/run.dto.js';
 import { RunsService } from './runs.service.js';
 
 const PROGRESS_POLL_MS = 500;
@@ -36,7 +24,7 @@ export class RunsController {
     summary:
       'Run a command over VMs (ids, a project or labels) with max_concurrency and max_errors',
   })
-  create(@Body() body: CreateRunDto, @Req() req: Request) {
+  create(@Body() body: CreateRunDto, @CurrentCaller() caller: Caller) {
     const { target, max_concurrency, max_errors, ...execute } = body;
     return this.runs.create(
       {
@@ -45,15 +33,15 @@ export class RunsController {
         maxConcurrency: max_concurrency ?? 10,
         maxErrors: max_errors,
       },
-      restCaller(req),
+      caller,
     );
   }
 
   @Get('runs/:id')
   @Authenticated()
   @ApiOperation({ summary: 'A run: status, counts by state, and each VM’s execution' })
-  get(@Param('id') id: string, @Req() req: Request) {
-    return this.runs.get(id, restCaller(req));
+  get(@Param('id') id: string, @CurrentCaller() caller: Caller) {
+    return this.runs.get(id, caller);
   }
 
   @Get('runs/:id/events')
@@ -65,10 +53,9 @@ export class RunsController {
   async events(
     @Param('id') id: string,
     @Query('follow') _follow: string | undefined,
-    @Req() req: Request,
+    @CurrentCaller() caller: Caller,
     @Res() res: Response,
   ): Promise<void> {
-    const caller = restCaller(req);
     let view = await this.runs.get(id, caller);
     openEventStream(res);
     let last = '';
@@ -98,17 +85,7 @@ export class RunsController {
   @RequirePermission('guest.exec')
   @HttpCode(202)
   @ApiOperation({ summary: 'Start no more VMs and cancel the running executions' })
-  cancel(@Param('id') id: string, @Req() req: Request) {
-    return this.runs.cancel(id, restCaller(req));
-  }
-
-  @Put('vms/:id/labels')
-  @RequirePermission('admin')
-  @HttpCode(200)
-  @ApiOperation({
-    summary: 'Replace a VM’s labels (fleet runs target them); an admin of the VM’s project',
-  })
-  setLabels(@Param('id') id: string, @Body() body: SetLabelsDto, @Req() req: Request) {
-    return this.runs.setLabels(restCaller(req), id, body.labels);
+  cancel(@Param('id') id: string, @CurrentCaller() caller: Caller) {
+    return this.runs.cancel(id, caller);
   }
 }

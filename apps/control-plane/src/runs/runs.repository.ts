@@ -131,22 +131,4 @@ export class RunsRepository {
       [runId],
     );
   }
-
-  /** The VM's project and node, or undefined when it is not in the inventory. */
-  async vmScope(vmId: string): Promise<{ project_id: string; node_id: string } | undefined> {
-    const rows = await this.ds.query<Array<{ project_id: string; node_id: string }>>(
-      'SELECT project_id, node_id FROM vms WHERE id = $1',
-      [vmId],
-    );
-    return rows[0];
-  }
-
-  /** Replaces a VM's labels; false when the VM is unknown. */
-  async setLabels(vmId: string, labels: Record<string, string>): Promise<boolean> {
-    const result = await this.ds.query<[unknown[], number]>(
-      `UPDATE vms SET labels = $2::jsonb, updated_at = now() WHERE id = $1`,
-      [vmId, JSON.stringify(labels)],
-    );
-    return (result[1] ?? 0) > 0;
-  }
 }

@@ -10,6 +10,7 @@ import { VmGuestService, type ExecuteInput } from '../guest-ops/vm-guest.service
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import { ExecutionsService } from '../executions/executions.service.js';
 import type { ExecutionState } from '../executions/executions.repository.js';
+import { parseLabels } from '../inventory/labels.js';
 import { RunsRepository, type RunRow, type RunState, type TargetVm } from './runs.repository.js';
 
 export interface RunTarget {
@@ -48,38 +49,6 @@ export interface RunView {
     exit_code: number | null;
     error: string | null;
   }>;
-}
-
-const LABEL = /^[A-Za-z0-9_./-]{1,63}$/;
-
-/** Parses `env=prod,role=db` (or an object) into label → value; 400 naming a bad one. */
-export function parseLabels(spec: string | Record<string, string>): Record<string, string> {
-  const pairs =
-    typeof spec === 'string'
-      ? spec
-          .split(',')
-          .map((p) => p.trim())
-          .filter(Boolean)
-          .map((p) => {
-            const eq = p.indexOf('=');
-            if (eq <= 0) {
-              throw invalid('target.labels', `${JSON.stringify(p)} is not key=value`);
-            }
-            return [p.slice(0, eq), p.slice(eq + 1)] as [string, string];
-          })
-      : Object.entries(spec);
-  if (pairs.length === 0) {
-    throw invalid('target.labels', 'names no label');
-  }
-  for (const [k, v] of pairs) {
-    if (!LABEL.test(k) || typeof v !== 'string' || !LABEL.test(v)) {
-      throw invalid(
-        'target.labels',
-        `${k}=${String(v)}: keys and values are 1-63 of A-Z a-z 0-9 _ . / -`,
-      );
-    }
-  }
-  return Object.fromEntries(pairs);
 }
 
 /** A count or a percentage of `total` (at least `min`). */
@@ -273,49 +242,6 @@ export class RunsService {
     return this.view(id);
   }
 
-  /**
-   * Replaces a VM's labels (what fleet runs target): an admin of the VM's project, audited. A VM
-   * the caller cannot see answers as one that does not exist.
-   */
-  async setLabels(
-    caller: Caller,
-    vmId: string,
-    labels: Record<string, string>,
-  ): Promise<{ vm_id: string; labels: Record<string, string> }> {
-    if (!isSubjectToken(vmId)) {
-      throw invalid('vm id', 'must be 1-128 letters, digits, _ or -');
-    }
-    const parsed = Object.keys(labels).length === 0 ? {} : parseLabels(labels);
-    const vm = await this.repo.vmScope(vmId);
-    const notFound = new VmGuestException(
-      VmGuestErrorCode.VM_NOT_FOUND,
-      `VM ${vmId} is not in the inventory`,
-    );
-    if (!vm) {
-      throw notFound;
-    }
-    const scope = { vmId, projectId: vm.project_id, nodeId: vm.node_id };
-    const visible = projectsWith(caller.principal, 'vm.read');
-    if (visible !== 'all' && !visible.includes(vm.project_id)) {
-      await this.access.deny(caller, 'admin', scope, 'vm.set_labels', 'VM not visible');
-      throw notFound;
-    }
-    await this.access.require(caller, 'admin', scope, 'vm.set_labels');
-    if (!(await this.repo.setLabels(vmId, parsed))) {
-      throw notFound;
-    }
-    await this.audit.record({
-      kind: 'admin',
-      ...actorOf(caller.principal, caller),
-      operation: 'vm.set_labels',
-      vmId,
-      projectId: vm.project_id,
-      params: { labels: parsed },
-      status: 'ok',
-    });
-    return { vm_id: vmId, labels: parsed };
-  }
-
   /** Summary and per-VM states. */
   async view(id: string): Promise<RunView> {
     const run = (await this.repo.get(id))!;
@@ -454,7 +380,7 @@ export class RunsService {
     if (t.project !== undefined) {
       return { project: t.project };
     }
-    return { labels: parseLabels(t.labels!) };
+    return { labels: parseLabels(t.labels!, 'target.labels') };
   }
 
   private async known(id: string): Promise<RunRow> {

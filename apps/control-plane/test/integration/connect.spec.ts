@@ -39,7 +39,7 @@ import { VmGuestErrorCode, VmGuestException } from '../../src/guest-ops/vm-guest
 import { VmGuestService, type Caller } from '../../src/guest-ops/vm-guest.service.js';
 import { ConnectAuth } from '../../src/connect/connect-auth.js';
 import { ExecutionsService } from '../../src/executions/executions.service.js';
-import { VmReadService } from '../../src/access/vm-read.service.js';
+import { VmReadService } from '../../src/inventory/vm-read.service.js';
 import { AUTH_AUDIT_HOOK, AuthException, AuthService, type Principal } from '@lq/auth';
 import { InventoryService } from '../../src/inventory/inventory.service.js';
 import { MetricsService } from '../../src/metrics/metrics.service.js';

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Module, type INestApplication } from '@nestjs/common';
+import { Global, Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
@@ -17,20 +17,17 @@ import { startNatsServer, type RunningNats } from '../../../../test/support/nats
 import { createTestDatabase, type TestDatabase } from '../../../../test/support/postgres.js';
 import { HttpExceptionFilter } from '../../src/common/filters/http-exception.filter.js';
 import { CONTROL_PLANE_CONFIG, parseControlPlaneEnv } from '../../src/config/env.schema.js';
-import { ACCESS_PROVIDERS } from '../../src/access/access.providers.js';
-import { AUDIT_PROVIDERS } from '../../src/audit/audit.providers.js';
 import { AuthService } from '@lq/auth';
 
 const ADMIN_TOKEN = 'lq_inventry_0123456789abcdefghijklmnopqrstuvwxyzAB';
 const AUTH = { Authorization: `Bearer ${ADMIN_TOKEN}` };
 import { createDataSource } from '../../src/database/data-source.js';
-import { HealthController } from '../../src/health/health.controller.js';
+import { HealthModule } from '../../src/health/health.module.js';
 import { InventoryController } from '../../src/inventory/inventory.controller.js';
+import { InventoryModule } from '../../src/inventory/inventory.module.js';
 import { InventoryRepository } from '../../src/inventory/inventory.repository.js';
-import { InventoryService } from '../../src/inventory/inventory.service.js';
 import { InventorySubscriber } from '../../src/inventory/inventory.subscriber.js';
-import { VmClaimsService } from '../../src/inventory/vm-claims.service.js';
-import { MetricsController } from '../../src/metrics/metrics.controller.js';
+import { MetricsModule } from '../../src/metrics/metrics.module.js';
 import { MetricsService } from '../../src/metrics/metrics.service.js';
 import { NatsService } from '../../src/nats/nats.service.js';
 
@@ -94,21 +91,18 @@ describe('inventory over NATS and HTTP', () => {
       LQ_ADMIN_TOKEN: ADMIN_TOKEN,
     });
 
+    // The real modules over this test's database and NATS.
+    @Global()
     @Module({
       providers: [
         { provide: CONTROL_PLANE_CONFIG, useValue: config },
         { provide: DataSource, useValue: ds },
-        NatsService,
-        InventoryRepository,
-        InventoryService,
-        InventorySubscriber,
-        VmClaimsService,
-        MetricsService,
-        ...AUDIT_PROVIDERS,
-        ...ACCESS_PROVIDERS,
       ],
-      controllers: [InventoryController, HealthController, MetricsController],
+      exports: [CONTROL_PLANE_CONFIG, DataSource],
     })
+    class TestInfraModule {}
+
+    @Module({ imports: [TestInfraModule, InventoryModule, HealthModule, MetricsModule] })
     class TestModule {}
 
     app = await NestFactory.create(TestModule, { logger: false });

@@ -3,7 +3,7 @@
 // sessions and abuse limits. Real nats-server, PostgreSQL, node daemon and guest agents; the
 // simulated VMs' agents run as root on this machine, so a refused command is proved by a marker
 // file that must not exist.
-/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-return */
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-argument */
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,

@@ -129,19 +129,3 @@ export class CreateBindingDto {
   @IsObject()
   restrictions?: Record<string, unknown>;
 }
-
-export class SetVmProjectDto {
-  @ApiProperty({ example: 'payments' })
-  @IsString()
-  @MaxLength(63)
-  project!: string;
-}
-
-export class SetVmNodeDto {
-  @ApiProperty({ example: 'node-2', description: 'a node in the inventory (GET /api/nodes)' })
-  @IsString()
-  @Matches(/^[A-Za-z0-9_-]{1,128}$/, {
-    message: 'node must be 1-128 letters, digits, _ or - (a node id)',
-  })
-  node!: string;
-}

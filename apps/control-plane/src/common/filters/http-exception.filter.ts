@@ -8,60 +8,28 @@ import {
   type ExceptionFilter,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { AuditErrorCode, AuditException } from '@lq/audit';
-import { AuthErrorCode, AuthException } from '@lq/auth';
-import { ACCESS_STATUS_OF, AccessException } from '../../access/access.exception.js';
-import {
-  VmGuestErrorCode,
-  VmGuestException,
-  callerFaultOf,
-  type CallerFault,
-} from '../../guest-ops/vm-guest.exception.js';
+import type { ErrorKind } from '../errors/domain.exception.js';
+import { reportError } from '../errors/error-kind.js';
 
-/** VmGuestException codes as HTTP statuses (PROTOCOL.md §9 lists the node-side codes). */
-export const HTTP_STATUS_OF: Record<VmGuestErrorCode, number> = {
-  [VmGuestErrorCode.INVALID_REQUEST]: HttpStatus.BAD_REQUEST,
-  [VmGuestErrorCode.VM_NOT_FOUND]: HttpStatus.NOT_FOUND,
-  [VmGuestErrorCode.AGENT_NOT_CONNECTED]: HttpStatus.CONFLICT,
-  [VmGuestErrorCode.AGENT_ERROR]: HttpStatus.BAD_GATEWAY,
-  [VmGuestErrorCode.AGENT_TIMEOUT]: HttpStatus.GATEWAY_TIMEOUT,
-  [VmGuestErrorCode.NODE_TIMEOUT]: HttpStatus.GATEWAY_TIMEOUT,
-  [VmGuestErrorCode.NODE_UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE,
-  [VmGuestErrorCode.STORE_UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE,
-  [VmGuestErrorCode.NOT_FOUND]: HttpStatus.NOT_FOUND,
-  [VmGuestErrorCode.INTERNAL]: HttpStatus.INTERNAL_SERVER_ERROR,
-};
-
-export const AUTH_STATUS_OF: Record<AuthErrorCode, number> = {
-  [AuthErrorCode.UNAUTHENTICATED]: HttpStatus.UNAUTHORIZED,
-  [AuthErrorCode.PERMISSION_DENIED]: HttpStatus.FORBIDDEN,
-  [AuthErrorCode.AUTH_UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE,
-  [AuthErrorCode.RATE_LIMITED]: HttpStatus.TOO_MANY_REQUESTS,
-};
-
-export const AUDIT_STATUS_OF: Record<AuditErrorCode, number> = {
-  [AuditErrorCode.AUDIT_UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE,
-  [AuditErrorCode.INVALID_QUERY]: HttpStatus.BAD_REQUEST,
-};
-
-const CALLER_FAULT_STATUS: Record<CallerFault, number> = {
+/** Every kind of failure as an HTTP status: the one table REST answers from. */
+export const HTTP_STATUS_OF_KIND: Record<ErrorKind, number> = {
   invalid: HttpStatus.BAD_REQUEST,
+  unauthenticated: HttpStatus.UNAUTHORIZED,
   forbidden: HttpStatus.FORBIDDEN,
   not_found: HttpStatus.NOT_FOUND,
-  too_large: HttpStatus.PAYLOAD_TOO_LARGE,
-  busy: HttpStatus.TOO_MANY_REQUESTS,
   conflict: HttpStatus.CONFLICT,
+  too_large: HttpStatus.PAYLOAD_TOO_LARGE,
+  rate_limited: HttpStatus.TOO_MANY_REQUESTS,
+  unavailable: HttpStatus.SERVICE_UNAVAILABLE,
+  timeout: HttpStatus.GATEWAY_TIMEOUT,
+  bad_gateway: HttpStatus.BAD_GATEWAY,
+  internal: HttpStatus.INTERNAL_SERVER_ERROR,
 };
-
-export function httpStatusOf(e: VmGuestException): number {
-  const fault = callerFaultOf(e);
-  return fault ? CALLER_FAULT_STATUS[fault] : HTTP_STATUS_OF[e.code];
-}
 
 /**
  * One JSON error shape for every REST failure: { statusCode, code, message, correlationId }
- * (plus `permission` on a 403, `agentCode` on an agent's refusal).
- * Internals are logged under the correlation id, never sent.
+ * (plus `permission` on a 403, `agentCode` on an agent's refusal). Internals are logged under
+ * the correlation id, never sent.
  */
 @Catch()
 export class HttpExceptionFilter implements ExceptionFilter {
@@ -72,46 +40,12 @@ export class HttpExceptionFilter implements ExceptionFilter {
     const res = ctx.getResponse<Response>();
     const req = ctx.getRequest<Request>();
     const correlationId = (req.headers['x-correlation-id'] as string | undefined) ?? randomUUID();
-    let status: number = HttpStatus.INTERNAL_SERVER_ERROR;
-    let code = 'INTERNAL';
-    let message = 'internal error';
-    let agentCode: string | undefined;
-    let permission: string | undefined;
-    if (exception instanceof AuthException) {
-      status = AUTH_STATUS_OF[exception.code];
-      code = exception.code;
-      message = exception.message;
-      permission = exception.permission;
-      if (exception.code === AuthErrorCode.UNAUTHENTICATED) {
-        res.setHeader('WWW-Authenticate', 'Bearer realm="limiquantix"');
-      }
-      if (exception.retryAfterSeconds !== undefined) {
-        res.setHeader('Retry-After', String(exception.retryAfterSeconds));
-      }
-      if (exception.code === AuthErrorCode.AUTH_UNAVAILABLE) {
-        this.log.warn(`${correlationId} ${req.method} ${req.url}: ${exception.message}`);
-      }
-    } else if (exception instanceof AuditException) {
-      status = AUDIT_STATUS_OF[exception.code];
-      code = exception.code;
-      message = exception.message;
-      if (exception.code === AuditErrorCode.AUDIT_UNAVAILABLE) {
-        this.log.warn(`${correlationId} ${req.method} ${req.url}: ${exception.message}`);
-      }
-    } else if (exception instanceof AccessException) {
-      status = ACCESS_STATUS_OF[exception.code];
-      code = exception.code;
-      message = exception.message;
-    } else if (exception instanceof VmGuestException) {
-      status = httpStatusOf(exception);
-      code = exception.code;
-      message = exception.message;
-      agentCode = exception.agentCode;
-      if (exception.code === VmGuestErrorCode.INTERNAL) {
-        this.log.error(`${correlationId} ${req.method} ${req.url}: ${exception.message}`);
-        message = 'internal error';
-      }
-    } else if (exception instanceof HttpException) {
+    let status: number;
+    let code: string;
+    let message: string;
+    let details: Record<string, string> = {};
+    if (exception instanceof HttpException) {
+      // Nest's own: validation (400), unknown routes (404), body too large (413).
       status = exception.getStatus();
       const body = exception.getResponse();
       const m =
@@ -119,16 +53,31 @@ export class HttpExceptionFilter implements ExceptionFilter {
       message = Array.isArray(m) ? m.join('; ') : typeof m === 'string' ? m : exception.message;
       code = status === 400 ? 'INVALID_REQUEST' : (HttpStatus[status] ?? 'ERROR');
     } else {
-      this.log.error(
-        `${correlationId} ${req.method} ${req.url}: ${(exception as Error)?.stack ?? String(exception)}`,
-      );
+      const e = reportError(exception);
+      status = HTTP_STATUS_OF_KIND[e.kind];
+      code = e.code;
+      message = e.message;
+      details = e.details;
+      if (e.kind === 'unauthenticated') {
+        res.setHeader('WWW-Authenticate', 'Bearer realm="limiquantix"');
+      }
+      if (e.retryAfterSeconds !== undefined) {
+        res.setHeader('Retry-After', String(e.retryAfterSeconds));
+      }
+      if (e.kind === 'internal') {
+        this.log.error(
+          `${correlationId} ${req.method} ${req.url}: ${(exception as Error)?.stack ?? String(exception)}`,
+        );
+        code = 'INTERNAL';
+        message = 'internal error';
+      } else if (e.kind === 'unavailable') {
+        this.log.warn(`${correlationId} ${req.method} ${req.url}: ${e.message}`);
+      }
     }
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    res
-      .status(status)
-      .json({ statusCode: status, code, agentCode, permission, message, correlationId });
+    res.status(status).json({ statusCode: status, code, ...details, message, correlationId });
   }
 }

@@ -56,9 +56,3 @@ export class CreateRunDto extends ExecuteDto {
   @IsOptional()
   max_errors?: number | string;
 }
-
-export class SetLabelsDto {
-  @ApiProperty({ example: { env: 'prod', role: 'db' } })
-  @IsObject()
-  labels!: Record<string, string>;
-}

@@ -1,6 +1,6 @@
 import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import type { NetworkInterface, VM } from '@lq/proto';
-import type { NodeView } from '../inventory/inventory.service.js';
+import type { NodeView } from '../inventory/inventory.types.js';
 
 /** One row of the console's VM list: what the list shows, not the VM's whole record. */
 export interface VmSummary {

@@ -1,6 +1,6 @@
 import type { OnModuleDestroy } from '@nestjs/common';
 import type { VM } from '@lq/proto';
-import type { NodeView } from '../inventory/inventory.service.js';
+import type { NodeView } from '../inventory/inventory.types.js';
 import { summarizeVm, type VmListSnapshot } from './vm-summary.js';
 
 /** How often a feed reads the inventory while someone watches it. */

@@ -1,8 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { isSubjectToken, type VM } from '@lq/proto';
-import { InventoryService } from '../inventory/inventory.service.js';
-import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
-import { VmAccessService, type Caller } from './vm-access.service.js';
+import { VmAccessService } from '../access/vm-access.service.js';
+import type { Caller } from '../common/caller.js';
+import { InventoryException } from './inventory.exception.js';
+import { InventoryService } from './inventory.service.js';
 
 /** Reads of one VM, checked against its project (vm.read), for every transport. */
 @Injectable()
@@ -15,7 +16,7 @@ export class VmReadService {
   async getVm(caller: Caller, id: string): Promise<VM> {
     const vm = isSubjectToken(id) ? await this.inventory.getVm(id) : undefined;
     if (!vm) {
-      throw new VmGuestException(VmGuestErrorCode.VM_NOT_FOUND, `VM ${id} is not in the inventory`);
+      throw InventoryException.vmNotFound(id);
     }
     await this.access.require(
       caller,

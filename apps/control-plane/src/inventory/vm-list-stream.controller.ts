@@ -12,9 +12,9 @@ import { ApiBearerAuth, ApiOperation, ApiParam, ApiProduces, ApiTags } from '@ne
 import type { Request, Response } from 'express';
 import { openEventStream } from '../common/sse.js';
 import { RequirePermission, projectsWith } from '@lq/auth';
-import { restCaller } from '../access/rest-caller.js';
-import { VmReadService } from '../access/vm-read.service.js';
-import { ConsoleRepository } from './console.repository.js';
+import { CurrentCaller, restCaller, type Caller } from '../common/caller.js';
+import { VmReadService } from './vm-read.service.js';
+import { InventoryService } from './inventory.service.js';
 import { VM_LIST_POLL_MS, VmListFeed } from './vm-list.feed.js';
 
 /** Open list streams per replica; one more is refused (503) rather than queued. */
@@ -28,26 +28,26 @@ export const VM_STREAM_LIFETIME_MS = 5 * 60_000;
 /** A client that reads slower than this much buffered output is cut off. */
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
-/** What the web console reads beyond the inventory API: the live VM list, agent sessions. */
+/** The live VM list (Server-Sent Events, what the web console shows) and agent sessions. */
 @ApiTags('inventory')
 @ApiBearerAuth()
 @Controller('api/vms')
-export class ConsoleVmsController implements BeforeApplicationShutdown {
+export class VmListStreamController implements BeforeApplicationShutdown {
   private readonly streams = new Set<Response>();
 
   constructor(
     @Inject(VmListFeed) private readonly feed: VmListFeed,
     @Inject(VmReadService) private readonly reads: VmReadService,
-    @Inject(ConsoleRepository) private readonly repo: ConsoleRepository,
+    @Inject(InventoryService) private readonly inventory: InventoryService,
   ) {}
 
   @Get(':id/agent-session')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Since when the VM’s agent has been connected, and when last seen' })
   @ApiParam({ name: 'id', description: 'VM id' })
-  async agentSession(@Param('id') id: string, @Req() req: Request) {
-    const vm = await this.reads.getVm(restCaller(req), id);
-    const since = (await this.repo.connectedSince([vm.id])).get(vm.id) ?? null;
+  async agentSession(@Param('id') id: string, @CurrentCaller() caller: Caller) {
+    const vm = await this.reads.getVm(caller, id);
+    const since = (await this.inventory.connectedSince([vm.id])).get(vm.id) ?? null;
     return {
       vm_id: vm.id,
       agent_state: vm.agentState,

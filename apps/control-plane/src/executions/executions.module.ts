@@ -1,0 +1,18 @@
+import { Module } from '@nestjs/common';
+import { AccessModule } from '../access/access.module.js';
+import { AuditModule } from '../audit/audit.module.js';
+import { GuestOpsModule } from '../guest-ops/guest-ops.module.js';
+import { InventoryModule } from '../inventory/inventory.module.js';
+import { NatsModule } from '../nats/nats.module.js';
+import { ExecutionsController } from './executions.controller.js';
+import { ExecutionsRepository } from './executions.repository.js';
+import { ExecutionsService } from './executions.service.js';
+
+/** Asynchronous executions: started at once, output stored and followed, cancellable. */
+@Module({
+  imports: [AccessModule, AuditModule, GuestOpsModule, InventoryModule, NatsModule],
+  providers: [ExecutionsRepository, ExecutionsService],
+  controllers: [ExecutionsController],
+  exports: [ExecutionsService],
+})
+export class ExecutionsModule {}
