@@ -56,10 +56,9 @@ export function nodePermissions(nodeId) {
       `lq.v1.node.${nodeId}.heartbeat`,
       `lq.v1.events.${nodeId}.>`,
       `lq.v1.telemetry.${nodeId}.>`,
-      // Streamed execution output (PROTOCOL.md §9). The subject names the execution, not the
-      // node, so a node could publish for another's execution: the control plane stores output
-      // only for the executions it drives, and ids are unguessable UUIDs.
-      'lq.v1.exec.*.output',
+      // Streamed output of the executions it runs: under its own subjects, so no other node
+      // can publish output for them (the control plane listens on the running node's only).
+      `lq.v1.node.${nodeId}.exec.*.output`,
     ],
     subscribe: [`lq.v1.node.${nodeId}.>`],
   };
@@ -71,7 +70,7 @@ export const CONTROL_PLANE_PERMISSIONS = {
     'lq.v1.node.*.heartbeat',
     'lq.v1.events.>',
     'lq.v1.telemetry.>',
-    'lq.v1.exec.*.output',
+    'lq.v1.node.*.exec.*.output',
     '_INBOX.>',
   ],
 };
@@ -118,7 +117,8 @@ export function renderAuthConf(nodeIds, { responsesExpire = DEFAULT_RESPONSES_EX
       user: ${JSON.stringify(nodeUser(id))}
       password: $${nodePasswordVar(id)}
       permissions: {
-        # its own heartbeat, agent events and telemetry; nothing else (no guest operations)
+        # its own heartbeat, agent events, telemetry and execution output; nothing else (no guest
+        # operations)
         publish: { allow: ${list(p.publish)} }
         # the guest operations addressed to it
         subscribe: { allow: ${list(p.subscribe)} }
