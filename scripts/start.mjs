@@ -13,6 +13,7 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
@@ -21,6 +22,14 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import {
+  CONTROL_PLANE_PASSWORD_VAR,
+  CONTROL_PLANE_USER,
+  nodePasswordVar,
+  nodeUser,
+  renderAuthConf,
+  renderServerConf,
+} from '../deploy/nats/render-nats-conf.mjs';
 import { startSimVms } from './sim-core.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -32,7 +41,7 @@ const USAGE = `npm start [-- options]: the LimiQuantix platform on this machine
 Environment (all optional):
   LQ_DATA_DIR        where data and logs live (default .limiquantix/)
   DATABASE_URL       use this PostgreSQL instead of the embedded one
-  NATS_URL           use this NATS instead of starting nats-server
+  NATS_URL           use this NATS instead of starting nats-server (with NATS_USER, … of yours)
   LQ_ADMIN_TOKEN     the admin API key (default: generated once, kept in LQ_DATA_DIR)
   LQ_DEV_VMS         number of simulated VMs (default 3, at most 200)
   LQ_HTTP_PORT       REST, Connect and docs (default 8080)
@@ -355,10 +364,50 @@ async function startPostgres() {
   return `${admin}/limiquantix`;
 }
 
+/** Writes a file only its owner may read (0600, also when it existed with another mode). */
+function writePrivate(file, text) {
+  writeFileSync(file, text, { mode: 0o600 });
+  chmodSync(file, 0o600);
+}
+
+/**
+ * npm start's NATS users: the control plane's and the node daemon's, with the permissions of
+ * deploy/nats (PROTOCOL.md §9), never an open server. Passwords are generated once and kept in
+ * <data>/nats/users.json; auth.conf and nats-server.conf are rendered again at every start (from
+ * deploy/nats/render-nats-conf.mjs, so they follow its permissions). All 0600 in a 0700 dir.
+ */
+function natsUsers() {
+  const dir = join(dataDir, 'nats');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const file = join(dir, 'users.json');
+  const wanted = [CONTROL_PLANE_USER, nodeUser(nodeId)];
+  let users = {};
+  if (existsSync(file)) {
+    try {
+      users = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      fail(`${rel(file)} is not JSON (${err.message}): delete it to generate new NATS passwords`);
+    }
+  }
+  let changed = false;
+  for (const user of wanted) {
+    // Letters and digits only: nats-server reads them from its environment as config values.
+    if (typeof users[user] !== 'string' || !/^[A-Za-z0-9]{32,}$/.test(users[user])) {
+      users[user] = randomBytes(24).toString('hex');
+      changed = true;
+    }
+  }
+  if (changed || (statSync(file).mode & 0o777) !== 0o600) {
+    writePrivate(file, `${JSON.stringify(users, null, 2)}\n`);
+  }
+  return { dir, users };
+}
+
 async function startNats() {
   if (process.env.NATS_URL) {
     step(`NATS: ${process.env.NATS_URL} (NATS_URL)`);
-    return process.env.NATS_URL;
+    return { url: process.env.NATS_URL };
   }
   const which = spawnSync('sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' });
   const bin = which.stdout.trim();
@@ -367,12 +416,38 @@ async function startNats() {
       'nats-server is not installed. Install it (Debian/Ubuntu: sudo apt-get install nats-server; others: https://docs.nats.io/running-a-nats-service/introduction/installation) or set NATS_URL.',
     );
   }
+  const { dir, users } = natsUsers();
   const port = await freePort();
-  await startProcess('nats', bin, ['-a', '127.0.0.1', '-p', String(port)], {
+  const config = join(dir, 'nats-server.conf');
+  writePrivate(join(dir, 'auth.conf'), renderAuthConf([nodeId]));
+  // Plain TCP: the server listens on loopback only (deploy/ runs it with TLS).
+  writePrivate(config, renderServerConf({ listen: `127.0.0.1:${port}`, tls: null }));
+  await startProcess('nats', bin, ['-c', config], {
+    env: {
+      // nats-server parses these as config values: the quotes keep them strings.
+      [CONTROL_PLANE_PASSWORD_VAR]: `"${users[CONTROL_PLANE_USER]}"`,
+      [nodePasswordVar(nodeId)]: `"${users[nodeUser(nodeId)]}"`,
+    },
     ready: /Server is ready/,
   });
-  step(`NATS: nats-server on 127.0.0.1:${port}`);
-  return `nats://127.0.0.1:${port}`;
+  step(
+    `NATS: nats-server on 127.0.0.1:${port} (users and permissions of deploy/nats, in ${rel(dir)})`,
+  );
+  const client = (user) => ({
+    NATS_USER: user,
+    NATS_PASSWORD: users[user],
+    // Nothing of the caller's environment meant for another NATS.
+    NATS_TOKEN: '',
+    NATS_CREDS_FILE: '',
+    NATS_TLS_CA: '',
+    NATS_TLS_CERT: '',
+    NATS_TLS_KEY: '',
+  });
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    controlPlane: client(CONTROL_PLANE_USER),
+    nodeDaemon: client(nodeUser(nodeId)),
+  };
 }
 
 /** One real VM: the guest image (built once by scripts/vm/build-guest.sh) under QEMU/TCG. */
@@ -472,7 +547,7 @@ async function main() {
         `lq_${randomToken('abcdefghijklmnopqrstuvwxyz0123456789', 8)}_${randomToken('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789', 40)}`,
     );
   const databaseUrl = await startPostgres();
-  const natsUrl = await startNats();
+  const nats = await startNats();
 
   const cp = await startProcess(
     'control-plane',
@@ -481,7 +556,8 @@ async function main() {
     {
       env: {
         DATABASE_URL: databaseUrl,
-        NATS_URL: natsUrl,
+        NATS_URL: nats.url,
+        ...nats.controlPlane,
         LQ_ADMIN_TOKEN: adminToken,
         LQ_HTTP_PORT: String(httpPort),
         LQ_GRPC_PORT: String(grpcPort),
@@ -509,7 +585,8 @@ async function main() {
     [join(root, 'dist/tsc/apps/node-daemon/src/main.js')],
     {
       env: {
-        NATS_URL: natsUrl,
+        NATS_URL: nats.url,
+        ...nats.nodeDaemon,
         LQ_NODE_ID: nodeId,
         LQ_CHANNEL_DIRS: vmDir,
         LQ_RESCAN_INTERVAL_MS: '500',

@@ -189,6 +189,9 @@ describe('deploy/nats configuration files', () => {
     expect(readFileSync(join(dir, 'auth.conf'), 'utf8')).toBe(renderAuthConf(CHECKED_IN_NODE_IDS));
     expect(readFileSync(join(dir, 'nats-server.conf'), 'utf8')).toBe(renderServerConf());
     expect(renderServerConf()).toMatch(/^include \.\/auth\.conf$/m);
+    // TLS on the client port unless asked otherwise (npm start's loopback server).
+    expect(renderServerConf()).toMatch(/^tls \{\n  cert_file: "\/etc\/nats-tls\/tls\.crt"$/m);
+    expect(renderServerConf({ tls: null })).not.toMatch(/^tls \{/m);
   });
 
   it('should let each node reply once per request for as long as the longest guest timeout', () => {
@@ -225,7 +228,8 @@ describe('NATS permissions of node daemons and the control plane (real nats-serv
 
   beforeAll(async () => {
     nats = await startNatsServer({
-      config: renderServerConf(),
+      // Permissions only: TLS, the rest of deploy's config, is test/deploy/tls.spec.ts's.
+      config: renderServerConf({ tls: null }),
       files: { 'auth.conf': renderAuthConf(['node-a', 'node-b', 'node-c']) },
       env: {
         [CONTROL_PLANE_PASSWORD_VAR]: PASSWORDS.controlPlane,
