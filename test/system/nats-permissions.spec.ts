@@ -190,7 +190,7 @@ describe('deploy/nats configuration files', () => {
     expect(readFileSync(join(dir, 'nats-server.conf'), 'utf8')).toBe(renderServerConf());
     expect(renderServerConf()).toMatch(/^include \.\/auth\.conf$/m);
     // TLS on the client port unless asked otherwise (npm start's loopback server).
-    expect(renderServerConf()).toMatch(/^tls \{\n  cert_file: "\/etc\/nats-tls\/tls\.crt"$/m);
+    expect(renderServerConf()).toMatch(/^tls \{\n {2}cert_file: "\/etc\/nats-tls\/tls\.crt"$/m);
     expect(renderServerConf({ tls: null })).not.toMatch(/^tls \{/m);
   });
 
