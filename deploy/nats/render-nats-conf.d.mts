@@ -31,5 +31,31 @@ export declare function renderAuthConf(
   nodeIds: string[],
   options?: { responsesExpire?: string },
 ): string;
-/** nats-server.conf: a single server that includes ./auth.conf. */
-export declare function renderServerConf(): string;
+/** Where nats-server finds its certificate, key and CA; verifyClients asks clients for one too. */
+export interface NatsTls {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+  verifyClients: boolean;
+}
+/** The paths of deploy/docker-compose.yml's NATS containers (/etc/nats-tls/…), no client certs. */
+export declare const DEPLOY_TLS: NatsTls;
+/** TLS options with DEPLOY_TLS's defaults filled in, or null (no TLS); RenderError if bad. */
+export declare function checkTls(tls: Partial<NatsTls> | null | false): NatsTls | null;
+/** make-certs.sh's layout in a directory: tls.crt, tls.key, ca.crt. */
+export declare function tlsFilesIn(dir: string): Pick<NatsTls, 'certFile' | 'keyFile' | 'caFile'>;
+/** A nats-server `tls {}` block. */
+export declare function renderTlsBlock(
+  tls: NatsTls,
+  options?: { indent?: string; verify?: boolean },
+): string;
+/** The client-port TLS block with its comment (or the comment that there is none). */
+export declare function renderClientTls(tls: NatsTls | null): string;
+/**
+ * nats-server.conf: a single server that includes ./auth.conf, listening on `listen` (default
+ * 0.0.0.0:4222) with TLS (default DEPLOY_TLS; null: none, for a server on loopback only).
+ */
+export declare function renderServerConf(options?: {
+  listen?: string;
+  tls?: Partial<NatsTls> | null;
+}): string;

@@ -9,12 +9,17 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
-import { CONTROL_PLANE_ENV } from '../../apps/control-plane/src/config/env.schema.js';
+import { BlockList, isIPv4 } from 'node:net';
+import {
+  CONTROL_PLANE_ENV,
+  parseControlPlaneEnv,
+} from '../../apps/control-plane/src/config/env.schema.js';
 import { ENV_VARIABLES } from '../../apps/node-daemon/src/config/env.schema.js';
 import {
   COMPOSE_SERVERS,
   renderClusterServerConf,
 } from '../../deploy/nats/cluster/render-cluster-conf.mjs';
+import { DEPLOY_TLS, renderTlsBlock } from '../../deploy/nats/render-nats-conf.mjs';
 import { rowCells, tableBlock } from '../../deploy/render-config-reference.mjs';
 import { REPO_ROOT } from '../support/service-process.js';
 
@@ -48,13 +53,16 @@ interface Service {
   read_only?: boolean;
   restart?: string;
   group_add?: string[];
-  networks?: string[];
+  networks?: string[] | Record<string, { ipv4_address?: string } | null>;
 }
 interface Compose {
   name?: string;
   services: Record<string, Service>;
   volumes?: Record<string, unknown>;
-  networks?: Record<string, { internal?: boolean } | null>;
+  networks?: Record<
+    string,
+    { internal?: boolean; ipam?: { config?: Array<{ subnet?: string }> } } | null
+  >;
 }
 
 const composeText = read('docker-compose.yml');
@@ -131,12 +139,17 @@ describe('deploy/docker-compose.yml', () => {
       const s = services[name]!;
       expect(s.image).toMatch(/^nats:2(-alpine)?$/);
       expect(s.command).toEqual(['nats-server', '--config', `/etc/nats/cluster/${name}.conf`]);
-      expect(s.volumes).toContain('./nats:/etc/nats:ro');
+      expect(s.volumes).toEqual(['./nats:/etc/nats:ro', './tls/nats:/etc/nats-tls:ro']);
       expect(s.ports).toEqual([`\${LQ_NATS_PUBLISH_ADDR:-127.0.0.1}:${4222 + i}:4222`]);
       // The checked-in config is the renderer's output, and includes ../auth.conf.
       const conf = read(`nats/cluster/${name}.conf`);
       expect(conf).toBe(renderClusterServerConf({ serverName: name }));
       expect(conf).toMatch(/^include \.\.\/auth\.conf$/m);
+      // TLS on the client port and on the routes (each server checks the others' certificate),
+      // with the files mounted from deploy/tls/nats.
+      expect(conf).toContain(`\n${renderTlsBlock(DEPLOY_TLS)}\n`);
+      expect(conf).toContain(`\n${renderTlsBlock(DEPLOY_TLS, { indent: '  ', verify: true })}\n`);
+      expect(DEPLOY_TLS.certFile.startsWith('/etc/nats-tls/')).toBe(true);
       // Every $VARIABLE of both files is in the server's environment.
       const confVars = [...conf.matchAll(/^\s*\w+: \$([A-Z0-9_]+)$/gm)].map((m) => m[1]!);
       expect(Object.keys(s.environment ?? {}).sort()).toEqual([...authVars, ...confVars].sort());
@@ -188,10 +201,13 @@ describe('deploy/docker-compose.yml', () => {
       Object.fromEntries(REPLICAS.map((n) => [n, { condition: 'service_healthy' }])),
     );
     expect(proxy.ports?.map((p) => p.split(':').slice(-2).join(':'))).toEqual([
-      '8080:8080',
-      '9090:9090',
+      '8443:8443',
+      '9443:9443',
     ]);
-    expect(proxy.volumes).toContain('./proxy/nginx.conf:/etc/nginx/nginx.conf:ro');
+    expect(proxy.volumes).toEqual([
+      './proxy/nginx.conf:/etc/nginx/nginx.conf:ro',
+      './tls/proxy:/etc/nginx/tls:ro',
+    ]);
     const nginx = read('proxy/nginx.conf');
     const upstream = (name: string) =>
       [
@@ -201,16 +217,104 @@ describe('deploy/docker-compose.yml', () => {
       ].map((m) => m[1]);
     expect(upstream('control_plane_http')).toEqual(REPLICAS.map((n) => `${n}:8080`));
     expect(upstream('control_plane_grpc')).toEqual(REPLICAS.map((n) => `${n}:9090`));
-    expect(nginx).toMatch(/listen 9090;\s+http2 on;/);
     expect(nginx).toMatch(/grpc_pass grpc:\/\/control_plane_grpc;/);
     expect(nginx).toMatch(/proxy_pass http:\/\/control_plane_http;/);
+  });
+
+  it('should terminate TLS at the proxy: every published listener speaks TLS, the plain one is the health check’s', () => {
+    const nginx = read('proxy/nginx.conf')
+      .split('\n')
+      .filter((l) => !l.trim().startsWith('#'))
+      .join('\n');
+    const listens = [...nginx.matchAll(/^\s*listen ([^;]+);/gm)].map((m) => m[1]);
+    expect(listens).toEqual(['8443 ssl', '9443 ssl', '127.0.0.1:8080']);
+    expect(nginx).toMatch(/listen 9443 ssl;\s+http2 on;/);
+    expect(nginx).toMatch(/^\s*ssl_certificate \/etc\/nginx\/tls\/tls\.crt;$/m);
+    expect(nginx).toMatch(/^\s*ssl_certificate_key \/etc\/nginx\/tls\/tls\.key;$/m);
+    expect(nginx).toMatch(/^\s*ssl_protocols TLSv1\.2 TLSv1\.3;$/m);
+    // The loopback listener serves /health and nothing else.
+    const plain = /listen 127\.0\.0\.1:8080;([\s\S]*?)\n {2}\}/.exec(nginx)?.[1] ?? '';
+    expect([...plain.matchAll(/location (.+?) \{/g)].map((m) => m[1])).toEqual(['= /health', '/']);
+    expect(plain).toMatch(/location \/ \{\s+return 404;/);
+    expect(services.proxy!.healthcheck?.test).toEqual([
+      'CMD',
+      'wget',
+      '-q',
+      '-O',
+      '/dev/null',
+      'http://127.0.0.1:8080/health',
+    ]);
+  });
+
+  it('should connect the replicas, the migrations and the node daemon to NATS and PostgreSQL over verified TLS', () => {
+    const ca = '/etc/lq-tls/ca.crt';
+    for (const name of [...REPLICAS, ONE_SHOT, 'node-daemon']) {
+      const s = services[name]!;
+      expect([name, s.volumes]).toEqual([
+        name,
+        expect.arrayContaining([`./tls/ca/ca.crt:${ca}:ro`]),
+      ]);
+      if (name !== 'node-daemon') {
+        expect([name, s.environment]).toEqual([
+          name,
+          expect.objectContaining({ DATABASE_SSL_MODE: 'verify-full', DATABASE_SSL_CA: ca }),
+        ]);
+      }
+      if (name !== ONE_SHOT) {
+        expect([name, s.environment?.NATS_TLS_CA]).toEqual([name, ca]);
+      }
+    }
+    const pg = services.postgres!;
+    expect(pg.command).toEqual([
+      'postgres',
+      '-c',
+      'ssl=on',
+      '-c',
+      'ssl_cert_file=/etc/postgres-tls/tls.crt',
+      '-c',
+      'ssl_key_file=/etc/postgres-tls/tls.key',
+    ]);
+    expect(pg.volumes).toContain('./tls/postgres:/etc/postgres-tls:ro');
+    // make-certs.sh hands each key to the user its container runs as.
+    const script = read('tls/make-certs.sh');
+    expect(script).toContain('OWNERS=nats=65534,proxy=101,postgres=999');
+    expect(services['nats-1']!.user).toBe('65534:65534');
+    expect(services.proxy!.user).toBe('101:101');
+  });
+
+  // Issue 15, item 10: `uniquelocal` trusted X-Forwarded-For from any private address, and the
+  // node daemon shares a network with the replicas: it could forge the audit trail's source.
+  it('should trust X-Forwarded-For from the proxy’s own fixed address only', () => {
+    const proxyNets = services.proxy!.networks as Record<string, { ipv4_address?: string } | null>;
+    const proxyAddr = proxyNets.app?.ipv4_address ?? '';
+    const subnet = compose.networks?.app?.ipam?.config?.[0]?.subnet ?? '';
+    const dflt = (v: string) => /^\$\{[A-Z_]+:-([^}]+)\}$/.exec(v)?.[1] ?? v;
+    expect(isIPv4(dflt(proxyAddr))).toBe(true);
+    const [net, bits] = dflt(subnet).split('/');
+    const inSubnet = new BlockList();
+    inSubnet.addSubnet(net!, Number(bits));
+    expect(inSubnet.check(dflt(proxyAddr))).toBe(true);
+    for (const name of REPLICAS) {
+      const trust = services[name]!.environment!.LQ_TRUST_PROXY!;
+      // The very same setting (the same variable and default), one address: no keyword, no range.
+      expect(trust).toBe(proxyAddr);
+      expect(
+        parseControlPlaneEnv({ DATABASE_URL: 'postgres://x@y/z', LQ_TRUST_PROXY: dflt(trust) })
+          .trustProxy,
+      ).toBe(dflt(proxyAddr));
+    }
+    // The replicas meet the proxy on `app` only, where its address is the fixed one.
+    expect(Object.keys(proxyNets)).toEqual(['edge', 'app']);
   });
 
   it('should mount the host’s channel sockets into the node daemon and give it its own NATS user', () => {
     const d = services['node-daemon']!;
     expect(d.build?.dockerfile).toBe('deploy/docker/node-daemon.Dockerfile');
     const dir = '/var/lib/libvirt/qemu/channel/target';
-    expect(d.volumes).toEqual([`\${LQ_HOST_CHANNEL_DIR:-${dir}}:${dir}:ro`]);
+    expect(d.volumes).toEqual([
+      `\${LQ_HOST_CHANNEL_DIR:-${dir}}:${dir}:ro`,
+      './tls/ca/ca.crt:/etc/lq-tls/ca.crt:ro',
+    ]);
     expect(d.environment).toMatchObject({
       LQ_NODE_ID: 'node-1',
       LQ_CHANNEL_DIRS: dir,
@@ -267,7 +371,7 @@ describe('deploy/docker-compose.yml', () => {
     }
     // Only the proxy and NATS are reachable from outside; the database network is internal.
     expect(compose.networks?.db).toEqual({ internal: true });
-    expect(compose.networks?.app).toEqual({ internal: true });
+    expect(compose.networks?.app).toMatchObject({ internal: true });
     expect(Object.keys(services).filter((n) => services[n]!.ports)).toEqual([
       ...COMPOSE_SERVERS,
       'proxy',

@@ -3,8 +3,9 @@
 // with the authorization of deploy/nats (render-nats-conf.mjs), the migrations as a one-shot
 // process, two control planes and two node daemons, each with its own NATS credentials and all
 // three servers in NATS_URL, and simulated VMs (real agents) behind each daemon. Then one NATS
-// server dies under them and comes back.
-import { spawn } from 'node:child_process';
+// server dies under them and comes back. TLS as deploy/ has it: certificates from
+// deploy/tls/make-certs.sh on the client ports and the routes, every service given the CA.
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,8 @@ import {
   nodePasswordVar,
   nodeUser,
   renderAuthConf,
+  renderTlsBlock,
+  tlsFilesIn,
 } from '../../deploy/nats/render-nats-conf.mjs';
 import {
   CLUSTER_PASSWORD_VAR,
@@ -54,7 +57,7 @@ interface ClusterServer {
 }
 
 interface Connz {
-  connections?: Array<{ name?: string; authorized_user?: string }>;
+  connections?: Array<{ name?: string; authorized_user?: string; tls_version?: string }>;
 }
 
 async function getJson<T>(url: string): Promise<T> {
@@ -117,6 +120,9 @@ describe('the deploy topology on loopback: NATS cluster, two control planes, two
   const cps: RunningControlPlane[] = [];
   const daemons: RunningNodeDaemon[] = [];
   let natsUrl = '';
+  let tlsDir = '';
+  /** What every service gets besides its user: the deployment's CA. */
+  let tlsEnv: Record<string, string> = {};
 
   const routes = async (s: ClusterServer) =>
     (await getJson<{ num_routes: number }>(`http://127.0.0.1:${s.httpPort}/routez`)).num_routes;
@@ -139,6 +145,11 @@ describe('the deploy topology on loopback: NATS cluster, two control planes, two
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'lq-deploy-'));
+    tlsDir = join(work, 'tls');
+    execFileSync('sh', [join(REPO_ROOT, 'deploy/tls/make-certs.sh'), '--out', tlsDir], {
+      stdio: 'ignore',
+    });
+    tlsEnv = { NATS_TLS_CA: join(tlsDir, 'ca', 'ca.crt') };
     // The layout of deploy/nats: auth.conf beside cluster/, which the server configs include
     // as ../auth.conf.
     const confDir = join(work, 'nats');
@@ -168,7 +179,12 @@ describe('the deploy topology on loopback: NATS cluster, two control planes, two
           const config = join(confDir, 'cluster', `${p.name}.conf`);
           writeFileSync(
             config,
-            renderClusterServerConf({ serverName: p.name, host: '127.0.0.1', ...p }),
+            renderClusterServerConf({
+              serverName: p.name,
+              host: '127.0.0.1',
+              ...p,
+              tls: tlsFilesIn(join(tlsDir, 'nats')),
+            }),
           );
           const nats = await startNatsServer({ port: p.port, args: ['-c', config], env });
           return { name: p.name, nats, httpPort: p.httpPort, clusterPort: p.clusterPort };
@@ -203,6 +219,7 @@ describe('the deploy topology on loopback: NATS cluster, two control planes, two
               LQ_RUN_MIGRATIONS: 'false',
               NATS_USER: CONTROL_PLANE_USER,
               NATS_PASSWORD: SECRETS.controlPlane,
+              ...tlsEnv,
             },
           }),
         ),
@@ -215,7 +232,7 @@ describe('the deploy topology on loopback: NATS cluster, two control planes, two
             nodeId: id,
             natsUrl,
             channelDirs: [channelDirs[i]!],
-            env: { NATS_USER: nodeUser(id), NATS_PASSWORD: SECRETS[id] },
+            env: { NATS_USER: nodeUser(id), NATS_PASSWORD: SECRETS[id], ...tlsEnv },
           }),
         ),
       )),
@@ -249,28 +266,58 @@ describe('the deploy topology on loopback: NATS cluster, two control planes, two
     rmSync(work, { recursive: true, force: true });
   });
 
-  it('should refuse a route to a server when it does not present the cluster password', async () => {
+  it('should refuse a route that does not use TLS even with the cluster password, and one with TLS but a wrong password', async () => {
     const target = servers[0]!;
-    const before = target.nats.output().length;
-    intruder = await startNatsServer({
-      config: `cluster {
-        name: "lq"
-        listen: "127.0.0.1:${await freePort()}"
-        routes: ["nats://lq-route:not-the-password@127.0.0.1:${target.clusterPort}"]
-      }`,
-    });
+    const joinAs = async (password: string, tls: string) => {
+      const before = target.nats.output().length;
+      intruder = await startNatsServer({
+        config: `cluster {
+          name: "lq"
+          listen: "127.0.0.1:${await freePort()}"
+          ${tls}
+          routes: ["nats://lq-route:${password}@127.0.0.1:${target.clusterPort}"]
+        }`,
+      });
+      return before;
+    };
+    let from = await joinAs(SECRETS.cluster, '');
     await until(
-      'the intruding route refused',
-      async () => /authentication error/i.test(target.nats.output().slice(before)),
+      'the plain route refused',
+      async () => /TLS route handshake error/.test(target.nats.output().slice(from)),
       5000,
     );
     expect(await Promise.all(servers.map(routes))).toEqual([2, 2, 2]);
-    await intruder.stop();
+    await intruder!.stop();
+
+    from = await joinAs(
+      'not-the-password',
+      renderTlsBlock(
+        { ...tlsFilesIn(join(tlsDir, 'nats')), verifyClients: true },
+        { verify: true },
+      ),
+    );
+    await until(
+      'the route with a wrong password refused',
+      async () => /authentication error/i.test(target.nats.output().slice(from)),
+      5000,
+    );
+    expect(await Promise.all(servers.map(routes))).toEqual([2, 2, 2]);
+    await intruder!.stop();
   });
 
   it('should answer guest requests through either control plane to VMs on either node', async () => {
     const results = await Promise.all(cps.flatMap((cp) => VMS.map((vm) => execute(cp, vm))));
     expect(results).toEqual(Array(cps.length * VMS.length).fill(200));
+    // Every service's connection is TLS (the servers take nothing else).
+    const conns = (
+      await Promise.all(
+        servers.map((sv) => getJson<Connz>(`http://127.0.0.1:${sv.httpPort}/connz?auth=true`)),
+      )
+    ).flatMap((c) => c.connections ?? []);
+    expect(conns.map((c) => c.authorized_user).sort()).toEqual(
+      [CONTROL_PLANE_USER, CONTROL_PLANE_USER, ...NODE_IDS.map(nodeUser)].sort(),
+    );
+    expect(conns.filter((c) => !/^1\.[23]$/.test(c.tls_version ?? ''))).toEqual([]);
   });
 
   it('should report healthy through the images’ health checks when connected, and not otherwise', async () => {

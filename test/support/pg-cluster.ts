@@ -43,7 +43,10 @@ function asPostgres(cmd: string, args: string[]): void {
   }
 }
 
-export async function startPgCluster(): Promise<PgCluster> {
+/** `settings`: more `-c name=value` server settings (values without spaces), e.g. ssl. */
+export async function startPgCluster(
+  options: { settings?: Record<string, string> } = {},
+): Promise<PgCluster> {
   const bin = binDir();
   const dir = mkdtempSync(join(tmpdir(), 'lq-pg-'));
   if (process.getuid?.() === 0) {
@@ -63,13 +66,16 @@ export async function startPgCluster(): Promise<PgCluster> {
     '--no-sync',
   ]);
   const port = await freePort();
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
+  const extra = Object.entries(options.settings ?? {})
+    .map(([name, value]) => ` -c ${name}=${value}`)
+    .join('');
+  const serverOptions = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off${extra}`;
   const start = () =>
     asPostgres(join(bin, 'pg_ctl'), [
       '-D',
       data,
       '-o',
-      options,
+      serverOptions,
       '-l',
       join(dir, 'log'),
       '-w',

@@ -3,7 +3,7 @@
 // it, and show what each role's credentials may and may not do, down to a real node daemon
 // serving a VM through its own credentials.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,9 +19,11 @@ import {
 import {
   AgentEventSchema,
   AgentState,
+  ExecOutputEventSchema,
   ExecuteRequestSchema,
   GuestRequestSchema,
   NodeHeartbeatSchema,
+  OutputStream,
   VmTelemetrySchema,
   callGuest,
   natsFilePort,
@@ -40,8 +42,15 @@ import {
   renderAuthConf,
   renderServerConf,
 } from '../../deploy/nats/render-nats-conf.mjs';
+import {
+  adminFetch,
+  startControlPlaneProcess,
+  waitForReadyVms,
+  type RunningControlPlane,
+} from '../support/control-plane-process.js';
 import { startNatsServer, type RunningNats } from '../support/nats-server.js';
 import { startNodeDaemon, type RunningNodeDaemon } from '../support/node-daemon-process.js';
+import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { REPO_ROOT } from '../support/service-process.js';
 import { startSimVms, type SimVms } from '../support/sim-vms.js';
 
@@ -50,6 +59,7 @@ const PASSWORDS = {
   controlPlane: 'cp-test-secret',
   'node-a': 'node-a-test-secret',
   'node-b': 'node-b-test-secret',
+  'node-c': 'node-c-test-secret',
 };
 const QUEUE_GROUP = 'lq-control-plane';
 
@@ -179,6 +189,9 @@ describe('deploy/nats configuration files', () => {
     expect(readFileSync(join(dir, 'auth.conf'), 'utf8')).toBe(renderAuthConf(CHECKED_IN_NODE_IDS));
     expect(readFileSync(join(dir, 'nats-server.conf'), 'utf8')).toBe(renderServerConf());
     expect(renderServerConf()).toMatch(/^include \.\/auth\.conf$/m);
+    // TLS on the client port unless asked otherwise (npm start's loopback server).
+    expect(renderServerConf()).toMatch(/^tls \{\n {2}cert_file: "\/etc\/nats-tls\/tls\.crt"$/m);
+    expect(renderServerConf({ tls: null })).not.toMatch(/^tls \{/m);
   });
 
   it('should let each node reply once per request for as long as the longest guest timeout', () => {
@@ -215,13 +228,15 @@ describe('NATS permissions of node daemons and the control plane (real nats-serv
 
   beforeAll(async () => {
     nats = await startNatsServer({
-      config: renderServerConf(),
-      files: { 'auth.conf': renderAuthConf(['node-a', 'node-b']) },
+      // Permissions only: TLS, the rest of deploy's config, is test/deploy/tls.spec.ts's.
+      config: renderServerConf({ tls: null }),
+      files: { 'auth.conf': renderAuthConf(['node-a', 'node-b', 'node-c']) },
       env: {
         [CONTROL_PLANE_PASSWORD_VAR]: PASSWORDS.controlPlane,
         [nodePasswordVar('node-a')]: PASSWORDS['node-a'],
         // As operators are told to write it (a bcrypt hash must be quoted this way).
         [nodePasswordVar('node-b')]: `"${PASSWORDS['node-b']}"`,
+        [nodePasswordVar('node-c')]: PASSWORDS['node-c'],
       },
     });
     [cp, nodeA, nodeB] = await Promise.all([
@@ -501,6 +516,105 @@ describe('NATS permissions of node daemons and the control plane (real nats-serv
         events.close();
         telemetry.close();
       }
+    });
+  });
+  // Issue 15, item 5: output of an asynchronous execution travels on a subject of the node that
+  // runs it, which only that node may publish, and the control plane listens only there.
+  describe("another node's execution output (real control plane, node daemon node-c, agent)", () => {
+    let work: string;
+    let sims: SimVms;
+    let db: TestDatabase;
+    let controlPlane: RunningControlPlane;
+    let daemon: RunningNodeDaemon;
+
+    beforeAll(async () => {
+      work = mkdtempSync(join(tmpdir(), 'lq-nats-exec-'));
+      [sims, db] = await Promise.all([
+        startSimVms({ dir: join(work, 'channels'), count: 1, prefix: 'c-vm-' }),
+        createTestDatabase('lq_nats_exec'),
+      ]);
+      controlPlane = await startControlPlaneProcess({
+        databaseUrl: db.url,
+        natsUrl: nats.url,
+        env: { NATS_USER: CONTROL_PLANE_USER, NATS_PASSWORD: PASSWORDS.controlPlane },
+      });
+      daemon = await startNodeDaemon({
+        nodeId: 'node-c',
+        natsUrl: nats.url,
+        channelDirs: [sims.dir],
+        env: { NATS_USER: nodeUser('node-c'), NATS_PASSWORD: PASSWORDS['node-c'] },
+      });
+      await waitForReadyVms(controlPlane.url, 1, { ids: ['c-vm-1'] });
+    });
+
+    afterAll(async () => {
+      await controlPlane?.stop();
+      await daemon?.stop();
+      await sims?.stop();
+      await db?.drop();
+      if (work) {
+        rmSync(work, { recursive: true, force: true });
+      }
+    });
+
+    it('should refuse node-b publishing output for node-c’s execution, and the control plane stores only node-c’s', async () => {
+      const gate = join(sims.vms[0]!.workDir, 'go');
+      const started = await adminFetch(`${controlPlane.url}/api/vms/c-vm-1/executions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          command: `while [ ! -e '${gate}' ]; do sleep 0.05; done; echo real-output`,
+          timeout_seconds: 60,
+        }),
+      });
+      expect(started.status).toBe(202);
+      const { id } = (await started.json()) as { id: string };
+
+      // Everything a node could try while the execution runs: the subject of the node that runs
+      // it, the shared subject output used before (lq.v1.exec.<id>.output), and its own.
+      const forged = toBinary(
+        ExecOutputEventSchema,
+        create(ExecOutputEventSchema, {
+          executionId: id,
+          seq: 1n,
+          stream: OutputStream.STDOUT,
+          data: encoder.encode('FORGED by node-b\n'),
+        }),
+      );
+      const victimSubject = subjects.execOutput('node-c', id);
+      const sharedSubject = `lq.v1.exec.${id}.output`;
+      const from = nodeB.errors.length;
+      for (const subject of [victimSubject, sharedSubject, subjects.execOutput('node-b', id)]) {
+        nodeB.nc.publish(subject, forged);
+      }
+      // The server has handled the publishes (and delivered whatever it let through) before
+      // the command may print anything.
+      await nodeB.nc.flush();
+      writeFileSync(gate, '');
+
+      type View = { status: string; stdout: string };
+      let view: View | undefined;
+      const deadline = Date.now() + 30_000;
+      while (view?.status === undefined || view.status === 'running') {
+        if (Date.now() > deadline) {
+          throw new Error(`execution still ${view?.status} after 30 s`);
+        }
+        if (view) {
+          await sleep(50);
+        }
+        view = (await (
+          await adminFetch(`${controlPlane.url}/api/executions/${id}`)
+        ).json()) as View;
+      }
+      expect(view.status).toBe('succeeded');
+      expect(view.stdout).toBe('real-output\n');
+
+      // NATS refused both subjects that are not node-b's own.
+      for (const subject of [victimSubject, sharedSubject]) {
+        const err = await nodeB.violation(subject, from);
+        expect(err.operation).toBe('publish');
+      }
+      expect(daemon.output()).not.toMatch(/Permissions Violation/i);
     });
   });
 });

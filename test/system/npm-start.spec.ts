@@ -3,10 +3,18 @@
 // simulated VMs), the printed curl example run as printed, Ctrl-C leaving no process behind,
 // and a second start keeping users, inventory and audit history.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { create, toBinary } from '@bufbuild/protobuf';
+import {
+  AuthorizationError,
+  PermissionViolationError,
+  connect,
+  type NatsConnection,
+} from '@nats-io/transport-node';
+import { ExecuteRequestSchema, GuestRequestSchema, subjects } from '@lq/proto';
 import { freePort } from '../support/nats-server.js';
 import { qemuAvailable } from '../support/qemu-guest.js';
 
@@ -136,6 +144,78 @@ describe('npm start', () => {
     expect(page.headers.get('content-type')).toMatch(/text\/html/);
   });
 
+  // Issue 15, item 3: with an open nats-server, anyone on this machine could send a GuestRequest
+  // to lq.v1.node.dev-node-1.guest.execute and run root commands, unaudited.
+  it('should run its nats-server with credentials and deploy/nats permissions: no client without them, no guest operation from the node daemon’s', async () => {
+    const out = running!.output();
+    const url = /NATS: nats-server on (127\.0\.0\.1:\d+)/.exec(out)?.[1];
+    expect(url).toBeDefined();
+    await expect(connect({ servers: url, reconnect: false })).rejects.toThrow(AuthorizationError);
+    await expect(
+      connect({ servers: url, user: 'lq-control-plane', pass: 'guessed', reconnect: false }),
+    ).rejects.toThrow(AuthorizationError);
+
+    // The credentials and the server's config, generated into the data dir, private.
+    const natsDir = join(dataDir, 'nats');
+    for (const name of readdirSync(natsDir)) {
+      expect([name, statSync(join(natsDir, name)).mode & 0o777]).toEqual([name, 0o600]);
+    }
+    expect(statSync(natsDir).mode & 0o777).toBe(0o700);
+    const users = JSON.parse(readFileSync(join(natsDir, 'users.json'), 'utf8')) as Record<
+      string,
+      string
+    >;
+    expect(Object.keys(users).sort()).toEqual(['lq-control-plane', 'lq-node-dev-node-1']);
+
+    const node: NatsConnection = await connect({
+      servers: url,
+      user: 'lq-node-dev-node-1',
+      pass: users['lq-node-dev-node-1'],
+      reconnect: false,
+    });
+    try {
+      const errors: Error[] = [];
+      void (async () => {
+        for await (const s of node.status()) {
+          if (s.type === 'error') {
+            errors.push(s.error);
+          }
+        }
+      })();
+      const subject = subjects.guest('dev-node-1', 'execute');
+      const marker = join(dataDir, 'ran-from-nats');
+      node.publish(
+        subject,
+        toBinary(
+          GuestRequestSchema,
+          create(GuestRequestSchema, {
+            vmId: 'vm-1',
+            timeoutMs: 5000,
+            operation: {
+              case: 'execute',
+              value: create(ExecuteRequestSchema, { command: `touch ${marker}` }),
+            },
+          }),
+        ),
+      );
+      await node.flush();
+      const deadline = Date.now() + 5000;
+      while (!errors.some((e) => e instanceof PermissionViolationError)) {
+        if (Date.now() > deadline) {
+          throw new Error(`no permissions violation for ${subject}: ${errors.join('; ')}`);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const violation = errors.find(
+        (e): e is PermissionViolationError => e instanceof PermissionViolationError,
+      )!;
+      expect([violation.operation, violation.subject]).toEqual(['publish', subject]);
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      await node.close();
+    }
+  });
+
   it('should stop everything on Ctrl-C and leave no process behind', async () => {
     const { code, leftover } = await stop(running!);
     expect(code).toBe(0);
@@ -143,8 +223,9 @@ describe('npm start', () => {
     expect(running!.output()).toContain('Stopped.');
   });
 
-  it('should keep users, inventory and audit history across a restart', async () => {
+  it('should keep users, inventory, audit history and the NATS credentials across a restart', async () => {
     const key = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+    const natsUsers = readFileSync(join(dataDir, 'nats', 'users.json'), 'utf8');
     running = await start(dataDir, httpPort, grpcPort);
     expect(running.output()).toContain(key);
     const get = async (path: string) =>
@@ -163,6 +244,7 @@ describe('npm start', () => {
       ['vm-2', 'demo'],
       ['vm-3', 'demo'],
     ]);
+    expect(readFileSync(join(dataDir, 'nats', 'users.json'), 'utf8')).toBe(natsUsers);
     const { code, leftover } = await stop(running);
     expect(code).toBe(0);
     expect(leftover).toEqual([]);

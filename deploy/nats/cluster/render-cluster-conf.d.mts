@@ -27,6 +27,11 @@ export interface ClusterServerOptions {
   clusterPort?: number;
   /** The authorization file, relative to the rendered file. Default ../auth.conf. */
   authInclude?: string;
+  /**
+   * TLS of the client port and the routes (routes always verify each other's certificate).
+   * Default: DEPLOY_TLS of render-nats-conf.mjs; null: none, for servers on one loopback only.
+   */
+  tls?: Partial<import('../render-nats-conf.mjs').NatsTls> | null;
 }
 
 /** One server's nats-server config. */

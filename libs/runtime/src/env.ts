@@ -1,5 +1,7 @@
 // Environment parsing shared by the NestJS tiers: every config is read once at boot and a bad
 // value stops the process with a message naming the variable.
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -60,15 +62,29 @@ export function envLogLevel(env: NodeJS.ProcessEnv): LogLevelName {
   return level as LogLevelName;
 }
 
+/** TLS of the NATS connection: the server is verified against `caFile` (else the system CAs). */
+export interface NatsTlsEnv {
+  /** PEM CA bundle the server's certificate must chain to (NATS_TLS_CA). */
+  caFile?: string;
+  /** Client certificate and key (NATS_TLS_CERT, NATS_TLS_KEY), for servers that ask for one. */
+  certFile?: string;
+  keyFile?: string;
+}
+
 export interface NatsEnv {
   servers: string[];
   user?: string;
   pass?: string;
   token?: string;
   credsFile?: string;
+  /** Set: the connection must use TLS (a server that does not offer it is refused). */
+  tls?: NatsTlsEnv;
 }
 
-/** NATS_URL (comma-separated), NATS_USER + NATS_PASSWORD, NATS_TOKEN, NATS_CREDS_FILE. */
+/**
+ * NATS_URL (comma-separated), NATS_USER + NATS_PASSWORD, NATS_TOKEN, NATS_CREDS_FILE, and TLS:
+ * NATS_TLS_CA, NATS_TLS_CERT + NATS_TLS_KEY, or a tls:// URL (then with the system's CAs).
+ */
 export function envNats(env: NodeJS.ProcessEnv): NatsEnv {
   const servers = envList(env, 'NATS_URL', ['nats://127.0.0.1:4222']);
   for (const s of servers) {
@@ -85,13 +101,98 @@ export function envNats(env: NodeJS.ProcessEnv): NatsEnv {
     pass: env.NATS_PASSWORD,
     token: env.NATS_TOKEN || undefined,
     credsFile: env.NATS_CREDS_FILE || undefined,
+    tls: envNatsTls(env, servers),
   };
+}
+
+/** Reads a PEM file named by `name`, failing with the variable's name and the reason. */
+function pemFile(env: NodeJS.ProcessEnv, name: string): { path: string; text: string } {
+  const path = env[name]!;
+  try {
+    return { path, text: readFileSync(path, 'utf8') };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new ConfigError(`${name}: cannot read ${path} (${code})`);
+  }
+}
+
+function certificate(name: string, path: string, text: string): X509Certificate {
+  try {
+    return new X509Certificate(text);
+  } catch {
+    throw new ConfigError(`${name}: ${path} holds no PEM certificate`);
+  }
+}
+
+/** The path in `name` if set; it must hold a PEM certificate (a CA bundle, say). */
+export function envCertificateFile(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  if (!env[name]) {
+    return undefined;
+  }
+  const { path, text } = pemFile(env, name);
+  certificate(name, path, text);
+  return path;
+}
+
+/**
+ * A certificate and its private key (both or neither): PEM files that belong together, checked
+ * at boot so that a mix-up fails naming the variable, not at the first handshake.
+ */
+export function envKeyPairFiles(
+  env: NodeJS.ProcessEnv,
+  certName: string,
+  keyName: string,
+): { certFile: string; keyFile: string } | undefined {
+  if (Boolean(env[certName]) !== Boolean(env[keyName])) {
+    throw new ConfigError(`${certName} and ${keyName} must be set together`);
+  }
+  if (!env[certName]) {
+    return undefined;
+  }
+  const cert = pemFile(env, certName);
+  const key = pemFile(env, keyName);
+  const x509 = certificate(certName, cert.path, cert.text);
+  let privateKey;
+  try {
+    privateKey = createPrivateKey(key.text);
+  } catch {
+    throw new ConfigError(`${keyName}: ${key.path} holds no PEM private key`);
+  }
+  if (!x509.checkPrivateKey(privateKey)) {
+    throw new ConfigError(
+      `${keyName}: ${key.path} is not the key of the certificate in ${certName}`,
+    );
+  }
+  return { certFile: cert.path, keyFile: key.path };
+}
+
+function envNatsTls(env: NodeJS.ProcessEnv, servers: string[]): NatsTlsEnv | undefined {
+  const caFile = envCertificateFile(env, 'NATS_TLS_CA');
+  const pair = envKeyPairFiles(env, 'NATS_TLS_CERT', 'NATS_TLS_KEY');
+  if (caFile === undefined && pair === undefined && !servers.some((s) => /^tls:/.test(s))) {
+    return undefined;
+  }
+  return { caFile, ...pair };
 }
 
 /** NATS rows of the configuration reference, the same for every tier. */
 export const NATS_ENV_DOCS: Array<[name: string, fallback: string, meaning: string]> = [
-  ['NATS_URL', 'nats://127.0.0.1:4222', 'NATS server URL(s), comma-separated'],
+  [
+    'NATS_URL',
+    'nats://127.0.0.1:4222',
+    'NATS server URL(s), comma-separated; a tls:// URL requires TLS',
+  ],
   ['NATS_USER / NATS_PASSWORD', '—', 'user/password credentials'],
   ['NATS_TOKEN', '—', 'token credentials'],
   ['NATS_CREDS_FILE', '—', 'a .creds file (JWT + nkey)'],
+  [
+    'NATS_TLS_CA',
+    '—',
+    'PEM CA file the server certificate must chain to; set, the connection must use TLS',
+  ],
+  [
+    'NATS_TLS_CERT / NATS_TLS_KEY',
+    '—',
+    'PEM client certificate and key, for a server that verifies clients (TLS required)',
+  ],
 ];

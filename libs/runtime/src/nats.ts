@@ -29,6 +29,11 @@ export async function connectNats(
     authenticator: options.credsFile
       ? credsAuthenticator(new Uint8Array(readFileSync(options.credsFile)))
       : undefined,
+    // An object, even empty, makes nats.js refuse a server that does not offer TLS; the files
+    // are read at each (re)connection, so renewed certificates are picked up.
+    tls: options.tls
+      ? { caFile: options.tls.caFile, certFile: options.tls.certFile, keyFile: options.tls.keyFile }
+      : undefined,
     maxReconnectAttempts: options.maxReconnectAttempts,
     reconnectTimeWait: options.reconnectTimeWaitMs,
     // Otherwise every request builds an Error up front (for a stack trace if it fails): the

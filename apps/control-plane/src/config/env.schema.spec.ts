@@ -1,6 +1,15 @@
-import { readFileSync } from 'node:fs';
-import { describe, expect, it } from '@jest/globals';
-import { CONTROL_PLANE_ENV, ConfigError, parseControlPlaneEnv } from './env.schema.js';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import {
+  CONTROL_PLANE_ENV,
+  ConfigError,
+  parseControlPlaneEnv,
+  parseDatabaseEnv,
+} from './env.schema.js';
 
 const BASE = { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/lq' };
 
@@ -42,5 +51,99 @@ describe('parseControlPlaneEnv', () => {
         expect(readme).toContain(name);
       }
     }
+  });
+});
+
+describe('parseDatabaseEnv (DATABASE_SSL_*)', () => {
+  let dir: string;
+  const file = (name: string) => join(dir, name);
+  const URL_ = 'postgres://lq@db.example:5432/lq';
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'lq-db-tls-'));
+    const script = fileURLToPath(new URL('../../../../deploy/tls/make-certs.sh', import.meta.url));
+    execFileSync('sh', [script, '--out', dir, '--owners', ''], { stdio: 'ignore' });
+  });
+
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('should leave TLS to DATABASE_URL when DATABASE_SSL_MODE is unset', () => {
+    expect(parseDatabaseEnv({ DATABASE_URL: `${URL_}?sslmode=verify-full` })).toEqual({
+      url: `${URL_}?sslmode=verify-full`,
+      tls: undefined,
+    });
+  });
+
+  it('should check the certificate and the host name with verify-full', () => {
+    const { tls } = parseDatabaseEnv({
+      DATABASE_URL: URL_,
+      DATABASE_SSL_MODE: 'verify-full',
+      DATABASE_SSL_CA: file('ca/ca.crt'),
+    });
+    expect(tls).toEqual({
+      ca: readFileSync(file('ca/ca.crt'), 'utf8'),
+      rejectUnauthorized: true,
+    });
+  });
+
+  it('should check the certificate but not the host name with verify-ca', () => {
+    const { tls } = parseDatabaseEnv({
+      DATABASE_URL: URL_,
+      DATABASE_SSL_MODE: 'verify-ca',
+      DATABASE_SSL_CA: file('ca/ca.crt'),
+    });
+    expect(tls && tls.rejectUnauthorized).toBe(true);
+    expect(tls && tls.checkServerIdentity?.('other.example', {} as never)).toBeUndefined();
+  });
+
+  it('should encrypt without checking with require, and not at all with disable', () => {
+    expect(parseDatabaseEnv({ DATABASE_URL: URL_, DATABASE_SSL_MODE: 'require' }).tls).toEqual({
+      rejectUnauthorized: false,
+    });
+    expect(parseDatabaseEnv({ DATABASE_URL: URL_, DATABASE_SSL_MODE: 'disable' }).tls).toBe(false);
+  });
+
+  it('should present a client certificate when given one', () => {
+    const { tls } = parseDatabaseEnv({
+      DATABASE_URL: URL_,
+      DATABASE_SSL_MODE: 'verify-full',
+      DATABASE_SSL_CERT: file('proxy/tls.crt'),
+      DATABASE_SSL_KEY: file('proxy/tls.key'),
+    });
+    expect(tls && [tls.cert, tls.key]).toEqual([
+      readFileSync(file('proxy/tls.crt'), 'utf8'),
+      readFileSync(file('proxy/tls.key'), 'utf8'),
+    ]);
+  });
+
+  it.each([
+    [{ DATABASE_SSL_MODE: 'on' }, /^DATABASE_SSL_MODE must be one of disable, require/],
+    [{ DATABASE_SSL_CA: 'ca/ca.crt' }, /^DATABASE_SSL_MODE must be set/],
+    [
+      { DATABASE_SSL_MODE: 'verify-full', DATABASE_SSL_CA: 'ca/nope.crt' },
+      /^DATABASE_SSL_CA: cannot read/,
+    ],
+    [
+      { DATABASE_SSL_MODE: 'verify-full', DATABASE_SSL_CA: 'ca/ca.key' },
+      /^DATABASE_SSL_CA: .* holds no PEM certificate/,
+    ],
+    [
+      { DATABASE_SSL_MODE: 'verify-full', DATABASE_SSL_KEY: 'proxy/tls.key' },
+      /^DATABASE_SSL_CERT and DATABASE_SSL_KEY must be set together/,
+    ],
+    [
+      { DATABASE_SSL_MODE: 'verify-full', DATABASE_URL: `${URL_}?sslmode=require` },
+      /^DATABASE_URL sets sslmode and DATABASE_SSL_MODE is set/,
+    ],
+  ])('should refuse %o naming the variable', (vars, message) => {
+    const env: NodeJS.ProcessEnv = { DATABASE_URL: URL_ };
+    for (const [k, v] of Object.entries(vars)) {
+      env[k] = /_(CA|CERT|KEY)$/.test(k) ? file(v) : v;
+    }
+    expect(() => parseDatabaseEnv(env)).toThrow(ConfigError);
+    expect(() => parseDatabaseEnv(env)).toThrow(message);
+    expect(() => parseControlPlaneEnv(env)).toThrow(message);
   });
 });

@@ -1,7 +1,11 @@
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions, TlsOptions } from 'node:tls';
 import {
   ConfigError,
   NATS_ENV_DOCS,
   envBool as bool,
+  envCertificateFile,
+  envKeyPairFiles,
   envInt as int,
   envLogLevel,
   envNats,
@@ -12,8 +16,18 @@ import type { SignInLimits } from '@lq/auth';
 
 export { ConfigError };
 
+/**
+ * TLS of the PostgreSQL connections, as node-postgres takes it (`ssl`): undefined leaves it to
+ * DATABASE_URL (its sslmode) and node-postgres's defaults.
+ */
+export type DatabaseTls =
+  false | (TlsOptions & Pick<ConnectionOptions, 'checkServerIdentity'>) | undefined;
+
+export const DATABASE_SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
+
 export interface ControlPlaneConfig {
   databaseUrl: string;
+  databaseTls: DatabaseTls;
   runMigrations: boolean;
   nats: NatsEnv & {
     /** Queue group shared by replicas for inventory subscriptions. */
@@ -79,6 +93,21 @@ export interface ControlPlaneConfig {
 /** Every variable the control plane reads (the README's configuration reference). */
 export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: string]> = [
   ['DATABASE_URL', '(required)', 'PostgreSQL URL, postgres://user:pass@host:port/db'],
+  [
+    'DATABASE_SSL_MODE',
+    '(from DATABASE_URL)',
+    'TLS to PostgreSQL: disable, require (encrypted, unverified), verify-ca, verify-full (CA and host name)',
+  ],
+  [
+    'DATABASE_SSL_CA',
+    '(system CAs)',
+    'PEM CA file PostgreSQL’s certificate must chain to (verify-ca, verify-full)',
+  ],
+  [
+    'DATABASE_SSL_CERT / DATABASE_SSL_KEY',
+    '—',
+    'PEM client certificate and key, for a PostgreSQL that asks for one (clientcert)',
+  ],
   [
     'LQ_RUN_MIGRATIONS',
     'true',
@@ -204,10 +233,7 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
 
 /** Reads and validates the environment once, at boot; fails naming the variable. */
 export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig {
-  const databaseUrl = env.DATABASE_URL ?? '';
-  if (!/^postgres(ql)?:\/\/.+/.test(databaseUrl)) {
-    throw new ConfigError('DATABASE_URL must be set to a postgres:// URL');
-  }
+  const { url: databaseUrl, tls: databaseTls } = parseDatabaseEnv(env);
   const nats = envNats(env);
   const logLevel = envLogLevel(env);
   const guestTimeoutSeconds = int(env, 'LQ_GUEST_TIMEOUT_SECONDS', 30, 1, 86_400);
@@ -222,6 +248,7 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
   }
   return {
     databaseUrl,
+    databaseTls,
     runMigrations: bool(env, 'LQ_RUN_MIGRATIONS', true),
     nats: {
       ...nats,
@@ -279,6 +306,64 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
     },
     logLevel,
   };
+}
+
+/**
+ * DATABASE_URL and its TLS (DATABASE_SSL_*), read by the control plane and by the one-shot
+ * migrations alike. libpq's modes: `require` encrypts without checking the server; `verify-ca`
+ * checks its certificate against the CA; `verify-full` also checks that it names the host of
+ * DATABASE_URL, which is what stops a machine in the middle.
+ */
+export function parseDatabaseEnv(env: NodeJS.ProcessEnv): { url: string; tls: DatabaseTls } {
+  const url = env.DATABASE_URL ?? '';
+  if (!/^postgres(ql)?:\/\/.+/.test(url)) {
+    throw new ConfigError('DATABASE_URL must be set to a postgres:// URL');
+  }
+  const mode = env.DATABASE_SSL_MODE || undefined;
+  const ca = envCertificateFile(env, 'DATABASE_SSL_CA');
+  const pair = envKeyPairFiles(env, 'DATABASE_SSL_CERT', 'DATABASE_SSL_KEY');
+  if (mode === undefined) {
+    if (ca !== undefined || pair !== undefined) {
+      throw new ConfigError(
+        'DATABASE_SSL_MODE must be set (verify-full, say) when DATABASE_SSL_CA or DATABASE_SSL_CERT is',
+      );
+    }
+    return { url, tls: undefined };
+  }
+  if (!(DATABASE_SSL_MODES as readonly string[]).includes(mode)) {
+    throw new ConfigError(
+      `DATABASE_SSL_MODE must be one of ${DATABASE_SSL_MODES.join(', ')} (got ${JSON.stringify(mode)})`,
+    );
+  }
+  // node-postgres lets the URL's ssl parameters override the options given beside it.
+  const query = new URL(url.replace(/^postgres(ql)?:/, 'http:')).searchParams;
+  for (const p of ['ssl', 'sslmode', 'sslrootcert', 'sslcert', 'sslkey']) {
+    if (query.has(p)) {
+      throw new ConfigError(
+        `DATABASE_URL sets ${p} and DATABASE_SSL_MODE is set: give the TLS settings in one place`,
+      );
+    }
+  }
+  if (mode === 'disable') {
+    return { url, tls: false };
+  }
+  const files = {
+    ...(ca === undefined ? {} : { ca: readFileSync(ca, 'utf8') }),
+    ...(pair === undefined
+      ? {}
+      : { cert: readFileSync(pair.certFile, 'utf8'), key: readFileSync(pair.keyFile, 'utf8') }),
+  };
+  switch (mode) {
+    case 'require':
+      return { url, tls: { ...files, rejectUnauthorized: false } };
+    case 'verify-ca':
+      return {
+        url,
+        tls: { ...files, rejectUnauthorized: true, checkServerIdentity: () => undefined },
+      };
+    default:
+      return { url, tls: { ...files, rejectUnauthorized: true } };
+  }
 }
 
 const PROXY_PART = /^(loopback|linklocal|uniquelocal|[0-9a-fA-F:.]+(\/\d{1,3})?)$/;

@@ -1,4 +1,5 @@
 import { DataSource, type DataSourceOptions } from 'typeorm';
+import type { DatabaseTls } from '../config/env.schema.js';
 import { NodeEntity } from '../inventory/node.entity.js';
 import { VmEntity } from '../inventory/vm.entity.js';
 import { CreateInventory1764201600000 } from './migrations/1764201600000-CreateInventory.js';
@@ -20,10 +21,12 @@ export const MIGRATIONS = [
 ];
 
 /** Built when asked (not at import), so DATABASE_URL is read when the app starts. */
-export function dataSourceOptions(url: string): DataSourceOptions {
+export function dataSourceOptions(url: string, tls?: DatabaseTls): DataSourceOptions {
   return {
     type: 'postgres',
     url,
+    // DATABASE_SSL_*; undefined leaves it to the URL's sslmode.
+    ...(tls === undefined ? {} : { ssl: tls }),
     entities: ENTITIES,
     migrations: MIGRATIONS,
     synchronize: false,
@@ -33,8 +36,8 @@ export function dataSourceOptions(url: string): DataSourceOptions {
   };
 }
 
-export function createDataSource(url: string): DataSource {
-  return new DataSource(dataSourceOptions(url));
+export function createDataSource(url: string, tls?: DatabaseTls): DataSource {
+  return new DataSource(dataSourceOptions(url, tls));
 }
 
 // Replicas (and a migration job) starting together take turns: one applies, the others then

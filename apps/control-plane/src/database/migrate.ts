@@ -4,14 +4,13 @@
 // failed migration, 2 on bad configuration.
 import 'reflect-metadata';
 import { ConfigError } from '@lq/runtime';
+import { parseDatabaseEnv } from '../config/env.schema.js';
 import { createDataSource, runMigrationsLocked } from './data-source.js';
 
 async function main(): Promise<number> {
-  const url = process.env.DATABASE_URL ?? '';
-  if (!/^postgres(ql)?:\/\/.+/.test(url)) {
-    throw new ConfigError('DATABASE_URL must be set to a postgres:// URL');
-  }
-  const ds = createDataSource(url);
+  // DATABASE_URL and DATABASE_SSL_*, checked as the control plane checks them.
+  const { url, tls } = parseDatabaseEnv(process.env);
+  const ds = createDataSource(url, tls);
   await ds.initialize();
   try {
     if (process.argv.includes('--revert')) {

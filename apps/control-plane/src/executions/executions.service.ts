@@ -107,8 +107,9 @@ export function stateOf(r: ExecuteResponse): ExecutionState {
 
 /**
  * Asynchronous executions: started at once (202), run by the VM's agent with its output
- * streamed (ExecOutputEvents relayed by the node daemon on lq.v1.exec.<id>.output), stored chunk
- * by chunk, followed live and resumably, cancellable. Every one is audited like a synchronous
+ * streamed (ExecOutputEvents relayed by the VM's node daemon on
+ * lq.v1.node.<nodeId>.exec.<id>.output), stored chunk by chunk, followed live and resumably,
+ * cancellable. Every one is audited like a synchronous
  * execute: the intent before the request leaves, the outcome when it ends. An agent that goes
  * away mid-run gets a grace period to come back (same agent: the request is re-sent with its id
  * and attaches to the running command); otherwise the execution ends `agent_lost`.
@@ -233,7 +234,8 @@ export class ExecutionsService implements OnApplicationShutdown {
         `the execution could not be recorded: ${(err as Error).message}`,
       );
     }
-    const sub = this.nats.connection.subscribe(subjects.execOutput(id), {
+    // Only the node that runs it may publish there (NATS permissions, deploy/nats).
+    const sub = this.nats.connection.subscribe(subjects.execOutput(where.nodeId, id), {
       callback: (err, msg) => {
         if (err) {
           return;
@@ -292,7 +294,7 @@ export class ExecutionsService implements OnApplicationShutdown {
     afterSeq: number,
     sink: FollowSink,
   ): Promise<() => void> {
-    await this.readable(id, caller);
+    const { node_id: nodeId } = await this.readable(id, caller);
     let last = afterSeq;
     let stopped = false;
     // Live chunks ahead of a gap (this follower subscribed after the chunk before them went
@@ -320,7 +322,7 @@ export class ExecutionsService implements OnApplicationShutdown {
         held.set(c.seq, c);
       }
     };
-    const sub = this.nats.connection.subscribe(subjects.execOutput(id), {
+    const sub = this.nats.connection.subscribe(subjects.execOutput(nodeId, id), {
       callback: (err, msg) => {
         if (err || stopped) {
           return;

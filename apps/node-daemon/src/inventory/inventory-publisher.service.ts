@@ -123,7 +123,10 @@ export class InventoryPublisherService implements OnModuleDestroy {
       this.log.warn(`dropped output of an execution id that is no subject token`);
       return;
     }
-    this.publish(subjects.execOutput(event.executionId), toBinary(ExecOutputEventSchema, event));
+    this.publish(
+      subjects.execOutput(this.config.nodeId, event.executionId),
+      toBinary(ExecOutputEventSchema, event),
+    );
   }
 
   private publish(subject: string, data: Uint8Array): void {

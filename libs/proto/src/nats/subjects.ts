@@ -1,6 +1,6 @@
 // NATS subjects of the platform (PROTOCOL.md §9). Hierarchical, so permissions can be granted
 // per node: a node daemon subscribes to lq.v1.node.<its id>.> and publishes only its own
-// heartbeat, events and telemetry.
+// heartbeat, events, telemetry and execution output.
 
 import { isGuestOperation, type GuestOperation } from '../operations.js';
 
@@ -22,9 +22,13 @@ export const subjects = {
   allEvents: 'lq.v1.events.>',
   telemetry: (nodeId: string, vmId: string) => `lq.v1.telemetry.${nodeId}.${vmId}`,
   allTelemetry: 'lq.v1.telemetry.>',
-  /** A streamed execution's output chunks (ExecOutputEvent), published by the VM's node. */
-  execOutput: (executionId: string) => `lq.v1.exec.${executionId}.output`,
-  allExecOutput: 'lq.v1.exec.*.output',
+  /**
+   * A streamed execution's output chunks (ExecOutputEvent), published by the node that runs it:
+   * under that node's subjects, so NATS lets no other node publish them.
+   */
+  execOutput: (nodeId: string, executionId: string) =>
+    `lq.v1.node.${nodeId}.exec.${executionId}.output`,
+  allExecOutput: 'lq.v1.node.*.exec.*.output',
 };
 
 /** The operation named by a guest subject of this node, or undefined. */
