@@ -12,7 +12,7 @@ import { mountConnect } from './connect/connect.mount.js';
 import { GrpcServer } from './connect/grpc.server.js';
 import { AuthService } from '@lq/auth';
 import { AuditService } from '@lq/audit';
-import { ExecutionsService } from './executions/executions.service.js';
+import { ExecutionDriver } from './executions/execution-driver.js';
 
 const LEVELS: Record<ControlPlaneConfig['logLevel'], LogLevel[]> = {
   debug: ['debug', 'log', 'warn', 'error', 'fatal'],
@@ -73,7 +73,7 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Run
   }
   await app.get(NatsService).connect(`lq-control-plane-${process.pid}`);
   await app.get(InventorySubscriber).start();
-  app.get(ExecutionsService).startBackground();
+  app.get(ExecutionDriver).startBackground();
   await app.listen(config.http.port, config.http.host);
   const grpc = app.get(GrpcServer);
   const grpcPort = await grpc.start(config.grpc.host, config.grpc.port);

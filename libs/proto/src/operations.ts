@@ -36,10 +36,13 @@ export interface GuestOperationDef {
   readonly since: string;
 }
 
-const op = (
-  def: Pick<GuestOperationDef, 'request' | 'response' | 'result' | 'policy'> &
+/** A row: the defaults, with the literal case names kept for the types derived below. */
+const op = <
+  const D extends Pick<GuestOperationDef, 'request' | 'response' | 'result' | 'policy'> &
     Partial<GuestOperationDef>,
-): GuestOperationDef => ({
+>(
+  def: D,
+): Omit<GuestOperationDef, keyof D> & D => ({
   capabilities: [def.policy],
   retained: false,
   whileFrozen: false,

@@ -19,7 +19,8 @@ import {
   type RequestOrigin,
 } from '@lq/auth';
 import { VMService } from '@lq/proto';
-import type { Caller } from '../access/vm-access.service.js';
+import type { Caller } from '../common/caller.js';
+import { CONNECT_SPECS } from '../guest-ops/operations/index.js';
 import { REFLECTION_SERVICES } from './grpc-reflection.js';
 
 const PRINCIPAL = createContextKey<Principal | undefined>(undefined);
@@ -30,11 +31,13 @@ const ORIGIN = createContextKey<RequestOrigin | undefined>(undefined);
  * refused for everyone (deny by default; a test checks every VMService method is listed).
  */
 export const METHOD_PERMISSIONS: Record<string, Permission | 'public' | 'authenticated'> = {
-  [`${VMService.typeName}/PingAgent`]: 'vm.read',
-  [`${VMService.typeName}/ExecuteScript`]: 'guest.exec',
-  [`${VMService.typeName}/ReadGuestFile`]: 'guest.file.read',
-  [`${VMService.typeName}/WriteGuestFile`]: 'guest.file.write',
-  [`${VMService.typeName}/GuestShutdown`]: 'guest.power',
+  // The guest operations': their spec's permission.
+  ...Object.fromEntries(
+    CONNECT_SPECS.map((spec) => [
+      `${VMService.typeName}/${VMService.method[spec.connect!.method].name}`,
+      spec.permission,
+    ]),
+  ),
   [`${VMService.typeName}/ListVMs`]: 'vm.read',
   [`${VMService.typeName}/GetVM`]: 'vm.read',
   [`${VMService.typeName}/StartExecution`]: 'guest.exec',
@@ -42,11 +45,6 @@ export const METHOD_PERMISSIONS: Record<string, Permission | 'public' | 'authent
   [`${VMService.typeName}/GetExecution`]: 'authenticated',
   [`${VMService.typeName}/StreamExecutionOutput`]: 'authenticated',
   [`${VMService.typeName}/StopExecution`]: 'guest.exec',
-  [`${VMService.typeName}/QuiesceFilesystems`]: 'guest.quiesce',
-  [`${VMService.typeName}/ThawFilesystems`]: 'guest.quiesce',
-  [`${VMService.typeName}/GetQuiesceStatus`]: 'vm.read',
-  [`${VMService.typeName}/SyncGuestTime`]: 'guest.time',
-  [`${VMService.typeName}/SetGuestUserPassword`]: 'guest.password',
   // The schema is not a secret: grpcurl-style clients list and describe without a key.
   ...Object.fromEntries(
     REFLECTION_SERVICES.map((s) => [`${s}/ServerReflectionInfo`, 'public' as const]),

@@ -1,32 +1,24 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { create } from '@bufbuild/protobuf';
-import type { ConnectRouter, HandlerContext } from '@connectrpc/connect';
+import type { ConnectRouter, HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import {
-  ExecuteScriptResponseSchema,
   ExecutionSchema,
   GetExecutionResponseSchema,
   OutputStream,
   StartExecutionResponseSchema,
   StopExecutionResponseSchema,
-  QuiesceFilesystemsResponseSchema,
-  ThawFilesystemsResponseSchema,
-  GetQuiesceStatusResponseSchema,
-  SyncGuestTimeResponseSchema,
-  SetGuestUserPasswordResponseSchema,
   StreamExecutionOutputResponseSchema,
   type StreamExecutionOutputResponse,
   GetVMResponseSchema,
-  GuestShutdownResponseSchema,
   ListVMsResponseSchema,
-  PingAgentResponseSchema,
-  ReadGuestFileResponseSchema,
-  ShutdownMode,
   VMService,
-  WriteGuestFileResponseSchema,
 } from '@lq/proto';
 import { projectsWith } from '@lq/auth';
-import { VmGuestService } from '../guest-ops/vm-guest.service.js';
+import type { MethodInput, UnaryMethod } from '../guest-ops/connect-binding.js';
+import type { GuestOperationSpec } from '../guest-ops/guest-operation.js';
+import { GuestOperationRunner } from '../guest-ops/guest-operation.runner.js';
+import { CONNECT_SPECS, executeInputOf } from '../guest-ops/operations/index.js';
 import { VmReadService } from '../inventory/vm-read.service.js';
 import { InventoryService } from '../inventory/inventory.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
@@ -57,12 +49,14 @@ function executionMessage(v: ExecutionView) {
 
 /**
  * VMService for Connect (JSON and binary) and gRPC: one implementation, mounted on the HTTP
- * app and on the HTTP/2 server. Each method is one VmGuestService or InventoryService call.
+ * app and on the HTTP/2 server. The guest operations' methods come from their specs
+ * (GuestOperationSpec.connect), each one run through the audited path; the rest are one
+ * inventory or executions call each.
  */
 @Injectable()
 export class VmServiceRoutes {
   constructor(
-    @Inject(VmGuestService) private readonly guest: VmGuestService,
+    @Inject(GuestOperationRunner) private readonly runner: GuestOperationRunner,
     @Inject(InventoryService) private readonly inventory: InventoryService,
     @Inject(VmReadService) private readonly reads: VmReadService,
     @Inject(MetricsService) private readonly metrics: MetricsService,
@@ -70,93 +64,16 @@ export class VmServiceRoutes {
   ) {}
 
   register(router: ConnectRouter): void {
-    router.service(VMService, {
-      pingAgent: (req, ctx) =>
-        this.metrics.measure('ping', async () => {
-          const r = await this.guest.ping(req.vmId, req.timeoutSeconds || undefined, callerOf(ctx));
-          return create(PingAgentResponseSchema, r);
-        }),
-      executeScript: (req, ctx) =>
-        this.metrics.measure('execute', async () => {
-          const r = await this.guest.execute(
-            req.vmId,
-            {
-              command: req.command,
-              argv: req.argv,
-              args: req.args,
-              env: req.env,
-              cwd: req.cwd,
-              stdin: req.stdin,
-              timeoutSeconds: req.timeoutSeconds || undefined,
-              runAsUser: req.runAsUser,
-              runAsGroup: req.runAsGroup,
-              includeSupplementaryGroups: req.includeSupplementaryGroups,
-              outputLimitBytes: req.outputLimitBytes,
-              secretEnv: req.secretEnv,
-            },
-            callerOf(ctx),
-          );
-          return create(ExecuteScriptResponseSchema, {
-            vmId: req.vmId,
-            exitCode: r.exitCode,
-            signal: r.signal,
-            timedOut: r.timedOut,
-            stdout: Buffer.from(r.stdout).toString('utf8'),
-            stderr: Buffer.from(r.stderr).toString('utf8'),
-            stdoutTruncated: r.stdoutTruncated,
-            stderrTruncated: r.stderrTruncated,
-            durationMs: r.durationMs,
-            stdoutBytes: r.stdout,
-            stderrBytes: r.stderr,
-          });
-        }),
-      readGuestFile: (req, ctx) =>
-        this.metrics.measure('file.read', async () => {
-          const r = await this.guest.readChunk(
-            req.vmId,
-            req.path,
-            req.offset,
-            req.length,
-            callerOf(ctx),
-          );
-          return create(ReadGuestFileResponseSchema, {
-            data: r.data,
-            eof: r.eof,
-            totalSize: r.totalSize,
-            mode: r.mode,
-          });
-        }),
-      writeGuestFile: (req, ctx) =>
-        this.metrics.measure('file.write', async () => {
-          const r = await this.guest.writeChunk(
-            req.vmId,
-            {
-              path: req.path,
-              data: req.data,
-              offset: req.offset,
-              append: req.append,
-              create: req.create,
-              truncate: req.truncate,
-              mode: req.mode,
-            },
-            callerOf(ctx),
-          );
-          return create(WriteGuestFileResponseSchema, {
-            bytesWritten: r.bytesWritten,
-            size: r.size,
-          });
-        }),
-      guestShutdown: (req, ctx) =>
-        this.metrics.measure('shutdown', async () => {
-          const mode = req.mode === ShutdownMode.UNSPECIFIED ? ShutdownMode.POWEROFF : req.mode;
-          const r = await this.guest.shutdown(req.vmId, mode, req.delaySeconds, callerOf(ctx));
-          return create(GuestShutdownResponseSchema, { mode: r.mode, scheduledAt: r.scheduledAt });
-        }),
+    const impl: Partial<ServiceImpl<typeof VMService>> = {
       listVMs: (_req, ctx) =>
         this.metrics.measure('list', async () =>
           create(ListVMsResponseSchema, {
             vms: await this.inventory.listVms(projectsWith(callerOf(ctx).principal, 'vm.read')),
           }),
+        ),
+      getVM: (req, ctx) =>
+        this.metrics.measure('get', async () =>
+          create(GetVMResponseSchema, { vm: await this.reads.getVm(callerOf(ctx), req.vmId) }),
         ),
       startExecution: (req, ctx) =>
         this.metrics.measure('execution.start', async () => {
@@ -164,24 +81,7 @@ export class VmServiceRoutes {
           if (!e) {
             throw new VmGuestException(VmGuestErrorCode.INVALID_REQUEST, 'execute is required');
           }
-          const view = await this.executions.start(
-            e.vmId,
-            {
-              command: e.command,
-              argv: e.argv,
-              args: e.args,
-              env: e.env,
-              cwd: e.cwd,
-              stdin: e.stdin,
-              timeoutSeconds: e.timeoutSeconds || undefined,
-              runAsUser: e.runAsUser,
-              runAsGroup: e.runAsGroup,
-              includeSupplementaryGroups: e.includeSupplementaryGroups,
-              outputLimitBytes: e.outputLimitBytes,
-              secretEnv: e.secretEnv,
-            },
-            callerOf(ctx),
-          );
+          const view = await this.executions.start(e.vmId, executeInputOf(e), callerOf(ctx));
           return create(StartExecutionResponseSchema, { execution: executionMessage(view) });
         }),
       getExecution: (req, ctx) =>
@@ -198,54 +98,22 @@ export class VmServiceRoutes {
             ),
           }),
         ),
-      quiesceFilesystems: (req, ctx) =>
-        this.metrics.measure('quiesce', async () =>
-          create(QuiesceFilesystemsResponseSchema, {
-            result: await this.guest.quiesce(
-              req.vmId,
-              req.mountPoints,
-              req.timeoutSeconds || undefined,
-              callerOf(ctx),
-            ),
-          }),
-        ),
-      thawFilesystems: (req, ctx) =>
-        this.metrics.measure('thaw', async () =>
-          create(ThawFilesystemsResponseSchema, {
-            result: await this.guest.thaw(req.vmId, callerOf(ctx)),
-          }),
-        ),
-      getQuiesceStatus: (req, ctx) =>
-        this.metrics.measure('quiesce.status', async () =>
-          create(GetQuiesceStatusResponseSchema, {
-            status: await this.guest.quiesceStatus(req.vmId, callerOf(ctx)),
-          }),
-        ),
-      syncGuestTime: (req, ctx) =>
-        this.metrics.measure('time.sync', async () =>
-          create(SyncGuestTimeResponseSchema, {
-            result: await this.guest.syncTime(req.vmId, req.force, callerOf(ctx)),
-          }),
-        ),
-      setGuestUserPassword: (req, ctx) =>
-        this.metrics.measure('password.set', async () => {
-          await this.guest.setUserPassword(
-            req.vmId,
-            req.username,
-            req.secret.case === 'password'
-              ? { password: req.secret.value }
-              : { cryptedHash: req.secret.value },
-            callerOf(ctx),
-          );
-          return create(SetGuestUserPasswordResponseSchema, {});
-        }),
       streamExecutionOutput: (req, ctx) =>
         this.streamOutput(req.executionId, Number(req.afterSeq), ctx),
-      getVM: (req, ctx) =>
-        this.metrics.measure('get', async () =>
-          create(GetVMResponseSchema, { vm: await this.reads.getVm(callerOf(ctx), req.vmId) }),
-        ),
-    });
+    };
+    // Every guest operation with a VMService method: one run through the audited path.
+    for (const spec of CONNECT_SPECS as Array<GuestOperationSpec<unknown, unknown>>) {
+      const binding = spec.connect!;
+      const method = VMService.method[binding.method];
+      Object.assign(impl, {
+        [binding.method]: async (req: MethodInput<UnaryMethod>, ctx: HandlerContext) => {
+          const { vmId, input } = binding.input(req);
+          const result = await this.runner.run(spec, callerOf(ctx), vmId, input);
+          return create(method.output, binding.output(result, req) as never);
+        },
+      });
+    }
+    router.service(VMService, impl);
   }
 
   /** The output as a server stream: chunks as they come, then the end (bounded buffering). */

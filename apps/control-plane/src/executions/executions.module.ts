@@ -4,6 +4,8 @@ import { AuditModule } from '../audit/audit.module.js';
 import { GuestOpsModule } from '../guest-ops/guest-ops.module.js';
 import { InventoryModule } from '../inventory/inventory.module.js';
 import { NatsModule } from '../nats/nats.module.js';
+import { ExecutionDriver } from './execution-driver.js';
+import { ExecutionFollower } from './execution-follower.js';
 import { ExecutionsController } from './executions.controller.js';
 import { ExecutionsRepository } from './executions.repository.js';
 import { ExecutionsService } from './executions.service.js';
@@ -11,8 +13,8 @@ import { ExecutionsService } from './executions.service.js';
 /** Asynchronous executions: started at once, output stored and followed, cancellable. */
 @Module({
   imports: [AccessModule, AuditModule, GuestOpsModule, InventoryModule, NatsModule],
-  providers: [ExecutionsRepository, ExecutionsService],
+  providers: [ExecutionsRepository, ExecutionDriver, ExecutionFollower, ExecutionsService],
   controllers: [ExecutionsController],
-  exports: [ExecutionsService],
+  exports: [ExecutionsService, ExecutionDriver],
 })
 export class ExecutionsModule {}

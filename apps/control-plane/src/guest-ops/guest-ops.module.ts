@@ -5,13 +5,13 @@ import { InventoryModule } from '../inventory/inventory.module.js';
 import { MetricsModule } from '../metrics/metrics.module.js';
 import { NatsModule } from '../nats/nats.module.js';
 import { VmGuestController } from './vm-guest.controller.js';
-import { VmGuestService } from './vm-guest.service.js';
+import { GuestOperationRunner } from './guest-operation.runner.js';
 
 /** Guest operations: the one audited path from a caller to a VM's agent, and its REST routes. */
 @Module({
   imports: [AccessModule, AuditModule, InventoryModule, MetricsModule, NatsModule],
-  providers: [VmGuestService],
+  providers: [GuestOperationRunner],
   controllers: [VmGuestController],
-  exports: [VmGuestService],
+  exports: [GuestOperationRunner],
 })
 export class GuestOpsModule {}

@@ -19,37 +19,39 @@ import {
   NetworkInterfaceSchema,
   OsInfoSchema,
   ShutdownMode,
-  isSubjectToken,
   type ExecuteResponse,
   type HookResult,
 } from '@lq/proto';
 import { QuiesceDto, SetPasswordDto, SyncTimeDto } from './dto/guest-admin.dto.js';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
-import { MetricsService } from '../metrics/metrics.service.js';
 import { ExecuteDto, toExecuteInput } from './dto/execute.dto.js';
 import { FileQueryDto } from './dto/file-query.dto.js';
 import { PingDto } from './dto/ping.dto.js';
 import { ShutdownDto } from './dto/shutdown.dto.js';
 import { VmGuestErrorCode, VmGuestException } from './vm-guest.exception.js';
 import { RequirePermission } from '@lq/auth';
-import { VmGuestService } from './vm-guest.service.js';
-import { CurrentCaller, restCaller as callerOf, type Caller } from '../common/caller.js';
+import { GuestOperationRunner } from './guest-operation.runner.js';
+import {
+  EXECUTE,
+  FILE_DOWNLOAD,
+  FILE_UPLOAD,
+  FS_INFO,
+  INFO,
+  PASSWORD_SET,
+  PING,
+  QUIESCE,
+  QUIESCE_STATUS,
+  SHUTDOWN,
+  THAW,
+  TIME_SYNC,
+} from './operations/index.js';
+import { CurrentCaller, type Caller } from '../common/caller.js';
 
 const MODES: Record<NonNullable<ShutdownDto['mode']>, ShutdownMode> = {
   poweroff: ShutdownMode.POWEROFF,
   reboot: ShutdownMode.REBOOT,
   halt: ShutdownMode.HALT,
 };
-
-function vmIdOf(id: string): string {
-  if (!isSubjectToken(id)) {
-    throw new VmGuestException(
-      VmGuestErrorCode.INVALID_REQUEST,
-      'vm id must be 1-128 letters, digits, _ or -',
-    );
-  }
-  return id;
-}
 
 function hookJson(h: HookResult) {
   return {
@@ -79,8 +81,9 @@ export function executeResultJson(vmId: string, r: ExecuteResponse) {
 }
 
 /**
- * REST guest operations. Thin: parse, one service call, shape the JSON. Errors are
- * VmGuestExceptions mapped to statuses by HttpExceptionFilter.
+ * REST guest operations. Thin: each route is a permission, one run of its operation's spec
+ * through the audited path (GuestOperationRunner), and the JSON shape. Errors are mapped to
+ * statuses by HttpExceptionFilter.
  */
 @ApiTags('guest operations')
 @ApiBearerAuth()
@@ -88,54 +91,55 @@ export function executeResultJson(vmId: string, r: ExecuteResponse) {
 export class VmGuestController {
   constructor(
     @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
-    @Inject(VmGuestService) private readonly guest: VmGuestService,
-    @Inject(MetricsService) private readonly metrics: MetricsService,
+    @Inject(GuestOperationRunner) private readonly guest: GuestOperationRunner,
   ) {}
 
   @Post('ping')
   @RequirePermission('vm.read')
   @HttpCode(200)
   @ApiOperation({ summary: 'Round trip to the VM’s guest agent' })
-  ping(@Param('id') id: string, @Body() body: PingDto, @CurrentCaller() caller: Caller) {
-    const vmId = vmIdOf(id);
-    return this.metrics.measure('ping', async () => {
-      const r = await this.guest.ping(vmId, body.timeout_seconds, caller);
-      return {
-        vm_id: vmId,
-        agent_version: r.agentVersion,
-        uptime_seconds: r.uptimeSeconds,
-        latency_ms: r.latencyMs,
-      };
-    });
+  async ping(@Param('id') vmId: string, @Body() body: PingDto, @CurrentCaller() caller: Caller) {
+    const r = await this.guest.run(PING, caller, vmId, { timeoutSeconds: body.timeout_seconds });
+    return {
+      vm_id: vmId,
+      agent_version: r.agentVersion,
+      uptime_seconds: r.uptimeSeconds,
+      latency_ms: r.latencyMs,
+    };
   }
 
   @Post('execute')
   @RequirePermission('guest.exec')
   @HttpCode(200)
   @ApiOperation({ summary: 'Run a command in the guest and wait for it' })
-  execute(@Param('id') id: string, @Body() body: ExecuteDto, @CurrentCaller() caller: Caller) {
-    const vmId = vmIdOf(id);
-    const input = toExecuteInput(body);
-    return this.metrics.measure('execute', async () => {
-      const r = await this.guest.execute(vmId, input, caller);
-      return executeResultJson(vmId, r);
-    });
+  async execute(
+    @Param('id') vmId: string,
+    @Body() body: ExecuteDto,
+    @CurrentCaller() caller: Caller,
+  ) {
+    const r = await this.guest.run(EXECUTE, caller, vmId, toExecuteInput(body));
+    return executeResultJson(vmId, r);
   }
 
   @Post('shutdown')
   @RequirePermission('guest.power')
   @HttpCode(202)
   @ApiOperation({ summary: 'Power off, reboot or halt the guest through its agent' })
-  shutdown(@Param('id') id: string, @Body() body: ShutdownDto, @CurrentCaller() caller: Caller) {
-    const vmId = vmIdOf(id);
+  async shutdown(
+    @Param('id') vmId: string,
+    @Body() body: ShutdownDto,
+    @CurrentCaller() caller: Caller,
+  ) {
     const mode = body.mode ?? 'poweroff';
-    return this.metrics.measure('shutdown', async () => {
-      const r = await this.guest.shutdown(vmId, MODES[mode], body.delay_seconds ?? 0, caller);
-      const at = r.scheduledAt
-        ? new Date(Number(r.scheduledAt.seconds) * 1000 + r.scheduledAt.nanos / 1e6)
-        : undefined;
-      return { vm_id: vmId, mode, scheduled_at: at?.toISOString() };
+    const r = await this.guest.run(SHUTDOWN, caller, vmId, {
+      mode: MODES[mode],
+      delaySeconds: body.delay_seconds ?? 0,
     });
+    return {
+      vm_id: vmId,
+      mode,
+      scheduled_at: r.scheduledAt ? timestampDate(r.scheduledAt).toISOString() : undefined,
+    };
   }
 
   @Post('quiesce')
@@ -144,58 +148,51 @@ export class VmGuestController {
   @ApiOperation({
     summary: 'Freeze the guest’s filesystems (pre-freeze hooks; auto-thaw after timeout_seconds)',
   })
-  quiesce(@Param('id') id: string, @Body() body: QuiesceDto, @CurrentCaller() caller: Caller) {
-    const vmId = vmIdOf(id);
-    return this.metrics.measure('quiesce', async () => {
-      const r = await this.guest.quiesce(
-        vmId,
-        body.mount_points ?? [],
-        body.timeout_seconds,
-        caller,
-      );
-      return {
-        vm_id: vmId,
-        frozen: r.frozen,
-        thaw_deadline: r.thawDeadline ? timestampDate(r.thawDeadline).toISOString() : null,
-        hooks: r.hooks.map(hookJson),
-      };
+  async quiesce(
+    @Param('id') vmId: string,
+    @Body() body: QuiesceDto,
+    @CurrentCaller() caller: Caller,
+  ) {
+    const r = await this.guest.run(QUIESCE, caller, vmId, {
+      mountPoints: body.mount_points ?? [],
+      timeoutSeconds: body.timeout_seconds,
     });
+    return {
+      vm_id: vmId,
+      frozen: r.frozen,
+      thaw_deadline: r.thawDeadline ? timestampDate(r.thawDeadline).toISOString() : null,
+      hooks: r.hooks.map(hookJson),
+    };
   }
 
   @Post('thaw')
   @RequirePermission('guest.quiesce')
   @HttpCode(200)
   @ApiOperation({ summary: 'Thaw the guest’s filesystems (post-thaw hooks after)' })
-  thaw(@Param('id') id: string, @CurrentCaller() caller: Caller) {
-    const vmId = vmIdOf(id);
-    return this.metrics.measure('thaw', async () => {
-      const r = await this.guest.thaw(vmId, caller);
-      return {
-        vm_id: vmId,
-        was_frozen: r.wasFrozen,
-        thawed: r.thawed,
-        hooks: r.hooks.map(hookJson),
-      };
-    });
+  async thaw(@Param('id') vmId: string, @CurrentCaller() caller: Caller) {
+    const r = await this.guest.run(THAW, caller, vmId, undefined);
+    return {
+      vm_id: vmId,
+      was_frozen: r.wasFrozen,
+      thawed: r.thawed,
+      hooks: r.hooks.map(hookJson),
+    };
   }
 
   @Get('quiesce')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Whether the guest is frozen, which mounts, until when' })
-  quiesceStatus(@Param('id') id: string, @CurrentCaller() caller: Caller) {
-    const vmId = vmIdOf(id);
-    return this.metrics.measure('quiesce.status', async () => {
-      const r = await this.guest.quiesceStatus(vmId, caller);
-      const iso = (t: typeof r.frozenAt) => (t ? timestampDate(t).toISOString() : null);
-      return {
-        vm_id: vmId,
-        frozen: r.frozen,
-        mount_points: r.mountPoints,
-        frozen_at: iso(r.frozenAt),
-        thaw_deadline: iso(r.thawDeadline),
-        last_auto_thaw: iso(r.lastAutoThaw),
-      };
-    });
+  async quiesceStatus(@Param('id') vmId: string, @CurrentCaller() caller: Caller) {
+    const r = await this.guest.run(QUIESCE_STATUS, caller, vmId, undefined);
+    const iso = (t: typeof r.frozenAt) => (t ? timestampDate(t).toISOString() : null);
+    return {
+      vm_id: vmId,
+      frozen: r.frozen,
+      mount_points: r.mountPoints,
+      frozen_at: iso(r.frozenAt),
+      thaw_deadline: iso(r.thawDeadline),
+      last_auto_thaw: iso(r.lastAutoThaw),
+    };
   }
 
   @Post('sync-time')
@@ -205,18 +202,19 @@ export class VmGuestController {
     summary:
       'Step the guest clock with its time service, or (force) from the control plane’s clock',
   })
-  syncTime(@Param('id') id: string, @Body() body: SyncTimeDto, @CurrentCaller() caller: Caller) {
-    const vmId = vmIdOf(id);
-    return this.metrics.measure('time.sync', async () => {
-      const r = await this.guest.syncTime(vmId, body.force ?? false, caller);
-      return {
-        vm_id: vmId,
-        method: r.method,
-        offset_before_ms: r.offsetBeforeMs ?? null,
-        offset_after_ms: r.offsetAfterMs ?? null,
-        rtc_error: r.rtcError || null,
-      };
-    });
+  async syncTime(
+    @Param('id') vmId: string,
+    @Body() body: SyncTimeDto,
+    @CurrentCaller() caller: Caller,
+  ) {
+    const r = await this.guest.run(TIME_SYNC, caller, vmId, { force: body.force ?? false });
+    return {
+      vm_id: vmId,
+      method: r.method,
+      offset_before_ms: r.offsetBeforeMs ?? null,
+      offset_after_ms: r.offsetAfterMs ?? null,
+      rtc_error: r.rtcError || null,
+    };
   }
 
   @Post('password')
@@ -224,83 +222,69 @@ export class VmGuestController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Set a guest user’s password (chpasswd); never logged or audited' })
   async setPassword(
-    @Param('id') id: string,
+    @Param('id') vmId: string,
     @Body() body: SetPasswordDto,
     @CurrentCaller() caller: Caller,
   ) {
-    const vmId = vmIdOf(id);
-    await this.metrics.measure('password.set', () =>
-      this.guest.setUserPassword(
-        vmId,
-        body.username,
-        { password: body.password, cryptedHash: body.crypted_hash },
-        caller,
-      ),
-    );
+    await this.guest.run(PASSWORD_SET, caller, vmId, {
+      username: body.username,
+      password: body.password,
+      cryptedHash: body.crypted_hash,
+    });
     return { vm_id: vmId, username: body.username, result: 'password set' };
   }
 
   @Get('filesystems')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Mounted filesystems, type, size and use (asked now)' })
-  filesystems(@Param('id') id: string, @CurrentCaller() caller: Caller) {
-    const vmId = vmIdOf(id);
-    return this.metrics.measure('fs.info', async () => {
-      const r = await this.guest.fsInfo(vmId, caller);
-      return {
-        vm_id: vmId,
-        filesystems: r.filesystems.map((f) => ({
-          mount_point: f.mountPoint,
-          device: f.device,
-          fs_type: f.fsType,
-          total_bytes: Number(f.totalBytes),
-          used_bytes: Number(f.usedBytes),
-          read_only: f.readOnly,
-          freezable: f.freezable,
-        })),
-      };
-    });
+  async filesystems(@Param('id') vmId: string, @CurrentCaller() caller: Caller) {
+    const r = await this.guest.run(FS_INFO, caller, vmId, undefined);
+    return {
+      vm_id: vmId,
+      filesystems: r.filesystems.map((f) => ({
+        mount_point: f.mountPoint,
+        device: f.device,
+        fs_type: f.fsType,
+        total_bytes: Number(f.totalBytes),
+        used_bytes: Number(f.usedBytes),
+        read_only: f.readOnly,
+        freezable: f.freezable,
+      })),
+    };
   }
 
   @Get('os')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'OS facts (asked now)' })
-  os(@Param('id') id: string, @CurrentCaller() caller: Caller) {
-    const vmId = vmIdOf(id);
-    return this.metrics.measure('info', async () => {
-      const r = await this.guest.info(vmId, caller);
-      return {
-        vm_id: vmId,
-        os: r.info?.os ? toJson(OsInfoSchema, r.info.os) : null,
-        hostname: r.info?.hostname,
-      };
-    });
+  async os(@Param('id') vmId: string, @CurrentCaller() caller: Caller) {
+    const r = await this.guest.run(INFO, caller, vmId, undefined);
+    return {
+      vm_id: vmId,
+      os: r.info?.os ? toJson(OsInfoSchema, r.info.os) : null,
+      hostname: r.info?.hostname,
+    };
   }
 
   @Get('interfaces')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Network interfaces and addresses (asked now)' })
-  interfaces(@Param('id') id: string, @CurrentCaller() caller: Caller) {
-    const vmId = vmIdOf(id);
-    return this.metrics.measure('info', async () => {
-      const r = await this.guest.info(vmId, caller);
-      return {
-        vm_id: vmId,
-        interfaces: (r.info?.interfaces ?? []).map((i) => toJson(NetworkInterfaceSchema, i)),
-      };
-    });
+  async interfaces(@Param('id') vmId: string, @CurrentCaller() caller: Caller) {
+    const r = await this.guest.run(INFO, caller, vmId, undefined);
+    return {
+      vm_id: vmId,
+      interfaces: (r.info?.interfaces ?? []).map((i) => toJson(NetworkInterfaceSchema, i)),
+    };
   }
 
   @Get('files')
   @RequirePermission('guest.file.read')
   @ApiOperation({ summary: 'Download a guest file (streamed in chunks)' })
   async download(
-    @Param('id') id: string,
+    @Param('id') vmId: string,
     @Query() query: FileQueryDto,
     @CurrentCaller() caller: Caller,
     @Res() res: Response,
   ): Promise<void> {
-    const vmId = vmIdOf(id);
     let started = false;
     const sink = async (chunk: Uint8Array) => {
       if (!started) {
@@ -318,9 +302,7 @@ export class VmGuestController {
     };
     // Errors before the first byte become a normal error response; after it, the connection
     // is cut so the client cannot mistake a partial file for a whole one.
-    await this.metrics.measure('file.read', () =>
-      this.guest.readFile(vmId, query.path, sink, caller),
-    );
+    await this.guest.run(FILE_DOWNLOAD, caller, vmId, { path: query.path, sink });
     if (!started) {
       res.status(200).setHeader('Content-Type', 'application/octet-stream');
     }
@@ -332,8 +314,12 @@ export class VmGuestController {
   @ApiOperation({
     summary: 'Upload a guest file (request body streamed in chunks, replaced atomically)',
   })
-  async upload(@Param('id') id: string, @Query() query: FileQueryDto, @Req() req: Request) {
-    const vmId = vmIdOf(id);
+  async upload(
+    @Param('id') vmId: string,
+    @Query() query: FileQueryDto,
+    @CurrentCaller() caller: Caller,
+    @Req() req: Request,
+  ) {
     const mode = query.mode === undefined ? undefined : Number.parseInt(query.mode, 8);
     const max = this.config.limits.maxUploadBytes;
     const declared = Number(req.header('content-length') ?? NaN);
@@ -356,9 +342,11 @@ export class VmGuestController {
         yield chunk;
       }
     }
-    return this.metrics.measure('file.write', async () => {
-      const r = await this.guest.writeFile(vmId, query.path, body(), mode, callerOf(req));
-      return { vm_id: vmId, path: query.path, bytes: r.bytes, size: Number(r.size) };
+    const r = await this.guest.run(FILE_UPLOAD, caller, vmId, {
+      path: query.path,
+      source: body(),
+      mode,
     });
+    return { vm_id: vmId, path: query.path, bytes: r.bytes, size: r.size };
   }
 }

@@ -20,6 +20,8 @@ export enum VmGuestErrorCode {
   NOT_FOUND = 'NOT_FOUND',
   /** The control plane's database does not answer. */
   STORE_UNAVAILABLE = 'STORE_UNAVAILABLE',
+  /** The node daemon refused the control plane's signature (a key it does not trust). */
+  SIGNATURE_REFUSED = 'SIGNATURE_REFUSED',
   INTERNAL = 'INTERNAL',
 }
 
@@ -33,6 +35,7 @@ const KINDS: Record<VmGuestErrorCode, ErrorKind> = {
   [VmGuestErrorCode.NODE_UNAVAILABLE]: 'unavailable',
   [VmGuestErrorCode.NOT_FOUND]: 'not_found',
   [VmGuestErrorCode.STORE_UNAVAILABLE]: 'unavailable',
+  [VmGuestErrorCode.SIGNATURE_REFUSED]: 'bad_gateway',
   [VmGuestErrorCode.INTERNAL]: 'internal',
 };
 

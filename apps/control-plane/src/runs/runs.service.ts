@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { AuditService, redactExecute } from '@lq/audit';
+import { AuditService } from '@lq/audit';
 import { AuthException, holdsAnywhere, holdsGlobally, isGlobalAdmin, projectsWith } from '@lq/auth';
 import { isSubjectToken } from '@lq/proto';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { VmAccessService, type Caller } from '../access/vm-access.service.js';
 import { actorOf } from '../audit/audit-actor.js';
-import { VmGuestService, type ExecuteInput } from '../guest-ops/vm-guest.service.js';
+import { GuestOperationRunner } from '../guest-ops/guest-operation.runner.js';
+import { prepareExecution, type ExecuteInput } from '../guest-ops/operations/index.js';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import { ExecutionsService } from '../executions/executions.service.js';
 import type { ExecutionState } from '../executions/executions.repository.js';
@@ -107,7 +108,7 @@ export class RunsService {
     @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
     @Inject(RunsRepository) private readonly repo: RunsRepository,
     @Inject(ExecutionsService) private readonly executions: ExecutionsService,
-    @Inject(VmGuestService) private readonly guest: VmGuestService,
+    @Inject(GuestOperationRunner) private readonly runner: GuestOperationRunner,
     @Inject(VmAccessService) private readonly access: VmAccessService,
     @Inject(AuditService) private readonly audit: AuditService,
   ) {
@@ -125,7 +126,12 @@ export class RunsService {
 
   async create(spec: RunSpec, caller: Caller): Promise<RunView> {
     const target = this.targetOf(spec.target);
-    const request = this.guest.executeRequest(spec.input);
+    // Every VM's execution validates the same input again; a bad one is refused here, once.
+    const { request, params } = prepareExecution(
+      spec.input,
+      this.runner.env,
+      this.config.execAsyncTimeoutSeconds,
+    );
     // Only VMs the caller can see are targets: the answer and the stored run never tell whether
     // another project's VM exists.
     const vms = await this.repo.resolve(target, projectsWith(caller.principal, 'vm.read'));
@@ -142,7 +148,6 @@ export class RunsService {
     const maxErrors =
       spec.maxErrors === undefined ? null : amountOf('max_errors', spec.maxErrors, vms.length, 0);
     const id = randomUUID();
-    const params = redactExecute({ ...spec.input, argv: request.argv });
     await this.audit.intent({
       ...actorOf(caller.principal, caller),
       operation: 'run',

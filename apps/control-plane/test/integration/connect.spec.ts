@@ -1,5 +1,5 @@
 // Transport test for VMService: Connect JSON on the Nest HTTP app and gRPC (+ reflection) on the
-// HTTP/2 port, over real sockets. VmGuestService and InventoryService are test doubles here: the
+// HTTP/2 port, over real sockets. The audited path and InventoryService are test doubles here: the
 // system test drives the whole path through NATS, a node daemon and an agent.
 import 'reflect-metadata';
 import type { Server } from 'node:http';
@@ -36,7 +36,9 @@ import { mountConnect } from '../../src/connect/connect.mount.js';
 import { GrpcServer } from '../../src/connect/grpc.server.js';
 import { VmServiceRoutes } from '../../src/connect/vm-service.routes.js';
 import { VmGuestErrorCode, VmGuestException } from '../../src/guest-ops/vm-guest.exception.js';
-import { VmGuestService, type Caller } from '../../src/guest-ops/vm-guest.service.js';
+import type { Caller } from '../../src/common/caller.js';
+import type { GuestOperationSpec } from '../../src/guest-ops/guest-operation.js';
+import { GuestOperationRunner } from '../../src/guest-ops/guest-operation.runner.js';
 import { ConnectAuth } from '../../src/connect/connect-auth.js';
 import { ExecutionsService } from '../../src/executions/executions.service.js';
 import { VmReadService } from '../../src/inventory/vm-read.service.js';
@@ -130,6 +132,28 @@ const guest = {
   }),
 };
 
+/** The audited path, doubled: each operation's spec goes to its double above. */
+const runner = {
+  run: (
+    spec: GuestOperationSpec<unknown, unknown>,
+    caller: Caller,
+    vmId: string,
+    input: unknown,
+  ) => {
+    const i = input as { timeoutSeconds?: number; mode: ShutdownMode; delaySeconds: number };
+    switch (spec.name) {
+      case 'ping':
+        return guest.ping(vmId, i.timeoutSeconds, caller);
+      case 'execute':
+        return guest.execute(vmId, input, caller);
+      case 'shutdown':
+        return guest.shutdown(vmId, i.mode, i.delaySeconds, caller);
+      default:
+        throw new Error(`no test double for ${spec.name}`);
+    }
+  },
+};
+
 const vm1 = create(VMSchema, { id: 'vm-1', nodeId: 'node-1', agentState: 'ready' });
 const inventory = {
   listVms: jest.fn(async () => [vm1]),
@@ -155,7 +179,7 @@ class EchoController {
   providers: [
     VmServiceRoutes,
     GrpcServer,
-    { provide: VmGuestService, useValue: guest },
+    { provide: GuestOperationRunner, useValue: runner },
     { provide: InventoryService, useValue: inventory },
     {
       provide: MetricsService,

@@ -1,6 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { VmGuestErrorCode, VmGuestException } from '../vm-guest.exception.js';
-import type { ExecuteInput } from '../vm-guest.service.js';
+import type { ExecuteInput } from '../operations/execute.operation.js';
 import {
   ArrayMaxSize,
   IsArray,

@@ -1,0 +1,56 @@
+import type { ExecutionRow, ExecutionState, OutputChunk } from './executions.repository.js';
+
+/** An execution as the API shows it. */
+export interface ExecutionView {
+  id: string;
+  vm_id: string;
+  node_id: string;
+  project_id: string;
+  run_id: string | null;
+  actor: string;
+  status: ExecutionState;
+  exit_code: number | null;
+  signal: string | null;
+  error: string | null;
+  command: string | null;
+  argv: string[] | null;
+  run_as_user: string | null;
+  created_at: string;
+  started_at: string | null;
+  ended_at: string | null;
+  duration_ms: number | null;
+  stdout_total_bytes: number | null;
+  stderr_total_bytes: number | null;
+}
+
+export function executionView(r: ExecutionRow): ExecutionView {
+  const req = r.request;
+  const num = (v: string | null) => (v === null ? null : Number(v));
+  return {
+    id: r.id,
+    vm_id: r.vm_id,
+    node_id: r.node_id,
+    project_id: r.project_id,
+    run_id: r.run_id,
+    actor: r.actor,
+    status: r.status,
+    exit_code: r.exit_code,
+    signal: r.signal,
+    error: r.error,
+    command: typeof req.command === 'string' ? req.command : null,
+    argv: Array.isArray(req.argv) ? (req.argv as string[]) : null,
+    run_as_user: typeof req.run_as_user === 'string' ? req.run_as_user : null,
+    created_at: r.created_at.toISOString(),
+    started_at: r.started_at?.toISOString() ?? null,
+    ended_at: r.ended_at?.toISOString() ?? null,
+    duration_ms: r.ended_at && r.started_at ? r.ended_at.getTime() - r.started_at.getTime() : null,
+    stdout_total_bytes: num(r.stdout_total_bytes),
+    stderr_total_bytes: num(r.stderr_total_bytes),
+  };
+}
+
+/** Where a follower's chunks and the end go (SSE, gRPC stream). */
+export interface FollowSink {
+  chunk(c: OutputChunk): void;
+  end(view: ExecutionView): void;
+}

@@ -1,0 +1,259 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { AuditService, type AuditActor } from '@lq/audit';
+import type { GuestGrant } from '@lq/auth';
+import { create } from '@bufbuild/protobuf';
+import {
+  FileReadRequestSchema,
+  FileWriteRequestSchema,
+  GUEST_OPERATION_TABLE,
+  callGuest,
+  isSubjectToken,
+  type GuestOperation,
+} from '@lq/proto';
+import { VmAccessService } from '../access/vm-access.service.js';
+import { actorOf } from '../audit/audit-actor.js';
+import type { Caller } from '../common/caller.js';
+import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
+import { InventoryService } from '../inventory/inventory.service.js';
+import type { VmLocation } from '../inventory/inventory.types.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { NatsService } from '../nats/nats.service.js';
+import { guestFailure, isGuestError } from './guest-errors.js';
+import type {
+  AnswerOf,
+  Dispatcher,
+  GuestOperationSpec,
+  OperationOf,
+  OutcomeFields,
+  Prepared,
+  SpecEnv,
+} from './guest-operation.js';
+import { VmGuestErrorCode, VmGuestException } from './vm-guest.exception.js';
+
+/** The audit row every row of one operation shares (intent, outcome). */
+export type OperationRow = AuditActor & {
+  vmId: string;
+  nodeId: string;
+  projectId: string;
+  operation: string;
+};
+
+export interface BeginOptions {
+  /** The request id of its audit rows and of the request to the node (one per execution). */
+  requestId?: string;
+  /** Parameters the intent records on top of the spec's (an execution id, a run id). */
+  params?: Record<string, unknown>;
+  /** Re-read the VM's location (not the cache) when it is not ready: async starts do. */
+  freshLocation?: boolean;
+}
+
+/**
+ * An operation whose intent is written: its dispatcher sends on the intent's behalf, and
+ * `succeeded` / `failed` write its outcome. Async executions hold one while they run.
+ */
+export interface Ticket<T> {
+  readonly prepared: Prepared<T>;
+  readonly where: VmLocation;
+  readonly grant: GuestGrant;
+  readonly row: OperationRow;
+  readonly dispatcher: Dispatcher;
+  /** The outcome row of a result. */
+  succeeded(result: T, durationMs: number): Promise<void>;
+  /** The outcome row of a failure, mapped as transports report it; returns that exception. */
+  failed(err: unknown, durationMs: number, status?: string): Promise<VmGuestException | Error>;
+}
+
+/**
+ * The one audited path of every guest operation, whatever the transport (REST, Connect, gRPC)
+ * and whether it waits (synchronous), returns at once (executions) or fans out (fleet runs):
+ *
+ *   input validated (400, nothing sent) → VM located → permission and the bindings' limits
+ *   checked on its project (403, audited) → audit intent written (503 and nothing sent if it
+ *   cannot be) → request(s) to the VM's node → outcome row (result, or the mapped error).
+ *
+ * Nothing reaches a guest except through a Ticket's dispatcher.
+ */
+@Injectable()
+export class GuestOperationRunner {
+  /** The configuration and timeout rule specs validate with (fleet runs validate up front). */
+  readonly env: SpecEnv;
+
+  constructor(
+    @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
+    @Inject(InventoryService) private readonly inventory: InventoryService,
+    @Inject(VmAccessService) private readonly access: VmAccessService,
+    @Inject(AuditService) private readonly audit: AuditService,
+    @Inject(NatsService) private readonly nats: NatsService,
+    @Inject(MetricsService) private readonly metrics: MetricsService,
+  ) {
+    this.env = { config, timeoutMs: (s, d) => this.timeoutMs(s, d) };
+  }
+
+  /** Runs one operation to its end and answers its result (or throws the mapped error). */
+  run<I, T>(spec: GuestOperationSpec<I, T>, caller: Caller, vmId: string, input: I): Promise<T> {
+    return this.metrics.measure(spec.name, async () => {
+      const ticket = await this.begin(spec, caller, vmId, input);
+      const started = performance.now();
+      let result: T;
+      try {
+        result = await ticket.prepared.dispatch(ticket.dispatcher);
+      } catch (err) {
+        throw await ticket.failed(err, performance.now() - started);
+      }
+      await ticket.succeeded(result, performance.now() - started);
+      return result;
+    });
+  }
+
+  /**
+   * Everything up to the written intent; the caller dispatches and writes the outcome through
+   * the ticket (an execution that outlives its HTTP request).
+   */
+  async begin<I, T>(
+    spec: GuestOperationSpec<I, T>,
+    caller: Caller,
+    vmId: string,
+    input: I,
+    options: BeginOptions = {},
+  ): Promise<Ticket<T>> {
+    if (!isSubjectToken(vmId)) {
+      throw new VmGuestException(
+        VmGuestErrorCode.INVALID_REQUEST,
+        'vm_id must be 1-128 letters, digits, _ or -',
+      );
+    }
+    const prepared = spec.prepare(input, this.env);
+    let where = await this.inventory.locate(vmId);
+    if (options.freshLocation && where.agentState !== 'ready') {
+      // A location cached while the agent was away would refuse it for a while after it is
+      // back: read the inventory itself before refusing.
+      this.inventory.forget(vmId);
+      where = await this.inventory.locate(vmId);
+    }
+    const grant = await this.authorize(spec, prepared, caller, vmId, where);
+    prepared.check?.(where, vmId);
+    const row: OperationRow = {
+      ...actorOf(caller.principal, caller),
+      ...(options.requestId ? { requestId: options.requestId } : {}),
+      vmId,
+      nodeId: where.nodeId,
+      projectId: where.projectId,
+      operation: spec.name,
+    };
+    await this.audit.intent({ ...row, params: { ...prepared.params, ...options.params } });
+    const dispatcher = this.dispatcher(where, grant, caller, vmId, options.requestId);
+    return {
+      prepared,
+      where,
+      grant,
+      row,
+      dispatcher,
+      succeeded: (result, durationMs) =>
+        this.audit.record({
+          ...row,
+          kind: 'outcome',
+          ...prepared.outcome(result),
+          durationMs,
+        }),
+      failed: async (err, durationMs, status) => {
+        const e = guestFailure(err, vmId, where.nodeId);
+        if (isGuestError(e, VmGuestErrorCode.VM_NOT_FOUND) || e.code === 'VM_NOT_FOUND') {
+          // The node no longer has it: it moved or left; the next call reads the inventory.
+          this.inventory.forget(vmId);
+        }
+        const agentCode = e instanceof VmGuestException ? e.agentCode : undefined;
+        await this.audit.record({
+          ...row,
+          kind: 'outcome',
+          status: status ?? (agentCode ? `${e.code}:${agentCode}` : e.code),
+          error: e.message,
+          durationMs,
+        });
+        return e;
+      },
+    };
+  }
+
+  /** An outcome row written outside a ticket (an execution recovered after a restart). */
+  outcome(row: OperationRow, fields: OutcomeFields & { error?: string; durationMs?: number }) {
+    return this.audit.record({ ...row, kind: 'outcome', ...fields });
+  }
+
+  private authorize(
+    spec: GuestOperationSpec<unknown, unknown>,
+    prepared: Prepared<unknown>,
+    caller: Caller,
+    vmId: string,
+    where: VmLocation,
+  ): Promise<GuestGrant> {
+    const scope = { vmId, projectId: where.projectId, nodeId: where.nodeId };
+    const permission = spec.permission;
+    if (prepared.runAsUser !== undefined) {
+      return this.access.requireExec(caller, scope, prepared.runAsUser);
+    }
+    if (prepared.file && (permission === 'guest.file.read' || permission === 'guest.file.write')) {
+      return this.access.requireFile(caller, permission, scope, spec.name, prepared.file);
+    }
+    return this.access.requireGuest(caller, permission, scope, spec.name);
+  }
+
+  private dispatcher(
+    where: VmLocation,
+    grant: GuestGrant,
+    caller: Caller,
+    vmId: string,
+    requestId: string | undefined,
+  ): Dispatcher {
+    const actor = caller.principal.username;
+    const send = <O extends GuestOperation>(
+      operation: O,
+      request: OperationOf<O>,
+      timeoutMs: number,
+      id = requestId ?? '',
+    ): Promise<AnswerOf<O>> =>
+      callGuest(
+        this.nats.connection,
+        where.nodeId,
+        operation,
+        { requestId: id, vmId, timeoutMs, actor, operation: request },
+        GUEST_OPERATION_TABLE[operation].result,
+        this.config.natsSlackMs,
+      ) as Promise<AnswerOf<O>>;
+    return {
+      where,
+      grant,
+      send,
+      // Every chunk is its own request on the same audited intent (no shared request id: the
+      // agent would take a later chunk for a retry of the first).
+      filePort: () => ({
+        chunkMaxBytes: where.fileChunkMaxBytes || 512 * 1024,
+        read: (request, timeoutMs = 30_000) =>
+          send(
+            'file.read',
+            { case: 'fileRead', value: create(FileReadRequestSchema, request) },
+            timeoutMs,
+            '',
+          ),
+        write: (request, timeoutMs = 30_000) =>
+          send(
+            'file.write',
+            { case: 'fileWrite', value: create(FileWriteRequestSchema, request) },
+            timeoutMs,
+            '',
+          ),
+      }),
+    };
+  }
+
+  /** A timeout the caller asked for in seconds, or the default; 400 when out of range. */
+  private timeoutMs(seconds: number | undefined, defaultSeconds?: number): number {
+    const s = seconds || defaultSeconds || this.config.guestTimeoutSeconds;
+    if (!Number.isInteger(s) || s < 1 || s > this.config.guestTimeoutMaxSeconds) {
+      throw new VmGuestException(
+        VmGuestErrorCode.INVALID_REQUEST,
+        `timeout_seconds must be a whole number between 1 and ${this.config.guestTimeoutMaxSeconds}`,
+      );
+    }
+    return s * 1000;
+  }
+}

@@ -1,0 +1,48 @@
+import type { GuestOperation } from '@lq/proto';
+import type { GuestOperationSpec } from '../guest-operation.js';
+import { EXECUTE } from './execute.operation.js';
+import { FILE_READ_CHUNK, FILE_WRITE_CHUNK } from './file.operations.js';
+import {
+  EXECUTE_CANCEL,
+  FS_INFO,
+  INFO,
+  PASSWORD_SET,
+  QUIESCE,
+  QUIESCE_STATUS,
+  SHUTDOWN,
+  THAW,
+  TIME_SYNC,
+} from './guest-admin.operations.js';
+import { PING } from './ping.operation.js';
+
+export * from './execute.operation.js';
+export * from './file.operations.js';
+export * from './guest-admin.operations.js';
+export * from './ping.operation.js';
+
+/**
+ * The control plane's spec of every operation of the table (@lq/proto GUEST_OPERATION_TABLE):
+ * a row there without a spec here does not compile. Whole-file transfers (FILE_DOWNLOAD,
+ * FILE_UPLOAD) are composites of the file chunk operations.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const GUEST_OPERATION_SPECS: { [O in GuestOperation]: GuestOperationSpec<any, unknown> } = {
+  ping: PING,
+  info: INFO,
+  execute: EXECUTE,
+  'execute.cancel': EXECUTE_CANCEL,
+  'file.read': FILE_READ_CHUNK,
+  'file.write': FILE_WRITE_CHUNK,
+  shutdown: SHUTDOWN,
+  quiesce: QUIESCE,
+  thaw: THAW,
+  'quiesce.status': QUIESCE_STATUS,
+  'time.sync': TIME_SYNC,
+  'password.set': PASSWORD_SET,
+  'fs.info': FS_INFO,
+};
+
+/** The specs reached over Connect and gRPC, each through its VMService method. */
+export const CONNECT_SPECS = Object.values(GUEST_OPERATION_SPECS).filter(
+  (spec) => spec.connect !== undefined,
+);
