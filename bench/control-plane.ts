@@ -6,6 +6,7 @@
 // It also prints where a ping's time goes, each part measured in turn with the ping: an
 // authenticated REST read with no guest call, the NATS → daemon → agent leg alone, and the
 // rest (the audit intent and outcome rows, the guest-operation path of the control plane).
+import { signedRequestGuest } from '../test/support/signing.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +16,6 @@ import { startNodeDaemon } from '../test/support/node-daemon-process.js';
 import { createTestDatabase } from '../test/support/postgres.js';
 import { Agent, request } from 'node:http';
 import { connect } from '@nats-io/transport-node';
-import { requestGuest } from '@lq/proto';
 import {
   TEST_ADMIN_TOKEN,
   startControlPlaneProcess,
@@ -104,7 +104,7 @@ async function main(): Promise<void> {
       await call('GET', '/api/auth/me');
       parts.read.push(performance.now() - t);
       t = performance.now();
-      await requestGuest(nc, 'bench', 'ping', {
+      await signedRequestGuest(nc, 'bench', 'ping', {
         vmId: 'vm-1',
         timeoutMs: 2000,
         operation: { case: 'ping', value: {} },

@@ -1,12 +1,13 @@
 // Node daemon benchmark (issue 3, acceptance 8): the latency the daemon adds to a guest request
 // (NATS request → daemon → agent → reply, minus a direct agent round trip), and the request
 // rate at several concurrencies. Run: npm run bench:node-daemon [-- --quick].
+import { signedRequestGuest } from '../test/support/signing.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { connect } from '@nats-io/transport-node';
-import { AgentClient, PingRequestSchema, requestGuest } from '@lq/proto';
+import { AgentClient, PingRequestSchema } from '@lq/proto';
 import { startNatsServer } from '../test/support/nats-server.js';
 import { startSimVms } from '../test/support/sim-vms.js';
 import { startNodeDaemon } from '../test/support/node-daemon-process.js';
@@ -28,7 +29,7 @@ async function main(): Promise<void> {
   try {
     // Wait until the daemon serves the VM.
     for (let i = 0; i < 200; i++) {
-      const r = await requestGuest(nc, 'bench', 'ping', {
+      const r = await signedRequestGuest(nc, 'bench', 'ping', {
         vmId: vm.id,
         timeoutMs: 1000,
         operation: { case: 'ping', value: {} },
@@ -61,7 +62,7 @@ async function main(): Promise<void> {
           direct.push((performance.now() - t) * 1000);
         }
         t = performance.now();
-        await requestGuest(nc, 'bench', 'ping', {
+        await signedRequestGuest(nc, 'bench', 'ping', {
           vmId: vm.id,
           timeoutMs: 2000,
           operation: { case: 'ping', value: {} },
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
         Array.from({ length: concurrency }, async () => {
           while (sent < total) {
             sent++;
-            await requestGuest(nc, 'bench', 'ping', {
+            await signedRequestGuest(nc, 'bench', 'ping', {
               vmId: vm.id,
               timeoutMs: 5000,
               operation: { case: 'ping', value: {} },

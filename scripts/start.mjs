@@ -5,7 +5,14 @@
 // (real guest agents on Unix sockets; LQ_DEV_VMS, default 3) in a `demo` project. Ctrl-C stops
 // everything in order and leaves no process behind; a second start reuses the data.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash, randomBytes, randomInt } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  randomInt,
+} from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -748,6 +755,16 @@ async function main() {
       () =>
         `lq_${randomToken('abcdefghijklmnopqrstuvwxyz0123456789', 8)}_${randomToken('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789', 40)}`,
     );
+  // The key guest requests are signed with (PROTOCOL.md §9): kept in the data dir like the
+  // admin key; the node daemon trusts its public half.
+  kept('signing.key', () =>
+    generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).trim(),
+  );
+  const signingKeyFile = join(dataDir, 'signing.key');
+  const signingPublicKey = createPublicKey(createPrivateKey(readFileSync(signingKeyFile, 'utf8')))
+    .export({ type: 'spki', format: 'der' })
+    .subarray(-32)
+    .toString('base64');
   const databaseUrl = await startPostgres();
   const nats = await startNats();
 
@@ -761,6 +778,7 @@ async function main() {
         NATS_URL: nats.url,
         ...nats.controlPlane,
         LQ_ADMIN_TOKEN: adminToken,
+        LQ_SIGNING_KEY_FILE: signingKeyFile,
         LQ_HTTP_PORT: String(httpPort),
         LQ_GRPC_PORT: String(grpcPort),
       },
@@ -791,6 +809,7 @@ async function main() {
         ...nats.nodeDaemon,
         LQ_NODE_ID: nodeId,
         LQ_CHANNEL_DIRS: vmDir,
+        LQ_CONTROL_PLANE_KEYS: signingPublicKey,
         LQ_RESCAN_INTERVAL_MS: '500',
       },
       ready: / up: /,

@@ -4,6 +4,7 @@
 // and relays a guest ping to a real agent; client certificates when the server asks for them;
 // and the control plane's PostgreSQL connections with DATABASE_SSL_MODE=verify-full.
 // (The routes of deploy/nats/cluster use TLS too: test/deploy/nats-cluster.spec.ts.)
+import { signedRequestGuest } from '../support/signing.js';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { fromBinary } from '@bufbuild/protobuf';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { AgentState, NodeHeartbeatSchema, requestGuest, subjects } from '@lq/proto';
+import { AgentState, NodeHeartbeatSchema, subjects } from '@lq/proto';
 import pg from 'pg';
 import {
   CONTROL_PLANE_PASSWORD_VAR,
@@ -252,7 +253,7 @@ describe("deploy/nats's server config with TLS on loopback (real nats-server, no
       }
     }
     sub.unsubscribe();
-    const reply = await requestGuest(cp, 'node-a', 'ping', {
+    const reply = await signedRequestGuest(cp, 'node-a', 'ping', {
       vmId: 'tls-vm-1',
       timeoutMs: 5000,
       operation: { case: 'ping', value: {} },

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { freePort } from './nats-server.js';
 import { spawnService, type ServiceProcess } from './service-process.js';
+import { testSigningKeyFile } from './signing.js';
 
 /** The bootstrap admin key test control planes start with (LQ_ADMIN_TOKEN). */
 export const TEST_ADMIN_TOKEN = 'lq_testadmn_TestAdminKey0123456789abcdefghijklmnop';
@@ -73,6 +74,7 @@ export async function startControlPlaneProcess(options: {
       LQ_GRPC_HOST: '127.0.0.1',
       LQ_GRPC_PORT: String(grpcPort),
       LQ_ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+      LQ_SIGNING_KEY_FILE: testSigningKeyFile(),
       ...options.env,
     },
     readyText: ' up: ',

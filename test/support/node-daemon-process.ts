@@ -1,4 +1,5 @@
 import { spawnService, type ServiceProcess } from './service-process.js';
+import { TEST_CONTROL_PLANE_KEYS } from './signing.js';
 
 export interface RunningNodeDaemon extends ServiceProcess {
   nodeId: string;
@@ -19,6 +20,7 @@ export async function startNodeDaemon(options: {
       LQ_CHANNEL_DIRS: options.channelDirs.join(','),
       LQ_HEARTBEAT_INTERVAL_MS: '1000',
       LQ_RESCAN_INTERVAL_MS: '500',
+      LQ_CONTROL_PLANE_KEYS: TEST_CONTROL_PLANE_KEYS,
       ...options.env,
     },
     readyText: ' up: ',

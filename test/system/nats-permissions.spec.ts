@@ -2,6 +2,7 @@
 // NATS user with least permissions. These tests render that config, run a real nats-server with
 // it, and show what each role's credentials may and may not do, down to a real node daemon
 // serving a VM through its own credentials.
+import { signedRequestGuest, signedCallGuest, testFilePort } from '../support/signing.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,10 +26,7 @@ import {
   NodeHeartbeatSchema,
   OutputStream,
   VmTelemetrySchema,
-  callGuest,
-  natsFilePort,
   readGuestFile,
-  requestGuest,
   subjects,
   writeGuestFile,
 } from '@lq/proto';
@@ -453,7 +451,7 @@ describe('NATS permissions of node daemons and the control plane (real nats-serv
         const { fileChunkMaxBytes } = fromBinary(NodeHeartbeatSchema, ready.data);
 
         for (const vm of sims.vms) {
-          const r = await requestGuest(cp.nc, 'node-a', 'ping', {
+          const r = await signedRequestGuest(cp.nc, 'node-a', 'ping', {
             vmId: vm.id,
             timeoutMs: 3000,
             operation: { case: 'ping', value: {} },
@@ -462,7 +460,7 @@ describe('NATS permissions of node daemons and the control plane (real nats-serv
           expect(r.nodeId).toBe('node-a');
         }
 
-        const res = await callGuest(
+        const res = await signedCallGuest(
           cp.nc,
           'node-a',
           'execute',
@@ -478,7 +476,7 @@ describe('NATS permissions of node daemons and the control plane (real nats-serv
         );
         expect(Buffer.from(res.stdout).toString()).toBe('Linux\n');
 
-        const port = natsFilePort(cp.nc, 'node-a', 'vm-2', fileChunkMaxBytes, 'test');
+        const port = testFilePort(cp.nc, 'node-a', 'vm-2', fileChunkMaxBytes, 'test');
         const data = randomBytes(fileChunkMaxBytes * 2 + 1234);
         const path = join(sims.vms[1]!.workDir, 'through-nats.bin');
         async function* source() {

@@ -13,6 +13,7 @@ import { InventoryModule } from './inventory/inventory.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { NatsModule } from './nats/nats.module.js';
 import { RunsModule } from './runs/runs.module.js';
+import { SigningModule } from './signing/signing.module.js';
 
 /**
  * The modules, one per concept, in the order their routes are registered: the console's
@@ -23,6 +24,7 @@ export const MODULES: Type[] = [
   AccessModule,
   MetricsModule,
   NatsModule,
+  SigningModule,
   InventoryModule,
   GuestOpsModule,
   ExecutionsModule,

@@ -4,6 +4,7 @@ import { NatsService } from './nats/nats.service.js';
 import { ChannelWatcherService } from './channels/channel-watcher.service.js';
 import { AgentRegistryService } from './agents/agent-registry.service.js';
 import { GuestRelayService } from './relay/guest-relay.service.js';
+import { RequestVerifier } from './relay/request-verifier.js';
 import { GuestRelayNatsTransport } from './relay/guest-relay.nats.js';
 import { InventoryPublisherService } from './inventory/inventory-publisher.service.js';
 
@@ -18,6 +19,7 @@ export class AppModule {
         ChannelWatcherService,
         AgentRegistryService,
         GuestRelayService,
+        RequestVerifier,
         GuestRelayNatsTransport,
         InventoryPublisherService,
       ],

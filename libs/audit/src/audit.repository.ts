@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { GENESIS_HASH, chainHash, type ChainedContent } from './hash-chain.js';
+import { GENESIS_HASH, chainHash, intentDigest, type ChainedContent } from './hash-chain.js';
 import { pgSafe, sha256Hex } from './redaction.js';
 import type {
   AuditEventView,
@@ -474,4 +474,23 @@ export class AuditRepository {
       duration_ms: Math.round(performance.now() - started),
     };
   }
+}
+
+/**
+ * The digest of an intent as it will be stored (the same text clean-up as the row), for the
+ * control plane to sign before it writes the row; auditors recompute it with intentDigest().
+ */
+export function intentDigestOfRecord(r: Omit<AuditRecord, 'kind'>): string {
+  const c = contentOfRecord({ ...r, kind: 'intent' }, 0, '');
+  return intentDigest({
+    request_id: c.request_id,
+    actor: c.actor,
+    auth_method: c.auth_method,
+    source_ip: c.source_ip,
+    vm_id: c.vm_id,
+    node_id: c.node_id,
+    project_id: c.project_id,
+    operation: c.operation,
+    params: c.params,
+  });
 }

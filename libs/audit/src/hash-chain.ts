@@ -51,3 +51,33 @@ export function canonicalJson(value: unknown): string {
 export function chainHash(prev: Uint8Array, content: ChainedContent): Buffer {
   return createHash('sha256').update(prev).update(canonicalJson(content), 'utf8').digest();
 }
+
+/** The columns of an intent row its digest covers (every column chosen before it is written). */
+export interface IntentContent {
+  request_id: string;
+  actor: string;
+  auth_method: string;
+  source_ip: string;
+  vm_id: string | null;
+  node_id: string | null;
+  project_id: string | null;
+  operation: string;
+  /** The row's params without `authorization` (which holds the signature over this digest). */
+  params: unknown;
+}
+
+/**
+ * sha256 (hex) of an intent's content, computed before the row is written: the control plane
+ * signs it into the intent's authorization (kept in params.authorization) and into every request
+ * sent on the intent's behalf, so an auditor can tie each guest action to its intent row.
+ */
+export function intentDigest(content: IntentContent): string {
+  const { params } = content;
+  const rest =
+    params && typeof params === 'object' && !Array.isArray(params)
+      ? Object.fromEntries(Object.entries(params).filter(([k]) => k !== 'authorization'))
+      : params;
+  return createHash('sha256')
+    .update(canonicalJson({ ...content, params: rest ?? null }), 'utf8')
+    .digest('hex');
+}

@@ -13,6 +13,7 @@ import {
   type NatsEnv,
 } from '@lq/runtime';
 import type { SignInLimits } from '@lq/auth';
+import { signingKeyFromPem } from '@lq/proto';
 
 export { ConfigError };
 
@@ -75,6 +76,8 @@ export interface ControlPlaneConfig {
     scryptLogN: number;
     signIn: SignInLimits;
   };
+  /** How guest requests are signed for the node daemons (PROTOCOL.md §9). */
+  signing: { keyFile?: string; requestTtlSeconds: number };
   /** Failed authentications written to the audit trail (the rest are counted, not written). */
   authFailureAudit: { perAddressPerMinute: number; perMinute: number };
   audit: {
@@ -179,6 +182,16 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'how long a replica remembers an authenticated key or user (a revocation elsewhere takes this long)',
   ],
   ['LQ_PASSWORD_SCRYPT_LOG_N', '15', 'scrypt cost of new password hashes (2^N × 1 KiB of memory)'],
+  [
+    'LQ_SIGNING_KEY_FILE',
+    '(generated)',
+    'PEM (PKCS#8) Ed25519 key guest requests are signed with, the same for every replica; unset: generated once and kept in the database',
+  ],
+  [
+    'LQ_REQUEST_SIGNATURE_TTL_SECONDS',
+    '30',
+    'how long a node daemon accepts a signed guest request after it was signed',
+  ],
   [
     'LQ_SIGNIN_MAX_FAILURES_PER_USER',
     '20',
@@ -290,6 +303,10 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
         windowSeconds: int(env, 'LQ_SIGNIN_FAILURE_WINDOW_SECONDS', 60, 1, 86_400),
       },
     },
+    signing: {
+      keyFile: signingKeyFile(env),
+      requestTtlSeconds: int(env, 'LQ_REQUEST_SIGNATURE_TTL_SECONDS', 30, 5, 600),
+    },
     authFailureAudit: {
       perAddressPerMinute: int(env, 'LQ_AUDIT_AUTH_FAILURES_PER_ADDRESS', 10, 0, 100_000),
       perMinute: int(env, 'LQ_AUDIT_AUTH_FAILURES_PER_MINUTE', 100, 0, 1_000_000),
@@ -396,6 +413,21 @@ function adminToken(env: NodeJS.ProcessEnv): string | undefined {
     );
   }
   return v;
+}
+
+function signingKeyFile(env: NodeJS.ProcessEnv): string | undefined {
+  const file = env.LQ_SIGNING_KEY_FILE || undefined;
+  if (file === undefined) {
+    return undefined;
+  }
+  try {
+    signingKeyFromPem(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(
+      `LQ_SIGNING_KEY_FILE ${file}: not a readable PEM Ed25519 private key (${(err as Error).message}); make one with openssl genpkey -algorithm ed25519`,
+    );
+  }
+  return file;
 }
 
 function jwtSecret(env: NodeJS.ProcessEnv): string | undefined {

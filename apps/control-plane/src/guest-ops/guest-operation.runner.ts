@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { AuditService, type AuditActor } from '@lq/audit';
+import { AuditService, intentDigestOfRecord, type AuditActor } from '@lq/audit';
 import type { GuestGrant } from '@lq/auth';
 import { create } from '@bufbuild/protobuf';
 import {
@@ -9,6 +9,7 @@ import {
   callGuest,
   isSubjectToken,
   type GuestOperation,
+  type GuestRequest,
 } from '@lq/proto';
 import { VmAccessService } from '../access/vm-access.service.js';
 import { actorOf } from '../audit/audit-actor.js';
@@ -18,6 +19,7 @@ import { InventoryService } from '../inventory/inventory.service.js';
 import type { VmLocation } from '../inventory/inventory.types.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { NatsService } from '../nats/nats.service.js';
+import { RequestSigner } from '../signing/request-signer.js';
 import { guestFailure, isGuestError } from './guest-errors.js';
 import type {
   AnswerOf,
@@ -85,6 +87,7 @@ export class GuestOperationRunner {
     @Inject(AuditService) private readonly audit: AuditService,
     @Inject(NatsService) private readonly nats: NatsService,
     @Inject(MetricsService) private readonly metrics: MetricsService,
+    @Inject(RequestSigner) private readonly signer: RequestSigner,
   ) {
     this.env = { config, timeoutMs: (s, d) => this.timeoutMs(s, d) };
   }
@@ -140,8 +143,32 @@ export class GuestOperationRunner {
       projectId: where.projectId,
       operation: spec.name,
     };
-    await this.audit.intent({ ...row, params: { ...prepared.params, ...options.params } });
-    const dispatcher = this.dispatcher(where, grant, caller, vmId, options.requestId);
+    // The intent's authorization is signed over the intent's own content and kept in its row;
+    // every request under it carries it, and a node daemon relays nothing without it.
+    const params: Record<string, unknown> = { ...prepared.params, ...options.params };
+    const intent = this.signer.authorizeIntent({
+      intentDigest: intentDigestOfRecord({ ...row, params }),
+      nodeId: where.nodeId,
+      vmId,
+      operation: spec.name,
+      requestId: row.requestId,
+      ttlMs: this.intentTtlMs(),
+    });
+    params.authorization = {
+      key_id: intent.keyId,
+      intent_digest: intent.intentDigest,
+      expires_at_ms: Number(intent.expiresAtMs),
+      signature: Buffer.from(intent.signature).toString('base64'),
+    };
+    await this.audit.intent({ ...row, params });
+    const dispatcher = this.dispatcher(
+      where,
+      grant,
+      caller,
+      vmId,
+      options.requestId,
+      this.signer.signerFor(intent),
+    );
     return {
       prepared,
       where,
@@ -203,6 +230,7 @@ export class GuestOperationRunner {
     caller: Caller,
     vmId: string,
     requestId: string | undefined,
+    sign: (request: GuestRequest) => GuestRequest,
   ): Dispatcher {
     const actor = caller.principal.username;
     const send = <O extends GuestOperation>(
@@ -218,6 +246,7 @@ export class GuestOperationRunner {
         { requestId: id, vmId, timeoutMs, actor, operation: request },
         GUEST_OPERATION_TABLE[operation].result,
         this.config.natsSlackMs,
+        sign,
       ) as Promise<AnswerOf<O>>;
     return {
       where,
@@ -243,6 +272,14 @@ export class GuestOperationRunner {
           ),
       }),
     };
+  }
+
+  /**
+   * How long an intent's requests may be signed under it: the longest operation, an agent's
+   * reconnection grace, and a minute of slack.
+   */
+  private intentTtlMs(): number {
+    return this.config.guestTimeoutMaxSeconds * 1000 + this.config.execLostGraceMs + 60_000;
   }
 
   /** A timeout the caller asked for in seconds, or the default; 400 when out of range. */

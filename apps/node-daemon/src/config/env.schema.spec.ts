@@ -1,9 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
 import { ConfigError, parseNodeDaemonEnv } from './env.schema.js';
 
+// Any Ed25519 public key (the raw 32 bytes, base64) will do.
+const KEY = Buffer.alloc(32, 7).toString('base64');
+
 describe('parseNodeDaemonEnv', () => {
   it('should apply defaults when only the node id is set', () => {
-    const c = parseNodeDaemonEnv({ LQ_NODE_ID: 'node-1' });
+    const c = parseNodeDaemonEnv({ LQ_NODE_ID: 'node-1', LQ_CONTROL_PLANE_KEYS: KEY });
     expect(c.nodeId).toBe('node-1');
     expect(c.nats.servers).toEqual(['nats://127.0.0.1:4222']);
     expect(c.channelDirs).toEqual(['/var/lib/libvirt/qemu/channel/target']);
@@ -15,6 +18,7 @@ describe('parseNodeDaemonEnv', () => {
   it('should parse lists and numbers when they are given', () => {
     const c = parseNodeDaemonEnv({
       LQ_NODE_ID: 'n',
+      LQ_CONTROL_PLANE_KEYS: `${KEY}, ${Buffer.alloc(32, 8).toString('base64')}`,
       NATS_URL: 'nats://a:4222, nats://b:4222',
       LQ_CHANNEL_DIRS: '/x,/y',
       LQ_HEARTBEAT_INTERVAL_MS: '250',
@@ -22,6 +26,14 @@ describe('parseNodeDaemonEnv', () => {
     expect(c.nats.servers).toEqual(['nats://a:4222', 'nats://b:4222']);
     expect(c.channelDirs).toEqual(['/x', '/y']);
     expect(c.heartbeatIntervalMs).toBe(250);
+    expect(c.signatures.trustedKeys).toHaveLength(2);
+  });
+
+  it('should refuse to start without a trusted control-plane key, or with a malformed one', () => {
+    expect(() => parseNodeDaemonEnv({ LQ_NODE_ID: 'n' })).toThrow(/LQ_CONTROL_PLANE_KEYS must/);
+    expect(() => parseNodeDaemonEnv({ LQ_NODE_ID: 'n', LQ_CONTROL_PLANE_KEYS: 'abc' })).toThrow(
+      /LQ_CONTROL_PLANE_KEYS: an Ed25519 public key is 32 bytes/,
+    );
   });
 
   it.each([

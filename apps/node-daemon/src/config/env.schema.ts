@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { isSubjectToken } from '@lq/proto';
+import { isSubjectToken, publicKeyFromBase64 } from '@lq/proto';
 import {
   ConfigError,
   NATS_ENV_DOCS,
@@ -10,6 +11,7 @@ import {
   type LogLevelName,
   type NatsEnv,
 } from '@lq/runtime';
+
 
 export { ConfigError };
 
@@ -32,6 +34,13 @@ export interface NodeDaemonConfig {
   agentKeepaliveMs: number;
   agentReconnectMaxMs: number;
   fileChunkMaxBytes: number;
+  /** Who may send guest requests: the control plane's public keys, and the checks' bounds. */
+  signatures: {
+    /** Raw Ed25519 public keys (base64) whose signatures are accepted. */
+    trustedKeys: string[];
+    clockSkewMs: number;
+    replayCacheMax: number;
+  };
   logLevel: LogLevelName;
 }
 
@@ -79,6 +88,26 @@ export const ENV_VARIABLES: Array<[name: string, fallback: string, meaning: stri
     'LQ_FILE_CHUNK_MAX_BYTES',
     '524288',
     'largest file chunk relayed (also bounded by NATS max_payload)',
+  ],
+  [
+    'LQ_CONTROL_PLANE_KEYS',
+    '(required)',
+    'the control plane’s Ed25519 public keys (base64, comma-separated; GET /api/signing-keys) whose signed requests are relayed; several during a rotation',
+  ],
+  [
+    'LQ_CONTROL_PLANE_KEYS_FILE',
+    '—',
+    'a file of such keys, one per line (instead of LQ_CONTROL_PLANE_KEYS)',
+  ],
+  [
+    'LQ_SIGNATURE_CLOCK_SKEW_MS',
+    '5000',
+    'how far this host’s clock may be behind the control plane’s when checking expiries',
+  ],
+  [
+    'LQ_REPLAY_CACHE_MAX',
+    '1000000',
+    'signed requests remembered until they expire (a replay is refused); beyond it requests are refused',
   ],
   ['LQ_LOG_LEVEL', 'info', 'debug, info, warn or error'],
 ];
@@ -129,8 +158,44 @@ export function parseNodeDaemonEnv(env: NodeJS.ProcessEnv): NodeDaemonConfig {
     agentReconnectMaxMs: int(env, 'LQ_AGENT_RECONNECT_MAX_MS', 1000, 50, 60_000),
     agentKeepaliveMs: int(env, 'LQ_AGENT_KEEPALIVE_MS', 5000, 0, 3_600_000),
     fileChunkMaxBytes: int(env, 'LQ_FILE_CHUNK_MAX_BYTES', 512 * 1024, 1024, 64 * 1024 * 1024),
+    signatures: {
+      trustedKeys: trustedKeys(env),
+      clockSkewMs: int(env, 'LQ_SIGNATURE_CLOCK_SKEW_MS', 5000, 0, 600_000),
+      replayCacheMax: int(env, 'LQ_REPLAY_CACHE_MAX', 1_000_000, 1000, 100_000_000),
+    },
     logLevel,
   };
+}
+
+/** The trusted control-plane keys, each checked to be an Ed25519 public key. */
+function trustedKeys(env: NodeJS.ProcessEnv): string[] {
+  let text = env.LQ_CONTROL_PLANE_KEYS;
+  let name = 'LQ_CONTROL_PLANE_KEYS';
+  if (env.LQ_CONTROL_PLANE_KEYS_FILE) {
+    name = 'LQ_CONTROL_PLANE_KEYS_FILE';
+    try {
+      text = readFileSync(env.LQ_CONTROL_PLANE_KEYS_FILE, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`${name}: ${(err as Error).message}`);
+    }
+  }
+  const keys = (text ?? '')
+    .split(/[\s,]+/)
+    .map((k) => k.trim())
+    .filter((k) => k !== '' && !k.startsWith('#'));
+  if (keys.length === 0) {
+    throw new ConfigError(
+      'LQ_CONTROL_PLANE_KEYS must name the control plane’s public key (GET /api/signing-keys, or its start-up log): without it no guest request is relayed',
+    );
+  }
+  for (const k of keys) {
+    try {
+      publicKeyFromBase64(k);
+    } catch (err) {
+      throw new ConfigError(`${name}: ${(err as Error).message}`);
+    }
+  }
+  return keys;
 }
 
 export const NODE_DAEMON_CONFIG = Symbol('NODE_DAEMON_CONFIG');

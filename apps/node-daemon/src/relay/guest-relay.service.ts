@@ -19,6 +19,7 @@ import {
 import { NODE_DAEMON_CONFIG, type NodeDaemonConfig } from '../config/env.schema.js';
 import { AgentRegistryService } from '../agents/agent-registry.service.js';
 import { RelayException } from './relay.exception.js';
+import { RequestVerifier } from './request-verifier.js';
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 // The reply has to reach the caller before its own deadline passes.
@@ -38,6 +39,7 @@ export class GuestRelayService {
   constructor(
     @Inject(NODE_DAEMON_CONFIG) private readonly config: NodeDaemonConfig,
     @Inject(AgentRegistryService) private readonly agents: AgentRegistryService,
+    @Inject(RequestVerifier) private readonly verifier: RequestVerifier,
   ) {}
 
   /** The NATS server's max_payload bounds the chunks the daemon relays. */
@@ -53,6 +55,8 @@ export class GuestRelayService {
     const started = process.hrtime.bigint();
     const base = { requestId: request.requestId, vmId: request.vmId, nodeId: this.config.nodeId };
     try {
+      // Nothing is looked at further, let alone relayed, unless the control plane signed it.
+      this.verifier.verify(op, request);
       const payload = this.validate(op, request);
       const timeoutMs = this.timeoutOf(request);
       const vm = this.agents.get(request.vmId);

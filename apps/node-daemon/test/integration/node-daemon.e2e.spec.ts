@@ -1,5 +1,10 @@
 // Acceptance tests of the node daemon (issue 3): a real nats-server started on a free port, real
 // node daemon processes, real agent processes on real sockets (simulated VMs).
+import {
+  signedRequestGuest,
+  signedCallGuest,
+  testFilePort,
+} from '../../../../test/support/signing.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,10 +24,7 @@ import {
   GuestRequestError,
   NodeHeartbeatSchema,
   VmTelemetrySchema,
-  callGuest,
-  natsFilePort,
   readGuestFile,
-  requestGuest,
   subjects,
   writeGuestFile,
   type AgentEvent,
@@ -69,7 +71,7 @@ class Collector<T> {
 }
 
 async function ping(nc: NatsConnection, nodeId: string, vmId: string, timeoutMs = 2000) {
-  return requestGuest(nc, nodeId, 'ping', {
+  return signedRequestGuest(nc, nodeId, 'ping', {
     vmId,
     timeoutMs,
     operation: { case: 'ping', value: {} },
@@ -179,7 +181,7 @@ describe('node daemon relaying NATS to guest agents', () => {
   });
 
   it('should run execute and move a 16 MiB file both ways through NATS in chunks', async () => {
-    const res = await callGuest(
+    const res = await signedCallGuest(
       nc,
       'node-a',
       'execute',
@@ -196,7 +198,7 @@ describe('node daemon relaying NATS to guest agents', () => {
     expect(Buffer.from(res.stdout).toString()).toBe('Linux\n');
 
     const hb = await heartbeats.waitFor((h) => h.nodeId === 'node-a');
-    const port = natsFilePort(nc, 'node-a', 'vm-2', hb.fileChunkMaxBytes, 'test');
+    const port = testFilePort(nc, 'node-a', 'vm-2', hb.fileChunkMaxBytes, 'test');
     const data = randomBytes(16 * MiB);
     const path = join(simA.vms[1]!.workDir, 'sixteen.bin');
     async function* source() {
@@ -217,7 +219,7 @@ describe('node daemon relaying NATS to guest agents', () => {
   });
 
   it('should report an agent error with its code, and refuse a chunk above the limit before relaying', async () => {
-    const err = await callGuest(
+    const err = await signedCallGuest(
       nc,
       'node-a',
       'file.read',
@@ -231,12 +233,12 @@ describe('node daemon relaying NATS to guest agents', () => {
     expect((err as GuestRequestError).codeName).toBe('AGENT_ERROR');
     expect((err as GuestRequestError).agentCode).toBe(ErrorCode.PATH_NOT_ALLOWED);
 
-    const big = await requestGuest(nc, 'node-a', 'file.read', {
+    const big = await signedRequestGuest(nc, 'node-a', 'file.read', {
       vmId: 'vm-1',
       operation: { case: 'fileRead', value: { path: '/tmp/x', length: 64 * MiB } },
     });
     expect(errorCodeOf(big)).toBe('INVALID_REQUEST');
-    const mismatch = await requestGuest(nc, 'node-a', 'execute', {
+    const mismatch = await signedRequestGuest(nc, 'node-a', 'execute', {
       vmId: 'vm-1',
       operation: { case: 'ping', value: {} },
     });
@@ -294,7 +296,7 @@ describe('node daemon relaying NATS to guest agents', () => {
       header.writeUInt32BE(crc32(header.subarray(0, 16)), 16);
       proxy.injectToAgent(header);
       proxy.injectToHost(header);
-      const r = await callGuest(
+      const r = await signedCallGuest(
         nc,
         'node-a',
         'execute',
@@ -327,7 +329,7 @@ describe('node daemon relaying NATS to guest agents', () => {
     const results = await Promise.all(
       Array.from({ length: 500 }, (_, i) => {
         const vmId = `b-vm-${(i % 10) + 1}`;
-        return callGuest(
+        return signedCallGuest(
           nc,
           'node-b',
           'execute',

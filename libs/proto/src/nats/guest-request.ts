@@ -3,14 +3,10 @@ import {
   GuestErrorCode,
   GuestRequestSchema,
   GuestResponseSchema,
+  type GuestRequest,
   type GuestResponse,
 } from '../gen/limiquantix/node/v1/node_daemon_pb.js';
-import {
-  ErrorCode,
-  FileReadRequestSchema,
-  FileWriteRequestSchema,
-} from '../gen/limiquantix/agent/v1/agent_pb.js';
-import type { FileChunkPort } from '../client/file-transfer.js';
+import { ErrorCode } from '../gen/limiquantix/agent/v1/agent_pb.js';
 import { subjects, type GuestOperation } from './subjects.js';
 
 /** The part of a NATS connection a guest request needs (any NATS client fits). */
@@ -33,8 +29,11 @@ export async function requestGuest(
   op: GuestOperation,
   request: MessageInitShape<typeof GuestRequestSchema>,
   slackMs = 1000,
+  /** Signs the request (the control plane's key; PROTOCOL.md §9 Signed requests). */
+  sign?: (request: GuestRequest) => GuestRequest,
 ): Promise<GuestResponse> {
-  const message = create(GuestRequestSchema, request);
+  const created = create(GuestRequestSchema, request);
+  const message = sign ? sign(created) : created;
   const timeout = (message.timeoutMs || 30_000) + slackMs;
   const reply = await nc.request(
     subjects.guest(nodeId, op),
@@ -70,8 +69,9 @@ export async function callGuest<C extends ResultCase>(
   request: MessageInitShape<typeof GuestRequestSchema>,
   expect: C,
   slackMs?: number,
+  sign?: (request: GuestRequest) => GuestRequest,
 ): Promise<ResultOf<C>> {
-  const response = await requestGuest(nc, nodeId, op, request, slackMs);
+  const response = await requestGuest(nc, nodeId, op, request, slackMs, sign);
   const result = response.result;
   if (result.case === 'error') {
     throw new GuestRequestError(result.value.code, result.value.message, result.value.agentCode);
@@ -84,43 +84,4 @@ export async function callGuest<C extends ResultCase>(
     );
   }
   return result.value as ResultOf<C>;
-}
-
-/** File chunks to one VM through its node daemon (for readGuestFile / writeGuestFile). */
-export function natsFilePort(
-  nc: NatsRequester,
-  nodeId: string,
-  vmId: string,
-  chunkMaxBytes: number,
-  actor = '',
-): FileChunkPort {
-  return {
-    chunkMaxBytes,
-    read: (request, timeoutMs = 30_000) =>
-      callGuest(
-        nc,
-        nodeId,
-        'file.read',
-        {
-          vmId,
-          actor,
-          timeoutMs,
-          operation: { case: 'fileRead', value: create(FileReadRequestSchema, request) },
-        },
-        'fileRead',
-      ),
-    write: (request, timeoutMs = 30_000) =>
-      callGuest(
-        nc,
-        nodeId,
-        'file.write',
-        {
-          vmId,
-          actor,
-          timeoutMs,
-          operation: { case: 'fileWrite', value: create(FileWriteRequestSchema, request) },
-        },
-        'fileWrite',
-      ),
-  };
 }

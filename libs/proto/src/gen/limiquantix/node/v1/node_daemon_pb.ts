@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file limiquantix/node/v1/node_daemon.proto.
  */
 export const file_limiquantix_node_v1_node_daemon: GenFile = /*@__PURE__*/
-  fileDesc("CiVsaW1pcXVhbnRpeC9ub2RlL3YxL25vZGVfZGFlbW9uLnByb3RvEhNsaW1pcXVhbnRpeC5ub2RlLnYxIv4GCgxHdWVzdFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRINCgV2bV9pZBgCIAEoCRISCgp0aW1lb3V0X21zGAMgASgNEg0KBWFjdG9yGAQgASgJEjEKBHBpbmcYCiABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5QaW5nUmVxdWVzdEgAEjcKB2V4ZWN1dGUYCyABKAsyJC5saW1pcXVhbnRpeC5hZ2VudC52MS5FeGVjdXRlUmVxdWVzdEgAEjwKCmZpbGVfd3JpdGUYDCABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlV3JpdGVSZXF1ZXN0SAASOgoJZmlsZV9yZWFkGA0gASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVJlYWRSZXF1ZXN0SAASOQoIc2h1dGRvd24YDiABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93blJlcXVlc3RIABI4CghnZXRfaW5mbxgQIAEoCzIkLmxpbWlxdWFudGl4LmFnZW50LnYxLkdldEluZm9SZXF1ZXN0SAASSAoQY2FuY2VsX2V4ZWN1dGlvbhgSIAEoCzIsLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlcXVlc3RIABI3CgdxdWllc2NlGBMgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVJlcXVlc3RIABIxCgR0aGF3GBQgASgLMiEubGltaXF1YW50aXguYWdlbnQudjEuVGhhd1JlcXVlc3RIABJECg5xdWllc2NlX3N0YXR1cxgVIAEoCzIqLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VTdGF0dXNSZXF1ZXN0SAASOgoJc3luY190aW1lGBYgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuU3luY1RpbWVSZXF1ZXN0SAASSQoRc2V0X3VzZXJfcGFzc3dvcmQYFyABKAsyLC5saW1pcXVhbnRpeC5hZ2VudC52MS5TZXRVc2VyUGFzc3dvcmRSZXF1ZXN0SAASPQoLZ2V0X2ZzX2luZm8YGCABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRGc0luZm9SZXF1ZXN0SABCCwoJb3BlcmF0aW9uIoUBCgpHdWVzdEVycm9yEjEKBGNvZGUYASABKA4yIy5saW1pcXVhbnRpeC5ub2RlLnYxLkd1ZXN0RXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkSMwoKYWdlbnRfY29kZRgDIAEoDjIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkVycm9yQ29kZSK/BwoNR3Vlc3RSZXNwb25zZRISCgpyZXF1ZXN0X2lkGAEgASgJEg0KBXZtX2lkGAIgASgJEg8KB25vZGVfaWQYAyABKAkSFAoMYWdlbnRfbWljcm9zGAQgASgEEjIKBHBvbmcYMiABKAsyIi5saW1pcXVhbnRpeC5hZ2VudC52MS5Qb25nUmVzcG9uc2VIABI4CgdleGVjdXRlGDMgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuRXhlY3V0ZVJlc3BvbnNlSAASPQoKZmlsZV93cml0ZRg0IAEoCzInLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVXcml0ZVJlc3BvbnNlSAASOwoJZmlsZV9yZWFkGDUgASgLMiYubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVJlYWRSZXNwb25zZUgAEjoKCHNodXRkb3duGDYgASgLMiYubGltaXF1YW50aXguYWdlbnQudjEuU2h1dGRvd25SZXNwb25zZUgAEjkKCGdldF9pbmZvGDggASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1Jlc3BvbnNlSAASSQoQY2FuY2VsX2V4ZWN1dGlvbhg5IAEoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlc3BvbnNlSAASOAoHcXVpZXNjZRg6IAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VSZXNwb25zZUgAEjIKBHRoYXcYOyABKAsyIi5saW1pcXVhbnRpeC5hZ2VudC52MS5UaGF3UmVzcG9uc2VIABJFCg5xdWllc2NlX3N0YXR1cxg8IAEoCzIrLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VTdGF0dXNSZXNwb25zZUgAEjsKCXN5bmNfdGltZRg9IAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLlN5bmNUaW1lUmVzcG9uc2VIABJKChFzZXRfdXNlcl9wYXNzd29yZBg+IAEoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLlNldFVzZXJQYXNzd29yZFJlc3BvbnNlSAASPgoLZ2V0X2ZzX2luZm8YPyABKAsyJy5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRGc0luZm9SZXNwb25zZUgAEjAKBWVycm9yGFogASgLMh8ubGltaXF1YW50aXgubm9kZS52MS5HdWVzdEVycm9ySABCCAoGcmVzdWx0Iv8CCg1WbUFnZW50U3RhdHVzEg0KBXZtX2lkGAEgASgJEhQKDGNoYW5uZWxfcGF0aBgCIAEoCRIuCgVzdGF0ZRgDIAEoDjIfLmxpbWlxdWFudGl4Lm5vZGUudjEuQWdlbnRTdGF0ZRIVCg1hZ2VudF92ZXJzaW9uGAQgASgJEhgKEHByb3RvY29sX3ZlcnNpb24YBSABKA0SFAoMY2FwYWJpbGl0aWVzGAYgAygJEjEKBmxpbWl0cxgHIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50TGltaXRzEi0KBGluZm8YCCABKAsyHy5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudEluZm8SMwoPY29ubmVjdGVkX3NpbmNlGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglsYXN0X3NlZW4YCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBG5hbWUYCyABKAki+AEKDU5vZGVIZWFydGJlYXQSDwoHbm9kZV9pZBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRIWCg5kYWVtb25fdmVyc2lvbhgDIAEoCRIuCgpzdGFydGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgl0aW1lc3RhbXAYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KA3ZtcxgGIAMoCzIiLmxpbWlxdWFudGl4Lm5vZGUudjEuVm1BZ2VudFN0YXR1cxIcChRmaWxlX2NodW5rX21heF9ieXRlcxgHIAEoDSKtAQoKQWdlbnRFdmVudBIPCgdub2RlX2lkGAEgASgJEg0KBXZtX2lkGAIgASgJEgwKBGtpbmQYAyABKAkSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCgZzdGF0dXMYBSABKAsyIi5saW1pcXVhbnRpeC5ub2RlLnYxLlZtQWdlbnRTdGF0dXMSDgoGcmVhc29uGAYgASgJIpMBCgtWbVRlbGVtZXRyeRIPCgdub2RlX2lkGAEgASgJEg0KBXZtX2lkGAIgASgJEi0KCXRpbWVzdGFtcBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoGcmVwb3J0GAQgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuVGVsZW1ldHJ5UmVwb3J0KrICCg5HdWVzdEVycm9yQ29kZRIgChxHVUVTVF9FUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASIQodR1VFU1RfRVJST1JfQ09ERV9WTV9OT1RfRk9VTkQQARIoCiRHVUVTVF9FUlJPUl9DT0RFX0FHRU5UX05PVF9DT05ORUNURUQQAhIiCh5HVUVTVF9FUlJPUl9DT0RFX0FHRU5UX1RJTUVPVVQQAxIgChxHVUVTVF9FUlJPUl9DT0RFX0FHRU5UX0VSUk9SEAQSJAogR1VFU1RfRVJST1JfQ09ERV9JTlZBTElEX1JFUVVFU1QQBRIdChlHVUVTVF9FUlJPUl9DT0RFX0lOVEVSTkFMEAYSJgoiR1VFU1RfRVJST1JfQ09ERV9TSUdOQVRVUkVfUkVGVVNFRBAHKnoKCkFnZW50U3RhdGUSGwoXQUdFTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIcChhBR0VOVF9TVEFURV9ESVNDT05ORUNURUQQARIaChZBR0VOVF9TVEFURV9DT05ORUNUSU5HEAISFQoRQUdFTlRfU1RBVEVfUkVBRFkQA2IGcHJvdG8z", [file_google_protobuf_timestamp, file_limiquantix_agent_v1_agent]);
+  fileDesc("CiVsaW1pcXVhbnRpeC9ub2RlL3YxL25vZGVfZGFlbW9uLnByb3RvEhNsaW1pcXVhbnRpeC5ub2RlLnYxIsUHCgxHdWVzdFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRINCgV2bV9pZBgCIAEoCRISCgp0aW1lb3V0X21zGAMgASgNEg0KBWFjdG9yGAQgASgJEjEKBHBpbmcYCiABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5QaW5nUmVxdWVzdEgAEjcKB2V4ZWN1dGUYCyABKAsyJC5saW1pcXVhbnRpeC5hZ2VudC52MS5FeGVjdXRlUmVxdWVzdEgAEjwKCmZpbGVfd3JpdGUYDCABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlV3JpdGVSZXF1ZXN0SAASOgoJZmlsZV9yZWFkGA0gASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVJlYWRSZXF1ZXN0SAASOQoIc2h1dGRvd24YDiABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93blJlcXVlc3RIABI4CghnZXRfaW5mbxgQIAEoCzIkLmxpbWlxdWFudGl4LmFnZW50LnYxLkdldEluZm9SZXF1ZXN0SAASSAoQY2FuY2VsX2V4ZWN1dGlvbhgSIAEoCzIsLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlcXVlc3RIABI3CgdxdWllc2NlGBMgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVJlcXVlc3RIABIxCgR0aGF3GBQgASgLMiEubGltaXF1YW50aXguYWdlbnQudjEuVGhhd1JlcXVlc3RIABJECg5xdWllc2NlX3N0YXR1cxgVIAEoCzIqLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VTdGF0dXNSZXF1ZXN0SAASOgoJc3luY190aW1lGBYgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuU3luY1RpbWVSZXF1ZXN0SAASSQoRc2V0X3VzZXJfcGFzc3dvcmQYFyABKAsyLC5saW1pcXVhbnRpeC5hZ2VudC52MS5TZXRVc2VyUGFzc3dvcmRSZXF1ZXN0SAASPQoLZ2V0X2ZzX2luZm8YGCABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRGc0luZm9SZXF1ZXN0SAASRQoNYXV0aG9yaXphdGlvbhgeIAEoCzIuLmxpbWlxdWFudGl4Lm5vZGUudjEuR3Vlc3RSZXF1ZXN0QXV0aG9yaXphdGlvbkILCglvcGVyYXRpb24irQEKE0ludGVudEF1dGhvcml6YXRpb24SDgoGa2V5X2lkGAEgASgJEhUKDWludGVudF9kaWdlc3QYAiABKAkSDwoHbm9kZV9pZBgDIAEoCRINCgV2bV9pZBgEIAEoCRIRCglvcGVyYXRpb24YBSABKAkSEgoKcmVxdWVzdF9pZBgGIAEoCRIVCg1leHBpcmVzX2F0X21zGAcgASgEEhEKCXNpZ25hdHVyZRgIIAEoDCKOAQoZR3Vlc3RSZXF1ZXN0QXV0aG9yaXphdGlvbhI4CgZpbnRlbnQYASABKAsyKC5saW1pcXVhbnRpeC5ub2RlLnYxLkludGVudEF1dGhvcml6YXRpb24SDQoFbm9uY2UYAiABKAkSFQoNZXhwaXJlc19hdF9tcxgDIAEoBBIRCglzaWduYXR1cmUYBCABKAwihQEKCkd1ZXN0RXJyb3ISMQoEY29kZRgBIAEoDjIjLmxpbWlxdWFudGl4Lm5vZGUudjEuR3Vlc3RFcnJvckNvZGUSDwoHbWVzc2FnZRgCIAEoCRIzCgphZ2VudF9jb2RlGAMgASgOMh8ubGltaXF1YW50aXguYWdlbnQudjEuRXJyb3JDb2RlIr8HCg1HdWVzdFJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSDQoFdm1faWQYAiABKAkSDwoHbm9kZV9pZBgDIAEoCRIUCgxhZ2VudF9taWNyb3MYBCABKAQSMgoEcG9uZxgyIAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlBvbmdSZXNwb25zZUgAEjgKB2V4ZWN1dGUYMyABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5FeGVjdXRlUmVzcG9uc2VIABI9CgpmaWxlX3dyaXRlGDQgASgLMicubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVdyaXRlUmVzcG9uc2VIABI7CglmaWxlX3JlYWQYNSABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlc3BvbnNlSAASOgoIc2h1dGRvd24YNiABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93blJlc3BvbnNlSAASOQoIZ2V0X2luZm8YOCABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRJbmZvUmVzcG9uc2VIABJJChBjYW5jZWxfZXhlY3V0aW9uGDkgASgLMi0ubGltaXF1YW50aXguYWdlbnQudjEuQ2FuY2VsRXhlY3V0aW9uUmVzcG9uc2VIABI4CgdxdWllc2NlGDogASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVJlc3BvbnNlSAASMgoEdGhhdxg7IAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlRoYXdSZXNwb25zZUgAEkUKDnF1aWVzY2Vfc3RhdHVzGDwgASgLMisubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVN0YXR1c1Jlc3BvbnNlSAASOwoJc3luY190aW1lGD0gASgLMiYubGltaXF1YW50aXguYWdlbnQudjEuU3luY1RpbWVSZXNwb25zZUgAEkoKEXNldF91c2VyX3Bhc3N3b3JkGD4gASgLMi0ubGltaXF1YW50aXguYWdlbnQudjEuU2V0VXNlclBhc3N3b3JkUmVzcG9uc2VIABI+CgtnZXRfZnNfaW5mbxg/IAEoCzInLmxpbWlxdWFudGl4LmFnZW50LnYxLkdldEZzSW5mb1Jlc3BvbnNlSAASMAoFZXJyb3IYWiABKAsyHy5saW1pcXVhbnRpeC5ub2RlLnYxLkd1ZXN0RXJyb3JIAEIICgZyZXN1bHQi/wIKDVZtQWdlbnRTdGF0dXMSDQoFdm1faWQYASABKAkSFAoMY2hhbm5lbF9wYXRoGAIgASgJEi4KBXN0YXRlGAMgASgOMh8ubGltaXF1YW50aXgubm9kZS52MS5BZ2VudFN0YXRlEhUKDWFnZW50X3ZlcnNpb24YBCABKAkSGAoQcHJvdG9jb2xfdmVyc2lvbhgFIAEoDRIUCgxjYXBhYmlsaXRpZXMYBiADKAkSMQoGbGltaXRzGAcgASgLMiEubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRMaW1pdHMSLQoEaW5mbxgIIAEoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50SW5mbxIzCg9jb25uZWN0ZWRfc2luY2UYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWxhc3Rfc2VlbhgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEbmFtZRgLIAEoCSL4AQoNTm9kZUhlYXJ0YmVhdBIPCgdub2RlX2lkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEhYKDmRhZW1vbl92ZXJzaW9uGAMgASgJEi4KCnN0YXJ0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXRpbWVzdGFtcBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoDdm1zGAYgAygLMiIubGltaXF1YW50aXgubm9kZS52MS5WbUFnZW50U3RhdHVzEhwKFGZpbGVfY2h1bmtfbWF4X2J5dGVzGAcgASgNIq0BCgpBZ2VudEV2ZW50Eg8KB25vZGVfaWQYASABKAkSDQoFdm1faWQYAiABKAkSDAoEa2luZBgDIAEoCRItCgl0aW1lc3RhbXAYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKBnN0YXR1cxgFIAEoCzIiLmxpbWlxdWFudGl4Lm5vZGUudjEuVm1BZ2VudFN0YXR1cxIOCgZyZWFzb24YBiABKAkikwEKC1ZtVGVsZW1ldHJ5Eg8KB25vZGVfaWQYASABKAkSDQoFdm1faWQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1CgZyZXBvcnQYBCABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5UZWxlbWV0cnlSZXBvcnQqsgIKDkd1ZXN0RXJyb3JDb2RlEiAKHEdVRVNUX0VSUk9SX0NPREVfVU5TUEVDSUZJRUQQABIhCh1HVUVTVF9FUlJPUl9DT0RFX1ZNX05PVF9GT1VORBABEigKJEdVRVNUX0VSUk9SX0NPREVfQUdFTlRfTk9UX0NPTk5FQ1RFRBACEiIKHkdVRVNUX0VSUk9SX0NPREVfQUdFTlRfVElNRU9VVBADEiAKHEdVRVNUX0VSUk9SX0NPREVfQUdFTlRfRVJST1IQBBIkCiBHVUVTVF9FUlJPUl9DT0RFX0lOVkFMSURfUkVRVUVTVBAFEh0KGUdVRVNUX0VSUk9SX0NPREVfSU5URVJOQUwQBhImCiJHVUVTVF9FUlJPUl9DT0RFX1NJR05BVFVSRV9SRUZVU0VEEAcqegoKQWdlbnRTdGF0ZRIbChdBR0VOVF9TVEFURV9VTlNQRUNJRklFRBAAEhwKGEFHRU5UX1NUQVRFX0RJU0NPTk5FQ1RFRBABEhoKFkFHRU5UX1NUQVRFX0NPTk5FQ1RJTkcQAhIVChFBR0VOVF9TVEFURV9SRUFEWRADYgZwcm90bzM", [file_google_protobuf_timestamp, file_limiquantix_agent_v1_agent]);
 
 /**
  * One guest operation for one VM of the node (since v1). The subject's <op> must name the
@@ -142,6 +142,14 @@ export type GuestRequest = Message<"limiquantix.node.v1.GuestRequest"> & {
     value: GetFsInfoRequest;
     case: "getFsInfo";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * The control plane's signed authorization (since 0.3.0). A node daemon relays nothing without
+   * one that verifies with a key it trusts (PROTOCOL.md §9, Signed requests).
+   *
+   * @generated from field: limiquantix.node.v1.GuestRequestAuthorization authorization = 30;
+   */
+  authorization?: GuestRequestAuthorization | undefined;
 };
 
 /**
@@ -150,6 +158,115 @@ export type GuestRequest = Message<"limiquantix.node.v1.GuestRequest"> & {
  */
 export const GuestRequestSchema: GenMessage<GuestRequest> = /*@__PURE__*/
   messageDesc(file_limiquantix_node_v1_node_daemon, 0);
+
+/**
+ * What an audited intent allows, signed by the control plane when the intent is written and
+ * kept in the intent's audit row (since 0.3.0). It names one node, VM and operation.
+ *
+ * @generated from message limiquantix.node.v1.IntentAuthorization
+ */
+export type IntentAuthorization = Message<"limiquantix.node.v1.IntentAuthorization"> & {
+  /**
+   * Which control-plane key signed: the first 16 hex digits of sha256 of its raw public key.
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * sha256 (hex) of the intent row's content (libs/audit intentDigest): the audited intent
+   * every request signed under it acts for.
+   *
+   * @generated from field: string intent_digest = 2;
+   */
+  intentDigest: string;
+
+  /**
+   * @generated from field: string node_id = 3;
+   */
+  nodeId: string;
+
+  /**
+   * @generated from field: string vm_id = 4;
+   */
+  vmId: string;
+
+  /**
+   * The operation the intent is for (a subject's <op>); ping is also allowed under any intent.
+   *
+   * @generated from field: string operation = 5;
+   */
+  operation: string;
+
+  /**
+   * The intent's audit request id.
+   *
+   * @generated from field: string request_id = 6;
+   */
+  requestId: string;
+
+  /**
+   * Unix time in ms after which no request may act under it.
+   *
+   * @generated from field: uint64 expires_at_ms = 7;
+   */
+  expiresAtMs: bigint;
+
+  /**
+   * Ed25519 over the canonical bytes of the fields above (PROTOCOL.md §9).
+   *
+   * @generated from field: bytes signature = 8;
+   */
+  signature: Uint8Array;
+};
+
+/**
+ * Describes the message limiquantix.node.v1.IntentAuthorization.
+ * Use `create(IntentAuthorizationSchema)` to create a new message.
+ */
+export const IntentAuthorizationSchema: GenMessage<IntentAuthorization> = /*@__PURE__*/
+  messageDesc(file_limiquantix_node_v1_node_daemon, 1);
+
+/**
+ * One request's signature under an intent (since 0.3.0).
+ *
+ * @generated from message limiquantix.node.v1.GuestRequestAuthorization
+ */
+export type GuestRequestAuthorization = Message<"limiquantix.node.v1.GuestRequestAuthorization"> & {
+  /**
+   * @generated from field: limiquantix.node.v1.IntentAuthorization intent = 1;
+   */
+  intent?: IntentAuthorization | undefined;
+
+  /**
+   * Unique per signed request: a node refuses a nonce it has seen (replay) until it expires.
+   *
+   * @generated from field: string nonce = 2;
+   */
+  nonce: string;
+
+  /**
+   * Unix time in ms after which the node refuses the request (seconds after signing).
+   *
+   * @generated from field: uint64 expires_at_ms = 3;
+   */
+  expiresAtMs: bigint;
+
+  /**
+   * Ed25519, by the intent's key, over the intent's signature, this request's request_id,
+   * nonce, expiry and the sha256 of its operation's bytes (PROTOCOL.md §9).
+   *
+   * @generated from field: bytes signature = 4;
+   */
+  signature: Uint8Array;
+};
+
+/**
+ * Describes the message limiquantix.node.v1.GuestRequestAuthorization.
+ * Use `create(GuestRequestAuthorizationSchema)` to create a new message.
+ */
+export const GuestRequestAuthorizationSchema: GenMessage<GuestRequestAuthorization> = /*@__PURE__*/
+  messageDesc(file_limiquantix_node_v1_node_daemon, 2);
 
 /**
  * A failed guest operation (since v1).
@@ -180,7 +297,7 @@ export type GuestError = Message<"limiquantix.node.v1.GuestError"> & {
  * Use `create(GuestErrorSchema)` to create a new message.
  */
 export const GuestErrorSchema: GenMessage<GuestError> = /*@__PURE__*/
-  messageDesc(file_limiquantix_node_v1_node_daemon, 1);
+  messageDesc(file_limiquantix_node_v1_node_daemon, 3);
 
 /**
  * The answer to a GuestRequest (since v1).
@@ -307,7 +424,7 @@ export type GuestResponse = Message<"limiquantix.node.v1.GuestResponse"> & {
  * Use `create(GuestResponseSchema)` to create a new message.
  */
 export const GuestResponseSchema: GenMessage<GuestResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_node_v1_node_daemon, 2);
+  messageDesc(file_limiquantix_node_v1_node_daemon, 4);
 
 /**
  * One VM of the node and its agent (since v1).
@@ -387,7 +504,7 @@ export type VmAgentStatus = Message<"limiquantix.node.v1.VmAgentStatus"> & {
  * Use `create(VmAgentStatusSchema)` to create a new message.
  */
 export const VmAgentStatusSchema: GenMessage<VmAgentStatus> = /*@__PURE__*/
-  messageDesc(file_limiquantix_node_v1_node_daemon, 3);
+  messageDesc(file_limiquantix_node_v1_node_daemon, 5);
 
 /**
  * Published on lq.v1.node.<nodeId>.heartbeat every few seconds and on every agent state change
@@ -439,7 +556,7 @@ export type NodeHeartbeat = Message<"limiquantix.node.v1.NodeHeartbeat"> & {
  * Use `create(NodeHeartbeatSchema)` to create a new message.
  */
 export const NodeHeartbeatSchema: GenMessage<NodeHeartbeat> = /*@__PURE__*/
-  messageDesc(file_limiquantix_node_v1_node_daemon, 4);
+  messageDesc(file_limiquantix_node_v1_node_daemon, 6);
 
 /**
  * Published on lq.v1.events.<nodeId>.<vmId>.<kind> (since v1).
@@ -487,7 +604,7 @@ export type AgentEvent = Message<"limiquantix.node.v1.AgentEvent"> & {
  * Use `create(AgentEventSchema)` to create a new message.
  */
 export const AgentEventSchema: GenMessage<AgentEvent> = /*@__PURE__*/
-  messageDesc(file_limiquantix_node_v1_node_daemon, 5);
+  messageDesc(file_limiquantix_node_v1_node_daemon, 7);
 
 /**
  * Published on lq.v1.telemetry.<nodeId>.<vmId> as the agent reports (since v1).
@@ -521,7 +638,7 @@ export type VmTelemetry = Message<"limiquantix.node.v1.VmTelemetry"> & {
  * Use `create(VmTelemetrySchema)` to create a new message.
  */
 export const VmTelemetrySchema: GenMessage<VmTelemetry> = /*@__PURE__*/
-  messageDesc(file_limiquantix_node_v1_node_daemon, 6);
+  messageDesc(file_limiquantix_node_v1_node_daemon, 8);
 
 /**
  * Why the daemon could not give the agent's answer (since v1).

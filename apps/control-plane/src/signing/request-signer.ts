@@ -1,0 +1,99 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import {
+  signIntent,
+  signRequest,
+  signingKeyFromPem,
+  type GuestRequest,
+  type IntentAuthorization,
+  type SigningKey,
+} from '@lq/proto';
+import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
+
+const SETTING = 'guest_request_signing_key';
+
+/** What an intent authorizes: one node, VM and operation, for a while. */
+export interface IntentScope {
+  intentDigest: string;
+  nodeId: string;
+  vmId: string;
+  operation: string;
+  requestId: string;
+  ttlMs: number;
+}
+
+/**
+ * The control plane's Ed25519 key and the signatures node daemons check before they relay
+ * anything (PROTOCOL.md §9 Signed requests): an intent's authorization when its audit row is
+ * written, and each request sent under it. The key comes from LQ_SIGNING_KEY_FILE (where the
+ * deployment keeps secrets); without it, one is generated at first start and shared by the
+ * replicas through the database, and start-up says so.
+ */
+@Injectable()
+export class RequestSigner implements OnModuleInit {
+  private readonly log = new Logger('signing');
+  private signingKey: SigningKey | undefined;
+
+  constructor(
+    @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
+    @Inject(DataSource) private readonly ds: DataSource,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    const file = this.config.signing.keyFile;
+    if (file) {
+      this.signingKey = signingKeyFromPem(readFileSync(file, 'utf8'));
+    } else {
+      const generated = generateKeyPairSync('ed25519')
+        .privateKey.export({ type: 'pkcs8', format: 'pem' })
+        .toString();
+      await this.ds.query(
+        'INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING',
+        [SETTING, generated],
+      );
+      const rows = await this.ds.query<Array<{ value: string }>>(
+        'SELECT value FROM settings WHERE key = $1',
+        [SETTING],
+      );
+      this.signingKey = signingKeyFromPem(rows[0]!.value);
+      this.log.warn(
+        'LQ_SIGNING_KEY_FILE is not set: guest requests are signed with a key kept in the database; give the control plane a key file where your deployment keeps secrets',
+      );
+    }
+    this.log.log(
+      `guest requests are signed with key ${this.key.keyId}; node daemons trust it with LQ_CONTROL_PLANE_KEYS=${this.key.publicKey}`,
+    );
+  }
+
+  private get key(): SigningKey {
+    if (!this.signingKey) {
+      throw new Error('the signing key is not loaded yet');
+    }
+    return this.signingKey;
+  }
+
+  /** The public keys node daemons should trust (GET /api/signing-keys). */
+  publicKeys(): Array<{ key_id: string; public_key: string; algorithm: 'Ed25519' }> {
+    return [{ key_id: this.key.keyId, public_key: this.key.publicKey, algorithm: 'Ed25519' }];
+  }
+
+  /** Signs what an intent allows; kept in the intent's row and in every request under it. */
+  authorizeIntent(scope: IntentScope): IntentAuthorization {
+    return signIntent(this.key, {
+      intentDigest: scope.intentDigest,
+      nodeId: scope.nodeId,
+      vmId: scope.vmId,
+      operation: scope.operation,
+      requestId: scope.requestId,
+      expiresAtMs: BigInt(Date.now() + scope.ttlMs),
+    });
+  }
+
+  /** A function that signs each request sent under `intent`, with a fresh nonce and expiry. */
+  signerFor(intent: IntentAuthorization): (request: GuestRequest) => GuestRequest {
+    return (request) =>
+      signRequest(this.key, request, intent, this.config.signing.requestTtlSeconds * 1000);
+  }
+}

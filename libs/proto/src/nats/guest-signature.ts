@@ -1,0 +1,186 @@
+// Signed guest requests (PROTOCOL.md §9, Signed requests). The control plane signs, with its
+// Ed25519 key, an IntentAuthorization when it writes an operation's audit intent (node, VM,
+// operation, the intent's content digest, an expiry), and every GuestRequest it sends under
+// that intent (the intent's signature, the request id, a fresh nonce, an expiry of seconds and
+// the sha256 of the operation's bytes). A node daemon verifies both before relaying, so NATS
+// access alone runs nothing, and a request cannot be replayed, redirected or altered.
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  randomBytes,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
+import { create, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import {
+  GuestRequestAuthorizationSchema,
+  GuestRequestSchema,
+  IntentAuthorizationSchema,
+  type GuestRequest,
+  type GuestRequestAuthorization,
+  type IntentAuthorization,
+} from '../gen/limiquantix/node/v1/node_daemon_pb.js';
+
+const INTENT_DOMAIN = 'lq-intent-authorization/v1';
+const REQUEST_DOMAIN = 'lq-guest-request/v1';
+// DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw key's 32 bytes follow it.
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+/** Length-prefixed fields: no two different field lists give the same bytes. */
+function fields(domain: string, values: Array<string | Uint8Array | bigint>): Buffer {
+  const parts: Buffer[] = [];
+  for (const v of [domain, ...values]) {
+    const b =
+      typeof v === 'string'
+        ? Buffer.from(v, 'utf8')
+        : typeof v === 'bigint'
+          ? Buffer.from(v.toString(10), 'utf8')
+          : Buffer.from(v);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(b.length);
+    parts.push(len, b);
+  }
+  return Buffer.concat(parts);
+}
+
+/** The bytes an IntentAuthorization's signature covers. */
+export function intentSigningBytes(a: IntentAuthorization): Buffer {
+  return fields(INTENT_DOMAIN, [
+    a.keyId,
+    a.intentDigest,
+    a.nodeId,
+    a.vmId,
+    a.operation,
+    a.requestId,
+    a.expiresAtMs,
+  ]);
+}
+
+/**
+ * sha256 of a request's operation: the agent request it carries, serialised alone (protobuf-es
+ * writes the same message the same way, unknown fields included).
+ */
+export function operationDigest(request: GuestRequest): Buffer {
+  const op = request.operation;
+  if (op.case === undefined) {
+    return createHash('sha256').digest();
+  }
+  const field = GuestRequestSchema.fields.find((f) => f.localName === op.case);
+  const schema = (field as { message?: DescMessage } | undefined)?.message;
+  if (!schema) {
+    throw new Error(`GuestRequest.${op.case} is not a message field`);
+  }
+  const bytes = toBinary(schema, op.value as MessageShape<DescMessage>);
+  return createHash('sha256').update(bytes).digest();
+}
+
+/** The bytes a GuestRequestAuthorization's signature covers. */
+export function requestSigningBytes(
+  request: GuestRequest,
+  auth: Pick<GuestRequestAuthorization, 'nonce' | 'expiresAtMs'> & { intentSignature: Uint8Array },
+): Buffer {
+  return fields(REQUEST_DOMAIN, [
+    auth.intentSignature,
+    request.requestId,
+    request.vmId,
+    auth.nonce,
+    auth.expiresAtMs,
+    operationDigest(request),
+  ]);
+}
+
+/** A control plane's signing key: the private key, its raw public key and its id. */
+export interface SigningKey {
+  privateKey: KeyObject;
+  /** The raw 32-byte Ed25519 public key, base64 (what node daemons are configured with). */
+  publicKey: string;
+  keyId: string;
+}
+
+/** The id of a raw public key: the first 16 hex digits of its sha256. */
+export function keyIdOf(rawPublicKey: Uint8Array): string {
+  return createHash('sha256').update(rawPublicKey).digest('hex').slice(0, 16);
+}
+
+/** A signing key from a PEM (PKCS#8) Ed25519 private key; throws naming the problem. */
+export function signingKeyFromPem(pem: string): SigningKey {
+  const privateKey = createPrivateKey(pem);
+  if (privateKey.asymmetricKeyType !== 'ed25519') {
+    throw new Error(`the key is ${privateKey.asymmetricKeyType ?? 'not asymmetric'}, not Ed25519`);
+  }
+  const spki = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
+  const raw = spki.subarray(SPKI_PREFIX.length);
+  return { privateKey, publicKey: raw.toString('base64'), keyId: keyIdOf(raw) };
+}
+
+/** A public key from its raw base64 form (node daemons' LQ_CONTROL_PLANE_KEYS). */
+export function publicKeyFromBase64(text: string): { key: KeyObject; keyId: string } {
+  const raw = Buffer.from(text.trim(), 'base64');
+  if (raw.length !== 32) {
+    throw new Error(`an Ed25519 public key is 32 bytes; ${JSON.stringify(text)} has ${raw.length}`);
+  }
+  const key = createPublicKey({
+    key: Buffer.concat([SPKI_PREFIX, raw]),
+    format: 'der',
+    type: 'spki',
+  });
+  return { key, keyId: keyIdOf(raw) };
+}
+
+/** Signs what an intent allows (the control plane, when it writes the intent). */
+export function signIntent(
+  key: SigningKey,
+  intent: Omit<IntentAuthorization, '$typeName' | 'signature' | 'keyId'>,
+): IntentAuthorization {
+  const unsigned = create(IntentAuthorizationSchema, { ...intent, keyId: key.keyId });
+  unsigned.signature = sign(null, intentSigningBytes(unsigned), key.privateKey);
+  return unsigned;
+}
+
+/** Signs one request under an intent; returns the request with its authorization set. */
+export function signRequest(
+  key: SigningKey,
+  request: GuestRequest,
+  intent: IntentAuthorization,
+  ttlMs: number,
+  now = Date.now(),
+): GuestRequest {
+  const auth = create(GuestRequestAuthorizationSchema, {
+    intent,
+    nonce: randomBytes(16).toString('base64url'),
+    expiresAtMs: BigInt(now + ttlMs),
+  });
+  auth.signature = sign(
+    null,
+    requestSigningBytes(request, { ...auth, intentSignature: intent.signature }),
+    key.privateKey,
+  );
+  request.authorization = auth;
+  return request;
+}
+
+/** Why a request's signatures do not verify with `keys` (by key id), or undefined. */
+export function signatureProblem(
+  request: GuestRequest,
+  keys: ReadonlyMap<string, KeyObject>,
+): string | undefined {
+  const auth = request.authorization;
+  const intent = auth?.intent;
+  if (!auth || !intent) {
+    return 'the request is not signed';
+  }
+  const key = keys.get(intent.keyId);
+  if (!key) {
+    return `the request is signed with key ${JSON.stringify(intent.keyId)}, which this node does not trust`;
+  }
+  if (!verify(null, intentSigningBytes(intent), key, intent.signature)) {
+    return 'the intent authorization does not verify';
+  }
+  const bytes = requestSigningBytes(request, { ...auth, intentSignature: intent.signature });
+  if (!verify(null, bytes, key, auth.signature)) {
+    return 'the request signature does not verify (altered, or signed for other bytes)';
+  }
+  return undefined;
+}
