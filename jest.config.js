@@ -11,6 +11,7 @@ export default {
     '^@lq/proto$': '<rootDir>/libs/proto/src/index.ts',
     '^@lq/runtime$': '<rootDir>/libs/runtime/src/index.ts',
     '^@lq/auth$': '<rootDir>/libs/auth/src/index.ts',
+    '^@lq/api$': '<rootDir>/libs/api/src/index.ts',
     '^@lq/audit$': '<rootDir>/libs/audit/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },

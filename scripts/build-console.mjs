@@ -28,11 +28,11 @@ function newestInput() {
     }
   };
   visit(app);
-  // Shared code the console imports, and the installed versions of its dependencies.
-  for (const p of [join(root, 'libs/auth/src/permissions.ts'), join(root, 'package-lock.json')]) {
-    if (existsSync(p)) {
-      newest = Math.max(newest, statSync(p).mtimeMs);
-    }
+  // The API's types the console imports (@lq/api), and the installed versions of its dependencies.
+  visit(join(root, 'libs/api/src'));
+  const lock = join(root, 'package-lock.json');
+  if (existsSync(lock)) {
+    newest = Math.max(newest, statSync(lock).mtimeMs);
   }
   return String(Math.floor(newest));
 }

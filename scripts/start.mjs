@@ -707,7 +707,7 @@ async function demoProject(base, token, ids) {
   const deadline = Date.now() + 30_000;
   for (;;) {
     const { body } = await api(base, token, 'GET', '/api/vms');
-    const ready = (body.vms ?? []).filter((v) => ids.includes(v.id) && v.agentState === 'ready');
+    const ready = (body.vms ?? []).filter((v) => ids.includes(v.id) && v.agent_state === 'ready');
     if (ready.length === ids.length) {
       const created = await api(base, token, 'POST', '/api/projects', {
         id: 'demo',
@@ -718,7 +718,7 @@ async function demoProject(base, token, ids) {
           `creating project demo: HTTP ${created.status} ${JSON.stringify(created.body)}`,
         );
       }
-      for (const vm of ready.filter((v) => (v.projectId || 'default') === 'default')) {
+      for (const vm of ready.filter((v) => v.project_id === 'default')) {
         const moved = await api(base, token, 'PUT', `/api/vms/${vm.id}/project`, {
           project: 'demo',
         });

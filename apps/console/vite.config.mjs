@@ -11,6 +11,8 @@ const api = process.env.LQ_CONSOLE_API ?? 'http://127.0.0.1:8080';
 export default defineConfig({
   root: here,
   base: '/',
+  // The REST API's types, shared with the control plane and lqctl (libs/api: types only).
+  resolve: { alias: { '@lq/api': resolve(here, '../../libs/api/src/index.ts') } },
   // No React plugin: esbuild's automatic JSX runtime is all the build needs.
   esbuild: { jsx: 'automatic' },
   build: {

@@ -20,6 +20,7 @@ import {
   type RunningControlPlane,
 } from '../support/control-plane-process.js';
 import { REPO_ROOT } from '../support/service-process.js';
+import type { VmListSnapshotView } from '@lq/api';
 
 const CHROMIUM = process.env.LQ_CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = join(REPO_ROOT, 'test-artifacts/console');
@@ -176,12 +177,12 @@ describe('web console in Chromium', () => {
     }
     ctl.abort();
     const data = /event: vms\ndata: (.*)\n/.exec(text)?.[1];
-    const snapshot = JSON.parse(data ?? '{}') as { vms: Array<Record<string, unknown>> };
-    expect(snapshot.vms.map((v) => [v.id, v.agentState, v.nodeId])).toEqual([
+    const snapshot = JSON.parse(data ?? '{}') as VmListSnapshotView;
+    expect(snapshot.vms.map((v) => [v.id, v.agent_state, v.node_id])).toEqual([
       ['vm-1', 'ready', 'node-1'],
       ['vm-2', 'ready', 'node-1'],
     ]);
-    expect(typeof snapshot.vms[0]!.connectedSince).toBe('string');
+    expect(typeof snapshot.vms[0]!.connected_since).toBe('string');
   });
 
   it('should sign in, list the VMs live, open one and run uname -a', async () => {

@@ -242,8 +242,8 @@ describe('the deploy topology on loopback: NATS cluster, two control planes, two
       async () => {
         for (const cp of cps) {
           const res = await adminFetch(`${cp.url}/api/vms`);
-          const { vms = [] } = (await res.json()) as { vms?: Array<{ agentState: string }> };
-          if (vms.length !== VMS.length || vms.some((v) => v.agentState !== 'ready')) {
+          const { vms = [] } = (await res.json()) as { vms?: Array<{ agent_state: string }> };
+          if (vms.length !== VMS.length || vms.some((v) => v.agent_state !== 'ready')) {
             return false;
           }
         }

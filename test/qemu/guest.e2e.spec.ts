@@ -29,6 +29,7 @@ import {
   type GuestImage,
   type QemuGuest,
 } from '../support/qemu-guest.js';
+import type { VmView } from '@lq/api';
 
 const VM = 'qemu-guest-1';
 const SECRET = `Pw-${randomBytes(6).toString('hex')}`;
@@ -85,7 +86,7 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
     }
     return { status: res.status, body: json };
   };
-  const vmView = async () => (await api('GET', `/api/vms/${VM}`)).body;
+  const vmView = async () => (await api('GET', `/api/vms/${VM}`)).body as VmView;
   const exec = async (body: Json): Promise<ExecResult> => {
     const r = await api('POST', `/api/vms/${VM}/execute`, { timeout_seconds: 30, ...body });
     expect(r).toMatchObject({ status: 200 });
@@ -134,7 +135,7 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
     // No -no-reboot: the reboot test needs QEMU to restart the machine, not exit.
     guest = await bootGuest({ channelDir, vmId: VM, noReboot: false, timeoutMs: 240_000 });
     await waitFor('the VM ready in the inventory', 60_000, async () =>
-      (await vmView()).agentState === 'ready' ? true : undefined,
+      (await vmView()).agent_state === 'ready' ? true : undefined,
     );
     time('QEMU start → agent ready in the inventory', guest.startedAt);
   }, 180_000);
@@ -167,16 +168,16 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
       // The ready event and the facts (the node's heartbeat) travel separately.
       const vm = await waitFor('the guest facts in the inventory', 15_000, async () => {
         const v = await vmView();
-        return v.os?.kernelRelease ? v : undefined;
+        return v.os?.kernel_release ? v : undefined;
       });
       expect(vm).toMatchObject({
         id: VM,
-        nodeId: 'node-qemu',
-        agentState: 'ready',
+        node_id: 'node-qemu',
+        agent_state: 'ready',
         hostname: VM,
         os: {
           id: 'lqguest',
-          kernelRelease: image.manifest.kernel_version,
+          kernel_release: image.manifest.kernel_version,
           arch: 'x86_64',
         },
       });
@@ -401,7 +402,7 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
       // The test before takes the node daemon away and back: wait for the inventory to see it.
       await waitFor('the agent ready in the inventory again', 30_000, async () => {
         const v = await vmView();
-        return v.agentState === 'ready' ? v : undefined;
+        return v.agent_state === 'ready' ? v : undefined;
       });
       const started = await api('POST', `/api/vms/${VM}/executions`, {
         command: 'echo started; sleep 120',
@@ -535,13 +536,13 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
       // rebooted agent's telemetry, whose system uptime is younger than the reboot request.
       const vm = await waitFor('telemetry from the rebooted guest', 30_000, async () => {
         const v = await vmView();
-        const uptime = v.telemetry?.uptimeSeconds as number | undefined;
-        return v.agentState === 'ready' && uptime !== undefined && uptime < (Date.now() - t) / 1000
+        const uptime = v.telemetry?.uptime_seconds;
+        return v.agent_state === 'ready' && uptime !== undefined && uptime < (Date.now() - t) / 1000
           ? v
           : undefined;
       });
       time('reboot → new boot in the inventory', t);
-      expect(vm.os.kernelRelease).toBe(image.manifest.kernel_version);
+      expect(vm.os?.kernel_release).toBe(image.manifest.kernel_version);
       const uptime = await exec({ command: 'cut -d" " -f1 /proc/uptime' });
       expect(Number(uptime.stdout)).toBeLessThan((Date.now() - t) / 1000 + 1);
       // A fresh copy of the root filesystem, but the same data disk.
@@ -558,7 +559,7 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
       expect(exit).toEqual({ code: 0, signal: null });
       expect(guest.console()).toMatch(/reboot: Power down/);
       await waitFor('the inventory to show the agent gone', 30_000, async () =>
-        (await vmView()).agentState !== 'ready' ? true : undefined,
+        (await vmView()).agent_state !== 'ready' ? true : undefined,
       );
     }, 60_000);
   });

@@ -34,10 +34,10 @@ export async function waitForReadyVms(
   for (;;) {
     const res = await fetch(`${url}/api/vms`, { headers: { Authorization: `Bearer ${token}` } });
     const body = (await res.json()) as {
-      vms?: Array<{ id: string; agentState: string }>;
+      vms?: Array<{ id: string; agent_state: string }>;
     };
     const ready = (body.vms ?? []).filter(
-      (v) => v.agentState === 'ready' && (!ids || ids.includes(v.id)),
+      (v) => v.agent_state === 'ready' && (!ids || ids.includes(v.id)),
     );
     if (ready.length >= count) {
       return;

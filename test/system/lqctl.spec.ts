@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { freePort } from '../support/nats-server.js';
 import { TEST_ADMIN_TOKEN, waitForReadyVms } from '../support/control-plane-process.js';
 import { startOneNodeStack, type OneNodeStack } from '../support/one-node-stack.js';
+import type { VmView } from '@lq/api';
 
 const LQCTL = resolve('dist/lqctl/lqctl.cjs');
 const EXTERNAL = process.env.LQCTL_E2E_SERVER;
@@ -318,8 +319,8 @@ describe(`lqctl against ${EXTERNAL ? `npm start’s stack at ${EXTERNAL}` : 'a r
   it('should list the VMs as JSON and as a table', async () => {
     const r = await lqctl(['vms', 'ls', '--json']);
     expect(r.code).toBe(0);
-    const vms = JSON.parse(r.stdout) as Array<{ id: string; agentState: string }>;
-    expect(vms.filter((v) => /^vm-[123]$/.test(v.id)).map((v) => v.agentState)).toEqual([
+    const vms = JSON.parse(r.stdout) as VmView[];
+    expect(vms.filter((v) => /^vm-[123]$/.test(v.id)).map((v) => v.agent_state)).toEqual([
       'ready',
       'ready',
       'ready',

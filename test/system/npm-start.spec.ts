@@ -239,7 +239,7 @@ describe('npm start', () => {
     const projects = await get('/api/projects');
     expect(projects.projects?.find((p) => p.id === 'demo')).toMatchObject({ vm_count: 3 });
     const vms = await get('/api/vms');
-    expect(vms.vms?.map((v) => [v.id, v.projectId])).toEqual([
+    expect(vms.vms?.map((v) => [v.id, v.project_id])).toEqual([
       ['vm-1', 'demo'],
       ['vm-2', 'demo'],
       ['vm-3', 'demo'],

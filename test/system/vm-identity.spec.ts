@@ -4,7 +4,7 @@
 // control plane on a real PostgreSQL. Both VMs must be listed and reachable separately; a forged
 // heartbeat (or event) of node-2 naming node-1's VMs must be refused, logged, counted and
 // audited; and moving a VM to another node must be an explicit, audited step of a global admin.
-/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return */
+/* eslint-disable @typescript-eslint/no-explicit-any */
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,7 @@ import {
   waitForReadyVms,
   type RunningControlPlane,
 } from '../support/control-plane-process.js';
+import type { VmView } from '@lq/api';
 
 const AGENT_PORT = 'org.limiquantix.agent.0';
 const UUID_1 = '3f1c8a52-6d0e-4b7a-9c41-0a1b2c3d4e01';
@@ -108,10 +109,10 @@ describe('VM identity across nodes', () => {
     return Number(String(r.body.stdout).trim());
   }
 
-  async function vm(id: string): Promise<Record<string, any>> {
+  async function vm(id: string): Promise<VmView> {
     const r = await call('admin', 'GET', `/api/vms/${id}`);
     expect([id, r.status]).toEqual([id, 200]);
-    return r.body;
+    return r.body as VmView;
   }
 
   async function refusedClaims(node: string): Promise<number> {
@@ -203,9 +204,9 @@ describe('VM identity across nodes', () => {
   it('should list both domains named dup, each by its UUID on its node, and reach each one separately', async () => {
     await waitForReadyVms(cp.url, 2, { ids: [UUID_1, UUID_2], timeoutMs: 20_000 });
     const list = await call('admin', 'GET', '/api/vms');
-    const dups = (list.body.vms as any[])
+    const dups = (list.body.vms as VmView[])
       .filter((v) => v.name === 'dup')
-      .map((v) => [v.id, v.nodeId, v.agentState])
+      .map((v) => [v.id, v.node_id, v.agent_state])
       .sort();
     expect(dups).toEqual([
       [UUID_1, 'node-1', 'ready'],
@@ -221,8 +222,8 @@ describe('VM identity across nodes', () => {
 
   it('should refuse a forged heartbeat and event of node-2 naming node-1 VMs, and log, count and audit it', async () => {
     const before = await refusedClaims('node-2');
-    const onNode1 = (await call('admin', 'GET', '/api/vms')).body.vms as any[];
-    const stolen = onNode1.filter((v) => v.nodeId === 'node-1').map((v) => v.id as string);
+    const onNode1 = (await call('admin', 'GET', '/api/vms')).body.vms as VmView[];
+    const stolen = onNode1.filter((v) => v.node_id === 'node-1').map((v) => v.id);
     expect(stolen).toContain('solo');
 
     nc.publish(
@@ -255,12 +256,12 @@ describe('VM identity across nodes', () => {
     await nc.flush();
     // Until the control plane has counted the refusals, or (before the fix) moved a VM.
     await until('refusal or takeover', async () => {
-      const moved = (await Promise.all(stolen.map(vm))).some((v) => v.nodeId !== 'node-1');
+      const moved = (await Promise.all(stolen.map(vm))).some((v) => v.node_id !== 'node-1');
       return moved || (await refusedClaims('node-2')) >= before + 3 ? true : undefined;
     });
 
     for (const id of stolen) {
-      expect([id, (await vm(id)).nodeId]).toEqual([id, 'node-1']);
+      expect([id, (await vm(id)).node_id]).toEqual([id, 'node-1']);
     }
     expect(await agentPidOf('solo')).toBe(sim1.vms[1]!.pid);
     expect(stolen.sort()).toEqual([UUID_1, 'solo']);
@@ -297,14 +298,14 @@ describe('VM identity across nodes', () => {
     // The VM migrates: its channel leaves node-1 and appears on node-2.
     unlinkSync(join(channels['node-1'], 'solo.sock'));
     await until('solo gone from node-1', async () =>
-      (await vm('solo')).agentState === 'gone' ? true : undefined,
+      (await vm('solo')).agent_state === 'gone' ? true : undefined,
     );
     const before = await refusedClaims('node-2');
     symlinkSync(sim1.vms[1]!.socketPath, join(channels['node-2'], 'solo.sock'));
     await until('node-2 claim refused', async () =>
       (await refusedClaims('node-2')) > before ? true : undefined,
     );
-    expect((await vm('solo')).nodeId).toBe('node-1');
+    expect((await vm('solo')).node_id).toBe('node-1');
 
     for (const who of ['operator', 'project-admin']) {
       const denied = await call(who, 'PUT', '/api/vms/solo/node', { node: 'node-2' });
@@ -316,7 +317,7 @@ describe('VM identity across nodes', () => {
       404,
     );
     expect((await call('admin', 'PUT', '/api/vms/solo/node', { node: 'a.b' })).status).toBe(400);
-    expect((await vm('solo')).nodeId).toBe('node-1');
+    expect((await vm('solo')).node_id).toBe('node-1');
 
     const moved = await call('admin', 'PUT', '/api/vms/solo/node', { node: 'node-2' });
 
@@ -325,7 +326,7 @@ describe('VM identity across nodes', () => {
       { vm_id: 'solo', node: 'node-2', previous_node: 'node-1' },
     ]);
     await waitForReadyVms(cp.url, 1, { ids: ['solo'], timeoutMs: 15_000 });
-    expect((await vm('solo')).nodeId).toBe('node-2');
+    expect((await vm('solo')).node_id).toBe('node-2');
     expect(await agentPidOf('solo')).toBe(sim1.vms[1]!.pid);
     const audit = await call('admin', 'GET', '/api/audit/events?kind=admin&vm_id=solo');
     expect(audit.body.events).toEqual(

@@ -6,6 +6,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module.js';
 import type { ControlPlaneConfig } from './config/env.schema.js';
 import { HttpExceptionFilter } from './common/filters/http-exception.filter.js';
+import { jsonBodies } from './common/json-body.js';
 import { NatsService } from './nats/nats.service.js';
 import { InventorySubscriber } from './inventory/inventory.subscriber.js';
 import { mountConnect } from './connect/connect.mount.js';
@@ -20,6 +21,9 @@ const LEVELS: Record<ControlPlaneConfig['logLevel'], LogLevel[]> = {
   warn: ['warn', 'error', 'fatal'],
   error: ['error', 'fatal'],
 };
+
+/** Largest REST JSON body (an execute's stdin_base64 of LQ_MAX_STDIN_BYTES fits). */
+const REST_JSON_MAX_BYTES = 4 * 1024 * 1024;
 
 export interface RunningControlPlane {
   app: INestApplication;
@@ -40,12 +44,12 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Run
     bodyParser: false,
   });
   // Connect first: it reads its own bodies, which a JSON body parser would consume. Then JSON
-  // bodies for REST (file uploads stream, unparsed).
+  // bodies for REST, labelled JSON or not (file uploads stream, unparsed).
   if (config.trustProxy) {
     app.set('trust proxy', config.trustProxy);
   }
   mountConnect(app);
-  app.useBodyParser('json', { limit: '4mb' });
+  app.use(jsonBodies(REST_JSON_MAX_BYTES));
   app.useGlobalPipes(
     new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }),
   );

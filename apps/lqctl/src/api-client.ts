@@ -11,6 +11,7 @@ import {
   networkCause,
 } from './errors.js';
 import { SseParser, type SseEvent } from './sse.js';
+import type { ErrorBody, TokenPairView } from '@lq/api';
 
 export type Query = Record<string, string | number | boolean | undefined>;
 
@@ -42,14 +43,12 @@ export class StaticAuth implements AuthSource {
   }
 }
 
-interface TokenPair {
-  access_token: string;
-  refresh_token: string;
-  expires_in: number;
-}
-
 /** Stores a token pair in the config (access expiry as an ISO time). */
-export function applyTokenPair(config: LqctlConfig, pair: TokenPair, now = Date.now()): void {
+export function applyTokenPair(
+  config: LqctlConfig,
+  pair: Pick<TokenPairView, 'access_token' | 'refresh_token' | 'expires_in'>,
+  now = Date.now(),
+): void {
   config.access_token = pair.access_token;
   config.refresh_token = pair.refresh_token;
   config.access_expires_at = new Date(now + pair.expires_in * 1000).toISOString();
@@ -102,7 +101,7 @@ export class SessionAuth implements AuthSource {
       throw new UnreachableError(this.server, networkCause(err));
     }
     if (res.ok) {
-      applyTokenPair(this.config, (await res.json()) as TokenPair, this.now());
+      applyTokenPair(this.config, (await res.json()) as TokenPairView, this.now());
       saveConfig(this.configFile, this.config);
       return true;
     }
@@ -117,15 +116,12 @@ export class SessionAuth implements AuthSource {
   }
 }
 
-/** An error response as ApiError: the API's { statusCode, code, message, permission? }. */
+/** An error response as ApiError: the API's ErrorBody { statusCode, code, message, permission? }. */
 export async function apiErrorOf(res: Response): Promise<ApiError> {
   const text = await res.text().catch(() => '');
   try {
-    const body = JSON.parse(text) as {
-      code?: unknown;
-      message?: unknown;
-      permission?: unknown;
-    };
+    // Whatever it holds: a proxy may answer JSON of its own.
+    const body = JSON.parse(text) as Partial<Record<keyof ErrorBody, unknown>>;
     const message = Array.isArray(body.message)
       ? body.message.join('; ')
       : typeof body.message === 'string'

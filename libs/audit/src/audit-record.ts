@@ -1,7 +1,18 @@
-import type { ChainedContent } from './hash-chain.js';
+import type {
+  AuditEventView as ApiAuditEventView,
+  AuditExecutionView,
+  AuditKind as ApiAuditKind,
+  VerifyReport,
+} from '@lq/api';
 
 /** intent before a guest operation is sent, outcome after; denials, failed sign-ins, admin acts. */
-export const AUDIT_KINDS = ['intent', 'outcome', 'denied', 'auth_failed', 'admin'] as const;
+export const AUDIT_KINDS = [
+  'intent',
+  'outcome',
+  'denied',
+  'auth_failed',
+  'admin',
+] as const satisfies readonly ApiAuditKind[];
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 
 /** Who asked and from where: the same on every row of one request. */
@@ -44,40 +55,11 @@ export interface StoredOutput {
   stderrTruncated: boolean;
 }
 
-/** A stored row as the API returns it. */
-export type AuditEventView = Omit<ChainedContent, 'kind'> & { kind: AuditKind };
+/** A stored row as the API returns it (GET /api/audit/events). */
+export type AuditEventView = ApiAuditEventView;
 
 /** One execution of the command history: its intent, outcome and stored output together. */
-export interface ExecutionView {
-  seq: number;
-  request_id: string;
-  started_at: string;
-  ended_at: string | null;
-  actor: string;
-  auth_method: string;
-  source_ip: string;
-  vm_id: string | null;
-  node_id: string | null;
-  project_id: string | null;
-  command: string | null;
-  argv: string[] | null;
-  run_as_user: string | null;
-  run_as_group: string | null;
-  params: unknown;
-  /** ok, an error code, or null while running (or when the outcome was never recorded). */
-  status: string | null;
-  exit_code: number | null;
-  duration_ms: number | null;
-  error: string | null;
-  stdout: string | null;
-  stderr: string | null;
-  stdout_truncated: boolean | null;
-  stderr_truncated: boolean | null;
-  stdout_sha256: string | null;
-  stdout_bytes: number | null;
-  stderr_sha256: string | null;
-  stderr_bytes: number | null;
-}
+export type ExecutionView = AuditExecutionView;
 
 export interface AuditFilter {
   actor?: string;
@@ -96,13 +78,4 @@ export interface AuditFilter {
   limit: number;
 }
 
-export interface VerifyReport {
-  ok: boolean;
-  rows: number;
-  last_seq: number | null;
-  /** The first row whose hash, link or sequence does not check out. */
-  first_broken?: { seq: number; reason: string };
-  /** Stored outputs whose sha256 no longer matches their outcome row. */
-  output_mismatches?: string[];
-  duration_ms: number;
-}
+export type { VerifyReport };

@@ -1,26 +1,8 @@
-/**
- * Fine-grained permissions, like Proxmox 9's guest-agent privileges. A role is a set of them;
- * a binding grants a role globally or on one project.
- */
-export const PERMISSIONS = [
-  'vm.read',
-  'guest.exec',
-  'guest.file.read',
-  'guest.file.write',
-  'guest.power',
-  'guest.quiesce',
-  'guest.time',
-  'guest.password',
-  // run_as_group may name a group the run-as user is not a member of.
-  'guest.exec.any_group',
-  'audit.read',
-  'admin',
-] as const;
+import { PERMISSIONS, ROLES, type Permission, type Role } from '@lq/api';
 
-export type Permission = (typeof PERMISSIONS)[number];
-
-export const ROLES = ['admin', 'operator', 'viewer', 'auditor'] as const;
-export type Role = (typeof ROLES)[number];
+// The names are part of the REST contract (GET /api/auth/me, a 403's `permission`): one list in
+// @lq/api. What each role grants is decided here.
+export { PERMISSIONS, ROLES, type Permission, type Role };
 
 const GUEST_OPERATIONS: Permission[] = PERMISSIONS.filter(
   (p) => p.startsWith('guest.') && p !== 'guest.exec.any_group',

@@ -1,6 +1,6 @@
-import { ApiError, NetworkError, SessionExpiredError } from './errors';
+import { ApiError, NetworkError, SessionExpiredError, errorFieldsOf } from './errors';
 import { needsRefresh, sessionFromTokens, type SessionStore } from './session';
-import type { TokenPair } from './types';
+import type { TokenPairView } from '@lq/api';
 
 type Fetch = typeof fetch;
 
@@ -81,7 +81,7 @@ export class ApiClient {
   }
 
   async login(username: string, password: string): Promise<void> {
-    const pair = await this.publicPost<TokenPair>('/api/auth/login', { username, password });
+    const pair = await this.publicPost<TokenPairView>('/api/auth/login', { username, password });
     this.store.set(sessionFromTokens(pair, this.now()));
   }
 
@@ -101,7 +101,7 @@ export class ApiClient {
         throw new SessionExpiredError();
       }
       try {
-        const pair = await this.publicPost<TokenPair>('/api/auth/refresh', {
+        const pair = await this.publicPost<TokenPairView>('/api/auth/refresh', {
           refresh_token: session.refreshToken,
         });
         this.store.set(sessionFromTokens(pair, this.now()));
@@ -138,19 +138,16 @@ export class ApiClient {
 
 /** The ApiError a failed response stands for (its JSON body, or its status alone). */
 export async function errorOf(res: Response): Promise<ApiError> {
-  let body: Record<string, unknown> = {};
+  let body: unknown = {};
   try {
     const text = await res.text();
-    body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+    body = text ? JSON.parse(text) : {};
   } catch {
     // not JSON: a proxy's page
   }
-  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  const fields = errorFieldsOf(body);
   return new ApiError(res.status, {
-    code: str(body.code),
-    message: str(body.message) ?? `${res.status} ${res.statusText}`.trim(),
-    permission: str(body.permission),
-    agentCode: str(body.agentCode),
-    correlationId: str(body.correlationId),
+    ...fields,
+    message: fields.message ?? `${res.status} ${res.statusText}`.trim(),
   });
 }

@@ -1,3 +1,25 @@
+import type { ErrorBody } from '@lq/api';
+
+/** What the console reads of the control plane's error body (@lq/api's ErrorBody). */
+export type ErrorFields = Partial<
+  Pick<ErrorBody, 'code' | 'message' | 'permission' | 'agentCode' | 'correlationId'>
+>;
+
+/** The error fields of a parsed response body, whatever it holds (a proxy's JSON too). */
+export function errorFieldsOf(body: unknown): ErrorFields {
+  const b = (typeof body === 'object' && body !== null ? body : {}) as Partial<
+    Record<keyof ErrorBody, unknown>
+  >;
+  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  return {
+    code: str(b.code),
+    message: str(b.message),
+    permission: str(b.permission),
+    agentCode: str(b.agentCode),
+    correlationId: str(b.correlationId),
+  };
+}
+
 /** A failed API call: the HTTP status and the control plane's error body. */
 export class ApiError extends Error {
   readonly status: number;
@@ -6,16 +28,7 @@ export class ApiError extends Error {
   readonly agentCode?: string;
   readonly correlationId?: string;
 
-  constructor(
-    status: number,
-    body: {
-      code?: string;
-      message?: string;
-      permission?: string;
-      agentCode?: string;
-      correlationId?: string;
-    },
-  ) {
+  constructor(status: number, body: ErrorFields) {
     super(body.message ?? `HTTP ${status}`);
     this.name = 'ApiError';
     this.status = status;

@@ -1,4 +1,4 @@
-import type { TokenPair } from './types';
+import type { TokenPairView } from '@lq/api';
 
 /** How the user signed in, and the credentials the console sends. Kept in sessionStorage. */
 export type Session =
@@ -13,7 +13,7 @@ export type Session =
 
 const KEY = 'lq.console.session';
 
-export function sessionFromTokens(pair: TokenPair, now = Date.now()): Session {
+export function sessionFromTokens(pair: TokenPairView, now = Date.now()): Session {
   return {
     method: 'password',
     accessToken: pair.access_token,

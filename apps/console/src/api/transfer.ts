@@ -1,6 +1,7 @@
 import type { ApiClient } from './client';
 import { errorOf } from './client';
-import { ApiError, NetworkError } from './errors';
+import type { FileWrittenView } from '@lq/api';
+import { ApiError, NetworkError, errorFieldsOf } from './errors';
 
 export interface Progress {
   done: number;
@@ -75,34 +76,31 @@ export function uploadWithProgress(
   url: string,
   file: Blob,
   onProgress: (p: Progress) => void,
-): { done: Promise<unknown>; abort: () => void } {
+): { done: Promise<FileWrittenView>; abort: () => void } {
   const xhr = new XMLHttpRequest();
   const done = (async () => {
     const authorization = await api.authorization();
-    return new Promise<unknown>((resolve, reject) => {
+    return new Promise<FileWrittenView>((resolve, reject) => {
       xhr.open('PUT', url);
       xhr.setRequestHeader('Authorization', authorization);
       xhr.setRequestHeader('Content-Type', 'application/octet-stream');
       xhr.upload.onprogress = (e) =>
         onProgress({ done: e.loaded, total: e.lengthComputable ? e.total : file.size });
       xhr.onload = () => {
-        let body: Record<string, unknown> = {};
+        let body: unknown = {};
         try {
-          body = JSON.parse(xhr.responseText || '{}') as Record<string, unknown>;
+          body = JSON.parse(xhr.responseText || '{}');
         } catch {
           // not JSON
         }
         if (xhr.status >= 200 && xhr.status < 300) {
-          resolve(body);
+          resolve(body as FileWrittenView);
         } else {
-          const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+          const fields = errorFieldsOf(body);
           reject(
             new ApiError(xhr.status, {
-              code: str(body.code),
-              message: str(body.message) ?? `HTTP ${xhr.status}`,
-              permission: str(body.permission),
-              agentCode: str(body.agentCode),
-              correlationId: str(body.correlationId),
+              ...fields,
+              message: fields.message ?? `HTTP ${xhr.status}`,
             }),
           );
         }

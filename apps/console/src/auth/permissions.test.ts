@@ -1,18 +1,31 @@
 import { describe, expect, it } from 'vitest';
-import type { Me } from '../api/types';
+import type { MeBindingView, MeView, Permission, Role } from '@lq/api';
 import { can, canEverywhere, execLimits, rolesLabel } from './permissions';
 
-function me(bindings: Me['bindings'], permissions: Me['permissions']): Me {
-  return { user_id: 'u', username: 'u', auth_method: 'jwt', bindings, permissions };
+// What GET /api/auth/me says each of these roles grants (the server decides; see libs/auth).
+const GRANTS: Partial<Record<Role, Permission[]>> = {
+  operator: ['vm.read', 'guest.exec', 'guest.power'],
+  viewer: ['vm.read'],
+  admin: ['vm.read', 'guest.exec', 'admin'],
+};
+
+function binding(
+  role: Role,
+  project: string,
+  restrictions: MeBindingView['restrictions'] = {},
+): MeBindingView {
+  return { role, project, restrictions, permissions: GRANTS[role] ?? [] };
 }
 
-const operatorOnPayments = me(
-  [
-    { role: 'operator', project: 'payments', restrictions: {} },
-    { role: 'viewer', project: '*', restrictions: {} },
-  ],
-  { 'vm.read': 'all', 'guest.exec': ['payments'], 'guest.power': ['payments'] },
-);
+function me(bindings: MeBindingView[], permissions: MeView['permissions']): MeView {
+  return { user_id: 'u', username: 'u', auth_method: 'jwt', api_key: null, bindings, permissions };
+}
+
+const operatorOnPayments = me([binding('operator', 'payments'), binding('viewer', '*')], {
+  'vm.read': 'all',
+  'guest.exec': ['payments'],
+  'guest.power': ['payments'],
+});
 
 describe('can', () => {
   it('should allow on a listed project and on every project with "all"', () => {
@@ -39,27 +52,18 @@ describe('can', () => {
 
 describe('execLimits', () => {
   it('should require a non-root user when every granting binding says so', () => {
-    const m = me([{ role: 'operator', project: 'p', restrictions: { exec_non_root: true } }], {});
+    const m = me([binding('operator', 'p', { exec_non_root: true })], {});
     expect(execLimits(m, 'p')).toEqual({ nonRootOnly: true, users: undefined });
   });
 
   it('should lift the limits when one granting binding has none (the least restricted wins)', () => {
-    const m = me(
-      [
-        { role: 'operator', project: 'p', restrictions: { exec_users: ['deploy'] } },
-        { role: 'admin', project: '*', restrictions: {} },
-      ],
-      {},
-    );
+    const m = me([binding('operator', 'p', { exec_users: ['deploy'] }), binding('admin', '*')], {});
     expect(execLimits(m, 'p')).toEqual({ nonRootOnly: false });
   });
 
   it('should list the allowed users and ignore bindings that cannot run commands', () => {
     const m = me(
-      [
-        { role: 'operator', project: 'p', restrictions: { exec_users: ['deploy', 'app'] } },
-        { role: 'viewer', project: '*', restrictions: {} },
-      ],
+      [binding('operator', 'p', { exec_users: ['deploy', 'app'] }), binding('viewer', '*')],
       {},
     );
     expect(execLimits(m, 'p')).toEqual({ nonRootOnly: false, users: ['deploy', 'app'] });

@@ -1,5 +1,7 @@
-import { ROLE_PERMISSIONS, isRole, type Permission } from '../../../../libs/auth/src/permissions';
-import type { Me } from '../api/types';
+import type { MeView, Permission } from '@lq/api';
+
+// Everything here reads GET /api/auth/me: where the caller holds each permission, and what each
+// of its bindings grants. The server owns the roles; the console keeps no copy of them.
 
 export type { Permission };
 
@@ -7,7 +9,7 @@ export type { Permission };
  * Whether the signed-in user holds `permission` on `project` (or, without a project, on any
  * project). The server decides in the end; the console only hides what would be refused.
  */
-export function can(me: Me | undefined, permission: Permission, project?: string): boolean {
+export function can(me: MeView | undefined, permission: Permission, project?: string): boolean {
   const where = me?.permissions[permission];
   if (where === undefined) {
     return false;
@@ -19,7 +21,7 @@ export function can(me: Me | undefined, permission: Permission, project?: string
 }
 
 /** Holds `permission` on every project (e.g. verifying the audit chain, which spans them all). */
-export function canEverywhere(me: Me | undefined, permission: Permission): boolean {
+export function canEverywhere(me: MeView | undefined, permission: Permission): boolean {
   return me?.permissions[permission] === 'all';
 }
 
@@ -34,12 +36,9 @@ export interface ExecLimits {
  * The narrowest limits among the bindings that let the user run commands on `project`: any
  * unrestricted binding lifts them (the server accepts a command one binding allows).
  */
-export function execLimits(me: Me | undefined, project: string): ExecLimits {
+export function execLimits(me: MeView | undefined, project: string): ExecLimits {
   const granting = (me?.bindings ?? []).filter(
-    (b) =>
-      (b.project === '*' || b.project === project) &&
-      isRole(b.role) &&
-      ROLE_PERMISSIONS[b.role].has('guest.exec'),
+    (b) => (b.project === '*' || b.project === project) && b.permissions.includes('guest.exec'),
   );
   if (
     granting.length === 0 ||
@@ -54,7 +53,7 @@ export function execLimits(me: Me | undefined, project: string): ExecLimits {
 }
 
 /** The roles a user holds, for the header ("operator on payments"). */
-export function rolesLabel(me: Me): string {
+export function rolesLabel(me: MeView): string {
   return me.bindings
     .map((b) => (b.project === '*' ? b.role : `${b.role} on ${b.project}`))
     .join(', ');

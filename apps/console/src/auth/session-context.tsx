@@ -2,12 +2,12 @@ import { createContext, useCallback, useContext, useEffect, useMemo, useState } 
 import type { ReactNode } from 'react';
 import { ApiClient } from '../api/client';
 import { browserSessionStore } from '../api/session';
-import type { Me } from '../api/types';
+import type { MeView } from '@lq/api';
 
 export interface SessionState {
   api: ApiClient;
   /** Who is signed in; undefined before sign-in (or while /api/auth/me loads). */
-  me?: Me;
+  me?: MeView;
   loading: boolean;
   loadError?: unknown;
   signInWithPassword: (username: string, password: string) => Promise<void>;
@@ -26,7 +26,7 @@ export function useSession(): SessionState {
 }
 
 /** The signed-in user as the console knows it; `me` decides which actions appear. */
-export function useMe(): Me {
+export function useMe(): MeView {
   const { me } = useSession();
   if (!me) {
     throw new Error('useMe before sign-in');
@@ -41,7 +41,7 @@ export function SessionProvider({
   children: ReactNode;
   api?: ApiClient;
 }) {
-  const [me, setMe] = useState<Me>();
+  const [me, setMe] = useState<MeView>();
   const [loading, setLoading] = useState(true);
   const [loadError, setLoadError] = useState<unknown>();
   const api = useMemo(
@@ -53,7 +53,7 @@ export function SessionProvider({
     setLoading(true);
     setLoadError(undefined);
     try {
-      setMe(await api.json<Me>('/api/auth/me'));
+      setMe(await api.json<MeView>('/api/auth/me'));
     } catch (err) {
       setMe(undefined);
       setLoadError(err);

@@ -1,6 +1,6 @@
 import { cleanup, render, screen, within } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ExecuteResult, ExecutionView } from '../api/types';
+import type { AuditExecutionView, ExecuteResultView as ExecuteResult } from '@lq/api';
 import {
   ExecuteResultView,
   fromExecuteResult,
@@ -51,7 +51,7 @@ describe('outcomeOf', () => {
       error: null,
       stdout: null,
       stderr: null,
-    } as unknown as ExecutionView;
+    } as unknown as AuditExecutionView;
     expect(outcomeOf(fromExecution(row)).tone).toBe('pending');
     expect(
       outcomeOf(fromExecution({ ...row, status: 'AGENT_NOT_CONNECTED', error: 'agent gone' })).text,

@@ -1,4 +1,4 @@
-import type { ExecuteResult, ExecutionView } from '../api/types';
+import type { AuditExecutionView, ExecuteResultView as ExecuteResult } from '@lq/api';
 import { formatBytes, formatDuration } from '../lib/format';
 
 /** A command's result, from POST /execute or from the command history. */
@@ -36,7 +36,7 @@ export function fromExecuteResult(r: ExecuteResult): RunOutput {
   };
 }
 
-export function fromExecution(e: ExecutionView): RunOutput {
+export function fromExecution(e: AuditExecutionView): RunOutput {
   return {
     exitCode: e.exit_code,
     signal: null,

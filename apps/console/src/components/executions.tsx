@@ -1,14 +1,14 @@
 import { useState } from 'react';
-import type { ExecutionView } from '../api/types';
+import type { AuditExecutionView } from '@lq/api';
 import { formatDuration, formatTime } from '../lib/format';
 import { ExecuteResultView, fromExecution, outcomeOf } from './execute-result';
 import { Modal } from './modal';
 
-export function commandOf(e: ExecutionView): string {
+export function commandOf(e: AuditExecutionView): string {
   return e.command ?? (e.argv ? e.argv.join(' ') : '—');
 }
 
-export function ExecutionDetail({ execution: e }: { execution: ExecutionView }) {
+export function ExecutionDetail({ execution: e }: { execution: AuditExecutionView }) {
   return (
     <div>
       <dl className="facts">
@@ -51,10 +51,10 @@ export function ExecutionsTable({
   executions,
   showVm,
 }: {
-  executions: ExecutionView[];
+  executions: AuditExecutionView[];
   showVm: boolean;
 }) {
-  const [open, setOpen] = useState<ExecutionView>();
+  const [open, setOpen] = useState<AuditExecutionView>();
   if (executions.length === 0) {
     return <p className="notice">No executions match.</p>;
   }

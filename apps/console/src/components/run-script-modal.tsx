@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'react';
 import type { FormEvent } from 'react';
 import type { ApiClient } from '../api/client';
-import type { ExecuteResult } from '../api/types';
+import type { ExecuteResultView as ExecuteResult } from '@lq/api';
 import type { ExecLimits } from '../auth/permissions';
 import { ErrorNotice } from './error-notice';
 import { ExecuteResultView, fromExecuteResult, type RunOutput } from './execute-result';

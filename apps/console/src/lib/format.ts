@@ -71,15 +71,6 @@ export function formatAgo(iso: string | null | undefined, now = Date.now()): str
   return new Date(t).toLocaleString();
 }
 
-/** proto3 JSON 64-bit integers come as strings. */
-export function num(v: string | number | null | undefined): number | undefined {
-  if (v === null || v === undefined || v === '') {
-    return undefined;
-  }
-  const n = typeof v === 'number' ? v : Number(v);
-  return Number.isFinite(n) ? n : undefined;
-}
-
 /** used/total as a percentage, or undefined when unknown. */
 export function share(used: number | undefined | null, total: number | undefined | null) {
   return used === null || used === undefined || !total ? undefined : (used / total) * 100;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { auditQuery, NO_FILTERS } from '../pages/audit';
 import { filterVms } from '../pages/vm-list';
-import type { VmSummary } from '../api/types';
+import type { TelemetryView, VmSummaryView } from '@lq/api';
 import { formatBytes, formatDuration, share } from './format';
 import { parseRoute, vmPath } from './router';
 import { ratesFrom, sparklinePoints } from './sparkline';
@@ -40,12 +40,43 @@ describe('sparklinePoints', () => {
 });
 
 describe('telemetry series', () => {
+  /** A report as the API sends it: every field, zero when not given. */
+  const report = (over: Partial<TelemetryView> = {}): TelemetryView => ({
+    cpu_percent: 0,
+    cpu_count: 1,
+    load1: 0,
+    load5: 0,
+    load15: 0,
+    memory: null,
+    disks: [],
+    network: [],
+    process_count: 0,
+    uptime_seconds: 0,
+    interfaces: [],
+    ...over,
+  });
+  const disk = (mount_point: string, used_bytes: number, total_bytes: number) => ({
+    mount_point,
+    device: '',
+    fs_type: 'ext4',
+    used_bytes,
+    total_bytes,
+    available_bytes: total_bytes - used_bytes,
+  });
+  const nic = (name: string, rx_bytes: number, tx_bytes: number) => ({
+    name,
+    rx_bytes,
+    tx_bytes,
+    rx_packets: 0,
+    tx_packets: 0,
+  });
+
   it('should keep the last samples in order and ignore repeats', () => {
-    let s = appendSample([], { at: 1, report: { cpuPercent: 1 } });
-    s = appendSample(s, { at: 1, report: { cpuPercent: 9 } });
+    let s = appendSample([], { at: 1, report: report({ cpu_percent: 1 }) });
+    s = appendSample(s, { at: 1, report: report({ cpu_percent: 9 }) });
     expect(s.length).toBe(1);
     for (let i = 2; i < SERIES_MAX + 10; i += 1) {
-      s = appendSample(s, { at: i, report: { cpuPercent: i } });
+      s = appendSample(s, { at: i, report: report({ cpu_percent: i }) });
     }
     expect(s.length).toBe(SERIES_MAX);
     expect(s[0]!.at).toBe(10);
@@ -55,22 +86,22 @@ describe('telemetry series', () => {
     const series = seriesOf([
       {
         at: 0,
-        report: {
-          cpuPercent: 10,
-          memory: { usedBytes: '50', totalBytes: '200' },
-          disks: [
-            { mountPoint: '/boot', usedBytes: '9', totalBytes: '10' },
-            { mountPoint: '/', usedBytes: '1', totalBytes: '4' },
-          ],
-          network: [
-            { name: 'lo', rxBytes: '999', txBytes: '999' },
-            { name: 'eth0', rxBytes: '0', txBytes: '0' },
-          ],
-        },
+        report: report({
+          cpu_percent: 10,
+          memory: {
+            used_bytes: 50,
+            total_bytes: 200,
+            available_bytes: 150,
+            swap_total_bytes: 0,
+            swap_used_bytes: 0,
+          },
+          disks: [disk('/boot', 9, 10), disk('/', 1, 4)],
+          network: [nic('lo', 999, 999), nic('eth0', 0, 0)],
+        }),
       },
       {
         at: 2000,
-        report: { cpuPercent: 20, network: [{ name: 'eth0', rxBytes: '4000', txBytes: '1000' }] },
+        report: report({ cpu_percent: 20, network: [nic('eth0', 4000, 1000)] }),
       },
     ]);
     expect(series).toEqual({ cpu: [10, 20], memory: [25], disk: [25], rx: [2000], tx: [500] });
@@ -112,28 +143,28 @@ describe('auditQuery', () => {
 
 describe('filterVms', () => {
   it('should match id, name, hostname, project, node, OS or address', () => {
-    const vm = (id: string, over: Partial<VmSummary> = {}): VmSummary => ({
+    const vm = (id: string, over: Partial<VmSummaryView> = {}): VmSummaryView => ({
       id,
       name: '',
       hostname: '',
-      projectId: 'default',
-      nodeId: 'node-1',
-      nodeStale: false,
-      agentState: 'ready',
-      agentVersion: '',
+      project_id: 'default',
+      node_id: 'node-1',
+      node_stale: false,
+      agent_state: 'ready',
+      agent_version: '',
       os: 'Debian',
       ips: [],
-      cpuPercent: null,
-      memoryUsedBytes: null,
-      memoryTotalBytes: null,
-      connectedSince: null,
-      lastSeen: null,
-      telemetryAt: null,
+      cpu_percent: null,
+      memory_used_bytes: null,
+      memory_total_bytes: null,
+      connected_since: null,
+      last_seen: null,
+      telemetry_at: null,
       ...over,
     });
     const vms = [
       vm('a', { ips: ['10.0.0.5'] }),
-      vm('b', { projectId: 'payments' }),
+      vm('b', { project_id: 'payments' }),
       vm('c', { name: 'web-dup' }),
     ];
     expect(filterVms(vms, '10.0.0').map((v) => v.id)).toEqual(['a']);

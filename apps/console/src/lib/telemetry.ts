@@ -1,10 +1,10 @@
-import type { TelemetryReport } from '../api/types';
-import { num, share } from './format';
+import type { TelemetryView } from '@lq/api';
+import { share } from './format';
 import { ratesFrom } from './sparkline';
 
 export interface Sample {
   at: number;
-  report: TelemetryReport;
+  report: TelemetryView;
 }
 
 /** Samples kept for the charts (one per telemetry report). */
@@ -20,14 +20,12 @@ export function appendSample(samples: readonly Sample[], sample: Sample): Sample
 }
 
 /** The root filesystem, else the fullest one. */
-export function mainDisk(r: TelemetryReport) {
-  const disks = r.disks ?? [];
+export function mainDisk(r: TelemetryView) {
   return (
-    disks.find((d) => d.mountPoint === '/') ??
-    [...disks].sort(
+    r.disks.find((d) => d.mount_point === '/') ??
+    [...r.disks].sort(
       (a, b) =>
-        (share(num(b.usedBytes), num(b.totalBytes)) ?? 0) -
-        (share(num(a.usedBytes), num(a.totalBytes)) ?? 0),
+        (share(b.used_bytes, b.total_bytes) ?? 0) - (share(a.used_bytes, a.total_bytes) ?? 0),
     )[0]
   );
 }
@@ -42,20 +40,20 @@ export interface Series {
 
 /** The chart series of a run of samples: CPU %, memory %, main disk %, network bytes/s. */
 export function seriesOf(samples: readonly Sample[]): Series {
-  const total = (r: TelemetryReport, k: 'rxBytes' | 'txBytes') =>
-    (r.network ?? []).filter((n) => n.name !== 'lo').reduce((s, n) => s + (num(n[k]) ?? 0), 0);
-  const disk = (r: TelemetryReport) => {
+  const total = (r: TelemetryView, k: 'rx_bytes' | 'tx_bytes') =>
+    r.network.filter((n) => n.name !== 'lo').reduce((s, n) => s + n[k], 0);
+  const disk = (r: TelemetryView) => {
     const d = mainDisk(r);
-    return d ? share(num(d.usedBytes), num(d.totalBytes)) : undefined;
+    return d ? share(d.used_bytes, d.total_bytes) : undefined;
   };
   const defined = (xs: Array<number | undefined>) => xs.filter((x): x is number => x !== undefined);
   return {
-    cpu: defined(samples.map((s) => s.report.cpuPercent)),
+    cpu: samples.map((s) => s.report.cpu_percent),
     memory: defined(
-      samples.map((s) => share(num(s.report.memory?.usedBytes), num(s.report.memory?.totalBytes))),
+      samples.map((s) => share(s.report.memory?.used_bytes, s.report.memory?.total_bytes)),
     ),
     disk: defined(samples.map((s) => disk(s.report))),
-    rx: ratesFrom(samples.map((s) => ({ at: s.at, value: total(s.report, 'rxBytes') }))),
-    tx: ratesFrom(samples.map((s) => ({ at: s.at, value: total(s.report, 'txBytes') }))),
+    rx: ratesFrom(samples.map((s) => ({ at: s.at, value: total(s.report, 'rx_bytes') }))),
+    tx: ratesFrom(samples.map((s) => ({ at: s.at, value: total(s.report, 'tx_bytes') }))),
   };
 }

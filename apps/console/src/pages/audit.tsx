@@ -1,7 +1,13 @@
 import { useState } from 'react';
 import type { FormEvent } from 'react';
 import { downloadTo, type Progress } from '../api/transfer';
-import type { AuditEventView, ExecutionView, VerifyReport } from '../api/types';
+import type {
+  AuditEventView,
+  AuditEventsPage,
+  AuditExecutionView,
+  AuditExecutionsPage,
+  VerifyReport,
+} from '@lq/api';
 import { canEverywhere } from '../auth/permissions';
 import { useMe, useSession } from '../auth/session-context';
 import { ErrorNotice } from '../components/error-notice';
@@ -55,6 +61,11 @@ export function auditQuery(f: AuditFilters, extra: Record<string, string> = {}):
 }
 
 type View = 'executions' | 'events';
+/** GET /api/audit/events or /executions: the rows under the view's name. */
+type AuditPage = Partial<
+  Pick<AuditEventsPage, 'events'> & Pick<AuditExecutionsPage, 'executions'>
+> &
+  Pick<AuditEventsPage, 'next_cursor'>;
 
 function VerifyPanel() {
   const { api } = useSession();
@@ -162,17 +173,13 @@ export function AuditPage() {
   const page = useLoad(
     async (signal): Promise<PageOf<unknown>> => {
       setOlder(undefined);
-      const body = await api.json<Record<string, unknown>>(
+      const body = await api.json<AuditPage>(
         `/api/audit/${view}?${auditQuery(filters, { limit: '100' })}`,
         {
           signal,
         },
       );
-      return {
-        view,
-        rows: (body[view] as unknown[]) ?? [],
-        next: (body.next_cursor as string | null) ?? null,
-      };
+      return { view, rows: body[view] ?? [], next: body.next_cursor };
     },
     [api, view, filters],
   );
@@ -185,12 +192,12 @@ export function AuditPage() {
       return;
     }
     try {
-      const body = await api.json<Record<string, unknown>>(
+      const body = await api.json<AuditPage>(
         `/api/audit/${view}?${auditQuery(filters, { limit: '100', cursor: next })}`,
       );
       setOlder((o) => ({
-        rows: [...(o?.rows ?? []), ...((body[view] as unknown[]) ?? [])],
-        next: (body.next_cursor as string | null) ?? null,
+        rows: [...(o?.rows ?? []), ...(body[view] ?? [])],
+        next: body.next_cursor,
       }));
     } catch (err) {
       setExportError(err);
@@ -311,7 +318,7 @@ export function AuditPage() {
       )}
       {page.data &&
         (page.data.view === 'executions' ? (
-          <ExecutionsTable executions={rows as ExecutionView[]} showVm />
+          <ExecutionsTable executions={rows as AuditExecutionView[]} showVm />
         ) : (
           <EventsTable events={rows as AuditEventView[]} />
         ))}

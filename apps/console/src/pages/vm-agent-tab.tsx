@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import type { Vm, VmTelemetry } from '../api/types';
+import type { AgentSessionView, PingView, ShutdownView, TelemetryEventView, VmView } from '@lq/api';
 import { can } from '../auth/permissions';
 import { useMe, useSession } from '../auth/session-context';
 import { ErrorNotice } from '../components/error-notice';
@@ -20,10 +20,10 @@ function last(xs: number[]): number | undefined {
 /** Actions the API does not offer yet: shown, disabled, with the reason. */
 const NOT_YET = 'not available yet: the control plane has no API for it';
 
-export function AgentTab({ vm, onChanged }: { vm: Vm; onChanged: () => void }) {
+export function AgentTab({ vm, onChanged }: { vm: VmView; onChanged: () => void }) {
   const { api } = useSession();
   const me = useMe();
-  const project = vm.projectId || 'default';
+  const project = vm.project_id || 'default';
   const [samples, setSamples] = useState<Sample[]>([]);
   const [confirm, setConfirm] = useState<PowerMode>();
   const [busy, setBusy] = useState<string>();
@@ -31,17 +31,14 @@ export function AgentTab({ vm, onChanged }: { vm: Vm; onChanged: () => void }) {
   const [error, setError] = useState<unknown>();
   const session = useLoad(
     (signal) =>
-      api.json<{ connected_since: string | null }>(
-        `/api/vms/${encodeURIComponent(vm.id)}/agent-session`,
-        { signal },
-      ),
-    [api, vm.id, vm.agentState],
+      api.json<AgentSessionView>(`/api/vms/${encodeURIComponent(vm.id)}/agent-session`, { signal }),
+    [api, vm.id, vm.agent_state],
   );
   const status = useEventStream(
     api,
     `/api/vms/${encodeURIComponent(vm.id)}/telemetry/stream`,
     (event, data) => {
-      const t = data as VmTelemetry;
+      const t = data as TelemetryEventView;
       if (event === 'telemetry' && t.report) {
         const at = t.timestamp ? new Date(t.timestamp).getTime() : Date.now();
         setSamples((s) => appendSample(s, { at, report: t.report! }));
@@ -68,22 +65,16 @@ export function AgentTab({ vm, onChanged }: { vm: Vm; onChanged: () => void }) {
 
   const ping = () =>
     act('ping', async () => {
-      const r = await api.post<{ agent_version: string; latency_ms: number }>(
-        `/api/vms/${encodeURIComponent(vm.id)}/ping`,
-        {},
-      );
+      const r = await api.post<PingView>(`/api/vms/${encodeURIComponent(vm.id)}/ping`, {});
       return `The agent answered in ${r.latency_ms} ms (version ${r.agent_version}).`;
     });
 
   const power = (mode: PowerMode) =>
     act(mode, async () => {
       setConfirm(undefined);
-      const r = await api.post<{ scheduled_at?: string }>(
-        `/api/vms/${encodeURIComponent(vm.id)}/shutdown`,
-        {
-          mode,
-        },
-      );
+      const r = await api.post<ShutdownView>(`/api/vms/${encodeURIComponent(vm.id)}/shutdown`, {
+        mode,
+      });
       return `${mode === 'reboot' ? 'Reboot' : 'Shutdown'} accepted by the agent${r.scheduled_at ? ` for ${formatTime(r.scheduled_at)}` : ''}.`;
     });
 
@@ -93,27 +84,27 @@ export function AgentTab({ vm, onChanged }: { vm: Vm; onChanged: () => void }) {
         <h3>Guest agent</h3>
         <dl className="facts">
           <dt>Version</dt>
-          <dd>{vm.agentVersion || '—'}</dd>
+          <dd>{vm.agent_version || '—'}</dd>
           <dt>Connected since</dt>
           <dd>
-            {vm.agentState === 'ready'
+            {vm.agent_state === 'ready'
               ? formatTime(session.data?.connected_since)
-              : `not connected (${vm.agentState || 'unknown'})`}
+              : `not connected (${vm.agent_state || 'unknown'})`}
           </dd>
           <dt>Last seen</dt>
-          <dd>{formatTime(vm.lastSeen)}</dd>
+          <dd>{formatTime(vm.last_seen)}</dd>
           <dt>Operating system</dt>
           <dd>
-            {vm.os?.prettyName || vm.os?.name || '—'}
-            {vm.os?.kernelRelease && (
-              <div className="muted small">{`${vm.os.kernelRelease} ${vm.os.arch ?? ''}`}</div>
+            {vm.os?.pretty_name || vm.os?.name || '—'}
+            {vm.os?.kernel_release && (
+              <div className="muted small">{`${vm.os.kernel_release} ${vm.os.arch ?? ''}`}</div>
             )}
           </dd>
           <dt>Capabilities</dt>
           <dd>
-            {(vm.capabilities ?? []).length ? (
+            {vm.capabilities.length ? (
               <span className="chips">
-                {vm.capabilities!.map((c) => (
+                {vm.capabilities.map((c) => (
                   <span className="chip" key={c}>
                     {c}
                   </span>
@@ -189,7 +180,7 @@ export function AgentTab({ vm, onChanged }: { vm: Vm; onChanged: () => void }) {
             label="CPU"
             values={series.cpu}
             max={100}
-            current={formatPercent(last(series.cpu) ?? latest?.cpuPercent)}
+            current={formatPercent(last(series.cpu) ?? latest?.cpu_percent)}
           />
           <Sparkline
             label="Memory"

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import type { Vm } from '../api/types';
+import type { VmView } from '@lq/api';
 import { can, execLimits } from '../auth/permissions';
 import { useMe, useSession } from '../auth/session-context';
 import { AgentBadge } from '../components/agent-badge';
@@ -22,7 +22,7 @@ export function VmDetailPage({ id, tab }: { id: string; tab: VmTab }) {
   const { api } = useSession();
   const me = useMe();
   const vm = useLoad(
-    (signal) => api.json<Vm>(`/api/vms/${encodeURIComponent(id)}`, { signal }),
+    (signal) => api.json<VmView>(`/api/vms/${encodeURIComponent(id)}`, { signal }),
     [api, id],
   );
   const [runOpen, setRunOpen] = useState(false);
@@ -51,7 +51,7 @@ export function VmDetailPage({ id, tab }: { id: string; tab: VmTab }) {
     );
   }
   const v = vm.data;
-  const project = v.projectId || 'default';
+  const project = v.project_id || 'default';
   const tabs: Array<{ tab: VmTab; label: string; shown: boolean }> = [
     { tab: 'overview', label: 'Overview', shown: true },
     { tab: 'agent', label: 'Agent', shown: true },
@@ -72,11 +72,11 @@ export function VmDetailPage({ id, tab }: { id: string; tab: VmTab }) {
       <header className="page-head">
         <div>
           <h1 id="vm-title">
-            {v.id} <AgentBadge state={v.agentState} />
+            {v.id} <AgentBadge state={v.agent_state} />
           </h1>
           <p className="muted">
-            {v.hostname ? `${v.hostname} · ` : ''}project {project} · node {v.nodeId || '—'} · last
-            seen {formatTime(v.lastSeen)}
+            {v.hostname ? `${v.hostname} · ` : ''}project {project} · node {v.node_id || '—'} · last
+            seen {formatTime(v.last_seen)}
           </p>
         </div>
         <div className="actions">

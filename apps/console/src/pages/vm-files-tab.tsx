@@ -2,7 +2,7 @@ import { useRef, useState } from 'react';
 import type { FormEvent } from 'react';
 import { UserMessage } from '../api/errors';
 import { downloadTo, uploadWithProgress, type Progress } from '../api/transfer';
-import type { Vm } from '../api/types';
+import type { VmView } from '@lq/api';
 import { can } from '../auth/permissions';
 import { useMe, useSession } from '../auth/session-context';
 import { ErrorNotice } from '../components/error-notice';
@@ -32,10 +32,10 @@ export function ProgressBar({ progress, label }: { progress: Progress; label: st
   );
 }
 
-export function FilesTab({ vm }: { vm: Vm }) {
+export function FilesTab({ vm }: { vm: VmView }) {
   const { api } = useSession();
   const me = useMe();
-  const project = vm.projectId || 'default';
+  const project = vm.project_id || 'default';
   const base = `/api/vms/${encodeURIComponent(vm.id)}/files`;
 
   const [downPath, setDownPath] = useState('/etc/hostname');
@@ -97,8 +97,8 @@ export function FilesTab({ vm }: { vm: Vm }) {
     const transfer = uploadWithProgress(api, `${base}?${q.toString()}`, file, setUp);
     abortUpload.current = transfer.abort;
     try {
-      await transfer.done;
-      setUpDone(`Uploaded ${file.name} to ${target} (${formatBytes(file.size)}).`);
+      const written = await transfer.done;
+      setUpDone(`Uploaded ${file.name} to ${written.path} (${formatBytes(written.bytes)}).`);
     } catch (err) {
       if ((err as Error)?.name !== 'AbortError') {
         setUpError(err);

@@ -1,24 +1,19 @@
 import { useState } from 'react';
-import type { ExecutionView, Vm } from '../api/types';
+import type { AuditExecutionView, AuditExecutionsPage, VmView } from '@lq/api';
 import { useSession } from '../auth/session-context';
 import { ErrorNotice } from '../components/error-notice';
 import { ExecutionsTable } from '../components/executions';
 import { useLoad } from '../lib/hooks';
 
-interface Page {
-  executions: ExecutionView[];
-  next_cursor: string | null;
-}
-
 /** This VM's command history (audit.read on its project). */
-export function HistoryTab({ vm, lastRunAt }: { vm: Vm; lastRunAt?: string }) {
+export function HistoryTab({ vm, lastRunAt }: { vm: VmView; lastRunAt?: string }) {
   const { api } = useSession();
-  const [more, setMore] = useState<ExecutionView[]>([]);
+  const [more, setMore] = useState<AuditExecutionView[]>([]);
   const [cursor, setCursor] = useState<string | null>();
   const [moreError, setMoreError] = useState<unknown>();
   const first = useLoad(
     async (signal) => {
-      const page = await api.json<Page>(
+      const page = await api.json<AuditExecutionsPage>(
         `/api/audit/executions?vm_id=${encodeURIComponent(vm.id)}&limit=50`,
         { signal },
       );
@@ -31,7 +26,7 @@ export function HistoryTab({ vm, lastRunAt }: { vm: Vm; lastRunAt?: string }) {
 
   async function loadMore() {
     try {
-      const page = await api.json<Page>(
+      const page = await api.json<AuditExecutionsPage>(
         `/api/audit/executions?vm_id=${encodeURIComponent(vm.id)}&limit=50&cursor=${cursor}`,
       );
       setMore((m) => [...m, ...page.executions]);

@@ -1,6 +1,6 @@
 import { useMemo, useState } from 'react';
 import { ApiError } from '../api/errors';
-import type { VmSummary } from '../api/types';
+import type { VmListErrorView, VmListSnapshotView, VmSummaryView } from '@lq/api';
 import { useSession } from '../auth/session-context';
 import { AgentBadge } from '../components/agent-badge';
 import { ErrorNotice } from '../components/error-notice';
@@ -12,13 +12,13 @@ import { useEventStream } from '../lib/hooks';
 import { vmPath } from '../lib/router';
 
 /** VMs whose id, name, hostname, project, node, OS or address contains the text. */
-export function filterVms(vms: readonly VmSummary[], text: string): VmSummary[] {
+export function filterVms(vms: readonly VmSummaryView[], text: string): VmSummaryView[] {
   const q = text.trim().toLowerCase();
   if (!q) {
     return [...vms];
   }
   return vms.filter((vm) =>
-    [vm.id, vm.name, vm.hostname, vm.projectId, vm.nodeId, vm.os, ...vm.ips].some((f) =>
+    [vm.id, vm.name, vm.hostname, vm.project_id, vm.node_id, vm.os, ...vm.ips].some((f) =>
       f.toLowerCase().includes(q),
     ),
   );
@@ -26,15 +26,15 @@ export function filterVms(vms: readonly VmSummary[], text: string): VmSummary[] 
 
 export function VmListPage() {
   const { api } = useSession();
-  const [vms, setVms] = useState<VmSummary[]>();
+  const [vms, setVms] = useState<VmSummaryView[]>();
   const [feedError, setFeedError] = useState<ApiError>();
   const [filter, setFilter] = useState('');
   const status = useEventStream(api, '/api/vms/stream', (event, data) => {
     if (event === 'vms') {
-      setVms((data as { vms: VmSummary[] }).vms);
+      setVms((data as VmListSnapshotView).vms);
       setFeedError(undefined);
     } else if (event === 'error') {
-      const d = data as { code?: string; message?: string };
+      const d = data as VmListErrorView;
       setFeedError(new ApiError(503, { code: d.code, message: d.message }));
     }
   });
@@ -95,10 +95,10 @@ export function VmListPage() {
                     <div className="muted small">{vm.hostname}</div>
                   )}
                 </td>
-                <td data-label="Project">{vm.projectId}</td>
+                <td data-label="Project">{vm.project_id}</td>
                 <td data-label="Node">
-                  {vm.nodeId || '—'}
-                  {vm.nodeStale && (
+                  {vm.node_id || '—'}
+                  {vm.node_stale && (
                     <span
                       className="badge badge-not-connected"
                       title="no heartbeat from this node lately"
@@ -108,20 +108,20 @@ export function VmListPage() {
                   )}
                 </td>
                 <td data-label="Agent">
-                  <AgentBadge state={vm.agentState} />
+                  <AgentBadge state={vm.agent_state} />
                 </td>
                 <td data-label="IP addresses" className="ips">
                   {vm.ips.length ? vm.ips.join(', ') : <span className="muted">—</span>}
                 </td>
                 <td data-label="OS">{vm.os || <span className="muted">—</span>}</td>
                 <td data-label="CPU">
-                  <UsageBar percent={vm.cpuPercent} label={`CPU of ${vm.id}`} />
+                  <UsageBar percent={vm.cpu_percent} label={`CPU of ${vm.id}`} />
                 </td>
                 <td data-label="Memory">
                   <UsageBar
-                    percent={share(vm.memoryUsedBytes, vm.memoryTotalBytes)}
+                    percent={share(vm.memory_used_bytes, vm.memory_total_bytes)}
                     label={`Memory of ${vm.id}`}
-                    detail={`${formatBytes(vm.memoryUsedBytes)} of ${formatBytes(vm.memoryTotalBytes)}`}
+                    detail={`${formatBytes(vm.memory_used_bytes)} of ${formatBytes(vm.memory_total_bytes)}`}
                   />
                 </td>
               </tr>

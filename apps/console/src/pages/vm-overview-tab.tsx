@@ -1,8 +1,8 @@
-import type { NetworkInterface, Vm } from '../api/types';
+import type { NetworkInterfaceView, VmView } from '@lq/api';
 import { UsageBar } from '../components/usage-bar';
-import { formatBytes, formatDuration, formatPercent, formatTime, num, share } from '../lib/format';
+import { formatBytes, formatDuration, formatPercent, formatTime, share } from '../lib/format';
 
-export function InterfacesTable({ interfaces }: { interfaces: NetworkInterface[] }) {
+export function InterfacesTable({ interfaces }: { interfaces: NetworkInterfaceView[] }) {
   if (interfaces.length === 0) {
     return <p className="muted">No interfaces reported.</p>;
   }
@@ -30,10 +30,10 @@ export function InterfacesTable({ interfaces }: { interfaces: NetworkInterface[]
   );
 }
 
-export function OverviewTab({ vm }: { vm: Vm }) {
+export function OverviewTab({ vm }: { vm: VmView }) {
   const t = vm.telemetry;
-  const memUsed = num(t?.memory?.usedBytes);
-  const memTotal = num(t?.memory?.totalBytes);
+  const memUsed = t?.memory?.used_bytes;
+  const memTotal = t?.memory?.total_bytes;
   return (
     <div className="grid">
       <div className="card">
@@ -44,28 +44,28 @@ export function OverviewTab({ vm }: { vm: Vm }) {
           <dt>Hostname</dt>
           <dd>{vm.hostname || '—'}</dd>
           <dt>Project</dt>
-          <dd>{vm.projectId || 'default'}</dd>
+          <dd>{vm.project_id || 'default'}</dd>
           <dt>Node</dt>
-          <dd>{vm.nodeId || '—'}</dd>
+          <dd>{vm.node_id || '—'}</dd>
           <dt>Operating system</dt>
           <dd>
-            {vm.os?.prettyName || [vm.os?.name, vm.os?.version].filter(Boolean).join(' ') || '—'}
+            {vm.os?.pretty_name || [vm.os?.name, vm.os?.version].filter(Boolean).join(' ') || '—'}
           </dd>
           <dt>Kernel</dt>
-          <dd>{[vm.os?.kernelRelease, vm.os?.arch].filter(Boolean).join(' · ') || '—'}</dd>
+          <dd>{[vm.os?.kernel_release, vm.os?.arch].filter(Boolean).join(' · ') || '—'}</dd>
           <dt>Uptime</dt>
-          <dd>{t?.uptimeSeconds !== undefined ? formatDuration(t.uptimeSeconds * 1000) : '—'}</dd>
+          <dd>{t?.uptime_seconds !== undefined ? formatDuration(t.uptime_seconds * 1000) : '—'}</dd>
           <dt>Last seen</dt>
-          <dd>{formatTime(vm.lastSeen)}</dd>
+          <dd>{formatTime(vm.last_seen)}</dd>
         </dl>
       </div>
       <div className="card">
         <h3>Resources</h3>
         {t ? (
           <dl className="facts">
-            <dt>CPU ({t.cpuCount ?? '?'} vCPU)</dt>
+            <dt>CPU ({t.cpu_count ?? '?'} vCPU)</dt>
             <dd>
-              <UsageBar percent={t.cpuPercent} label="CPU" />
+              <UsageBar percent={t.cpu_percent} label="CPU" />
             </dd>
             <dt>Load</dt>
             <dd>{[t.load1, t.load5, t.load15].map((l) => (l ?? 0).toFixed(2)).join(' / ')}</dd>
@@ -77,9 +77,9 @@ export function OverviewTab({ vm }: { vm: Vm }) {
               </span>
             </dd>
             <dt>Processes</dt>
-            <dd>{t.processCount ?? '—'}</dd>
+            <dd>{t.process_count ?? '—'}</dd>
             <dt>Telemetry from</dt>
-            <dd>{formatTime(vm.telemetryAt)}</dd>
+            <dd>{formatTime(vm.telemetry_at)}</dd>
           </dl>
         ) : (
           <p className="muted">No telemetry yet.</p>
@@ -100,20 +100,20 @@ export function OverviewTab({ vm }: { vm: Vm }) {
             </thead>
             <tbody>
               {t.disks.map((d) => {
-                const p = share(num(d.usedBytes), num(d.totalBytes));
+                const p = share(d.used_bytes, d.total_bytes);
                 return (
-                  <tr key={`${d.mountPoint}${d.device}`}>
-                    <td data-label="Mount">{d.mountPoint}</td>
+                  <tr key={`${d.mount_point}${d.device}`}>
+                    <td data-label="Mount">{d.mount_point}</td>
                     <td data-label="Device">{d.device}</td>
-                    <td data-label="Type">{d.fsType}</td>
+                    <td data-label="Type">{d.fs_type}</td>
                     <td data-label="Used">
                       <UsageBar
                         percent={p}
-                        label={`Disk ${d.mountPoint}`}
+                        label={`Disk ${d.mount_point}`}
                         detail={formatPercent(p)}
                       />
                     </td>
-                    <td data-label="Size">{formatBytes(num(d.totalBytes))}</td>
+                    <td data-label="Size">{formatBytes(d.total_bytes)}</td>
                   </tr>
                 );
               })}

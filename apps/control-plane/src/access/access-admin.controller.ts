@@ -20,6 +20,18 @@ import {
   UpdateUserDto,
 } from './dto/access.dto.js';
 import { CurrentCaller, type Caller } from '../common/caller.js';
+import type {
+  ApiKeyListView,
+  ApiKeyView,
+  CreatedApiKeyView,
+  ProjectListView,
+  ProjectView,
+  RoleBindingListView,
+  RoleBindingView,
+  UserListView,
+  UserView,
+} from '@lq/api';
+import { apiKeyView, projectView, roleBindingView, userView } from './access.views.js';
 
 /**
  * Administration of users, API keys, projects, role bindings and VM placement. The guard checks
@@ -35,8 +47,8 @@ export class AccessAdminController {
   @Get('users')
   @RequirePermission('admin')
   @ApiOperation({ summary: 'Every user (global admin; never a password or key hash)' })
-  async listUsers(@CurrentCaller() caller: Caller) {
-    return { users: await this.admin.listUsers(caller) };
+  async listUsers(@CurrentCaller() caller: Caller): Promise<UserListView> {
+    return { users: (await this.admin.listUsers(caller)).map(userView) };
   }
 
   @Post('users')
@@ -44,8 +56,11 @@ export class AccessAdminController {
   @ApiOperation({
     summary: 'Create a user (global admin; bind roles to it with /api/role-bindings)',
   })
-  createUser(@Body() body: CreateUserDto, @CurrentCaller() caller: Caller) {
-    return this.admin.createUser(caller, body.username, body.password);
+  async createUser(
+    @Body() body: CreateUserDto,
+    @CurrentCaller() caller: Caller,
+  ): Promise<UserView> {
+    return userView(await this.admin.createUser(caller, body.username, body.password));
   }
 
   @Patch('users/:user')
@@ -54,12 +69,12 @@ export class AccessAdminController {
     summary:
       'Reset a user’s password or disable it (global admin; by id or username); either ends its sessions',
   })
-  updateUser(
+  async updateUser(
     @Param('user') user: string,
     @Body() body: UpdateUserDto,
     @CurrentCaller() caller: Caller,
-  ) {
-    return this.admin.updateUser(caller, user, body);
+  ): Promise<UserView> {
+    return userView(await this.admin.updateUser(caller, user, body));
   }
 
   @Get('users/:user/api-keys')
@@ -68,8 +83,11 @@ export class AccessAdminController {
     summary:
       'A user’s API keys (prefix, expiry, last use, revocation): your own, or any as global admin',
   })
-  async listKeys(@Param('user') user: string, @CurrentCaller() caller: Caller) {
-    return { api_keys: await this.admin.listApiKeys(caller, user) };
+  async listKeys(
+    @Param('user') user: string,
+    @CurrentCaller() caller: Caller,
+  ): Promise<ApiKeyListView> {
+    return { api_keys: (await this.admin.listApiKeys(caller, user)).map(apiKeyView) };
   }
 
   @Post('users/:user/api-keys')
@@ -78,12 +96,18 @@ export class AccessAdminController {
     summary:
       'Create an API key (for yourself, or anyone as global admin); `token` is shown this once and never stored',
   })
-  createKey(
+  async createKey(
     @Param('user') user: string,
     @Body() body: CreateApiKeyDto,
     @CurrentCaller() caller: Caller,
-  ) {
-    return this.admin.createApiKey(caller, user, body.name ?? '', body.expires_in_days);
+  ): Promise<CreatedApiKeyView> {
+    const created = await this.admin.createApiKey(
+      caller,
+      user,
+      body.name ?? '',
+      body.expires_in_days,
+    );
+    return { ...apiKeyView(created), token: created.token };
   }
 
   @Delete('api-keys/:id')
@@ -92,8 +116,8 @@ export class AccessAdminController {
     summary:
       'Revoke an API key, yours or (global admin) anyone’s; at once here, within LQ_AUTH_CACHE_SECONDS elsewhere',
   })
-  revokeKey(@Param('id') id: string, @CurrentCaller() caller: Caller) {
-    return this.admin.revokeApiKey(caller, id);
+  async revokeKey(@Param('id') id: string, @CurrentCaller() caller: Caller): Promise<ApiKeyView> {
+    return apiKeyView(await this.admin.revokeApiKey(caller, id));
   }
 
   @Get('projects')
@@ -101,15 +125,18 @@ export class AccessAdminController {
   @ApiOperation({
     summary: 'The projects you administer (every one as global admin) and their VM counts',
   })
-  async listProjects(@CurrentCaller() caller: Caller) {
-    return { projects: await this.admin.listProjects(caller) };
+  async listProjects(@CurrentCaller() caller: Caller): Promise<ProjectListView> {
+    return { projects: (await this.admin.listProjects(caller)).map(projectView) };
   }
 
   @Post('projects')
   @RequirePermission('admin')
   @ApiOperation({ summary: 'Create a project (global admin)' })
-  createProject(@Body() body: CreateProjectDto, @CurrentCaller() caller: Caller) {
-    return this.admin.createProject(caller, body.id, body.name ?? '');
+  async createProject(
+    @Body() body: CreateProjectDto,
+    @CurrentCaller() caller: Caller,
+  ): Promise<ProjectView> {
+    return projectView(await this.admin.createProject(caller, body.id, body.name ?? ''));
   }
 
   @Get('role-bindings')
@@ -117,8 +144,8 @@ export class AccessAdminController {
   @ApiOperation({
     summary: 'The role bindings of the projects you administer (every one as global admin)',
   })
-  async listBindings(@CurrentCaller() caller: Caller) {
-    return { role_bindings: await this.admin.listBindings(caller) };
+  async listBindings(@CurrentCaller() caller: Caller): Promise<RoleBindingListView> {
+    return { role_bindings: (await this.admin.listBindings(caller)).map(roleBindingView) };
   }
 
   @Post('role-bindings')
@@ -127,8 +154,13 @@ export class AccessAdminController {
     summary:
       'Bind a role to a user on a project you administer, or (global admin, without project) on all',
   })
-  createBinding(@Body() body: CreateBindingDto, @CurrentCaller() caller: Caller) {
-    return this.admin.createBinding(caller, body.user, body.role, body.project, body.restrictions);
+  async createBinding(
+    @Body() body: CreateBindingDto,
+    @CurrentCaller() caller: Caller,
+  ): Promise<RoleBindingView> {
+    return roleBindingView(
+      await this.admin.createBinding(caller, body.user, body.role, body.project, body.restrictions),
+    );
   }
 
   @Delete('role-bindings/:id')

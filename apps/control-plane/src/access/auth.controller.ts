@@ -10,15 +10,14 @@ import {
   passwordProblem,
   Public,
   originOf,
-  projectsWith,
-  PERMISSIONS,
   type AuthAuditHook,
-  type TokenPair,
 } from '@lq/auth';
+import type { MeView, PasswordChangedView, TokenPairView } from '@lq/api';
 import { ChangePasswordDto, LoginDto, RefreshDto } from './dto/access.dto.js';
 import { AccessAdminService } from './access-admin.service.js';
 import { AccessErrorCode, AccessException } from './access.exception.js';
 import { CurrentCaller, restCaller, type Caller } from '../common/caller.js';
+import { meView } from './access.views.js';
 
 /** Sign-in with a password, token refresh, and "who am I". */
 @ApiTags('authentication')
@@ -36,7 +35,7 @@ export class AuthController {
   @ApiOperation({
     summary: 'Exchange username and password for an access token and a refresh token',
   })
-  login(@Body() body: LoginDto, @Req() req: Request): Promise<TokenPair> {
+  login(@Body() body: LoginDto, @Req() req: Request): Promise<TokenPairView> {
     return this.audited(req, 'password', () =>
       this.auth.login(body.username, body.password, originOf(req).sourceIp),
     );
@@ -50,7 +49,10 @@ export class AuthController {
     summary:
       'Change your own password (the current one is required); every session of yours ends, API keys stay',
   })
-  async changePassword(@Body() body: ChangePasswordDto, @Req() req: Request) {
+  async changePassword(
+    @Body() body: ChangePasswordDto,
+    @Req() req: Request,
+  ): Promise<PasswordChangedView> {
     const caller = restCaller(req);
     const problem = passwordProblem(body.new_password);
     if (problem) {
@@ -75,7 +77,7 @@ export class AuthController {
   @Public()
   @HttpCode(200)
   @ApiOperation({ summary: 'Exchange a refresh token (used once) for a new pair' })
-  refresh(@Body() body: RefreshDto, @Req() req: Request): Promise<TokenPair> {
+  refresh(@Body() body: RefreshDto, @Req() req: Request): Promise<TokenPairView> {
     return this.audited(req, 'refresh_token', () => this.auth.refresh(body.refresh_token));
   }
 
@@ -83,24 +85,8 @@ export class AuthController {
   @Authenticated()
   @ApiBearerAuth()
   @ApiOperation({ summary: 'The caller, its bindings and what it may do where' })
-  me(@CurrentCaller() caller: Caller) {
-    const { principal } = caller;
-    return {
-      user_id: principal.userId,
-      username: principal.username,
-      auth_method: principal.authMethod,
-      api_key: principal.keyPrefix,
-      bindings: principal.bindings.map((b) => ({
-        role: b.role,
-        project: b.projectId ?? '*',
-        restrictions: b.restrictions,
-      })),
-      permissions: Object.fromEntries(
-        PERMISSIONS.map((p): [string, 'all' | string[]] => [p, projectsWith(principal, p)]).filter(
-          ([, where]) => where === 'all' || where.length > 0,
-        ),
-      ) as Record<string, 'all' | string[]>,
-    };
+  me(@CurrentCaller() caller: Caller): MeView {
+    return meView(caller.principal);
   }
 
   private async audited<T>(req: Request, method: string, work: () => Promise<T>): Promise<T> {

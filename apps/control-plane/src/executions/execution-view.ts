@@ -1,27 +1,8 @@
-import type { ExecutionRow, ExecutionState, OutputChunk } from './executions.repository.js';
+import type { ExecutionView } from '@lq/api';
+import type { ExecutionRow, OutputChunk } from './executions.repository.js';
 
-/** An execution as the API shows it. */
-export interface ExecutionView {
-  id: string;
-  vm_id: string;
-  node_id: string;
-  project_id: string;
-  run_id: string | null;
-  actor: string;
-  status: ExecutionState;
-  exit_code: number | null;
-  signal: string | null;
-  error: string | null;
-  command: string | null;
-  argv: string[] | null;
-  run_as_user: string | null;
-  created_at: string;
-  started_at: string | null;
-  ended_at: string | null;
-  duration_ms: number | null;
-  stdout_total_bytes: number | null;
-  stderr_total_bytes: number | null;
-}
+/** An execution as the API shows it (@lq/api). */
+export type { ExecutionView };
 
 export function executionView(r: ExecutionRow): ExecutionView {
   const req = r.request;

@@ -15,6 +15,13 @@ import {
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
+import type {
+  ExecutionStartedView,
+  ExecutionStatusView,
+  ExecutionView,
+  OutputChunkView,
+  OutputPageView,
+} from '@lq/api';
 import { openEventStream } from '../common/sse.js';
 import { Authenticated, RequirePermission } from '@lq/auth';
 import { CurrentCaller, restCaller, type Caller } from '../common/caller.js';
@@ -31,7 +38,10 @@ const INLINE_OUTPUT_MAX = 1024 * 1024;
  * One output chunk as JSON: `text` decoded with the stream's own decoder (so a UTF-8 character
  * split between two chunks is not mangled), and `base64`, the exact bytes, for binary output.
  */
-export function chunkJson(c: OutputChunk, decoders?: Record<'stdout' | 'stderr', TextDecoder>) {
+export function chunkJson(
+  c: OutputChunk,
+  decoders?: Record<'stdout' | 'stderr', TextDecoder>,
+): OutputChunkView {
   return {
     seq: c.seq,
     stream: c.stream,
@@ -71,7 +81,11 @@ export class ExecutionsController implements BeforeApplicationShutdown {
   @ApiOperation({
     summary: 'Start a command in the guest and answer at once with its execution id',
   })
-  async start(@Param('id') id: string, @Body() body: ExecuteDto, @CurrentCaller() caller: Caller) {
+  async start(
+    @Param('id') id: string,
+    @Body() body: ExecuteDto,
+    @CurrentCaller() caller: Caller,
+  ): Promise<ExecutionStartedView> {
     const view = await this.executions.start(id, toExecuteInput(body), caller);
     return {
       ...view,
@@ -88,7 +102,10 @@ export class ExecutionsController implements BeforeApplicationShutdown {
   @ApiOperation({
     summary: 'Status, exit code, timings and the output so far (guest.exec or audit.read)',
   })
-  async get(@Param('id') id: string, @CurrentCaller() caller: Caller) {
+  async get(
+    @Param('id') id: string,
+    @CurrentCaller() caller: Caller,
+  ): Promise<ExecutionStatusView> {
     const view = await this.executions.get(id, caller);
     const out = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
     let bytes = 0;
@@ -139,10 +156,11 @@ export class ExecutionsController implements BeforeApplicationShutdown {
     if (follow !== '1' && follow !== 'true') {
       const chunks = await this.executions.output(id, caller, from);
       const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
-      res.json({
+      const page: OutputPageView = {
         chunks: chunks.map((c) => chunkJson(c, decoders)),
         next_after: chunks.at(-1)?.seq ?? from,
-      });
+      };
+      res.json(page);
       return;
     }
     let headersSent = false;
@@ -160,7 +178,7 @@ export class ExecutionsController implements BeforeApplicationShutdown {
           `id: ${c.seq}\nevent: output\ndata: ${JSON.stringify(chunkJson(c, decoders))}\n\n`,
         );
       },
-      end: (view) => {
+      end: (view: ExecutionView) => {
         open();
         res.write(`event: end\ndata: ${JSON.stringify(view)}\n\n`);
         res.end();
@@ -181,7 +199,7 @@ export class ExecutionsController implements BeforeApplicationShutdown {
   @RequirePermission('guest.exec')
   @HttpCode(202)
   @ApiOperation({ summary: 'Stop the execution’s process group in the guest' })
-  cancel(@Param('id') id: string, @CurrentCaller() caller: Caller) {
+  cancel(@Param('id') id: string, @CurrentCaller() caller: Caller): Promise<ExecutionView> {
     return this.executions.cancel(id, caller);
   }
 

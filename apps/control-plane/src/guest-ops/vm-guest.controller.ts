@@ -13,15 +13,24 @@ import {
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { toJson } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import {
-  NetworkInterfaceSchema,
-  OsInfoSchema,
-  ShutdownMode,
-  type ExecuteResponse,
-  type HookResult,
-} from '@lq/proto';
+import { ShutdownMode, type ExecuteResponse, type HookResult } from '@lq/proto';
+import type {
+  ExecuteResultView,
+  FileWrittenView,
+  FilesystemsView,
+  GuestInterfacesView,
+  GuestOsView,
+  HookView,
+  PasswordSetView,
+  PingView,
+  QuiesceStatusView,
+  QuiesceView,
+  ShutdownView,
+  SyncTimeView,
+  ThawView,
+} from '@lq/api';
+import { networkInterfaceView, osInfoView } from '../inventory/vm.view.js';
 import { QuiesceDto, SetPasswordDto, SyncTimeDto } from './dto/guest-admin.dto.js';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { ExecuteDto, toExecuteInput } from './dto/execute.dto.js';
@@ -53,7 +62,7 @@ const MODES: Record<NonNullable<ShutdownDto['mode']>, ShutdownMode> = {
   halt: ShutdownMode.HALT,
 };
 
-function hookJson(h: HookResult) {
+function hookJson(h: HookResult): HookView {
   return {
     name: h.name,
     phase: h.phase,
@@ -64,7 +73,7 @@ function hookJson(h: HookResult) {
   };
 }
 
-export function executeResultJson(vmId: string, r: ExecuteResponse) {
+export function executeResultJson(vmId: string, r: ExecuteResponse): ExecuteResultView {
   return {
     vm_id: vmId,
     exit_code: r.exitCode ?? null,
@@ -98,7 +107,11 @@ export class VmGuestController {
   @RequirePermission('vm.read')
   @HttpCode(200)
   @ApiOperation({ summary: 'Round trip to the VM’s guest agent' })
-  async ping(@Param('id') vmId: string, @Body() body: PingDto, @CurrentCaller() caller: Caller) {
+  async ping(
+    @Param('id') vmId: string,
+    @Body() body: PingDto,
+    @CurrentCaller() caller: Caller,
+  ): Promise<PingView> {
     const r = await this.guest.run(PING, caller, vmId, { timeoutSeconds: body.timeout_seconds });
     return {
       vm_id: vmId,
@@ -116,7 +129,7 @@ export class VmGuestController {
     @Param('id') vmId: string,
     @Body() body: ExecuteDto,
     @CurrentCaller() caller: Caller,
-  ) {
+  ): Promise<ExecuteResultView> {
     const r = await this.guest.run(EXECUTE, caller, vmId, toExecuteInput(body));
     return executeResultJson(vmId, r);
   }
@@ -129,7 +142,7 @@ export class VmGuestController {
     @Param('id') vmId: string,
     @Body() body: ShutdownDto,
     @CurrentCaller() caller: Caller,
-  ) {
+  ): Promise<ShutdownView> {
     const mode = body.mode ?? 'poweroff';
     const r = await this.guest.run(SHUTDOWN, caller, vmId, {
       mode: MODES[mode],
@@ -152,7 +165,7 @@ export class VmGuestController {
     @Param('id') vmId: string,
     @Body() body: QuiesceDto,
     @CurrentCaller() caller: Caller,
-  ) {
+  ): Promise<QuiesceView> {
     const r = await this.guest.run(QUIESCE, caller, vmId, {
       mountPoints: body.mount_points ?? [],
       timeoutSeconds: body.timeout_seconds,
@@ -169,7 +182,7 @@ export class VmGuestController {
   @RequirePermission('guest.quiesce')
   @HttpCode(200)
   @ApiOperation({ summary: 'Thaw the guest’s filesystems (post-thaw hooks after)' })
-  async thaw(@Param('id') vmId: string, @CurrentCaller() caller: Caller) {
+  async thaw(@Param('id') vmId: string, @CurrentCaller() caller: Caller): Promise<ThawView> {
     const r = await this.guest.run(THAW, caller, vmId, undefined);
     return {
       vm_id: vmId,
@@ -182,7 +195,10 @@ export class VmGuestController {
   @Get('quiesce')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Whether the guest is frozen, which mounts, until when' })
-  async quiesceStatus(@Param('id') vmId: string, @CurrentCaller() caller: Caller) {
+  async quiesceStatus(
+    @Param('id') vmId: string,
+    @CurrentCaller() caller: Caller,
+  ): Promise<QuiesceStatusView> {
     const r = await this.guest.run(QUIESCE_STATUS, caller, vmId, undefined);
     const iso = (t: typeof r.frozenAt) => (t ? timestampDate(t).toISOString() : null);
     return {
@@ -206,7 +222,7 @@ export class VmGuestController {
     @Param('id') vmId: string,
     @Body() body: SyncTimeDto,
     @CurrentCaller() caller: Caller,
-  ) {
+  ): Promise<SyncTimeView> {
     const r = await this.guest.run(TIME_SYNC, caller, vmId, { force: body.force ?? false });
     return {
       vm_id: vmId,
@@ -225,7 +241,7 @@ export class VmGuestController {
     @Param('id') vmId: string,
     @Body() body: SetPasswordDto,
     @CurrentCaller() caller: Caller,
-  ) {
+  ): Promise<PasswordSetView> {
     await this.guest.run(PASSWORD_SET, caller, vmId, {
       username: body.username,
       password: body.password,
@@ -237,7 +253,10 @@ export class VmGuestController {
   @Get('filesystems')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Mounted filesystems, type, size and use (asked now)' })
-  async filesystems(@Param('id') vmId: string, @CurrentCaller() caller: Caller) {
+  async filesystems(
+    @Param('id') vmId: string,
+    @CurrentCaller() caller: Caller,
+  ): Promise<FilesystemsView> {
     const r = await this.guest.run(FS_INFO, caller, vmId, undefined);
     return {
       vm_id: vmId,
@@ -256,23 +275,26 @@ export class VmGuestController {
   @Get('os')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'OS facts (asked now)' })
-  async os(@Param('id') vmId: string, @CurrentCaller() caller: Caller) {
+  async os(@Param('id') vmId: string, @CurrentCaller() caller: Caller): Promise<GuestOsView> {
     const r = await this.guest.run(INFO, caller, vmId, undefined);
     return {
       vm_id: vmId,
-      os: r.info?.os ? toJson(OsInfoSchema, r.info.os) : null,
-      hostname: r.info?.hostname,
+      os: r.info?.os ? osInfoView(r.info.os) : null,
+      hostname: r.info?.hostname ?? null,
     };
   }
 
   @Get('interfaces')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Network interfaces and addresses (asked now)' })
-  async interfaces(@Param('id') vmId: string, @CurrentCaller() caller: Caller) {
+  async interfaces(
+    @Param('id') vmId: string,
+    @CurrentCaller() caller: Caller,
+  ): Promise<GuestInterfacesView> {
     const r = await this.guest.run(INFO, caller, vmId, undefined);
     return {
       vm_id: vmId,
-      interfaces: (r.info?.interfaces ?? []).map((i) => toJson(NetworkInterfaceSchema, i)),
+      interfaces: (r.info?.interfaces ?? []).map(networkInterfaceView),
     };
   }
 
@@ -319,7 +341,7 @@ export class VmGuestController {
     @Query() query: FileQueryDto,
     @CurrentCaller() caller: Caller,
     @Req() req: Request,
-  ) {
+  ): Promise<FileWrittenView> {
     const mode = query.mode === undefined ? undefined : Number.parseInt(query.mode, 8);
     const max = this.config.limits.maxUploadBytes;
     const declared = Number(req.header('content-length') ?? NaN);

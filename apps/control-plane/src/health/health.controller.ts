@@ -2,16 +2,13 @@ import { Controller, Get, HttpStatus, Inject, Res } from '@nestjs/common';
 import { Public } from '@lq/auth';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
+import type { HealthView } from '@lq/api';
 import { InventoryService } from '../inventory/inventory.service.js';
 import { NatsService } from '../nats/nats.service.js';
 
 const DATABASE_TIMEOUT_MS = 2000;
 
-export interface HealthReport {
-  status: 'ok' | 'unavailable';
-  database: 'ok' | 'unavailable';
-  nats: 'ok' | 'unavailable';
-}
+export type HealthReport = HealthView;
 
 /** Liveness and readiness: 200 when the database and NATS both answer, 503 naming the failing part. */
 @ApiTags('operations')

@@ -9,22 +9,24 @@ import {
   type BeforeApplicationShutdown,
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiParam, ApiProduces, ApiTags } from '@nestjs/swagger';
-import { create, fromBinary, toJson } from '@bufbuild/protobuf';
+import { create, fromBinary } from '@bufbuild/protobuf';
 import type { Request, Response } from 'express';
 import { openEventStream } from '../common/sse.js';
-import { VMSchema, VmTelemetrySchema, subjects, type VmTelemetry } from '@lq/proto';
+import { VmTelemetrySchema, subjects, type VmTelemetry } from '@lq/proto';
+import type { NodeListView, VmListView, VmView } from '@lq/api';
 import { RequirePermission, projectsWith } from '@lq/auth';
 import { InventoryErrorCode, InventoryException } from './inventory.exception.js';
 import { VmReadService } from './vm-read.service.js';
 import { CurrentCaller, restCaller, type Caller } from '../common/caller.js';
 import { NatsService } from '../nats/nats.service.js';
-import { InventoryService, type NodeView } from './inventory.service.js';
+import { InventoryService } from './inventory.service.js';
+import { nodeView, telemetryEventView, vmView } from './vm.view.js';
 
 const SSE_KEEPALIVE_MS = 15_000;
 
-/** One Server-Sent Events frame carrying a VmTelemetry as proto3 JSON. */
+/** One Server-Sent Events frame carrying a VmTelemetry (TelemetryEventView). */
 export function telemetryEvent(t: VmTelemetry): string {
-  return `event: telemetry\ndata: ${JSON.stringify(toJson(VmTelemetrySchema, t))}\n\n`;
+  return `event: telemetry\ndata: ${JSON.stringify(telemetryEventView(t))}\n\n`;
 }
 
 /** The inventory, read side: VMs with their agent state and latest telemetry, and nodes. */
@@ -45,24 +47,24 @@ export class InventoryController implements BeforeApplicationShutdown {
   @Get('vms')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'The VMs of the projects the caller may read, ordered by id' })
-  async listVms(@Req() req: Request): Promise<{ vms: unknown[] }> {
+  async listVms(@Req() req: Request): Promise<VmListView> {
     const vms = await this.inventory.listVms(projectsWith(restCaller(req).principal, 'vm.read'));
-    return { vms: vms.map((vm) => toJson(VMSchema, vm)) };
+    return { vms: vms.map(vmView) };
   }
 
   @Get('vms/:id')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'One VM with its agent state, facts and latest telemetry' })
   @ApiParam({ name: 'id', description: 'VM id' })
-  async getVm(@Param('id') id: string, @CurrentCaller() caller: Caller): Promise<unknown> {
-    return toJson(VMSchema, await this.reads.getVm(caller, id));
+  async getVm(@Param('id') id: string, @CurrentCaller() caller: Caller): Promise<VmView> {
+    return vmView(await this.reads.getVm(caller, id));
   }
 
   @Get('nodes')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Every node and whether its heartbeat is stale' })
-  async listNodes(): Promise<{ nodes: NodeView[] }> {
-    return { nodes: await this.inventory.listNodes() };
+  async listNodes(): Promise<NodeListView> {
+    return { nodes: (await this.inventory.listNodes()).map(nodeView) };
   }
 
   /**

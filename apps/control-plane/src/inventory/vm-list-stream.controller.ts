@@ -10,6 +10,7 @@ import {
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiParam, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
+import type { AgentSessionView } from '@lq/api';
 import { openEventStream } from '../common/sse.js';
 import { RequirePermission, projectsWith } from '@lq/auth';
 import { CurrentCaller, restCaller, type Caller } from '../common/caller.js';
@@ -45,7 +46,10 @@ export class VmListStreamController implements BeforeApplicationShutdown {
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Since when the VM’s agent has been connected, and when last seen' })
   @ApiParam({ name: 'id', description: 'VM id' })
-  async agentSession(@Param('id') id: string, @CurrentCaller() caller: Caller) {
+  async agentSession(
+    @Param('id') id: string,
+    @CurrentCaller() caller: Caller,
+  ): Promise<AgentSessionView> {
     const vm = await this.reads.getVm(caller, id);
     const since = (await this.inventory.connectedSince([vm.id])).get(vm.id) ?? null;
     return {

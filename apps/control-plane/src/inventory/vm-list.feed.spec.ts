@@ -44,15 +44,15 @@ describe('summarizeVm', () => {
       id: 'vm-1',
       name: 'dup',
       hostname: 'web',
-      projectId: 'p',
-      nodeStale: true,
+      project_id: 'p',
+      node_stale: true,
       os: 'Debian 12',
       ips: ['10.0.0.5', 'fd00::5'],
-      cpuPercent: 12.3,
-      memoryUsedBytes: 512,
-      memoryTotalBytes: 2048,
-      connectedSince: '2025-12-31T23:00:00.000Z',
-      lastSeen: '2026-01-01T00:00:00.000Z',
+      cpu_percent: 12.3,
+      memory_used_bytes: 512,
+      memory_total_bytes: 2048,
+      connected_since: '2025-12-31T23:00:00.000Z',
+      last_seen: '2026-01-01T00:00:00.000Z',
     });
   });
 
@@ -62,7 +62,7 @@ describe('summarizeVm', () => {
       new Map(),
       '2025-01-01T00:00:00Z',
     );
-    expect([s.connectedSince, s.nodeStale, s.cpuPercent, s.projectId]).toEqual([
+    expect([s.connected_since, s.node_stale, s.cpu_percent, s.project_id]).toEqual([
       null,
       true,
       null,

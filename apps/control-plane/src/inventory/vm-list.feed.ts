@@ -1,7 +1,8 @@
 import type { OnModuleDestroy } from '@nestjs/common';
 import type { VM } from '@lq/proto';
 import type { NodeView } from '../inventory/inventory.types.js';
-import { summarizeVm, type VmListSnapshot } from './vm-summary.js';
+import type { VmListErrorView, VmListSnapshotView } from '@lq/api';
+import { summarizeVm } from './vm-summary.js';
 
 /** How often a feed reads the inventory while someone watches it. */
 export const VM_LIST_POLL_MS = 2000;
@@ -84,7 +85,7 @@ export class VmListFeed implements OnModuleDestroy {
       ]);
       const since = await this.source.connectedSince(vms.map((vm) => vm.id));
       const byId = new Map(nodes.map((n) => [n.id, n]));
-      const snapshot: VmListSnapshot = {
+      const snapshot: VmListSnapshotView = {
         vms: vms.map((vm) => summarizeVm(vm, byId, since.get(vm.id) ?? null)),
       };
       const json = JSON.stringify(snapshot);
@@ -101,7 +102,7 @@ export class VmListFeed implements OnModuleDestroy {
         json: JSON.stringify({
           code: typeof e.code === 'string' ? e.code : 'STORE_UNAVAILABLE',
           message: e.message,
-        }),
+        } satisfies VmListErrorView),
       };
     }
     if (feed.stopped) {

@@ -2,6 +2,7 @@ import { Body, Controller, HttpCode, Inject, Param, Put } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { RequirePermission } from '@lq/auth';
 import { CurrentCaller, type Caller } from '../common/caller.js';
+import type { VmLabelsView, VmNodeView, VmProjectView } from '@lq/api';
 import { SetLabelsDto, SetVmNodeDto, SetVmProjectDto } from './dto/vm-placement.dto.js';
 import { VmPlacementService } from './vm-placement.service.js';
 
@@ -22,7 +23,7 @@ export class VmPlacementController {
     @Param('id') id: string,
     @Body() body: SetVmProjectDto,
     @CurrentCaller() caller: Caller,
-  ) {
+  ): Promise<VmProjectView> {
     await this.placement.setProject(caller, id, body.project);
     return { vm_id: id, project: body.project };
   }
@@ -38,7 +39,7 @@ export class VmPlacementController {
     @Param('id') id: string,
     @Body() body: SetVmNodeDto,
     @CurrentCaller() caller: Caller,
-  ) {
+  ): Promise<VmNodeView> {
     const previous = await this.placement.setNode(caller, id, body.node);
     return { vm_id: id, node: body.node, previous_node: previous };
   }
@@ -49,7 +50,11 @@ export class VmPlacementController {
   @ApiOperation({
     summary: 'Replace a VM’s labels (fleet runs target them); an admin of the VM’s project',
   })
-  setLabels(@Param('id') id: string, @Body() body: SetLabelsDto, @CurrentCaller() caller: Caller) {
+  setLabels(
+    @Param('id') id: string,
+    @Body() body: SetLabelsDto,
+    @CurrentCaller() caller: Caller,
+  ): Promise<VmLabelsView> {
     return this.placement.setLabels(caller, id, body.labels);
   }
 }

@@ -1,36 +1,7 @@
 import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
+import type { VmSummaryView } from '@lq/api';
 import type { NetworkInterface, VM } from '@lq/proto';
 import type { NodeView } from '../inventory/inventory.types.js';
-
-/** One row of the console's VM list: what the list shows, not the VM's whole record. */
-export interface VmSummary {
-  id: string;
-  /** What its node calls it (the libvirt domain name; not unique), '' when none. */
-  name: string;
-  hostname: string;
-  projectId: string;
-  nodeId: string;
-  /** The node's heartbeat is older than LQ_NODE_STALE_MS (or the node is unknown). */
-  nodeStale: boolean;
-  /** ready, connecting, disconnected or gone (as the inventory stores it). */
-  agentState: string;
-  agentVersion: string;
-  os: string;
-  /** Addresses without their prefix length; loopback left out. */
-  ips: string[];
-  cpuPercent: number | null;
-  memoryUsedBytes: number | null;
-  memoryTotalBytes: number | null;
-  /** When the agent's current connection began (null while not connected). */
-  connectedSince: string | null;
-  lastSeen: string | null;
-  telemetryAt: string | null;
-}
-
-/** What GET /api/vms/stream sends as each `event: vms`. */
-export interface VmListSnapshot {
-  vms: VmSummary[];
-}
 
 function iso(t: Timestamp | undefined): string | null {
   return t ? timestampDate(t).toISOString() : null;
@@ -66,7 +37,7 @@ export function summarizeVm(
   vm: VM,
   nodes: ReadonlyMap<string, NodeView>,
   connectedSince: string | null = null,
-): VmSummary {
+): VmSummaryView {
   const t = vm.telemetry;
   // Telemetry carries the current addresses; the agent's facts those of its last sync.
   const current = t && t.interfaces.length > 0 ? t.interfaces : vm.interfaces;
@@ -74,18 +45,18 @@ export function summarizeVm(
     id: vm.id,
     name: vm.name,
     hostname: vm.hostname,
-    projectId: vm.projectId || 'default',
-    nodeId: vm.nodeId,
-    nodeStale: nodes.get(vm.nodeId)?.stale ?? true,
-    agentState: vm.agentState,
-    agentVersion: vm.agentVersion,
+    project_id: vm.projectId || 'default',
+    node_id: vm.nodeId,
+    node_stale: nodes.get(vm.nodeId)?.stale ?? true,
+    agent_state: vm.agentState,
+    agent_version: vm.agentVersion,
     os: osLabel(vm),
     ips: addressesOf(current),
-    cpuPercent: t ? Math.round(t.cpuPercent * 10) / 10 : null,
-    memoryUsedBytes: t?.memory ? Number(t.memory.usedBytes) : null,
-    memoryTotalBytes: t?.memory ? Number(t.memory.totalBytes) : null,
-    connectedSince: vm.agentState === 'ready' ? connectedSince : null,
-    lastSeen: iso(vm.lastSeen),
-    telemetryAt: iso(vm.telemetryAt),
+    cpu_percent: t ? Math.round(t.cpuPercent * 10) / 10 : null,
+    memory_used_bytes: t?.memory ? Number(t.memory.usedBytes) : null,
+    memory_total_bytes: t?.memory ? Number(t.memory.totalBytes) : null,
+    connected_since: vm.agentState === 'ready' ? connectedSince : null,
+    last_seen: iso(vm.lastSeen),
+    telemetry_at: iso(vm.telemetryAt),
   };
 }

@@ -1,6 +1,7 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
+import type { RunProgressView, RunView } from '@lq/api';
 import { openEventStream } from '../common/sse.js';
 import { Authenticated, RequirePermission } from '@lq/auth';
 import { CurrentCaller, type Caller } from '../common/caller.js';
@@ -24,7 +25,7 @@ export class RunsController {
     summary:
       'Run a command over VMs (ids, a project or labels) with max_concurrency and max_errors',
   })
-  create(@Body() body: CreateRunDto, @CurrentCaller() caller: Caller) {
+  create(@Body() body: CreateRunDto, @CurrentCaller() caller: Caller): Promise<RunView> {
     const { target, max_concurrency, max_errors, ...execute } = body;
     return this.runs.create(
       {
@@ -40,7 +41,7 @@ export class RunsController {
   @Get('runs/:id')
   @Authenticated()
   @ApiOperation({ summary: 'A run: status, counts by state, and each VM’s execution' })
-  get(@Param('id') id: string, @CurrentCaller() caller: Caller) {
+  get(@Param('id') id: string, @CurrentCaller() caller: Caller): Promise<RunView> {
     return this.runs.get(id, caller);
   }
 
@@ -64,7 +65,8 @@ export class RunsController {
       closed = true;
     });
     for (;;) {
-      const progress = JSON.stringify({ status: view.status, summary: view.summary });
+      const p: RunProgressView = { status: view.status, summary: view.summary };
+      const progress = JSON.stringify(p);
       if (progress !== last) {
         last = progress;
         res.write(`event: progress\ndata: ${progress}\n\n`);
@@ -85,7 +87,7 @@ export class RunsController {
   @RequirePermission('guest.exec')
   @HttpCode(202)
   @ApiOperation({ summary: 'Start no more VMs and cancel the running executions' })
-  cancel(@Param('id') id: string, @CurrentCaller() caller: Caller) {
+  cancel(@Param('id') id: string, @CurrentCaller() caller: Caller): Promise<RunView> {
     return this.runs.cancel(id, caller);
   }
 }

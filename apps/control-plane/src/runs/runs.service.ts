@@ -3,6 +3,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditService } from '@lq/audit';
 import { AuthException, holdsAnywhere, holdsGlobally, isGlobalAdmin, projectsWith } from '@lq/auth';
 import { isSubjectToken } from '@lq/proto';
+import type { RunView } from '@lq/api';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { VmAccessService, type Caller } from '../access/vm-access.service.js';
 import { actorOf } from '../audit/audit-actor.js';
@@ -30,27 +31,8 @@ export interface RunSpec {
   maxErrors?: number | string;
 }
 
-export interface RunView {
-  id: string;
-  actor: string;
-  status: RunState;
-  target: Record<string, unknown>;
-  command: string | null;
-  argv: string[] | null;
-  max_concurrency: number;
-  max_errors: number | null;
-  created_at: string;
-  ended_at: string | null;
-  /** How many VMs are in each state: queued, denied, skipped, failed_to_start, running, succeeded… */
-  summary: Record<string, number>;
-  vms: Array<{
-    vm_id: string;
-    state: string;
-    execution_id: string | null;
-    exit_code: number | null;
-    error: string | null;
-  }>;
-}
+/** A run as the API shows it (@lq/api). */
+export type { RunView };
 
 /** A count or a percentage of `total` (at least `min`). */
 export function amountOf(

@@ -18,6 +18,7 @@ import { createTestDatabase, type TestDatabase } from '../../../../test/support/
 import { HttpExceptionFilter } from '../../src/common/filters/http-exception.filter.js';
 import { CONTROL_PLANE_CONFIG, parseControlPlaneEnv } from '../../src/config/env.schema.js';
 import { AuthService } from '@lq/auth';
+import type { NodeView, TelemetryEventView, VmListView, VmView } from '@lq/api';
 
 const ADMIN_TOKEN = 'lq_inventry_0123456789abcdefghijklmnopqrstuvwxyzAB';
 const AUTH = { Authorization: `Bearer ${ADMIN_TOKEN}` };
@@ -76,8 +77,8 @@ describe('inventory over NATS and HTTP', () => {
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
   const vmIds = async () =>
-    ((await getJson('/api/vms')).body.vms as Array<{ id: string; agentState: string }>).map(
-      (v) => `${v.id}:${v.agentState}`,
+    ((await getJson('/api/vms')).body as unknown as VmListView).vms.map(
+      (v) => `${v.id}:${v.agent_state}`,
     );
 
   beforeAll(async () => {
@@ -135,21 +136,43 @@ describe('inventory over NATS and HTTP', () => {
     expect(await eventually(vmIds, (v) => v.length === 2)).toEqual(['vm-1:ready', 'vm-2:ready']);
     const one = await getJson('/api/vms/vm-1');
     expect(one.status).toBe(200);
-    expect(one.body).toMatchObject({
+    // snake_case, every field present: what proto3 JSON would leave out is '' or null here.
+    const expected: VmView = {
       id: 'vm-1',
-      nodeId: 'node-a',
-      agentState: 'ready',
+      name: '',
+      node_id: 'node-a',
+      project_id: 'default',
+      agent_state: 'ready',
+      agent_version: '1.0.0',
+      capabilities: [],
       hostname: 'vm-1.guest',
-      os: { id: 'debian' },
-    });
+      os: {
+        name: '',
+        version: '',
+        id: 'debian',
+        pretty_name: '',
+        kernel_release: '',
+        kernel_version: '',
+        arch: '',
+      },
+      interfaces: [],
+      last_seen: null,
+      telemetry: null,
+      telemetry_at: null,
+      labels: {},
+    };
+    expect(one.body).toEqual(expected);
     const nodes = await getJson('/api/nodes');
     expect(nodes.body.nodes).toEqual([
-      expect.objectContaining({
+      {
         id: 'node-a',
+        hostname: 'node-a.host',
+        daemon_version: '0.1.0',
+        last_heartbeat_at: expect.any(String),
         stale: false,
-        vmCount: 2,
-        fileChunkMaxBytes: 65_536,
-      }),
+        vm_count: 2,
+        file_chunk_max_bytes: 65_536,
+      } satisfies Record<keyof NodeView, unknown>,
     ]);
   });
 
@@ -236,11 +259,8 @@ describe('inventory over NATS and HTTP', () => {
 
     const frame = text.slice(0, text.indexOf('\n\n'));
     expect(frame.split('\n')[0]).toBe('event: telemetry');
-    const data = JSON.parse(frame.split('\n')[1]!.slice('data: '.length)) as Record<
-      string,
-      unknown
-    >;
-    expect(data).toMatchObject({ nodeId: 'node-a', vmId: 'vm-1', report: { cpuPercent: 42 } });
+    const data = JSON.parse(frame.split('\n')[1]!.slice('data: '.length)) as TelemetryEventView;
+    expect(data).toMatchObject({ node_id: 'node-a', vm_id: 'vm-1', report: { cpu_percent: 42 } });
   });
 
   it('should end open telemetry streams when the application shuts down', async () => {
@@ -272,9 +292,9 @@ describe('inventory over NATS and HTTP', () => {
 
     const vm = await eventually(
       () => getJson('/api/vms/vm-1'),
-      (r) => (r.body.telemetry as { cpuCount?: number } | undefined)?.cpuCount === 8,
+      (r) => (r.body as unknown as VmView).telemetry?.cpu_count === 8,
     );
-    expect(vm.body.telemetry).toMatchObject({ cpuCount: 8 });
+    expect(vm.body.telemetry).toMatchObject({ cpu_count: 8, memory: null, disks: [] });
   });
 
   it('should report health and metrics when the database and NATS are up', async () => {

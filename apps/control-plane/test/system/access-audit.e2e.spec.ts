@@ -177,8 +177,26 @@ describe('authentication, authorization and audit trail', () => {
       expect(login.status).toBe(200);
       const me = await call(login.body.access_token, 'GET', '/api/auth/me');
       expect(me.status).toBe(200);
-      expect(me.body).toMatchObject({ username: 'op-a', auth_method: 'jwt' });
+      expect(me.body).toMatchObject({ username: 'op-a', auth_method: 'jwt', api_key: null });
       expect(me.body.permissions['guest.exec']).toEqual(['proj-a']);
+      // Each binding says what its role grants: the console needs no copy of the roles.
+      expect(me.body.bindings).toEqual([
+        {
+          role: 'operator',
+          project: 'proj-a',
+          restrictions: {},
+          permissions: [
+            'vm.read',
+            'guest.exec',
+            'guest.file.read',
+            'guest.file.write',
+            'guest.power',
+            'guest.quiesce',
+            'guest.time',
+            'guest.password',
+          ],
+        },
+      ]);
       const refreshed = await call(undefined, 'POST', '/api/auth/refresh', {
         refresh_token: login.body.refresh_token,
       });

@@ -31,14 +31,11 @@ import {
   type RunningControlPlane,
 } from '../../../../test/support/control-plane-process.js';
 
+import type { TelemetryEventView, VmView } from '@lq/api';
+
 const MiB = 1024 * 1024;
 
-interface ApiVm {
-  id: string;
-  nodeId: string;
-  agentState: string;
-  agentVersion?: string;
-}
+type ApiVm = VmView;
 
 async function json(res: Response): Promise<Record<string, unknown>> {
   const text = await res.text();
@@ -124,7 +121,7 @@ describe('control plane over NATS, node daemons and guest agents', () => {
     ]);
     while (Date.now() - startedAt < 15_000) {
       firstListing = ((await json(await fetch(`${cp1.url}/api/vms`))).vms ?? []) as ApiVm[];
-      if (firstListing.length === 4 && firstListing.every((v) => v.agentState === 'ready')) {
+      if (firstListing.length === 4 && firstListing.every((v) => v.agent_state === 'ready')) {
         break;
       }
       await sleep(50);
@@ -152,14 +149,14 @@ describe('control plane over NATS, node daemons and guest agents', () => {
       `[inventory] all 4 VMs listed ready ${listedAfterMs} ms after the node daemons started\n`,
     );
     expect(listedAfterMs).toBeLessThan(5000);
-    expect(firstListing.map((v) => [v.id, v.nodeId, v.agentState])).toEqual([
+    expect(firstListing.map((v) => [v.id, v.node_id, v.agent_state])).toEqual([
       ['a-vm-1', 'node-a', 'ready'],
       ['a-vm-2', 'node-a', 'ready'],
       ['b-vm-1', 'node-b', 'ready'],
       ['b-vm-2', 'node-b', 'ready'],
     ]);
     const one = await json(await fetch(`${cp1.url}/api/vms/a-vm-1`));
-    expect(one.agentVersion).toMatch(/\d+\.\d+/);
+    expect(one.agent_version).toMatch(/\d+\.\d+/);
     expect(one.hostname).toBeTruthy();
     const nodes = (await json(await fetch(`${cp1.url}/api/nodes`))).nodes as Array<{ id: string }>;
     expect(nodes.map((n) => n.id).sort()).toEqual(['node-a', 'node-b']);
@@ -339,12 +336,9 @@ describe('control plane over NATS, node daemons and guest agents', () => {
       }
     }
     abort.abort();
-    const data = JSON.parse(/event: telemetry\ndata: (.+)\n/.exec(text)![1]!) as {
-      vmId: string;
-      report?: { cpuCount?: number };
-    };
-    expect(data.vmId).toBe('a-vm-1');
-    expect(data.report?.cpuCount).toBeGreaterThan(0);
+    const data = JSON.parse(/event: telemetry\ndata: (.+)\n/.exec(text)![1]!) as TelemetryEventView;
+    expect(data.vm_id).toBe('a-vm-1');
+    expect(data.report?.cpu_count).toBeGreaterThan(0);
     expect((await fetch(`${cp2.url}/api/vms/no-such-vm/telemetry/stream`)).status).toBe(404);
   });
 
@@ -356,7 +350,7 @@ describe('control plane over NATS, node daemons and guest agents', () => {
     // Telemetry changes every 300 ms here, so two reads may straddle a report: compare the rest.
     const stable = (vms: unknown) =>
       (vms as Array<Record<string, unknown>>).map(
-        ({ telemetry: _t, telemetryAt: _a, lastSeen: _l, ...rest }) => rest,
+        ({ telemetry: _t, telemetry_at: _a, last_seen: _l, ...rest }) => rest,
       );
     expect(stable(v2.vms)).toEqual(stable(v1.vms));
     const r1 = await post(cp1.url, '/api/vms/a-vm-1/ping', {});

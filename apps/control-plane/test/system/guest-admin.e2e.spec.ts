@@ -115,6 +115,8 @@ describe('quiesce, time sync and password through the stack (simulated VMs)', ()
     ]);
     expect((await api('GET', '/api/vms/vm-1/os')).body.os).toMatchObject({
       name: expect.any(String),
+      kernel_release: expect.any(String),
+      pretty_name: expect.any(String),
     });
     expect(Array.isArray((await api('GET', '/api/vms/vm-1/interfaces')).body.interfaces)).toBe(
       true,

@@ -184,7 +184,7 @@ describe('trust chain: tenancy, run-as limits, fleet scope, cancel, sessions, ab
         expect({ method, path, status }).toEqual({ method, path, status: 403 });
       }
       const vm2 = await call('admin', 'GET', '/api/vms/vm-2');
-      expect(vm2.body.projectId).toBe('proj-b');
+      expect(vm2.body.project_id).toBe('proj-b');
       expect(vm2.body.labels).toEqual({ fleet: 'all' });
       const after = await call('auditor', 'GET', '/api/audit/events?kind=denied&actor=admin-a');
       expect(after.body.events.length - before.body.events.length).toBeGreaterThanOrEqual(

@@ -5,6 +5,12 @@ import { formatDuration } from '../output/progress.js';
 import { jsonText, writeTo } from '../output/stream.js';
 import { formatTable, type Cell } from '../output/table.js';
 import { note, type Command } from './context.js';
+import type {
+  AuditEventView,
+  AuditEventsPage,
+  AuditExecutionView,
+  AuditExecutionsPage,
+} from '@lq/api';
 
 /** The filters of GET /api/audit/{events,executions} from the options. */
 export function auditQuery(
@@ -43,31 +49,25 @@ export function parseLimit(
   return Number(text);
 }
 
-interface EventRow {
-  seq: number;
-  at: string;
-  kind: string;
-  actor: string;
-  vm_id: string | null;
-  operation: string;
-  status: string | null;
-  exit_code: number | null;
-  error: string | null;
-}
+type EventRow = Pick<
+  AuditEventView,
+  'seq' | 'at' | 'kind' | 'actor' | 'vm_id' | 'operation' | 'status' | 'exit_code' | 'error'
+>;
 
-interface ExecutionRow {
-  seq: number;
-  request_id: string;
-  started_at: string;
-  actor: string;
-  vm_id: string | null;
-  command: string | null;
-  argv: string[] | null;
-  run_as_user: string | null;
-  status: string | null;
-  exit_code: number | null;
-  duration_ms: number | null;
-}
+type ExecutionRow = Pick<
+  AuditExecutionView,
+  | 'seq'
+  | 'request_id'
+  | 'started_at'
+  | 'actor'
+  | 'vm_id'
+  | 'command'
+  | 'argv'
+  | 'run_as_user'
+  | 'status'
+  | 'exit_code'
+  | 'duration_ms'
+>;
 
 /** "2026-11-03 14:02:11" from an ISO time (UTC, as stored). */
 function when(iso: string | null | undefined): string | undefined {
@@ -135,6 +135,12 @@ export function executionsTable(rows: readonly ExecutionRow[]): string {
   );
 }
 
+/** GET /api/audit/events or /executions: the rows under the list's name. */
+type AuditPage = Partial<
+  Pick<AuditEventsPage, 'events'> & Pick<AuditExecutionsPage, 'executions'>
+> &
+  Pick<AuditEventsPage, 'next_cursor'>;
+
 const PAGE_MAX = 1000;
 const FORMATS = ['table', 'ndjson', 'csv'] as const;
 
@@ -160,14 +166,14 @@ export const auditLsCommand: Command = async (ctx, cmd) => {
   }
   const limit = parseLimit(str(cmd, 'limit'), 50)!;
   const name = bool(cmd, 'executions') ? 'executions' : 'events';
-  const rows: Array<EventRow & ExecutionRow> = [];
+  const rows: Array<AuditEventView | AuditExecutionView> = [];
   let cursor: string | undefined;
   let more = false;
   let pageMax = PAGE_MAX;
   while (rows.length < limit) {
-    let page: Record<string, unknown>;
+    let page: AuditPage;
     try {
-      page = await ctx.client.json('GET', path, {
+      page = await ctx.client.json<AuditPage>('GET', path, {
         query: { ...query, cursor, limit: Math.min(pageMax, limit - rows.length) },
       });
     } catch (err) {
@@ -180,8 +186,8 @@ export const auditLsCommand: Command = async (ctx, cmd) => {
       }
       throw err;
     }
-    rows.push(...(page[name] as Array<EventRow & ExecutionRow>));
-    cursor = (page.next_cursor as string | null) ?? undefined;
+    rows.push(...(page[name] ?? []));
+    cursor = page.next_cursor ?? undefined;
     if (cursor === undefined) {
       break;
     }
@@ -190,7 +196,12 @@ export const auditLsCommand: Command = async (ctx, cmd) => {
   if (ctx.json) {
     await writeTo(ctx.stdout, jsonText(rows));
   } else {
-    await writeTo(ctx.stdout, name === 'executions' ? executionsTable(rows) : eventsTable(rows));
+    await writeTo(
+      ctx.stdout,
+      name === 'executions'
+        ? executionsTable(rows as AuditExecutionView[])
+        : eventsTable(rows as AuditEventView[]),
+    );
     if (more) {
       note(
         ctx,

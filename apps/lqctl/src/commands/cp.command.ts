@@ -7,6 +7,7 @@ import { Exit } from '../exit-codes.js';
 import { ProgressLine, formatBytes, formatDuration, transferLine } from '../output/progress.js';
 import { jsonText, writeTo } from '../output/stream.js';
 import { note, seg, type Command, type Context } from './context.js';
+import type { FileWrittenView } from '@lq/api';
 
 export type CopyPlan =
   | { direction: 'upload'; local: string; vm: string; path: string }
@@ -85,7 +86,7 @@ async function upload(
     source = createReadStream(plan.local, { highWaterMark: 256 * 1024 });
   }
   const meter = progress(ctx, size);
-  let res: { vm_id: string; path: string; bytes: number; size: number };
+  let res: FileWrittenView;
   try {
     res = await ctx.client.json('PUT', `/api/vms/${seg(plan.vm)}/files`, {
       query: { path: plan.path, mode },

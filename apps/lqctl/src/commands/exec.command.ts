@@ -11,13 +11,20 @@ import { exitCodeOfExecution } from '../exit-codes.js';
 import { jsonText, writeTo } from '../output/stream.js';
 import { cancelOnInterrupt } from './cancel-on-interrupt.js';
 import { note, seg, type Command, type Context } from './context.js';
+import type {
+  ExecuteBody,
+  ExecuteResultView,
+  ExecutionStartedView,
+  ExecutionView,
+  OutputChunkView,
+} from '@lq/api';
 
 /** The execute fields (snake_case, as POST /api/vms/:id/execute takes them) from the options. */
-export function executeBody(cmd: ParsedCommand, what: string): Record<string, unknown> {
+export function executeBody(cmd: ParsedCommand, what: string): ExecuteBody {
   if (cmd.remote.length === 0) {
     throw new UsageError(`${what} needs a command after --, e.g. lqctl ${what} … -- uname -a`);
   }
-  const body: Record<string, unknown> = bool(cmd, 'shell')
+  const body: ExecuteBody = bool(cmd, 'shell')
     ? { command: cmd.remote.join(' ') }
     : { argv: cmd.remote };
   const env: Record<string, string> = {};
@@ -32,7 +39,7 @@ export function executeBody(cmd: ParsedCommand, what: string): Record<string, un
   if (timeout !== undefined) {
     body.timeout_seconds = parseTimeoutSeconds(timeout);
   }
-  const optional: Array<[string, string]> = [
+  const optional: Array<[string, 'run_as_user' | 'run_as_group' | 'cwd']> = [
     ['user', 'run_as_user'],
     ['group', 'run_as_group'],
     ['cwd', 'cwd'],
@@ -49,27 +56,8 @@ export function executeBody(cmd: ParsedCommand, what: string): Record<string, un
   return body;
 }
 
-/** One `event: output` of GET /api/executions/:id/output?follow=1. */
-interface OutputChunk {
-  seq: number;
-  stream: 'stdout' | 'stderr';
-  text: string;
-  dropped_bytes?: number;
-}
-
-/** The execution view (202 of the start, the `end` event). */
-export interface ExecutionViewJson {
-  id: string;
-  vm_id: string;
-  status: string;
-  exit_code: number | null;
-  signal: string | null;
-  error: string | null;
-  duration_ms?: number | null;
-}
-
 /** Why the command ended, when the exit code alone does not say it. */
-export function endNote(view: ExecutionViewJson): string | undefined {
+export function endNote(view: ExecutionView): string | undefined {
   switch (view.status) {
     case 'timed_out':
       return `execution ${view.id} timed out; its process group was killed (exit 124)`;
@@ -97,16 +85,10 @@ async function readStdin(ctx: Context): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-async function execSync(ctx: Context, vm: string, body: Record<string, unknown>): Promise<number> {
-  const r = await ctx.client.json<{
-    exit_code: number | null;
-    signal: string | null;
-    timed_out: boolean;
-    stdout: string;
-    stderr: string;
-    stdout_truncated: boolean;
-    stderr_truncated: boolean;
-  }>('POST', `/api/vms/${seg(vm)}/execute`, { json: body });
+async function execSync(ctx: Context, vm: string, body: ExecuteBody): Promise<number> {
+  const r = await ctx.client.json<ExecuteResultView>('POST', `/api/vms/${seg(vm)}/execute`, {
+    json: body,
+  });
   if (ctx.json) {
     await writeTo(ctx.stdout, jsonText(r));
   } else {
@@ -144,7 +126,7 @@ export const execCommand: Command = async (ctx, cmd) => {
     (id) => `/api/executions/${seg(id)}/cancel`,
   );
   try {
-    const started = await ctx.client.json<ExecutionViewJson>(
+    const started = await ctx.client.json<ExecutionStartedView>(
       'POST',
       `/api/vms/${seg(vm)}/executions`,
       { json: body },
@@ -154,7 +136,7 @@ export const execCommand: Command = async (ctx, cmd) => {
       await writeTo(ctx.stdout, jsonText({ event: 'started', ...started }, false));
     }
     interrupt.started(id);
-    let end: ExecutionViewJson | undefined;
+    let end: ExecutionView | undefined;
     const events = ctx.client.follow(`/api/executions/${seg(id)}/output`, {
       query: (after) => ({ follow: 1, after }),
       isEnd: (e) => e.event === 'end',
@@ -162,7 +144,7 @@ export const execCommand: Command = async (ctx, cmd) => {
     });
     for await (const e of events) {
       if (e.event === 'output') {
-        const c = JSON.parse(e.data) as OutputChunk;
+        const c = JSON.parse(e.data) as OutputChunkView;
         if (ctx.json) {
           await writeTo(ctx.stdout, jsonText({ event: 'output', ...c }, false));
           continue;
@@ -172,7 +154,7 @@ export const execCommand: Command = async (ctx, cmd) => {
           note(ctx, `${c.dropped_bytes} bytes of ${c.stream} were dropped (output rate limit)`);
         }
       } else if (e.event === 'end') {
-        end = JSON.parse(e.data) as ExecutionViewJson;
+        end = JSON.parse(e.data) as ExecutionView;
       }
     }
     if (!end) {

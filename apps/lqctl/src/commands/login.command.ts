@@ -6,19 +6,10 @@ import { Exit } from '../exit-codes.js';
 import { jsonText } from '../output/stream.js';
 import { readSecret } from '../prompt.js';
 import { note, type Command, type Context } from './context.js';
-
-/** GET /api/auth/me. */
-export interface Me {
-  user_id: string;
-  username: string;
-  auth_method: string;
-  api_key?: string | null;
-  bindings: Array<{ role: string; project: string; restrictions?: unknown }>;
-  permissions: Record<string, 'all' | string[]>;
-}
+import type { MeView, TokenPairView } from '@lq/api';
 
 /** "admin (API key lq_testadmn): admin on every project" */
-export function describeMe(me: Me): string {
+export function describeMe(me: MeView): string {
   const how =
     me.auth_method === 'api_key' ? `API key ${me.api_key ?? '?'}` : `signed in with a password`;
   const roles =
@@ -28,18 +19,16 @@ export function describeMe(me: Me): string {
           .map(
             (b) =>
               `${b.role} on ${b.project === '*' ? 'every project' : `project ${b.project}`}${
-                b.restrictions && Object.keys(b.restrictions).length > 0
-                  ? ` (${JSON.stringify(b.restrictions)})`
-                  : ''
+                Object.keys(b.restrictions).length > 0 ? ` (${JSON.stringify(b.restrictions)})` : ''
               }`,
           )
           .join(', ');
   return `${me.username} (${how}): ${roles}`;
 }
 
-async function me(server: string, token: string): Promise<Me> {
+async function me(server: string, token: string): Promise<MeView> {
   try {
-    return await new ApiClient(server, new StaticAuth(token)).json<Me>('GET', '/api/auth/me');
+    return await new ApiClient(server, new StaticAuth(token)).json<MeView>('GET', '/api/auth/me');
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
       throw new SignInError(`sign-in refused by ${server}: ${err.message}`);
@@ -60,7 +49,7 @@ export const loginCommand: Command = async (ctx, cmd) => {
   }
   const server = ctx.settings.server;
   const next: LqctlConfig = { server };
-  let who: Me;
+  let who: MeView;
   if (apiKey !== undefined) {
     if (apiKey === '-') {
       apiKey = await readSecret('API key: ', ctx.stdin, ctx.stderr);
@@ -80,7 +69,7 @@ export const loginCommand: Command = async (ctx, cmd) => {
     if (!password) {
       throw new UsageError('the password is empty');
     }
-    let pair: { access_token: string; refresh_token: string; expires_in: number };
+    let pair: TokenPairView;
     try {
       pair = await new ApiClient(server, new StaticAuth(undefined)).json(
         'POST',
@@ -119,7 +108,7 @@ export const logoutCommand: Command = (ctx: Context) => {
 
 /** `lqctl whoami`: the caller as the server sees it. */
 export const whoamiCommand: Command = async (ctx) => {
-  const who = await ctx.client.json<Me>('GET', '/api/auth/me');
+  const who = await ctx.client.json<MeView>('GET', '/api/auth/me');
   const from: Record<TokenSource, string> = {
     flag: 'token from --token',
     env: 'token from LQ_TOKEN',

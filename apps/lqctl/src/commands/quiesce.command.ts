@@ -3,40 +3,9 @@ import { ApiError, NotOfferedError, UsageError } from '../errors.js';
 import { Exit } from '../exit-codes.js';
 import { jsonText } from '../output/stream.js';
 import { seg, type Command } from './context.js';
+import type { HookView, QuiesceBody, QuiesceStatusView, QuiesceView, ThawView } from '@lq/api';
 
-interface Hook {
-  name: string;
-  phase: string;
-  exit_code: number | null;
-  signal: string | null;
-  timed_out: boolean;
-  duration_ms: number;
-}
-
-interface QuiesceResult {
-  vm_id: string;
-  frozen: string[];
-  thaw_deadline: string | null;
-  hooks: Hook[];
-}
-
-interface ThawResult {
-  vm_id: string;
-  was_frozen: boolean;
-  thawed: string[];
-  hooks: Hook[];
-}
-
-interface QuiesceStatus {
-  vm_id: string;
-  frozen: boolean;
-  mount_points: string[];
-  frozen_at: string | null;
-  thaw_deadline: string | null;
-  last_auto_thaw: string | null;
-}
-
-function hookLines(hooks: readonly Hook[]): string[] {
+function hookLines(hooks: readonly HookView[]): string[] {
   return hooks.map(
     (h) =>
       `  hook ${h.name} (${h.phase}): ${
@@ -49,7 +18,7 @@ function hookLines(hooks: readonly Hook[]): string[] {
   );
 }
 
-export function describeQuiesce(r: QuiesceResult): string {
+export function describeQuiesce(r: QuiesceView): string {
   const lines = [
     `${r.vm_id}: froze ${r.frozen.length > 0 ? r.frozen.join(', ') : 'no filesystems'}`,
     ...hookLines(r.hooks),
@@ -60,14 +29,14 @@ export function describeQuiesce(r: QuiesceResult): string {
   return `${lines.join('\n')}\n`;
 }
 
-export function describeThaw(r: ThawResult): string {
+export function describeThaw(r: ThawView): string {
   const head = r.was_frozen
     ? `${r.vm_id}: thawed ${r.thawed.length > 0 ? r.thawed.join(', ') : 'no filesystems'}`
     : `${r.vm_id}: was not frozen`;
   return `${[head, ...hookLines(r.hooks)].join('\n')}\n`;
 }
 
-export function describeStatus(r: QuiesceStatus): string {
+export function describeStatus(r: QuiesceStatusView): string {
   if (r.frozen) {
     return `${r.vm_id}: frozen since ${r.frozen_at ?? '?'} (${r.mount_points.join(', ') || '?'})${
       r.thaw_deadline ? `; thaws by itself at ${r.thaw_deadline}` : ''
@@ -104,7 +73,7 @@ export function quiesceCommand(op: 'quiesce' | 'thaw'): Command {
     const path = `/api/vms/${seg(vm)}/${op}`;
     try {
       if (op === 'thaw') {
-        const r = await ctx.client.json<ThawResult>('POST', path, { json: {} });
+        const r = await ctx.client.json<ThawView>('POST', path, { json: {} });
         ctx.stdout.write(ctx.json ? jsonText(r) : describeThaw(r));
         return Exit.OK;
       }
@@ -112,11 +81,11 @@ export function quiesceCommand(op: 'quiesce' | 'thaw'): Command {
         if (list(cmd, 'mount').length > 0 || str(cmd, 'timeout') !== undefined) {
           throw new UsageError('--status takes no --mount or --timeout');
         }
-        const r = await ctx.client.json<QuiesceStatus>('GET', path);
+        const r = await ctx.client.json<QuiesceStatusView>('GET', path);
         ctx.stdout.write(ctx.json ? jsonText(r) : describeStatus(r));
         return Exit.OK;
       }
-      const body: Record<string, unknown> = {};
+      const body: QuiesceBody = {};
       const mounts = list(cmd, 'mount');
       if (mounts.length > 0) {
         body.mount_points = mounts;
@@ -125,7 +94,7 @@ export function quiesceCommand(op: 'quiesce' | 'thaw'): Command {
       if (timeout !== undefined) {
         body.timeout_seconds = parseTimeoutSeconds(timeout);
       }
-      const r = await ctx.client.json<QuiesceResult>('POST', path, { json: body });
+      const r = await ctx.client.json<QuiesceView>('POST', path, { json: body });
       ctx.stdout.write(ctx.json ? jsonText(r) : describeQuiesce(r));
       return Exit.OK;
     } catch (err) {

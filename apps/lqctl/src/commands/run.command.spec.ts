@@ -1,7 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { parseCommandLine, type ParsedCommand } from '../args.js';
 import { UsageError } from '../errors.js';
-import { runBody, runExitCode, runTable, type RunViewJson } from './run.command.js';
+import type { RunStatus, RunView } from '@lq/api';
+import { runBody, runExitCode, runTable } from './run.command.js';
 import { executeBody } from './exec.command.js';
 
 function command(argv: string[]): ParsedCommand {
@@ -84,9 +85,15 @@ describe('run and exec request bodies', () => {
 });
 
 describe('run results', () => {
-  const view = (status: string, states: string[]): RunViewJson => ({
+  const view = (status: RunStatus, states: string[]): RunView => ({
     id: 'r1',
+    actor: 'admin',
     status,
+    target: { vm_ids: ['vm-1', 'vm-2', 'vm-10'] },
+    command: 'true',
+    argv: null,
+    created_at: '2026-01-01T00:00:00.000Z',
+    ended_at: null,
     max_concurrency: 2,
     max_errors: null,
     summary: {},

@@ -7,25 +7,10 @@ import { formatTable } from '../output/table.js';
 import { cancelOnInterrupt } from './cancel-on-interrupt.js';
 import { note, seg, type Command } from './context.js';
 import { executeBody } from './exec.command.js';
-
-/** GET /api/runs/:id (and the `end` event of its events). */
-export interface RunViewJson {
-  id: string;
-  status: string;
-  max_concurrency: number;
-  max_errors: number | null;
-  summary: Record<string, number>;
-  vms: Array<{
-    vm_id: string;
-    state: string;
-    execution_id: string | null;
-    exit_code: number | null;
-    error: string | null;
-  }>;
-}
+import type { RunBody, RunProgressView, RunTargetBody, RunView } from '@lq/api';
 
 /** The target of POST /api/runs from exactly one of --target, --vms, --project. */
-export function runTarget(cmd: ParsedCommand): Record<string, unknown> {
+export function runTarget(cmd: ParsedCommand): RunTargetBody {
   const labels = str(cmd, 'target');
   const vms = str(cmd, 'vms');
   const project = str(cmd, 'project');
@@ -52,8 +37,8 @@ export function runTarget(cmd: ParsedCommand): Record<string, unknown> {
 }
 
 /** The body of POST /api/runs. */
-export function runBody(cmd: ParsedCommand): Record<string, unknown> {
-  const body: Record<string, unknown> = { ...executeBody(cmd, 'run'), target: runTarget(cmd) };
+export function runBody(cmd: ParsedCommand): RunBody {
+  const body: RunBody = { ...executeBody(cmd, 'run'), target: runTarget(cmd) };
   const concurrency = str(cmd, 'max-concurrency');
   if (concurrency !== undefined) {
     body.max_concurrency = parseAmount(concurrency, '--max-concurrency', 1);
@@ -66,7 +51,7 @@ export function runBody(cmd: ParsedCommand): Record<string, unknown> {
 }
 
 /** The per-VM summary table, VMs in natural order (vm-2 before vm-10). */
-export function runTable(view: RunViewJson): string {
+export function runTable(view: RunView): string {
   const vms = [...view.vms].sort((a, b) =>
     a.vm_id.localeCompare(b.vm_id, undefined, { numeric: true }),
   );
@@ -83,7 +68,7 @@ export function runTable(view: RunViewJson): string {
 }
 
 /** 0 only when the run and every VM in it succeeded; 130 when cancelled; else 1. */
-export function runExitCode(view: RunViewJson): number {
+export function runExitCode(view: RunView): number {
   if (view.status === 'cancelled') {
     return Exit.CANCELLED;
   }
@@ -103,7 +88,7 @@ export const runCommand: Command = async (ctx, cmd) => {
   const interrupt = cancelOnInterrupt(ctx, 'run', (id) => `/api/runs/${seg(id)}/cancel`);
   const bar = ctx.stderr.isTTY ? new ProgressLine(ctx.stderr) : undefined;
   try {
-    const started = await ctx.client.json<RunViewJson>('POST', '/api/runs', { json: body });
+    const started = await ctx.client.json<RunView>('POST', '/api/runs', { json: body });
     const id = started.id;
     note(
       ctx,
@@ -112,7 +97,7 @@ export const runCommand: Command = async (ctx, cmd) => {
       }`,
     );
     interrupt.started(id);
-    let end: RunViewJson | undefined;
+    let end: RunView | undefined;
     let lastLine = '';
     let lastAt = 0;
     for await (const e of ctx.client.follow(`/api/runs/${seg(id)}/events`, {
@@ -123,7 +108,7 @@ export const runCommand: Command = async (ctx, cmd) => {
       },
     })) {
       if (e.event === 'progress') {
-        const p = JSON.parse(e.data) as { status: string; summary: Record<string, number> };
+        const p = JSON.parse(e.data) as RunProgressView;
         if (bar) {
           bar.update(runProgressLine(p.summary), true);
         } else {
@@ -135,7 +120,7 @@ export const runCommand: Command = async (ctx, cmd) => {
           }
         }
       } else if (e.event === 'end') {
-        end = JSON.parse(e.data) as RunViewJson;
+        end = JSON.parse(e.data) as RunView;
       }
     }
     bar?.clear();

@@ -1,36 +1,87 @@
 import { describe, expect, it } from '@jest/globals';
 import { UsageError } from '../errors.js';
-import { addressesOf, applyLabelArgs, vmDetails, vmsTable, type VmJson } from './vms.command.js';
+import type { NetworkInterfaceView, TelemetryView, VmView } from '@lq/api';
+import { addressesOf, applyLabelArgs, vmDetails, vmsTable } from './vms.command.js';
 
-const vm: VmJson = {
-  id: 'vm-1',
-  nodeId: 'node-1',
-  agentState: 'ready',
-  agentVersion: '0.1.0',
-  hostname: 'web-1',
-  os: { prettyName: 'Debian GNU/Linux 12 (bookworm)', kernelRelease: '6.1.0', arch: 'x86_64' },
-  interfaces: [{ name: 'eth0', ipv4: ['10.0.0.9/24'] }],
-  telemetry: {
-    cpuPercent: 12.345,
-    cpuCount: 4,
-    memory: { totalBytes: '8589934592', usedBytes: '2147483648' },
-    interfaces: [
-      { name: 'lo', ipv4: ['127.0.0.1/8'], ipv6: ['::1/128'] },
-      { name: 'eth0', ipv4: ['10.0.0.5/24'], ipv6: ['fe80::1/64', '2001:db8::5/64'] },
-    ],
+const nic = (name: string, ipv4: string[], ipv6: string[] = []): NetworkInterfaceView => ({
+  name,
+  mac: '',
+  ipv4,
+  ipv6,
+});
+
+/** A VM as GET /api/vms shows it: every field, '' or null when unknown. */
+function vmOf(over: Partial<VmView> & { id: string }): VmView {
+  return {
+    name: '',
+    node_id: '',
+    project_id: '',
+    agent_state: '',
+    agent_version: '',
+    capabilities: [],
+    hostname: '',
+    os: null,
+    interfaces: [],
+    last_seen: null,
+    telemetry: null,
+    telemetry_at: null,
+    labels: {},
+    ...over,
+  };
+}
+
+const telemetry: TelemetryView = {
+  cpu_percent: 12.345,
+  cpu_count: 4,
+  load1: 0,
+  load5: 0,
+  load15: 0,
+  memory: {
+    total_bytes: 8589934592,
+    used_bytes: 2147483648,
+    available_bytes: 6442450944,
+    swap_total_bytes: 0,
+    swap_used_bytes: 0,
   },
-  projectId: 'demo',
-  labels: { role: 'db', env: 'prod' },
+  disks: [],
+  network: [],
+  process_count: 90,
+  uptime_seconds: 60,
+  interfaces: [
+    nic('lo', ['127.0.0.1/8'], ['::1/128']),
+    nic('eth0', ['10.0.0.5/24'], ['fe80::1/64', '2001:db8::5/64']),
+  ],
 };
+
+const vm = vmOf({
+  id: 'vm-1',
+  node_id: 'node-1',
+  agent_state: 'ready',
+  agent_version: '0.1.0',
+  hostname: 'web-1',
+  os: {
+    name: 'Debian GNU/Linux',
+    version: '12',
+    id: 'debian',
+    pretty_name: 'Debian GNU/Linux 12 (bookworm)',
+    kernel_release: '6.1.0',
+    kernel_version: '',
+    arch: 'x86_64',
+  },
+  interfaces: [nic('eth0', ['10.0.0.9/24'])],
+  telemetry,
+  project_id: 'demo',
+  labels: { role: 'db', env: 'prod' },
+});
 
 describe('vms output', () => {
   it('should prefer the telemetry’s current addresses, without loopback and link-local', () => {
     expect(addressesOf(vm)).toEqual(['10.0.0.5', '2001:db8::5']);
-    expect(addressesOf({ ...vm, telemetry: undefined })).toEqual(['10.0.0.9']);
+    expect(addressesOf({ ...vm, telemetry: null })).toEqual(['10.0.0.9']);
   });
 
   it('should show one row per VM with CPU and memory percentages', () => {
-    expect(vmsTable([vm, { id: 'vm-2', agentState: 'connecting' }])).toBe(
+    expect(vmsTable([vm, vmOf({ id: 'vm-2', agent_state: 'connecting' })])).toBe(
       [
         'ID    PROJECT  NODE    AGENT       OS                            IPS                   CPU%  MEM%',
         'vm-1  demo     node-1  ready       Debian GNU/Linux 12 (bookwo…  10.0.0.5,2001:db8::5  12.3  25.0',

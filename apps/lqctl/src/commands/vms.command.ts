@@ -5,75 +5,34 @@ import { formatBytes, formatDuration } from '../output/progress.js';
 import { jsonText } from '../output/stream.js';
 import { formatDetails, formatTable, type Cell } from '../output/table.js';
 import { seg, type Command } from './context.js';
-
-interface Iface {
-  name?: string;
-  mac?: string;
-  ipv4?: string[];
-  ipv6?: string[];
-}
-
-/** A VM as GET /api/vms shows it (proto3 JSON: camelCase, zero values left out). */
-export interface VmJson {
-  id: string;
-  nodeId?: string;
-  agentState?: string;
-  agentVersion?: string;
-  capabilities?: string[];
-  hostname?: string;
-  os?: {
-    name?: string;
-    prettyName?: string;
-    version?: string;
-    kernelRelease?: string;
-    arch?: string;
-  };
-  interfaces?: Iface[];
-  lastSeen?: string;
-  telemetry?: {
-    cpuPercent?: number;
-    cpuCount?: number;
-    load1?: number;
-    load5?: number;
-    load15?: number;
-    memory?: { totalBytes?: string; usedBytes?: string; availableBytes?: string };
-    processCount?: number;
-    uptimeSeconds?: number;
-    interfaces?: Iface[];
-  };
-  telemetryAt?: string;
-  projectId?: string;
-  labels?: Record<string, string>;
-}
+import type { VmLabelsView, VmListView, VmView } from '@lq/api';
 
 /** The VM's addresses without prefix lengths, loopback and link-local left out. */
-export function addressesOf(vm: VmJson): string[] {
-  const ifaces = vm.telemetry?.interfaces?.length ? vm.telemetry.interfaces : (vm.interfaces ?? []);
-  const v4 = ifaces.flatMap((i) => i.ipv4 ?? []).map((a) => a.split('/')[0]!);
-  const v6 = ifaces.flatMap((i) => i.ipv6 ?? []).map((a) => a.split('/')[0]!);
+export function addressesOf(vm: VmView): string[] {
+  const ifaces = vm.telemetry?.interfaces.length ? vm.telemetry.interfaces : vm.interfaces;
+  const v4 = ifaces.flatMap((i) => i.ipv4).map((a) => a.split('/')[0]!);
+  const v6 = ifaces.flatMap((i) => i.ipv6).map((a) => a.split('/')[0]!);
   return [
     ...v4.filter((a) => !a.startsWith('127.')),
     ...v6.filter((a) => a !== '::1' && !a.toLowerCase().startsWith('fe80:')),
   ];
 }
 
-export function cpuPercentOf(vm: VmJson): string | undefined {
-  const v = vm.telemetry?.cpuPercent;
-  return vm.telemetry === undefined ? undefined : (v ?? 0).toFixed(1);
+export function cpuPercentOf(vm: VmView): string | undefined {
+  return vm.telemetry === null ? undefined : vm.telemetry.cpu_percent.toFixed(1);
 }
 
-export function memPercentOf(vm: VmJson): string | undefined {
+export function memPercentOf(vm: VmView): string | undefined {
   const m = vm.telemetry?.memory;
-  const total = Number(m?.totalBytes ?? 0);
-  return total > 0 ? ((Number(m?.usedBytes ?? 0) / total) * 100).toFixed(1) : undefined;
+  return m && m.total_bytes > 0 ? ((m.used_bytes / m.total_bytes) * 100).toFixed(1) : undefined;
 }
 
-function osOf(vm: VmJson): string | undefined {
-  return vm.os?.prettyName || [vm.os?.name, vm.os?.version].filter(Boolean).join(' ') || undefined;
+function osOf(vm: VmView): string | undefined {
+  return vm.os?.pretty_name || [vm.os?.name, vm.os?.version].filter(Boolean).join(' ') || undefined;
 }
 
 /** The `vms ls` table. */
-export function vmsTable(vms: readonly VmJson[]): string {
+export function vmsTable(vms: readonly VmView[]): string {
   return formatTable(
     [
       { header: 'ID' },
@@ -87,9 +46,9 @@ export function vmsTable(vms: readonly VmJson[]): string {
     ],
     vms.map((vm): Cell[] => [
       vm.id,
-      vm.projectId,
-      vm.nodeId,
-      vm.agentState,
+      vm.project_id,
+      vm.node_id,
+      vm.agent_state,
       osOf(vm),
       addressesOf(vm).join(','),
       cpuPercentOf(vm),
@@ -99,70 +58,67 @@ export function vmsTable(vms: readonly VmJson[]): string {
 }
 
 export const vmsLsCommand: Command = async (ctx, cmd) => {
-  const { vms } = await ctx.client.json<{ vms: VmJson[] }>('GET', '/api/vms');
+  const { vms } = await ctx.client.json<VmListView>('GET', '/api/vms');
   const project = str(cmd, 'project');
-  const shown = project === undefined ? vms : vms.filter((v) => (v.projectId ?? '') === project);
+  const shown = project === undefined ? vms : vms.filter((v) => v.project_id === project);
   ctx.stdout.write(ctx.json ? jsonText(shown) : vmsTable(shown));
   return Exit.OK;
 };
 
-function labelsText(labels: Record<string, string> | undefined): string {
-  const entries = Object.entries(labels ?? {}).sort(([a], [b]) => a.localeCompare(b));
+function labelsText(labels: Record<string, string>): string {
+  const entries = Object.entries(labels).sort(([a], [b]) => a.localeCompare(b));
   return entries.length === 0 ? '-' : entries.map(([k, v]) => `${k}=${v}`).join(', ');
 }
 
 /** The `vm show` details. */
-export function vmDetails(vm: VmJson): string {
+export function vmDetails(vm: VmView): string {
   const t = vm.telemetry;
   const mem = t?.memory;
   const pairs: Array<[string, Cell]> = [
     ['id', vm.id],
-    ['project', vm.projectId],
-    ['node', vm.nodeId],
+    ['project', vm.project_id],
+    ['node', vm.node_id],
     [
       'agent',
-      [vm.agentState, vm.agentVersion && `version ${vm.agentVersion}`].filter(Boolean).join(', '),
+      [vm.agent_state, vm.agent_version && `version ${vm.agent_version}`]
+        .filter(Boolean)
+        .join(', '),
     ],
-    ['last seen', vm.lastSeen],
+    ['last seen', vm.last_seen],
     ['hostname', vm.hostname],
     ['os', osOf(vm)],
-    ['kernel', [vm.os?.kernelRelease, vm.os?.arch].filter(Boolean).join(' ')],
+    ['kernel', [vm.os?.kernel_release, vm.os?.arch].filter(Boolean).join(' ')],
     ['labels', labelsText(vm.labels)],
-    ['capabilities', vm.capabilities?.join(', ')],
+    ['capabilities', vm.capabilities.join(', ')],
   ];
-  for (const i of vm.telemetry?.interfaces?.length
-    ? vm.telemetry.interfaces
-    : (vm.interfaces ?? [])) {
+  for (const i of vm.telemetry?.interfaces.length ? vm.telemetry.interfaces : vm.interfaces) {
     pairs.push([
-      `interface ${i.name ?? '?'}`,
-      [i.mac, ...(i.ipv4 ?? []), ...(i.ipv6 ?? [])].filter(Boolean).join(' '),
+      `interface ${i.name || '?'}`,
+      [i.mac, ...i.ipv4, ...i.ipv6].filter(Boolean).join(' '),
     ]);
   }
   if (t) {
     pairs.push(
       [
         'cpu',
-        `${cpuPercentOf(vm)}% of ${t.cpuCount ?? '?'} CPUs, load ${[t.load1, t.load5, t.load15].map((l) => (l ?? 0).toFixed(2)).join(' ')}`,
+        `${cpuPercentOf(vm)}% of ${t.cpu_count || '?'} CPUs, load ${[t.load1, t.load5, t.load15].map((l) => l.toFixed(2)).join(' ')}`,
       ],
       [
         'memory',
-        mem?.totalBytes
-          ? `${formatBytes(Number(mem.usedBytes ?? 0))} of ${formatBytes(Number(mem.totalBytes))} used (${memPercentOf(vm)}%)`
+        mem?.total_bytes
+          ? `${formatBytes(mem.used_bytes)} of ${formatBytes(mem.total_bytes)} used (${memPercentOf(vm)}%)`
           : undefined,
       ],
-      ['processes', t.processCount],
-      [
-        'uptime',
-        t.uptimeSeconds === undefined ? undefined : formatDuration(t.uptimeSeconds * 1000),
-      ],
-      ['telemetry at', vm.telemetryAt],
+      ['processes', t.process_count],
+      ['uptime', formatDuration(t.uptime_seconds * 1000)],
+      ['telemetry at', vm.telemetry_at],
     );
   }
   return formatDetails(pairs);
 }
 
 export const vmShowCommand: Command = async (ctx, cmd) => {
-  const vm = await ctx.client.json<VmJson>('GET', `/api/vms/${seg(cmd.positionals[0]!)}`);
+  const vm = await ctx.client.json<VmView>('GET', `/api/vms/${seg(cmd.positionals[0]!)}`);
   ctx.stdout.write(ctx.json ? jsonText(vm) : vmDetails(vm));
   return Exit.OK;
 };
@@ -198,13 +154,11 @@ export const vmLabelCommand: Command = async (ctx, cmd: ParsedCommand) => {
   }
   const current = bool(cmd, 'replace')
     ? {}
-    : ((await ctx.client.json<VmJson>('GET', `/api/vms/${seg(id)}`)).labels ?? {});
+    : (await ctx.client.json<VmView>('GET', `/api/vms/${seg(id)}`)).labels;
   const labels = applyLabelArgs(current, args, bool(cmd, 'replace'));
-  const res = await ctx.client.json<{ vm_id: string; labels: Record<string, string> }>(
-    'PUT',
-    `/api/vms/${seg(id)}/labels`,
-    { json: { labels } },
-  );
+  const res = await ctx.client.json<VmLabelsView>('PUT', `/api/vms/${seg(id)}/labels`, {
+    json: { labels },
+  });
   ctx.stdout.write(ctx.json ? jsonText(res) : `${res.vm_id}: ${labelsText(res.labels)}\n`);
   return Exit.OK;
 };

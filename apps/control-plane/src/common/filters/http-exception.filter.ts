@@ -8,6 +8,7 @@ import {
   type ExceptionFilter,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
+import type { ErrorBody } from '@lq/api';
 import type { ErrorKind } from '../errors/domain.exception.js';
 import { reportError } from '../errors/error-kind.js';
 
@@ -78,6 +79,8 @@ export class HttpExceptionFilter implements ExceptionFilter {
       res.destroy();
       return;
     }
-    res.status(status).json({ statusCode: status, code, ...details, message, correlationId });
+    // `details` holds `permission` or `agentCode` (ErrorBody's optional fields).
+    const body: ErrorBody = { statusCode: status, code, ...details, message, correlationId };
+    res.status(status).json(body);
   }
 }

@@ -1,6 +1,7 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { VmGuestErrorCode, VmGuestException } from '../vm-guest.exception.js';
 import type { ExecuteInput } from '../operations/execute.operation.js';
+import type { ExecuteBody } from '@lq/api';
 import {
   ArrayMaxSize,
   IsArray,
@@ -15,7 +16,7 @@ import {
 } from 'class-validator';
 
 /** POST /api/vms/:id/execute (the seed's §7.2 fields; snake_case as in its examples). */
-export class ExecuteDto {
+export class ExecuteDto implements ExecuteBody {
   @ApiPropertyOptional({
     description: 'shell command line (run by /bin/sh -c); exclusive with argv',
     example: 'whoami && id',

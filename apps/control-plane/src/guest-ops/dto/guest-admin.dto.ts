@@ -1,4 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import type { QuiesceBody } from '@lq/api';
 import {
   ArrayMaxSize,
   IsArray,
@@ -13,7 +14,7 @@ import {
 } from 'class-validator';
 
 /** POST /api/vms/:id/quiesce (the seed's §7.1). */
-export class QuiesceDto {
+export class QuiesceDto implements QuiesceBody {
   @ApiPropertyOptional({
     type: [String],
     example: ['/'],

@@ -1,9 +1,10 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsInt, IsOptional, Max, Min } from 'class-validator';
+import type { ShutdownBody } from '@lq/api';
 
 export const SHUTDOWN_MODES = ['poweroff', 'reboot', 'halt'] as const;
 
-export class ShutdownDto {
+export class ShutdownDto implements ShutdownBody {
   @ApiPropertyOptional({ enum: SHUTDOWN_MODES, default: 'poweroff' })
   @IsOptional()
   @IsIn(SHUTDOWN_MODES)

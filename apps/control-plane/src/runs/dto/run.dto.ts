@@ -9,9 +9,10 @@ import {
   MaxLength,
   ValidateNested,
 } from 'class-validator';
+import type { RunBody, RunTargetBody } from '@lq/api';
 import { ExecuteDto } from '../../guest-ops/dto/execute.dto.js';
 
-export class RunTargetDto {
+export class RunTargetDto implements RunTargetBody {
   @ApiPropertyOptional({ type: [String], example: ['vm-1', 'vm-2'] })
   @IsOptional()
   @IsArray()
@@ -34,7 +35,7 @@ export class RunTargetDto {
 }
 
 /** POST /api/runs: the execute fields plus the target and the pace. */
-export class CreateRunDto extends ExecuteDto {
+export class CreateRunDto extends ExecuteDto implements RunBody {
   @ApiProperty({ type: RunTargetDto })
   @IsObject()
   @ValidateNested()

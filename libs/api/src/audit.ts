@@ -1,0 +1,84 @@
+// The auditors' API: /api/audit/{events,executions,verify}.
+
+export type AuditKind = 'intent' | 'outcome' | 'denied' | 'auth_failed' | 'admin';
+
+/** One audit row (GET /api/audit/events), as chained: every column but the hashes. */
+export interface AuditEventView {
+  seq: number;
+  at: string;
+  kind: AuditKind;
+  request_id: string;
+  actor: string;
+  auth_method: string;
+  source_ip: string;
+  vm_id: string | null;
+  node_id: string | null;
+  project_id: string | null;
+  operation: string;
+  params: unknown;
+  status: string | null;
+  exit_code: number | null;
+  duration_ms: number | null;
+  error: string | null;
+  stdout_sha256: string | null;
+  stdout_bytes: number | null;
+  stderr_sha256: string | null;
+  stderr_bytes: number | null;
+}
+
+/** One execution of the command history (GET /api/audit/executions): intent, outcome, output. */
+export interface AuditExecutionView {
+  seq: number;
+  request_id: string;
+  started_at: string;
+  ended_at: string | null;
+  actor: string;
+  auth_method: string;
+  source_ip: string;
+  vm_id: string | null;
+  node_id: string | null;
+  project_id: string | null;
+  command: string | null;
+  argv: string[] | null;
+  run_as_user: string | null;
+  run_as_group: string | null;
+  params: unknown;
+  /** ok, an error code, or null while running (or when the outcome was never recorded). */
+  status: string | null;
+  exit_code: number | null;
+  duration_ms: number | null;
+  error: string | null;
+  stdout: string | null;
+  stderr: string | null;
+  stdout_truncated: boolean | null;
+  stderr_truncated: boolean | null;
+  stdout_sha256: string | null;
+  stdout_bytes: number | null;
+  stderr_sha256: string | null;
+  stderr_bytes: number | null;
+}
+
+/** GET /api/audit/events (JSON; ndjson and csv stream the same rows). */
+export interface AuditEventsPage {
+  events: AuditEventView[];
+  /** Pass as `cursor` for the next (older) page; null on the last. */
+  next_cursor: string | null;
+}
+
+/** GET /api/audit/executions */
+export interface AuditExecutionsPage {
+  executions: AuditExecutionView[];
+  next_cursor: string | null;
+}
+
+/** GET /api/audit/verify */
+export interface VerifyReport {
+  ok: boolean;
+  rows: number;
+  last_seq: number | null;
+  /** The first row whose hash, link or sequence does not check out. */
+  first_broken?: { seq: number; reason: string };
+  /** Stored outputs whose sha256 no longer matches their outcome row. */
+  output_mismatches?: string[];
+  duration_ms: number;
+}

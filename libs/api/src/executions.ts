@@ -1,0 +1,114 @@
+// Asynchronous executions (/api/executions) and fleet runs (/api/runs).
+
+import type { ExecuteBody } from './guest.js';
+
+export type ExecutionStatus =
+  'pending' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'cancelled' | 'agent_lost';
+
+/**
+ * An execution: the answer of POST /api/executions/:id/cancel, the `end` event of its output
+ * stream, and the base of the start and status answers.
+ */
+export interface ExecutionView {
+  id: string;
+  vm_id: string;
+  node_id: string;
+  project_id: string;
+  run_id: string | null;
+  actor: string;
+  status: ExecutionStatus;
+  exit_code: number | null;
+  signal: string | null;
+  error: string | null;
+  command: string | null;
+  argv: string[] | null;
+  run_as_user: string | null;
+  created_at: string;
+  started_at: string | null;
+  ended_at: string | null;
+  duration_ms: number | null;
+  stdout_total_bytes: number | null;
+  stderr_total_bytes: number | null;
+}
+
+/** POST /api/vms/:id/executions (202) */
+export interface ExecutionStartedView extends ExecutionView {
+  links: { self: string; output: string; cancel: string };
+}
+
+/** GET /api/executions/:id: the execution and its output so far (up to 1 MiB inline). */
+export interface ExecutionStatusView extends ExecutionView {
+  stdout: string;
+  stderr: string;
+  output_truncated: boolean;
+  /** The sequence number of the last chunk shown: follow the output from there. */
+  last_seq: number;
+}
+
+/** One output chunk: `event: output` (id = seq) of GET /api/executions/:id/output?follow=1. */
+export interface OutputChunkView {
+  seq: number;
+  stream: 'stdout' | 'stderr';
+  /** Decoded as UTF-8, a character split between chunks kept whole. */
+  text: string;
+  /** The exact bytes. */
+  base64: string;
+  /** Bytes the agent dropped before this chunk (output rate limit); absent when none. */
+  dropped_bytes?: number;
+}
+
+/** GET /api/executions/:id/output (without follow) */
+export interface OutputPageView {
+  chunks: OutputChunkView[];
+  next_after: number;
+}
+
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'stopped' | 'cancelled';
+
+/** The VMs of POST /api/runs: ids, a project, or labels ("env=prod,role=db" or an object). */
+export interface RunTargetBody {
+  vm_ids?: string[];
+  project?: string;
+  labels?: string | Record<string, string>;
+}
+
+/** POST /api/runs */
+export interface RunBody extends ExecuteBody {
+  target: RunTargetBody;
+  /** VMs at a time: a number or a percentage ("10%"); default 10. */
+  max_concurrency?: number | string;
+  /** Start no more VMs once more than this many failed: a number or a percentage. */
+  max_errors?: number | string;
+}
+
+export interface RunVmView {
+  vm_id: string;
+  /** queued, denied, skipped, failed_to_start, or its execution's status. */
+  state: string;
+  execution_id: string | null;
+  exit_code: number | null;
+  error: string | null;
+}
+
+/** POST /api/runs (202), GET /api/runs/:id, its cancel, and the `end` event of its events. */
+export interface RunView {
+  id: string;
+  actor: string;
+  status: RunStatus;
+  target: Record<string, unknown>;
+  command: string | null;
+  argv: string[] | null;
+  max_concurrency: number;
+  max_errors: number | null;
+  created_at: string;
+  ended_at: string | null;
+  /** How many VMs are in each state. */
+  summary: Record<string, number>;
+  vms: RunVmView[];
+}
+
+/** `event: progress` of GET /api/runs/:id/events */
+export interface RunProgressView {
+  status: RunStatus;
+  summary: Record<string, number>;
+}

@@ -1,0 +1,163 @@
+// Guest operations over REST: POST/GET /api/vms/:id/{ping,execute,shutdown,quiesce,thaw,…},
+// the request bodies (snake_case, as the seed's curls send them) and the answers.
+
+import type { NetworkInterfaceView, OsInfoView } from './inventory.js';
+
+/** The fields of POST /api/vms/:id/execute, /executions and (with a target) /api/runs. */
+export interface ExecuteBody {
+  /** A shell command line (the agent's shell -c); exclusive with argv. */
+  command?: string;
+  /** Program and arguments, no shell. */
+  argv?: string[];
+  /** Appended to argv. */
+  args?: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  stdin?: string;
+  /** Binary stdin; exclusive with stdin. */
+  stdin_base64?: string;
+  timeout_seconds?: number;
+  run_as_user?: string;
+  run_as_group?: string;
+  include_supplementary_groups?: boolean;
+  /** Per-stream capture cap in bytes (0: the agent's default). */
+  output_limit_bytes?: number;
+  /** Names of env entries whose values the audit trail redacts. */
+  secret_env?: string[];
+}
+
+/** POST /api/vms/:id/ping */
+export interface PingView {
+  vm_id: string;
+  agent_version: string;
+  uptime_seconds: number;
+  latency_ms: number;
+}
+
+/** POST /api/vms/:id/execute */
+export interface ExecuteResultView {
+  vm_id: string;
+  exit_code: number | null;
+  signal: string | null;
+  timed_out: boolean;
+  stdout: string;
+  stderr: string;
+  stdout_truncated: boolean;
+  stderr_truncated: boolean;
+  stdout_total_bytes: number;
+  stderr_total_bytes: number;
+  duration_ms: number;
+}
+
+export type ShutdownMode = 'poweroff' | 'reboot' | 'halt';
+
+/** POST /api/vms/:id/shutdown (body) */
+export interface ShutdownBody {
+  mode?: ShutdownMode;
+  delay_seconds?: number;
+}
+
+/** POST /api/vms/:id/shutdown (202) */
+export interface ShutdownView {
+  vm_id: string;
+  mode: ShutdownMode;
+  /** ISO 8601; absent when the agent did not say. */
+  scheduled_at?: string;
+}
+
+/** One freeze or thaw hook that ran. */
+export interface HookView {
+  name: string;
+  phase: string;
+  exit_code: number | null;
+  signal: string | null;
+  timed_out: boolean;
+  duration_ms: number;
+}
+
+/** POST /api/vms/:id/quiesce (body) */
+export interface QuiesceBody {
+  mount_points?: string[];
+  timeout_seconds?: number;
+}
+
+/** POST /api/vms/:id/quiesce */
+export interface QuiesceView {
+  vm_id: string;
+  frozen: string[];
+  thaw_deadline: string | null;
+  hooks: HookView[];
+}
+
+/** POST /api/vms/:id/thaw */
+export interface ThawView {
+  vm_id: string;
+  was_frozen: boolean;
+  thawed: string[];
+  hooks: HookView[];
+}
+
+/** GET /api/vms/:id/quiesce */
+export interface QuiesceStatusView {
+  vm_id: string;
+  frozen: boolean;
+  mount_points: string[];
+  frozen_at: string | null;
+  thaw_deadline: string | null;
+  last_auto_thaw: string | null;
+}
+
+/** POST /api/vms/:id/sync-time */
+export interface SyncTimeView {
+  vm_id: string;
+  method: string;
+  offset_before_ms: number | null;
+  offset_after_ms: number | null;
+  rtc_error: string | null;
+}
+
+/** POST /api/vms/:id/password */
+export interface PasswordSetView {
+  vm_id: string;
+  username: string;
+  result: 'password set';
+}
+
+export interface FilesystemView {
+  mount_point: string;
+  device: string;
+  fs_type: string;
+  total_bytes: number;
+  used_bytes: number;
+  read_only: boolean;
+  freezable: boolean;
+}
+
+/** GET /api/vms/:id/filesystems */
+export interface FilesystemsView {
+  vm_id: string;
+  filesystems: FilesystemView[];
+}
+
+/** GET /api/vms/:id/os */
+export interface GuestOsView {
+  vm_id: string;
+  os: OsInfoView | null;
+  hostname: string | null;
+}
+
+/** GET /api/vms/:id/interfaces */
+export interface GuestInterfacesView {
+  vm_id: string;
+  interfaces: NetworkInterfaceView[];
+}
+
+/** PUT /api/vms/:id/files */
+export interface FileWrittenView {
+  vm_id: string;
+  path: string;
+  /** Bytes received. */
+  bytes: number;
+  /** The file's size in the guest afterwards. */
+  size: number;
+}
