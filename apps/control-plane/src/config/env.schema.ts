@@ -56,6 +56,8 @@ export interface ControlPlaneConfig {
   locationCacheMs: number;
   /** How long an execution waits for its agent to come back before it is agent_lost. */
   execLostGraceMs: number;
+  /** How long a cancel keeps asking an agent that does not know the execution yet. */
+  execCancelRetryMs: number;
   /** Timeout of an asynchronous execution (and a run's) that gives none. */
   execAsyncTimeoutSeconds: number;
   /** Fleet runs: largest number of VMs per run. */
@@ -152,6 +154,11 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'LQ_EXEC_LOST_GRACE_MS',
     '15000',
     'how long an asynchronous execution waits for its agent to reconnect before it is agent_lost',
+  ],
+  [
+    'LQ_EXEC_CANCEL_RETRY_MS',
+    '5000',
+    'how long a cancel keeps asking an agent that has not started the execution yet (a cancel right after the start)',
   ],
   ['LQ_RUN_MAX_VMS', '10000', 'largest number of VMs one fleet run may target'],
   [
@@ -278,6 +285,7 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
     claimReportIntervalMs: int(env, 'LQ_CLAIM_REPORT_INTERVAL_MS', 600_000, 1000, 86_400_000),
     locationCacheMs: int(env, 'LQ_LOCATION_CACHE_MS', 1000, 0, 60_000),
     execLostGraceMs: int(env, 'LQ_EXEC_LOST_GRACE_MS', 15_000, 0, 3_600_000),
+    execCancelRetryMs: int(env, 'LQ_EXEC_CANCEL_RETRY_MS', 5000, 0, 600_000),
     runMaxVms: int(env, 'LQ_RUN_MAX_VMS', 10_000, 1, 1_000_000),
     execAsyncTimeoutSeconds: Math.min(
       int(env, 'LQ_EXEC_ASYNC_TIMEOUT_SECONDS', 3600, 1, 86_400),

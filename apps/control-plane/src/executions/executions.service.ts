@@ -162,7 +162,10 @@ export class ExecutionsService {
     if (FINAL_STATES.has(row.status)) {
       return executionView(row);
     }
-    await this.runner.run(EXECUTE_CANCEL, caller, row.vm_id, { executionId: id });
+    await this.runner.run(EXECUTE_CANCEL, caller, row.vm_id, {
+      executionId: id,
+      retryMs: this.config.execCancelRetryMs,
+    });
     return executionView((await this.repo.get(id))!);
   }
 

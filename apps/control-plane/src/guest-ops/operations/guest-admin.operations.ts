@@ -239,21 +239,43 @@ export const FS_INFO: GuestOperationSpec<void, GetFsInfoResponse> = {
   },
 };
 
+const CANCEL_RETRY_INTERVAL_MS = 200;
+
+export interface CancelInput {
+  executionId: string;
+  /**
+   * Keep asking this long while the agent does not know the execution yet (a cancel right after
+   * the start can reach the agent before the execute request does).
+   */
+  retryMs?: number;
+}
+
 /**
  * Stops a running execution by its id (audited as execute.cancel, guest.exec on the project;
  * ExecutionsService decides whose executions a caller may cancel).
  */
-export const EXECUTE_CANCEL: GuestOperationSpec<{ executionId: string }, CancelExecutionResponse> =
-  {
-    name: 'execute.cancel',
-    permission: 'guest.exec',
-    prepare: ({ executionId }, env) => {
-      const timeoutMs = env.timeoutMs(undefined);
-      return {
-        params: { execution_id: executionId },
-        dispatch: (d) =>
-          d.send('execute.cancel', { case: 'cancelExecution', value: { executionId } }, timeoutMs),
-        outcome: (r) => ({ status: 'ok', params: { found: r.found } }),
-      };
-    },
-  };
+export const EXECUTE_CANCEL: GuestOperationSpec<CancelInput, CancelExecutionResponse> = {
+  name: 'execute.cancel',
+  permission: 'guest.exec',
+  prepare: ({ executionId, retryMs = 0 }, env) => {
+    const timeoutMs = env.timeoutMs(undefined);
+    return {
+      params: { execution_id: executionId },
+      dispatch: async (d) => {
+        const deadline = Date.now() + retryMs;
+        for (;;) {
+          const r = await d.send(
+            'execute.cancel',
+            { case: 'cancelExecution', value: { executionId } },
+            timeoutMs,
+          );
+          if (r.found || Date.now() >= deadline) {
+            return r;
+          }
+          await new Promise((resolve) => setTimeout(resolve, CANCEL_RETRY_INTERVAL_MS));
+        }
+      },
+      outcome: (r) => ({ status: 'ok', params: { found: r.found } }),
+    };
+  },
+};
