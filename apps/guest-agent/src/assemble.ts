@@ -13,6 +13,7 @@ import { Quiescer } from './quiesce/quiescer.js';
 import { FileReadHandler } from './handlers/file-read.handler.js';
 import { FileWriteHandler } from './handlers/file-write.handler.js';
 import { GetInfoHandler } from './handlers/get-info.handler.js';
+import type { OperationHandler, RequestCase } from './handlers/handler.js';
 import { PingHandler } from './handlers/ping.handler.js';
 import { ShutdownHandler } from './handlers/shutdown.handler.js';
 import type { Logger } from './logger.js';
@@ -66,6 +67,23 @@ export async function assembleAgent(
   const quiescer = new Quiescer(config, log);
   await quiescer.restore();
 
+  // One handler per request case of the operation table: a table row without its handler here
+  // does not compile.
+  const handlers: { [C in RequestCase]: OperationHandler<C> } = {
+    ping: new PingHandler(AGENT_VERSION),
+    getInfo: new GetInfoHandler(collectInfo),
+    execute: new ExecuteHandler(runner),
+    cancelExecution: new CancelExecutionHandler(runner),
+    fileRead: new FileReadHandler(config, paths, fileLimits),
+    fileWrite: new FileWriteHandler(config, uploads, paths, fileLimits),
+    shutdown: new ShutdownHandler(config),
+    quiesce: new QuiesceHandler(quiescer),
+    thaw: new ThawHandler(quiescer),
+    quiesceStatus: new QuiesceStatusHandler(quiescer),
+    syncTime: new SyncTimeHandler(config),
+    setUserPassword: new SetUserPasswordHandler(config, users),
+    getFsInfo: new GetFsInfoHandler(config),
+  };
   const agent = new Agent({
     config,
     channel,
@@ -73,21 +91,7 @@ export async function assembleAgent(
     collectInfo,
     sampleTelemetry: () => telemetry.sample(),
     isFrozen: () => quiescer.frozen,
-    handlers: [
-      new PingHandler(AGENT_VERSION),
-      new GetInfoHandler(collectInfo),
-      new ExecuteHandler(runner),
-      new CancelExecutionHandler(runner),
-      new FileReadHandler(config, paths, fileLimits),
-      new FileWriteHandler(config, uploads, paths, fileLimits),
-      new ShutdownHandler(config),
-      new QuiesceHandler(quiescer),
-      new ThawHandler(quiescer),
-      new QuiesceStatusHandler(quiescer),
-      new SyncTimeHandler(config),
-      new SetUserPasswordHandler(config, users),
-      new GetFsInfoHandler(config),
-    ],
+    handlers: Object.values(handlers) as OperationHandler[],
   });
 
   return {
