@@ -11,6 +11,7 @@ import { SetUserPasswordHandler } from './handlers/set-password.handler.js';
 import { GetFsInfoHandler } from './handlers/fs-info.handler.js';
 import { Quiescer } from './quiesce/quiescer.js';
 import { FileReadHandler } from './handlers/file-read.handler.js';
+import { FileStatHandler } from './handlers/file-stat.handler.js';
 import { FileWriteHandler } from './handlers/file-write.handler.js';
 import { GetInfoHandler } from './handlers/get-info.handler.js';
 import type { OperationHandler, RequestCase } from './handlers/handler.js';
@@ -83,6 +84,7 @@ export async function assembleAgent(
     syncTime: new SyncTimeHandler(config),
     setUserPassword: new SetUserPasswordHandler(config, users),
     getFsInfo: new GetFsInfoHandler(config),
+    fileStat: new FileStatHandler(paths, fileLimits, users),
   };
   const agent = new Agent({
     config,

@@ -152,6 +152,28 @@ export interface GuestInterfacesView {
   interfaces: NetworkInterfaceView[];
 }
 
+/** GET /api/vms/:id/files/stat */
+export interface FileStatView {
+  vm_id: string;
+  path: string;
+  type:
+    'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'char_device' | 'block_device' | 'other';
+  size: number;
+  /** Permission bits in octal, e.g. "0644" (set-id and sticky bits included). */
+  mode: string;
+  uid: number;
+  gid: number;
+  /** The owner's and group's names in the guest, null when it has none. */
+  owner: string | null;
+  group: string | null;
+  accessed_at: string | null;
+  modified_at: string | null;
+  changed_at: string | null;
+  links: number;
+  /** What a symbolic link points to (with no_follow). */
+  link_target: string | null;
+}
+
 /** PUT /api/vms/:id/files */
 export interface FileWrittenView {
   vm_id: string;

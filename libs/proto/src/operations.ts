@@ -144,6 +144,15 @@ export const GUEST_OPERATION_TABLE = {
     policy: 'fs.info',
     since: '0.2.0',
   }),
+  // A file's metadata; enabled with file reads.
+  'file.stat': op({
+    request: 'fileStat',
+    response: 'fileStatResponse',
+    result: 'fileStat',
+    policy: 'file.read',
+    capabilities: ['file.stat'],
+    since: '0.3.0',
+  }),
 } as const satisfies Record<string, GuestOperationDef>;
 
 type Table = typeof GUEST_OPERATION_TABLE;

@@ -18,6 +18,7 @@ import { ShutdownMode, type ExecuteResponse, type HookResult } from '@lq/proto';
 import type {
   ExecuteResultView,
   FileWrittenView,
+  FileStatView,
   FilesystemsView,
   GuestInterfacesView,
   GuestOsView,
@@ -34,7 +35,7 @@ import { networkInterfaceView, osInfoView } from '../inventory/vm.view.js';
 import { QuiesceDto, SetPasswordDto, SyncTimeDto } from './dto/guest-admin.dto.js';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { ExecuteDto, toExecuteInput } from './dto/execute.dto.js';
-import { FileQueryDto } from './dto/file-query.dto.js';
+import { FileQueryDto, FileStatQueryDto } from './dto/file-query.dto.js';
 import { PingDto } from './dto/ping.dto.js';
 import { ShutdownDto } from './dto/shutdown.dto.js';
 import { VmGuestErrorCode, VmGuestException } from './vm-guest.exception.js';
@@ -43,6 +44,8 @@ import { GuestOperationRunner } from './guest-operation.runner.js';
 import {
   EXECUTE,
   FILE_DOWNLOAD,
+  FILE_STAT,
+  fileStatView,
   FILE_UPLOAD,
   FS_INFO,
   INFO,
@@ -296,6 +299,21 @@ export class VmGuestController {
       vm_id: vmId,
       interfaces: (r.info?.interfaces ?? []).map(networkInterfaceView),
     };
+  }
+
+  @Get('files/stat')
+  @RequirePermission('guest.file.read')
+  @ApiOperation({ summary: 'A guest file’s type, size, mode, owner and times (like stat)' })
+  async statFile(
+    @Param('id') vmId: string,
+    @Query() query: FileStatQueryDto,
+    @CurrentCaller() caller: Caller,
+  ): Promise<FileStatView> {
+    const r = await this.guest.run(FILE_STAT, caller, vmId, {
+      path: query.path,
+      noFollow: query.no_follow === 'true',
+    });
+    return fileStatView(vmId, query.path, r);
   }
 
   @Get('files')

@@ -1,6 +1,7 @@
 import type { GuestOperation } from '@lq/proto';
 import type { GuestOperationSpec } from '../guest-operation.js';
 import { EXECUTE } from './execute.operation.js';
+import { FILE_STAT } from './file-stat.operation.js';
 import { FILE_READ_CHUNK, FILE_WRITE_CHUNK } from './file.operations.js';
 import {
   EXECUTE_CANCEL,
@@ -16,6 +17,7 @@ import {
 import { PING } from './ping.operation.js';
 
 export * from './execute.operation.js';
+export * from './file-stat.operation.js';
 export * from './file.operations.js';
 export * from './guest-admin.operations.js';
 export * from './ping.operation.js';
@@ -40,6 +42,7 @@ export const GUEST_OPERATION_SPECS: { [O in GuestOperation]: GuestOperationSpec<
   'time.sync': TIME_SYNC,
   'password.set': PASSWORD_SET,
   'fs.info': FS_INFO,
+  'file.stat': FILE_STAT,
 };
 
 /** The specs reached over Connect and gRPC, each through its VMService method. */
