@@ -1,7 +1,5 @@
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import type { DatabaseTls } from '../config/env.schema.js';
-import { NodeEntity } from '../inventory/node.entity.js';
-import { VmEntity } from '../inventory/vm.entity.js';
 import { CreateInventory1764201600000 } from './migrations/1764201600000-CreateInventory.js';
 import { CreateAccessAndAudit1764374400000 } from './migrations/1764374400000-CreateAccessAndAudit.js';
 import { CreateExecutions1764460800000 } from './migrations/1764460800000-CreateExecutions.js';
@@ -9,7 +7,6 @@ import { CreateRuns1764464400000 } from './migrations/1764464400000-CreateRuns.j
 import { AddVmName1764633600000 } from './migrations/1764633600000-AddVmName.js';
 import { SessionsAndSignInLimits1764806400000 } from './migrations/1764806400000-SessionsAndSignInLimits.js';
 
-export const ENTITIES = [NodeEntity, VmEntity];
 // Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
 export const MIGRATIONS = [
   CreateInventory1764201600000,
@@ -27,7 +24,8 @@ export function dataSourceOptions(url: string, tls?: DatabaseTls): DataSourceOpt
     url,
     // DATABASE_SSL_*; undefined leaves it to the URL's sslmode.
     ...(tls === undefined ? {} : { ssl: tls }),
-    entities: ENTITIES,
+    // Repositories speak SQL (only *.repository.ts files do); no entity classes.
+    entities: [],
     migrations: MIGRATIONS,
     synchronize: false,
     migrationsRun: false,
