@@ -54,4 +54,23 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The agent itself (not the host tools beside it): nothing of the host side.
+    files: ['apps/guest-agent/src/**/*.ts'],
+    ignores: ['apps/guest-agent/src/agentctl/**', 'apps/guest-agent/src/sim-host/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['@nestjs/*'], message: 'The guest agent runs in every VM: no NestJS.' },
+            {
+              group: ['@lq/host', '@lq/auth', '@lq/audit', '@lq/api', '@lq/runtime'],
+              message: 'The guest agent imports only @lq/proto: the rest is the host side.',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

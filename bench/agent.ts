@@ -10,13 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { create } from '@bufbuild/protobuf';
-import {
-  AgentClient,
-  ExecuteRequestSchema,
-  PingRequestSchema,
-  readGuestFile,
-  writeGuestFile,
-} from '@lq/proto';
+import { ExecuteRequestSchema, PingRequestSchema } from '@lq/proto';
+import { AgentClient, readGuestFile, writeGuestFile } from '@lq/host';
 import { stats } from './stats.js';
 
 const quick = process.argv.includes('--quick');

@@ -4,13 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { create } from '@bufbuild/protobuf';
-import {
-  AgentClient,
-  AgentTimeoutError,
-  PingRequestSchema,
-  type AgentClientOptions,
-  type FrameIssue,
-} from '@lq/proto';
+import { PingRequestSchema, type FrameIssue } from '@lq/proto';
+import { AgentClient, AgentTimeoutError, type AgentClientOptions } from '@lq/host';
 import { startChannelProxy, type ChannelProxy } from './channel-proxy.js';
 import { startSimVms, type SimVms } from './sim-vms.js';
 

@@ -9,17 +9,19 @@ import { create } from '@bufbuild/protobuf';
 import {
   FileReadRequestSchema,
   FileWriteRequestSchema,
+  type GuestOperation,
+  type GuestRequest,
+} from '@lq/proto';
+import {
   callGuest,
   requestGuest,
   signIntent,
   signRequest,
   signingKeyFromPem,
   type FileChunkPort,
-  type GuestOperation,
-  type GuestRequest,
   type NatsRequester,
   type SigningKey,
-} from '@lq/proto';
+} from '@lq/host';
 
 export const TEST_SIGNING_KEY_PEM = `-----BEGIN PRIVATE KEY-----
 MC4CAQAwBQYDK2VwBCIEIBNZm8TYcKzsaJFmLCyM222dcVBimda4m3oZCBf1Ncvh

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { create } from '@bufbuild/protobuf';
-import { AgentClient, PingRequestSchema } from '@lq/proto';
+import { PingRequestSchema } from '@lq/proto';
+import { AgentClient } from '@lq/host';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SIM = join(REPO_ROOT, 'scripts/sim.mjs');

@@ -5,12 +5,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { create } from '@bufbuild/protobuf';
 import {
-  AgentClient,
   ExecuteRequestSchema,
   PingRequestSchema,
   ShutdownMode,
   ShutdownRequestSchema,
 } from '@lq/proto';
+import { AgentClient } from '@lq/host';
 import { startSimVms, type SimVms } from './sim-vms.js';
 
 const clients: AgentClient[] = [];

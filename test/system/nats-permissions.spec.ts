@@ -26,10 +26,9 @@ import {
   NodeHeartbeatSchema,
   OutputStream,
   VmTelemetrySchema,
-  readGuestFile,
   subjects,
-  writeGuestFile,
 } from '@lq/proto';
+import { readGuestFile, writeGuestFile } from '@lq/host';
 import {
   CHECKED_IN_NODE_IDS,
   CONTROL_PLANE_PASSWORD_VAR,

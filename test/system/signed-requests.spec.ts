@@ -15,15 +15,12 @@ import {
   GuestErrorCode,
   GuestRequestSchema,
   GuestResponseSchema,
-  intentSigningBytes,
-  signIntent,
-  signRequest,
-  signingKeyFromPem,
   subjects,
   IntentAuthorizationSchema,
   type GuestRequest,
   type GuestResponse,
 } from '@lq/proto';
+import { intentSigningBytes, signIntent, signRequest, signingKeyFromPem } from '@lq/host';
 import { intentDigest } from '@lq/audit';
 import { startOneNodeStack, type OneNodeStack } from '../support/one-node-stack.js';
 import { adminFetch } from '../support/control-plane-process.js';

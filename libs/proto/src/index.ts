@@ -1,15 +1,13 @@
-// The one entry point of @lq/proto: generated schemas, the frame codec and the host-side client.
+// The one entry point of @lq/proto: generated schemas, the frame codec, the operation table,
+// NATS subjects. The host-side runtime (agent client, file transfer, NATS requests, signing)
+// is @lq/host.
 export * from './gen/limiquantix/agent/v1/agent_pb.js';
 export * from './framing/crc32.js';
 export * from './framing/frame-codec.js';
 export * from './framing/message-codec.js';
-export * from './client/agent-client.js';
-export * from './client/file-transfer.js';
 export * from './gen/limiquantix/node/v1/node_daemon_pb.js';
 export * from './operations.js';
 export * from './nats/subjects.js';
-export * from './nats/guest-request.js';
-export * from './nats/guest-signature.js';
 export * from './policy/run-as-env.js';
 export * from './gen/limiquantix/compute/v1/vm_service_pb.js';
 export * as reflectionV1 from './gen/grpc/reflection/v1/reflection_pb.js';

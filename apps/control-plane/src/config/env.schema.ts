@@ -13,7 +13,7 @@ import {
   type NatsEnv,
 } from '@lq/runtime';
 import type { SignInLimits } from '@lq/auth';
-import { signingKeyFromPem } from '@lq/proto';
+import { signingKeyFromPem } from '@lq/host';
 
 export { ConfigError };
 

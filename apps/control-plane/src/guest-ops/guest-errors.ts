@@ -7,7 +7,8 @@ import {
   RequestError,
   TimeoutError,
 } from '@nats-io/transport-node';
-import { ErrorCode, GuestErrorCode, GuestRequestError } from '@lq/proto';
+import { ErrorCode, GuestErrorCode } from '@lq/proto';
+import { GuestRequestError } from '@lq/host';
 import { DomainException } from '../common/errors/domain.exception.js';
 import { VmGuestErrorCode, VmGuestException } from './vm-guest.exception.js';
 

@@ -6,11 +6,11 @@ import {
   FileReadRequestSchema,
   FileWriteRequestSchema,
   GUEST_OPERATION_TABLE,
-  callGuest,
   isSubjectToken,
   type GuestOperation,
   type GuestRequest,
 } from '@lq/proto';
+import { callGuest } from '@lq/host';
 import { VmAccessService } from '../access/vm-access.service.js';
 import { actorOf } from '../audit/audit-actor.js';
 import type { Caller } from '../common/caller.js';

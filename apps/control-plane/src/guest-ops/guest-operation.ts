@@ -2,13 +2,13 @@ import type { AuditRecord } from '@lq/audit';
 import type { GuestGrant, Permission } from '@lq/auth';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type {
-  FileChunkPort,
   GuestOperation,
   GuestRequestSchema,
   RequestCaseOf,
   ResultCaseOf,
   ResultOf,
 } from '@lq/proto';
+import type { FileChunkPort } from '@lq/host';
 import type { ControlPlaneConfig } from '../config/env.schema.js';
 import type { VmLocation } from '../inventory/inventory.types.js';
 import type { ConnectBinding } from './connect-binding.js';

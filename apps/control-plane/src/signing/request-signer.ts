@@ -2,14 +2,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import {
-  signIntent,
-  signRequest,
-  signingKeyFromPem,
-  type GuestRequest,
-  type IntentAuthorization,
-  type SigningKey,
-} from '@lq/proto';
+import { type GuestRequest, type IntentAuthorization } from '@lq/proto';
+import { signIntent, signRequest, signingKeyFromPem, type SigningKey } from '@lq/host';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 
 const SETTING = 'guest_request_signing_key';

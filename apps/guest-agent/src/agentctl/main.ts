@@ -3,10 +3,6 @@
 import { parseArgs } from 'node:util';
 import { create, toJson, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import {
-  AgentClient,
-  AgentNotConnectedError,
-  AgentRequestError,
-  AgentTimeoutError,
   ExecuteRequestSchema,
   ExecuteResponseSchema,
   FileWriteResponseSchema,
@@ -17,10 +13,16 @@ import {
   ShutdownMode,
   ShutdownRequestSchema,
   ShutdownResponseSchema,
-  readGuestFile,
-  writeGuestFile,
   type AgentInfo,
 } from '@lq/proto';
+import {
+  AgentClient,
+  AgentNotConnectedError,
+  AgentRequestError,
+  AgentTimeoutError,
+  readGuestFile,
+  writeGuestFile,
+} from '@lq/host';
 
 const USAGE = `agentctl: talk to a LimiQuantix guest agent over its socket
 

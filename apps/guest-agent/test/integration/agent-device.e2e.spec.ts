@@ -9,13 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { create } from '@bufbuild/protobuf';
-import {
-  AgentClient,
-  ExecuteRequestSchema,
-  PingRequestSchema,
-  readGuestFile,
-  writeGuestFile,
-} from '@lq/proto';
+import { ExecuteRequestSchema, PingRequestSchema } from '@lq/proto';
+import { AgentClient, readGuestFile, writeGuestFile } from '@lq/host';
 import { AGENT_BUNDLE } from '../support/agent-process.js';
 
 const BRIDGE = fileURLToPath(new URL('../support/pty-bridge.py', import.meta.url));

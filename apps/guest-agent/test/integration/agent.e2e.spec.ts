@@ -17,20 +17,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { create } from '@bufbuild/protobuf';
 import {
-  AgentRequestError,
   ErrorCode,
   ExecuteRequestSchema,
   GetInfoRequestSchema,
   PingRequestSchema,
   ShutdownMode,
   ShutdownRequestSchema,
-  readGuestFile,
-  writeGuestFile,
-  type AgentClient,
   type AgentInfo,
   type ExecuteResponse,
   type TelemetryReport,
 } from '@lq/proto';
+import { AgentRequestError, readGuestFile, writeGuestFile, type AgentClient } from '@lq/host';
 import { startAgent, type RunningAgent } from '../support/agent-process.js';
 
 const MiB = 1024 * 1024;

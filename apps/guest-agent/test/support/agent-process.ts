@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AgentClient, type AgentClientOptions } from '@lq/proto';
+import { AgentClient, type AgentClientOptions } from '@lq/host';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 export const AGENT_BUNDLE = join(REPO_ROOT, 'dist/guest-agent/limiquantix-agent.cjs');

@@ -3,15 +3,14 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import {
-  AgentClient,
   AgentState,
   VmAgentStatusSchema,
-  type AgentClientState,
   type AgentInfo,
   type ExecOutputEvent,
   type TelemetryReport,
   type VmAgentStatus,
 } from '@lq/proto';
+import { AgentClient, type AgentClientState } from '@lq/host';
 import { NODE_DAEMON_CONFIG, type NodeDaemonConfig } from '../config/env.schema.js';
 
 export interface VmAgent {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { isSubjectToken, publicKeyFromBase64 } from '@lq/proto';
+import { isSubjectToken } from '@lq/proto';
+import { publicKeyFromBase64 } from '@lq/host';
 import {
   ConfigError,
   NATS_ENV_DOCS,
@@ -11,7 +12,6 @@ import {
   type LogLevelName,
   type NatsEnv,
 } from '@lq/runtime';
-
 
 export { ConfigError };
 

@@ -1,9 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { create } from '@bufbuild/protobuf';
 import {
-  AgentNotConnectedError,
-  AgentRequestError,
-  AgentTimeoutError,
   ErrorCode,
   GUEST_OPERATION_TABLE,
   RESULT_OF_RESPONSE,
@@ -16,6 +13,7 @@ import {
   type GuestRequest,
   type GuestResponse,
 } from '@lq/proto';
+import { AgentNotConnectedError, AgentRequestError, AgentTimeoutError } from '@lq/host';
 import { NODE_DAEMON_CONFIG, type NodeDaemonConfig } from '../config/env.schema.js';
 import { AgentRegistryService } from '../agents/agent-registry.service.js';
 import { RelayException } from './relay.exception.js';

@@ -1,12 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import {
-  GuestErrorCode,
-  publicKeyFromBase64,
-  signatureProblem,
-  type GuestOperation,
-  type GuestRequest,
-} from '@lq/proto';
+import { GuestErrorCode, type GuestOperation, type GuestRequest } from '@lq/proto';
+import { publicKeyFromBase64, signatureProblem } from '@lq/host';
 import { NODE_DAEMON_CONFIG, type NodeDaemonConfig } from '../config/env.schema.js';
 import { RelayException } from './relay.exception.js';
 

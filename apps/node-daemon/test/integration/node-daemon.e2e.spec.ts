@@ -21,16 +21,14 @@ import {
   FRAME_MAGIC,
   crc32,
   GuestErrorCode,
-  GuestRequestError,
   NodeHeartbeatSchema,
   VmTelemetrySchema,
-  readGuestFile,
   subjects,
-  writeGuestFile,
   type AgentEvent,
   type NodeHeartbeat,
   type VmTelemetry,
 } from '@lq/proto';
+import { GuestRequestError, readGuestFile, writeGuestFile } from '@lq/host';
 import { startNatsServer, type RunningNats } from '../../../../test/support/nats-server.js';
 import { startSimVms, type SimVms } from '../../../../test/support/sim-vms.js';
 import { startChannelProxy, type ChannelProxy } from '../../../../test/support/channel-proxy.js';

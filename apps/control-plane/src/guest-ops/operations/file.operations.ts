@@ -4,13 +4,11 @@ import { sha256Hex } from '@lq/audit';
 import {
   FileReadRequestSchema,
   FileWriteRequestSchema,
-  readGuestFile,
-  writeGuestFile,
-  type FileChunkPort,
   type FileLimits,
   type FileReadResponse,
   type FileWriteResponse,
 } from '@lq/proto';
+import { readGuestFile, writeGuestFile, type FileChunkPort } from '@lq/host';
 import { fileLimitsOf } from '../../access/vm-access.service.js';
 import { connectBinding } from '../connect-binding.js';
 import type { GuestOperationSpec } from '../guest-operation.js';

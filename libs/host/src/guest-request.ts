@@ -5,9 +5,10 @@ import {
   GuestResponseSchema,
   type GuestRequest,
   type GuestResponse,
-} from '../gen/limiquantix/node/v1/node_daemon_pb.js';
-import { ErrorCode } from '../gen/limiquantix/agent/v1/agent_pb.js';
-import { subjects, type GuestOperation } from './subjects.js';
+  ErrorCode,
+  subjects,
+  type GuestOperation,
+} from '@lq/proto';
 
 /** The part of a NATS connection a guest request needs (any NATS client fits). */
 export interface NatsRequester {

@@ -8,12 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { create } from '@bufbuild/protobuf';
-import {
-  AgentClient,
-  AgentNotConnectedError,
-  ExecuteRequestSchema,
-  PingRequestSchema,
-} from '@lq/proto';
+import { ExecuteRequestSchema, PingRequestSchema } from '@lq/proto';
+import { AgentClient, AgentNotConnectedError } from '@lq/host';
 import { startSimVms, type SimVms } from '../../../../test/support/sim-vms.js';
 
 /** Serves `path`; relays its one client to the agent socket `swap()` last named. */

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import type { AgentClient } from './agent-client.js';
 import {
   FileReadRequestSchema,
   FileWriteRequestSchema,
   type FileReadResponse,
   type FileWriteResponse,
-} from '../gen/limiquantix/agent/v1/agent_pb.js';
-import type { AgentClient } from './agent-client.js';
+} from '@lq/proto';
 
 /**
  * Where file chunks go: straight to an agent (agentClientPort) or through a node daemon over

@@ -10,17 +10,16 @@ import {
   type AgentInfo,
   type AgentLimits,
   type AgentMessage,
-} from '../gen/limiquantix/agent/v1/agent_pb.js';
-import { DEFAULT_MAX_FRAME_BYTES, type FrameIssue } from '../framing/frame-codec.js';
-import { RETAINED_REQUESTS } from '../operations.js';
-import {
+  DEFAULT_MAX_FRAME_BYTES,
+  type FrameIssue,
+  RETAINED_REQUESTS,
   AgentStreamReader,
   agentMessage,
   encodeAgentMessage,
   type AgentPayload,
   type AgentPayloadCase,
   type PayloadOf,
-} from '../framing/message-codec.js';
+} from '@lq/proto';
 
 export const HOST_PROTOCOL_VERSION = 1;
 

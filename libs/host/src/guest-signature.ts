@@ -21,7 +21,7 @@ import {
   type GuestRequest,
   type GuestRequestAuthorization,
   type IntentAuthorization,
-} from '../gen/limiquantix/node/v1/node_daemon_pb.js';
+} from '@lq/proto';
 
 const INTENT_DOMAIN = 'lq-intent-authorization/v1';
 const REQUEST_DOMAIN = 'lq-guest-request/v1';
