@@ -1,6 +1,19 @@
 import { DataSource } from 'typeorm';
-import { GENESIS_HASH, chainHash, intentDigest, type ChainedContent } from './hash-chain.js';
-import { pgSafe, sha256Hex } from './redaction.js';
+import { GENESIS_HASH, chainHash } from './hash-chain.js';
+import { sha256Hex } from './redaction.js';
+import { filterSql } from './audit-filter.js';
+import {
+  EVENT_COLUMNS,
+  GENESIS_HEAD,
+  chainRows,
+  numOrNull,
+  contentOf,
+  toView,
+  type ChainHead,
+  type EventRow,
+  type ExecutionRow,
+  type OutputCheckRow,
+} from './audit-rows.js';
 import type {
   AuditEventView,
   AuditFilter,
@@ -11,95 +24,6 @@ import type {
 
 // One advisory lock orders every writer of every replica: the chain has one head.
 const CHAIN_LOCK = 0x4c51_4155; // "LQAU"
-
-const EVENT_COLUMNS = `seq, at, kind, request_id, actor, auth_method, source_ip, vm_id, node_id,
-  project_id, operation, params, status, exit_code, duration_ms, error, stdout_sha256,
-  stdout_bytes, stderr_sha256, stderr_bytes`;
-
-/** A row as pg returns it: bigints as strings, the time as a Date. */
-type EventRow = Omit<ChainedContent, 'seq' | 'at' | 'stdout_bytes' | 'stderr_bytes'> & {
-  seq: string;
-  at: Date;
-  stdout_bytes: string | null;
-  stderr_bytes: string | null;
-  prev_hash?: Buffer;
-  hash?: Buffer;
-};
-
-type ExecutionRow = EventRow & {
-  started_at: Date;
-  ended_at: Date | null;
-  stdout: Buffer | null;
-  stderr: Buffer | null;
-  stdout_truncated: boolean | null;
-  stderr_truncated: boolean | null;
-};
-
-interface OutputCheckRow {
-  request_id: string;
-  stdout: Buffer;
-  stderr: Buffer;
-  stdout_truncated: boolean;
-  stderr_truncated: boolean;
-  stdout_sha256: string | null;
-  stderr_sha256: string | null;
-}
-
-const numOrNull = (v: string | number | null): number | null => (v === null ? null : Number(v));
-
-function contentOf(r: EventRow): ChainedContent {
-  return {
-    seq: Number(r.seq),
-    at: r.at.toISOString(),
-    kind: r.kind,
-    request_id: r.request_id,
-    actor: r.actor,
-    auth_method: r.auth_method,
-    source_ip: r.source_ip,
-    vm_id: r.vm_id,
-    node_id: r.node_id,
-    project_id: r.project_id,
-    operation: r.operation,
-    params: r.params,
-    status: r.status,
-    exit_code: r.exit_code,
-    duration_ms: r.duration_ms,
-    error: r.error,
-    stdout_sha256: r.stdout_sha256,
-    stdout_bytes: numOrNull(r.stdout_bytes),
-    stderr_sha256: r.stderr_sha256,
-    stderr_bytes: numOrNull(r.stderr_bytes),
-  };
-}
-
-function toView(r: EventRow): AuditEventView {
-  return { ...contentOf(r), kind: r.kind as AuditEventView['kind'] };
-}
-
-function contentOfRecord(r: AuditRecord, seq: number, at: string): ChainedContent {
-  return {
-    seq,
-    at,
-    kind: r.kind,
-    request_id: r.requestId,
-    actor: pgSafe(r.actor),
-    auth_method: pgSafe(r.authMethod),
-    source_ip: pgSafe(r.sourceIp),
-    vm_id: r.vmId ?? null,
-    node_id: r.nodeId ?? null,
-    project_id: r.projectId ?? null,
-    operation: r.operation,
-    params: r.params ?? {},
-    status: r.status ?? null,
-    exit_code: r.exitCode ?? null,
-    duration_ms: r.durationMs === undefined ? null : Math.round(r.durationMs),
-    error: r.error === undefined ? null : pgSafe(r.error.slice(0, 4096)),
-    stdout_sha256: r.stdout?.sha256 ?? null,
-    stdout_bytes: r.stdout?.bytes ?? null,
-    stderr_sha256: r.stderr?.sha256 ?? null,
-    stderr_bytes: r.stderr?.bytes ?? null,
-  };
-}
 
 // The inserts run as data-modifying CTEs of APPEND, beside `ok`: one row when the head is the
 // one the rows were chained onto, none otherwise.
@@ -148,92 +72,6 @@ interface SqlClient {
 }
 
 type HeadResults = Array<{ rows: Array<{ seq: string; hash: Buffer; at: Date }> }>;
-
-interface ChainHead {
-  seq: number;
-  hash: Buffer;
-  /** Epoch ms of the head row: later rows never go back in time. */
-  at: number;
-}
-
-const GENESIS_HEAD: ChainHead = { seq: 0, hash: GENESIS_HASH, at: 0 };
-
-/** The rows to insert, chained onto `head`, and the head they leave. */
-function chainRows(records: AuditRecord[], head: ChainHead, now: Date) {
-  let seq = head.seq;
-  let prev = head.hash;
-  const atMs = Math.max(now.getTime(), head.at);
-  const at = new Date(atMs).toISOString();
-  const events = records.map((r) => {
-    const content = contentOfRecord(r, ++seq, at);
-    const hash = chainHash(prev, content);
-    const row = { ...content, prev_hash: prev.toString('hex'), hash: hash.toString('hex') };
-    prev = hash;
-    return row;
-  });
-  const outputs = records
-    .filter((r) => r.output)
-    .map((r) => ({
-      request_id: r.requestId,
-      stdout: Buffer.from(r.output!.stdout).toString('base64'),
-      stderr: Buffer.from(r.output!.stderr).toString('base64'),
-      stdout_truncated: r.output!.stdoutTruncated,
-      stderr_truncated: r.output!.stderrTruncated,
-    }));
-  return { events, outputs, last: { seq, hash: prev, at: atMs } };
-}
-
-/** Builds a WHERE clause for the auditors' filters; every filter has an index behind it. */
-function filterSql(f: AuditFilter, a: string, params: unknown[], statusOf = a): string[] {
-  const where: string[] = [];
-  const p = (v: unknown) => {
-    params.push(v);
-    return `$${params.length}`;
-  };
-  if (f.actor !== undefined) {
-    where.push(`${a}.actor = ${p(f.actor)}`);
-  }
-  if (f.vmId !== undefined) {
-    where.push(`${a}.vm_id = ${p(f.vmId)}`);
-  }
-  if (f.projectId !== undefined) {
-    where.push(`${a}.project_id = ${p(f.projectId)}`);
-  }
-  if (f.projects !== undefined) {
-    where.push(`${a}.project_id = ANY(${p(f.projects)}::text[])`);
-  }
-  if (f.operation !== undefined) {
-    where.push(`${a}.operation = ${p(f.operation)}`);
-  }
-  if (f.kind !== undefined) {
-    where.push(`${a}.kind = ${p(f.kind)}`);
-  }
-  if (f.outcome !== undefined) {
-    where.push(
-      f.outcome === 'error' ? `${statusOf}.status <> 'ok'` : `${statusOf}.status = ${p(f.outcome)}`,
-    );
-  }
-  // Rows get their time under the chain lock, never going back, so a time range is also a
-  // range of sequence numbers: found once on the time index, it narrows every other index.
-  if (f.from !== undefined) {
-    const t = p(f.from);
-    where.push(`${a}.at >= ${t}`);
-    where.push(
-      `${a}.seq >= COALESCE((SELECT seq FROM audit_events WHERE at >= ${t} ORDER BY at, seq LIMIT 1), 9223372036854775807)`,
-    );
-  }
-  if (f.to !== undefined) {
-    const t = p(f.to);
-    where.push(`${a}.at <= ${t}`);
-    where.push(
-      `${a}.seq <= COALESCE((SELECT seq FROM audit_events WHERE at <= ${t} ORDER BY at DESC, seq DESC LIMIT 1), 0)`,
-    );
-  }
-  if (f.beforeSeq !== undefined) {
-    where.push(`${a}.seq < ${p(f.beforeSeq)}`);
-  }
-  return where;
-}
 
 /** The audit tables: append (under the chain lock), query, verify. */
 export class AuditRepository {
@@ -474,23 +312,4 @@ export class AuditRepository {
       duration_ms: Math.round(performance.now() - started),
     };
   }
-}
-
-/**
- * The digest of an intent as it will be stored (the same text clean-up as the row), for the
- * control plane to sign before it writes the row; auditors recompute it with intentDigest().
- */
-export function intentDigestOfRecord(r: Omit<AuditRecord, 'kind'>): string {
-  const c = contentOfRecord({ ...r, kind: 'intent' }, 0, '');
-  return intentDigest({
-    request_id: c.request_id,
-    actor: c.actor,
-    auth_method: c.auth_method,
-    source_ip: c.source_ip,
-    vm_id: c.vm_id,
-    node_id: c.node_id,
-    project_id: c.project_id,
-    operation: c.operation,
-    params: c.params,
-  });
 }

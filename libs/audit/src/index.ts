@@ -5,3 +5,4 @@ export * from './audit-writer.js';
 export * from './audit.service.js';
 export * from './hash-chain.js';
 export * from './redaction.js';
+export { intentDigestOfRecord } from './audit-rows.js';
