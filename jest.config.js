@@ -12,6 +12,7 @@ export default {
     '^@lq/host$': '<rootDir>/libs/host/src/index.ts',
     '^@lq/runtime$': '<rootDir>/libs/runtime/src/index.ts',
     '^@lq/auth$': '<rootDir>/libs/auth/src/index.ts',
+    '^@lq/auth/migrations$': '<rootDir>/libs/auth/src/migrations/index.ts',
     '^@lq/api$': '<rootDir>/libs/api/src/index.ts',
     '^@lq/audit$': '<rootDir>/libs/audit/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',

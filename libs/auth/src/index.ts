@@ -10,4 +10,3 @@ export * from './decorators/access.decorators.js';
 export * from './guards/auth-audit.hook.js';
 export * from './guards/access.guard.js';
 export * from './strategies/bearer.strategy.js';
-export * from './migrations/1764806400000-SessionsAndSignInLimits.js';

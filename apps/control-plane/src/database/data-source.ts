@@ -5,7 +5,7 @@ import { CreateAccessAndAudit1764374400000 } from './migrations/1764374400000-Cr
 import { CreateExecutions1764460800000 } from './migrations/1764460800000-CreateExecutions.js';
 import { CreateRuns1764464400000 } from './migrations/1764464400000-CreateRuns.js';
 import { AddVmName1764633600000 } from './migrations/1764633600000-AddVmName.js';
-import { SessionsAndSignInLimits1764806400000 } from '@lq/auth';
+import { SessionsAndSignInLimits1764806400000 } from '@lq/auth/migrations';
 
 // Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
 // A library's tables are migrated by the migrations beside its code (libs/auth/src/migrations);
