@@ -16,7 +16,7 @@ import {
   readGuestFile,
   writeGuestFile,
 } from '@lq/proto';
-import { AGENT_BUNDLE } from '../support/agent-process.js';
+import { agentExecutable } from '../support/agent-process.js';
 
 const BRIDGE = fileURLToPath(new URL('../support/pty-bridge.py', import.meta.url));
 
@@ -49,13 +49,9 @@ describe('guest agent on a character device (--device)', () => {
       join(dir, 'agent.json'),
       JSON.stringify({ log_level: 'warn', files: { roots: [dir] } }),
     );
-    agent = spawn(
-      process.execPath,
-      [AGENT_BUNDLE, '--device', device, '--config', join(dir, 'agent.json')],
-      {
-        stdio: ['ignore', 'inherit', 'inherit'],
-      },
-    );
+    agent = spawn(agentExecutable(), ['--device', device, '--config', join(dir, 'agent.json')], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
   });
 
   afterAll(async () => {
