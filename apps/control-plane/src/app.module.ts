@@ -28,6 +28,8 @@ import { RunsService } from './runs/runs.service.js';
 import { CONSOLE_PROVIDERS } from './console/console.providers.js';
 import { ConsoleVmsController } from './console/console-vms.controller.js';
 import { ConsoleController } from './console/console.controller.js';
+import { DownloadsController } from './downloads/downloads.controller.js';
+import { DOWNLOADS_PROVIDERS } from './downloads/downloads.providers.js';
 
 /** Every REST controller (a test walks their routes for a permission or @Public()). */
 export const CONTROLLERS = [
@@ -42,6 +44,7 @@ export const CONTROLLERS = [
   AuditController,
   ExecutionsController,
   RunsController,
+  DownloadsController,
   // Last: its catch-all serves the web console for every path no API route matched.
   ConsoleController,
 ];
@@ -70,6 +73,7 @@ export class AppModule {
         ...AUDIT_PROVIDERS,
         ...ACCESS_PROVIDERS,
         ...CONSOLE_PROVIDERS,
+        ...DOWNLOADS_PROVIDERS,
       ],
       controllers: CONTROLLERS,
       exports: [CONTROL_PLANE_CONFIG],

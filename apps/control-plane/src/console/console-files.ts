@@ -65,7 +65,7 @@ export class ConsoleFiles {
 
 /** Paths that belong to the API and operations endpoints, never to the console. */
 export function isApiPath(path: string): boolean {
-  return /^\/(api|health|metrics|limiquantix\.[^/]*)(\/|$)/.test(path);
+  return /^\/(api|health|metrics|downloads|limiquantix\.[^/]*)(\/|$)/.test(path);
 }
 
 /** A path whose last segment has an extension asks for a file: no index.html fallback. */
