@@ -39,9 +39,9 @@ export const TARGETS = {
   'linux-amd64-musl': 'bun-linux-x64-musl',
 };
 
-// --minify: less source to parse at start. --bytecode was measured and not kept (see the packaging
-// README): it made the executable larger without a faster first pong.
-const FLAGS = ['--minify'];
+// --minify: less source to parse at start. No .env or bunfig.toml is read at run time: the agent
+// runs as root from whatever directory it was started in, and a file there must not change it.
+const FLAGS = ['--minify', '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig'];
 const KEEP_PER_TARGET = 2;
 
 export class BuildError extends Error {}
