@@ -31,6 +31,8 @@ const common = {
   legalComments: 'none',
   tsconfig: resolve(root, 'tsconfig.json'),
   logLevel: 'warning',
+  // Loaded only when the agent runs under Bun (apps/guest-agent/src/memory/code-pages.ts).
+  external: ['bun:ffi'],
   define: { __LQ_COMMIT__: JSON.stringify(process.env.LQ_BUILD_COMMIT || commit()) },
 };
 

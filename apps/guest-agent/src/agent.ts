@@ -21,6 +21,8 @@ import { type AgentOpError, toAgentOpError } from './errors.js';
 import type { HostChannel } from './channel/host-channel.js';
 import type { HandlerContext, OperationHandler, RequestCase } from './handlers/handler.js';
 import type { Logger } from './logger.js';
+import { BufferPool } from './memory/buffer-pool.js';
+import { MemoryReclaimer } from './memory/reclaimer.js';
 import { ResultCache } from './result-cache.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -78,6 +80,9 @@ export class Agent {
   private readonly handlers = new Map<RequestCase, OperationHandler>();
   private readonly reader: AgentStreamReader;
   private readonly results: ResultCache;
+  private readonly buffers: BufferPool;
+  /** Requests in progress, and giving memory back once they are over (config.memory). */
+  readonly memory: MemoryReclaimer;
   private telemetryTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private eventSeq = 0;
@@ -100,6 +105,11 @@ export class Agent {
       this.config.results.retention_ms,
       this.config.results.cache_bytes,
     );
+    this.buffers = new BufferPool(
+      this.config.files.chunk_max_bytes,
+      this.config.memory.buffer_pool_size,
+    );
+    this.memory = new MemoryReclaimer(this.config.memory.idle_reclaim_ms, this.buffers, this.log);
   }
 
   get limits(): AgentLimits {
@@ -130,6 +140,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.reader.close();
+    this.memory.stop();
     clearInterval(this.telemetryTimer);
     clearInterval(this.sweepTimer);
     await this.channel.close();
@@ -241,6 +252,7 @@ export class Agent {
     this.log.info('host synced', { host: sync.hostId, protocolVersion: version });
     void this.sendReady('sync');
     this.startTelemetry();
+    this.memory.coldPathRan();
   }
 
   /** Announces the agent when it starts on an already-attached channel. */
@@ -337,12 +349,25 @@ export class Agent {
       return;
     }
 
+    // A host that pipelines requests faster than they finish gets BUSY rather than an agent
+    // that grows without bound (each request holds its work and, until written, its reply).
+    const maxInFlight = this.config.memory.max_inflight_requests;
+    if (this.memory.active >= maxInFlight) {
+      this.replyError(
+        id,
+        ErrorCode.BUSY,
+        `${maxInFlight} requests are in progress (memory.max_inflight_requests): retry later`,
+      );
+      return;
+    }
+    this.memory.begin();
     const afterReply: Array<() => void> = [];
     const ctx: HandlerContext = {
       messageId: id,
       log: this.log,
       afterReply: (fn) => afterReply.push(fn),
       emit: (event) => void this.send(agentMessage(this.nextEventId(), event)),
+      buffers: this.buffers,
     };
     let work: Promise<AgentPayload>;
     try {
@@ -353,14 +378,19 @@ export class Agent {
     if (retained) {
       this.results.track(id, work, payloadSize);
     }
+    const moved = payloadBytes(payload);
     work.then(
       (result) => {
         const written = this.send(agentMessage(id, result));
-        if (afterReply.length > 0) {
-          void written.finally(() => afterReply.forEach((fn) => fn()));
-        }
+        void written.finally(() => {
+          afterReply.forEach((fn) => fn());
+          this.memory.end(moved + payloadBytes(result));
+        });
       },
-      (err: unknown) => this.replyOpError(id, toAgentOpError(err, handler.operation)),
+      (err: unknown) => {
+        this.replyOpError(id, toAgentOpError(err, handler.operation));
+        this.memory.end(moved);
+      },
     );
   }
 
@@ -401,6 +431,20 @@ export class Agent {
 
   private nextEventId(): string {
     return `evt-${++this.eventSeq}`;
+  }
+}
+
+/** The bulk bytes a request or reply carries (what makes a reclaim worth it afterwards). */
+function payloadBytes(payload: AgentPayload): number {
+  switch (payload.case) {
+    case 'fileWrite':
+      return payload.value.data.length;
+    case 'fileReadResponse':
+      return payload.value.data.length;
+    case 'executeResponse':
+      return payload.value.stdout.length + payload.value.stderr.length;
+    default:
+      return 0;
   }
 }
 

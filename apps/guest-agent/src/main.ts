@@ -95,6 +95,8 @@ async function main(): Promise<void> {
   }
   await agent.announce();
   startupDone();
+  // What start-up alone needed (its garbage, most of the executable's code pages) goes back now.
+  void agent.memory.reclaim();
 
   let stopping = false;
   const stop = (signal: string) => {

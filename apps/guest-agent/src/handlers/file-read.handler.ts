@@ -5,7 +5,8 @@ import type { AgentConfig } from '../config.js';
 import { AgentOpError, toAgentOpError } from '../errors.js';
 import { readFully, toSafeOffset } from '../files/file-io.js';
 import { PathPolicy, quotePath } from '../files/path-policy.js';
-import type { OperationHandler, RequestOf } from './handler.js';
+import type { PooledBuffer } from '../memory/buffer-pool.js';
+import type { HandlerContext, OperationHandler, RequestOf } from './handler.js';
 
 /**
  * file.read: one chunk of a regular file at an offset. `mode` in the response is the whole
@@ -20,7 +21,7 @@ export class FileReadHandler implements OperationHandler<'fileRead'> {
     private readonly paths: PathPolicy = new PathPolicy(config.files.roots),
   ) {}
 
-  async handle(request: RequestOf<'fileRead'>): Promise<AgentPayload> {
+  async handle(request: RequestOf<'fileRead'>, ctx?: HandlerContext): Promise<AgentPayload> {
     const chunkMax = this.config.files.chunk_max_bytes;
     if (request.length > chunkMax) {
       throw new AgentOpError(
@@ -38,6 +39,7 @@ export class FileReadHandler implements OperationHandler<'fileRead'> {
     }
     const path = await this.paths.check(request.path);
 
+    let chunk: PooledBuffer | undefined;
     try {
       // O_NONBLOCK: opening a FIFO must not park a libuv thread waiting for a writer.
       const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -58,7 +60,12 @@ export class FileReadHandler implements OperationHandler<'fileRead'> {
         // procfs and sysfs files report size 0 (or a page) whatever they hold: read `length`
         // and let a short read say where they end.
         const want = st.size === 0 ? length : Math.min(length, Math.max(0, st.size - offset));
-        let data: Buffer = Buffer.allocUnsafe(want);
+        // A pooled chunk buffer, given back once the reply carrying it has been written.
+        chunk = ctx?.buffers?.acquire(want);
+        if (chunk) {
+          ctx!.afterReply(chunk.release);
+        }
+        let data: Buffer = chunk?.buf ?? Buffer.allocUnsafe(want);
         const bytesRead = want === 0 ? 0 : await readFully(handle, data, offset);
         if (bytesRead < want) {
           data = data.subarray(0, bytesRead);
@@ -78,6 +85,7 @@ export class FileReadHandler implements OperationHandler<'fileRead'> {
         await handle.close();
       }
     } catch (err) {
+      chunk?.release(); // no reply will carry it
       throw toAgentOpError(err, `reading ${quotePath(request.path)}`);
     }
   }

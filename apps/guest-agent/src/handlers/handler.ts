@@ -1,6 +1,7 @@
 import type { AgentPayload } from '@lq/proto';
 import type { OperationName } from '../config.js';
 import type { Logger } from '../logger.js';
+import type { BufferPool } from '../memory/buffer-pool.js';
 
 /** The request payload cases an operation handler can serve. */
 export type RequestCase =
@@ -28,6 +29,8 @@ export interface HandlerContext {
   afterReply(fn: () => void): void;
   /** Sends an event (e.g. an ExecOutputEvent) while the request is being served. */
   emit(payload: AgentPayload): void;
+  /** Chunk buffers to lend; release one in afterReply (the reply carries its bytes). */
+  buffers?: BufferPool;
 }
 
 /**

@@ -2,8 +2,9 @@
 // inside it, and that nothing in the directory it starts from changes it. bun's compiled
 // executables read .env and bunfig.toml from the working directory unless built not to; the
 // agent runs as root from wherever it was started, so the build turns both off.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { lstatSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -52,5 +53,47 @@ describe('the agent executable', () => {
     expect(r.status).toBe(2);
     const v = run(['--version']);
     expect(v.stdout).not.toContain('preloaded');
+  });
+});
+
+describe('the agent socket (--listen)', () => {
+  it('should appear only when listening and with mode 0600, so the first connect is served', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lq-exe-sock-'));
+    const socket = join(dir, 'agent.sock');
+    writeFileSync(join(dir, 'agent.json'), '{"log_level":"warn"}');
+    const proc = spawn(
+      agentExecutable(),
+      ['--listen', socket, '--config', join(dir, 'agent.json')],
+      {
+        stdio: 'ignore',
+      },
+    );
+    try {
+      // Poll as fast as this process can: the first sight of the path is what a host sees.
+      let mode = -1;
+      const deadline = Date.now() + 20_000;
+      while (mode < 0 && Date.now() < deadline) {
+        try {
+          mode = lstatSync(socket).mode;
+        } catch {
+          // not there yet
+        }
+      }
+      expect((mode & 0o777).toString(8)).toBe('600');
+      const connected = await new Promise<string>((resolve) => {
+        const s = createConnection(socket);
+        s.once('connect', () => {
+          s.destroy();
+          resolve('connected');
+        });
+        s.once('error', (err) => resolve(String(err)));
+      });
+      expect(connected).toBe('connected');
+      expect(readdirSync(dir).sort()).toEqual(['agent.json', 'agent.sock']);
+    } finally {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
