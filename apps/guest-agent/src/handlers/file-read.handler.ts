@@ -63,7 +63,8 @@ export class FileReadHandler implements OperationHandler<'fileRead'> {
         // A pooled chunk buffer, given back once the reply carrying it has been written.
         chunk = ctx?.buffers?.acquire(want);
         if (chunk) {
-          ctx!.afterReply(chunk.release);
+          const loan = chunk;
+          ctx!.afterReply(() => loan.release());
         }
         let data: Buffer = chunk?.buf ?? Buffer.allocUnsafe(want);
         const bytesRead = want === 0 ? 0 : await readFully(handle, data, offset);

@@ -2,7 +2,7 @@
 export interface PooledBuffer {
   /** `length` bytes: a view of the pooled buffer, or a buffer of its own when none was free. */
   readonly buf: Buffer;
-  release(): void;
+  release(this: void): void;
 }
 
 /**

@@ -182,7 +182,9 @@ describe('agent memory', () => {
         ),
       );
       const ok = settled.filter((s) => s.status === 'fulfilled');
-      const refused = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason] : []));
+      const refused = settled.flatMap((s): unknown[] =>
+        s.status === 'rejected' ? [s.reason] : [],
+      );
       expect(ok).toHaveLength(4);
       expect(refused).toHaveLength(6);
       for (const err of refused) {
