@@ -135,7 +135,14 @@ function defaultConfigJson(work) {
   const empty = join(work, 'empty-agent.json');
   writeFileSync(empty, '{}\n');
   const printed = JSON.parse(
-    run(process.execPath, [NODE_BUNDLE, '--check-config', '--config', empty, '--log-level', 'silent']),
+    run(process.execPath, [
+      NODE_BUNDLE,
+      '--check-config',
+      '--config',
+      empty,
+      '--log-level',
+      'silent',
+    ]),
   );
   delete printed.source;
   return `${JSON.stringify(printed, null, 2)}\n`;
@@ -378,7 +385,8 @@ function main(argv) {
     : arches.map((a) => ARCHES[a].executable);
   const executables = Object.fromEntries(targets.map((t) => [t, executableOf(t)]));
   // The commit and version the executables carry: one runs here whatever this machine is.
-  const native = executables['linux-amd64'] && process.arch === 'x64' ? executables['linux-amd64'] : null;
+  const native =
+    executables['linux-amd64'] && process.arch === 'x64' ? executables['linux-amd64'] : null;
   const printed = native
     ? run(native, ['--version'])
     : run(process.execPath, [NODE_BUNDLE, '--version']);
