@@ -46,13 +46,16 @@ function run(
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       env: options.env ?? { PATH: SBIN_PATH },
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdin.end(options.input ?? '');
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    if (child.stdin) {
+      child.stdin.on('error', () => undefined); // a command that exits without reading it
+      child.stdin.end(options.input);
+    }
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
     child.once('error', reject);
     child.once('close', (status) => {
@@ -151,7 +154,7 @@ describe('release targets beyond linux-amd64', () => {
     } finally {
       await agent.stop();
     }
-  });
+  }, 600_000);
 
   describe('the amd64 .deb in a Debian 12 root made by debootstrap', () => {
     let root: string | Missing;
@@ -215,7 +218,7 @@ describe('release targets beyond linux-amd64', () => {
       expect((await inRoot(['limiquantix-agent', '--version'])).stdout).toMatch(
         / target linux-amd64\n$/,
       );
-    });
+    }, 300_000);
 
     it('should serve its installed agentctl inside the root: ping and exec as nobody', async () => {
       if (isMissing(root)) {
@@ -251,7 +254,7 @@ describe('release targets beyond linux-amd64', () => {
       } finally {
         await agent.stop();
       }
-    });
+    }, 300_000);
   });
 
   it('should answer ping and exec when linux-amd64-musl runs in a root without glibc', async () => {
@@ -308,5 +311,5 @@ describe('release targets beyond linux-amd64', () => {
     } finally {
       await agent.stop();
     }
-  });
+  }, 300_000);
 });

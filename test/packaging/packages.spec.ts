@@ -50,7 +50,7 @@ interface Result {
 function run(command: string, args: string[], options: SpawnSyncOptions = {}): Result {
   const r = spawnSync(command, args, {
     encoding: 'utf8',
-    timeout: 20_000,
+    timeout: 120_000, // a safety net only: packages of 40 MB are slow to unpack on a busy machine
     env: { ...process.env, PATH },
     ...options,
   });
@@ -571,7 +571,8 @@ describe('guest agent release', () => {
           '-i',
           rpm,
         ],
-        { env: { PATH, HOME: work } },
+        // 110 MB to unpack: slow when the machine is busy.
+        { env: { PATH, HOME: work }, timeout: 180_000 },
       );
       expect(existsSync(join(rpmRoot, `usr/lib/systemd/system/${UNIT}`))).toBe(true);
       expect(lstatSync(join(rpmRoot, 'usr/bin/limiquantix-agent')).mode & 0o777).toBe(0o755);
