@@ -86,6 +86,9 @@ export class Agent {
   private telemetryTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private eventSeq = 0;
+  private readPaused = false;
+  /** Requests read while paused (at most one read's worth), served as others end. */
+  private readonly backlog: Array<[string, Extract<AgentPayload, { case: RequestCase }>]> = [];
   private synced = false;
 
   constructor(private readonly deps: AgentDeps) {
@@ -154,6 +157,7 @@ export class Agent {
 
   private onDisconnect(reason: string): void {
     this.reader.reset();
+    this.backlog.length = 0; // its host is gone: no one would read the replies
     this.synced = false;
     this.stopTelemetry();
     this.log.info('host disconnected', { reason });
@@ -302,6 +306,10 @@ export class Agent {
   }
 
   private onRequest(id: string, payload: Extract<AgentPayload, { case: RequestCase }>): void {
+    if (this.readPaused) {
+      this.backlog.push([id, payload]);
+      return;
+    }
     this.stats.requests++;
     if (id.length === 0 || id.length > MAX_MESSAGE_ID_LENGTH || !MESSAGE_ID_PATTERN.test(id)) {
       this.replyError(
@@ -349,18 +357,14 @@ export class Agent {
       return;
     }
 
-    // A host that pipelines requests faster than they finish gets BUSY rather than an agent
-    // that grows without bound (each request holds its work and, until written, its reply).
-    const maxInFlight = this.config.memory.max_inflight_requests;
-    if (this.memory.active >= maxInFlight) {
-      this.replyError(
-        id,
-        ErrorCode.BUSY,
-        `${maxInFlight} requests are in progress (memory.max_inflight_requests): retry later`,
-      );
-      return;
-    }
     this.memory.begin();
+    // A host that pipelines requests faster than they finish is read no further until half of
+    // them are done: each request holds its work and, until written, its reply, so an agent
+    // that kept reading would grow without bound. Requests already read wait in the backlog.
+    if (!this.readPaused && this.memory.active >= this.config.memory.max_inflight_requests) {
+      this.readPaused = true;
+      this.channel.pause();
+    }
     const afterReply: Array<() => void> = [];
     const ctx: HandlerContext = {
       messageId: id,
@@ -384,14 +388,28 @@ export class Agent {
         const written = this.send(agentMessage(id, result));
         void written.finally(() => {
           afterReply.forEach((fn) => fn());
-          this.memory.end(moved + payloadBytes(result));
+          this.requestEnded(moved + payloadBytes(result));
         });
       },
       (err: unknown) => {
         this.replyOpError(id, toAgentOpError(err, handler.operation));
-        this.memory.end(moved);
+        this.requestEnded(moved);
       },
     );
+  }
+
+  private requestEnded(bytes: number): void {
+    this.memory.end(bytes);
+    if (this.readPaused && this.memory.active <= this.config.memory.max_inflight_requests / 2) {
+      this.readPaused = false;
+      while (this.backlog.length > 0 && !this.readPaused) {
+        const [id, payload] = this.backlog.shift()!;
+        this.onRequest(id, payload);
+      }
+      if (!this.readPaused) {
+        this.channel.resume();
+      }
+    }
   }
 
   private replyOpError(id: string, err: AgentOpError): void {

@@ -58,7 +58,7 @@ export interface AgentConfig {
   memory: {
     /** Give memory back this long after the last request ends (memory/reclaimer.ts); 0: never. */
     idle_reclaim_ms: number;
-    /** Requests in progress at once on the channel; more are refused with BUSY. */
+    /** Requests in progress at once; the channel is not read further until half are done. */
     max_inflight_requests: number;
     /** File chunk buffers kept for reuse between reads; 0: a new buffer per chunk. */
     buffer_pool_size: number;

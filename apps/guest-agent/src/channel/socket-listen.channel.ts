@@ -13,6 +13,7 @@ export class SocketListenChannel implements HostChannel {
   readonly description: string;
   private server: Server | undefined;
   private socket: Socket | undefined;
+  private paused = false;
 
   constructor(private readonly path: string) {
     this.description = `unix socket ${path}`;
@@ -72,6 +73,9 @@ export class SocketListenChannel implements HostChannel {
       previous.destroy();
       listener.onDisconnect('replaced by a new host connection');
     }
+    if (this.paused) {
+      socket.pause();
+    }
     socket.on('data', (chunk: Buffer) => {
       if (this.socket === socket) {
         listener.onData(chunk);
@@ -105,6 +109,16 @@ export class SocketListenChannel implements HostChannel {
       socket.write(parts[parts.length - 1]!, done);
       socket.uncork();
     });
+  }
+
+  pause(): void {
+    this.paused = true;
+    this.socket?.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.socket?.resume();
   }
 
   async close(): Promise<void> {

@@ -11,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { create } from '@bufbuild/protobuf';
 import {
   AgentClient,
-  AgentRequestError,
   ExecuteRequestSchema,
   FileReadRequestSchema,
   PingRequestSchema,
@@ -172,29 +171,52 @@ describe('agent memory', () => {
       await agent?.stop();
     });
 
-    it('should refuse requests beyond memory.max_inflight_requests with BUSY, and serve again after', async () => {
-      const settled = await Promise.allSettled(
-        Array.from({ length: 10 }, () =>
+    it('should run no more than memory.max_inflight_requests at once, reading the rest later', async () => {
+      const log = join(root, 'concurrency.log');
+      writeFileSync(log, '');
+      const results = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
           client.call(
-            { case: 'execute', value: create(ExecuteRequestSchema, { command: 'sleep 0.5' }) },
+            {
+              case: 'execute',
+              value: create(ExecuteRequestSchema, {
+                argv: [
+                  '/bin/sh',
+                  '-c',
+                  `echo "+ $1" >> '${log}'; sleep 0.3; echo "- $1" >> '${log}'`,
+                  'sh',
+                  String(i),
+                ],
+              }),
+            },
             'executeResponse',
+            { timeoutMs: 60_000 },
           ),
         ),
       );
-      const ok = settled.filter((s) => s.status === 'fulfilled');
-      const refused = settled.flatMap((s): unknown[] =>
-        s.status === 'rejected' ? [s.reason] : [],
-      );
-      expect(ok).toHaveLength(4);
-      expect(refused).toHaveLength(6);
-      for (const err of refused) {
-        expect(err).toBeInstanceOf(AgentRequestError);
-        expect(String((err as Error).message)).toMatch(
-          /4 requests are in progress \(memory\.max_inflight_requests\)/,
-        );
+      expect(results.map((r) => r.exitCode)).toEqual(Array(12).fill(0));
+      let running = 0;
+      let most = 0;
+      for (const line of readFileSync(log, 'utf8').trim().split('\n')) {
+        running += line.startsWith('+') ? 1 : -1;
+        most = Math.max(most, running);
       }
-      const pong = await client.call({ case: 'ping', value: create(PingRequestSchema) }, 'pong');
-      expect(pong.agentVersion).toMatch(/\d/);
+      expect(running).toBe(0);
+      // Without the bound all 12 run at once.
+      expect(most).toBeLessThanOrEqual(4);
+      expect(most).toBeGreaterThan(1);
+    });
+
+    it('should answer every one of 5,000 pipelined pings', async () => {
+      const pongs = await Promise.all(
+        Array.from({ length: 5000 }, () =>
+          client.call({ case: 'ping', value: create(PingRequestSchema) }, 'pong', {
+            timeoutMs: 60_000,
+          }),
+        ),
+      );
+      expect(pongs).toHaveLength(5000);
+      expect(pongs.every((p) => p.agentVersion === pongs[0]!.agentVersion)).toBe(true);
     });
   });
 });
