@@ -39,9 +39,15 @@ export const TARGETS = {
   'linux-amd64-musl': 'bun-linux-x64-musl',
 };
 
-// --minify: less source to parse at start. No .env or bunfig.toml is read at run time: the agent
-// runs as root from whatever directory it was started in, and a file there must not change it.
-const FLAGS = ['--minify', '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig'];
+// --minify and --bytecode: less to parse at start (bytecode: about 25 ms off the first pong here,
+// 3 MB more file). No .env or bunfig.toml is read at run time: the agent runs as root from
+// whatever directory it was started in, and a file there must not change it.
+const FLAGS = [
+  '--minify',
+  '--bytecode',
+  '--no-compile-autoload-dotenv',
+  '--no-compile-autoload-bunfig',
+];
 const KEEP_PER_TARGET = 2;
 
 export class BuildError extends Error {}
