@@ -1,4 +1,6 @@
-// Guest agent benchmark (issue 2, acceptance 9): starts the agent bundle on a Unix socket and
+// Guest agent benchmark (issue 2, acceptance 9): starts the shipped agent executable
+// (dist/agent/limiquantix-agent-linux-amd64; BENCH_AGENT_NODE_ARGS: the Node bundle instead,
+// with those Node.js options) on a Unix socket and
 // prints ping RTT, pipelined ping rate, exec round trip, 64 MiB file write/read rates and RSS.
 // Run: npm run bench:agent [-- --quick]. Figures only; targets are printed beside them, with
 // qemu-ga's from an earlier run of ../shared/peer-bench; `npm run bench:peer` measures both
@@ -20,6 +22,7 @@ const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.
 const phase = (name: string) => only === undefined || only === name;
 const MiB = 1024 * 1024;
 const bundle = join(process.cwd(), 'dist/guest-agent/limiquantix-agent.cjs');
+const executable = join(process.cwd(), 'dist/agent/limiquantix-agent-linux-amd64');
 
 function memory(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -42,12 +45,11 @@ async function main(): Promise<void> {
     }),
   );
   const t0 = performance.now();
-  const nodeArgs = (process.env.BENCH_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const proc = spawn(
-    process.execPath,
-    [...nodeArgs, bundle, '--listen', sock, '--config', join(dir, 'agent.json')],
-    { stdio: 'inherit' },
-  );
+  const nodeArgs = process.env.BENCH_AGENT_NODE_ARGS?.split(' ').filter(Boolean);
+  const agentArgs = ['--listen', sock, '--config', join(dir, 'agent.json')];
+  const proc = nodeArgs
+    ? spawn(process.execPath, [...nodeArgs, bundle, ...agentArgs], { stdio: 'inherit' })
+    : spawn(executable, agentArgs, { stdio: 'inherit' });
   while (!existsSync(sock)) {
     await sleep(1);
   }

@@ -1,11 +1,27 @@
 #!/usr/bin/env node
-// Bundles what ships as single files: the guest agent (a guest needs Node.js and this file,
-// nothing else) and agentctl. Fast enough (~100 ms) to run before every test run.
+// Bundles what ships as single files: the guest agent and agentctl for Node.js (the simulated
+// VMs and `npm run agent` run these), the one file scripts/build-executables.mjs compiles into
+// the shipped executables, and lqctl. Fast enough (~100 ms) to run before every test run.
 import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, resolve } from 'node:path';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The commit `limiquantix-agent --version` names: 12 hex digits, `-dirty` with local changes. */
+function commit() {
+  const git = (...args) =>
+    execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    const head = git('rev-parse', '--short=12', 'HEAD').trim();
+    const dirty = git('status', '--porcelain', '--untracked-files=no').trim() !== '';
+    return dirty ? `${head}-dirty` : head;
+  } catch {
+    return 'unknown'; // not a git checkout (a source tarball)
+  }
+}
+
 const common = {
   bundle: true,
   platform: 'node',
@@ -15,12 +31,17 @@ const common = {
   legalComments: 'none',
   tsconfig: resolve(root, 'tsconfig.json'),
   logLevel: 'warning',
+  // Loaded only when the agent runs under Bun (apps/guest-agent/src/memory/code-pages.ts).
+  external: ['bun:ffi'],
+  define: { __LQ_COMMIT__: JSON.stringify(process.env.LQ_BUILD_COMMIT || commit()) },
 };
 
 await build({
   ...common,
   entryPoints: {
     'limiquantix-agent': resolve(root, 'apps/guest-agent/src/main.ts'),
+    // The agent and agentctl in one file: what `bun build --compile` turns into the executables.
+    'limiquantix-agent-executable': resolve(root, 'apps/guest-agent/src/executable.ts'),
     agentctl: resolve(root, 'apps/guest-agent/src/agentctl/main.ts'),
     // Many simulated VMs' agents in one process (scripts/sim-core.mjs, agentsPerProcess).
     'limiquantix-sim-host': resolve(root, 'apps/guest-agent/src/sim-host/main.ts'),
@@ -51,6 +72,7 @@ if (process.argv.includes('--bench')) {
     // Test-support modules locate the repository from import.meta.url; in this CJS bundle it
     // stands for a file in scripts/, where sim-core.mjs lives.
     define: {
+      ...common.define,
       'import.meta.url': JSON.stringify(pathToFileURL(resolve(root, 'scripts/bench.mjs')).href),
     },
     outExtension: { '.js': '.cjs' },

@@ -296,12 +296,19 @@ process.on('exit', () => {
 
 function build() {
   step('building the guest agent, node daemon, control plane and web console…');
-  for (const script of [
-    'scripts/build.mjs',
-    'scripts/build-tsc.mjs',
-    'scripts/build-console.mjs',
-  ]) {
-    const r = spawnSync(process.execPath, [join(root, script)], { encoding: 'utf8' });
+  const scripts = [
+    ['scripts/build.mjs'],
+    // The agent's executables (cached), and a release of them for /downloads/agent when none
+    // was published with `npm run package` (plain executables only: no dpkg or rpmbuild needed).
+    ['scripts/build-executables.mjs'],
+    ['scripts/build-tsc.mjs'],
+    ['scripts/build-console.mjs'],
+  ];
+  if (!existsSync(join(root, 'dist/packages/release.json'))) {
+    scripts.push(['deploy/packaging/build-packages.mjs', 'bin']);
+  }
+  for (const [script, ...args] of scripts) {
+    const r = spawnSync(process.execPath, [join(root, script), ...args], { encoding: 'utf8' });
     if (r.status !== 0) {
       fail(`${script} failed:\n${r.stdout}${r.stderr}`);
     }
@@ -830,6 +837,7 @@ LimiQuantix is running.
   REST and Connect   ${base}/api            API docs  ${base}/api/docs
   gRPC               localhost:${boundGrpc}          health    ${base}/health
   Admin API key      ${adminToken}
+  Agent downloads    ${base}/downloads/agent/latest/linux-amd64 (and /SHA256SUMS, /install-agent.sh)
   Logs               ${rel(logDir)}/
 
 Try:

@@ -1,6 +1,8 @@
 // Adapter for ../shared/peer-bench (qemu-ga/bench.mjs): our guest agent, measured by the same
 // harness as qemu-ga, in the same run. Exports what qemu-ga/agents/qemu-ga.mjs exports; speaks
-// our protocol through the project's own client (libs/proto AgentClient). Needs `npm run build`.
+// our protocol through the project's own client (libs/proto AgentClient). The agent is the
+// executable users install, dist/agent/limiquantix-agent-linux-amd64 (LQ_PEER_AGENT names
+// another). Needs `npm run build` and scripts/build-executables.mjs.
 // Run it with `npm run bench:peer`, which also runs qemu-ga and prints both side by side.
 //
 // How the harness's QGA-shaped operations map onto ours:
@@ -10,7 +12,8 @@
 //   is the path and a position kept here; the first write of a "w" handle creates and truncates.
 // - info: network interfaces and OS come from GetInfo, filesystems from GetFsInfo.
 // Shutdown, quiesce, time and password operations are blocked in the agent's policy.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { create, toJson } from '@bufbuild/protobuf';
@@ -28,13 +31,12 @@ import {
 } from '../../dist/tsc/libs/proto/src/index.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const BUNDLE = join(REPO, 'dist/guest-agent/limiquantix-agent.cjs');
+const AGENT = process.env.LQ_PEER_AGENT ?? join(REPO, 'dist/agent/limiquantix-agent-linux-amd64');
 
 export const name = 'limiquantix';
 
 export function version() {
-  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'));
-  return `limiquantix-agent ${pkg.version} (node ${process.version})`;
+  return `limiquantix-agent ${execFileSync(AGENT, ['--version'], { encoding: 'utf8' }).trim()}`;
 }
 
 // The harness's own process bookkeeping (start and stop by PID, isAlive), beside its bench.mjs.
@@ -57,10 +59,7 @@ export function start({ dir }) {
       files: { roots: [dir] },
     }),
   );
-  const h = spawnAgent(
-    [process.execPath, BUNDLE, '--listen', sock, '--config', config],
-    join(dir, 'lq-agent.log'),
-  );
+  const h = spawnAgent([AGENT, '--listen', sock, '--config', config], join(dir, 'lq-agent.log'));
   return { ...h, sock };
 }
 

@@ -1,12 +1,18 @@
 #!/usr/bin/env node
-// Builds the guest agent's Debian and RPM packages (README.md beside this file) from the bundles
-// of scripts/build.mjs: dist/packages/limiquantix-agent_<version>_all.deb with dpkg-deb and
-// dist/packages/limiquantix-agent-<version>-1.noarch.rpm with rpmbuild. Plain Node.js, no
-// dependencies; the version is the root package.json's.
+// Builds what a guest installs (README.md beside this file), from the executables of
+// scripts/build-executables.mjs, into dist/packages/:
+//   limiquantix-guest-agent_<v>_amd64.deb, _arm64.deb              dpkg-deb
+//   limiquantix-guest-agent-<v>-1.x86_64.rpm, .aarch64.rpm         rpmbuild
+//   limiquantix-agent-linux-amd64, -linux-arm64, -linux-amd64-musl the plain executables
+//   install-agent.sh                                                picks and installs one of them
+//   SHA256SUMS, release.json                                        checksums; version and commit
+// Plain Node.js, no dependencies; the version is the root package.json's. No package depends on
+// a JavaScript runtime: the executable carries its own.
 //
-//   node scripts/build.mjs && node deploy/packaging/build-packages.mjs [deb] [rpm] [--out DIR]
+//   node scripts/build.mjs && node scripts/build-executables.mjs &&
+//   node deploy/packaging/build-packages.mjs [deb] [rpm] [bin] [--arch A]... [--out DIR] [--fast]
 //
-// It does not rebuild the bundles itself: tests that run in parallel spawn them, and a bundle
+// It does not rebuild the executables itself: tests that run in parallel spawn them, and a file
 // rewritten under a running test would make it fail for no reason of its own.
 import { spawnSync } from 'node:child_process';
 import {
@@ -17,6 +23,7 @@ import {
   mkdtempSync,
   readFileSync,
   readdirSync,
+  renameSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -29,22 +36,44 @@ import { parseArgs } from 'node:util';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../..');
-const BUNDLE_DIR = join(ROOT, 'dist/guest-agent');
+const EXECUTABLES = join(ROOT, 'dist/agent');
+const NODE_BUNDLE = join(ROOT, 'dist/guest-agent/limiquantix-agent.cjs');
 
+/** The package's name; the program, its unit and its paths keep the agent's own name. */
+const PACKAGE = 'limiquantix-guest-agent';
 const NAME = 'limiquantix-agent';
+/** What the Node.js packages before 0.2 were called: the new package replaces them. */
+const OLD_PACKAGE = 'limiquantix-agent';
 const MAINTAINER = process.env.LQ_PACKAGE_MAINTAINER || 'LimiQuantix <packaging@limiquantix.io>';
 const LICENSE = 'Proprietary';
 const SUMMARY = 'LimiQuantix guest agent for KVM/QEMU virtual machines';
 const DESCRIPTION = `The guest side of the LimiQuantix platform: run commands as any user, transfer
 files, shut down cleanly, and report telemetry and IP addresses, for the
 hypervisor host, over the virtio-serial port org.limiquantix.agent.0. systemd
-starts it when the port appears. Needs Node.js 18 or newer.`;
+starts it when the port appears. One self-contained executable: no language
+runtime to install first.`;
 
-const USAGE = `Usage: node deploy/packaging/build-packages.mjs [deb] [rpm] [--out DIR]
+/** Our architecture names → each format's, and the executable a package carries. */
+const ARCHES = {
+  amd64: { deb: 'amd64', rpm: 'x86_64', executable: 'linux-amd64' },
+  arm64: { deb: 'arm64', rpm: 'aarch64', executable: 'linux-arm64' },
+};
+/** Plain executables published beside the packages (Alpine and other distributions take these). */
+const PLAIN = ['linux-amd64', 'linux-arm64', 'linux-amd64-musl'];
+/** The oldest glibc the executables need (bun's runtime links against GLIBC_2.17 at most). */
+const GLIBC_MIN = '2.17';
 
-Builds ${NAME}_<version>_all.deb (dpkg-deb) and ${NAME}-<version>-1.noarch.rpm
-(rpmbuild) from dist/guest-agent/*.cjs (node scripts/build.mjs) into DIR (default dist/packages).
-Both formats unless one is named. LQ_PACKAGE_MAINTAINER sets the Maintainer/Packager field.
+const USAGE = `Usage: node deploy/packaging/build-packages.mjs [deb] [rpm] [bin] [--arch A]... [--out DIR] [--fast]
+
+Builds into DIR (default dist/packages), from dist/agent/limiquantix-agent-<target>
+(node scripts/build.mjs && node scripts/build-executables.mjs):
+  deb  ${PACKAGE}_<version>_<amd64|arm64>.deb
+  rpm  ${PACKAGE}-<version>-1.<x86_64|aarch64>.rpm
+  bin  ${NAME}-linux-amd64, -linux-arm64, -linux-amd64-musl
+and always install-agent.sh, SHA256SUMS and release.json. Every format and architecture unless
+some are named (--arch amd64 or arm64; repeatable). --fast compresses the packages with xz
+level 0 instead of 6 (tests: about 10 times faster, 5 MB larger). LQ_PACKAGE_MAINTAINER sets
+the Maintainer/Packager field.
 `;
 
 class BuildError extends Error {}
@@ -98,12 +127,22 @@ function run(command, args, options = {}) {
   return result.stdout;
 }
 
-/** The agent's built-in defaults, as the bundle itself prints them: the config can never drift. */
-function defaultConfigJson(bundle, work) {
+/**
+ * The agent's built-in defaults, as the agent itself prints them: the config can never drift.
+ * Asked of the Node bundle of the same source, which runs here whatever the target.
+ */
+function defaultConfigJson(work) {
   const empty = join(work, 'empty-agent.json');
   writeFileSync(empty, '{}\n');
   const printed = JSON.parse(
-    run(process.execPath, [bundle, '--check-config', '--config', empty, '--log-level', 'silent']),
+    run(process.execPath, [
+      NODE_BUNDLE,
+      '--check-config',
+      '--config',
+      empty,
+      '--log-level',
+      'silent',
+    ]),
   );
   delete printed.source;
   return `${JSON.stringify(printed, null, 2)}\n`;
@@ -120,27 +159,11 @@ function put(root, path, content, mode) {
   chmodSync(target, mode);
 }
 
-function stage(format, root, inputs) {
+function stage(format, root, inputs, executable) {
   const { unitDir, udevDir } = layout(format);
   const files = join(HERE, 'files');
-  const launcher = readFileSync(join(files, 'launcher.sh.in'), 'utf8');
-  const launch = (name, bundle, what) =>
-    launcher.replaceAll('@NAME@', name).replaceAll('@BUNDLE@', bundle).replaceAll('@WHAT@', what);
-
-  put(root, `usr/lib/${NAME}/limiquantix-agent.cjs`, { from: inputs.agent }, 0o644);
-  put(root, `usr/lib/${NAME}/agentctl.cjs`, { from: inputs.agentctl }, 0o644);
-  put(
-    root,
-    `usr/bin/${NAME}`,
-    launch(NAME, 'limiquantix-agent.cjs', 'the LimiQuantix guest agent'),
-    0o755,
-  );
-  put(
-    root,
-    `usr/bin/${NAME}ctl`,
-    launch(`${NAME}ctl`, 'agentctl.cjs', "agentctl, a client of the agent's socket"),
-    0o755,
-  );
+  put(root, `usr/bin/${NAME}`, { from: executable }, 0o755);
+  put(root, `usr/bin/${NAME}ctl`, { from: join(files, 'agentctl.sh') }, 0o755);
   put(root, 'etc/limiquantix/agent.json', inputs.config, 0o644);
   put(
     root,
@@ -156,7 +179,7 @@ function stage(format, root, inputs) {
   );
   put(root, `${unitDir}/${NAME}.service`, { from: join(files, `${NAME}.service`) }, 0o644);
   put(root, `${udevDir}/99-${NAME}.rules`, { from: join(files, `99-${NAME}.rules`) }, 0o644);
-  put(root, `usr/share/doc/${NAME}/README.md`, { from: join(HERE, 'README.md') }, 0o644);
+  put(root, `usr/share/doc/${PACKAGE}/README.md`, { from: join(HERE, 'README.md') }, 0o644);
   // Directory modes go into the archive and onto the guest (the root too, as "./"): never let
   // the build machine's umask or mkdtemp's 0700 decide them.
   for (const dir of [root, ...walk(root)].filter((p) => statSync(p).isDirectory())) {
@@ -180,7 +203,7 @@ function maintainerScript(text) {
   return text.replaceAll('#COMMON#', () => common);
 }
 
-function buildDeb(version, root, outDir) {
+function buildDeb(version, arch, root, outDir, level) {
   const control = join(root, 'DEBIAN');
   mkdirSync(control, { mode: 0o755 });
   const paths = walk(root).filter((p) => !p.startsWith(control));
@@ -195,12 +218,16 @@ function buildDeb(version, root, outDir) {
   writeFileSync(
     join(control, 'control'),
     [
-      `Package: ${NAME}`,
+      `Package: ${PACKAGE}`,
       `Version: ${version}`,
-      'Architecture: all',
+      `Architecture: ${ARCHES[arch].deb}`,
       `Maintainer: ${MAINTAINER}`,
       `Installed-Size: ${installedKiB}`,
-      'Depends: nodejs (>= 18)',
+      `Depends: libc6 (>= ${GLIBC_MIN})`,
+      // The Node.js package of earlier releases: same files, same unit; this one takes over.
+      `Conflicts: ${OLD_PACKAGE}`,
+      `Replaces: ${OLD_PACKAGE}`,
+      `Provides: ${OLD_PACKAGE}`,
       'Section: admin',
       'Priority: optional',
       `Description: ${SUMMARY}`,
@@ -221,23 +248,27 @@ function buildDeb(version, root, outDir) {
     writeFileSync(join(control, script), text, { mode: 0o755 });
     chmodSync(join(control, script), 0o755);
   }
-  const out = join(outDir, `${NAME}_${version}_all.deb`);
-  // --root-owner-group: root:root in the archive without fakeroot; -Zxz: every dpkg reads it.
-  run('dpkg-deb', ['--root-owner-group', '-Zxz', '--build', root, out]);
+  const out = join(outDir, `${PACKAGE}_${version}_${ARCHES[arch].deb}.deb`);
+  // --root-owner-group: root:root in the archive without fakeroot; xz: every dpkg reads it.
+  run('dpkg-deb', ['--root-owner-group', '-Zxz', `-z${level}`, '--build', root, out]);
   return out;
 }
 
-function buildRpm(version, root, outDir, work) {
-  const topdir = join(work, 'rpmbuild');
-  const spec = readFileSync(join(HERE, 'rpm', `${NAME}.spec.in`), 'utf8')
+function buildRpm(version, arch, root, outDir, work, level) {
+  const topdir = join(work, `rpmbuild-${arch}`);
+  const rpmArch = ARCHES[arch].rpm;
+  const spec = readFileSync(join(HERE, 'rpm', `${PACKAGE}.spec.in`), 'utf8')
     .replaceAll('@VERSION@', version)
+    .replaceAll('@ARCH@', rpmArch)
+    .replaceAll('@COMPRESSION@', `w${level}.xzdio`)
     .replaceAll('@MAINTAINER@', MAINTAINER)
     .replaceAll('@LICENSE@', LICENSE)
     .replaceAll('@SUMMARY@', SUMMARY)
     .replaceAll('@DESCRIPTION@', DESCRIPTION)
+    .replaceAll('@OLD_PACKAGE@', OLD_PACKAGE)
     .replaceAll('@STAGE@', root);
   // rpm expands macros everywhere in a scriptlet, so a literal % must be doubled.
-  const specFile = join(work, `${NAME}.spec`);
+  const specFile = join(work, `${PACKAGE}-${arch}.spec`);
   writeFileSync(
     specFile,
     spec.replaceAll('#COMMON#', () => maintainerScript('#COMMON#').replaceAll('%', '%%')),
@@ -245,14 +276,16 @@ function buildRpm(version, root, outDir, work) {
   run('rpmbuild', [
     '-bb',
     '--quiet',
+    '--target',
+    `${rpmArch}-linux`,
     '--define',
     `_topdir ${topdir}`,
     '--define',
     `_tmppath ${join(work, 'tmp')}`,
     specFile,
   ]);
-  const name = `${NAME}-${version}-1.noarch.rpm`;
-  const built = join(topdir, 'RPMS', 'noarch', name);
+  const name = `${PACKAGE}-${version}-1.${rpmArch}.rpm`;
+  const built = join(topdir, 'RPMS', rpmArch, name);
   if (!existsSync(built)) {
     fail(`rpmbuild did not produce ${built}`);
   }
@@ -261,21 +294,80 @@ function buildRpm(version, root, outDir, work) {
   return out;
 }
 
+/** A copy made beside `to` and renamed over it: a reader never sees half a file. */
+function publish(from, to, mode) {
+  const tmp = `${to}.tmp-${process.pid}`;
+  copyFileSync(from, tmp);
+  chmodSync(tmp, mode);
+  renameSync(tmp, to);
+  return to;
+}
+
+function sha256(path) {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+/**
+ * install-agent.sh with the unit, the udev rule and the OpenRC script in place of its markers:
+ * installing the plain executable writes the very files the packages carry.
+ */
+function renderInstaller(version) {
+  const files = join(HERE, 'files');
+  const text = readFileSync(join(HERE, 'install-agent.sh.in'), 'utf8');
+  const inserts = {
+    '@VERSION@': version,
+    '#UNIT#': readFileSync(join(files, `${NAME}.service`), 'utf8').trimEnd(),
+    '#UDEV_RULE#': readFileSync(join(files, `99-${NAME}.rules`), 'utf8').trimEnd(),
+    '#OPENRC#': readFileSync(join(files, `${NAME}.openrc`), 'utf8').trimEnd(),
+    '#AGENTCTL#': readFileSync(join(files, 'agentctl.sh'), 'utf8').trimEnd(),
+  };
+  let out = text;
+  for (const [marker, value] of Object.entries(inserts)) {
+    if (!out.includes(marker)) {
+      fail(`install-agent.sh.in has no ${marker}`);
+    }
+    out = out.replaceAll(marker, () => value);
+  }
+  return out;
+}
+
+/** The executable of a target, checked to be one that names the target it was built for. */
+function executableOf(target) {
+  const path = join(EXECUTABLES, `${NAME}-${target}`);
+  if (!existsSync(path)) {
+    fail(
+      `${relative(ROOT, path)} is missing: run node scripts/build.mjs && node scripts/build-executables.mjs`,
+    );
+  }
+  return path;
+}
+
 function main(argv) {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      out: { type: 'string' },
+      arch: { type: 'string', multiple: true },
+      fast: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   if (values.help) {
     process.stdout.write(USAGE);
     return;
   }
-  const unknown = positionals.filter((p) => p !== 'deb' && p !== 'rpm');
+  const unknown = positionals.filter((p) => !['deb', 'rpm', 'bin'].includes(p));
   if (unknown.length > 0) {
-    fail(`unknown format ${unknown.join(', ')}: deb, rpm, or both\n\n${USAGE}`);
+    fail(`unknown format ${unknown.join(', ')}: deb, rpm, bin, or all\n\n${USAGE}`);
   }
-  const formats = positionals.length > 0 ? [...new Set(positionals)] : ['deb', 'rpm'];
+  const formats = positionals.length > 0 ? [...new Set(positionals)] : ['deb', 'rpm', 'bin'];
+  const arches = values.arch ? [...new Set(values.arch)] : Object.keys(ARCHES);
+  const badArch = arches.filter((a) => !ARCHES[a]);
+  if (badArch.length > 0) {
+    fail(`unknown --arch ${badArch.join(', ')}: ${Object.keys(ARCHES).join(' or ')}`);
+  }
+  const level = values.fast ? 0 : 6;
   const outDir = resolve(values.out ?? join(ROOT, 'dist/packages'));
   // Before anything is built: a missing tool fails the run at once, not after the first format.
   if (formats.includes('deb')) {
@@ -284,36 +376,77 @@ function main(argv) {
   if (formats.includes('rpm')) {
     need('rpmbuild', 'install it: apt-get install rpm (Debian, Ubuntu) or dnf install rpm-build');
   }
-
-  const inputs = {
-    agent: join(BUNDLE_DIR, 'limiquantix-agent.cjs'),
-    agentctl: join(BUNDLE_DIR, 'agentctl.cjs'),
-  };
-  for (const bundle of Object.values(inputs)) {
-    if (!existsSync(bundle)) {
-      fail(`${relative(ROOT, bundle)} is missing: run node scripts/build.mjs first`);
-    }
+  if (!existsSync(NODE_BUNDLE)) {
+    fail(`${relative(ROOT, NODE_BUNDLE)} is missing: run node scripts/build.mjs first`);
   }
   const version = packageVersion();
-  const agentVersion = run(process.execPath, [inputs.agent, '--version']).split(' ')[0]?.trim();
-  if (agentVersion !== version) {
+  const targets = formats.includes('bin')
+    ? PLAIN.filter((t) => arches.some((a) => t.startsWith(ARCHES[a].executable)))
+    : arches.map((a) => ARCHES[a].executable);
+  const executables = Object.fromEntries(targets.map((t) => [t, executableOf(t)]));
+  // The commit and version the executables carry: one runs here whatever this machine is.
+  const native =
+    executables['linux-amd64'] && process.arch === 'x64' ? executables['linux-amd64'] : null;
+  const printed = native
+    ? run(native, ['--version'])
+    : run(process.execPath, [NODE_BUNDLE, '--version']);
+  const [agentVersion] = printed.split(' ');
+  const commit = /commit (\S+)/.exec(printed)?.[1] ?? 'unknown';
+  if (agentVersion?.trim() !== version) {
     process.stderr.write(
-      `build-packages: warning: package.json says ${version}, the agent bundle says ${agentVersion}\n`,
+      `build-packages: warning: package.json says ${version}, the agent says ${agentVersion}\n`,
     );
   }
 
   mkdirSync(outDir, { recursive: true });
   const work = mkdtempSync(join(tmpdir(), 'lq-packages-'));
+  const say = (out) => {
+    const shown = relative(process.cwd(), out);
+    process.stdout.write(`${shown.startsWith('..') ? out : shown}\n`);
+  };
   try {
-    inputs.config = defaultConfigJson(inputs.agent, work);
-    for (const format of formats) {
-      const root = join(work, `${format}-root`);
-      stage(format, root, inputs);
-      const out =
-        format === 'deb' ? buildDeb(version, root, outDir) : buildRpm(version, root, outDir, work);
-      const shown = relative(process.cwd(), out);
-      process.stdout.write(`${shown.startsWith('..') ? out : shown}\n`);
+    const inputs = { config: defaultConfigJson(work) };
+    for (const arch of arches) {
+      for (const format of formats.filter((f) => f !== 'bin')) {
+        const root = join(work, `${format}-${arch}-root`);
+        stage(format, root, inputs, executables[ARCHES[arch].executable]);
+        say(
+          format === 'deb'
+            ? buildDeb(version, arch, root, outDir, level)
+            : buildRpm(version, arch, root, outDir, work, level),
+        );
+        rmSync(root, { recursive: true, force: true });
+      }
     }
+    if (formats.includes('bin')) {
+      for (const target of targets) {
+        say(publish(executables[target], join(outDir, `${NAME}-${target}`), 0o755));
+      }
+    }
+    writeFileSync(join(work, 'install-agent.sh'), renderInstaller(version));
+    say(publish(join(work, 'install-agent.sh'), join(outDir, 'install-agent.sh'), 0o755));
+
+    // Checksums of every artifact of this version in outDir (those of earlier runs too, so
+    // building one format after another still lists all), for install-agent.sh and for users.
+    const ours = (f) =>
+      f === 'install-agent.sh' ||
+      PLAIN.some((t) => f === `${NAME}-${t}`) ||
+      f.startsWith(`${PACKAGE}_${version}_`) ||
+      f.startsWith(`${PACKAGE}-${version}-1.`);
+    const listed = readdirSync(outDir)
+      .filter((f) => ours(f) && !f.includes('.tmp-'))
+      .sort();
+    writeFileSync(
+      join(work, 'SHA256SUMS'),
+      listed.map((f) => `${sha256(join(outDir, f))}  ${f}\n`).join(''),
+    );
+    say(publish(join(work, 'SHA256SUMS'), join(outDir, 'SHA256SUMS'), 0o644));
+    // What the control plane's /downloads/agent/<version>/ serves this folder as.
+    writeFileSync(
+      join(work, 'release.json'),
+      `${JSON.stringify({ name: PACKAGE, version, commit, files: listed }, null, 2)}\n`,
+    );
+    say(publish(join(work, 'release.json'), join(outDir, 'release.json'), 0o644));
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -322,7 +455,7 @@ function main(argv) {
 try {
   main(process.argv.slice(2));
 } catch (err) {
-  if (err instanceof BuildError || err?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+  if (err instanceof BuildError || err?.code?.startsWith?.('ERR_PARSE_ARGS')) {
     process.stderr.write(`build-packages: ${err.message}\n`);
     process.exit(2);
   }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the LimiQuantix test guest into .vmlab/ (see scripts/vm/README.md): a Debian kernel, an
-# initramfs with its virtio modules, busybox-static, this machine's Node.js and the bundled guest
-# agent, and a small ext4 data disk. Debian packages and the repository only; nothing is
+# initramfs with its virtio modules, busybox-static and the guest agent's linux-amd64 executable
+# (what the .deb installs; no Node.js in the guest), and a small ext4 data disk. Debian packages and the repository only; nothing is
 # downloaded from anywhere else. Idempotent: a second run with unchanged inputs does nothing.
 set -euo pipefail
 
@@ -22,8 +22,8 @@ Builds into $VMLAB (default <repo>/.vmlab):
   --kernel K      vmlinux (default when xz is present: boots faster) or vmlinuz
   --check         only check that the tools are present
 
-Environment: VMLAB (output dir), AGENT_BUNDLE (default dist/guest-agent/limiquantix-agent.cjs),
-NODE_BIN (default: node on PATH), LQ_GUEST_KERNEL_PKG (pin a linux-image-<version> package).
+Environment: VMLAB (output dir), AGENT_EXECUTABLE (default dist/agent/limiquantix-agent-linux-amd64,
+from scripts/build-executables.mjs), LQ_GUEST_KERNEL_PKG (pin a linux-image-<version> package).
 Needs (Debian packages): qemu-system-x86 busybox-static cpio e2fsprogs xz-utils, plus gzip or zstd
 when compressing. Builds run one at a time ($VMLAB/.build.lock).
 EOF
@@ -32,8 +32,7 @@ EOF
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 LAB=${VMLAB:-$ROOT/.vmlab}
-AGENT_BUNDLE=${AGENT_BUNDLE:-$ROOT/dist/guest-agent/limiquantix-agent.cjs}
-NODE_BIN=${NODE_BIN:-$(command -v node || true)}
+AGENT_EXECUTABLE=${AGENT_EXECUTABLE:-$ROOT/dist/agent/limiquantix-agent-linux-amd64}
 DATA_MB=64
 COMP=none
 KFORMAT=
@@ -133,11 +132,9 @@ if [ "$CHECK_ONLY" = 1 ]; then
   say "tools present"
   exit 0
 fi
-if [ -z "$NODE_BIN" ] || [ ! -x "$NODE_BIN" ]; then die "node not found (set NODE_BIN)"; fi
-NODE_REAL=$(readlink -f "$NODE_BIN")
-[ -f "$AGENT_BUNDLE" ] || die "agent bundle $AGENT_BUNDLE missing: run node scripts/build.mjs first"
+[ -x "$AGENT_EXECUTABLE" ] || die "agent executable $AGENT_EXECUTABLE missing: run node scripts/build.mjs && node scripts/build-executables.mjs first"
 # A config the agent rejects would give a guest that restarts its agent forever: check it here.
-"$NODE_REAL" "$AGENT_BUNDLE" --config "$HERE/agent.json" --check-config > /dev/null ||
+"$AGENT_EXECUTABLE" --config "$HERE/agent.json" --check-config > /dev/null ||
   die "the agent rejects scripts/vm/agent.json (see above)"
 if [ -z "$KFORMAT" ]; then KFORMAT=vmlinux; fi
 
@@ -229,10 +226,10 @@ fi
 # Repository inputs by content; this machine's binaries by path, size and mtime (cheap).
 inputs=$(
   {
-    echo "format=3 comp=$COMP kernel=$KFORMAT deb=$KDEB data=$DATA_MB"
+    echo "format=4 comp=$COMP kernel=$KFORMAT deb=$KDEB data=$DATA_MB"
     (cd "$ROOT" && sha256sum scripts/vm/build-guest.sh scripts/vm/init scripts/vm/agent.json)
-    sha256sum < "$AGENT_BUNDLE"
-    for f in "$NODE_REAL" /bin/busybox "${HOST_TOOLS[@]%%:*}"; do
+    sha256sum < "$AGENT_EXECUTABLE"
+    for f in /bin/busybox "${HOST_TOOLS[@]%%:*}"; do
       if [ -e "$f" ]; then stat -L -c '%n %s %Y' "$f"; fi
     done
   } | sha256sum | cut -c1-64
@@ -248,7 +245,7 @@ fi
 say "building the root filesystem"
 R=$LAB/work/rootfs
 rm -rf "$R"
-mkdir -p "$R"/{bin,sbin,etc,proc,sys,dev,tmp,run,mnt/data,root,home/alice,opt/limiquantix} \
+mkdir -p "$R"/{bin,sbin,etc,proc,sys,dev,tmp,run,mnt/data,root,home/alice,opt} \
   "$R"/usr/{bin,sbin,lib64,local/bin,local/sbin} "$R"/var/{lib,log,tmp} \
   "$R"/etc/limiquantix/{pre-freeze.d,post-thaw.d} "$R/etc/pam.d"
 # Merged /lib like Debian: every library path resolves whether it says /lib or /usr/lib.
@@ -275,7 +272,10 @@ copy_elf() {
 }
 
 cp /bin/busybox "$R/bin/busybox"
-copy_elf "$NODE_REAL" /usr/bin/node
+# Never stripped: bun's executable carries the agent inside it. Its libraries are glibc's.
+cp "$AGENT_EXECUTABLE" "$R/usr/bin/limiquantix-agent"
+chmod 0755 "$R/usr/bin/limiquantix-agent"
+copy_libs "$AGENT_EXECUTABLE"
 for t in "${HOST_TOOLS[@]}"; do
   if [ -x "${t%%:*}" ]; then
     copy_elf "${t%%:*}" "${t#*:}"
@@ -311,7 +311,6 @@ cp "$KDIR/modules.order" "$R/etc/modules.order"
 
 cp "$HERE/init" "$R/init"
 chmod 0755 "$R/init"
-cp "$AGENT_BUNDLE" "$R/opt/limiquantix/limiquantix-agent.cjs"
 cp "$HERE/agent.json" "$R/etc/limiquantix/agent.json"
 
 # Users: root and a test user alice (locked until a password test sets one).
@@ -400,8 +399,8 @@ mv "$LAB/data.img.tmp" "$LAB/data.img"
 
 # --- manifest ----------------------------------------------------------------------------------
 INPUTS=$inputs KFILE=$KFILE KVER=$KVER KDEB=$KDEB KDEBVER=$KDEBVER COMP=$COMP LAB=$LAB \
-  AGENT_BUNDLE=$AGENT_BUNDLE MODS="$(tr '\n' ' ' < "$KDIR/modules.order")" \
-  "$NODE_REAL" - <<'EOF'
+  AGENT_EXECUTABLE=$AGENT_EXECUTABLE MODS="$(tr '\n' ' ' < "$KDIR/modules.order")" \
+  AGENT_VERSION="$("$AGENT_EXECUTABLE" --version)" node - <<'EOF'
 const fs = require('node:fs');
 const crypto = require('node:crypto');
 const e = process.env;
@@ -419,8 +418,8 @@ const manifest = {
   initrd_compression: e.COMP,
   initrd_bytes: fs.statSync(`${e.LAB}/initrd.img`).size,
   initrd_sha256: sha(`${e.LAB}/initrd.img`),
-  node_version: process.version,
-  agent_sha256: sha(e.AGENT_BUNDLE),
+  agent_version: e.AGENT_VERSION.trim(),
+  agent_sha256: sha(e.AGENT_EXECUTABLE),
   agent_device: '/dev/virtio-ports/org.limiquantix.agent.0',
   agent_config: '/etc/limiquantix/agent.json',
   data_mount: '/mnt/data',

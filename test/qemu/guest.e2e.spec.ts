@@ -207,6 +207,19 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
       expect(kver).not.toBe(release());
     });
 
+    it('should serve from the linux-amd64 executable with no Node.js anywhere in the guest', async () => {
+      const r = await exec({
+        command:
+          'command -v node nodejs; ls /usr/lib/node_modules /opt/limiquantix 2>&1; readlink /proc/$PPID/exe; /usr/bin/limiquantix-agent --version',
+      });
+      const lines = r.stdout.trim().split('\n');
+      expect(lines.filter((l) => /\bnode(js)?$/.test(l))).toEqual([]);
+      // The agent ran this shell: its parent is the executable the image carries.
+      expect(lines).toContain('/usr/bin/limiquantix-agent');
+      expect(lines.at(-1)).toBe(image.manifest.agent_version);
+      expect(image.manifest.agent_version).toMatch(/ target linux-amd64$/);
+    });
+
     it('should see the one emulated processor when counting them in /proc/cpuinfo', async () => {
       const t = Date.now();
       const r = await exec({ command: 'cat /proc/cpuinfo | grep -c processor' });
@@ -336,7 +349,7 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
 
     it('should still thaw at the deadline when the agent crashes while frozen', async () => {
       // Scheduled before the freeze: a frozen agent starts nothing new.
-      await exec({ command: '(sleep 2; kill -9 $(pidof node)) > /dev/null 2>&1 &' });
+      await exec({ command: '(sleep 2; kill -9 $(pidof limiquantix-agent)) > /dev/null 2>&1 &' });
       const mark = guest.console().length;
       const frozen = await api('POST', `/api/vms/${VM}/quiesce`, {
         mount_points: ['/mnt/data'],
@@ -418,7 +431,7 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
       const t = Date.now();
       // The agent is the guest's only node process. init starts another on the same port, and
       // QEMU's socket stays open: the host side sees no disconnect, only a new AgentReady.
-      await exec({ command: '(sleep 1; kill -9 $(pidof node)) > /dev/null 2>&1 &' });
+      await exec({ command: '(sleep 1; kill -9 $(pidof limiquantix-agent)) > /dev/null 2>&1 &' });
       await guest.waitConsole(/agent exited rc=137; restarting[\s\S]*agent start #/, 20_000, mark);
       const ended = await waitFor('the execution to end', 30_000, async () => {
         const r = await api('GET', `/api/executions/${id}`);

@@ -39,7 +39,7 @@ export interface GuestManifest {
   /** Debian's package version, which `uname -v` shows (e.g. 6.1.192-2). */
   kernel_package_version: string;
   modules: string[];
-  node_version: string;
+  agent_version: string;
   agent_sha256: string;
   agent_device: string;
   agent_config: string;

@@ -6,6 +6,7 @@ import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from './config/env.sche
 import { ConnectModule } from './connect/connect.module.js';
 import { ConsoleModule } from './console/console.module.js';
 import { DatabaseModule } from './database/database.module.js';
+import { DownloadsModule } from './downloads/downloads.module.js';
 import { ExecutionsModule } from './executions/executions.module.js';
 import { GuestOpsModule } from './guest-ops/guest-ops.module.js';
 import { HealthModule } from './health/health.module.js';
@@ -31,6 +32,7 @@ export const MODULES: Type[] = [
   RunsModule,
   ConnectModule,
   HealthModule,
+  DownloadsModule,
   ConsoleModule,
 ];
 

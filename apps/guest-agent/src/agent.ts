@@ -24,6 +24,8 @@ import { type AgentOpError, toAgentOpError } from './errors.js';
 import type { HostChannel } from './channel/host-channel.js';
 import type { HandlerContext, OperationHandler, RequestCase } from './handlers/handler.js';
 import type { Logger } from './logger.js';
+import { BufferPool } from './memory/buffer-pool.js';
+import { MemoryReclaimer } from './memory/reclaimer.js';
 import { ResultCache } from './result-cache.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -76,9 +78,15 @@ export class Agent {
   private readonly handlers = new Map<RequestCase, OperationHandler>();
   private readonly reader: AgentStreamReader;
   private readonly results: ResultCache;
+  private readonly buffers: BufferPool;
+  /** Requests in progress, and giving memory back once they are over (config.memory). */
+  readonly memory: MemoryReclaimer;
   private telemetryTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private eventSeq = 0;
+  private readPaused = false;
+  /** Requests read while paused (at most one read's worth), served as others end. */
+  private readonly backlog: Array<[string, Extract<AgentPayload, { case: RequestCase }>]> = [];
   private synced = false;
 
   constructor(private readonly deps: AgentDeps) {
@@ -98,6 +106,11 @@ export class Agent {
       this.config.results.retention_ms,
       this.config.results.cache_bytes,
     );
+    this.buffers = new BufferPool(
+      this.config.files.chunk_max_bytes,
+      this.config.memory.buffer_pool_size,
+    );
+    this.memory = new MemoryReclaimer(this.config.memory.idle_reclaim_ms, this.buffers, this.log);
   }
 
   get limits(): AgentLimits {
@@ -126,6 +139,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.reader.close();
+    this.memory.stop();
     clearInterval(this.telemetryTimer);
     clearInterval(this.sweepTimer);
     await this.channel.close();
@@ -139,6 +153,7 @@ export class Agent {
 
   private onDisconnect(reason: string): void {
     this.reader.reset();
+    this.backlog.length = 0; // its host is gone: no one would read the replies
     this.synced = false;
     this.stopTelemetry();
     this.log.info('host disconnected', { reason });
@@ -205,6 +220,7 @@ export class Agent {
     this.log.info('host synced', { host: sync.hostId, protocolVersion: version });
     void this.sendReady('sync');
     this.startTelemetry();
+    this.memory.coldPathRan();
   }
 
   /** Announces the agent when it starts on an already-attached channel. */
@@ -254,6 +270,10 @@ export class Agent {
   }
 
   private onRequest(id: string, payload: Extract<AgentPayload, { case: RequestCase }>): void {
+    if (this.readPaused) {
+      this.backlog.push([id, payload]);
+      return;
+    }
     this.stats.requests++;
     if (id.length === 0 || id.length > MAX_MESSAGE_ID_LENGTH || !MESSAGE_ID_PATTERN.test(id)) {
       this.replyError(
@@ -305,12 +325,21 @@ export class Agent {
       return;
     }
 
+    this.memory.begin();
+    // A host that pipelines requests faster than they finish is read no further until half of
+    // them are done: each request holds its work and, until written, its reply, so an agent
+    // that kept reading would grow without bound. Requests already read wait in the backlog.
+    if (!this.readPaused && this.memory.active >= this.config.memory.max_inflight_requests) {
+      this.readPaused = true;
+      this.channel.pause();
+    }
     const afterReply: Array<() => void> = [];
     const ctx: HandlerContext = {
       messageId: id,
       log: this.log,
       afterReply: (fn) => afterReply.push(fn),
       emit: (event) => void this.send(agentMessage(this.nextEventId(), event)),
+      buffers: this.buffers,
     };
     let work: Promise<AgentPayload>;
     try {
@@ -321,15 +350,34 @@ export class Agent {
     if (retained) {
       this.results.track(id, work, payloadSize);
     }
+    const moved = payloadBytes(payload);
     work.then(
       (result) => {
         const written = this.send(agentMessage(id, result));
-        if (afterReply.length > 0) {
-          void written.finally(() => afterReply.forEach((fn) => fn()));
-        }
+        void written.finally(() => {
+          afterReply.forEach((fn) => fn());
+          this.requestEnded(moved + payloadBytes(result));
+        });
       },
-      (err: unknown) => this.replyOpError(id, toAgentOpError(err, operation)),
+      (err: unknown) => {
+        this.replyOpError(id, toAgentOpError(err, operation));
+        this.requestEnded(moved);
+      },
     );
+  }
+
+  private requestEnded(bytes: number): void {
+    this.memory.end(bytes);
+    if (this.readPaused && this.memory.active <= this.config.memory.max_inflight_requests / 2) {
+      this.readPaused = false;
+      while (this.backlog.length > 0 && !this.readPaused) {
+        const [id, payload] = this.backlog.shift()!;
+        this.onRequest(id, payload);
+      }
+      if (!this.readPaused) {
+        this.channel.resume();
+      }
+    }
   }
 
   private replyOpError(id: string, err: AgentOpError): void {
@@ -369,6 +417,20 @@ export class Agent {
 
   private nextEventId(): string {
     return `evt-${++this.eventSeq}`;
+  }
+}
+
+/** The bulk bytes a request or reply carries (what makes a reclaim worth it afterwards). */
+function payloadBytes(payload: AgentPayload): number {
+  switch (payload.case) {
+    case 'fileWrite':
+      return payload.value.data.length;
+    case 'fileReadResponse':
+      return payload.value.data.length;
+    case 'executeResponse':
+      return payload.value.stdout.length + payload.value.stderr.length;
+    default:
+      return 0;
   }
 }
 

@@ -44,6 +44,14 @@ export interface AgentConfig {
     retention_ms: number;
     cache_bytes: number;
   };
+  memory: {
+    /** Give memory back this long after the last request ends (memory/reclaimer.ts); 0: never. */
+    idle_reclaim_ms: number;
+    /** Requests in progress at once; the channel is not read further until half are done. */
+    max_inflight_requests: number;
+    /** File chunk buffers kept for reuse between reads; 0: a new buffer per chunk. */
+    buffer_pool_size: number;
+  };
   network: {
     /** Interface names (shell-style `*` wildcards) left out of reports. */
     exclude_interfaces: string[];
@@ -119,6 +127,7 @@ export function defaultConfig(): AgentConfig {
       max_uploads: 16,
     },
     results: { retention_ms: 600_000, cache_bytes: 64 * MiB },
+    memory: { idle_reclaim_ms: 500, max_inflight_requests: 1024, buffer_pool_size: 4 },
     network: { exclude_interfaces: ['lo', 'veth*', 'docker*', 'virbr*', 'br-*'] },
     quiesce: {
       pre_freeze_dir: '/etc/limiquantix/pre-freeze.d',
@@ -268,6 +277,11 @@ const SHAPE: Shape = {
   results: {
     retention_ms: int(0, 7 * 24 * 3600 * 1000),
     cache_bytes: int(0, 4096 * MiB),
+  },
+  memory: {
+    idle_reclaim_ms: int(0, 3_600_000),
+    max_inflight_requests: int(1, 100_000),
+    buffer_pool_size: int(0, 64),
   },
   network: { exclude_interfaces: stringList() },
   quiesce: {

@@ -3,6 +3,7 @@
 import { startupDone } from './runtime-tuning.js';
 import { parseArgs } from 'node:util';
 import { AGENT_VERSION, PROTOCOL_VERSION } from './agent.js';
+import { BUILD_COMMIT, BUILD_TARGET } from './build-info.js';
 import { assembleAgent } from './assemble.js';
 import { SocketListenChannel } from './channel/socket-listen.channel.js';
 import { VirtioDeviceChannel } from './channel/virtio-device.channel.js';
@@ -19,7 +20,7 @@ Usage: limiquantix-agent [--device PATH | --listen PATH] [--config FILE] [--log-
   --config FILE     JSON config (default ${DEFAULT_CONFIG_PATH}; built-in defaults if absent)
   --log-level L     debug | info | warn | error | silent (overrides the config)
   --check-config    validate the config, print the effective settings and exit
-  --version         print the version and exit
+  --version         print the version, commit and target platform, and exit
   --help            this text
 `;
 
@@ -52,7 +53,9 @@ async function main(): Promise<void> {
     return;
   }
   if (values.version) {
-    process.stdout.write(`${AGENT_VERSION} (protocol ${PROTOCOL_VERSION})\n`);
+    process.stdout.write(
+      `${AGENT_VERSION} (protocol ${PROTOCOL_VERSION}) commit ${BUILD_COMMIT} target ${BUILD_TARGET}\n`,
+    );
     return;
   }
   if (values.device && values.listen) {
@@ -92,6 +95,8 @@ async function main(): Promise<void> {
   }
   await agent.announce();
   startupDone();
+  // What start-up alone needed (its garbage, most of the executable's code pages) goes back now.
+  void agent.memory.reclaim();
 
   let stopping = false;
   const stop = (signal: string) => {

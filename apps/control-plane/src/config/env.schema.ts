@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { ConnectionOptions, TlsOptions } from 'node:tls';
 import {
   ConfigError,
@@ -80,6 +80,8 @@ export interface ControlPlaneConfig {
   };
   /** How guest requests are signed for the node daemons (PROTOCOL.md §9). */
   signing: { keyFile?: string; requestTtlSeconds: number };
+  /** Folders served as files: unset, the nearest dist/console or dist/packages above the module. */
+  files: { consoleDir?: string; agentDownloadsDir?: string };
   /** Failed authentications written to the audit trail (the rest are counted, not written). */
   authFailureAudit: { perAddressPerMinute: number; perMinute: number };
   audit: {
@@ -199,6 +201,12 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     '30',
     'how long a node daemon accepts a signed guest request after it was signed',
   ],
+  ['LQ_CONSOLE_DIR', '(dist/console)', 'the built web console served at /'],
+  [
+    'LQ_AGENT_DOWNLOADS_DIR',
+    '(dist/packages)',
+    'agent releases served at /downloads/agent: a release folder or one per version',
+  ],
   [
     'LQ_SIGNIN_MAX_FAILURES_PER_USER',
     '20',
@@ -315,6 +323,10 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
       keyFile: signingKeyFile(env),
       requestTtlSeconds: int(env, 'LQ_REQUEST_SIGNATURE_TTL_SECONDS', 30, 5, 600),
     },
+    files: {
+      consoleDir: directory(env, 'LQ_CONSOLE_DIR'),
+      agentDownloadsDir: directory(env, 'LQ_AGENT_DOWNLOADS_DIR'),
+    },
     authFailureAudit: {
       perAddressPerMinute: int(env, 'LQ_AUDIT_AUTH_FAILURES_PER_ADDRESS', 10, 0, 100_000),
       perMinute: int(env, 'LQ_AUDIT_AUTH_FAILURES_PER_MINUTE', 100, 0, 1_000_000),
@@ -421,6 +433,15 @@ function adminToken(env: NodeJS.ProcessEnv): string | undefined {
     );
   }
   return v;
+}
+
+/** A folder setting: when set, it must be an existing directory (a typo is an error, not a 404). */
+function directory(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const dir = env[name] || undefined;
+  if (dir !== undefined && !statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new ConfigError(`${name} ${dir}: not a directory`);
+  }
+  return dir;
 }
 
 function signingKeyFile(env: NodeJS.ProcessEnv): string | undefined {

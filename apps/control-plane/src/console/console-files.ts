@@ -12,7 +12,7 @@ export class ConsoleFiles {
   private found?: string;
 
   constructor(
-    private readonly configured = process.env.LQ_CONSOLE_DIR,
+    private readonly configured?: string,
     private readonly from = dirname(fileURLToPath(import.meta.url)),
   ) {}
 
@@ -65,7 +65,7 @@ export class ConsoleFiles {
 
 /** Paths that belong to the API and operations endpoints, never to the console. */
 export function isApiPath(path: string): boolean {
-  return /^\/(api|health|metrics|limiquantix\.[^/]*)(\/|$)/.test(path);
+  return /^\/(api|health|metrics|downloads|limiquantix\.[^/]*)(\/|$)/.test(path);
 }
 
 /** A path whose last segment has an extension asks for a file: no index.html fallback. */

@@ -13,6 +13,9 @@ export interface HostChannel {
   start(listener: ChannelListener): Promise<void>;
   /** Writes one frame's parts in order; rejects when no host is connected. */
   write(parts: Uint8Array[]): Promise<void>;
+  /** Stops delivering data until resume() (the agent has enough requests in progress). */
+  pause(): void;
+  resume(): void;
   close(): Promise<void>;
 }
 

@@ -1,4 +1,6 @@
-import { chmod, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, rename, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
 import { ChannelClosedError, type ChannelListener, type HostChannel } from './host-channel.js';
 
@@ -11,6 +13,7 @@ export class SocketListenChannel implements HostChannel {
   readonly description: string;
   private server: Server | undefined;
   private socket: Socket | undefined;
+  private paused = false;
 
   constructor(private readonly path: string) {
     this.description = `unix socket ${path}`;
@@ -20,22 +23,46 @@ export class SocketListenChannel implements HostChannel {
     return this.socket !== undefined && !this.socket.destroyed;
   }
 
+  /**
+   * The socket appears at `path` only once it listens, with mode 0600: it is bound under a
+   * temporary name beside it, chmod-ed, then renamed into place. A host that connects as soon as
+   * the path exists is never refused, and no one else can connect in between.
+   */
   async start(listener: ChannelListener): Promise<void> {
-    await unlink(this.path).catch((err: NodeJS.ErrnoException) => {
+    const gone = (err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') {
         throw err;
       }
-    });
+    };
+    await unlink(this.path).catch(gone);
     const server = createServer({ noDelay: true }, (socket) => this.adopt(socket, listener));
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.path, () => {
-        server.off('error', reject);
-        resolve();
+    const temp = join(dirname(this.path), `.lq-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const listen = (path: string) =>
+      new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(path, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
-    await chmod(this.path, 0o600);
+    await unlink(temp).catch(gone);
+    try {
+      await listen(temp);
+    } catch {
+      // The temporary name may not fit where the path just does (108 bytes): bind in place.
+      await listen(this.path);
+      await chmod(this.path, 0o600);
+      return;
+    }
+    try {
+      await chmod(temp, 0o600);
+      await rename(temp, this.path);
+    } catch (err) {
+      await new Promise((resolve) => server.close(resolve));
+      await unlink(temp).catch(() => undefined);
+      throw err;
+    }
   }
 
   private adopt(socket: Socket, listener: ChannelListener): void {
@@ -45,6 +72,9 @@ export class SocketListenChannel implements HostChannel {
       previous.removeAllListeners('close');
       previous.destroy();
       listener.onDisconnect('replaced by a new host connection');
+    }
+    if (this.paused) {
+      socket.pause();
     }
     socket.on('data', (chunk: Buffer) => {
       if (this.socket === socket) {
@@ -79,6 +109,16 @@ export class SocketListenChannel implements HostChannel {
       socket.write(parts[parts.length - 1]!, done);
       socket.uncork();
     });
+  }
+
+  pause(): void {
+    this.paused = true;
+    this.socket?.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.socket?.resume();
   }
 
   async close(): Promise<void> {

@@ -19,6 +19,8 @@ export class VirtioDeviceChannel implements HostChannel {
   private handle: FileHandle | undefined;
   private hostSeen = false;
   private closing = false;
+  /** Set while paused: the read loop waits for it. */
+  private resumed: { promise: Promise<void>; resolve: () => void } | undefined;
   private loop: Promise<void> | undefined;
   private writeChain: Promise<void> = Promise.resolve();
 
@@ -42,6 +44,10 @@ export class VirtioDeviceChannel implements HostChannel {
   private async readLoop(listener: ChannelListener): Promise<void> {
     const buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
     while (!this.closing) {
+      if (this.resumed) {
+        await this.resumed.promise;
+        continue;
+      }
       const handle = this.handle ?? (await this.reopen());
       if (!handle) {
         await sleep(this.reopenDelayMs);
@@ -69,6 +75,20 @@ export class VirtioDeviceChannel implements HostChannel {
       await this.closeHandle();
       await sleep(this.reopenDelayMs);
     }
+  }
+
+  pause(): void {
+    if (!this.resumed) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.resumed = { promise, resolve };
+    }
+  }
+
+  resume(): void {
+    const gate = this.resumed;
+    this.resumed = undefined;
+    gate?.resolve();
   }
 
   private async reopen(): Promise<FileHandle | undefined> {
@@ -113,6 +133,7 @@ export class VirtioDeviceChannel implements HostChannel {
 
   async close(): Promise<void> {
     this.closing = true;
+    this.resume();
     await this.closeHandle();
     // A read blocked in the kernel is not interrupted by close(); do not wait for it forever.
     await Promise.race([this.loop?.catch(() => undefined), sleep(500)]);

@@ -6,7 +6,8 @@ import { AgentOpError, toAgentOpError } from '../errors.js';
 import { readFully, toSafeOffset } from '../files/file-io.js';
 import { FileLimitPolicies } from '../files/file-limits.js';
 import { PathPolicy, quotePath } from '../files/path-policy.js';
-import type { OperationHandler, RequestOf } from './handler.js';
+import type { PooledBuffer } from '../memory/buffer-pool.js';
+import type { HandlerContext, OperationHandler, RequestOf } from './handler.js';
 
 /**
  * file.read: one chunk of a regular file at an offset. `mode` in the response is the whole
@@ -21,7 +22,7 @@ export class FileReadHandler implements OperationHandler<'fileRead'> {
     private readonly limits: FileLimitPolicies = new FileLimitPolicies(),
   ) {}
 
-  async handle(request: RequestOf<'fileRead'>): Promise<AgentPayload> {
+  async handle(request: RequestOf<'fileRead'>, ctx?: HandlerContext): Promise<AgentPayload> {
     const chunkMax = this.config.files.chunk_max_bytes;
     if (request.length > chunkMax) {
       throw new AgentOpError(
@@ -42,6 +43,7 @@ export class FileReadHandler implements OperationHandler<'fileRead'> {
     const narrow = this.limits.policyOf(request.limits);
     await narrow?.check(request.path);
 
+    let chunk: PooledBuffer | undefined;
     try {
       // O_NONBLOCK: opening a FIFO must not park a libuv thread waiting for a writer.
       const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -66,7 +68,13 @@ export class FileReadHandler implements OperationHandler<'fileRead'> {
         // procfs and sysfs files report size 0 (or a page) whatever they hold: read `length`
         // and let a short read say where they end.
         const want = st.size === 0 ? length : Math.min(length, Math.max(0, st.size - offset));
-        let data: Buffer = Buffer.allocUnsafe(want);
+        // A pooled chunk buffer, given back once the reply carrying it has been written.
+        chunk = ctx?.buffers?.acquire(want);
+        if (chunk) {
+          const loan = chunk;
+          ctx!.afterReply(() => loan.release());
+        }
+        let data: Buffer = chunk?.buf ?? Buffer.allocUnsafe(want);
         const bytesRead = want === 0 ? 0 : await readFully(handle, data, offset);
         if (bytesRead < want) {
           data = data.subarray(0, bytesRead);
@@ -86,6 +94,7 @@ export class FileReadHandler implements OperationHandler<'fileRead'> {
         await handle.close();
       }
     } catch (err) {
+      chunk?.release(); // no reply will carry it
       throw toAgentOpError(err, `reading ${quotePath(request.path)}`);
     }
   }

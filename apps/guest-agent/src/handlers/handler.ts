@@ -1,5 +1,6 @@
 import type { AgentPayload, RequestCase, RequestOf } from '@lq/proto';
 import type { Logger } from '../logger.js';
+import type { BufferPool } from '../memory/buffer-pool.js';
 
 /** The request payload cases an operation handler can serve: those of the operation table. */
 export type { RequestCase, RequestOf };
@@ -12,6 +13,8 @@ export interface HandlerContext {
   afterReply(fn: () => void): void;
   /** Sends an event (e.g. an ExecOutputEvent) while the request is being served. */
   emit(payload: AgentPayload): void;
+  /** Chunk buffers to lend; release one in afterReply (the reply carries its bytes). */
+  buffers?: BufferPool;
 }
 
 /**

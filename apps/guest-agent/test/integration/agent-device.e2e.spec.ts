@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { create } from '@bufbuild/protobuf';
 import { ExecuteRequestSchema, PingRequestSchema } from '@lq/proto';
 import { AgentClient, readGuestFile, writeGuestFile } from '@lq/host';
-import { AGENT_BUNDLE } from '../support/agent-process.js';
+import { agentExecutable } from '../support/agent-process.js';
 
 const BRIDGE = fileURLToPath(new URL('../support/pty-bridge.py', import.meta.url));
 
@@ -44,13 +44,9 @@ describe('guest agent on a character device (--device)', () => {
       join(dir, 'agent.json'),
       JSON.stringify({ log_level: 'warn', files: { roots: [dir] } }),
     );
-    agent = spawn(
-      process.execPath,
-      [AGENT_BUNDLE, '--device', device, '--config', join(dir, 'agent.json')],
-      {
-        stdio: ['ignore', 'inherit', 'inherit'],
-      },
-    );
+    agent = spawn(agentExecutable(), ['--device', device, '--config', join(dir, 'agent.json')], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
   });
 
   afterAll(async () => {

@@ -7,8 +7,23 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentClient, type AgentClientOptions } from '@lq/host';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-export const AGENT_BUNDLE = join(REPO_ROOT, 'dist/guest-agent/limiquantix-agent.cjs');
+/**
+ * The agent a guest runs: the linux-amd64 executable (scripts/build-executables.mjs, built by
+ * the tests' globalSetup), not the Node bundle. LQ_AGENT_EXECUTABLE points the suites at another.
+ */
+export const AGENT_EXECUTABLE =
+  process.env.LQ_AGENT_EXECUTABLE ?? join(REPO_ROOT, 'dist/agent/limiquantix-agent-linux-amd64');
 export const AGENTCTL_BUNDLE = join(REPO_ROOT, 'dist/guest-agent/agentctl.cjs');
+
+/** Throws a clear error when the executable was not built (a spec run without globalSetup). */
+export function agentExecutable(): string {
+  if (!existsSync(AGENT_EXECUTABLE)) {
+    throw new Error(
+      `${AGENT_EXECUTABLE} is missing: run node scripts/build.mjs && node scripts/build-executables.mjs`,
+    );
+  }
+  return AGENT_EXECUTABLE;
+}
 
 export interface RunningAgent {
   dir: string;
@@ -23,7 +38,7 @@ export interface RunningAgent {
 }
 
 /**
- * Starts the real agent bundle (the file a guest runs) listening on a Unix socket in a fresh
+ * Starts the real agent executable (the file a guest runs) listening on a Unix socket in a fresh
  * temporary directory, with `config` written as its config file.
  */
 export async function startAgent(config: Record<string, unknown> = {}): Promise<RunningAgent> {
@@ -31,13 +46,9 @@ export async function startAgent(config: Record<string, unknown> = {}): Promise<
   const socketPath = join(dir, 'agent.sock');
   const configPath = join(dir, 'agent.json');
   writeFileSync(configPath, JSON.stringify({ log_level: 'warn', ...config }));
-  const proc = spawn(
-    process.execPath,
-    [AGENT_BUNDLE, '--listen', socketPath, '--config', configPath],
-    {
-      stdio: ['ignore', 'inherit', 'pipe'],
-    },
-  );
+  const proc = spawn(agentExecutable(), ['--listen', socketPath, '--config', configPath], {
+    stdio: ['ignore', 'inherit', 'pipe'],
+  });
   let stderr = '';
   proc.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();

@@ -1,0 +1,10 @@
+// Entry point of the shipped executable (scripts/build-executables.mjs): one file per platform
+// that is both the agent and its client, so a guest carries one runtime, not two:
+//   limiquantix-agent [agent options]      the agent (main.ts)
+//   limiquantix-agent ctl [agentctl args]  agentctl (the package's limiquantix-agentctl calls this)
+if (process.argv[2] === 'ctl') {
+  process.argv.splice(2, 1);
+  void import('./agentctl/main.js');
+} else {
+  void import('./main.js');
+}

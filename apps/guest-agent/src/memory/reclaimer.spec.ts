@@ -1,0 +1,61 @@
+import { describe, expect, it } from '@jest/globals';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Logger } from '../logger.js';
+import { BufferPool } from './buffer-pool.js';
+import { MemoryReclaimer } from './reclaimer.js';
+
+const log = new Logger('silent');
+
+describe('MemoryReclaimer', () => {
+  it('should reclaim once idle after enough requests, dropping the pooled buffers', async () => {
+    const pool = new BufferPool(64, 4);
+    pool.acquire(1).release();
+    const r = new MemoryReclaimer(20, pool, log);
+    for (let i = 0; i < 40; i++) {
+      r.begin();
+      r.end();
+    }
+    expect(r.active).toBe(0);
+    await sleep(200);
+    expect(r.stats.reclaims).toBe(1);
+    expect(pool.idle).toBe(0);
+  });
+
+  it('should not reclaim while a request is in progress, nor after a few small ones', async () => {
+    const r = new MemoryReclaimer(20, undefined, log);
+    r.begin();
+    r.end();
+    await sleep(100);
+    expect(r.stats.reclaims).toBe(0);
+    for (let i = 0; i < 40; i++) {
+      r.begin();
+      r.end();
+    }
+    r.begin(); // still in progress
+    await sleep(100);
+    expect(r.stats.reclaims).toBe(0);
+    r.end();
+    await sleep(200);
+    expect(r.stats.reclaims).toBe(1);
+  });
+
+  it('should reclaim after one request that moved a megabyte, or after a cold path', async () => {
+    const r = new MemoryReclaimer(20, undefined, log);
+    r.begin();
+    r.end(1024 * 1024);
+    await sleep(200);
+    expect(r.stats.reclaims).toBe(1);
+    r.coldPathRan();
+    await sleep(300);
+    expect(r.stats.reclaims).toBe(2);
+  });
+
+  it('should never reclaim by itself with idle_reclaim_ms 0', async () => {
+    const r = new MemoryReclaimer(0, undefined, log);
+    r.begin();
+    r.end(64 * 1024 * 1024);
+    r.coldPathRan();
+    await sleep(100);
+    expect(r.stats.reclaims).toBe(0);
+  });
+});

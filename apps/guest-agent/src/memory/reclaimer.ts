@@ -1,0 +1,108 @@
+import type { Logger } from '../logger.js';
+import type { BufferPool } from './buffer-pool.js';
+import { releaseCodePages } from './code-pages.js';
+
+/** Work since the last reclaim that makes the next idle moment worth one. */
+const WORTH_REQUESTS = 32;
+const WORTH_BYTES = 1024 * 1024;
+/** After a cold path (a host's sync) the wait is at most this: a connection's first idle moment. */
+const COLD_IDLE_MS = 200;
+
+export interface ReclaimStats {
+  reclaims: number;
+  lastCodeBytes: number;
+}
+
+/**
+ * Gives memory back once the agent idles after work: `idleMs` after the last request in progress
+ * ended (and only after enough work since the last time, so a host's keepalive pings do not
+ * make it churn), it drops the pooled chunk buffers, runs a full garbage collection when the
+ * runtime offers one (Bun.gc; Node.js only with --expose-gc), and releases the executable's code
+ * pages (code-pages.ts). Once after start-up too. A collection an idle process never triggers by
+ * itself is what used to keep big outputs and transfers in memory for good.
+ */
+export class MemoryReclaimer {
+  readonly stats: ReclaimStats = { reclaims: 0, lastCodeBytes: 0 };
+  private inFlight = 0;
+  private requests = 0;
+  private bytes = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly idleMs: number,
+    private readonly pool: BufferPool | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  /** Requests started and not yet ended. */
+  get active(): number {
+    return this.inFlight;
+  }
+
+  begin(): void {
+    this.inFlight++;
+    this.requests++;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** A request ended (its reply handed to the channel); `bytes` it moved, roughly. */
+  end(bytes = 0): void {
+    this.inFlight = Math.max(0, this.inFlight - 1);
+    this.bytes += bytes;
+    if (this.inFlight === 0) {
+      this.arm();
+    }
+  }
+
+  /**
+   * Something ran for the first time (a host's sync: AgentReady's facts, the codec, the first
+   * replies): reclaim at the next idle moment whatever the amount of work.
+   */
+  coldPathRan(): void {
+    this.requests = Math.max(this.requests, WORTH_REQUESTS);
+    if (this.inFlight === 0) {
+      this.arm(Math.min(this.idleMs, COLD_IDLE_MS));
+    }
+  }
+
+  /** Right away (start-up done, tests). */
+  async reclaim(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.requests = 0;
+    this.bytes = 0;
+    this.pool?.drain();
+    const runtime = globalThis as { Bun?: { gc(force: boolean): void }; gc?: () => void };
+    if (runtime.Bun) {
+      runtime.Bun.gc(true);
+    } else {
+      runtime.gc?.();
+    }
+    try {
+      this.stats.lastCodeBytes = await releaseCodePages();
+    } catch (err) {
+      this.log.debug('could not release code pages', { error: (err as Error).message });
+    }
+    this.stats.reclaims++;
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private arm(delayMs = this.idleMs): void {
+    if (this.idleMs === 0 || (this.requests < WORTH_REQUESTS && this.bytes < WORTH_BYTES)) {
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.inFlight === 0) {
+        void this.reclaim();
+      }
+    }, delayMs);
+    this.timer.unref();
+  }
+}
