@@ -61,7 +61,7 @@ describe('agent memory', () => {
      */
     async function rssBackTo(start: number, slack: number, waitMs = 20_000): Promise<number> {
       let lowest = agent.memory().rss;
-      for (const end = Date.now() + waitMs; lowest - start >= slack && Date.now() < end; ) {
+      for (const end = Date.now() + waitMs; lowest - start >= slack && Date.now() < end;) {
         await sleep(250);
         lowest = Math.min(lowest, agent.memory().rss);
       }
