@@ -1,0 +1,315 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { create } from '@bufbuild/protobuf';
+import { ErrorCode, ExecuteResponseSchema, type ExecuteResponse } from '@lq/proto';
+import type { AgentConfig } from '../config.js';
+import { AgentOpError, toAgentOpError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { ExecPlan } from './exec-planner.js';
+import { HELPER_NAME } from './helper-env.js';
+import { OutputCapture } from './output-capture.js';
+import { groupHasLiveMembers, signalGroup, waitGroupGone } from './process-group.js';
+
+/** What a caller may hook into one execution. */
+export interface ExecHooks {
+  /** Registers the execution under this id, so cancel(id) can stop it. */
+  executionId?: string;
+  /** Every chunk of output as it arrives (before the capture cap). */
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => void;
+}
+
+/** Who is told when a child's process group starts and ends (ProcessRunner's bookkeeping). */
+export interface ChildRegistry {
+  started(pgid: number, executionId: string | undefined, cancel: () => void): void;
+  ended(pgid: number, executionId: string | undefined): void;
+}
+
+/** After the SIGKILL, how long pipes held by processes that left the group may stay open. */
+const PIPE_GRACE_MS = 200;
+/** After the SIGKILL, how long to wait for the group's members to be gone before answering. */
+const GROUP_EXIT_WAIT_MS = 500;
+/** ...and for init to reap the zombies of members orphaned by the leader's death. */
+const GROUP_REAP_WAIT_MS = 100;
+/** A leader that outlives SIGKILL this long (stuck in the kernel) is given up on. */
+const ABANDON_MS = 5000;
+
+/**
+ * Spawns one planned execution and sees it to the end: the child leads its own session and
+ * process group, which the timeout or a cancel signals as a whole (SIGTERM, SIGKILL after
+ * exec.kill_grace_ms); output is captured up to the plan's cap per stream while the pipes are
+ * drained; the answer waits for the group to be gone, not only its leader.
+ */
+export class ChildSupervisor {
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly registry: ChildRegistry,
+    private readonly log?: Logger,
+  ) {}
+
+  run(plan: ExecPlan, hooks: ExecHooks = {}): Promise<ExecuteResponse> {
+    return new Promise<ExecuteResponse>((resolve, reject) => {
+      const { identity } = plan;
+      const started = performance.now();
+      const options: SpawnOptions = {
+        cwd: plan.cwd,
+        env: plan.env,
+        detached: true,
+        stdio: plan.helperEnv === undefined ? 'pipe' : ['pipe', 'pipe', 'pipe', 'pipe'],
+      };
+      if (identity.mode === 'spawn') {
+        options.uid = identity.uid;
+        options.gid = identity.gid;
+      }
+      let child: ChildProcess;
+      try {
+        child = spawn(plan.file, plan.args, options);
+      } catch (err) {
+        reject(spawnError(plan, err));
+        return;
+      }
+      const { stdin, stdout, stderr } = child;
+      if (stdin === null || stdout === null || stderr === null) {
+        reject(new AgentOpError(ErrorCode.INTERNAL, 'spawn returned no stdio pipes'));
+        return;
+      }
+      const envPipe = plan.helperEnv === undefined ? undefined : child.stdio[3];
+      if (envPipe && 'write' in envPipe) {
+        // EPIPE when the helper died first: its exit status reports that.
+        envPipe.on('error', () => undefined);
+        envPipe.end(plan.helperEnv);
+      }
+      const pgid = child.pid ?? 0;
+      const out = new OutputCapture(plan.outputLimit);
+      const err = new OutputCapture(plan.outputLimit);
+      const procDir = this.config.system.proc_dir;
+      const timers: NodeJS.Timeout[] = [];
+      let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+      let outClosed = false;
+      let errClosed = false;
+      let timedOut = false;
+      let cancelled = false;
+      let terminating = false;
+      let killSent = false;
+      let pipeGraceOver = false;
+      let settling = false;
+      let done = false;
+
+      const cleanup = (): void => {
+        done = true;
+        timers.forEach(clearTimeout);
+        this.registry.ended(pgid, hooks.executionId);
+        stdin.destroy();
+        stdout.destroy();
+        stderr.destroy();
+        envPipe?.destroy();
+      };
+
+      const finish = (): void => {
+        if (done) {
+          return;
+        }
+        cleanup();
+        const failed = setprivFailure(plan, exit?.code ?? null, err.bytes());
+        if (failed) {
+          reject(failed);
+          return;
+        }
+        resolve(
+          create(ExecuteResponseSchema, {
+            exitCode: exit?.code ?? undefined,
+            signal: exit?.signal ?? '',
+            timedOut,
+            cancelled,
+            stdout: out.bytes(),
+            stderr: err.bytes(),
+            stdoutTruncated: out.truncated,
+            stderrTruncated: err.truncated,
+            stdoutTotalBytes: BigInt(out.totalBytes),
+            stderrTotalBytes: BigInt(err.totalBytes),
+            durationMs: Math.round(performance.now() - started),
+            pid: pgid,
+            uid: identity.uid,
+            gid: identity.gid,
+            groups: identity.groups,
+          }),
+        );
+      };
+
+      // Without a timeout: the leader's exit and both pipes' EOF. After one: the group must be
+      // gone, and pipes that processes which left the group still hold are given up on.
+      const settle = async (): Promise<void> => {
+        if (done || settling || exit === null) {
+          return;
+        }
+        const pipesClosed = outClosed && errClosed;
+        if (!terminating) {
+          if (pipesClosed) {
+            finish();
+          }
+          return;
+        }
+        if (!pipesClosed && !pipeGraceOver) {
+          return;
+        }
+        settling = true;
+        const live = !killSent && (await groupHasLiveMembers(procDir, pgid));
+        if (live && !killSent) {
+          // Members that ignore SIGTERM: the SIGKILL timer settles again.
+          settling = false;
+          return;
+        }
+        if (killSent) {
+          await waitGroupGone(procDir, pgid, GROUP_EXIT_WAIT_MS, GROUP_REAP_WAIT_MS);
+        }
+        finish();
+      };
+      const trySettle = (): void => {
+        settle().catch((e: unknown) => {
+          if (!done) {
+            cleanup();
+            reject(toAgentOpError(e, `execute ${plan.program}`));
+          }
+        });
+      };
+
+      const onKill = (): void => {
+        if (killSent || done) {
+          return;
+        }
+        killSent = true;
+        signalGroup(pgid, 'SIGKILL');
+        timers.push(
+          setTimeout(() => {
+            pipeGraceOver = true;
+            trySettle();
+          }, PIPE_GRACE_MS),
+          setTimeout(() => {
+            if (exit === null && !done) {
+              this.log?.warn('execution leader survived SIGKILL; answering without its status', {
+                pid: pgid,
+                program: plan.program,
+              });
+              finish();
+            }
+          }, ABANDON_MS),
+        );
+        trySettle();
+      };
+
+      // Timeout and cancel end the group the same way: SIGTERM, SIGKILL after the grace.
+      const terminate = (): void => {
+        terminating = true;
+        if (!signalGroup(pgid, 'SIGTERM')) {
+          // Nothing of the group is left; only pipes held by escaped processes keep us here.
+          onKill();
+          return;
+        }
+        timers.push(setTimeout(onKill, this.config.exec.kill_grace_ms));
+        trySettle();
+      };
+      const onTimeout = (): void => {
+        if (terminating) {
+          return;
+        }
+        timedOut = true;
+        terminate();
+      };
+      const onCancel = (): void => {
+        if (done || terminating) {
+          return;
+        }
+        cancelled = true;
+        terminate();
+      };
+
+      child.on('error', (e) => {
+        // After a successful spawn 'error' only reports failed kill()s, which this code never does.
+        if (child.pid === undefined && !done) {
+          cleanup();
+          reject(spawnError(plan, e));
+        }
+      });
+      if (child.pid === undefined) {
+        return;
+      }
+      this.registry.started(pgid, hooks.executionId, onCancel);
+      const onOutput = hooks.onOutput;
+      stdout.on('data', (chunk: Buffer) => {
+        out.push(chunk);
+        onOutput?.('stdout', chunk);
+      });
+      stderr.on('data', (chunk: Buffer) => {
+        err.push(chunk);
+        onOutput?.('stderr', chunk);
+      });
+      stdout.on('error', () => undefined);
+      stderr.on('error', () => undefined);
+      stdout.on('close', () => {
+        outClosed = true;
+        trySettle();
+      });
+      stderr.on('close', () => {
+        errClosed = true;
+        trySettle();
+      });
+      // EPIPE when the child exits or closes stdin without reading it all: not an error.
+      stdin.on('error', () => undefined);
+      if (plan.stdin.length > 0) {
+        stdin.end(plan.stdin);
+      } else {
+        stdin.end();
+      }
+      child.once('exit', (code, signal) => {
+        exit = { code, signal };
+        trySettle();
+      });
+      timers.push(setTimeout(onTimeout, plan.timeoutMs));
+    });
+  }
+}
+
+function spawnError(plan: ExecPlan, err: unknown): AgentOpError {
+  const e = err as NodeJS.ErrnoException;
+  const program = JSON.stringify(plan.program);
+  const cwd = JSON.stringify(plan.cwd);
+  if (e.code === 'ENOENT') {
+    return new AgentOpError(
+      ErrorCode.EXEC_FAILED,
+      `cannot run ${program}: not found (PATH=${plan.env.PATH ?? ''})`,
+    );
+  }
+  if (e.code === 'EACCES') {
+    return new AgentOpError(
+      ErrorCode.EXEC_FAILED,
+      `cannot run ${program}: permission denied (not executable by uid ${plan.identity.uid})`,
+    );
+  }
+  return new AgentOpError(
+    ErrorCode.EXEC_FAILED,
+    `cannot run ${program} in cwd ${cwd}: ${e.code ?? 'error'}: ${e.message}`,
+  );
+}
+
+// setpriv reports a program it cannot exec with 126/127 and its own message; that is a spawn
+// failure, as it is without setpriv.
+function setprivFailure(
+  plan: ExecPlan,
+  code: number | null,
+  stderr: Uint8Array,
+): AgentOpError | null {
+  if (plan.identity.mode !== 'setpriv' || (code !== 126 && code !== 127)) {
+    return null;
+  }
+  const text = Buffer.from(stderr).toString('utf8');
+  // setpriv's own failure, or the helper shell's exec of the command ("lq-exec: 1: exec: …").
+  if (
+    !text.startsWith('setpriv: failed to execute') &&
+    !(text.startsWith(`${HELPER_NAME}:`) && /\bexec\b/.test(text.split('\n')[0] ?? ''))
+  ) {
+    return null;
+  }
+  return new AgentOpError(
+    ErrorCode.EXEC_FAILED,
+    `cannot run ${JSON.stringify(plan.program)} as uid ${plan.identity.uid}: ${text.trim()}`,
+  );
+}
