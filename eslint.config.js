@@ -55,9 +55,8 @@ export default tseslint.config(
     },
   },
   {
-    // The agent itself (not the host tools beside it): nothing of the host side.
+    // The agent: nothing of the host side (agentctl and sim-host are apps of their own).
     files: ['apps/guest-agent/src/**/*.ts'],
-    ignores: ['apps/guest-agent/src/agentctl/**', 'apps/guest-agent/src/sim-host/**'],
     rules: {
       'no-restricted-imports': [
         'error',

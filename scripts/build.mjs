@@ -42,9 +42,9 @@ await build({
     'limiquantix-agent': resolve(root, 'apps/guest-agent/src/main.ts'),
     // The agent and agentctl in one file: what `bun build --compile` turns into the executables.
     'limiquantix-agent-executable': resolve(root, 'apps/guest-agent/src/executable.ts'),
-    agentctl: resolve(root, 'apps/guest-agent/src/agentctl/main.ts'),
+    agentctl: resolve(root, 'apps/agentctl/src/main.ts'),
     // Many simulated VMs' agents in one process (scripts/sim-core.mjs, agentsPerProcess).
-    'limiquantix-sim-host': resolve(root, 'apps/guest-agent/src/sim-host/main.ts'),
+    'limiquantix-sim-host': resolve(root, 'apps/sim-host/src/main.ts'),
   },
   outdir: resolve(root, 'dist/guest-agent'),
   outExtension: { '.js': '.cjs' },

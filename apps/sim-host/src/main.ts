@@ -8,13 +8,13 @@
 // FILE is JSON: { "agents": [ { "id": "vm-1", "listen": "/dir/vm-1.sock",
 //                               "config": "/dir/.sim/vm-1/agent.json" }, ... ] }
 // Log lines carry "vm": <id>. SIGTERM stops every agent, then the process.
-import { startupDone } from '../runtime-tuning.js';
+import { startupDone } from '../../guest-agent/src/runtime-tuning.js';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { assembleAgent, type AssembledAgent } from '../assemble.js';
-import { SocketListenChannel } from '../channel/socket-listen.channel.js';
-import { ConfigError, loadConfig } from '../config.js';
-import { Logger } from '../logger.js';
+import { assembleAgent, type AssembledAgent } from '../../guest-agent/src/assemble.js';
+import { SocketListenChannel } from '../../guest-agent/src/channel/socket-listen.channel.js';
+import { ConfigError, loadConfig } from '../../guest-agent/src/config.js';
+import { Logger } from '../../guest-agent/src/logger.js';
 import { parseManifest, type ManifestEntry } from './manifest.js';
 
 function fail(message: string): never {
