@@ -121,8 +121,18 @@ describe('release targets beyond linux-amd64', () => {
       return;
     }
     const arm64 = executable('linux-arm64');
+    // The arm64 loader named explicitly, not qemu's -L prefix: with -L, qemu opens every
+    // absolute path that exists under the prefix there, "/" included, so the agent's file walk
+    // (which starts at "/" and checks where each descriptor really is) would see a different
+    // tree than the one it names. Run this way, the agent sees this machine's filesystem.
+    const loader = [
+      join(libc, 'root/lib/ld-linux-aarch64.so.1'),
+      '--library-path',
+      join(libc, 'root/lib/aarch64-linux-gnu'),
+      arm64,
+    ];
     const qemu = (args: string[], input?: string) =>
-      run('qemu-aarch64-static', ['-L', join(libc, 'root'), arm64, ...args], {
+      run('qemu-aarch64-static', [...loader, ...args], {
         ...(input === undefined ? {} : { input }),
         timeoutMs: 120_000,
       });
@@ -134,7 +144,7 @@ describe('release targets beyond linux-amd64', () => {
     writeFileSync(join(dir, 'agent.json'), JSON.stringify({ log_level: 'warn' }));
     const agent = await serve(
       'qemu-aarch64-static',
-      ['-L', join(libc, 'root'), arm64, '--listen', socket, '--config', join(dir, 'agent.json')],
+      [...loader, '--listen', socket, '--config', join(dir, 'agent.json')],
       socket,
     );
     try {
@@ -148,7 +158,11 @@ describe('release targets beyond linux-amd64', () => {
       expect(id).toMatchObject({ status: 0, stdout: 'nobody\n' });
       const file = join(dir, 'round-trip.bin');
       const content = `written through the arm64 agent ${'x'.repeat(100_000)}\n`;
-      expect((await ctl(['write', file], content)).status).toBe(0);
+      // The whole result, so a failure shows agentctl's stderr.
+      expect(await ctl(['write', file], content)).toMatchObject({
+        status: 0,
+        stderr: `wrote ${content.length} bytes to ${file}\n`,
+      });
       expect(readFileSync(file, 'utf8')).toBe(content);
       expect(await ctl(['read', file])).toMatchObject({ status: 0, stdout: content });
     } finally {

@@ -1,6 +1,6 @@
 // Roots the agent's other targets run in on this amd64 Debian machine, made from Debian packages
 // only and cached under .cache (LQ_CACHE_DIR), keyed by what went into them:
-//   arm64Libc()    Debian's libc6:arm64 unpacked, for qemu-aarch64-static -L (downloaded with
+//   arm64Libc()    Debian's libc6:arm64 unpacked, run by qemu-aarch64-static through its own loader (downloaded with
 //                  apt-get into a private apt state: the machine's dpkg architectures stay as
 //                  they are)
 //   debianRoot()   a Debian 12 minbase root made by debootstrap (a tarball, unpacked per use)
