@@ -25,7 +25,7 @@ export async function waitForReadyVms(
   url: string,
   count: number,
   {
-    timeoutMs = 15_000,
+    timeoutMs = 60_000,
     ids,
     token = TEST_ADMIN_TOKEN,
   }: { timeoutMs?: number; ids?: string[]; token?: string } = {},

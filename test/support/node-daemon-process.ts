@@ -24,7 +24,8 @@ export async function startNodeDaemon(options: {
       ...options.env,
     },
     readyText: ' up: ',
-    timeoutMs: 15_000,
+    // Generous: a busy shared machine starts a Node process slowly; a broken one never starts.
+    timeoutMs: 60_000,
   });
   return { ...service, nodeId: options.nodeId };
 }

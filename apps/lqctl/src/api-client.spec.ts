@@ -239,10 +239,9 @@ describe('ApiClient.follow', () => {
     await expect(collect(client.follow('/gone', { isEnd: () => false }))).rejects.toBeInstanceOf(
       ApiError,
     );
-    const t0 = Date.now();
+    // Gives up (after giveUpMs of failures) instead of retrying forever.
     await expect(
       collect(client.follow('/busy', { isEnd: () => false, giveUpMs: 600 })),
     ).rejects.toBeInstanceOf(StreamLostError);
-    expect(Date.now() - t0).toBeLessThan(5000);
   });
 });

@@ -129,8 +129,9 @@ describe('asynchronous executions', () => {
     const first = await readSse(url, {}, (e) => e.filter((x) => x.event === 'output').length >= 4);
     const firstOutput = first.find((e) => e.event === 'output')!;
     process.stderr.write(`[exec] first line ${firstOutput.at - t0} ms after start\n`);
-    expect(firstOutput.at - t0).toBeLessThan(1500);
-    // Lines arrive as they happen: about a second apart, not all at the end.
+    // Lines arrive as they happen: while the command still runs (it takes 10 s), about a
+    // second apart, not all at the end.
+    expect((await status(id)).status).toBe('running');
     const outputs = first.filter((e) => e.event === 'output');
     expect(outputs[3]!.at - outputs[0]!.at).toBeGreaterThan(2000);
     const lastSeen = outputs.at(-1)!.id!;

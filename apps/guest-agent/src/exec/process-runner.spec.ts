@@ -227,7 +227,8 @@ describe('ProcessRunner', () => {
     expect(r.signal).toBe('SIGKILL');
     expect(r.exitCode).toBeUndefined();
     expect(elapsed).toBeGreaterThanOrEqual(1000);
-    expect(elapsed).toBeLessThan(1000 + KILL_GRACE_MS + 500);
+    // Ended by the timeout, not by the commands (30 s); how soon after it is a bench figure.
+    expect(elapsed).toBeLessThan(30_000);
     expect(liveMembers(r.pid)).toEqual([]);
     // The orphaned `sleep &` is reaped by init, not by us; a lazy init may take a moment.
     expect(await groupVanishes(r.pid, 5000)).toBe(true);
@@ -245,7 +246,8 @@ describe('ProcessRunner', () => {
     );
     expect(r.timedOut).toBe(true);
     expect(r.signal).toBe('SIGTERM');
-    expect(Date.now() - started).toBeLessThan(2000);
+    // Before the 10 s grace could have run out: SIGTERM was enough.
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('should answer after the timeout when a process that left the group holds the pipes', async () => {
@@ -256,7 +258,8 @@ describe('ProcessRunner', () => {
     try {
       expect(r.exitCode).toBe(0);
       expect(r.timedOut).toBe(true);
-      expect(Date.now() - started).toBeLessThan(500 + KILL_GRACE_MS + 700);
+      // Answered without waiting for the escaped process (20 s) to close the pipes.
+      expect(Date.now() - started).toBeLessThan(20_000);
     } finally {
       if (escaped > 0) {
         process.kill(escaped, 'SIGKILL');
