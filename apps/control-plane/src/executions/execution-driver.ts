@@ -48,7 +48,7 @@ export function chunkOf(data: Uint8Array): OutputChunk {
 }
 
 interface Driving {
-  sub: Subscription;
+  sub: Subscription | undefined;
   buffer: OutputChunk[];
   runId?: string;
 }
@@ -92,7 +92,24 @@ export class ExecutionDriver implements OnApplicationShutdown {
 
   /** Takes over an execution whose intent and row are written; returns at once. */
   drive(id: string, ticket: Ticket<ExecuteResponse>, request: ExecuteRequest, runId?: string) {
-    const sub = this.nats.connection.subscribe(subjects.execOutput(ticket.where.nodeId, id), {
+    let sub: Subscription;
+    try {
+      sub = this.subscribeOutput(id, ticket);
+    } catch (err) {
+      // NATS is closed: nothing was sent; the execution ends failed, with its outcome.
+      const e = guestFailure(err, ticket.row.vmId, ticket.where.nodeId);
+      this.driving.set(id, { sub: undefined, buffer: [], runId });
+      void this.finish(id, { status: 'failed', error: `${e.code}: ${e.message}` }, () =>
+        ticket.failed(e, 0),
+      );
+      return;
+    }
+    this.driving.set(id, { sub, buffer: [], runId });
+    void this.run(id, ticket, request);
+  }
+
+  private subscribeOutput(id: string, ticket: Ticket<ExecuteResponse>): Subscription {
+    return this.nats.connection.subscribe(subjects.execOutput(ticket.where.nodeId, id), {
       callback: (err, msg) => {
         if (err) {
           return;
@@ -104,8 +121,6 @@ export class ExecutionDriver implements OnApplicationShutdown {
         }
       },
     });
-    this.driving.set(id, { sub, buffer: [], runId });
-    void this.run(id, ticket, request);
   }
 
   /** Runs the request to its end (or the agent's loss) and records the outcome. */
@@ -217,7 +232,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
         await sleep(1000);
       }
     }
-    if (d && !d.sub.isClosed()) {
+    if (d?.sub && !d.sub.isClosed()) {
       d.sub.unsubscribe();
     }
     this.driving.delete(id);
