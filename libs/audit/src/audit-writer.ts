@@ -1,4 +1,5 @@
 import type { AuditRecord } from './audit-record.js';
+import type { AuditSpool } from './audit-spool.js';
 
 export interface AuditWriterOptions {
   /** Rows per transaction. */
@@ -9,6 +10,11 @@ export interface AuditWriterOptions {
   maxPending: number;
   /** Between retries of rows that must not be lost. */
   retryDelayMs: number;
+  /**
+   * Where rows that must not be lost go while the store is down (fsync'd, replayed in order
+   * first when it is back, and after a restart); without one they wait in memory.
+   */
+  spool?: AuditSpool;
 }
 
 export interface AuditLog {
@@ -31,7 +37,8 @@ interface Pending {
  *
  * An intent's promise settles when its row is committed or has failed; a failed intent is not
  * retried (its operation is refused). Outcomes, denials and the rest are kept and retried until
- * the store is back, up to `maxPending` rows.
+ * the store is back: in the spool when there is one (their promise settles once spooled), else
+ * in memory, up to `maxPending` rows.
  */
 export class AuditWriter {
   private queue: Pending[] = [];
@@ -44,7 +51,20 @@ export class AuditWriter {
     private readonly append: (records: AuditRecord[]) => Promise<void>,
     private readonly options: AuditWriterOptions,
     private readonly log: AuditLog,
-  ) {}
+  ) {
+    // Rows a previous run spooled (it stopped or crashed while the store was down) go first.
+    if (options.spool && !options.spool.empty) {
+      this.log.warn(
+        `audit: ${options.spool.pendingBytes} bytes of rows spooled in ${options.spool.dir}; replaying them`,
+      );
+      this.kick();
+    }
+  }
+
+  /** Bytes of spooled rows not yet in the store. */
+  get spooledBytes(): number {
+    return this.options.spool?.pendingBytes ?? 0;
+  }
 
   /** Appends an intent; rejects when it could not be committed in time. */
   intent(record: AuditRecord): Promise<void> {
@@ -75,6 +95,8 @@ export class AuditWriter {
     }
     this.closed = true;
     clearTimeout(this.retryTimer);
+    // Rows that must not be lost outlive the process in the spool.
+    this.spoolQueued();
     if (this.queue.length > 0) {
       this.log.error(`audit: ${this.queue.length} rows not written at shutdown`);
       for (const p of this.queue.splice(0)) {
@@ -111,8 +133,24 @@ export class AuditWriter {
   }
 
   private async drain(): Promise<void> {
+    const spool = this.options.spool;
     try {
-      while (this.queue.length > 0 && !this.closed) {
+      while ((this.queue.length > 0 || (spool && !spool.empty)) && !this.closed) {
+        // Spooled rows are older than anything queued: they go first, in order.
+        if (spool && !spool.empty) {
+          const { records, next } = spool.peek(this.options.maxBatch);
+          const work = this.append(records);
+          try {
+            await this.withTimeout(work);
+          } catch (err) {
+            if (!(await settled(work))) {
+              this.failed(err);
+              return;
+            }
+          }
+          spool.consume(next);
+          continue;
+        }
         const batch = this.queue.splice(0, this.options.maxBatch);
         const work = this.append(batch.map((p) => p.record));
         try {
@@ -134,12 +172,8 @@ export class AuditWriter {
           // outcome twice. Its rows that must not be lost wait for the write's real end; if it
           // committed they are written, and so are the refused intents it held, which get an
           // outcome saying their operation was not sent (no intent is left without one).
-          const committed = await work.then(
-            () => true,
-            () => false,
-          );
           const keep = batch.filter((p) => p.mustRetry);
-          if (committed) {
+          if (await settled(work)) {
             for (const p of keep) {
               p.resolve();
             }
@@ -153,23 +187,61 @@ export class AuditWriter {
             );
             continue;
           }
-          // Rows that must not be lost go back to the front.
+          // Rows that must not be lost go back to the front (or to the spool).
           this.queue.unshift(...keep);
-          if (this.queue.length > 0) {
-            this.log.warn(
-              `audit: write failed (${e.message}); ${this.queue.length} rows kept, retrying in ${this.options.retryDelayMs} ms`,
-            );
-            this.retryTimer = setTimeout(() => {
-              this.retryTimer = undefined;
-              this.kick();
-            }, this.options.retryDelayMs);
-            this.retryTimer.unref();
-          }
+          this.failed(e);
           return;
         }
       }
     } finally {
       this.running = false;
+    }
+  }
+
+  /** The store failed: queued rows that must not be lost are spooled; a retry is scheduled. */
+  private failed(err: unknown): void {
+    const e = err instanceof Error ? err : new Error(String(err));
+    for (const p of this.queue.filter((q) => !q.mustRetry)) {
+      p.reject(e);
+    }
+    this.queue = this.queue.filter((q) => q.mustRetry);
+    this.spoolQueued();
+    const spooled = this.options.spool?.pendingBytes ?? 0;
+    if (this.queue.length > 0 || spooled > 0) {
+      this.log.warn(
+        `audit: write failed (${e.message}); ${this.queue.length} rows kept in memory, ${spooled} bytes spooled, retrying in ${this.options.retryDelayMs} ms`,
+      );
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.kick();
+      }, this.options.retryDelayMs);
+      this.retryTimer.unref();
+    }
+  }
+
+  /** Moves the queued rows that must not be lost to the spool (fsync'd), if it has room. */
+  private spoolQueued(): void {
+    const spool = this.options.spool;
+    const rows = this.queue.filter((p) => p.mustRetry);
+    if (!spool || rows.length === 0) {
+      return;
+    }
+    let ok: boolean;
+    try {
+      ok = spool.append(rows.map((p) => p.record));
+    } catch (err) {
+      this.log.error(`audit: spool ${spool.dir} not written: ${(err as Error).message}`);
+      return;
+    }
+    if (!ok) {
+      this.log.error(
+        `audit: spool ${spool.dir} is full (${spool.maxBytes} bytes); ${rows.length} rows kept in memory`,
+      );
+      return;
+    }
+    this.queue = this.queue.filter((p) => !p.mustRetry);
+    for (const p of rows) {
+      p.resolve();
     }
   }
 
@@ -185,6 +257,14 @@ export class AuditWriter {
     work.catch(() => undefined);
     return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
   }
+}
+
+/** Whether a write committed (true) or failed (false), once it has ended. */
+function settled(work: Promise<void>): Promise<boolean> {
+  return work.then(
+    () => true,
+    () => false,
+  );
 }
 
 /** The outcome of an intent that was committed after its caller was told it was not. */

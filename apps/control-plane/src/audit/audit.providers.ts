@@ -1,6 +1,6 @@
 import { Logger, type Provider } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { AuditRepository, AuditService, AuditWriter } from '@lq/audit';
+import { AuditRepository, AuditService, AuditSpool, AuditWriter } from '@lq/audit';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 
 /** libs/audit wired into Nest: one repository, one ordered writer, one service per process. */
@@ -15,6 +15,10 @@ export const AUDIT_PROVIDERS: Provider[] = [
     inject: [AuditRepository, CONTROL_PLANE_CONFIG],
     useFactory: (repo: AuditRepository, config: ControlPlaneConfig) => {
       const log = new Logger('audit');
+      const spool =
+        config.audit.spoolMaxBytes > 0
+          ? new AuditSpool(config.audit.spoolDir, config.audit.spoolMaxBytes)
+          : undefined;
       return new AuditWriter(
         (records) => repo.append(records),
         {
@@ -22,6 +26,7 @@ export const AUDIT_PROVIDERS: Provider[] = [
           writeTimeoutMs: config.audit.writeTimeoutMs,
           maxPending: config.audit.pendingMax,
           retryDelayMs: config.audit.retryMs,
+          spool,
         },
         { warn: (m) => log.warn(m), error: (m) => log.error(m) },
       );

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { fromBinary } from '@bufbuild/protobuf';
 import type { Subscription } from '@nats-io/transport-node';
+import { AuditService } from '@lq/audit';
 import { timestampMs } from '@bufbuild/protobuf/wkt';
 import {
   ExecOutputEventSchema,
@@ -85,6 +86,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
     @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
     @Inject(NatsService) private readonly nats: NatsService,
     @Inject(ExecutionsRepository) private readonly repo: ExecutionsRepository,
+    @Inject(AuditService) private readonly audit: AuditService,
   ) {}
 
   /**
@@ -340,20 +342,33 @@ export class ExecutionDriver implements OnApplicationShutdown {
     }
   }
 
-  /** Executions whose replica stopped before their end: failed, never running forever. */
+  /**
+   * Executions whose replica stopped before their end: failed, never running forever, and the
+   * audit trail gets the outcome their intent was waiting for.
+   */
   private async sweep(): Promise<void> {
     try {
       for (const row of await this.repo.overdue(60_000)) {
         if (this.driving.has(row.id)) {
           continue;
         }
-        if (
-          await this.repo.finish(row.id, {
-            status: 'failed',
-            error: 'no result: the control plane running it stopped before its end',
-          })
-        ) {
+        const error = 'no result: the control plane running it stopped before its end';
+        if (await this.repo.finish(row.id, { status: 'failed', error })) {
           this.log.warn(`execution ${row.id} had no result long past its timeout`);
+          await this.audit.record({
+            kind: 'outcome',
+            requestId: row.id,
+            actor: row.actor,
+            authMethod: '',
+            sourceIp: '',
+            vmId: row.vm_id,
+            nodeId: row.node_id,
+            projectId: row.project_id,
+            operation: 'execute',
+            status: 'failed',
+            error,
+            params: { execution_id: row.id, swept: true },
+          });
         }
       }
     } catch {
