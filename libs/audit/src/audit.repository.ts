@@ -1,6 +1,7 @@
 import { DataSource } from 'typeorm';
 import { GENESIS_HASH, chainHash } from './hash-chain.js';
 import { sha256Hex } from './redaction.js';
+import { AuditRowRejected } from './audit-writer.js';
 import { filterSql } from './audit-filter.js';
 import {
   EVENT_COLUMNS,
@@ -62,6 +63,30 @@ const APPEND = `
   SELECT count(*)::int AS n FROM events`;
 
 const UNIQUE_VIOLATION = '23505';
+/** The sequence key: another writer appended first (the chain head moved). */
+const SEQ_KEY = 'audit_events_pkey';
+/** One outcome row per request id (migration AuditOneOutcomePerRequest). */
+export const OUTCOME_ONCE_INDEX = 'audit_events_one_outcome_idx';
+
+/**
+ * The store's refusal of a row for what it holds — data exceptions (class 22: a value it cannot
+ * take), program limits (54: a row too large) and integrity constraints (23) but the sequence
+ * key — as opposed to the store being away; undefined for anything else.
+ */
+export function rowRejection(err: unknown): AuditRowRejected | undefined {
+  const e = err as { code?: unknown; constraint?: unknown; message?: unknown };
+  if (typeof e?.code !== 'string' || !/^(22|23|54)/.test(e.code)) {
+    return undefined;
+  }
+  if (e.code === UNIQUE_VIOLATION && e.constraint === SEQ_KEY) {
+    return undefined;
+  }
+  return new AuditRowRejected(
+    String(e.message),
+    e.code,
+    e.code === UNIQUE_VIOLATION && e.constraint === OUTCOME_ONCE_INDEX,
+  );
+}
 
 /** The part of the pg client the writer uses. */
 interface SqlClient {
@@ -104,7 +129,7 @@ export class AuditRepository {
       await this.appendLocked(client, records, now);
     } catch (err) {
       this.head = undefined;
-      throw err;
+      throw rowRejection(err) ?? err;
     } finally {
       await qr.release().catch(() => undefined);
     }
@@ -131,7 +156,8 @@ export class AuditRepository {
         ],
       });
     } catch (err) {
-      if ((err as { code?: string }).code === UNIQUE_VIOLATION) {
+      const e = err as { code?: string; constraint?: string };
+      if (e.code === UNIQUE_VIOLATION && e.constraint === SEQ_KEY) {
         return false;
       }
       throw err;

@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { AuditException, AuditErrorCode } from './audit.exception.js';
 import type { AuditRepository } from './audit.repository.js';
-import type { AuditWriter } from './audit-writer.js';
+import { AuditRowRejected, type AuditWriter } from './audit-writer.js';
+import { firstUnstorable } from './redaction.js';
 import type {
   AuditEventView,
   AuditFilter,
@@ -8,6 +10,8 @@ import type {
   ExecutionView,
   VerifyReport,
 } from './audit-record.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The audit trail: intents written before an operation is sent (their failure refuses the
@@ -21,11 +25,38 @@ export class AuditService {
     private readonly outcomeWaitMs: number,
   ) {}
 
-  /** Writes the intent; AuditException AUDIT_UNAVAILABLE when it cannot be (send nothing). */
+  /**
+   * Writes the intent; AuditException INVALID_RECORD (400) when it holds what the store cannot
+   * keep or the store refused it, AUDIT_UNAVAILABLE (503) when it cannot be written: send nothing.
+   */
   async intent(record: Omit<AuditRecord, 'kind'>): Promise<void> {
+    const bad = firstUnstorable({
+      actor: record.actor,
+      vm_id: record.vmId,
+      operation: record.operation,
+      params: record.params,
+    });
+    if (bad !== undefined) {
+      throw new AuditException(
+        AuditErrorCode.INVALID_RECORD,
+        `${bad} holds a NUL character or an unpaired UTF-16 surrogate, which can be neither audited nor sent; the operation was not sent`,
+      );
+    }
+    if (!UUID.test(record.requestId)) {
+      throw new AuditException(
+        AuditErrorCode.INVALID_RECORD,
+        `the request id ${JSON.stringify(record.requestId)} is not a UUID; the operation was not sent`,
+      );
+    }
     try {
       await this.writer.intent({ ...record, kind: 'intent' });
     } catch (err) {
+      if (err instanceof AuditRowRejected) {
+        throw new AuditException(
+          AuditErrorCode.INVALID_RECORD,
+          `the audit trail refused the request's intent (${err.message}); the operation was not sent`,
+        );
+      }
       throw new AuditException(
         AuditErrorCode.AUDIT_UNAVAILABLE,
         `the audit trail cannot be written (${(err as Error).message}); the operation was not sent`,
@@ -39,7 +70,9 @@ export class AuditService {
    * keeps retrying in the background.
    */
   async record(record: AuditRecord): Promise<void> {
-    const written = this.writer.record(record).catch(() => undefined);
+    // A row without a request of its own (a summary) still needs an id the column takes.
+    const row = UUID.test(record.requestId) ? record : { ...record, requestId: randomUUID() };
+    const written = this.writer.record(row).catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       written,
