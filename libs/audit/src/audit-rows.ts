@@ -21,6 +21,7 @@ export type EventRow = Omit<ChainedContent, 'seq' | 'at' | 'stdout_bytes' | 'std
 export type ExecutionRow = EventRow & {
   started_at: Date;
   ended_at: Date | null;
+  outcome_params: Record<string, unknown> | null;
   stdout: Buffer | null;
   stderr: Buffer | null;
   stdout_truncated: boolean | null;

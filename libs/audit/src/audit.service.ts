@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { AuditException, AuditErrorCode } from './audit.exception.js';
 import type { AuditRepository } from './audit.repository.js';
 import { AuditRowRejected, type AuditWriter } from './audit-writer.js';
-import { firstUnstorable } from './redaction.js';
+import { firstUnstorable, sha256Hex } from './redaction.js';
+import type { OutputRedactor } from './output-redactor.js';
 import type {
   AuditEventView,
   AuditFilter,
@@ -23,6 +24,8 @@ export class AuditService {
     private readonly writer: AuditWriter,
     /** How long an outcome write may hold up the response before it continues in background. */
     private readonly outcomeWaitMs: number,
+    /** Applied to output before it is stored (the command history). */
+    private readonly redactor?: OutputRedactor,
   ) {}
 
   /**
@@ -71,7 +74,9 @@ export class AuditService {
    */
   async record(record: AuditRecord): Promise<void> {
     // A row without a request of its own (a summary) still needs an id the column takes.
-    const row = UUID.test(record.requestId) ? record : { ...record, requestId: randomUUID() };
+    const row = this.redacted(
+      UUID.test(record.requestId) ? record : { ...record, requestId: randomUUID() },
+    );
     const written = this.writer.record(row).catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -81,6 +86,37 @@ export class AuditService {
       }),
     ]);
     clearTimeout(timer);
+  }
+
+  /**
+   * The record with its stored output redacted. The row keeps the digests of the output as the
+   * agent returned it (what the caller got) and says what was redacted: how many matches per
+   * stream and the digests of the stored copies (verify checks those).
+   */
+  private redacted(record: AuditRecord): AuditRecord {
+    const output = record.output;
+    if (!output || !this.redactor?.enabled) {
+      return record;
+    }
+    const stdout = this.redactor.redact(output.stdout);
+    const stderr = this.redactor.redact(output.stderr);
+    if (stdout.count + stderr.count === 0) {
+      return record;
+    }
+    return {
+      ...record,
+      params: {
+        ...record.params,
+        output_redaction: {
+          redacted: true,
+          stdout: stdout.count,
+          stderr: stderr.count,
+          stdout_sha256: sha256Hex(stdout.data),
+          stderr_sha256: sha256Hex(stderr.data),
+        },
+      },
+      output: { ...output, stdout: stdout.data, stderr: stderr.data },
+    };
   }
 
   events(filter: AuditFilter): Promise<AuditEventView[]> {
