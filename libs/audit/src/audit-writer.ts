@@ -20,8 +20,28 @@ interface Pending {
   record: AuditRecord;
   /** Intents fail fast (the caller refuses the operation); the rest are retried. */
   mustRetry: boolean;
+  /** Written in a batch of its own: a row of its last batch was refused for its content. */
+  alone?: boolean;
   resolve(): void;
   reject(err: Error): void;
+}
+
+/**
+ * The store refused a row for what it holds (a value PostgreSQL cannot take, a constraint), not
+ * because it is away: retrying cannot help. `append` throws it for a batch; the writer then
+ * writes that batch's rows one by one so only the bad row fails.
+ */
+export class AuditRowRejected extends Error {
+  constructor(
+    message: string,
+    /** The PostgreSQL error code (SQLSTATE). */
+    readonly sqlState: string,
+    /** A second outcome row for a request id: the database keeps the first (a bug upstream). */
+    readonly duplicateOutcome = false,
+  ) {
+    super(message);
+    this.name = 'AuditRowRejected';
+  }
 }
 
 /**
@@ -32,6 +52,10 @@ interface Pending {
  * An intent's promise settles when its row is committed or has failed; a failed intent is not
  * retried (its operation is refused). Outcomes, denials and the rest are kept and retried until
  * the store is back, up to `maxPending` rows.
+ *
+ * A row the store refuses for its content (AuditRowRejected) fails alone: its batch is written
+ * again row by row, the bad row is refused (an intent's caller answers 400; any other row is
+ * logged and counted, never retried) and every other row goes on.
  */
 export class AuditWriter {
   private queue: Pending[] = [];
@@ -113,13 +137,25 @@ export class AuditWriter {
   private async drain(): Promise<void> {
     try {
       while (this.queue.length > 0 && !this.closed) {
-        const batch = this.queue.splice(0, this.options.maxBatch);
+        const batch = this.queue.splice(0, this.queue[0]!.alone ? 1 : this.options.maxBatch);
         try {
           await this.withTimeout(this.append(batch.map((p) => p.record)));
           for (const p of batch) {
             p.resolve();
           }
         } catch (err) {
+          if (err instanceof AuditRowRejected) {
+            if (batch.length > 1) {
+              // One of these rows is bad: write them again one by one, in the same order.
+              for (const p of batch) {
+                p.alone = true;
+              }
+              this.queue.unshift(...batch);
+            } else {
+              this.refuse(batch[0]!, err);
+            }
+            continue;
+          }
           const e = err instanceof Error ? err : new Error(String(err));
           const keep = batch.filter((p) => p.mustRetry);
           for (const p of batch) {
@@ -152,6 +188,23 @@ export class AuditWriter {
     } finally {
       this.running = false;
     }
+  }
+
+  /** A row the store refused for its content: it fails alone and is never retried. */
+  private refuse(p: Pending, err: AuditRowRejected): void {
+    const r = p.record;
+    const what = `${r.kind} ${r.operation} of request ${r.requestId}`;
+    if (err.duplicateOutcome) {
+      // The schema keeps one outcome per request; a second is a bug upstream, not the caller's.
+      this.log.error(`audit: a second outcome row for one request refused (a bug): ${what}`);
+      p.resolve();
+      return;
+    }
+    if (p.mustRetry) {
+      this.dropped++;
+    }
+    this.log.error(`audit: the store refused the ${what} (${err.sqlState}: ${err.message})`);
+    p.reject(err);
   }
 
   private withTimeout(work: Promise<void>): Promise<void> {

@@ -13,6 +13,7 @@ import {
   type NatsEnv,
 } from '@lq/runtime';
 import type { SignInLimits } from '@lq/auth';
+import { parseOutputPatterns } from '@lq/audit';
 import { signingKeyFromPem } from '@lq/host';
 
 export { ConfigError };
@@ -93,6 +94,8 @@ export interface ControlPlaneConfig {
     outputMaxBytes: number;
     pageMax: number;
     exportMaxRows: number;
+    /** Applied to output before it is stored or streamed to a follower (issue 18 item 2). */
+    outputRedaction: { defaults: boolean; patterns: RegExp[] };
   };
   logLevel: LogLevelName;
 }
@@ -256,8 +259,30 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
   ],
   ['LQ_AUDIT_PAGE_MAX', '1000', 'largest page of /api/audit/events and /executions'],
   ['LQ_AUDIT_EXPORT_MAX_ROWS', '1000000', 'largest NDJSON or CSV export'],
+  [
+    'LQ_OUTPUT_REDACT_DEFAULTS',
+    'true',
+    'redact the built-in patterns (private key blocks, password=/passwd:-style values, bearer and API tokens, AWS keys) from output before it is stored or streamed to a follower',
+  ],
+  [
+    'LQ_OUTPUT_REDACT_PATTERNS',
+    '[]',
+    'more patterns to redact: a JSON array of regular expressions, each "source" or "/source/flags" (flags of imsu); the whole match becomes [redacted]',
+  ],
   ['LQ_LOG_LEVEL', 'info', 'debug, info, warn or error'],
 ];
+
+function outputPatterns(env: NodeJS.ProcessEnv): RegExp[] {
+  const raw = env.LQ_OUTPUT_REDACT_PATTERNS;
+  if (raw === undefined || raw.trim() === '') {
+    return [];
+  }
+  try {
+    return parseOutputPatterns(raw);
+  } catch (err) {
+    throw new ConfigError(`LQ_OUTPUT_REDACT_PATTERNS ${(err as Error).message}`);
+  }
+}
 
 /** Reads and validates the environment once, at boot; fails naming the variable. */
 export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig {
@@ -340,6 +365,10 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
       outputMaxBytes: int(env, 'LQ_AUDIT_OUTPUT_MAX_BYTES', 65_536, 0, 16 * 1024 * 1024),
       pageMax: int(env, 'LQ_AUDIT_PAGE_MAX', 1000, 10, 100_000),
       exportMaxRows: int(env, 'LQ_AUDIT_EXPORT_MAX_ROWS', 1_000_000, 1, 100_000_000),
+      outputRedaction: {
+        defaults: bool(env, 'LQ_OUTPUT_REDACT_DEFAULTS', true),
+        patterns: outputPatterns(env),
+      },
     },
     logLevel,
   };

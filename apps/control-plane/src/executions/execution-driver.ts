@@ -10,6 +10,7 @@ import {
   type ExecuteRequest,
   type ExecuteResponse,
 } from '@lq/proto';
+import { OutputRedactor } from '@lq/audit';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { guestFailure, isGuestError } from '../guest-ops/guest-errors.js';
 import type { Ticket } from '../guest-ops/guest-operation.runner.js';
@@ -34,6 +35,15 @@ export function stateOf(r: ExecuteResponse): ExecutionState {
     return 'timed_out';
   }
   return r.exitCode === 0 ? 'succeeded' : 'failed';
+}
+
+/**
+ * A chunk with the redaction patterns applied: what is stored and what every follower gets.
+ * Each chunk is redacted on its own, so a secret split between two chunks can escape a pattern.
+ */
+export function redactChunk(redactor: OutputRedactor, c: OutputChunk): OutputChunk {
+  const r = redactor.redact(c.data);
+  return r.count === 0 ? c : { ...c, data: Buffer.from(r.data), redactions: r.count };
 }
 
 /** An ExecOutputEvent as a stored chunk. */
@@ -74,6 +84,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
     @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
     @Inject(NatsService) private readonly nats: NatsService,
     @Inject(ExecutionsRepository) private readonly repo: ExecutionsRepository,
+    @Inject(OutputRedactor) private readonly redactor: OutputRedactor,
   ) {}
 
   /** Starts the background work: output flushes and the sweep of executions left behind. */
@@ -98,7 +109,8 @@ export class ExecutionDriver implements OnApplicationShutdown {
           return;
         }
         try {
-          this.driving.get(id)?.buffer.push(chunkOf(msg.data));
+          // Redacted before it is stored: the store never holds what the patterns match.
+          this.driving.get(id)?.buffer.push(redactChunk(this.redactor, chunkOf(msg.data)));
         } catch (e) {
           this.log.warn(`dropped output of ${id}: ${(e as Error).message}`);
         }
