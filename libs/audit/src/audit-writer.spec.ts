@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { AuditWriter } from './audit-writer.js';
+import { AuditRowRejected, AuditWriter } from './audit-writer.js';
 import type { AuditRecord } from './audit-record.js';
 
 const rec = (i: number, kind: AuditRecord['kind'] = 'intent'): AuditRecord => ({
@@ -122,5 +122,60 @@ describe('AuditWriter', () => {
     expect(writer.droppedRows).toBe(1);
     await writer.close(50);
     await Promise.allSettled(kept);
+  });
+
+  it('should fail a row the store refuses alone and write every other row', async () => {
+    const written: string[] = [];
+    const errors: string[] = [];
+    const writer = new AuditWriter(
+      async (rows) => {
+        await new Promise((r) => setTimeout(r, 2));
+        if (rows.some((r) => r.requestId === 'r3' || r.requestId === 'r6')) {
+          throw new AuditRowRejected('invalid input syntax for type json', '22P02');
+        }
+        written.push(...rows.map((r) => r.requestId));
+      },
+      options,
+      { warn: () => undefined, error: (m) => errors.push(m) },
+    );
+    const results = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, i) =>
+        i === 6 ? writer.record(rec(i, 'denied')) : writer.intent(rec(i)),
+      ),
+    );
+    expect(results.map((r) => r.status)).toEqual(
+      Array.from({ length: 12 }, (_, i) => (i === 3 || i === 6 ? 'rejected' : 'fulfilled')),
+    );
+    expect((results[3] as PromiseRejectedResult).reason).toBeInstanceOf(AuditRowRejected);
+    expect(written).toEqual(
+      Array.from({ length: 12 }, (_, i) => `r${i}`).filter((r) => r !== 'r3' && r !== 'r6'),
+    );
+    // The refused denial is counted and logged, never retried (it would block the writer).
+    expect(writer.droppedRows).toBe(1);
+    expect(errors.join('\n')).toContain('denied execute of request r6');
+    await writer.intent(rec(20));
+    expect(written.at(-1)).toBe('r20');
+  });
+
+  it('should log a second outcome for one request as a bug and go on', async () => {
+    const errors: string[] = [];
+    const written: string[] = [];
+    const writer = new AuditWriter(
+      async (rows) => {
+        if (rows.some((r) => r.requestId === 'dup')) {
+          throw new AuditRowRejected('duplicate key', '23505', true);
+        }
+        written.push(...rows.map((r) => r.requestId));
+      },
+      options,
+      { warn: () => undefined, error: (m) => errors.push(m) },
+    );
+    await expect(writer.record({ ...rec(1, 'outcome'), requestId: 'dup' })).resolves.toBe(
+      undefined,
+    );
+    expect(errors.join('\n')).toMatch(/second outcome row .* \(a bug\)/);
+    await writer.record(rec(2, 'outcome'));
+    expect(written).toEqual(['r2']);
+    expect(writer.droppedRows).toBe(0);
   });
 });

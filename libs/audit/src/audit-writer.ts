@@ -26,8 +26,28 @@ interface Pending {
   record: AuditRecord;
   /** Intents fail fast (the caller refuses the operation); the rest are retried. */
   mustRetry: boolean;
+  /** Written in a batch of its own: a row of its last batch was refused for its content. */
+  alone?: boolean;
   resolve(): void;
   reject(err: Error): void;
+}
+
+/**
+ * The store refused a row for what it holds (a value PostgreSQL cannot take, a constraint), not
+ * because it is away: retrying cannot help. `append` throws it for a batch; the writer then
+ * writes that batch's rows one by one so only the bad row fails.
+ */
+export class AuditRowRejected extends Error {
+  constructor(
+    message: string,
+    /** The PostgreSQL error code (SQLSTATE). */
+    readonly sqlState: string,
+    /** A second outcome row for a request id: the database keeps the first (a bug upstream). */
+    readonly duplicateOutcome = false,
+  ) {
+    super(message);
+    this.name = 'AuditRowRejected';
+  }
 }
 
 /**
@@ -39,6 +59,10 @@ interface Pending {
  * retried (its operation is refused). Outcomes, denials and the rest are kept and retried until
  * the store is back: in the spool when there is one (their promise settles once spooled), else
  * in memory, up to `maxPending` rows.
+ *
+ * A row the store refuses for its content (AuditRowRejected) fails alone: its batch is written
+ * again row by row, the bad row is refused (an intent's caller answers 400; any other row is
+ * logged and counted, never retried) and every other row goes on.
  */
 export class AuditWriter {
   private queue: Pending[] = [];
@@ -46,6 +70,8 @@ export class AuditWriter {
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private dropped = 0;
+  /** Replay the spool row by row: a row of its last batch was refused for its content. */
+  private spoolAlone = false;
 
   constructor(
     private readonly append: (records: AuditRecord[]) => Promise<void>,
@@ -138,20 +164,12 @@ export class AuditWriter {
       while ((this.queue.length > 0 || (spool && !spool.empty)) && !this.closed) {
         // Spooled rows are older than anything queued: they go first, in order.
         if (spool && !spool.empty) {
-          const { records, next } = spool.peek(this.options.maxBatch);
-          const work = this.append(records);
-          try {
-            await this.withTimeout(work);
-          } catch (err) {
-            if (!(await settled(work))) {
-              this.failed(err);
-              return;
-            }
+          if (!(await this.replay(spool))) {
+            return;
           }
-          spool.consume(next);
           continue;
         }
-        const batch = this.queue.splice(0, this.options.maxBatch);
+        const batch = this.queue.splice(0, this.queue[0]!.alone ? 1 : this.options.maxBatch);
         const work = this.append(batch.map((p) => p.record));
         try {
           await this.withTimeout(work);
@@ -159,6 +177,18 @@ export class AuditWriter {
             p.resolve();
           }
         } catch (err) {
+          if (err instanceof AuditRowRejected) {
+            if (batch.length > 1) {
+              // One of these rows is bad: write them again one by one, in the same order.
+              for (const p of batch) {
+                p.alone = true;
+              }
+              this.queue.unshift(...batch);
+            } else {
+              this.refuse(batch[0]!, err);
+            }
+            continue;
+          }
           const e = err instanceof Error ? err : new Error(String(err));
           // Fail the batch's intents and every waiting one now: the store is down or slow,
           // their callers answer 503 rather than wait for a retry.
@@ -172,8 +202,12 @@ export class AuditWriter {
           // outcome twice. Its rows that must not be lost wait for the write's real end; if it
           // committed they are written, and so are the refused intents it held, which get an
           // outcome saying their operation was not sent (no intent is left without one).
+          const committed = await work.then(
+            () => true,
+            () => false,
+          );
           const keep = batch.filter((p) => p.mustRetry);
-          if (await settled(work)) {
+          if (committed) {
             for (const p of keep) {
               p.resolve();
             }
@@ -196,6 +230,38 @@ export class AuditWriter {
     } finally {
       this.running = false;
     }
+  }
+
+  /**
+   * Writes the spool's next rows; false when the store failed (a retry is scheduled). A spooled
+   * row the store refuses for its content (the copy of an outcome committed just before a crash)
+   * is logged and passed over, alone, as in the queue.
+   */
+  private async replay(spool: AuditSpool): Promise<boolean> {
+    const { records, next } = spool.peek(this.spoolAlone ? 1 : this.options.maxBatch);
+    const work = this.append(records);
+    try {
+      await this.withTimeout(work);
+    } catch (err) {
+      if (err instanceof AuditRowRejected) {
+        if (records.length > 1) {
+          this.spoolAlone = true;
+          return true;
+        }
+        const r = records[0]!;
+        this.log.error(
+          `audit: the store refused the spooled ${r.kind} ${r.operation} of request ${r.requestId} (${err.sqlState}: ${err.message})`,
+        );
+      } else if (!(await settled(work))) {
+        this.failed(err);
+        return false;
+      }
+    }
+    spool.consume(next);
+    if (spool.empty) {
+      this.spoolAlone = false;
+    }
+    return true;
   }
 
   /** The store failed: queued rows that must not be lost are spooled; a retry is scheduled. */
@@ -243,6 +309,23 @@ export class AuditWriter {
     for (const p of rows) {
       p.resolve();
     }
+  }
+
+  /** A row the store refused for its content: it fails alone and is never retried. */
+  private refuse(p: Pending, err: AuditRowRejected): void {
+    const r = p.record;
+    const what = `${r.kind} ${r.operation} of request ${r.requestId}`;
+    if (err.duplicateOutcome) {
+      // The schema keeps one outcome per request; a second is a bug upstream, not the caller's.
+      this.log.error(`audit: a second outcome row for one request refused (a bug): ${what}`);
+      p.resolve();
+      return;
+    }
+    if (p.mustRetry) {
+      this.dropped++;
+    }
+    this.log.error(`audit: the store refused the ${what} (${err.sqlState}: ${err.message})`);
+    p.reject(err);
   }
 
   private withTimeout(work: Promise<void>): Promise<void> {

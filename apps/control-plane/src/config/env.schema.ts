@@ -16,6 +16,7 @@ import {
   type NatsEnv,
 } from '@lq/runtime';
 import type { SignInLimits } from '@lq/auth';
+import { parseOutputPatterns } from '@lq/audit';
 import { signingKeyFromPem } from '@lq/host';
 
 export { ConfigError };
@@ -105,6 +106,8 @@ export interface ControlPlaneConfig {
     outputMaxBytes: number;
     pageMax: number;
     exportMaxRows: number;
+    /** Applied to output before it is stored or streamed to a follower (issue 18 item 2). */
+    outputRedaction: { defaults: boolean; patterns: RegExp[] };
   };
   logLevel: LogLevelName;
 }
@@ -298,6 +301,16 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
   ],
   ['LQ_AUDIT_PAGE_MAX', '1000', 'largest page of /api/audit/events and /executions'],
   ['LQ_AUDIT_EXPORT_MAX_ROWS', '1000000', 'largest NDJSON or CSV export'],
+  [
+    'LQ_OUTPUT_REDACT_DEFAULTS',
+    'true',
+    'redact the built-in patterns (private key blocks, password=/passwd:-style values, bearer and API tokens, AWS keys) from output before it is stored or streamed to a follower',
+  ],
+  [
+    'LQ_OUTPUT_REDACT_PATTERNS',
+    '[]',
+    'more patterns to redact: a JSON array of regular expressions, each "source" or "/source/flags" (flags of imsu); the whole match becomes [redacted]',
+  ],
   ['LQ_LOG_LEVEL', 'info', 'debug, info, warn or error'],
 ];
 
@@ -309,6 +322,18 @@ function defaultSpoolDir(env: NodeJS.ProcessEnv, databaseUrl: string): string {
   const key = [databaseUrl, env.LQ_HTTP_PORT ?? '8080', env.LQ_GRPC_PORT ?? '9090'].join('|');
   const hash = createHash('sha256').update(key).digest('hex').slice(0, 16);
   return join(tmpdir(), 'limiquantix-audit-spool', hash);
+}
+
+function outputPatterns(env: NodeJS.ProcessEnv): RegExp[] {
+  const raw = env.LQ_OUTPUT_REDACT_PATTERNS;
+  if (raw === undefined || raw.trim() === '') {
+    return [];
+  }
+  try {
+    return parseOutputPatterns(raw);
+  } catch (err) {
+    throw new ConfigError(`LQ_OUTPUT_REDACT_PATTERNS ${(err as Error).message}`);
+  }
 }
 
 /** Reads and validates the environment once, at boot; fails naming the variable. */
@@ -400,6 +425,10 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
       outputMaxBytes: int(env, 'LQ_AUDIT_OUTPUT_MAX_BYTES', 65_536, 0, 16 * 1024 * 1024),
       pageMax: int(env, 'LQ_AUDIT_PAGE_MAX', 1000, 10, 100_000),
       exportMaxRows: int(env, 'LQ_AUDIT_EXPORT_MAX_ROWS', 1_000_000, 1, 100_000_000),
+      outputRedaction: {
+        defaults: bool(env, 'LQ_OUTPUT_REDACT_DEFAULTS', true),
+        patterns: outputPatterns(env),
+      },
     },
     logLevel,
   };

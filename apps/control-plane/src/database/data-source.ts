@@ -5,7 +5,12 @@ import { CreateAccessAndAudit1764374400000 } from './migrations/1764374400000-Cr
 import { CreateExecutions1764460800000 } from './migrations/1764460800000-CreateExecutions.js';
 import { CreateRuns1764464400000 } from './migrations/1764464400000-CreateRuns.js';
 import { AddVmName1764633600000 } from './migrations/1764633600000-AddVmName.js';
-import { SessionsAndSignInLimits1764806400000 } from '@lq/auth/migrations';
+import {
+  OutputAuditorRole1764897318100,
+  SessionsAndSignInLimits1764806400000,
+} from '@lq/auth/migrations';
+import { AuditOneOutcomePerRequest1764897318000 } from './migrations/1764897318000-AuditOneOutcomePerRequest.js';
+import { ExecutionOutputRedactions1764897318200 } from './migrations/1764897318200-ExecutionOutputRedactions.js';
 
 // Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
 // A library's tables are migrated by the migrations beside its code (libs/auth/src/migrations);
@@ -17,6 +22,9 @@ export const MIGRATIONS = [
   CreateRuns1764464400000,
   AddVmName1764633600000,
   SessionsAndSignInLimits1764806400000,
+  AuditOneOutcomePerRequest1764897318000,
+  OutputAuditorRole1764897318100,
+  ExecutionOutputRedactions1764897318200,
 ];
 
 /** Built when asked (not at import), so DATABASE_URL is read when the app starts. */

@@ -3,7 +3,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { fromBinary } from '@bufbuild/protobuf';
 import type { Subscription } from '@nats-io/transport-node';
-import { AuditService } from '@lq/audit';
 import { timestampMs } from '@bufbuild/protobuf/wkt';
 import {
   ExecOutputEventSchema,
@@ -13,6 +12,7 @@ import {
   type ExecuteRequest,
   type ExecuteResponse,
 } from '@lq/proto';
+import { AuditService, OutputRedactor } from '@lq/audit';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { guestFailure, isGuestError } from '../guest-ops/guest-errors.js';
 import type { Ticket } from '../guest-ops/guest-operation.runner.js';
@@ -37,6 +37,15 @@ export function stateOf(r: ExecuteResponse): ExecutionState {
     return 'timed_out';
   }
   return r.exitCode === 0 ? 'succeeded' : 'failed';
+}
+
+/**
+ * A chunk with the redaction patterns applied: what is stored and what every follower gets.
+ * Each chunk is redacted on its own, so a secret split between two chunks can escape a pattern.
+ */
+export function redactChunk(redactor: OutputRedactor, c: OutputChunk): OutputChunk {
+  const r = redactor.redact(c.data);
+  return r.count === 0 ? c : { ...c, data: Buffer.from(r.data), redactions: r.count };
 }
 
 /** An ExecOutputEvent as a stored chunk. */
@@ -86,6 +95,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
     @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
     @Inject(NatsService) private readonly nats: NatsService,
     @Inject(ExecutionsRepository) private readonly repo: ExecutionsRepository,
+    @Inject(OutputRedactor) private readonly redactor: OutputRedactor,
     @Inject(AuditService) private readonly audit: AuditService,
   ) {}
 
@@ -171,7 +181,8 @@ export class ExecutionDriver implements OnApplicationShutdown {
           return;
         }
         try {
-          this.driving.get(id)?.buffer.push(chunkOf(msg.data));
+          // Redacted before it is stored: the store never holds what the patterns match.
+          this.driving.get(id)?.buffer.push(redactChunk(this.redactor, chunkOf(msg.data)));
         } catch (e) {
           this.log.warn(`dropped output of ${id}: ${(e as Error).message}`);
         }
