@@ -59,6 +59,55 @@ describe('AuditWriter', () => {
     await expect(writer.intent(rec(1))).rejects.toThrow(/did not answer in 200 ms/);
   });
 
+  it('should write an outcome once when a timed-out write commits late', async () => {
+    // The write of the first batch outlives the timeout, then commits: retrying it would
+    // record the outcome twice (issue 18 item 10: one request id had two `ok` outcomes).
+    const written: string[] = [];
+    let firstWrite: Promise<void> | undefined;
+    const writer = new AuditWriter(
+      (rows) => {
+        const write = async () => {
+          if (firstWrite === undefined) {
+            await new Promise((r) => setTimeout(r, options.writeTimeoutMs * 2));
+          }
+          written.push(...rows.map((r) => `${r.kind}:${r.requestId}:${r.status ?? ''}`));
+        };
+        const w = write();
+        firstWrite ??= w;
+        return w;
+      },
+      options,
+      quiet,
+    );
+    const outcome = writer.record(rec(1, 'outcome'));
+    const intent = writer.intent(rec(2));
+    await expect(intent).rejects.toThrow(/did not answer/);
+    await outcome;
+    await writer.close(1000);
+    await firstWrite;
+    // The waiting intent was refused before it was written.
+    expect(written).toEqual(['outcome:r1:']);
+  });
+
+  it('should give an intent that committed after its deadline an outcome', async () => {
+    const written: string[] = [];
+    let calls = 0;
+    const writer = new AuditWriter(
+      async (rows) => {
+        if (++calls === 1) {
+          await new Promise((r) => setTimeout(r, options.writeTimeoutMs * 2));
+        }
+        written.push(...rows.map((r) => `${r.kind}:${r.requestId}:${r.status ?? ''}`));
+      },
+      options,
+      quiet,
+    );
+    await expect(writer.intent(rec(1))).rejects.toThrow(/did not answer/);
+    await writer.close(2000);
+    // Refused to its caller (nothing sent), yet in the trail: never an intent without outcome.
+    expect(written).toEqual(['intent:r1:', 'outcome:r1:AUDIT_UNAVAILABLE']);
+  });
+
   it('should refuse rows past maxPending while the store is down', async () => {
     const writer = new AuditWriter(
       async () => {

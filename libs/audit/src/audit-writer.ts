@@ -141,8 +141,9 @@ export class AuditWriter {
     try {
       while (this.queue.length > 0 && !this.closed) {
         const batch = this.queue.splice(0, this.queue[0]!.batchLimit ?? this.options.maxBatch);
+        const work = this.append(batch.map((p) => p.record));
         try {
-          await this.withTimeout(this.append(batch.map((p) => p.record)));
+          await this.withTimeout(work);
           for (const p of batch) {
             p.resolve();
           }
@@ -161,21 +162,39 @@ export class AuditWriter {
             continue;
           }
           const e = err instanceof Error ? err : new Error(String(err));
-          const keep = batch.filter((p) => p.mustRetry);
-          for (const p of batch) {
-            if (!p.mustRetry) {
-              p.reject(e);
-            }
-          }
-          // Fail every waiting intent now too: the store is down, their callers answer 503
-          // rather than wait for a retry. Rows that must not be lost go back to the front.
+          // Fail the batch's intents and every waiting one now: the store is down or slow,
+          // their callers answer 503 rather than wait for a retry.
+          const refused = batch.filter((p) => !p.mustRetry);
           const waiting = this.queue.splice(0);
-          for (const p of waiting) {
-            if (!p.mustRetry) {
-              p.reject(e);
-            }
+          for (const p of [...refused, ...waiting.filter((w) => !w.mustRetry)]) {
+            p.reject(e);
           }
-          this.queue = [...keep, ...waiting.filter((p) => p.mustRetry)];
+          this.queue = waiting.filter((p) => p.mustRetry);
+          // A write that timed out may still commit: writing its rows again would record an
+          // outcome twice. Its rows that must not be lost wait for the write's real end; if it
+          // committed they are written, and so are the refused intents it held, which get an
+          // outcome saying their operation was not sent (no intent is left without one).
+          const committed = await work.then(
+            () => true,
+            () => false,
+          );
+          const keep = batch.filter((p) => p.mustRetry);
+          if (committed) {
+            for (const p of keep) {
+              p.resolve();
+            }
+            this.queue.unshift(
+              ...refused.map((p) => ({
+                record: lateIntentOutcome(p.record),
+                mustRetry: true,
+                resolve: () => undefined,
+                reject: () => undefined,
+              })),
+            );
+            continue;
+          }
+          // Rows that must not be lost go back to the front.
+          this.queue.unshift(...keep);
           if (this.queue.length > 0) {
             this.log.warn(
               `audit: write failed (${e.message}); ${this.queue.length} rows kept, retrying in ${this.options.retryDelayMs} ms`,
@@ -219,9 +238,25 @@ export class AuditWriter {
         this.options.writeTimeoutMs,
       );
     });
-    // The write may still land after a timeout; its rows are then in the chain, which is fine
-    // for an intent whose operation was refused (an intent without an outcome).
+    // The write may still land after a timeout: drain() waits for its end before going on.
     work.catch(() => undefined);
     return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
   }
+}
+
+/** The outcome of an intent that was committed after its caller was told it was not. */
+export function lateIntentOutcome(intent: AuditRecord): AuditRecord {
+  return {
+    kind: 'outcome',
+    actor: intent.actor,
+    authMethod: intent.authMethod,
+    sourceIp: intent.sourceIp,
+    requestId: intent.requestId,
+    operation: intent.operation,
+    vmId: intent.vmId,
+    nodeId: intent.nodeId,
+    projectId: intent.projectId,
+    status: 'AUDIT_UNAVAILABLE',
+    error: 'the intent was written after its deadline; the operation was refused and not sent',
+  };
 }

@@ -30,6 +30,8 @@ export const DATABASE_SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-fu
 export interface ControlPlaneConfig {
   databaseUrl: string;
   databaseTls: DatabaseTls;
+  /** PostgreSQL connections per replica, and how long a query waits for one before failing. */
+  databasePool: { max: number; waitMs: number };
   runMigrations: boolean;
   nats: NatsEnv & {
     /** Queue group shared by replicas for inventory subscriptions. */
@@ -63,6 +65,10 @@ export interface ControlPlaneConfig {
   execAsyncTimeoutSeconds: number;
   /** Fleet runs: largest number of VMs per run. */
   runMaxVms: number;
+  /** Fleet runs: starts in progress at once per replica, whatever the runs' max_concurrency. */
+  runStartsInFlight: number;
+  /** Fleet runs: how long a start that failed for want of the store is tried again. */
+  runStartRetryMs: number;
   limits: {
     maxCommandBytes: number;
     maxEnvBytes: number;
@@ -119,6 +125,16 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'PEM client certificate and key, for a PostgreSQL that asks for one (clientcert)',
   ],
   [
+    'LQ_DATABASE_POOL_MAX',
+    '20',
+    'PostgreSQL connections per replica (keep replicas × this below the server’s max_connections)',
+  ],
+  [
+    'LQ_DATABASE_POOL_WAIT_MS',
+    '10000',
+    'how long a query waits for a free connection before it fails (work beyond the pool waits its turn)',
+  ],
+  [
     'LQ_RUN_MIGRATIONS',
     'true',
     'apply pending migrations at start (false when a one-shot job does it)',
@@ -166,6 +182,16 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'how long a cancel keeps asking an agent that has not started the execution yet (a cancel right after the start)',
   ],
   ['LQ_RUN_MAX_VMS', '10000', 'largest number of VMs one fleet run may target'],
+  [
+    'LQ_RUN_STARTS_IN_FLIGHT',
+    '16',
+    'fleet-run starts in progress at once per replica (the rest wait their turn, whatever max_concurrency)',
+  ],
+  [
+    'LQ_RUN_START_RETRY_MS',
+    '120000',
+    'how long a run retries a VM’s start that failed for want of the database or audit trail (never an error)',
+  ],
   [
     'LQ_EXEC_ASYNC_TIMEOUT_SECONDS',
     '3600',
@@ -302,6 +328,10 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
   return {
     databaseUrl,
     databaseTls,
+    databasePool: {
+      max: int(env, 'LQ_DATABASE_POOL_MAX', 20, 1, 1000),
+      waitMs: int(env, 'LQ_DATABASE_POOL_WAIT_MS', 10_000, 100, 600_000),
+    },
     runMigrations: bool(env, 'LQ_RUN_MIGRATIONS', true),
     nats: {
       ...nats,
@@ -320,6 +350,8 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
     execLostGraceMs: int(env, 'LQ_EXEC_LOST_GRACE_MS', 15_000, 0, 3_600_000),
     execCancelRetryMs: int(env, 'LQ_EXEC_CANCEL_RETRY_MS', 5000, 0, 600_000),
     runMaxVms: int(env, 'LQ_RUN_MAX_VMS', 10_000, 1, 1_000_000),
+    runStartsInFlight: int(env, 'LQ_RUN_STARTS_IN_FLIGHT', 16, 1, 10_000),
+    runStartRetryMs: int(env, 'LQ_RUN_START_RETRY_MS', 120_000, 0, 3_600_000),
     execAsyncTimeoutSeconds: Math.min(
       int(env, 'LQ_EXEC_ASYNC_TIMEOUT_SECONDS', 3600, 1, 86_400),
       guestTimeoutMaxSeconds,

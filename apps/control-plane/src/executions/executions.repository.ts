@@ -71,11 +71,12 @@ export class ExecutionsRepository {
     actor: string;
     request: Record<string, unknown>;
     timeoutMs: number;
-  }): Promise<void> {
-    await this.ds.query(
+  }): Promise<ExecutionRow> {
+    const rows = await this.ds.query<ExecutionRow[]>(
       `INSERT INTO executions (id, vm_id, node_id, project_id, run_id, actor, request, status,
                                timeout_ms, started_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, now())`,
+       VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, now())
+       RETURNING *`,
       [
         row.id,
         row.vmId,
@@ -87,6 +88,7 @@ export class ExecutionsRepository {
         row.timeoutMs,
       ],
     );
+    return rows[0]!;
   }
 
   async get(id: string): Promise<ExecutionRow | undefined> {

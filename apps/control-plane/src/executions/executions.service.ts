@@ -110,8 +110,9 @@ export class ExecutionsService {
     });
     const request = recorded.request!;
     request.limits = runAsLimitsOf(ticket.grant);
+    let row: ExecutionRow;
     try {
-      await this.repo.insert({
+      row = await this.repo.insert({
         id,
         vmId,
         nodeId: ticket.where.nodeId,
@@ -128,8 +129,10 @@ export class ExecutionsService {
       );
       throw await ticket.failed(e, 0);
     }
+    // Nothing after this may fail: a caller that sees a failure may start it again (a fleet
+    // run retries a start that failed for want of the store), which must never run it twice.
     this.driver.drive(id, ticket, request, runId);
-    return executionView((await this.repo.get(id))!);
+    return executionView(row);
   }
 
   async get(id: string, caller: Caller): Promise<ExecutionView> {
