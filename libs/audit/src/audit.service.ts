@@ -1,5 +1,5 @@
 import { AuditException, AuditErrorCode } from './audit.exception.js';
-import type { AuditRepository } from './audit.repository.js';
+import type { AuditRepository, VerifyOptions } from './audit.repository.js';
 import type { AuditWriter } from './audit-writer.js';
 import type {
   AuditEventView,
@@ -58,8 +58,8 @@ export class AuditService {
     return this.repo.executions(filter);
   }
 
-  verify(): Promise<VerifyReport> {
-    return this.repo.verify();
+  verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    return this.repo.verify(options);
   }
 
   get pendingRows(): number {
