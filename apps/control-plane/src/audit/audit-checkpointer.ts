@@ -96,7 +96,9 @@ export class AuditCheckpointer implements OnApplicationBootstrap, OnApplicationS
         this.log.log(`audit checkpoints go to JetStream stream ${cfg.stream} (${how})`);
       } catch (err) {
         if (cfg.jetstream === 'required') {
-          throw new Error(`LQ_AUDIT_CHECKPOINT_JETSTREAM=required: ${(err as Error).message}`);
+          throw new Error(`LQ_AUDIT_CHECKPOINT_JETSTREAM=required: ${(err as Error).message}`, {
+            cause: err,
+          });
         }
         this.log.warn(
           `audit checkpoints go to the checkpoint table only until JetStream stream ${cfg.stream} can be used: ${(err as Error).message}`,
