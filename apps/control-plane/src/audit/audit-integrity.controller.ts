@@ -1,8 +1,16 @@
-import { Controller, Get, Inject, Query, Res } from '@nestjs/common';
+import { Controller, Get, Inject, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
 import type { AuditPublicKey, VerifyReport } from '@lq/api';
-import { AuthException, Public, RequirePermission, holdsGlobally } from '@lq/auth';
+import {
+  AUTH_AUDIT_HOOK,
+  AuthException,
+  Public,
+  RequirePermission,
+  holdsGlobally,
+  originOf,
+  type AuthAuditHook,
+} from '@lq/auth';
 import { CurrentCaller, type Caller } from '../common/caller.js';
 import { AuditCheckpointer } from './audit-checkpointer.js';
 import { AuditIntegrityService } from './audit-integrity.service.js';
@@ -19,6 +27,7 @@ export class AuditIntegrityController {
   constructor(
     @Inject(AuditIntegrityService) private readonly integrity: AuditIntegrityService,
     @Inject(AuditCheckpointer) private readonly checkpointer: AuditCheckpointer,
+    @Inject(AUTH_AUDIT_HOOK) private readonly hook: AuthAuditHook,
   ) {}
 
   @Get('public-key')
@@ -41,9 +50,10 @@ export class AuditIntegrityController {
   async verify(
     @CurrentCaller() caller: Caller,
     @Query() q: VerifyQueryDto,
+    @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
   ): Promise<VerifyReport | undefined> {
-    this.requireGlobal(caller);
+    await this.requireGlobal(caller, req);
     if (q.progress !== 'true') {
       return this.integrity.verify();
     }
@@ -68,8 +78,12 @@ export class AuditIntegrityController {
       'Every audit row with its hashes and every signed checkpoint, as NDJSON (lq-audit-export/1) for offline verification: lqctl audit verify FILE --public-key K',
   })
   @ApiProduces('application/x-ndjson')
-  async export(@CurrentCaller() caller: Caller, @Res() res: Response): Promise<void> {
-    this.requireGlobal(caller);
+  async export(
+    @CurrentCaller() caller: Caller,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    await this.requireGlobal(caller, req);
     const lines = this.integrity.exportLines();
     // The first line before the headers go out: a database that is away is a clean error.
     const first = await lines.next();
@@ -99,9 +113,12 @@ export class AuditIntegrityController {
     }
   }
 
-  private requireGlobal(caller: Caller): void {
+  /** audit.read on every project (the chain spans them all); a refusal is audited. */
+  private async requireGlobal(caller: Caller, req: Request): Promise<void> {
     if (!holdsGlobally(caller.principal, 'audit.read')) {
-      throw AuthException.denied('audit.read', 'on every project (the chain spans them all)');
+      const where = 'on every project (the chain spans them all)';
+      await this.hook.denied(originOf(req), caller.principal, 'audit.read', where);
+      throw AuthException.denied('audit.read', where);
     }
   }
 }
