@@ -46,14 +46,19 @@ export function createDataSource(url: string, tls?: DatabaseTls): DataSource {
 // find nothing pending.
 const MIGRATION_LOCK = 0x4c51_4d47; // "LQMG"
 
-/** Applies pending migrations holding a session advisory lock; returns what was applied. */
-export async function runMigrationsLocked(ds: DataSource) {
+/**
+ * Applies pending migrations holding a session advisory lock, then runs `after` (the grants to
+ * the replicas' role) still holding it; returns what was applied.
+ */
+export async function runMigrationsLocked(ds: DataSource, after?: () => Promise<unknown>) {
   const qr = ds.createQueryRunner();
   await qr.connect();
   try {
     await qr.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
     try {
-      return await ds.runMigrations({ transaction: 'each' });
+      const applied = await ds.runMigrations({ transaction: 'each' });
+      await after?.();
+      return applied;
     } finally {
       await qr.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
     }
