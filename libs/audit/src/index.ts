@@ -5,6 +5,7 @@ export * from './audit-writer.js';
 export * from './audit.service.js';
 export * from './hash-chain.js';
 export * from './redaction.js';
+export * from './output-redactor.js';
 export { intentDigestOfRecord } from './audit-rows.js';
 export * from './checkpoint.repository.js';
 export {

@@ -13,6 +13,7 @@ import {
   type NatsEnv,
 } from '@lq/runtime';
 import type { SignInLimits } from '@lq/auth';
+import { parseOutputPatterns } from '@lq/audit';
 import { signingKeyFromPem } from '@lq/host';
 
 export { ConfigError };
@@ -36,6 +37,8 @@ export interface ControlPlaneConfig {
   databaseMigrationUrl?: string;
   /** Refuse to start when DATABASE_URL's role could change or delete audit rows. */
   databaseRequireLeastPrivilege: boolean;
+  /** PostgreSQL connections per replica, and how long a query waits for one before failing. */
+  databasePool: { max: number; waitMs: number };
   runMigrations: boolean;
   nats: NatsEnv & {
     /** Queue group shared by replicas for inventory subscriptions. */
@@ -69,6 +72,10 @@ export interface ControlPlaneConfig {
   execAsyncTimeoutSeconds: number;
   /** Fleet runs: largest number of VMs per run. */
   runMaxVms: number;
+  /** Fleet runs: starts in progress at once per replica, whatever the runs' max_concurrency. */
+  runStartsInFlight: number;
+  /** Fleet runs: how long a start that failed for want of the store is tried again. */
+  runStartRetryMs: number;
   limits: {
     maxCommandBytes: number;
     maxEnvBytes: number;
@@ -100,6 +107,8 @@ export interface ControlPlaneConfig {
     outputMaxBytes: number;
     pageMax: number;
     exportMaxRows: number;
+    /** Applied to output before it is stored or streamed to a follower (issue 18 item 2). */
+    outputRedaction: { defaults: boolean; patterns: RegExp[] };
   };
   /** Signed checkpoints of the audit chain head (SECURITY.md: the audit trail). */
   auditCheckpoint: AuditCheckpointConfig;
@@ -154,6 +163,16 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'refuse to start when DATABASE_URL’s role is a superuser, owns the audit tables or may update, delete or truncate them (false: a warning)',
   ],
   [
+    'LQ_DATABASE_POOL_MAX',
+    '20',
+    'PostgreSQL connections per replica (keep replicas × this below the server’s max_connections)',
+  ],
+  [
+    'LQ_DATABASE_POOL_WAIT_MS',
+    '10000',
+    'how long a query waits for a free connection before it fails (work beyond the pool waits its turn)',
+  ],
+  [
     'LQ_RUN_MIGRATIONS',
     'true',
     'apply pending migrations at start (false when a one-shot job does it)',
@@ -201,6 +220,16 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'how long a cancel keeps asking an agent that has not started the execution yet (a cancel right after the start)',
   ],
   ['LQ_RUN_MAX_VMS', '10000', 'largest number of VMs one fleet run may target'],
+  [
+    'LQ_RUN_STARTS_IN_FLIGHT',
+    '16',
+    'fleet-run starts in progress at once per replica (the rest wait their turn, whatever max_concurrency)',
+  ],
+  [
+    'LQ_RUN_START_RETRY_MS',
+    '120000',
+    'how long a run retries a VM’s start that failed for want of the database or audit trail (never an error)',
+  ],
   [
     'LQ_EXEC_ASYNC_TIMEOUT_SECONDS',
     '3600',
@@ -295,6 +324,16 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
   ['LQ_AUDIT_PAGE_MAX', '1000', 'largest page of /api/audit/events and /executions'],
   ['LQ_AUDIT_EXPORT_MAX_ROWS', '1000000', 'largest NDJSON or CSV export'],
   [
+    'LQ_OUTPUT_REDACT_DEFAULTS',
+    'true',
+    'redact the built-in patterns (private key blocks, password=/passwd:-style values, bearer and API tokens, AWS keys) from output before it is stored or streamed to a follower',
+  ],
+  [
+    'LQ_OUTPUT_REDACT_PATTERNS',
+    '[]',
+    'more patterns to redact: a JSON array of regular expressions, each "source" or "/source/flags" (flags of imsu); the whole match becomes [redacted]',
+  ],
+  [
     'LQ_AUDIT_CHECKPOINT_ROWS',
     '1000',
     'sign a checkpoint of the audit chain head once it is this many rows past the last one',
@@ -329,6 +368,18 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
   ['LQ_LOG_LEVEL', 'info', 'debug, info, warn or error'],
 ];
 
+function outputPatterns(env: NodeJS.ProcessEnv): RegExp[] {
+  const raw = env.LQ_OUTPUT_REDACT_PATTERNS;
+  if (raw === undefined || raw.trim() === '') {
+    return [];
+  }
+  try {
+    return parseOutputPatterns(raw);
+  } catch (err) {
+    throw new ConfigError(`LQ_OUTPUT_REDACT_PATTERNS ${(err as Error).message}`);
+  }
+}
+
 /** Reads and validates the environment once, at boot; fails naming the variable. */
 export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig {
   const { url: databaseUrl, tls: databaseTls } = parseDatabaseEnv(env);
@@ -349,6 +400,10 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
     databaseTls,
     databaseMigrationUrl: migrationUrl(env, databaseUrl),
     databaseRequireLeastPrivilege: bool(env, 'LQ_DATABASE_REQUIRE_LEAST_PRIVILEGE', false),
+    databasePool: {
+      max: int(env, 'LQ_DATABASE_POOL_MAX', 20, 1, 1000),
+      waitMs: int(env, 'LQ_DATABASE_POOL_WAIT_MS', 10_000, 100, 600_000),
+    },
     runMigrations: bool(env, 'LQ_RUN_MIGRATIONS', true),
     nats: {
       ...nats,
@@ -367,6 +422,8 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
     execLostGraceMs: int(env, 'LQ_EXEC_LOST_GRACE_MS', 15_000, 0, 3_600_000),
     execCancelRetryMs: int(env, 'LQ_EXEC_CANCEL_RETRY_MS', 5000, 0, 600_000),
     runMaxVms: int(env, 'LQ_RUN_MAX_VMS', 10_000, 1, 1_000_000),
+    runStartsInFlight: int(env, 'LQ_RUN_STARTS_IN_FLIGHT', 16, 1, 10_000),
+    runStartRetryMs: int(env, 'LQ_RUN_START_RETRY_MS', 120_000, 0, 3_600_000),
     execAsyncTimeoutSeconds: Math.min(
       int(env, 'LQ_EXEC_ASYNC_TIMEOUT_SECONDS', 3600, 1, 86_400),
       guestTimeoutMaxSeconds,
@@ -412,6 +469,10 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
       outputMaxBytes: int(env, 'LQ_AUDIT_OUTPUT_MAX_BYTES', 65_536, 0, 16 * 1024 * 1024),
       pageMax: int(env, 'LQ_AUDIT_PAGE_MAX', 1000, 10, 100_000),
       exportMaxRows: int(env, 'LQ_AUDIT_EXPORT_MAX_ROWS', 1_000_000, 1, 100_000_000),
+      outputRedaction: {
+        defaults: bool(env, 'LQ_OUTPUT_REDACT_DEFAULTS', true),
+        patterns: outputPatterns(env),
+      },
     },
     auditCheckpoint: auditCheckpoint(env),
     logLevel,

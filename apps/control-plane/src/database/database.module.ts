@@ -40,7 +40,7 @@ async function migrate(config: ControlPlaneConfig, ds: DataSource, log: Logger):
       inject: [CONTROL_PLANE_CONFIG],
       useFactory: async (config: ControlPlaneConfig) => {
         const log = new Logger('database');
-        const ds = createDataSource(config.databaseUrl, config.databaseTls);
+        const ds = createDataSource(config.databaseUrl, config.databaseTls, config.databasePool);
         await ds.initialize();
         if (config.runMigrations) {
           await migrate(config, ds, log);
