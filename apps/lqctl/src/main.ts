@@ -7,6 +7,7 @@ import { configPath, loadConfig, resolveSettings, type Settings } from './config
 import { UsageError } from './errors.js';
 import { Exit, describeFailure } from './exit-codes.js';
 import { auditLsCommand } from './commands/audit.command.js';
+import { auditExportCommand, auditVerifyCommand } from './commands/audit-verify.command.js';
 import type { Command, Context } from './commands/context.js';
 import { cpCommand } from './commands/cp.command.js';
 import { execCommand } from './commands/exec.command.js';
@@ -29,6 +30,8 @@ const COMMANDS: Record<string, Command> = {
   quiesce: quiesceCommand('quiesce'),
   thaw: quiesceCommand('thaw'),
   'audit ls': auditLsCommand,
+  'audit export': auditExportCommand,
+  'audit verify': auditVerifyCommand,
 };
 
 function authFor(settings: Settings, configFile: string, ctxConfig: Context['config']): AuthSource {
