@@ -10,6 +10,13 @@ import { auditLsCommand } from './commands/audit.command.js';
 import type { Command, Context } from './commands/context.js';
 import { cpCommand } from './commands/cp.command.js';
 import { execCommand } from './commands/exec.command.js';
+import {
+  execLogsCommand,
+  execLsCommand,
+  execShowCommand,
+  runsLsCommand,
+  runsShowCommand,
+} from './commands/history.command.js';
 import { loginCommand, logoutCommand, whoamiCommand } from './commands/login.command.js';
 import { quiesceCommand } from './commands/quiesce.command.js';
 import { runCommand } from './commands/run.command.js';
@@ -24,7 +31,12 @@ const COMMANDS: Record<string, Command> = {
   'vm show': vmShowCommand,
   'vm label': vmLabelCommand,
   exec: execCommand,
+  'exec ls': execLsCommand,
+  'exec show': execShowCommand,
+  'exec logs': execLogsCommand,
   run: runCommand,
+  'runs ls': runsLsCommand,
+  'runs show': runsShowCommand,
   cp: cpCommand,
   quiesce: quiesceCommand('quiesce'),
   thaw: quiesceCommand('thaw'),

@@ -14,7 +14,10 @@ Commands:
   vm show VM                         one VM in detail, with its labels
   vm label VM key=value… [key-…]     set (or remove) labels; fleet runs target them
   exec VM [options] -- CMD…          run a command, output live, exit with its exit code
+  exec ls [filters]                  executions you may read, newest first
+  exec show ID / exec logs ID [-f]   one execution; its output (-f: follow until it ends)
   run TARGET [options] -- CMD…       run a command over many VMs with a progress bar and summary
+  runs ls [filters] / runs show ID   fleet runs; one run's VMs (--show-output: their output)
   cp LOCAL VM:/path | VM:/path LOCAL copy a file to or from a guest (streamed)
   quiesce VM / thaw VM               freeze / thaw the guest's filesystems (for snapshots)
   audit ls [filters]                 the audit trail, or with --executions the command history
@@ -25,7 +28,9 @@ Global options (anywhere before --):
   --server URL    the control plane (env LQ_SERVER, config file; default ${DEFAULT_SERVER},
                   which is what npm start serves)
   --token T       an API key (lq_…) or access token (env LQ_TOKEN, config file)
-  --json          machine-readable output on stdout
+  -o, --output F  listings and show: table (default), wide, json, yaml, name (ids only)
+  --no-headers    tables without their header line
+  --json          machine-readable output on stdout (-o json for listings)
   -h, --help      help           --version   lqctl's version
 
 Config file: $XDG_CONFIG_HOME/lqctl/config.json (default ~/.config/lqctl/config.json, or the
@@ -125,8 +130,60 @@ Exits 0 only if every VM succeeded (1 otherwise, 130 when cancelled). Ctrl-C can
   -p, --project P            every VM of project P
       --max-concurrency N|N% VMs at a time: a number or a percentage of the targets (default 10)
       --max-errors N|N%      stop starting VMs once more than this many have failed
+      --show-output          print each VM's output (stdout, then stderr) before the table,
+                             like aws ssm list-command-invocations --details
 ${EXEC_OPTIONS}
-      --json                 print the final run (every VM's execution id) as JSON
+  -o json|yaml               print the final run (every VM's execution id; with
+                             --show-output each VM's stdout and stderr) as JSON or YAML
+`,
+  'exec ls': `Usage: lqctl exec ls [filters] [--limit N] [-o wide|json|yaml|name] [--no-headers]
+
+The executions you may read (guest.exec or audit.read on their project; GET /api/executions),
+newest first: id, VM, actor, command, status, exit code, when, how long. -o wide adds the
+project, the run-as user and the fleet run.
+
+  --vm V                VM id
+  -p, --project P       project
+  --state S             pending, running, succeeded, failed, timed_out, cancelled, agent_lost
+                        (several: failed,timed_out)
+  --actor A             who started it
+  --run ID              executions of one fleet run
+  --since T, --until T  a time: 1h, 30m, 2d (ago) or ISO 8601
+  --limit N             rows (default 50)
+`,
+  'exec show': `Usage: lqctl exec show ID [-o json|yaml|name]
+
+One execution: VM, actor, command, status, exit code or signal, error, timings, output sizes.
+Its output: lqctl exec logs ID.
+`,
+  'exec logs': `Usage: lqctl exec logs ID [-f]
+
+The execution's output so far: its stdout to stdout, its stderr to stderr (exit 0).
+With -f (--follow), attaches to a running execution: the output so far, then live output
+until it ends, and exits with its exit code as lqctl exec does. Ctrl-C stops following (the
+execution goes on; cancel it with the API's POST /api/executions/ID/cancel).
+--json prints each chunk as one JSON line {seq, stream, text, base64}.
+
+  -f, --follow   follow until the execution ends
+`,
+  'runs ls': `Usage: lqctl runs ls [filters] [--limit N] [-o wide|json|yaml|name] [--no-headers]
+
+Fleet runs (GET /api/runs), newest first: your own, or every run with a global auditor or
+admin binding. -o wide adds the counts by state and the end time.
+
+  --vm V                runs that targeted VM V
+  -p, --project P       runs that targeted a VM of project P
+  --state S             running, succeeded, failed, stopped, cancelled (several: a,b)
+  --actor A             who started it
+  --since T, --until T  a time: 1h, 30m, 2d (ago) or ISO 8601
+  --limit N             rows (default 50)
+`,
+  'runs show': `Usage: lqctl runs show ID [--show-output] [-o json|yaml|name]
+
+A fleet run: target, command, status, counts, and each VM's state, exit code and execution.
+
+  --show-output   each VM's output (stdout, then stderr after a "--- stderr" line) under a
+                  "=== VM: state (exit N)" line; -o json adds stdout and stderr to each VM
 `,
   cp: `Usage: lqctl cp LOCAL VM:/path [--mode 0644]
        lqctl cp VM:/path LOCAL

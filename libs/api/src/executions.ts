@@ -112,3 +112,18 @@ export interface RunProgressView {
   status: RunStatus;
   summary: Record<string, number>;
 }
+
+/** GET /api/executions: newest first; pass `next_cursor` as `cursor` for the next page. */
+export interface ExecutionListView {
+  executions: ExecutionView[];
+  next_cursor: string | null;
+}
+
+/** A run in GET /api/runs: the run without its per-VM rows (GET /api/runs/:id has them). */
+export type RunSummaryView = Omit<RunView, 'vms'> & { vm_count: number };
+
+/** GET /api/runs: newest first; pass `next_cursor` as `cursor` for the next page. */
+export interface RunListView {
+  runs: RunSummaryView[];
+  next_cursor: string | null;
+}

@@ -62,6 +62,8 @@ export interface ControlPlaneConfig {
   execAsyncTimeoutSeconds: number;
   /** Fleet runs: largest number of VMs per run. */
   runMaxVms: number;
+  /** Largest page of GET /api/executions and /api/runs. */
+  historyPageMax: number;
   limits: {
     maxCommandBytes: number;
     maxEnvBytes: number;
@@ -254,6 +256,7 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     '65536',
     'stdout and stderr kept per execution in the command history (each; the hash covers all)',
   ],
+  ['LQ_HISTORY_PAGE_MAX', '500', 'largest page of GET /api/executions and /api/runs'],
   ['LQ_AUDIT_PAGE_MAX', '1000', 'largest page of /api/audit/events and /executions'],
   ['LQ_AUDIT_EXPORT_MAX_ROWS', '1000000', 'largest NDJSON or CSV export'],
   ['LQ_LOG_LEVEL', 'info', 'debug, info, warn or error'],
@@ -295,6 +298,7 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
     execLostGraceMs: int(env, 'LQ_EXEC_LOST_GRACE_MS', 15_000, 0, 3_600_000),
     execCancelRetryMs: int(env, 'LQ_EXEC_CANCEL_RETRY_MS', 5000, 0, 600_000),
     runMaxVms: int(env, 'LQ_RUN_MAX_VMS', 10_000, 1, 1_000_000),
+    historyPageMax: int(env, 'LQ_HISTORY_PAGE_MAX', 500, 10, 10_000),
     execAsyncTimeoutSeconds: Math.min(
       int(env, 'LQ_EXEC_ASYNC_TIMEOUT_SECONDS', 3600, 1, 86_400),
       guestTimeoutMaxSeconds,
