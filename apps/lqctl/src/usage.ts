@@ -47,6 +47,8 @@ Exit codes:
   5    permission denied (the message names the missing permission)
   exec passes the remote command's exit code through once it has started: 128+N when killed
   by signal N, 124 timed out, 130 cancelled (Ctrl-C), 255 agent lost or no exit code.
+  exec, when the guest refuses to start the command (as docker exec and ssh): 127 not found,
+  126 not executable or the --cwd is unusable, 1 frozen guest, unknown user, run-as limits.
   run: 130 when cancelled.
 `;
 
@@ -104,7 +106,8 @@ Runs a command in the guest as an asynchronous execution and follows its output 
 command's stdout goes to stdout and its stderr to stderr as they arrive. If the stream breaks,
 lqctl reconnects and resumes after the last chunk it printed. lqctl exits with the command's
 exit code (128+N when killed by signal N, 124 timed out, 130 cancelled, 255 agent lost or
-failed without an exit code).
+failed without an exit code); when the guest refuses to start it, 127 (not found), 126 (not
+executable, unusable --cwd) or 1 (frozen guest, unknown user, run-as limits).
 
 Ctrl-C once cancels the execution in the guest (its whole process group) and keeps following
 until it ends; Ctrl-C twice stops waiting and exits 130.
@@ -224,7 +227,8 @@ ndjson and csv stream the server's export (every matching row up to --limit).
   -p, --project P       project
   --operation O         execute, ping, file.read, file.write, shutdown, run, user.create, …
   --kind K              intent, outcome, denied, auth_failed, admin (the trail only)
-  --outcome O           ok, error, or a status (timed_out, PERMISSION_DENIED, …)
+  --outcome O           ok (or succeeded), error (every other outcome: a non-zero exit is
+                        failed), or a status (failed, timed_out, PERMISSION_DENIED, …)
   --since T, --until T  a time: 1h, 30m, 2d (ago) or ISO 8601 (2026-11-03T10:00:00Z)
   --limit N             rows (table default 50; ndjson and csv default all)
   --format F            table (default), ndjson or csv

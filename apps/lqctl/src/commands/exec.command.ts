@@ -6,8 +6,9 @@ import {
   str,
   type ParsedCommand,
 } from '../args.js';
-import { UsageError } from '../errors.js';
+import { ApiError, UsageError } from '../errors.js';
 import { exitCodeOfExecution } from '../exit-codes.js';
+import { refusalExitCode, refusalOf } from '@lq/api';
 import { jsonText, writeTo } from '../output/stream.js';
 import { cancelOnInterrupt } from './cancel-on-interrupt.js';
 import { note, seg, type Command, type Context } from './context.js';
@@ -58,6 +59,9 @@ export function executeBody(cmd: ParsedCommand, what: string): ExecuteBody {
 
 /** Why the command ended, when the exit code alone does not say it. */
 export function endNote(view: ExecutionView): string | undefined {
+  if (view.refusal) {
+    return `the guest refused to start the command: ${view.error ?? view.refusal} (exit ${exitCodeOfExecution(view)})`;
+  }
   switch (view.status) {
     case 'timed_out':
       return `execution ${view.id} timed out; its process group was killed (exit 124)`;
@@ -86,9 +90,21 @@ async function readStdin(ctx: Context): Promise<Buffer> {
 }
 
 async function execSync(ctx: Context, vm: string, body: ExecuteBody): Promise<number> {
-  const r = await ctx.client.json<ExecuteResultView>('POST', `/api/vms/${seg(vm)}/execute`, {
-    json: body,
-  });
+  let r: ExecuteResultView;
+  try {
+    r = await ctx.client.json<ExecuteResultView>('POST', `/api/vms/${seg(vm)}/execute`, {
+      json: body,
+    });
+  } catch (err) {
+    // The guest refused to start it: the exit code a shell would give (127, 126, 1).
+    const refusal = err instanceof ApiError ? refusalOf(err.agentCode, err.message) : null;
+    if (!refusal) {
+      throw err;
+    }
+    const code = refusalExitCode(refusal);
+    note(ctx, `the guest refused to start the command: ${(err as Error).message} (exit ${code})`);
+    return code;
+  }
   if (ctx.json) {
     await writeTo(ctx.stdout, jsonText(r));
   } else {
@@ -99,7 +115,7 @@ async function execSync(ctx: Context, vm: string, body: ExecuteBody): Promise<nu
     }
   }
   return exitCodeOfExecution({
-    status: r.timed_out ? 'timed_out' : r.exit_code === 0 ? 'succeeded' : 'failed',
+    status: r.timed_out ? 'timed_out' : r.exit_code === 0 && !r.signal ? 'succeeded' : 'failed',
     exit_code: r.exit_code,
     signal: r.signal,
   });
