@@ -200,6 +200,27 @@ describe('one status vocabulary: API, lqctl and the audit view agree on every ou
     expect(r.stderr).toMatch(/refused to start the command: .*not found.*\(exit 127\)/);
   });
 
+  it('should refuse a timeout above the server maximum in the caller’s terms', async () => {
+    for (const args of [
+      ['exec', 'vm-1', '--timeout', '2h', '--', 'true'],
+      ['exec', '--sync', 'vm-1', '--timeout', '2h', '--', 'true'],
+      ['run', '--vms', 'vm-1', '--timeout', '2h', '--', 'true'],
+    ]) {
+      const r = await lqctl(args);
+      expect([args.join(' '), r.code]).toEqual([args.join(' '), 2]);
+      expect(r.stderr).toContain('lqctl: --timeout 2h exceeds the server maximum 1h');
+    }
+    const res = await fetch(`${stack.cp.url}/api/vms/vm-1/execute`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${TEST_ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ argv: ['true'], timeout_seconds: '30' }),
+    });
+    expect([res.status, ((await res.json()) as { message: string }).message]).toEqual([
+      400,
+      'timeout_seconds must be a whole number of seconds',
+    ]);
+  });
+
   it('should record the VM and the route pattern on a denial, so filtering by VM finds it', async () => {
     const admin = (method: string, path: string, body: unknown) =>
       fetch(`${stack.cp.url}${path}`, {

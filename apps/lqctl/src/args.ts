@@ -378,11 +378,15 @@ export function parseTime(text: string, what: string, now: Date = new Date()): D
   return new Date(now.getTime() - parseDuration(t, what));
 }
 
-/** A command timeout in whole seconds, 1..86400 (the API's bounds). */
+/**
+ * A command timeout in whole seconds, 1 s..24 h (the most any server may allow; the server's own
+ * maximum, LQ_GUEST_TIMEOUT_MAX_SECONDS, 1 h by default, is checked there and reported as
+ * "--timeout 2h exceeds the server maximum 1h").
+ */
 export function parseTimeoutSeconds(text: string): number {
   const s = Math.ceil(parseDuration(text, '--timeout') / 1000);
   if (s < 1 || s > 86_400) {
-    throw new UsageError(`--timeout must be between 1 s and 24 h (got ${text})`);
+    throw new UsageError(`--timeout must be between 1s and 24h (got ${text})`);
   }
   return s;
 }

@@ -55,9 +55,10 @@ Exit codes:
 const EXEC_OPTIONS = `  -u, --user U               run as user U (name or uid)
   -g, --group G              with group G (default: U's primary group)
       --supplementary-groups keep U's supplementary groups
-      --timeout S            kill the command's process group after S (30, 90s, 5m, 2h);
-                             default the control plane's LQ_GUEST_TIMEOUT_SECONDS (30 s),
-                             at most its LQ_GUEST_TIMEOUT_MAX_SECONDS (1 h)
+      --timeout S            kill the command's process group after S (30, 90s, 5m, 1h);
+                             default 1h (the server's LQ_EXEC_ASYNC_TIMEOUT_SECONDS; with
+                             exec --sync 30s, LQ_GUEST_TIMEOUT_SECONDS), at most 1h (its
+                             LQ_GUEST_TIMEOUT_MAX_SECONDS)
       --cwd DIR              working directory in the guest
   -e, --env K=V              extra environment (repeatable)
       --shell                run CMD… joined as one /bin/sh -c command line`;

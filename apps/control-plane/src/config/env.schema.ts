@@ -131,8 +131,16 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     '(off)',
     'proxies whose X-Forwarded-For names the client (audit source_ip): loopback, uniquelocal, CIDRs, comma-separated',
   ],
-  ['LQ_GUEST_TIMEOUT_SECONDS', '30', 'guest operation timeout when a request gives none'],
-  ['LQ_GUEST_TIMEOUT_MAX_SECONDS', '3600', 'largest timeout a request may ask for'],
+  [
+    'LQ_GUEST_TIMEOUT_SECONDS',
+    '30',
+    'timeout of a synchronous guest operation (POST /execute, lqctl exec --sync) that gives none',
+  ],
+  [
+    'LQ_GUEST_TIMEOUT_MAX_SECONDS',
+    '3600',
+    'largest timeout any request may ask for, synchronous or not (lqctl --timeout too)',
+  ],
   [
     'LQ_NATS_SLACK_MS',
     '2000',

@@ -6,7 +6,7 @@ import { writeTo } from '../output/stream.js';
 import { formatTable } from '../output/table.js';
 import { cancelOnInterrupt } from './cancel-on-interrupt.js';
 import { note, seg, type Command } from './context.js';
-import { executeBody } from './exec.command.js';
+import { executeBody, inCallerTerms } from './exec.command.js';
 import { printRun } from './history.command.js';
 import { isMachine, outputFormat } from '../output/listing.js';
 import type { RunBody, RunProgressView, RunTargetBody, RunView } from '@lq/api';
@@ -91,7 +91,11 @@ export const runCommand: Command = async (ctx, cmd) => {
   const interrupt = cancelOnInterrupt(ctx, 'run', (id) => `/api/runs/${seg(id)}/cancel`);
   const bar = ctx.stderr.isTTY ? new ProgressLine(ctx.stderr) : undefined;
   try {
-    const started = await ctx.client.json<RunView>('POST', '/api/runs', { json: body });
+    const started = await ctx.client
+      .json<RunView>('POST', '/api/runs', { json: body })
+      .catch((err: unknown) => {
+        throw inCallerTerms(err, cmd);
+      });
     const id = started.id;
     note(
       ctx,
