@@ -68,6 +68,7 @@ if (process.argv.includes('--bench')) {
       audit: resolve(root, 'bench/audit.ts'),
       fleet: resolve(root, 'bench/fleet.ts'),
       faults: resolve(root, 'bench/faults.ts'),
+      'file-list': resolve(root, 'bench/file-list.ts'),
     },
     outdir: resolve(root, 'dist/bench'),
     // Test-support modules locate the repository from import.meta.url; in this CJS bundle it
