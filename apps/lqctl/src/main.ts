@@ -10,6 +10,7 @@ import { auditLsCommand } from './commands/audit.command.js';
 import type { Command, Context } from './commands/context.js';
 import { cpCommand } from './commands/cp.command.js';
 import { execCommand } from './commands/exec.command.js';
+import { lsCommand, mkdirCommand, mvCommand, rmCommand } from './commands/files.command.js';
 import { loginCommand, logoutCommand, whoamiCommand } from './commands/login.command.js';
 import { quiesceCommand } from './commands/quiesce.command.js';
 import { runCommand } from './commands/run.command.js';
@@ -26,6 +27,10 @@ const COMMANDS: Record<string, Command> = {
   exec: execCommand,
   run: runCommand,
   cp: cpCommand,
+  ls: lsCommand,
+  rm: rmCommand,
+  mkdir: mkdirCommand,
+  mv: mvCommand,
   quiesce: quiesceCommand('quiesce'),
   thaw: quiesceCommand('thaw'),
   'audit ls': auditLsCommand,
