@@ -140,6 +140,25 @@ export class VmAccessService {
     return grant;
   }
 
+  /** A denial that concerns no one VM (a listing), recorded with the project it names if any. */
+  denyUnscoped(
+    caller: Caller,
+    permission: Permission,
+    operation: string,
+    detail: string,
+    projectId?: string,
+  ): Promise<void> {
+    return this.audit.record({
+      kind: 'denied',
+      ...actorOf(caller.principal, caller),
+      projectId,
+      operation,
+      params: { permission },
+      status: 'PERMISSION_DENIED',
+      error: `missing ${permission}: ${detail}`,
+    });
+  }
+
   /** Records a denial the caller's service decided (the guard's own are recorded there). */
   deny(
     caller: Caller,
