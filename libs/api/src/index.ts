@@ -7,3 +7,4 @@ export type * from './errors.js';
 export type * from './executions.js';
 export type * from './guest.js';
 export type * from './inventory.js';
+export type * from './agent.js';

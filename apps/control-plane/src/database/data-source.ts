@@ -6,6 +6,7 @@ import { CreateExecutions1764460800000 } from './migrations/1764460800000-Create
 import { CreateRuns1764464400000 } from './migrations/1764464400000-CreateRuns.js';
 import { AddVmName1764633600000 } from './migrations/1764633600000-AddVmName.js';
 import { SessionsAndSignInLimits1764806400000 } from '@lq/auth/migrations';
+import { AddAgentLifecycle1764907000000 } from './migrations/1764907000000-AddAgentLifecycle.js';
 
 // Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
 // A library's tables are migrated by the migrations beside its code (libs/auth/src/migrations);
@@ -17,6 +18,7 @@ export const MIGRATIONS = [
   CreateRuns1764464400000,
   AddVmName1764633600000,
   SessionsAndSignInLimits1764806400000,
+  AddAgentLifecycle1764907000000,
 ];
 
 /** Built when asked (not at import), so DATABASE_URL is read when the app starts. */

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file limiquantix/agent/v1/agent.proto.
  */
 export const file_limiquantix_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("CiBsaW1pcXVhbnRpeC9hZ2VudC92MS9hZ2VudC5wcm90bxIUbGltaXF1YW50aXguYWdlbnQudjEinhIKDEFnZW50TWVzc2FnZRISCgptZXNzYWdlX2lkGAEgASgJEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoEcGluZxgKIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLlBpbmdSZXF1ZXN0SAASNwoHZXhlY3V0ZRgLIAEoCzIkLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWN1dGVSZXF1ZXN0SAASPAoKZmlsZV93cml0ZRgMIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVXcml0ZVJlcXVlc3RIABI6CglmaWxlX3JlYWQYDSABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlcXVlc3RIABI5CghzaHV0ZG93bhgOIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duUmVxdWVzdEgAEjEKBHN5bmMYDyABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jUmVxdWVzdEgAEjgKCGdldF9pbmZvGBAgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1JlcXVlc3RIABI1CgpyZXN1bHRfYWNrGBEgASgLMh8ubGltaXF1YW50aXguYWdlbnQudjEuUmVzdWx0QWNrSAASSAoQY2FuY2VsX2V4ZWN1dGlvbhgSIAEoCzIsLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlcXVlc3RIABI3CgdxdWllc2NlGBMgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVJlcXVlc3RIABIxCgR0aGF3GBQgASgLMiEubGltaXF1YW50aXguYWdlbnQudjEuVGhhd1JlcXVlc3RIABJECg5xdWllc2NlX3N0YXR1cxgVIAEoCzIqLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VTdGF0dXNSZXF1ZXN0SAASOgoJc3luY190aW1lGBYgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuU3luY1RpbWVSZXF1ZXN0SAASSQoRc2V0X3VzZXJfcGFzc3dvcmQYFyABKAsyLC5saW1pcXVhbnRpeC5hZ2VudC52MS5TZXRVc2VyUGFzc3dvcmRSZXF1ZXN0SAASPQoLZ2V0X2ZzX2luZm8YGCABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRGc0luZm9SZXF1ZXN0SAASOgoJZmlsZV9zdGF0GBkgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVN0YXRSZXF1ZXN0SAASMgoEcG9uZxgyIAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlBvbmdSZXNwb25zZUgAEkEKEGV4ZWN1dGVfcmVzcG9uc2UYMyABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5FeGVjdXRlUmVzcG9uc2VIABJGChNmaWxlX3dyaXRlX3Jlc3BvbnNlGDQgASgLMicubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVdyaXRlUmVzcG9uc2VIABJEChJmaWxlX3JlYWRfcmVzcG9uc2UYNSABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlc3BvbnNlSAASQwoRc2h1dGRvd25fcmVzcG9uc2UYNiABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93blJlc3BvbnNlSAASOwoNc3luY19yZXNwb25zZRg3IAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlN5bmNSZXNwb25zZUgAEkIKEWdldF9pbmZvX3Jlc3BvbnNlGDggASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1Jlc3BvbnNlSAASUgoZY2FuY2VsX2V4ZWN1dGlvbl9yZXNwb25zZRg5IAEoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlc3BvbnNlSAASQQoQcXVpZXNjZV9yZXNwb25zZRg6IAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VSZXNwb25zZUgAEjsKDXRoYXdfcmVzcG9uc2UYOyABKAsyIi5saW1pcXVhbnRpeC5hZ2VudC52MS5UaGF3UmVzcG9uc2VIABJOChdxdWllc2NlX3N0YXR1c19yZXNwb25zZRg8IAEoCzIrLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VTdGF0dXNSZXNwb25zZUgAEkQKEnN5bmNfdGltZV9yZXNwb25zZRg9IAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLlN5bmNUaW1lUmVzcG9uc2VIABJTChpzZXRfdXNlcl9wYXNzd29yZF9yZXNwb25zZRg+IAEoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLlNldFVzZXJQYXNzd29yZFJlc3BvbnNlSAASRwoUZ2V0X2ZzX2luZm9fcmVzcG9uc2UYPyABKAsyJy5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRGc0luZm9SZXNwb25zZUgAEkQKEmZpbGVfc3RhdF9yZXNwb25zZRhAIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVTdGF0UmVzcG9uc2VIABIsCgVlcnJvchhaIAEoCzIbLmxpbWlxdWFudGl4LmFnZW50LnYxLkVycm9ySAASOgoJdGVsZW1ldHJ5GGQgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuVGVsZW1ldHJ5UmVwb3J0SAASPAoLYWdlbnRfcmVhZHkYZSABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudFJlYWR5RXZlbnRIABI8CgtleGVjX291dHB1dBhmIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWNPdXRwdXRFdmVudEgAQgkKB3BheWxvYWQiRwoFRXJyb3ISLQoEY29kZRgBIAEoDjIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkVycm9yQ29kZRIPCgdtZXNzYWdlGAIgASgJIkcKC1N5bmNSZXF1ZXN0Eg0KBW5vbmNlGAEgASgEEhgKEHByb3RvY29sX3ZlcnNpb24YAiABKA0SDwoHaG9zdF9pZBgDIAEoCSKXAQoMU3luY1Jlc3BvbnNlEg0KBW5vbmNlGAEgASgEEhgKEHByb3RvY29sX3ZlcnNpb24YAiABKA0SFQoNYWdlbnRfdmVyc2lvbhgDIAEoCRIUCgxjYXBhYmlsaXRpZXMYBCADKAkSMQoGbGltaXRzGAUgASgLMiEubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRMaW1pdHMigQEKC0FnZW50TGltaXRzEhcKD21heF9mcmFtZV9ieXRlcxgBIAEoDRIcChRmaWxlX2NodW5rX21heF9ieXRlcxgCIAEoDRIeChZvdXRwdXRfbGltaXRfbWF4X2J5dGVzGAMgASgNEhsKE2V4ZWNfdGltZW91dF9tYXhfbXMYBCABKA0iDQoLUGluZ1JlcXVlc3QiPQoMUG9uZ1Jlc3BvbnNlEhUKDWFnZW50X3ZlcnNpb24YASABKAkSFgoOdXB0aW1lX3NlY29uZHMYAiABKAEiEAoOR2V0SW5mb1JlcXVlc3QiQAoPR2V0SW5mb1Jlc3BvbnNlEi0KBGluZm8YASABKAsyHy5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudEluZm8iUAoPQWdlbnRSZWFkeUV2ZW50Ei0KBGluZm8YASABKAsyHy5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudEluZm8SDgoGcmVhc29uGAIgASgJIq0CCglBZ2VudEluZm8SFQoNYWdlbnRfdmVyc2lvbhgBIAEoCRIYChBwcm90b2NvbF92ZXJzaW9uGAIgASgNEhAKCGhvc3RuYW1lGAMgASgJEigKAm9zGAQgASgLMhwubGltaXF1YW50aXguYWdlbnQudjEuT3NJbmZvEhQKDGNhcGFiaWxpdGllcxgFIAMoCRI6CgppbnRlcmZhY2VzGAYgAygLMiYubGltaXF1YW50aXguYWdlbnQudjEuTmV0d29ya0ludGVyZmFjZRIxCgZsaW1pdHMYByABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudExpbWl0cxIuCgpzdGFydGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKGAQoGT3NJbmZvEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIKCgJpZBgDIAEoCRITCgtwcmV0dHlfbmFtZRgEIAEoCRIWCg5rZXJuZWxfcmVsZWFzZRgFIAEoCRIWCg5rZXJuZWxfdmVyc2lvbhgGIAEoCRIMCgRhcmNoGAcgASgJIkkKEE5ldHdvcmtJbnRlcmZhY2USDAoEbmFtZRgBIAEoCRILCgNtYWMYAiABKAkSDAoEaXB2NBgDIAMoCRIMCgRpcHY2GAQgAygJIu8CCg9UZWxlbWV0cnlSZXBvcnQSEwoLY3B1X3BlcmNlbnQYASABKAESEQoJY3B1X2NvdW50GAIgASgNEg0KBWxvYWQxGAMgASgBEg0KBWxvYWQ1GAQgASgBEg4KBmxvYWQxNRgFIAEoARIxCgZtZW1vcnkYBiABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5NZW1vcnlTdGF0cxIuCgVkaXNrcxgHIAMoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkRpc2tVc2FnZRI4CgduZXR3b3JrGAggAygLMicubGltaXF1YW50aXguYWdlbnQudjEuSW50ZXJmYWNlQ291bnRlcnMSFQoNcHJvY2Vzc19jb3VudBgJIAEoDRIWCg51cHRpbWVfc2Vjb25kcxgKIAEoARI6CgppbnRlcmZhY2VzGAsgAygLMiYubGltaXF1YW50aXguYWdlbnQudjEuTmV0d29ya0ludGVyZmFjZSKCAQoLTWVtb3J5U3RhdHMSEwoLdG90YWxfYnl0ZXMYASABKAQSEgoKdXNlZF9ieXRlcxgCIAEoBBIXCg9hdmFpbGFibGVfYnl0ZXMYAyABKAQSGAoQc3dhcF90b3RhbF9ieXRlcxgEIAEoBBIXCg9zd2FwX3VzZWRfYnl0ZXMYBSABKAQigwEKCURpc2tVc2FnZRITCgttb3VudF9wb2ludBgBIAEoCRIOCgZkZXZpY2UYAiABKAkSDwoHZnNfdHlwZRgDIAEoCRITCgt0b3RhbF9ieXRlcxgEIAEoBBISCgp1c2VkX2J5dGVzGAUgASgEEhcKD2F2YWlsYWJsZV9ieXRlcxgGIAEoBCJtChFJbnRlcmZhY2VDb3VudGVycxIMCgRuYW1lGAEgASgJEhAKCHJ4X2J5dGVzGAIgASgEEhAKCHR4X2J5dGVzGAMgASgEEhIKCnJ4X3BhY2tldHMYBCABKAQSEgoKdHhfcGFja2V0cxgFIAEoBCKkAwoORXhlY3V0ZVJlcXVlc3QSDAoEYXJndhgBIAMoCRIPCgdjb21tYW5kGAIgASgJEjoKA2VudhgDIAMoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWN1dGVSZXF1ZXN0LkVudkVudHJ5EgsKA2N3ZBgEIAEoCRINCgVzdGRpbhgFIAEoDBISCgp0aW1lb3V0X21zGAYgASgNEhMKC3J1bl9hc191c2VyGAcgASgJEhQKDHJ1bl9hc19ncm91cBgIIAEoCRIkChxpbmNsdWRlX3N1cHBsZW1lbnRhcnlfZ3JvdXBzGAkgASgIEhoKEm91dHB1dF9saW1pdF9ieXRlcxgKIAEoDRIUCgxleGVjdXRpb25faWQYCyABKAkSFQoNc3RyZWFtX291dHB1dBgMIAEoCBI2CgZsaW1pdHMYDSABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5SdW5Bc0xpbWl0c0gAiAEBGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHX2xpbWl0cyJQCgtSdW5Bc0xpbWl0cxIuCgVydWxlcxgBIAMoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLlJ1bkFzUnVsZRIRCglhbnlfZ3JvdXAYAiABKAgiLAoJUnVuQXNSdWxlEhAKCG5vbl9yb290GAEgASgIEg0KBXVzZXJzGAIgAygJIo0BCg9FeGVjT3V0cHV0RXZlbnQSFAoMZXhlY3V0aW9uX2lkGAEgASgJEgsKA3NlcRgCIAEoBBIyCgZzdHJlYW0YAyABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5PdXRwdXRTdHJlYW0SDAoEZGF0YRgEIAEoDBIVCg1kcm9wcGVkX2J5dGVzGAUgASgEIi4KFkNhbmNlbEV4ZWN1dGlvblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJIigKF0NhbmNlbEV4ZWN1dGlvblJlc3BvbnNlEg0KBWZvdW5kGAEgASgIIsUCCg9FeGVjdXRlUmVzcG9uc2USFgoJZXhpdF9jb2RlGAEgASgFSACIAQESDgoGc2lnbmFsGAIgASgJEhEKCXRpbWVkX291dBgDIAEoCBIOCgZzdGRvdXQYBCABKAwSDgoGc3RkZXJyGAUgASgMEhgKEHN0ZG91dF90cnVuY2F0ZWQYBiABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgHIAEoCBIaChJzdGRvdXRfdG90YWxfYnl0ZXMYCCABKAQSGgoSc3RkZXJyX3RvdGFsX2J5dGVzGAkgASgEEhMKC2R1cmF0aW9uX21zGAogASgNEgsKA3BpZBgLIAEoDRILCgN1aWQYDCABKA0SCwoDZ2lkGA0gASgNEg4KBmdyb3VwcxgOIAMoDRIRCgljYW5jZWxsZWQYDyABKAhCDAoKX2V4aXRfY29kZSKBAQoPRmlsZVJlYWRSZXF1ZXN0EgwKBHBhdGgYASABKAkSDgoGb2Zmc2V0GAIgASgEEg4KBmxlbmd0aBgDIAEoDRI1CgZsaW1pdHMYBCABKAsyIC5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlTGltaXRzSACIAQFCCQoHX2xpbWl0cyItCgpGaWxlTGltaXRzEg0KBXJvb3RzGAEgAygJEhAKCG5vX3NldGlkGAIgASgIInEKEEZpbGVSZWFkUmVzcG9uc2USDAoEZGF0YRgBIAEoDBILCgNlb2YYAiABKAgSEgoKdG90YWxfc2l6ZRgDIAEoBBIMCgRtb2RlGAQgASgNEg4KBm9mZnNldBgFIAEoBBIQCghtdGltZV9tcxgGIAEoAyKlAgoQRmlsZVdyaXRlUmVxdWVzdBIMCgRwYXRoGAEgASgJEg4KBm9mZnNldBgCIAEoBBIOCgZhcHBlbmQYAyABKAgSDAoEZGF0YRgEIAEoDBIOCgZjcmVhdGUYBSABKAgSEAoIdHJ1bmNhdGUYBiABKAgSEQoEbW9kZRgHIAEoDUgAiAEBEhAKA3VpZBgIIAEoDUgBiAEBEhAKA2dpZBgJIAEoDUgCiAEBEhEKCXVwbG9hZF9pZBgKIAEoCRIOCgZjb21taXQYCyABKAgSNQoGbGltaXRzGAwgASgLMiAubGltaXF1YW50aXguYWdlbnQudjEuRmlsZUxpbWl0c0gDiAEBQgcKBV9tb2RlQgYKBF91aWRCBgoEX2dpZEIJCgdfbGltaXRzIksKEUZpbGVXcml0ZVJlc3BvbnNlEhUKDWJ5dGVzX3dyaXR0ZW4YASABKAQSDAoEc2l6ZRgCIAEoBBIRCgljb21taXR0ZWQYAyABKAgiWgoPU2h1dGRvd25SZXF1ZXN0EjAKBG1vZGUYASABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93bk1vZGUSFQoNZGVsYXlfc2Vjb25kcxgCIAEoDSJ2ChBTaHV0ZG93blJlc3BvbnNlEjAKBG1vZGUYASABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93bk1vZGUSMAoMc2NoZWR1bGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIgCglSZXN1bHRBY2sSEwoLbWVzc2FnZV9pZHMYASADKAkiPwoOUXVpZXNjZVJlcXVlc3QSFAoMbW91bnRfcG9pbnRzGAEgAygJEhcKD3RpbWVvdXRfc2Vjb25kcxgCIAEoDSKHAQoKSG9va1Jlc3VsdBIMCgRuYW1lGAEgASgJEg0KBXBoYXNlGAIgASgJEhYKCWV4aXRfY29kZRgDIAEoBUgAiAEBEg4KBnNpZ25hbBgEIAEoCRIRCgl0aW1lZF9vdXQYBSABKAgSEwoLZHVyYXRpb25fbXMYBiABKA1CDAoKX2V4aXRfY29kZSKFAQoPUXVpZXNjZVJlc3BvbnNlEg4KBmZyb3plbhgBIAMoCRIvCgVob29rcxgCIAMoCzIgLmxpbWlxdWFudGl4LmFnZW50LnYxLkhvb2tSZXN1bHQSMQoNdGhhd19kZWFkbGluZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiDQoLVGhhd1JlcXVlc3QiYwoMVGhhd1Jlc3BvbnNlEg4KBnRoYXdlZBgBIAMoCRIvCgVob29rcxgCIAMoCzIgLmxpbWlxdWFudGl4LmFnZW50LnYxLkhvb2tSZXN1bHQSEgoKd2FzX2Zyb3plbhgDIAEoCCIWChRRdWllc2NlU3RhdHVzUmVxdWVzdCLTAQoVUXVpZXNjZVN0YXR1c1Jlc3BvbnNlEg4KBmZyb3plbhgBIAEoCBIUCgxtb3VudF9wb2ludHMYAiADKAkSLQoJZnJvemVuX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg10aGF3X2RlYWRsaW5lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X2F1dG9fdGhhdxgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTwoPU3luY1RpbWVSZXF1ZXN0Eg0KBWZvcmNlGAEgASgIEi0KCWhvc3RfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimwEKEFN5bmNUaW1lUmVzcG9uc2USDgoGbWV0aG9kGAEgASgJEh0KEG9mZnNldF9iZWZvcmVfbXMYAiABKAFIAIgBARIcCg9vZmZzZXRfYWZ0ZXJfbXMYAyABKAFIAYgBARIRCglydGNfZXJyb3IYBCABKAlCEwoRX29mZnNldF9iZWZvcmVfbXNCEgoQX29mZnNldF9hZnRlcl9tcyKjAQoWU2V0VXNlclBhc3N3b3JkUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRISCghwYXNzd29yZBgCIAEoCUgAEhYKDGNyeXB0ZWRfaGFzaBgDIAEoCUgAEjYKBmxpbWl0cxgEIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLlJ1bkFzTGltaXRzSAGIAQFCCAoGc2VjcmV0QgkKB19saW1pdHMiGQoXU2V0VXNlclBhc3N3b3JkUmVzcG9uc2UiEgoQR2V0RnNJbmZvUmVxdWVzdCKNAQoGRnNJbmZvEhMKC21vdW50X3BvaW50GAEgASgJEg4KBmRldmljZRgCIAEoCRIPCgdmc190eXBlGAMgASgJEhMKC3RvdGFsX2J5dGVzGAQgASgEEhIKCnVzZWRfYnl0ZXMYBSABKAQSEQoJcmVhZF9vbmx5GAYgASgIEhEKCWZyZWV6YWJsZRgHIAEoCCJGChFHZXRGc0luZm9SZXNwb25zZRIxCgtmaWxlc3lzdGVtcxgBIAMoCzIcLmxpbWlxdWFudGl4LmFnZW50LnYxLkZzSW5mbyJ0Cg9GaWxlU3RhdFJlcXVlc3QSDAoEcGF0aBgBIAEoCRIRCglub19mb2xsb3cYAiABKAgSNQoGbGltaXRzGAMgASgLMiAubGltaXF1YW50aXguYWdlbnQudjEuRmlsZUxpbWl0c0gAiAEBQgkKB19saW1pdHMiygIKEEZpbGVTdGF0UmVzcG9uc2USLAoEdHlwZRgBIAEoDjIeLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVUeXBlEgwKBHNpemUYAiABKAQSDAoEbW9kZRgDIAEoDRILCgN1aWQYBCABKA0SCwoDZ2lkGAUgASgNEg0KBW93bmVyGAYgASgJEg0KBWdyb3VwGAcgASgJEi8KC2FjY2Vzc2VkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgttb2RpZmllZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY2hhbmdlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbGlua3MYCyABKAQSEwoLbGlua190YXJnZXQYDCABKAkq+wMKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASHgoaRVJST1JfQ09ERV9JTlZBTElEX1JFUVVFU1QQARIgChxFUlJPUl9DT0RFX1VOS05PV05fT1BFUkFUSU9OEAISIAocRVJST1JfQ09ERV9PUEVSQVRJT05fQkxPQ0tFRBADEh8KG0VSUk9SX0NPREVfUEFUSF9OT1RfQUxMT1dFRBAEEhgKFEVSUk9SX0NPREVfTk9UX0ZPVU5EEAUSIAocRVJST1JfQ09ERV9QRVJNSVNTSU9OX0RFTklFRBAGEh0KGUVSUk9SX0NPREVfVVNFUl9OT1RfRk9VTkQQBxIeChpFUlJPUl9DT0RFX0dST1VQX05PVF9GT1VORBAIEhgKFEVSUk9SX0NPREVfVE9PX0xBUkdFEAkSFwoTRVJST1JfQ09ERV9JT19FUlJPUhAKEhoKFkVSUk9SX0NPREVfRVhFQ19GQUlMRUQQCxITCg9FUlJPUl9DT0RFX0JVU1kQDBIXChNFUlJPUl9DT0RFX0lOVEVSTkFMEA0SIgoeRVJST1JfQ09ERV9VTlNVUFBPUlRFRF9WRVJTSU9OEA4SFQoRRVJST1JfQ09ERV9GUk9aRU4QDxIaChZFUlJPUl9DT0RFX05PVF9BTExPV0VEEBAqYQoMT3V0cHV0U3RyZWFtEh0KGU9VVFBVVF9TVFJFQU1fVU5TUEVDSUZJRUQQABIYChRPVVRQVVRfU1RSRUFNX1NURE9VVBABEhgKFE9VVFBVVF9TVFJFQU1fU1RERVJSEAIqewoMU2h1dGRvd25Nb2RlEh0KGVNIVVRET1dOX01PREVfVU5TUEVDSUZJRUQQABIaChZTSFVURE9XTl9NT0RFX1BPV0VST0ZGEAESGAoUU0hVVERPV05fTU9ERV9SRUJPT1QQAhIWChJTSFVURE9XTl9NT0RFX0hBTFQQAyrNAQoIRmlsZVR5cGUSGQoVRklMRV9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRRklMRV9UWVBFX1JFR1VMQVIQARIXChNGSUxFX1RZUEVfRElSRUNUT1JZEAISFQoRRklMRV9UWVBFX1NZTUxJTksQAxISCg5GSUxFX1RZUEVfRklGTxAEEhQKEEZJTEVfVFlQRV9TT0NLRVQQBRIZChVGSUxFX1RZUEVfQ0hBUl9ERVZJQ0UQBhIaChZGSUxFX1RZUEVfQkxPQ0tfREVWSUNFEAdiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiBsaW1pcXVhbnRpeC9hZ2VudC92MS9hZ2VudC5wcm90bxIUbGltaXF1YW50aXguYWdlbnQudjEirBMKDEFnZW50TWVzc2FnZRISCgptZXNzYWdlX2lkGAEgASgJEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoEcGluZxgKIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLlBpbmdSZXF1ZXN0SAASNwoHZXhlY3V0ZRgLIAEoCzIkLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWN1dGVSZXF1ZXN0SAASPAoKZmlsZV93cml0ZRgMIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVXcml0ZVJlcXVlc3RIABI6CglmaWxlX3JlYWQYDSABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlcXVlc3RIABI5CghzaHV0ZG93bhgOIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duUmVxdWVzdEgAEjEKBHN5bmMYDyABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jUmVxdWVzdEgAEjgKCGdldF9pbmZvGBAgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1JlcXVlc3RIABI1CgpyZXN1bHRfYWNrGBEgASgLMh8ubGltaXF1YW50aXguYWdlbnQudjEuUmVzdWx0QWNrSAASSAoQY2FuY2VsX2V4ZWN1dGlvbhgSIAEoCzIsLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlcXVlc3RIABI3CgdxdWllc2NlGBMgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVJlcXVlc3RIABIxCgR0aGF3GBQgASgLMiEubGltaXF1YW50aXguYWdlbnQudjEuVGhhd1JlcXVlc3RIABJECg5xdWllc2NlX3N0YXR1cxgVIAEoCzIqLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VTdGF0dXNSZXF1ZXN0SAASOgoJc3luY190aW1lGBYgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuU3luY1RpbWVSZXF1ZXN0SAASSQoRc2V0X3VzZXJfcGFzc3dvcmQYFyABKAsyLC5saW1pcXVhbnRpeC5hZ2VudC52MS5TZXRVc2VyUGFzc3dvcmRSZXF1ZXN0SAASPQoLZ2V0X2ZzX2luZm8YGCABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRGc0luZm9SZXF1ZXN0SAASOgoJZmlsZV9zdGF0GBkgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVN0YXRSZXF1ZXN0SAASQAoMYWdlbnRfdXBkYXRlGBogASgLMigubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRVcGRhdGVSZXF1ZXN0SAASMgoEcG9uZxgyIAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlBvbmdSZXNwb25zZUgAEkEKEGV4ZWN1dGVfcmVzcG9uc2UYMyABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5FeGVjdXRlUmVzcG9uc2VIABJGChNmaWxlX3dyaXRlX3Jlc3BvbnNlGDQgASgLMicubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVdyaXRlUmVzcG9uc2VIABJEChJmaWxlX3JlYWRfcmVzcG9uc2UYNSABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlc3BvbnNlSAASQwoRc2h1dGRvd25fcmVzcG9uc2UYNiABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93blJlc3BvbnNlSAASOwoNc3luY19yZXNwb25zZRg3IAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlN5bmNSZXNwb25zZUgAEkIKEWdldF9pbmZvX3Jlc3BvbnNlGDggASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1Jlc3BvbnNlSAASUgoZY2FuY2VsX2V4ZWN1dGlvbl9yZXNwb25zZRg5IAEoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlc3BvbnNlSAASQQoQcXVpZXNjZV9yZXNwb25zZRg6IAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VSZXNwb25zZUgAEjsKDXRoYXdfcmVzcG9uc2UYOyABKAsyIi5saW1pcXVhbnRpeC5hZ2VudC52MS5UaGF3UmVzcG9uc2VIABJOChdxdWllc2NlX3N0YXR1c19yZXNwb25zZRg8IAEoCzIrLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VTdGF0dXNSZXNwb25zZUgAEkQKEnN5bmNfdGltZV9yZXNwb25zZRg9IAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLlN5bmNUaW1lUmVzcG9uc2VIABJTChpzZXRfdXNlcl9wYXNzd29yZF9yZXNwb25zZRg+IAEoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLlNldFVzZXJQYXNzd29yZFJlc3BvbnNlSAASRwoUZ2V0X2ZzX2luZm9fcmVzcG9uc2UYPyABKAsyJy5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRGc0luZm9SZXNwb25zZUgAEkQKEmZpbGVfc3RhdF9yZXNwb25zZRhAIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVTdGF0UmVzcG9uc2VIABJKChVhZ2VudF91cGRhdGVfcmVzcG9uc2UYQSABKAsyKS5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudFVwZGF0ZVJlc3BvbnNlSAASLAoFZXJyb3IYWiABKAsyGy5saW1pcXVhbnRpeC5hZ2VudC52MS5FcnJvckgAEjoKCXRlbGVtZXRyeRhkIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlRlbGVtZXRyeVJlcG9ydEgAEjwKC2FnZW50X3JlYWR5GGUgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRSZWFkeUV2ZW50SAASPAoLZXhlY19vdXRwdXQYZiABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5FeGVjT3V0cHV0RXZlbnRIAEIJCgdwYXlsb2FkIkcKBUVycm9yEi0KBGNvZGUYASABKA4yHy5saW1pcXVhbnRpeC5hZ2VudC52MS5FcnJvckNvZGUSDwoHbWVzc2FnZRgCIAEoCSJHCgtTeW5jUmVxdWVzdBINCgVub25jZRgBIAEoBBIYChBwcm90b2NvbF92ZXJzaW9uGAIgASgNEg8KB2hvc3RfaWQYAyABKAkilwEKDFN5bmNSZXNwb25zZRINCgVub25jZRgBIAEoBBIYChBwcm90b2NvbF92ZXJzaW9uGAIgASgNEhUKDWFnZW50X3ZlcnNpb24YAyABKAkSFAoMY2FwYWJpbGl0aWVzGAQgAygJEjEKBmxpbWl0cxgFIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLkFnZW50TGltaXRzIoEBCgtBZ2VudExpbWl0cxIXCg9tYXhfZnJhbWVfYnl0ZXMYASABKA0SHAoUZmlsZV9jaHVua19tYXhfYnl0ZXMYAiABKA0SHgoWb3V0cHV0X2xpbWl0X21heF9ieXRlcxgDIAEoDRIbChNleGVjX3RpbWVvdXRfbWF4X21zGAQgASgNIg0KC1BpbmdSZXF1ZXN0Ij0KDFBvbmdSZXNwb25zZRIVCg1hZ2VudF92ZXJzaW9uGAEgASgJEhYKDnVwdGltZV9zZWNvbmRzGAIgASgBIhAKDkdldEluZm9SZXF1ZXN0IkAKD0dldEluZm9SZXNwb25zZRItCgRpbmZvGAEgASgLMh8ubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRJbmZvIlAKD0FnZW50UmVhZHlFdmVudBItCgRpbmZvGAEgASgLMh8ubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRJbmZvEg4KBnJlYXNvbhgCIAEoCSKBAwoJQWdlbnRJbmZvEhUKDWFnZW50X3ZlcnNpb24YASABKAkSGAoQcHJvdG9jb2xfdmVyc2lvbhgCIAEoDRIQCghob3N0bmFtZRgDIAEoCRIoCgJvcxgEIAEoCzIcLmxpbWlxdWFudGl4LmFnZW50LnYxLk9zSW5mbxIUCgxjYXBhYmlsaXRpZXMYBSADKAkSOgoKaW50ZXJmYWNlcxgGIAMoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLk5ldHdvcmtJbnRlcmZhY2USMQoGbGltaXRzGAcgASgLMiEubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRMaW1pdHMSLgoKc3RhcnRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMYWdlbnRfdGFyZ2V0GAkgASgJEjwKC2xhc3RfdXBkYXRlGAogASgLMicubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRVcGRhdGVSZXN1bHQimAEKEUFnZW50VXBkYXRlUmVzdWx0EhEKCXVwZGF0ZV9pZBgBIAEoCRIUCgxmcm9tX3ZlcnNpb24YAiABKAkSEgoKdG9fdmVyc2lvbhgDIAEoCRIOCgZyZXN1bHQYBCABKAkSDgoGcmVhc29uGAUgASgJEiYKAmF0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKGAQoGT3NJbmZvEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIKCgJpZBgDIAEoCRITCgtwcmV0dHlfbmFtZRgEIAEoCRIWCg5rZXJuZWxfcmVsZWFzZRgFIAEoCRIWCg5rZXJuZWxfdmVyc2lvbhgGIAEoCRIMCgRhcmNoGAcgASgJIkkKEE5ldHdvcmtJbnRlcmZhY2USDAoEbmFtZRgBIAEoCRILCgNtYWMYAiABKAkSDAoEaXB2NBgDIAMoCRIMCgRpcHY2GAQgAygJIu8CCg9UZWxlbWV0cnlSZXBvcnQSEwoLY3B1X3BlcmNlbnQYASABKAESEQoJY3B1X2NvdW50GAIgASgNEg0KBWxvYWQxGAMgASgBEg0KBWxvYWQ1GAQgASgBEg4KBmxvYWQxNRgFIAEoARIxCgZtZW1vcnkYBiABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5NZW1vcnlTdGF0cxIuCgVkaXNrcxgHIAMoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkRpc2tVc2FnZRI4CgduZXR3b3JrGAggAygLMicubGltaXF1YW50aXguYWdlbnQudjEuSW50ZXJmYWNlQ291bnRlcnMSFQoNcHJvY2Vzc19jb3VudBgJIAEoDRIWCg51cHRpbWVfc2Vjb25kcxgKIAEoARI6CgppbnRlcmZhY2VzGAsgAygLMiYubGltaXF1YW50aXguYWdlbnQudjEuTmV0d29ya0ludGVyZmFjZSKCAQoLTWVtb3J5U3RhdHMSEwoLdG90YWxfYnl0ZXMYASABKAQSEgoKdXNlZF9ieXRlcxgCIAEoBBIXCg9hdmFpbGFibGVfYnl0ZXMYAyABKAQSGAoQc3dhcF90b3RhbF9ieXRlcxgEIAEoBBIXCg9zd2FwX3VzZWRfYnl0ZXMYBSABKAQigwEKCURpc2tVc2FnZRITCgttb3VudF9wb2ludBgBIAEoCRIOCgZkZXZpY2UYAiABKAkSDwoHZnNfdHlwZRgDIAEoCRITCgt0b3RhbF9ieXRlcxgEIAEoBBISCgp1c2VkX2J5dGVzGAUgASgEEhcKD2F2YWlsYWJsZV9ieXRlcxgGIAEoBCJtChFJbnRlcmZhY2VDb3VudGVycxIMCgRuYW1lGAEgASgJEhAKCHJ4X2J5dGVzGAIgASgEEhAKCHR4X2J5dGVzGAMgASgEEhIKCnJ4X3BhY2tldHMYBCABKAQSEgoKdHhfcGFja2V0cxgFIAEoBCKkAwoORXhlY3V0ZVJlcXVlc3QSDAoEYXJndhgBIAMoCRIPCgdjb21tYW5kGAIgASgJEjoKA2VudhgDIAMoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWN1dGVSZXF1ZXN0LkVudkVudHJ5EgsKA2N3ZBgEIAEoCRINCgVzdGRpbhgFIAEoDBISCgp0aW1lb3V0X21zGAYgASgNEhMKC3J1bl9hc191c2VyGAcgASgJEhQKDHJ1bl9hc19ncm91cBgIIAEoCRIkChxpbmNsdWRlX3N1cHBsZW1lbnRhcnlfZ3JvdXBzGAkgASgIEhoKEm91dHB1dF9saW1pdF9ieXRlcxgKIAEoDRIUCgxleGVjdXRpb25faWQYCyABKAkSFQoNc3RyZWFtX291dHB1dBgMIAEoCBI2CgZsaW1pdHMYDSABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5SdW5Bc0xpbWl0c0gAiAEBGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHX2xpbWl0cyJQCgtSdW5Bc0xpbWl0cxIuCgVydWxlcxgBIAMoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLlJ1bkFzUnVsZRIRCglhbnlfZ3JvdXAYAiABKAgiLAoJUnVuQXNSdWxlEhAKCG5vbl9yb290GAEgASgIEg0KBXVzZXJzGAIgAygJIo0BCg9FeGVjT3V0cHV0RXZlbnQSFAoMZXhlY3V0aW9uX2lkGAEgASgJEgsKA3NlcRgCIAEoBBIyCgZzdHJlYW0YAyABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5PdXRwdXRTdHJlYW0SDAoEZGF0YRgEIAEoDBIVCg1kcm9wcGVkX2J5dGVzGAUgASgEIi4KFkNhbmNlbEV4ZWN1dGlvblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJIigKF0NhbmNlbEV4ZWN1dGlvblJlc3BvbnNlEg0KBWZvdW5kGAEgASgIIsUCCg9FeGVjdXRlUmVzcG9uc2USFgoJZXhpdF9jb2RlGAEgASgFSACIAQESDgoGc2lnbmFsGAIgASgJEhEKCXRpbWVkX291dBgDIAEoCBIOCgZzdGRvdXQYBCABKAwSDgoGc3RkZXJyGAUgASgMEhgKEHN0ZG91dF90cnVuY2F0ZWQYBiABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgHIAEoCBIaChJzdGRvdXRfdG90YWxfYnl0ZXMYCCABKAQSGgoSc3RkZXJyX3RvdGFsX2J5dGVzGAkgASgEEhMKC2R1cmF0aW9uX21zGAogASgNEgsKA3BpZBgLIAEoDRILCgN1aWQYDCABKA0SCwoDZ2lkGA0gASgNEg4KBmdyb3VwcxgOIAMoDRIRCgljYW5jZWxsZWQYDyABKAhCDAoKX2V4aXRfY29kZSKBAQoPRmlsZVJlYWRSZXF1ZXN0EgwKBHBhdGgYASABKAkSDgoGb2Zmc2V0GAIgASgEEg4KBmxlbmd0aBgDIAEoDRI1CgZsaW1pdHMYBCABKAsyIC5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlTGltaXRzSACIAQFCCQoHX2xpbWl0cyItCgpGaWxlTGltaXRzEg0KBXJvb3RzGAEgAygJEhAKCG5vX3NldGlkGAIgASgIInEKEEZpbGVSZWFkUmVzcG9uc2USDAoEZGF0YRgBIAEoDBILCgNlb2YYAiABKAgSEgoKdG90YWxfc2l6ZRgDIAEoBBIMCgRtb2RlGAQgASgNEg4KBm9mZnNldBgFIAEoBBIQCghtdGltZV9tcxgGIAEoAyKlAgoQRmlsZVdyaXRlUmVxdWVzdBIMCgRwYXRoGAEgASgJEg4KBm9mZnNldBgCIAEoBBIOCgZhcHBlbmQYAyABKAgSDAoEZGF0YRgEIAEoDBIOCgZjcmVhdGUYBSABKAgSEAoIdHJ1bmNhdGUYBiABKAgSEQoEbW9kZRgHIAEoDUgAiAEBEhAKA3VpZBgIIAEoDUgBiAEBEhAKA2dpZBgJIAEoDUgCiAEBEhEKCXVwbG9hZF9pZBgKIAEoCRIOCgZjb21taXQYCyABKAgSNQoGbGltaXRzGAwgASgLMiAubGltaXF1YW50aXguYWdlbnQudjEuRmlsZUxpbWl0c0gDiAEBQgcKBV9tb2RlQgYKBF91aWRCBgoEX2dpZEIJCgdfbGltaXRzIksKEUZpbGVXcml0ZVJlc3BvbnNlEhUKDWJ5dGVzX3dyaXR0ZW4YASABKAQSDAoEc2l6ZRgCIAEoBBIRCgljb21taXR0ZWQYAyABKAgiWgoPU2h1dGRvd25SZXF1ZXN0EjAKBG1vZGUYASABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93bk1vZGUSFQoNZGVsYXlfc2Vjb25kcxgCIAEoDSJ2ChBTaHV0ZG93blJlc3BvbnNlEjAKBG1vZGUYASABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93bk1vZGUSMAoMc2NoZWR1bGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIgCglSZXN1bHRBY2sSEwoLbWVzc2FnZV9pZHMYASADKAkiPwoOUXVpZXNjZVJlcXVlc3QSFAoMbW91bnRfcG9pbnRzGAEgAygJEhcKD3RpbWVvdXRfc2Vjb25kcxgCIAEoDSKHAQoKSG9va1Jlc3VsdBIMCgRuYW1lGAEgASgJEg0KBXBoYXNlGAIgASgJEhYKCWV4aXRfY29kZRgDIAEoBUgAiAEBEg4KBnNpZ25hbBgEIAEoCRIRCgl0aW1lZF9vdXQYBSABKAgSEwoLZHVyYXRpb25fbXMYBiABKA1CDAoKX2V4aXRfY29kZSKFAQoPUXVpZXNjZVJlc3BvbnNlEg4KBmZyb3plbhgBIAMoCRIvCgVob29rcxgCIAMoCzIgLmxpbWlxdWFudGl4LmFnZW50LnYxLkhvb2tSZXN1bHQSMQoNdGhhd19kZWFkbGluZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiDQoLVGhhd1JlcXVlc3QiYwoMVGhhd1Jlc3BvbnNlEg4KBnRoYXdlZBgBIAMoCRIvCgVob29rcxgCIAMoCzIgLmxpbWlxdWFudGl4LmFnZW50LnYxLkhvb2tSZXN1bHQSEgoKd2FzX2Zyb3plbhgDIAEoCCIWChRRdWllc2NlU3RhdHVzUmVxdWVzdCLTAQoVUXVpZXNjZVN0YXR1c1Jlc3BvbnNlEg4KBmZyb3plbhgBIAEoCBIUCgxtb3VudF9wb2ludHMYAiADKAkSLQoJZnJvemVuX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg10aGF3X2RlYWRsaW5lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X2F1dG9fdGhhdxgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTwoPU3luY1RpbWVSZXF1ZXN0Eg0KBWZvcmNlGAEgASgIEi0KCWhvc3RfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimwEKEFN5bmNUaW1lUmVzcG9uc2USDgoGbWV0aG9kGAEgASgJEh0KEG9mZnNldF9iZWZvcmVfbXMYAiABKAFIAIgBARIcCg9vZmZzZXRfYWZ0ZXJfbXMYAyABKAFIAYgBARIRCglydGNfZXJyb3IYBCABKAlCEwoRX29mZnNldF9iZWZvcmVfbXNCEgoQX29mZnNldF9hZnRlcl9tcyKjAQoWU2V0VXNlclBhc3N3b3JkUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRISCghwYXNzd29yZBgCIAEoCUgAEhYKDGNyeXB0ZWRfaGFzaBgDIAEoCUgAEjYKBmxpbWl0cxgEIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLlJ1bkFzTGltaXRzSAGIAQFCCAoGc2VjcmV0QgkKB19saW1pdHMiGQoXU2V0VXNlclBhc3N3b3JkUmVzcG9uc2UiEgoQR2V0RnNJbmZvUmVxdWVzdCKNAQoGRnNJbmZvEhMKC21vdW50X3BvaW50GAEgASgJEg4KBmRldmljZRgCIAEoCRIPCgdmc190eXBlGAMgASgJEhMKC3RvdGFsX2J5dGVzGAQgASgEEhIKCnVzZWRfYnl0ZXMYBSABKAQSEQoJcmVhZF9vbmx5GAYgASgIEhEKCWZyZWV6YWJsZRgHIAEoCCJGChFHZXRGc0luZm9SZXNwb25zZRIxCgtmaWxlc3lzdGVtcxgBIAMoCzIcLmxpbWlxdWFudGl4LmFnZW50LnYxLkZzSW5mbyJ0Cg9GaWxlU3RhdFJlcXVlc3QSDAoEcGF0aBgBIAEoCRIRCglub19mb2xsb3cYAiABKAgSNQoGbGltaXRzGAMgASgLMiAubGltaXF1YW50aXguYWdlbnQudjEuRmlsZUxpbWl0c0gAiAEBQgkKB19saW1pdHMiygIKEEZpbGVTdGF0UmVzcG9uc2USLAoEdHlwZRgBIAEoDjIeLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVUeXBlEgwKBHNpemUYAiABKAQSDAoEbW9kZRgDIAEoDRILCgN1aWQYBCABKA0SCwoDZ2lkGAUgASgNEg0KBW93bmVyGAYgASgJEg0KBWdyb3VwGAcgASgJEi8KC2FjY2Vzc2VkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgttb2RpZmllZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY2hhbmdlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbGlua3MYCyABKAQSEwoLbGlua190YXJnZXQYDCABKAkijQIKEkFnZW50VXBkYXRlUmVxdWVzdBIRCgl1cGRhdGVfaWQYASABKAkSDgoGb2Zmc2V0GAIgASgEEgwKBGRhdGEYAyABKAwSDgoGY29tbWl0GAQgASgIEg8KB3ZlcnNpb24YBSABKAkSDgoGdGFyZ2V0GAYgASgJEg4KBnNoYTI1NhgHIAEoCRIMCgRzaXplGAggASgEEhEKCXNpZ25hdHVyZRgJIAEoDBIXCg9hbGxvd19kb3duZ3JhZGUYCiABKAgSDQoFYWJvcnQYCyABKAgSDgoGc3RhdHVzGAwgASgIEhAKCGtleV9saXN0GA0gASgMEhoKEmtleV9saXN0X3NpZ25hdHVyZRgOIAEoDCKyAQoTQWdlbnRVcGRhdGVSZXNwb25zZRIRCgl1cGRhdGVfaWQYASABKAkSEAoIcmVjZWl2ZWQYAiABKAQSDQoFc3RhdGUYAyABKAkSDwoHdmVyc2lvbhgEIAEoCRIYChByZWFkeV90aW1lb3V0X21zGAUgASgNEjwKC2xhc3RfdXBkYXRlGAYgASgLMicubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRVcGRhdGVSZXN1bHQq+wMKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASHgoaRVJST1JfQ09ERV9JTlZBTElEX1JFUVVFU1QQARIgChxFUlJPUl9DT0RFX1VOS05PV05fT1BFUkFUSU9OEAISIAocRVJST1JfQ09ERV9PUEVSQVRJT05fQkxPQ0tFRBADEh8KG0VSUk9SX0NPREVfUEFUSF9OT1RfQUxMT1dFRBAEEhgKFEVSUk9SX0NPREVfTk9UX0ZPVU5EEAUSIAocRVJST1JfQ09ERV9QRVJNSVNTSU9OX0RFTklFRBAGEh0KGUVSUk9SX0NPREVfVVNFUl9OT1RfRk9VTkQQBxIeChpFUlJPUl9DT0RFX0dST1VQX05PVF9GT1VORBAIEhgKFEVSUk9SX0NPREVfVE9PX0xBUkdFEAkSFwoTRVJST1JfQ09ERV9JT19FUlJPUhAKEhoKFkVSUk9SX0NPREVfRVhFQ19GQUlMRUQQCxITCg9FUlJPUl9DT0RFX0JVU1kQDBIXChNFUlJPUl9DT0RFX0lOVEVSTkFMEA0SIgoeRVJST1JfQ09ERV9VTlNVUFBPUlRFRF9WRVJTSU9OEA4SFQoRRVJST1JfQ09ERV9GUk9aRU4QDxIaChZFUlJPUl9DT0RFX05PVF9BTExPV0VEEBAqYQoMT3V0cHV0U3RyZWFtEh0KGU9VVFBVVF9TVFJFQU1fVU5TUEVDSUZJRUQQABIYChRPVVRQVVRfU1RSRUFNX1NURE9VVBABEhgKFE9VVFBVVF9TVFJFQU1fU1RERVJSEAIqewoMU2h1dGRvd25Nb2RlEh0KGVNIVVRET1dOX01PREVfVU5TUEVDSUZJRUQQABIaChZTSFVURE9XTl9NT0RFX1BPV0VST0ZGEAESGAoUU0hVVERPV05fTU9ERV9SRUJPT1QQAhIWChJTSFVURE9XTl9NT0RFX0hBTFQQAyrNAQoIRmlsZVR5cGUSGQoVRklMRV9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRRklMRV9UWVBFX1JFR1VMQVIQARIXChNGSUxFX1RZUEVfRElSRUNUT1JZEAISFQoRRklMRV9UWVBFX1NZTUxJTksQAxISCg5GSUxFX1RZUEVfRklGTxAEEhQKEEZJTEVfVFlQRV9TT0NLRVQQBRIZChVGSUxFX1RZUEVfQ0hBUl9ERVZJQ0UQBhIaChZGSUxFX1RZUEVfQkxPQ0tfREVWSUNFEAdiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * The envelope of every frame (since v1).
@@ -149,6 +149,14 @@ export type AgentMessage = Message<"limiquantix.agent.v1.AgentMessage"> & {
     case: "fileStat";
   } | {
     /**
+     * Since 0.4.0 (capability `agent.update`).
+     *
+     * @generated from field: limiquantix.agent.v1.AgentUpdateRequest agent_update = 26;
+     */
+    value: AgentUpdateRequest;
+    case: "agentUpdate";
+  } | {
+    /**
      * Responses (agent → host), 50–89.
      *
      * @generated from field: limiquantix.agent.v1.PongResponse pong = 50;
@@ -239,6 +247,12 @@ export type AgentMessage = Message<"limiquantix.agent.v1.AgentMessage"> & {
      */
     value: FileStatResponse;
     case: "fileStatResponse";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.AgentUpdateResponse agent_update_response = 65;
+     */
+    value: AgentUpdateResponse;
+    case: "agentUpdateResponse";
   } | {
     /**
      * The answer to any request that failed.
@@ -569,6 +583,21 @@ export type AgentInfo = Message<"limiquantix.agent.v1.AgentInfo"> & {
    * @generated from field: google.protobuf.Timestamp started_at = 8;
    */
   startedAt?: Timestamp | undefined;
+
+  /**
+   * The platform the executable was built for: linux-amd64, linux-arm64, linux-amd64-musl, or
+   * node-<platform>-<arch> for the Node bundle of a checkout. Since 0.4.0.
+   *
+   * @generated from field: string agent_target = 9;
+   */
+  agentTarget: string;
+
+  /**
+   * How the last self-update of this installation ended; absent when there was none. Since 0.4.0.
+   *
+   * @generated from field: limiquantix.agent.v1.AgentUpdateResult last_update = 10;
+   */
+  lastUpdate?: AgentUpdateResult | undefined;
 };
 
 /**
@@ -577,6 +606,55 @@ export type AgentInfo = Message<"limiquantix.agent.v1.AgentInfo"> & {
  */
 export const AgentInfoSchema: GenMessage<AgentInfo> = /*@__PURE__*/
   messageDesc(file_limiquantix_agent_v1_agent, 10);
+
+/**
+ * How a self-update ended (PROTOCOL.md §10; since 0.4.0).
+ *
+ * @generated from message limiquantix.agent.v1.AgentUpdateResult
+ */
+export type AgentUpdateResult = Message<"limiquantix.agent.v1.AgentUpdateResult"> & {
+  /**
+   * @generated from field: string update_id = 1;
+   */
+  updateId: string;
+
+  /**
+   * @generated from field: string from_version = 2;
+   */
+  fromVersion: string;
+
+  /**
+   * @generated from field: string to_version = 3;
+   */
+  toVersion: string;
+
+  /**
+   * "ok" (the new agent said AgentReady in time), "rolled_back" (the old one is back), or
+   * "pending" (swapped, not yet confirmed).
+   *
+   * @generated from field: string result = 4;
+   */
+  result: string;
+
+  /**
+   * Why it was rolled back ("the new agent exited with code 3 before it said AgentReady", …).
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 6;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.AgentUpdateResult.
+ * Use `create(AgentUpdateResultSchema)` to create a new message.
+ */
+export const AgentUpdateResultSchema: GenMessage<AgentUpdateResult> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 11);
 
 /**
  * Operating system facts, from /etc/os-release and uname (since v1).
@@ -639,7 +717,7 @@ export type OsInfo = Message<"limiquantix.agent.v1.OsInfo"> & {
  * Use `create(OsInfoSchema)` to create a new message.
  */
 export const OsInfoSchema: GenMessage<OsInfo> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 11);
+  messageDesc(file_limiquantix_agent_v1_agent, 12);
 
 /**
  * A network interface and its addresses (since v1).
@@ -675,7 +753,7 @@ export type NetworkInterface = Message<"limiquantix.agent.v1.NetworkInterface"> 
  * Use `create(NetworkInterfaceSchema)` to create a new message.
  */
 export const NetworkInterfaceSchema: GenMessage<NetworkInterface> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 12);
+  messageDesc(file_limiquantix_agent_v1_agent, 13);
 
 /**
  * Periodic guest metrics (since v1).
@@ -748,7 +826,7 @@ export type TelemetryReport = Message<"limiquantix.agent.v1.TelemetryReport"> & 
  * Use `create(TelemetryReportSchema)` to create a new message.
  */
 export const TelemetryReportSchema: GenMessage<TelemetryReport> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 13);
+  messageDesc(file_limiquantix_agent_v1_agent, 14);
 
 /**
  * Memory and swap in bytes (since v1).
@@ -787,7 +865,7 @@ export type MemoryStats = Message<"limiquantix.agent.v1.MemoryStats"> & {
  * Use `create(MemoryStatsSchema)` to create a new message.
  */
 export const MemoryStatsSchema: GenMessage<MemoryStats> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 14);
+  messageDesc(file_limiquantix_agent_v1_agent, 15);
 
 /**
  * One mounted filesystem (since v1).
@@ -831,7 +909,7 @@ export type DiskUsage = Message<"limiquantix.agent.v1.DiskUsage"> & {
  * Use `create(DiskUsageSchema)` to create a new message.
  */
 export const DiskUsageSchema: GenMessage<DiskUsage> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 15);
+  messageDesc(file_limiquantix_agent_v1_agent, 16);
 
 /**
  * Traffic counters of one interface since boot (since v1).
@@ -870,7 +948,7 @@ export type InterfaceCounters = Message<"limiquantix.agent.v1.InterfaceCounters"
  * Use `create(InterfaceCountersSchema)` to create a new message.
  */
 export const InterfaceCountersSchema: GenMessage<InterfaceCounters> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 16);
+  messageDesc(file_limiquantix_agent_v1_agent, 17);
 
 /**
  * Runs a program in the guest (since v1). Exactly one of argv and command.
@@ -977,7 +1055,7 @@ export type ExecuteRequest = Message<"limiquantix.agent.v1.ExecuteRequest"> & {
  * Use `create(ExecuteRequestSchema)` to create a new message.
  */
 export const ExecuteRequestSchema: GenMessage<ExecuteRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 17);
+  messageDesc(file_limiquantix_agent_v1_agent, 18);
 
 /**
  * Who a request may act as (or, for SetUserPassword, on), from the caller's grants in the
@@ -1009,7 +1087,7 @@ export type RunAsLimits = Message<"limiquantix.agent.v1.RunAsLimits"> & {
  * Use `create(RunAsLimitsSchema)` to create a new message.
  */
 export const RunAsLimitsSchema: GenMessage<RunAsLimits> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 18);
+  messageDesc(file_limiquantix_agent_v1_agent, 19);
 
 /**
  * One identity a caller may act as (since 0.3.0). Every condition set must hold.
@@ -1037,7 +1115,7 @@ export type RunAsRule = Message<"limiquantix.agent.v1.RunAsRule"> & {
  * Use `create(RunAsRuleSchema)` to create a new message.
  */
 export const RunAsRuleSchema: GenMessage<RunAsRule> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 19);
+  messageDesc(file_limiquantix_agent_v1_agent, 20);
 
 /**
  * Output of a running execution started with stream_output (since 0.2.0). Chunks are coalesced
@@ -1081,7 +1159,7 @@ export type ExecOutputEvent = Message<"limiquantix.agent.v1.ExecOutputEvent"> & 
  * Use `create(ExecOutputEventSchema)` to create a new message.
  */
 export const ExecOutputEventSchema: GenMessage<ExecOutputEvent> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 20);
+  messageDesc(file_limiquantix_agent_v1_agent, 21);
 
 /**
  * Stops a running execution: its process group gets SIGTERM, then SIGKILL after the agent's
@@ -1101,7 +1179,7 @@ export type CancelExecutionRequest = Message<"limiquantix.agent.v1.CancelExecuti
  * Use `create(CancelExecutionRequestSchema)` to create a new message.
  */
 export const CancelExecutionRequestSchema: GenMessage<CancelExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 21);
+  messageDesc(file_limiquantix_agent_v1_agent, 22);
 
 /**
  * Whether an execution with that id was running (since 0.2.0).
@@ -1120,7 +1198,7 @@ export type CancelExecutionResponse = Message<"limiquantix.agent.v1.CancelExecut
  * Use `create(CancelExecutionResponseSchema)` to create a new message.
  */
 export const CancelExecutionResponseSchema: GenMessage<CancelExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 22);
+  messageDesc(file_limiquantix_agent_v1_agent, 23);
 
 /**
  * The result of an execution (since v1).
@@ -1221,7 +1299,7 @@ export type ExecuteResponse = Message<"limiquantix.agent.v1.ExecuteResponse"> & 
  * Use `create(ExecuteResponseSchema)` to create a new message.
  */
 export const ExecuteResponseSchema: GenMessage<ExecuteResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 23);
+  messageDesc(file_limiquantix_agent_v1_agent, 24);
 
 /**
  * Reads one chunk of a guest file (since v1).
@@ -1259,7 +1337,7 @@ export type FileReadRequest = Message<"limiquantix.agent.v1.FileReadRequest"> & 
  * Use `create(FileReadRequestSchema)` to create a new message.
  */
 export const FileReadRequestSchema: GenMessage<FileReadRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 24);
+  messageDesc(file_limiquantix_agent_v1_agent, 25);
 
 /**
  * What a file operation may touch, from the caller's grants (since 0.3.0). A refusal is
@@ -1290,7 +1368,7 @@ export type FileLimits = Message<"limiquantix.agent.v1.FileLimits"> & {
  * Use `create(FileLimitsSchema)` to create a new message.
  */
 export const FileLimitsSchema: GenMessage<FileLimits> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 25);
+  messageDesc(file_limiquantix_agent_v1_agent, 26);
 
 /**
  * One chunk of a guest file (since v1).
@@ -1338,7 +1416,7 @@ export type FileReadResponse = Message<"limiquantix.agent.v1.FileReadResponse"> 
  * Use `create(FileReadResponseSchema)` to create a new message.
  */
 export const FileReadResponseSchema: GenMessage<FileReadResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 26);
+  messageDesc(file_limiquantix_agent_v1_agent, 27);
 
 /**
  * Writes one chunk of a guest file (since v1).
@@ -1426,7 +1504,7 @@ export type FileWriteRequest = Message<"limiquantix.agent.v1.FileWriteRequest"> 
  * Use `create(FileWriteRequestSchema)` to create a new message.
  */
 export const FileWriteRequestSchema: GenMessage<FileWriteRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 27);
+  messageDesc(file_limiquantix_agent_v1_agent, 28);
 
 /**
  * Answer to FileWriteRequest (since v1).
@@ -1459,7 +1537,7 @@ export type FileWriteResponse = Message<"limiquantix.agent.v1.FileWriteResponse"
  * Use `create(FileWriteResponseSchema)` to create a new message.
  */
 export const FileWriteResponseSchema: GenMessage<FileWriteResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 28);
+  messageDesc(file_limiquantix_agent_v1_agent, 29);
 
 /**
  * Shuts the guest down through the configured command; answered before acting (since v1).
@@ -1487,7 +1565,7 @@ export type ShutdownRequest = Message<"limiquantix.agent.v1.ShutdownRequest"> & 
  * Use `create(ShutdownRequestSchema)` to create a new message.
  */
 export const ShutdownRequestSchema: GenMessage<ShutdownRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 29);
+  messageDesc(file_limiquantix_agent_v1_agent, 30);
 
 /**
  * Answer to ShutdownRequest (since v1).
@@ -1513,7 +1591,7 @@ export type ShutdownResponse = Message<"limiquantix.agent.v1.ShutdownResponse"> 
  * Use `create(ShutdownResponseSchema)` to create a new message.
  */
 export const ShutdownResponseSchema: GenMessage<ShutdownResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 30);
+  messageDesc(file_limiquantix_agent_v1_agent, 31);
 
 /**
  * Tells the agent the host holds these results; they are freed (since v1).
@@ -1532,7 +1610,7 @@ export type ResultAck = Message<"limiquantix.agent.v1.ResultAck"> & {
  * Use `create(ResultAckSchema)` to create a new message.
  */
 export const ResultAckSchema: GenMessage<ResultAck> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 31);
+  messageDesc(file_limiquantix_agent_v1_agent, 32);
 
 /**
  * Freezes filesystems for a consistent snapshot: pre-freeze hooks (ascending name order), then
@@ -1560,7 +1638,7 @@ export type QuiesceRequest = Message<"limiquantix.agent.v1.QuiesceRequest"> & {
  * Use `create(QuiesceRequestSchema)` to create a new message.
  */
 export const QuiesceRequestSchema: GenMessage<QuiesceRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 32);
+  messageDesc(file_limiquantix_agent_v1_agent, 33);
 
 /**
  * What one hook did (since 0.2.0).
@@ -1606,7 +1684,7 @@ export type HookResult = Message<"limiquantix.agent.v1.HookResult"> & {
  * Use `create(HookResultSchema)` to create a new message.
  */
 export const HookResultSchema: GenMessage<HookResult> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 33);
+  messageDesc(file_limiquantix_agent_v1_agent, 34);
 
 /**
  * (since 0.2.0)
@@ -1635,7 +1713,7 @@ export type QuiesceResponse = Message<"limiquantix.agent.v1.QuiesceResponse"> & 
  * Use `create(QuiesceResponseSchema)` to create a new message.
  */
 export const QuiesceResponseSchema: GenMessage<QuiesceResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 34);
+  messageDesc(file_limiquantix_agent_v1_agent, 35);
 
 /**
  * Thaws what Quiesce froze, then runs the post-thaw hooks in descending name order (since 0.2.0).
@@ -1650,7 +1728,7 @@ export type ThawRequest = Message<"limiquantix.agent.v1.ThawRequest"> & {
  * Use `create(ThawRequestSchema)` to create a new message.
  */
 export const ThawRequestSchema: GenMessage<ThawRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 35);
+  messageDesc(file_limiquantix_agent_v1_agent, 36);
 
 /**
  * (since 0.2.0)
@@ -1681,7 +1759,7 @@ export type ThawResponse = Message<"limiquantix.agent.v1.ThawResponse"> & {
  * Use `create(ThawResponseSchema)` to create a new message.
  */
 export const ThawResponseSchema: GenMessage<ThawResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 36);
+  messageDesc(file_limiquantix_agent_v1_agent, 37);
 
 /**
  * (since 0.2.0)
@@ -1696,7 +1774,7 @@ export type QuiesceStatusRequest = Message<"limiquantix.agent.v1.QuiesceStatusRe
  * Use `create(QuiesceStatusRequestSchema)` to create a new message.
  */
 export const QuiesceStatusRequestSchema: GenMessage<QuiesceStatusRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 37);
+  messageDesc(file_limiquantix_agent_v1_agent, 38);
 
 /**
  * (since 0.2.0)
@@ -1737,7 +1815,7 @@ export type QuiesceStatusResponse = Message<"limiquantix.agent.v1.QuiesceStatusR
  * Use `create(QuiesceStatusResponseSchema)` to create a new message.
  */
 export const QuiesceStatusResponseSchema: GenMessage<QuiesceStatusResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 38);
+  messageDesc(file_limiquantix_agent_v1_agent, 39);
 
 /**
  * Steps the guest clock: with the guest's time service when one is found (chrony, timesyncd,
@@ -1762,7 +1840,7 @@ export type SyncTimeRequest = Message<"limiquantix.agent.v1.SyncTimeRequest"> & 
  * Use `create(SyncTimeRequestSchema)` to create a new message.
  */
 export const SyncTimeRequestSchema: GenMessage<SyncTimeRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 39);
+  messageDesc(file_limiquantix_agent_v1_agent, 40);
 
 /**
  * (since 0.2.0)
@@ -1802,7 +1880,7 @@ export type SyncTimeResponse = Message<"limiquantix.agent.v1.SyncTimeResponse"> 
  * Use `create(SyncTimeResponseSchema)` to create a new message.
  */
 export const SyncTimeResponseSchema: GenMessage<SyncTimeResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 40);
+  messageDesc(file_limiquantix_agent_v1_agent, 41);
 
 /**
  * Sets a local user's password with chpasswd; the password is never logged (since 0.2.0).
@@ -1848,7 +1926,7 @@ export type SetUserPasswordRequest = Message<"limiquantix.agent.v1.SetUserPasswo
  * Use `create(SetUserPasswordRequestSchema)` to create a new message.
  */
 export const SetUserPasswordRequestSchema: GenMessage<SetUserPasswordRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 41);
+  messageDesc(file_limiquantix_agent_v1_agent, 42);
 
 /**
  * (since 0.2.0)
@@ -1863,7 +1941,7 @@ export type SetUserPasswordResponse = Message<"limiquantix.agent.v1.SetUserPassw
  * Use `create(SetUserPasswordResponseSchema)` to create a new message.
  */
 export const SetUserPasswordResponseSchema: GenMessage<SetUserPasswordResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 42);
+  messageDesc(file_limiquantix_agent_v1_agent, 43);
 
 /**
  * (since 0.2.0)
@@ -1878,7 +1956,7 @@ export type GetFsInfoRequest = Message<"limiquantix.agent.v1.GetFsInfoRequest"> 
  * Use `create(GetFsInfoRequestSchema)` to create a new message.
  */
 export const GetFsInfoRequestSchema: GenMessage<GetFsInfoRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 43);
+  messageDesc(file_limiquantix_agent_v1_agent, 44);
 
 /**
  * One mounted filesystem (since 0.2.0).
@@ -1929,7 +2007,7 @@ export type FsInfo = Message<"limiquantix.agent.v1.FsInfo"> & {
  * Use `create(FsInfoSchema)` to create a new message.
  */
 export const FsInfoSchema: GenMessage<FsInfo> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 44);
+  messageDesc(file_limiquantix_agent_v1_agent, 45);
 
 /**
  * (since 0.2.0)
@@ -1948,7 +2026,7 @@ export type GetFsInfoResponse = Message<"limiquantix.agent.v1.GetFsInfoResponse"
  * Use `create(GetFsInfoResponseSchema)` to create a new message.
  */
 export const GetFsInfoResponseSchema: GenMessage<GetFsInfoResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 45);
+  messageDesc(file_limiquantix_agent_v1_agent, 46);
 
 /**
  * A file's metadata, like stat(2) (since 0.3.0). The path follows the read rules of §6 (links
@@ -1983,7 +2061,7 @@ export type FileStatRequest = Message<"limiquantix.agent.v1.FileStatRequest"> & 
  * Use `create(FileStatRequestSchema)` to create a new message.
  */
 export const FileStatRequestSchema: GenMessage<FileStatRequest> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 46);
+  messageDesc(file_limiquantix_agent_v1_agent, 47);
 
 /**
  * A file's metadata (since 0.3.0).
@@ -2063,7 +2141,166 @@ export type FileStatResponse = Message<"limiquantix.agent.v1.FileStatResponse"> 
  * Use `create(FileStatResponseSchema)` to create a new message.
  */
 export const FileStatResponseSchema: GenMessage<FileStatResponse> = /*@__PURE__*/
-  messageDesc(file_limiquantix_agent_v1_agent, 47);
+  messageDesc(file_limiquantix_agent_v1_agent, 48);
+
+/**
+ * One step of a self-update (PROTOCOL.md §10; since 0.4.0): a chunk of the new executable, the
+ * commit that verifies and swaps it, a status query, or an abort. Every step names the update.
+ *
+ * @generated from message limiquantix.agent.v1.AgentUpdateRequest
+ */
+export type AgentUpdateRequest = Message<"limiquantix.agent.v1.AgentUpdateRequest"> & {
+  /**
+   * 1-64 of A-Z a-z 0-9 _ -.
+   *
+   * @generated from field: string update_id = 1;
+   */
+  updateId: string;
+
+  /**
+   * A chunk: `data` belongs at `offset` of the new executable (chunks in order from 0).
+   *
+   * @generated from field: uint64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * @generated from field: bytes data = 3;
+   */
+  data: Uint8Array;
+
+  /**
+   * After this request's data, verify the staged executable and swap it in.
+   *
+   * @generated from field: bool commit = 4;
+   */
+  commit: boolean;
+
+  /**
+   * The release (required on a commit): version, build target, lower-case hex sha256 and size
+   * (size is required on chunks too: it bounds the staging file).
+   *
+   * @generated from field: string version = 5;
+   */
+  version: string;
+
+  /**
+   * @generated from field: string target = 6;
+   */
+  target: string;
+
+  /**
+   * @generated from field: string sha256 = 7;
+   */
+  sha256: string;
+
+  /**
+   * @generated from field: uint64 size = 8;
+   */
+  size: bigint;
+
+  /**
+   * Ed25519 over the release statement (PROTOCOL.md §10) by a trusted release key.
+   *
+   * @generated from field: bytes signature = 9;
+   */
+  signature: Uint8Array;
+
+  /**
+   * Install a version that is not newer than the running one.
+   *
+   * @generated from field: bool allow_downgrade = 10;
+   */
+  allowDowngrade: boolean;
+
+  /**
+   * Remove the staging file of this update.
+   *
+   * @generated from field: bool abort = 11;
+   */
+  abort: boolean;
+
+  /**
+   * Answer the update state and the last result; nothing else is done.
+   *
+   * @generated from field: bool status = 12;
+   */
+  status: boolean;
+
+  /**
+   * A signed list of release keys that replaces the kept one (key rotation, PROTOCOL.md §10).
+   *
+   * @generated from field: bytes key_list = 13;
+   */
+  keyList: Uint8Array;
+
+  /**
+   * @generated from field: bytes key_list_signature = 14;
+   */
+  keyListSignature: Uint8Array;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.AgentUpdateRequest.
+ * Use `create(AgentUpdateRequestSchema)` to create a new message.
+ */
+export const AgentUpdateRequestSchema: GenMessage<AgentUpdateRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 49);
+
+/**
+ * Answer to AgentUpdateRequest (since 0.4.0).
+ *
+ * @generated from message limiquantix.agent.v1.AgentUpdateResponse
+ */
+export type AgentUpdateResponse = Message<"limiquantix.agent.v1.AgentUpdateResponse"> & {
+  /**
+   * @generated from field: string update_id = 1;
+   */
+  updateId: string;
+
+  /**
+   * Bytes staged so far (chunks).
+   *
+   * @generated from field: uint64 received = 2;
+   */
+  received: bigint;
+
+  /**
+   * "staging" (a chunk), "restarting" (a commit: swapped, the agent restarts after this reply),
+   * "aborted", "idle" or "pending" (a status: an update is waiting for its new agent).
+   *
+   * @generated from field: string state = 3;
+   */
+  state: string;
+
+  /**
+   * The running agent's version (on a commit, the one being replaced).
+   *
+   * @generated from field: string version = 4;
+   */
+  version: string;
+
+  /**
+   * On a commit: how long the watchdog waits for the new agent's AgentReady.
+   *
+   * @generated from field: uint32 ready_timeout_ms = 5;
+   */
+  readyTimeoutMs: number;
+
+  /**
+   * On a status: how the last update ended.
+   *
+   * @generated from field: limiquantix.agent.v1.AgentUpdateResult last_update = 6;
+   */
+  lastUpdate?: AgentUpdateResult | undefined;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.AgentUpdateResponse.
+ * Use `create(AgentUpdateResponseSchema)` to create a new message.
+ */
+export const AgentUpdateResponseSchema: GenMessage<AgentUpdateResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 50);
 
 /**
  * Why a request failed (since v1).
