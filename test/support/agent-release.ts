@@ -25,8 +25,13 @@ export function releaseKey(): ReleaseKey {
 }
 
 /** The agent's Node bundle (main.ts, what `npm run agent` runs), reporting `version`. */
-export async function buildAgentBundle(version: string, outFile: string): Promise<void> {
+export async function buildAgentBundle(
+  version: string,
+  outFile: string,
+  options: { banner?: string } = {},
+): Promise<void> {
   await build({
+    ...(options.banner ? { banner: { js: options.banner } } : {}),
     entryPoints: [resolve(ROOT, 'apps/guest-agent/src/main.ts')],
     outfile: outFile,
     bundle: true,

@@ -275,6 +275,14 @@ export class InventoryRepository {
   }
 
   /** For the metrics scrape. */
+  /** VMs (gone ones left out) per agent version and build target, for lq_agent_version_info. */
+  countVmsByAgentVersion(): Promise<Array<{ version: string; target: string; n: number }>> {
+    return this.ds.query(
+      `SELECT agent_version AS version, agent_target AS target, count(*)::int AS n FROM vms
+       WHERE agent_state <> 'gone' GROUP BY agent_version, agent_target`,
+    );
+  }
+
   async countVmsByAgentState(): Promise<Map<string, number>> {
     const rows = await this.ds.query<Array<{ agent_state: string; n: number }>>(
       'SELECT agent_state, count(*)::int AS n FROM vms GROUP BY agent_state',

@@ -32,6 +32,8 @@ export interface AgentUpdateInput {
   allowDowngrade?: boolean;
   /** Names the update in the guest and in the audit rows; generated when absent. */
   updateId: string;
+  /** The rollout it belongs to, recorded in its audit rows. */
+  rolloutId?: string;
   /** The release's artifact for a build target (the VM's, known once it is located). */
   artifactFor(target: string): UpdateArtifact | undefined;
   /** A signed release-key list sent along (key rotation, PROTOCOL.md §10). */
@@ -39,7 +41,7 @@ export interface AgentUpdateInput {
   /** How long to wait past the agent's own ready deadline, and between status questions. */
   readyGraceMs: number;
   pollMs: number;
-  onStep?(step: AgentUpdateStep): void;
+  onStep?: (step: AgentUpdateStep) => void;
 }
 
 /**
@@ -64,6 +66,7 @@ export const AGENT_UPDATE: GuestOperationSpec<AgentUpdateInput, AgentUpdateView>
       update_id: input.updateId,
       to_version: input.version,
       allow_downgrade: input.allowDowngrade ?? false,
+      ...(input.rolloutId ? { rollout_id: input.rolloutId } : {}),
     };
     return {
       params,
@@ -97,6 +100,7 @@ export const AGENT_UPDATE: GuestOperationSpec<AgentUpdateInput, AgentUpdateView>
           to_version: r.to_version,
           version: r.version,
           reason: r.reason,
+          ...(input.rolloutId ? { rollout_id: input.rolloutId } : {}),
         },
       }),
     };
