@@ -82,7 +82,14 @@ export class AgentUpdatesService {
     extra: { rolloutId?: string; updateId?: string; onStep?: (step: AgentUpdateStep) => void } = {},
   ): Promise<AgentUpdateView> {
     this.checkVersion(body.version);
-    const result = await this.runner.run(AGENT_UPDATE, caller, vmId, this.input(body, extra));
+    // A rollout's VMs are each their own audited request (one intent, one outcome each).
+    const result = await this.runner.run(
+      AGENT_UPDATE,
+      caller,
+      vmId,
+      this.input(body, extra),
+      extra.rolloutId ? { requestId: randomUUID() } : {},
+    );
     return { ...result, vm_id: vmId };
   }
 

@@ -3,13 +3,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { fromBinary } from '@bufbuild/protobuf';
 import type { Subscription } from '@nats-io/transport-node';
+import { timestampMs } from '@bufbuild/protobuf/wkt';
 import {
   ExecOutputEventSchema,
+  NodeHeartbeatSchema,
   OutputStream,
   subjects,
   type ExecuteRequest,
   type ExecuteResponse,
 } from '@lq/proto';
+import { OutputRedactor } from '@lq/audit';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { guestFailure, isGuestError } from '../guest-ops/guest-errors.js';
 import type { Ticket } from '../guest-ops/guest-operation.runner.js';
@@ -36,6 +39,15 @@ export function stateOf(r: ExecuteResponse): ExecutionState {
   return r.exitCode === 0 ? 'succeeded' : 'failed';
 }
 
+/**
+ * A chunk with the redaction patterns applied: what is stored and what every follower gets.
+ * Each chunk is redacted on its own, so a secret split between two chunks can escape a pattern.
+ */
+export function redactChunk(redactor: OutputRedactor, c: OutputChunk): OutputChunk {
+  const r = redactor.redact(c.data);
+  return r.count === 0 ? c : { ...c, data: Buffer.from(r.data), redactions: r.count };
+}
+
 /** An ExecOutputEvent as a stored chunk. */
 export function chunkOf(data: Uint8Array): OutputChunk {
   const e = fromBinary(ExecOutputEventSchema, data);
@@ -48,10 +60,16 @@ export function chunkOf(data: Uint8Array): OutputChunk {
 }
 
 interface Driving {
-  sub: Subscription;
+  sub: Subscription | undefined;
   buffer: OutputChunk[];
   runId?: string;
+  nodeId: string;
+  /** Ends the wait for the reply: the node daemon that had the request restarted. */
+  interrupt?: () => void;
 }
+
+/** The node daemon holding an execution's request restarted: its reply will never come. */
+class DaemonRestarted extends Error {}
 
 /**
  * Runs the asynchronous executions this replica started to their end: subscribes to their
@@ -68,23 +86,70 @@ export class ExecutionDriver implements OnApplicationShutdown {
   private readonly driving = new Map<string, Driving>();
   private flushTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private heartbeats: Subscription | undefined;
+  /** When each node's daemon started, as its last heartbeat said. */
+  private readonly daemonStarts = new Map<string, number>();
   readonly events = new EventEmitter();
 
   constructor(
     @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
     @Inject(NatsService) private readonly nats: NatsService,
     @Inject(ExecutionsRepository) private readonly repo: ExecutionsRepository,
+    @Inject(OutputRedactor) private readonly redactor: OutputRedactor,
   ) {}
 
-  /** Starts the background work: output flushes and the sweep of executions left behind. */
+  /**
+   * Starts the background work: output flushes, the sweep of executions left behind, and the
+   * watch on node daemons' heartbeats (every replica sees them all, not as a queue group).
+   */
   startBackground(): void {
+    this.watchDaemons();
     this.flushTimer = setInterval(() => void this.flushAll(), OUTPUT_FLUSH_MS);
     this.flushTimer.unref();
     this.sweepTimer = setInterval(() => void this.sweep(), 30_000);
     this.sweepTimer.unref();
   }
 
+  /**
+   * A node daemon's heartbeat names when it started; a new start while executions wait for its
+   * replies means it restarted and lost them: those executions stop waiting (not for their full
+   * timeout) and are recovered, reattached to the agent's running command or retained result,
+   * or ended agent_lost when the agent is gone.
+   */
+  private watchDaemons(): void {
+    this.heartbeats = this.nats.connection.subscribe(subjects.allHeartbeats, {
+      callback: (err, msg) => {
+        if (err) {
+          return;
+        }
+        try {
+          // Only node X may publish on X's subject (NATS permissions): the subject names it.
+          const nodeId = msg.subject.split('.')[3]!;
+          const hb = fromBinary(NodeHeartbeatSchema, msg.data);
+          if (hb.nodeId !== nodeId || !hb.startedAt) {
+            return;
+          }
+          const started = timestampMs(hb.startedAt);
+          const before = this.daemonStarts.get(nodeId);
+          this.daemonStarts.set(nodeId, started);
+          if (before === undefined || before === started) {
+            return;
+          }
+          for (const [id, d] of this.driving) {
+            if (d.nodeId === nodeId && d.interrupt) {
+              this.log.warn(`execution ${id}: node daemon ${nodeId} restarted; recovering it`);
+              d.interrupt();
+            }
+          }
+        } catch {
+          // not a heartbeat; the inventory logs those
+        }
+      },
+    });
+  }
+
   async onApplicationShutdown(): Promise<void> {
+    this.heartbeats?.unsubscribe();
     clearInterval(this.flushTimer);
     clearInterval(this.sweepTimer);
     await this.flushAll();
@@ -92,20 +157,36 @@ export class ExecutionDriver implements OnApplicationShutdown {
 
   /** Takes over an execution whose intent and row are written; returns at once. */
   drive(id: string, ticket: Ticket<ExecuteResponse>, request: ExecuteRequest, runId?: string) {
-    const sub = this.nats.connection.subscribe(subjects.execOutput(ticket.where.nodeId, id), {
+    let sub: Subscription;
+    try {
+      sub = this.subscribeOutput(id, ticket);
+    } catch (err) {
+      // NATS is closed: nothing was sent; the execution ends failed, with its outcome.
+      const e = guestFailure(err, ticket.row.vmId, ticket.where.nodeId);
+      this.driving.set(id, { sub: undefined, buffer: [], runId, nodeId: ticket.where.nodeId });
+      void this.finish(id, { status: 'failed', error: `${e.code}: ${e.message}` }, () =>
+        ticket.failed(e, 0),
+      );
+      return;
+    }
+    this.driving.set(id, { sub, buffer: [], runId, nodeId: ticket.where.nodeId });
+    void this.run(id, ticket, request);
+  }
+
+  private subscribeOutput(id: string, ticket: Ticket<ExecuteResponse>): Subscription {
+    return this.nats.connection.subscribe(subjects.execOutput(ticket.where.nodeId, id), {
       callback: (err, msg) => {
         if (err) {
           return;
         }
         try {
-          this.driving.get(id)?.buffer.push(chunkOf(msg.data));
+          // Redacted before it is stored: the store never holds what the patterns match.
+          this.driving.get(id)?.buffer.push(redactChunk(this.redactor, chunkOf(msg.data)));
         } catch (e) {
           this.log.warn(`dropped output of ${id}: ${(e as Error).message}`);
         }
       },
     });
-    this.driving.set(id, { sub, buffer: [], runId });
-    void this.run(id, ticket, request);
   }
 
   /** Runs the request to its end (or the agent's loss) and records the outcome. */
@@ -115,18 +196,39 @@ export class ExecutionDriver implements OnApplicationShutdown {
     request: ExecuteRequest,
   ): Promise<void> {
     const started = Date.now();
-    const send = () =>
-      ticket.dispatcher.send(
+    // Each send waits for its reply, or for its node daemon's restart (which loses it).
+    const send = () => {
+      const reply = ticket.dispatcher.send(
         'execute',
         { case: 'execute', value: request },
         request.timeoutMs + EXEC_REPLY_MARGIN_MS,
         id,
       );
+      const d = this.driving.get(id);
+      if (!d) {
+        return reply;
+      }
+      reply.catch(() => undefined);
+      return Promise.race([
+        reply,
+        new Promise<never>((_, reject) => {
+          d.interrupt = () => reject(new DaemonRestarted());
+        }),
+      ]).finally(() => {
+        d.interrupt = undefined;
+      });
+    };
     let response: ExecuteResponse | undefined;
     try {
       response = await send();
     } catch (err) {
-      const e = guestFailure(err, ticket.row.vmId, ticket.where.nodeId);
+      const e =
+        err instanceof DaemonRestarted
+          ? new VmGuestException(
+              VmGuestErrorCode.AGENT_NOT_CONNECTED,
+              `node daemon ${ticket.where.nodeId} restarted during the execution`,
+            )
+          : guestFailure(err, ticket.row.vmId, ticket.where.nodeId);
       if (isGuestError(e, VmGuestErrorCode.AGENT_NOT_CONNECTED)) {
         response = await this.recover(id, ticket, started, send);
       }
@@ -188,6 +290,9 @@ export class ExecutionDriver implements OnApplicationShutdown {
       try {
         return await send();
       } catch (err) {
+        if (err instanceof DaemonRestarted) {
+          continue;
+        }
         const e = guestFailure(err, ticket.row.vmId, ticket.where.nodeId);
         if (!isGuestError(e, VmGuestErrorCode.AGENT_NOT_CONNECTED)) {
           return undefined;
@@ -217,7 +322,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
         await sleep(1000);
       }
     }
-    if (d && !d.sub.isClosed()) {
+    if (d?.sub && !d.sub.isClosed()) {
       d.sub.unsubscribe();
     }
     this.driving.delete(id);

@@ -1,7 +1,8 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { subjects } from '@lq/proto';
 import { NatsService } from '../nats/nats.service.js';
-import { chunkOf } from './execution-driver.js';
+import { OutputRedactor } from '@lq/audit';
+import { chunkOf, redactChunk } from './execution-driver.js';
 import { executionView, type FollowSink } from './execution-view.js';
 import {
   ExecutionsRepository,
@@ -25,6 +26,7 @@ export class ExecutionFollower {
   constructor(
     @Inject(NatsService) private readonly nats: NatsService,
     @Inject(ExecutionsRepository) private readonly repo: ExecutionsRepository,
+    @Inject(OutputRedactor) private readonly redactor: OutputRedactor,
   ) {}
 
   /** Starts following; returns a function that stops. The caller has checked access. */
@@ -64,7 +66,8 @@ export class ExecutionFollower {
           return;
         }
         try {
-          live(chunkOf(msg.data));
+          // The same patterns as the stored copy: a live chunk and its replay are the same.
+          live(redactChunk(this.redactor, chunkOf(msg.data)));
         } catch {
           // not an ExecOutputEvent
         }
