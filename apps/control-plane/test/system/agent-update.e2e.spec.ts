@@ -3,6 +3,7 @@
 // a rollout over 30 simulated VMs whose error budget stops it. Real nats-server, PostgreSQL,
 // control plane, node daemon, and one agent process per VM that really replaces its executable
 // (the Node bundle: update.executable in each VM's work dir) and is re-executed by its watchdog.
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,6 +21,7 @@ import {
   type ReleaseKey,
 } from '../../../../test/support/agent-release.js';
 
+const LQCTL = join(process.cwd(), 'dist/lqctl/lqctl.cjs');
 const A = '0.1.0'; // the running bundle's (package.json)
 const B = '0.2.0';
 const VMS = 31; // vm-1..vm-30 roll out; vm-31 is updated on its own
@@ -251,6 +253,61 @@ describe('agent updates through the stack', () => {
       expect.objectContaining({
         status: 'AGENT_ERROR:NOT_ALLOWED',
         error: expect.stringMatching(/signature does not verify/),
+      }),
+    );
+  }, 120_000);
+
+  it('should import a signed release folder with lqctl, and refuse a tampered one', async () => {
+    const lqctl = (dir: string) =>
+      spawnSync(
+        process.execPath,
+        [
+          LQCTL,
+          '--server',
+          stack.cp.url,
+          '--token',
+          TEST_ADMIN_TOKEN,
+          'agent',
+          'release',
+          'import',
+          dir,
+        ],
+        { encoding: 'utf8' },
+      );
+    const good = join(stack.work, 'import-0.2.1');
+    writeRelease(
+      good,
+      '0.2.1',
+      [{ target: NODE_TARGET, from: join(stack.work, 'b.cjs'), name: 'agent.cjs' }],
+      key,
+    );
+    const ok = lqctl(good);
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toMatch(/release 0.2.1 published: node-/);
+    const listed = await call<AgentReleaseListView>('admin', 'GET', '/api/agent/releases');
+    expect(listed.body.releases.find((r) => r.version === '0.2.1')).toMatchObject({
+      updatable: true,
+    });
+    const bad = join(stack.work, 'import-0.2.2');
+    writeRelease(
+      bad,
+      '0.2.2',
+      [{ target: NODE_TARGET, from: join(stack.work, 'b.cjs'), name: 'agent.cjs' }],
+      key,
+    );
+    writeFileSync(join(bad, 'agent.cjs'), 'tampered');
+    const refused = lqctl(bad);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/agent.cjs: sha256 [0-9a-f]{64} and size 8 received/);
+    const audit = await call<{ events: Array<{ kind: string; params: Record<string, unknown> }> }>(
+      'admin',
+      'GET',
+      '/api/audit/events?operation=agent.release.import&limit=10',
+    );
+    expect(audit.body.events).toContainEqual(
+      expect.objectContaining({
+        kind: 'admin',
+        params: expect.objectContaining({ version: '0.2.1' }),
       }),
     );
   }, 120_000);
