@@ -282,7 +282,9 @@ describe('agent updates through the stack', () => {
       key,
     );
     const ok = lqctl(good);
-    expect(ok.status).toBe(0);
+    if (ok.status !== 0) {
+      throw new Error(`lqctl agent release import exited ${ok.status}: ${ok.stderr}`);
+    }
     expect(ok.stdout).toMatch(/release 0.2.1 published: node-/);
     const listed = await call<AgentReleaseListView>('admin', 'GET', '/api/agent/releases');
     expect(listed.body.releases.find((r) => r.version === '0.2.1')).toMatchObject({
