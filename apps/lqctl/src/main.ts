@@ -14,9 +14,17 @@ import {
   agentVersionsCommand,
 } from './commands/agent.command.js';
 import { auditLsCommand } from './commands/audit.command.js';
+import { auditExportCommand, auditVerifyCommand } from './commands/audit-verify.command.js';
 import type { Command, Context } from './commands/context.js';
 import { cpCommand } from './commands/cp.command.js';
 import { execCommand } from './commands/exec.command.js';
+import {
+  execLogsCommand,
+  execLsCommand,
+  execShowCommand,
+  runsLsCommand,
+  runsShowCommand,
+} from './commands/history.command.js';
 import { loginCommand, logoutCommand, whoamiCommand } from './commands/login.command.js';
 import { quiesceCommand } from './commands/quiesce.command.js';
 import { runCommand } from './commands/run.command.js';
@@ -31,7 +39,12 @@ const COMMANDS: Record<string, Command> = {
   'vm show': vmShowCommand,
   'vm label': vmLabelCommand,
   exec: execCommand,
+  'exec ls': execLsCommand,
+  'exec show': execShowCommand,
+  'exec logs': execLogsCommand,
   run: runCommand,
+  'runs ls': runsLsCommand,
+  'runs show': runsShowCommand,
   cp: cpCommand,
   quiesce: quiesceCommand('quiesce'),
   thaw: quiesceCommand('thaw'),
@@ -41,6 +54,8 @@ const COMMANDS: Record<string, Command> = {
   'agent update': agentUpdateCommand,
   'agent rollout': agentRolloutCommand,
   'agent release': agentReleaseCommand,
+  'audit export': auditExportCommand,
+  'audit verify': auditVerifyCommand,
 };
 
 function authFor(settings: Settings, configFile: string, ctxConfig: Context['config']): AuthSource {
