@@ -3,7 +3,7 @@
 // a rollout over 30 simulated VMs whose error budget stops it. Real nats-server, PostgreSQL,
 // control plane, node daemon, and one agent process per VM that really replaces its executable
 // (the Node bundle: update.executable in each VM's work dir) and is re-executed by its watchdog.
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -258,22 +258,26 @@ describe('agent updates through the stack', () => {
   }, 120_000);
 
   it('should import a signed release folder with lqctl, and refuse a tampered one', async () => {
+    // Asynchronous, so this process's HTTP connections stay served while lqctl runs.
     const lqctl = (dir: string) =>
-      spawnSync(
-        process.execPath,
-        [
-          LQCTL,
-          '--server',
-          stack.cp.url,
-          '--token',
-          TEST_ADMIN_TOKEN,
-          'agent',
-          'release',
-          'import',
-          dir,
-        ],
-        { encoding: 'utf8' },
-      );
+      new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          [
+            LQCTL,
+            '--server',
+            stack.cp.url,
+            '--token',
+            TEST_ADMIN_TOKEN,
+            'agent',
+            'release',
+            'import',
+            dir,
+          ],
+          (err, stdout, stderr) =>
+            resolve({ status: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+        );
+      });
     const good = join(stack.work, 'import-0.2.1');
     writeRelease(
       good,
@@ -281,7 +285,7 @@ describe('agent updates through the stack', () => {
       [{ target: NODE_TARGET, from: join(stack.work, 'b.cjs'), name: 'agent.cjs' }],
       key,
     );
-    const ok = lqctl(good);
+    const ok = await lqctl(good);
     if (ok.status !== 0) {
       throw new Error(`lqctl agent release import exited ${ok.status}: ${ok.stderr}`);
     }
@@ -298,7 +302,7 @@ describe('agent updates through the stack', () => {
       key,
     );
     writeFileSync(join(bad, 'agent.cjs'), 'tampered');
-    const refused = lqctl(bad);
+    const refused = await lqctl(bad);
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(/agent.cjs: sha256 [0-9a-f]{64} and size 8 received/);
     const audit = await call<{ events: Array<{ kind: string; params: Record<string, unknown> }> }>(
