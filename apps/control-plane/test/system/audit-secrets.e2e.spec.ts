@@ -128,7 +128,7 @@ describe('secrets and poison rows in the audit trail', () => {
   beforeAll(async () => {
     stack = await startOneNodeStack({
       name: 'secrets',
-      vms: 1,
+      vms: 2,
       simConfig: { files: { roots: ['/'] } },
       cpEnv: {
         LQ_OUTPUT_REDACT_PATTERNS: JSON.stringify(['(?<=pin=)\\d+']),
@@ -360,6 +360,55 @@ describe('secrets and poison rows in the audit trail', () => {
       expect(denials.body.events.map((e: { actor: string }) => e.actor)).toEqual(
         expect.arrayContaining(['op-b', 'historian']),
       );
+    });
+  });
+
+  describe('one outcome per intent', () => {
+    it('should give each execution a fleet run cancels its own request id, intent and outcome', async () => {
+      const run = await call('op-a', 'POST', '/api/runs', {
+        target: { vm_ids: ['vm-1', 'vm-2'] },
+        command: 'sleep 30',
+        max_concurrency: 2,
+      });
+      expect(run.status).toBe(202);
+      let started = 0;
+      for (let i = 0; i < 300 && started < 2; i++) {
+        const view = await call('op-a', 'GET', `/api/runs/${run.body.id}`);
+        started = (view.body.vms as Array<{ state: string }>).filter(
+          (t) => t.state === 'running',
+        ).length;
+        if (started < 2) {
+          await sleep(100);
+        }
+      }
+      expect(started).toBe(2);
+      const cancelled = await call('op-a', 'POST', `/api/runs/${run.body.id}/cancel`);
+      expect(cancelled.status).toBe(202);
+      const c = new pg.Client({ connectionString: stack.db.url });
+      await c.connect();
+      try {
+        let pairs: Array<{ request_id: string; intents: number; outcomes: number }> = [];
+        for (let i = 0; i < 100; i++) {
+          pairs = (
+            await c.query<{ request_id: string; intents: number; outcomes: number }>(
+              `SELECT request_id, count(*) FILTER (WHERE kind = 'intent')::int AS intents,
+                      count(*) FILTER (WHERE kind = 'outcome')::int AS outcomes
+               FROM audit_events WHERE operation = 'execute.cancel' GROUP BY request_id`,
+            )
+          ).rows;
+          if (pairs.length === 2 && pairs.every((p) => p.outcomes === 1)) {
+            break;
+          }
+          await sleep(100);
+        }
+        expect(pairs.map((p) => [p.intents, p.outcomes])).toEqual([
+          [1, 1],
+          [1, 1],
+        ]);
+      } finally {
+        await c.end();
+      }
+      expect(stack.cp.output()).not.toContain('second outcome row');
     });
   });
 
