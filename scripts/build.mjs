@@ -4,6 +4,7 @@
 // the shipped executables, and lqctl. Fast enough (~100 ms) to run before every test run.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, resolve } from 'node:path';
 
@@ -22,6 +23,35 @@ function commit() {
   }
 }
 
+/** The release version the agent reports: LQ_BUILD_VERSION, else the root package.json's. */
+function version() {
+  return (
+    process.env.LQ_BUILD_VERSION ||
+    JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')).version
+  );
+}
+
+/**
+ * Release public keys built into the agent (PROTOCOL.md §10): LQ_RELEASE_PUBLIC_KEYS
+ * (comma-separated base64), else deploy/keys/release-public-keys.txt (one per line, # comments).
+ */
+function releaseKeys() {
+  const file = resolve(root, 'deploy/keys/release-public-keys.txt');
+  const text =
+    process.env.LQ_RELEASE_PUBLIC_KEYS ?? (existsSync(file) ? readFileSync(file, 'utf8') : '');
+  const keys = text
+    .split('\n')
+    .flatMap((line) => line.replace(/#.*/, '').split(','))
+    .map((k) => k.trim())
+    .filter(Boolean);
+  for (const k of keys) {
+    if (Buffer.from(k, 'base64').length !== 32) {
+      throw new Error(`release public key ${k} is not a base64 Ed25519 key of 32 bytes`);
+    }
+  }
+  return keys.join(',');
+}
+
 const common = {
   bundle: true,
   platform: 'node',
@@ -33,7 +63,11 @@ const common = {
   logLevel: 'warning',
   // Loaded only when the agent runs under Bun (apps/guest-agent/src/memory/code-pages.ts).
   external: ['bun:ffi'],
-  define: { __LQ_COMMIT__: JSON.stringify(process.env.LQ_BUILD_COMMIT || commit()) },
+  define: {
+    __LQ_COMMIT__: JSON.stringify(process.env.LQ_BUILD_COMMIT || commit()),
+    __LQ_VERSION__: JSON.stringify(version()),
+    __LQ_RELEASE_KEYS__: JSON.stringify(releaseKeys()),
+  },
 };
 
 await build({

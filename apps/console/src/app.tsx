@@ -4,6 +4,7 @@ import { ErrorBoundary } from './components/error-boundary';
 import { ErrorNotice } from './components/error-notice';
 import { Link } from './components/link';
 import { AuditPage } from './pages/audit';
+import { RolloutsPage } from './pages/rollouts';
 import { SignInPage } from './pages/sign-in';
 import { VmDetailPage } from './pages/vm-detail';
 import { VmListPage } from './pages/vm-list';
@@ -53,6 +54,11 @@ export function App() {
           <Link to="/" className={route.page === 'vms' || route.page === 'vm' ? 'active' : ''}>
             VMs
           </Link>
+          {can(me, 'guest.agent.update') && (
+            <Link to="/rollouts" className={route.page === 'rollouts' ? 'active' : ''}>
+              Agent rollouts
+            </Link>
+          )}
           {auditor && (
             <Link to="/audit" className={route.page === 'audit' ? 'active' : ''}>
               Audit
@@ -73,6 +79,7 @@ export function App() {
         <ErrorBoundary resetKey={path}>
           {route.page === 'vms' && <VmListPage />}
           {route.page === 'vm' && <VmDetailPage key={route.id} id={route.id} tab={route.tab} />}
+          {route.page === 'rollouts' && <RolloutsPage key={route.id ?? ''} id={route.id} />}
           {route.page === 'audit' &&
             (auditor ? (
               <AuditPage />

@@ -1,6 +1,7 @@
 import { Module, type DynamicModule, type Type } from '@nestjs/common';
 import { MODULE_METADATA } from '@nestjs/common/constants.js';
 import { AccessModule } from './access/access.module.js';
+import { AgentUpdatesModule } from './agent-updates/agent-updates.module.js';
 import { AuditModule } from './audit/audit.module.js';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from './config/env.schema.js';
 import { ConnectModule } from './connect/connect.module.js';
@@ -30,6 +31,7 @@ export const MODULES: Type[] = [
   GuestOpsModule,
   ExecutionsModule,
   RunsModule,
+  AgentUpdatesModule,
   ConnectModule,
   HealthModule,
   DownloadsModule,

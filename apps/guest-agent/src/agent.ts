@@ -19,6 +19,7 @@ import {
   type SyncRequest,
   type TelemetryReport,
 } from '@lq/proto';
+import { BUILD_VERSION } from './build-info.js';
 import { enabledOperations, operationBlockedBy, type AgentConfig } from './config.js';
 import { type AgentOpError, toAgentOpError } from './errors.js';
 import type { HostChannel } from './channel/host-channel.js';
@@ -28,7 +29,7 @@ import { BufferPool } from './memory/buffer-pool.js';
 import { MemoryReclaimer } from './memory/reclaimer.js';
 import { ResultCache } from './result-cache.js';
 
-export const AGENT_VERSION = '0.1.0';
+export const AGENT_VERSION = BUILD_VERSION;
 export const PROTOCOL_VERSION = 1;
 
 const MAX_MESSAGE_ID_LENGTH = 128;
@@ -55,6 +56,8 @@ export interface AgentDeps {
   sampleTelemetry?(): Promise<TelemetryReport>;
   /** True while filesystems are frozen (only ping, quiesce status and thaw are served). */
   isFrozen?(): boolean;
+  /** An AgentReady has been written (a pending self-update is confirmed by it). */
+  readySent?(): void;
 }
 
 export interface AgentStats {
@@ -233,12 +236,15 @@ export class Agent {
   private async sendReady(reason: string): Promise<void> {
     try {
       const info = await this.deps.collectInfo();
-      void this.send(
+      await this.send(
         agentMessage(this.nextEventId(), {
           case: 'agentReady',
           value: create(AgentReadyEventSchema, { info, reason }),
         }),
       );
+      if (this.channel.connected) {
+        this.deps.readySent?.();
+      }
     } catch (err) {
       this.log.error('could not collect agent info', { error: (err as Error).message });
     }

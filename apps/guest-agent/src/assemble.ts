@@ -29,6 +29,9 @@ import { UserResolver } from './exec/user-resolver.js';
 import { UploadStore } from './files/upload-store.js';
 import { FileLimitPolicies } from './files/file-limits.js';
 import { PathPolicy } from './files/path-policy.js';
+import { AgentUpdateHandler } from './handlers/agent-update.handler.js';
+import { BUILD_RELEASE_KEYS, BUILD_TARGET } from './build-info.js';
+import { SelfUpdater, type UpdateHost } from './update/self-updater.js';
 
 /** How long GetInfo and AgentReady reuse the OS facts they read (os-release, uname). */
 const OS_INFO_TTL_MS = 30_000;
@@ -50,17 +53,21 @@ export async function assembleAgent(
   config: AgentConfig,
   channel: HostChannel,
   log: Logger,
+  updateHost: UpdateHost = sharedProcessHost(),
 ): Promise<AssembledAgent> {
   const startedAt = new Date();
+  const updater = new SelfUpdater(config, updateHost, log);
   const osInfo = cachedOsInfo(config.system.os_release_file, OS_INFO_TTL_MS);
   const collectInfo = () =>
     collectAgentInfo(config, {
-      agentVersion: AGENT_VERSION,
+      agentVersion: updateHost.version,
       protocolVersion: PROTOCOL_VERSION,
       capabilities: enabledOperations(config),
       limits: agentLimits(config),
       startedAt,
       osInfo,
+      agentTarget: updateHost.target,
+      lastUpdate: updater.lastUpdate(),
     });
   const telemetry = new TelemetryCollector(config, log);
   const users = new UserResolver(config);
@@ -75,7 +82,7 @@ export async function assembleAgent(
   // One handler per request case of the operation table: a table row without its handler here
   // does not compile.
   const handlers: { [C in RequestCase]: OperationHandler<C> } = {
-    ping: new PingHandler(AGENT_VERSION),
+    ping: new PingHandler(updateHost.version),
     getInfo: new GetInfoHandler(collectInfo),
     execute: new ExecuteHandler(runner),
     cancelExecution: new CancelExecutionHandler(runner),
@@ -89,6 +96,7 @@ export async function assembleAgent(
     setUserPassword: new SetUserPasswordHandler(config, users),
     getFsInfo: new GetFsInfoHandler(config),
     fileStat: new FileStatHandler(paths, fileLimits, users),
+    agentUpdate: new AgentUpdateHandler(updater),
     fileList: new FileListHandler(config, paths, fileLimits, users),
     fileMkdir: new FileMkdirHandler(paths, fileLimits),
     fileDelete: new FileDeleteHandler(paths, fileLimits),
@@ -101,6 +109,7 @@ export async function assembleAgent(
     collectInfo,
     sampleTelemetry: () => telemetry.sample(),
     isFrozen: () => quiescer.frozen,
+    readySent: () => updater.readySent(),
     handlers: Object.values(handlers) as OperationHandler[],
   });
 
@@ -110,7 +119,20 @@ export async function assembleAgent(
       runner.killAll();
       quiescer.stop();
       const thawed = quiescer.frozen ? quiescer.thaw('request').catch(() => undefined) : undefined;
-      await Promise.allSettled([thawed, uploads.closeAll(), agent.stop()]);
+      await Promise.allSettled([thawed, uploads.closeAll(), updater.close(), agent.stop()]);
     },
+  };
+}
+
+/** An agent that shares its process (sim-host, tests): it reports, but cannot replace itself. */
+export function sharedProcessHost(): UpdateHost {
+  return {
+    version: AGENT_VERSION,
+    target: BUILD_TARGET,
+    executable: undefined,
+    relaunch: [],
+    watchdog: () => [],
+    builtInKeys: BUILD_RELEASE_KEYS,
+    exit: () => undefined,
   };
 }

@@ -102,6 +102,24 @@ export interface AgentConfig {
     os_release_file: string;
     proc_dir: string;
   };
+  /** Self-update (PROTOCOL.md §10). */
+  update: {
+    /** The executable an update replaces; null: the one running (the Node bundle's file in a checkout). */
+    executable: string | null;
+    /** Where the update state and a rotated release-key list are kept. */
+    state_dir: string;
+    /** How long the new agent has to say AgentReady before the old one is restored. */
+    ready_timeout_ms: number;
+    max_executable_bytes: number;
+    /** A staging file no chunk has reached for this long is removed. */
+    staging_idle_timeout_ms: number;
+    /** Restarts the agent through its service manager; null: the watchdog re-executes it. */
+    restart_command: string[] | null;
+    /** Prefix that starts the watchdog outside the service (systemd-run …); []: a new session. */
+    watchdog_launcher: string[];
+    /** Release public keys trusted besides the built-in ones (base64 raw Ed25519). */
+    release_keys: string[];
+  };
 }
 
 export function defaultConfig(): AgentConfig {
@@ -175,6 +193,16 @@ export function defaultConfig(): AgentConfig {
       group_file: '/etc/group',
       os_release_file: '/etc/os-release',
       proc_dir: '/proc',
+    },
+    update: {
+      executable: null,
+      state_dir: '/var/lib/limiquantix',
+      ready_timeout_ms: 30_000,
+      max_executable_bytes: 256 * MiB,
+      staging_idle_timeout_ms: 300_000,
+      restart_command: null,
+      watchdog_launcher: [],
+      release_keys: [],
     },
   };
 }
@@ -253,6 +281,13 @@ const oneOf =
     return v;
   };
 
+const base64Key: Rule = (v, name) => {
+  if (typeof v !== 'string' || Buffer.from(v, 'base64').length !== 32) {
+    throw new ConfigError(`${name} must be a base64 Ed25519 public key of 32 bytes`);
+  }
+  return v;
+};
+
 const SHAPE: Shape = {
   log_level: oneOf(['debug', 'info', 'warn', 'error', 'silent']),
   max_frame_bytes: int(64 * 1024, 64 * MiB),
@@ -322,6 +357,16 @@ const SHAPE: Shape = {
     group_file: absPath,
     os_release_file: absPath,
     proc_dir: absPath,
+  },
+  update: {
+    executable: (v, name) => (v === null ? null : absPath(v, name)),
+    state_dir: absPath,
+    ready_timeout_ms: int(1000, 3_600_000),
+    max_executable_bytes: int(1024, 1024 * MiB),
+    staging_idle_timeout_ms: int(1000, 24 * 3600 * 1000),
+    restart_command: (v, name) => (v === null ? null : command(v, name)),
+    watchdog_launcher: (v, name) => (Array.isArray(v) && v.length === 0 ? [] : command(v, name)),
+    release_keys: stringList(base64Key),
   },
 };
 

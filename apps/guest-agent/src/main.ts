@@ -3,7 +3,8 @@
 import { startupDone } from './runtime-tuning.js';
 import { parseArgs } from 'node:util';
 import { AGENT_VERSION, PROTOCOL_VERSION } from './agent.js';
-import { BUILD_COMMIT, BUILD_TARGET } from './build-info.js';
+import { BUILD_COMMIT, BUILD_COMPILED, BUILD_RELEASE_KEYS, BUILD_TARGET } from './build-info.js';
+import type { UpdateHost } from './update/self-updater.js';
 import { assembleAgent } from './assemble.js';
 import { SocketListenChannel } from './channel/socket-listen.channel.js';
 import { VirtioDeviceChannel } from './channel/virtio-device.channel.js';
@@ -22,6 +23,11 @@ Usage: limiquantix-agent [--device PATH | --listen PATH] [--config FILE] [--log-
   --check-config    validate the config, print the effective settings and exit
   --version         print the version, commit and target platform, and exit
   --help            this text
+
+limiquantix-agent update-watchdog --state FILE
+                    restarts the agent after a self-update and restores the previous
+                    executable unless the new agent says AgentReady in time (the agent starts
+                    it from the previous executable; PROTOCOL.md §10)
 `;
 
 function fail(message: string, code = 2): never {
@@ -29,7 +35,48 @@ function fail(message: string, code = 2): never {
   process.exit(code);
 }
 
+/**
+ * How this process replaces itself: the executable (bun) or the Node bundle's file (a checkout)
+ * unless update.executable names another, the arguments it was started with, and the watchdog
+ * run from the previous executable.
+ */
+function updateHostOf(configured: string | null, exit: () => void): UpdateHost {
+  const executable = configured ?? (BUILD_COMPILED ? process.execPath : process.argv[1]!);
+  const args = process.argv.slice(2);
+  const runner = (file: string) =>
+    BUILD_COMPILED ? [file] : [process.execPath, ...process.execArgv, file];
+  return {
+    version: AGENT_VERSION,
+    target: BUILD_TARGET,
+    executable,
+    relaunch: [...runner(executable), ...args],
+    watchdog: (previous, stateFile) => [
+      ...runner(previous),
+      'update-watchdog',
+      '--state',
+      stateFile,
+    ],
+    builtInKeys: BUILD_RELEASE_KEYS,
+    exit,
+  };
+}
+
+async function watchdogMain(): Promise<void> {
+  const { values } = parseArgs({
+    args: process.argv.slice(3),
+    options: { state: { type: 'string' } },
+  });
+  if (!values.state) {
+    fail('update-watchdog needs --state FILE');
+  }
+  const { runWatchdog } = await import('./update/watchdog.js');
+  process.exit(await runWatchdog(values.state));
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === 'update-watchdog') {
+    return watchdogMain();
+  }
   let args;
   try {
     args = parseArgs({
@@ -79,13 +126,19 @@ async function main(): Promise<void> {
     return;
   }
   const log = new Logger(level as typeof config.log_level);
+  let stopping = false;
 
   const channel: HostChannel = values.listen
     ? new SocketListenChannel(values.listen)
     : new VirtioDeviceChannel(devicePath ?? DEFAULT_DEVICE_PATH);
 
   // A freeze an earlier agent left behind is thawed now, or when its deadline comes.
-  const assembled = await assembleAgent(config, channel, log);
+  const assembled = await assembleAgent(
+    config,
+    channel,
+    log,
+    updateHostOf(config.update.executable, () => stop('update')),
+  );
   const { agent } = assembled;
 
   try {
@@ -98,8 +151,7 @@ async function main(): Promise<void> {
   // What start-up alone needed (its garbage, most of the executable's code pages) goes back now.
   void agent.memory.reclaim();
 
-  let stopping = false;
-  const stop = (signal: string) => {
+  function stop(signal: string): void {
     if (stopping) {
       return;
     }
@@ -108,7 +160,7 @@ async function main(): Promise<void> {
     // A stopping agent never leaves filesystems frozen behind it (a crash leaves the state
     // file, and the next agent thaws them).
     void assembled.stop().finally(() => process.exit(0));
-  };
+  }
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('uncaughtException', (err) => {

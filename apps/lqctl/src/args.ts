@@ -162,6 +162,30 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: { min: 0, max: 0 },
     remote: false,
   },
+  { name: 'agent releases', options: {}, args: { min: 0, max: 0 }, remote: false },
+  { name: 'agent versions', options: {}, args: { min: 0, max: 0 }, remote: false },
+  {
+    name: 'agent update',
+    options: { version: { type: 'string' }, 'allow-downgrade': { type: 'boolean' } },
+    args: { min: 1, max: 1 },
+    remote: false,
+  },
+  {
+    name: 'agent rollout',
+    options: {
+      version: { type: 'string' },
+      'allow-downgrade': { type: 'boolean' },
+      target: { type: 'string', short: 't' },
+      vms: { type: 'string' },
+      project: { type: 'string', short: 'p' },
+      canary: { type: 'string' },
+      'max-concurrency': { type: 'string' },
+      'max-errors': { type: 'string' },
+    },
+    args: { min: 0, max: 0 },
+    remote: false,
+  },
+  { name: 'agent release', options: {}, args: { min: 2, max: 2 }, remote: false },
   { name: 'audit export', options: {}, args: { min: 0, max: 1 }, remote: false },
   {
     name: 'audit verify',
@@ -176,6 +200,7 @@ const GROUPS: Record<string, { default?: string; aliases: Record<string, string>
   vms: { default: 'ls', aliases: { list: 'ls' } },
   vm: { aliases: { get: 'show', describe: 'show' } },
   audit: { default: 'ls', aliases: { list: 'ls' } },
+  agent: { default: 'versions', aliases: {} },
   runs: { default: 'ls', aliases: { list: 'ls', get: 'show', describe: 'show' } },
 };
 

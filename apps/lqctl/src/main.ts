@@ -6,6 +6,13 @@ import { parseCommandLine, str, bool, type ParsedCommand } from './args.js';
 import { configPath, loadConfig, resolveSettings, type Settings } from './config.js';
 import { UsageError } from './errors.js';
 import { Exit, describeFailure } from './exit-codes.js';
+import {
+  agentReleaseCommand,
+  agentReleasesCommand,
+  agentRolloutCommand,
+  agentUpdateCommand,
+  agentVersionsCommand,
+} from './commands/agent.command.js';
 import { auditLsCommand } from './commands/audit.command.js';
 import { auditExportCommand, auditVerifyCommand } from './commands/audit-verify.command.js';
 import type { Command, Context } from './commands/context.js';
@@ -47,6 +54,11 @@ const COMMANDS: Record<string, Command> = {
   quiesce: quiesceCommand('quiesce'),
   thaw: quiesceCommand('thaw'),
   'audit ls': auditLsCommand,
+  'agent releases': agentReleasesCommand,
+  'agent versions': agentVersionsCommand,
+  'agent update': agentUpdateCommand,
+  'agent rollout': agentRolloutCommand,
+  'agent release': agentReleaseCommand,
   'audit export': auditExportCommand,
   'audit verify': auditVerifyCommand,
 };

@@ -24,6 +24,10 @@ Commands:
   mkdir [-p] VM:/dir / mv VM:/a VM:/b create a guest directory / rename within a guest
   quiesce VM / thaw VM               freeze / thaw the guest's filesystems (for snapshots)
   audit ls [filters]                 the audit trail, or with --executions the command history
+  agent [versions | releases]        the fleet by agent version; the releases on offer
+  agent update VM --version V        replace a VM's agent (verified, restarted, rolled back if bad)
+  agent rollout TARGET --version V   roll a release out: canaries, concurrency, error budget
+  agent release import DIR           upload a signed release folder (admins)
   audit export [FILE]                every audit row and signed checkpoint, for offline checks
   audit verify FILE --public-key K   check an export offline: nothing missing, nothing altered
 
@@ -271,6 +275,43 @@ ndjson and csv stream the server's export (every matching row up to --limit).
   --limit N             rows (table default 50; ndjson and csv default all)
   --format F            table (default), ndjson or csv
   --json                the table's rows as a JSON array
+`,
+  'agent releases': `Usage: lqctl agent releases [--json]
+
+The agent releases the control plane holds (GET /api/agent/releases), newest first: version,
+commit, build targets, and whether it is offered for updates (every executable signed, and the
+signature verified when the control plane has LQ_AGENT_RELEASE_KEYS).
+`,
+  'agent versions': `Usage: lqctl agent versions [--json]
+
+The fleet by agent version and build target, with the VMs older than the newest release marked
+outdated (GET /api/agent/versions). Also what plain \`lqctl agent\` shows.
+`,
+  'agent update': `Usage: lqctl agent update VM --version V [--allow-downgrade] [--json]
+
+Replaces the VM's agent with release V (POST /api/vms/VM/agent/update): the executable for the
+VM's build target is sent in chunks, verified in the guest (sha256, release signature, no
+downgrade unless --allow-downgrade), swapped in and restarted; the agent is rolled back if the
+new one does not report in time. Prints "VM: OLD -> NEW: ready | rolled_back (why) | failed";
+exits 0 only when ready.
+`,
+  'agent rollout': `Usage: lqctl agent rollout (--target LABELS | --vms A,B,C | --project P) --version V [options]
+
+Rolls release V out over VMs (POST /api/agent/rollouts): the canaries first, one at a time,
+then the rest --max-concurrency at once; once more than --max-errors VMs failed or rolled back,
+no further VM is started. Prints progress on stderr, then each VM's step (sent, verified,
+restarted, ready, rolled_back, failed, skipped, denied); exits 0 only when every VM is ready.
+
+  --canary N                 VMs updated first, one at a time (default 1)
+      --max-concurrency N|P% VMs at once after the canaries (default 5)
+      --max-errors N|P%      failures tolerated before stopping (default 0)
+      --allow-downgrade      install V even where the running agent is newer
+`,
+  'agent release': `Usage: lqctl agent release import DIR
+
+Uploads a release folder (what npm run package writes, with the release-manifest.json that
+node scripts/sign-agent-release.mjs adds) to the control plane, which checks every file against
+SHA256SUMS and the signed manifest and then offers it. Global admins only; audited.
 `,
   'audit export': `Usage: lqctl audit export [FILE]
 

@@ -8,3 +8,4 @@ export type * from './errors.js';
 export * from './executions.js';
 export type * from './guest.js';
 export type * from './inventory.js';
+export type * from './agent.js';

@@ -1,3 +1,4 @@
+import type { AgentUpdateResultView } from './agent.js';
 // The inventory as REST shows it: VMs, their facts and telemetry, nodes, the console's live list.
 // snake_case, every field present (null or '' when unknown), 64-bit counters as numbers. Not
 // the proto3 JSON of Connect (`/limiquantix.compute.v1.VMService/*`), which keeps camelCase.
@@ -84,6 +85,12 @@ export interface VmView {
   project_id: string;
   agent_state: AgentState;
   agent_version: string;
+  /** The agent's build target (linux-amd64, …), '' when unknown. */
+  agent_target: string;
+  /** Older than the newest agent release the control plane offers. */
+  agent_outdated: boolean;
+  /** How the agent's last self-update ended; null when none was reported. */
+  agent_last_update: AgentUpdateResultView | null;
   capabilities: string[];
   hostname: string;
   os: OsInfoView | null;
@@ -140,6 +147,9 @@ export interface VmSummaryView {
   node_stale: boolean;
   agent_state: AgentState;
   agent_version: string;
+  agent_target: string;
+  /** Older than the newest agent release the control plane offers. */
+  agent_outdated: boolean;
   /** PRETTY_NAME, else NAME VERSION_ID, '' when unknown. */
   os: string;
   /** Addresses without their prefix length; loopback left out. */

@@ -12,7 +12,12 @@ const GUEST_OPERATIONS: Permission[] = PERMISSIONS.filter(
  * Guest operations that act as root whoever asks; a binding restricted to some run-as users
  * keeps them only when its restrictions name them in allow_root_operations.
  */
-export const ROOT_OPERATIONS = ['guest.power', 'guest.quiesce', 'guest.time'] as const;
+export const ROOT_OPERATIONS = [
+  'guest.power',
+  'guest.quiesce',
+  'guest.time',
+  'guest.agent.update',
+] as const;
 export type RootOperation = (typeof ROOT_OPERATIONS)[number];
 
 /** File operations, held to a binding's file_paths. */

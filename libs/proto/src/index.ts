@@ -12,3 +12,5 @@ export * from './policy/run-as-env.js';
 export * from './gen/limiquantix/compute/v1/vm_service_pb.js';
 export * as reflectionV1 from './gen/grpc/reflection/v1/reflection_pb.js';
 export * as reflectionV1alpha from './gen/grpc/reflection/v1alpha/reflection_pb.js';
+export * from './release/release-signature.js';
+export * from './release/versions.js';

@@ -193,6 +193,16 @@ export const GUEST_OPERATION_TABLE = {
     retained: true,
     since: '0.3.0',
   }),
+  // Self-update (PROTOCOL.md §10): chunks of the new executable, the commit that verifies and
+  // swaps it, the status a host polls afterwards. A commit verifies up to 256 MiB.
+  'agent.update': op({
+    request: 'agentUpdate',
+    response: 'agentUpdateResponse',
+    result: 'agentUpdate',
+    policy: 'agent.update',
+    defaultTimeoutMs: 120_000,
+    since: '0.4.0',
+  }),
 } as const satisfies Record<string, GuestOperationDef>;
 
 type Table = typeof GUEST_OPERATION_TABLE;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { auditQuery, NO_FILTERS } from '../pages/audit';
 import { filterVms } from '../pages/vm-list';
+import { rolloutBodyOf } from '../pages/rollouts';
 import type { TelemetryView, VmSummaryView } from '@lq/api';
 import { formatBytes, formatDuration, share } from './format';
 import { parseRoute, vmPath } from './router';
@@ -10,6 +11,8 @@ import { SERIES_MAX, appendSample, seriesOf } from './telemetry';
 describe('router', () => {
   it('should map paths to pages and back', () => {
     expect(parseRoute('/')).toEqual({ page: 'vms' });
+    expect(parseRoute('/rollouts')).toEqual({ page: 'rollouts' });
+    expect(parseRoute('/rollouts/abc')).toEqual({ page: 'rollouts', id: 'abc' });
     expect(parseRoute('/vms/vm-1')).toEqual({ page: 'vm', id: 'vm-1', tab: 'overview' });
     expect(parseRoute('/vms/vm%201/agent')).toEqual({ page: 'vm', id: 'vm 1', tab: 'agent' });
     expect(parseRoute('/vms/vm-1/nope')).toEqual({ page: 'not-found', path: '/vms/vm-1/nope' });
@@ -141,6 +144,27 @@ describe('auditQuery', () => {
   });
 });
 
+describe('rolloutBodyOf', () => {
+  it('should target VM ids when given, else labels, with amounts as numbers or percentages', () => {
+    const form = {
+      version: '0.2.0',
+      vms: 'vm-1, vm-2 ,',
+      labels: 'env=prod',
+      canary: '2',
+      maxConcurrency: '20%',
+      maxErrors: '1',
+    };
+    expect(rolloutBodyOf(form)).toEqual({
+      version: '0.2.0',
+      target: { vm_ids: ['vm-1', 'vm-2'] },
+      canary: 2,
+      max_concurrency: '20%',
+      max_errors: 1,
+    });
+    expect(rolloutBodyOf({ ...form, vms: ' ' }).target).toEqual({ labels: 'env=prod' });
+  });
+});
+
 describe('filterVms', () => {
   it('should match id, name, hostname, project, node, OS or address', () => {
     const vm = (id: string, over: Partial<VmSummaryView> = {}): VmSummaryView => ({
@@ -152,6 +176,8 @@ describe('filterVms', () => {
       node_stale: false,
       agent_state: 'ready',
       agent_version: '',
+      agent_target: '',
+      agent_outdated: false,
       os: 'Debian',
       ips: [],
       cpu_percent: null,

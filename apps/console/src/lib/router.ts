@@ -7,6 +7,7 @@ export type Route =
   | { page: 'vms' }
   | { page: 'vm'; id: string; tab: VmTab }
   | { page: 'audit' }
+  | { page: 'rollouts'; id?: string }
   | { page: 'not-found'; path: string };
 
 /** The page a path shows: /, /vms/:id[/:tab], /audit. */
@@ -23,6 +24,9 @@ export function parseRoute(path: string): Route {
   }
   if (parts.length === 1 && parts[0] === 'audit') {
     return { page: 'audit' };
+  }
+  if (parts[0] === 'rollouts' && parts.length <= 2) {
+    return parts[1] ? { page: 'rollouts', id: parts[1] } : { page: 'rollouts' };
   }
   return { page: 'not-found', path };
 }

@@ -1,6 +1,8 @@
 import { useState } from 'react';
 import type {
+  AgentReleaseListView,
   AgentSessionView,
+  AgentUpdateView,
   PingView,
   ShutdownView,
   SyncTimeView,
@@ -65,8 +67,17 @@ export function AgentTab({ vm, onChanged }: { vm: VmView; onChanged: () => void 
     },
   );
   const series = seriesOf(samples);
-  const latest = samples.length ? samples[samples.length - 1]!.report : vm.telemetry;
+  const report = samples.length ? samples[samples.length - 1]!.report : vm.telemetry;
   const canPower = can(me, 'guest.power', project);
+  const canUpdate = can(me, 'guest.agent.update', project);
+  const releases = useLoad(
+    (signal) =>
+      canUpdate
+        ? api.json<AgentReleaseListView>('/api/agent/releases', { signal })
+        : Promise.resolve(undefined),
+    [api, canUpdate],
+  );
+  const latest = releases.data?.latest ?? null;
   const canTime = can(me, 'guest.time', project);
   const canPassword = can(me, 'guest.password', project);
 
@@ -88,6 +99,20 @@ export function AgentTab({ vm, onChanged }: { vm: VmView; onChanged: () => void 
     act('ping', async () => {
       const r = await api.post<PingView>(`/api/vms/${encodeURIComponent(vm.id)}/ping`, {});
       return `The agent answered in ${r.latency_ms} ms (version ${r.agent_version}).`;
+    });
+
+  const update = (version: string) =>
+    act('update', async () => {
+      const r = await api.post<AgentUpdateView>(
+        `/api/vms/${encodeURIComponent(vm.id)}/agent/update`,
+        { version },
+      );
+      if (r.state !== 'ready') {
+        throw new Error(
+          `The update to ${r.to_version} ${r.state === 'rolled_back' ? 'was rolled back' : 'failed'}: ${r.reason}`,
+        );
+      }
+      return `The agent was updated from ${r.from_version} to ${r.version}.`;
     });
 
   const power = (mode: PowerMode) =>
@@ -113,7 +138,18 @@ export function AgentTab({ vm, onChanged }: { vm: VmView; onChanged: () => void 
         <h3>Guest agent</h3>
         <dl className="facts">
           <dt>Version</dt>
-          <dd>{vm.agent_version || '—'}</dd>
+          <dd>
+            {vm.agent_version || '—'}
+            {vm.agent_target && <span className="muted small"> · {vm.agent_target}</span>}
+            {vm.agent_outdated && <span className="badge badge-outdated">outdated</span>}
+            {vm.agent_last_update && (
+              <div className="muted small">
+                last update {vm.agent_last_update.from_version} → {vm.agent_last_update.to_version}:{' '}
+                {vm.agent_last_update.result}
+                {vm.agent_last_update.reason && ` (${vm.agent_last_update.reason})`}
+              </div>
+            )}
+          </dd>
           <dt>Connected since</dt>
           <dd>
             {vm.agent_state === 'ready'
@@ -160,6 +196,22 @@ export function AgentTab({ vm, onChanged }: { vm: VmView; onChanged: () => void 
           <button type="button" onClick={() => void ping()} disabled={busy !== undefined}>
             {busy === 'ping' ? 'Pinging…' : 'Ping agent'}
           </button>
+          {canUpdate && (
+            <button
+              type="button"
+              onClick={() => latest && void update(latest)}
+              disabled={busy !== undefined || !latest || latest === vm.agent_version}
+              title={
+                latest
+                  ? `replace the agent with release ${latest} (verified in the guest, rolled back if it does not start)`
+                  : 'no agent release is offered'
+              }
+            >
+              {busy === 'update'
+                ? 'Updating agent…'
+                : `Update agent${latest ? ` to ${latest}` : ''}`}
+            </button>
+          )}
           {canPower && (
             <>
               <button
@@ -223,7 +275,7 @@ export function AgentTab({ vm, onChanged }: { vm: VmView; onChanged: () => void 
             label="CPU"
             values={series.cpu}
             max={100}
-            current={formatPercent(last(series.cpu) ?? latest?.cpu_percent)}
+            current={formatPercent(last(series.cpu) ?? report?.cpu_percent)}
           />
           <Sparkline
             label="Memory"
@@ -256,7 +308,7 @@ export function AgentTab({ vm, onChanged }: { vm: VmView; onChanged: () => void 
       <div className="card span-2">
         <h3>Interfaces and addresses</h3>
         <InterfacesTable
-          interfaces={latest?.interfaces?.length ? latest.interfaces : (vm.interfaces ?? [])}
+          interfaces={report?.interfaces?.length ? report.interfaces : (vm.interfaces ?? [])}
         />
       </div>
       {confirm && (

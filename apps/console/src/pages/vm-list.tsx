@@ -109,6 +109,19 @@ export function VmListPage() {
                 </td>
                 <td data-label="Agent">
                   <AgentBadge state={vm.agent_state} />
+                  {vm.agent_version && (
+                    <div className="muted small agent-version">
+                      {vm.agent_version}
+                      {vm.agent_outdated && (
+                        <span
+                          className="badge badge-outdated"
+                          title="older than the newest agent release the control plane offers"
+                        >
+                          outdated
+                        </span>
+                      )}
+                    </div>
+                  )}
                 </td>
                 <td data-label="IP addresses" className="ips">
                   {vm.ips.length ? vm.ips.join(', ') : <span className="muted">—</span>}

@@ -4,10 +4,15 @@ import type { ErrorBody } from '@lq/api';
 
 /**
  * Requests whose body is streamed to the handler unparsed: PUT /api/vms/:id/files (an upload of
- * any size, any bytes, with or without a Content-Type).
+ * any size, any bytes, with or without a Content-Type) and PUT
+ * /api/agent/releases/:version/files/:name (a file of an agent release being imported).
  */
 export function isRawBodyRoute(req: Request): boolean {
-  return req.method === 'PUT' && /^\/api\/vms\/[^/]+\/files\/?$/.test(req.path);
+  return (
+    req.method === 'PUT' &&
+    (/^\/api\/vms\/[^/]+\/files\/?$/.test(req.path) ||
+      /^\/api\/agent\/releases\/[^/]+\/files\/[^/]+$/.test(req.path))
+  );
 }
 
 /**

@@ -101,6 +101,19 @@ export interface ControlPlaneConfig {
   signing: { keyFile?: string; requestTtlSeconds: number };
   /** Folders served as files: unset, the nearest dist/console or dist/packages above the module. */
   files: { consoleDir?: string; agentDownloadsDir?: string };
+  /** Agent self-updates and rollouts (issue 19). */
+  agentUpdates: {
+    /** Release public keys (base64 raw Ed25519) releases are checked against; []: not checked here. */
+    releaseKeys: string[];
+    /** Waited beyond the agent's own ready deadline for its answer after a swap. */
+    readyGraceMs: number;
+    /** Between status questions to an agent that is restarting. */
+    pollMs: number;
+    /** Largest file `lqctl agent release import` may upload. */
+    releaseMaxBytes: number;
+    /** Largest number of VMs one rollout may target. */
+    rolloutMaxVms: number;
+  };
   /** Failed authentications written to the audit trail (the rest are counted, not written). */
   authFailureAudit: { perAddressPerMinute: number; perMinute: number };
   audit: {
@@ -290,6 +303,19 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     '(dist/packages)',
     'agent releases served at /downloads/agent: a release folder or one per version',
   ],
+  [
+    'LQ_AGENT_RELEASE_KEYS',
+    '(none)',
+    'release public keys (base64 Ed25519, comma-separated) agent releases must be signed by to be offered; unset, the control plane does not check signatures (the agents do)',
+  ],
+  [
+    'LQ_AGENT_UPDATE_READY_GRACE_MS',
+    '30000',
+    'how long past the agent’s own ready deadline an update waits for the agent to answer',
+  ],
+  ['LQ_AGENT_UPDATE_POLL_MS', '1000', 'between status questions to an agent that is restarting'],
+  ['LQ_AGENT_RELEASE_MAX_BYTES', '536870912', 'largest file of an imported agent release'],
+  ['LQ_AGENT_ROLLOUT_MAX_VMS', '10000', 'largest number of VMs one agent rollout may target'],
   [
     'LQ_SIGNIN_MAX_FAILURES_PER_USER',
     '20',
@@ -494,6 +520,13 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
       consoleDir: directory(env, 'LQ_CONSOLE_DIR'),
       agentDownloadsDir: directory(env, 'LQ_AGENT_DOWNLOADS_DIR'),
     },
+    agentUpdates: {
+      releaseKeys: releaseKeys(env),
+      readyGraceMs: int(env, 'LQ_AGENT_UPDATE_READY_GRACE_MS', 30_000, 0, 3_600_000),
+      pollMs: int(env, 'LQ_AGENT_UPDATE_POLL_MS', 1000, 50, 60_000),
+      releaseMaxBytes: int(env, 'LQ_AGENT_RELEASE_MAX_BYTES', 512 * 1024 * 1024, 1024, 2 ** 32),
+      rolloutMaxVms: int(env, 'LQ_AGENT_ROLLOUT_MAX_VMS', 10_000, 1, 1_000_000),
+    },
     authFailureAudit: {
       perAddressPerMinute: int(env, 'LQ_AUDIT_AUTH_FAILURES_PER_ADDRESS', 10, 0, 100_000),
       perMinute: int(env, 'LQ_AUDIT_AUTH_FAILURES_PER_MINUTE', 100, 0, 1_000_000),
@@ -669,6 +702,21 @@ function adminToken(env: NodeJS.ProcessEnv): string | undefined {
 }
 
 /** A folder setting: when set, it must be an existing directory (a typo is an error, not a 404). */
+function releaseKeys(env: NodeJS.ProcessEnv): string[] {
+  const keys = (env.LQ_AGENT_RELEASE_KEYS ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean);
+  for (const k of keys) {
+    if (Buffer.from(k, 'base64').length !== 32) {
+      throw new ConfigError(
+        `LQ_AGENT_RELEASE_KEYS: ${k} is not a base64 Ed25519 public key of 32 bytes`,
+      );
+    }
+  }
+  return keys;
+}
+
 function directory(env: NodeJS.ProcessEnv, name: string): string | undefined {
   const dir = env[name] || undefined;
   if (dir !== undefined && !statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {

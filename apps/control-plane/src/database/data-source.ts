@@ -11,6 +11,7 @@ import {
 } from '@lq/auth/migrations';
 import { AuditOneOutcomePerRequest1764897318000 } from './migrations/1764897318000-AuditOneOutcomePerRequest.js';
 import { ExecutionOutputRedactions1764897318200 } from './migrations/1764897318200-ExecutionOutputRedactions.js';
+import { AddAgentLifecycle1764907000000 } from './migrations/1764907000000-AddAgentLifecycle.js';
 import { CreateAuditCheckpoints1764900000000 } from './migrations/1764900000000-CreateAuditCheckpoints.js';
 import { AddHistoryIndexes1764900000100 } from './migrations/1764900000100-AddHistoryIndexes.js';
 
@@ -29,6 +30,7 @@ export const MIGRATIONS = [
   ExecutionOutputRedactions1764897318200,
   CreateAuditCheckpoints1764900000000,
   AddHistoryIndexes1764900000100,
+  AddAgentLifecycle1764907000000,
 ];
 
 /** Built when asked (not at import), so DATABASE_URL is read when the app starts. */

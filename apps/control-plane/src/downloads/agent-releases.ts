@@ -1,6 +1,9 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compareVersions } from '@lq/proto';
+
+export { compareVersions };
 
 /** One release folder as deploy/packaging/build-packages.mjs writes it. */
 export interface AgentRelease {
@@ -9,7 +12,22 @@ export interface AgentRelease {
   dir: string;
   /** File name → sha256, from the folder's SHA256SUMS. */
   files: Map<string, string>;
+  /** The signed executables of its release-manifest.json (none without one). */
+  artifacts: SignedArtifact[];
 }
+
+/** One executable of a release manifest (PROTOCOL.md §10), signed by a release key. */
+export interface SignedArtifact {
+  target: string;
+  file: string;
+  sha256: string;
+  size: number;
+  /** base64 Ed25519 signature over the release statement. */
+  signature: string;
+}
+
+/** The signed release manifest's name in a release folder. */
+export const MANIFEST = 'release-manifest.json';
 
 export interface AgentDownload {
   path: string;
@@ -26,35 +44,7 @@ export const SHORT_NAMES: Record<string, string> = {
 };
 
 /** The files of a release that SHA256SUMS does not list but that are served too. */
-const META = ['SHA256SUMS', 'release.json'];
-
-/** Orders versions numerically part by part; a pre-release (`~rc.1`) sorts before its release. */
-export function compareVersions(a: string, b: string): number {
-  const split = (v: string) => {
-    const [main = '', pre] = v.split('~');
-    return { main: main.split(/[.+]/).map((p) => (/^\d+$/.test(p) ? Number(p) : p)), pre };
-  };
-  const x = split(a);
-  const y = split(b);
-  for (let i = 0; i < Math.max(x.main.length, y.main.length); i++) {
-    const p = x.main[i] ?? 0;
-    const q = y.main[i] ?? 0;
-    if (p !== q) {
-      return typeof p === 'number' && typeof q === 'number'
-        ? p - q
-        : String(p) < String(q)
-          ? -1
-          : 1;
-    }
-  }
-  if (x.pre === y.pre) {
-    return 0;
-  }
-  if (x.pre === undefined || y.pre === undefined) {
-    return x.pre === undefined ? 1 : -1;
-  }
-  return x.pre < y.pre ? -1 : 1;
-}
+const META = ['SHA256SUMS', 'release.json', 'release-manifest.json'];
 
 /**
  * The agent releases the control plane serves: LQ_AGENT_DOWNLOADS_DIR, else the nearest
@@ -125,6 +115,19 @@ export class AgentReleases {
     }
   }
 
+  /** The signed artifacts of a release folder's manifest; [] without one (or a bad one). */
+  static manifest(dir: string, version: string): SignedArtifact[] {
+    const path = join(dir, MANIFEST);
+    if (!existsSync(path)) {
+      return [];
+    }
+    try {
+      return parseManifest(readFileSync(path, 'utf8'), version);
+    } catch {
+      return [];
+    }
+  }
+
   private static read(dir: string): AgentRelease | undefined {
     try {
       const meta = JSON.parse(readFileSync(join(dir, 'release.json'), 'utf8')) as {
@@ -146,9 +149,48 @@ export class AgentReleases {
         commit: typeof meta.commit === 'string' ? meta.commit : 'unknown',
         dir,
         files,
+        artifacts: AgentReleases.manifest(dir, meta.version),
       };
     } catch {
       return undefined;
     }
   }
+}
+
+/** A release manifest's artifacts; throws naming what is wrong. */
+export function parseManifest(text: string, version: string): SignedArtifact[] {
+  const m = JSON.parse(text) as { version?: unknown; artifacts?: unknown };
+  if (m.version !== version) {
+    throw new Error(`${MANIFEST} is for version ${String(m.version)}, not ${version}`);
+  }
+  if (!Array.isArray(m.artifacts)) {
+    throw new Error(`${MANIFEST} has no artifacts list`);
+  }
+  return m.artifacts.map((a: Partial<SignedArtifact>, i) => {
+    if (
+      typeof a.target !== 'string' ||
+      !/^[a-z0-9-]{1,64}$/.test(a.target) ||
+      typeof a.file !== 'string' ||
+      !/^[A-Za-z0-9._-]{1,200}$/.test(a.file) ||
+      a.file.startsWith('.') ||
+      typeof a.sha256 !== 'string' ||
+      !/^[0-9a-f]{64}$/.test(a.sha256) ||
+      typeof a.size !== 'number' ||
+      !Number.isSafeInteger(a.size) ||
+      a.size < 1 ||
+      typeof a.signature !== 'string' ||
+      Buffer.from(a.signature, 'base64').length !== 64
+    ) {
+      throw new Error(
+        `${MANIFEST} artifacts[${i}] must have target, file, sha256 (hex), size and signature (base64)`,
+      );
+    }
+    return {
+      target: a.target,
+      file: a.file,
+      sha256: a.sha256,
+      size: a.size,
+      signature: a.signature,
+    };
+  });
 }

@@ -93,9 +93,15 @@ export class GuestOperationRunner {
   }
 
   /** Runs one operation to its end and answers its result (or throws the mapped error). */
-  run<I, T>(spec: GuestOperationSpec<I, T>, caller: Caller, vmId: string, input: I): Promise<T> {
+  run<I, T>(
+    spec: GuestOperationSpec<I, T>,
+    caller: Caller,
+    vmId: string,
+    input: I,
+    options: BeginOptions = {},
+  ): Promise<T> {
     return this.metrics.measure(spec.name, async () => {
-      const ticket = await this.begin(spec, caller, vmId, input);
+      const ticket = await this.begin(spec, caller, vmId, input, options);
       const started = performance.now();
       let result: T;
       try {

@@ -20,6 +20,7 @@ import { VmReadService } from './vm-read.service.js';
 import { CurrentCaller, restCaller, type Caller } from '../common/caller.js';
 import { NatsService } from '../nats/nats.service.js';
 import { InventoryService } from './inventory.service.js';
+import { AgentReleaseCatalog } from '../downloads/agent-release-catalog.js';
 import { nodeView, telemetryEventView, vmView } from './vm.view.js';
 
 const SSE_KEEPALIVE_MS = 15_000;
@@ -42,6 +43,7 @@ export class InventoryController implements BeforeApplicationShutdown {
     @Inject(InventoryService) private readonly inventory: InventoryService,
     @Inject(NatsService) private readonly nats: NatsService,
     @Inject(VmReadService) private readonly reads: VmReadService,
+    @Inject(AgentReleaseCatalog) private readonly releases: AgentReleaseCatalog,
   ) {}
 
   @Get('vms')
@@ -49,7 +51,8 @@ export class InventoryController implements BeforeApplicationShutdown {
   @ApiOperation({ summary: 'The VMs of the projects the caller may read, ordered by id' })
   async listVms(@Req() req: Request): Promise<VmListView> {
     const vms = await this.inventory.listVms(projectsWith(restCaller(req).principal, 'vm.read'));
-    return { vms: vms.map(vmView) };
+    const latest = this.releases.latest();
+    return { vms: vms.map((vm) => vmView(vm, latest)) };
   }
 
   @Get('vms/:id')
@@ -57,7 +60,7 @@ export class InventoryController implements BeforeApplicationShutdown {
   @ApiOperation({ summary: 'One VM with its agent state, facts and latest telemetry' })
   @ApiParam({ name: 'id', description: 'VM id' })
   async getVm(@Param('id') id: string, @CurrentCaller() caller: Caller): Promise<VmView> {
-    return vmView(await this.reads.getVm(caller, id));
+    return vmView(await this.reads.getVm(caller, id), this.releases.latest());
   }
 
   @Get('nodes')

@@ -47,6 +47,7 @@ describe('inventory mapping', () => {
       name: '',
       agent_state: 'connecting',
       agent_version: '',
+      agent_target: '',
       capabilities: [],
       hostname: '',
       interfaces: [],
@@ -54,6 +55,28 @@ describe('inventory mapping', () => {
       last_seen_at: undefined,
     });
     expect(JSON.parse(JSON.stringify(row))).not.toHaveProperty('os');
+    expect(JSON.parse(JSON.stringify(row))).not.toHaveProperty('agent_last_update');
+  });
+
+  it('should keep the agent build target and last update result of AgentReady', () => {
+    const [row] = vmUpsertRows('n1', [
+      create(VmAgentStatusSchema, {
+        vmId: 'vm-1',
+        state: AgentState.READY,
+        info: {
+          agentVersion: '0.2.0',
+          agentTarget: 'linux-amd64',
+          lastUpdate: { updateId: 'u1', fromVersion: '0.1.0', toVersion: '0.2.0', result: 'ok' },
+        },
+      }),
+    ]);
+    expect(row?.agent_target).toBe('linux-amd64');
+    expect(row?.agent_last_update).toEqual({
+      updateId: 'u1',
+      fromVersion: '0.1.0',
+      toVersion: '0.2.0',
+      result: 'ok',
+    });
   });
 
   it('should store a name without control characters and at most VM_NAME_MAX_CHARS', () => {

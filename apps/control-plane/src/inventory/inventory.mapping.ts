@@ -2,6 +2,7 @@ import { create, fromJson, toJson, type JsonValue } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import {
   AgentState,
+  AgentUpdateResultSchema,
   NetworkInterfaceSchema,
   OsInfoSchema,
   TelemetryReportSchema,
@@ -62,6 +63,9 @@ export interface VmUpsertRow {
   name: string;
   agent_state: Exclude<AgentStateName, 'gone'>;
   agent_version: string;
+  agent_target: string;
+  /** Absent when the status carries none: the stored one is kept. */
+  agent_last_update?: JsonValue;
   capabilities: string[];
   hostname: string;
   os?: JsonValue;
@@ -99,6 +103,7 @@ export function vmUpsertRow(nodeId: string, status: VmAgentStatus): VmUpsertRow 
     name: vmName(status.name),
     agent_state: agentStateName(status.state),
     agent_version: status.agentVersion || info?.agentVersion || '',
+    agent_target: info?.agentTarget ?? '',
     capabilities:
       status.capabilities.length > 0 ? [...status.capabilities] : [...(info?.capabilities ?? [])],
     hostname: info?.hostname ?? '',
@@ -108,6 +113,9 @@ export function vmUpsertRow(nodeId: string, status: VmAgentStatus): VmUpsertRow 
   };
   if (info) {
     row.os = toJson(OsInfoSchema, info.os ?? create(OsInfoSchema));
+    if (info.lastUpdate) {
+      row.agent_last_update = toJson(AgentUpdateResultSchema, info.lastUpdate);
+    }
   }
   return row;
 }
@@ -133,6 +141,8 @@ export interface VmRecord {
   name?: string;
   agent_state: string;
   agent_version: string;
+  agent_target?: string;
+  agent_last_update?: JsonValue | null;
   capabilities: string[] | null;
   hostname: string;
   os: JsonValue | null;
@@ -151,6 +161,11 @@ export function vmFromRecord(r: VmRecord): VM {
     name: r.name ?? '',
     agentState: r.agent_state,
     agentVersion: r.agent_version,
+    agentTarget: r.agent_target ?? '',
+    agentLastUpdate:
+      r.agent_last_update === null || r.agent_last_update === undefined
+        ? undefined
+        : fromJson(AgentUpdateResultSchema, r.agent_last_update, READ),
     capabilities: r.capabilities ?? [],
     hostname: r.hostname,
     os: r.os === null ? undefined : fromJson(OsInfoSchema, r.os, READ),

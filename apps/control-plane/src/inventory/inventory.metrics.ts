@@ -56,6 +56,22 @@ export class InventoryMetrics {
       },
     });
     new Gauge({
+      name: 'lq_agent_version_info',
+      help: 'VMs whose agent runs a version, by version and build target (VMs gone left out)',
+      labelNames: ['version', 'target'],
+      registers,
+      async collect() {
+        this.reset();
+        try {
+          for (const r of await inventory.countVmsByAgentVersion()) {
+            this.set({ version: r.version || 'unknown', target: r.target || 'unknown' }, r.n);
+          }
+        } catch (err) {
+          log.warn(`agent version gauge not updated: ${(err as Error).message}`);
+        }
+      },
+    });
+    new Gauge({
       name: 'lq_inventory_nodes',
       help: 'Nodes in the inventory, by whether their heartbeat is stale',
       labelNames: ['stale'],

@@ -3,6 +3,8 @@ import { AccessModule } from '../access/access.module.js';
 import { AuditModule } from '../audit/audit.module.js';
 import { MetricsModule } from '../metrics/metrics.module.js';
 import { NatsModule } from '../nats/nats.module.js';
+import { AgentReleaseCatalog } from '../downloads/agent-release-catalog.js';
+import { DownloadsModule } from '../downloads/downloads.module.js';
 import { InventoryController } from './inventory.controller.js';
 import { InventoryMetrics } from './inventory.metrics.js';
 import { InventoryRepository } from './inventory.repository.js';
@@ -20,7 +22,7 @@ import { VmReadService } from './vm-read.service.js';
  * which node owns each VM, its project and labels, and the reads every transport makes.
  */
 @Module({
-  imports: [AccessModule, AuditModule, MetricsModule, NatsModule],
+  imports: [AccessModule, AuditModule, MetricsModule, NatsModule, DownloadsModule],
   providers: [
     InventoryRepository,
     InventoryService,
@@ -31,12 +33,13 @@ import { VmReadService } from './vm-read.service.js';
     VmPlacementService,
     {
       provide: VmListFeed,
-      inject: [InventoryService],
-      useFactory: (inventory: InventoryService) =>
+      inject: [InventoryService, AgentReleaseCatalog],
+      useFactory: (inventory: InventoryService, releases: AgentReleaseCatalog) =>
         new VmListFeed({
           listVms: (projects) => inventory.listVms(projects),
           listNodes: () => inventory.listNodes(),
           connectedSince: (ids) => inventory.connectedSince(ids),
+          latestAgent: () => releases.latest(),
         }),
     },
   ],

@@ -51,13 +51,15 @@ const UPSERT_NODE = `
 // heartbeat is older than it. RETURNING lists the rows written: the others were refused.
 const UPSERT_VMS = `
   INSERT INTO vms (id, node_id, name, agent_state, agent_version, capabilities, hostname, os,
-                   interfaces, connected_since, last_seen_at, updated_at)
+                   interfaces, connected_since, last_seen_at, updated_at, agent_target,
+                   agent_last_update)
   SELECT x.id, x.node_id, x.name, x.agent_state, x.agent_version, x.capabilities, x.hostname,
-         x.os, x.interfaces, x.connected_since, x.last_seen_at, now()
+         x.os, x.interfaces, x.connected_since, x.last_seen_at, now(),
+         COALESCE(x.agent_target, ''), x.agent_last_update
   FROM jsonb_to_recordset($1::jsonb) AS x(
     id text, node_id text, name text, agent_state text, agent_version text, capabilities jsonb,
     hostname text, os jsonb, interfaces jsonb, connected_since timestamptz,
-    last_seen_at timestamptz)
+    last_seen_at timestamptz, agent_target text, agent_last_update jsonb)
   ON CONFLICT (id) DO UPDATE SET
     node_id = EXCLUDED.node_id,
     name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE vms.name END,
@@ -68,6 +70,9 @@ const UPSERT_VMS = `
                         THEN vms.capabilities ELSE EXCLUDED.capabilities END,
     hostname = CASE WHEN EXCLUDED.os IS NULL THEN vms.hostname ELSE EXCLUDED.hostname END,
     os = COALESCE(EXCLUDED.os, vms.os),
+    agent_target = CASE WHEN EXCLUDED.os IS NULL THEN vms.agent_target
+                        ELSE EXCLUDED.agent_target END,
+    agent_last_update = COALESCE(EXCLUDED.agent_last_update, vms.agent_last_update),
     interfaces = CASE WHEN EXCLUDED.os IS NULL THEN vms.interfaces ELSE EXCLUDED.interfaces END,
     connected_since = EXCLUDED.connected_since,
     last_seen_at = COALESCE(EXCLUDED.last_seen_at, vms.last_seen_at),
@@ -91,11 +96,14 @@ interface LocationRecord {
   node_id: string;
   project_id: string;
   agent_state: string;
+  agent_version: string;
+  agent_target: string;
   file_chunk_max_bytes: number;
 }
 
 const VM_COLUMNS = `id, node_id, name, agent_state, agent_version, capabilities, hostname, os,
-  interfaces, last_seen_at, telemetry, telemetry_at, project_id, labels`;
+  interfaces, last_seen_at, telemetry, telemetry_at, project_id, labels, agent_target,
+  agent_last_update`;
 
 /** A node's claim on a VM another node owns, refused. */
 export interface RefusedClaim {
@@ -221,7 +229,7 @@ export class InventoryRepository {
 
   async locate(vmId: string): Promise<VmLocation | undefined> {
     const rows = await this.ds.query<LocationRecord[]>(
-      `SELECT v.node_id, v.project_id, v.agent_state, COALESCE(n.file_chunk_max_bytes, 0) AS file_chunk_max_bytes
+      `SELECT v.node_id, v.project_id, v.agent_state, v.agent_version, v.agent_target, COALESCE(n.file_chunk_max_bytes, 0) AS file_chunk_max_bytes
        FROM vms v LEFT JOIN nodes n ON n.id = v.node_id
        WHERE v.id = $1`,
       [vmId],
@@ -232,6 +240,8 @@ export class InventoryRepository {
           nodeId: r.node_id,
           projectId: r.project_id,
           agentState: r.agent_state,
+          agentVersion: r.agent_version,
+          agentTarget: r.agent_target,
           fileChunkMaxBytes: r.file_chunk_max_bytes,
         }
       : undefined;
@@ -265,6 +275,14 @@ export class InventoryRepository {
   }
 
   /** For the metrics scrape. */
+  /** VMs (gone ones left out) per agent version and build target, for lq_agent_version_info. */
+  countVmsByAgentVersion(): Promise<Array<{ version: string; target: string; n: number }>> {
+    return this.ds.query(
+      `SELECT agent_version AS version, agent_target AS target, count(*)::int AS n FROM vms
+       WHERE agent_state <> 'gone' GROUP BY agent_version, agent_target`,
+    );
+  }
+
   async countVmsByAgentState(): Promise<Map<string, number>> {
     const rows = await this.ds.query<Array<{ agent_state: string; n: number }>>(
       'SELECT agent_state, count(*)::int AS n FROM vms GROUP BY agent_state',

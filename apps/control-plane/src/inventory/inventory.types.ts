@@ -6,6 +6,9 @@ export interface VmLocation {
   /** Largest file chunk the node's daemon relays. */
   fileChunkMaxBytes: number;
   agentState: string;
+  /** The agent's version and build target as last reported ('' when unknown). */
+  agentVersion?: string;
+  agentTarget?: string;
 }
 
 /** A node as the API shows it. */

@@ -16,6 +16,8 @@ export interface VmListSource {
   listVms(projects: 'all' | string[]): Promise<VM[]>;
   listNodes(): Promise<NodeView[]>;
   connectedSince(ids: string[]): Promise<Map<string, string | null>>;
+  /** The newest agent release on offer (what makes an agent outdated). */
+  latestAgent?(): string | null;
 }
 
 interface ScopeFeed {
@@ -86,7 +88,9 @@ export class VmListFeed implements OnModuleDestroy {
       const since = await this.source.connectedSince(vms.map((vm) => vm.id));
       const byId = new Map(nodes.map((n) => [n.id, n]));
       const snapshot: VmListSnapshotView = {
-        vms: vms.map((vm) => summarizeVm(vm, byId, since.get(vm.id) ?? null)),
+        vms: vms.map((vm) =>
+          summarizeVm(vm, byId, since.get(vm.id) ?? null, this.source.latestAgent?.() ?? null),
+        ),
       };
       const json = JSON.stringify(snapshot);
       if (json !== feed.last) {

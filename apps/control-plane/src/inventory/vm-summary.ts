@@ -2,6 +2,7 @@ import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import type { VmSummaryView } from '@lq/api';
 import type { NetworkInterface, VM } from '@lq/proto';
 import type { NodeView } from '../inventory/inventory.types.js';
+import { isOutdated } from './vm.view.js';
 
 function iso(t: Timestamp | undefined): string | null {
   return t ? timestampDate(t).toISOString() : null;
@@ -37,6 +38,7 @@ export function summarizeVm(
   vm: VM,
   nodes: ReadonlyMap<string, NodeView>,
   connectedSince: string | null = null,
+  latestAgent: string | null = null,
 ): VmSummaryView {
   const t = vm.telemetry;
   // Telemetry carries the current addresses; the agent's facts those of its last sync.
@@ -50,6 +52,8 @@ export function summarizeVm(
     node_stale: nodes.get(vm.nodeId)?.stale ?? true,
     agent_state: vm.agentState,
     agent_version: vm.agentVersion,
+    agent_target: vm.agentTarget,
+    agent_outdated: isOutdated(vm.agentVersion, latestAgent),
     os: osLabel(vm),
     ips: addressesOf(current),
     cpu_percent: t ? Math.round(t.cpuPercent * 10) / 10 : null,

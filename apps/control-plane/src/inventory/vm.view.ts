@@ -1,5 +1,6 @@
 import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import type {
+  AgentUpdateResultView,
   NetworkInterfaceView,
   NodeView as NodeApiView,
   OsInfoView,
@@ -7,7 +8,15 @@ import type {
   TelemetryView,
   VmView,
 } from '@lq/api';
-import type { NetworkInterface, OsInfo, TelemetryReport, VM, VmTelemetry } from '@lq/proto';
+import {
+  compareVersions,
+  type AgentUpdateResult,
+  type NetworkInterface,
+  type OsInfo,
+  type TelemetryReport,
+  type VM,
+  type VmTelemetry,
+} from '@lq/proto';
 import type { NodeView } from './inventory.types.js';
 
 // The inventory as REST shows it (@lq/api), built field by field from the proto messages: a
@@ -73,8 +82,27 @@ export function telemetryView(t: TelemetryReport): TelemetryView {
   };
 }
 
-/** GET /api/vms/:id and each VM of GET /api/vms. */
-export function vmView(vm: VM): VmView {
+/** Older than the newest release on offer (unknown versions are not called outdated). */
+export function isOutdated(version: string, latest: string | null | undefined): boolean {
+  return !!version && !!latest && compareVersions(version, latest) < 0;
+}
+
+export function agentUpdateResultView(r: AgentUpdateResult): AgentUpdateResultView {
+  return {
+    update_id: r.updateId,
+    from_version: r.fromVersion,
+    to_version: r.toVersion,
+    result: r.result,
+    reason: r.reason,
+    at: iso(r.at),
+  };
+}
+
+/**
+ * GET /api/vms/:id and each VM of GET /api/vms; `latest` is the newest agent release on offer
+ * (GET /api/agent/releases), against which the agent is outdated.
+ */
+export function vmView(vm: VM, latest?: string | null): VmView {
   return {
     id: vm.id,
     name: vm.name,
@@ -82,6 +110,9 @@ export function vmView(vm: VM): VmView {
     project_id: vm.projectId || 'default',
     agent_state: vm.agentState,
     agent_version: vm.agentVersion,
+    agent_target: vm.agentTarget,
+    agent_outdated: isOutdated(vm.agentVersion, latest),
+    agent_last_update: vm.agentLastUpdate ? agentUpdateResultView(vm.agentLastUpdate) : null,
     capabilities: [...vm.capabilities],
     hostname: vm.hostname,
     os: vm.os ? osInfoView(vm.os) : null,

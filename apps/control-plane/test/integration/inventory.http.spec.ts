@@ -144,6 +144,9 @@ describe('inventory over NATS and HTTP', () => {
       project_id: 'default',
       agent_state: 'ready',
       agent_version: '1.0.0',
+      agent_target: '',
+      agent_outdated: false,
+      agent_last_update: null,
       capabilities: [],
       hostname: 'vm-1.guest',
       os: {

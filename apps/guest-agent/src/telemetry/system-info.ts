@@ -5,6 +5,7 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import {
   type AgentInfo,
   AgentInfoSchema,
+  type AgentUpdateResult,
   type AgentLimitsSchema,
   type NetworkInterface,
   NetworkInterfaceSchema,
@@ -19,6 +20,10 @@ export interface AgentInfoExtras {
   capabilities: string[];
   limits: MessageInitShape<typeof AgentLimitsSchema>;
   startedAt: Date;
+  /** The build target (AgentInfo.agent_target). */
+  agentTarget?: string;
+  /** How the last self-update ended. */
+  lastUpdate?: AgentUpdateResult;
   /** Where OS facts come from (default: read them now; see cachedOsInfo). */
   osInfo?: () => Promise<OsInfo>;
 }
@@ -42,6 +47,8 @@ export async function collectAgentInfo(
     interfaces: listInterfaces(interfaceFilter(config.network.exclude_interfaces)),
     limits: extras.limits,
     startedAt: timestampFromDate(extras.startedAt),
+    agentTarget: extras.agentTarget ?? '',
+    lastUpdate: extras.lastUpdate,
   });
 }
 

@@ -18,6 +18,9 @@ function vmOf(over: Partial<VmView> & { id: string }): VmView {
     project_id: '',
     agent_state: '',
     agent_version: '',
+    agent_target: '',
+    agent_outdated: false,
+    agent_last_update: null,
     capabilities: [],
     hostname: '',
     os: null,
@@ -83,12 +86,18 @@ describe('vms output', () => {
   it('should show one row per VM with CPU and memory percentages', () => {
     expect(vmsTable([vm, vmOf({ id: 'vm-2', agent_state: 'connecting' })])).toBe(
       [
-        'ID    PROJECT  NODE    AGENT       OS                            IPS                   CPU%  MEM%',
-        'vm-1  demo     node-1  ready       Debian GNU/Linux 12 (bookwo…  10.0.0.5,2001:db8::5  12.3  25.0',
-        'vm-2  -        -       connecting  -                             -                        -     -',
+        'ID    PROJECT  NODE    AGENT       VERSION  OS                            IPS                   CPU%  MEM%',
+        'vm-1  demo     node-1  ready       0.1.0    Debian GNU/Linux 12 (bookwo…  10.0.0.5,2001:db8::5  12.3  25.0',
+        'vm-2  -        -       connecting  -        -                             -                        -     -',
         '',
       ].join('\n'),
     );
+  });
+
+  it('should mark an agent older than the newest release as outdated', () => {
+    const old = vmOf({ id: 'vm-3', agent_version: '0.1.0', agent_target: 'linux-amd64' });
+    expect(vmsTable([{ ...old, agent_outdated: true }])).toContain('0.1.0 linux-amd64 (outdated)');
+    expect(vmsTable([old])).not.toContain('outdated');
   });
 
   it('should show labels sorted in the details', () => {

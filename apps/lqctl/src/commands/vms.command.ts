@@ -31,6 +31,12 @@ function osOf(vm: VmView): string | undefined {
   return vm.os?.pretty_name || [vm.os?.name, vm.os?.version].filter(Boolean).join(' ') || undefined;
 }
 
+/** `0.1.0 linux-amd64 (outdated)`: the agent's version, build target and whether it is old. */
+export function agentVersionOf(vm: VmView): string | undefined {
+  const text = [vm.agent_version, vm.agent_target].filter(Boolean).join(' ');
+  return text ? `${text}${vm.agent_outdated ? ' (outdated)' : ''}` : undefined;
+}
+
 /** The `vms ls` table. */
 export function vmsTable(vms: readonly VmView[]): string {
   return formatTable(
@@ -39,6 +45,7 @@ export function vmsTable(vms: readonly VmView[]): string {
       { header: 'PROJECT' },
       { header: 'NODE' },
       { header: 'AGENT' },
+      { header: 'VERSION' },
       { header: 'OS', max: 28 },
       { header: 'IPS', max: 40 },
       { header: 'CPU%', align: 'right' },
@@ -49,6 +56,7 @@ export function vmsTable(vms: readonly VmView[]): string {
       vm.project_id,
       vm.node_id,
       vm.agent_state,
+      agentVersionOf(vm),
       osOf(vm),
       addressesOf(vm).join(','),
       cpuPercentOf(vm),
@@ -83,6 +91,19 @@ export function vmDetails(vm: VmView): string {
       [vm.agent_state, vm.agent_version && `version ${vm.agent_version}`]
         .filter(Boolean)
         .join(', '),
+    ],
+    ['agent build', agentVersionOf(vm)],
+    [
+      'last update',
+      vm.agent_last_update
+        ? [
+            `${vm.agent_last_update.from_version} -> ${vm.agent_last_update.to_version}`,
+            vm.agent_last_update.result,
+            vm.agent_last_update.reason,
+          ]
+            .filter(Boolean)
+            .join(', ')
+        : undefined,
     ],
     ['last seen', vm.last_seen],
     ['hostname', vm.hostname],

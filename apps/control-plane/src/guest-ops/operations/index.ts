@@ -1,5 +1,6 @@
 import type { GuestOperation } from '@lq/proto';
 import type { GuestOperationSpec } from '../guest-operation.js';
+import { AGENT_UPDATE } from './agent-update.operation.js';
 import { EXECUTE } from './execute.operation.js';
 import { FILE_STAT } from './file-stat.operation.js';
 import { FILE_DELETE, FILE_LIST, FILE_MKDIR, FILE_RENAME } from './file-tree.operations.js';
@@ -17,6 +18,7 @@ import {
 } from './guest-admin.operations.js';
 import { PING } from './ping.operation.js';
 
+export * from './agent-update.operation.js';
 export * from './execute.operation.js';
 export * from './file-stat.operation.js';
 export * from './file-tree.operations.js';
@@ -45,6 +47,7 @@ export const GUEST_OPERATION_SPECS: { [O in GuestOperation]: GuestOperationSpec<
   'password.set': PASSWORD_SET,
   'fs.info': FS_INFO,
   'file.stat': FILE_STAT,
+  'agent.update': AGENT_UPDATE,
   'file.list': FILE_LIST,
   'file.mkdir': FILE_MKDIR,
   'file.delete': FILE_DELETE,
