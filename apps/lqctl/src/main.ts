@@ -6,8 +6,22 @@ import { parseCommandLine, str, bool, type ParsedCommand } from './args.js';
 import { configPath, loadConfig, resolveSettings, type Settings } from './config.js';
 import { UsageError } from './errors.js';
 import { Exit, describeFailure } from './exit-codes.js';
-import { auditLsCommand } from './commands/audit.command.js';
+import {
+  keysCreateCommand,
+  keysLsCommand,
+  keysRevokeCommand,
+  projectsCreateCommand,
+  projectsLsCommand,
+  rolesBindCommand,
+  rolesLsCommand,
+  rolesUnbindCommand,
+  usersCreateCommand,
+  usersDisableCommand,
+  usersLsCommand,
+} from './commands/admin.command.js';
+import { auditLsCommand, auditShowCommand } from './commands/audit.command.js';
 import type { Command, Context } from './commands/context.js';
+import { completionCommand } from './commands/completion.command.js';
 import { cpCommand } from './commands/cp.command.js';
 import { execCommand } from './commands/exec.command.js';
 import {
@@ -38,9 +52,23 @@ const COMMANDS: Record<string, Command> = {
   'runs ls': runsLsCommand,
   'runs show': runsShowCommand,
   cp: cpCommand,
+  completion: completionCommand,
   quiesce: quiesceCommand('quiesce'),
   thaw: quiesceCommand('thaw'),
   'audit ls': auditLsCommand,
+  'audit show': auditShowCommand,
+  'users ls': usersLsCommand,
+  'users create': usersCreateCommand,
+  'users disable': usersDisableCommand(true),
+  'users enable': usersDisableCommand(false),
+  'keys ls': keysLsCommand,
+  'keys create': keysCreateCommand,
+  'keys revoke': keysRevokeCommand,
+  'projects ls': projectsLsCommand,
+  'projects create': projectsCreateCommand,
+  'roles ls': rolesLsCommand,
+  'roles bind': rolesBindCommand,
+  'roles unbind': rolesUnbindCommand,
 };
 
 function authFor(settings: Settings, configFile: string, ctxConfig: Context['config']): AuthSource {
