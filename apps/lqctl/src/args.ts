@@ -183,6 +183,13 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: { min: 0, max: 0 },
     remote: false,
   },
+  { name: 'audit export', options: {}, args: { min: 0, max: 1 }, remote: false },
+  {
+    name: 'audit verify',
+    options: { 'public-key': { type: 'string' } },
+    args: { min: 1, max: 1 },
+    remote: false,
+  },
 ];
 
 /** Groups whose first word needs a subcommand, and the one used when it is left out. */

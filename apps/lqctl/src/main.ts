@@ -20,6 +20,7 @@ import {
   usersLsCommand,
 } from './commands/admin.command.js';
 import { auditLsCommand, auditShowCommand } from './commands/audit.command.js';
+import { auditExportCommand, auditVerifyCommand } from './commands/audit-verify.command.js';
 import type { Command, Context } from './commands/context.js';
 import { completionCommand } from './commands/completion.command.js';
 import { cpCommand } from './commands/cp.command.js';
@@ -69,6 +70,8 @@ const COMMANDS: Record<string, Command> = {
   'roles ls': rolesLsCommand,
   'roles bind': rolesBindCommand,
   'roles unbind': rolesUnbindCommand,
+  'audit export': auditExportCommand,
+  'audit verify': auditVerifyCommand,
 };
 
 function authFor(settings: Settings, configFile: string, ctxConfig: Context['config']): AuthSource {

@@ -24,6 +24,8 @@ Commands:
   audit show SEQ                     one audit row in full
   users, keys, projects, roles       administration: ls, create, … (lqctl users --help)
   completion bash|zsh|fish           shell completion: source <(lqctl completion bash)
+  audit export [FILE]                every audit row and signed checkpoint, for offline checks
+  audit verify FILE --public-key K   check an export offline: nothing missing, nothing altered
 
   lqctl <command> --help (or lqctl help <command>) describes each one.
 
@@ -282,6 +284,24 @@ ndjson and csv stream the server's export (every matching row up to --limit).
   --limit N             rows (table default 50; ndjson and csv default all)
   --format F            table (default), ndjson or csv
   --json                the table's rows as a JSON array
+`,
+  'audit export': `Usage: lqctl audit export [FILE]
+
+Every audit row with its hashes, and every signed checkpoint of the chain head, as NDJSON
+(format lq-audit-export/1, README: audit export) into FILE (default: stdout). Needs audit.read
+on every project. Check it with lqctl audit verify, on any machine, without the control plane.
+`,
+  'audit verify': `Usage: lqctl audit verify FILE --public-key K
+
+Checks an export (lqctl audit export, GET /api/audit/export) offline: every row's hash over its
+content and the previous row's hash, gapless sequence numbers, every checkpoint's Ed25519
+signature, that the chain reaches each signed checkpoint, and that no row after the latest one
+is missing. FILE - reads stdin. Exit 0 when intact; 1 naming the first missing or altered row.
+
+  --public-key K   the raw Ed25519 public key, base64 (GET /api/audit/public-key, printed at
+                   the control plane's start), or @FILE holding it. Get it from a source other
+                   than the export itself.
+  --json           the report as JSON
 `,
 };
 

@@ -117,12 +117,17 @@ export class VmAccessService {
     permission: 'guest.file.read' | 'guest.file.write',
     vm: VmScope,
     operation: string,
-    file: { path: string; mode?: number; owner?: boolean },
+    file: { path: string; mode?: number; owner?: boolean; also?: string[] },
   ): Promise<GuestGrant> {
     const grant = await this.requireGuest(caller, permission, vm, operation);
     let why: string | undefined;
-    if (grant.filePaths && !grant.filePaths.some((root) => isUnder(file.path, root))) {
-      why = `${file.path} is outside the binding's file_paths (${grant.filePaths.join(', ')})`;
+    const outside = grant.filePaths
+      ? [file.path, ...(file.also ?? [])].find(
+          (p) => !grant.filePaths!.some((root) => isUnder(p, root)),
+        )
+      : undefined;
+    if (grant.filePaths && outside !== undefined) {
+      why = `${outside} is outside the binding's file_paths (${grant.filePaths.join(', ')})`;
     } else if (grant.runAs && file.mode !== undefined && (file.mode & 0o6000) !== 0) {
       why = 'a binding limited to some run-as users may not set set-user-ID or set-group-ID bits';
     } else if (grant.runAs && file.owner) {

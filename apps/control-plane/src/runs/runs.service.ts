@@ -316,10 +316,12 @@ export class RunsService {
     const d = this.driving.get(id);
     if (d && !d.done) {
       d.cancelled = true;
+      // One cancel operation per execution, each under a request id of its own: its audit
+      // intent and outcome pair up (one outcome per request id is a unique index).
       await Promise.all(
         [...d.inflight.keys()].map((executionId) =>
           this.executions
-            .cancel(executionId, caller)
+            .cancel(executionId, { ...caller, requestId: randomUUID() })
             .catch((err: Error) =>
               this.log.warn(`run ${id}: cancel of ${executionId}: ${err.message}`),
             ),

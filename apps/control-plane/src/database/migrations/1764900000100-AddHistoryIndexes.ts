@@ -4,8 +4,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * The operators' history (GET /api/executions, GET /api/runs): pages newest first by
  * (created_at, id), within a project, by actor, and the runs that targeted a VM.
  */
-export class AddHistoryIndexes1764900000000 implements MigrationInterface {
-  name = 'AddHistoryIndexes1764900000000';
+export class AddHistoryIndexes1764900000100 implements MigrationInterface {
+  name = 'AddHistoryIndexes1764900000100';
 
   async up(q: QueryRunner): Promise<void> {
     await q.query('CREATE INDEX executions_created_idx ON executions (created_at DESC, id DESC)');
