@@ -221,6 +221,72 @@ describe('operators’ history (GET /api/executions, /api/runs, lqctl exec ls|sh
     ]);
   });
 
+  it('should print -o json of every listing as JSON, and -o yaml too', async () => {
+    const listings = [
+      ['vms', 'ls'],
+      ['exec', 'ls'],
+      ['runs', 'ls'],
+      ['users', 'ls'],
+      ['keys', 'ls'],
+      ['projects', 'ls'],
+      ['roles', 'ls'],
+    ];
+    for (const l of listings) {
+      const r = await lqctl(TEST_ADMIN_TOKEN, [...l, '-o', 'json']);
+      expect([l.join(' '), r.code, r.stderr]).toEqual([l.join(' '), 0, '']);
+      expect(Array.isArray(JSON.parse(r.stdout))).toBe(true);
+      const y = await lqctl(TEST_ADMIN_TOKEN, [...l, '-o', 'yaml']);
+      expect([l.join(' '), y.code]).toEqual([l.join(' '), 0]);
+    }
+    const audit = await lqctl(TEST_ADMIN_TOKEN, ['audit', 'ls', '--json', '--limit', '5']);
+    const rows = JSON.parse(audit.stdout) as Array<{ seq: number }>;
+    expect(rows.length).toBe(5);
+    const shown = await lqctl(TEST_ADMIN_TOKEN, [
+      'audit',
+      'show',
+      String(rows[0]!.seq),
+      '-o',
+      'json',
+    ]);
+    expect((JSON.parse(shown.stdout) as { seq: number }).seq).toBe(rows[0]!.seq);
+    const labelled = await lqctl(TEST_ADMIN_TOKEN, [
+      'vms',
+      'ls',
+      '-l',
+      'nothing=here',
+      '--no-headers',
+    ]);
+    expect([labelled.code, labelled.stdout]).toEqual([0, '']);
+  });
+
+  it('should show which VMs a run would hit with --dry-run, running nothing', async () => {
+    const before = await api<ExecutionListView>(TEST_ADMIN_TOKEN, 'GET', '/api/executions');
+    const dry = await lqctl(keys.opA, ['run', '--all', '--dry-run', '-o', 'json', '--', 'true']);
+    expect(dry.code).toBe(0);
+    expect(
+      (JSON.parse(dry.stdout) as Array<{ vm_id: string; state: string }>).map((v) => [
+        v.vm_id,
+        v.state,
+      ]),
+    ).toEqual([
+      ['vm-1', 'would_run'],
+      ['vm-2', 'would_run'],
+    ]);
+    const after = await api<ExecutionListView>(TEST_ADMIN_TOKEN, 'GET', '/api/executions');
+    expect(after.body.executions.length).toBe(before.body.executions.length);
+    // The preview is a guest.exec route: a viewer is refused and the refusal audited.
+    const viewer = await api<{ code: string }>(keys.viewer, 'POST', '/api/runs/preview', {
+      target: { project: 'proj-a' },
+      argv: ['true'],
+    });
+    expect(viewer.status).toBe(403);
+    const audit = await admin<AuditEventsPage>(
+      'GET',
+      '/api/audit/events?kind=denied&actor=just-a-viewer&operation=POST%20/api/runs/preview',
+    );
+    expect(audit.events.length).toBe(1);
+  });
+
   it('should refuse a caller with no exec or audit binding, and audit the refusal', async () => {
     for (const [path, operation] of [
       ['/api/executions', 'execution.list'],

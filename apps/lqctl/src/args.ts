@@ -57,7 +57,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: 'whoami', options: {}, args: { min: 0, max: 0 }, remote: false },
   {
     name: 'vms ls',
-    options: { project: { type: 'string', short: 'p' } },
+    options: { project: { type: 'string', short: 'p' }, selector: { type: 'string', short: 'l' } },
     args: { min: 0, max: 0 },
     remote: false,
   },
@@ -84,6 +84,8 @@ export const COMMANDS: readonly CommandSpec[] = [
       'max-concurrency': { type: 'string' },
       'max-errors': { type: 'string' },
       'show-output': { type: 'boolean' },
+      'dry-run': { type: 'boolean' },
+      all: { type: 'boolean' },
     },
     args: { min: 0, max: 0 },
     remote: true,
@@ -108,6 +110,49 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: { min: 1, max: 1 },
     remote: false,
   },
+  { name: 'audit show', options: {}, args: { min: 1, max: 1 }, remote: false },
+  { name: 'users ls', options: {}, args: { min: 0, max: 0 }, remote: false },
+  {
+    name: 'users create',
+    options: { 'password-stdin': { type: 'boolean' } },
+    args: { min: 1, max: 1 },
+    remote: false,
+  },
+  { name: 'users disable', options: {}, args: { min: 1, max: 1 }, remote: false },
+  { name: 'users enable', options: {}, args: { min: 1, max: 1 }, remote: false },
+  {
+    name: 'keys ls',
+    options: { user: { type: 'string' } },
+    args: { min: 0, max: 0 },
+    remote: false,
+  },
+  {
+    name: 'keys create',
+    options: {
+      user: { type: 'string' },
+      name: { type: 'string' },
+      'expires-days': { type: 'string' },
+    },
+    args: { min: 0, max: 0 },
+    remote: false,
+  },
+  { name: 'keys revoke', options: {}, args: { min: 1, max: 1 }, remote: false },
+  { name: 'projects ls', options: {}, args: { min: 0, max: 0 }, remote: false },
+  {
+    name: 'projects create',
+    options: { name: { type: 'string' } },
+    args: { min: 1, max: 1 },
+    remote: false,
+  },
+  { name: 'roles ls', options: {}, args: { min: 0, max: 0 }, remote: false },
+  {
+    name: 'roles bind',
+    options: { project: { type: 'string', short: 'p' }, restrictions: { type: 'string' } },
+    args: { min: 2, max: 2 },
+    remote: false,
+  },
+  { name: 'roles unbind', options: {}, args: { min: 1, max: 1 }, remote: false },
+  { name: 'completion', options: {}, args: { min: 1, max: 1 }, remote: false },
   { name: 'cp', options: { mode: { type: 'string' } }, args: { min: 2, max: 2 }, remote: false },
   {
     name: 'quiesce',
@@ -202,6 +247,10 @@ const GROUPS: Record<string, { default?: string; aliases: Record<string, string>
   audit: { default: 'ls', aliases: { list: 'ls' } },
   agent: { default: 'versions', aliases: {} },
   runs: { default: 'ls', aliases: { list: 'ls', get: 'show', describe: 'show' } },
+  users: { default: 'ls', aliases: { list: 'ls', add: 'create' } },
+  keys: { default: 'ls', aliases: { list: 'ls', add: 'create', delete: 'revoke', rm: 'revoke' } },
+  projects: { default: 'ls', aliases: { list: 'ls', add: 'create' } },
+  roles: { default: 'ls', aliases: { list: 'ls', delete: 'unbind', rm: 'unbind' } },
 };
 
 /**
@@ -255,13 +304,83 @@ function errorCode(err: unknown): string {
   return typeof code === 'string' ? code : '';
 }
 
-function parseError(err: unknown, topic?: string): never {
-  if (errorCode(err).startsWith('ERR_PARSE_ARGS')) {
-    // Node's wording, without its advice on positionals that start with "-".
-    const message = (err as Error).message.replace(/\. To specify a positional argument.*$/s, '');
-    throw new UsageError(message, topic);
+/** Edit distance (insertions, deletions, substitutions, adjacent swaps), for "did you mean". */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+      }
+    }
   }
-  throw err;
+  return d[a.length]![b.length]!;
+}
+
+/** " (did you mean X?)" for the closest of `known` to `word`, or "" when none is close. */
+export function didYouMean(word: string, known: readonly string[]): string {
+  const bare = word.replace(/^-+/, '');
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const k of known) {
+    const kb = k.replace(/^-+/, '');
+    const dist = kb.startsWith(bare) && bare.length >= 2 ? 0.5 : editDistance(bare, kb);
+    if (dist < bestDistance) {
+      best = k;
+      bestDistance = dist;
+    }
+  }
+  const limit = Math.max(1, Math.min(2, Math.floor(bare.length / 3)));
+  return best !== undefined && bestDistance <= limit ? ` (did you mean ${best}?)` : '';
+}
+
+/** The long spellings of the options (a one-letter one is too short to guess from). */
+function optionNames(options: Options): string[] {
+  return Object.keys(options).map((name) => `--${name}`);
+}
+
+/** Node's parseArgs errors in lqctl's own words (with "did you mean" for a misspelt option). */
+function parseError(
+  err: unknown,
+  topic: string | undefined,
+  options: Options,
+  args: readonly string[],
+): never {
+  const code = errorCode(err);
+  if (!code.startsWith('ERR_PARSE_ARGS')) {
+    throw err;
+  }
+  const message = (err as Error).message;
+  // "Option '-p, --project <value>' argument missing": name the long form.
+  const option = /'(?:-\w, )?(-[^' ]+)/.exec(message)?.[1] ?? 'option';
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    throw new UsageError(
+      `unknown option ${option}${didYouMean(option, optionNames(options))}`,
+      topic,
+    );
+  }
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    if (/does not take an argument/.test(message)) {
+      throw new UsageError(`${option} takes no value`, topic);
+    }
+    const at = args.findIndex((a) => a === option || a === `-${option.replace(/^-+/, '')}`);
+    const next = at >= 0 ? args[at + 1] : undefined;
+    if (next !== undefined && /^-\d/.test(next)) {
+      throw new UsageError(`${option} must not be negative (got ${next})`, topic);
+    }
+    if (next !== undefined && /ambiguous/.test(message)) {
+      throw new UsageError(
+        `${option} needs a value, and ${next} looks like an option (write ${option}=${next} if it is the value)`,
+        topic,
+      );
+    }
+    throw new UsageError(`${option} needs a value`, topic);
+  }
+  throw new UsageError(message.replace(/\. To specify a positional argument.*$/s, ''), topic);
 }
 
 /** Parses lqctl's arguments (process.argv without node and the script). */
@@ -279,7 +398,7 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
       try {
         g = parseArgs({ args: before, options: GLOBAL_OPTIONS, allowPositionals: false });
       } catch (err) {
-        parseError(err);
+        parseError(err, undefined, GLOBAL_OPTIONS, before);
       }
       if (g.values.version) {
         return { kind: 'version' };
@@ -315,13 +434,14 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
       throw new UsageError(
         sub === undefined
           ? `${first} needs a subcommand: ${subs.join(', ')}`
-          : `unknown subcommand ${first} ${sub} (${subs.join(', ')})`,
+          : `unknown subcommand ${first} ${sub}${didYouMean(sub, subs as string[]) || ` (${subs.join(', ')})`}`,
       );
     }
   }
   const spec = COMMANDS.find((c) => c.name === name);
   if (!spec) {
-    throw new UsageError(`unknown command ${first}`);
+    const verbs = [...new Set(COMMANDS.map((c) => c.name.split(' ')[0]!)), 'help'];
+    throw new UsageError(`unknown command ${first}${didYouMean(first, verbs)}`);
   }
   const rest = before.filter((_, i) => !consumed.includes(i));
   let parsed: { values: Record<string, unknown>; positionals: string[] };
@@ -336,13 +456,18 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
     if (spec.remote && dd < 0) {
       if (errorCode(err) === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
         const option = /'([^']+)'/.exec((err as Error).message)?.[1] ?? 'option';
+        const close = option.startsWith('--')
+          ? didYouMean(option, optionNames({ ...GLOBAL_OPTIONS, ...spec.options }))
+          : '';
         throw new UsageError(
-          `unknown option ${option}: put the remote command after --, e.g. lqctl ${name === 'exec' ? 'exec vm-1' : 'run --vms vm-1'} -- ls -la`,
+          close
+            ? `unknown option ${option}${close}`
+            : `unknown option ${option}: put the remote command after --, e.g. lqctl ${name === 'exec' ? 'exec vm-1' : 'run --vms vm-1'} -- ls -la`,
           name,
         );
       }
     }
-    parseError(err, name);
+    parseError(err, name, { ...GLOBAL_OPTIONS, ...spec.options }, rest);
   }
   const values = parsed.values as ParsedCommand['values'];
   if (values.help) {

@@ -13,9 +13,23 @@ import {
   agentUpdateCommand,
   agentVersionsCommand,
 } from './commands/agent.command.js';
-import { auditLsCommand } from './commands/audit.command.js';
+import {
+  keysCreateCommand,
+  keysLsCommand,
+  keysRevokeCommand,
+  projectsCreateCommand,
+  projectsLsCommand,
+  rolesBindCommand,
+  rolesLsCommand,
+  rolesUnbindCommand,
+  usersCreateCommand,
+  usersDisableCommand,
+  usersLsCommand,
+} from './commands/admin.command.js';
+import { auditLsCommand, auditShowCommand } from './commands/audit.command.js';
 import { auditExportCommand, auditVerifyCommand } from './commands/audit-verify.command.js';
 import type { Command, Context } from './commands/context.js';
+import { completionCommand } from './commands/completion.command.js';
 import { cpCommand } from './commands/cp.command.js';
 import { execCommand } from './commands/exec.command.js';
 import { lsCommand, mkdirCommand, mvCommand, rmCommand } from './commands/files.command.js';
@@ -59,6 +73,20 @@ const COMMANDS: Record<string, Command> = {
   'agent update': agentUpdateCommand,
   'agent rollout': agentRolloutCommand,
   'agent release': agentReleaseCommand,
+  completion: completionCommand,
+  'audit show': auditShowCommand,
+  'users ls': usersLsCommand,
+  'users create': usersCreateCommand,
+  'users disable': usersDisableCommand(true),
+  'users enable': usersDisableCommand(false),
+  'keys ls': keysLsCommand,
+  'keys create': keysCreateCommand,
+  'keys revoke': keysRevokeCommand,
+  'projects ls': projectsLsCommand,
+  'projects create': projectsCreateCommand,
+  'roles ls': rolesLsCommand,
+  'roles bind': rolesBindCommand,
+  'roles unbind': rolesUnbindCommand,
   'audit export': auditExportCommand,
   'audit verify': auditVerifyCommand,
 };

@@ -10,7 +10,7 @@ Commands:
   login --api-key K | --username U   sign in (checks with the server, stores it in the config file)
   logout                             forget the stored credentials
   whoami                             who the server thinks you are, and your roles
-  vms ls [--project P]               VMs: id, project, node, agent state, OS, IPs, CPU%, mem%
+  vms ls [-p P] [-l env=prod]        VMs: id, project, node, agent state, OS, IPs, CPU%, mem%, labels
   vm show VM                         one VM in detail, with its labels
   vm label VM key=value… [key-…]     set (or remove) labels; fleet runs target them
   exec VM [options] -- CMD…          run a command, output live, exit with its exit code
@@ -28,6 +28,9 @@ Commands:
   agent update VM --version V        replace a VM's agent (verified, restarted, rolled back if bad)
   agent rollout TARGET --version V   roll a release out: canaries, concurrency, error budget
   agent release import DIR           upload a signed release folder (admins)
+  audit show SEQ                     one audit row in full
+  users, keys, projects, roles       administration: ls, create, … (lqctl users --help)
+  completion bash|zsh|fish           shell completion: source <(lqctl completion bash)
   audit export [FILE]                every audit row and signed checkpoint, for offline checks
   audit verify FILE --public-key K   check an export offline: nothing missing, nothing altered
 
@@ -92,12 +95,15 @@ Removes the stored credentials from the config file (the server setting stays).
 
 Who the server thinks you are (GET /api/auth/me): user, how you signed in, roles per project.
 `,
-  'vms ls': `Usage: lqctl vms ls [--project P] [--json]
+  'vms ls': `Usage: lqctl vms ls [--project P] [-l SELECTOR] [-o wide|json|yaml|name] [--no-headers]
 
 The VMs you may read: id, project, node, agent state, OS, IP addresses, CPU% and memory% from
-the latest telemetry. --json prints the API's VM objects.
+the latest telemetry, labels. -o wide adds the agent version and hostname; -o json prints the
+API's VM objects.
 
-  -p, --project P   only VMs of project P
+  -p, --project P     only VMs of project P
+  -l, --selector S    only VMs whose labels match, as kubectl's -l: env=prod,role!=db,team,!old
+                      (equal, not equal, has the label, has not)
 `,
   'vm show': `Usage: lqctl vm show VM [--json]
 
@@ -130,7 +136,7 @@ ${EXEC_OPTIONS}
       --json                 NDJSON on stdout: {"event":"started"…}, {"event":"output",
                              "seq","stream","text"}…, {"event":"end", status, exit_code…}
 `,
-  run: `Usage: lqctl run (--target LABELS | --vms A,B,C | --project P) [options] -- CMD ARGS…
+  run: `Usage: lqctl run (--target LABELS | --vms A,B,C | --project P | --all) [options] -- CMD ARGS…
 
 Runs a command over many VMs as one fleet run: at most --max-concurrency VMs at a time,
 stopping new starts once more than --max-errors have failed. Shows a progress bar on a
@@ -143,11 +149,53 @@ Exits 0 only if every VM succeeded (1 otherwise, 130 when cancelled). Ctrl-C can
   -p, --project P            every VM of project P
       --max-concurrency N|N% VMs at a time: a number or a percentage of the targets (default 10)
       --max-errors N|N%      stop starting VMs once more than this many have failed
+      --all                  every VM you can see (lqctl lists them first)
+      --dry-run              print the VMs the target matches and whether each would run or
+                             be denied (POST /api/runs/preview); nothing runs
       --show-output          print each VM's output (stdout, then stderr) before the table,
                              like aws ssm list-command-invocations --details
 ${EXEC_OPTIONS}
   -o json|yaml               print the final run (every VM's execution id; with
                              --show-output each VM's stdout and stderr) as JSON or YAML
+`,
+  'audit show': `Usage: lqctl audit show SEQ [-o json|yaml]
+
+One audit row (needs audit.read) with every field: kind, actor, how it signed in, from where,
+VM, node, project, operation, params, status, exit code, duration, error, output digests.
+`,
+  users: `Usage: lqctl users [ls]                       every user (global admin)
+       lqctl users create NAME [--password-stdin]  a user; without a password it signs in
+                                                   with API keys only (lqctl keys create)
+       lqctl users disable NAME | enable NAME      a disabled user's keys stop working
+
+  --password-stdin   read the password (12+ characters) from the first line of stdin
+`,
+  keys: `Usage: lqctl keys [ls] [--user U]
+       lqctl keys create [--user U] [--name N] [--expires-days D]
+       lqctl keys revoke ID
+
+API keys: your own, or another user's with --user (an admin). create prints the key once.
+`,
+  projects: `Usage: lqctl projects [ls]
+       lqctl projects create ID [--name N]
+
+Projects (id, name, VM count); VMs move between them with PUT /api/vms/ID/project.
+`,
+  roles: `Usage: lqctl roles [ls]
+       lqctl roles bind USER ROLE [-p PROJECT] [--restrictions JSON]
+       lqctl roles unbind ID
+
+Role bindings: ROLE is admin, operator, viewer, auditor or output_auditor; without --project
+the binding holds on every project. --restrictions limits it further, e.g.
+'{"exec_non_root": true}' or '{"exec_users": ["deploy"], "file_paths": ["/srv"]}'.
+`,
+  completion: `Usage: lqctl completion bash|zsh|fish
+
+Prints a completion script for commands, subcommands and options:
+
+  bash   source <(lqctl completion bash)     (or save it in /etc/bash_completion.d/lqctl)
+  zsh    source <(lqctl completion zsh)      (in ~/.zshrc)
+  fish   lqctl completion fish | source      (or save it in ~/.config/fish/completions/)
 `,
   'exec ls': `Usage: lqctl exec ls [filters] [--limit N] [-o wide|json|yaml|name] [--no-headers]
 
@@ -343,5 +391,10 @@ export function usageOf(topic: string | undefined): string | undefined {
     return direct;
   }
   const group = Object.entries(COMMAND_USAGE).filter(([name]) => name.startsWith(`${topic} `));
-  return group.length > 0 ? group.map(([, text]) => text).join('\n') : undefined;
+  if (group.length > 0) {
+    return group.map(([, text]) => text).join('\n');
+  }
+  // "users create": the group's page describes its subcommands.
+  const word = topic.split(' ')[0]!;
+  return word === topic ? undefined : COMMAND_USAGE[word];
 }

@@ -176,3 +176,17 @@ export interface RunListView {
   runs: RunSummaryView[];
   next_cursor: string | null;
 }
+
+/** POST /api/runs/preview (a run's body): the VMs a run would target, nothing run. */
+export interface RunPreviewView {
+  vms: Array<{
+    vm_id: string;
+    project_id: string;
+    agent_state: string;
+    /** would_run, or denied (error says why). */
+    state: 'would_run' | 'denied';
+    error: string | null;
+  }>;
+  /** LQ_RUN_MAX_VMS: a run over more VMs is refused. */
+  max_vms: number;
+}

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import type { RunListView, RunProgressView, RunView } from '@lq/api';
+import type { RunListView, RunPreviewView, RunProgressView, RunView } from '@lq/api';
 import { openEventStream } from '../common/sse.js';
 import { Authenticated, RequirePermission } from '@lq/auth';
 import { CurrentCaller, type Caller } from '../common/caller.js';
@@ -29,6 +29,26 @@ export class RunsController {
   create(@Body() body: CreateRunDto, @CurrentCaller() caller: Caller): Promise<RunView> {
     const { target, max_concurrency, max_errors, ...execute } = body;
     return this.runs.create(
+      {
+        target,
+        input: toExecuteInput(execute),
+        maxConcurrency: max_concurrency ?? 10,
+        maxErrors: max_errors,
+      },
+      caller,
+    );
+  }
+
+  @Post('runs/preview')
+  @RequirePermission('guest.exec')
+  @HttpCode(200)
+  @ApiOperation({
+    summary:
+      'The VMs a run with this body would target, each would_run or denied; nothing is run or stored (lqctl run --dry-run)',
+  })
+  preview(@Body() body: CreateRunDto, @CurrentCaller() caller: Caller): Promise<RunPreviewView> {
+    const { target, max_concurrency, max_errors, ...execute } = body;
+    return this.runs.preview(
       {
         target,
         input: toExecuteInput(execute),

@@ -2,9 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditService } from '@lq/audit';
-import { AuthException, holdsAnywhere, holdsGlobally, isGlobalAdmin, projectsWith } from '@lq/auth';
+import {
+  AuthException,
+  guestGrant,
+  holdsAnywhere,
+  holdsGlobally,
+  isGlobalAdmin,
+  obviousRunAsViolation,
+  projectsWith,
+} from '@lq/auth';
 import { isSubjectToken } from '@lq/proto';
-import type { RunListView, RunSummaryView, RunView } from '@lq/api';
+import type { RunListView, RunPreviewView, RunSummaryView, RunView } from '@lq/api';
 import { nextCursor } from '../common/history-cursor.js';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { VmAccessService, type Caller } from '../access/vm-access.service.js';
@@ -168,6 +176,37 @@ export class RunsService {
     } catch {
       // the database is away; next time
     }
+  }
+
+  /**
+   * What a run would do, without doing it (lqctl run --dry-run): the VMs its target matches
+   * among those the caller can see, each `would_run` or `denied` (with why) by the same grant
+   * checks a run makes. Nothing is run, stored or audited.
+   */
+  async preview(spec: RunSpec, caller: Caller): Promise<RunPreviewView> {
+    const target = this.targetOf(spec.target);
+    const { request } = prepareExecution(
+      spec.input,
+      this.runner.env,
+      this.config.execAsyncTimeoutSeconds,
+    );
+    const vms = await this.repo.resolve(target, projectsWith(caller.principal, 'vm.read'));
+    return {
+      vms: vms.map((vm) => {
+        const g = guestGrant(caller.principal, 'guest.exec', vm.project_id);
+        const why = !g.granted
+          ? g.why
+          : g.grant.runAs && obviousRunAsViolation(g.grant.runAs, request.runAsUser);
+        return {
+          vm_id: vm.id,
+          project_id: vm.project_id,
+          agent_state: vm.agent_state,
+          state: why ? 'denied' : 'would_run',
+          error: why || null,
+        };
+      }),
+      max_vms: this.config.runMaxVms,
+    };
   }
 
   async create(spec: RunSpec, caller: Caller): Promise<RunView> {

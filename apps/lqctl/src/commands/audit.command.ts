@@ -3,7 +3,8 @@ import { ApiError, UsageError } from '../errors.js';
 import { Exit } from '../exit-codes.js';
 import { formatDuration } from '../output/progress.js';
 import { jsonText, writeTo } from '../output/stream.js';
-import { formatTable, type Cell } from '../output/table.js';
+import { formatDetails, formatTable, type Cell } from '../output/table.js';
+import { outputFormat, printOne } from '../output/listing.js';
 import { note, type Command } from './context.js';
 import type {
   AuditEventView,
@@ -209,5 +210,42 @@ export const auditLsCommand: Command = async (ctx, cmd) => {
       );
     }
   }
+  return Exit.OK;
+};
+
+/**
+ * `lqctl audit show SEQ`: one audit row in full (every field; params as JSON). The API pages
+ * newest first from a cursor, so the row is the first one before SEQ+1.
+ */
+export const auditShowCommand: Command = async (ctx, cmd) => {
+  const seq = cmd.positionals[0]!;
+  if (!/^[1-9]\d{0,17}$/.test(seq)) {
+    throw new UsageError(`audit show takes an audit row's sequence number (got ${seq})`);
+  }
+  outputFormat(cmd);
+  const page = await ctx.client.json<AuditEventsPage>('GET', '/api/audit/events', {
+    query: { cursor: String(BigInt(seq) + 1n), limit: 1 },
+  });
+  const row = page.events[0];
+  if (!row || String(row.seq) !== seq) {
+    throw new ApiError(404, 'NOT_FOUND', `no audit row ${seq} you may read`);
+  }
+  await printOne(
+    ctx.stdout,
+    cmd,
+    row,
+    (r) => String(r.seq),
+    () =>
+      formatDetails(
+        Object.entries(row).map(([k, v]): [string, Cell] => [
+          k,
+          v === null || v === undefined
+            ? undefined
+            : typeof v === 'object'
+              ? JSON.stringify(v)
+              : (v as Cell),
+        ]),
+      ),
+  );
   return Exit.OK;
 };

@@ -8,19 +8,49 @@ import { cancelOnInterrupt } from './cancel-on-interrupt.js';
 import { note, seg, type Command } from './context.js';
 import { executeBody, inCallerTerms } from './exec.command.js';
 import { printRun } from './history.command.js';
-import { isMachine, outputFormat } from '../output/listing.js';
-import type { RunBody, RunProgressView, RunTargetBody, RunView } from '@lq/api';
+import { isMachine, outputFormat, printList, type ListSpec } from '../output/listing.js';
+import type {
+  VmListView,
+  RunBody,
+  RunPreviewView,
+  RunProgressView,
+  RunTargetBody,
+  RunView,
+} from '@lq/api';
 
-/** The target of POST /api/runs from exactly one of --target, --vms, --project. */
-export function runTarget(cmd: ParsedCommand): RunTargetBody {
+type PreviewVm = RunPreviewView['vms'][number];
+
+const PREVIEW_LIST: ListSpec<PreviewVm> = {
+  name: (v) => v.vm_id,
+  columns: [
+    { header: 'VM', cell: (v) => v.vm_id },
+    { header: 'PROJECT', cell: (v) => v.project_id },
+    { header: 'AGENT', cell: (v) => v.agent_state },
+    { header: 'WOULD', cell: (v) => (v.state === 'would_run' ? 'run' : 'be denied') },
+    { header: 'WHY', cell: (v) => v.error, max: 60 },
+  ],
+};
+
+/**
+ * The target of POST /api/runs from exactly one of --target, --vms, --project, --all (`every`:
+ * the ids of every VM you can see, which lqctl lists first).
+ */
+export function runTarget(cmd: ParsedCommand, every?: string[]): RunTargetBody {
   const labels = str(cmd, 'target');
   const vms = str(cmd, 'vms');
   const project = str(cmd, 'project');
-  const given = [labels, vms, project].filter((v) => v !== undefined).length;
+  const all = bool(cmd, 'all') ? true : undefined;
+  const given = [labels, vms, project, all].filter((v) => v !== undefined).length;
   if (given !== 1) {
     throw new UsageError(
-      'run needs one target: --target env=prod,role=db (labels), --vms a,b,c or --project P',
+      'run needs one target: --target env=prod,role=db (labels), --vms a,b,c, --project P or --all',
     );
+  }
+  if (all) {
+    if (!every || every.length === 0) {
+      throw new UsageError('--all: you can see no VM with a connected or known agent');
+    }
+    return { vm_ids: every };
   }
   if (labels !== undefined) {
     return { labels };
@@ -39,8 +69,8 @@ export function runTarget(cmd: ParsedCommand): RunTargetBody {
 }
 
 /** The body of POST /api/runs. */
-export function runBody(cmd: ParsedCommand): RunBody {
-  const body: RunBody = { ...executeBody(cmd, 'run'), target: runTarget(cmd) };
+export function runBody(cmd: ParsedCommand, every?: string[]): RunBody {
+  const body: RunBody = { ...executeBody(cmd, 'run'), target: runTarget(cmd, every) };
   const concurrency = str(cmd, 'max-concurrency');
   if (concurrency !== undefined) {
     body.max_concurrency = parseAmount(concurrency, '--max-concurrency', 1);
@@ -86,8 +116,27 @@ const PLAIN_PROGRESS_EVERY_MS = 2000;
  * line every few seconds otherwise), then each VM's outcome. Ctrl-C cancels the run.
  */
 export const runCommand: Command = async (ctx, cmd) => {
-  const body = runBody(cmd);
+  runBody(cmd, bool(cmd, 'all') ? ['-'] : undefined); // usage errors before any request
+  const every = bool(cmd, 'all')
+    ? (await ctx.client.json<VmListView>('GET', '/api/vms')).vms
+        .filter((v) => v.agent_state !== 'gone')
+        .map((v) => v.id)
+    : undefined;
+  const body = runBody(cmd, every);
   const format = outputFormat(cmd);
+  if (bool(cmd, 'dry-run')) {
+    const preview = await ctx.client
+      .json<RunPreviewView>('POST', '/api/runs/preview', { json: body })
+      .catch((err: unknown) => {
+        throw inCallerTerms(err, cmd);
+      });
+    await printList(ctx.stdout, cmd, preview.vms, PREVIEW_LIST);
+    const runs = preview.vms.filter((v) => v.state === 'would_run').length;
+    if (!isMachine(format) && format !== 'name') {
+      note(ctx, `dry run: ${runs} of ${preview.vms.length} VMs would run it; nothing was run`);
+    }
+    return Exit.OK;
+  }
   const interrupt = cancelOnInterrupt(ctx, 'run', (id) => `/api/runs/${seg(id)}/cancel`);
   const bar = ctx.stderr.isTTY ? new ProgressLine(ctx.stderr) : undefined;
   try {

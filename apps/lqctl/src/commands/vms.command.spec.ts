@@ -86,9 +86,9 @@ describe('vms output', () => {
   it('should show one row per VM with CPU and memory percentages', () => {
     expect(vmsTable([vm, vmOf({ id: 'vm-2', agent_state: 'connecting' })])).toBe(
       [
-        'ID    PROJECT  NODE    AGENT       VERSION  OS                            IPS                   CPU%  MEM%',
-        'vm-1  demo     node-1  ready       0.1.0    Debian GNU/Linux 12 (bookwo…  10.0.0.5,2001:db8::5  12.3  25.0',
-        'vm-2  -        -       connecting  -        -                             -                        -     -',
+        'ID    PROJECT  NODE    AGENT       VERSION  OS                            IPS                   CPU%  MEM%  LABELS',
+        'vm-1  demo     node-1  ready       0.1.0    Debian GNU/Linux 12 (bookwo…  10.0.0.5,2001:db8::5  12.3  25.0  env=prod,role=db',
+        'vm-2  -        -       connecting  -        -                             -                        -     -  -',
         '',
       ].join('\n'),
     );

@@ -3,7 +3,8 @@ import { UsageError } from '../errors.js';
 import { Exit } from '../exit-codes.js';
 import { formatBytes, formatDuration } from '../output/progress.js';
 import { jsonText } from '../output/stream.js';
-import { formatDetails, formatTable, type Cell } from '../output/table.js';
+import { formatDetails, type Cell } from '../output/table.js';
+import { outputFormat, printList, printOne, renderList, type ListSpec } from '../output/listing.js';
 import { seg, type Command } from './context.js';
 import type { VmLabelsView, VmListView, VmView } from '@lq/api';
 
@@ -37,41 +38,72 @@ export function agentVersionOf(vm: VmView): string | undefined {
   return text ? `${text}${vm.agent_outdated ? ' (outdated)' : ''}` : undefined;
 }
 
+/** The `vms ls` listing: -o wide adds the hostname. */
+export const VM_LIST: ListSpec<VmView> = {
+  name: (vm) => vm.id,
+  columns: [
+    { header: 'ID', cell: (vm) => vm.id },
+    { header: 'PROJECT', cell: (vm) => vm.project_id },
+    { header: 'NODE', cell: (vm) => vm.node_id },
+    { header: 'AGENT', cell: (vm) => vm.agent_state },
+    { header: 'VERSION', cell: (vm) => agentVersionOf(vm) },
+    { header: 'HOSTNAME', cell: (vm) => vm.hostname, wide: true },
+    { header: 'OS', cell: (vm) => osOf(vm), max: 28 },
+    { header: 'IPS', cell: (vm) => addressesOf(vm).join(','), max: 40 },
+    { header: 'CPU%', cell: (vm) => cpuPercentOf(vm), align: 'right' },
+    { header: 'MEM%', cell: (vm) => memPercentOf(vm), align: 'right' },
+    { header: 'LABELS', cell: (vm) => labelsList(vm.labels), max: 40 },
+  ],
+};
+
 /** The `vms ls` table. */
 export function vmsTable(vms: readonly VmView[]): string {
-  return formatTable(
-    [
-      { header: 'ID' },
-      { header: 'PROJECT' },
-      { header: 'NODE' },
-      { header: 'AGENT' },
-      { header: 'VERSION' },
-      { header: 'OS', max: 28 },
-      { header: 'IPS', max: 40 },
-      { header: 'CPU%', align: 'right' },
-      { header: 'MEM%', align: 'right' },
-    ],
-    vms.map((vm): Cell[] => [
-      vm.id,
-      vm.project_id,
-      vm.node_id,
-      vm.agent_state,
-      agentVersionOf(vm),
-      osOf(vm),
-      addressesOf(vm).join(','),
-      cpuPercentOf(vm),
-      memPercentOf(vm),
-    ]),
-  );
+  return renderList('table', vms, VM_LIST);
+}
+
+/**
+ * A label selector as kubectl's -l: `env=prod,role!=db,team,!legacy` (equal, not equal, has,
+ * has not); every term must hold.
+ */
+export function parseSelector(text: string): (labels: Readonly<Record<string, string>>) => boolean {
+  const terms = text.split(',').map((t) => t.trim());
+  const tests = terms.map((t) => {
+    const m = /^(!?)([A-Za-z0-9_./-]+)(?:(!=|==|=)(.*))?$/.exec(t);
+    if (!m || (m[1] && m[3])) {
+      throw new UsageError(
+        `-l must be labels like env=prod,role!=db,team,!legacy (got ${JSON.stringify(t)})`,
+      );
+    }
+    const [, not, key, op, value] = m as unknown as [string, string, string, string?, string?];
+    if (op === undefined) {
+      return (l: Readonly<Record<string, string>>) => key in l !== (not === '!');
+    }
+    return op === '!='
+      ? (l: Readonly<Record<string, string>>) => l[key] !== value
+      : (l: Readonly<Record<string, string>>) => l[key] === value;
+  });
+  return (labels) => tests.every((t) => t(labels));
 }
 
 export const vmsLsCommand: Command = async (ctx, cmd) => {
+  outputFormat(cmd);
+  const selector = str(cmd, 'selector');
+  const matches = selector === undefined ? () => true : parseSelector(selector);
   const { vms } = await ctx.client.json<VmListView>('GET', '/api/vms');
   const project = str(cmd, 'project');
-  const shown = project === undefined ? vms : vms.filter((v) => v.project_id === project);
-  ctx.stdout.write(ctx.json ? jsonText(shown) : vmsTable(shown));
+  const shown = vms.filter(
+    (v) => (project === undefined || v.project_id === project) && matches(v.labels),
+  );
+  await printList(ctx.stdout, cmd, shown, VM_LIST);
   return Exit.OK;
 };
+
+function labelsList(labels: Record<string, string>): string {
+  return Object.entries(labels)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+}
 
 function labelsText(labels: Record<string, string>): string {
   const entries = Object.entries(labels).sort(([a], [b]) => a.localeCompare(b));
@@ -139,8 +171,15 @@ export function vmDetails(vm: VmView): string {
 }
 
 export const vmShowCommand: Command = async (ctx, cmd) => {
+  outputFormat(cmd);
   const vm = await ctx.client.json<VmView>('GET', `/api/vms/${seg(cmd.positionals[0]!)}`);
-  ctx.stdout.write(ctx.json ? jsonText(vm) : vmDetails(vm));
+  await printOne(
+    ctx.stdout,
+    cmd,
+    vm,
+    (v) => v.id,
+    () => vmDetails(vm),
+  );
   return Exit.OK;
 };
 
