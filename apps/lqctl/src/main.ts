@@ -11,6 +11,13 @@ import { auditExportCommand, auditVerifyCommand } from './commands/audit-verify.
 import type { Command, Context } from './commands/context.js';
 import { cpCommand } from './commands/cp.command.js';
 import { execCommand } from './commands/exec.command.js';
+import {
+  execLogsCommand,
+  execLsCommand,
+  execShowCommand,
+  runsLsCommand,
+  runsShowCommand,
+} from './commands/history.command.js';
 import { loginCommand, logoutCommand, whoamiCommand } from './commands/login.command.js';
 import { quiesceCommand } from './commands/quiesce.command.js';
 import { runCommand } from './commands/run.command.js';
@@ -25,7 +32,12 @@ const COMMANDS: Record<string, Command> = {
   'vm show': vmShowCommand,
   'vm label': vmLabelCommand,
   exec: execCommand,
+  'exec ls': execLsCommand,
+  'exec show': execShowCommand,
+  'exec logs': execLogsCommand,
   run: runCommand,
+  'runs ls': runsLsCommand,
+  'runs show': runsShowCommand,
   cp: cpCommand,
   quiesce: quiesceCommand('quiesce'),
   thaw: quiesceCommand('thaw'),

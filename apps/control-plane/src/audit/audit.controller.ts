@@ -134,7 +134,8 @@ export class AuditController {
       projectId: q.project,
       operation: q.operation,
       kind: q.kind as AuditKind | undefined,
-      outcome: q.outcome,
+      // The executions API says succeeded where the audit trail says ok: either finds it.
+      outcome: q.outcome === 'succeeded' ? 'ok' : q.outcome,
       from,
       to,
       beforeSeq: q.cursor ? Number(q.cursor) : undefined,

@@ -76,6 +76,8 @@ export interface ControlPlaneConfig {
   runStartsInFlight: number;
   /** Fleet runs: how long a start that failed for want of the store is tried again. */
   runStartRetryMs: number;
+  /** Largest page of GET /api/executions and /api/runs. */
+  historyPageMax: number;
   limits: {
     maxCommandBytes: number;
     maxEnvBytes: number;
@@ -186,8 +188,16 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     '(off)',
     'proxies whose X-Forwarded-For names the client (audit source_ip): loopback, uniquelocal, CIDRs, comma-separated',
   ],
-  ['LQ_GUEST_TIMEOUT_SECONDS', '30', 'guest operation timeout when a request gives none'],
-  ['LQ_GUEST_TIMEOUT_MAX_SECONDS', '3600', 'largest timeout a request may ask for'],
+  [
+    'LQ_GUEST_TIMEOUT_SECONDS',
+    '30',
+    'timeout of a synchronous guest operation (POST /execute, lqctl exec --sync) that gives none',
+  ],
+  [
+    'LQ_GUEST_TIMEOUT_MAX_SECONDS',
+    '3600',
+    'largest timeout any request may ask for, synchronous or not (lqctl --timeout too)',
+  ],
   [
     'LQ_NATS_SLACK_MS',
     '2000',
@@ -321,6 +331,7 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     '65536',
     'stdout and stderr kept per execution in the command history (each; the hash covers all)',
   ],
+  ['LQ_HISTORY_PAGE_MAX', '500', 'largest page of GET /api/executions and /api/runs'],
   ['LQ_AUDIT_PAGE_MAX', '1000', 'largest page of /api/audit/events and /executions'],
   ['LQ_AUDIT_EXPORT_MAX_ROWS', '1000000', 'largest NDJSON or CSV export'],
   [
@@ -424,6 +435,7 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
     runMaxVms: int(env, 'LQ_RUN_MAX_VMS', 10_000, 1, 1_000_000),
     runStartsInFlight: int(env, 'LQ_RUN_STARTS_IN_FLIGHT', 16, 1, 10_000),
     runStartRetryMs: int(env, 'LQ_RUN_START_RETRY_MS', 120_000, 0, 3_600_000),
+    historyPageMax: int(env, 'LQ_HISTORY_PAGE_MAX', 500, 10, 10_000),
     execAsyncTimeoutSeconds: Math.min(
       int(env, 'LQ_EXEC_ASYNC_TIMEOUT_SECONDS', 3600, 1, 86_400),
       guestTimeoutMaxSeconds,

@@ -12,6 +12,7 @@ import {
 import { AuditOneOutcomePerRequest1764897318000 } from './migrations/1764897318000-AuditOneOutcomePerRequest.js';
 import { ExecutionOutputRedactions1764897318200 } from './migrations/1764897318200-ExecutionOutputRedactions.js';
 import { CreateAuditCheckpoints1764900000000 } from './migrations/1764900000000-CreateAuditCheckpoints.js';
+import { AddHistoryIndexes1764900000100 } from './migrations/1764900000100-AddHistoryIndexes.js';
 
 // Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
 // A library's tables are migrated by the migrations beside its code (libs/auth/src/migrations);
@@ -27,6 +28,7 @@ export const MIGRATIONS = [
   OutputAuditorRole1764897318100,
   ExecutionOutputRedactions1764897318200,
   CreateAuditCheckpoints1764900000000,
+  AddHistoryIndexes1764900000100,
 ];
 
 /** Built when asked (not at import), so DATABASE_URL is read when the app starts. */
