@@ -67,6 +67,7 @@ if (process.argv.includes('--bench')) {
       'control-plane': resolve(root, 'bench/control-plane.ts'),
       audit: resolve(root, 'bench/audit.ts'),
       fleet: resolve(root, 'bench/fleet.ts'),
+      faults: resolve(root, 'bench/faults.ts'),
       'file-list': resolve(root, 'bench/file-list.ts'),
     },
     outdir: resolve(root, 'dist/bench'),

@@ -14,6 +14,7 @@ import { GrpcServer } from './connect/grpc.server.js';
 import { AuthService } from '@lq/auth';
 import { AuditService } from '@lq/audit';
 import { ExecutionDriver } from './executions/execution-driver.js';
+import { RunsService } from './runs/runs.service.js';
 
 const LEVELS: Record<ControlPlaneConfig['logLevel'], LogLevel[]> = {
   debug: ['debug', 'log', 'warn', 'error', 'fatal'],
@@ -85,6 +86,7 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Run
   await app.get(NatsService).connect(`lq-control-plane-${process.pid}`);
   await app.get(InventorySubscriber).start();
   app.get(ExecutionDriver).startBackground();
+  app.get(RunsService).startSweep();
   await app.listen(config.http.port, config.http.host);
   const grpc = app.get(GrpcServer);
   const grpcPort = await grpc.start(config.grpc.host, config.grpc.port);
@@ -96,6 +98,7 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Run
     generatedAdminKey: boot.generatedAdminKey,
     async close() {
       await grpc.stop();
+      app.get(RunsService).stopSweep();
       // Outcome rows still queued are written before the database closes.
       await app.get(AuditService).close(5000);
       await app.close();

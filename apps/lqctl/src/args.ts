@@ -121,6 +121,30 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   { name: 'thaw', options: {}, args: { min: 1, max: 1 }, remote: false },
   {
+    name: 'ls',
+    options: { long: { type: 'boolean', short: 'l' } },
+    args: { min: 1, max: 1 },
+    remote: false,
+  },
+  {
+    name: 'rm',
+    options: { recursive: { type: 'boolean', short: 'r' } },
+    args: { min: 1, max: 1 },
+    remote: false,
+  },
+  {
+    name: 'mkdir',
+    options: { parents: { type: 'boolean', short: 'p' }, mode: { type: 'string' } },
+    args: { min: 1, max: 1 },
+    remote: false,
+  },
+  {
+    name: 'mv',
+    options: { force: { type: 'boolean', short: 'f' } },
+    args: { min: 2, max: 2 },
+    remote: false,
+  },
+  {
     name: 'audit ls',
     options: {
       actor: { type: 'string' },

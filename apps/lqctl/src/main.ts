@@ -11,6 +11,7 @@ import { auditExportCommand, auditVerifyCommand } from './commands/audit-verify.
 import type { Command, Context } from './commands/context.js';
 import { cpCommand } from './commands/cp.command.js';
 import { execCommand } from './commands/exec.command.js';
+import { lsCommand, mkdirCommand, mvCommand, rmCommand } from './commands/files.command.js';
 import {
   execLogsCommand,
   execLsCommand,
@@ -39,6 +40,10 @@ const COMMANDS: Record<string, Command> = {
   'runs ls': runsLsCommand,
   'runs show': runsShowCommand,
   cp: cpCommand,
+  ls: lsCommand,
+  rm: rmCommand,
+  mkdir: mkdirCommand,
+  mv: mvCommand,
   quiesce: quiesceCommand('quiesce'),
   thaw: quiesceCommand('thaw'),
   'audit ls': auditLsCommand,

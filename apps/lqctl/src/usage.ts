@@ -19,6 +19,9 @@ Commands:
   run TARGET [options] -- CMD…       run a command over many VMs with a progress bar and summary
   runs ls [filters] / runs show ID   fleet runs; one run's VMs (--show-output: their output)
   cp LOCAL VM:/path | VM:/path LOCAL copy a file to or from a guest (streamed)
+  ls [-l] VM:/dir                    a guest directory's entries, sorted (every page)
+  rm [-r] VM:/path                   delete a guest file or empty directory (-r: a whole tree)
+  mkdir [-p] VM:/dir / mv VM:/a VM:/b create a guest directory / rename within a guest
   quiesce VM / thaw VM               freeze / thaw the guest's filesystems (for snapshots)
   audit ls [filters]                 the audit trail, or with --executions the command history
   audit export [FILE]                every audit row and signed checkpoint, for offline checks
@@ -200,6 +203,38 @@ directory as LOCAL, or a guest path ending in /, takes the source's file name. A
 written beside its destination and renamed when complete, so a cut transfer leaves no half file.
 
   --mode 0644   permission bits of the uploaded guest file
+`,
+  ls: `Usage: lqctl ls [-l] VM:/dir
+
+Lists a guest directory (GET /api/vms/:id/files/list), sorted by name, following the API's
+cursor until the last page. Names only (directories end in /, links in @), or with -l the
+mode, owner, group, size, modification time and link target. --json prints every entry.
+Links are never followed; the directory must be inside the agent's files.roots.
+
+  -l, --long   one line per entry with its details
+`,
+  rm: `Usage: lqctl rm [-r] VM:/path
+
+Deletes a guest file, symbolic link (not what it points to) or empty directory
+(DELETE /api/vms/:id/files). A directory with contents only with -r, which deletes it with
+everything in it and never follows a link or crosses into another filesystem. "/" and the
+agent's files.roots themselves are refused.
+
+  -r, --recursive   delete a directory and everything in it
+`,
+  mkdir: `Usage: lqctl mkdir [-p] [--mode 0755] VM:/dir
+
+Creates a guest directory (POST /api/vms/:id/files/mkdir).
+
+  -p, --parents   create missing parents too; an existing directory is not an error
+      --mode M    permission bits (default 0755)
+`,
+  mv: `Usage: lqctl mv [-f] VM:/from VM:/to
+
+Renames or moves a file or directory within one guest (POST /api/vms/:id/files/rename). An
+existing destination is refused unless -f, and a directory is never replaced.
+
+  -f, --force   replace an existing file at the destination
 `,
   quiesce: `Usage: lqctl quiesce VM [--mount PATH]… [--timeout S]
        lqctl quiesce --status VM

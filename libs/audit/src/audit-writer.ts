@@ -1,4 +1,5 @@
 import type { AuditRecord } from './audit-record.js';
+import type { AuditSpool } from './audit-spool.js';
 
 export interface AuditWriterOptions {
   /** Rows per transaction. */
@@ -9,6 +10,11 @@ export interface AuditWriterOptions {
   maxPending: number;
   /** Between retries of rows that must not be lost. */
   retryDelayMs: number;
+  /**
+   * Where rows that must not be lost go while the store is down (fsync'd, replayed in order
+   * first when it is back, and after a restart); without one they wait in memory.
+   */
+  spool?: AuditSpool;
 }
 
 export interface AuditLog {
@@ -54,7 +60,8 @@ export class AuditRowRejected extends Error {
  *
  * An intent's promise settles when its row is committed or has failed; a failed intent is not
  * retried (its operation is refused). Outcomes, denials and the rest are kept and retried until
- * the store is back, up to `maxPending` rows.
+ * the store is back: in the spool when there is one (their promise settles once spooled), else
+ * in memory, up to `maxPending` rows.
  *
  * A row the store refuses for its content (AuditRowRejected) fails alone: its batch is written
  * again in halves until the bad row is alone, which is refused (an intent's caller answers 400;
@@ -66,12 +73,27 @@ export class AuditWriter {
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private dropped = 0;
+  /** Replay the spool row by row: a row of its last batch was refused for its content. */
+  private spoolAlone = false;
 
   constructor(
     private readonly append: (records: AuditRecord[]) => Promise<void>,
     private readonly options: AuditWriterOptions,
     private readonly log: AuditLog,
-  ) {}
+  ) {
+    // Rows a previous run spooled (it stopped or crashed while the store was down) go first.
+    if (options.spool && !options.spool.empty) {
+      this.log.warn(
+        `audit: ${options.spool.pendingBytes} bytes of rows spooled in ${options.spool.dir}; replaying them`,
+      );
+      this.kick();
+    }
+  }
+
+  /** Bytes of spooled rows not yet in the store. */
+  get spooledBytes(): number {
+    return this.options.spool?.pendingBytes ?? 0;
+  }
 
   /** Appends an intent; rejects when it could not be committed in time. */
   intent(record: AuditRecord): Promise<void> {
@@ -102,6 +124,8 @@ export class AuditWriter {
     }
     this.closed = true;
     clearTimeout(this.retryTimer);
+    // Rows that must not be lost outlive the process in the spool.
+    this.spoolQueued();
     if (this.queue.length > 0) {
       this.log.error(`audit: ${this.queue.length} rows not written at shutdown`);
       for (const p of this.queue.splice(0)) {
@@ -138,8 +162,16 @@ export class AuditWriter {
   }
 
   private async drain(): Promise<void> {
+    const spool = this.options.spool;
     try {
-      while (this.queue.length > 0 && !this.closed) {
+      while ((this.queue.length > 0 || (spool && !spool.empty)) && !this.closed) {
+        // Spooled rows are older than anything queued: they go first, in order.
+        if (spool && !spool.empty) {
+          if (!(await this.replay(spool))) {
+            return;
+          }
+          continue;
+        }
         const batch = this.queue.splice(0, this.queue[0]!.batchLimit ?? this.options.maxBatch);
         const work = this.append(batch.map((p) => p.record));
         try {
@@ -193,23 +225,93 @@ export class AuditWriter {
             );
             continue;
           }
-          // Rows that must not be lost go back to the front.
+          // Rows that must not be lost go back to the front (or to the spool).
           this.queue.unshift(...keep);
-          if (this.queue.length > 0) {
-            this.log.warn(
-              `audit: write failed (${e.message}); ${this.queue.length} rows kept, retrying in ${this.options.retryDelayMs} ms`,
-            );
-            this.retryTimer = setTimeout(() => {
-              this.retryTimer = undefined;
-              this.kick();
-            }, this.options.retryDelayMs);
-            this.retryTimer.unref();
-          }
+          this.failed(e);
           return;
         }
       }
     } finally {
       this.running = false;
+    }
+  }
+
+  /**
+   * Writes the spool's next rows; false when the store failed (a retry is scheduled). A spooled
+   * row the store refuses for its content (the copy of an outcome committed just before a crash)
+   * is logged and passed over, alone, as in the queue.
+   */
+  private async replay(spool: AuditSpool): Promise<boolean> {
+    const { records, next } = spool.peek(this.spoolAlone ? 1 : this.options.maxBatch);
+    const work = this.append(records);
+    try {
+      await this.withTimeout(work);
+    } catch (err) {
+      if (err instanceof AuditRowRejected) {
+        if (records.length > 1) {
+          this.spoolAlone = true;
+          return true;
+        }
+        const r = records[0]!;
+        this.log.error(
+          `audit: the store refused the spooled ${r.kind} ${r.operation} of request ${r.requestId} (${err.sqlState}: ${err.message})`,
+        );
+      } else if (!(await settled(work))) {
+        this.failed(err);
+        return false;
+      }
+    }
+    spool.consume(next);
+    if (spool.empty) {
+      this.spoolAlone = false;
+    }
+    return true;
+  }
+
+  /** The store failed: queued rows that must not be lost are spooled; a retry is scheduled. */
+  private failed(err: unknown): void {
+    const e = err instanceof Error ? err : new Error(String(err));
+    for (const p of this.queue.filter((q) => !q.mustRetry)) {
+      p.reject(e);
+    }
+    this.queue = this.queue.filter((q) => q.mustRetry);
+    this.spoolQueued();
+    const spooled = this.options.spool?.pendingBytes ?? 0;
+    if (this.queue.length > 0 || spooled > 0) {
+      this.log.warn(
+        `audit: write failed (${e.message}); ${this.queue.length} rows kept in memory, ${spooled} bytes spooled, retrying in ${this.options.retryDelayMs} ms`,
+      );
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.kick();
+      }, this.options.retryDelayMs);
+      this.retryTimer.unref();
+    }
+  }
+
+  /** Moves the queued rows that must not be lost to the spool (fsync'd), if it has room. */
+  private spoolQueued(): void {
+    const spool = this.options.spool;
+    const rows = this.queue.filter((p) => p.mustRetry);
+    if (!spool || rows.length === 0) {
+      return;
+    }
+    let ok: boolean;
+    try {
+      ok = spool.append(rows.map((p) => p.record));
+    } catch (err) {
+      this.log.error(`audit: spool ${spool.dir} not written: ${(err as Error).message}`);
+      return;
+    }
+    if (!ok) {
+      this.log.error(
+        `audit: spool ${spool.dir} is full (${spool.maxBytes} bytes); ${rows.length} rows kept in memory`,
+      );
+      return;
+    }
+    this.queue = this.queue.filter((p) => !p.mustRetry);
+    for (const p of rows) {
+      p.resolve();
     }
   }
 
@@ -242,6 +344,14 @@ export class AuditWriter {
     work.catch(() => undefined);
     return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
   }
+}
+
+/** Whether a write committed (true) or failed (false), once it has ended. */
+function settled(work: Promise<void>): Promise<boolean> {
+  return work.then(
+    () => true,
+    () => false,
+  );
 }
 
 /** The outcome of an intent that was committed after its caller was told it was not. */

@@ -2,6 +2,7 @@ export * from './audit-record.js';
 export * from './audit.exception.js';
 export * from './audit.repository.js';
 export * from './audit-writer.js';
+export * from './audit-spool.js';
 export * from './audit.service.js';
 export * from './hash-chain.js';
 export * from './redaction.js';

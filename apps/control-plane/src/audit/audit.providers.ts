@@ -3,6 +3,7 @@ import { DataSource } from 'typeorm';
 import {
   AuditRepository,
   AuditService,
+  AuditSpool,
   AuditWriter,
   CheckpointRepository,
   OutputRedactor,
@@ -26,6 +27,10 @@ export const AUDIT_PROVIDERS: Provider[] = [
     inject: [AuditRepository, CONTROL_PLANE_CONFIG],
     useFactory: (repo: AuditRepository, config: ControlPlaneConfig) => {
       const log = new Logger('audit');
+      const spool =
+        config.audit.spoolMaxBytes > 0
+          ? new AuditSpool(config.audit.spoolDir, config.audit.spoolMaxBytes)
+          : undefined;
       return new AuditWriter(
         (records) => repo.append(records),
         {
@@ -33,6 +38,7 @@ export const AUDIT_PROVIDERS: Provider[] = [
           writeTimeoutMs: config.audit.writeTimeoutMs,
           maxPending: config.audit.pendingMax,
           retryDelayMs: config.audit.retryMs,
+          spool,
         },
         { warn: (m) => log.warn(m), error: (m) => log.error(m) },
       );

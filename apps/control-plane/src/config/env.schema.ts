@@ -1,4 +1,7 @@
+import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ConnectionOptions, TlsOptions } from 'node:tls';
 import {
   ConfigError,
@@ -106,6 +109,9 @@ export interface ControlPlaneConfig {
     pendingMax: number;
     retryMs: number;
     outcomeWaitMs: number;
+    /** Rows that must not be lost, spooled here (fsync'd) while the database is down. */
+    spoolDir: string;
+    spoolMaxBytes: number;
     outputMaxBytes: number;
     pageMax: number;
     exportMaxRows: number;
@@ -331,6 +337,16 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     '65536',
     'stdout and stderr kept per execution in the command history (each; the hash covers all)',
   ],
+  [
+    'LQ_AUDIT_SPOOL_DIR',
+    '(temp, per replica)',
+    'where outcome rows are spooled (fsync’d, replayed in order) while PostgreSQL is down; persistent and one per replica',
+  ],
+  [
+    'LQ_AUDIT_SPOOL_MAX_BYTES',
+    '268435456',
+    'largest spool (past it rows wait in memory); 0: no spool',
+  ],
   ['LQ_HISTORY_PAGE_MAX', '500', 'largest page of GET /api/executions and /api/runs'],
   ['LQ_AUDIT_PAGE_MAX', '1000', 'largest page of /api/audit/events and /executions'],
   ['LQ_AUDIT_EXPORT_MAX_ROWS', '1000000', 'largest NDJSON or CSV export'],
@@ -378,6 +394,16 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
   ['LQ_AUDIT_CHECKPOINT_TIMEOUT_MS', '5000', 'JetStream request and publish timeout'],
   ['LQ_LOG_LEVEL', 'info', 'debug, info, warn or error'],
 ];
+
+/**
+ * A replica's own spool directory when none is set: under the temp dir, named by what sets
+ * replicas apart on one host (database, ports), so a restarted replica finds its rows.
+ */
+function defaultSpoolDir(env: NodeJS.ProcessEnv, databaseUrl: string): string {
+  const key = [databaseUrl, env.LQ_HTTP_PORT ?? '8080', env.LQ_GRPC_PORT ?? '9090'].join('|');
+  const hash = createHash('sha256').update(key).digest('hex').slice(0, 16);
+  return join(tmpdir(), 'limiquantix-audit-spool', hash);
+}
 
 function outputPatterns(env: NodeJS.ProcessEnv): RegExp[] {
   const raw = env.LQ_OUTPUT_REDACT_PATTERNS;
@@ -478,6 +504,8 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
       pendingMax: int(env, 'LQ_AUDIT_PENDING_MAX', 100_000, 100, 10_000_000),
       retryMs: int(env, 'LQ_AUDIT_RETRY_MS', 1000, 10, 60_000),
       outcomeWaitMs: int(env, 'LQ_AUDIT_OUTCOME_WAIT_MS', 2000, 0, 60_000),
+      spoolDir: env.LQ_AUDIT_SPOOL_DIR || defaultSpoolDir(env, databaseUrl),
+      spoolMaxBytes: int(env, 'LQ_AUDIT_SPOOL_MAX_BYTES', 256 * 1024 ** 2, 0, 2 ** 40),
       outputMaxBytes: int(env, 'LQ_AUDIT_OUTPUT_MAX_BYTES', 65_536, 0, 16 * 1024 * 1024),
       pageMax: int(env, 'LQ_AUDIT_PAGE_MAX', 1000, 10, 100_000),
       exportMaxRows: int(env, 'LQ_AUDIT_EXPORT_MAX_ROWS', 1_000_000, 1, 100_000_000),

@@ -12,7 +12,7 @@ import {
   type ExecuteRequest,
   type ExecuteResponse,
 } from '@lq/proto';
-import { OutputRedactor } from '@lq/audit';
+import { AuditService, OutputRedactor } from '@lq/audit';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { guestFailure, isGuestError } from '../guest-ops/guest-errors.js';
 import type { Ticket } from '../guest-ops/guest-operation.runner.js';
@@ -97,6 +97,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
     @Inject(NatsService) private readonly nats: NatsService,
     @Inject(ExecutionsRepository) private readonly repo: ExecutionsRepository,
     @Inject(OutputRedactor) private readonly redactor: OutputRedactor,
+    @Inject(AuditService) private readonly audit: AuditService,
   ) {}
 
   /**
@@ -355,20 +356,33 @@ export class ExecutionDriver implements OnApplicationShutdown {
     }
   }
 
-  /** Executions whose replica stopped before their end: failed, never running forever. */
+  /**
+   * Executions whose replica stopped before their end: failed, never running forever, and the
+   * audit trail gets the outcome their intent was waiting for.
+   */
   private async sweep(): Promise<void> {
     try {
       for (const row of await this.repo.overdue(60_000)) {
         if (this.driving.has(row.id)) {
           continue;
         }
-        if (
-          await this.repo.finish(row.id, {
-            status: 'failed',
-            error: 'no result: the control plane running it stopped before its end',
-          })
-        ) {
+        const error = 'no result: the control plane running it stopped before its end';
+        if (await this.repo.finish(row.id, { status: 'failed', error })) {
           this.log.warn(`execution ${row.id} had no result long past its timeout`);
+          await this.audit.record({
+            kind: 'outcome',
+            requestId: row.id,
+            actor: row.actor,
+            authMethod: '',
+            sourceIp: '',
+            vmId: row.vm_id,
+            nodeId: row.node_id,
+            projectId: row.project_id,
+            operation: 'execute',
+            status: 'failed',
+            error,
+            params: { execution_id: row.id, swept: true },
+          });
         }
       }
     } catch {

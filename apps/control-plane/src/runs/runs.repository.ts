@@ -134,6 +134,44 @@ export class RunsRepository {
     });
   }
 
+  /**
+   * Runs still `running` with no execution under way and no progress for `idleMs`: the replica
+   * driving them stopped (a live one always has an execution or a start under way, and a start
+   * is retried for at most LQ_RUN_START_RETRY_MS).
+   */
+  async abandoned(idleMs: number): Promise<RunRow[]> {
+    return this.ds.query<RunRow[]>(
+      `SELECT r.* FROM runs r
+       WHERE r.status = 'running'
+         AND NOT EXISTS (SELECT 1 FROM executions e
+                         WHERE e.run_id = r.id AND e.status IN ('pending', 'running'))
+         AND GREATEST(r.created_at,
+                      COALESCE((SELECT max(e.ended_at) FROM executions e WHERE e.run_id = r.id),
+                               r.created_at))
+             < now() - $1 * interval '1 millisecond'`,
+      [idleMs],
+    );
+  }
+
+  /** Ends a run left by a stopped replica; false when it had ended meanwhile. */
+  async abandon(runId: string): Promise<boolean> {
+    return this.ds.transaction(async (m) => {
+      const result = await m.query<[unknown[], number]>(
+        `UPDATE runs SET status = 'failed', ended_at = now() WHERE id = $1 AND status = 'running'`,
+        [runId],
+      );
+      if ((result[1] ?? 0) === 0) {
+        return false;
+      }
+      await m.query(
+        `UPDATE run_targets SET state = 'skipped', error = 'the control plane driving the run stopped'
+         WHERE run_id = $1 AND state = 'queued'`,
+        [runId],
+      );
+      return true;
+    });
+  }
+
   async get(runId: string): Promise<RunRow | undefined> {
     const rows = await this.ds.query<RunRow[]>('SELECT * FROM runs WHERE id = $1', [runId]);
     return rows[0];

@@ -40,6 +40,8 @@ function harness(opts: {
   /** What start attempt `n` (1, 2, …) of a VM throws, or undefined to start it. */
   fail: (vmId: string, attempt: number) => Error | undefined;
   startsInFlight?: number;
+  /** A run the sweep finds left by a stopped replica. */
+  abandoned?: RunRow;
 }) {
   const config = parseControlPlaneEnv({
     DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/lq',
@@ -80,6 +82,8 @@ function harness(opts: {
       run = { ...run!, status, ended_at: new Date() };
     },
     get: async () => run,
+    abandoned: async () => (opts.abandoned ? [opts.abandoned] : []),
+    abandon: async (id: string) => id === opts.abandoned?.id,
     targets: async () =>
       [...targets].map(([vm_id, t]) => ({
         vm_id,
@@ -202,6 +206,40 @@ describe('RunsService starts', () => {
     expect((await h.ended(created.id)).status).toBe('succeeded');
     expect(h.started).toHaveLength(VMS);
     expect(h.maxInFlight()).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('RunsService sweep', () => {
+  it('should end a run whose replica stopped, with its audit outcome', async () => {
+    const left: RunRow = {
+      id: '6f0c3c1e-8f5e-4b43-9d55-2d7a3f0b8a11',
+      actor: 'bob',
+      target: { project: 'p' },
+      request: { argv: ['/bin/true'] },
+      max_concurrency: 10,
+      max_errors: null,
+      status: 'running',
+      created_at: new Date(0),
+      ended_at: null,
+    };
+    const h = harness({ fail: () => undefined, abandoned: left });
+    h.service.startSweep(10);
+    try {
+      for (const deadline = Date.now() + 10_000; h.records.length === 0; await sleep(10)) {
+        if (Date.now() > deadline) {
+          throw new Error('no sweep outcome');
+        }
+      }
+    } finally {
+      h.service.stopSweep();
+    }
+    expect(h.records[0]).toMatchObject({
+      kind: 'outcome',
+      operation: 'run',
+      actor: 'bob',
+      status: 'failed',
+      params: { run_id: left.id, swept: true },
+    });
   });
 });
 

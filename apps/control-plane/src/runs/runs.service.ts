@@ -108,6 +108,7 @@ export class RunsService {
   /** Starts in progress on this replica, and those waiting for a turn. */
   private startsInFlight = 0;
   private readonly startWaiters: Array<() => void> = [];
+  private sweepTimer: NodeJS.Timeout | undefined;
   /** Start attempts that failed for want of the store and were tried again (a metric). */
   transientStarts = 0;
 
@@ -129,6 +130,44 @@ export class RunsService {
         }
       },
     );
+  }
+
+  /**
+   * Ends runs whose replica stopped (never `running` forever): every replica looks every
+   * `intervalMs`; a run idle (no execution under way, no progress) past the start-retry window
+   * and a minute is ended `failed`, its queued VMs skipped, with its audit outcome.
+   */
+  startSweep(intervalMs = 30_000): void {
+    this.sweepTimer = setInterval(() => void this.sweep(), intervalMs);
+    this.sweepTimer.unref();
+  }
+
+  stopSweep(): void {
+    clearInterval(this.sweepTimer);
+  }
+
+  private async sweep(): Promise<void> {
+    try {
+      for (const run of await this.repo.abandoned(this.config.runStartRetryMs + 60_000)) {
+        if (this.driving.has(run.id) || !(await this.repo.abandon(run.id))) {
+          continue;
+        }
+        this.log.warn(`run ${run.id}: its control plane stopped; ended failed`);
+        await this.audit.record({
+          kind: 'outcome',
+          requestId: randomUUID(),
+          actor: run.actor,
+          authMethod: '',
+          sourceIp: '',
+          operation: 'run',
+          status: 'failed',
+          error: 'the control plane driving the run stopped',
+          params: { run_id: run.id, swept: true },
+        });
+      }
+    } catch {
+      // the database is away; next time
+    }
   }
 
   async create(spec: RunSpec, caller: Caller): Promise<RunView> {
