@@ -74,6 +74,8 @@ const REPLICAS = ['control-plane-1', 'control-plane-2'];
 /** The secrets the compose file takes from deploy/.env; none may have a default. */
 const SECRETS = [
   'POSTGRES_PASSWORD',
+  'LQ_DB_OWNER_PASSWORD',
+  'LQ_DB_APP_PASSWORD',
   'LQ_ADMIN_TOKEN',
   'LQ_JWT_SECRET',
   'LQ_NATS_CLUSTER_PASSWORD',
@@ -188,6 +190,26 @@ describe('deploy/docker-compose.yml', () => {
       });
       expect(services[name]!.environment?.LQ_RUN_MIGRATIONS).toBe('false');
     }
+  });
+
+  // Issue 18 item 4: the replicas may not change what they audit.
+  it('should migrate as the owner role and run the replicas as the append-only role', () => {
+    const m = services[ONE_SHOT]!.environment!;
+    expect(m.DATABASE_MIGRATION_URL).toMatch(/^postgres:\/\/lq_owner:\$\{LQ_DB_OWNER_PASSWORD:\?/);
+    expect(m.DATABASE_URL).toMatch(/^postgres:\/\/lq_app:\$\{LQ_DB_APP_PASSWORD:\?/);
+    for (const name of REPLICAS) {
+      const env = services[name]!.environment!;
+      expect(env.DATABASE_URL).toBe(m.DATABASE_URL);
+      expect(env.DATABASE_MIGRATION_URL).toBeUndefined();
+      expect(env.LQ_DATABASE_REQUIRE_LEAST_PRIVILEGE).toBe('true');
+    }
+    const pg = services.postgres!;
+    expect(pg.volumes).toContain(
+      './postgres/init-roles.sh:/docker-entrypoint-initdb.d/10-init-roles.sh:ro',
+    );
+    const script = read('postgres/init-roles.sh');
+    expect(script).toMatch(/CREATE ROLE lq_owner LOGIN NOSUPERUSER/);
+    expect(script).toMatch(/CREATE ROLE lq_app LOGIN NOSUPERUSER/);
   });
 
   it('should put two control-plane replicas behind the proxy for HTTP and for gRPC', () => {
