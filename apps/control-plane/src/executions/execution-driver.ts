@@ -24,6 +24,7 @@ import {
 } from './executions.repository.js';
 
 const OUTPUT_FLUSH_MS = 200;
+const SWEEP_MS = 10_000;
 
 /** The state an agent's answer puts an execution in. */
 export function stateOf(r: ExecuteResponse): ExecutionState {
@@ -51,6 +52,13 @@ interface Driving {
   sub: Subscription;
   buffer: OutputChunk[];
   runId?: string;
+  ticket: Ticket<ExecuteResponse>;
+  started: number;
+  /** Set when the execution was ended without its agent's answer (a cancel, another replica). */
+  stopped: boolean;
+  /** Resolves when stopped: the wait for the agent's answer gives up at once. */
+  stop: () => void;
+  whenStopped: Promise<undefined>;
 }
 
 /**
@@ -80,7 +88,10 @@ export class ExecutionDriver implements OnApplicationShutdown {
   startBackground(): void {
     this.flushTimer = setInterval(() => void this.flushAll(), OUTPUT_FLUSH_MS);
     this.flushTimer.unref();
-    this.sweepTimer = setInterval(() => void this.sweep(), 30_000);
+    this.sweepTimer = setInterval(() => {
+      void this.sweep();
+      void this.dropEndedElsewhere();
+    }, SWEEP_MS);
     this.sweepTimer.unref();
   }
 
@@ -104,8 +115,39 @@ export class ExecutionDriver implements OnApplicationShutdown {
         }
       },
     });
-    this.driving.set(id, { sub, buffer: [], runId });
+    let stop!: () => void;
+    const whenStopped = new Promise<undefined>((resolve) => {
+      stop = () => resolve(undefined);
+    });
+    this.driving.set(id, {
+      sub,
+      buffer: [],
+      runId,
+      ticket,
+      started: Date.now(),
+      stopped: false,
+      stop,
+      whenStopped,
+    });
     void this.run(id, ticket, request);
+  }
+
+  /**
+   * Ends an execution this replica drives without waiting for its agent's answer (a cancel whose
+   * answer was lost: the daemon died, the reply never came). The end and the outcome row are
+   * written here; the answer, should it still come, changes nothing. False when this replica
+   * does not drive it.
+   */
+  async stopNow(id: string, end: ExecutionEnd, why: string): Promise<boolean> {
+    const d = this.driving.get(id);
+    if (!d || d.stopped) {
+      return false;
+    }
+    d.stopped = true;
+    d.stop();
+    const failure = new VmGuestException(VmGuestErrorCode.AGENT_NOT_CONNECTED, why);
+    await this.finish(id, end, () => d.ticket.failed(failure, Date.now() - d.started, end.status));
+    return true;
   }
 
   /** Runs the request to its end (or the agent's loss) and records the outcome. */
@@ -122,13 +164,20 @@ export class ExecutionDriver implements OnApplicationShutdown {
         request.timeoutMs + EXEC_REPLY_MARGIN_MS,
         id,
       );
+    const d = this.driving.get(id)!;
     let response: ExecuteResponse | undefined;
     try {
-      response = await send();
+      response = await Promise.race([send(), d.whenStopped]);
     } catch (err) {
+      if (d.stopped) {
+        return;
+      }
       const e = guestFailure(err, ticket.row.vmId, ticket.where.nodeId);
       if (isGuestError(e, VmGuestErrorCode.AGENT_NOT_CONNECTED)) {
         response = await this.recover(id, ticket, started, send);
+      }
+      if (d.stopped) {
+        return;
       }
       if (!response) {
         const lost = isGuestError(e, VmGuestErrorCode.AGENT_NOT_CONNECTED);
@@ -144,6 +193,10 @@ export class ExecutionDriver implements OnApplicationShutdown {
         await this.finish(id, end, () => ticket.failed(failure, Date.now() - started, end.status));
         return;
       }
+    }
+    if (d.stopped || !response) {
+      // Ended without this answer (stopNow wrote the end and the outcome).
+      return;
     }
     const r = response;
     await this.finish(
@@ -172,7 +225,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
     send: () => Promise<ExecuteResponse>,
   ): Promise<ExecuteResponse | undefined> {
     const deadline = Date.now() + this.config.execLostGraceMs;
-    while (Date.now() < deadline) {
+    while (Date.now() < deadline && !this.driving.get(id)?.stopped) {
       await sleep(Math.min(500, Math.max(50, deadline - Date.now())));
       let uptimeMs: number;
       try {
@@ -197,17 +250,22 @@ export class ExecutionDriver implements OnApplicationShutdown {
     return undefined;
   }
 
-  /** Stores the last output, then the end (once), then the outcome row. */
+  /**
+   * Stores the last output, then the end, then the outcome row, all once: the first end
+   * recorded wins, and only its writer writes the outcome (a cancel that ended the execution
+   * without the agent's answer has written it already).
+   */
   private async finish(id: string, end: ExecutionEnd, outcome: () => Promise<unknown>) {
     // Output published just before the reply may still be on its way.
     await sleep(50);
     const d = this.driving.get(id);
+    let won = true;
     for (let attempt = 0; ; attempt++) {
       try {
         if (d) {
           await this.flush(id);
         }
-        await this.repo.finish(id, end);
+        won = await this.repo.finish(id, end);
         break;
       } catch (err) {
         if (attempt >= 30) {
@@ -221,8 +279,14 @@ export class ExecutionDriver implements OnApplicationShutdown {
       d.sub.unsubscribe();
     }
     this.driving.delete(id);
-    await outcome();
-    this.events.emit('ended', id, end.status, d?.runId);
+    let status = end.status;
+    if (won) {
+      await outcome();
+    } else {
+      this.log.log(`execution ${id} had already ended; its ${end.status} answer is not recorded`);
+      status = (await this.repo.get(id).catch(() => undefined))?.status ?? status;
+    }
+    this.events.emit('ended', id, status, d?.runId);
   }
 
   private async flush(id: string): Promise<void> {
@@ -244,6 +308,29 @@ export class ExecutionDriver implements OnApplicationShutdown {
       await this.flush(id).catch((err: Error) =>
         this.log.warn(`output of ${id} not stored yet: ${err.message}`),
       );
+    }
+  }
+
+  /**
+   * Executions this replica drives that another replica ended (a cancel there whose agent's
+   * answer was lost): stop waiting for their answer, which would change nothing.
+   */
+  private async dropEndedElsewhere(): Promise<void> {
+    const ids = [...this.driving.keys()];
+    if (ids.length === 0) {
+      return;
+    }
+    try {
+      for (const id of await this.repo.endedAmong(ids)) {
+        const d = this.driving.get(id);
+        if (d && !d.stopped) {
+          d.stopped = true;
+          d.stop();
+          await this.finish(id, { status: 'cancelled' }, () => Promise.resolve());
+        }
+      }
+    } catch {
+      // the database is away; next time
     }
   }
 

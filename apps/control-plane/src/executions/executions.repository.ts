@@ -159,6 +159,15 @@ export class ExecutionsRepository {
     }));
   }
 
+  /** Which of these executions have ended. */
+  async endedAmong(ids: string[]): Promise<string[]> {
+    const rows = await this.ds.query<Array<{ id: string }>>(
+      `SELECT id FROM executions WHERE id = ANY($1::uuid[]) AND status NOT IN ('pending', 'running')`,
+      [ids],
+    );
+    return rows.map((r) => r.id);
+  }
+
   /** Running executions whose time is long past: their control plane stopped before the end. */
   async overdue(graceMs: number): Promise<ExecutionRow[]> {
     return this.ds.query<ExecutionRow[]>(
