@@ -5,6 +5,7 @@ import { CreateAccessAndAudit1764374400000 } from './migrations/1764374400000-Cr
 import { CreateExecutions1764460800000 } from './migrations/1764460800000-CreateExecutions.js';
 import { CreateRuns1764464400000 } from './migrations/1764464400000-CreateRuns.js';
 import { AddVmName1764633600000 } from './migrations/1764633600000-AddVmName.js';
+import { AddExecutionOutputCap1764979200018 } from './migrations/1764979200018-AddExecutionOutputCap.js';
 import { SessionsAndSignInLimits1764806400000 } from '@lq/auth/migrations';
 
 // Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
@@ -17,6 +18,7 @@ export const MIGRATIONS = [
   CreateRuns1764464400000,
   AddVmName1764633600000,
   SessionsAndSignInLimits1764806400000,
+  AddExecutionOutputCap1764979200018,
 ];
 
 /** Built when asked (not at import), so DATABASE_URL is read when the app starts. */

@@ -16,6 +16,7 @@ import type { Ticket } from '../guest-ops/guest-operation.runner.js';
 import { EXEC_REPLY_MARGIN_MS } from '../guest-ops/operations/index.js';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import { NatsService } from '../nats/nats.service.js';
+import { OutputBudget } from './output-budget.js';
 import {
   ExecutionsRepository,
   type ExecutionEnd,
@@ -51,6 +52,7 @@ export function chunkOf(data: Uint8Array): OutputChunk {
 interface Driving {
   sub: Subscription;
   buffer: OutputChunk[];
+  budget: OutputBudget;
   runId?: string;
   ticket: Ticket<ExecuteResponse>;
   started: number;
@@ -109,7 +111,11 @@ export class ExecutionDriver implements OnApplicationShutdown {
           return;
         }
         try {
-          this.driving.get(id)?.buffer.push(chunkOf(msg.data));
+          const d = this.driving.get(id);
+          const c = d?.budget.admit(chunkOf(msg.data));
+          if (c) {
+            d!.buffer.push(c);
+          }
         } catch (e) {
           this.log.warn(`dropped output of ${id}: ${(e as Error).message}`);
         }
@@ -119,9 +125,11 @@ export class ExecutionDriver implements OnApplicationShutdown {
     const whenStopped = new Promise<undefined>((resolve) => {
       stop = () => resolve(undefined);
     });
+    const { execStoredMaxBytes, execBufferMaxBytes } = this.config.output;
     this.driving.set(id, {
       sub,
       buffer: [],
+      budget: new OutputBudget(execStoredMaxBytes, execBufferMaxBytes),
       runId,
       ticket,
       started: Date.now(),
@@ -291,15 +299,21 @@ export class ExecutionDriver implements OnApplicationShutdown {
 
   private async flush(id: string): Promise<void> {
     const d = this.driving.get(id);
-    if (!d || d.buffer.length === 0) {
+    const flag = d !== undefined && d.budget.truncated && !d.budget.flagged;
+    if (!d || (d.buffer.length === 0 && !flag)) {
       return;
     }
     const chunks = d.buffer.splice(0);
     try {
-      await this.repo.appendOutput(id, chunks);
+      await this.repo.appendOutput(id, chunks, flag);
     } catch (err) {
       d.buffer.unshift(...chunks);
       throw err;
+    }
+    d.budget.wrote(chunks);
+    if (flag) {
+      d.budget.flagged = true;
+      this.log.warn(`execution ${id}: output past its bound is not stored (output_truncated)`);
     }
   }
 

@@ -1,5 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { subjects } from '@lq/proto';
+import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
+import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import { NatsService } from '../nats/nats.service.js';
 import { chunkOf } from './execution-driver.js';
 import { executionView, type FollowSink } from './execution-view.js';
@@ -17,31 +19,66 @@ export const OUTPUT_PAGE = 500;
  * Follows an execution's output for a reader: the stored chunks after `afterSeq`, then live
  * ones from its node's subject as they come, in order and none lost (a live chunk ahead of a
  * gap waits for the store to fill it), then the end. Any replica can follow any execution.
+ *
+ * Everything is bounded: at most LQ_EXEC_FOLLOWERS_MAX followers per replica (one more is
+ * refused, 503); at most LQ_EXEC_FOLLOW_HELD_MAX live chunks held ahead of a gap; and a reader
+ * that lags (its sink says so) is sent nothing until it has caught up, then reads what it missed
+ * from the store: the store, not this process, is the buffer of a slow reader.
  */
 @Injectable()
 export class ExecutionFollower {
   private readonly log = new Logger('executions');
+  private open = 0;
 
   constructor(
+    @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
     @Inject(NatsService) private readonly nats: NatsService,
     @Inject(ExecutionsRepository) private readonly repo: ExecutionsRepository,
   ) {}
 
+  /** Followers open on this replica. */
+  get followers(): number {
+    return this.open;
+  }
+
   /** Starts following; returns a function that stops. The caller has checked access. */
   async follow(row: ExecutionRow, afterSeq: number, sink: FollowSink): Promise<() => void> {
+    const { followersMax, followHeldMax } = this.config.output;
+    if (this.open >= followersMax) {
+      throw new VmGuestException(
+        VmGuestErrorCode.STREAMS_FULL,
+        `this replica already streams ${followersMax} execution outputs (LQ_EXEC_FOLLOWERS_MAX); read GET /api/executions/${row.id}/output pages instead, or retry`,
+      );
+    }
+    this.open++;
     const id = row.id;
     let last = afterSeq;
     let stopped = false;
+    // The reader lags: nothing is sent until its sink has drained.
+    let paused = false;
+    // Chunks went by unsent (paused, or too many held): read them from the store.
+    let behind = false;
+    // Past the execution's stored-output cap: only stored chunks go out.
+    let capped = row.output_truncated;
     // Live chunks ahead of a gap (this follower subscribed after the chunk before them went
     // by) wait here until the stored output fills the gap: chunks go out in order, none lost.
     const held = new Map<number, OutputChunk>();
-    const send = (c: OutputChunk) => {
+    const deliver = (c: OutputChunk) => {
       last = c.seq;
-      sink.chunk(c);
-      for (let next = held.get(last + 1); next; next = held.get(last + 1)) {
+      if (!sink.chunk(c) && !paused) {
+        paused = true;
+        void sink.drained().then(() => {
+          paused = false;
+          behind = true;
+          void check();
+        });
+      }
+    };
+    const send = (c: OutputChunk) => {
+      deliver(c);
+      for (let next = held.get(last + 1); next && !paused; next = held.get(last + 1)) {
         held.delete(next.seq);
-        last = next.seq;
-        sink.chunk(next);
+        deliver(next);
       }
     };
     /** A stored chunk: the store is complete up to it, so it goes out whatever came before. */
@@ -51,10 +88,18 @@ export class ExecutionFollower {
       }
     };
     const live = (c: OutputChunk) => {
-      if (c.seq === last + 1) {
+      if (c.seq <= last || capped) {
+        return;
+      }
+      if (paused) {
+        behind = true;
+      } else if (c.seq === last + 1) {
         send(c);
-      } else if (c.seq > last) {
+      } else if (held.size < followHeldMax) {
         held.set(c.seq, c);
+      } else {
+        held.clear();
+        behind = true;
       }
     };
     // Only the node that runs it may publish there (NATS permissions, deploy/nats).
@@ -70,18 +115,28 @@ export class ExecutionFollower {
         }
       },
     });
+    /** Sends stored chunks after `last` until the store has no more, or the reader lags. */
     const replay = async () => {
-      for (;;) {
+      while (!stopped && !paused) {
         const page = await this.repo.output(id, last, OUTPUT_PAGE);
-        page.forEach(stored);
+        for (const c of page) {
+          if (paused || stopped) {
+            return;
+          }
+          stored(c);
+        }
         if (page.length < OUTPUT_PAGE) {
           return;
         }
       }
     };
     const stop = () => {
+      if (!stopped) {
+        this.open--;
+      }
       stopped = true;
       clearInterval(timer);
+      held.clear();
       if (!sub.isClosed()) {
         sub.unsubscribe();
       }
@@ -94,13 +149,15 @@ export class ExecutionFollower {
       checking = true;
       try {
         const current = await this.repo.get(id);
-        if (held.size > 0) {
+        capped ||= current?.output_truncated ?? false;
+        if (held.size > 0 || behind) {
+          behind = false;
           await replay();
         }
         if (current && FINAL_STATES.has(current.status)) {
           // The driver stores the last chunks before it records the end.
           await replay();
-          if (!stopped) {
+          if (!stopped && !paused) {
             stop();
             sink.end(executionView(current));
           }
@@ -112,8 +169,13 @@ export class ExecutionFollower {
       }
     };
     const timer = setInterval(() => void check(), FOLLOW_POLL_MS);
-    await replay();
-    await check();
+    try {
+      await replay();
+      await check();
+    } catch (err) {
+      stop();
+      throw err;
+    }
     return stop;
   }
 }

@@ -33,6 +33,8 @@ export interface ExecutionRow {
   error: string | null;
   stdout_total_bytes: string | null;
   stderr_total_bytes: string | null;
+  output_stored_bytes: string;
+  output_truncated: boolean;
   timeout_ms: number;
   created_at: Date;
   started_at: Date | null;
@@ -120,15 +122,25 @@ export class ExecutionsRepository {
     return (result[1] ?? 0) > 0;
   }
 
-  async appendOutput(executionId: string, chunks: OutputChunk[]): Promise<void> {
-    if (chunks.length === 0) {
+  /**
+   * Stores chunks (a chunk stored before is left as it is) and adds their bytes to the
+   * execution's stored total; `truncated` flags that some output was not kept.
+   */
+  async appendOutput(executionId: string, chunks: OutputChunk[], truncated = false): Promise<void> {
+    if (chunks.length === 0 && !truncated) {
       return;
     }
     await this.ds.query(
-      `INSERT INTO execution_output (execution_id, seq, stream, data, dropped_bytes)
-       SELECT $1, x.seq, x.stream, decode(x.data, 'base64'), x.dropped
-       FROM jsonb_to_recordset($2::jsonb) AS x(seq bigint, stream smallint, data text, dropped bigint)
-       ON CONFLICT DO NOTHING`,
+      `WITH ins AS (
+         INSERT INTO execution_output (execution_id, seq, stream, data, dropped_bytes)
+         SELECT $1, x.seq, x.stream, decode(x.data, 'base64'), x.dropped
+         FROM jsonb_to_recordset($2::jsonb) AS x(seq bigint, stream smallint, data text, dropped bigint)
+         ON CONFLICT DO NOTHING
+         RETURNING octet_length(data) AS n)
+       UPDATE executions
+          SET output_stored_bytes = output_stored_bytes + COALESCE((SELECT sum(n) FROM ins), 0),
+              output_truncated = output_truncated OR $3
+        WHERE id = $1`,
       [
         executionId,
         JSON.stringify(
@@ -139,6 +151,7 @@ export class ExecutionsRepository {
             dropped: c.droppedBytes,
           })),
         ),
+        truncated,
       ],
     );
   }

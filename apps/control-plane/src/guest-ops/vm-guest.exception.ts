@@ -27,6 +27,8 @@ export enum VmGuestErrorCode {
    * fit together, or a part that never came (PROTOCOL.md §9 Reply parts).
    */
   REPLY_REFUSED = 'REPLY_REFUSED',
+  /** This replica already serves as many output streams as it may (LQ_EXEC_FOLLOWERS_MAX). */
+  STREAMS_FULL = 'STREAMS_FULL',
   INTERNAL = 'INTERNAL',
 }
 
@@ -42,6 +44,7 @@ const KINDS: Record<VmGuestErrorCode, ErrorKind> = {
   [VmGuestErrorCode.STORE_UNAVAILABLE]: 'unavailable',
   [VmGuestErrorCode.SIGNATURE_REFUSED]: 'bad_gateway',
   [VmGuestErrorCode.REPLY_REFUSED]: 'bad_gateway',
+  [VmGuestErrorCode.STREAMS_FULL]: 'unavailable',
   [VmGuestErrorCode.INTERNAL]: 'internal',
 };
 
