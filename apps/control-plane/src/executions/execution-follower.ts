@@ -14,6 +14,9 @@ import {
 
 const FOLLOW_POLL_MS = 400;
 export const OUTPUT_PAGE = 500;
+// Stored chunks read per query while following (up to 64 KiB each): a reader that lags is
+// fed from the store a little at a time, not a whole API page per catch-up.
+const FOLLOW_PAGE = 32;
 
 /**
  * Follows an execution's output for a reader: the stored chunks after `afterSeq`, then live
@@ -118,14 +121,14 @@ export class ExecutionFollower {
     /** Sends stored chunks after `last` until the store has no more, or the reader lags. */
     const replay = async () => {
       while (!stopped && !paused) {
-        const page = await this.repo.output(id, last, OUTPUT_PAGE);
+        const page = await this.repo.output(id, last, FOLLOW_PAGE);
         for (const c of page) {
           if (paused || stopped) {
             return;
           }
           stored(c);
         }
-        if (page.length < OUTPUT_PAGE) {
+        if (page.length < FOLLOW_PAGE) {
           return;
         }
       }
@@ -142,8 +145,14 @@ export class ExecutionFollower {
       }
     };
     let checking = false;
+    // A check asked for while one runs (the reader drained): run again right after it.
+    let again = false;
     const check = async () => {
-      if (checking || stopped) {
+      if (stopped) {
+        return;
+      }
+      if (checking) {
+        again = true;
         return;
       }
       checking = true;
@@ -166,6 +175,10 @@ export class ExecutionFollower {
         this.log.warn(`following ${id}: ${(err as Error).message}`);
       } finally {
         checking = false;
+        if (again && !stopped) {
+          again = false;
+          void check();
+        }
       }
     };
     const timer = setInterval(() => void check(), FOLLOW_POLL_MS);
