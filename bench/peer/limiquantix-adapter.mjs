@@ -1,6 +1,6 @@
 // Adapter for ../shared/peer-bench (qemu-ga/bench.mjs): our guest agent, measured by the same
 // harness as qemu-ga, in the same run. Exports what qemu-ga/agents/qemu-ga.mjs exports; speaks
-// our protocol through the project's own client (libs/proto AgentClient). The agent is the
+// our protocol through the project's own client (libs/host AgentClient). The agent is the
 // executable users install, dist/agent/limiquantix-agent-linux-amd64 (LQ_PEER_AGENT names
 // another). Needs `npm run build` and scripts/build-executables.mjs.
 // Run it with `npm run bench:peer`, which also runs qemu-ga and prints both side by side.
@@ -17,8 +17,8 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { create, toJson } from '@bufbuild/protobuf';
+import { AgentClient } from '../../dist/tsc/libs/host/src/index.js';
 import {
-  AgentClient,
   ExecuteRequestSchema,
   FileReadRequestSchema,
   FileWriteRequestSchema,
