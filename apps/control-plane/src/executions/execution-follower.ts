@@ -118,17 +118,21 @@ export class ExecutionFollower {
         }
       },
     });
+    // The rest of the last page read from the store, kept while the reader lags (at most
+    // FOLLOW_PAGE chunks), so a catch-up goes on where it stopped instead of reading it again.
+    let page: OutputChunk[] = [];
+    let pageFull = false;
     /** Sends stored chunks after `last` until the store has no more, or the reader lags. */
     const replay = async () => {
       while (!stopped && !paused) {
-        const page = await this.repo.output(id, last, FOLLOW_PAGE);
-        for (const c of page) {
-          if (paused || stopped) {
-            return;
-          }
-          stored(c);
+        if (page.length === 0) {
+          page = await this.repo.output(id, last, FOLLOW_PAGE);
+          pageFull = page.length === FOLLOW_PAGE;
         }
-        if (page.length < FOLLOW_PAGE) {
+        while (page.length > 0 && !paused && !stopped) {
+          stored(page.shift()!);
+        }
+        if (page.length > 0 || !pageFull) {
           return;
         }
       }
@@ -140,6 +144,7 @@ export class ExecutionFollower {
       stopped = true;
       clearInterval(timer);
       held.clear();
+      page = [];
       if (!sub.isClosed()) {
         sub.unsubscribe();
       }
