@@ -1,6 +1,8 @@
 // Fleet run benchmark (issue 8, acceptance 6): one run of /bin/true over many simulated VMs
 // (real guest agents) spread over 10 node daemons, at full concurrency; prints the total time
 // and the audit rows it left. Target: 1,000 VMs in ≤ 5 s with exactly 1,000 executions audited.
+// Exits non-zero when the run did not succeed on every VM or its audit rows do not match
+// (one intent and one outcome per VM, no intent without an outcome); the time is printed.
 // Run: npm run bench:fleet [-- --vms N] [-- --daemons D] [-- --per-process K]. A Node.js
 // process is about 50 MiB, so 1,000 agent processes would need about 50 GiB: the simulated VMs
 // share processes, K agents each (default: all of a node daemon's VMs in one; --per-process 1
@@ -98,31 +100,72 @@ async function main(): Promise<void> {
     if (res.status !== 202) {
       throw new Error(`run refused: ${JSON.stringify(run)}`);
     }
-    let view: { status: string; summary: Record<string, number> };
+    // A status poll that fails (the replica busy, a reset connection) is tried again: only
+    // the run's end, or no answer at all for a minute, ends the wait.
+    let view: { status: string; summary: Record<string, number> } | undefined;
+    let pollErrors = 0;
+    let lastAnswer = performance.now();
     for (;;) {
-      view = (await (await adminFetch(`${cp.url}/api/runs/${run.id}`)).json()) as typeof view;
-      if (view.status !== 'running') {
-        break;
+      try {
+        const r = await adminFetch(`${cp.url}/api/runs/${run.id}`);
+        const body = (await r.json()) as typeof view;
+        if (r.status === 200 && body && typeof body.status === 'string') {
+          view = body;
+          lastAnswer = performance.now();
+          if (view.status !== 'running') {
+            break;
+          }
+        } else {
+          pollErrors++;
+        }
+      } catch {
+        pollErrors++;
+      }
+      if (performance.now() - lastAnswer > 60_000) {
+        throw new Error(`no answer about run ${run.id} for 60 s (${pollErrors} failed polls)`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }
     const seconds = (performance.now() - started) / 1000;
     const c = new pg.Client({ connectionString: db.url });
     await c.connect();
-    const rows = await c.query<{ kind: string; n: number }>(
-      `SELECT kind, count(*)::int AS n FROM audit_events
+    const rows = await c.query<{ kind: string; n: number; ids: number; dup: number }>(
+      `SELECT kind, count(*)::int AS n, count(DISTINCT request_id)::int AS ids FROM audit_events
        WHERE operation = 'execute' AND request_id IN (SELECT id FROM executions WHERE run_id = $1)
        GROUP BY kind ORDER BY kind`,
       [run.id],
     );
+    const orphans = await c.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM audit_events i
+       WHERE i.kind = 'intent' AND i.operation = 'execute' AND i.params->>'run_id' = $1
+         AND NOT EXISTS (SELECT 1 FROM audit_events o
+                         WHERE o.kind = 'outcome' AND o.request_id = i.request_id)`,
+      [run.id],
+    );
     await c.end();
-    const audited = Object.fromEntries(rows.rows.map((r) => [r.kind, r.n]));
+    const audited = Object.fromEntries(rows.rows.map((r) => [r.kind, r]));
+    const intents = audited.intent?.n ?? 0;
+    const outcomes = audited.outcome?.n ?? 0;
+    const summary = JSON.stringify(view.summary);
     log(
-      `fleet run of /bin/true over ${ids.length} VMs     ${seconds.toFixed(2)} s (${view.status}: ${JSON.stringify(view.summary)})   target ≤ 5 s for 1,000`,
+      `fleet run of /bin/true over ${ids.length} VMs     ${seconds.toFixed(2)} s (${view.status}: ${summary}; ${pollErrors} status polls retried)   target ≤ 5 s for 1,000`,
     );
     log(
-      `audit rows of the run               ${audited.intent ?? 0} intents, ${audited.outcome ?? 0} outcomes   target exactly one execution each`,
+      `audit rows of the run               ${intents} intents, ${outcomes} outcomes (${audited.outcome?.ids ?? 0} request ids), ${orphans.rows[0]!.n} intents without an outcome   target exactly ${ids.length} each`,
     );
+    const problems: string[] = [];
+    if (view.status !== 'succeeded' || (view.summary.succeeded ?? 0) !== ids.length) {
+      problems.push(`the run ended ${view.status} (${summary}), not ${ids.length} succeeded`);
+    }
+    if (intents !== ids.length || outcomes !== ids.length) {
+      problems.push(`${intents} intents and ${outcomes} outcomes, not ${ids.length} each`);
+    }
+    if (orphans.rows[0]!.n !== 0) {
+      problems.push(`${orphans.rows[0]!.n} intents of the run have no outcome`);
+    }
+    if (problems.length > 0) {
+      throw new Error(problems.join('; '));
+    }
   } finally {
     await cp.stop();
     await Promise.all(daemons.map((d) => d.stop()));

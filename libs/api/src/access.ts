@@ -16,13 +16,16 @@ export const PERMISSIONS = [
   'guest.password',
   // run_as_group may name a group the run-as user is not a member of.
   'guest.exec.any_group',
+  // The audit trail and command history: who ran what, where, when, with what result.
   'audit.read',
+  // The stored output of executions (redacted, but evidence that may still hold secrets).
+  'audit.read_output',
   'admin',
 ] as const;
 
 export type Permission = (typeof PERMISSIONS)[number];
 
-export const ROLES = ['admin', 'operator', 'viewer', 'auditor'] as const;
+export const ROLES = ['admin', 'operator', 'viewer', 'auditor', 'output_auditor'] as const;
 export type Role = (typeof ROLES)[number];
 
 /** Limits a binding adds on top of its role (README: users, projects and roles). */

@@ -48,6 +48,7 @@ export interface AuditExecutionView {
   exit_code: number | null;
   duration_ms: number | null;
   error: string | null;
+  /** The stored output (redacted); null when none, or withheld (`output_withheld`). */
   stdout: string | null;
   stderr: string | null;
   stdout_truncated: boolean | null;
@@ -56,6 +57,20 @@ export interface AuditExecutionView {
   stdout_bytes: number | null;
   stderr_sha256: string | null;
   stderr_bytes: number | null;
+  /**
+   * Secrets replaced in the stored output (LQ_OUTPUT_REDACT_*): matches per stream and the
+   * stored copies' sha256 (stdout_sha256 above is of the output as the caller got it); null
+   * when nothing was redacted.
+   */
+  output_redaction: {
+    redacted: true;
+    stdout: number;
+    stderr: number;
+    stdout_sha256: string;
+    stderr_sha256: string;
+  } | null;
+  /** The caller lacks audit.read_output on the execution's project: stdout and stderr are null. */
+  output_withheld?: boolean;
 }
 
 /** GET /api/audit/events (JSON; ndjson and csv stream the same rows). */

@@ -49,6 +49,11 @@ export interface ExecutionStatusView extends ExecutionView {
   stdout: string;
   stderr: string;
   output_truncated: boolean;
+  /**
+   * The output is not shown: only the execution's own actor and holders of audit.read_output on
+   * its project read it (stdout and stderr are then "").
+   */
+  output_withheld?: boolean;
   /** The sequence number of the last chunk shown: follow the output from there. */
   last_seq: number;
 }
@@ -63,6 +68,8 @@ export interface OutputChunkView {
   base64: string;
   /** Bytes an agent before 0.4.0 dropped before this chunk (its rate limit); absent when none. */
   dropped_bytes?: number;
+  /** Secrets replaced by "[redacted]" in this chunk (LQ_OUTPUT_REDACT_*); absent when none. */
+  redactions?: number;
 }
 
 /** GET /api/executions/:id/output (without follow) */

@@ -1,7 +1,7 @@
 // audit_events rows as pg returns them, as chained content, as the auditors' view; and the
 // digest of an intent as it will be stored.
 import { chainHash, GENESIS_HASH, intentDigest, type ChainedContent } from './hash-chain.js';
-import { pgSafe } from './redaction.js';
+import { pgSafe, storableJson } from './redaction.js';
 import type { AuditEventView, AuditRecord } from './audit-record.js';
 
 export const EVENT_COLUMNS = `seq, at, kind, request_id, actor, auth_method, source_ip, vm_id, node_id,
@@ -21,6 +21,7 @@ export type EventRow = Omit<ChainedContent, 'seq' | 'at' | 'stdout_bytes' | 'std
 export type ExecutionRow = EventRow & {
   started_at: Date;
   ended_at: Date | null;
+  outcome_params: Record<string, unknown> | null;
   stdout: Buffer | null;
   stderr: Buffer | null;
   stdout_truncated: boolean | null;
@@ -78,14 +79,15 @@ export function contentOfRecord(r: AuditRecord, seq: number, at: string): Chaine
     actor: pgSafe(r.actor),
     auth_method: pgSafe(r.authMethod),
     source_ip: pgSafe(r.sourceIp),
-    vm_id: r.vmId ?? null,
-    node_id: r.nodeId ?? null,
-    project_id: r.projectId ?? null,
-    operation: r.operation,
-    params: r.params ?? {},
-    status: r.status ?? null,
+    vm_id: r.vmId === undefined ? null : pgSafe(r.vmId),
+    node_id: r.nodeId === undefined ? null : pgSafe(r.nodeId),
+    project_id: r.projectId === undefined ? null : pgSafe(r.projectId),
+    operation: pgSafe(r.operation),
+    params: storableJson(r.params ?? {}),
+    status: r.status === undefined ? null : pgSafe(r.status),
     exit_code: r.exitCode ?? null,
     duration_ms: r.durationMs === undefined ? null : Math.round(r.durationMs),
+    // pgSafe after the cut: a cut through a surrogate pair leaves half of it.
     error: r.error === undefined ? null : pgSafe(r.error.slice(0, 4096)),
     stdout_sha256: r.stdout?.sha256 ?? null,
     stdout_bytes: r.stdout?.bytes ?? null,

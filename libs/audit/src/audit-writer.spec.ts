@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { AuditWriter } from './audit-writer.js';
+import { AuditRowRejected, AuditWriter } from './audit-writer.js';
 import type { AuditRecord } from './audit-record.js';
 
 const rec = (i: number, kind: AuditRecord['kind'] = 'intent'): AuditRecord => ({
@@ -59,6 +59,55 @@ describe('AuditWriter', () => {
     await expect(writer.intent(rec(1))).rejects.toThrow(/did not answer in 200 ms/);
   });
 
+  it('should write an outcome once when a timed-out write commits late', async () => {
+    // The write of the first batch outlives the timeout, then commits: retrying it would
+    // record the outcome twice (issue 18 item 10: one request id had two `ok` outcomes).
+    const written: string[] = [];
+    let firstWrite: Promise<void> | undefined;
+    const writer = new AuditWriter(
+      (rows) => {
+        const write = async () => {
+          if (firstWrite === undefined) {
+            await new Promise((r) => setTimeout(r, options.writeTimeoutMs * 2));
+          }
+          written.push(...rows.map((r) => `${r.kind}:${r.requestId}:${r.status ?? ''}`));
+        };
+        const w = write();
+        firstWrite ??= w;
+        return w;
+      },
+      options,
+      quiet,
+    );
+    const outcome = writer.record(rec(1, 'outcome'));
+    const intent = writer.intent(rec(2));
+    await expect(intent).rejects.toThrow(/did not answer/);
+    await outcome;
+    await writer.close(1000);
+    await firstWrite;
+    // The waiting intent was refused before it was written.
+    expect(written).toEqual(['outcome:r1:']);
+  });
+
+  it('should give an intent that committed after its deadline an outcome', async () => {
+    const written: string[] = [];
+    let calls = 0;
+    const writer = new AuditWriter(
+      async (rows) => {
+        if (++calls === 1) {
+          await new Promise((r) => setTimeout(r, options.writeTimeoutMs * 2));
+        }
+        written.push(...rows.map((r) => `${r.kind}:${r.requestId}:${r.status ?? ''}`));
+      },
+      options,
+      quiet,
+    );
+    await expect(writer.intent(rec(1))).rejects.toThrow(/did not answer/);
+    await writer.close(2000);
+    // Refused to its caller (nothing sent), yet in the trail: never an intent without outcome.
+    expect(written).toEqual(['intent:r1:', 'outcome:r1:AUDIT_UNAVAILABLE']);
+  });
+
   it('should refuse rows past maxPending while the store is down', async () => {
     const writer = new AuditWriter(
       async () => {
@@ -73,5 +122,60 @@ describe('AuditWriter', () => {
     expect(writer.droppedRows).toBe(1);
     await writer.close(50);
     await Promise.allSettled(kept);
+  });
+
+  it('should fail a row the store refuses alone and write every other row', async () => {
+    const written: string[] = [];
+    const errors: string[] = [];
+    const writer = new AuditWriter(
+      async (rows) => {
+        await new Promise((r) => setTimeout(r, 2));
+        if (rows.some((r) => r.requestId === 'r3' || r.requestId === 'r6')) {
+          throw new AuditRowRejected('invalid input syntax for type json', '22P02');
+        }
+        written.push(...rows.map((r) => r.requestId));
+      },
+      options,
+      { warn: () => undefined, error: (m) => errors.push(m) },
+    );
+    const results = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, i) =>
+        i === 6 ? writer.record(rec(i, 'denied')) : writer.intent(rec(i)),
+      ),
+    );
+    expect(results.map((r) => r.status)).toEqual(
+      Array.from({ length: 12 }, (_, i) => (i === 3 || i === 6 ? 'rejected' : 'fulfilled')),
+    );
+    expect((results[3] as PromiseRejectedResult).reason).toBeInstanceOf(AuditRowRejected);
+    expect(written).toEqual(
+      Array.from({ length: 12 }, (_, i) => `r${i}`).filter((r) => r !== 'r3' && r !== 'r6'),
+    );
+    // The refused denial is counted and logged, never retried (it would block the writer).
+    expect(writer.droppedRows).toBe(1);
+    expect(errors.join('\n')).toContain('denied execute of request r6');
+    await writer.intent(rec(20));
+    expect(written.at(-1)).toBe('r20');
+  });
+
+  it('should log a second outcome for one request as a bug and go on', async () => {
+    const errors: string[] = [];
+    const written: string[] = [];
+    const writer = new AuditWriter(
+      async (rows) => {
+        if (rows.some((r) => r.requestId === 'dup')) {
+          throw new AuditRowRejected('duplicate key', '23505', true);
+        }
+        written.push(...rows.map((r) => r.requestId));
+      },
+      options,
+      { warn: () => undefined, error: (m) => errors.push(m) },
+    );
+    await expect(writer.record({ ...rec(1, 'outcome'), requestId: 'dup' })).resolves.toBe(
+      undefined,
+    );
+    expect(errors.join('\n')).toMatch(/second outcome row .* \(a bug\)/);
+    await writer.record(rec(2, 'outcome'));
+    expect(written).toEqual(['r2']);
+    expect(writer.droppedRows).toBe(0);
   });
 });

@@ -20,8 +20,28 @@ interface Pending {
   record: AuditRecord;
   /** Intents fail fast (the caller refuses the operation); the rest are retried. */
   mustRetry: boolean;
+  /** Written in a batch of its own: a row of its last batch was refused for its content. */
+  alone?: boolean;
   resolve(): void;
   reject(err: Error): void;
+}
+
+/**
+ * The store refused a row for what it holds (a value PostgreSQL cannot take, a constraint), not
+ * because it is away: retrying cannot help. `append` throws it for a batch; the writer then
+ * writes that batch's rows one by one so only the bad row fails.
+ */
+export class AuditRowRejected extends Error {
+  constructor(
+    message: string,
+    /** The PostgreSQL error code (SQLSTATE). */
+    readonly sqlState: string,
+    /** A second outcome row for a request id: the database keeps the first (a bug upstream). */
+    readonly duplicateOutcome = false,
+  ) {
+    super(message);
+    this.name = 'AuditRowRejected';
+  }
 }
 
 /**
@@ -32,6 +52,10 @@ interface Pending {
  * An intent's promise settles when its row is committed or has failed; a failed intent is not
  * retried (its operation is refused). Outcomes, denials and the rest are kept and retried until
  * the store is back, up to `maxPending` rows.
+ *
+ * A row the store refuses for its content (AuditRowRejected) fails alone: its batch is written
+ * again row by row, the bad row is refused (an intent's caller answers 400; any other row is
+ * logged and counted, never retried) and every other row goes on.
  */
 export class AuditWriter {
   private queue: Pending[] = [];
@@ -113,29 +137,60 @@ export class AuditWriter {
   private async drain(): Promise<void> {
     try {
       while (this.queue.length > 0 && !this.closed) {
-        const batch = this.queue.splice(0, this.options.maxBatch);
+        const batch = this.queue.splice(0, this.queue[0]!.alone ? 1 : this.options.maxBatch);
+        const work = this.append(batch.map((p) => p.record));
         try {
-          await this.withTimeout(this.append(batch.map((p) => p.record)));
+          await this.withTimeout(work);
           for (const p of batch) {
             p.resolve();
           }
         } catch (err) {
+          if (err instanceof AuditRowRejected) {
+            if (batch.length > 1) {
+              // One of these rows is bad: write them again one by one, in the same order.
+              for (const p of batch) {
+                p.alone = true;
+              }
+              this.queue.unshift(...batch);
+            } else {
+              this.refuse(batch[0]!, err);
+            }
+            continue;
+          }
           const e = err instanceof Error ? err : new Error(String(err));
-          const keep = batch.filter((p) => p.mustRetry);
-          for (const p of batch) {
-            if (!p.mustRetry) {
-              p.reject(e);
-            }
-          }
-          // Fail every waiting intent now too: the store is down, their callers answer 503
-          // rather than wait for a retry. Rows that must not be lost go back to the front.
+          // Fail the batch's intents and every waiting one now: the store is down or slow,
+          // their callers answer 503 rather than wait for a retry.
+          const refused = batch.filter((p) => !p.mustRetry);
           const waiting = this.queue.splice(0);
-          for (const p of waiting) {
-            if (!p.mustRetry) {
-              p.reject(e);
-            }
+          for (const p of [...refused, ...waiting.filter((w) => !w.mustRetry)]) {
+            p.reject(e);
           }
-          this.queue = [...keep, ...waiting.filter((p) => p.mustRetry)];
+          this.queue = waiting.filter((p) => p.mustRetry);
+          // A write that timed out may still commit: writing its rows again would record an
+          // outcome twice. Its rows that must not be lost wait for the write's real end; if it
+          // committed they are written, and so are the refused intents it held, which get an
+          // outcome saying their operation was not sent (no intent is left without one).
+          const committed = await work.then(
+            () => true,
+            () => false,
+          );
+          const keep = batch.filter((p) => p.mustRetry);
+          if (committed) {
+            for (const p of keep) {
+              p.resolve();
+            }
+            this.queue.unshift(
+              ...refused.map((p) => ({
+                record: lateIntentOutcome(p.record),
+                mustRetry: true,
+                resolve: () => undefined,
+                reject: () => undefined,
+              })),
+            );
+            continue;
+          }
+          // Rows that must not be lost go back to the front.
+          this.queue.unshift(...keep);
           if (this.queue.length > 0) {
             this.log.warn(
               `audit: write failed (${e.message}); ${this.queue.length} rows kept, retrying in ${this.options.retryDelayMs} ms`,
@@ -154,6 +209,23 @@ export class AuditWriter {
     }
   }
 
+  /** A row the store refused for its content: it fails alone and is never retried. */
+  private refuse(p: Pending, err: AuditRowRejected): void {
+    const r = p.record;
+    const what = `${r.kind} ${r.operation} of request ${r.requestId}`;
+    if (err.duplicateOutcome) {
+      // The schema keeps one outcome per request; a second is a bug upstream, not the caller's.
+      this.log.error(`audit: a second outcome row for one request refused (a bug): ${what}`);
+      p.resolve();
+      return;
+    }
+    if (p.mustRetry) {
+      this.dropped++;
+    }
+    this.log.error(`audit: the store refused the ${what} (${err.sqlState}: ${err.message})`);
+    p.reject(err);
+  }
+
   private withTimeout(work: Promise<void>): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -162,9 +234,25 @@ export class AuditWriter {
         this.options.writeTimeoutMs,
       );
     });
-    // The write may still land after a timeout; its rows are then in the chain, which is fine
-    // for an intent whose operation was refused (an intent without an outcome).
+    // The write may still land after a timeout: drain() waits for its end before going on.
     work.catch(() => undefined);
     return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
   }
+}
+
+/** The outcome of an intent that was committed after its caller was told it was not. */
+export function lateIntentOutcome(intent: AuditRecord): AuditRecord {
+  return {
+    kind: 'outcome',
+    actor: intent.actor,
+    authMethod: intent.authMethod,
+    sourceIp: intent.sourceIp,
+    requestId: intent.requestId,
+    operation: intent.operation,
+    vmId: intent.vmId,
+    nodeId: intent.nodeId,
+    projectId: intent.projectId,
+    status: 'AUDIT_UNAVAILABLE',
+    error: 'the intent was written after its deadline; the operation was refused and not sent',
+  };
 }

@@ -1,6 +1,7 @@
 import { DataSource } from 'typeorm';
 import { GENESIS_HASH, chainHash } from './hash-chain.js';
 import { sha256Hex } from './redaction.js';
+import { AuditRowRejected } from './audit-writer.js';
 import { filterSql } from './audit-filter.js';
 import {
   EVENT_COLUMNS,
@@ -62,6 +63,30 @@ const APPEND = `
   SELECT count(*)::int AS n FROM events`;
 
 const UNIQUE_VIOLATION = '23505';
+/** The sequence key: another writer appended first (the chain head moved). */
+const SEQ_KEY = 'audit_events_pkey';
+/** One outcome row per request id (migration AuditOneOutcomePerRequest). */
+export const OUTCOME_ONCE_INDEX = 'audit_events_one_outcome_idx';
+
+/**
+ * The store's refusal of a row for what it holds — data exceptions (class 22: a value it cannot
+ * take), program limits (54: a row too large) and integrity constraints (23) but the sequence
+ * key — as opposed to the store being away; undefined for anything else.
+ */
+export function rowRejection(err: unknown): AuditRowRejected | undefined {
+  const e = err as { code?: unknown; constraint?: unknown; message?: unknown };
+  if (typeof e?.code !== 'string' || !/^(22|23|54)/.test(e.code)) {
+    return undefined;
+  }
+  if (e.code === UNIQUE_VIOLATION && e.constraint === SEQ_KEY) {
+    return undefined;
+  }
+  return new AuditRowRejected(
+    String(e.message),
+    e.code,
+    e.code === UNIQUE_VIOLATION && e.constraint === OUTCOME_ONCE_INDEX,
+  );
+}
 
 /** The part of the pg client the writer uses. */
 interface SqlClient {
@@ -104,7 +129,7 @@ export class AuditRepository {
       await this.appendLocked(client, records, now);
     } catch (err) {
       this.head = undefined;
-      throw err;
+      throw rowRejection(err) ?? err;
     } finally {
       await qr.release().catch(() => undefined);
     }
@@ -131,7 +156,8 @@ export class AuditRepository {
         ],
       });
     } catch (err) {
-      if ((err as { code?: string }).code === UNIQUE_VIOLATION) {
+      const e = err as { code?: string; constraint?: string };
+      if (e.code === UNIQUE_VIOLATION && e.constraint === SEQ_KEY) {
         return false;
       }
       throw err;
@@ -196,7 +222,8 @@ export class AuditRepository {
       `SELECT i.seq, i.request_id, i.at AS started_at, o.at AS ended_at, i.actor, i.auth_method,
               i.source_ip, i.vm_id, i.node_id, i.project_id, i.params, o.status, o.exit_code,
               o.duration_ms, o.error, o.stdout_sha256, o.stdout_bytes, o.stderr_sha256,
-              o.stderr_bytes, out.stdout, out.stderr, out.stdout_truncated, out.stderr_truncated
+              o.stderr_bytes, o.params AS outcome_params, out.stdout, out.stderr,
+              out.stdout_truncated, out.stderr_truncated
        FROM audit_events i
        LEFT JOIN LATERAL (
          SELECT * FROM audit_events x
@@ -236,6 +263,8 @@ export class AuditRepository {
         stdout_bytes: numOrNull(r.stdout_bytes),
         stderr_sha256: r.stderr_sha256,
         stderr_bytes: numOrNull(r.stderr_bytes),
+        output_redaction:
+          (r.outcome_params?.output_redaction as ExecutionView['output_redaction']) ?? null,
       };
     });
   }
@@ -243,7 +272,8 @@ export class AuditRepository {
   /**
    * Recomputes the chain from the first row: each row's hash over its content and the previous
    * hash, the link to the previous row, and gapless sequence numbers. Then checks that every
-   * stored output that was kept whole still hashes to what its outcome row recorded.
+   * stored output that was kept whole still hashes to what its outcome row recorded (the
+   * redacted copy's digest when the row says output was redacted).
    */
   async verify(pageSize = 5000): Promise<VerifyReport> {
     const started = performance.now();
@@ -283,7 +313,11 @@ export class AuditRepository {
     for (;;) {
       const page = await this.ds.query<OutputCheckRow[]>(
         `SELECT out.request_id, out.stdout, out.stderr, out.stdout_truncated,
-                out.stderr_truncated, o.stdout_sha256, o.stderr_sha256
+                out.stderr_truncated,
+                COALESCE(o.params #>> '{output_redaction,stdout_sha256}', o.stdout_sha256)
+                  AS stdout_sha256,
+                COALESCE(o.params #>> '{output_redaction,stderr_sha256}', o.stderr_sha256)
+                  AS stderr_sha256
          FROM audit_outputs out
          LEFT JOIN audit_events o ON o.request_id = out.request_id AND o.kind = 'outcome'
          WHERE out.request_id > $1 ORDER BY out.request_id LIMIT $2`,

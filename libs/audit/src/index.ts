@@ -5,4 +5,5 @@ export * from './audit-writer.js';
 export * from './audit.service.js';
 export * from './hash-chain.js';
 export * from './redaction.js';
+export * from './output-redactor.js';
 export { intentDigestOfRecord } from './audit-rows.js';

@@ -23,8 +23,11 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
   admin: new Set(PERMISSIONS),
   operator: new Set<Permission>(['vm.read', ...GUEST_OPERATIONS]),
   viewer: new Set<Permission>(['vm.read']),
-  // Reads the audit trail and command history everywhere; runs nothing.
+  // Reads the audit trail and command history everywhere; runs nothing. Stored output is
+  // withheld: it may hold secrets the patterns did not catch.
   auditor: new Set<Permission>(['vm.read', 'audit.read']),
+  // The auditor's, and the stored output of executions.
+  output_auditor: new Set<Permission>(['vm.read', 'audit.read', 'audit.read_output']),
 };
 
 export function isPermission(s: string): s is Permission {

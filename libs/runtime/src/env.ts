@@ -79,6 +79,13 @@ export interface NatsEnv {
   credsFile?: string;
   /** Set: the connection must use TLS (a server that does not offer it is refused). */
   tls?: NatsTlsEnv;
+  /**
+   * How often the server is pinged, and how many unanswered pings mean it is gone: a server
+   * that went silent (not closed: a host or network failure) is left for another of NATS_URL
+   * (or one the cluster announced) after about interval × (maxPingOut + 1).
+   */
+  pingIntervalMs: number;
+  maxPingOut: number;
 }
 
 /**
@@ -102,6 +109,8 @@ export function envNats(env: NodeJS.ProcessEnv): NatsEnv {
     token: env.NATS_TOKEN || undefined,
     credsFile: env.NATS_CREDS_FILE || undefined,
     tls: envNatsTls(env, servers),
+    pingIntervalMs: envInt(env, 'NATS_PING_INTERVAL_MS', 2000, 100, 600_000),
+    maxPingOut: envInt(env, 'NATS_MAX_PINGS_OUT', 2, 1, 100),
   };
 }
 
@@ -194,5 +203,15 @@ export const NATS_ENV_DOCS: Array<[name: string, fallback: string, meaning: stri
     'NATS_TLS_CERT / NATS_TLS_KEY',
     '—',
     'PEM client certificate and key, for a server that verifies clients (TLS required)',
+  ],
+  [
+    'NATS_PING_INTERVAL_MS',
+    '2000',
+    'how often the NATS server is pinged to find out it went silent',
+  ],
+  [
+    'NATS_MAX_PINGS_OUT',
+    '2',
+    'unanswered pings after which the server counts as gone and another of the cluster is used',
   ],
 ];

@@ -36,6 +36,8 @@ export async function connectNats(
       : undefined,
     maxReconnectAttempts: options.maxReconnectAttempts,
     reconnectTimeWait: options.reconnectTimeWaitMs,
+    pingInterval: options.pingIntervalMs,
+    maxPingOut: options.maxPingOut,
     // Otherwise every request builds an Error up front (for a stack trace if it fails): the
     // largest single cost the client adds to a request on the control plane's hot path. A
     // failed request is still named by its subject in our own errors.

@@ -65,6 +65,8 @@ const EXECUTION_COLUMNS = [
   'stdout_bytes',
   'stderr_sha256',
   'stderr_bytes',
+  'output_redaction',
+  'output_withheld',
 ] as const;
 
 const EXPORT_PAGE = 1000;
@@ -95,13 +97,20 @@ export class AuditController {
   @Get('executions')
   @RequirePermission('audit.read')
   @ApiOperation({
-    summary: 'Command history: who ran what where, when, as whom, and what came back',
+    summary:
+      'Command history: who ran what where, when, as whom, and what came back (the output only with audit.read_output)',
   })
   @ApiProduces('application/json', 'application/x-ndjson', 'text/csv')
   async executions(@Query() q: AuditQueryDto, @Req() req: Request, @Res() res: Response) {
     const filter = this.filterOf(q, req);
-    await this.respond(res, q, filter, EXECUTION_COLUMNS, 'executions', (f) =>
-      this.audit.executions(f),
+    // Stored output is evidence that may hold secrets: its own permission, per project.
+    const readable = projectsWith(restCaller(req).principal, 'audit.read_output');
+    const mayRead = (project: string | null) =>
+      readable === 'all' || (project !== null && readable.includes(project));
+    await this.respond(res, q, filter, EXECUTION_COLUMNS, 'executions', async (f) =>
+      (await this.audit.executions(f)).map((e) =>
+        mayRead(e.project_id) ? e : { ...e, stdout: null, stderr: null, output_withheld: true },
+      ),
     );
   }
 

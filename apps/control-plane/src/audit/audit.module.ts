@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { AuditService } from '@lq/audit';
+import { AuditService, OutputRedactor } from '@lq/audit';
 import { AUTH_AUDIT_HOOK } from '@lq/auth';
 import { AuditAuthHook } from './audit-hook.js';
 import { AuditController } from './audit.controller.js';
@@ -12,6 +12,6 @@ import { AUDIT_PROVIDERS } from './audit.providers.js';
 @Module({
   providers: [...AUDIT_PROVIDERS, { provide: AUTH_AUDIT_HOOK, useClass: AuditAuthHook }],
   controllers: [AuditController],
-  exports: [AuditService, AUTH_AUDIT_HOOK],
+  exports: [AuditService, OutputRedactor, AUTH_AUDIT_HOOK],
 })
 export class AuditModule {}

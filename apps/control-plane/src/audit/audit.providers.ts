@@ -1,6 +1,6 @@
 import { Logger, type Provider } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { AuditRepository, AuditService, AuditWriter } from '@lq/audit';
+import { AuditRepository, AuditService, AuditWriter, OutputRedactor } from '@lq/audit';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 
 /** libs/audit wired into Nest: one repository, one ordered writer, one service per process. */
@@ -28,9 +28,23 @@ export const AUDIT_PROVIDERS: Provider[] = [
     },
   },
   {
+    // LQ_OUTPUT_REDACT_*: one set of patterns for stored and streamed output.
+    provide: OutputRedactor,
+    inject: [CONTROL_PLANE_CONFIG],
+    useFactory: (config: ControlPlaneConfig) =>
+      new OutputRedactor({
+        defaults: config.audit.outputRedaction.defaults,
+        extra: config.audit.outputRedaction.patterns,
+      }),
+  },
+  {
     provide: AuditService,
-    inject: [AuditRepository, AuditWriter, CONTROL_PLANE_CONFIG],
-    useFactory: (repo: AuditRepository, writer: AuditWriter, config: ControlPlaneConfig) =>
-      new AuditService(repo, writer, config.audit.outcomeWaitMs),
+    inject: [AuditRepository, AuditWriter, CONTROL_PLANE_CONFIG, OutputRedactor],
+    useFactory: (
+      repo: AuditRepository,
+      writer: AuditWriter,
+      config: ControlPlaneConfig,
+      redactor: OutputRedactor,
+    ) => new AuditService(repo, writer, config.audit.outcomeWaitMs, redactor),
   },
 ];

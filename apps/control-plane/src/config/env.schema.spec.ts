@@ -22,6 +22,20 @@ describe('parseControlPlaneEnv', () => {
     expect(c.runMigrations).toBe(true);
     expect(c.guestTimeoutSeconds).toBe(30);
     expect([c.vmAdoptAfterMs, c.claimReportIntervalMs]).toEqual([0, 600_000]);
+    expect(c.audit.outputRedaction).toEqual({ defaults: true, patterns: [] });
+  });
+
+  it('should read more output redaction patterns, with flags', () => {
+    const c = parseControlPlaneEnv({
+      ...BASE,
+      LQ_OUTPUT_REDACT_DEFAULTS: 'false',
+      LQ_OUTPUT_REDACT_PATTERNS: '["(?<=pin=)\\\\d+", "/ticket-[a-z]+/i"]',
+    });
+    expect(c.audit.outputRedaction.defaults).toBe(false);
+    expect(c.audit.outputRedaction.patterns.map((p) => [p.source, p.flags])).toEqual([
+      ['(?<=pin=)\\d+', 'g'],
+      ['ticket-[a-z]+', 'gi'],
+    ]);
   });
 
   it.each([
@@ -39,6 +53,11 @@ describe('parseControlPlaneEnv', () => {
     [{ ...BASE, LQ_TRUST_PROXY: 'everyone' }, /LQ_TRUST_PROXY/],
     [{ ...BASE, LQ_ADMIN_TOKEN: 'admin' }, /LQ_ADMIN_TOKEN/],
     [{ ...BASE, LQ_JWT_SECRET: 'short' }, /LQ_JWT_SECRET/],
+    [{ ...BASE, LQ_OUTPUT_REDACT_DEFAULTS: 'perhaps' }, /LQ_OUTPUT_REDACT_DEFAULTS/],
+    [{ ...BASE, LQ_OUTPUT_REDACT_PATTERNS: 'pin=\\d+' }, /LQ_OUTPUT_REDACT_PATTERNS .*JSON/],
+    [{ ...BASE, LQ_OUTPUT_REDACT_PATTERNS: '["ok", "(unclosed"]' }, /PATTERNS \[1\]/],
+    [{ ...BASE, LQ_OUTPUT_REDACT_PATTERNS: '["/x/g"]' }, /PATTERNS \[0\] flags "g"/],
+    [{ ...BASE, LQ_OUTPUT_REDACT_PATTERNS: '["a*"]' }, /PATTERNS \[0\] matches the empty/],
   ])('should name the variable when %o is invalid', (env, name) => {
     expect(() => parseControlPlaneEnv(env)).toThrow(ConfigError);
     expect(() => parseControlPlaneEnv(env)).toThrow(name);

@@ -13,6 +13,7 @@ import {
   type NatsEnv,
 } from '@lq/runtime';
 import type { SignInLimits } from '@lq/auth';
+import { parseOutputPatterns } from '@lq/audit';
 import { signingKeyFromPem } from '@lq/host';
 
 export { ConfigError };
@@ -29,6 +30,8 @@ export const DATABASE_SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-fu
 export interface ControlPlaneConfig {
   databaseUrl: string;
   databaseTls: DatabaseTls;
+  /** PostgreSQL connections per replica, and how long a query waits for one before failing. */
+  databasePool: { max: number; waitMs: number };
   runMigrations: boolean;
   nats: NatsEnv & {
     /** Queue group shared by replicas for inventory subscriptions. */
@@ -62,6 +65,10 @@ export interface ControlPlaneConfig {
   execAsyncTimeoutSeconds: number;
   /** Fleet runs: largest number of VMs per run. */
   runMaxVms: number;
+  /** Fleet runs: starts in progress at once per replica, whatever the runs' max_concurrency. */
+  runStartsInFlight: number;
+  /** Fleet runs: how long a start that failed for want of the store is tried again. */
+  runStartRetryMs: number;
   /** Replies, stored output and its followers: every size and count bounded. */
   output: {
     /** Largest reply reassembled from parts (PROTOCOL.md §9 Reply parts). */
@@ -112,6 +119,8 @@ export interface ControlPlaneConfig {
     outputMaxBytes: number;
     pageMax: number;
     exportMaxRows: number;
+    /** Applied to output before it is stored or streamed to a follower (issue 18 item 2). */
+    outputRedaction: { defaults: boolean; patterns: RegExp[] };
   };
   logLevel: LogLevelName;
 }
@@ -133,6 +142,16 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'DATABASE_SSL_CERT / DATABASE_SSL_KEY',
     '—',
     'PEM client certificate and key, for a PostgreSQL that asks for one (clientcert)',
+  ],
+  [
+    'LQ_DATABASE_POOL_MAX',
+    '20',
+    'PostgreSQL connections per replica (keep replicas × this below the server’s max_connections)',
+  ],
+  [
+    'LQ_DATABASE_POOL_WAIT_MS',
+    '10000',
+    'how long a query waits for a free connection before it fails (work beyond the pool waits its turn)',
   ],
   [
     'LQ_RUN_MIGRATIONS',
@@ -182,6 +201,16 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'how long a cancel keeps asking an agent that has not started the execution yet (a cancel right after the start)',
   ],
   ['LQ_RUN_MAX_VMS', '10000', 'largest number of VMs one fleet run may target'],
+  [
+    'LQ_RUN_STARTS_IN_FLIGHT',
+    '16',
+    'fleet-run starts in progress at once per replica (the rest wait their turn, whatever max_concurrency)',
+  ],
+  [
+    'LQ_RUN_START_RETRY_MS',
+    '120000',
+    'how long a run retries a VM’s start that failed for want of the database or audit trail (never an error)',
+  ],
   [
     'LQ_EXEC_ASYNC_TIMEOUT_SECONDS',
     '3600',
@@ -315,8 +344,30 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
   ],
   ['LQ_AUDIT_PAGE_MAX', '1000', 'largest page of /api/audit/events and /executions'],
   ['LQ_AUDIT_EXPORT_MAX_ROWS', '1000000', 'largest NDJSON or CSV export'],
+  [
+    'LQ_OUTPUT_REDACT_DEFAULTS',
+    'true',
+    'redact the built-in patterns (private key blocks, password=/passwd:-style values, bearer and API tokens, AWS keys) from output before it is stored or streamed to a follower',
+  ],
+  [
+    'LQ_OUTPUT_REDACT_PATTERNS',
+    '[]',
+    'more patterns to redact: a JSON array of regular expressions, each "source" or "/source/flags" (flags of imsu); the whole match becomes [redacted]',
+  ],
   ['LQ_LOG_LEVEL', 'info', 'debug, info, warn or error'],
 ];
+
+function outputPatterns(env: NodeJS.ProcessEnv): RegExp[] {
+  const raw = env.LQ_OUTPUT_REDACT_PATTERNS;
+  if (raw === undefined || raw.trim() === '') {
+    return [];
+  }
+  try {
+    return parseOutputPatterns(raw);
+  } catch (err) {
+    throw new ConfigError(`LQ_OUTPUT_REDACT_PATTERNS ${(err as Error).message}`);
+  }
+}
 
 /** Reads and validates the environment once, at boot; fails naming the variable. */
 export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig {
@@ -336,6 +387,10 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
   return {
     databaseUrl,
     databaseTls,
+    databasePool: {
+      max: int(env, 'LQ_DATABASE_POOL_MAX', 20, 1, 1000),
+      waitMs: int(env, 'LQ_DATABASE_POOL_WAIT_MS', 10_000, 100, 600_000),
+    },
     runMigrations: bool(env, 'LQ_RUN_MIGRATIONS', true),
     nats: {
       ...nats,
@@ -354,6 +409,8 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
     execLostGraceMs: int(env, 'LQ_EXEC_LOST_GRACE_MS', 15_000, 0, 3_600_000),
     execCancelRetryMs: int(env, 'LQ_EXEC_CANCEL_RETRY_MS', 5000, 0, 600_000),
     runMaxVms: int(env, 'LQ_RUN_MAX_VMS', 10_000, 1, 1_000_000),
+    runStartsInFlight: int(env, 'LQ_RUN_STARTS_IN_FLIGHT', 16, 1, 10_000),
+    runStartRetryMs: int(env, 'LQ_RUN_START_RETRY_MS', 120_000, 0, 3_600_000),
     execAsyncTimeoutSeconds: Math.min(
       int(env, 'LQ_EXEC_ASYNC_TIMEOUT_SECONDS', 3600, 1, 86_400),
       guestTimeoutMaxSeconds,
@@ -409,6 +466,10 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
       outputMaxBytes: int(env, 'LQ_AUDIT_OUTPUT_MAX_BYTES', 65_536, 0, 16 * 1024 * 1024),
       pageMax: int(env, 'LQ_AUDIT_PAGE_MAX', 1000, 10, 100_000),
       exportMaxRows: int(env, 'LQ_AUDIT_EXPORT_MAX_ROWS', 1_000_000, 1, 100_000_000),
+      outputRedaction: {
+        defaults: bool(env, 'LQ_OUTPUT_REDACT_DEFAULTS', true),
+        patterns: outputPatterns(env),
+      },
     },
     logLevel,
   };

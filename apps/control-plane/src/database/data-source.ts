@@ -5,8 +5,13 @@ import { CreateAccessAndAudit1764374400000 } from './migrations/1764374400000-Cr
 import { CreateExecutions1764460800000 } from './migrations/1764460800000-CreateExecutions.js';
 import { CreateRuns1764464400000 } from './migrations/1764464400000-CreateRuns.js';
 import { AddVmName1764633600000 } from './migrations/1764633600000-AddVmName.js';
+import {
+  OutputAuditorRole1764897318100,
+  SessionsAndSignInLimits1764806400000,
+} from '@lq/auth/migrations';
+import { AuditOneOutcomePerRequest1764897318000 } from './migrations/1764897318000-AuditOneOutcomePerRequest.js';
+import { ExecutionOutputRedactions1764897318200 } from './migrations/1764897318200-ExecutionOutputRedactions.js';
 import { AddExecutionOutputCap1764979200018 } from './migrations/1764979200018-AddExecutionOutputCap.js';
-import { SessionsAndSignInLimits1764806400000 } from '@lq/auth/migrations';
 
 // Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
 // A library's tables are migrated by the migrations beside its code (libs/auth/src/migrations);
@@ -18,11 +23,26 @@ export const MIGRATIONS = [
   CreateRuns1764464400000,
   AddVmName1764633600000,
   SessionsAndSignInLimits1764806400000,
+  AuditOneOutcomePerRequest1764897318000,
+  OutputAuditorRole1764897318100,
+  ExecutionOutputRedactions1764897318200,
   AddExecutionOutputCap1764979200018,
 ];
 
 /** Built when asked (not at import), so DATABASE_URL is read when the app starts. */
-export function dataSourceOptions(url: string, tls?: DatabaseTls): DataSourceOptions {
+/** Connections per replica and how long a query waits for one (LQ_DATABASE_POOL_*). */
+export interface DatabasePool {
+  max: number;
+  waitMs: number;
+}
+
+const DEFAULT_POOL: DatabasePool = { max: 20, waitMs: 10_000 };
+
+export function dataSourceOptions(
+  url: string,
+  tls?: DatabaseTls,
+  pool: DatabasePool = DEFAULT_POOL,
+): DataSourceOptions {
   return {
     type: 'postgres',
     url,
@@ -33,13 +53,15 @@ export function dataSourceOptions(url: string, tls?: DatabaseTls): DataSourceOpt
     migrations: MIGRATIONS,
     synchronize: false,
     migrationsRun: false,
-    // Fail fast when the database is away instead of queueing forever.
-    extra: { connectionTimeoutMillis: 5000, max: 20, statement_timeout: 30_000 },
+    // A query waits its turn for a connection up to waitMs (callers bound how much work
+    // queues: fleet-run starts, the audit writer's one batch at a time), then fails rather than
+    // queueing forever while the database is away.
+    extra: { connectionTimeoutMillis: pool.waitMs, max: pool.max, statement_timeout: 30_000 },
   };
 }
 
-export function createDataSource(url: string, tls?: DatabaseTls): DataSource {
-  return new DataSource(dataSourceOptions(url, tls));
+export function createDataSource(url: string, tls?: DatabaseTls, pool?: DatabasePool): DataSource {
+  return new DataSource(dataSourceOptions(url, tls, pool));
 }
 
 // Replicas (and a migration job) starting together take turns: one applies, the others then

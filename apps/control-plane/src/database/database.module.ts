@@ -11,7 +11,7 @@ import { createDataSource, runMigrationsLocked } from './data-source.js';
       provide: DataSource,
       inject: [CONTROL_PLANE_CONFIG],
       useFactory: async (config: ControlPlaneConfig) => {
-        const ds = createDataSource(config.databaseUrl, config.databaseTls);
+        const ds = createDataSource(config.databaseUrl, config.databaseTls, config.databasePool);
         await ds.initialize();
         if (config.runMigrations) {
           const applied = await runMigrationsLocked(ds);

@@ -3,13 +3,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { fromBinary } from '@bufbuild/protobuf';
 import type { Subscription } from '@nats-io/transport-node';
+import { timestampMs } from '@bufbuild/protobuf/wkt';
 import {
   ExecOutputEventSchema,
+  NodeHeartbeatSchema,
   OutputStream,
   subjects,
   type ExecuteRequest,
   type ExecuteResponse,
 } from '@lq/proto';
+import { OutputRedactor } from '@lq/audit';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { guestFailure, isGuestError } from '../guest-ops/guest-errors.js';
 import type { Ticket } from '../guest-ops/guest-operation.runner.js';
@@ -38,6 +41,15 @@ export function stateOf(r: ExecuteResponse): ExecutionState {
   return r.exitCode === 0 ? 'succeeded' : 'failed';
 }
 
+/**
+ * A chunk with the redaction patterns applied: what is stored and what every follower gets.
+ * Each chunk is redacted on its own, so a secret split between two chunks can escape a pattern.
+ */
+export function redactChunk(redactor: OutputRedactor, c: OutputChunk): OutputChunk {
+  const r = redactor.redact(c.data);
+  return r.count === 0 ? c : { ...c, data: Buffer.from(r.data), redactions: r.count };
+}
+
 /** An ExecOutputEvent as a stored chunk. */
 export function chunkOf(data: Uint8Array): OutputChunk {
   const e = fromBinary(ExecOutputEventSchema, data);
@@ -50,18 +62,25 @@ export function chunkOf(data: Uint8Array): OutputChunk {
 }
 
 interface Driving {
-  sub: Subscription;
+  sub: Subscription | undefined;
   buffer: OutputChunk[];
+  /** What its stored output may still take (LQ_EXEC_OUTPUT_MAX_BYTES, _BUFFER_BYTES). */
   budget: OutputBudget;
   runId?: string;
+  nodeId: string;
   ticket: Ticket<ExecuteResponse>;
   started: number;
   /** Set when the execution was ended without its agent's answer (a cancel, another replica). */
   stopped: boolean;
-  /** Resolves when stopped: the wait for the agent's answer gives up at once. */
+  /** Resolves whenStopped: the wait for the agent's answer gives up at once. */
   stop: () => void;
   whenStopped: Promise<undefined>;
+  /** Ends the wait for the reply: the node daemon that had the request restarted. */
+  interrupt?: () => void;
 }
+
+/** The node daemon holding an execution's request restarted: its reply will never come. */
+class DaemonRestarted extends Error {}
 
 /**
  * Runs the asynchronous executions this replica started to their end: subscribes to their
@@ -78,16 +97,24 @@ export class ExecutionDriver implements OnApplicationShutdown {
   private readonly driving = new Map<string, Driving>();
   private flushTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private heartbeats: Subscription | undefined;
+  /** When each node's daemon started, as its last heartbeat said. */
+  private readonly daemonStarts = new Map<string, number>();
   readonly events = new EventEmitter();
 
   constructor(
     @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
     @Inject(NatsService) private readonly nats: NatsService,
     @Inject(ExecutionsRepository) private readonly repo: ExecutionsRepository,
+    @Inject(OutputRedactor) private readonly redactor: OutputRedactor,
   ) {}
 
-  /** Starts the background work: output flushes and the sweep of executions left behind. */
+  /**
+   * Starts the background work: output flushes, the sweep of executions left behind, and the
+   * watch on node daemons' heartbeats (every replica sees them all, not as a queue group).
+   */
   startBackground(): void {
+    this.watchDaemons();
     this.flushTimer = setInterval(() => void this.flushAll(), OUTPUT_FLUSH_MS);
     this.flushTimer.unref();
     this.sweepTimer = setInterval(() => {
@@ -97,7 +124,46 @@ export class ExecutionDriver implements OnApplicationShutdown {
     this.sweepTimer.unref();
   }
 
+  /**
+   * A node daemon's heartbeat names when it started; a new start while executions wait for its
+   * replies means it restarted and lost them: those executions stop waiting (not for their full
+   * timeout) and are recovered, reattached to the agent's running command or retained result,
+   * or ended agent_lost when the agent is gone.
+   */
+  private watchDaemons(): void {
+    this.heartbeats = this.nats.connection.subscribe(subjects.allHeartbeats, {
+      callback: (err, msg) => {
+        if (err) {
+          return;
+        }
+        try {
+          // Only node X may publish on X's subject (NATS permissions): the subject names it.
+          const nodeId = msg.subject.split('.')[3]!;
+          const hb = fromBinary(NodeHeartbeatSchema, msg.data);
+          if (hb.nodeId !== nodeId || !hb.startedAt) {
+            return;
+          }
+          const started = timestampMs(hb.startedAt);
+          const before = this.daemonStarts.get(nodeId);
+          this.daemonStarts.set(nodeId, started);
+          if (before === undefined || before === started) {
+            return;
+          }
+          for (const [id, d] of this.driving) {
+            if (d.nodeId === nodeId && d.interrupt) {
+              this.log.warn(`execution ${id}: node daemon ${nodeId} restarted; recovering it`);
+              d.interrupt();
+            }
+          }
+        } catch {
+          // not a heartbeat; the inventory logs those
+        }
+      },
+    });
+  }
+
   async onApplicationShutdown(): Promise<void> {
+    this.heartbeats?.unsubscribe();
     clearInterval(this.flushTimer);
     clearInterval(this.sweepTimer);
     await this.flushAll();
@@ -105,22 +171,28 @@ export class ExecutionDriver implements OnApplicationShutdown {
 
   /** Takes over an execution whose intent and row are written; returns at once. */
   drive(id: string, ticket: Ticket<ExecuteResponse>, request: ExecuteRequest, runId?: string) {
-    const sub = this.nats.connection.subscribe(subjects.execOutput(ticket.where.nodeId, id), {
-      callback: (err, msg) => {
-        if (err) {
-          return;
-        }
-        try {
-          const d = this.driving.get(id);
-          const c = d?.budget.admit(chunkOf(msg.data));
-          if (c) {
-            d!.buffer.push(c);
-          }
-        } catch (e) {
-          this.log.warn(`dropped output of ${id}: ${(e as Error).message}`);
-        }
-      },
-    });
+    let sub: Subscription;
+    try {
+      sub = this.subscribeOutput(id, ticket);
+    } catch (err) {
+      // NATS is closed: nothing was sent; the execution ends failed, with its outcome.
+      const e = guestFailure(err, ticket.row.vmId, ticket.where.nodeId);
+      this.track(id, undefined, ticket, runId);
+      void this.finish(id, { status: 'failed', error: `${e.code}: ${e.message}` }, () =>
+        ticket.failed(e, 0),
+      );
+      return;
+    }
+    this.track(id, sub, ticket, runId);
+    void this.run(id, ticket, request);
+  }
+
+  private track(
+    id: string,
+    sub: Subscription | undefined,
+    ticket: Ticket<ExecuteResponse>,
+    runId: string | undefined,
+  ): void {
     let stop!: () => void;
     const whenStopped = new Promise<undefined>((resolve) => {
       stop = () => resolve(undefined);
@@ -131,13 +203,13 @@ export class ExecutionDriver implements OnApplicationShutdown {
       buffer: [],
       budget: new OutputBudget(execStoredMaxBytes, execBufferMaxBytes),
       runId,
+      nodeId: ticket.where.nodeId,
       ticket,
       started: Date.now(),
       stopped: false,
       stop,
       whenStopped,
     });
-    void this.run(id, ticket, request);
   }
 
   /**
@@ -158,6 +230,26 @@ export class ExecutionDriver implements OnApplicationShutdown {
     return true;
   }
 
+  private subscribeOutput(id: string, ticket: Ticket<ExecuteResponse>): Subscription {
+    return this.nats.connection.subscribe(subjects.execOutput(ticket.where.nodeId, id), {
+      callback: (err, msg) => {
+        if (err) {
+          return;
+        }
+        try {
+          // Redacted before it is stored: the store never holds what the patterns match.
+          const d = this.driving.get(id);
+          const c = d?.budget.admit(redactChunk(this.redactor, chunkOf(msg.data)));
+          if (c) {
+            d!.buffer.push(c);
+          }
+        } catch (e) {
+          this.log.warn(`dropped output of ${id}: ${(e as Error).message}`);
+        }
+      },
+    });
+  }
+
   /** Runs the request to its end (or the agent's loss) and records the outcome. */
   private async run(
     id: string,
@@ -165,13 +257,28 @@ export class ExecutionDriver implements OnApplicationShutdown {
     request: ExecuteRequest,
   ): Promise<void> {
     const started = Date.now();
-    const send = () =>
-      ticket.dispatcher.send(
+    // Each send waits for its reply, or for its node daemon's restart (which loses it).
+    const send = () => {
+      const reply = ticket.dispatcher.send(
         'execute',
         { case: 'execute', value: request },
         request.timeoutMs + EXEC_REPLY_MARGIN_MS,
         id,
       );
+      const d = this.driving.get(id);
+      if (!d) {
+        return reply;
+      }
+      reply.catch(() => undefined);
+      return Promise.race([
+        reply,
+        new Promise<never>((_, reject) => {
+          d.interrupt = () => reject(new DaemonRestarted());
+        }),
+      ]).finally(() => {
+        d.interrupt = undefined;
+      });
+    };
     const d = this.driving.get(id)!;
     let response: ExecuteResponse | undefined;
     try {
@@ -180,7 +287,13 @@ export class ExecutionDriver implements OnApplicationShutdown {
       if (d.stopped) {
         return;
       }
-      const e = guestFailure(err, ticket.row.vmId, ticket.where.nodeId);
+      const e =
+        err instanceof DaemonRestarted
+          ? new VmGuestException(
+              VmGuestErrorCode.AGENT_NOT_CONNECTED,
+              `node daemon ${ticket.where.nodeId} restarted during the execution`,
+            )
+          : guestFailure(err, ticket.row.vmId, ticket.where.nodeId);
       if (isGuestError(e, VmGuestErrorCode.AGENT_NOT_CONNECTED)) {
         response = await this.recover(id, ticket, started, send);
       }
@@ -249,6 +362,9 @@ export class ExecutionDriver implements OnApplicationShutdown {
       try {
         return await send();
       } catch (err) {
+        if (err instanceof DaemonRestarted) {
+          continue;
+        }
         const e = guestFailure(err, ticket.row.vmId, ticket.where.nodeId);
         if (!isGuestError(e, VmGuestErrorCode.AGENT_NOT_CONNECTED)) {
           return undefined;
@@ -283,7 +399,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
         await sleep(1000);
       }
     }
-    if (d && !d.sub.isClosed()) {
+    if (d?.sub && !d.sub.isClosed()) {
       d.sub.unsubscribe();
     }
     this.driving.delete(id);

@@ -3,7 +3,8 @@ import { subjects } from '@lq/proto';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import { NatsService } from '../nats/nats.service.js';
-import { chunkOf } from './execution-driver.js';
+import { OutputRedactor } from '@lq/audit';
+import { chunkOf, redactChunk } from './execution-driver.js';
 import { executionView, type FollowSink } from './execution-view.js';
 import {
   ExecutionsRepository,
@@ -37,6 +38,7 @@ export class ExecutionFollower {
     @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
     @Inject(NatsService) private readonly nats: NatsService,
     @Inject(ExecutionsRepository) private readonly repo: ExecutionsRepository,
+    @Inject(OutputRedactor) private readonly redactor: OutputRedactor,
   ) {}
 
   /** Followers open on this replica. */
@@ -112,7 +114,8 @@ export class ExecutionFollower {
           return;
         }
         try {
-          live(chunkOf(msg.data));
+          // The same patterns as the stored copy: a live chunk and its replay are the same.
+          live(redactChunk(this.redactor, chunkOf(msg.data)));
         } catch {
           // not an ExecOutputEvent
         }

@@ -49,6 +49,7 @@ export function chunkJson(
     text: decoders ? decoders[c.stream].decode(c.data, { stream: true }) : c.data.toString('utf8'),
     base64: c.data.toString('base64'),
     dropped_bytes: c.droppedBytes || undefined,
+    redactions: c.redactions || undefined,
   };
 }
 
@@ -104,13 +105,24 @@ export class ExecutionsController implements BeforeApplicationShutdown {
   @Get('executions/:id')
   @Authenticated()
   @ApiOperation({
-    summary: 'Status, exit code, timings and the output so far (guest.exec or audit.read)',
+    summary:
+      'Status, exit code, timings (guest.exec or audit.read) and the output so far (its actor, or audit.read_output)',
   })
   async get(
     @Param('id') id: string,
     @CurrentCaller() caller: Caller,
   ): Promise<ExecutionStatusView> {
     const view = await this.executions.get(id, caller);
+    if (!(await this.executions.mayReadOutput(id, caller))) {
+      return {
+        ...view,
+        stdout: '',
+        stderr: '',
+        output_truncated: false,
+        output_withheld: true,
+        last_seq: 0,
+      };
+    }
     const out = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
     let bytes = 0;
     let after = 0;
@@ -143,7 +155,7 @@ export class ExecutionsController implements BeforeApplicationShutdown {
   @Authenticated()
   @ApiOperation({
     summary:
-      'The output: with follow=1 as Server-Sent Events (event output, id = sequence number; then event end), resumable with after or Last-Event-ID',
+      'The output (its actor, or audit.read_output): with follow=1 as Server-Sent Events (event output, id = sequence number; then event end), resumable with after or Last-Event-ID',
   })
   @ApiQuery({ name: 'follow', required: false, enum: ['0', '1'] })
   @ApiQuery({ name: 'after', required: false, description: 'last sequence number seen' })

@@ -46,6 +46,8 @@ export interface OutputChunk {
   stream: 'stdout' | 'stderr';
   data: Buffer;
   droppedBytes: number;
+  /** Secrets replaced in `data` before it was stored or streamed (LQ_OUTPUT_REDACT_*). */
+  redactions?: number;
 }
 
 export interface ExecutionEnd {
@@ -71,11 +73,12 @@ export class ExecutionsRepository {
     actor: string;
     request: Record<string, unknown>;
     timeoutMs: number;
-  }): Promise<void> {
-    await this.ds.query(
+  }): Promise<ExecutionRow> {
+    const rows = await this.ds.query<ExecutionRow[]>(
       `INSERT INTO executions (id, vm_id, node_id, project_id, run_id, actor, request, status,
                                timeout_ms, started_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, now())`,
+       VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, now())
+       RETURNING *`,
       [
         row.id,
         row.vmId,
@@ -87,6 +90,7 @@ export class ExecutionsRepository {
         row.timeoutMs,
       ],
     );
+    return rows[0]!;
   }
 
   async get(id: string): Promise<ExecutionRow | undefined> {
@@ -132,9 +136,10 @@ export class ExecutionsRepository {
     }
     await this.ds.query(
       `WITH ins AS (
-         INSERT INTO execution_output (execution_id, seq, stream, data, dropped_bytes)
-         SELECT $1, x.seq, x.stream, decode(x.data, 'base64'), x.dropped
-         FROM jsonb_to_recordset($2::jsonb) AS x(seq bigint, stream smallint, data text, dropped bigint)
+         INSERT INTO execution_output (execution_id, seq, stream, data, dropped_bytes, redactions)
+         SELECT $1, x.seq, x.stream, decode(x.data, 'base64'), x.dropped, x.redactions
+         FROM jsonb_to_recordset($2::jsonb)
+           AS x(seq bigint, stream smallint, data text, dropped bigint, redactions integer)
          ON CONFLICT DO NOTHING
          RETURNING octet_length(data) AS n)
        UPDATE executions
@@ -149,6 +154,7 @@ export class ExecutionsRepository {
             stream: c.stream === 'stdout' ? 1 : 2,
             data: c.data.toString('base64'),
             dropped: c.droppedBytes,
+            redactions: c.redactions ?? 0,
           })),
         ),
         truncated,
@@ -158,9 +164,15 @@ export class ExecutionsRepository {
 
   async output(executionId: string, afterSeq: number, limit: number): Promise<OutputChunk[]> {
     const rows = await this.ds.query<
-      Array<{ seq: string; stream: number; data: Buffer; dropped_bytes: string }>
+      Array<{
+        seq: string;
+        stream: number;
+        data: Buffer;
+        dropped_bytes: string;
+        redactions: number;
+      }>
     >(
-      `SELECT seq, stream, data, dropped_bytes FROM execution_output
+      `SELECT seq, stream, data, dropped_bytes, redactions FROM execution_output
        WHERE execution_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
       [executionId, afterSeq, limit],
     );
@@ -169,6 +181,7 @@ export class ExecutionsRepository {
       stream: r.stream === 1 ? 'stdout' : 'stderr',
       data: r.data,
       droppedBytes: Number(r.dropped_bytes),
+      redactions: r.redactions,
     }));
   }
 

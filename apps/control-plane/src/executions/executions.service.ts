@@ -85,7 +85,8 @@ function asyncExecuteSpec(
 
 /**
  * Asynchronous executions, the API side: started at once (202) through the audited path,
- * read and followed by anyone with guest.exec or audit.read on their project, cancelled by their
+ * their status read by anyone with guest.exec or audit.read on their project, their output by
+ * their actor or with audit.read_output there, cancelled by their
  * actor (or a caller without run-as limits there, or a global admin). ExecutionDriver runs them;
  * ExecutionFollower streams their output.
  */
@@ -127,8 +128,9 @@ export class ExecutionsService {
     });
     const request = recorded.request!;
     request.limits = runAsLimitsOf(ticket.grant);
+    let row: ExecutionRow;
     try {
-      await this.repo.insert({
+      row = await this.repo.insert({
         id,
         vmId,
         nodeId: ticket.where.nodeId,
@@ -145,28 +147,61 @@ export class ExecutionsService {
       );
       throw await ticket.failed(e, 0);
     }
+    // Nothing after this may fail: a caller that sees a failure may start it again (a fleet
+    // run retries a start that failed for want of the store), which must never run it twice.
     this.driver.drive(id, ticket, request, runId);
-    return executionView((await this.repo.get(id))!);
+    return executionView(row);
   }
 
   async get(id: string, caller: Caller): Promise<ExecutionView> {
     return executionView(await this.readable(id, caller));
   }
 
-  /** Stored output after `afterSeq` (a page). */
+  /** Stored output after `afterSeq` (a page): its actor or audit.read_output (403, audited). */
   async output(id: string, caller: Caller, afterSeq: number): Promise<OutputChunk[]> {
-    await this.readable(id, caller);
+    await this.outputReadable(id, caller);
     return this.repo.output(id, afterSeq, OUTPUT_PAGE);
   }
 
-  /** Sends the stored output after `afterSeq`, then live chunks, then the end. */
+  /** Sends the stored output after `afterSeq`, then live chunks, then the end (as output()). */
   async follow(
     id: string,
     caller: Caller,
     afterSeq: number,
     sink: FollowSink,
   ): Promise<() => void> {
-    return this.follower.follow(await this.readable(id, caller), afterSeq, sink);
+    return this.follower.follow(await this.outputReadable(id, caller), afterSeq, sink);
+  }
+
+  /** Whether the caller may read the execution's output (its status readable or not). */
+  async mayReadOutput(id: string, caller: Caller): Promise<boolean> {
+    return this.outputGranted(await this.readable(id, caller), caller);
+  }
+
+  /**
+   * Output is evidence that may hold secrets the redaction patterns missed: its own actor
+   * (still holding guest.exec there) reads it, anyone else needs audit.read_output on its
+   * project, not merely guest.exec or audit.read.
+   */
+  private outputGranted(row: ExecutionRow, caller: Caller): boolean {
+    const p = caller.principal;
+    return (
+      (row.actor === p.username && guestGrant(p, 'guest.exec', row.project_id).granted) ||
+      guestGrant(p, 'audit.read_output', row.project_id).granted
+    );
+  }
+
+  private async outputReadable(id: string, caller: Caller): Promise<ExecutionRow> {
+    const row = await this.readable(id, caller);
+    if (!this.outputGranted(row, caller)) {
+      await this.access.require(
+        caller,
+        'audit.read_output',
+        { vmId: row.vm_id, projectId: row.project_id, nodeId: row.node_id },
+        'execution.output',
+      );
+    }
+    return row;
   }
 
   /**

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditService } from '@lq/audit';
 import { AuthException, holdsAnywhere, holdsGlobally, isGlobalAdmin, projectsWith } from '@lq/auth';
@@ -14,6 +15,7 @@ import { ExecutionsService } from '../executions/executions.service.js';
 import type { ExecutionState } from '../executions/executions.repository.js';
 import { parseLabels } from '../inventory/labels.js';
 import { RunsRepository, type RunRow, type RunState, type TargetVm } from './runs.repository.js';
+import { isTransientStartFailure, startRetryDelayMs } from './start-failure.js';
 
 export interface RunTarget {
   vm_ids?: string[];
@@ -61,7 +63,10 @@ function invalid(field: string, message: string): VmGuestException {
 interface Driving {
   queue: TargetVm[];
   inflight: Map<string, string>;
+  /** VMs that failed (their execution, or a refused start): max_errors counts these. */
   errors: number;
+  /** VMs whose start still failed for want of the store when its retries ran out. */
+  unstarted: number;
   maxConcurrency: number;
   maxErrors: number | null;
   stopped: boolean;
@@ -85,6 +90,11 @@ export class RunsService {
   private readonly runOf = new Map<string, string>();
   /** Executions of a run that ended before their start was recorded here (very short ones). */
   private readonly endedEarly = new Map<string, ExecutionState>();
+  /** Starts in progress on this replica, and those waiting for a turn. */
+  private startsInFlight = 0;
+  private readonly startWaiters: Array<() => void> = [];
+  /** Start attempts that failed for want of the store and were tried again (a metric). */
+  transientStarts = 0;
 
   constructor(
     @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
@@ -172,6 +182,7 @@ export class RunsService {
       queue: allowed,
       inflight: new Map(),
       errors: 0,
+      unstarted: 0,
       maxConcurrency,
       maxErrors,
       stopped: false,
@@ -273,26 +284,106 @@ export class RunsService {
     await this.maybeFinish(id, d);
   }
 
+  /**
+   * Starts one VM's execution. A start that failed for want of the database or the audit trail
+   * (overloaded, restarting) sent nothing to the guest: it waits and is tried again, up to
+   * LQ_RUN_START_RETRY_MS, and never counts against max_errors. Starts of every run of this
+   * replica take turns, LQ_RUN_STARTS_IN_FLIGHT at a time, so a run of thousands queues for the
+   * connection pool instead of timing out in it.
+   */
   private async startOne(id: string, d: Driving, vm: TargetVm, slot: string): Promise<void> {
-    try {
-      const execution = await this.executions.start(vm.id, d.input, d.caller, id);
-      d.inflight.delete(slot);
-      d.inflight.set(execution.id, vm.id);
-      this.runOf.set(execution.id, id);
-      await this.repo.setTarget(id, vm.id, 'started', execution.id);
-      const early = this.endedEarly.get(execution.id);
-      if (early !== undefined) {
-        this.endedEarly.delete(execution.id);
-        this.onEnded(execution.id, early);
+    const deadline = Date.now() + this.config.runStartRetryMs;
+    let execution: { id: string } | undefined;
+    let failure: unknown;
+    for (let attempt = 1; !d.cancelled; attempt++) {
+      if (attempt > 1) {
+        await sleep(startRetryDelayMs(attempt));
+        if (d.cancelled) {
+          break;
+        }
       }
-    } catch (err) {
+      await this.startTurn();
+      try {
+        execution = await this.executions.start(vm.id, d.input, d.caller, id);
+        break;
+      } catch (err) {
+        failure = err;
+      } finally {
+        this.endTurn();
+      }
+      if (!isTransientStartFailure(failure) || Date.now() >= deadline) {
+        break;
+      }
+      this.transientStarts++;
+    }
+    if (!execution) {
       d.inflight.delete(slot);
-      d.errors++;
-      this.checkBudget(d);
-      await this.repo
-        .setTarget(id, vm.id, 'failed_to_start', undefined, (err as Error).message)
-        .catch(() => undefined);
+      const message = d.cancelled
+        ? 'the run was cancelled before this VM started'
+        : (failure as Error).message;
+      if (d.cancelled) {
+        // Never started: the run's end marks it skipped.
+      } else if (isTransientStartFailure(failure)) {
+        d.unstarted++;
+      } else {
+        d.errors++;
+        this.checkBudget(d);
+      }
+      if (!d.cancelled) {
+        await this.storeRetry(`run ${id}: VM ${vm.id} failed_to_start`, () =>
+          this.repo.setTarget(id, vm.id, 'failed_to_start', undefined, message),
+        );
+      }
       void this.pump(id, d);
+      return;
+    }
+    d.inflight.delete(slot);
+    d.inflight.set(execution.id, vm.id);
+    this.runOf.set(execution.id, id);
+    // It runs: recording that may wait for the store, never start it again.
+    await this.storeRetry(`run ${id}: VM ${vm.id} started`, () =>
+      this.repo.setTarget(id, vm.id, 'started', execution.id),
+    );
+    const early = this.endedEarly.get(execution.id);
+    if (early !== undefined) {
+      this.endedEarly.delete(execution.id);
+      this.onEnded(execution.id, early);
+    }
+  }
+
+  /** Waits for one of this replica's LQ_RUN_STARTS_IN_FLIGHT start turns. */
+  private async startTurn(): Promise<void> {
+    if (this.startsInFlight < this.config.runStartsInFlight) {
+      this.startsInFlight++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.startWaiters.push(resolve));
+  }
+
+  /** Hands the turn to the next waiting start, if any. */
+  private endTurn(): void {
+    const next = this.startWaiters.shift();
+    if (next) {
+      next();
+    } else {
+      this.startsInFlight--;
+    }
+  }
+
+  /** Retries a write of the run's state while the store is away (up to the retry window). */
+  private async storeRetry(what: string, write: () => Promise<void>): Promise<void> {
+    const deadline = Date.now() + Math.max(this.config.runStartRetryMs, 1000);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await write();
+        return;
+      } catch (err) {
+        if (Date.now() >= deadline) {
+          this.log.error(`${what}: not recorded: ${(err as Error).message}`);
+          return;
+        }
+        await sleep(startRetryDelayMs(attempt + 1));
+      }
     }
   }
 
@@ -329,21 +420,17 @@ export class RunsService {
       ? 'cancelled'
       : d.stopped
         ? 'stopped'
-        : d.errors > 0
+        : d.errors > 0 || d.unstarted > 0
           ? 'failed'
           : 'succeeded';
-    try {
-      await this.repo.finish(id, status);
-    } catch (err) {
-      this.log.error(`run ${id}: end not recorded: ${(err as Error).message}`);
-    }
+    await this.storeRetry(`run ${id}: end ${status}`, () => this.repo.finish(id, status));
     this.driving.delete(id);
     await this.audit.record({
       ...actorOf(d.caller.principal, d.caller),
       kind: 'outcome',
       operation: 'run',
       status,
-      params: { run_id: id, errors: d.errors },
+      params: { run_id: id, errors: d.errors, unstarted: d.unstarted },
     });
   }
 

@@ -312,11 +312,14 @@ describe('authentication, authorization and audit trail', () => {
         intent: 200,
         outcome: 200,
       });
-      const history = await call(
-        'auditor',
-        'GET',
-        `/api/audit/executions?actor=op-a&from=${started.toISOString()}&limit=1000`,
-      );
+      // The output is audit.read_output's (admin here); an auditor reads the history without it.
+      const query = `/api/audit/executions?actor=op-a&from=${started.toISOString()}&limit=1000`;
+      const withheld = await call('auditor', 'GET', query);
+      expect(withheld.body.executions).toHaveLength(200);
+      expect(
+        withheld.body.executions.every((e: any) => e.stdout === null && e.output_withheld),
+      ).toBe(true);
+      const history = await call('admin', 'GET', query);
       expect(history.body.executions).toHaveLength(200);
       for (const e of history.body.executions) {
         const n = /^echo run-(\d+)$/.exec(e.command)?.[1];

@@ -11,6 +11,7 @@ const AUTH_KINDS: Record<AuthErrorCode, ErrorKind> = {
 
 const AUDIT_KINDS: Record<AuditErrorCode, ErrorKind> = {
   [AuditErrorCode.AUDIT_UNAVAILABLE]: 'unavailable',
+  [AuditErrorCode.INVALID_RECORD]: 'invalid',
   [AuditErrorCode.INVALID_QUERY]: 'invalid',
 };
 

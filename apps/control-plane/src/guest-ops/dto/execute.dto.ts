@@ -108,7 +108,7 @@ export class ExecuteDto implements ExecuteBody {
   @ApiPropertyOptional({
     type: [String],
     description:
-      'names of env entries whose values are secrets: the audit trail keeps "[redacted]" (names like PASSWORD or TOKEN are redacted anyway)',
+      'names of env entries whose values are secrets (each must be in env). The audit trail keeps only the names of env entries, every value "[redacted]", so this is a statement of intent for readers of the request',
   })
   @IsOptional()
   @IsArray()
