@@ -109,7 +109,7 @@ describe('big output (issue 18 items 6-7)', () => {
       cpEnv: {
         LQ_EXEC_CANCEL_SETTLE_MS: '1500',
         // A small follower buffer, so the slow reader below meets back-pressure.
-        LQ_EXEC_FOLLOW_BUFFER_BYTES: String(256 * 1024),
+        LQ_EXEC_FOLLOW_BUFFER_BYTES: String(MiB),
         LQ_EXEC_FOLLOWERS_MAX: '3',
       },
     });
@@ -172,34 +172,6 @@ describe('big output (issue 18 items 6-7)', () => {
     expect(existsSync(marker)).toBe(false);
   });
 
-  it('should stream all 50 MB of an asynchronous execution to a slow follower, in order', async () => {
-    const t0 = Date.now();
-    const started = await post(`${cp.url}/api/vms/vm-1/executions`, {
-      command: "head -c 50000000 /dev/zero | tr '\\0' y",
-      timeout_seconds: 300,
-    });
-    expect(started.status).toBe(202);
-    const id = started.body.id as string;
-    let stalled = false;
-    // The reader stops for a while after 5 MB: the follower must wait for it, not drop chunks.
-    const f = await follow(`${cp.url}/api/executions/${id}/output?follow=1`, async (s) => {
-      if (!stalled && s.bytes > 5_000_000) {
-        stalled = true;
-        await sleep(3000);
-      }
-    });
-    // A figure, not a bound (this machine is shared): see bench/ for targets.
-    process.stderr.write(`[big-output] 50 MB followed in ${Date.now() - t0} ms\n`);
-    expect(f.bytes).toBe(50_000_000);
-    expect(f.seqs).toEqual(f.seqs.map((_, i) => i + 1));
-    expect(f.end).toMatchObject({
-      status: 'succeeded',
-      stdout_total_bytes: 50_000_000,
-      stored_output_bytes: 50_000_000,
-      stored_output_truncated: false,
-    });
-  }, 300_000);
-
   it('should refuse an output stream past LQ_EXEC_FOLLOWERS_MAX with 503, and take one again once a stream ends', async () => {
     const started = await post(`${cp.url}/api/vms/vm-2/executions`, {
       command: 'sleep 60',
@@ -237,6 +209,34 @@ describe('big output (issue 18 items 6-7)', () => {
       await post(`${cp.url}/api/executions/${id}/cancel`, {});
     }
   });
+
+  it('should stream all 50 MB of an asynchronous execution to a slow follower, in order', async () => {
+    const t0 = Date.now();
+    const started = await post(`${cp.url}/api/vms/vm-1/executions`, {
+      command: "head -c 50000000 /dev/zero | tr '\\0' y",
+      timeout_seconds: 300,
+    });
+    expect(started.status).toBe(202);
+    const id = started.body.id as string;
+    let stalled = false;
+    // The reader stops for a while after 5 MB: the follower must wait for it, not drop chunks.
+    const f = await follow(`${cp.url}/api/executions/${id}/output?follow=1`, async (s) => {
+      if (!stalled && s.bytes > 5_000_000) {
+        stalled = true;
+        await sleep(3000);
+      }
+    });
+    // A figure, not a bound (this machine is shared): see bench/ for targets.
+    process.stderr.write(`[big-output] 50 MB followed in ${Date.now() - t0} ms\n`);
+    expect(f.bytes).toBe(50_000_000);
+    expect(f.seqs).toEqual(f.seqs.map((_, i) => i + 1));
+    expect(f.end).toMatchObject({
+      status: 'succeeded',
+      stdout_total_bytes: 50_000_000,
+      stored_output_bytes: 50_000_000,
+      stored_output_truncated: false,
+    });
+  }, 900_000);
 
   it('should stop storing output at LQ_EXEC_OUTPUT_MAX_BYTES and flag the execution', async () => {
     // A second replica with a small cap, on the same database and NATS.
