@@ -239,7 +239,9 @@ export class ExecutionDriver implements OnApplicationShutdown {
         try {
           // Redacted before it is stored: the store never holds what the patterns match.
           const d = this.driving.get(id);
-          const c = d?.budget.admit(redactChunk(this.redactor, chunkOf(msg.data)));
+          const raw = chunkOf(msg.data);
+          d?.budget.saw(raw.data.length);
+          const c = d?.budget.admit(redactChunk(this.redactor, raw));
           if (c) {
             d!.buffer.push(c);
           }
@@ -320,6 +322,8 @@ export class ExecutionDriver implements OnApplicationShutdown {
       return;
     }
     const r = response;
+    // Output streamed over NATS core may have been dropped on the way: say so, never silently.
+    d.budget.settle(Number(r.stdoutTotalBytes) + Number(r.stderrTotalBytes));
     await this.finish(
       id,
       {

@@ -35,4 +35,14 @@ describe('OutputBudget', () => {
     b.wrote([c]);
     expect(b.truncated).toBe(false);
   });
+
+  it('should flag output that never arrived (fewer bytes admitted than the command wrote)', () => {
+    const b = new OutputBudget(10_000, 10_000);
+    b.saw(100);
+    b.wrote([b.admit(chunk(1, 100))!]);
+    b.settle(100);
+    expect(b.truncated).toBe(false);
+    b.settle(300);
+    expect(b.truncated).toBe(true);
+  });
 });

@@ -36,6 +36,28 @@ export class OutputBudget {
     return kept;
   }
 
+  /** Bytes admitted (stored, or waiting to be). */
+  get admitted(): number {
+    return this.stored + this.buffered;
+  }
+
+  /** Output bytes that arrived, as the agent sent them (before redaction changed any). */
+  private received = 0;
+
+  saw(bytes: number): void {
+    this.received += bytes;
+  }
+
+  /**
+   * The command wrote `total` bytes: fewer received means chunks never arrived (NATS core drops
+   * messages to a consumer that falls too far behind), so the stored output is flagged.
+   */
+  settle(total: number): void {
+    if (total > this.received) {
+      this.truncated = true;
+    }
+  }
+
   /** Chunks taken by admit were stored. */
   wrote(chunks: OutputChunk[]): void {
     const n = chunks.reduce((sum, c) => sum + c.data.length, 0);
