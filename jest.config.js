@@ -15,6 +15,7 @@ export default {
     '^@lq/auth/migrations$': '<rootDir>/libs/auth/src/migrations/index.ts',
     '^@lq/api$': '<rootDir>/libs/api/src/index.ts',
     '^@lq/audit$': '<rootDir>/libs/audit/src/index.ts',
+    '^@lq/audit/offline$': '<rootDir>/libs/audit/src/offline/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testMatch: ['<rootDir>/{apps,libs,test}/**/*.spec.ts'],

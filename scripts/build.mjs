@@ -67,6 +67,7 @@ if (process.argv.includes('--bench')) {
       'control-plane': resolve(root, 'bench/control-plane.ts'),
       audit: resolve(root, 'bench/audit.ts'),
       fleet: resolve(root, 'bench/fleet.ts'),
+      'file-list': resolve(root, 'bench/file-list.ts'),
     },
     outdir: resolve(root, 'dist/bench'),
     // Test-support modules locate the repository from import.meta.url; in this CJS bundle it

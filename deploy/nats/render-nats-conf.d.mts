@@ -24,7 +24,10 @@ export declare function nodeUser(nodeId: string): string;
 /** nats-server's environment variable holding a node daemon's password. */
 export declare function nodePasswordVar(nodeId: string): string;
 export declare function nodePermissions(nodeId: string): RolePermissions;
-export declare const CONTROL_PLANE_PERMISSIONS: RolePermissions;
+export declare const CONTROL_PLANE_PERMISSIONS: RolePermissions & { publishDeny: string[] };
+/** The JetStream stream of signed audit checkpoints, and its subject. */
+export declare const AUDIT_CHECKPOINT_STREAM: string;
+export declare const AUDIT_CHECKPOINT_SUBJECT: string;
 /** Throws RenderError for an empty list, a bad id, a duplicate, or a shared password variable. */
 export declare function checkNodeIds(nodeIds: string[]): void;
 /** auth.conf: the `authorization` block for these node ids. */

@@ -71,8 +71,29 @@ export function nodePermissions(nodeId) {
   };
 }
 
+/**
+ * The JetStream stream of signed audit checkpoints and its subject (the control plane's
+ * LQ_AUDIT_CHECKPOINT_STREAM and LQ_AUDIT_CHECKPOINT_SUBJECT defaults).
+ */
+export const AUDIT_CHECKPOINT_STREAM = 'LQ_AUDIT_CHECKPOINTS';
+export const AUDIT_CHECKPOINT_SUBJECT = 'lq.v1.audit.checkpoints';
+
 export const CONTROL_PLANE_PERMISSIONS = {
-  publish: ['lq.v1.node.*.guest.>'],
+  publish: [
+    'lq.v1.node.*.guest.>',
+    // Audit checkpoints: append, read the latest, create the stream when missing (with
+    // deny_delete and deny_purge); never purge, delete or update it (denied below).
+    AUDIT_CHECKPOINT_SUBJECT,
+    `$JS.API.STREAM.INFO.${AUDIT_CHECKPOINT_STREAM}`,
+    `$JS.API.STREAM.CREATE.${AUDIT_CHECKPOINT_STREAM}`,
+    `$JS.API.STREAM.MSG.GET.${AUDIT_CHECKPOINT_STREAM}`,
+  ],
+  publishDeny: [
+    '$JS.API.STREAM.PURGE.>',
+    '$JS.API.STREAM.DELETE.>',
+    '$JS.API.STREAM.MSG.DELETE.>',
+    '$JS.API.STREAM.UPDATE.>',
+  ],
   subscribe: [
     'lq.v1.node.*.heartbeat',
     'lq.v1.events.>',
@@ -178,8 +199,9 @@ authorization {
       user: ${JSON.stringify(CONTROL_PLANE_USER)}
       password: $${CONTROL_PLANE_PASSWORD_VAR}
       permissions: {
-        # guest operations to any node (request/reply), and nothing else
-        publish: { allow: ${list(cp.publish)} }
+        # guest operations to any node (request/reply) and audit checkpoints (append and read
+        # only: the stream's messages cannot be purged or deleted by it), and nothing else
+        publish: { allow: ${list(cp.publish)}, deny: ${list(cp.publishDeny)} }
         # what node daemons publish, and the replies to its own requests
         subscribe: { allow: ${list(cp.subscribe)} }
       }

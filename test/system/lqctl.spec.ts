@@ -316,6 +316,46 @@ describe(`lqctl against ${EXTERNAL ? `npm start’s stack at ${EXTERNAL}` : 'a r
     }
   });
 
+  it('should make, list, move and remove guest files with ls, mkdir, mv and rm', async () => {
+    const dir = `/tmp/lqctl-tree-${tag}`;
+    try {
+      expect((await lqctl(['mkdir', '-p', `vm-1:${dir}/sub`])).stdout).toBe(
+        `created ${dir}\ncreated ${dir}/sub\n`,
+      );
+      const local = join(work, 'small.txt');
+      writeFileSync(local, 'small\n');
+      expect((await lqctl(['cp', local, `vm-1:${dir}/`])).code).toBe(0);
+      const names = await lqctl(['ls', `vm-1:${dir}`]);
+      expect([names.code, names.stdout]).toEqual([0, 'small.txt\nsub/\n']);
+      const long = await lqctl(['ls', '-l', `vm-1:${dir}`]);
+      expect(long.stdout).toMatch(/^MODE +OWNER +GROUP +SIZE +MODIFIED +NAME$/m);
+      expect(long.stdout).toMatch(/^-0644 +root +root +6 B +\d{4}-.* small\.txt$/m);
+      expect((await lqctl(['mv', `vm-1:${dir}/small.txt`, `vm-1:${dir}/sub/moved.txt`])).code).toBe(
+        0,
+      );
+      const json = JSON.parse((await lqctl(['--json', 'ls', `vm-1:${dir}/sub`])).stdout) as {
+        entries: Array<{ name: string; size: number }>;
+      };
+      expect(json.entries).toEqual([expect.objectContaining({ name: 'moved.txt', size: 6 })]);
+      const refused = await lqctl(['rm', `vm-1:${dir}`]);
+      expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/not empty/)]);
+      expect((await lqctl(['rm', '-r', `vm-1:${dir}`])).stdout).toBe(
+        `removed ${dir} (3 entries)\n`,
+      );
+      const gone = await lqctl(['ls', `vm-1:${dir}`]);
+      expect(gone.code).toBe(1);
+      const who = `lqctl-files-viewer-${tag}`;
+      await api('POST', '/api/users', { username: who });
+      await api('POST', '/api/role-bindings', { user: who, role: 'viewer' });
+      const { token } = await api<{ token: string }>('POST', `/api/users/${who}/api-keys`, {});
+      const denied = await lqctl(['rm', `vm-1:/tmp`], { env: { LQ_TOKEN: token } });
+      expect(denied.code).toBe(5);
+      expect(denied.stderr).toMatch(/guest\.file\.write/);
+    } finally {
+      await lqctl(['exec', 'vm-1', '--', 'rm', '-rf', dir]);
+    }
+  });
+
   it('should list the VMs as JSON and as a table', async () => {
     const r = await lqctl(['vms', 'ls', '--json']);
     expect(r.code).toBe(0);

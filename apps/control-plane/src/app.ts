@@ -51,7 +51,14 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Run
   mountConnect(app);
   app.use(jsonBodies(REST_JSON_MAX_BYTES));
   app.useGlobalPipes(
-    new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }),
+    // stopAtFirstError: a field is named once, with one message ("30" for a number is "must be
+    // a whole number", not three joined constraints).
+    new ValidationPipe({
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      transform: true,
+      stopAtFirstError: true,
+    }),
   );
   app.useGlobalFilters(new HttpExceptionFilter());
   const docs = new DocumentBuilder()

@@ -12,6 +12,10 @@ import { GetFsInfoHandler } from './handlers/fs-info.handler.js';
 import { Quiescer } from './quiesce/quiescer.js';
 import { FileReadHandler } from './handlers/file-read.handler.js';
 import { FileStatHandler } from './handlers/file-stat.handler.js';
+import { FileListHandler } from './handlers/file-list.handler.js';
+import { FileMkdirHandler } from './handlers/file-mkdir.handler.js';
+import { FileDeleteHandler } from './handlers/file-delete.handler.js';
+import { FileRenameHandler } from './handlers/file-rename.handler.js';
 import { FileWriteHandler } from './handlers/file-write.handler.js';
 import { GetInfoHandler } from './handlers/get-info.handler.js';
 import type { OperationHandler, RequestCase } from './handlers/handler.js';
@@ -85,6 +89,10 @@ export async function assembleAgent(
     setUserPassword: new SetUserPasswordHandler(config, users),
     getFsInfo: new GetFsInfoHandler(config),
     fileStat: new FileStatHandler(paths, fileLimits, users),
+    fileList: new FileListHandler(config, paths, fileLimits, users),
+    fileMkdir: new FileMkdirHandler(paths, fileLimits),
+    fileDelete: new FileDeleteHandler(paths, fileLimits),
+    fileRename: new FileRenameHandler(paths, fileLimits),
   };
   const agent = new Agent({
     config,

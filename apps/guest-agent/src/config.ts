@@ -41,6 +41,10 @@ export interface AgentConfig {
     chunk_max_bytes: number;
     upload_idle_timeout_ms: number;
     max_uploads: number;
+    /** Entries in a file.list page when the request names no limit. */
+    list_page_entries: number;
+    /** Entries a file.list page may hold at most (what the agent keeps in memory per listing). */
+    list_max_entries: number;
   };
   results: {
     retention_ms: number;
@@ -128,6 +132,8 @@ export function defaultConfig(): AgentConfig {
       chunk_max_bytes: 1 * MiB,
       upload_idle_timeout_ms: 60_000,
       max_uploads: 16,
+      list_page_entries: 1000,
+      list_max_entries: 10_000,
     },
     results: { retention_ms: 600_000, cache_bytes: 64 * MiB },
     memory: { idle_reclaim_ms: 500, max_inflight_requests: 1024, buffer_pool_size: 4 },
@@ -277,6 +283,8 @@ const SHAPE: Shape = {
     chunk_max_bytes: int(1, 64 * MiB),
     upload_idle_timeout_ms: int(1000, 24 * 3600 * 1000),
     max_uploads: int(1, 10_000),
+    list_page_entries: int(1, 100_000),
+    list_max_entries: int(1, 100_000),
   },
   results: {
     retention_ms: int(0, 7 * 24 * 3600 * 1000),
@@ -387,6 +395,9 @@ function checkRelations(c: AgentConfig): void {
     throw new ConfigError(
       'quiesce.default_timeout_seconds must not exceed quiesce.max_timeout_seconds',
     );
+  }
+  if (c.files.list_page_entries > c.files.list_max_entries) {
+    throw new ConfigError('files.list_page_entries must not exceed files.list_max_entries');
   }
   if (c.files.roots.length === 0) {
     throw new ConfigError('files.roots must name at least one directory');

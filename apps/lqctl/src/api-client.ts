@@ -132,6 +132,7 @@ export async function apiErrorOf(res: Response): Promise<ApiError> {
       typeof body.code === 'string' ? body.code : `HTTP_${res.status}`,
       message,
       typeof body.permission === 'string' ? body.permission : undefined,
+      typeof body.agentCode === 'string' ? body.agentCode : undefined,
     );
   } catch {
     const snippet = text.trim().slice(0, 200);

@@ -10,6 +10,8 @@ export const GLOBAL_OPTIONS: Options = {
   server: { type: 'string' },
   token: { type: 'string' },
   json: { type: 'boolean' },
+  output: { type: 'string', short: 'o' },
+  'no-headers': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 };
@@ -22,6 +24,16 @@ const EXEC_FIELDS: Options = {
   cwd: { type: 'string' },
   env: { type: 'string', short: 'e', multiple: true },
   shell: { type: 'boolean' },
+};
+
+const HISTORY_FILTERS: Options = {
+  vm: { type: 'string' },
+  project: { type: 'string', short: 'p' },
+  state: { type: 'string' },
+  actor: { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  limit: { type: 'string' },
 };
 
 export interface CommandSpec {
@@ -71,9 +83,30 @@ export const COMMANDS: readonly CommandSpec[] = [
       project: { type: 'string', short: 'p' },
       'max-concurrency': { type: 'string' },
       'max-errors': { type: 'string' },
+      'show-output': { type: 'boolean' },
     },
     args: { min: 0, max: 0 },
     remote: true,
+  },
+  {
+    name: 'exec ls',
+    options: { ...HISTORY_FILTERS, run: { type: 'string' } },
+    args: { min: 0, max: 0 },
+    remote: false,
+  },
+  { name: 'exec show', options: {}, args: { min: 1, max: 1 }, remote: false },
+  {
+    name: 'exec logs',
+    options: { follow: { type: 'boolean', short: 'f' } },
+    args: { min: 1, max: 1 },
+    remote: false,
+  },
+  { name: 'runs ls', options: HISTORY_FILTERS, args: { min: 0, max: 0 }, remote: false },
+  {
+    name: 'runs show',
+    options: { 'show-output': { type: 'boolean' } },
+    args: { min: 1, max: 1 },
+    remote: false,
   },
   { name: 'cp', options: { mode: { type: 'string' } }, args: { min: 2, max: 2 }, remote: false },
   {
@@ -87,6 +120,30 @@ export const COMMANDS: readonly CommandSpec[] = [
     remote: false,
   },
   { name: 'thaw', options: {}, args: { min: 1, max: 1 }, remote: false },
+  {
+    name: 'ls',
+    options: { long: { type: 'boolean', short: 'l' } },
+    args: { min: 1, max: 1 },
+    remote: false,
+  },
+  {
+    name: 'rm',
+    options: { recursive: { type: 'boolean', short: 'r' } },
+    args: { min: 1, max: 1 },
+    remote: false,
+  },
+  {
+    name: 'mkdir',
+    options: { parents: { type: 'boolean', short: 'p' }, mode: { type: 'string' } },
+    args: { min: 1, max: 1 },
+    remote: false,
+  },
+  {
+    name: 'mv',
+    options: { force: { type: 'boolean', short: 'f' } },
+    args: { min: 2, max: 2 },
+    remote: false,
+  },
   {
     name: 'audit ls',
     options: {
@@ -105,6 +162,13 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: { min: 0, max: 0 },
     remote: false,
   },
+  { name: 'audit export', options: {}, args: { min: 0, max: 1 }, remote: false },
+  {
+    name: 'audit verify',
+    options: { 'public-key': { type: 'string' } },
+    args: { min: 1, max: 1 },
+    remote: false,
+  },
 ];
 
 /** Groups whose first word needs a subcommand, and the one used when it is left out. */
@@ -112,7 +176,14 @@ const GROUPS: Record<string, { default?: string; aliases: Record<string, string>
   vms: { default: 'ls', aliases: { list: 'ls' } },
   vm: { aliases: { get: 'show', describe: 'show' } },
   audit: { default: 'ls', aliases: { list: 'ls' } },
+  runs: { default: 'ls', aliases: { list: 'ls', get: 'show', describe: 'show' } },
 };
+
+/**
+ * `exec` runs a command on a VM, but `exec ls|show|logs` (no `--` on the line) read the
+ * history: a VM named like a subcommand is reached with `lqctl exec ls -- CMD`.
+ */
+const EXEC_SUBCOMMANDS = new Set(['ls', 'list', 'show', 'logs']);
 
 export type ParsedCommandLine =
   | { kind: 'help'; topic?: string }
@@ -195,7 +266,12 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
 
   let name = first;
   const consumed = [words[0]!];
-  const group = GROUPS[first];
+  const second = words[1] === undefined ? undefined : before[words[1]];
+  if (first === 'exec' && dd < 0 && second !== undefined && EXEC_SUBCOMMANDS.has(second)) {
+    name = `exec ${second === 'list' ? 'ls' : second}`;
+    consumed.push(words[1]!);
+  }
+  const group = name === first ? GROUPS[first] : undefined;
   if (group) {
     const subIndex = words[1];
     const sub = subIndex === undefined ? undefined : before[subIndex];
@@ -333,11 +409,15 @@ export function parseTime(text: string, what: string, now: Date = new Date()): D
   return new Date(now.getTime() - parseDuration(t, what));
 }
 
-/** A command timeout in whole seconds, 1..86400 (the API's bounds). */
+/**
+ * A command timeout in whole seconds, 1 s..24 h (the most any server may allow; the server's own
+ * maximum, LQ_GUEST_TIMEOUT_MAX_SECONDS, 1 h by default, is checked there and reported as
+ * "--timeout 2h exceeds the server maximum 1h").
+ */
 export function parseTimeoutSeconds(text: string): number {
   const s = Math.ceil(parseDuration(text, '--timeout') / 1000);
   if (s < 1 || s > 86_400) {
-    throw new UsageError(`--timeout must be between 1 s and 24 h (got ${text})`);
+    throw new UsageError(`--timeout must be between 1s and 24h (got ${text})`);
   }
   return s;
 }

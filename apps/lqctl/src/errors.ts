@@ -18,6 +18,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly permission?: string,
+    /** On an agent's refusal: the agent's own code (EXEC_FAILED, USER_NOT_FOUND, FROZEN, …). */
+    readonly agentCode?: string,
   ) {
     super(message);
   }

@@ -1,4 +1,5 @@
 import { constants } from 'node:os';
+import { refusalExitCode, type ExecutionRefusal } from '@lq/api';
 import {
   ApiError,
   InterruptedError,
@@ -25,6 +26,12 @@ export const Exit = {
   TIMED_OUT: 124,
   /** exec: cancelled (Ctrl-C); run: cancelled. */
   CANCELLED: 130,
+  /** exec: the guest refused to start the command (frozen, unknown user, run-as limits). */
+  REFUSED: 1,
+  /** exec: the command could not be run (not executable, unusable working directory). */
+  NOT_EXECUTABLE: 126,
+  /** exec: the command was not found. */
+  NOT_FOUND: 127,
   /** exec: the agent was lost, or the execution failed without an exit code. */
   LOST: 255,
 } as const;
@@ -34,6 +41,7 @@ export interface ExecutionOutcome {
   status: string;
   exit_code?: number | null;
   signal?: string | null;
+  refusal?: ExecutionRefusal | null;
 }
 
 /** The signal number of "SIGTERM", "TERM" or "15"; undefined for an unknown name. */
@@ -47,8 +55,10 @@ export function signalNumber(signal: string): number | undefined {
 
 /**
  * The exit code `lqctl exec` ends with, like a local shell's: the command's exit code, 128+N
- * for signal N, 124 timed out (as timeout(1)), 130 cancelled (as Ctrl-C), 255 when the agent
- * was lost or the execution failed without an exit code (as ssh).
+ * for signal N, 124 timed out (as timeout(1)), 130 cancelled (as Ctrl-C); a command the guest
+ * refused to start 127 (not found), 126 (not executable, bad cwd) or 1 (frozen, unknown user,
+ * limits), as docker exec and ssh; 255 when the agent was lost or the execution failed without
+ * an exit code (as ssh).
  */
 export function exitCodeOfExecution(view: ExecutionOutcome): number {
   switch (view.status) {
@@ -60,6 +70,9 @@ export function exitCodeOfExecution(view: ExecutionOutcome): number {
       return Exit.LOST;
     default:
       break;
+  }
+  if (view.refusal) {
+    return refusalExitCode(view.refusal);
   }
   if (view.signal) {
     const n = signalNumber(view.signal);

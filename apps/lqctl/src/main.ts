@@ -7,9 +7,18 @@ import { configPath, loadConfig, resolveSettings, type Settings } from './config
 import { UsageError } from './errors.js';
 import { Exit, describeFailure } from './exit-codes.js';
 import { auditLsCommand } from './commands/audit.command.js';
+import { auditExportCommand, auditVerifyCommand } from './commands/audit-verify.command.js';
 import type { Command, Context } from './commands/context.js';
 import { cpCommand } from './commands/cp.command.js';
 import { execCommand } from './commands/exec.command.js';
+import { lsCommand, mkdirCommand, mvCommand, rmCommand } from './commands/files.command.js';
+import {
+  execLogsCommand,
+  execLsCommand,
+  execShowCommand,
+  runsLsCommand,
+  runsShowCommand,
+} from './commands/history.command.js';
 import { loginCommand, logoutCommand, whoamiCommand } from './commands/login.command.js';
 import { quiesceCommand } from './commands/quiesce.command.js';
 import { runCommand } from './commands/run.command.js';
@@ -24,11 +33,22 @@ const COMMANDS: Record<string, Command> = {
   'vm show': vmShowCommand,
   'vm label': vmLabelCommand,
   exec: execCommand,
+  'exec ls': execLsCommand,
+  'exec show': execShowCommand,
+  'exec logs': execLogsCommand,
   run: runCommand,
+  'runs ls': runsLsCommand,
+  'runs show': runsShowCommand,
   cp: cpCommand,
+  ls: lsCommand,
+  rm: rmCommand,
+  mkdir: mkdirCommand,
+  mv: mvCommand,
   quiesce: quiesceCommand('quiesce'),
   thaw: quiesceCommand('thaw'),
   'audit ls': auditLsCommand,
+  'audit export': auditExportCommand,
+  'audit verify': auditVerifyCommand,
 };
 
 function authFor(settings: Settings, configFile: string, ctxConfig: Context['config']): AuthSource {

@@ -14,10 +14,18 @@ Commands:
   vm show VM                         one VM in detail, with its labels
   vm label VM key=value… [key-…]     set (or remove) labels; fleet runs target them
   exec VM [options] -- CMD…          run a command, output live, exit with its exit code
+  exec ls [filters]                  executions you may read, newest first
+  exec show ID / exec logs ID [-f]   one execution; its output (-f: follow until it ends)
   run TARGET [options] -- CMD…       run a command over many VMs with a progress bar and summary
+  runs ls [filters] / runs show ID   fleet runs; one run's VMs (--show-output: their output)
   cp LOCAL VM:/path | VM:/path LOCAL copy a file to or from a guest (streamed)
+  ls [-l] VM:/dir                    a guest directory's entries, sorted (every page)
+  rm [-r] VM:/path                   delete a guest file or empty directory (-r: a whole tree)
+  mkdir [-p] VM:/dir / mv VM:/a VM:/b create a guest directory / rename within a guest
   quiesce VM / thaw VM               freeze / thaw the guest's filesystems (for snapshots)
   audit ls [filters]                 the audit trail, or with --executions the command history
+  audit export [FILE]                every audit row and signed checkpoint, for offline checks
+  audit verify FILE --public-key K   check an export offline: nothing missing, nothing altered
 
   lqctl <command> --help (or lqctl help <command>) describes each one.
 
@@ -25,7 +33,9 @@ Global options (anywhere before --):
   --server URL    the control plane (env LQ_SERVER, config file; default ${DEFAULT_SERVER},
                   which is what npm start serves)
   --token T       an API key (lq_…) or access token (env LQ_TOKEN, config file)
-  --json          machine-readable output on stdout
+  -o, --output F  listings and show: table (default), wide, json, yaml, name (ids only)
+  --no-headers    tables without their header line
+  --json          machine-readable output on stdout (-o json for listings)
   -h, --help      help           --version   lqctl's version
 
 Config file: $XDG_CONFIG_HOME/lqctl/config.json (default ~/.config/lqctl/config.json, or the
@@ -42,15 +52,18 @@ Exit codes:
   5    permission denied (the message names the missing permission)
   exec passes the remote command's exit code through once it has started: 128+N when killed
   by signal N, 124 timed out, 130 cancelled (Ctrl-C), 255 agent lost or no exit code.
+  exec, when the guest refuses to start the command (as docker exec and ssh): 127 not found,
+  126 not executable or the --cwd is unusable, 1 frozen guest, unknown user, run-as limits.
   run: 130 when cancelled.
 `;
 
 const EXEC_OPTIONS = `  -u, --user U               run as user U (name or uid)
   -g, --group G              with group G (default: U's primary group)
       --supplementary-groups keep U's supplementary groups
-      --timeout S            kill the command's process group after S (30, 90s, 5m, 2h);
-                             default the control plane's LQ_GUEST_TIMEOUT_SECONDS (30 s),
-                             at most its LQ_GUEST_TIMEOUT_MAX_SECONDS (1 h)
+      --timeout S            kill the command's process group after S (30, 90s, 5m, 1h);
+                             default 1h (the server's LQ_EXEC_ASYNC_TIMEOUT_SECONDS; with
+                             exec --sync 30s, LQ_GUEST_TIMEOUT_SECONDS), at most 1h (its
+                             LQ_GUEST_TIMEOUT_MAX_SECONDS)
       --cwd DIR              working directory in the guest
   -e, --env K=V              extra environment (repeatable)
       --shell                run CMD… joined as one /bin/sh -c command line`;
@@ -99,7 +112,8 @@ Runs a command in the guest as an asynchronous execution and follows its output 
 command's stdout goes to stdout and its stderr to stderr as they arrive. If the stream breaks,
 lqctl reconnects and resumes after the last chunk it printed. lqctl exits with the command's
 exit code (128+N when killed by signal N, 124 timed out, 130 cancelled, 255 agent lost or
-failed without an exit code).
+failed without an exit code); when the guest refuses to start it, 127 (not found), 126 (not
+executable, unusable --cwd) or 1 (frozen guest, unknown user, run-as limits).
 
 Ctrl-C once cancels the execution in the guest (its whole process group) and keeps following
 until it ends; Ctrl-C twice stops waiting and exits 130.
@@ -125,8 +139,60 @@ Exits 0 only if every VM succeeded (1 otherwise, 130 when cancelled). Ctrl-C can
   -p, --project P            every VM of project P
       --max-concurrency N|N% VMs at a time: a number or a percentage of the targets (default 10)
       --max-errors N|N%      stop starting VMs once more than this many have failed
+      --show-output          print each VM's output (stdout, then stderr) before the table,
+                             like aws ssm list-command-invocations --details
 ${EXEC_OPTIONS}
-      --json                 print the final run (every VM's execution id) as JSON
+  -o json|yaml               print the final run (every VM's execution id; with
+                             --show-output each VM's stdout and stderr) as JSON or YAML
+`,
+  'exec ls': `Usage: lqctl exec ls [filters] [--limit N] [-o wide|json|yaml|name] [--no-headers]
+
+The executions you may read (guest.exec or audit.read on their project; GET /api/executions),
+newest first: id, VM, actor, command, status, exit code, when, how long. -o wide adds the
+project, the run-as user and the fleet run.
+
+  --vm V                VM id
+  -p, --project P       project
+  --state S             pending, running, succeeded, failed, timed_out, cancelled, agent_lost
+                        (several: failed,timed_out)
+  --actor A             who started it
+  --run ID              executions of one fleet run
+  --since T, --until T  a time: 1h, 30m, 2d (ago) or ISO 8601
+  --limit N             rows (default 50)
+`,
+  'exec show': `Usage: lqctl exec show ID [-o json|yaml|name]
+
+One execution: VM, actor, command, status, exit code or signal, error, timings, output sizes.
+Its output: lqctl exec logs ID.
+`,
+  'exec logs': `Usage: lqctl exec logs ID [-f]
+
+The execution's output so far: its stdout to stdout, its stderr to stderr (exit 0).
+With -f (--follow), attaches to a running execution: the output so far, then live output
+until it ends, and exits with its exit code as lqctl exec does. Ctrl-C stops following (the
+execution goes on; cancel it with the API's POST /api/executions/ID/cancel).
+--json prints each chunk as one JSON line {seq, stream, text, base64}.
+
+  -f, --follow   follow until the execution ends
+`,
+  'runs ls': `Usage: lqctl runs ls [filters] [--limit N] [-o wide|json|yaml|name] [--no-headers]
+
+Fleet runs (GET /api/runs), newest first: your own, or every run with a global auditor or
+admin binding. -o wide adds the counts by state and the end time.
+
+  --vm V                runs that targeted VM V
+  -p, --project P       runs that targeted a VM of project P
+  --state S             running, succeeded, failed, stopped, cancelled (several: a,b)
+  --actor A             who started it
+  --since T, --until T  a time: 1h, 30m, 2d (ago) or ISO 8601
+  --limit N             rows (default 50)
+`,
+  'runs show': `Usage: lqctl runs show ID [--show-output] [-o json|yaml|name]
+
+A fleet run: target, command, status, counts, and each VM's state, exit code and execution.
+
+  --show-output   each VM's output (stdout, then stderr after a "--- stderr" line) under a
+                  "=== VM: state (exit N)" line; -o json adds stdout and stderr to each VM
 `,
   cp: `Usage: lqctl cp LOCAL VM:/path [--mode 0644]
        lqctl cp VM:/path LOCAL
@@ -137,6 +203,38 @@ directory as LOCAL, or a guest path ending in /, takes the source's file name. A
 written beside its destination and renamed when complete, so a cut transfer leaves no half file.
 
   --mode 0644   permission bits of the uploaded guest file
+`,
+  ls: `Usage: lqctl ls [-l] VM:/dir
+
+Lists a guest directory (GET /api/vms/:id/files/list), sorted by name, following the API's
+cursor until the last page. Names only (directories end in /, links in @), or with -l the
+mode, owner, group, size, modification time and link target. --json prints every entry.
+Links are never followed; the directory must be inside the agent's files.roots.
+
+  -l, --long   one line per entry with its details
+`,
+  rm: `Usage: lqctl rm [-r] VM:/path
+
+Deletes a guest file, symbolic link (not what it points to) or empty directory
+(DELETE /api/vms/:id/files). A directory with contents only with -r, which deletes it with
+everything in it and never follows a link or crosses into another filesystem. "/" and the
+agent's files.roots themselves are refused.
+
+  -r, --recursive   delete a directory and everything in it
+`,
+  mkdir: `Usage: lqctl mkdir [-p] [--mode 0755] VM:/dir
+
+Creates a guest directory (POST /api/vms/:id/files/mkdir).
+
+  -p, --parents   create missing parents too; an existing directory is not an error
+      --mode M    permission bits (default 0755)
+`,
+  mv: `Usage: lqctl mv [-f] VM:/from VM:/to
+
+Renames or moves a file or directory within one guest (POST /api/vms/:id/files/rename). An
+existing destination is refused unless -f, and a directory is never replaced.
+
+  -f, --force   replace an existing file at the destination
 `,
   quiesce: `Usage: lqctl quiesce VM [--mount PATH]… [--timeout S]
        lqctl quiesce --status VM
@@ -167,11 +265,30 @@ ndjson and csv stream the server's export (every matching row up to --limit).
   -p, --project P       project
   --operation O         execute, ping, file.read, file.write, shutdown, run, user.create, …
   --kind K              intent, outcome, denied, auth_failed, admin (the trail only)
-  --outcome O           ok, error, or a status (timed_out, PERMISSION_DENIED, …)
+  --outcome O           ok (or succeeded), error (every other outcome: a non-zero exit is
+                        failed), or a status (failed, timed_out, PERMISSION_DENIED, …)
   --since T, --until T  a time: 1h, 30m, 2d (ago) or ISO 8601 (2026-11-03T10:00:00Z)
   --limit N             rows (table default 50; ndjson and csv default all)
   --format F            table (default), ndjson or csv
   --json                the table's rows as a JSON array
+`,
+  'audit export': `Usage: lqctl audit export [FILE]
+
+Every audit row with its hashes, and every signed checkpoint of the chain head, as NDJSON
+(format lq-audit-export/1, README: audit export) into FILE (default: stdout). Needs audit.read
+on every project. Check it with lqctl audit verify, on any machine, without the control plane.
+`,
+  'audit verify': `Usage: lqctl audit verify FILE --public-key K
+
+Checks an export (lqctl audit export, GET /api/audit/export) offline: every row's hash over its
+content and the previous row's hash, gapless sequence numbers, every checkpoint's Ed25519
+signature, that the chain reaches each signed checkpoint, and that no row after the latest one
+is missing. FILE - reads stdin. Exit 0 when intact; 1 naming the first missing or altered row.
+
+  --public-key K   the raw Ed25519 public key, base64 (GET /api/audit/public-key, printed at
+                   the control plane's start), or @FILE holding it. Get it from a source other
+                   than the export itself.
+  --json           the report as JSON
 `,
 };
 

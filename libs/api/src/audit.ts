@@ -91,9 +91,41 @@ export interface VerifyReport {
   ok: boolean;
   rows: number;
   last_seq: number | null;
-  /** The first row whose hash, link or sequence does not check out. */
+  /**
+   * The first row whose hash, link or sequence does not check out, that is missing after the
+   * latest signed checkpoint, or from which the chain no longer reaches a signed checkpoint.
+   */
   first_broken?: { seq: number; reason: string };
   /** Stored outputs whose sha256 no longer matches their outcome row. */
   output_mismatches?: string[];
+  /**
+   * The latest signed checkpoint of the chain head the table was compared with (from the
+   * JetStream stream, else the checkpoint table); null when there is none yet.
+   */
+  checkpoint?: AuditCheckpointRef | null;
+  /** Signed checkpoints whose row was compared. */
+  checkpoints_checked?: number;
+  /** Checkpoints signed by a key this control plane does not hold (ignored). */
+  checkpoints_unknown_key?: number;
+  /** Checkpoints with a bad signature (forged or altered). */
+  checkpoint_problems?: string[];
+  /** Why the stream's checkpoint was not used (e.g. JetStream unreachable), when it was not. */
+  checkpoint_note?: string;
   duration_ms: number;
+}
+
+export interface AuditCheckpointRef {
+  seq: number;
+  at: string;
+  key_id: string;
+  /** jetstream or table */
+  source: string;
+}
+
+/** GET /api/audit/public-key: the key audit checkpoints are signed with. */
+export interface AuditPublicKey {
+  key_id: string;
+  /** Raw Ed25519 public key, base64: `lqctl audit verify FILE --public-key <this>`. */
+  public_key: string;
+  algorithm: 'Ed25519';
 }

@@ -6,6 +6,46 @@ export type ExecutionStatus =
   'pending' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'cancelled' | 'agent_lost';
 
 /**
+ * Why a command never started, when the guest refused it (the agent's code and message):
+ * `command_not_found` (exit 127, as a shell says), `command_not_executable` (126: not
+ * executable, or the working directory is unusable), `refused` (1: frozen guest, unknown user
+ * or group, outside the caller's run-as limits, blocked by policy, busy).
+ */
+export type ExecutionRefusal = 'command_not_found' | 'command_not_executable' | 'refused';
+
+const REFUSING_CODES = new Set([
+  'EXEC_FAILED',
+  'USER_NOT_FOUND',
+  'GROUP_NOT_FOUND',
+  'FROZEN',
+  'NOT_ALLOWED',
+  'OPERATION_BLOCKED',
+  'PERMISSION_DENIED',
+  'INVALID_REQUEST',
+  'BUSY',
+  'TOO_LARGE',
+]);
+
+/** The refusal an agent's error code and message stand for; null when it is not one. */
+export function refusalOf(
+  agentCode: string | null | undefined,
+  message: string,
+): ExecutionRefusal | null {
+  if (!agentCode || !REFUSING_CODES.has(agentCode)) {
+    return null;
+  }
+  if (agentCode === 'EXEC_FAILED') {
+    return /: not found \(PATH=/.test(message) ? 'command_not_found' : 'command_not_executable';
+  }
+  return 'refused';
+}
+
+/** The exit code a shell gives for a refusal (127, 126, 1). */
+export function refusalExitCode(r: ExecutionRefusal): number {
+  return r === 'command_not_found' ? 127 : r === 'command_not_executable' ? 126 : 1;
+}
+
+/**
  * An execution: the answer of POST /api/executions/:id/cancel, the `end` event of its output
  * stream, and the base of the start and status answers.
  */
@@ -20,6 +60,8 @@ export interface ExecutionView {
   exit_code: number | null;
   signal: string | null;
   error: string | null;
+  /** Set when the guest refused to start the command (status failed, exit_code null). */
+  refusal: ExecutionRefusal | null;
   command: string | null;
   argv: string[] | null;
   run_as_user: string | null;
@@ -126,4 +168,19 @@ export interface RunView {
 export interface RunProgressView {
   status: RunStatus;
   summary: Record<string, number>;
+}
+
+/** GET /api/executions: newest first; pass `next_cursor` as `cursor` for the next page. */
+export interface ExecutionListView {
+  executions: ExecutionView[];
+  next_cursor: string | null;
+}
+
+/** A run in GET /api/runs: the run without its per-VM rows (GET /api/runs/:id has them). */
+export type RunSummaryView = Omit<RunView, 'vms'> & { vm_count: number };
+
+/** GET /api/runs: newest first; pass `next_cursor` as `cursor` for the next page. */
+export interface RunListView {
+  runs: RunSummaryView[];
+  next_cursor: string | null;
 }

@@ -183,3 +183,73 @@ export interface FileWrittenView {
   /** The file's size in the guest afterwards. */
   size: number;
 }
+
+/** One entry of a guest directory (GET /api/vms/:id/files/list). */
+export interface FileEntryView {
+  name: string;
+  type: FileStatView['type'];
+  size: number;
+  /** Permission bits in octal, e.g. "0755". */
+  mode: string;
+  uid: number;
+  gid: number;
+  owner: string | null;
+  group: string | null;
+  modified_at: string | null;
+  /** What a symbolic link points to; links are never followed in a listing. */
+  link_target: string | null;
+}
+
+/** GET /api/vms/:id/files/list?path=&cursor=&limit= */
+export interface FileListView {
+  vm_id: string;
+  path: string;
+  /** The directory with its links resolved. */
+  resolved_path: string;
+  /** Sorted by name. */
+  entries: FileEntryView[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  next_cursor: string | null;
+  /** Entries in the directory when this page was read. */
+  total_entries: number;
+}
+
+/** POST /api/vms/:id/files/mkdir */
+export interface FileMkdirBody {
+  path: string;
+  /** Octal permission bits, e.g. "0750"; default 0755. */
+  mode?: string;
+  /** Create missing parent directories too. */
+  parents?: boolean;
+}
+
+/** POST /api/vms/:id/files/mkdir */
+export interface DirectoryCreatedView {
+  vm_id: string;
+  path: string;
+  /** What was created, outermost first. */
+  created: string[];
+}
+
+/** DELETE /api/vms/:id/files?path=&recursive= */
+export interface FileDeletedView {
+  vm_id: string;
+  path: string;
+  /** Entries removed. */
+  removed: number;
+}
+
+/** POST /api/vms/:id/files/rename */
+export interface FileRenameBody {
+  from: string;
+  to: string;
+  /** Replace an existing file at `to` (never a directory). */
+  overwrite?: boolean;
+}
+
+/** POST /api/vms/:id/files/rename */
+export interface FileRenamedView {
+  vm_id: string;
+  from: string;
+  to: string;
+}

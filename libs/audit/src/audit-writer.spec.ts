@@ -157,6 +157,27 @@ describe('AuditWriter', () => {
     expect(written.at(-1)).toBe('r20');
   });
 
+  it('should find one bad row of a full batch in halves, not row by row', async () => {
+    let calls = 0;
+    const writer = new AuditWriter(
+      async (rows) => {
+        calls++;
+        if (rows.some((r) => r.requestId === 'r37')) {
+          throw new AuditRowRejected('value out of range', '22003');
+        }
+      },
+      { ...options, maxBatch: 64, maxPending: 1000 },
+      quiet,
+    );
+    const results = await Promise.allSettled(
+      Array.from({ length: 64 }, (_, i) => writer.intent(rec(i))),
+    );
+    expect(results.filter((r) => r.status === 'rejected')).toHaveLength(1);
+    // The first batch may be the first row alone (written as it came); then 63 rows: at most
+    // one failed write per halving and one good one beside it.
+    expect(calls).toBeLessThanOrEqual(2 + 2 * Math.ceil(Math.log2(64)));
+  });
+
   it('should log a second outcome for one request as a bug and go on', async () => {
     const errors: string[] = [];
     const written: string[] = [];

@@ -20,8 +20,11 @@ interface Pending {
   record: AuditRecord;
   /** Intents fail fast (the caller refuses the operation); the rest are retried. */
   mustRetry: boolean;
-  /** Written in a batch of its own: a row of its last batch was refused for its content. */
-  alone?: boolean;
+  /**
+   * A row of its last batch was refused for its content: that batch is written again in halves
+   * of this many rows (down to one), so the bad row is found in log2(batch) rounds.
+   */
+  batchLimit?: number;
   resolve(): void;
   reject(err: Error): void;
 }
@@ -29,7 +32,7 @@ interface Pending {
 /**
  * The store refused a row for what it holds (a value PostgreSQL cannot take, a constraint), not
  * because it is away: retrying cannot help. `append` throws it for a batch; the writer then
- * writes that batch's rows one by one so only the bad row fails.
+ * splits that batch until only the bad row fails.
  */
 export class AuditRowRejected extends Error {
   constructor(
@@ -54,8 +57,8 @@ export class AuditRowRejected extends Error {
  * the store is back, up to `maxPending` rows.
  *
  * A row the store refuses for its content (AuditRowRejected) fails alone: its batch is written
- * again row by row, the bad row is refused (an intent's caller answers 400; any other row is
- * logged and counted, never retried) and every other row goes on.
+ * again in halves until the bad row is alone, which is refused (an intent's caller answers 400;
+ * any other row is logged and counted, never retried), and every other row goes on.
  */
 export class AuditWriter {
   private queue: Pending[] = [];
@@ -137,7 +140,7 @@ export class AuditWriter {
   private async drain(): Promise<void> {
     try {
       while (this.queue.length > 0 && !this.closed) {
-        const batch = this.queue.splice(0, this.queue[0]!.alone ? 1 : this.options.maxBatch);
+        const batch = this.queue.splice(0, this.queue[0]!.batchLimit ?? this.options.maxBatch);
         const work = this.append(batch.map((p) => p.record));
         try {
           await this.withTimeout(work);
@@ -147,10 +150,11 @@ export class AuditWriter {
         } catch (err) {
           if (err instanceof AuditRowRejected) {
             if (batch.length > 1) {
-              // One of these rows is bad: write them again one by one, in the same order.
-              for (const p of batch) {
-                p.alone = true;
-              }
+              // A row of these is bad: write them again in two halves, in the same order.
+              const half = Math.ceil(batch.length / 2);
+              batch.forEach((p, i) => {
+                p.batchLimit = i < half ? half : batch.length - half;
+              });
               this.queue.unshift(...batch);
             } else {
               this.refuse(batch[0]!, err);

@@ -1,5 +1,7 @@
+import type { KeyObject } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { GENESIS_HASH, chainHash } from './hash-chain.js';
+import { CheckpointRepository } from './checkpoint.repository.js';
+import { ChainVerifier, type AuditCheckpoint } from './offline/index.js';
 import { sha256Hex } from './redaction.js';
 import { AuditRowRejected } from './audit-writer.js';
 import { filterSql } from './audit-filter.js';
@@ -8,7 +10,6 @@ import {
   GENESIS_HEAD,
   chainRows,
   numOrNull,
-  contentOf,
   toView,
   type ChainHead,
   type EventRow,
@@ -88,6 +89,17 @@ export function rowRejection(err: unknown): AuditRowRejected | undefined {
   );
 }
 
+export interface VerifyOptions {
+  /** The public keys checkpoints may be signed with, by key id; none: checkpoints are ignored. */
+  keys?: ReadonlyMap<string, KeyObject>;
+  /** Checkpoints kept outside the table (the JetStream stream's latest). */
+  external?: Array<{ checkpoint: AuditCheckpoint; source: string }>;
+  /** Called after each page: rows verified so far and the last seq. */
+  onProgress?: (rows: number, lastSeq: number | null) => void;
+  /** Rows per query (memory is one page). */
+  pageSize?: number;
+}
+
 /** The part of the pg client the writer uses. */
 interface SqlClient {
   query<T = unknown>(
@@ -102,6 +114,9 @@ type HeadResults = Array<{ rows: Array<{ seq: string; hash: Buffer; at: Date }> 
 export class AuditRepository {
   /** The chain head as this writer last saw it (undefined: not known yet). */
   private head: ChainHead | undefined;
+
+  /** Called after each committed append with the head's seq (the checkpointer listens). */
+  onAppended: ((seq: number) => void) | undefined;
 
   constructor(private readonly ds: DataSource) {}
 
@@ -124,9 +139,11 @@ export class AuditRepository {
     const client = (await qr.connect()) as SqlClient;
     try {
       if (this.head !== undefined && (await this.appendOnto(client, this.head, records, now))) {
+        this.onAppended?.(this.head.seq);
         return;
       }
       await this.appendLocked(client, records, now);
+      this.onAppended?.(this.head!.seq);
     } catch (err) {
       this.head = undefined;
       throw rowRejection(err) ?? err;
@@ -270,44 +287,54 @@ export class AuditRepository {
   }
 
   /**
-   * Recomputes the chain from the first row: each row's hash over its content and the previous
-   * hash, the link to the previous row, and gapless sequence numbers. Then checks that every
-   * stored output that was kept whole still hashes to what its outcome row recorded (the
-   * redacted copy's digest when the row says output was redacted).
+   * Recomputes the chain from the first row, a page at a time (memory: one page): each row's
+   * hash over its content and the previous hash, the link to the previous row, gapless
+   * sequence numbers, and every signed checkpoint (the table's, and `external` ones such as the
+   * JetStream stream's latest) against its row; the table must reach the latest checkpoint, so
+   * rows deleted from the end or a rebuilt chain are named. Then checks that every stored output
+   * that was kept whole still hashes to what its outcome row recorded (the redacted copy's
+   * digest when the row says output was redacted).
    */
-  async verify(pageSize = 5000): Promise<VerifyReport> {
+  async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
     const started = performance.now();
-    let prev: Buffer = GENESIS_HASH;
-    let expectedSeq = 1;
+    const pageSize = options.pageSize ?? 5000;
+    const checkpoints = new CheckpointRepository(this.ds);
+    const verifier = new ChainVerifier(options.keys ?? new Map());
+    for (const { checkpoint, source } of options.external ?? []) {
+      verifier.addCheckpoint(checkpoint, source);
+    }
+    let from = 1;
     let rows = 0;
-    let lastSeq: number | null = null;
-    let firstBroken: VerifyReport['first_broken'];
     for (;;) {
-      const page = await this.ds.query<EventRow[]>(
-        `SELECT ${EVENT_COLUMNS}, prev_hash, hash FROM audit_events
-         WHERE seq >= $1 ORDER BY seq LIMIT $2`,
-        [expectedSeq, pageSize],
-      );
-      for (const r of page) {
-        const seq = Number(r.seq);
-        rows++;
-        lastSeq = seq;
-        if (!firstBroken) {
-          if (seq !== expectedSeq) {
-            firstBroken = { seq, reason: `sequence gap: row ${expectedSeq} is missing` };
-          } else if (!r.prev_hash?.equals(prev)) {
-            firstBroken = { seq, reason: 'link broken: prev_hash is not the previous row’s hash' };
-          } else if (!chainHash(prev, contentOf(r)).equals(r.hash ?? Buffer.alloc(0))) {
-            firstBroken = { seq, reason: 'content changed: hash does not match the row' };
+      const page = await checkpoints.rows(from, pageSize);
+      const last = page.at(-1);
+      if (last) {
+        // The table's checkpoints of these rows, before the rows reach them.
+        for (let after = from; ;) {
+          const cps = await checkpoints.between(after, last.seq, pageSize);
+          cps.forEach((c) => verifier.addCheckpoint(c, 'table'));
+          if (cps.length < pageSize) {
+            break;
           }
+          after = cps.at(-1)!.seq + 1;
         }
-        prev = r.hash ?? Buffer.alloc(0);
-        expectedSeq = seq + 1;
       }
+      page.forEach((r) => verifier.push(r));
+      rows += page.length;
+      options.onProgress?.(rows, last?.seq ?? null);
       if (page.length < pageSize) {
+        // Checkpoints past the last row: a cut-off end.
+        const beyond = await checkpoints.between(
+          (last?.seq ?? from - 1) + 1,
+          Number.MAX_SAFE_INTEGER,
+          1000,
+        );
+        beyond.forEach((c) => verifier.addCheckpoint(c, 'table'));
         break;
       }
+      from = last!.seq + 1;
     }
+    const chain = verifier.finish();
     const mismatches: string[] = [];
     let after = '00000000-0000-0000-0000-000000000000';
     for (;;) {
@@ -338,10 +365,8 @@ export class AuditRepository {
       }
     }
     return {
-      ok: !firstBroken && mismatches.length === 0,
-      rows,
-      last_seq: lastSeq,
-      ...(firstBroken ? { first_broken: firstBroken } : {}),
+      ...chain,
+      ok: chain.ok && mismatches.length === 0,
       ...(mismatches.length ? { output_mismatches: mismatches } : {}),
       duration_ms: Math.round(performance.now() - started),
     };

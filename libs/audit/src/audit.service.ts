@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { AuditException, AuditErrorCode } from './audit.exception.js';
-import type { AuditRepository } from './audit.repository.js';
+import type { AuditRepository, VerifyOptions } from './audit.repository.js';
 import { AuditRowRejected, type AuditWriter } from './audit-writer.js';
 import { firstUnstorable, sha256Hex } from './redaction.js';
 import type { OutputRedactor } from './output-redactor.js';
@@ -127,8 +127,8 @@ export class AuditService {
     return this.repo.executions(filter);
   }
 
-  verify(): Promise<VerifyReport> {
-    return this.repo.verify();
+  verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    return this.repo.verify(options);
   }
 
   get pendingRows(): number {

@@ -7,3 +7,18 @@ export * from './hash-chain.js';
 export * from './redaction.js';
 export * from './output-redactor.js';
 export { intentDigestOfRecord } from './audit-rows.js';
+export * from './checkpoint.repository.js';
+export {
+  ChainVerifier,
+  EXPORT_FORMAT,
+  checkpointKeyId,
+  checkpointPublicKey,
+  checkpointProblem,
+  parseCheckpoint,
+  signCheckpoint,
+  type AuditCheckpoint,
+  type ChainReport,
+  type CheckpointRef,
+  type ExportHeader,
+  type StoredRow,
+} from './offline/index.js';

@@ -153,6 +153,46 @@ export const GUEST_OPERATION_TABLE = {
     capabilities: ['file.stat'],
     since: '0.3.0',
   }),
+  // A page of a directory's entries; enabled with file reads.
+  'file.list': op({
+    request: 'fileList',
+    response: 'fileListResponse',
+    result: 'fileList',
+    policy: 'file.read',
+    capabilities: ['file.list'],
+    since: '0.3.0',
+  }),
+  // Directory creation, deletion and renames change the guest: enabled with file writes, and
+  // retained so a retried request is answered, not repeated.
+  'file.mkdir': op({
+    request: 'fileMkdir',
+    response: 'fileMkdirResponse',
+    result: 'fileMkdir',
+    policy: 'file.write',
+    capabilities: ['file.mkdir'],
+    retained: true,
+    since: '0.3.0',
+  }),
+  'file.delete': op({
+    request: 'fileDelete',
+    response: 'fileDeleteResponse',
+    result: 'fileDelete',
+    policy: 'file.write',
+    capabilities: ['file.delete'],
+    retained: true,
+    // A recursive delete of a large tree takes a while.
+    defaultTimeoutMs: 300_000,
+    since: '0.3.0',
+  }),
+  'file.rename': op({
+    request: 'fileRename',
+    response: 'fileRenameResponse',
+    result: 'fileRename',
+    policy: 'file.write',
+    capabilities: ['file.rename'],
+    retained: true,
+    since: '0.3.0',
+  }),
 } as const satisfies Record<string, GuestOperationDef>;
 
 type Table = typeof GUEST_OPERATION_TABLE;

@@ -41,8 +41,30 @@ export function ExecutionDetail({ execution: e }: { execution: AuditExecutionVie
         <dt>Request id</dt>
         <dd className="small">{e.request_id}</dd>
       </dl>
+      <OutputNotices execution={e} />
       <ExecuteResultView output={fromExecution(e)} />
     </div>
+  );
+}
+
+/** Why the stored output is not shown, or what was redacted from it. */
+export function OutputNotices({ execution: e }: { execution: AuditExecutionView }) {
+  const redacted = e.output_redaction ? e.output_redaction.stdout + e.output_redaction.stderr : 0;
+  return (
+    <>
+      {e.output_withheld && (
+        <p className="notice" role="note">
+          Output withheld: reading stored output needs audit.read_output on project{' '}
+          {e.project_id ?? '—'}.
+        </p>
+      )}
+      {redacted > 0 && (
+        <p className="notice" role="note">
+          {redacted === 1 ? '1 secret was' : `${redacted} secrets were`} redacted from the stored
+          output.
+        </p>
+      )}
+    </>
   );
 }
 

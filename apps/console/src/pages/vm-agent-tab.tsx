@@ -1,9 +1,18 @@
 import { useState } from 'react';
-import type { AgentSessionView, PingView, ShutdownView, TelemetryEventView, VmView } from '@lq/api';
+import type {
+  AgentSessionView,
+  PingView,
+  ShutdownView,
+  SyncTimeView,
+  TelemetryEventView,
+  VmView,
+} from '@lq/api';
 import { can } from '../auth/permissions';
 import { useMe, useSession } from '../auth/session-context';
 import { ErrorNotice } from '../components/error-notice';
 import { ConfirmDialog } from '../components/modal';
+import { PasswordDialog } from '../components/password-dialog';
+import { QuiescePanel } from '../components/quiesce-panel';
 import { Sparkline } from '../components/sparkline';
 import { StreamStatusLine } from '../components/stream-status';
 import { formatBytes, formatPercent, formatTime } from '../lib/format';
@@ -17,8 +26,15 @@ function last(xs: number[]): number | undefined {
   return xs.length ? xs[xs.length - 1] : undefined;
 }
 
-/** Actions the API does not offer yet: shown, disabled, with the reason. */
-const NOT_YET = 'not available yet: the control plane has no API for it';
+/** "+12 ms" / "−3.4 s" for a clock offset. */
+export function formatOffset(ms: number | null): string {
+  if (ms === null) {
+    return 'unknown';
+  }
+  const sign = ms < 0 ? '−' : '+';
+  const abs = Math.abs(ms);
+  return abs >= 1000 ? `${sign}${(abs / 1000).toFixed(1)} s` : `${sign}${Math.round(abs)} ms`;
+}
 
 export function AgentTab({ vm, onChanged }: { vm: VmView; onChanged: () => void }) {
   const { api } = useSession();
@@ -26,6 +42,9 @@ export function AgentTab({ vm, onChanged }: { vm: VmView; onChanged: () => void 
   const project = vm.project_id || 'default';
   const [samples, setSamples] = useState<Sample[]>([]);
   const [confirm, setConfirm] = useState<PowerMode>();
+  const [passwordOpen, setPasswordOpen] = useState(false);
+  const [force, setForce] = useState(false);
+  const vmLabel = vm.name || vm.id;
   const [busy, setBusy] = useState<string>();
   const [notice, setNotice] = useState<string>();
   const [error, setError] = useState<unknown>();
@@ -48,6 +67,8 @@ export function AgentTab({ vm, onChanged }: { vm: VmView; onChanged: () => void 
   const series = seriesOf(samples);
   const latest = samples.length ? samples[samples.length - 1]!.report : vm.telemetry;
   const canPower = can(me, 'guest.power', project);
+  const canTime = can(me, 'guest.time', project);
+  const canPassword = can(me, 'guest.password', project);
 
   async function act(label: string, work: () => Promise<string>) {
     setBusy(label);
@@ -76,6 +97,14 @@ export function AgentTab({ vm, onChanged }: { vm: VmView; onChanged: () => void 
         mode,
       });
       return `${mode === 'reboot' ? 'Reboot' : 'Shutdown'} accepted by the agent${r.scheduled_at ? ` for ${formatTime(r.scheduled_at)}` : ''}.`;
+    });
+
+  const syncTime = () =>
+    act('time', async () => {
+      const r = await api.post<SyncTimeView>(`/api/vms/${encodeURIComponent(vm.id)}/sync-time`, {
+        force,
+      });
+      return `Clock synced by ${r.method}: offset ${formatOffset(r.offset_before_ms)} before, ${formatOffset(r.offset_after_ms)} after${r.rtc_error ? ` (hardware clock not set: ${r.rtc_error})` : ''}.`;
     });
 
   return (
@@ -114,9 +143,16 @@ export function AgentTab({ vm, onChanged }: { vm: VmView; onChanged: () => void 
               '—'
             )}
           </dd>
-          <dt>Quiesce state</dt>
-          <dd className="muted">not reported ({NOT_YET.split(':')[0]})</dd>
         </dl>
+      </div>
+      <div className="card">
+        <h3>Filesystem freeze</h3>
+        <QuiescePanel
+          api={api}
+          vmId={vm.id}
+          canQuiesce={can(me, 'guest.quiesce', project)}
+          onChanged={onChanged}
+        />
       </div>
       <div className="card">
         <h3>Actions</h3>
@@ -144,25 +180,32 @@ export function AgentTab({ vm, onChanged }: { vm: VmView; onChanged: () => void 
               </button>
             </>
           )}
-          {can(me, 'guest.quiesce', project) && (
+          {canTime && (
             <>
-              <button type="button" disabled title={NOT_YET}>
-                Freeze filesystems
+              <button type="button" onClick={() => void syncTime()} disabled={busy !== undefined}>
+                {busy === 'time' ? 'Syncing…' : 'Sync time'}
               </button>
-              <button type="button" disabled title={NOT_YET}>
-                Thaw
-              </button>
+              <label className="inline">
+                <input
+                  type="checkbox"
+                  name="force"
+                  checked={force}
+                  onChange={(e) => setForce(e.target.checked)}
+                />{' '}
+                Force (set the clock from the control plane even if the guest has a time service)
+              </label>
             </>
           )}
-          {can(me, 'guest.time', project) && (
-            <button type="button" disabled title={NOT_YET}>
-              Sync time
+          {canPassword && (
+            <button
+              type="button"
+              onClick={() => setPasswordOpen(true)}
+              disabled={busy !== undefined}
+            >
+              Reset password
             </button>
           )}
         </div>
-        {(can(me, 'guest.quiesce', project) || can(me, 'guest.time', project)) && (
-          <p className="muted small">Freeze/Thaw and Sync time: {NOT_YET}.</p>
-        )}
         {notice && (
           <p className="notice notice-ok" role="status">
             {notice}
@@ -218,15 +261,28 @@ export function AgentTab({ vm, onChanged }: { vm: VmView; onChanged: () => void 
       </div>
       {confirm && (
         <ConfirmDialog
-          title={confirm === 'reboot' ? `Reboot ${vm.id}?` : `Shut down ${vm.id}?`}
+          title={confirm === 'reboot' ? `Reboot ${vmLabel}?` : `Shut down ${vmLabel}?`}
           message={
             confirm === 'reboot'
-              ? 'The guest reboots through its agent. Running programs are stopped.'
-              : 'The guest powers off through its agent. It stays off until started again from the hypervisor.'
+              ? `${vmLabel} (${vm.id}) reboots through its agent. Running programs are stopped.`
+              : `${vmLabel} (${vm.id}) powers off through its agent. It stays off until started again from the hypervisor.`
           }
           confirmLabel={confirm === 'reboot' ? 'Reboot' : 'Shut down'}
           onConfirm={() => void power(confirm)}
           onCancel={() => setConfirm(undefined)}
+        />
+      )}
+      {passwordOpen && (
+        <PasswordDialog
+          api={api}
+          vmId={vm.id}
+          vmLabel={vmLabel}
+          onClose={() => setPasswordOpen(false)}
+          onDone={(message) => {
+            setPasswordOpen(false);
+            setError(undefined);
+            setNotice(message);
+          }}
         />
       )}
     </div>

@@ -117,12 +117,17 @@ export class VmAccessService {
     permission: 'guest.file.read' | 'guest.file.write',
     vm: VmScope,
     operation: string,
-    file: { path: string; mode?: number; owner?: boolean },
+    file: { path: string; mode?: number; owner?: boolean; also?: string[] },
   ): Promise<GuestGrant> {
     const grant = await this.requireGuest(caller, permission, vm, operation);
     let why: string | undefined;
-    if (grant.filePaths && !grant.filePaths.some((root) => isUnder(file.path, root))) {
-      why = `${file.path} is outside the binding's file_paths (${grant.filePaths.join(', ')})`;
+    const outside = grant.filePaths
+      ? [file.path, ...(file.also ?? [])].find(
+          (p) => !grant.filePaths!.some((root) => isUnder(p, root)),
+        )
+      : undefined;
+    if (grant.filePaths && outside !== undefined) {
+      why = `${outside} is outside the binding's file_paths (${grant.filePaths.join(', ')})`;
     } else if (grant.runAs && file.mode !== undefined && (file.mode & 0o6000) !== 0) {
       why = 'a binding limited to some run-as users may not set set-user-ID or set-group-ID bits';
     } else if (grant.runAs && file.owner) {
@@ -133,6 +138,25 @@ export class VmAccessService {
       throw AuthException.denied(permission, `on VM ${vm.vmId}: ${why}`);
     }
     return grant;
+  }
+
+  /** A denial that concerns no one VM (a listing), recorded with the project it names if any. */
+  denyUnscoped(
+    caller: Caller,
+    permission: Permission,
+    operation: string,
+    detail: string,
+    projectId?: string,
+  ): Promise<void> {
+    return this.audit.record({
+      kind: 'denied',
+      ...actorOf(caller.principal, caller),
+      projectId,
+      operation,
+      params: { permission },
+      status: 'PERMISSION_DENIED',
+      error: `missing ${permission}: ${detail}`,
+    });
   }
 
   /** Records a denial the caller's service decided (the guard's own are recorded there). */

@@ -59,6 +59,7 @@ export class AuditAuthHook implements AuthAuditHook, OnApplicationShutdown {
       kind: 'denied',
       ...actorOf(principal, origin),
       operation: bounded(origin.route),
+      vmId: origin.vmId,
       params: { permission },
       status: 'PERMISSION_DENIED',
       error: bounded(`missing ${permission}: ${detail}`),

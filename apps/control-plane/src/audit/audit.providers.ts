@@ -1,6 +1,12 @@
 import { Logger, type Provider } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { AuditRepository, AuditService, AuditWriter, OutputRedactor } from '@lq/audit';
+import {
+  AuditRepository,
+  AuditService,
+  AuditWriter,
+  CheckpointRepository,
+  OutputRedactor,
+} from '@lq/audit';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 
 /** libs/audit wired into Nest: one repository, one ordered writer, one service per process. */
@@ -9,6 +15,11 @@ export const AUDIT_PROVIDERS: Provider[] = [
     provide: AuditRepository,
     inject: [DataSource],
     useFactory: (ds: DataSource) => new AuditRepository(ds),
+  },
+  {
+    provide: CheckpointRepository,
+    inject: [DataSource],
+    useFactory: (ds: DataSource) => new CheckpointRepository(ds),
   },
   {
     provide: AuditWriter,

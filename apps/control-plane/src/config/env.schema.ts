@@ -30,6 +30,13 @@ export const DATABASE_SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-fu
 export interface ControlPlaneConfig {
   databaseUrl: string;
   databaseTls: DatabaseTls;
+  /**
+   * The owner role's URL migrations run through (DATABASE_MIGRATION_URL); undefined: migrations
+   * run through DATABASE_URL, whose role then owns the tables.
+   */
+  databaseMigrationUrl?: string;
+  /** Refuse to start when DATABASE_URL's role could change or delete audit rows. */
+  databaseRequireLeastPrivilege: boolean;
   /** PostgreSQL connections per replica, and how long a query waits for one before failing. */
   databasePool: { max: number; waitMs: number };
   runMigrations: boolean;
@@ -69,6 +76,8 @@ export interface ControlPlaneConfig {
   runStartsInFlight: number;
   /** Fleet runs: how long a start that failed for want of the store is tried again. */
   runStartRetryMs: number;
+  /** Largest page of GET /api/executions and /api/runs. */
+  historyPageMax: number;
   /** Replies, stored output and its followers: every size and count bounded. */
   output: {
     /** Largest reply reassembled from parts (PROTOCOL.md §9 Reply parts). */
@@ -122,7 +131,28 @@ export interface ControlPlaneConfig {
     /** Applied to output before it is stored or streamed to a follower (issue 18 item 2). */
     outputRedaction: { defaults: boolean; patterns: RegExp[] };
   };
+  /** Signed checkpoints of the audit chain head (SECURITY.md: the audit trail). */
+  auditCheckpoint: AuditCheckpointConfig;
   logLevel: LogLevelName;
+}
+
+export const AUDIT_CHECKPOINT_JETSTREAM_MODES = ['required', 'optional', 'off'] as const;
+
+export interface AuditCheckpointConfig {
+  /** A checkpoint once the head is this many rows past the last one. */
+  rows: number;
+  /** And at least this often while rows are written. */
+  intervalMs: number;
+  /** required: no JetStream stream, no start; optional: table only while it is away; off. */
+  jetstream: (typeof AUDIT_CHECKPOINT_JETSTREAM_MODES)[number];
+  stream: string;
+  subject: string;
+  /** Replicas of the stream (a NATS cluster: 3). */
+  streamReplicas: number;
+  /** Messages the stream keeps (the oldest go first; the latest is what verify reads). */
+  streamMaxMsgs: number;
+  /** JetStream API and publish timeout. */
+  timeoutMs: number;
 }
 
 /** Every variable the control plane reads (the README's configuration reference). */
@@ -142,6 +172,16 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'DATABASE_SSL_CERT / DATABASE_SSL_KEY',
     '—',
     'PEM client certificate and key, for a PostgreSQL that asks for one (clientcert)',
+  ],
+  [
+    'DATABASE_MIGRATION_URL',
+    '(DATABASE_URL)',
+    'the owner role migrations run as; DATABASE_URL’s role is then granted only what replicas need (INSERT and SELECT on the audit tables)',
+  ],
+  [
+    'LQ_DATABASE_REQUIRE_LEAST_PRIVILEGE',
+    'false',
+    'refuse to start when DATABASE_URL’s role is a superuser, owns the audit tables or may update, delete or truncate them (false: a warning)',
   ],
   [
     'LQ_DATABASE_POOL_MAX',
@@ -167,8 +207,16 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     '(off)',
     'proxies whose X-Forwarded-For names the client (audit source_ip): loopback, uniquelocal, CIDRs, comma-separated',
   ],
-  ['LQ_GUEST_TIMEOUT_SECONDS', '30', 'guest operation timeout when a request gives none'],
-  ['LQ_GUEST_TIMEOUT_MAX_SECONDS', '3600', 'largest timeout a request may ask for'],
+  [
+    'LQ_GUEST_TIMEOUT_SECONDS',
+    '30',
+    'timeout of a synchronous guest operation (POST /execute, lqctl exec --sync) that gives none',
+  ],
+  [
+    'LQ_GUEST_TIMEOUT_MAX_SECONDS',
+    '3600',
+    'largest timeout any request may ask for, synchronous or not (lqctl --timeout too)',
+  ],
   [
     'LQ_NATS_SLACK_MS',
     '2000',
@@ -342,6 +390,7 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     '65536',
     'stdout and stderr kept per execution in the command history (each; the hash covers all)',
   ],
+  ['LQ_HISTORY_PAGE_MAX', '500', 'largest page of GET /api/executions and /api/runs'],
   ['LQ_AUDIT_PAGE_MAX', '1000', 'largest page of /api/audit/events and /executions'],
   ['LQ_AUDIT_EXPORT_MAX_ROWS', '1000000', 'largest NDJSON or CSV export'],
   [
@@ -354,6 +403,38 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     '[]',
     'more patterns to redact: a JSON array of regular expressions, each "source" or "/source/flags" (flags of imsu); the whole match becomes [redacted]',
   ],
+  [
+    'LQ_AUDIT_CHECKPOINT_ROWS',
+    '1000',
+    'sign a checkpoint of the audit chain head once it is this many rows past the last one',
+  ],
+  [
+    'LQ_AUDIT_CHECKPOINT_INTERVAL_MS',
+    '60000',
+    'and at least this often while audit rows are written',
+  ],
+  [
+    'LQ_AUDIT_CHECKPOINT_JETSTREAM',
+    'optional',
+    'required (refuse to start without the JetStream stream), optional (the checkpoint table alone while JetStream is away) or off',
+  ],
+  [
+    'LQ_AUDIT_CHECKPOINT_STREAM',
+    'LQ_AUDIT_CHECKPOINTS',
+    'JetStream stream of checkpoints (created with deny_delete and deny_purge when missing)',
+  ],
+  [
+    'LQ_AUDIT_CHECKPOINT_SUBJECT',
+    'lq.v1.audit.checkpoints',
+    'subject checkpoints are published on (the control plane’s NATS user may publish it)',
+  ],
+  ['LQ_AUDIT_CHECKPOINT_STREAM_REPLICAS', '1', 'replicas of the stream (3 in a NATS cluster)'],
+  [
+    'LQ_AUDIT_CHECKPOINT_STREAM_MAX_MSGS',
+    '1000000',
+    'checkpoints the stream keeps (the oldest go first; verify reads the latest)',
+  ],
+  ['LQ_AUDIT_CHECKPOINT_TIMEOUT_MS', '5000', 'JetStream request and publish timeout'],
   ['LQ_LOG_LEVEL', 'info', 'debug, info, warn or error'],
 ];
 
@@ -387,6 +468,8 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
   return {
     databaseUrl,
     databaseTls,
+    databaseMigrationUrl: migrationUrl(env, databaseUrl),
+    databaseRequireLeastPrivilege: bool(env, 'LQ_DATABASE_REQUIRE_LEAST_PRIVILEGE', false),
     databasePool: {
       max: int(env, 'LQ_DATABASE_POOL_MAX', 20, 1, 1000),
       waitMs: int(env, 'LQ_DATABASE_POOL_WAIT_MS', 10_000, 100, 600_000),
@@ -411,6 +494,7 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
     runMaxVms: int(env, 'LQ_RUN_MAX_VMS', 10_000, 1, 1_000_000),
     runStartsInFlight: int(env, 'LQ_RUN_STARTS_IN_FLIGHT', 16, 1, 10_000),
     runStartRetryMs: int(env, 'LQ_RUN_START_RETRY_MS', 120_000, 0, 3_600_000),
+    historyPageMax: int(env, 'LQ_HISTORY_PAGE_MAX', 500, 10, 10_000),
     execAsyncTimeoutSeconds: Math.min(
       int(env, 'LQ_EXEC_ASYNC_TIMEOUT_SECONDS', 3600, 1, 86_400),
       guestTimeoutMaxSeconds,
@@ -471,7 +555,67 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
         patterns: outputPatterns(env),
       },
     },
+    auditCheckpoint: auditCheckpoint(env),
     logLevel,
+  };
+}
+
+/** DATABASE_MIGRATION_URL: a postgres:// URL of the same database as DATABASE_URL. */
+export function migrationUrl(env: NodeJS.ProcessEnv, runtimeUrl: string): string | undefined {
+  const url = env.DATABASE_MIGRATION_URL || undefined;
+  if (url === undefined) {
+    return undefined;
+  }
+  if (!/^postgres(ql)?:\/\/.+/.test(url)) {
+    throw new ConfigError('DATABASE_MIGRATION_URL must be a postgres:// URL (the owner role)');
+  }
+  const parse = (u: string) => new URL(u.replace(/^postgres(ql)?:/, 'http:'));
+  const [owner, runtime] = [parse(url), parse(runtimeUrl)];
+  if (owner.host !== runtime.host || owner.pathname !== runtime.pathname) {
+    throw new ConfigError(
+      `DATABASE_MIGRATION_URL must name the same server and database as DATABASE_URL (${owner.host}${owner.pathname} vs ${runtime.host}${runtime.pathname})`,
+    );
+  }
+  if (decodeURIComponent(owner.username) === decodeURIComponent(runtime.username)) {
+    throw new ConfigError(
+      'DATABASE_MIGRATION_URL has the same user as DATABASE_URL: give the owner role there and the replicas’ role in DATABASE_URL (README: database roles)',
+    );
+  }
+  return url;
+}
+
+const STREAM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const SUBJECT = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+){0,15}$/;
+
+function auditCheckpoint(env: NodeJS.ProcessEnv): AuditCheckpointConfig {
+  const jetstream = (env.LQ_AUDIT_CHECKPOINT_JETSTREAM ||
+    'optional') as AuditCheckpointConfig['jetstream'];
+  if (!AUDIT_CHECKPOINT_JETSTREAM_MODES.includes(jetstream)) {
+    throw new ConfigError(
+      `LQ_AUDIT_CHECKPOINT_JETSTREAM must be one of ${AUDIT_CHECKPOINT_JETSTREAM_MODES.join(', ')} (got ${JSON.stringify(jetstream)})`,
+    );
+  }
+  const stream = env.LQ_AUDIT_CHECKPOINT_STREAM || 'LQ_AUDIT_CHECKPOINTS';
+  if (!STREAM_NAME.test(stream)) {
+    throw new ConfigError(
+      `LQ_AUDIT_CHECKPOINT_STREAM ${JSON.stringify(stream)} is not a stream name (1-64 of A-Z a-z 0-9 _ -)`,
+    );
+  }
+  const subject = env.LQ_AUDIT_CHECKPOINT_SUBJECT || 'lq.v1.audit.checkpoints';
+  if (!SUBJECT.test(subject)) {
+    throw new ConfigError(
+      `LQ_AUDIT_CHECKPOINT_SUBJECT ${JSON.stringify(subject)} is not a subject without wildcards (tokens of A-Z a-z 0-9 _ - joined by dots)`,
+    );
+  }
+  return {
+    rows: int(env, 'LQ_AUDIT_CHECKPOINT_ROWS', 1000, 1, 10_000_000),
+    intervalMs: int(env, 'LQ_AUDIT_CHECKPOINT_INTERVAL_MS', 60_000, 100, 86_400_000),
+    jetstream,
+    stream,
+    subject,
+    streamReplicas: int(env, 'LQ_AUDIT_CHECKPOINT_STREAM_REPLICAS', 1, 1, 5),
+    streamMaxMsgs: int(env, 'LQ_AUDIT_CHECKPOINT_STREAM_MAX_MSGS', 1_000_000, 1000, 1_000_000_000),
+    timeoutMs: int(env, 'LQ_AUDIT_CHECKPOINT_TIMEOUT_MS', 5000, 100, 120_000),
   };
 }
 

@@ -13,6 +13,7 @@ import {
   AuthException,
   AuthService,
   holdsAnywhere,
+  vmIdOf,
   type AuthAuditHook,
   type Permission,
   type Principal,
@@ -94,9 +95,11 @@ export class ConnectAuth {
 
   readonly interceptor: Interceptor = (next) => async (req) => {
     const route = `${req.service.typeName}/${req.method.name}`;
+    const message = req.stream ? undefined : (req.message as { vmId?: unknown });
     const origin = {
       ...(req.contextValues.get(ORIGIN) ?? { requestId: randomUUID(), sourceIp: '' }),
       route,
+      vmId: vmIdOf(message?.vmId),
     };
     req.contextValues.set(ORIGIN, origin);
     const permission = METHOD_PERMISSIONS[route];

@@ -11,6 +11,8 @@ import {
 } from '@lq/auth/migrations';
 import { AuditOneOutcomePerRequest1764897318000 } from './migrations/1764897318000-AuditOneOutcomePerRequest.js';
 import { ExecutionOutputRedactions1764897318200 } from './migrations/1764897318200-ExecutionOutputRedactions.js';
+import { CreateAuditCheckpoints1764900000000 } from './migrations/1764900000000-CreateAuditCheckpoints.js';
+import { AddHistoryIndexes1764900000100 } from './migrations/1764900000100-AddHistoryIndexes.js';
 import { AddExecutionOutputCap1764979200018 } from './migrations/1764979200018-AddExecutionOutputCap.js';
 
 // Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
@@ -26,6 +28,8 @@ export const MIGRATIONS = [
   AuditOneOutcomePerRequest1764897318000,
   OutputAuditorRole1764897318100,
   ExecutionOutputRedactions1764897318200,
+  CreateAuditCheckpoints1764900000000,
+  AddHistoryIndexes1764900000100,
   AddExecutionOutputCap1764979200018,
 ];
 
@@ -68,14 +72,19 @@ export function createDataSource(url: string, tls?: DatabaseTls, pool?: Database
 // find nothing pending.
 const MIGRATION_LOCK = 0x4c51_4d47; // "LQMG"
 
-/** Applies pending migrations holding a session advisory lock; returns what was applied. */
-export async function runMigrationsLocked(ds: DataSource) {
+/**
+ * Applies pending migrations holding a session advisory lock, then runs `after` (the grants to
+ * the replicas' role) still holding it; returns what was applied.
+ */
+export async function runMigrationsLocked(ds: DataSource, after?: () => Promise<unknown>) {
   const qr = ds.createQueryRunner();
   await qr.connect();
   try {
     await qr.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
     try {
-      return await ds.runMigrations({ transaction: 'each' });
+      const applied = await ds.runMigrations({ transaction: 'each' });
+      await after?.();
+      return applied;
     } finally {
       await qr.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
     }

@@ -38,7 +38,8 @@ export function stateOf(r: ExecuteResponse): ExecutionState {
   if (r.timedOut) {
     return 'timed_out';
   }
-  return r.exitCode === 0 ? 'succeeded' : 'failed';
+  // A non-zero exit, or death by a signal, is `failed` everywhere (API, audit trail, lqctl).
+  return r.exitCode === 0 && !r.signal ? 'succeeded' : 'failed';
 }
 
 /**
@@ -310,9 +311,11 @@ export class ExecutionDriver implements OnApplicationShutdown {
               `the agent went away mid-run: ${e.message}`,
             )
           : e;
+        // CODE:AGENT_CODE as the audit trail writes it: the view tells a refusal from it.
+        const agentCode = e instanceof VmGuestException && e.agentCode ? `:${e.agentCode}` : '';
         const end: ExecutionEnd = lost
           ? { status: 'agent_lost', error: failure.message }
-          : { status: 'failed', error: `${e.code}: ${e.message}` };
+          : { status: 'failed', error: `${e.code}${agentCode}: ${e.message}` };
         await this.finish(id, end, () => ticket.failed(failure, Date.now() - started, end.status));
         return;
       }

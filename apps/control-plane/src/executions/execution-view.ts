@@ -1,8 +1,14 @@
-import type { ExecutionView } from '@lq/api';
+import { refusalOf, type ExecutionRefusal, type ExecutionView } from '@lq/api';
 import type { ExecutionRow, OutputChunk } from './executions.repository.js';
 
 /** An execution as the API shows it (@lq/api). */
 export type { ExecutionView };
+
+/** The refusal a stored error (`AGENT_ERROR:EXEC_FAILED: cannot run …`) stands for. */
+export function refusalOfError(error: string | null): ExecutionRefusal | null {
+  const m = error === null ? null : /^[A-Z_]+:([A-Z_]+): ([\s\S]*)$/.exec(error);
+  return m ? refusalOf(m[1], m[2]!) : null;
+}
 
 export function executionView(r: ExecutionRow): ExecutionView {
   const req = r.request;
@@ -18,6 +24,7 @@ export function executionView(r: ExecutionRow): ExecutionView {
     exit_code: r.exit_code,
     signal: r.signal,
     error: r.error,
+    refusal: r.status === 'failed' && r.exit_code === null ? refusalOfError(r.error) : null,
     command: typeof req.command === 'string' ? req.command : null,
     argv: Array.isArray(req.argv) ? (req.argv as string[]) : null,
     run_as_user: typeof req.run_as_user === 'string' ? req.run_as_user : null,

@@ -16,6 +16,7 @@ import {
 import { ApiBearerAuth, ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import type {
+  ExecutionListView,
   ExecutionStartedView,
   ExecutionStatusView,
   ExecutionView,
@@ -28,6 +29,7 @@ import { CurrentCaller, restCaller, type Caller } from '../common/caller.js';
 import { ExecuteDto, toExecuteInput } from '../guest-ops/dto/execute.dto.js';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import type { OutputChunk } from './executions.repository.js';
+import { ExecutionQueryDto } from './dto/execution-query.dto.js';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { ExecutionsService } from './executions.service.js';
 
@@ -100,6 +102,16 @@ export class ExecutionsController implements BeforeApplicationShutdown {
         cancel: `/api/executions/${view.id}/cancel`,
       },
     };
+  }
+
+  @Get('executions')
+  @Authenticated()
+  @ApiOperation({
+    summary:
+      'Executions the caller may read (guest.exec or audit.read on their project), newest first, with filters and a cursor',
+  })
+  list(@Query() q: ExecutionQueryDto, @CurrentCaller() caller: Caller): Promise<ExecutionListView> {
+    return this.executions.list(caller, q);
   }
 
   @Get('executions/:id')

@@ -41,6 +41,28 @@ export interface ExecutionRow {
   ended_at: Date | null;
 }
 
+/** Where a page of GET /api/executions starts: after this row, newest first. */
+export interface HistoryCursor {
+  /** created_at as PostgreSQL prints it (microseconds kept, so the page boundary is exact). */
+  at: string;
+  id: string;
+}
+
+/** GET /api/executions's filters, combined with AND. */
+export interface ExecutionListFilter {
+  /** The projects the caller may read ('all' for every one). */
+  projects: 'all' | string[];
+  vmId?: string;
+  projectId?: string;
+  states?: ExecutionState[];
+  actor?: string;
+  runId?: string;
+  from?: Date;
+  to?: Date;
+  after?: HistoryCursor;
+  limit: number;
+}
+
 export interface OutputChunk {
   seq: number;
   stream: 'stdout' | 'stderr';
@@ -98,6 +120,53 @@ export class ExecutionsRepository {
       id,
     ]);
     return rows[0];
+  }
+
+  /** A page of executions, newest first; each row with the cursor that follows it. */
+  async list(f: ExecutionListFilter): Promise<Array<ExecutionRow & { cursor_at: string }>> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (sql: (n: string) => string, value: unknown) => {
+      params.push(value);
+      where.push(sql(`$${params.length}`));
+    };
+    if (f.projects !== 'all') {
+      add((n) => `project_id = ANY(${n}::text[])`, f.projects);
+    }
+    if (f.vmId !== undefined) {
+      add((n) => `vm_id = ${n}`, f.vmId);
+    }
+    if (f.projectId !== undefined) {
+      add((n) => `project_id = ${n}`, f.projectId);
+    }
+    if (f.states !== undefined) {
+      add((n) => `status = ANY(${n}::text[])`, f.states);
+    }
+    if (f.actor !== undefined) {
+      add((n) => `actor = ${n}`, f.actor);
+    }
+    if (f.runId !== undefined) {
+      add((n) => `run_id = ${n}::uuid`, f.runId);
+    }
+    if (f.from !== undefined) {
+      add((n) => `created_at >= ${n}`, f.from);
+    }
+    if (f.to !== undefined) {
+      add((n) => `created_at <= ${n}`, f.to);
+    }
+    if (f.after !== undefined) {
+      params.push(f.after.at, f.after.id);
+      where.push(
+        `(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`,
+      );
+    }
+    params.push(f.limit);
+    return this.ds.query(
+      `SELECT *, created_at::text AS cursor_at FROM executions
+       ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+      params,
+    );
   }
 
   async listByRun(runId: string): Promise<ExecutionRow[]> {

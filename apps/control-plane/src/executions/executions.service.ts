@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable } from '@nestjs/common';
-import { AuthException, guestGrant, isGlobalAdmin } from '@lq/auth';
+import { AuthException, guestGrant, isGlobalAdmin, projectsWith } from '@lq/auth';
+import type { ExecutionListView } from '@lq/api';
 import type { ExecuteRequest, ExecuteResponse } from '@lq/proto';
 import { VmAccessService, runAsLimitsOf } from '../access/vm-access.service.js';
 import type { Caller } from '../common/caller.js';
+import { decodeCursor, nextCursor } from '../common/history-cursor.js';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import type { GuestOperationSpec } from '../guest-ops/guest-operation.js';
 import { GuestOperationRunner } from '../guest-ops/guest-operation.runner.js';
@@ -20,11 +22,70 @@ import { ExecutionDriver } from './execution-driver.js';
 import { ExecutionFollower, OUTPUT_PAGE } from './execution-follower.js';
 import { executionView, type ExecutionView, type FollowSink } from './execution-view.js';
 import {
+  EXECUTION_STATES,
   ExecutionsRepository,
   FINAL_STATES,
   type ExecutionRow,
+  type ExecutionState,
   type OutputChunk,
 } from './executions.repository.js';
+
+/** GET /api/executions's query, as the DTO validated it. */
+export interface ExecutionListQuery {
+  vm_id?: string;
+  project?: string;
+  state?: string;
+  actor?: string;
+  run_id?: string;
+  from?: string;
+  to?: string;
+  cursor?: string;
+  limit?: number;
+}
+
+/** The projects whose executions `caller` may read: guest.exec or audit.read there. */
+export function readableProjects(caller: Caller): 'all' | string[] {
+  const exec = projectsWith(caller.principal, 'guest.exec');
+  const audit = projectsWith(caller.principal, 'audit.read');
+  return exec === 'all' || audit === 'all' ? 'all' : [...new Set([...exec, ...audit])];
+}
+
+function invalidQuery(message: string): VmGuestException {
+  return new VmGuestException(VmGuestErrorCode.INVALID_REQUEST, message);
+}
+
+/** from, to, cursor and limit of a history page, checked; `pageMax` bounds the limit. */
+export function historyWindow(
+  q: { from?: string; to?: string; cursor?: string; limit?: number },
+  pageMax: number,
+) {
+  const from = q.from === undefined ? undefined : new Date(q.from);
+  const to = q.to === undefined ? undefined : new Date(q.to);
+  if (from && to && from > to) {
+    throw invalidQuery('from must not be after to');
+  }
+  const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+  if (q.cursor !== undefined && after === undefined) {
+    throw invalidQuery('cursor must be the next_cursor of a previous page');
+  }
+  if (q.limit !== undefined && q.limit > pageMax) {
+    throw invalidQuery(`limit must be at most ${pageMax} (LQ_HISTORY_PAGE_MAX)`);
+  }
+  return { from, to, after, limit: q.limit ?? 50 };
+}
+
+/** "failed,timed_out" → the states, each checked against `known`. */
+export function statesOf<S extends string>(text: string | undefined, known: readonly S[]) {
+  if (text === undefined) {
+    return undefined;
+  }
+  const states = text.split(',');
+  const unknown = states.find((s) => !(known as readonly string[]).includes(s));
+  if (unknown !== undefined) {
+    throw invalidQuery(`state ${unknown} is not one of ${known.join(', ')}`);
+  }
+  return states as S[];
+}
 
 export { executionView, type ExecutionView, type FollowSink };
 
@@ -151,6 +212,43 @@ export class ExecutionsService {
     // run retries a start that failed for want of the store), which must never run it twice.
     this.driver.drive(id, ticket, request, runId);
     return executionView(row);
+  }
+
+  /**
+   * The executions the caller may read (guest.exec or audit.read on their project), newest
+   * first, a page at a time. A caller that holds neither anywhere, or names a project it holds
+   * neither on, is refused (403, audited).
+   */
+  async list(caller: Caller, q: ExecutionListQuery): Promise<ExecutionListView> {
+    const scope = readableProjects(caller);
+    const outside =
+      scope !== 'all' &&
+      (scope.length === 0 || (q.project !== undefined && !scope.includes(q.project)));
+    if (outside) {
+      const where = q.project === undefined ? 'any project' : `project ${q.project}`;
+      const why = `listing executions needs guest.exec or audit.read on ${where}`;
+      await this.access.denyUnscoped(caller, 'guest.exec', 'execution.list', why, q.project);
+      throw AuthException.denied('guest.exec', `(or audit.read) on ${where}`);
+    }
+    const window = historyWindow(q, this.config.historyPageMax);
+    let rows: Awaited<ReturnType<ExecutionsRepository['list']>>;
+    try {
+      rows = await this.repo.list({
+        projects: scope,
+        vmId: q.vm_id,
+        projectId: q.project,
+        states: statesOf<ExecutionState>(q.state, EXECUTION_STATES),
+        actor: q.actor,
+        runId: q.run_id,
+        ...window,
+      });
+    } catch (err) {
+      throw new VmGuestException(
+        VmGuestErrorCode.STORE_UNAVAILABLE,
+        `executions cannot be read: ${(err as Error).message}`,
+      );
+    }
+    return { executions: rows.map(executionView), next_cursor: nextCursor(rows, window.limit) };
   }
 
   async get(id: string, caller: Caller): Promise<ExecutionView> {

@@ -289,10 +289,18 @@ export class GuestOperationRunner {
   /** A timeout the caller asked for in seconds, or the default; 400 when out of range. */
   private timeoutMs(seconds: number | undefined, defaultSeconds?: number): number {
     const s = seconds || defaultSeconds || this.config.guestTimeoutSeconds;
-    if (!Number.isInteger(s) || s < 1 || s > this.config.guestTimeoutMaxSeconds) {
+    const max = this.config.guestTimeoutMaxSeconds;
+    if (Number.isInteger(s) && s > max) {
+      // lqctl and other clients turn this into their own terms ("--timeout 2h exceeds …").
       throw new VmGuestException(
         VmGuestErrorCode.INVALID_REQUEST,
-        `timeout_seconds must be a whole number between 1 and ${this.config.guestTimeoutMaxSeconds}`,
+        `timeout_seconds ${s} exceeds the maximum ${max} (LQ_GUEST_TIMEOUT_MAX_SECONDS)`,
+      );
+    }
+    if (!Number.isInteger(s) || s < 1) {
+      throw new VmGuestException(
+        VmGuestErrorCode.INVALID_REQUEST,
+        `timeout_seconds must be a whole number between 1 and ${max}`,
       );
     }
     return s * 1000;

@@ -55,7 +55,13 @@ export interface Prepared<T> {
   /** execute: whom the command runs as (the bindings' run-as limits apply). */
   runAsUser?: string;
   /** File operations: the path, and whether a mode or owner is set (the file limits apply). */
-  file?: { path: string; mode?: number; owner?: boolean };
+  file?: {
+    path: string;
+    mode?: number;
+    owner?: boolean;
+    /** Further paths the operation touches (a rename's target): held to the same limits. */
+    also?: string[];
+  };
   /** Checks that need the VM's location (e.g. the node's chunk limit), before the intent. */
   check?(where: VmLocation, vmId: string): void;
   /** Does the operation once the intent is written: usually one request. */

@@ -1,6 +1,7 @@
 import {
   Body,
   Controller,
+  Delete,
   Get,
   HttpCode,
   Inject,
@@ -16,7 +17,11 @@ import type { Request, Response } from 'express';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { ShutdownMode, type ExecuteResponse, type HookResult } from '@lq/proto';
 import type {
+  DirectoryCreatedView,
   ExecuteResultView,
+  FileDeletedView,
+  FileListView,
+  FileRenamedView,
   FileWrittenView,
   FileStatView,
   FilesystemsView,
@@ -35,7 +40,14 @@ import { networkInterfaceView, osInfoView } from '../inventory/vm.view.js';
 import { QuiesceDto, SetPasswordDto, SyncTimeDto } from './dto/guest-admin.dto.js';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { ExecuteDto, toExecuteInput } from './dto/execute.dto.js';
-import { FileQueryDto, FileStatQueryDto } from './dto/file-query.dto.js';
+import {
+  FileDeleteQueryDto,
+  FileListQueryDto,
+  FileMkdirDto,
+  FileQueryDto,
+  FileRenameDto,
+  FileStatQueryDto,
+} from './dto/file-query.dto.js';
 import { PingDto } from './dto/ping.dto.js';
 import { ShutdownDto } from './dto/shutdown.dto.js';
 import { VmGuestErrorCode, VmGuestException } from './vm-guest.exception.js';
@@ -43,7 +55,12 @@ import { RequirePermission } from '@lq/auth';
 import { GuestOperationRunner } from './guest-operation.runner.js';
 import {
   EXECUTE,
+  FILE_DELETE,
   FILE_DOWNLOAD,
+  FILE_LIST,
+  FILE_MKDIR,
+  FILE_RENAME,
+  fileListView,
   FILE_STAT,
   fileStatView,
   FILE_UPLOAD,
@@ -314,6 +331,75 @@ export class VmGuestController {
       noFollow: query.no_follow === 'true',
     });
     return fileStatView(vmId, query.path, r);
+  }
+
+  @Get('files/list')
+  @RequirePermission('guest.file.read')
+  @ApiOperation({
+    summary: 'One page of a guest directory’s entries, sorted by name (next_cursor pages on)',
+  })
+  async listFiles(
+    @Param('id') vmId: string,
+    @Query() query: FileListQueryDto,
+    @CurrentCaller() caller: Caller,
+  ): Promise<FileListView> {
+    const r = await this.guest.run(FILE_LIST, caller, vmId, {
+      path: query.path,
+      cursor: query.cursor,
+      limit: query.limit === undefined ? undefined : Number(query.limit),
+    });
+    return fileListView(vmId, query.path, r);
+  }
+
+  @Post('files/mkdir')
+  @HttpCode(201)
+  @RequirePermission('guest.file.write')
+  @ApiOperation({ summary: 'Create a guest directory (parents: like mkdir -p)' })
+  async makeDirectory(
+    @Param('id') vmId: string,
+    @Body() body: FileMkdirDto,
+    @CurrentCaller() caller: Caller,
+  ): Promise<DirectoryCreatedView> {
+    const r = await this.guest.run(FILE_MKDIR, caller, vmId, {
+      path: body.path,
+      mode: body.mode === undefined ? undefined : Number.parseInt(body.mode, 8),
+      parents: body.parents,
+    });
+    return { vm_id: vmId, path: body.path, created: r.created };
+  }
+
+  @Post('files/rename')
+  @HttpCode(200)
+  @RequirePermission('guest.file.write')
+  @ApiOperation({ summary: 'Rename or move a guest file or directory' })
+  async renameFile(
+    @Param('id') vmId: string,
+    @Body() body: FileRenameDto,
+    @CurrentCaller() caller: Caller,
+  ): Promise<FileRenamedView> {
+    await this.guest.run(FILE_RENAME, caller, vmId, {
+      from: body.from,
+      to: body.to,
+      overwrite: body.overwrite,
+    });
+    return { vm_id: vmId, from: body.from, to: body.to };
+  }
+
+  @Delete('files')
+  @RequirePermission('guest.file.write')
+  @ApiOperation({
+    summary: 'Delete a guest file, link or empty directory (recursive=true: a whole tree)',
+  })
+  async deleteFile(
+    @Param('id') vmId: string,
+    @Query() query: FileDeleteQueryDto,
+    @CurrentCaller() caller: Caller,
+  ): Promise<FileDeletedView> {
+    const r = await this.guest.run(FILE_DELETE, caller, vmId, {
+      path: query.path,
+      recursive: query.recursive === 'true',
+    });
+    return { vm_id: vmId, path: query.path, removed: Number(r.removed) };
   }
 
   @Get('files')

@@ -88,6 +88,8 @@ const CALLER_FAULTS: Record<string, CallerFault> = {
   BUSY: 'rate_limited',
   // The guest's filesystems are frozen: thaw first.
   FROZEN: 'conflict',
+  // The path to create or rename onto exists.
+  ALREADY_EXISTS: 'conflict',
 };
 
 /** The caller's fault behind an AGENT_ERROR, if the agent's code names one; each transport maps it. */

@@ -1,11 +1,12 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import type { RunProgressView, RunView } from '@lq/api';
+import type { RunListView, RunProgressView, RunView } from '@lq/api';
 import { openEventStream } from '../common/sse.js';
 import { Authenticated, RequirePermission } from '@lq/auth';
 import { CurrentCaller, type Caller } from '../common/caller.js';
 import { toExecuteInput } from '../guest-ops/dto/execute.dto.js';
+import { RunQueryDto } from './dto/run-query.dto.js';
 import { CreateRunDto } from './dto/run.dto.js';
 import { RunsService } from './runs.service.js';
 
@@ -36,6 +37,16 @@ export class RunsController {
       },
       caller,
     );
+  }
+
+  @Get('runs')
+  @Authenticated()
+  @ApiOperation({
+    summary:
+      'Fleet runs, newest first, with filters and a cursor: all of them for a global auditor or admin, the caller’s own otherwise',
+  })
+  list(@Query() q: RunQueryDto, @CurrentCaller() caller: Caller): Promise<RunListView> {
+    return this.runs.list(caller, q);
   }
 
   @Get('runs/:id')

@@ -32,6 +32,22 @@ export interface RunTargetRow {
   exit_code: number | null;
 }
 
+/** GET /api/runs's filters, combined with AND. */
+export interface RunListFilter {
+  /** Only runs of this actor (a caller without a global audit.read or admin binding). */
+  onlyActor?: string;
+  actor?: string;
+  /** Runs that targeted this VM. */
+  vmId?: string;
+  /** Runs that targeted a VM of this project. */
+  projectId?: string;
+  states?: RunState[];
+  from?: Date;
+  to?: Date;
+  after?: { at: string; id: string };
+  limit: number;
+}
+
 /** runs, run_targets and VM labels; the only SQL for them. */
 @Injectable()
 export class RunsRepository {
@@ -121,6 +137,65 @@ export class RunsRepository {
   async get(runId: string): Promise<RunRow | undefined> {
     const rows = await this.ds.query<RunRow[]>('SELECT * FROM runs WHERE id = $1', [runId]);
     return rows[0];
+  }
+
+  /** A page of runs, newest first, with each one's VM count by state. */
+  async list(
+    f: RunListFilter,
+  ): Promise<Array<RunRow & { cursor_at: string; summary: Record<string, number> | null }>> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (sql: (n: string) => string, value: unknown) => {
+      params.push(value);
+      where.push(sql(`$${params.length}`));
+    };
+    if (f.onlyActor !== undefined) {
+      add((n) => `r.actor = ${n}`, f.onlyActor);
+    }
+    if (f.actor !== undefined) {
+      add((n) => `r.actor = ${n}`, f.actor);
+    }
+    if (f.vmId !== undefined) {
+      add(
+        (n) => `EXISTS (SELECT 1 FROM run_targets t WHERE t.run_id = r.id AND t.vm_id = ${n})`,
+        f.vmId,
+      );
+    }
+    if (f.projectId !== undefined) {
+      add(
+        (n) => `EXISTS (SELECT 1 FROM run_targets t JOIN vms v ON v.id = t.vm_id
+                        WHERE t.run_id = r.id AND v.project_id = ${n})`,
+        f.projectId,
+      );
+    }
+    if (f.states !== undefined) {
+      add((n) => `r.status = ANY(${n}::text[])`, f.states);
+    }
+    if (f.from !== undefined) {
+      add((n) => `r.created_at >= ${n}`, f.from);
+    }
+    if (f.to !== undefined) {
+      add((n) => `r.created_at <= ${n}`, f.to);
+    }
+    if (f.after !== undefined) {
+      params.push(f.after.at, f.after.id);
+      where.push(
+        `(r.created_at, r.id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`,
+      );
+    }
+    params.push(f.limit);
+    return this.ds.query(
+      `SELECT r.*, r.created_at::text AS cursor_at,
+         (SELECT jsonb_object_agg(s.state, s.n) FROM (
+            SELECT CASE WHEN t.state = 'started' THEN COALESCE(e.status, 'running') ELSE t.state END
+                     AS state, count(*)::int AS n
+            FROM run_targets t LEFT JOIN executions e ON e.id = t.execution_id
+            WHERE t.run_id = r.id GROUP BY 1) s) AS summary
+       FROM runs r
+       ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY r.created_at DESC, r.id DESC LIMIT $${params.length}`,
+      params,
+    );
   }
 
   async targets(runId: string): Promise<RunTargetRow[]> {

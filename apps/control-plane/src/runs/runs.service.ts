@@ -4,18 +4,33 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditService } from '@lq/audit';
 import { AuthException, holdsAnywhere, holdsGlobally, isGlobalAdmin, projectsWith } from '@lq/auth';
 import { isSubjectToken } from '@lq/proto';
-import type { RunView } from '@lq/api';
+import type { RunListView, RunSummaryView, RunView } from '@lq/api';
+import { nextCursor } from '../common/history-cursor.js';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { VmAccessService, type Caller } from '../access/vm-access.service.js';
 import { actorOf } from '../audit/audit-actor.js';
 import { GuestOperationRunner } from '../guest-ops/guest-operation.runner.js';
 import { prepareExecution, type ExecuteInput } from '../guest-ops/operations/index.js';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
-import { ExecutionsService } from '../executions/executions.service.js';
+import { ExecutionsService, historyWindow, statesOf } from '../executions/executions.service.js';
 import type { ExecutionState } from '../executions/executions.repository.js';
 import { parseLabels } from '../inventory/labels.js';
 import { RunsRepository, type RunRow, type RunState, type TargetVm } from './runs.repository.js';
 import { isTransientStartFailure, startRetryDelayMs } from './start-failure.js';
+
+const RUN_STATES: readonly RunState[] = ['running', 'succeeded', 'failed', 'stopped', 'cancelled'];
+
+/** GET /api/runs's query, as the DTO validated it. */
+export interface RunListQuery {
+  vm_id?: string;
+  project?: string;
+  state?: string;
+  actor?: string;
+  from?: string;
+  to?: string;
+  cursor?: string;
+  limit?: number;
+}
 
 export interface RunTarget {
   vm_ids?: string[];
@@ -196,6 +211,47 @@ export class RunsService {
     return this.view(id);
   }
 
+  /**
+   * Runs, newest first: every run for a caller with a global audit.read or admin binding, its
+   * own otherwise (the rule of GET /api/runs/:id). A caller that may neither run nor audit
+   * anything is refused (403, audited).
+   */
+  async list(caller: Caller, q: RunListQuery): Promise<RunListView> {
+    const p = caller.principal;
+    if (!holdsAnywhere(p, 'guest.exec') && !holdsAnywhere(p, 'audit.read')) {
+      const why = 'listing runs needs guest.exec or audit.read';
+      await this.access.denyUnscoped(caller, 'guest.exec', 'run.list', why, q.project);
+      throw AuthException.denied('guest.exec', '(or audit.read) on some project');
+    }
+    const everyone = holdsGlobally(p, 'audit.read') || isGlobalAdmin(p);
+    const window = historyWindow(q, this.config.historyPageMax);
+    let rows: Awaited<ReturnType<RunsRepository['list']>>;
+    try {
+      rows = await this.repo.list({
+        onlyActor: everyone ? undefined : p.username,
+        actor: q.actor,
+        vmId: q.vm_id,
+        projectId: q.project,
+        states: statesOf<RunState>(q.state, RUN_STATES),
+        ...window,
+      });
+    } catch (err) {
+      throw new VmGuestException(
+        VmGuestErrorCode.STORE_UNAVAILABLE,
+        `runs cannot be read: ${(err as Error).message}`,
+      );
+    }
+    const runs = rows.map((r): RunSummaryView => {
+      const summary = r.summary ?? {};
+      return {
+        ...this.runFields(r),
+        summary,
+        vm_count: Object.values(summary).reduce((a, b) => a + b, 0),
+      };
+    });
+    return { runs, next_cursor: nextCursor(rows, window.limit) };
+  }
+
   async get(id: string, caller: Caller): Promise<RunView> {
     const run = await this.known(id);
     this.mayRead(run, caller);
@@ -221,10 +277,12 @@ export class RunsService {
     const d = this.driving.get(id);
     if (d && !d.done) {
       d.cancelled = true;
+      // One cancel operation per execution, each under a request id of its own: its audit
+      // intent and outcome pair up (one outcome per request id is a unique index).
       await Promise.all(
         [...d.inflight.keys()].map((executionId) =>
           this.executions
-            .cancel(executionId, caller)
+            .cancel(executionId, { ...caller, requestId: randomUUID() })
             .catch((err: Error) =>
               this.log.warn(`run ${id}: cancel of ${executionId}: ${err.message}`),
             ),
@@ -256,6 +314,10 @@ export class RunsService {
         error: t.error,
       };
     });
+    return { ...this.runFields(run), summary, vms };
+  }
+
+  private runFields(run: RunRow): Omit<RunView, 'summary' | 'vms'> {
     return {
       id: run.id,
       actor: run.actor,
@@ -267,8 +329,6 @@ export class RunsService {
       max_errors: run.max_errors,
       created_at: run.created_at.toISOString(),
       ended_at: run.ended_at?.toISOString() ?? null,
-      summary,
-      vms,
     };
   }
 

@@ -68,6 +68,14 @@ export class RequestSigner implements OnModuleInit {
     return this.signingKey;
   }
 
+  /**
+   * The key audit checkpoints are signed with: the same key (SECURITY.md: one key to keep,
+   * one public key for node daemons and auditors alike).
+   */
+  get checkpointKey(): SigningKey {
+    return this.key;
+  }
+
   /** The public keys node daemons should trust (GET /api/signing-keys). */
   publicKeys(): Array<{ key_id: string; public_key: string; algorithm: 'Ed25519' }> {
     return [{ key_id: this.key.keyId, public_key: this.key.publicKey, algorithm: 'Ed25519' }];

@@ -10,7 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import * as grpc from '@grpc/grpc-js';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import pg from 'pg';
+import { WriteGuestFileRequestSchema, WriteGuestFileResponseSchema } from '@lq/proto';
 import { startOneNodeStack, type OneNodeStack } from '../../../../test/support/one-node-stack.js';
 import { TEST_ADMIN_TOKEN } from '../../../../test/support/control-plane-process.js';
 
@@ -60,6 +63,40 @@ describe('secrets and poison rows in the audit trail', () => {
     tokens[name] = key.body.token as string;
   }
 
+  /** WriteGuestFile over gRPC (binary protobuf), as the admin. */
+  function grpcWrite(path: string, data: Buffer): Promise<void> {
+    const client = new grpc.Client(
+      `127.0.0.1:${stack.cp.grpcPort}`,
+      grpc.credentials.createInsecure(),
+    );
+    const metadata = new grpc.Metadata();
+    metadata.set('authorization', `Bearer ${TEST_ADMIN_TOKEN}`);
+    const request = create(WriteGuestFileRequestSchema, {
+      vmId: 'vm-1',
+      path,
+      data,
+      create: true,
+      truncate: true,
+    });
+    return new Promise((resolve, reject) => {
+      client.makeUnaryRequest(
+        '/limiquantix.compute.v1.VMService/WriteGuestFile',
+        (r: typeof request) => Buffer.from(toBinary(WriteGuestFileRequestSchema, r)),
+        (b: Buffer) => fromBinary(WriteGuestFileResponseSchema, b),
+        request,
+        metadata,
+        (err) => {
+          client.close();
+          if (err) {
+            reject(err);
+          } else {
+            resolve();
+          }
+        },
+      );
+    });
+  }
+
   /** Every row of every table, as text: what a database reader would see. */
   async function everyRow(): Promise<string> {
     const c = new pg.Client({ connectionString: stack.db.url });
@@ -91,7 +128,7 @@ describe('secrets and poison rows in the audit trail', () => {
   beforeAll(async () => {
     stack = await startOneNodeStack({
       name: 'secrets',
-      vms: 1,
+      vms: 2,
       simConfig: { files: { roots: ['/'] } },
       cpEnv: {
         LQ_OUTPUT_REDACT_PATTERNS: JSON.stringify(['(?<=pin=)\\d+']),
@@ -111,7 +148,7 @@ describe('secrets and poison rows in the audit trail', () => {
   });
 
   describe('file contents, env values and stdin', () => {
-    it('should keep a file write of s3cret (Connect and REST) out of every row and export', async () => {
+    it('should keep a file write of s3cret (Connect, gRPC and REST) out of every row and export', async () => {
       const viaConnect = join(dir, 'connect.txt');
       const w = await connect('op-a', 'WriteGuestFile', {
         vmId: 'vm-1',
@@ -130,7 +167,10 @@ describe('secrets and poison rows in the audit trail', () => {
         Buffer.from(SECRET),
       );
       expect([up.status, up.body.bytes]).toEqual([200, SECRET.length]);
-      expect([readFileSync(viaConnect, 'utf8'), readFileSync(viaRest, 'utf8')]).toEqual([
+      const viaGrpc = join(dir, 'grpc.txt');
+      await grpcWrite(viaGrpc, Buffer.from(SECRET));
+      expect([viaConnect, viaRest, viaGrpc].map((f) => readFileSync(f, 'utf8'))).toEqual([
+        SECRET,
         SECRET,
         SECRET,
       ]);
@@ -163,6 +203,40 @@ describe('secrets and poison rows in the audit trail', () => {
         size: SECRET.length,
         sha256: sha256(SECRET),
       });
+    });
+
+    it('should keep env values and stdin of a fleet run and an async execution out of every row', async () => {
+      const value = 'run-env-value-6620';
+      const stdin = 'run-stdin-value-6621';
+      const run = await call('op-a', 'POST', '/api/runs', {
+        target: { vm_ids: ['vm-1'] },
+        command: 'cat >/dev/null; true',
+        env: { DEPLOY_KEY: value },
+        stdin,
+      });
+      expect(run.status).toBe(202);
+      const started = await call('op-a', 'POST', '/api/vms/vm-1/executions', {
+        command: 'cat >/dev/null; true',
+        env: { OTHER: value },
+        stdin,
+      });
+      expect(started.status).toBe(202);
+      for (let i = 0; i < 200; i++) {
+        const [r, e] = await Promise.all([
+          call('op-a', 'GET', `/api/runs/${run.body.id}`),
+          call('op-a', 'GET', `/api/executions/${started.body.id}`),
+        ]);
+        if (
+          r.body.status !== 'running' &&
+          !['pending', 'running'].includes(String(e.body.status))
+        ) {
+          break;
+        }
+        await sleep(100);
+      }
+      const rows = await everyRow();
+      expectNoSecret(rows, value);
+      expectNoSecret(rows, stdin);
     });
 
     it('should keep only the names of env entries and the digest of stdin', async () => {
@@ -286,6 +360,55 @@ describe('secrets and poison rows in the audit trail', () => {
       expect(denials.body.events.map((e: { actor: string }) => e.actor)).toEqual(
         expect.arrayContaining(['op-b', 'historian']),
       );
+    });
+  });
+
+  describe('one outcome per intent', () => {
+    it('should give each execution a fleet run cancels its own request id, intent and outcome', async () => {
+      const run = await call('op-a', 'POST', '/api/runs', {
+        target: { vm_ids: ['vm-1', 'vm-2'] },
+        command: 'sleep 30',
+        max_concurrency: 2,
+      });
+      expect(run.status).toBe(202);
+      let started = 0;
+      for (let i = 0; i < 300 && started < 2; i++) {
+        const view = await call('op-a', 'GET', `/api/runs/${run.body.id}`);
+        started = (view.body.vms as Array<{ state: string }>).filter(
+          (t) => t.state === 'running',
+        ).length;
+        if (started < 2) {
+          await sleep(100);
+        }
+      }
+      expect(started).toBe(2);
+      const cancelled = await call('op-a', 'POST', `/api/runs/${run.body.id}/cancel`);
+      expect(cancelled.status).toBe(202);
+      const c = new pg.Client({ connectionString: stack.db.url });
+      await c.connect();
+      try {
+        let pairs: Array<{ request_id: string; intents: number; outcomes: number }> = [];
+        for (let i = 0; i < 100; i++) {
+          pairs = (
+            await c.query<{ request_id: string; intents: number; outcomes: number }>(
+              `SELECT request_id, count(*) FILTER (WHERE kind = 'intent')::int AS intents,
+                      count(*) FILTER (WHERE kind = 'outcome')::int AS outcomes
+               FROM audit_events WHERE operation = 'execute.cancel' GROUP BY request_id`,
+            )
+          ).rows;
+          if (pairs.length === 2 && pairs.every((p) => p.outcomes === 1)) {
+            break;
+          }
+          await sleep(100);
+        }
+        expect(pairs.map((p) => [p.intents, p.outcomes])).toEqual([
+          [1, 1],
+          [1, 1],
+        ]);
+      } finally {
+        await c.end();
+      }
+      expect(stack.cp.output()).not.toContain('second outcome row');
     });
   });
 

@@ -173,9 +173,12 @@ export class PathPolicy {
    * For writes: the checked place of the write (see WriteTarget), its parent inside a root.
    * The caller closes it.
    */
-  async openForWrite(path: string): Promise<WriteTarget> {
+  async openForWrite(
+    path: string,
+    lastComponentLink: 'refuse' | 'allow' = 'refuse',
+  ): Promise<WriteTarget> {
     this.checkRequested(path);
-    const target = await openWriteTarget(path, this.trustedUids);
+    const target = await openWriteTarget(path, this.trustedUids, lastComponentLink);
     try {
       await this.checkResolved(path, target.path);
     } catch (err) {
@@ -192,6 +195,17 @@ export class PathPolicy {
   async checkWriteTarget(path: string, target: WriteTarget): Promise<void> {
     this.checkRequested(path);
     await this.checkResolved(path, target.path);
+  }
+
+  /**
+   * Whether a path is `/` or one of the roots (as written, or `resolved` is a root's real
+   * path): what a delete or a rename must never take away.
+   */
+  async isRoot(path: string, resolved: string): Promise<boolean> {
+    if (path === '/' || resolved === '/' || this.roots.includes(path)) {
+      return true;
+    }
+    return (await this.resolveRoots()).includes(resolved);
   }
 
   private async checkResolved(path: string, resolved: string): Promise<void> {

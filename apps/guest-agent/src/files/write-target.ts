@@ -169,6 +169,8 @@ export class WriteTarget {
 export async function openWriteTarget(
   requested: string,
   trustedUids: readonly number[],
+  /** The operation acts on a link itself, never through it (delete, rename, mkdir). */
+  lastComponentLink: 'refuse' | 'allow' = 'refuse',
 ): Promise<WriteTarget> {
   const name = posix.basename(requested);
   if (name === '') {
@@ -182,7 +184,9 @@ export async function openWriteTarget(
   const target = new WriteTarget(requested, dir, dirPath, name);
   try {
     await target.checkDirInPlace();
-    await target.checkNotLink();
+    if (lastComponentLink === 'refuse') {
+      await target.checkNotLink();
+    }
   } catch (err) {
     await target.close();
     throw toAgentOpError(err, `checking ${quotePath(requested)}`);

@@ -6,8 +6,9 @@ import {
   str,
   type ParsedCommand,
 } from '../args.js';
-import { UsageError } from '../errors.js';
+import { ApiError, UsageError } from '../errors.js';
 import { exitCodeOfExecution } from '../exit-codes.js';
+import { refusalExitCode, refusalOf } from '@lq/api';
 import { jsonText, writeTo } from '../output/stream.js';
 import { cancelOnInterrupt } from './cancel-on-interrupt.js';
 import { note, seg, type Command, type Context } from './context.js';
@@ -56,8 +57,36 @@ export function executeBody(cmd: ParsedCommand, what: string): ExecuteBody {
   return body;
 }
 
+/** Seconds as lqctl's durations read: 3600 → 1h, 5400 → 1h30m, 90 → 1m30s. */
+export function formatSeconds(total: number): string {
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  return `${h ? `${h}h` : ''}${m ? `${m}m` : ''}${s || total === 0 ? `${s}s` : ''}`;
+}
+
+/**
+ * The server's refusal of a timeout, in the terms the caller typed (`--timeout 2h exceeds the
+ * server maximum 1h`); anything else as it was.
+ */
+export function inCallerTerms(err: unknown, cmd: ParsedCommand): Error {
+  const typed = str(cmd, 'timeout');
+  const m =
+    err instanceof ApiError && err.status === 400 && typed !== undefined
+      ? /^timeout_seconds \d+ exceeds the maximum (\d+)/.exec(err.message)
+      : null;
+  return m
+    ? new UsageError(`--timeout ${typed} exceeds the server maximum ${formatSeconds(Number(m[1]))}`)
+    : err instanceof Error
+      ? err
+      : new Error(String(err));
+}
+
 /** Why the command ended, when the exit code alone does not say it. */
 export function endNote(view: ExecutionView): string | undefined {
+  if (view.refusal) {
+    return `the guest refused to start the command: ${view.error ?? view.refusal} (exit ${exitCodeOfExecution(view)})`;
+  }
   switch (view.status) {
     case 'timed_out':
       return `execution ${view.id} timed out; its process group was killed (exit 124)`;
@@ -85,10 +114,27 @@ async function readStdin(ctx: Context): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-async function execSync(ctx: Context, vm: string, body: ExecuteBody): Promise<number> {
-  const r = await ctx.client.json<ExecuteResultView>('POST', `/api/vms/${seg(vm)}/execute`, {
-    json: body,
-  });
+async function execSync(
+  ctx: Context,
+  cmd: ParsedCommand,
+  vm: string,
+  body: ExecuteBody,
+): Promise<number> {
+  let r: ExecuteResultView;
+  try {
+    r = await ctx.client.json<ExecuteResultView>('POST', `/api/vms/${seg(vm)}/execute`, {
+      json: body,
+    });
+  } catch (err) {
+    // The guest refused to start it: the exit code a shell would give (127, 126, 1).
+    const refusal = err instanceof ApiError ? refusalOf(err.agentCode, err.message) : null;
+    if (!refusal) {
+      throw inCallerTerms(err, cmd);
+    }
+    const code = refusalExitCode(refusal);
+    note(ctx, `the guest refused to start the command: ${(err as Error).message} (exit ${code})`);
+    return code;
+  }
   if (ctx.json) {
     await writeTo(ctx.stdout, jsonText(r));
   } else {
@@ -99,7 +145,7 @@ async function execSync(ctx: Context, vm: string, body: ExecuteBody): Promise<nu
     }
   }
   return exitCodeOfExecution({
-    status: r.timed_out ? 'timed_out' : r.exit_code === 0 ? 'succeeded' : 'failed',
+    status: r.timed_out ? 'timed_out' : r.exit_code === 0 && !r.signal ? 'succeeded' : 'failed',
     exit_code: r.exit_code,
     signal: r.signal,
   });
@@ -117,7 +163,7 @@ export const execCommand: Command = async (ctx, cmd) => {
     body.stdin_base64 = (await readStdin(ctx)).toString('base64');
   }
   if (bool(cmd, 'sync')) {
-    return execSync(ctx, vm, body);
+    return execSync(ctx, cmd, vm, body);
   }
 
   const interrupt = cancelOnInterrupt(
@@ -126,11 +172,11 @@ export const execCommand: Command = async (ctx, cmd) => {
     (id) => `/api/executions/${seg(id)}/cancel`,
   );
   try {
-    const started = await ctx.client.json<ExecutionStartedView>(
-      'POST',
-      `/api/vms/${seg(vm)}/executions`,
-      { json: body },
-    );
+    const started = await ctx.client
+      .json<ExecutionStartedView>('POST', `/api/vms/${seg(vm)}/executions`, { json: body })
+      .catch((err: unknown) => {
+        throw inCallerTerms(err, cmd);
+      });
     const id = started.id;
     if (ctx.json) {
       await writeTo(ctx.stdout, jsonText({ event: 'started', ...started }, false));

@@ -1,12 +1,14 @@
-import { parseAmount, str, type ParsedCommand } from '../args.js';
+import { bool, parseAmount, str, type ParsedCommand } from '../args.js';
 import { UsageError } from '../errors.js';
 import { Exit } from '../exit-codes.js';
 import { ProgressLine, formatCounts, runProgressLine } from '../output/progress.js';
-import { jsonText, writeTo } from '../output/stream.js';
+import { writeTo } from '../output/stream.js';
 import { formatTable } from '../output/table.js';
 import { cancelOnInterrupt } from './cancel-on-interrupt.js';
 import { note, seg, type Command } from './context.js';
-import { executeBody } from './exec.command.js';
+import { executeBody, inCallerTerms } from './exec.command.js';
+import { printRun } from './history.command.js';
+import { isMachine, outputFormat } from '../output/listing.js';
 import type { RunBody, RunProgressView, RunTargetBody, RunView } from '@lq/api';
 
 /** The target of POST /api/runs from exactly one of --target, --vms, --project. */
@@ -85,10 +87,15 @@ const PLAIN_PROGRESS_EVERY_MS = 2000;
  */
 export const runCommand: Command = async (ctx, cmd) => {
   const body = runBody(cmd);
+  const format = outputFormat(cmd);
   const interrupt = cancelOnInterrupt(ctx, 'run', (id) => `/api/runs/${seg(id)}/cancel`);
   const bar = ctx.stderr.isTTY ? new ProgressLine(ctx.stderr) : undefined;
   try {
-    const started = await ctx.client.json<RunView>('POST', '/api/runs', { json: body });
+    const started = await ctx.client
+      .json<RunView>('POST', '/api/runs', { json: body })
+      .catch((err: unknown) => {
+        throw inCallerTerms(err, cmd);
+      });
     const id = started.id;
     note(
       ctx,
@@ -127,10 +134,8 @@ export const runCommand: Command = async (ctx, cmd) => {
     if (!end) {
       throw new Error(`the progress stream of run ${id} ended without its end event`);
     }
-    if (ctx.json) {
-      await writeTo(ctx.stdout, jsonText(end));
-    } else {
-      await writeTo(ctx.stdout, runTable(end));
+    await printRun(ctx, cmd, end, bool(cmd, 'show-output'), false);
+    if (!isMachine(format) && format !== 'name') {
       await writeTo(ctx.stdout, `\nrun ${end.id} ${end.status}: ${formatCounts(end.summary)}\n`);
     }
     return runExitCode(end);

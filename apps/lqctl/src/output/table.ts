@@ -28,8 +28,15 @@ function text(cell: Cell): string {
   return String(cell).replace(/[\r\n\t]+/g, ' ');
 }
 
-/** The table as lines joined by "\n", ending in "\n"; two spaces between columns. */
-export function formatTable(columns: readonly Column[], rows: readonly Cell[][]): string {
+/**
+ * The table as lines joined by "\n", ending in "\n"; two spaces between columns; without its
+ * header line when `headers` is false (--no-headers).
+ */
+export function formatTable(
+  columns: readonly Column[],
+  rows: readonly Cell[][],
+  { headers = true }: { headers?: boolean } = {},
+): string {
   const cells = rows.map((row) =>
     columns.map((c, i) => {
       const t = text(row[i]);
@@ -47,7 +54,8 @@ export function formatTable(columns: readonly Column[], rows: readonly Cell[][])
       })
       .join('  ')
       .trimEnd();
-  return `${[line(columns.map((c) => c.header)), ...cells.map(line)].join('\n')}\n`;
+  const lines = [...(headers ? [line(columns.map((c) => c.header))] : []), ...cells.map(line)];
+  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
 }
 
 /** "key:  value" lines with the keys padded to the longest. */

@@ -12,7 +12,12 @@ import {
 } from '../decorators/access.decorators.js';
 import type { Permission } from '../permissions.js';
 import { holdsAnywhere, type Principal } from '../principal.js';
-import { AUTH_AUDIT_HOOK, type AuthAuditHook, type RequestOrigin } from './auth-audit.hook.js';
+import {
+  AUTH_AUDIT_HOOK,
+  vmIdOf,
+  type AuthAuditHook,
+  type RequestOrigin,
+} from './auth-audit.hook.js';
 
 /**
  * The request's origin for the audit trail; the request id is minted here, once. The route is
@@ -28,10 +33,12 @@ export function originOf(request: Request): RequestOrigin {
       ? route.path
       : undefined;
   const path: string = pattern ?? (req.originalUrl ?? req.url ?? '').split('?')[0] ?? '';
+  const params = req.params as Record<string, unknown> | undefined;
   return {
     requestId: req.lqRequestId,
     sourceIp: req.ip ?? req.socket?.remoteAddress ?? '',
     route: `${req.method} ${path.length > 120 ? `${path.slice(0, 119)}…` : path}`,
+    vmId: pattern?.startsWith('/api/vms/:id') ? vmIdOf(params?.id) : undefined,
   };
 }
 

@@ -5,8 +5,17 @@ import type { Principal } from '../principal.js';
 export interface RequestOrigin {
   requestId: string;
   sourceIp: string;
-  /** e.g. "POST /api/vms/x/execute" or "VMService/ExecuteScript". */
+  /** The route's pattern, e.g. "POST /api/vms/:id/execute" or "VMService/ExecuteScript". */
   route: string;
+  /** The VM the request names (a well-formed id), so a denial shows up under the VM. */
+  vmId?: string;
+}
+
+const VM_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** `id` when it is a well-formed VM id (what the audit trail may record), else undefined. */
+export function vmIdOf(id: unknown): string | undefined {
+  return typeof id === 'string' && VM_ID.test(id) ? id : undefined;
 }
 
 /**

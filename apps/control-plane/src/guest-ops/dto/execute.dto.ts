@@ -70,15 +70,16 @@ export class ExecuteDto implements ExecuteBody {
   stdin_base64?: string;
 
   @ApiPropertyOptional({
-    description: 'kill the command after this many seconds',
+    description:
+      'kill the command after this many seconds; default LQ_GUEST_TIMEOUT_SECONDS (30) for POST /execute, LQ_EXEC_ASYNC_TIMEOUT_SECONDS (3600) for executions and runs; at most LQ_GUEST_TIMEOUT_MAX_SECONDS (3600)',
     minimum: 1,
     maximum: 86_400,
     example: 30,
   })
   @IsOptional()
-  @IsInt()
-  @Min(1)
-  @Max(86_400)
+  // class-validator checks the lowest decorator first: the type before the bound.
+  @Min(1, { message: 'timeout_seconds must be at least 1' })
+  @IsInt({ message: 'timeout_seconds must be a whole number of seconds' })
   timeout_seconds?: number;
 
   @ApiPropertyOptional({ description: 'run as this user (name or uid)', example: 'postgres' })

@@ -41,7 +41,14 @@ export const EXEC_REPLY_MARGIN_MS = 5000;
  */
 export function executeOutcome(r: ExecuteResponse, cap: number): OutcomeFields {
   return {
-    status: r.timedOut ? 'timed_out' : r.cancelled ? 'cancelled' : 'ok',
+    // One vocabulary with the executions API: a non-zero exit or a signal is `failed`.
+    status: r.timedOut
+      ? 'timed_out'
+      : r.cancelled
+        ? 'cancelled'
+        : r.exitCode === 0 && !r.signal
+          ? 'ok'
+          : 'failed',
     exitCode: r.exitCode,
     stdout: { sha256: sha256Hex(r.stdout), bytes: r.stdout.length },
     stderr: { sha256: sha256Hex(r.stderr), bytes: r.stderr.length },

@@ -13,7 +13,8 @@ export interface FileStatInput {
   noFollow?: boolean;
 }
 
-const TYPES: Record<FileType, FileStatView['type']> = {
+/** The protocol's file types as REST names them. */
+export const FILE_TYPES: Record<FileType, FileStatView['type']> = {
   [FileType.UNSPECIFIED]: 'other',
   [FileType.REGULAR]: 'file',
   [FileType.DIRECTORY]: 'directory',
@@ -30,7 +31,7 @@ export function fileStatView(vmId: string, path: string, r: FileStatResponse): F
   return {
     vm_id: vmId,
     path,
-    type: TYPES[r.type],
+    type: FILE_TYPES[r.type],
     size: Number(r.size),
     mode: r.mode.toString(8).padStart(4, '0'),
     uid: r.uid,
@@ -70,7 +71,7 @@ export const FILE_STAT: GuestOperationSpec<FileStatInput, FileStatResponse> = {
         ),
       outcome: (r) => ({
         status: 'ok',
-        params: { type: TYPES[r.type], size: Number(r.size) },
+        params: { type: FILE_TYPES[r.type], size: Number(r.size) },
       }),
     };
   },

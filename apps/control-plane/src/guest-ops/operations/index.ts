@@ -2,6 +2,7 @@ import type { GuestOperation } from '@lq/proto';
 import type { GuestOperationSpec } from '../guest-operation.js';
 import { EXECUTE } from './execute.operation.js';
 import { FILE_STAT } from './file-stat.operation.js';
+import { FILE_DELETE, FILE_LIST, FILE_MKDIR, FILE_RENAME } from './file-tree.operations.js';
 import { FILE_READ_CHUNK, FILE_WRITE_CHUNK } from './file.operations.js';
 import {
   EXECUTE_CANCEL,
@@ -18,6 +19,7 @@ import { PING } from './ping.operation.js';
 
 export * from './execute.operation.js';
 export * from './file-stat.operation.js';
+export * from './file-tree.operations.js';
 export * from './file.operations.js';
 export * from './guest-admin.operations.js';
 export * from './ping.operation.js';
@@ -43,6 +45,10 @@ export const GUEST_OPERATION_SPECS: { [O in GuestOperation]: GuestOperationSpec<
   'password.set': PASSWORD_SET,
   'fs.info': FS_INFO,
   'file.stat': FILE_STAT,
+  'file.list': FILE_LIST,
+  'file.mkdir': FILE_MKDIR,
+  'file.delete': FILE_DELETE,
+  'file.rename': FILE_RENAME,
 };
 
 /** The specs reached over Connect and gRPC, each through its VMService method. */

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file limiquantix/agent/v1/agent.proto.
  */
 export const file_limiquantix_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("CiBsaW1pcXVhbnRpeC9hZ2VudC92MS9hZ2VudC5wcm90bxIUbGltaXF1YW50aXguYWdlbnQudjEinhIKDEFnZW50TWVzc2FnZRISCgptZXNzYWdlX2lkGAEgASgJEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoEcGluZxgKIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLlBpbmdSZXF1ZXN0SAASNwoHZXhlY3V0ZRgLIAEoCzIkLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWN1dGVSZXF1ZXN0SAASPAoKZmlsZV93cml0ZRgMIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVXcml0ZVJlcXVlc3RIABI6CglmaWxlX3JlYWQYDSABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlcXVlc3RIABI5CghzaHV0ZG93bhgOIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duUmVxdWVzdEgAEjEKBHN5bmMYDyABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jUmVxdWVzdEgAEjgKCGdldF9pbmZvGBAgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1JlcXVlc3RIABI1CgpyZXN1bHRfYWNrGBEgASgLMh8ubGltaXF1YW50aXguYWdlbnQudjEuUmVzdWx0QWNrSAASSAoQY2FuY2VsX2V4ZWN1dGlvbhgSIAEoCzIsLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlcXVlc3RIABI3CgdxdWllc2NlGBMgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVJlcXVlc3RIABIxCgR0aGF3GBQgASgLMiEubGltaXF1YW50aXguYWdlbnQudjEuVGhhd1JlcXVlc3RIABJECg5xdWllc2NlX3N0YXR1cxgVIAEoCzIqLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VTdGF0dXNSZXF1ZXN0SAASOgoJc3luY190aW1lGBYgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuU3luY1RpbWVSZXF1ZXN0SAASSQoRc2V0X3VzZXJfcGFzc3dvcmQYFyABKAsyLC5saW1pcXVhbnRpeC5hZ2VudC52MS5TZXRVc2VyUGFzc3dvcmRSZXF1ZXN0SAASPQoLZ2V0X2ZzX2luZm8YGCABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRGc0luZm9SZXF1ZXN0SAASOgoJZmlsZV9zdGF0GBkgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVN0YXRSZXF1ZXN0SAASMgoEcG9uZxgyIAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlBvbmdSZXNwb25zZUgAEkEKEGV4ZWN1dGVfcmVzcG9uc2UYMyABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5FeGVjdXRlUmVzcG9uc2VIABJGChNmaWxlX3dyaXRlX3Jlc3BvbnNlGDQgASgLMicubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVdyaXRlUmVzcG9uc2VIABJEChJmaWxlX3JlYWRfcmVzcG9uc2UYNSABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlc3BvbnNlSAASQwoRc2h1dGRvd25fcmVzcG9uc2UYNiABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93blJlc3BvbnNlSAASOwoNc3luY19yZXNwb25zZRg3IAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlN5bmNSZXNwb25zZUgAEkIKEWdldF9pbmZvX3Jlc3BvbnNlGDggASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1Jlc3BvbnNlSAASUgoZY2FuY2VsX2V4ZWN1dGlvbl9yZXNwb25zZRg5IAEoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlc3BvbnNlSAASQQoQcXVpZXNjZV9yZXNwb25zZRg6IAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VSZXNwb25zZUgAEjsKDXRoYXdfcmVzcG9uc2UYOyABKAsyIi5saW1pcXVhbnRpeC5hZ2VudC52MS5UaGF3UmVzcG9uc2VIABJOChdxdWllc2NlX3N0YXR1c19yZXNwb25zZRg8IAEoCzIrLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VTdGF0dXNSZXNwb25zZUgAEkQKEnN5bmNfdGltZV9yZXNwb25zZRg9IAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLlN5bmNUaW1lUmVzcG9uc2VIABJTChpzZXRfdXNlcl9wYXNzd29yZF9yZXNwb25zZRg+IAEoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLlNldFVzZXJQYXNzd29yZFJlc3BvbnNlSAASRwoUZ2V0X2ZzX2luZm9fcmVzcG9uc2UYPyABKAsyJy5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRGc0luZm9SZXNwb25zZUgAEkQKEmZpbGVfc3RhdF9yZXNwb25zZRhAIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVTdGF0UmVzcG9uc2VIABIsCgVlcnJvchhaIAEoCzIbLmxpbWlxdWFudGl4LmFnZW50LnYxLkVycm9ySAASOgoJdGVsZW1ldHJ5GGQgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuVGVsZW1ldHJ5UmVwb3J0SAASPAoLYWdlbnRfcmVhZHkYZSABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudFJlYWR5RXZlbnRIABI8CgtleGVjX291dHB1dBhmIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWNPdXRwdXRFdmVudEgAQgkKB3BheWxvYWQiRwoFRXJyb3ISLQoEY29kZRgBIAEoDjIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkVycm9yQ29kZRIPCgdtZXNzYWdlGAIgASgJIkcKC1N5bmNSZXF1ZXN0Eg0KBW5vbmNlGAEgASgEEhgKEHByb3RvY29sX3ZlcnNpb24YAiABKA0SDwoHaG9zdF9pZBgDIAEoCSKXAQoMU3luY1Jlc3BvbnNlEg0KBW5vbmNlGAEgASgEEhgKEHByb3RvY29sX3ZlcnNpb24YAiABKA0SFQoNYWdlbnRfdmVyc2lvbhgDIAEoCRIUCgxjYXBhYmlsaXRpZXMYBCADKAkSMQoGbGltaXRzGAUgASgLMiEubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRMaW1pdHMigQEKC0FnZW50TGltaXRzEhcKD21heF9mcmFtZV9ieXRlcxgBIAEoDRIcChRmaWxlX2NodW5rX21heF9ieXRlcxgCIAEoDRIeChZvdXRwdXRfbGltaXRfbWF4X2J5dGVzGAMgASgNEhsKE2V4ZWNfdGltZW91dF9tYXhfbXMYBCABKA0iDQoLUGluZ1JlcXVlc3QiPQoMUG9uZ1Jlc3BvbnNlEhUKDWFnZW50X3ZlcnNpb24YASABKAkSFgoOdXB0aW1lX3NlY29uZHMYAiABKAEiEAoOR2V0SW5mb1JlcXVlc3QiQAoPR2V0SW5mb1Jlc3BvbnNlEi0KBGluZm8YASABKAsyHy5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudEluZm8iUAoPQWdlbnRSZWFkeUV2ZW50Ei0KBGluZm8YASABKAsyHy5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudEluZm8SDgoGcmVhc29uGAIgASgJIq0CCglBZ2VudEluZm8SFQoNYWdlbnRfdmVyc2lvbhgBIAEoCRIYChBwcm90b2NvbF92ZXJzaW9uGAIgASgNEhAKCGhvc3RuYW1lGAMgASgJEigKAm9zGAQgASgLMhwubGltaXF1YW50aXguYWdlbnQudjEuT3NJbmZvEhQKDGNhcGFiaWxpdGllcxgFIAMoCRI6CgppbnRlcmZhY2VzGAYgAygLMiYubGltaXF1YW50aXguYWdlbnQudjEuTmV0d29ya0ludGVyZmFjZRIxCgZsaW1pdHMYByABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudExpbWl0cxIuCgpzdGFydGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKGAQoGT3NJbmZvEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIKCgJpZBgDIAEoCRITCgtwcmV0dHlfbmFtZRgEIAEoCRIWCg5rZXJuZWxfcmVsZWFzZRgFIAEoCRIWCg5rZXJuZWxfdmVyc2lvbhgGIAEoCRIMCgRhcmNoGAcgASgJIkkKEE5ldHdvcmtJbnRlcmZhY2USDAoEbmFtZRgBIAEoCRILCgNtYWMYAiABKAkSDAoEaXB2NBgDIAMoCRIMCgRpcHY2GAQgAygJIu8CCg9UZWxlbWV0cnlSZXBvcnQSEwoLY3B1X3BlcmNlbnQYASABKAESEQoJY3B1X2NvdW50GAIgASgNEg0KBWxvYWQxGAMgASgBEg0KBWxvYWQ1GAQgASgBEg4KBmxvYWQxNRgFIAEoARIxCgZtZW1vcnkYBiABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5NZW1vcnlTdGF0cxIuCgVkaXNrcxgHIAMoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkRpc2tVc2FnZRI4CgduZXR3b3JrGAggAygLMicubGltaXF1YW50aXguYWdlbnQudjEuSW50ZXJmYWNlQ291bnRlcnMSFQoNcHJvY2Vzc19jb3VudBgJIAEoDRIWCg51cHRpbWVfc2Vjb25kcxgKIAEoARI6CgppbnRlcmZhY2VzGAsgAygLMiYubGltaXF1YW50aXguYWdlbnQudjEuTmV0d29ya0ludGVyZmFjZSKCAQoLTWVtb3J5U3RhdHMSEwoLdG90YWxfYnl0ZXMYASABKAQSEgoKdXNlZF9ieXRlcxgCIAEoBBIXCg9hdmFpbGFibGVfYnl0ZXMYAyABKAQSGAoQc3dhcF90b3RhbF9ieXRlcxgEIAEoBBIXCg9zd2FwX3VzZWRfYnl0ZXMYBSABKAQigwEKCURpc2tVc2FnZRITCgttb3VudF9wb2ludBgBIAEoCRIOCgZkZXZpY2UYAiABKAkSDwoHZnNfdHlwZRgDIAEoCRITCgt0b3RhbF9ieXRlcxgEIAEoBBISCgp1c2VkX2J5dGVzGAUgASgEEhcKD2F2YWlsYWJsZV9ieXRlcxgGIAEoBCJtChFJbnRlcmZhY2VDb3VudGVycxIMCgRuYW1lGAEgASgJEhAKCHJ4X2J5dGVzGAIgASgEEhAKCHR4X2J5dGVzGAMgASgEEhIKCnJ4X3BhY2tldHMYBCABKAQSEgoKdHhfcGFja2V0cxgFIAEoBCKkAwoORXhlY3V0ZVJlcXVlc3QSDAoEYXJndhgBIAMoCRIPCgdjb21tYW5kGAIgASgJEjoKA2VudhgDIAMoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWN1dGVSZXF1ZXN0LkVudkVudHJ5EgsKA2N3ZBgEIAEoCRINCgVzdGRpbhgFIAEoDBISCgp0aW1lb3V0X21zGAYgASgNEhMKC3J1bl9hc191c2VyGAcgASgJEhQKDHJ1bl9hc19ncm91cBgIIAEoCRIkChxpbmNsdWRlX3N1cHBsZW1lbnRhcnlfZ3JvdXBzGAkgASgIEhoKEm91dHB1dF9saW1pdF9ieXRlcxgKIAEoDRIUCgxleGVjdXRpb25faWQYCyABKAkSFQoNc3RyZWFtX291dHB1dBgMIAEoCBI2CgZsaW1pdHMYDSABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5SdW5Bc0xpbWl0c0gAiAEBGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHX2xpbWl0cyJQCgtSdW5Bc0xpbWl0cxIuCgVydWxlcxgBIAMoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLlJ1bkFzUnVsZRIRCglhbnlfZ3JvdXAYAiABKAgiLAoJUnVuQXNSdWxlEhAKCG5vbl9yb290GAEgASgIEg0KBXVzZXJzGAIgAygJIo0BCg9FeGVjT3V0cHV0RXZlbnQSFAoMZXhlY3V0aW9uX2lkGAEgASgJEgsKA3NlcRgCIAEoBBIyCgZzdHJlYW0YAyABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5PdXRwdXRTdHJlYW0SDAoEZGF0YRgEIAEoDBIVCg1kcm9wcGVkX2J5dGVzGAUgASgEIi4KFkNhbmNlbEV4ZWN1dGlvblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJIigKF0NhbmNlbEV4ZWN1dGlvblJlc3BvbnNlEg0KBWZvdW5kGAEgASgIIsUCCg9FeGVjdXRlUmVzcG9uc2USFgoJZXhpdF9jb2RlGAEgASgFSACIAQESDgoGc2lnbmFsGAIgASgJEhEKCXRpbWVkX291dBgDIAEoCBIOCgZzdGRvdXQYBCABKAwSDgoGc3RkZXJyGAUgASgMEhgKEHN0ZG91dF90cnVuY2F0ZWQYBiABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgHIAEoCBIaChJzdGRvdXRfdG90YWxfYnl0ZXMYCCABKAQSGgoSc3RkZXJyX3RvdGFsX2J5dGVzGAkgASgEEhMKC2R1cmF0aW9uX21zGAogASgNEgsKA3BpZBgLIAEoDRILCgN1aWQYDCABKA0SCwoDZ2lkGA0gASgNEg4KBmdyb3VwcxgOIAMoDRIRCgljYW5jZWxsZWQYDyABKAhCDAoKX2V4aXRfY29kZSKBAQoPRmlsZVJlYWRSZXF1ZXN0EgwKBHBhdGgYASABKAkSDgoGb2Zmc2V0GAIgASgEEg4KBmxlbmd0aBgDIAEoDRI1CgZsaW1pdHMYBCABKAsyIC5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlTGltaXRzSACIAQFCCQoHX2xpbWl0cyItCgpGaWxlTGltaXRzEg0KBXJvb3RzGAEgAygJEhAKCG5vX3NldGlkGAIgASgIInEKEEZpbGVSZWFkUmVzcG9uc2USDAoEZGF0YRgBIAEoDBILCgNlb2YYAiABKAgSEgoKdG90YWxfc2l6ZRgDIAEoBBIMCgRtb2RlGAQgASgNEg4KBm9mZnNldBgFIAEoBBIQCghtdGltZV9tcxgGIAEoAyKlAgoQRmlsZVdyaXRlUmVxdWVzdBIMCgRwYXRoGAEgASgJEg4KBm9mZnNldBgCIAEoBBIOCgZhcHBlbmQYAyABKAgSDAoEZGF0YRgEIAEoDBIOCgZjcmVhdGUYBSABKAgSEAoIdHJ1bmNhdGUYBiABKAgSEQoEbW9kZRgHIAEoDUgAiAEBEhAKA3VpZBgIIAEoDUgBiAEBEhAKA2dpZBgJIAEoDUgCiAEBEhEKCXVwbG9hZF9pZBgKIAEoCRIOCgZjb21taXQYCyABKAgSNQoGbGltaXRzGAwgASgLMiAubGltaXF1YW50aXguYWdlbnQudjEuRmlsZUxpbWl0c0gDiAEBQgcKBV9tb2RlQgYKBF91aWRCBgoEX2dpZEIJCgdfbGltaXRzIksKEUZpbGVXcml0ZVJlc3BvbnNlEhUKDWJ5dGVzX3dyaXR0ZW4YASABKAQSDAoEc2l6ZRgCIAEoBBIRCgljb21taXR0ZWQYAyABKAgiWgoPU2h1dGRvd25SZXF1ZXN0EjAKBG1vZGUYASABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93bk1vZGUSFQoNZGVsYXlfc2Vjb25kcxgCIAEoDSJ2ChBTaHV0ZG93blJlc3BvbnNlEjAKBG1vZGUYASABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93bk1vZGUSMAoMc2NoZWR1bGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIgCglSZXN1bHRBY2sSEwoLbWVzc2FnZV9pZHMYASADKAkiPwoOUXVpZXNjZVJlcXVlc3QSFAoMbW91bnRfcG9pbnRzGAEgAygJEhcKD3RpbWVvdXRfc2Vjb25kcxgCIAEoDSKHAQoKSG9va1Jlc3VsdBIMCgRuYW1lGAEgASgJEg0KBXBoYXNlGAIgASgJEhYKCWV4aXRfY29kZRgDIAEoBUgAiAEBEg4KBnNpZ25hbBgEIAEoCRIRCgl0aW1lZF9vdXQYBSABKAgSEwoLZHVyYXRpb25fbXMYBiABKA1CDAoKX2V4aXRfY29kZSKFAQoPUXVpZXNjZVJlc3BvbnNlEg4KBmZyb3plbhgBIAMoCRIvCgVob29rcxgCIAMoCzIgLmxpbWlxdWFudGl4LmFnZW50LnYxLkhvb2tSZXN1bHQSMQoNdGhhd19kZWFkbGluZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiDQoLVGhhd1JlcXVlc3QiYwoMVGhhd1Jlc3BvbnNlEg4KBnRoYXdlZBgBIAMoCRIvCgVob29rcxgCIAMoCzIgLmxpbWlxdWFudGl4LmFnZW50LnYxLkhvb2tSZXN1bHQSEgoKd2FzX2Zyb3plbhgDIAEoCCIWChRRdWllc2NlU3RhdHVzUmVxdWVzdCLTAQoVUXVpZXNjZVN0YXR1c1Jlc3BvbnNlEg4KBmZyb3plbhgBIAEoCBIUCgxtb3VudF9wb2ludHMYAiADKAkSLQoJZnJvemVuX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg10aGF3X2RlYWRsaW5lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X2F1dG9fdGhhdxgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTwoPU3luY1RpbWVSZXF1ZXN0Eg0KBWZvcmNlGAEgASgIEi0KCWhvc3RfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimwEKEFN5bmNUaW1lUmVzcG9uc2USDgoGbWV0aG9kGAEgASgJEh0KEG9mZnNldF9iZWZvcmVfbXMYAiABKAFIAIgBARIcCg9vZmZzZXRfYWZ0ZXJfbXMYAyABKAFIAYgBARIRCglydGNfZXJyb3IYBCABKAlCEwoRX29mZnNldF9iZWZvcmVfbXNCEgoQX29mZnNldF9hZnRlcl9tcyKjAQoWU2V0VXNlclBhc3N3b3JkUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRISCghwYXNzd29yZBgCIAEoCUgAEhYKDGNyeXB0ZWRfaGFzaBgDIAEoCUgAEjYKBmxpbWl0cxgEIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLlJ1bkFzTGltaXRzSAGIAQFCCAoGc2VjcmV0QgkKB19saW1pdHMiGQoXU2V0VXNlclBhc3N3b3JkUmVzcG9uc2UiEgoQR2V0RnNJbmZvUmVxdWVzdCKNAQoGRnNJbmZvEhMKC21vdW50X3BvaW50GAEgASgJEg4KBmRldmljZRgCIAEoCRIPCgdmc190eXBlGAMgASgJEhMKC3RvdGFsX2J5dGVzGAQgASgEEhIKCnVzZWRfYnl0ZXMYBSABKAQSEQoJcmVhZF9vbmx5GAYgASgIEhEKCWZyZWV6YWJsZRgHIAEoCCJGChFHZXRGc0luZm9SZXNwb25zZRIxCgtmaWxlc3lzdGVtcxgBIAMoCzIcLmxpbWlxdWFudGl4LmFnZW50LnYxLkZzSW5mbyJ0Cg9GaWxlU3RhdFJlcXVlc3QSDAoEcGF0aBgBIAEoCRIRCglub19mb2xsb3cYAiABKAgSNQoGbGltaXRzGAMgASgLMiAubGltaXF1YW50aXguYWdlbnQudjEuRmlsZUxpbWl0c0gAiAEBQgkKB19saW1pdHMiygIKEEZpbGVTdGF0UmVzcG9uc2USLAoEdHlwZRgBIAEoDjIeLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVUeXBlEgwKBHNpemUYAiABKAQSDAoEbW9kZRgDIAEoDRILCgN1aWQYBCABKA0SCwoDZ2lkGAUgASgNEg0KBW93bmVyGAYgASgJEg0KBWdyb3VwGAcgASgJEi8KC2FjY2Vzc2VkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgttb2RpZmllZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY2hhbmdlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbGlua3MYCyABKAQSEwoLbGlua190YXJnZXQYDCABKAkq+wMKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASHgoaRVJST1JfQ09ERV9JTlZBTElEX1JFUVVFU1QQARIgChxFUlJPUl9DT0RFX1VOS05PV05fT1BFUkFUSU9OEAISIAocRVJST1JfQ09ERV9PUEVSQVRJT05fQkxPQ0tFRBADEh8KG0VSUk9SX0NPREVfUEFUSF9OT1RfQUxMT1dFRBAEEhgKFEVSUk9SX0NPREVfTk9UX0ZPVU5EEAUSIAocRVJST1JfQ09ERV9QRVJNSVNTSU9OX0RFTklFRBAGEh0KGUVSUk9SX0NPREVfVVNFUl9OT1RfRk9VTkQQBxIeChpFUlJPUl9DT0RFX0dST1VQX05PVF9GT1VORBAIEhgKFEVSUk9SX0NPREVfVE9PX0xBUkdFEAkSFwoTRVJST1JfQ09ERV9JT19FUlJPUhAKEhoKFkVSUk9SX0NPREVfRVhFQ19GQUlMRUQQCxITCg9FUlJPUl9DT0RFX0JVU1kQDBIXChNFUlJPUl9DT0RFX0lOVEVSTkFMEA0SIgoeRVJST1JfQ09ERV9VTlNVUFBPUlRFRF9WRVJTSU9OEA4SFQoRRVJST1JfQ09ERV9GUk9aRU4QDxIaChZFUlJPUl9DT0RFX05PVF9BTExPV0VEEBAqYQoMT3V0cHV0U3RyZWFtEh0KGU9VVFBVVF9TVFJFQU1fVU5TUEVDSUZJRUQQABIYChRPVVRQVVRfU1RSRUFNX1NURE9VVBABEhgKFE9VVFBVVF9TVFJFQU1fU1RERVJSEAIqewoMU2h1dGRvd25Nb2RlEh0KGVNIVVRET1dOX01PREVfVU5TUEVDSUZJRUQQABIaChZTSFVURE9XTl9NT0RFX1BPV0VST0ZGEAESGAoUU0hVVERPV05fTU9ERV9SRUJPT1QQAhIWChJTSFVURE9XTl9NT0RFX0hBTFQQAyrNAQoIRmlsZVR5cGUSGQoVRklMRV9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRRklMRV9UWVBFX1JFR1VMQVIQARIXChNGSUxFX1RZUEVfRElSRUNUT1JZEAISFQoRRklMRV9UWVBFX1NZTUxJTksQAxISCg5GSUxFX1RZUEVfRklGTxAEEhQKEEZJTEVfVFlQRV9TT0NLRVQQBRIZChVGSUxFX1RZUEVfQ0hBUl9ERVZJQ0UQBhIaChZGSUxFX1RZUEVfQkxPQ0tfREVWSUNFEAdiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiBsaW1pcXVhbnRpeC9hZ2VudC92MS9hZ2VudC5wcm90bxIUbGltaXF1YW50aXguYWdlbnQudjEiuhYKDEFnZW50TWVzc2FnZRISCgptZXNzYWdlX2lkGAEgASgJEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoEcGluZxgKIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLlBpbmdSZXF1ZXN0SAASNwoHZXhlY3V0ZRgLIAEoCzIkLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWN1dGVSZXF1ZXN0SAASPAoKZmlsZV93cml0ZRgMIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVXcml0ZVJlcXVlc3RIABI6CglmaWxlX3JlYWQYDSABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVhZFJlcXVlc3RIABI5CghzaHV0ZG93bhgOIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duUmVxdWVzdEgAEjEKBHN5bmMYDyABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jUmVxdWVzdEgAEjgKCGdldF9pbmZvGBAgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuR2V0SW5mb1JlcXVlc3RIABI1CgpyZXN1bHRfYWNrGBEgASgLMh8ubGltaXF1YW50aXguYWdlbnQudjEuUmVzdWx0QWNrSAASSAoQY2FuY2VsX2V4ZWN1dGlvbhgSIAEoCzIsLmxpbWlxdWFudGl4LmFnZW50LnYxLkNhbmNlbEV4ZWN1dGlvblJlcXVlc3RIABI3CgdxdWllc2NlGBMgASgLMiQubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVJlcXVlc3RIABIxCgR0aGF3GBQgASgLMiEubGltaXF1YW50aXguYWdlbnQudjEuVGhhd1JlcXVlc3RIABJECg5xdWllc2NlX3N0YXR1cxgVIAEoCzIqLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VTdGF0dXNSZXF1ZXN0SAASOgoJc3luY190aW1lGBYgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuU3luY1RpbWVSZXF1ZXN0SAASSQoRc2V0X3VzZXJfcGFzc3dvcmQYFyABKAsyLC5saW1pcXVhbnRpeC5hZ2VudC52MS5TZXRVc2VyUGFzc3dvcmRSZXF1ZXN0SAASPQoLZ2V0X2ZzX2luZm8YGCABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5HZXRGc0luZm9SZXF1ZXN0SAASOgoJZmlsZV9zdGF0GBkgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVN0YXRSZXF1ZXN0SAASOgoJZmlsZV9saXN0GB4gASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuRmlsZUxpc3RSZXF1ZXN0SAASPAoKZmlsZV9ta2RpchgfIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVNa2RpclJlcXVlc3RIABI+CgtmaWxlX2RlbGV0ZRggIAEoCzInLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVEZWxldGVSZXF1ZXN0SAASPgoLZmlsZV9yZW5hbWUYISABKAsyJy5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVuYW1lUmVxdWVzdEgAEjIKBHBvbmcYMiABKAsyIi5saW1pcXVhbnRpeC5hZ2VudC52MS5Qb25nUmVzcG9uc2VIABJBChBleGVjdXRlX3Jlc3BvbnNlGDMgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuRXhlY3V0ZVJlc3BvbnNlSAASRgoTZmlsZV93cml0ZV9yZXNwb25zZRg0IAEoCzInLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVXcml0ZVJlc3BvbnNlSAASRAoSZmlsZV9yZWFkX3Jlc3BvbnNlGDUgASgLMiYubGltaXF1YW50aXguYWdlbnQudjEuRmlsZVJlYWRSZXNwb25zZUgAEkMKEXNodXRkb3duX3Jlc3BvbnNlGDYgASgLMiYubGltaXF1YW50aXguYWdlbnQudjEuU2h1dGRvd25SZXNwb25zZUgAEjsKDXN5bmNfcmVzcG9uc2UYNyABKAsyIi5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jUmVzcG9uc2VIABJCChFnZXRfaW5mb19yZXNwb25zZRg4IAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLkdldEluZm9SZXNwb25zZUgAElIKGWNhbmNlbF9leGVjdXRpb25fcmVzcG9uc2UYOSABKAsyLS5saW1pcXVhbnRpeC5hZ2VudC52MS5DYW5jZWxFeGVjdXRpb25SZXNwb25zZUgAEkEKEHF1aWVzY2VfcmVzcG9uc2UYOiABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5RdWllc2NlUmVzcG9uc2VIABI7Cg10aGF3X3Jlc3BvbnNlGDsgASgLMiIubGltaXF1YW50aXguYWdlbnQudjEuVGhhd1Jlc3BvbnNlSAASTgoXcXVpZXNjZV9zdGF0dXNfcmVzcG9uc2UYPCABKAsyKy5saW1pcXVhbnRpeC5hZ2VudC52MS5RdWllc2NlU3RhdHVzUmVzcG9uc2VIABJEChJzeW5jX3RpbWVfcmVzcG9uc2UYPSABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jVGltZVJlc3BvbnNlSAASUwoac2V0X3VzZXJfcGFzc3dvcmRfcmVzcG9uc2UYPiABKAsyLS5saW1pcXVhbnRpeC5hZ2VudC52MS5TZXRVc2VyUGFzc3dvcmRSZXNwb25zZUgAEkcKFGdldF9mc19pbmZvX3Jlc3BvbnNlGD8gASgLMicubGltaXF1YW50aXguYWdlbnQudjEuR2V0RnNJbmZvUmVzcG9uc2VIABJEChJmaWxlX3N0YXRfcmVzcG9uc2UYQCABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlU3RhdFJlc3BvbnNlSAASRAoSZmlsZV9saXN0X3Jlc3BvbnNlGEYgASgLMiYubGltaXF1YW50aXguYWdlbnQudjEuRmlsZUxpc3RSZXNwb25zZUgAEkYKE2ZpbGVfbWtkaXJfcmVzcG9uc2UYRyABKAsyJy5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlTWtkaXJSZXNwb25zZUgAEkgKFGZpbGVfZGVsZXRlX3Jlc3BvbnNlGEggASgLMigubGltaXF1YW50aXguYWdlbnQudjEuRmlsZURlbGV0ZVJlc3BvbnNlSAASSAoUZmlsZV9yZW5hbWVfcmVzcG9uc2UYSSABKAsyKC5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlUmVuYW1lUmVzcG9uc2VIABIsCgVlcnJvchhaIAEoCzIbLmxpbWlxdWFudGl4LmFnZW50LnYxLkVycm9ySAASOgoJdGVsZW1ldHJ5GGQgASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuVGVsZW1ldHJ5UmVwb3J0SAASPAoLYWdlbnRfcmVhZHkYZSABKAsyJS5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudFJlYWR5RXZlbnRIABI8CgtleGVjX291dHB1dBhmIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWNPdXRwdXRFdmVudEgAQgkKB3BheWxvYWQiRwoFRXJyb3ISLQoEY29kZRgBIAEoDjIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkVycm9yQ29kZRIPCgdtZXNzYWdlGAIgASgJIkcKC1N5bmNSZXF1ZXN0Eg0KBW5vbmNlGAEgASgEEhgKEHByb3RvY29sX3ZlcnNpb24YAiABKA0SDwoHaG9zdF9pZBgDIAEoCSKXAQoMU3luY1Jlc3BvbnNlEg0KBW5vbmNlGAEgASgEEhgKEHByb3RvY29sX3ZlcnNpb24YAiABKA0SFQoNYWdlbnRfdmVyc2lvbhgDIAEoCRIUCgxjYXBhYmlsaXRpZXMYBCADKAkSMQoGbGltaXRzGAUgASgLMiEubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRMaW1pdHMigQEKC0FnZW50TGltaXRzEhcKD21heF9mcmFtZV9ieXRlcxgBIAEoDRIcChRmaWxlX2NodW5rX21heF9ieXRlcxgCIAEoDRIeChZvdXRwdXRfbGltaXRfbWF4X2J5dGVzGAMgASgNEhsKE2V4ZWNfdGltZW91dF9tYXhfbXMYBCABKA0iDQoLUGluZ1JlcXVlc3QiPQoMUG9uZ1Jlc3BvbnNlEhUKDWFnZW50X3ZlcnNpb24YASABKAkSFgoOdXB0aW1lX3NlY29uZHMYAiABKAEiEAoOR2V0SW5mb1JlcXVlc3QiQAoPR2V0SW5mb1Jlc3BvbnNlEi0KBGluZm8YASABKAsyHy5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudEluZm8iUAoPQWdlbnRSZWFkeUV2ZW50Ei0KBGluZm8YASABKAsyHy5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudEluZm8SDgoGcmVhc29uGAIgASgJIq0CCglBZ2VudEluZm8SFQoNYWdlbnRfdmVyc2lvbhgBIAEoCRIYChBwcm90b2NvbF92ZXJzaW9uGAIgASgNEhAKCGhvc3RuYW1lGAMgASgJEigKAm9zGAQgASgLMhwubGltaXF1YW50aXguYWdlbnQudjEuT3NJbmZvEhQKDGNhcGFiaWxpdGllcxgFIAMoCRI6CgppbnRlcmZhY2VzGAYgAygLMiYubGltaXF1YW50aXguYWdlbnQudjEuTmV0d29ya0ludGVyZmFjZRIxCgZsaW1pdHMYByABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5BZ2VudExpbWl0cxIuCgpzdGFydGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKGAQoGT3NJbmZvEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIKCgJpZBgDIAEoCRITCgtwcmV0dHlfbmFtZRgEIAEoCRIWCg5rZXJuZWxfcmVsZWFzZRgFIAEoCRIWCg5rZXJuZWxfdmVyc2lvbhgGIAEoCRIMCgRhcmNoGAcgASgJIkkKEE5ldHdvcmtJbnRlcmZhY2USDAoEbmFtZRgBIAEoCRILCgNtYWMYAiABKAkSDAoEaXB2NBgDIAMoCRIMCgRpcHY2GAQgAygJIu8CCg9UZWxlbWV0cnlSZXBvcnQSEwoLY3B1X3BlcmNlbnQYASABKAESEQoJY3B1X2NvdW50GAIgASgNEg0KBWxvYWQxGAMgASgBEg0KBWxvYWQ1GAQgASgBEg4KBmxvYWQxNRgFIAEoARIxCgZtZW1vcnkYBiABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5NZW1vcnlTdGF0cxIuCgVkaXNrcxgHIAMoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLkRpc2tVc2FnZRI4CgduZXR3b3JrGAggAygLMicubGltaXF1YW50aXguYWdlbnQudjEuSW50ZXJmYWNlQ291bnRlcnMSFQoNcHJvY2Vzc19jb3VudBgJIAEoDRIWCg51cHRpbWVfc2Vjb25kcxgKIAEoARI6CgppbnRlcmZhY2VzGAsgAygLMiYubGltaXF1YW50aXguYWdlbnQudjEuTmV0d29ya0ludGVyZmFjZSKCAQoLTWVtb3J5U3RhdHMSEwoLdG90YWxfYnl0ZXMYASABKAQSEgoKdXNlZF9ieXRlcxgCIAEoBBIXCg9hdmFpbGFibGVfYnl0ZXMYAyABKAQSGAoQc3dhcF90b3RhbF9ieXRlcxgEIAEoBBIXCg9zd2FwX3VzZWRfYnl0ZXMYBSABKAQigwEKCURpc2tVc2FnZRITCgttb3VudF9wb2ludBgBIAEoCRIOCgZkZXZpY2UYAiABKAkSDwoHZnNfdHlwZRgDIAEoCRITCgt0b3RhbF9ieXRlcxgEIAEoBBISCgp1c2VkX2J5dGVzGAUgASgEEhcKD2F2YWlsYWJsZV9ieXRlcxgGIAEoBCJtChFJbnRlcmZhY2VDb3VudGVycxIMCgRuYW1lGAEgASgJEhAKCHJ4X2J5dGVzGAIgASgEEhAKCHR4X2J5dGVzGAMgASgEEhIKCnJ4X3BhY2tldHMYBCABKAQSEgoKdHhfcGFja2V0cxgFIAEoBCKkAwoORXhlY3V0ZVJlcXVlc3QSDAoEYXJndhgBIAMoCRIPCgdjb21tYW5kGAIgASgJEjoKA2VudhgDIAMoCzItLmxpbWlxdWFudGl4LmFnZW50LnYxLkV4ZWN1dGVSZXF1ZXN0LkVudkVudHJ5EgsKA2N3ZBgEIAEoCRINCgVzdGRpbhgFIAEoDBISCgp0aW1lb3V0X21zGAYgASgNEhMKC3J1bl9hc191c2VyGAcgASgJEhQKDHJ1bl9hc19ncm91cBgIIAEoCRIkChxpbmNsdWRlX3N1cHBsZW1lbnRhcnlfZ3JvdXBzGAkgASgIEhoKEm91dHB1dF9saW1pdF9ieXRlcxgKIAEoDRIUCgxleGVjdXRpb25faWQYCyABKAkSFQoNc3RyZWFtX291dHB1dBgMIAEoCBI2CgZsaW1pdHMYDSABKAsyIS5saW1pcXVhbnRpeC5hZ2VudC52MS5SdW5Bc0xpbWl0c0gAiAEBGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHX2xpbWl0cyJQCgtSdW5Bc0xpbWl0cxIuCgVydWxlcxgBIAMoCzIfLmxpbWlxdWFudGl4LmFnZW50LnYxLlJ1bkFzUnVsZRIRCglhbnlfZ3JvdXAYAiABKAgiLAoJUnVuQXNSdWxlEhAKCG5vbl9yb290GAEgASgIEg0KBXVzZXJzGAIgAygJIo0BCg9FeGVjT3V0cHV0RXZlbnQSFAoMZXhlY3V0aW9uX2lkGAEgASgJEgsKA3NlcRgCIAEoBBIyCgZzdHJlYW0YAyABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5PdXRwdXRTdHJlYW0SDAoEZGF0YRgEIAEoDBIVCg1kcm9wcGVkX2J5dGVzGAUgASgEIi4KFkNhbmNlbEV4ZWN1dGlvblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJIigKF0NhbmNlbEV4ZWN1dGlvblJlc3BvbnNlEg0KBWZvdW5kGAEgASgIIsUCCg9FeGVjdXRlUmVzcG9uc2USFgoJZXhpdF9jb2RlGAEgASgFSACIAQESDgoGc2lnbmFsGAIgASgJEhEKCXRpbWVkX291dBgDIAEoCBIOCgZzdGRvdXQYBCABKAwSDgoGc3RkZXJyGAUgASgMEhgKEHN0ZG91dF90cnVuY2F0ZWQYBiABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgHIAEoCBIaChJzdGRvdXRfdG90YWxfYnl0ZXMYCCABKAQSGgoSc3RkZXJyX3RvdGFsX2J5dGVzGAkgASgEEhMKC2R1cmF0aW9uX21zGAogASgNEgsKA3BpZBgLIAEoDRILCgN1aWQYDCABKA0SCwoDZ2lkGA0gASgNEg4KBmdyb3VwcxgOIAMoDRIRCgljYW5jZWxsZWQYDyABKAhCDAoKX2V4aXRfY29kZSKBAQoPRmlsZVJlYWRSZXF1ZXN0EgwKBHBhdGgYASABKAkSDgoGb2Zmc2V0GAIgASgEEg4KBmxlbmd0aBgDIAEoDRI1CgZsaW1pdHMYBCABKAsyIC5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlTGltaXRzSACIAQFCCQoHX2xpbWl0cyItCgpGaWxlTGltaXRzEg0KBXJvb3RzGAEgAygJEhAKCG5vX3NldGlkGAIgASgIInEKEEZpbGVSZWFkUmVzcG9uc2USDAoEZGF0YRgBIAEoDBILCgNlb2YYAiABKAgSEgoKdG90YWxfc2l6ZRgDIAEoBBIMCgRtb2RlGAQgASgNEg4KBm9mZnNldBgFIAEoBBIQCghtdGltZV9tcxgGIAEoAyKlAgoQRmlsZVdyaXRlUmVxdWVzdBIMCgRwYXRoGAEgASgJEg4KBm9mZnNldBgCIAEoBBIOCgZhcHBlbmQYAyABKAgSDAoEZGF0YRgEIAEoDBIOCgZjcmVhdGUYBSABKAgSEAoIdHJ1bmNhdGUYBiABKAgSEQoEbW9kZRgHIAEoDUgAiAEBEhAKA3VpZBgIIAEoDUgBiAEBEhAKA2dpZBgJIAEoDUgCiAEBEhEKCXVwbG9hZF9pZBgKIAEoCRIOCgZjb21taXQYCyABKAgSNQoGbGltaXRzGAwgASgLMiAubGltaXF1YW50aXguYWdlbnQudjEuRmlsZUxpbWl0c0gDiAEBQgcKBV9tb2RlQgYKBF91aWRCBgoEX2dpZEIJCgdfbGltaXRzIksKEUZpbGVXcml0ZVJlc3BvbnNlEhUKDWJ5dGVzX3dyaXR0ZW4YASABKAQSDAoEc2l6ZRgCIAEoBBIRCgljb21taXR0ZWQYAyABKAgiWgoPU2h1dGRvd25SZXF1ZXN0EjAKBG1vZGUYASABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93bk1vZGUSFQoNZGVsYXlfc2Vjb25kcxgCIAEoDSJ2ChBTaHV0ZG93blJlc3BvbnNlEjAKBG1vZGUYASABKA4yIi5saW1pcXVhbnRpeC5hZ2VudC52MS5TaHV0ZG93bk1vZGUSMAoMc2NoZWR1bGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIgCglSZXN1bHRBY2sSEwoLbWVzc2FnZV9pZHMYASADKAkiPwoOUXVpZXNjZVJlcXVlc3QSFAoMbW91bnRfcG9pbnRzGAEgAygJEhcKD3RpbWVvdXRfc2Vjb25kcxgCIAEoDSKHAQoKSG9va1Jlc3VsdBIMCgRuYW1lGAEgASgJEg0KBXBoYXNlGAIgASgJEhYKCWV4aXRfY29kZRgDIAEoBUgAiAEBEg4KBnNpZ25hbBgEIAEoCRIRCgl0aW1lZF9vdXQYBSABKAgSEwoLZHVyYXRpb25fbXMYBiABKA1CDAoKX2V4aXRfY29kZSKFAQoPUXVpZXNjZVJlc3BvbnNlEg4KBmZyb3plbhgBIAMoCRIvCgVob29rcxgCIAMoCzIgLmxpbWlxdWFudGl4LmFnZW50LnYxLkhvb2tSZXN1bHQSMQoNdGhhd19kZWFkbGluZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiDQoLVGhhd1JlcXVlc3QiYwoMVGhhd1Jlc3BvbnNlEg4KBnRoYXdlZBgBIAMoCRIvCgVob29rcxgCIAMoCzIgLmxpbWlxdWFudGl4LmFnZW50LnYxLkhvb2tSZXN1bHQSEgoKd2FzX2Zyb3plbhgDIAEoCCIWChRRdWllc2NlU3RhdHVzUmVxdWVzdCLTAQoVUXVpZXNjZVN0YXR1c1Jlc3BvbnNlEg4KBmZyb3plbhgBIAEoCBIUCgxtb3VudF9wb2ludHMYAiADKAkSLQoJZnJvemVuX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg10aGF3X2RlYWRsaW5lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X2F1dG9fdGhhdxgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTwoPU3luY1RpbWVSZXF1ZXN0Eg0KBWZvcmNlGAEgASgIEi0KCWhvc3RfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimwEKEFN5bmNUaW1lUmVzcG9uc2USDgoGbWV0aG9kGAEgASgJEh0KEG9mZnNldF9iZWZvcmVfbXMYAiABKAFIAIgBARIcCg9vZmZzZXRfYWZ0ZXJfbXMYAyABKAFIAYgBARIRCglydGNfZXJyb3IYBCABKAlCEwoRX29mZnNldF9iZWZvcmVfbXNCEgoQX29mZnNldF9hZnRlcl9tcyKjAQoWU2V0VXNlclBhc3N3b3JkUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRISCghwYXNzd29yZBgCIAEoCUgAEhYKDGNyeXB0ZWRfaGFzaBgDIAEoCUgAEjYKBmxpbWl0cxgEIAEoCzIhLmxpbWlxdWFudGl4LmFnZW50LnYxLlJ1bkFzTGltaXRzSAGIAQFCCAoGc2VjcmV0QgkKB19saW1pdHMiGQoXU2V0VXNlclBhc3N3b3JkUmVzcG9uc2UiEgoQR2V0RnNJbmZvUmVxdWVzdCKNAQoGRnNJbmZvEhMKC21vdW50X3BvaW50GAEgASgJEg4KBmRldmljZRgCIAEoCRIPCgdmc190eXBlGAMgASgJEhMKC3RvdGFsX2J5dGVzGAQgASgEEhIKCnVzZWRfYnl0ZXMYBSABKAQSEQoJcmVhZF9vbmx5GAYgASgIEhEKCWZyZWV6YWJsZRgHIAEoCCJGChFHZXRGc0luZm9SZXNwb25zZRIxCgtmaWxlc3lzdGVtcxgBIAMoCzIcLmxpbWlxdWFudGl4LmFnZW50LnYxLkZzSW5mbyJ0Cg9GaWxlU3RhdFJlcXVlc3QSDAoEcGF0aBgBIAEoCRIRCglub19mb2xsb3cYAiABKAgSNQoGbGltaXRzGAMgASgLMiAubGltaXF1YW50aXguYWdlbnQudjEuRmlsZUxpbWl0c0gAiAEBQgkKB19saW1pdHMiygIKEEZpbGVTdGF0UmVzcG9uc2USLAoEdHlwZRgBIAEoDjIeLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVUeXBlEgwKBHNpemUYAiABKAQSDAoEbW9kZRgDIAEoDRILCgN1aWQYBCABKA0SCwoDZ2lkGAUgASgNEg0KBW93bmVyGAYgASgJEg0KBWdyb3VwGAcgASgJEi8KC2FjY2Vzc2VkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgttb2RpZmllZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY2hhbmdlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbGlua3MYCyABKAQSEwoLbGlua190YXJnZXQYDCABKAkigAEKD0ZpbGVMaXN0UmVxdWVzdBIMCgRwYXRoGAEgASgJEg4KBmN1cnNvchgCIAEoCRINCgVsaW1pdBgDIAEoDRI1CgZsaW1pdHMYBCABKAsyIC5saW1pcXVhbnRpeC5hZ2VudC52MS5GaWxlTGltaXRzSACIAQFCCQoHX2xpbWl0cyLhAQoJRmlsZUVudHJ5EgwKBG5hbWUYASABKAkSLAoEdHlwZRgCIAEoDjIeLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVUeXBlEgwKBHNpemUYAyABKAQSDAoEbW9kZRgEIAEoDRILCgN1aWQYBSABKA0SCwoDZ2lkGAYgASgNEg0KBW93bmVyGAcgASgJEg0KBWdyb3VwGAggASgJEi8KC21vZGlmaWVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtsaW5rX3RhcmdldBgKIAEoCSKHAQoQRmlsZUxpc3RSZXNwb25zZRIwCgdlbnRyaWVzGAEgAygLMh8ubGltaXF1YW50aXguYWdlbnQudjEuRmlsZUVudHJ5EhMKC25leHRfY3Vyc29yGAIgASgJEhUKDXRvdGFsX2VudHJpZXMYAyABKAQSFQoNcmVzb2x2ZWRfcGF0aBgEIAEoCSKPAQoQRmlsZU1rZGlyUmVxdWVzdBIMCgRwYXRoGAEgASgJEhEKBG1vZGUYAiABKA1IAIgBARIPCgdwYXJlbnRzGAMgASgIEjUKBmxpbWl0cxgEIAEoCzIgLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVMaW1pdHNIAYgBAUIHCgVfbW9kZUIJCgdfbGltaXRzIiQKEUZpbGVNa2RpclJlc3BvbnNlEg8KB2NyZWF0ZWQYASADKAkidgoRRmlsZURlbGV0ZVJlcXVlc3QSDAoEcGF0aBgBIAEoCRIRCglyZWN1cnNpdmUYAiABKAgSNQoGbGltaXRzGAMgASgLMiAubGltaXF1YW50aXguYWdlbnQudjEuRmlsZUxpbWl0c0gAiAEBQgkKB19saW1pdHMiJQoSRmlsZURlbGV0ZVJlc3BvbnNlEg8KB3JlbW92ZWQYASABKAQiggEKEUZpbGVSZW5hbWVSZXF1ZXN0EgwKBGZyb20YASABKAkSCgoCdG8YAiABKAkSEQoJb3ZlcndyaXRlGAMgASgIEjUKBmxpbWl0cxgEIAEoCzIgLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVMaW1pdHNIAIgBAUIJCgdfbGltaXRzIhQKEkZpbGVSZW5hbWVSZXNwb25zZSqaBAoJRXJyb3JDb2RlEhoKFkVSUk9SX0NPREVfVU5TUEVDSUZJRUQQABIeChpFUlJPUl9DT0RFX0lOVkFMSURfUkVRVUVTVBABEiAKHEVSUk9SX0NPREVfVU5LTk9XTl9PUEVSQVRJT04QAhIgChxFUlJPUl9DT0RFX09QRVJBVElPTl9CTE9DS0VEEAMSHwobRVJST1JfQ09ERV9QQVRIX05PVF9BTExPV0VEEAQSGAoURVJST1JfQ09ERV9OT1RfRk9VTkQQBRIgChxFUlJPUl9DT0RFX1BFUk1JU1NJT05fREVOSUVEEAYSHQoZRVJST1JfQ09ERV9VU0VSX05PVF9GT1VORBAHEh4KGkVSUk9SX0NPREVfR1JPVVBfTk9UX0ZPVU5EEAgSGAoURVJST1JfQ09ERV9UT09fTEFSR0UQCRIXChNFUlJPUl9DT0RFX0lPX0VSUk9SEAoSGgoWRVJST1JfQ09ERV9FWEVDX0ZBSUxFRBALEhMKD0VSUk9SX0NPREVfQlVTWRAMEhcKE0VSUk9SX0NPREVfSU5URVJOQUwQDRIiCh5FUlJPUl9DT0RFX1VOU1VQUE9SVEVEX1ZFUlNJT04QDhIVChFFUlJPUl9DT0RFX0ZST1pFThAPEhoKFkVSUk9SX0NPREVfTk9UX0FMTE9XRUQQEBIdChlFUlJPUl9DT0RFX0FMUkVBRFlfRVhJU1RTEBEqYQoMT3V0cHV0U3RyZWFtEh0KGU9VVFBVVF9TVFJFQU1fVU5TUEVDSUZJRUQQABIYChRPVVRQVVRfU1RSRUFNX1NURE9VVBABEhgKFE9VVFBVVF9TVFJFQU1fU1RERVJSEAIqewoMU2h1dGRvd25Nb2RlEh0KGVNIVVRET1dOX01PREVfVU5TUEVDSUZJRUQQABIaChZTSFVURE9XTl9NT0RFX1BPV0VST0ZGEAESGAoUU0hVVERPV05fTU9ERV9SRUJPT1QQAhIWChJTSFVURE9XTl9NT0RFX0hBTFQQAyrNAQoIRmlsZVR5cGUSGQoVRklMRV9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRRklMRV9UWVBFX1JFR1VMQVIQARIXChNGSUxFX1RZUEVfRElSRUNUT1JZEAISFQoRRklMRV9UWVBFX1NZTUxJTksQAxISCg5GSUxFX1RZUEVfRklGTxAEEhQKEEZJTEVfVFlQRV9TT0NLRVQQBRIZChVGSUxFX1RZUEVfQ0hBUl9ERVZJQ0UQBhIaChZGSUxFX1RZUEVfQkxPQ0tfREVWSUNFEAdiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * The envelope of every frame (since v1).
@@ -149,6 +149,32 @@ export type AgentMessage = Message<"limiquantix.agent.v1.AgentMessage"> & {
     case: "fileStat";
   } | {
     /**
+     * Since 0.3.0 (capabilities `file.list`, `file.mkdir`, `file.delete`, `file.rename`).
+     *
+     * @generated from field: limiquantix.agent.v1.FileListRequest file_list = 30;
+     */
+    value: FileListRequest;
+    case: "fileList";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.FileMkdirRequest file_mkdir = 31;
+     */
+    value: FileMkdirRequest;
+    case: "fileMkdir";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.FileDeleteRequest file_delete = 32;
+     */
+    value: FileDeleteRequest;
+    case: "fileDelete";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.FileRenameRequest file_rename = 33;
+     */
+    value: FileRenameRequest;
+    case: "fileRename";
+  } | {
+    /**
      * Responses (agent → host), 50–89.
      *
      * @generated from field: limiquantix.agent.v1.PongResponse pong = 50;
@@ -239,6 +265,30 @@ export type AgentMessage = Message<"limiquantix.agent.v1.AgentMessage"> & {
      */
     value: FileStatResponse;
     case: "fileStatResponse";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.FileListResponse file_list_response = 70;
+     */
+    value: FileListResponse;
+    case: "fileListResponse";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.FileMkdirResponse file_mkdir_response = 71;
+     */
+    value: FileMkdirResponse;
+    case: "fileMkdirResponse";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.FileDeleteResponse file_delete_response = 72;
+     */
+    value: FileDeleteResponse;
+    case: "fileDeleteResponse";
+  } | {
+    /**
+     * @generated from field: limiquantix.agent.v1.FileRenameResponse file_rename_response = 73;
+     */
+    value: FileRenameResponse;
+    case: "fileRenameResponse";
   } | {
     /**
      * The answer to any request that failed.
@@ -2066,6 +2116,325 @@ export const FileStatResponseSchema: GenMessage<FileStatResponse> = /*@__PURE__*
   messageDesc(file_limiquantix_agent_v1_agent, 47);
 
 /**
+ * One page of a directory's entries, sorted by name (since 0.3.0). The directory follows the
+ * read rules of §6 (links followed, the directory reached must be inside the roots); entries
+ * are described without following their links. The agent streams the directory for each page
+ * and keeps only the page's entries, so a directory of any size lists in bounded memory.
+ *
+ * @generated from message limiquantix.agent.v1.FileListRequest
+ */
+export type FileListRequest = Message<"limiquantix.agent.v1.FileListRequest"> & {
+  /**
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * Names strictly after this one (the previous page's next_cursor); empty: from the start.
+   *
+   * @generated from field: string cursor = 2;
+   */
+  cursor: string;
+
+  /**
+   * Entries at most; 0: files.list_page_entries. Capped at files.list_max_entries.
+   *
+   * @generated from field: uint32 limit = 3;
+   */
+  limit: number;
+
+  /**
+   * The caller's limits on top of the agent's files.roots; absent: none.
+   *
+   * @generated from field: optional limiquantix.agent.v1.FileLimits limits = 4;
+   */
+  limits?: FileLimits | undefined;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.FileListRequest.
+ * Use `create(FileListRequestSchema)` to create a new message.
+ */
+export const FileListRequestSchema: GenMessage<FileListRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 48);
+
+/**
+ * A directory entry, as lstat(2) describes it (since 0.3.0).
+ *
+ * @generated from message limiquantix.agent.v1.FileEntry
+ */
+export type FileEntry = Message<"limiquantix.agent.v1.FileEntry"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: limiquantix.agent.v1.FileType type = 2;
+   */
+  type: FileType;
+
+  /**
+   * @generated from field: uint64 size = 3;
+   */
+  size: bigint;
+
+  /**
+   * Permission bits, set-id and sticky bits (st_mode & 07777).
+   *
+   * @generated from field: uint32 mode = 4;
+   */
+  mode: number;
+
+  /**
+   * @generated from field: uint32 uid = 5;
+   */
+  uid: number;
+
+  /**
+   * @generated from field: uint32 gid = 6;
+   */
+  gid: number;
+
+  /**
+   * The owner's and group's names, when the guest knows them.
+   *
+   * @generated from field: string owner = 7;
+   */
+  owner: string;
+
+  /**
+   * @generated from field: string group = 8;
+   */
+  group: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp modified_at = 9;
+   */
+  modifiedAt?: Timestamp | undefined;
+
+  /**
+   * What a symbolic link points to.
+   *
+   * @generated from field: string link_target = 10;
+   */
+  linkTarget: string;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.FileEntry.
+ * Use `create(FileEntrySchema)` to create a new message.
+ */
+export const FileEntrySchema: GenMessage<FileEntry> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 49);
+
+/**
+ * (since 0.3.0)
+ *
+ * @generated from message limiquantix.agent.v1.FileListResponse
+ */
+export type FileListResponse = Message<"limiquantix.agent.v1.FileListResponse"> & {
+  /**
+   * Sorted by name (UTF-16 code units, as the names decode).
+   *
+   * @generated from field: repeated limiquantix.agent.v1.FileEntry entries = 1;
+   */
+  entries: FileEntry[];
+
+  /**
+   * Pass as cursor for the next page; empty: this is the last page.
+   *
+   * @generated from field: string next_cursor = 2;
+   */
+  nextCursor: string;
+
+  /**
+   * Entries in the directory when this page was read.
+   *
+   * @generated from field: uint64 total_entries = 3;
+   */
+  totalEntries: bigint;
+
+  /**
+   * The directory's path with its links resolved.
+   *
+   * @generated from field: string resolved_path = 4;
+   */
+  resolvedPath: string;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.FileListResponse.
+ * Use `create(FileListResponseSchema)` to create a new message.
+ */
+export const FileListResponseSchema: GenMessage<FileListResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 50);
+
+/**
+ * Creates a directory (since 0.3.0). Write rules of §6: the parent is reached through trusted
+ * links only and must be inside the roots; the last component is never followed.
+ *
+ * @generated from message limiquantix.agent.v1.FileMkdirRequest
+ */
+export type FileMkdirRequest = Message<"limiquantix.agent.v1.FileMkdirRequest"> & {
+  /**
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * Permission bits of what is created; absent: 0755 (the umask does not apply).
+   *
+   * @generated from field: optional uint32 mode = 2;
+   */
+  mode?: number | undefined;
+
+  /**
+   * Creates missing parents too (mkdir -p); an existing directory is then not an error.
+   *
+   * @generated from field: bool parents = 3;
+   */
+  parents: boolean;
+
+  /**
+   * @generated from field: optional limiquantix.agent.v1.FileLimits limits = 4;
+   */
+  limits?: FileLimits | undefined;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.FileMkdirRequest.
+ * Use `create(FileMkdirRequestSchema)` to create a new message.
+ */
+export const FileMkdirRequestSchema: GenMessage<FileMkdirRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 51);
+
+/**
+ * (since 0.3.0)
+ *
+ * @generated from message limiquantix.agent.v1.FileMkdirResponse
+ */
+export type FileMkdirResponse = Message<"limiquantix.agent.v1.FileMkdirResponse"> & {
+  /**
+   * The directories created, outermost first (empty when it existed and parents was set).
+   *
+   * @generated from field: repeated string created = 1;
+   */
+  created: string[];
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.FileMkdirResponse.
+ * Use `create(FileMkdirResponseSchema)` to create a new message.
+ */
+export const FileMkdirResponseSchema: GenMessage<FileMkdirResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 52);
+
+/**
+ * Removes a file, a symbolic link (never what it points to) or an empty directory; a non-empty
+ * directory only with recursive (since 0.3.0). Write rules of §6; `/` and the roots themselves
+ * are refused; a recursive delete never follows a link and stays on the directory's filesystem.
+ *
+ * @generated from message limiquantix.agent.v1.FileDeleteRequest
+ */
+export type FileDeleteRequest = Message<"limiquantix.agent.v1.FileDeleteRequest"> & {
+  /**
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * @generated from field: bool recursive = 2;
+   */
+  recursive: boolean;
+
+  /**
+   * @generated from field: optional limiquantix.agent.v1.FileLimits limits = 3;
+   */
+  limits?: FileLimits | undefined;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.FileDeleteRequest.
+ * Use `create(FileDeleteRequestSchema)` to create a new message.
+ */
+export const FileDeleteRequestSchema: GenMessage<FileDeleteRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 53);
+
+/**
+ * (since 0.3.0)
+ *
+ * @generated from message limiquantix.agent.v1.FileDeleteResponse
+ */
+export type FileDeleteResponse = Message<"limiquantix.agent.v1.FileDeleteResponse"> & {
+  /**
+   * Entries removed (1 without recursive).
+   *
+   * @generated from field: uint64 removed = 1;
+   */
+  removed: bigint;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.FileDeleteResponse.
+ * Use `create(FileDeleteResponseSchema)` to create a new message.
+ */
+export const FileDeleteResponseSchema: GenMessage<FileDeleteResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 54);
+
+/**
+ * Renames (moves) a file or directory within the guest (since 0.3.0). Both paths follow the
+ * write rules of §6; neither last component is followed.
+ *
+ * @generated from message limiquantix.agent.v1.FileRenameRequest
+ */
+export type FileRenameRequest = Message<"limiquantix.agent.v1.FileRenameRequest"> & {
+  /**
+   * @generated from field: string from = 1;
+   */
+  from: string;
+
+  /**
+   * @generated from field: string to = 2;
+   */
+  to: string;
+
+  /**
+   * Replaces an existing file at `to` (never a directory); otherwise ALREADY_EXISTS.
+   *
+   * @generated from field: bool overwrite = 3;
+   */
+  overwrite: boolean;
+
+  /**
+   * @generated from field: optional limiquantix.agent.v1.FileLimits limits = 4;
+   */
+  limits?: FileLimits | undefined;
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.FileRenameRequest.
+ * Use `create(FileRenameRequestSchema)` to create a new message.
+ */
+export const FileRenameRequestSchema: GenMessage<FileRenameRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 55);
+
+/**
+ * (since 0.3.0)
+ *
+ * @generated from message limiquantix.agent.v1.FileRenameResponse
+ */
+export type FileRenameResponse = Message<"limiquantix.agent.v1.FileRenameResponse"> & {
+};
+
+/**
+ * Describes the message limiquantix.agent.v1.FileRenameResponse.
+ * Use `create(FileRenameResponseSchema)` to create a new message.
+ */
+export const FileRenameResponseSchema: GenMessage<FileRenameResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_agent_v1_agent, 56);
+
+/**
  * Why a request failed (since v1).
  *
  * @generated from enum limiquantix.agent.v1.ErrorCode
@@ -2188,6 +2557,13 @@ export enum ErrorCode {
    * @generated from enum value: ERROR_CODE_NOT_ALLOWED = 16;
    */
   NOT_ALLOWED = 16,
+
+  /**
+   * The path to create or rename onto exists already (since 0.3.0).
+   *
+   * @generated from enum value: ERROR_CODE_ALREADY_EXISTS = 17;
+   */
+  ALREADY_EXISTS = 17,
 }
 
 /**

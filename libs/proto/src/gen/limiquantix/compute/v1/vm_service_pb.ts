@@ -10,7 +10,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { FileStatResponse, NetworkInterface, OsInfo, OutputStream, QuiesceResponse, QuiesceStatusResponse, ShutdownMode, SyncTimeResponse, TelemetryReport, ThawResponse } from "../../agent/v1/agent_pb.js";
+import type { FileListResponse, FileStatResponse, NetworkInterface, OsInfo, OutputStream, QuiesceResponse, QuiesceStatusResponse, ShutdownMode, SyncTimeResponse, TelemetryReport, ThawResponse } from "../../agent/v1/agent_pb.js";
 import { file_limiquantix_agent_v1_agent } from "../../agent/v1/agent_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file limiquantix/compute/v1/vm_service.proto.
  */
 export const file_limiquantix_compute_v1_vm_service: GenFile = /*@__PURE__*/
-  fileDesc("CidsaW1pcXVhbnRpeC9jb21wdXRlL3YxL3ZtX3NlcnZpY2UucHJvdG8SFmxpbWlxdWFudGl4LmNvbXB1dGUudjEiWQoZUXVpZXNjZUZpbGVzeXN0ZW1zUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIUCgxtb3VudF9wb2ludHMYAiADKAkSFwoPdGltZW91dF9zZWNvbmRzGAMgASgNIlMKGlF1aWVzY2VGaWxlc3lzdGVtc1Jlc3BvbnNlEjUKBnJlc3VsdBgBIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VSZXNwb25zZSInChZUaGF3RmlsZXN5c3RlbXNSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJIk0KF1RoYXdGaWxlc3lzdGVtc1Jlc3BvbnNlEjIKBnJlc3VsdBgBIAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlRoYXdSZXNwb25zZSIoChdHZXRRdWllc2NlU3RhdHVzUmVxdWVzdBINCgV2bV9pZBgBIAEoCSJXChhHZXRRdWllc2NlU3RhdHVzUmVzcG9uc2USOwoGc3RhdHVzGAEgASgLMisubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVN0YXR1c1Jlc3BvbnNlIjQKFFN5bmNHdWVzdFRpbWVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEg0KBWZvcmNlGAIgASgIIk8KFVN5bmNHdWVzdFRpbWVSZXNwb25zZRI2CgZyZXN1bHQYASABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jVGltZVJlc3BvbnNlInQKG1NldEd1ZXN0VXNlclBhc3N3b3JkUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRISCghwYXNzd29yZBgDIAEoCUgAEhYKDGNyeXB0ZWRfaGFzaBgEIAEoCUgAQggKBnNlY3JldCIeChxTZXRHdWVzdFVzZXJQYXNzd29yZFJlc3BvbnNlIlYKFVN0YXJ0RXhlY3V0aW9uUmVxdWVzdBI9CgdleGVjdXRlGAEgASgLMiwubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVxdWVzdCKdAgoJRXhlY3V0aW9uEgoKAmlkGAEgASgJEg0KBXZtX2lkGAIgASgJEg8KB25vZGVfaWQYAyABKAkSEgoKcHJvamVjdF9pZBgEIAEoCRIOCgZydW5faWQYBSABKAkSDQoFYWN0b3IYBiABKAkSDgoGc3RhdHVzGAcgASgJEhYKCWV4aXRfY29kZRgIIAEoBUgAiAEBEg4KBnNpZ25hbBgJIAEoCRINCgVlcnJvchgKIAEoCRIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDAoKX2V4aXRfY29kZSJOChZTdGFydEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIisKE0dldEV4ZWN1dGlvblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJIkwKFEdldEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIkcKHFN0cmVhbUV4ZWN1dGlvbk91dHB1dFJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJEhEKCWFmdGVyX3NlcRgCIAEoBCKZAQodU3RyZWFtRXhlY3V0aW9uT3V0cHV0UmVzcG9uc2USPQoFY2h1bmsYASABKAsyLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGlvbk91dHB1dENodW5rSAASMAoDZW5kGAIgASgLMiEubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRpb25IAEIHCgVldmVudCJ8ChRFeGVjdXRpb25PdXRwdXRDaHVuaxILCgNzZXEYASABKAQSMgoGc3RyZWFtGAIgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuT3V0cHV0U3RyZWFtEgwKBGRhdGEYAyABKAwSFQoNZHJvcHBlZF9ieXRlcxgEIAEoBCIsChRTdG9wRXhlY3V0aW9uUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkiTQoVU3RvcEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIjoKEFBpbmdBZ2VudFJlcXVlc3QSDQoFdm1faWQYASABKAkSFwoPdGltZW91dF9zZWNvbmRzGAIgASgNImUKEVBpbmdBZ2VudFJlc3BvbnNlEg0KBXZtX2lkGAEgASgJEhUKDWFnZW50X3ZlcnNpb24YAiABKAkSFgoOdXB0aW1lX3NlY29uZHMYAyABKAESEgoKbGF0ZW5jeV9tcxgEIAEoASL4AgoURXhlY3V0ZVNjcmlwdFJlcXVlc3QSDQoFdm1faWQYASABKAkSDwoHY29tbWFuZBgCIAEoCRIMCgRhcmd2GAMgAygJEgwKBGFyZ3MYBCADKAkSQgoDZW52GAUgAygLMjUubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVxdWVzdC5FbnZFbnRyeRILCgNjd2QYBiABKAkSDQoFc3RkaW4YByABKAwSFwoPdGltZW91dF9zZWNvbmRzGAggASgNEhMKC3J1bl9hc191c2VyGAkgASgJEhQKDHJ1bl9hc19ncm91cBgKIAEoCRIkChxpbmNsdWRlX3N1cHBsZW1lbnRhcnlfZ3JvdXBzGAsgASgIEhoKEm91dHB1dF9saW1pdF9ieXRlcxgMIAEoDRISCgpzZWNyZXRfZW52GA0gAygJGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihAIKFUV4ZWN1dGVTY3JpcHRSZXNwb25zZRINCgV2bV9pZBgBIAEoCRIWCglleGl0X2NvZGUYAiABKAVIAIgBARIOCgZzaWduYWwYAyABKAkSEQoJdGltZWRfb3V0GAQgASgIEg4KBnN0ZG91dBgFIAEoCRIOCgZzdGRlcnIYBiABKAkSGAoQc3Rkb3V0X3RydW5jYXRlZBgHIAEoCBIYChBzdGRlcnJfdHJ1bmNhdGVkGAggASgIEhMKC2R1cmF0aW9uX21zGAkgASgNEhQKDHN0ZG91dF9ieXRlcxgKIAEoDBIUCgxzdGRlcnJfYnl0ZXMYCyABKAxCDAoKX2V4aXRfY29kZSJTChRSZWFkR3Vlc3RGaWxlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEg4KBm9mZnNldBgDIAEoBBIOCgZsZW5ndGgYBCABKA0iVAoVUmVhZEd1ZXN0RmlsZVJlc3BvbnNlEgwKBGRhdGEYASABKAwSCwoDZW9mGAIgASgIEhIKCnRvdGFsX3NpemUYAyABKAQSDAoEbW9kZRgEIAEoDSKgAQoVV3JpdGVHdWVzdEZpbGVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDAoEZGF0YRgDIAEoDBIOCgZvZmZzZXQYBCABKAQSDgoGYXBwZW5kGAUgASgIEg4KBmNyZWF0ZRgGIAEoCBIQCgh0cnVuY2F0ZRgHIAEoCBIRCgRtb2RlGAggASgNSACIAQFCBwoFX21vZGUiPQoWV3JpdGVHdWVzdEZpbGVSZXNwb25zZRIVCg1ieXRlc193cml0dGVuGAEgASgEEgwKBHNpemUYAiABKAQibgoUR3Vlc3RTaHV0ZG93blJlcXVlc3QSDQoFdm1faWQYASABKAkSMAoEbW9kZRgCIAEoDjIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duTW9kZRIVCg1kZWxheV9zZWNvbmRzGAMgASgNInsKFUd1ZXN0U2h1dGRvd25SZXNwb25zZRIwCgRtb2RlGAEgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuU2h1dGRvd25Nb2RlEjAKDHNjaGVkdWxlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEAoOTGlzdFZNc1JlcXVlc3QiOgoPTGlzdFZNc1Jlc3BvbnNlEicKA3ZtcxgBIAMoCzIaLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuVk0iHQoMR2V0Vk1SZXF1ZXN0Eg0KBXZtX2lkGAEgASgJIjcKDUdldFZNUmVzcG9uc2USJgoCdm0YASABKAsyGi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlZNIv8DCgJWTRIKCgJpZBgBIAEoCRIPCgdub2RlX2lkGAIgASgJEhMKC2FnZW50X3N0YXRlGAMgASgJEhUKDWFnZW50X3ZlcnNpb24YBCABKAkSFAoMY2FwYWJpbGl0aWVzGAUgAygJEhAKCGhvc3RuYW1lGAYgASgJEigKAm9zGAcgASgLMhwubGltaXF1YW50aXguYWdlbnQudjEuT3NJbmZvEjoKCmludGVyZmFjZXMYCCADKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5OZXR3b3JrSW50ZXJmYWNlEi0KCWxhc3Rfc2VlbhgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoJdGVsZW1ldHJ5GAogASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuVGVsZW1ldHJ5UmVwb3J0EjAKDHRlbGVtZXRyeV9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcHJvamVjdF9pZBgMIAEoCRI2CgZsYWJlbHMYDSADKAsyJi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlZNLkxhYmVsc0VudHJ5EgwKBG5hbWUYDiABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJGChRTdGF0R3Vlc3RGaWxlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhEKCW5vX2ZvbGxvdxgDIAEoCCJNChVTdGF0R3Vlc3RGaWxlUmVzcG9uc2USNAoEc3RhdBgBIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVTdGF0UmVzcG9uc2Uy9Q4KCVZNU2VydmljZRJgCglQaW5nQWdlbnQSKC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlBpbmdBZ2VudFJlcXVlc3QaKS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlBpbmdBZ2VudFJlc3BvbnNlEmwKDUV4ZWN1dGVTY3JpcHQSLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGVTY3JpcHRSZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVzcG9uc2USbAoNUmVhZEd1ZXN0RmlsZRIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUmVhZEd1ZXN0RmlsZVJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlJlYWRHdWVzdEZpbGVSZXNwb25zZRJvCg5Xcml0ZUd1ZXN0RmlsZRItLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuV3JpdGVHdWVzdEZpbGVSZXF1ZXN0Gi4ubGltaXF1YW50aXguY29tcHV0ZS52MS5Xcml0ZUd1ZXN0RmlsZVJlc3BvbnNlEmwKDUd1ZXN0U2h1dGRvd24SLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkd1ZXN0U2h1dGRvd25SZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5HdWVzdFNodXRkb3duUmVzcG9uc2USWgoHTGlzdFZNcxImLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuTGlzdFZNc1JlcXVlc3QaJy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkxpc3RWTXNSZXNwb25zZRJUCgVHZXRWTRIkLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0Vk1SZXF1ZXN0GiUubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRWTVJlc3BvbnNlEm8KDlN0YXJ0RXhlY3V0aW9uEi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5TdGFydEV4ZWN1dGlvblJlcXVlc3QaLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0YXJ0RXhlY3V0aW9uUmVzcG9uc2USaQoMR2V0RXhlY3V0aW9uEisubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRFeGVjdXRpb25SZXF1ZXN0GiwubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRFeGVjdXRpb25SZXNwb25zZRKGAQoVU3RyZWFtRXhlY3V0aW9uT3V0cHV0EjQubGltaXF1YW50aXguY29tcHV0ZS52MS5TdHJlYW1FeGVjdXRpb25PdXRwdXRSZXF1ZXN0GjUubGltaXF1YW50aXguY29tcHV0ZS52MS5TdHJlYW1FeGVjdXRpb25PdXRwdXRSZXNwb25zZTABEmwKDVN0b3BFeGVjdXRpb24SLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0b3BFeGVjdXRpb25SZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5TdG9wRXhlY3V0aW9uUmVzcG9uc2USewoSUXVpZXNjZUZpbGVzeXN0ZW1zEjEubGltaXF1YW50aXguY29tcHV0ZS52MS5RdWllc2NlRmlsZXN5c3RlbXNSZXF1ZXN0GjIubGltaXF1YW50aXguY29tcHV0ZS52MS5RdWllc2NlRmlsZXN5c3RlbXNSZXNwb25zZRJyCg9UaGF3RmlsZXN5c3RlbXMSLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlRoYXdGaWxlc3lzdGVtc1JlcXVlc3QaLy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlRoYXdGaWxlc3lzdGVtc1Jlc3BvbnNlEnUKEEdldFF1aWVzY2VTdGF0dXMSLy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkdldFF1aWVzY2VTdGF0dXNSZXF1ZXN0GjAubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRRdWllc2NlU3RhdHVzUmVzcG9uc2USbAoNU3luY0d1ZXN0VGltZRIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3luY0d1ZXN0VGltZVJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN5bmNHdWVzdFRpbWVSZXNwb25zZRKBAQoUU2V0R3Vlc3RVc2VyUGFzc3dvcmQSMy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlNldEd1ZXN0VXNlclBhc3N3b3JkUmVxdWVzdBo0LmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU2V0R3Vlc3RVc2VyUGFzc3dvcmRSZXNwb25zZRJsCg1TdGF0R3Vlc3RGaWxlEiwubGltaXF1YW50aXguY29tcHV0ZS52MS5TdGF0R3Vlc3RGaWxlUmVxdWVzdBotLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3RhdEd1ZXN0RmlsZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_limiquantix_agent_v1_agent]);
+  fileDesc("CidsaW1pcXVhbnRpeC9jb21wdXRlL3YxL3ZtX3NlcnZpY2UucHJvdG8SFmxpbWlxdWFudGl4LmNvbXB1dGUudjEiWQoZUXVpZXNjZUZpbGVzeXN0ZW1zUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIUCgxtb3VudF9wb2ludHMYAiADKAkSFwoPdGltZW91dF9zZWNvbmRzGAMgASgNIlMKGlF1aWVzY2VGaWxlc3lzdGVtc1Jlc3BvbnNlEjUKBnJlc3VsdBgBIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VSZXNwb25zZSInChZUaGF3RmlsZXN5c3RlbXNSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJIk0KF1RoYXdGaWxlc3lzdGVtc1Jlc3BvbnNlEjIKBnJlc3VsdBgBIAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlRoYXdSZXNwb25zZSIoChdHZXRRdWllc2NlU3RhdHVzUmVxdWVzdBINCgV2bV9pZBgBIAEoCSJXChhHZXRRdWllc2NlU3RhdHVzUmVzcG9uc2USOwoGc3RhdHVzGAEgASgLMisubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVN0YXR1c1Jlc3BvbnNlIjQKFFN5bmNHdWVzdFRpbWVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEg0KBWZvcmNlGAIgASgIIk8KFVN5bmNHdWVzdFRpbWVSZXNwb25zZRI2CgZyZXN1bHQYASABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jVGltZVJlc3BvbnNlInQKG1NldEd1ZXN0VXNlclBhc3N3b3JkUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRISCghwYXNzd29yZBgDIAEoCUgAEhYKDGNyeXB0ZWRfaGFzaBgEIAEoCUgAQggKBnNlY3JldCIeChxTZXRHdWVzdFVzZXJQYXNzd29yZFJlc3BvbnNlIlYKFVN0YXJ0RXhlY3V0aW9uUmVxdWVzdBI9CgdleGVjdXRlGAEgASgLMiwubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVxdWVzdCKdAgoJRXhlY3V0aW9uEgoKAmlkGAEgASgJEg0KBXZtX2lkGAIgASgJEg8KB25vZGVfaWQYAyABKAkSEgoKcHJvamVjdF9pZBgEIAEoCRIOCgZydW5faWQYBSABKAkSDQoFYWN0b3IYBiABKAkSDgoGc3RhdHVzGAcgASgJEhYKCWV4aXRfY29kZRgIIAEoBUgAiAEBEg4KBnNpZ25hbBgJIAEoCRINCgVlcnJvchgKIAEoCRIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDAoKX2V4aXRfY29kZSJOChZTdGFydEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIisKE0dldEV4ZWN1dGlvblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJIkwKFEdldEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIkcKHFN0cmVhbUV4ZWN1dGlvbk91dHB1dFJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJEhEKCWFmdGVyX3NlcRgCIAEoBCKZAQodU3RyZWFtRXhlY3V0aW9uT3V0cHV0UmVzcG9uc2USPQoFY2h1bmsYASABKAsyLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGlvbk91dHB1dENodW5rSAASMAoDZW5kGAIgASgLMiEubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRpb25IAEIHCgVldmVudCJ8ChRFeGVjdXRpb25PdXRwdXRDaHVuaxILCgNzZXEYASABKAQSMgoGc3RyZWFtGAIgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuT3V0cHV0U3RyZWFtEgwKBGRhdGEYAyABKAwSFQoNZHJvcHBlZF9ieXRlcxgEIAEoBCIsChRTdG9wRXhlY3V0aW9uUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkiTQoVU3RvcEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIjoKEFBpbmdBZ2VudFJlcXVlc3QSDQoFdm1faWQYASABKAkSFwoPdGltZW91dF9zZWNvbmRzGAIgASgNImUKEVBpbmdBZ2VudFJlc3BvbnNlEg0KBXZtX2lkGAEgASgJEhUKDWFnZW50X3ZlcnNpb24YAiABKAkSFgoOdXB0aW1lX3NlY29uZHMYAyABKAESEgoKbGF0ZW5jeV9tcxgEIAEoASL4AgoURXhlY3V0ZVNjcmlwdFJlcXVlc3QSDQoFdm1faWQYASABKAkSDwoHY29tbWFuZBgCIAEoCRIMCgRhcmd2GAMgAygJEgwKBGFyZ3MYBCADKAkSQgoDZW52GAUgAygLMjUubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVxdWVzdC5FbnZFbnRyeRILCgNjd2QYBiABKAkSDQoFc3RkaW4YByABKAwSFwoPdGltZW91dF9zZWNvbmRzGAggASgNEhMKC3J1bl9hc191c2VyGAkgASgJEhQKDHJ1bl9hc19ncm91cBgKIAEoCRIkChxpbmNsdWRlX3N1cHBsZW1lbnRhcnlfZ3JvdXBzGAsgASgIEhoKEm91dHB1dF9saW1pdF9ieXRlcxgMIAEoDRISCgpzZWNyZXRfZW52GA0gAygJGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihAIKFUV4ZWN1dGVTY3JpcHRSZXNwb25zZRINCgV2bV9pZBgBIAEoCRIWCglleGl0X2NvZGUYAiABKAVIAIgBARIOCgZzaWduYWwYAyABKAkSEQoJdGltZWRfb3V0GAQgASgIEg4KBnN0ZG91dBgFIAEoCRIOCgZzdGRlcnIYBiABKAkSGAoQc3Rkb3V0X3RydW5jYXRlZBgHIAEoCBIYChBzdGRlcnJfdHJ1bmNhdGVkGAggASgIEhMKC2R1cmF0aW9uX21zGAkgASgNEhQKDHN0ZG91dF9ieXRlcxgKIAEoDBIUCgxzdGRlcnJfYnl0ZXMYCyABKAxCDAoKX2V4aXRfY29kZSJTChRSZWFkR3Vlc3RGaWxlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEg4KBm9mZnNldBgDIAEoBBIOCgZsZW5ndGgYBCABKA0iVAoVUmVhZEd1ZXN0RmlsZVJlc3BvbnNlEgwKBGRhdGEYASABKAwSCwoDZW9mGAIgASgIEhIKCnRvdGFsX3NpemUYAyABKAQSDAoEbW9kZRgEIAEoDSKgAQoVV3JpdGVHdWVzdEZpbGVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDAoEZGF0YRgDIAEoDBIOCgZvZmZzZXQYBCABKAQSDgoGYXBwZW5kGAUgASgIEg4KBmNyZWF0ZRgGIAEoCBIQCgh0cnVuY2F0ZRgHIAEoCBIRCgRtb2RlGAggASgNSACIAQFCBwoFX21vZGUiPQoWV3JpdGVHdWVzdEZpbGVSZXNwb25zZRIVCg1ieXRlc193cml0dGVuGAEgASgEEgwKBHNpemUYAiABKAQibgoUR3Vlc3RTaHV0ZG93blJlcXVlc3QSDQoFdm1faWQYASABKAkSMAoEbW9kZRgCIAEoDjIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duTW9kZRIVCg1kZWxheV9zZWNvbmRzGAMgASgNInsKFUd1ZXN0U2h1dGRvd25SZXNwb25zZRIwCgRtb2RlGAEgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuU2h1dGRvd25Nb2RlEjAKDHNjaGVkdWxlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEAoOTGlzdFZNc1JlcXVlc3QiOgoPTGlzdFZNc1Jlc3BvbnNlEicKA3ZtcxgBIAMoCzIaLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuVk0iHQoMR2V0Vk1SZXF1ZXN0Eg0KBXZtX2lkGAEgASgJIjcKDUdldFZNUmVzcG9uc2USJgoCdm0YASABKAsyGi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlZNIv8DCgJWTRIKCgJpZBgBIAEoCRIPCgdub2RlX2lkGAIgASgJEhMKC2FnZW50X3N0YXRlGAMgASgJEhUKDWFnZW50X3ZlcnNpb24YBCABKAkSFAoMY2FwYWJpbGl0aWVzGAUgAygJEhAKCGhvc3RuYW1lGAYgASgJEigKAm9zGAcgASgLMhwubGltaXF1YW50aXguYWdlbnQudjEuT3NJbmZvEjoKCmludGVyZmFjZXMYCCADKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5OZXR3b3JrSW50ZXJmYWNlEi0KCWxhc3Rfc2VlbhgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoJdGVsZW1ldHJ5GAogASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuVGVsZW1ldHJ5UmVwb3J0EjAKDHRlbGVtZXRyeV9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcHJvamVjdF9pZBgMIAEoCRI2CgZsYWJlbHMYDSADKAsyJi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlZNLkxhYmVsc0VudHJ5EgwKBG5hbWUYDiABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJGChRTdGF0R3Vlc3RGaWxlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhEKCW5vX2ZvbGxvdxgDIAEoCCJNChVTdGF0R3Vlc3RGaWxlUmVzcG9uc2USNAoEc3RhdBgBIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVTdGF0UmVzcG9uc2UiUwoVTGlzdEd1ZXN0RmlsZXNSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDgoGY3Vyc29yGAMgASgJEg0KBWxpbWl0GAQgASgNIk4KFkxpc3RHdWVzdEZpbGVzUmVzcG9uc2USNAoEbGlzdBgBIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVMaXN0UmVzcG9uc2UiZQoZTWFrZUd1ZXN0RGlyZWN0b3J5UmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhEKBG1vZGUYAyABKA1IAIgBARIPCgdwYXJlbnRzGAQgASgIQgcKBV9tb2RlIi0KGk1ha2VHdWVzdERpcmVjdG9yeVJlc3BvbnNlEg8KB2NyZWF0ZWQYASADKAkiSAoWRGVsZXRlR3Vlc3RGaWxlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhEKCXJlY3Vyc2l2ZRgDIAEoCCIqChdEZWxldGVHdWVzdEZpbGVSZXNwb25zZRIPCgdyZW1vdmVkGAEgASgEIlQKFlJlbmFtZUd1ZXN0RmlsZVJlcXVlc3QSDQoFdm1faWQYASABKAkSDAoEZnJvbRgCIAEoCRIKCgJ0bxgDIAEoCRIRCglvdmVyd3JpdGUYBCABKAgiGQoXUmVuYW1lR3Vlc3RGaWxlUmVzcG9uc2UyyxIKCVZNU2VydmljZRJgCglQaW5nQWdlbnQSKC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlBpbmdBZ2VudFJlcXVlc3QaKS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlBpbmdBZ2VudFJlc3BvbnNlEmwKDUV4ZWN1dGVTY3JpcHQSLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGVTY3JpcHRSZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVzcG9uc2USbAoNUmVhZEd1ZXN0RmlsZRIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUmVhZEd1ZXN0RmlsZVJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlJlYWRHdWVzdEZpbGVSZXNwb25zZRJvCg5Xcml0ZUd1ZXN0RmlsZRItLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuV3JpdGVHdWVzdEZpbGVSZXF1ZXN0Gi4ubGltaXF1YW50aXguY29tcHV0ZS52MS5Xcml0ZUd1ZXN0RmlsZVJlc3BvbnNlEmwKDUd1ZXN0U2h1dGRvd24SLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkd1ZXN0U2h1dGRvd25SZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5HdWVzdFNodXRkb3duUmVzcG9uc2USWgoHTGlzdFZNcxImLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuTGlzdFZNc1JlcXVlc3QaJy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkxpc3RWTXNSZXNwb25zZRJUCgVHZXRWTRIkLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0Vk1SZXF1ZXN0GiUubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRWTVJlc3BvbnNlEm8KDlN0YXJ0RXhlY3V0aW9uEi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5TdGFydEV4ZWN1dGlvblJlcXVlc3QaLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0YXJ0RXhlY3V0aW9uUmVzcG9uc2USaQoMR2V0RXhlY3V0aW9uEisubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRFeGVjdXRpb25SZXF1ZXN0GiwubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRFeGVjdXRpb25SZXNwb25zZRKGAQoVU3RyZWFtRXhlY3V0aW9uT3V0cHV0EjQubGltaXF1YW50aXguY29tcHV0ZS52MS5TdHJlYW1FeGVjdXRpb25PdXRwdXRSZXF1ZXN0GjUubGltaXF1YW50aXguY29tcHV0ZS52MS5TdHJlYW1FeGVjdXRpb25PdXRwdXRSZXNwb25zZTABEmwKDVN0b3BFeGVjdXRpb24SLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0b3BFeGVjdXRpb25SZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5TdG9wRXhlY3V0aW9uUmVzcG9uc2USewoSUXVpZXNjZUZpbGVzeXN0ZW1zEjEubGltaXF1YW50aXguY29tcHV0ZS52MS5RdWllc2NlRmlsZXN5c3RlbXNSZXF1ZXN0GjIubGltaXF1YW50aXguY29tcHV0ZS52MS5RdWllc2NlRmlsZXN5c3RlbXNSZXNwb25zZRJyCg9UaGF3RmlsZXN5c3RlbXMSLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlRoYXdGaWxlc3lzdGVtc1JlcXVlc3QaLy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlRoYXdGaWxlc3lzdGVtc1Jlc3BvbnNlEnUKEEdldFF1aWVzY2VTdGF0dXMSLy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkdldFF1aWVzY2VTdGF0dXNSZXF1ZXN0GjAubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRRdWllc2NlU3RhdHVzUmVzcG9uc2USbAoNU3luY0d1ZXN0VGltZRIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3luY0d1ZXN0VGltZVJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN5bmNHdWVzdFRpbWVSZXNwb25zZRKBAQoUU2V0R3Vlc3RVc2VyUGFzc3dvcmQSMy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlNldEd1ZXN0VXNlclBhc3N3b3JkUmVxdWVzdBo0LmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU2V0R3Vlc3RVc2VyUGFzc3dvcmRSZXNwb25zZRJsCg1TdGF0R3Vlc3RGaWxlEiwubGltaXF1YW50aXguY29tcHV0ZS52MS5TdGF0R3Vlc3RGaWxlUmVxdWVzdBotLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3RhdEd1ZXN0RmlsZVJlc3BvbnNlEm8KDkxpc3RHdWVzdEZpbGVzEi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5MaXN0R3Vlc3RGaWxlc1JlcXVlc3QaLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkxpc3RHdWVzdEZpbGVzUmVzcG9uc2USewoSTWFrZUd1ZXN0RGlyZWN0b3J5EjEubGltaXF1YW50aXguY29tcHV0ZS52MS5NYWtlR3Vlc3REaXJlY3RvcnlSZXF1ZXN0GjIubGltaXF1YW50aXguY29tcHV0ZS52MS5NYWtlR3Vlc3REaXJlY3RvcnlSZXNwb25zZRJyCg9EZWxldGVHdWVzdEZpbGUSLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkRlbGV0ZUd1ZXN0RmlsZVJlcXVlc3QaLy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkRlbGV0ZUd1ZXN0RmlsZVJlc3BvbnNlEnIKD1JlbmFtZUd1ZXN0RmlsZRIuLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUmVuYW1lR3Vlc3RGaWxlUmVxdWVzdBovLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUmVuYW1lR3Vlc3RGaWxlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_limiquantix_agent_v1_agent]);
 
 /**
  * (since 0.2.0)
@@ -1184,6 +1184,223 @@ export const StatGuestFileResponseSchema: GenMessage<StatGuestFileResponse> = /*
   messageDesc(file_limiquantix_compute_v1_vm_service, 36);
 
 /**
+ * (since 0.3.0)
+ *
+ * @generated from message limiquantix.compute.v1.ListGuestFilesRequest
+ */
+export type ListGuestFilesRequest = Message<"limiquantix.compute.v1.ListGuestFilesRequest"> & {
+  /**
+   * @generated from field: string vm_id = 1;
+   */
+  vmId: string;
+
+  /**
+   * Absolute guest directory.
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * The previous page's next_cursor; empty: the first page.
+   *
+   * @generated from field: string cursor = 3;
+   */
+  cursor: string;
+
+  /**
+   * Entries at most; 0: the agent's default page.
+   *
+   * @generated from field: uint32 limit = 4;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.ListGuestFilesRequest.
+ * Use `create(ListGuestFilesRequestSchema)` to create a new message.
+ */
+export const ListGuestFilesRequestSchema: GenMessage<ListGuestFilesRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 37);
+
+/**
+ * (since 0.3.0)
+ *
+ * @generated from message limiquantix.compute.v1.ListGuestFilesResponse
+ */
+export type ListGuestFilesResponse = Message<"limiquantix.compute.v1.ListGuestFilesResponse"> & {
+  /**
+   * @generated from field: limiquantix.agent.v1.FileListResponse list = 1;
+   */
+  list?: FileListResponse | undefined;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.ListGuestFilesResponse.
+ * Use `create(ListGuestFilesResponseSchema)` to create a new message.
+ */
+export const ListGuestFilesResponseSchema: GenMessage<ListGuestFilesResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 38);
+
+/**
+ * (since 0.3.0)
+ *
+ * @generated from message limiquantix.compute.v1.MakeGuestDirectoryRequest
+ */
+export type MakeGuestDirectoryRequest = Message<"limiquantix.compute.v1.MakeGuestDirectoryRequest"> & {
+  /**
+   * @generated from field: string vm_id = 1;
+   */
+  vmId: string;
+
+  /**
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * Permission bits; absent: 0755.
+   *
+   * @generated from field: optional uint32 mode = 3;
+   */
+  mode?: number | undefined;
+
+  /**
+   * Create missing parents too.
+   *
+   * @generated from field: bool parents = 4;
+   */
+  parents: boolean;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.MakeGuestDirectoryRequest.
+ * Use `create(MakeGuestDirectoryRequestSchema)` to create a new message.
+ */
+export const MakeGuestDirectoryRequestSchema: GenMessage<MakeGuestDirectoryRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 39);
+
+/**
+ * (since 0.3.0)
+ *
+ * @generated from message limiquantix.compute.v1.MakeGuestDirectoryResponse
+ */
+export type MakeGuestDirectoryResponse = Message<"limiquantix.compute.v1.MakeGuestDirectoryResponse"> & {
+  /**
+   * @generated from field: repeated string created = 1;
+   */
+  created: string[];
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.MakeGuestDirectoryResponse.
+ * Use `create(MakeGuestDirectoryResponseSchema)` to create a new message.
+ */
+export const MakeGuestDirectoryResponseSchema: GenMessage<MakeGuestDirectoryResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 40);
+
+/**
+ * (since 0.3.0)
+ *
+ * @generated from message limiquantix.compute.v1.DeleteGuestFileRequest
+ */
+export type DeleteGuestFileRequest = Message<"limiquantix.compute.v1.DeleteGuestFileRequest"> & {
+  /**
+   * @generated from field: string vm_id = 1;
+   */
+  vmId: string;
+
+  /**
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * Delete a non-empty directory with everything in it.
+   *
+   * @generated from field: bool recursive = 3;
+   */
+  recursive: boolean;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.DeleteGuestFileRequest.
+ * Use `create(DeleteGuestFileRequestSchema)` to create a new message.
+ */
+export const DeleteGuestFileRequestSchema: GenMessage<DeleteGuestFileRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 41);
+
+/**
+ * (since 0.3.0)
+ *
+ * @generated from message limiquantix.compute.v1.DeleteGuestFileResponse
+ */
+export type DeleteGuestFileResponse = Message<"limiquantix.compute.v1.DeleteGuestFileResponse"> & {
+  /**
+   * @generated from field: uint64 removed = 1;
+   */
+  removed: bigint;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.DeleteGuestFileResponse.
+ * Use `create(DeleteGuestFileResponseSchema)` to create a new message.
+ */
+export const DeleteGuestFileResponseSchema: GenMessage<DeleteGuestFileResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 42);
+
+/**
+ * (since 0.3.0)
+ *
+ * @generated from message limiquantix.compute.v1.RenameGuestFileRequest
+ */
+export type RenameGuestFileRequest = Message<"limiquantix.compute.v1.RenameGuestFileRequest"> & {
+  /**
+   * @generated from field: string vm_id = 1;
+   */
+  vmId: string;
+
+  /**
+   * @generated from field: string from = 2;
+   */
+  from: string;
+
+  /**
+   * @generated from field: string to = 3;
+   */
+  to: string;
+
+  /**
+   * Replace an existing file at `to`.
+   *
+   * @generated from field: bool overwrite = 4;
+   */
+  overwrite: boolean;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.RenameGuestFileRequest.
+ * Use `create(RenameGuestFileRequestSchema)` to create a new message.
+ */
+export const RenameGuestFileRequestSchema: GenMessage<RenameGuestFileRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 43);
+
+/**
+ * (since 0.3.0)
+ *
+ * @generated from message limiquantix.compute.v1.RenameGuestFileResponse
+ */
+export type RenameGuestFileResponse = Message<"limiquantix.compute.v1.RenameGuestFileResponse"> & {
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.RenameGuestFileResponse.
+ * Use `create(RenameGuestFileResponseSchema)` to create a new message.
+ */
+export const RenameGuestFileResponseSchema: GenMessage<RenameGuestFileResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 44);
+
+/**
  * Guest operations and inventory of VMs (since v1).
  *
  * @generated from service limiquantix.compute.v1.VMService
@@ -1359,6 +1576,46 @@ export const VMService: GenService<{
     methodKind: "unary";
     input: typeof StatGuestFileRequestSchema;
     output: typeof StatGuestFileResponseSchema;
+  },
+  /**
+   * One page of a guest directory's entries, sorted by name (since 0.3.0).
+   *
+   * @generated from rpc limiquantix.compute.v1.VMService.ListGuestFiles
+   */
+  listGuestFiles: {
+    methodKind: "unary";
+    input: typeof ListGuestFilesRequestSchema;
+    output: typeof ListGuestFilesResponseSchema;
+  },
+  /**
+   * Creates a guest directory (since 0.3.0).
+   *
+   * @generated from rpc limiquantix.compute.v1.VMService.MakeGuestDirectory
+   */
+  makeGuestDirectory: {
+    methodKind: "unary";
+    input: typeof MakeGuestDirectoryRequestSchema;
+    output: typeof MakeGuestDirectoryResponseSchema;
+  },
+  /**
+   * Deletes a guest file or directory (since 0.3.0).
+   *
+   * @generated from rpc limiquantix.compute.v1.VMService.DeleteGuestFile
+   */
+  deleteGuestFile: {
+    methodKind: "unary";
+    input: typeof DeleteGuestFileRequestSchema;
+    output: typeof DeleteGuestFileResponseSchema;
+  },
+  /**
+   * Renames or moves a guest file or directory (since 0.3.0).
+   *
+   * @generated from rpc limiquantix.compute.v1.VMService.RenameGuestFile
+   */
+  renameGuestFile: {
+    methodKind: "unary";
+    input: typeof RenameGuestFileRequestSchema;
+    output: typeof RenameGuestFileResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_limiquantix_compute_v1_vm_service, 0);
