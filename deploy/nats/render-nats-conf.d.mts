@@ -7,6 +7,7 @@ export declare const CONTROL_PLANE_USER: string;
 export declare const CONTROL_PLANE_PASSWORD_VAR: string;
 /** `allow_responses` expiry of node daemons: how long a reply to a guest request may take. */
 export declare const DEFAULT_RESPONSES_EXPIRE: string;
+export declare const DEFAULT_RESPONSES_MAX: number;
 
 /** A bad node id or option, with a message meant for a person. */
 export declare class RenderError extends Error {
@@ -32,7 +33,7 @@ export declare function checkNodeIds(nodeIds: string[]): void;
 /** auth.conf: the `authorization` block for these node ids. */
 export declare function renderAuthConf(
   nodeIds: string[],
-  options?: { responsesExpire?: string },
+  options?: { responsesExpire?: string; responsesMax?: number },
 ): string;
 /** Where nats-server finds its certificate, key and CA; verifyClients asks clients for one too. */
 export interface NatsTls {

@@ -28,6 +28,13 @@ export const CONTROL_PLANE_PASSWORD_VAR = 'LQ_NATS_PASSWORD_CONTROL_PLANE';
  */
 export const DEFAULT_RESPONSES_EXPIRE = '24h';
 
+/**
+ * How many messages a node daemon may publish to one request's reply subject: a reply larger
+ * than the server's max_payload goes in parts (PROTOCOL.md §9 Reply parts). 128 parts of ~1 MB
+ * cover the largest agent frame (max_frame_bytes at most 64 MiB) at the default max_payload.
+ */
+export const DEFAULT_RESPONSES_MAX = 128;
+
 /** PROTOCOL.md §9: node ids are subject tokens. */
 const NODE_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const DURATION = /^[1-9][0-9]*(ms|s|m|h)$/;
@@ -123,8 +130,16 @@ export function checkNodeIds(nodeIds) {
 const list = (subjects) => `[${subjects.map((s) => JSON.stringify(s)).join(', ')}]`;
 
 /** auth.conf: the authorization block, for the given node ids. */
-export function renderAuthConf(nodeIds, { responsesExpire = DEFAULT_RESPONSES_EXPIRE } = {}) {
+export function renderAuthConf(
+  nodeIds,
+  { responsesExpire = DEFAULT_RESPONSES_EXPIRE, responsesMax = DEFAULT_RESPONSES_MAX } = {},
+) {
   checkNodeIds(nodeIds);
+  if (!Number.isInteger(responsesMax) || responsesMax < 1 || responsesMax > 100_000) {
+    throw new RenderError(
+      `responses max ${JSON.stringify(responsesMax)} must be a whole number from 1 to 100000`,
+    );
+  }
   if (!DURATION.test(responsesExpire)) {
     throw new RenderError(
       `responses expiry ${JSON.stringify(responsesExpire)} is not a duration like 90s, 30m or 24h`,
@@ -143,8 +158,9 @@ export function renderAuthConf(nodeIds, { responsesExpire = DEFAULT_RESPONSES_EX
         publish: { allow: ${list(p.publish)} }
         # the guest operations addressed to it
         subscribe: { allow: ${list(p.subscribe)} }
-        # and one reply to each request it received, within the longest guest timeout
-        allow_responses: { max: 1, expires: "${responsesExpire}" }
+        # and the reply to each request it received (in parts when large), within the longest
+        # guest timeout
+        allow_responses: { max: ${responsesMax}, expires: "${responsesExpire}" }
       }
     }`;
   });
@@ -287,10 +303,16 @@ function parseArgs(argv, env) {
   const ids = [];
   let out;
   let responsesExpire = env.LQ_NATS_RESPONSES_EXPIRE || DEFAULT_RESPONSES_EXPIRE;
+  let responsesMax = env.LQ_NATS_RESPONSES_MAX || String(DEFAULT_RESPONSES_MAX);
   let tls = { ...DEPLOY_TLS };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === '--out' || arg === '--responses-expire' || arg === '--tls-dir') {
+    if (
+      arg === '--out' ||
+      arg === '--responses-expire' ||
+      arg === '--responses-max' ||
+      arg === '--tls-dir'
+    ) {
       const value = argv[++i];
       if (value === undefined) {
         throw new RenderError(`${arg} needs a value`);
@@ -302,6 +324,8 @@ function parseArgs(argv, env) {
           throw new RenderError('--tls-dir and --no-tls exclude each other');
         }
         tls = { ...tls, ...tlsFilesIn(value) };
+      } else if (arg === '--responses-max') {
+        responsesMax = value;
       } else {
         responsesExpire = value;
       }
@@ -327,7 +351,10 @@ function parseArgs(argv, env) {
         .filter(Boolean),
     );
   }
-  return { ids, out, responsesExpire, tls, help: false };
+  if (!/^[0-9]{1,6}$/.test(responsesMax)) {
+    throw new RenderError(`--responses-max ${JSON.stringify(responsesMax)} is not a number`);
+  }
+  return { ids, out, responsesExpire, responsesMax: Number(responsesMax), tls, help: false };
 }
 
 /** make-certs.sh's layout: DIR/tls.crt, DIR/tls.key, DIR/ca.crt. */
@@ -336,10 +363,12 @@ export function tlsFilesIn(dir) {
   return { certFile: `${d}/tls.crt`, keyFile: `${d}/tls.key`, caFile: `${d}/ca.crt` };
 }
 
-const USAGE = `usage: render-nats-conf.mjs [--out DIR] [--responses-expire 24h]
+const USAGE = `usage: render-nats-conf.mjs [--out DIR] [--responses-expire 24h] [--responses-max 128]
                            [--tls-dir DIR | --no-tls] [--verify-clients] NODE_ID...
   NODE_IDs as arguments (or comma-separated), else from LQ_NATS_NODES=node-1,node-2.
   Without --out, prints auth.conf; with it, writes DIR/auth.conf and DIR/nats-server.conf.
+  --responses-expire how long a node may take to reply (LQ_NATS_RESPONSES_EXPIRE)
+  --responses-max    messages a node may send per reply: parts of a large one (LQ_NATS_RESPONSES_MAX)
   --tls-dir DIR      where nats-server finds tls.crt, tls.key and ca.crt (default /etc/nats-tls)
   --no-tls           clients connect in the clear (a server on loopback only)
   --verify-clients   clients must also present a certificate of the CA`;
@@ -351,7 +380,10 @@ function main() {
       process.stdout.write(`${USAGE}\n`);
       return;
     }
-    const auth = renderAuthConf(args.ids, { responsesExpire: args.responsesExpire });
+    const auth = renderAuthConf(args.ids, {
+      responsesExpire: args.responsesExpire,
+      responsesMax: args.responsesMax,
+    });
     if (args.out === undefined) {
       process.stdout.write(auth);
       return;

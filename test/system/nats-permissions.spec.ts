@@ -37,6 +37,7 @@ import {
   nodePasswordVar,
   nodeUser,
   renderAuthConf,
+  DEFAULT_RESPONSES_MAX,
   renderServerConf,
 } from '../../deploy/nats/render-nats-conf.mjs';
 import {
@@ -191,12 +192,15 @@ describe('deploy/nats configuration files', () => {
     expect(renderServerConf({ tls: null })).not.toMatch(/^tls \{/m);
   });
 
-  it('should let each node reply once per request for as long as the longest guest timeout', () => {
+  it('should let each node reply in parts per request for as long as the longest guest timeout', () => {
     // nats-server's `allow_responses: true` expires a reply permission after 2 minutes, which a
-    // long execute (LQ_GUEST_TIMEOUT_MAX_SECONDS, default 1 h) outlives.
+    // long execute (LQ_GUEST_TIMEOUT_MAX_SECONDS, default 1 h) outlives; a large reply goes in
+    // parts, each a message on the reply subject (PROTOCOL.md §9 Reply parts).
     const auth = renderAuthConf(['n1', 'n2']);
-    expect(auth.match(/allow_responses: \{ max: 1, expires: "24h" \}/g)).toHaveLength(2);
+    expect(auth.match(/allow_responses: \{ max: 128, expires: "24h" \}/g)).toHaveLength(2);
     expect(auth).not.toMatch(/allow_responses: true/);
+    expect(renderAuthConf(['n1'], { responsesMax: 8 })).toMatch(/max: 8,/);
+    expect(() => renderAuthConf(['n1'], { responsesMax: 0 })).toThrow(/responses max/);
     expect(renderAuthConf(['n1'], { responsesExpire: '2h' })).toMatch(/expires: "2h"/);
   });
 
@@ -303,13 +307,15 @@ describe('NATS permissions of node daemons and the control plane (real nats-serv
       await nodeA.subscribeDenied(subject);
     });
 
-    it("should serve its own guest subjects: the control plane's request gets node-a's one reply", async () => {
+    it("should serve its own guest subjects: the control plane's request gets node-a's reply, in parts at most", async () => {
       const sub = nodeA.nc.subscribe(subjects.guestWildcard('node-a'), {
         callback: (err, msg) => {
           if (!err) {
             msg.respond(encoder.encode(`pong from node-a to ${msg.subject}`));
-            // A second reply to the same request exceeds allow_responses max 1.
-            msg.respond(encoder.encode('second reply'));
+            // Parts of a large reply are allowed; one message past allow_responses max is not.
+            for (let i = 0; i < DEFAULT_RESPONSES_MAX; i++) {
+              msg.respond(encoder.encode('one more'));
+            }
           }
         },
       });

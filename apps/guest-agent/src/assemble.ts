@@ -84,7 +84,7 @@ export async function assembleAgent(
   const handlers: { [C in RequestCase]: OperationHandler<C> } = {
     ping: new PingHandler(updateHost.version),
     getInfo: new GetInfoHandler(collectInfo),
-    execute: new ExecuteHandler(runner),
+    execute: new ExecuteHandler(runner, config.exec.stream_bytes_per_second),
     cancelExecution: new CancelExecutionHandler(runner),
     fileRead: new FileReadHandler(config, paths, fileLimits),
     fileWrite: new FileWriteHandler(config, uploads, paths, fileLimits),

@@ -31,6 +31,8 @@ export interface AgentConfig {
     max_concurrent: number;
     max_stdin_bytes: number;
     max_env_bytes: number;
+    /** Streamed output per execution; past it the command's pipes are read more slowly. */
+    stream_bytes_per_second: number;
     shell: string;
     path: string;
   };
@@ -139,6 +141,7 @@ export function defaultConfig(): AgentConfig {
       max_concurrent: 256,
       max_stdin_bytes: 1 * MiB,
       max_env_bytes: 64 * 1024,
+      stream_bytes_per_second: 4 * MiB,
       shell: '/bin/sh',
       path: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     },
@@ -306,6 +309,7 @@ const SHAPE: Shape = {
     max_concurrent: int(1, 100_000),
     max_stdin_bytes: int(0, 64 * MiB),
     max_env_bytes: int(0, 16 * MiB),
+    stream_bytes_per_second: int(64 * 1024, 1024 * MiB),
     shell: absPath,
     path: nonEmptyString,
   },

@@ -71,6 +71,14 @@ export interface ExecutionView {
   duration_ms: number | null;
   stdout_total_bytes: number | null;
   stderr_total_bytes: number | null;
+  /** Output bytes stored (what /output serves). */
+  stored_output_bytes: number;
+  /**
+   * True when the stored output is not all the command wrote: the per-execution cap
+   * (LQ_EXEC_OUTPUT_MAX_BYTES) was reached, or output waited longer than memory allowed for a
+   * database that was away. The totals above still count everything.
+   */
+  stored_output_truncated: boolean;
 }
 
 /** POST /api/vms/:id/executions (202) */
@@ -100,7 +108,7 @@ export interface OutputChunkView {
   text: string;
   /** The exact bytes. */
   base64: string;
-  /** Bytes the agent dropped before this chunk (output rate limit); absent when none. */
+  /** Bytes an agent before 0.4.0 dropped before this chunk (its rate limit); absent when none. */
   dropped_bytes?: number;
   /** Secrets replaced by "[redacted]" in this chunk (LQ_OUTPUT_REDACT_*); absent when none. */
   redactions?: number;

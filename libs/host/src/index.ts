@@ -5,3 +5,4 @@ export * from './agent-client.js';
 export * from './file-transfer.js';
 export * from './guest-request.js';
 export * from './guest-signature.js';
+export * from './reply-parts.js';

@@ -81,6 +81,25 @@ export interface ControlPlaneConfig {
   runStartRetryMs: number;
   /** Largest page of GET /api/executions and /api/runs. */
   historyPageMax: number;
+  /** Replies, stored output and its followers: every size and count bounded. */
+  output: {
+    /** Largest reply reassembled from parts (PROTOCOL.md §9 Reply parts). */
+    replyMaxBytes: number;
+    /** Longest wait for a reply's next part. */
+    replyPartStallMs: number;
+    /** Output stored per asynchronous execution; past it, the row is flagged output_truncated. */
+    execStoredMaxBytes: number;
+    /** Output of one execution held in memory while the database does not take it. */
+    execBufferMaxBytes: number;
+    /** Open output streams (SSE and gRPC) per replica; one more is refused (503). */
+    followersMax: number;
+    /** Live chunks one follower holds ahead of a gap before it reads the store instead. */
+    followHeldMax: number;
+    /** Unsent bytes a follower's client may lag by before the follower waits for it. */
+    followBufferBytes: number;
+    /** How long a cancel waits for the agent's answer before it ends the execution itself. */
+    cancelSettleMs: number;
+  };
   limits: {
     maxCommandBytes: number;
     maxEnvBytes: number;
@@ -263,6 +282,46 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'LQ_EXEC_ASYNC_TIMEOUT_SECONDS',
     '3600',
     'timeout of an asynchronous execution or fleet run that gives none (at most LQ_GUEST_TIMEOUT_MAX_SECONDS)',
+  ],
+  [
+    'LQ_GUEST_REPLY_MAX_BYTES',
+    '41943040',
+    'largest node reply taken, reassembled from parts when over NATS max_payload (40 MiB: two 16 MiB streams and the envelope)',
+  ],
+  [
+    'LQ_GUEST_REPLY_PART_STALL_MS',
+    '10000',
+    'a reply in parts whose next part has not come in this time fails (502, REPLY_REFUSED)',
+  ],
+  [
+    'LQ_EXEC_OUTPUT_MAX_BYTES',
+    '268435456',
+    'output stored per asynchronous execution (execution_output); past it the execution says output_truncated',
+  ],
+  [
+    'LQ_EXEC_OUTPUT_BUFFER_BYTES',
+    '16777216',
+    'output of one execution held in memory while PostgreSQL does not take it (past it: output_truncated)',
+  ],
+  [
+    'LQ_EXEC_FOLLOWERS_MAX',
+    '500',
+    'open execution output streams (SSE, gRPC) per replica; one more is refused with 503',
+  ],
+  [
+    'LQ_EXEC_FOLLOW_HELD_MAX',
+    '256',
+    'live chunks a follower holds ahead of a gap before it reads them from the store instead',
+  ],
+  [
+    'LQ_EXEC_FOLLOW_BUFFER_BYTES',
+    '4194304',
+    'bytes a follower’s client may lag by; past it the follower waits (back-pressure) and catches up from the store',
+  ],
+  [
+    'LQ_EXEC_CANCEL_SETTLE_MS',
+    '5000',
+    'how long a cancel waits for the agent’s answer before it ends the execution itself (cancelled, outcome written)',
   ],
   ['LQ_MAX_COMMAND_BYTES', '65536', 'largest command line or argv in total'],
   ['LQ_MAX_ENV_BYTES', '65536', 'largest environment in total'],
@@ -492,6 +551,16 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
       int(env, 'LQ_EXEC_ASYNC_TIMEOUT_SECONDS', 3600, 1, 86_400),
       guestTimeoutMaxSeconds,
     ),
+    output: {
+      replyMaxBytes: int(env, 'LQ_GUEST_REPLY_MAX_BYTES', 40 * MiB, MiB, 1024 * MiB),
+      replyPartStallMs: int(env, 'LQ_GUEST_REPLY_PART_STALL_MS', 10_000, 100, 600_000),
+      execStoredMaxBytes: int(env, 'LQ_EXEC_OUTPUT_MAX_BYTES', 256 * MiB, 0, 64 * 1024 * MiB),
+      execBufferMaxBytes: int(env, 'LQ_EXEC_OUTPUT_BUFFER_BYTES', 16 * MiB, 64 * 1024, 1024 * MiB),
+      followersMax: int(env, 'LQ_EXEC_FOLLOWERS_MAX', 500, 1, 100_000),
+      followHeldMax: int(env, 'LQ_EXEC_FOLLOW_HELD_MAX', 256, 1, 100_000),
+      followBufferBytes: int(env, 'LQ_EXEC_FOLLOW_BUFFER_BYTES', 4 * MiB, 64 * 1024, 1024 * MiB),
+      cancelSettleMs: int(env, 'LQ_EXEC_CANCEL_SETTLE_MS', 5000, 0, 600_000),
+    },
     limits: {
       maxCommandBytes: int(env, 'LQ_MAX_COMMAND_BYTES', 65_536, 1, 16 * 1024 * 1024),
       maxEnvBytes: int(env, 'LQ_MAX_ENV_BYTES', 65_536, 0, 16 * 1024 * 1024),
@@ -668,6 +737,8 @@ export function parseDatabaseEnv(env: NodeJS.ProcessEnv): { url: string; tls: Da
       return { url, tls: { ...files, rejectUnauthorized: true } };
   }
 }
+
+const MiB = 1024 * 1024;
 
 const PROXY_PART = /^(loopback|linklocal|uniquelocal|[0-9a-fA-F:.]+(\/\d{1,3})?)$/;
 

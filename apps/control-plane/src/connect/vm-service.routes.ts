@@ -23,6 +23,7 @@ import { VmReadService } from '../inventory/vm-read.service.js';
 import { InventoryService } from '../inventory/inventory.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
+import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { callerOf } from './connect-auth.js';
 import {
   ExecutionsService,
@@ -61,6 +62,7 @@ export class VmServiceRoutes {
     @Inject(VmReadService) private readonly reads: VmReadService,
     @Inject(MetricsService) private readonly metrics: MetricsService,
     @Inject(ExecutionsService) private readonly executions: ExecutionsService,
+    @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
   ) {}
 
   register(router: ConnectRouter): void {
@@ -116,21 +118,29 @@ export class VmServiceRoutes {
     router.service(VMService, impl);
   }
 
-  /** The output as a server stream: chunks as they come, then the end (bounded buffering). */
+  /**
+   * The output as a server stream: chunks as they come, then the end. The queue between the
+   * follower and the stream is bounded (LQ_EXEC_FOLLOW_BUFFER_BYTES): past it the follower waits
+   * for the client to take what is queued and catches up from the store.
+   */
   private async *streamOutput(
     executionId: string,
     afterSeq: number,
     ctx: HandlerContext,
   ): AsyncGenerator<StreamExecutionOutputResponse> {
-    const queue: StreamExecutionOutputResponse[] = [];
+    const maxQueued = this.config.output.followBufferBytes;
+    const queue: Array<{ message: StreamExecutionOutputResponse; bytes: number }> = [];
+    let queued = 0;
     let wake: (() => void) | undefined;
+    let onDrained: (() => void) | undefined;
     let ended = false;
-    const push = (m: StreamExecutionOutputResponse) => {
-      queue.push(m);
+    const push = (message: StreamExecutionOutputResponse, bytes: number) => {
+      queue.push({ message, bytes });
+      queued += bytes;
       wake?.();
     };
     const sink: FollowSink = {
-      chunk: (c) =>
+      chunk: (c) => {
         push(
           create(StreamExecutionOutputResponseSchema, {
             event: {
@@ -143,22 +153,44 @@ export class VmServiceRoutes {
               },
             },
           }),
-        ),
+          c.data.length,
+        );
+        return queued < maxQueued;
+      },
+      drained: () =>
+        new Promise<void>((resolve) => {
+          if (queued === 0 || ctx.signal.aborted) {
+            resolve();
+            return;
+          }
+          onDrained = resolve;
+        }),
       end: (view) => {
         ended = true;
         push(
           create(StreamExecutionOutputResponseSchema, {
             event: { case: 'end', value: executionMessage(view) },
           }),
+          0,
         );
       },
     };
     const stop = await this.executions.follow(executionId, callerOf(ctx), afterSeq, sink);
-    ctx.signal.addEventListener('abort', () => wake?.());
+    ctx.signal.addEventListener('abort', () => {
+      wake?.();
+      onDrained?.();
+    });
     try {
       for (;;) {
         while (queue.length > 0) {
-          yield queue.shift()!;
+          const next = queue.shift()!;
+          queued -= next.bytes;
+          yield next.message;
+        }
+        if (onDrained) {
+          const resolve = onDrained;
+          onDrained = undefined;
+          resolve();
         }
         if (ended || ctx.signal.aborted) {
           return;

@@ -14,6 +14,7 @@ import { ExecutionOutputRedactions1764897318200 } from './migrations/17648973182
 import { AddAgentLifecycle1764907000000 } from './migrations/1764907000000-AddAgentLifecycle.js';
 import { CreateAuditCheckpoints1764900000000 } from './migrations/1764900000000-CreateAuditCheckpoints.js';
 import { AddHistoryIndexes1764900000100 } from './migrations/1764900000100-AddHistoryIndexes.js';
+import { AddExecutionOutputCap1764979200018 } from './migrations/1764979200018-AddExecutionOutputCap.js';
 
 // Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
 // A library's tables are migrated by the migrations beside its code (libs/auth/src/migrations);
@@ -31,6 +32,7 @@ export const MIGRATIONS = [
   CreateAuditCheckpoints1764900000000,
   AddHistoryIndexes1764900000100,
   AddAgentLifecycle1764907000000,
+  AddExecutionOutputCap1764979200018,
 ];
 
 /** Built when asked (not at import), so DATABASE_URL is read when the app starts. */

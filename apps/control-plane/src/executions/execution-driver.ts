@@ -19,6 +19,7 @@ import type { Ticket } from '../guest-ops/guest-operation.runner.js';
 import { EXEC_REPLY_MARGIN_MS } from '../guest-ops/operations/index.js';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import { NatsService } from '../nats/nats.service.js';
+import { OutputBudget } from './output-budget.js';
 import {
   ExecutionsRepository,
   type ExecutionEnd,
@@ -27,6 +28,7 @@ import {
 } from './executions.repository.js';
 
 const OUTPUT_FLUSH_MS = 200;
+const SWEEP_MS = 10_000;
 
 /** The state an agent's answer puts an execution in. */
 export function stateOf(r: ExecuteResponse): ExecutionState {
@@ -63,8 +65,17 @@ export function chunkOf(data: Uint8Array): OutputChunk {
 interface Driving {
   sub: Subscription | undefined;
   buffer: OutputChunk[];
+  /** What its stored output may still take (LQ_EXEC_OUTPUT_MAX_BYTES, _BUFFER_BYTES). */
+  budget: OutputBudget;
   runId?: string;
   nodeId: string;
+  ticket: Ticket<ExecuteResponse>;
+  started: number;
+  /** Set when the execution was ended without its agent's answer (a cancel, another replica). */
+  stopped: boolean;
+  /** Resolves whenStopped: the wait for the agent's answer gives up at once. */
+  stop: () => void;
+  whenStopped: Promise<undefined>;
   /** Ends the wait for the reply: the node daemon that had the request restarted. */
   interrupt?: () => void;
 }
@@ -108,7 +119,10 @@ export class ExecutionDriver implements OnApplicationShutdown {
     this.watchDaemons();
     this.flushTimer = setInterval(() => void this.flushAll(), OUTPUT_FLUSH_MS);
     this.flushTimer.unref();
-    this.sweepTimer = setInterval(() => void this.sweep(), 30_000);
+    this.sweepTimer = setInterval(() => {
+      void this.sweep();
+      void this.dropEndedElsewhere();
+    }, SWEEP_MS);
     this.sweepTimer.unref();
   }
 
@@ -165,14 +179,57 @@ export class ExecutionDriver implements OnApplicationShutdown {
     } catch (err) {
       // NATS is closed: nothing was sent; the execution ends failed, with its outcome.
       const e = guestFailure(err, ticket.row.vmId, ticket.where.nodeId);
-      this.driving.set(id, { sub: undefined, buffer: [], runId, nodeId: ticket.where.nodeId });
+      this.track(id, undefined, ticket, runId);
       void this.finish(id, { status: 'failed', error: `${e.code}: ${e.message}` }, () =>
         ticket.failed(e, 0),
       );
       return;
     }
-    this.driving.set(id, { sub, buffer: [], runId, nodeId: ticket.where.nodeId });
+    this.track(id, sub, ticket, runId);
     void this.run(id, ticket, request);
+  }
+
+  private track(
+    id: string,
+    sub: Subscription | undefined,
+    ticket: Ticket<ExecuteResponse>,
+    runId: string | undefined,
+  ): void {
+    let stop!: () => void;
+    const whenStopped = new Promise<undefined>((resolve) => {
+      stop = () => resolve(undefined);
+    });
+    const { execStoredMaxBytes, execBufferMaxBytes } = this.config.output;
+    this.driving.set(id, {
+      sub,
+      buffer: [],
+      budget: new OutputBudget(execStoredMaxBytes, execBufferMaxBytes),
+      runId,
+      nodeId: ticket.where.nodeId,
+      ticket,
+      started: Date.now(),
+      stopped: false,
+      stop,
+      whenStopped,
+    });
+  }
+
+  /**
+   * Ends an execution this replica drives without waiting for its agent's answer (a cancel whose
+   * answer was lost: the daemon died, the reply never came). The end and the outcome row are
+   * written here; the answer, should it still come, changes nothing. False when this replica
+   * does not drive it.
+   */
+  async stopNow(id: string, end: ExecutionEnd, why: string): Promise<boolean> {
+    const d = this.driving.get(id);
+    if (!d || d.stopped) {
+      return false;
+    }
+    d.stopped = true;
+    d.stop();
+    const failure = new VmGuestException(VmGuestErrorCode.AGENT_NOT_CONNECTED, why);
+    await this.finish(id, end, () => d.ticket.failed(failure, Date.now() - d.started, end.status));
+    return true;
   }
 
   private subscribeOutput(id: string, ticket: Ticket<ExecuteResponse>): Subscription {
@@ -183,7 +240,13 @@ export class ExecutionDriver implements OnApplicationShutdown {
         }
         try {
           // Redacted before it is stored: the store never holds what the patterns match.
-          this.driving.get(id)?.buffer.push(redactChunk(this.redactor, chunkOf(msg.data)));
+          const d = this.driving.get(id);
+          const raw = chunkOf(msg.data);
+          d?.budget.saw(raw.data.length);
+          const c = d?.budget.admit(redactChunk(this.redactor, raw));
+          if (c) {
+            d!.buffer.push(c);
+          }
         } catch (e) {
           this.log.warn(`dropped output of ${id}: ${(e as Error).message}`);
         }
@@ -220,10 +283,14 @@ export class ExecutionDriver implements OnApplicationShutdown {
         d.interrupt = undefined;
       });
     };
+    const d = this.driving.get(id)!;
     let response: ExecuteResponse | undefined;
     try {
-      response = await send();
+      response = await Promise.race([send(), d.whenStopped]);
     } catch (err) {
+      if (d.stopped) {
+        return;
+      }
       const e =
         err instanceof DaemonRestarted
           ? new VmGuestException(
@@ -233,6 +300,9 @@ export class ExecutionDriver implements OnApplicationShutdown {
           : guestFailure(err, ticket.row.vmId, ticket.where.nodeId);
       if (isGuestError(e, VmGuestErrorCode.AGENT_NOT_CONNECTED)) {
         response = await this.recover(id, ticket, started, send);
+      }
+      if (d.stopped) {
+        return;
       }
       if (!response) {
         const lost = isGuestError(e, VmGuestErrorCode.AGENT_NOT_CONNECTED);
@@ -251,7 +321,13 @@ export class ExecutionDriver implements OnApplicationShutdown {
         return;
       }
     }
+    if (d.stopped || !response) {
+      // Ended without this answer (stopNow wrote the end and the outcome).
+      return;
+    }
     const r = response;
+    // Output streamed over NATS core may have been dropped on the way: say so, never silently.
+    d.budget.settle(Number(r.stdoutTotalBytes) + Number(r.stderrTotalBytes));
     await this.finish(
       id,
       {
@@ -278,7 +354,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
     send: () => Promise<ExecuteResponse>,
   ): Promise<ExecuteResponse | undefined> {
     const deadline = Date.now() + this.config.execLostGraceMs;
-    while (Date.now() < deadline) {
+    while (Date.now() < deadline && !this.driving.get(id)?.stopped) {
       await sleep(Math.min(500, Math.max(50, deadline - Date.now())));
       let uptimeMs: number;
       try {
@@ -306,17 +382,22 @@ export class ExecutionDriver implements OnApplicationShutdown {
     return undefined;
   }
 
-  /** Stores the last output, then the end (once), then the outcome row. */
+  /**
+   * Stores the last output, then the end, then the outcome row, all once: the first end
+   * recorded wins, and only its writer writes the outcome (a cancel that ended the execution
+   * without the agent's answer has written it already).
+   */
   private async finish(id: string, end: ExecutionEnd, outcome: () => Promise<unknown>) {
     // Output published just before the reply may still be on its way.
     await sleep(50);
     const d = this.driving.get(id);
+    let won = true;
     for (let attempt = 0; ; attempt++) {
       try {
         if (d) {
           await this.flush(id);
         }
-        await this.repo.finish(id, end);
+        won = await this.repo.finish(id, end);
         break;
       } catch (err) {
         if (attempt >= 30) {
@@ -330,21 +411,33 @@ export class ExecutionDriver implements OnApplicationShutdown {
       d.sub.unsubscribe();
     }
     this.driving.delete(id);
-    await outcome();
-    this.events.emit('ended', id, end.status, d?.runId);
+    let status = end.status;
+    if (won) {
+      await outcome();
+    } else {
+      this.log.log(`execution ${id} had already ended; its ${end.status} answer is not recorded`);
+      status = (await this.repo.get(id).catch(() => undefined))?.status ?? status;
+    }
+    this.events.emit('ended', id, status, d?.runId);
   }
 
   private async flush(id: string): Promise<void> {
     const d = this.driving.get(id);
-    if (!d || d.buffer.length === 0) {
+    const flag = d !== undefined && d.budget.truncated && !d.budget.flagged;
+    if (!d || (d.buffer.length === 0 && !flag)) {
       return;
     }
     const chunks = d.buffer.splice(0);
     try {
-      await this.repo.appendOutput(id, chunks);
+      await this.repo.appendOutput(id, chunks, flag);
     } catch (err) {
       d.buffer.unshift(...chunks);
       throw err;
+    }
+    d.budget.wrote(chunks);
+    if (flag) {
+      d.budget.flagged = true;
+      this.log.warn(`execution ${id}: output past its bound is not stored (output_truncated)`);
     }
   }
 
@@ -353,6 +446,29 @@ export class ExecutionDriver implements OnApplicationShutdown {
       await this.flush(id).catch((err: Error) =>
         this.log.warn(`output of ${id} not stored yet: ${err.message}`),
       );
+    }
+  }
+
+  /**
+   * Executions this replica drives that another replica ended (a cancel there whose agent's
+   * answer was lost): stop waiting for their answer, which would change nothing.
+   */
+  private async dropEndedElsewhere(): Promise<void> {
+    const ids = [...this.driving.keys()];
+    if (ids.length === 0) {
+      return;
+    }
+    try {
+      for (const id of await this.repo.endedAmong(ids)) {
+        const d = this.driving.get(id);
+        if (d && !d.stopped) {
+          d.stopped = true;
+          d.stop();
+          await this.finish(id, { status: 'cancelled' }, () => Promise.resolve());
+        }
+      }
+    } catch {
+      // the database is away; next time
     }
   }
 

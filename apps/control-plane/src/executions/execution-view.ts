@@ -34,11 +34,19 @@ export function executionView(r: ExecutionRow): ExecutionView {
     duration_ms: r.ended_at && r.started_at ? r.ended_at.getTime() - r.started_at.getTime() : null,
     stdout_total_bytes: num(r.stdout_total_bytes),
     stderr_total_bytes: num(r.stderr_total_bytes),
+    stored_output_bytes: Number(r.output_stored_bytes ?? 0),
+    stored_output_truncated: r.output_truncated ?? false,
   };
 }
 
-/** Where a follower's chunks and the end go (SSE, gRPC stream). */
+/**
+ * Where a follower's chunks and the end go (SSE, gRPC stream). The sink bounds what it buffers:
+ * `chunk` answers false once its reader lags by more than its bound, and the follower then sends
+ * nothing more until `drained` resolves (it catches up from the store, so nothing is lost).
+ */
 export interface FollowSink {
-  chunk(c: OutputChunk): void;
+  chunk(c: OutputChunk): boolean;
+  /** Resolves when the reader has caught up (or has gone away). */
+  drained(): Promise<void>;
   end(view: ExecutionView): void;
 }

@@ -30,6 +30,7 @@ import { ExecuteDto, toExecuteInput } from '../guest-ops/dto/execute.dto.js';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import type { OutputChunk } from './executions.repository.js';
 import { ExecutionQueryDto } from './dto/execution-query.dto.js';
+import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { ExecutionsService } from './executions.service.js';
 
 const SSE_KEEPALIVE_MS = 15_000;
@@ -76,7 +77,10 @@ export class ExecutionsController implements BeforeApplicationShutdown {
   private readonly log = new Logger('executions');
   private readonly streams = new Set<Response>();
 
-  constructor(@Inject(ExecutionsService) private readonly executions: ExecutionsService) {}
+  constructor(
+    @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
+    @Inject(ExecutionsService) private readonly executions: ExecutionsService,
+  ) {}
 
   @Post('vms/:id/executions')
   @RequirePermission('guest.exec')
@@ -195,13 +199,32 @@ export class ExecutionsController implements BeforeApplicationShutdown {
       }
     };
     const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
+    const maxBuffered = this.config.output.followBufferBytes;
+    // Back-pressure: past maxBuffered unsent bytes the follower waits for 'drain' and then reads
+    // what it skipped from the store, so a slow reader costs this process a bounded buffer.
+    const drained = () =>
+      new Promise<void>((resolve) => {
+        if (res.writableLength === 0 || res.destroyed) {
+          resolve();
+          return;
+        }
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.once('drain', done);
+        res.once('close', done);
+      });
     const stop = await this.executions.follow(id, caller, from, {
       chunk: (c) => {
         open();
         res.write(
           `id: ${c.seq}\nevent: output\ndata: ${JSON.stringify(chunkJson(c, decoders))}\n\n`,
         );
+        return res.writableLength < maxBuffered;
       },
+      drained,
       end: (view: ExecutionView) => {
         open();
         res.write(`event: end\ndata: ${JSON.stringify(view)}\n\n`);
@@ -209,7 +232,11 @@ export class ExecutionsController implements BeforeApplicationShutdown {
       },
     });
     open();
-    const keepalive = setInterval(() => res.write(': keepalive\n\n'), SSE_KEEPALIVE_MS);
+    const keepalive = setInterval(() => {
+      if (res.writableLength < maxBuffered) {
+        res.write(': keepalive\n\n');
+      }
+    }, SSE_KEEPALIVE_MS);
     this.streams.add(res);
     const close = () => {
       clearInterval(keepalive);

@@ -33,6 +33,8 @@ export interface ExecutionRow {
   error: string | null;
   stdout_total_bytes: string | null;
   stderr_total_bytes: string | null;
+  output_stored_bytes: string;
+  output_truncated: boolean;
   timeout_ms: number;
   created_at: Date;
   started_at: Date | null;
@@ -193,16 +195,26 @@ export class ExecutionsRepository {
     return (result[1] ?? 0) > 0;
   }
 
-  async appendOutput(executionId: string, chunks: OutputChunk[]): Promise<void> {
-    if (chunks.length === 0) {
+  /**
+   * Stores chunks (a chunk stored before is left as it is) and adds their bytes to the
+   * execution's stored total; `truncated` flags that some output was not kept.
+   */
+  async appendOutput(executionId: string, chunks: OutputChunk[], truncated = false): Promise<void> {
+    if (chunks.length === 0 && !truncated) {
       return;
     }
     await this.ds.query(
-      `INSERT INTO execution_output (execution_id, seq, stream, data, dropped_bytes, redactions)
-       SELECT $1, x.seq, x.stream, decode(x.data, 'base64'), x.dropped, x.redactions
-       FROM jsonb_to_recordset($2::jsonb)
-         AS x(seq bigint, stream smallint, data text, dropped bigint, redactions integer)
-       ON CONFLICT DO NOTHING`,
+      `WITH ins AS (
+         INSERT INTO execution_output (execution_id, seq, stream, data, dropped_bytes, redactions)
+         SELECT $1, x.seq, x.stream, decode(x.data, 'base64'), x.dropped, x.redactions
+         FROM jsonb_to_recordset($2::jsonb)
+           AS x(seq bigint, stream smallint, data text, dropped bigint, redactions integer)
+         ON CONFLICT DO NOTHING
+         RETURNING octet_length(data) AS n)
+       UPDATE executions
+          SET output_stored_bytes = output_stored_bytes + COALESCE((SELECT sum(n) FROM ins), 0),
+              output_truncated = output_truncated OR $3
+        WHERE id = $1`,
       [
         executionId,
         JSON.stringify(
@@ -214,6 +226,7 @@ export class ExecutionsRepository {
             redactions: c.redactions ?? 0,
           })),
         ),
+        truncated,
       ],
     );
   }
@@ -239,6 +252,15 @@ export class ExecutionsRepository {
       droppedBytes: Number(r.dropped_bytes),
       redactions: r.redactions,
     }));
+  }
+
+  /** Which of these executions have ended. */
+  async endedAmong(ids: string[]): Promise<string[]> {
+    const rows = await this.ds.query<Array<{ id: string }>>(
+      `SELECT id FROM executions WHERE id = ANY($1::uuid[]) AND status NOT IN ('pending', 'running')`,
+      [ids],
+    );
+    return rows.map((r) => r.id);
   }
 
   /** Running executions whose time is long past: their control plane stopped before the end. */

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable } from '@nestjs/common';
 import { AuthException, guestGrant, isGlobalAdmin, projectsWith } from '@lq/auth';
 import type { ExecutionListView } from '@lq/api';
@@ -16,6 +17,7 @@ import {
   type ExecuteInput,
 } from '../guest-ops/operations/index.js';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
+import { InventoryErrorCode, InventoryException } from '../inventory/inventory.exception.js';
 import { ExecutionDriver } from './execution-driver.js';
 import { ExecutionFollower, OUTPUT_PAGE } from './execution-follower.js';
 import { executionView, type ExecutionView, type FollowSink } from './execution-view.js';
@@ -86,6 +88,22 @@ export function statesOf<S extends string>(text: string | undefined, known: read
 }
 
 export { executionView, type ExecutionView, type FollowSink };
+
+/**
+ * A cancel that failed on its way to the agent or back (no daemon, a timeout, the agent gone, a
+ * lost reply), as opposed to one refused before anything was sent: those still end the
+ * execution.
+ */
+function deliveryFailure(err: unknown): boolean {
+  if (err instanceof InventoryException) {
+    // The VM left the inventory: nothing will ever answer for it.
+    return err.code === InventoryErrorCode.VM_NOT_FOUND;
+  }
+  if (!(err instanceof VmGuestException)) {
+    return false;
+  }
+  return ![VmGuestErrorCode.INVALID_REQUEST, VmGuestErrorCode.STORE_UNAVAILABLE].includes(err.code);
+}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -288,6 +306,11 @@ export class ExecutionsService {
    * Asks the agent to stop the execution's process group; the execution ends `cancelled`. Its
    * own actor may cancel it while holding guest.exec on its project (whatever run-as limits);
    * anyone else needs guest.exec there without limits, or to be a global admin.
+   *
+   * A cancel always ends the execution: when the agent's answer to the execution does not come
+   * within LQ_EXEC_CANCEL_SETTLE_MS (its daemon died, the reply was lost, the agent is gone or
+   * does not know it), the execution is ended here, `cancelled` with the reason, and its outcome
+   * row written. Only a refused cancel (403, bad id, the audit trail down) changes nothing.
    */
   async cancel(id: string, caller: Caller): Promise<ExecutionView> {
     const row = await this.known(id);
@@ -295,11 +318,77 @@ export class ExecutionsService {
     if (FINAL_STATES.has(row.status)) {
       return executionView(row);
     }
-    await this.runner.run(EXECUTE_CANCEL, caller, row.vm_id, {
-      executionId: id,
-      retryMs: this.config.execCancelRetryMs,
-    });
+    let agent: string;
+    try {
+      const r = await this.runner.run(EXECUTE_CANCEL, caller, row.vm_id, {
+        executionId: id,
+        retryMs: this.config.execCancelRetryMs,
+      });
+      agent = r.found
+        ? 'the agent stopped its process group'
+        : 'the agent does not know it (restarted, or the execution never reached it)';
+    } catch (err) {
+      if (!deliveryFailure(err)) {
+        throw err;
+      }
+      agent = `the cancel did not reach the agent (${(err as Error).message})`;
+    }
+    const ended = await this.settled(id, this.config.output.cancelSettleMs);
+    if (ended) {
+      return executionView(ended);
+    }
+    await this.endWithoutAnswer(
+      row,
+      caller,
+      `cancelled by ${caller.principal.username}; ${agent}; the agent's answer to the execution never came, so it may still be running in the guest`,
+    );
     return executionView((await this.repo.get(id))!);
+  }
+
+  /** The execution once it has ended, polling up to `ms`; undefined if it is still running. */
+  private async settled(id: string, ms: number): Promise<ExecutionRow | undefined> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const current = await this.repo.get(id);
+      if (current && FINAL_STATES.has(current.status)) {
+        return current;
+      }
+      if (Date.now() >= deadline) {
+        return undefined;
+      }
+      await sleep(Math.min(200, Math.max(10, deadline - Date.now())));
+    }
+  }
+
+  /**
+   * Ends an execution whose agent's answer did not come: through this replica's driver when it
+   * runs it (its ticket writes the outcome), else here, once (the first end recorded wins and
+   * writes the outcome row; the driving replica, if alive, stops waiting when it sees the end).
+   */
+  private async endWithoutAnswer(row: ExecutionRow, caller: Caller, why: string): Promise<void> {
+    const end = { status: 'cancelled' as const, error: why };
+    if (await this.driver.stopNow(row.id, end, why)) {
+      return;
+    }
+    if (await this.repo.finish(row.id, end)) {
+      await this.runner.outcome(
+        {
+          actor: row.actor,
+          authMethod: '',
+          sourceIp: caller.sourceIp,
+          requestId: row.id,
+          vmId: row.vm_id,
+          nodeId: row.node_id,
+          projectId: row.project_id,
+          operation: 'execute',
+        },
+        {
+          status: 'cancelled',
+          error: why,
+          params: { cancelled_by: caller.principal.username, answer_lost: true },
+        },
+      );
+    }
   }
 
   private async mayCancel(row: ExecutionRow, caller: Caller): Promise<void> {

@@ -8,7 +8,7 @@ import {
   TimeoutError,
 } from '@nats-io/transport-node';
 import { ErrorCode, GuestErrorCode } from '@lq/proto';
-import { GuestRequestError } from '@lq/host';
+import { GuestRequestError, ReplyPartsError } from '@lq/host';
 import { DomainException } from '../common/errors/domain.exception.js';
 import { VmGuestErrorCode, VmGuestException } from './vm-guest.exception.js';
 
@@ -37,6 +37,12 @@ export function guestFailure(err: unknown, vmId: string, nodeId: string): Domain
     const agentCode =
       err.code === GuestErrorCode.AGENT_ERROR ? ErrorCode[err.agentCode] : undefined;
     return new VmGuestException(GUEST_CODES[err.code], err.message, agentCode);
+  }
+  if (err instanceof ReplyPartsError) {
+    return new VmGuestException(
+      VmGuestErrorCode.REPLY_REFUSED,
+      `the reply of node ${nodeId} for VM ${vmId} was refused: ${err.message}`,
+    );
   }
   const cause = err instanceof RequestError ? err.cause : undefined;
   if (err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())) {

@@ -253,6 +253,10 @@ export class GuestOperationRunner {
         GUEST_OPERATION_TABLE[operation].result,
         this.config.natsSlackMs,
         sign,
+        {
+          maxBytes: this.config.output.replyMaxBytes,
+          partStallMs: this.config.output.replyPartStallMs,
+        },
       ) as Promise<AnswerOf<O>>;
     return {
       where,

@@ -22,6 +22,13 @@ export enum VmGuestErrorCode {
   STORE_UNAVAILABLE = 'STORE_UNAVAILABLE',
   /** The node daemon refused the control plane's signature (a key it does not trust). */
   SIGNATURE_REFUSED = 'SIGNATURE_REFUSED',
+  /**
+   * The node's reply could not be taken: larger than LQ_GUEST_REPLY_MAX_BYTES, parts that do not
+   * fit together, or a part that never came (PROTOCOL.md §9 Reply parts).
+   */
+  REPLY_REFUSED = 'REPLY_REFUSED',
+  /** This replica already serves as many output streams as it may (LQ_EXEC_FOLLOWERS_MAX). */
+  STREAMS_FULL = 'STREAMS_FULL',
   INTERNAL = 'INTERNAL',
 }
 
@@ -36,6 +43,8 @@ const KINDS: Record<VmGuestErrorCode, ErrorKind> = {
   [VmGuestErrorCode.NOT_FOUND]: 'not_found',
   [VmGuestErrorCode.STORE_UNAVAILABLE]: 'unavailable',
   [VmGuestErrorCode.SIGNATURE_REFUSED]: 'bad_gateway',
+  [VmGuestErrorCode.REPLY_REFUSED]: 'bad_gateway',
+  [VmGuestErrorCode.STREAMS_FULL]: 'unavailable',
   [VmGuestErrorCode.INTERNAL]: 'internal',
 };
 

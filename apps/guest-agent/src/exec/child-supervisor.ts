@@ -14,8 +14,12 @@ import { groupHasLiveMembers, signalGroup, waitGroupGone } from './process-group
 export interface ExecHooks {
   /** Registers the execution under this id, so cancel(id) can stop it. */
   executionId?: string;
-  /** Every chunk of output as it arrives (before the capture cap). */
-  onOutput?: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => void;
+  /**
+   * Every chunk of output as it arrives (before the capture cap). A number answered is how many
+   * milliseconds to stop reading that pipe (streamed output's pacing; never once the group is
+   * being ended, so a timeout or cancel still drains the pipes at once).
+   */
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => number | void;
 }
 
 /** Who is told when a child's process group starts and ends (ProcessRunner's bookkeeping). */
@@ -93,10 +97,13 @@ export class ChildSupervisor {
       let pipeGraceOver = false;
       let settling = false;
       let done = false;
+      // Ends the pacing of streamed output (set once the pipes are hooked up).
+      let unpace = (): void => undefined;
 
       const cleanup = (): void => {
         done = true;
         timers.forEach(clearTimeout);
+        unpace();
         this.registry.ended(pgid, hooks.executionId);
         stdin.destroy();
         stdout.destroy();
@@ -199,6 +206,7 @@ export class ChildSupervisor {
       // Timeout and cancel end the group the same way: SIGTERM, SIGKILL after the grace.
       const terminate = (): void => {
         terminating = true;
+        unpace();
         if (!signalGroup(pgid, 'SIGTERM')) {
           // Nothing of the group is left; only pipes held by escaped processes keep us here.
           onKill();
@@ -234,13 +242,34 @@ export class ChildSupervisor {
       }
       this.registry.started(pgid, hooks.executionId, onCancel);
       const onOutput = hooks.onOutput;
+      const resumeTimers: Partial<Record<'stdout' | 'stderr', NodeJS.Timeout>> = {};
+      const pace = (name: 'stdout' | 'stderr', pipe: typeof stdout, pauseMs: number | void) => {
+        if (!pauseMs || terminating || done || resumeTimers[name]) {
+          return;
+        }
+        pipe.pause();
+        resumeTimers[name] = setTimeout(() => {
+          resumeTimers[name] = undefined;
+          pipe.resume();
+        }, pauseMs);
+      };
+      unpace = () => {
+        for (const [name, pipe] of [
+          ['stdout', stdout],
+          ['stderr', stderr],
+        ] as const) {
+          clearTimeout(resumeTimers[name]);
+          resumeTimers[name] = undefined;
+          pipe.resume();
+        }
+      };
       stdout.on('data', (chunk: Buffer) => {
         out.push(chunk);
-        onOutput?.('stdout', chunk);
+        pace('stdout', stdout, onOutput?.('stdout', chunk));
       });
       stderr.on('data', (chunk: Buffer) => {
         err.push(chunk);
-        onOutput?.('stderr', chunk);
+        pace('stderr', stderr, onOutput?.('stderr', chunk));
       });
       stdout.on('error', () => undefined);
       stderr.on('error', () => undefined);

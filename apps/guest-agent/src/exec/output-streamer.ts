@@ -6,27 +6,27 @@ export interface OutputStreamerOptions {
   flushMs: number;
   /** Largest chunk in one event. */
   chunkMaxBytes: number;
-  /** Sustained streaming rate per execution; past it, bytes are skipped and counted. */
+  /** Sustained streaming rate per execution; past it, the caller is told to read more slowly. */
   bytesPerSecond: number;
 }
 
 export const DEFAULT_STREAMER_OPTIONS: OutputStreamerOptions = {
   flushMs: 100,
   chunkMaxBytes: 64 * 1024,
-  bytesPerSecond: 1024 * 1024,
+  bytesPerSecond: 4 * 1024 * 1024,
 };
 
 interface Pending {
   parts: Uint8Array[];
   bytes: number;
-  dropped: number;
 }
 
 /**
  * Turns a running execution's output into ExecOutputEvents: coalesced per flush interval, split
- * at chunkMaxBytes, numbered from 1 over both streams, and bounded in rate by a token bucket
- * (a runaway `yes` costs the channel at most bytesPerSecond; what is skipped is counted in the
- * next event's dropped_bytes).
+ * at chunkMaxBytes, numbered from 1 over both streams, every byte sent. The rate is bounded by a
+ * token bucket that may go into debt: `push` answers how long the caller should stop reading the
+ * command's pipes to pay it back, so a runaway `yes` is slowed to bytesPerSecond (its writes
+ * block) instead of having its output skipped (PROTOCOL.md §6, 0.4.0).
  */
 export class OutputStreamer {
   private seq = 0n;
@@ -35,8 +35,8 @@ export class OutputStreamer {
   private refilledAt: number;
   private closed = false;
   private readonly pending: Record<'stdout' | 'stderr', Pending> = {
-    stdout: { parts: [], bytes: 0, dropped: 0 },
-    stderr: { parts: [], bytes: 0, dropped: 0 },
+    stdout: { parts: [], bytes: 0 },
+    stderr: { parts: [], bytes: 0 },
   };
 
   constructor(
@@ -50,9 +50,13 @@ export class OutputStreamer {
     this.refilledAt = now();
   }
 
-  push(stream: 'stdout' | 'stderr', chunk: Uint8Array): void {
+  /**
+   * Takes a chunk of output; answers how many milliseconds the caller should pause reading
+   * (0: keep reading) so that the stream stays within bytesPerSecond.
+   */
+  push(stream: 'stdout' | 'stderr', chunk: Uint8Array): number {
     if (this.closed || chunk.length === 0) {
-      return;
+      return 0;
     }
     const p = this.pending[stream];
     p.parts.push(chunk);
@@ -62,18 +66,15 @@ export class OutputStreamer {
     } else if (this.timer === undefined) {
       this.timer = setTimeout(() => this.flush(), this.options.flushMs);
     }
+    this.refill();
+    this.tokens -= chunk.length;
+    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / this.options.bytesPerSecond) * 1000);
   }
 
   /** Sends what is pending now (the final flush happens on close). */
   flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    const t = this.now();
-    this.tokens = Math.min(
-      this.options.bytesPerSecond,
-      this.tokens + ((t - this.refilledAt) / 1000) * this.options.bytesPerSecond,
-    );
-    this.refilledAt = t;
     for (const stream of ['stdout', 'stderr'] as const) {
       const p = this.pending[stream];
       if (p.bytes === 0) {
@@ -82,13 +83,8 @@ export class OutputStreamer {
       const data = p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts);
       p.parts = [];
       p.bytes = 0;
-      const allowed = Math.max(0, Math.min(data.length, Math.floor(this.tokens)));
-      this.tokens -= allowed;
-      // Keep the newest bytes when over the rate: they say where the command is now.
-      const kept = data.subarray(data.length - allowed);
-      p.dropped += data.length - allowed;
-      for (let off = 0; off < kept.length; off += this.options.chunkMaxBytes) {
-        this.send(stream, kept.subarray(off, off + this.options.chunkMaxBytes));
+      for (let off = 0; off < data.length; off += this.options.chunkMaxBytes) {
+        this.send(stream, data.subarray(off, off + this.options.chunkMaxBytes));
       }
     }
   }
@@ -96,25 +92,26 @@ export class OutputStreamer {
   /** Final flush; nothing is sent after it. */
   close(): void {
     this.flush();
-    for (const stream of ['stdout', 'stderr'] as const) {
-      if (this.pending[stream].dropped > 0) {
-        this.send(stream, new Uint8Array());
-      }
-    }
     this.closed = true;
   }
 
+  private refill(): void {
+    const t = this.now();
+    this.tokens = Math.min(
+      this.options.bytesPerSecond,
+      this.tokens + ((t - this.refilledAt) / 1000) * this.options.bytesPerSecond,
+    );
+    this.refilledAt = t;
+  }
+
   private send(stream: 'stdout' | 'stderr', data: Uint8Array): void {
-    const p = this.pending[stream];
     this.emit(
       create(ExecOutputEventSchema, {
         executionId: this.executionId,
         seq: ++this.seq,
         stream: stream === 'stdout' ? OutputStream.STDOUT : OutputStream.STDERR,
         data,
-        droppedBytes: BigInt(p.dropped),
       }),
     );
-    p.dropped = 0;
   }
 }

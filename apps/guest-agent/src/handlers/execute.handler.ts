@@ -2,14 +2,18 @@ import type { AgentPayload } from '@lq/proto';
 import { ErrorCode } from '@lq/proto';
 import { AgentOpError, toAgentOpError } from '../errors.js';
 import type { ProcessRunner } from '../exec/process-runner.js';
-import { OutputStreamer } from '../exec/output-streamer.js';
+import { DEFAULT_STREAMER_OPTIONS, OutputStreamer } from '../exec/output-streamer.js';
 import type { HandlerContext, OperationHandler, RequestOf } from './handler.js';
 
 /** execute: runs argv or a shell command in the guest (PROTOCOL.md §6 Execute). */
 export class ExecuteHandler implements OperationHandler<'execute'> {
   readonly requestCase = 'execute' as const;
 
-  constructor(private readonly runner: ProcessRunner) {}
+  constructor(
+    private readonly runner: ProcessRunner,
+    /** Streamed output per execution (exec.stream_bytes_per_second). */
+    private readonly streamBytesPerSecond = DEFAULT_STREAMER_OPTIONS.bytesPerSecond,
+  ) {}
 
   async handle(request: RequestOf<'execute'>, ctx: HandlerContext): Promise<AgentPayload> {
     // The program only: arguments and command lines can carry secrets.
@@ -21,7 +25,14 @@ export class ExecuteHandler implements OperationHandler<'execute'> {
       throw new AgentOpError(ErrorCode.INVALID_REQUEST, 'execution_id is longer than 128 bytes');
     }
     const streamer = request.streamOutput
-      ? new OutputStreamer(request.executionId, (value) => ctx.emit({ case: 'execOutput', value }))
+      ? new OutputStreamer(
+          request.executionId,
+          (value) => ctx.emit({ case: 'execOutput', value }),
+          {
+            ...DEFAULT_STREAMER_OPTIONS,
+            bytesPerSecond: this.streamBytesPerSecond,
+          },
+        )
       : undefined;
     try {
       const value = await this.runner.run(request, {

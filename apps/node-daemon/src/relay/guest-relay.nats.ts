@@ -9,6 +9,7 @@ import {
   subjects,
   type GuestResponse,
 } from '@lq/proto';
+import { splitReply } from '@lq/host';
 import { NODE_DAEMON_CONFIG, type NodeDaemonConfig } from '../config/env.schema.js';
 import { NatsService } from '../nats/nats.service.js';
 import { GuestRelayService } from './guest-relay.service.js';
@@ -68,9 +69,22 @@ export class GuestRelayNatsTransport implements BeforeApplicationShutdown {
     void work.finally(() => this.inflight.delete(work));
   }
 
+  /**
+   * Answers on the request's reply subject: one message, or the reply in parts when it is larger
+   * than the server's max_payload (PROTOCOL.md §9 Reply parts), so a large answer is never lost.
+   */
   private reply(msg: Msg, response: GuestResponse): void {
+    let messages: Uint8Array[];
     try {
-      msg.respond(toBinary(GuestResponseSchema, response));
+      messages = splitReply(response, this.nats.maxPayload);
+    } catch (err) {
+      this.log.error(`could not split the reply on ${msg.subject}: ${(err as Error).message}`);
+      messages = [toBinary(GuestResponseSchema, this.relay.internal(response, err as Error))];
+    }
+    try {
+      for (const m of messages) {
+        msg.respond(m);
+      }
     } catch (err) {
       this.log.error(`could not reply on ${msg.subject}: ${(err as Error).message}`);
     }

@@ -115,6 +115,22 @@ export class GuestRelayService {
     });
   }
 
+  /** A reply that could not be sent as it was, replaced by an INTERNAL error naming why. */
+  internal(response: GuestResponse, err: Error): GuestResponse {
+    return create(GuestResponseSchema, {
+      requestId: response.requestId,
+      vmId: response.vmId,
+      nodeId: this.config.nodeId,
+      result: {
+        case: 'error',
+        value: {
+          code: GuestErrorCode.INTERNAL,
+          message: `the reply could not be sent: ${err.message}`,
+        },
+      },
+    });
+  }
+
   private validate(op: GuestOperation, request: GuestRequest): AgentPayload {
     const invalid = (message: string) =>
       new RelayException(GuestErrorCode.INVALID_REQUEST, message);

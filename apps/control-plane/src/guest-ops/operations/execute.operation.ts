@@ -29,6 +29,9 @@ export interface ExecuteInput {
   secretEnv?: string[];
 }
 
+// Room in a reply for everything but the two captured streams.
+const REPLY_ENVELOPE_BYTES = 64 * 1024;
+
 // The agent needs a moment after a command's own timeout to kill it and answer.
 export const EXEC_REPLY_MARGIN_MS = 5000;
 
@@ -135,6 +138,13 @@ export function executeRequest(
   }
   if (input.cwd) {
     checkPath(config, input.cwd, 'cwd');
+  }
+  const outputLimit = input.outputLimitBytes ?? 0;
+  if (2 * outputLimit + REPLY_ENVELOPE_BYTES > config.output.replyMaxBytes) {
+    throw invalid(
+      'output_limit_bytes',
+      `${outputLimit} per stream could not come back: both streams and the envelope must fit LQ_GUEST_REPLY_MAX_BYTES (${config.output.replyMaxBytes})`,
+    );
   }
   return create(ExecuteRequestSchema, {
     argv,

@@ -1,0 +1,67 @@
+import type { OutputChunk } from './executions.repository.js';
+
+/**
+ * What one execution's output may still take: at most `maxStored` bytes stored in all
+ * (LQ_EXEC_OUTPUT_MAX_BYTES) and at most `maxBuffered` bytes waiting in memory for the database
+ * (LQ_EXEC_OUTPUT_BUFFER_BYTES). A chunk past either is cut or left out, and the execution is
+ * flagged: its stored output is not all the command wrote.
+ */
+export class OutputBudget {
+  private stored = 0;
+  private buffered = 0;
+  /** Some output was not kept. */
+  truncated = false;
+  /** The flag has been written (set by the caller once it has). */
+  flagged = false;
+
+  constructor(
+    private readonly maxStored: number,
+    private readonly maxBuffered: number,
+  ) {}
+
+  /** The chunk as it may be kept (cut at the bound), or undefined when none of it may. */
+  admit(c: OutputChunk): OutputChunk | undefined {
+    const room = Math.min(
+      this.maxStored - this.stored - this.buffered,
+      this.maxBuffered - this.buffered,
+    );
+    if (c.data.length > room) {
+      this.truncated = true;
+    }
+    if (room <= 0 || c.data.length === 0) {
+      return room <= 0 ? undefined : c;
+    }
+    const kept = c.data.length <= room ? c : { ...c, data: c.data.subarray(0, room) };
+    this.buffered += kept.data.length;
+    return kept;
+  }
+
+  /** Bytes admitted (stored, or waiting to be). */
+  get admitted(): number {
+    return this.stored + this.buffered;
+  }
+
+  /** Output bytes that arrived, as the agent sent them (before redaction changed any). */
+  private received = 0;
+
+  saw(bytes: number): void {
+    this.received += bytes;
+  }
+
+  /**
+   * The command wrote `total` bytes: fewer received means chunks never arrived (NATS core drops
+   * messages to a consumer that falls too far behind), so the stored output is flagged.
+   */
+  settle(total: number): void {
+    if (total > this.received) {
+      this.truncated = true;
+    }
+  }
+
+  /** Chunks taken by admit were stored. */
+  wrote(chunks: OutputChunk[]): void {
+    const n = chunks.reduce((sum, c) => sum + c.data.length, 0);
+    this.buffered -= n;
+    this.stored += n;
+  }
+}
