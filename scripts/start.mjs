@@ -867,6 +867,11 @@ async function main() {
     ids.push('qemu-vm-1');
   }
   await demoProject(base, adminToken, ids);
+  // The key audit checkpoints are signed with, for `lqctl audit verify` of an export.
+  const auditKey = await api(base, adminToken, 'GET', '/api/audit/public-key').then(
+    (r) => r.body.public_key,
+    () => undefined,
+  );
 
   const vm = ids[0];
   process.stdout.write(`
@@ -876,10 +881,15 @@ LimiQuantix is running.
   REST and Connect   ${base}/api            API docs  ${base}/api/docs
   gRPC               localhost:${boundGrpc}          health    ${base}/health
   Admin API key      ${adminToken}
+  Audit public key   ${auditKey ?? '(not available)'}
   Agent downloads    ${base}/downloads/agent/latest/linux-amd64 (and /SHA256SUMS, /install-agent.sh)
   Logs               ${rel(logDir)}/
 
-Try:
+Sign in with lqctl (in another terminal, from this checkout), then try lqctl vms ls:
+
+  npm run -s lqctl -- --server ${base} login --api-key ${adminToken}
+
+Or with curl:
 
   curl -s -X POST ${base}/api/vms/${vm}/execute -H 'Authorization: Bearer ${adminToken}' -H 'Content-Type: application/json' -d '{"command": "uname -a"}'
 

@@ -105,7 +105,8 @@ describe('web console in Chromium', () => {
     await waitForReadyVms(cp.url, 2, { timeoutMs: WAIT_MS });
     await userWith('olivia', 'operator', PASSWORD);
     viewerKey = await userWith('victor', 'viewer');
-    await userWith('audrey', 'auditor', PASSWORD);
+    // Reads stored output too (audit.read_output); a plain auditor sees it withheld.
+    await userWith('audrey', 'output_auditor', PASSWORD);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],

@@ -366,7 +366,9 @@ describe(`lqctl against ${EXTERNAL ? `npm start’s stack at ${EXTERNAL}` : 'a r
       'ready',
     ]);
     const table = await lqctl(['vms', 'ls']);
-    expect(table.stdout).toMatch(/^ID +PROJECT +NODE +AGENT +OS +IPS +CPU% +MEM%$/m);
+    expect(table.stdout).toMatch(
+      /^ID +PROJECT +NODE +AGENT +VERSION +OS +IPS +CPU% +MEM% +LABELS$/m,
+    );
     expect(table.stdout).toMatch(/^vm-1 +\S+ +\S+ +ready /m);
   });
 

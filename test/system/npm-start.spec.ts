@@ -109,6 +109,16 @@ function curlFrom(output: string): string {
   return line.trim();
 }
 
+function lqctlLoginFrom(output: string): string {
+  const line = output
+    .split('\n')
+    .find((l) => l.trim().startsWith('npm run -s lqctl -- --server ') && l.includes(' login '));
+  if (!line) {
+    throw new Error(`no lqctl login line printed:\n${output}`);
+  }
+  return line.trim();
+}
+
 describe('npm start', () => {
   let dataDir: string;
   let httpPort: number;
@@ -138,6 +148,35 @@ describe('npm start', () => {
     };
     expect(reply.exit_code).toBe(0);
     expect(reply.stdout).toMatch(/^Linux \S+ /);
+    // The printed lqctl line signs in as printed (issue 21 item 6: whatever LQ_DATA_DIR says,
+    // here a temporary one), and the stored login lists the simulated VMs.
+    const home = mkdtempSync(join(tmpdir(), 'lq-npm-start-home-'));
+    try {
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        HOME: home,
+        XDG_CONFIG_HOME: join(home, '.config'),
+      };
+      delete env.LQCTL_CONFIG;
+      delete env.LQ_SERVER;
+      delete env.LQ_TOKEN;
+      delete env.NODE_OPTIONS;
+      execFileSync('sh', ['-c', lqctlLoginFrom(out)], { encoding: 'utf8', env });
+      const names = execFileSync(
+        process.execPath,
+        ['dist/lqctl/lqctl.cjs', 'vms', 'ls', '-o', 'name'],
+        {
+          encoding: 'utf8',
+          env,
+        },
+      );
+      expect(names.split('\n').filter(Boolean)).toEqual(
+        expect.arrayContaining(['vm-1', 'vm-2', 'vm-3']),
+      );
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+    expect(out).toMatch(/Audit public key\s+\S{20,}/);
     // The web console is built and served at /.
     const page = await fetch(`http://127.0.0.1:${httpPort}/`);
     expect(page.status).toBe(200);

@@ -163,7 +163,7 @@ export class AccessAdminService {
     } else {
       await this.requireProjectAdmin(caller, project, 'binding.create');
     }
-    const userId = await this.userId(user);
+    const { id: userId, username } = await this.userOf(user);
     if (project !== undefined) {
       await this.projectMustExist(project);
     }
@@ -185,7 +185,8 @@ export class AccessAdminService {
       undefined,
       project,
     );
-    return { ...binding, username: user };
+    // The username, whether the caller named the user by it or by its id.
+    return { ...binding, username };
   }
 
   async deleteBinding(caller: Caller, id: string): Promise<void> {
@@ -255,17 +256,22 @@ export class AccessAdminService {
 
   /** A user id from an id or a username. */
   private async userId(idOrName: string): Promise<string> {
+    return (await this.userOf(idOrName)).id;
+  }
+
+  /** A user named by its id or its username. */
+  private async userOf(idOrName: string): Promise<{ id: string; username: string }> {
     if (UUID.test(idOrName)) {
       const u = await this.repo.userById(idOrName);
       if (u) {
-        return u.id;
+        return u;
       }
     }
     const u = await this.repo.userForLogin(idOrName);
     if (!u) {
       throw new AccessException(AccessErrorCode.NOT_FOUND, `user ${idOrName} does not exist`);
     }
-    return u.id;
+    return u;
   }
 
   private async projectMustExist(id: string): Promise<void> {

@@ -39,6 +39,7 @@ import { VmGuestErrorCode, VmGuestException } from '../../src/guest-ops/vm-guest
 import type { Caller } from '../../src/common/caller.js';
 import type { GuestOperationSpec } from '../../src/guest-ops/guest-operation.js';
 import { GuestOperationRunner } from '../../src/guest-ops/guest-operation.runner.js';
+import { CONTROL_PLANE_CONFIG, parseControlPlaneEnv } from '../../src/config/env.schema.js';
 import { ConnectAuth } from '../../src/connect/connect-auth.js';
 import { ExecutionsService } from '../../src/executions/executions.service.js';
 import { VmReadService } from '../../src/inventory/vm-read.service.js';
@@ -204,6 +205,11 @@ class EchoController {
     },
     ConnectAuth,
     { provide: ExecutionsService, useValue: {} },
+    // The defaults, as a control plane given only a database URL has them.
+    {
+      provide: CONTROL_PLANE_CONFIG,
+      useValue: parseControlPlaneEnv({ DATABASE_URL: 'postgres://unused@127.0.0.1/unused' }),
+    },
   ],
 })
 class ConnectTestModule {}

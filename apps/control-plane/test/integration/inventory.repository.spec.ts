@@ -422,6 +422,8 @@ describe('InventoryRepository (PostgreSQL)', () => {
       nodeId: 'node-a',
       projectId: 'default',
       agentState: 'ready',
+      agentVersion: '1.2.3',
+      agentTarget: '',
       fileChunkMaxBytes: 1_048_576,
     });
     expect(await repo.locate('nope')).toBeUndefined();

@@ -194,6 +194,7 @@ describe('authentication, authorization and audit trail', () => {
             'guest.quiesce',
             'guest.time',
             'guest.password',
+            'guest.agent.update',
           ],
         },
       ]);
@@ -291,6 +292,24 @@ describe('authentication, authorization and audit trail', () => {
       const r = await call('op-a', 'POST', '/api/users', { username: 'eve' });
       expect(r.status).toBe(403);
       expect(r.body.permission).toBe('admin');
+    });
+
+    it('should answer a role binding with the username, whether the user was named by it or by its id', async () => {
+      const user = await call('admin', 'POST', '/api/users', { username: 'bound-by-id' });
+      expect(user.status).toBe(201);
+      const byId = await call('admin', 'POST', '/api/role-bindings', {
+        user: user.body.id,
+        role: 'viewer',
+        project: 'proj-a',
+      });
+      expect(byId.status).toBe(201);
+      expect(byId.body).toMatchObject({ username: 'bound-by-id', role: 'viewer' });
+      const byName = await call('admin', 'POST', '/api/role-bindings', {
+        user: 'bound-by-id',
+        role: 'viewer',
+        project: 'proj-b',
+      });
+      expect(byName.body).toMatchObject({ username: 'bound-by-id' });
     });
   });
 
