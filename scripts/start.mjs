@@ -668,6 +668,9 @@ async function startNats() {
   writePrivate(config, renderServerConf({ listen: `127.0.0.1:${port}`, tls: null }));
   // JetStream keeps the signed audit checkpoints (a stream nobody may purge), in the data dir.
   const storeDir = join(dir, 'jetstream');
+  // Private like the rest of the NATS dir (nats-server would make it 0750).
+  mkdirSync(storeDir, { recursive: true, mode: 0o700 });
+  chmodSync(storeDir, 0o700);
   await startProcess('nats', bin, ['-c', config, '-js', '-sd', storeDir], {
     env: {
       // nats-server parses these as config values: the quotes keep them strings.

@@ -197,7 +197,9 @@ describe('npm start', () => {
     // The credentials and the server's config, generated into the data dir, private.
     const natsDir = join(dataDir, 'nats');
     for (const name of readdirSync(natsDir)) {
-      expect([name, statSync(join(natsDir, name)).mode & 0o777]).toEqual([name, 0o600]);
+      const st = statSync(join(natsDir, name));
+      // Files 0600; the JetStream store 0700.
+      expect([name, st.mode & 0o777]).toEqual([name, st.isDirectory() ? 0o700 : 0o600]);
     }
     expect(statSync(natsDir).mode & 0o777).toBe(0o700);
     const users = JSON.parse(readFileSync(join(natsDir, 'users.json'), 'utf8')) as Record<
