@@ -116,8 +116,12 @@ export function FilesTab({ vm }: { vm: VmView }) {
   const uploadId = useRef(0);
   const running = useRef(false);
 
+  // Only the latest listing request may change the page: an earlier one answering late (the
+  // first directory's, say) must not replace what the user has gone to since.
+  const latestLoad = useRef(0);
   const load = useCallback(
     async (path: string, cursor?: string) => {
+      const mine = ++latestLoad.current;
       setLoading(true);
       setError(undefined);
       try {
@@ -126,18 +130,26 @@ export function FilesTab({ vm }: { vm: VmView }) {
           q.set('cursor', cursor);
         }
         const page = await api.json<FileListView>(`${base}/list?${q.toString()}`);
+        if (mine !== latestLoad.current) {
+          return;
+        }
         setListing((prev) =>
           cursor && prev?.path === path
             ? { ...page, entries: [...prev.entries, ...page.entries] }
             : page,
         );
       } catch (err) {
+        if (mine !== latestLoad.current) {
+          return;
+        }
         if (!cursor) {
           setListing(undefined);
         }
         setError(err);
       } finally {
-        setLoading(false);
+        if (mine === latestLoad.current) {
+          setLoading(false);
+        }
       }
     },
     [api, base],
