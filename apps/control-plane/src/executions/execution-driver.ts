@@ -117,6 +117,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
    */
   startBackground(): void {
     this.watchDaemons();
+    this.watchReconnects();
     this.flushTimer = setInterval(() => void this.flushAll(), OUTPUT_FLUSH_MS);
     this.flushTimer.unref();
     this.sweepTimer = setInterval(() => {
@@ -162,6 +163,28 @@ export class ExecutionDriver implements OnApplicationShutdown {
         }
       },
     });
+  }
+
+  /**
+   * This replica's NATS connection came back: a reply published while it was away is lost, so
+   * executions waiting for one are recovered as after a daemon restart (reattached to the
+   * agent's running command or retained result), not left waiting for their full timeout.
+   */
+  private watchReconnects(): void {
+    const nc = this.nats.connection;
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type !== 'reconnect') {
+          continue;
+        }
+        for (const [id, d] of this.driving) {
+          if (d.interrupt) {
+            this.log.warn(`execution ${id}: NATS reconnected; recovering it`);
+            d.interrupt();
+          }
+        }
+      }
+    })().catch(() => undefined);
   }
 
   async onApplicationShutdown(): Promise<void> {
