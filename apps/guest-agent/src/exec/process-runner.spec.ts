@@ -227,15 +227,12 @@ describe('ProcessRunner', () => {
     expect(r.signal).toBe('SIGKILL');
     expect(r.exitCode).toBeUndefined();
     expect(elapsed).toBeGreaterThanOrEqual(1000);
-    // Ended by the timeout, not by the commands (30 s); how soon after it is a bench figure.
-    expect(elapsed).toBeLessThan(30_000);
     expect(liveMembers(r.pid)).toEqual([]);
     // The orphaned `sleep &` is reaped by init, not by us; a lazy init may take a moment.
     expect(await groupVanishes(r.pid, 5000)).toBe(true);
   });
 
   it('should stop at SIGTERM without waiting for the grace when the group obeys it', async () => {
-    const started = Date.now();
     const r = await exec(
       { command: 'sleep 30', timeoutMs: 300 },
       runnerWith(
@@ -245,21 +242,20 @@ describe('ProcessRunner', () => {
       ),
     );
     expect(r.timedOut).toBe(true);
+    // SIGTERM was enough: had the grace run out, the signal would be SIGKILL.
     expect(r.signal).toBe('SIGTERM');
-    // Before the 10 s grace could have run out: SIGTERM was enough.
-    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('should answer after the timeout when a process that left the group holds the pipes', async () => {
-    const started = Date.now();
     // setsid execs in place (the background job is no group leader), so $! is the sleep.
     const r = await exec({ command: 'setsid sleep 20 & echo $!', timeoutMs: 500 });
     const escaped = Number(text(r.stdout).trim());
     try {
       expect(r.exitCode).toBe(0);
       expect(r.timedOut).toBe(true);
-      // Answered without waiting for the escaped process (20 s) to close the pipes.
-      expect(Date.now() - started).toBeLessThan(20_000);
+      // Answered without waiting for the escaped process to close the pipes: it still runs.
+      expect(escaped).toBeGreaterThan(0);
+      expect(() => process.kill(escaped, 0)).not.toThrow();
     } finally {
       if (escaped > 0) {
         process.kill(escaped, 'SIGKILL');
