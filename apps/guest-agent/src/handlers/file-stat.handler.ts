@@ -3,34 +3,13 @@ import { posix } from 'node:path';
 import type { Stats } from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { FileStatResponseSchema, FileType, type AgentPayload } from '@lq/proto';
+import { FileStatResponseSchema, type AgentPayload } from '@lq/proto';
 import { toAgentOpError } from '../errors.js';
 import type { UserResolver } from '../exec/user-resolver.js';
 import type { FileLimitPolicies } from '../files/file-limits.js';
+import { fileTypeOf } from '../files/file-type.js';
 import { PathPolicy, quotePath } from '../files/path-policy.js';
 import type { OperationHandler, RequestOf } from './handler.js';
-
-function typeOf(st: Stats): FileType {
-  if (st.isFile()) {
-    return FileType.REGULAR;
-  }
-  if (st.isDirectory()) {
-    return FileType.DIRECTORY;
-  }
-  if (st.isSymbolicLink()) {
-    return FileType.SYMLINK;
-  }
-  if (st.isFIFO()) {
-    return FileType.FIFO;
-  }
-  if (st.isSocket()) {
-    return FileType.SOCKET;
-  }
-  if (st.isCharacterDevice()) {
-    return FileType.CHAR_DEVICE;
-  }
-  return st.isBlockDevice() ? FileType.BLOCK_DEVICE : FileType.UNSPECIFIED;
-}
 
 /**
  * file.stat: a file's metadata (type, size, mode, owner, times, link target). Reads' rules: the
@@ -81,7 +60,7 @@ export class FileStatHandler implements OperationHandler<'fileStat'> {
     return {
       case: 'fileStatResponse',
       value: create(FileStatResponseSchema, {
-        type: typeOf(st),
+        type: fileTypeOf(st),
         size: BigInt(st.size),
         mode: st.mode & 0o7777,
         uid: st.uid,
