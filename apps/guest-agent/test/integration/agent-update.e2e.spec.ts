@@ -111,8 +111,14 @@ describe('agent self-update (agent.update)', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(AgentRequestError);
-    expect(ErrorCode[(err as AgentRequestError).code]).toBe(ErrorCode[code]);
-    expect((err as Error).message).toMatch(message);
+    // Code and message in one expectation, so a failure shows what the agent said (and its log).
+    expect({
+      code: ErrorCode[(err as AgentRequestError).code],
+      message: (err as Error).message,
+      ...(ErrorCode[(err as AgentRequestError).code] === ErrorCode[code]
+        ? {}
+        : { agentLog: stderr.slice(-4000) }),
+    }).toEqual({ code: ErrorCode[code], message: expect.stringMatching(message) });
   }
 
   beforeAll(async () => {
