@@ -152,6 +152,8 @@ export interface ControlPlaneConfig {
   };
   /** Signed checkpoints of the audit chain head (SECURITY.md: the audit trail). */
   auditCheckpoint: AuditCheckpointConfig;
+  /** Where asynchronous executions' output waits for the replica that stores it. */
+  execOutputStream: ExecOutputStreamConfig;
   logLevel: LogLevelName;
 }
 
@@ -171,6 +173,29 @@ export interface AuditCheckpointConfig {
   /** Messages the stream keeps (the oldest go first; the latest is what verify reads). */
   streamMaxMsgs: number;
   /** JetStream API and publish timeout. */
+  timeoutMs: number;
+}
+
+export const EXEC_OUTPUT_JETSTREAM_MODES = ['required', 'optional', 'off'] as const;
+
+/**
+ * Output of asynchronous executions travels node daemon → NATS → the replica driving it. Over
+ * NATS core a replica that falls behind (a 50 MB burst on a busy machine) is cut off as a slow
+ * consumer and the output is lost; a JetStream stream keeps it until the replica has read it,
+ * at the replica's pace (issue 18 item 6).
+ */
+export interface ExecOutputStreamConfig {
+  /** required: no stream, no start; optional: NATS core while JetStream is away; off: core. */
+  jetstream: (typeof EXEC_OUTPUT_JETSTREAM_MODES)[number];
+  stream: string;
+  streamReplicas: number;
+  /** What the stream holds in all (the oldest output goes first, flagged as lost). */
+  maxBytes: number;
+  /** How long output stays in the stream. */
+  maxAgeSeconds: number;
+  /** After the agent's answer, how long the replica waits for output still on its way. */
+  drainMs: number;
+  /** JetStream API timeout. */
   timeoutMs: number;
 }
 
@@ -477,6 +502,29 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'checkpoints the stream keeps (the oldest go first; verify reads the latest)',
   ],
   ['LQ_AUDIT_CHECKPOINT_TIMEOUT_MS', '5000', 'JetStream request and publish timeout'],
+  [
+    'LQ_EXEC_OUTPUT_JETSTREAM',
+    'optional',
+    'output of asynchronous executions through a JetStream stream, read at the replica’s pace: required (refuse to start without it), optional (NATS core, which drops output for a replica that falls behind, while JetStream is away) or off',
+  ],
+  [
+    'LQ_EXEC_OUTPUT_STREAM',
+    'LQ_EXEC_OUTPUT',
+    'JetStream stream of execution output (created when missing; subjects lq.v1.node.*.exec.*.output)',
+  ],
+  ['LQ_EXEC_OUTPUT_STREAM_REPLICAS', '1', 'replicas of the stream (3 in a NATS cluster)'],
+  [
+    'LQ_EXEC_OUTPUT_STREAM_MAX_BYTES',
+    '1073741824',
+    'bytes the output stream holds (the oldest go first; an execution missing some is flagged output_truncated)',
+  ],
+  ['LQ_EXEC_OUTPUT_STREAM_MAX_AGE_S', '3600', 'seconds output stays in the stream'],
+  ['LQ_EXEC_OUTPUT_STREAM_TIMEOUT_MS', '5000', 'JetStream API timeout of the output stream'],
+  [
+    'LQ_EXEC_OUTPUT_DRAIN_MS',
+    '30000',
+    'after the agent’s answer, how long a replica waits for output still on its way before it flags the rest as lost',
+  ],
   ['LQ_LOG_LEVEL', 'info', 'debug, info, warn or error'],
 ];
 
@@ -617,6 +665,7 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
       },
     },
     auditCheckpoint: auditCheckpoint(env),
+    execOutputStream: execOutputStream(env),
     logLevel,
   };
 }
@@ -677,6 +726,31 @@ function auditCheckpoint(env: NodeJS.ProcessEnv): AuditCheckpointConfig {
     streamReplicas: int(env, 'LQ_AUDIT_CHECKPOINT_STREAM_REPLICAS', 1, 1, 5),
     streamMaxMsgs: int(env, 'LQ_AUDIT_CHECKPOINT_STREAM_MAX_MSGS', 1_000_000, 1000, 1_000_000_000),
     timeoutMs: int(env, 'LQ_AUDIT_CHECKPOINT_TIMEOUT_MS', 5000, 100, 120_000),
+  };
+}
+
+function execOutputStream(env: NodeJS.ProcessEnv): ExecOutputStreamConfig {
+  const jetstream = (env.LQ_EXEC_OUTPUT_JETSTREAM ||
+    'optional') as ExecOutputStreamConfig['jetstream'];
+  if (!EXEC_OUTPUT_JETSTREAM_MODES.includes(jetstream)) {
+    throw new ConfigError(
+      `LQ_EXEC_OUTPUT_JETSTREAM must be one of ${EXEC_OUTPUT_JETSTREAM_MODES.join(', ')} (got ${JSON.stringify(jetstream)})`,
+    );
+  }
+  const stream = env.LQ_EXEC_OUTPUT_STREAM || 'LQ_EXEC_OUTPUT';
+  if (!STREAM_NAME.test(stream)) {
+    throw new ConfigError(
+      `LQ_EXEC_OUTPUT_STREAM ${JSON.stringify(stream)} is not a stream name (1-64 of A-Z a-z 0-9 _ -)`,
+    );
+  }
+  return {
+    jetstream,
+    stream,
+    streamReplicas: int(env, 'LQ_EXEC_OUTPUT_STREAM_REPLICAS', 1, 1, 5),
+    maxBytes: int(env, 'LQ_EXEC_OUTPUT_STREAM_MAX_BYTES', 1024 * MiB, MiB, 2 ** 42),
+    maxAgeSeconds: int(env, 'LQ_EXEC_OUTPUT_STREAM_MAX_AGE_S', 3600, 60, 7 * 86_400),
+    drainMs: int(env, 'LQ_EXEC_OUTPUT_DRAIN_MS', 30_000, 0, 600_000),
+    timeoutMs: int(env, 'LQ_EXEC_OUTPUT_STREAM_TIMEOUT_MS', 5000, 100, 120_000),
   };
 }
 
