@@ -207,16 +207,24 @@ export const body: ExecuteBody = { command: 'id', timeout_seconds: 30 };
     expect('stdout' in result ? `${result.stdout}${result.stderr}` : '').toBe('');
   });
 
-  it('should name a field of a wrong type once, with one message', async () => {
+  it.each([
+    ['a string for a number', { command: 'id', timeout_seconds: '30' }, 'timeout_seconds'],
+    ['a number below the minimum', { command: 'id', timeout_seconds: 0 }, 'timeout_seconds'],
+    ['a number for a string', { command: 5 }, 'command'],
+    ['a string for a list', { argv: 'id' }, 'argv'],
+    ['a field the API does not have', { command: 'id', timeout: 30 }, 'timeout'],
+  ])('should name the field once, with one message, for %s', async (_, json, field) => {
     const res = await adminFetch(`${cp.url}/api/vms/vm-x/executions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ command: 'id', timeout_seconds: '30' }),
+      body: JSON.stringify(json),
     });
     const body = (await res.json()) as { code: string; message: string };
-    expect(res.status).toBe(400);
-    expect(body.code).toBe('INVALID_REQUEST');
-    expect(body.message.match(/timeout_seconds/g)).toHaveLength(1);
+    expect([res.status, body.code]).toEqual([400, 'INVALID_REQUEST']);
+    expect([body.message, body.message.match(new RegExp(`\\b${field}\\b`, 'g'))]).toEqual([
+      body.message,
+      [field],
+    ]);
     expect(body.message).not.toContain(';');
   });
 });
