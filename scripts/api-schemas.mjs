@@ -77,11 +77,10 @@ export function apiSchemas() {
     return { ...schema, nullable: true };
   }
 
-  function schemaOf(type, where) {
+  function schemaOf(type) {
     if (type.isUnion()) {
       const parts = type.types;
       const hasNull = parts.some((t) => t.flags & ts.TypeFlags.Null);
-      const hasUndefined = parts.some((t) => t.flags & ts.TypeFlags.Undefined);
       let rest = parts.filter((t) => !(t.flags & (ts.TypeFlags.Null | ts.TypeFlags.Undefined)));
       // `boolean` is the union true | false.
       const bools = rest.filter((t) => t.flags & ts.TypeFlags.BooleanLiteral);
@@ -99,12 +98,11 @@ export function apiSchemas() {
         } else if (rest.length > 0 && rest.every((t) => t.isNumberLiteral())) {
           schema = { type: 'number', enum: rest.map((t) => t.value) };
         } else if (rest.length === 1) {
-          schema = schemaOf(rest[0], where);
+          schema = schemaOf(rest[0]);
         } else {
-          schema = { oneOf: rest.map((t) => schemaOf(t, where)) };
+          schema = { oneOf: rest.map((t) => schemaOf(t)) };
         }
       }
-      void hasUndefined;
       return hasNull ? withNull(schema) : schema;
     }
     if (type.flags & ts.TypeFlags.String) {
@@ -131,10 +129,10 @@ export function apiSchemas() {
       return { nullable: true };
     }
     if (checker.isArrayType(type)) {
-      return { type: 'array', items: schemaOf(checker.getTypeArguments(type)[0], where) };
+      return { type: 'array', items: schemaOf(checker.getTypeArguments(type)[0]) };
     }
     const sym = type.aliasSymbol ?? type.getSymbol();
-    if (sym && named.has(sym) && type !== where) {
+    if (sym && named.has(sym)) {
       return { $ref: `#/components/schemas/${named.get(sym)}` };
     }
     if (type.flags & ts.TypeFlags.Object || type.isIntersection()) {
@@ -152,7 +150,7 @@ export function apiSchemas() {
         ? checker.getTypeOfSymbolAtLocation(prop, decl)
         : checker.getTypeOfSymbol(prop);
       const optional = (prop.flags & ts.SymbolFlags.Optional) !== 0;
-      let schema = schemaOf(propType, undefined);
+      let schema = schemaOf(propType);
       const description = describe(prop);
       if (description) {
         schema = schema.$ref ? { allOf: [schema], description } : { ...schema, description };
@@ -171,7 +169,7 @@ export function apiSchemas() {
       schema.required = required;
     }
     if (index) {
-      schema.additionalProperties = schemaOf(index.type, undefined);
+      schema.additionalProperties = schemaOf(index.type);
     }
     return schema;
   }
