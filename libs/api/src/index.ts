@@ -10,3 +10,4 @@ export type * from './guest.js';
 export type * from './inventory.js';
 export type * from './agent.js';
 export type * from './distribution.js';
+export type * from './telemetry.js';
