@@ -203,6 +203,34 @@ export const GUEST_OPERATION_TABLE = {
     defaultTimeoutMs: 120_000,
     since: '0.4.0',
   }),
+  // Network re-configuration (PROTOCOL.md §11): the configuration as the agent reads it, a safe
+  // apply that rolls back unless confirmed, and the confirmation. A retried configure is
+  // answered, not applied twice.
+  'network.get': op({
+    request: 'networkGet',
+    response: 'networkGetResponse',
+    result: 'networkGet',
+    policy: 'network',
+    since: '0.5.0',
+  }),
+  'network.configure': op({
+    request: 'networkConfigure',
+    response: 'networkConfigureResponse',
+    result: 'networkConfigure',
+    policy: 'network',
+    retained: true,
+    // ifdown/ifup with DHCP, netplan apply: each apply command is bounded by the agent's
+    // network.command_timeout_ms; a rollback after a failed apply runs them again.
+    defaultTimeoutMs: 120_000,
+    since: '0.5.0',
+  }),
+  'network.confirm': op({
+    request: 'networkConfirm',
+    response: 'networkConfirmResponse',
+    result: 'networkConfirm',
+    policy: 'network',
+    since: '0.5.0',
+  }),
 } as const satisfies Record<string, GuestOperationDef>;
 
 type Table = typeof GUEST_OPERATION_TABLE;
