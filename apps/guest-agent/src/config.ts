@@ -61,6 +61,20 @@ export interface AgentConfig {
   network: {
     /** Interface names (shell-style `*` wildcards) left out of reports. */
     exclude_interfaces: string[];
+    /** The stack network.configure writes for (PROTOCOL.md §11); auto: detected. */
+    backend: 'auto' | 'netplan' | 'networkmanager' | 'networkd' | 'ifupdown';
+    /** How long an apply waits for network.confirm before it is rolled back. */
+    confirm_timeout_ms: number;
+    /** The longest confirm_timeout_ms a request may ask for. */
+    max_confirm_timeout_ms: number;
+    /** Each apply command (ifup, netplan apply, nmcli, networkctl). */
+    command_timeout_ms: number;
+    /** The pending apply (the previous files), kept across an agent restart. */
+    state_file: string;
+    netplan_dir: string;
+    nm_connections_dir: string;
+    networkd_dir: string;
+    interfaces_file: string;
   };
   quiesce: {
     pre_freeze_dir: string;
@@ -97,6 +111,12 @@ export interface AgentConfig {
     chronyc: string;
     systemctl: string;
     ntpdate: string;
+    /** Network stacks' tools (PROTOCOL.md §11); tests point them at doubles. */
+    netplan: string;
+    nmcli: string;
+    networkctl: string;
+    ifup: string;
+    ifdown: string;
   };
   system: {
     passwd_file: string;
@@ -155,7 +175,18 @@ export function defaultConfig(): AgentConfig {
     },
     results: { retention_ms: 600_000, cache_bytes: 64 * MiB },
     memory: { idle_reclaim_ms: 500, max_inflight_requests: 1024, buffer_pool_size: 4 },
-    network: { exclude_interfaces: ['lo', 'veth*', 'docker*', 'virbr*', 'br-*'] },
+    network: {
+      exclude_interfaces: ['lo', 'veth*', 'docker*', 'virbr*', 'br-*'],
+      backend: 'auto',
+      confirm_timeout_ms: 60_000,
+      max_confirm_timeout_ms: 600_000,
+      command_timeout_ms: 30_000,
+      state_file: '/var/lib/limiquantix/network-pending.json',
+      netplan_dir: '/etc/netplan',
+      nm_connections_dir: '/etc/NetworkManager/system-connections',
+      networkd_dir: '/etc/systemd/network',
+      interfaces_file: '/etc/network/interfaces',
+    },
     quiesce: {
       pre_freeze_dir: '/etc/limiquantix/pre-freeze.d',
       post_thaw_dir: '/etc/limiquantix/post-thaw.d',
@@ -190,6 +221,11 @@ export function defaultConfig(): AgentConfig {
       chronyc: '/usr/bin/chronyc',
       systemctl: '/bin/systemctl',
       ntpdate: '/usr/sbin/ntpdate',
+      netplan: '/usr/sbin/netplan',
+      nmcli: '/usr/bin/nmcli',
+      networkctl: '/usr/bin/networkctl',
+      ifup: '/sbin/ifup',
+      ifdown: '/sbin/ifdown',
     },
     system: {
       passwd_file: '/etc/passwd',
@@ -330,7 +366,18 @@ const SHAPE: Shape = {
     max_inflight_requests: int(1, 100_000),
     buffer_pool_size: int(0, 64),
   },
-  network: { exclude_interfaces: stringList() },
+  network: {
+    exclude_interfaces: stringList(),
+    backend: oneOf(['auto', 'netplan', 'networkmanager', 'networkd', 'ifupdown']),
+    confirm_timeout_ms: int(1000, 3_600_000),
+    max_confirm_timeout_ms: int(1000, 3_600_000),
+    command_timeout_ms: int(100, 600_000),
+    state_file: absPath,
+    netplan_dir: absPath,
+    nm_connections_dir: absPath,
+    networkd_dir: absPath,
+    interfaces_file: absPath,
+  },
   quiesce: {
     pre_freeze_dir: absPath,
     post_thaw_dir: absPath,
@@ -355,6 +402,11 @@ const SHAPE: Shape = {
     chronyc: absPath,
     systemctl: absPath,
     ntpdate: absPath,
+    netplan: absPath,
+    nmcli: absPath,
+    networkctl: absPath,
+    ifup: absPath,
+    ifdown: absPath,
   },
   system: {
     passwd_file: absPath,
@@ -443,6 +495,11 @@ function checkRelations(c: AgentConfig): void {
   }
   if (c.files.list_page_entries > c.files.list_max_entries) {
     throw new ConfigError('files.list_page_entries must not exceed files.list_max_entries');
+  }
+  if (c.network.confirm_timeout_ms > c.network.max_confirm_timeout_ms) {
+    throw new ConfigError(
+      'network.confirm_timeout_ms must not exceed network.max_confirm_timeout_ms',
+    );
   }
   if (c.files.roots.length === 0) {
     throw new ConfigError('files.roots must name at least one directory');
