@@ -370,9 +370,9 @@ export class NetworkApplier {
   }
 
   private async rollback(file: PendingFile, reason: string): Promise<void> {
+    // Reported as pending until the previous files are back.
     if (this.pending?.file.apply_id === file.apply_id) {
       clearTimeout(this.pending.timer);
-      this.pending = undefined;
     }
     const driver = this.driver(file.backend);
     const applied: FileSet = new Map(Object.entries(file.applied));
@@ -383,6 +383,7 @@ export class NetworkApplier {
     }
     const failure = await this.runAll(driver.up(file.interfaces, previous), false);
     await rm(this.config.network.state_file, { force: true });
+    this.pending = undefined;
     this.last = {
       applyId: file.apply_id,
       state: 'rolled_back',
