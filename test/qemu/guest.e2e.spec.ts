@@ -667,7 +667,7 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
         `/api/audit/events?vm_id=${VM}&operation=network.configure&kind=outcome`,
       );
       const rows = events.body.events as Json[];
-      expect(rows.map((e) => e.status)).toEqual(
+      expect(rows.map((e) => e.status as string)).toEqual(
         expect.arrayContaining(['confirmed', 'pending', 'pending']),
       );
       const confirmed = rows.find((e) => e.status === 'confirmed')!;

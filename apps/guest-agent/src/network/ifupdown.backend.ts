@@ -199,7 +199,9 @@ export interface IfupdownPaths {
 /** Whether an interfaces file holds a stanza for `name`. */
 function hasIface(text: string | null | undefined, name: string): boolean {
   return (
-    text != null && stanzas(text).stanzas.some((s) => s.kind === 'iface' && s.names[0] === name)
+    text !== null &&
+    text !== undefined &&
+    stanzas(text).stanzas.some((s) => s.kind === 'iface' && s.names[0] === name)
   );
 }
 

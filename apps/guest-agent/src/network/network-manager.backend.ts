@@ -170,7 +170,7 @@ export class NetworkManagerBackend implements NetworkBackendDriver {
     return [
       [c, 'connection', 'reload'],
       ...names.map((n) =>
-        applied.get(this.keyfile(n)) != null
+        typeof applied.get(this.keyfile(n)) === 'string'
           ? [c, 'connection', 'up', `lq-${n}`]
           : [c, 'device', 'connect', n],
       ),

@@ -243,12 +243,12 @@ async function watchAndConfirm(
 
 /** Checks the interfaces as the agent will (400 naming the field; nothing sent). */
 export function checkNetworkInterfaces(interfaces: readonly NetworkInterfaceInput[]): NetIface[] {
-  if (!Array.isArray(interfaces)) {
+  if (!Array.isArray(interfaces as unknown)) {
     throw invalid('interfaces', 'must be a list');
   }
   try {
     return validateNetworkInterfaces(
-      interfaces.map((i) => ({
+      interfaces.map((i: NetworkInterfaceInput) => ({
         name: String(i.name ?? ''),
         addressing: String(i.addressing ?? ''),
         addresses: i.addresses ?? [],
