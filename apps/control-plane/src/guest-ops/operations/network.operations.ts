@@ -243,7 +243,7 @@ async function watchAndConfirm(
 
 /** Checks the interfaces as the agent will (400 naming the field; nothing sent). */
 export function checkNetworkInterfaces(interfaces: readonly NetworkInterfaceInput[]): NetIface[] {
-  if (!Array.isArray(interfaces as unknown)) {
+  if (!Array.isArray(interfaces)) {
     throw invalid('interfaces', 'must be a list');
   }
   try {
