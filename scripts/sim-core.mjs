@@ -58,7 +58,7 @@ function isPlainObject(v) {
 /**
  * The config a simulated VM's agent starts with, before `config` is merged in: quiet logs, file
  * transfer confined to its work dir and /tmp, and every command that would touch this machine
- * — shutdown, fsfreeze, chpasswd, setting the clock and RTC — pointed at the recorder; time
+ * — shutdown, fsfreeze, chpasswd, setting the clock and RTC, ifup/ifdown — pointed at the recorder; time
  * services absent; quiesce sees one fake filesystem (the work dir) and keeps its state there.
  * @param {{ workDir: string, recorder: string }} vm
  */
@@ -77,6 +77,21 @@ export function baseAgentConfig(vm) {
       chronyc: join(vm.workDir, 'no-chronyc'),
       systemctl: join(vm.workDir, 'no-systemctl'),
       ntpdate: join(vm.workDir, 'no-ntpdate'),
+      // Network stacks: ifupdown over a file in the work dir, ifup/ifdown the recorder; the
+      // others absent (this machine's networkctl must never be found).
+      ifup: join(vm.workDir, 'record-ifup.sh'),
+      ifdown: join(vm.workDir, 'record-ifdown.sh'),
+      netplan: join(vm.workDir, 'no-netplan'),
+      nmcli: join(vm.workDir, 'no-nmcli'),
+      networkctl: join(vm.workDir, 'no-networkctl'),
+    },
+    network: {
+      backend: 'ifupdown',
+      state_file: join(vm.workDir, 'network-pending.json'),
+      interfaces_file: join(vm.workDir, 'interfaces'),
+      netplan_dir: join(vm.workDir, 'netplan'),
+      nm_connections_dir: join(vm.workDir, 'system-connections'),
+      networkd_dir: join(vm.workDir, 'systemd-network'),
     },
     quiesce: {
       pre_freeze_dir: join(vm.workDir, 'pre-freeze.d'),
@@ -190,6 +205,20 @@ function prepareVm(o, index) {
   mkdirSync(workDir, { recursive: true });
   const recorder = join(workDir, 'record-shutdown.sh');
   writeFileSync(recorder, RECORDER_SCRIPT, { mode: 0o755 });
+  for (const tool of ['ifup', 'ifdown']) {
+    writeFileSync(
+      join(workDir, `record-${tool}.sh`),
+      RECORDER_SCRIPT.replace('"$*"', `"${tool} $*"`),
+      {
+        mode: 0o755,
+      },
+    );
+  }
+  // The simulated VM's network configuration (network.get/configure), DHCP on eth0.
+  writeFileSync(
+    join(workDir, 'interfaces'),
+    'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n',
+  );
   const shutdownLog = join(workDir, 'shutdown.log');
   writeFileSync(shutdownLog, '');
   // The one filesystem a simulated VM's quiesce sees: its work dir (fsfreeze is the recorder).

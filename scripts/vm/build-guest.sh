@@ -48,7 +48,8 @@ HOST_TOOLS=(/usr/sbin/chpasswd:/usr/sbin/chpasswd /usr/bin/setpriv:/usr/bin/setp
 # Busybox applets also linked where Debian's packages put the real tool (the agent's defaults).
 EXTRA_LINKS=(sbin/fsfreeze)
 PAM_MODULES=(pam_unix.so pam_deny.so pam_permit.so)
-MODULES=(virtio_pci virtio_console virtio_blk virtio_rng crc32c_generic ext4)
+# virtio_net: the NIC a network test gives the guest (QEMU user networking, restricted).
+MODULES=(virtio_pci virtio_console virtio_blk virtio_rng virtio_net crc32c_generic ext4)
 
 while [ $# -gt 0 ]; do
   case $1 in
@@ -308,6 +309,22 @@ done
 # The kernel modules, flat, with their load order.
 cp "$KDIR"/modules/*.ko "$R/usr/lib/modules/"
 cp "$KDIR/modules.order" "$R/etc/modules.order"
+
+# ifupdown as busybox runs it (the agent's network backend in this guest, PROTOCOL.md §11): the
+# interfaces file with QEMU user networking's usual address, the hook directories ifup runs, and
+# /var/run, where busybox keeps its ifstate.
+mkdir -p "$R"/etc/network/{if-pre-up.d,if-up.d,if-down.d,if-post-down.d}
+ln -s ../run "$R/var/run"
+cat > "$R/etc/network/interfaces" <<'EOF'
+auto lo
+iface lo inet loopback
+
+auto eth0
+iface eth0 inet static
+    address 10.0.2.15
+    netmask 255.255.255.0
+    gateway 10.0.2.2
+EOF
 
 cp "$HERE/init" "$R/init"
 chmod 0755 "$R/init"

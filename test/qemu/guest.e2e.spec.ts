@@ -133,7 +133,14 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
     ]);
     time('stack start', t1);
     // No -no-reboot: the reboot test needs QEMU to restart the machine, not exit.
-    guest = await bootGuest({ channelDir, vmId: VM, noReboot: false, timeoutMs: 240_000 });
+    // A NIC (QEMU user networking, restricted) for the network re-configuration tests.
+    guest = await bootGuest({
+      channelDir,
+      vmId: VM,
+      noReboot: false,
+      timeoutMs: 240_000,
+      nic: true,
+    });
     await waitFor('the VM ready in the inventory', 60_000, async () =>
       (await vmView()).agent_state === 'ready' ? true : undefined,
     );
@@ -527,6 +534,148 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
       expect(events.body.events.length).toBeGreaterThanOrEqual(2);
       expect(JSON.stringify(events.body)).not.toContain(SECRET);
       expect(guest.console()).not.toContain(SECRET);
+    });
+  });
+
+  describe('network re-configuration (busybox ifupdown)', () => {
+    // The guest boots with eth0 at 10.0.2.15/24 (scripts/vm/build-guest.sh); each test leaves it
+    // at a known address. Addresses as the VM reports them: its telemetry (every 2 s here).
+    const reported = async () =>
+      ((await vmView()).telemetry?.interfaces ?? []).find((i) => i.name === 'eth0')?.ipv4 ?? [];
+    const held = async () =>
+      (await exec({ command: "ip -4 -o addr show dev eth0 | awk '{print $4}'" })).stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean);
+    const waitReported = (what: string, cidr: string, timeoutMs: number) =>
+      waitFor(what, timeoutMs, async () => {
+        const now = await reported();
+        return now.length === 1 && now[0] === cidr ? now : undefined;
+      });
+
+    it('should read the ifupdown configuration the guest booted with', async () => {
+      const r = await api('GET', `/api/vms/${VM}/network`);
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({
+        backend: 'ifupdown',
+        config_files: ['/etc/network/interfaces'],
+        interfaces: [
+          { name: 'eth0', addressing: 'static', addresses: ['10.0.2.15/24'], gateway: '10.0.2.2' },
+        ],
+      });
+      expect(r.body.live).toContainEqual(
+        expect.objectContaining({ name: 'eth0', ipv4: ['10.0.2.15/24'] }),
+      );
+      await waitReported('the boot address in the telemetry', '10.0.2.15/24', 30_000);
+    });
+
+    it('should apply a new static address with ifdown/ifup and confirm it once the VM reports it', async () => {
+      const t = Date.now();
+      const r = await api('PUT', `/api/vms/${VM}/network`, {
+        interfaces: [
+          {
+            name: 'eth0',
+            addressing: 'static',
+            addresses: ['10.0.2.50/24'],
+            gateway: '10.0.2.2',
+            dns_servers: ['10.0.2.3'],
+            mtu: 1400,
+          },
+        ],
+        confirm_timeout_seconds: 60,
+      });
+      time('network PUT → confirmed', t);
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({
+        outcome: 'confirmed',
+        backend: 'ifupdown',
+        previous: [{ name: 'eth0', addresses: ['10.0.2.15/24'] }],
+        status: { state: 'confirmed' },
+      });
+      expect(r.body.files[0].content).toContain('address 10.0.2.50\n    netmask 255.255.255.0');
+      expect(await held()).toEqual(['10.0.2.50/24']);
+      expect((await exec({ command: 'cat /sys/class/net/eth0/mtu' })).stdout.trim()).toBe('1400');
+      expect((await exec({ command: 'ip route show default' })).stdout).toContain('via 10.0.2.2');
+      await waitReported('the new address in the telemetry', '10.0.2.50/24', 30_000);
+      // Confirmed: it stays past the deadline it had (no pending apply left to roll back).
+      const after = await api('GET', `/api/vms/${VM}/network`);
+      expect(after.body.last_apply).toMatchObject({
+        state: 'confirmed',
+        apply_id: r.body.apply_id,
+      });
+      expect((await exec({ command: 'ls /var/lib/limiquantix/' })).stdout).not.toContain(
+        'network-pending',
+      );
+    }, 120_000);
+
+    it('should roll back to the old address by itself when the confirmation is withheld', async () => {
+      const t = Date.now();
+      const r = await api('PUT', `/api/vms/${VM}/network`, {
+        interfaces: [
+          { name: 'eth0', addressing: 'static', addresses: ['10.0.2.77/24'], gateway: '10.0.2.2' },
+        ],
+        confirm_timeout_seconds: 10,
+        manual_confirm: true,
+      });
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ outcome: 'pending' });
+      // Applied: the guest holds the new address while the agent waits.
+      expect(await held()).toEqual(['10.0.2.77/24']);
+      // No confirmation: the agent restores and re-applies the previous file.
+      await waitReported('the old address back in the telemetry', '10.0.2.50/24', 60_000);
+      time('withheld confirmation → old address reported', t);
+      expect(await held()).toEqual(['10.0.2.50/24']);
+      const after = await api('GET', `/api/vms/${VM}/network`);
+      expect(after.body.last_apply).toMatchObject({
+        apply_id: r.body.apply_id,
+        state: 'rolled_back',
+        reason: 'confirmation deadline passed',
+      });
+      expect(after.body.interfaces[0]).toMatchObject({ addresses: ['10.0.2.50/24'], mtu: 1400 });
+      const late = await api('POST', `/api/vms/${VM}/network/confirm`, {
+        apply_id: r.body.apply_id,
+      });
+      expect(late.body).toMatchObject({ state: 'rolled_back' });
+    }, 120_000);
+
+    it('should roll back when the agent restarts before the confirmation', async () => {
+      const r = await api('PUT', `/api/vms/${VM}/network`, {
+        interfaces: [{ name: 'eth0', addressing: 'static', addresses: ['10.0.2.88/24'] }],
+        confirm_timeout_seconds: 600,
+        manual_confirm: true,
+      });
+      expect(r.body).toMatchObject({ outcome: 'pending' });
+      expect(await held()).toEqual(['10.0.2.88/24']);
+      await exec({ command: '(sleep 1; kill -9 $(pidof limiquantix-agent)) > /dev/null 2>&1 &' });
+      // init restarts the agent, which finds the pending apply and restores the previous file.
+      await waitReported('the old address after the agent restart', '10.0.2.50/24', 90_000);
+      const after = await waitFor('the restarted agent answering', 30_000, async () => {
+        const g = await api('GET', `/api/vms/${VM}/network`);
+        return g.status === 200 ? g.body : undefined;
+      });
+      expect(after.last_apply).toMatchObject({
+        apply_id: r.body.apply_id,
+        state: 'rolled_back',
+        reason: 'agent restarted before confirmation',
+      });
+      expect(await held()).toEqual(['10.0.2.50/24']);
+    }, 150_000);
+
+    it('should audit each apply with the previous and the new configuration', async () => {
+      const events = await api(
+        'GET',
+        `/api/audit/events?vm_id=${VM}&operation=network.configure&kind=outcome`,
+      );
+      const rows = events.body.events as Json[];
+      expect(rows.map((e) => e.status as string)).toEqual(
+        expect.arrayContaining(['confirmed', 'pending', 'pending']),
+      );
+      const confirmed = rows.find((e) => e.status === 'confirmed')!;
+      expect(confirmed.params).toMatchObject({
+        backend: 'ifupdown',
+        previous: [{ name: 'eth0', addresses: ['10.0.2.15/24'] }],
+        new: [{ name: 'eth0', addresses: ['10.0.2.50/24'], mtu: 1400 }],
+      });
     });
   });
 

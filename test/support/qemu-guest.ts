@@ -1,7 +1,8 @@
 // A real QEMU guest for end-to-end tests: the image scripts/vm/build-guest.sh builds into .vmlab/
 // (a Debian kernel, an initramfs with Node.js and the guest agent, an ext4 data disk), booted
 // under TCG with the agent's virtio-serial port on `<channelDir>/<vmId>.sock`, where a node
-// daemon watching channelDir finds it like any libvirt VM. No network, ever; KVM only with
+// daemon watching channelDir finds it like any libvirt VM. No network unless asked for (`nic`:
+// QEMU user networking with restrict=on, which reaches nothing outside QEMU); KVM only with
 // LQ_QEMU_KVM=1 (/dev/kvm exists on the CI machines but KVM guests crash or hang there).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
@@ -204,6 +205,11 @@ export interface BootGuestOptions {
   image?: GuestImage;
   /** More QEMU arguments. */
   extraArgs?: string[];
+  /**
+   * A virtio NIC on QEMU user networking with restrict=on (the guest reaches nothing outside
+   * QEMU; the network tests need an interface to re-configure). Default false: no NIC.
+   */
+  nic?: boolean;
 }
 
 export interface GuestExit {
@@ -289,7 +295,10 @@ export async function bootGuest(options: BootGuestOptions): Promise<QemuGuest> {
   const qemuArgs = [
     ...['-accel', kvm() ? 'kvm' : 'tcg', '-cpu', kvm() ? 'host' : 'max'],
     ...['-m', String(options.memoryMb ?? 512), '-smp', '1'],
-    ...['-nodefaults', '-no-user-config', '-display', 'none', '-nic', 'none'],
+    ...['-nodefaults', '-no-user-config', '-display', 'none'],
+    ...(options.nic
+      ? ['-netdev', 'user,id=n0,restrict=on', '-device', 'virtio-net-pci,netdev=n0']
+      : ['-nic', 'none']),
     ...['-serial', `file:${consolePath}`],
     ...['-kernel', image.kernel, '-initrd', image.initrd, '-append', append],
     ...['-device', 'virtio-serial-pci,id=vser0'],

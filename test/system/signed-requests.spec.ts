@@ -122,6 +122,14 @@ describe('signed guest requests', () => {
         /signed for "file.read"/,
       ],
       [
+        // A composite's companions (network.get, network.confirm) are all its intent carries.
+        'an operation that is not a companion of the intent',
+        () =>
+          testSigner('node-1', 'vm-1', 'network.configure')(touch('vm-1', join(markers, 'comp'))),
+        EXECUTE(),
+        /signed for "network.configure"/,
+      ],
+      [
         'another node',
         () => testSigner('node-2', 'vm-1', 'execute')(touch('vm-1', join(markers, 'node'))),
         EXECUTE(),
@@ -138,6 +146,7 @@ describe('signed guest requests', () => {
     expect(existsSync(join(markers, 'vm'))).toBe(false);
     expect(existsSync(join(markers, 'op'))).toBe(false);
     expect(existsSync(join(markers, 'node'))).toBe(false);
+    expect(existsSync(join(markers, 'comp'))).toBe(false);
   });
 
   it('should run a signed request once and refuse its replay', async () => {

@@ -32,6 +32,12 @@ import { PathPolicy } from './files/path-policy.js';
 import { AgentUpdateHandler } from './handlers/agent-update.handler.js';
 import { BUILD_RELEASE_KEYS, BUILD_TARGET } from './build-info.js';
 import { SelfUpdater, type UpdateHost } from './update/self-updater.js';
+import {
+  NetworkConfigureHandler,
+  NetworkConfirmHandler,
+  NetworkGetHandler,
+} from './handlers/network.handler.js';
+import { NetworkApplier } from './network/network-applier.js';
 
 /** How long GetInfo and AgentReady reuse the OS facts they read (os-release, uname). */
 const OS_INFO_TTL_MS = 30_000;
@@ -78,6 +84,9 @@ export async function assembleAgent(
   const uploads = new UploadStore(config.files, log, paths);
   const quiescer = new Quiescer(config, log);
   await quiescer.restore();
+  // An apply left unconfirmed by an earlier agent is rolled back before anything is served.
+  const network = new NetworkApplier(config, log);
+  await network.restore();
 
   // One handler per request case of the operation table: a table row without its handler here
   // does not compile.
@@ -101,6 +110,9 @@ export async function assembleAgent(
     fileMkdir: new FileMkdirHandler(paths, fileLimits),
     fileDelete: new FileDeleteHandler(paths, fileLimits),
     fileRename: new FileRenameHandler(paths, fileLimits),
+    networkGet: new NetworkGetHandler(config, network),
+    networkConfigure: new NetworkConfigureHandler(network),
+    networkConfirm: new NetworkConfirmHandler(network),
   };
   const agent = new Agent({
     config,
@@ -118,6 +130,7 @@ export async function assembleAgent(
     async stop() {
       runner.killAll();
       quiescer.stop();
+      network.stop();
       const thawed = quiescer.frozen ? quiescer.thaw('request').catch(() => undefined) : undefined;
       await Promise.allSettled([thawed, uploads.closeAll(), updater.close(), agent.stop()]);
     },

@@ -166,6 +166,25 @@ export const COMMANDS: readonly CommandSpec[] = [
     remote: false,
   },
   { name: 'thaw', options: {}, args: { min: 1, max: 1 }, remote: false },
+  { name: 'net show', options: {}, args: { min: 1, max: 1 }, remote: false },
+  {
+    name: 'net set',
+    options: {
+      iface: { type: 'string', short: 'i' },
+      dhcp: { type: 'boolean' },
+      address: { type: 'string', short: 'a', multiple: true },
+      gateway: { type: 'string', short: 'g' },
+      dns: { type: 'string', multiple: true },
+      search: { type: 'string', multiple: true },
+      mtu: { type: 'string' },
+      'confirm-timeout': { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      'manual-confirm': { type: 'boolean' },
+    },
+    args: { min: 1, max: 1 },
+    remote: false,
+  },
+  { name: 'net confirm', options: {}, args: { min: 2, max: 2 }, remote: false },
   {
     name: 'ls',
     options: { long: { type: 'boolean', short: 'l' } },
@@ -258,6 +277,7 @@ const GROUPS: Record<string, { default?: string; aliases: Record<string, string>
   projects: { default: 'ls', aliases: { list: 'ls', add: 'create' } },
   roles: { default: 'ls', aliases: { list: 'ls', delete: 'unbind', rm: 'unbind' } },
   config: { default: 'get-contexts', aliases: { 'get-context': 'get-contexts' } },
+  net: { aliases: { get: 'show', apply: 'set' } },
 };
 
 /**

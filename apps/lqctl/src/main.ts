@@ -55,6 +55,7 @@ import {
 } from './commands/history.command.js';
 import { loginCommand, logoutCommand, whoamiCommand } from './commands/login.command.js';
 import { quiesceCommand } from './commands/quiesce.command.js';
+import { netConfirmCommand, netSetCommand, netShowCommand } from './commands/net.command.js';
 import { runCommand } from './commands/run.command.js';
 import { vmLabelCommand, vmShowCommand, vmsLsCommand } from './commands/vms.command.js';
 import { VERSION, usageOf } from './usage.js';
@@ -80,6 +81,9 @@ const COMMANDS: Record<string, Command> = {
   mv: mvCommand,
   quiesce: quiesceCommand('quiesce'),
   thaw: quiesceCommand('thaw'),
+  'net show': netShowCommand,
+  'net set': netSetCommand,
+  'net confirm': netConfirmCommand,
   'audit ls': auditLsCommand,
   'agent releases': agentReleasesCommand,
   'agent versions': agentVersionsCommand,

@@ -25,6 +25,8 @@ Commands:
   rm [-r] VM:/path                   delete a guest file or empty directory (-r: a whole tree)
   mkdir [-p] VM:/dir / mv VM:/a VM:/b create a guest directory / rename within a guest
   quiesce VM / thaw VM               freeze / thaw the guest's filesystems (for snapshots)
+  net show VM / net set VM …          the guest's network configuration; apply one (rolled back
+                                     by the guest unless it comes back with the new addresses)
   audit ls [filters]                 the audit trail, or with --executions the command history
   agent [versions | releases]        the fleet by agent version; the releases on offer
   agent update VM --version V        replace a VM's agent (verified, restarted, rolled back if bad)
@@ -323,6 +325,44 @@ result and when the guest thaws by itself. Take the snapshot, then lqctl thaw VM
       --status       whether the guest is frozen, which mounts, until when
 
 A control plane without quiesce answers 404: lqctl says so and exits 2.
+`,
+  net: `Usage: lqctl net show VM
+       lqctl net set VM --iface I (--dhcp | --address CIDR…) [options]
+       lqctl net confirm VM APPLY_ID
+
+The guest's network configuration (lqctl net show --help, lqctl net set --help).
+`,
+  'net show': `Usage: lqctl net show VM [--json]
+
+The guest's network configuration as its agent reads it (GET /api/vms/VM/network): the network
+stack it writes for (netplan, networkmanager, networkd, ifupdown) and its files, each configured
+interface, the addresses the guest holds now, and the last apply (pending, confirmed or rolled
+back, and why). Needs vm.read.
+`,
+  'net set': `Usage: lqctl net set VM --iface I (--dhcp | --address CIDR…) [options]
+
+Applies one interface's configuration (PUT /api/vms/VM/network). The agent writes the guest's
+native file and applies it; the control plane confirms once the guest reports the new
+addresses. Without that confirmation the guest restores its previous configuration by itself
+at the deadline (like netplan try), and lqctl says rolled_back and exits 1.
+
+  -i, --iface I              the interface (e.g. eth0)
+      --dhcp                 DHCP (IPv4)
+  -a, --address CIDR         a static address with its prefix (repeat for more: 10.0.2.50/24)
+  -g, --gateway IP           the default gateway (inside one of the addresses' prefixes)
+      --dns IP               a DNS server (repeat, up to 8)
+      --search DOMAIN        a search domain (repeat, up to 8)
+      --mtu N                576-9000 (default: the stack's)
+      --confirm-timeout S    the guest rolls back unless confirmed within S (default 60s; 5s-1h)
+      --dry-run              print the native file the agent would write; change nothing
+      --manual-confirm       apply, print the apply id, and leave the confirmation to
+                             lqctl net confirm VM APPLY_ID
+Needs guest.network.configure.
+`,
+  'net confirm': `Usage: lqctl net confirm VM APPLY_ID
+
+Keeps a pending apply (POST /api/vms/VM/network/confirm) made with lqctl net set
+--manual-confirm; exits 1 when the guest had already rolled it back.
 `,
   thaw: `Usage: lqctl thaw VM
 

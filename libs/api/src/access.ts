@@ -16,6 +16,8 @@ export const PERMISSIONS = [
   'guest.password',
   // Replace the guest agent's executable (a self-update; it runs as root).
   'guest.agent.update',
+  // Re-configure the guest's network (addresses, gateway, DNS, MTU; it runs as root).
+  'guest.network.configure',
   // run_as_group may name a group the run-as user is not a member of.
   'guest.exec.any_group',
   // The audit trail and command history: who ran what, where, when, with what result.

@@ -253,3 +253,77 @@ export interface FileRenamedView {
   from: string;
   to: string;
 }
+
+/** A guest network stack the agent drives (PROTOCOL.md §11). */
+export type NetworkBackendName = 'netplan' | 'networkmanager' | 'networkd' | 'ifupdown';
+
+/** One interface's configuration, as read from or written to the guest's network stack. */
+export interface InterfaceNetworkView {
+  name: string;
+  addressing: 'dhcp' | 'static';
+  /** CIDR, static only. */
+  addresses: string[];
+  gateway: string | null;
+  dns_servers: string[];
+  search_domains: string[];
+  /** null: the stack's default. */
+  mtu: number | null;
+}
+
+/** A network apply: waiting for its confirmation, confirmed, or rolled back by the agent. */
+export interface NetworkApplyView {
+  apply_id: string;
+  state: 'pending' | 'confirmed' | 'rolled_back';
+  confirm_deadline: string | null;
+  reason: string | null;
+  changed_at: string | null;
+  interfaces: string[];
+}
+
+/** GET /api/vms/:id/network */
+export interface GuestNetworkView {
+  vm_id: string;
+  /** null: the agent found no network stack it can configure. */
+  backend: NetworkBackendName | null;
+  interfaces: InterfaceNetworkView[];
+  /** The addresses the guest holds now. */
+  live: NetworkInterfaceView[];
+  config_files: string[];
+  /** The pending apply, or how the last one ended. */
+  last_apply: NetworkApplyView | null;
+}
+
+/** PUT /api/vms/:id/network's body. */
+export interface NetworkConfigureBody {
+  interfaces: {
+    name: string;
+    addressing: 'dhcp' | 'static';
+    addresses?: string[];
+    gateway?: string | null;
+    dns_servers?: string[];
+    search_domains?: string[];
+    mtu?: number | null;
+  }[];
+  /** The agent rolls back unless confirmed within this (default: the agent's, 60 s). */
+  confirm_timeout_seconds?: number;
+  /** Only render the native files (the preview). */
+  dry_run?: boolean;
+  /** Leave the confirmation to POST /api/vms/:id/network/confirm. */
+  manual_confirm?: boolean;
+}
+
+/** PUT /api/vms/:id/network */
+export interface NetworkConfigureView {
+  vm_id: string;
+  /** confirmed: the guest reported the new addresses and keeps them; rolled_back: it did not,
+   * and the agent restored the previous configuration; pending: manual_confirm; dry_run. */
+  outcome: 'confirmed' | 'rolled_back' | 'pending' | 'dry_run';
+  apply_id: string | null;
+  backend: NetworkBackendName | null;
+  /** The native files written (or, for a dry run, that would be). */
+  files: { path: string; content: string }[];
+  previous: InterfaceNetworkView[];
+  interfaces: InterfaceNetworkView[];
+  confirm_deadline: string | null;
+  status: NetworkApplyView | null;
+}

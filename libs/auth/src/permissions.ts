@@ -17,6 +17,7 @@ export const ROOT_OPERATIONS = [
   'guest.quiesce',
   'guest.time',
   'guest.agent.update',
+  'guest.network.configure',
 ] as const;
 export type RootOperation = (typeof ROOT_OPERATIONS)[number];
 
@@ -52,7 +53,8 @@ export function isRole(s: string): s is Role {
  * (power, quiesce, time) need `allow_root_operations`.
  * - `file_paths`: absolute directories file reads and writes stay under (also on an otherwise
  *   unrestricted binding).
- * - `allow_root_operations`: which of guest.power, guest.quiesce, guest.time a restricted
+ * - `allow_root_operations`: which of the ROOT_OPERATIONS (power, quiesce, time, agent update,
+ *   network) a restricted
  *   binding keeps.
  */
 export interface BindingRestrictions {

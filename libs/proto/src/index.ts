@@ -14,3 +14,4 @@ export * as reflectionV1 from './gen/grpc/reflection/v1/reflection_pb.js';
 export * as reflectionV1alpha from './gen/grpc/reflection/v1alpha/reflection_pb.js';
 export * from './release/release-signature.js';
 export * from './release/versions.js';
+export * from './policy/network-config.js';

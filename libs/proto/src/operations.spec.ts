@@ -9,6 +9,8 @@ import {
   GUEST_OPERATION_TABLE,
   capabilitiesOf,
   capabilityOf,
+  isGuestOperation,
+  relayedUnderIntent,
 } from './operations.js';
 
 function oneofCases(
@@ -62,5 +64,22 @@ describe('the operation table', () => {
     expect(capabilitiesOf(['quiesce'])).toEqual(['quiesce']);
     expect(capabilityOf('thaw')).toBe('quiesce');
     expect(capabilityOf('execute.cancel')).toBe('execute.cancel');
+  });
+
+  it('should relay only the intent operation itself, ping, and its companions under it', () => {
+    expect(relayedUnderIntent('network.configure', 'network.configure')).toBe(true);
+    expect(relayedUnderIntent('network.configure', 'network.get')).toBe(true);
+    expect(relayedUnderIntent('network.configure', 'network.confirm')).toBe(true);
+    expect(relayedUnderIntent('network.configure', 'ping')).toBe(true);
+    expect(relayedUnderIntent('network.configure', 'execute')).toBe(false);
+    // Companions are one-way: a read's intent carries no apply.
+    expect(relayedUnderIntent('network.get', 'network.configure')).toBe(false);
+    expect(relayedUnderIntent('network.confirm', 'network.get')).toBe(false);
+    expect(relayedUnderIntent('not-an-operation', 'network.get')).toBe(false);
+    for (const d of defs) {
+      for (const c of d.companions) {
+        expect(isGuestOperation(c)).toBe(true);
+      }
+    }
   });
 });

@@ -34,6 +34,11 @@ export interface GuestOperationDef {
   readonly defaultTimeoutMs: number;
   /** Agent version that introduced it. */
   readonly since: string;
+  /**
+   * Other operations a node daemon relays under this operation's signed intent (a composite
+   * that reads and confirms what it applied, audited as one operation). Empty for most.
+   */
+  readonly companions: readonly string[];
 }
 
 /** A row: the defaults, with the literal case names kept for the types derived below. */
@@ -48,6 +53,7 @@ const op = <
   whileFrozen: false,
   defaultTimeoutMs: 30_000,
   since: '0.1.0',
+  companions: [],
   ...def,
 });
 
@@ -203,6 +209,36 @@ export const GUEST_OPERATION_TABLE = {
     defaultTimeoutMs: 120_000,
     since: '0.4.0',
   }),
+  // Network re-configuration (PROTOCOL.md §11): the configuration as the agent reads it, a safe
+  // apply that rolls back unless confirmed, and the confirmation. A retried configure is
+  // answered, not applied twice.
+  'network.get': op({
+    request: 'networkGet',
+    response: 'networkGetResponse',
+    result: 'networkGet',
+    policy: 'network',
+    since: '0.5.0',
+  }),
+  'network.configure': op({
+    request: 'networkConfigure',
+    response: 'networkConfigureResponse',
+    result: 'networkConfigure',
+    policy: 'network',
+    retained: true,
+    // ifdown/ifup with DHCP, netplan apply: each apply command is bounded by the agent's
+    // network.command_timeout_ms; a rollback after a failed apply runs them again.
+    defaultTimeoutMs: 120_000,
+    // The control plane watches the addresses and confirms under the same audited intent.
+    companions: ['network.get', 'network.confirm'],
+    since: '0.5.0',
+  }),
+  'network.confirm': op({
+    request: 'networkConfirm',
+    response: 'networkConfirmResponse',
+    result: 'networkConfirm',
+    policy: 'network',
+    since: '0.5.0',
+  }),
 } as const satisfies Record<string, GuestOperationDef>;
 
 type Table = typeof GUEST_OPERATION_TABLE;
@@ -267,6 +303,17 @@ export function capabilitiesOf(enabled: readonly string[]): string[] {
 /** The capability an agent must announce for the operation. */
 export function capabilityOf(operation: GuestOperation): string {
   return GUEST_OPERATION_TABLE[operation].capabilities[0] ?? operation;
+}
+
+/** Whether a node daemon relays `operation` under an intent signed for `intentOperation`. */
+export function relayedUnderIntent(intentOperation: string, operation: GuestOperation): boolean {
+  return (
+    intentOperation === operation ||
+    // Executions check their agent with a ping under any intent.
+    operation === 'ping' ||
+    (isGuestOperation(intentOperation) &&
+      (GUEST_OPERATION_TABLE[intentOperation].companions as readonly string[]).includes(operation))
+  );
 }
 
 /** Whether `name` is an operation of the table. */

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 
-export const VM_TABS = ['overview', 'agent', 'files', 'history'] as const;
+export const VM_TABS = ['overview', 'agent', 'files', 'network', 'history'] as const;
 export type VmTab = (typeof VM_TABS)[number];
 
 export type Route =

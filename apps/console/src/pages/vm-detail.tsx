@@ -13,6 +13,7 @@ import { vmPath, type VmTab } from '../lib/router';
 import { AgentTab } from './vm-agent-tab';
 import { FilesTab } from './vm-files-tab';
 import { HistoryTab } from './vm-history-tab';
+import { NetworkTab } from './vm-network-tab';
 import { OverviewTab } from './vm-overview-tab';
 
 /** How often the page re-reads the VM (agent state, facts) while open. */
@@ -60,6 +61,7 @@ export function VmDetailPage({ id, tab }: { id: string; tab: VmTab }) {
       label: 'Files',
       shown: can(me, 'guest.file.read', project) || can(me, 'guest.file.write', project),
     },
+    { tab: 'network', label: 'Network', shown: true },
     { tab: 'history', label: 'History', shown: can(me, 'audit.read', project) },
   ];
   const current = tabs.find((t) => t.tab === tab && t.shown) ?? tabs[0]!;
@@ -124,6 +126,7 @@ export function VmDetailPage({ id, tab }: { id: string; tab: VmTab }) {
         {current.tab === 'overview' && <OverviewTab vm={v} />}
         {current.tab === 'agent' && <AgentTab vm={v} onChanged={reload} />}
         {current.tab === 'files' && <FilesTab vm={v} />}
+        {current.tab === 'network' && <NetworkTab vm={v} />}
         {current.tab === 'history' && <HistoryTab vm={v} lastRunAt={lastRun?.at} />}
       </div>
       {runOpen && (

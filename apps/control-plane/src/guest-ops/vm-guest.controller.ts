@@ -27,6 +27,9 @@ import type {
   FileStatView,
   FilesystemsView,
   GuestInterfacesView,
+  GuestNetworkView,
+  NetworkApplyView,
+  NetworkConfigureView,
   GuestOsView,
   HookView,
   PasswordSetView,
@@ -50,6 +53,7 @@ import {
   FileStatQueryDto,
 } from './dto/file-query.dto.js';
 import { PingDto } from './dto/ping.dto.js';
+import { NetworkConfigureDto, NetworkConfirmDto } from './dto/network.dto.js';
 import { ShutdownDto } from './dto/shutdown.dto.js';
 import { VmGuestErrorCode, VmGuestException } from './vm-guest.exception.js';
 import { RequirePermission } from '@lq/auth';
@@ -67,6 +71,12 @@ import {
   FILE_UPLOAD,
   FS_INFO,
   INFO,
+  applyView,
+  guestNetworkView,
+  NETWORK_CONFIGURE,
+  NETWORK_CONFIRM,
+  NETWORK_GET,
+  networkConfigureView,
   PASSWORD_SET,
   PING,
   QUIESCE,
@@ -328,6 +338,49 @@ export class VmGuestController {
       vm_id: vmId,
       interfaces: (r.info?.interfaces ?? []).map(networkInterfaceView),
     };
+  }
+
+  @Get('network')
+  @RequirePermission('vm.read')
+  @ApiOperation({ summary: 'The guest network configuration as its agent reads it' })
+  async network(
+    @Param('id') vmId: string,
+    @CurrentCaller() caller: Caller,
+  ): Promise<GuestNetworkView> {
+    return guestNetworkView(vmId, await this.guest.run(NETWORK_GET, caller, vmId, undefined));
+  }
+
+  @Put('network')
+  @RequirePermission('guest.network.configure')
+  @ApiOperation({
+    summary:
+      'Apply a network configuration; confirmed once the guest reports the new addresses, rolled back by the agent otherwise',
+  })
+  async configureNetwork(
+    @Param('id') vmId: string,
+    @Body() body: NetworkConfigureDto,
+    @CurrentCaller() caller: Caller,
+  ): Promise<NetworkConfigureView> {
+    const r = await this.guest.run(NETWORK_CONFIGURE, caller, vmId, {
+      interfaces: body.interfaces,
+      confirmTimeoutSeconds: body.confirm_timeout_seconds,
+      dryRun: body.dry_run,
+      manualConfirm: body.manual_confirm,
+    });
+    return networkConfigureView(vmId, r);
+  }
+
+  @Post('network/confirm')
+  @HttpCode(200)
+  @RequirePermission('guest.network.configure')
+  @ApiOperation({ summary: 'Confirm a pending network apply (after a PUT with manual_confirm)' })
+  async confirmNetwork(
+    @Param('id') vmId: string,
+    @Body() body: NetworkConfirmDto,
+    @CurrentCaller() caller: Caller,
+  ): Promise<NetworkApplyView | null> {
+    const r = await this.guest.run(NETWORK_CONFIRM, caller, vmId, { applyId: body.apply_id });
+    return applyView(r.status);
   }
 
   @Get('files/stat')

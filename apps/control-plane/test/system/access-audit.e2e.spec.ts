@@ -195,6 +195,7 @@ describe('authentication, authorization and audit trail', () => {
             'guest.time',
             'guest.password',
             'guest.agent.update',
+            'guest.network.configure',
           ],
         },
       ]);

@@ -55,6 +55,20 @@ export interface AgentConfig {
   network: {
     /** Interface names (shell-style `*` wildcards) left out of reports. */
     exclude_interfaces: string[];
+    /** The stack network.configure writes for (PROTOCOL.md §11); auto: detected. */
+    backend: 'auto' | 'netplan' | 'networkmanager' | 'networkd' | 'ifupdown';
+    /** How long an apply waits for network.confirm before it is rolled back. */
+    confirm_timeout_ms: number;
+    /** The longest confirm_timeout_ms a request may ask for. */
+    max_confirm_timeout_ms: number;
+    /** Each apply command (ifup, netplan apply, nmcli, networkctl). */
+    command_timeout_ms: number;
+    /** The pending apply (the previous files), kept across an agent restart. */
+    state_file: string;
+    netplan_dir: string;
+    nm_connections_dir: string;
+    networkd_dir: string;
+    interfaces_file: string;
   };
   quiesce: {
     pre_freeze_dir: string;
@@ -91,6 +105,12 @@ export interface AgentConfig {
     chronyc: string;
     systemctl: string;
     ntpdate: string;
+    /** Network stacks' tools (PROTOCOL.md §11); tests point them at doubles. */
+    netplan: string;
+    nmcli: string;
+    networkctl: string;
+    ifup: string;
+    ifdown: string;
   };
   system: {
     passwd_file: string;
@@ -149,7 +169,18 @@ export function defaultConfig(): AgentConfig {
     },
     results: { retention_ms: 600_000, cache_bytes: 64 * MiB },
     memory: { idle_reclaim_ms: 500, max_inflight_requests: 1024, buffer_pool_size: 4 },
-    network: { exclude_interfaces: ['lo', 'veth*', 'docker*', 'virbr*', 'br-*'] },
+    network: {
+      exclude_interfaces: ['lo', 'veth*', 'docker*', 'virbr*', 'br-*'],
+      backend: 'auto',
+      confirm_timeout_ms: 60_000,
+      max_confirm_timeout_ms: 600_000,
+      command_timeout_ms: 30_000,
+      state_file: '/var/lib/limiquantix/network-pending.json',
+      netplan_dir: '/etc/netplan',
+      nm_connections_dir: '/etc/NetworkManager/system-connections',
+      networkd_dir: '/etc/systemd/network',
+      interfaces_file: '/etc/network/interfaces',
+    },
     quiesce: {
       pre_freeze_dir: '/etc/limiquantix/pre-freeze.d',
       post_thaw_dir: '/etc/limiquantix/post-thaw.d',
@@ -184,6 +215,11 @@ export function defaultConfig(): AgentConfig {
       chronyc: '/usr/bin/chronyc',
       systemctl: '/bin/systemctl',
       ntpdate: '/usr/sbin/ntpdate',
+      netplan: '/usr/sbin/netplan',
+      nmcli: '/usr/bin/nmcli',
+      networkctl: '/usr/bin/networkctl',
+      ifup: '/sbin/ifup',
+      ifdown: '/sbin/ifdown',
     },
     system: {
       passwd_file: '/etc/passwd',

@@ -64,7 +64,18 @@ export const SHAPE: Shape = {
     max_inflight_requests: int(1, 100_000),
     buffer_pool_size: int(0, 64),
   },
-  network: { exclude_interfaces: stringList() },
+  network: {
+    exclude_interfaces: stringList(),
+    backend: oneOf(['auto', 'netplan', 'networkmanager', 'networkd', 'ifupdown']),
+    confirm_timeout_ms: int(1000, 3_600_000),
+    max_confirm_timeout_ms: int(1000, 3_600_000),
+    command_timeout_ms: int(100, 600_000),
+    state_file: absPath,
+    netplan_dir: absPath,
+    nm_connections_dir: absPath,
+    networkd_dir: absPath,
+    interfaces_file: absPath,
+  },
   quiesce: {
     pre_freeze_dir: absPath,
     post_thaw_dir: absPath,
@@ -89,6 +100,11 @@ export const SHAPE: Shape = {
     chronyc: absPath,
     systemctl: absPath,
     ntpdate: absPath,
+    netplan: absPath,
+    nmcli: absPath,
+    networkctl: absPath,
+    ifup: absPath,
+    ifdown: absPath,
   },
   system: {
     passwd_file: absPath,
@@ -138,6 +154,11 @@ export function checkRelations(c: AgentConfig): void {
   }
   if (c.files.list_page_entries > c.files.list_max_entries) {
     throw new ConfigError('files.list_page_entries must not exceed files.list_max_entries');
+  }
+  if (c.network.confirm_timeout_ms > c.network.max_confirm_timeout_ms) {
+    throw new ConfigError(
+      'network.confirm_timeout_ms must not exceed network.max_confirm_timeout_ms',
+    );
   }
   if (c.files.roots.length === 0) {
     throw new ConfigError('files.roots must name at least one directory');

@@ -1,6 +1,11 @@
 import type { KeyObject } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { GuestErrorCode, type GuestOperation, type GuestRequest } from '@lq/proto';
+import {
+  GuestErrorCode,
+  relayedUnderIntent,
+  type GuestOperation,
+  type GuestRequest,
+} from '@lq/proto';
 import { publicKeyFromBase64, signatureProblem } from '@lq/host';
 import { NODE_DAEMON_CONFIG, type NodeDaemonConfig } from '../config/env.schema.js';
 import { RelayException } from './relay.exception.js';
@@ -8,7 +13,7 @@ import { RelayException } from './relay.exception.js';
 /**
  * Checks that a guest request comes from the control plane (PROTOCOL.md §9 Signed requests)
  * before anything is relayed: signed with a trusted key, for this node, this VM and this
- * operation (or a ping under any), under an intent and with a request signature that have not
+ * operation (or a ping under any, or one of its companions in the operation table), under an intent and with a request signature that have not
  * expired, and never seen before (each nonce is remembered until its request expires).
  */
 @Injectable()
@@ -45,7 +50,7 @@ export class RequestVerifier {
     if (intent.vmId !== request.vmId) {
       throw refuse(`it was signed for VM ${JSON.stringify(intent.vmId)}`);
     }
-    if (intent.operation !== op && op !== 'ping') {
+    if (!relayedUnderIntent(intent.operation, op)) {
       throw refuse(`it was signed for ${JSON.stringify(intent.operation)}, not ${op}`);
     }
     const skew = this.config.signatures.clockSkewMs;

@@ -17,6 +17,7 @@ import {
   TIME_SYNC,
 } from './guest-admin.operations.js';
 import { PING } from './ping.operation.js';
+import { NETWORK_CONFIGURE, NETWORK_CONFIRM, NETWORK_GET } from './network.operations.js';
 
 export * from './agent-update.operation.js';
 export * from './execute.operation.js';
@@ -25,6 +26,7 @@ export * from './file-tree.operations.js';
 export * from './file.operations.js';
 export * from './guest-admin.operations.js';
 export * from './ping.operation.js';
+export * from './network.operations.js';
 
 /**
  * The control plane's spec of every operation of the table (@lq/proto GUEST_OPERATION_TABLE):
@@ -52,6 +54,9 @@ export const GUEST_OPERATION_SPECS: { [O in GuestOperation]: GuestOperationSpec<
   'file.mkdir': FILE_MKDIR,
   'file.delete': FILE_DELETE,
   'file.rename': FILE_RENAME,
+  'network.get': NETWORK_GET,
+  'network.configure': NETWORK_CONFIGURE,
+  'network.confirm': NETWORK_CONFIRM,
 };
 
 /** The specs reached over Connect and gRPC, each through its VMService method. */
