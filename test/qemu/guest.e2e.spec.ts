@@ -146,6 +146,8 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
           LQ_AGENT_DOWNLOADS_DIR: downloads,
           LQ_AGENT_RELEASE_KEYS: releaseSigner.publicKey,
           LQ_AGENT_UPDATE_POLL_MS: '500',
+          // Past the guest's 120 s deadline: a loaded machine has taken 30 s more to restart A.
+          LQ_AGENT_UPDATE_READY_GRACE_MS: '180000',
         },
       }),
       startNodeDaemon({ nodeId: 'node-qemu', natsUrl: nats.url, channelDirs: [channelDir] }),
@@ -715,9 +717,11 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
           : undefined;
       });
       expect(vm.agent_last_update).toMatchObject({ from_version: versionA, to_version: broken });
+      // Each --version starts a 113 MB executable under TCG: slow on a busy machine.
       const installed = await exec({
         command:
           '/usr/bin/limiquantix-agent --version; sha256sum /usr/bin/limiquantix-agent; ls /usr/bin/limiquantix-agent*',
+        timeout_seconds: 240,
       });
       expect(installed.stdout).toBe(
         `${image.manifest.agent_version}\n${image.manifest.agent_sha256}  /usr/bin/limiquantix-agent\n/usr/bin/limiquantix-agent\n`,
@@ -753,6 +757,7 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
       const installed = await exec({
         command:
           'readlink /proc/$(cat /run/limiquantix/agent.pid)/exe; /usr/bin/limiquantix-agent --version; /usr/bin/limiquantix-agent.previous --version',
+        timeout_seconds: 240,
       });
       const [exe, now, previous] = installed.stdout.trim().split('\n');
       expect(exe).toBe('/usr/bin/limiquantix-agent');
