@@ -6,6 +6,7 @@
 // the executables run exactly the TypeScript the tests and the simulated VMs run.
 //
 //   node scripts/build.mjs && node scripts/build-executables.mjs [--target T]... [--out DIR]
+//   node scripts/build-executables.mjs --version 0.2.0-test --out DIR   # another version stamped
 //
 // Each executable is cached under $LQ_CACHE_DIR (default <repo>/.cache, git-ignored), keyed by
 // the bundle's bytes, bun's version, the target and the flags: an unchanged agent is not compiled
@@ -110,6 +111,36 @@ function prune(cacheDir, target) {
   }
 }
 
+/** Release versions as the control plane and the agent accept them. */
+const VERSION = /^[0-9A-Za-z][0-9A-Za-z.+~_-]{0,63}$/;
+
+/**
+ * The executable bundle again, reporting `version` (scripts/build.mjs --executable-bundle with
+ * LQ_BUILD_VERSION), under the cache directory; returns its path.
+ */
+function versionedBundle(version) {
+  if (!VERSION.test(version)) {
+    throw new BuildError(
+      `--version ${JSON.stringify(version)} must be 1-64 of A-Z a-z 0-9 . + ~ _ - starting with a letter or digit`,
+    );
+  }
+  const dir = join(CACHE_DIR, 'agent-bundles');
+  mkdirSync(dir, { recursive: true });
+  // Per process: another run may stamp the same version with other release keys.
+  const file = join(dir, `limiquantix-agent-executable-${version}-${process.pid}.cjs`);
+  const r = spawnSync(
+    process.execPath,
+    [join(ROOT, 'scripts/build.mjs'), '--executable-bundle', file],
+    { cwd: ROOT, encoding: 'utf8', env: { ...process.env, LQ_BUILD_VERSION: version } },
+  );
+  if (r.status !== 0) {
+    throw new BuildError(
+      `bundling version ${version} failed (${r.status}):\n${r.stdout}${r.stderr}`,
+    );
+  }
+  return file;
+}
+
 /**
  * Compiles (or takes from the cache) the executable of each target into outDir and returns
  * { target: path }. The bundle must exist (node scripts/build.mjs).
@@ -117,6 +148,7 @@ function prune(cacheDir, target) {
 export function buildExecutables({
   targets = Object.keys(TARGETS),
   outDir = OUT_DIR,
+  version,
   log = (line) => process.stderr.write(`${line}\n`),
 } = {}) {
   for (const target of targets) {
@@ -124,12 +156,13 @@ export function buildExecutables({
       throw new BuildError(`unknown target ${target}: one of ${Object.keys(TARGETS).join(', ')}`);
     }
   }
-  if (!existsSync(BUNDLE)) {
-    throw new BuildError(`${BUNDLE} is missing: run node scripts/build.mjs first`);
+  const bundleFile = version === undefined ? BUNDLE : versionedBundle(version);
+  if (!existsSync(bundleFile)) {
+    throw new BuildError(`${bundleFile} is missing: run node scripts/build.mjs first`);
   }
   const bun = bunBinary();
   const bunVersion = spawnSync(bun, ['--version'], { encoding: 'utf8' }).stdout.trim();
-  const bundle = readFileSync(BUNDLE);
+  const bundle = readFileSync(bundleFile);
   const cacheDir = join(CACHE_DIR, 'agent-executables');
   mkdirSync(cacheDir, { recursive: true });
   mkdirSync(outDir, { recursive: true });
@@ -148,7 +181,7 @@ export function buildExecutables({
           ...FLAGS,
           '--define',
           `__LQ_TARGET__=${JSON.stringify(target)}`,
-          BUNDLE,
+          bundleFile,
           '--outfile',
           tmp,
         ],
@@ -178,14 +211,22 @@ export function buildExecutables({
     }
     built[target] = out;
   }
+  if (bundleFile !== BUNDLE) {
+    rmSync(bundleFile, { force: true });
+    rmSync(`${bundleFile}.map`, { force: true });
+  }
   return built;
 }
 
-const USAGE = `Usage: node scripts/build-executables.mjs [--target T]... [--out DIR]
+const USAGE = `Usage: node scripts/build-executables.mjs [--target T]... [--out DIR] [--version V]
 
 Compiles dist/guest-agent/limiquantix-agent-executable.cjs (node scripts/build.mjs) into
 DIR/limiquantix-agent-<T> (default DIR: dist/agent) for each target T, or all of:
 ${Object.keys(TARGETS).join(', ')}. Cached in $LQ_CACHE_DIR (default .cache).
+
+--version V bundles the agent again reporting version V (node scripts/build.mjs
+--executable-bundle with LQ_BUILD_VERSION=V) and compiles that instead: a second release of the
+same source, e.g. for self-update tests. Give it another --out, or it replaces dist/agent's.
 `;
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
@@ -194,6 +235,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
       options: {
         target: { type: 'string', multiple: true },
         out: { type: 'string' },
+        version: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -203,6 +245,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
       const built = buildExecutables({
         targets: values.target,
         outDir: values.out ? resolve(values.out) : OUT_DIR,
+        version: values.version,
       });
       process.stdout.write(`${Object.values(built).join('\n')}\n`);
     }

@@ -70,6 +70,22 @@ const common = {
   },
 };
 
+// `--executable-bundle FILE`: only the bundle build-executables.mjs compiles, to FILE (how
+// `build-executables.mjs --version V` stamps another version; LQ_BUILD_VERSION carries it).
+const only = process.argv.indexOf('--executable-bundle');
+if (only !== -1) {
+  const outfile = process.argv[only + 1];
+  if (!outfile) {
+    throw new Error('--executable-bundle needs a file');
+  }
+  await build({
+    ...common,
+    entryPoints: [resolve(root, 'apps/guest-agent/src/executable.ts')],
+    outfile: resolve(outfile),
+  });
+  process.exit(0);
+}
+
 await build({
   ...common,
   entryPoints: {

@@ -64,9 +64,11 @@ const PLAIN = ['linux-amd64', 'linux-arm64', 'linux-amd64-musl'];
 const GLIBC_MIN = '2.17';
 
 const USAGE = `Usage: node deploy/packaging/build-packages.mjs [deb] [rpm] [bin] [--arch A]... [--out DIR] [--fast]
+                                 [--executables DIR]
 
 Builds into DIR (default dist/packages), from dist/agent/limiquantix-agent-<target>
-(node scripts/build.mjs && node scripts/build-executables.mjs):
+(node scripts/build.mjs && node scripts/build-executables.mjs; --executables: from another
+folder, as npm run package does):
   deb  ${PACKAGE}_<version>_<amd64|arm64>.deb
   rpm  ${PACKAGE}-<version>-1.<x86_64|aarch64>.rpm
   bin  ${NAME}-linux-amd64, -linux-arm64, -linux-amd64-musl
@@ -128,18 +130,19 @@ function run(command, args, options = {}) {
 }
 
 /**
- * The agent's built-in defaults, as the agent itself prints them: the config can never drift.
- * Asked of the Node bundle of the same source, which runs here whatever the target.
+ * The agent's built-in defaults, as the agent itself prints them (the config can never drift),
+ * with the self-update settings of the systemd unit the packages carry
+ * (files/agent-update.systemd.json: restart through systemctl, the watchdog outside the unit's
+ * cgroup through systemd-run). Asked of the Node bundle of the same source, which runs here
+ * whatever the target.
  */
-function defaultConfigJson(work) {
-  const empty = join(work, 'empty-agent.json');
-  writeFileSync(empty, '{}\n');
+function defaultConfigJson() {
   const printed = JSON.parse(
     run(process.execPath, [
       NODE_BUNDLE,
       '--check-config',
       '--config',
-      empty,
+      join(HERE, 'files/agent-update.systemd.json'),
       '--log-level',
       'silent',
     ]),
@@ -320,6 +323,8 @@ function renderInstaller(version) {
     '#UDEV_RULE#': readFileSync(join(files, `99-${NAME}.rules`), 'utf8').trimEnd(),
     '#OPENRC#': readFileSync(join(files, `${NAME}.openrc`), 'utf8').trimEnd(),
     '#AGENTCTL#': readFileSync(join(files, 'agentctl.sh'), 'utf8').trimEnd(),
+    '#UPDATE_SYSTEMD#': readFileSync(join(files, 'agent-update.systemd.json'), 'utf8').trimEnd(),
+    '#UPDATE_OPENRC#': readFileSync(join(files, 'agent-update.openrc.json'), 'utf8').trimEnd(),
   };
   let out = text;
   for (const [marker, value] of Object.entries(inserts)) {
@@ -332,8 +337,8 @@ function renderInstaller(version) {
 }
 
 /** The executable of a target, checked to be one that names the target it was built for. */
-function executableOf(target) {
-  const path = join(EXECUTABLES, `${NAME}-${target}`);
+function executableOf(target, dir) {
+  const path = join(dir, `${NAME}-${target}`);
   if (!existsSync(path)) {
     fail(
       `${relative(ROOT, path)} is missing: run node scripts/build.mjs && node scripts/build-executables.mjs`,
@@ -348,6 +353,7 @@ function main(argv) {
     allowPositionals: true,
     options: {
       out: { type: 'string' },
+      executables: { type: 'string' },
       arch: { type: 'string', multiple: true },
       fast: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -383,7 +389,8 @@ function main(argv) {
   const targets = formats.includes('bin')
     ? PLAIN.filter((t) => arches.some((a) => t.startsWith(ARCHES[a].executable)))
     : arches.map((a) => ARCHES[a].executable);
-  const executables = Object.fromEntries(targets.map((t) => [t, executableOf(t)]));
+  const executablesDir = resolve(values.executables ?? EXECUTABLES);
+  const executables = Object.fromEntries(targets.map((t) => [t, executableOf(t, executablesDir)]));
   // The commit and version the executables carry: one runs here whatever this machine is.
   const native =
     executables['linux-amd64'] && process.arch === 'x64' ? executables['linux-amd64'] : null;
@@ -405,7 +412,7 @@ function main(argv) {
     process.stdout.write(`${shown.startsWith('..') ? out : shown}\n`);
   };
   try {
-    const inputs = { config: defaultConfigJson(work) };
+    const inputs = { config: defaultConfigJson() };
     for (const arch of arches) {
       for (const format of formats.filter((f) => f !== 'bin')) {
         const root = join(work, `${format}-${arch}-root`);

@@ -228,7 +228,7 @@ fi
 inputs=$(
   {
     echo "format=4 comp=$COMP kernel=$KFORMAT deb=$KDEB data=$DATA_MB"
-    (cd "$ROOT" && sha256sum scripts/vm/build-guest.sh scripts/vm/init scripts/vm/agent.json)
+    (cd "$ROOT" && sha256sum scripts/vm/build-guest.sh scripts/vm/init scripts/vm/agent.json scripts/vm/agent-restart)
     sha256sum < "$AGENT_EXECUTABLE"
     for f in /bin/busybox "${HOST_TOOLS[@]%%:*}"; do
       if [ -e "$f" ]; then stat -L -c '%n %s %Y' "$f"; fi
@@ -329,6 +329,9 @@ EOF
 cp "$HERE/init" "$R/init"
 chmod 0755 "$R/init"
 cp "$HERE/agent.json" "$R/etc/limiquantix/agent.json"
+cp "$HERE/agent-restart" "$R/usr/sbin/limiquantix-agent-restart"
+chmod 0755 "$R/usr/sbin/limiquantix-agent-restart"
+mkdir -p "$R/var/lib/limiquantix"
 
 # Users: root and a test user alice (locked until a password test sets one).
 cat > "$R/etc/passwd" <<'EOF'

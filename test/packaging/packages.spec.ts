@@ -337,7 +337,22 @@ describe('guest agent release', () => {
         ok(join(root, 'usr/bin/limiquantix-agent'), ['--check-config', '--config', empty]),
       );
       delete defaults.source;
-      expect(config).toEqual(defaults);
+      // The defaults, but for how a self-update restarts under the unit: systemctl restarts the
+      // unit the package installs, and the watchdog runs outside its cgroup (systemd-run).
+      expect(config).toEqual({
+        ...defaults,
+        update: {
+          ...defaults.update,
+          restart_command: ['/bin/systemctl', 'restart', UNIT.replace(/\.service$/, '')],
+          watchdog_launcher: [
+            '/usr/bin/systemd-run',
+            '--collect',
+            '--quiet',
+            '--unit=limiquantix-agent-update-watchdog',
+            '--',
+          ],
+        },
+      });
       // The agent accepts it as it is.
       ok(join(root, 'usr/bin/limiquantix-agent'), ['--check-config', '--config', installedConfig]);
 
@@ -681,7 +696,7 @@ describe('guest agent release', () => {
     it('should pass sh -n, carry no unfilled marker, and describe its variables when asked for --help', () => {
       const text = readFileSync(script(), 'utf8');
       expect(syntaxError(text)).toBeNull();
-      expect(text).not.toMatch(/#(UNIT|UDEV_RULE|OPENRC|AGENTCTL)#|@VERSION@/);
+      expect(text).not.toMatch(/#(UNIT|UDEV_RULE|OPENRC|AGENTCTL|UPDATE_SYSTEMD|UPDATE_OPENRC)#|@VERSION@/);
       const help = run('sh', [script(), '--help']);
       expect(help.status).toBe(0);
       for (const word of [
@@ -781,6 +796,17 @@ describe('guest agent release', () => {
         readFileSync(join(PACKAGING, 'files/agentctl.sh'), 'utf8'),
       );
       expect(existsSync(join(g.root, 'etc/limiquantix/pre-freeze.d'))).toBe(true);
+      // A self-update restarts through OpenRC, by the service's own name.
+      const config = JSON.parse(readFileSync(join(g.root, 'etc/limiquantix/agent.json'), 'utf8'));
+      expect(config.update).toEqual({
+        restart_command: ['/sbin/rc-service', 'limiquantix-agent', 'restart'],
+        watchdog_launcher: [],
+      });
+      ok(join(out, 'limiquantix-agent-linux-amd64'), [
+        '--check-config',
+        '--config',
+        join(g.root, 'etc/limiquantix/agent.json'),
+      ]);
     });
 
     it('should install the glibc executable with the packages own unit and rule on another systemd root', async () => {
@@ -796,6 +822,17 @@ describe('guest agent release', () => {
       expect(
         readFileSync(join(g.root, 'etc/udev/rules.d/99-limiquantix-agent.rules'), 'utf8'),
       ).toBe(readFileSync(join(PACKAGING, 'files/99-limiquantix-agent.rules'), 'utf8'));
+      const config = JSON.parse(readFileSync(join(g.root, 'etc/limiquantix/agent.json'), 'utf8'));
+      expect(config.update).toEqual({
+        restart_command: ['/bin/systemctl', 'restart', 'limiquantix-agent'],
+        watchdog_launcher: [
+          '/usr/bin/systemd-run',
+          '--collect',
+          '--quiet',
+          '--unit=limiquantix-agent-update-watchdog',
+          '--',
+        ],
+      });
     });
   });
 

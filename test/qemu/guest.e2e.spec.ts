@@ -3,11 +3,13 @@
 // that scripts/vm/build-guest.sh builds. One guest boots once (TCG, no network) and the tests run
 // in order against it: ping, exec, file transfer, quiescing (a write blocked until thaw, a failing
 // hook, the auto-thaw watchdog across an agent crash and with the host gone), time sync, password
-// reset, reboot, and last poweroff; then the audit trail of it all. Every destructive operation
+// reset, the agent's self-update under the guest's supervisor (a broken release rolled back, then
+// A → B), reboot, and last poweroff; then the audit trail of it all. Every destructive operation
 // happens inside the guest. Skipped, loudly, only where QEMU cannot start; LQ_QEMU_REQUIRED=1
 // turns that skip into a failure (CI).
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { request } from 'node:http';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes, createHash } from 'node:crypto';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +19,7 @@ import { startNatsServer, type RunningNats } from '../support/nats-server.js';
 import { startNodeDaemon, type RunningNodeDaemon } from '../support/node-daemon-process.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import {
+  TEST_ADMIN_TOKEN,
   adminFetch,
   startControlPlaneProcess,
   type RunningControlPlane,
@@ -30,6 +33,7 @@ import {
   type QemuGuest,
 } from '../support/qemu-guest.js';
 import type { VmView } from '@lq/api';
+import { releaseKey, writeRelease, type ReleaseKey } from '../support/agent-release.js';
 
 const VM = 'qemu-guest-1';
 const SECRET = `Pw-${randomBytes(6).toString('hex')}`;
@@ -69,6 +73,8 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
   let cp: RunningControlPlane;
   let daemon: RunningNodeDaemon;
   let guest: QemuGuest;
+  let releaseSigner: ReleaseKey;
+  let downloads: string;
   const timings: Record<string, number> = {};
 
   const api = async (method: string, path: string, body?: unknown) => {
@@ -125,27 +131,46 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
     work = mkdtempSync(join(tmpdir(), 'lq-qg-'));
     channelDir = join(work, 'channels');
     mkdirSync(channelDir);
+    // Agent releases (the self-update tests): signed with a key of this run, which the control
+    // plane trusts from the start and the guest once the tests give it to its agent.
+    releaseSigner = releaseKey();
+    downloads = join(work, 'downloads');
+    mkdirSync(downloads);
     const t1 = Date.now();
     [nats, db] = await Promise.all([startNatsServer(), createTestDatabase('lq_qemu')]);
     [cp, daemon] = await Promise.all([
-      startControlPlaneProcess({ databaseUrl: db.url, natsUrl: nats.url }),
+      startControlPlaneProcess({
+        databaseUrl: db.url,
+        natsUrl: nats.url,
+        env: {
+          LQ_AGENT_DOWNLOADS_DIR: downloads,
+          LQ_AGENT_RELEASE_KEYS: releaseSigner.publicKey,
+          LQ_AGENT_UPDATE_POLL_MS: '500',
+          // Past the guest's 120 s deadline: a loaded machine has taken 30 s more to restart A.
+          LQ_AGENT_UPDATE_READY_GRACE_MS: '180000',
+        },
+      }),
       startNodeDaemon({ nodeId: 'node-qemu', natsUrl: nats.url, channelDirs: [channelDir] }),
     ]);
     time('stack start', t1);
     // No -no-reboot: the reboot test needs QEMU to restart the machine, not exit.
     // A NIC (QEMU user networking, restricted) for the network re-configuration tests.
+    // 768 MiB: the root filesystem (tmpfs, half the memory at most) holds a second agent
+    // executable while a self-update stages it.
     guest = await bootGuest({
       channelDir,
       vmId: VM,
       noReboot: false,
-      timeoutMs: 240_000,
       nic: true,
+      memoryMb: 768,
+      // The guest's whole life (it dies with a hung run): the self-update tests move 113 MB.
+      timeoutMs: 1_500_000,
     });
     await waitFor('the VM ready in the inventory', 60_000, async () =>
       (await vmView()).agent_state === 'ready' ? true : undefined,
     );
     time('QEMU start → agent ready in the inventory', guest.startedAt);
-  }, 180_000);
+  }, 300_000);
 
   afterAll(async () => {
     if (guest) {
@@ -677,6 +702,226 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
         new: [{ name: 'eth0', addresses: ['10.0.2.50/24'], mtu: 1400 }],
       });
     });
+  });
+
+  // Issue 19, acceptance 1 and 3, in a guest with no Node.js: the agent is the linux-amd64
+  // executable, and its service manager is the guest's own /init (scripts/vm/init), a small
+  // supervisor that starts the agent again whenever it exits. update.restart_command
+  // (scripts/vm/agent.json) is /usr/sbin/limiquantix-agent-restart, which ends the running agent
+  // so that /init starts the swapped executable; no watchdog_launcher is needed (no cgroup to
+  // escape). Release B is the same source compiled by scripts/build-executables.mjs --version.
+  describe('agent self-update under the guest supervisor', () => {
+    let versionA: string;
+    let versionB: string;
+    let broken: string;
+
+    /** POST without fetch's 300 s header timeout: an update of 113 MB under TCG takes minutes. */
+    const postLong = (path: string, body: unknown) =>
+      new Promise<{ status: number; body: Json }>((resolve, reject) => {
+        const data = JSON.stringify(body);
+        const req = request(
+          `${cp.url}${path}`,
+          {
+            method: 'POST',
+            headers: {
+              authorization: `Bearer ${TEST_ADMIN_TOKEN}`,
+              'content-type': 'application/json',
+              'content-length': Buffer.byteLength(data),
+            },
+          },
+          (res) => {
+            const parts: Buffer[] = [];
+            res.on('data', (c: Buffer) => parts.push(c));
+            res.on('end', () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                body: JSON.parse(Buffer.concat(parts).toString('utf8')) as Json,
+              }),
+            );
+            res.on('error', reject);
+          },
+        );
+        req.on('error', reject);
+        req.end(data);
+      });
+    const agentStarts = () => (guest.console().match(/agent start #/g) ?? []).length;
+    const auditOf = async (updateId: string) => {
+      const r = await api('GET', `/api/audit/events?operation=agent.update&vm_id=${VM}&limit=50`);
+      const mine = (r.body.events as Json[]).filter((e) => e.params?.update_id === updateId);
+      return {
+        intent: mine.find((e) => e.kind === 'intent'),
+        outcome: mine.find((e) => e.kind === 'outcome'),
+      };
+    };
+
+    beforeAll(async () => {
+      versionA = image.manifest.agent_version.split(' ')[0]!;
+      const m = /^(\d+)\.(\d+)\.(\d+)/.exec(versionA);
+      if (!m) {
+        throw new Error(`the guest agent's version ${versionA} is not MAJOR.MINOR.PATCH`);
+      }
+      const [major, minor, patch] = m.slice(1).map(Number) as [number, number, number];
+      broken = `${major}.${minor}.${patch + 1}`;
+      versionB = `${major}.${minor + 1}.0`;
+      // B: the agent as it ships, stamped with another version (bun build --compile, cached).
+      const outB = join(work, 'build-b');
+      await new Promise<void>((resolve, reject) =>
+        execFile(
+          process.execPath,
+          [
+            'scripts/build-executables.mjs',
+            '--target',
+            'linux-amd64',
+            '--version',
+            versionB,
+            '--out',
+            outB,
+          ],
+          { cwd: REPO_ROOT },
+          (err, _stdout, stderr) =>
+            err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(),
+        ),
+      );
+      // The broken build: an executable that exits at start (status 3), whatever it is asked.
+      const brokenFile = join(work, 'broken-agent');
+      writeFileSync(brokenFile, '#!/bin/sh\necho "limiquantix-agent: broken build" >&2\nexit 3\n');
+      chmodSync(brokenFile, 0o755);
+      const name = 'limiquantix-agent-linux-amd64';
+      writeRelease(
+        join(downloads, versionB),
+        versionB,
+        [{ target: 'linux-amd64', from: join(outB, name), name }],
+        releaseSigner,
+      );
+      writeRelease(
+        join(downloads, broken),
+        broken,
+        [{ target: 'linux-amd64', from: brokenFile, name }],
+        releaseSigner,
+      );
+      // The guest's agent trusts the release key once its config says so (and it restarts).
+      const conf = await adminFetch(
+        `${cp.url}/api/vms/${VM}/files?path=/etc/limiquantix/agent.json`,
+      );
+      expect(conf.status).toBe(200);
+      const config = JSON.parse(Buffer.from(await conf.arrayBuffer()).toString('utf8')) as Json;
+      config.update = { ...config.update, release_keys: [releaseSigner.publicKey] };
+      const put = await adminFetch(
+        `${cp.url}/api/vms/${VM}/files?path=/etc/limiquantix/agent.json&mode=0644`,
+        {
+          method: 'PUT',
+          headers: { 'content-type': 'application/octet-stream' },
+          body: JSON.stringify(config, null, 2),
+        },
+      );
+      expect(put.status).toBe(200);
+      const starts = agentStarts();
+      const mark = guest.console().length;
+      await exec({
+        command: '(sleep 1; /usr/sbin/limiquantix-agent-restart) </dev/null >/dev/null 2>&1 &',
+      });
+      await guest.waitConsole(/agent start #/, 30_000, mark);
+      expect(agentStarts()).toBe(starts + 1);
+      await waitFor('the restarted agent answering', 60_000, async () =>
+        (await api('POST', `/api/vms/${VM}/ping`, { timeout_seconds: 2 })).status === 200
+          ? true
+          : undefined,
+      );
+      // Both releases offered (the control plane re-reads its downloads directory).
+      await waitFor('the releases offered', 60_000, async () => {
+        const r = await api('GET', '/api/agent/releases');
+        const offered = (r.body.releases as Json[])
+          .filter((x) => x.updatable === true)
+          .map((x) => String(x.version));
+        return offered.includes(versionB) && offered.includes(broken) ? true : undefined;
+      });
+    }, 400_000);
+
+    it('should roll a release that exits at start back to A in the guest, and say rolled_back', async () => {
+      const mark = guest.console().length;
+      const t = Date.now();
+      const r = await postLong(`/api/vms/${VM}/agent/update`, { version: broken });
+      time('agent update to a broken release → rolled back', t);
+      expect(r.status).toBe(201);
+      expect(r.body).toMatchObject({
+        vm_id: VM,
+        state: 'rolled_back',
+        from_version: versionA,
+        to_version: broken,
+        version: versionA,
+        target: 'linux-amd64',
+      });
+      expect(r.body.reason).toMatch(`the new agent ${broken} did not say AgentReady within 120 s`);
+      // The supervisor really ran the broken build (it exited 3), then A again.
+      expect(guest.console().slice(mark)).toMatch(/broken build[\s\S]*agent exited rc=3/);
+      const vm = await waitFor('A reported again', 30_000, async () => {
+        const v = await vmView();
+        return v.agent_version === versionA && v.agent_last_update?.result === 'rolled_back'
+          ? v
+          : undefined;
+      });
+      expect(vm.agent_last_update).toMatchObject({ from_version: versionA, to_version: broken });
+      // Each --version starts a 113 MB executable under TCG: slow on a busy machine.
+      const installed = await exec({
+        command:
+          '/usr/bin/limiquantix-agent --version; sha256sum /usr/bin/limiquantix-agent; ls /usr/bin/limiquantix-agent*',
+        timeout_seconds: 240,
+      });
+      expect(installed.stdout).toBe(
+        `${image.manifest.agent_version}\n${image.manifest.agent_sha256}  /usr/bin/limiquantix-agent\n/usr/bin/limiquantix-agent\n`,
+      );
+      const audit = await auditOf(r.body.update_id as string);
+      expect(audit.intent?.params).toMatchObject({ from_version: versionA, to_version: broken });
+      expect(audit.outcome).toMatchObject({
+        status: 'rolled_back',
+        params: expect.objectContaining({ from_version: versionA, to_version: broken }),
+      });
+    }, 600_000);
+
+    it('should update the agent from A to B through POST /api/vms/{id}/agent/update', async () => {
+      const starts = agentStarts();
+      const t = Date.now();
+      const r = await postLong(`/api/vms/${VM}/agent/update`, { version: versionB });
+      time('agent update A → B (113 MB over the channel)', t);
+      expect(r.status).toBe(201);
+      expect(r.body).toMatchObject({
+        vm_id: VM,
+        state: 'ready',
+        from_version: versionA,
+        to_version: versionB,
+        version: versionB,
+      });
+      const vm = await waitFor('B reported', 30_000, async () => {
+        const v = await vmView();
+        return v.agent_version === versionB && v.agent_state === 'ready' ? v : undefined;
+      });
+      expect(vm.agent_last_update).toMatchObject({ result: 'ok', to_version: versionB });
+      // Restarted once, by the supervisor, from the swapped file; A is kept beside it.
+      expect(agentStarts()).toBe(starts + 1);
+      const installed = await exec({
+        command:
+          'readlink /proc/$(cat /run/limiquantix/agent.pid)/exe; /usr/bin/limiquantix-agent --version; /usr/bin/limiquantix-agent.previous --version',
+        timeout_seconds: 240,
+      });
+      const [exe, now, previous] = installed.stdout.trim().split('\n');
+      expect(exe).toBe('/usr/bin/limiquantix-agent');
+      expect(now).toMatch(new RegExp(`^${versionB.replaceAll('.', '\\.')} .*target linux-amd64$`));
+      expect(previous).toBe(image.manifest.agent_version);
+      const audit = await auditOf(r.body.update_id as string);
+      expect(audit.intent?.params).toMatchObject({
+        from_version: versionA,
+        to_version: versionB,
+        target: 'linux-amd64',
+      });
+      expect(audit.outcome).toMatchObject({
+        status: 'ready',
+        params: expect.objectContaining({
+          from_version: versionA,
+          to_version: versionB,
+          version: versionB,
+        }),
+      });
+    }, 1_200_000);
   });
 
   describe('reboot and poweroff', () => {

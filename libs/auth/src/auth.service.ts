@@ -198,6 +198,24 @@ export class AuthService {
   }
 
   /**
+   * The principal of an enabled user by name, with its current bindings, for work a replica
+   * carries on for a user who is no longer on the line (a rollout resumed by another replica);
+   * undefined when the user is gone or disabled.
+   */
+  async principalOfUser(username: string): Promise<Principal | undefined> {
+    const user = await this.repo.userForLogin(username);
+    if (!user || user.disabled) {
+      return undefined;
+    }
+    return {
+      userId: user.id,
+      username: user.username,
+      authMethod: 'jwt',
+      bindings: await this.repo.bindingsOf(user.id),
+    };
+  }
+
+  /**
    * A password sign-in. Past the failure limits of the username or the source address it is
    * refused with RATE_LIMITED before the password is even hashed (scrypt is the expensive part).
    */

@@ -17,6 +17,9 @@ export interface RolloutRow {
   errors: number;
   created_at: Date;
   ended_at: Date | null;
+  /** The replica driving it while running, until lease_until. */
+  owner: string | null;
+  lease_until: Date | null;
 }
 
 export interface RolloutVmRow {
@@ -80,15 +83,19 @@ export class AgentUpdatesRepository {
     );
   }
 
+  /** A running rollout, held by `owner` for `leaseMs`. */
   async insert(
-    r: Omit<RolloutRow, 'status' | 'errors' | 'created_at' | 'ended_at'>,
+    r: Omit<RolloutRow, 'status' | 'errors' | 'created_at' | 'ended_at' | 'owner' | 'lease_until'>,
     vms: Array<{ id: string; canary: boolean }>,
+    owner: string,
+    leaseMs: number,
   ): Promise<void> {
     await this.ds.transaction(async (m) => {
       await m.query(
         `INSERT INTO agent_rollouts (id, actor, version, target, canary, max_concurrency,
-           max_errors, allow_downgrade, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running')`,
+           max_errors, allow_downgrade, status, owner, lease_until)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running', $9,
+           now() + make_interval(secs => $10::double precision / 1000))`,
         [
           r.id,
           r.actor,
@@ -98,6 +105,8 @@ export class AgentUpdatesRepository {
           r.max_concurrency,
           r.max_errors,
           r.allow_downgrade,
+          owner,
+          leaseMs,
         ],
       );
       await m.query(
@@ -124,18 +133,96 @@ export class AgentUpdatesRepository {
     );
   }
 
-  async finish(id: string, status: RolloutStatus, errors: number): Promise<void> {
-    await this.ds.transaction(async (m) => {
+  /**
+   * Ends a running rollout `owner` still holds; false (nothing changed) when another replica
+   * has taken it over meanwhile.
+   */
+  async finish(id: string, status: RolloutStatus, errors: number, owner: string): Promise<boolean> {
+    return this.ds.transaction(async (m) => {
+      const [rows] = await m.query<[unknown[], number]>(
+        `UPDATE agent_rollouts SET status = $2, errors = $3, ended_at = now(), lease_until = NULL
+         WHERE id = $1 AND owner = $4 AND status = 'running' RETURNING id`,
+        [id, status, errors, owner],
+      );
+      if (rows.length === 0) {
+        return false;
+      }
       await m.query(
         `UPDATE agent_rollout_vms SET state = 'skipped', updated_at = now()
          WHERE rollout_id = $1 AND state = 'queued'`,
         [id],
       );
-      await m.query(
-        'UPDATE agent_rollouts SET status = $2, errors = $3, ended_at = now() WHERE id = $1',
-        [id, status, errors],
-      );
+      return true;
     });
+  }
+
+  /**
+   * Extends `owner`'s lease on the running rollouts `ids`; returns those it still holds (a
+   * rollout missing from the answer was taken over, or ended).
+   */
+  async renew(ids: string[], owner: string, leaseMs: number): Promise<string[]> {
+    if (ids.length === 0) {
+      return [];
+    }
+    const [rows] = await this.ds.query<[Array<{ id: string }>, number]>(
+      `UPDATE agent_rollouts SET lease_until = now() + make_interval(secs => $3::double precision / 1000)
+       WHERE id = ANY($1::uuid[]) AND owner = $2 AND status = 'running' RETURNING id`,
+      [ids, owner, leaseMs],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /** Takes over running rollouts whose lease ran out (at most `limit`), for `owner`. */
+  async claimExpired(owner: string, leaseMs: number, limit: number): Promise<RolloutRow[]> {
+    const [rows] = await this.ds.query<[RolloutRow[], number]>(
+      `UPDATE agent_rollouts SET owner = $1,
+         lease_until = now() + make_interval(secs => $2::double precision / 1000)
+       WHERE id IN (SELECT id FROM agent_rollouts
+                    WHERE status = 'running' AND (lease_until IS NULL OR lease_until < now())
+                    ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+       RETURNING *`,
+      [owner, leaseMs, limit],
+    );
+    return rows;
+  }
+
+  /** Gives up `owner`'s leases at once (a replica shutting down), so another resumes soon. */
+  async release(ids: string[], owner: string): Promise<void> {
+    if (ids.length > 0) {
+      await this.ds.query(
+        `UPDATE agent_rollouts SET lease_until = now()
+         WHERE id = ANY($1::uuid[]) AND owner = $2 AND status = 'running'`,
+        [ids, owner],
+      );
+    }
+  }
+
+  /** How the last self-update of each of `vmIds` ended, as its agent reports it. */
+  async lastUpdates(
+    vmIds: string[],
+  ): Promise<
+    Map<
+      string,
+      { agent_version: string; agent_state: string; last: Record<string, unknown> | null }
+    >
+  > {
+    const rows = await this.ds.query<
+      Array<{
+        id: string;
+        agent_version: string;
+        agent_state: string;
+        agent_last_update: Record<string, unknown> | null;
+      }>
+    >(
+      'SELECT id, agent_version, agent_state, agent_last_update FROM vms WHERE id = ANY($1::text[])',
+      [vmIds],
+    );
+    return new Map(
+      rows.map((r) => [
+        r.id,
+        { agent_version: r.agent_version, agent_state: r.agent_state, last: r.agent_last_update },
+      ]),
+    );
   }
 
   async setErrors(id: string, errors: number): Promise<void> {

@@ -1,9 +1,15 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { AuditService } from '@lq/audit';
-import { AuthException, holdsGlobally, projectsWith } from '@lq/auth';
+import { AuthException, AuthService, holdsGlobally, projectsWith } from '@lq/auth';
 import { isSubjectToken } from '@lq/proto';
 import type {
   AgentRolloutBody,
@@ -29,7 +35,7 @@ import {
   AgentUpdatesRepository,
   type RolloutRow,
   type RolloutStatus,
-  type RolloutTargetVm,
+  type RolloutVmRow,
 } from './agent-updates.repository.js';
 
 /** A signed release-key list beside the releases is sent with every update (key rotation). */
@@ -55,16 +61,47 @@ function amount(field: string, value: number | string, total: number, min: numbe
   return Math.max(min, Math.ceil((Number(m[1]) / 100) * total));
 }
 
+/** Steps a replica leaves behind when it stops mid-update: the update may or may not have landed. */
+const IN_FLIGHT = new Set(['sent', 'verified', 'restarted']);
+/** Rollouts one replica takes over per look. */
+const CLAIM_BATCH = 10;
+
+/** A rollout VM update's audit request id: the same on every replica (a UUID from a hash). */
+export function rolloutRequestId(rolloutId: string, seq: number, attempt: number): string {
+  const h = createHash('sha256').update(`${rolloutId}:${seq}:${attempt}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** A rollout VM update's id in the guest (attempt 0 is the first; later ones after a takeover). */
+export function rolloutUpdateId(rolloutId: string, seq: number, attempt: number): string {
+  return `r${rolloutId.slice(0, 8)}-${seq}${attempt > 0 ? `-a${attempt}` : ''}`;
+}
+
 /**
  * Agent self-updates from the control plane (issue 19): one VM through GuestOperationRunner
  * (audited intent, then the outcome with both versions), and rollouts of a release over VMs named
  * by ids, a project or labels — canaries first, one at a time, then max_concurrency at once, no
  * VM started once more than max_errors have failed or rolled back. Each VM's update is its own
  * audited operation carrying the rollout id; its steps are kept per VM.
+ *
+ * A rollout survives the replica driving it: the driver holds it by a lease in PostgreSQL
+ * (owner, lease_until; renewed every third of LQ_AGENT_ROLLOUT_LEASE_MS). When a replica stops
+ * renewing (killed, cut off), another claims the rollout once the lease has run out and resumes
+ * it from its per-VM steps, as the user who started it (with that user's current bindings): an
+ * update the lost replica left in flight is judged from what the VM's agent reports under its
+ * update id (ready, rolled back) and written as the outcome of its audit intent, or sent again
+ * under a new id when it never reached the guest's commit; queued VMs go on as before. A replica
+ * that finds its lease taken stops starting VMs for that rollout.
  */
 @Injectable()
-export class AgentUpdatesService {
+export class AgentUpdatesService implements OnModuleInit, OnApplicationShutdown {
   private readonly log = new Logger('agent-updates');
+  /** This process, as the owner of the rollouts it drives. */
+  private readonly replica = randomUUID();
+  /** Rollouts this replica drives; `lost` once another replica has taken one over. */
+  private readonly driving = new Map<string, { lost: boolean }>();
+  private renewTimer?: NodeJS.Timeout;
+  private claimTimer?: NodeJS.Timeout;
 
   constructor(
     @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
@@ -72,14 +109,109 @@ export class AgentUpdatesService {
     @Inject(GuestOperationRunner) private readonly runner: GuestOperationRunner,
     @Inject(AgentUpdatesRepository) private readonly repo: AgentUpdatesRepository,
     @Inject(AuditService) private readonly audit: AuditService,
+    @Inject(AuthService) private readonly auth: AuthService,
   ) {}
+
+  onModuleInit(): void {
+    const lease = this.config.agentUpdates.rolloutLeaseMs;
+    this.renewTimer = setInterval(() => void this.renew(), Math.max(250, Math.floor(lease / 3)));
+    this.renewTimer.unref();
+    // Replicas look at different moments, so one of them picks an orphan up soon.
+    this.claimTimer = setInterval(
+      () => void this.claim(),
+      Math.max(500, Math.floor(lease / 2) + Math.floor(Math.random() * 250)),
+    );
+    this.claimTimer.unref();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.renewTimer);
+    clearInterval(this.claimTimer);
+    const ids = [...this.driving.keys()];
+    for (const h of this.driving.values()) {
+      h.lost = true;
+    }
+    // Another replica resumes them at its next look instead of after the lease.
+    await this.repo.release(ids, this.replica).catch(() => undefined);
+  }
+
+  private async renew(): Promise<void> {
+    const ids = [...this.driving.keys()];
+    if (ids.length === 0) {
+      return;
+    }
+    try {
+      const held = new Set(
+        await this.repo.renew(ids, this.replica, this.config.agentUpdates.rolloutLeaseMs),
+      );
+      for (const id of ids) {
+        const h = this.driving.get(id);
+        if (h && !held.has(id) && !h.lost) {
+          h.lost = true;
+          this.log.warn(`rollout ${id}: taken over by another replica; no more VMs started here`);
+        }
+      }
+    } catch (err) {
+      this.log.warn(`rollout leases not renewed: ${(err as Error).message}`);
+    }
+  }
+
+  private async claim(): Promise<void> {
+    let rows: RolloutRow[];
+    try {
+      rows = await this.repo.claimExpired(
+        this.replica,
+        this.config.agentUpdates.rolloutLeaseMs,
+        CLAIM_BATCH,
+      );
+    } catch (err) {
+      this.log.warn(`orphaned rollouts not looked for: ${(err as Error).message}`);
+      return;
+    }
+    for (const row of rows) {
+      void this.resume(row).catch((err: Error) =>
+        this.log.error(`rollout ${row.id}: resume failed: ${err.message}`),
+      );
+    }
+  }
+
+  /** Drives a rollout another replica left, as the user who started it. */
+  private async resume(row: RolloutRow): Promise<void> {
+    this.log.log(`rollout ${row.id}: resuming (its driving replica stopped renewing its lease)`);
+    const principal = await this.auth.principalOfUser(row.actor);
+    if (!principal) {
+      // Nothing more is started for a user who is gone or disabled.
+      const caller: Caller = {
+        principal: { userId: '', username: row.actor, authMethod: 'jwt', bindings: [] },
+        requestId: randomUUID(),
+        sourceIp: '',
+      };
+      if (await this.repo.finish(row.id, 'stopped', row.errors, this.replica)) {
+        await this.audit.record({
+          ...actorOf(caller.principal, caller),
+          kind: 'outcome',
+          operation: 'agent.rollout',
+          status: 'stopped',
+          error: `user ${row.actor} is gone or disabled: not resumed`,
+          params: { rollout_id: row.id, version: row.version, errors: row.errors },
+        });
+      }
+      return;
+    }
+    await this.drive(row, { principal, requestId: randomUUID(), sourceIp: '' });
+  }
 
   /** Updates one VM's agent and answers how it ended. */
   async update(
     caller: Caller,
     vmId: string,
     body: { version: string; allow_downgrade?: boolean },
-    extra: { rolloutId?: string; updateId?: string; onStep?: (step: AgentUpdateStep) => void } = {},
+    extra: {
+      rolloutId?: string;
+      updateId?: string;
+      requestId?: string;
+      onStep?: (step: AgentUpdateStep) => void;
+    } = {},
   ): Promise<AgentUpdateView> {
     this.checkVersion(body.version);
     // A rollout's VMs are each their own audited request (one intent, one outcome each).
@@ -88,7 +220,7 @@ export class AgentUpdatesService {
       caller,
       vmId,
       this.input(body, extra),
-      extra.rolloutId ? { requestId: randomUUID() } : {},
+      extra.requestId ? { requestId: extra.requestId } : {},
     );
     return { ...result, vm_id: vmId };
   }
@@ -150,8 +282,11 @@ export class AgentUpdatesService {
         allow_downgrade: body.allow_downgrade ?? false,
       },
       vms.map((v, i) => ({ id: v.id, canary: i < canary })),
+      this.replica,
+      this.config.agentUpdates.rolloutLeaseMs,
     );
-    void this.drive(id, caller, body, vms, canary, maxConcurrency, maxErrors).catch((err: Error) =>
+    const row = (await this.repo.get(id))!;
+    void this.drive(row, caller).catch((err: Error) =>
       this.log.error(`rollout ${id}: ${err.message}`),
     );
     return this.view(id);
@@ -173,71 +308,155 @@ export class AgentUpdatesService {
   /**
    * Canaries one at a time, then the rest max_concurrency at once; nothing new starts once the
    * errors exceed max_errors (a canary that fails stops the rest at once when max_errors is 0).
+   * From the rollout's stored steps, so a replica that takes a rollout over goes on where the
+   * last one stopped; updates that one left in flight are settled first.
    */
-  private async drive(
-    id: string,
-    caller: Caller,
-    body: AgentRolloutBody,
-    vms: RolloutTargetVm[],
-    canary: number,
-    maxConcurrency: number,
-    maxErrors: number,
-  ): Promise<void> {
-    let errors = 0;
-    let seq = 0;
-    const over = () => errors > maxErrors;
-    const one = async (vm: RolloutTargetVm, n: number) => {
-      const ok = await this.updateOne(id, caller, body, vm, n);
-      if (!ok) {
-        errors++;
-        await this.repo.setErrors(id, errors).catch(() => undefined);
+  private async drive(row: RolloutRow, caller: Caller): Promise<void> {
+    const held = { lost: false };
+    this.driving.set(row.id, held);
+    try {
+      const body = { version: row.version, allow_downgrade: row.allow_downgrade };
+      let errors = row.errors;
+      const over = () => errors > row.max_errors;
+      const stop = () => over() || held.lost;
+      const count = async (ok: boolean) => {
+        if (!ok) {
+          errors++;
+          await this.repo.setErrors(row.id, errors).catch(() => undefined);
+        }
+      };
+      const steps = await this.repo.vms(row.id);
+      for (const step of steps.filter((v) => IN_FLIGHT.has(v.state))) {
+        if (stop()) {
+          break;
+        }
+        await count(await this.settle(row, caller, body, step));
       }
-    };
-    for (; seq < canary && !over(); seq++) {
-      await one(vms[seq]!, seq);
+      const queued = steps.filter((v) => v.state === 'queued');
+      const canaries = queued.filter((v) => v.canary);
+      const rest = queued.filter((v) => !v.canary);
+      for (const step of canaries) {
+        if (stop()) {
+          break;
+        }
+        await count(await this.updateOne(row.id, caller, body, step, 0));
+      }
+      let next = 0;
+      const workers = Array.from(
+        { length: Math.min(row.max_concurrency, rest.length) },
+        async () => {
+          while (!stop() && next < rest.length) {
+            await count(await this.updateOne(row.id, caller, body, rest[next++]!, 0));
+          }
+        },
+      );
+      await Promise.all(workers);
+      if (held.lost) {
+        return; // the replica that took it over finishes it
+      }
+      const status: RolloutStatus = over() ? 'stopped' : errors > 0 ? 'failed' : 'succeeded';
+      if (await this.repo.finish(row.id, status, errors, this.replica)) {
+        await this.audit.record({
+          ...actorOf(caller.principal, caller),
+          kind: 'outcome',
+          operation: 'agent.rollout',
+          status,
+          params: { rollout_id: row.id, version: row.version, errors },
+        });
+      }
+    } finally {
+      this.driving.delete(row.id);
     }
-    const workers = Array.from({ length: Math.min(maxConcurrency, vms.length) }, async () => {
-      while (!over() && seq < vms.length) {
-        const n = seq++;
-        await one(vms[n]!, n);
+  }
+
+  /**
+   * An update a lost replica left in flight: what the VM's agent reports under the update's id
+   * decides it (its audit intent gets the outcome the lost replica never wrote); no report within
+   * LQ_AGENT_UPDATE_READY_GRACE_MS (at least 5 s) means the guest never committed it, so it is
+   * sent again under a new update id.
+   */
+  private async settle(
+    row: RolloutRow,
+    caller: Caller,
+    body: { version: string; allow_downgrade: boolean },
+    step: RolloutVmRow,
+  ): Promise<boolean> {
+    const updateId = rolloutUpdateId(row.id, step.seq, 0);
+    const until = Date.now() + Math.max(5000, this.config.agentUpdates.readyGraceMs);
+    let seen: { agent_version: string; last: Record<string, unknown> | null } | undefined;
+    for (;;) {
+      seen = (await this.repo.lastUpdates([step.vm_id])).get(step.vm_id);
+      const last = seen?.last;
+      if ((last?.updateId === updateId && last.result !== 'pending') || Date.now() >= until) {
+        break;
       }
-    });
-    await Promise.all(workers);
-    const status: RolloutStatus = over() ? 'stopped' : errors > 0 ? 'failed' : 'succeeded';
-    await this.repo.finish(id, status, errors);
-    await this.audit.record({
-      ...actorOf(caller.principal, caller),
-      kind: 'outcome',
-      operation: 'agent.rollout',
-      status,
-      params: { rollout_id: id, version: body.version, errors },
-    });
+      await new Promise((r) => setTimeout(r, this.config.agentUpdates.pollMs));
+    }
+    const last = seen?.last;
+    if (last?.updateId !== updateId) {
+      this.log.log(`rollout ${row.id}: ${step.vm_id}: the lost update never landed; sent again`);
+      return this.updateOne(row.id, caller, body, step, 1);
+    }
+    const ready = last.result === 'ok' && seen?.agent_version === row.version;
+    const state = ready ? 'ready' : last.result === 'rolled_back' ? 'rolled_back' : 'failed';
+    const reason =
+      state === 'failed'
+        ? `the update did not settle after its driving replica was lost (${String(last.result)})`
+        : typeof last.reason === 'string'
+          ? last.reason
+          : '';
+    await this.repo.setStep(row.id, step.vm_id, state, { error: reason || undefined });
+    await this.audit
+      .record({
+        ...actorOf(caller.principal, {
+          ...caller,
+          requestId: rolloutRequestId(row.id, step.seq, 0),
+        }),
+        kind: 'outcome',
+        operation: 'agent.update',
+        vmId: step.vm_id,
+        status: state,
+        ...(reason ? { error: reason } : {}),
+        params: {
+          update_id: updateId,
+          rollout_id: row.id,
+          from_version: step.from_version,
+          to_version: row.version,
+          version: seen?.agent_version,
+          settled_by: 'another replica (the driving one was lost)',
+        },
+      })
+      .catch((err: Error) =>
+        this.log.warn(`rollout ${row.id}: ${step.vm_id}: outcome not written: ${err.message}`),
+      );
+    return ready;
   }
 
   /** One VM of a rollout; true when its new agent is ready (or it was denied, not counted). */
   private async updateOne(
     id: string,
     caller: Caller,
-    body: AgentRolloutBody,
-    vm: RolloutTargetVm,
-    seq: number,
+    body: { version: string; allow_downgrade: boolean },
+    vm: RolloutVmRow,
+    attempt: number,
   ): Promise<boolean> {
+    const from = (await this.repo.lastUpdates([vm.vm_id]).catch(() => undefined))?.get(
+      vm.vm_id,
+    )?.agent_version;
     // Steps are written in order, the last after every earlier one.
-    let steps = this.repo.setStep(id, vm.id, 'sent', {
-      from: vm.agent_version,
-      to: body.version,
-    });
+    let steps = this.repo.setStep(id, vm.vm_id, 'sent', { from, to: body.version });
     const step = (state: AgentUpdateStep) => {
-      steps = steps.then(() => this.repo.setStep(id, vm.id, state)).catch(() => undefined);
+      steps = steps.then(() => this.repo.setStep(id, vm.vm_id, state)).catch(() => undefined);
     };
     try {
-      const r = await this.update(caller, vm.id, body, {
+      const r = await this.update(caller, vm.vm_id, body, {
         rolloutId: id,
-        updateId: `r${id.slice(0, 8)}-${seq}`,
+        updateId: rolloutUpdateId(id, vm.seq, attempt),
+        requestId: rolloutRequestId(id, vm.seq, attempt),
         onStep: step,
       });
       await steps;
-      await this.repo.setStep(id, vm.id, r.state, {
+      await this.repo.setStep(id, vm.vm_id, r.state, {
         from: r.from_version,
         error: r.reason || undefined,
       });
@@ -245,7 +464,7 @@ export class AgentUpdatesService {
     } catch (err) {
       await steps.catch(() => undefined);
       const denied = err instanceof AuthException;
-      await this.repo.setStep(id, vm.id, denied ? 'denied' : 'failed', {
+      await this.repo.setStep(id, vm.vm_id, denied ? 'denied' : 'failed', {
         error: (err as Error).message,
       });
       return denied;

@@ -132,6 +132,11 @@ export interface ControlPlaneConfig {
     releaseMaxBytes: number;
     /** Largest number of VMs one rollout may target. */
     rolloutMaxVms: number;
+    /**
+     * How long a replica's claim on driving a rollout lasts unless renewed (every third of it);
+     * past it another replica takes the rollout over and resumes it.
+     */
+    rolloutLeaseMs: number;
   };
   /** Failed authentications written to the audit trail (the rest are counted, not written). */
   authFailureAudit: { perAddressPerMinute: number; perMinute: number };
@@ -430,6 +435,11 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
   ['LQ_AGENT_UPDATE_POLL_MS', '1000', 'between status questions to an agent that is restarting'],
   ['LQ_AGENT_RELEASE_MAX_BYTES', '536870912', 'largest file of an imported agent release'],
   ['LQ_AGENT_ROLLOUT_MAX_VMS', '10000', 'largest number of VMs one agent rollout may target'],
+  [
+    'LQ_AGENT_ROLLOUT_LEASE_MS',
+    '30000',
+    'how long a replica’s claim on driving an agent rollout lasts unless renewed; past it another replica resumes the rollout',
+  ],
   [
     'LQ_SIGNIN_MAX_FAILURES_PER_USER',
     '20',
@@ -769,6 +779,7 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
       pollMs: int(env, 'LQ_AGENT_UPDATE_POLL_MS', 1000, 50, 60_000),
       releaseMaxBytes: int(env, 'LQ_AGENT_RELEASE_MAX_BYTES', 512 * 1024 * 1024, 1024, 2 ** 32),
       rolloutMaxVms: int(env, 'LQ_AGENT_ROLLOUT_MAX_VMS', 10_000, 1, 1_000_000),
+      rolloutLeaseMs: int(env, 'LQ_AGENT_ROLLOUT_LEASE_MS', 30_000, 1000, 3_600_000),
     },
     authFailureAudit: {
       perAddressPerMinute: int(env, 'LQ_AUDIT_AUTH_FAILURES_PER_ADDRESS', 10, 0, 100_000),

@@ -16,6 +16,7 @@ import { CreateAuditCheckpoints1764900000000 } from './migrations/1764900000000-
 import { AddHistoryIndexes1764900000100 } from './migrations/1764900000100-AddHistoryIndexes.js';
 import { AddExecutionOutputCap1764979200018 } from './migrations/1764979200018-AddExecutionOutputCap.js';
 import { CreateTelemetryHistory1764979200120 } from './migrations/1764979200120-CreateTelemetryHistory.js';
+import { AddAgentRolloutLease1765000000000 } from './migrations/1765000000000-AddAgentRolloutLease.js';
 
 // Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
 // A library's tables are migrated by the migrations beside its code (libs/auth/src/migrations);
@@ -35,6 +36,7 @@ export const MIGRATIONS = [
   AddAgentLifecycle1764907000000,
   AddExecutionOutputCap1764979200018,
   CreateTelemetryHistory1764979200120,
+  AddAgentRolloutLease1765000000000,
 ];
 
 /** Built when asked (not at import), so DATABASE_URL is read when the app starts. */

@@ -4,7 +4,7 @@
 // restarts the agent and restores the previous one unless the new agent confirms in time.
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
 import {
   chmod,
   copyFile,
@@ -321,23 +321,52 @@ export class SelfUpdater {
 
   /** Starts the watchdog outside this process and, without a service manager, ends this one. */
   private restart(previous: string): void {
-    const argv = [
-      ...this.config.update.watchdog_launcher,
-      ...this.host.watchdog(previous, this.stateFile),
-    ];
+    const launcher = this.config.update.watchdog_launcher;
+    const argv = [...launcher, ...this.host.watchdog(previous, this.stateFile)];
     const [program, ...args] = argv;
     const child = spawn(program!, args, {
       detached: true,
       stdio: ['ignore', 'ignore', 'inherit'],
     });
-    child.on('error', (err) =>
-      this.log.error('watchdog did not start', { argv, error: err.message }),
-    );
+    // Without a watchdog nothing restarts this agent or guards the new executable: put the
+    // previous one back and say so (this agent, still running, reports it).
+    child.on('error', (err) => this.undo(previous, `the watchdog did not start: ${err.message}`));
+    if (launcher.length > 0) {
+      // A launcher (systemd-run) ends once the watchdog runs; a failure means it never did.
+      child.on('exit', (code, signal) => {
+        if (code !== 0) {
+          this.undo(
+            previous,
+            `the watchdog did not start: ${launcher[0]} exited with ${signal ? `signal ${signal}` : `status ${code}`}`,
+          );
+        }
+      });
+    }
     child.unref();
     this.log.info('update: watchdog started, restarting', { argv, pid: child.pid });
     if (this.config.update.restart_command === null) {
       this.host.exit();
     }
+  }
+
+  /** Restores the previous executable of a pending update whose watchdog never ran. */
+  private undo(previous: string, reason: string): void {
+    const state = readUpdateState(this.stateFile);
+    if (state?.phase !== 'pending') {
+      return;
+    }
+    this.log.error('update undone', { update: state.update_id, reason });
+    try {
+      renameSync(previous, state.executable);
+    } catch (err) {
+      this.log.error('previous executable not restored', { error: (err as Error).message });
+    }
+    writeUpdateState(this.stateFile, {
+      ...state,
+      phase: 'rolled_back',
+      reason,
+      at: new Date().toISOString(),
+    });
   }
 
   /** Built-in keys, the config's, and those of a kept (or this commit's) signed key list. */

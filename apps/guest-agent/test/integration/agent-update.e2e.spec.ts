@@ -325,4 +325,89 @@ describe('agent self-update (agent.update)', () => {
       return s.version === A && s.lastUpdate?.result === 'ok' ? s : undefined;
     });
   }, 120_000);
+
+  it('should put the previous executable back when the watchdog launcher fails', async () => {
+    // A service manager restarts this agent, and its launcher (systemd-run, say) fails: without
+    // a watchdog nothing would guard B, so the agent itself restores A and reports rolled_back.
+    const own = join(dir, 'no-watchdog');
+    mkdirSync(own);
+    const ownExe = join(own, 'agent.cjs');
+    writeFileSync(ownExe, readFileSync(builds[A]!), { mode: 0o755 });
+    writeFileSync(
+      join(own, 'agent.json'),
+      JSON.stringify({
+        update: {
+          executable: ownExe,
+          state_dir: join(own, 'state'),
+          ready_timeout_ms: 10_000,
+          release_keys: [key.publicKey],
+          restart_command: ['/bin/true'],
+          watchdog_launcher: ['/bin/false'],
+        },
+      }),
+    );
+    const ownSocket = join(own, 'agent.sock');
+    const agent = spawn(
+      process.execPath,
+      [ownExe, '--listen', ownSocket, '--config', join(own, 'agent.json')],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let log = '';
+    agent.stderr.on('data', (d: Buffer) => {
+      log += d.toString();
+    });
+    await until('agent socket', async () => (existsSync(ownSocket) ? true : undefined));
+    const other = new AgentClient({ path: ownSocket, hostId: 'test', reconnect: true });
+    other.start();
+    try {
+      await other.waitReady(10_000);
+      const send = (fields: Parameters<typeof create<typeof AgentUpdateRequestSchema>>[1]) =>
+        other.call(
+          { case: 'agentUpdate', value: create(AgentUpdateRequestSchema, fields) },
+          'agentUpdateResponse',
+          { timeoutMs: 60_000 },
+        );
+      const bytes = readFileSync(builds[B]!);
+      const sha256 = sha256Of(builds[B]!);
+      let committed: AgentUpdateResponse | undefined;
+      for (let offset = 0; offset < bytes.length; offset += CHUNK) {
+        const last = offset + CHUNK >= bytes.length;
+        committed = await send({
+          updateId: 'no-watchdog',
+          size: BigInt(bytes.length),
+          offset: BigInt(offset),
+          data: bytes.subarray(offset, offset + CHUNK),
+          ...(last
+            ? {
+                commit: true,
+                version: B,
+                target: NODE_TARGET,
+                sha256,
+                signature: signRelease(key.key, {
+                  version: B,
+                  target: NODE_TARGET,
+                  sha256,
+                  size: bytes.length,
+                }),
+              }
+            : {}),
+        });
+      }
+      expect(committed?.state).toBe('restarting');
+      const status = await until('undone', async () => {
+        const s = await send({ updateId: 'no-watchdog', status: true });
+        return s.lastUpdate?.result === 'rolled_back' ? s : undefined;
+      });
+      expect({ version: status.version, reason: status.lastUpdate?.reason, log }).toEqual({
+        version: A,
+        reason: 'the watchdog did not start: /bin/false exited with status 1',
+        log: expect.any(String),
+      });
+      expect(readFileSync(ownExe).equals(readFileSync(builds[A]!))).toBe(true);
+      expect(existsSync(`${ownExe}.previous`)).toBe(false);
+    } finally {
+      other.close();
+      agent.kill('SIGKILL');
+    }
+  }, 120_000);
 });

@@ -6,7 +6,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { rawPublicKey, releaseStatement, verifiedBy } from './release-signature.js';
+import {
+  keyListStatement,
+  parseKeyList,
+  rawPublicKey,
+  releaseStatement,
+  verifiedBy,
+} from './release-signature.js';
 
 const SCRIPT = fileURLToPath(
   new URL('../../../../scripts/sign-agent-release.mjs', import.meta.url),
@@ -44,6 +50,45 @@ describe('sign-agent-release.mjs', () => {
         join(dir, 'key.pem'),
       ]).toString();
       expect(printed.trim()).toBe(pub);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('should write a key list the agent accepts, signed by the old key, when rotating keys', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lq-keylist-'));
+    try {
+      const old = generateKeyPairSync('ed25519').privateKey;
+      writeFileSync(join(dir, 'old.pem'), old.export({ format: 'pem', type: 'pkcs8' }));
+      const next = rawPublicKey(generateKeyPairSync('ed25519').privateKey);
+      execFileSync(process.execPath, [
+        SCRIPT,
+        '--key-list',
+        dir,
+        '--key',
+        join(dir, 'old.pem'),
+        '--trust',
+        `${rawPublicKey(old)},${next}`,
+      ]);
+      const list = readFileSync(join(dir, 'release-keys.json'));
+      const signature = Buffer.from(
+        readFileSync(join(dir, 'release-keys.json.sig'), 'utf8').trim(),
+        'base64',
+      );
+      expect(verifiedBy([rawPublicKey(old)], keyListStatement(list), signature)).toBe(
+        rawPublicKey(old),
+      );
+      expect(parseKeyList(list).keys).toEqual([rawPublicKey(old), next]);
+      // A key that is not one is refused, and nothing is written.
+      rmSync(join(dir, 'release-keys.json'));
+      expect(() =>
+        execFileSync(
+          process.execPath,
+          [SCRIPT, '--key-list', dir, '--key', join(dir, 'old.pem'), '--trust', 'bm90IGEga2V5'],
+          { stdio: 'pipe' },
+        ),
+      ).toThrow(/is not a base64 Ed25519 public key/);
+      expect(() => readFileSync(join(dir, 'release-keys.json'))).toThrow();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
