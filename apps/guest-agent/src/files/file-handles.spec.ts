@@ -7,7 +7,7 @@ import { FileHandleTable, limitsKeyOf } from './file-handles.js';
 
 function fakeFile() {
   const close = jest.fn(() => Promise.resolve());
-  return { handle: { close } as unknown as FileHandle, close };
+  return { handle: { close } as unknown as FileHandle, close, local: true };
 }
 
 const stat = { size: 10, mode: 0o100644, mtimeMs: 0 } as Stats;

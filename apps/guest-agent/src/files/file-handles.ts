@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { type FileHandle, statfs } from 'node:fs/promises';
 import { ErrorCode, type FileLimits } from '@lq/proto';
 import { AgentOpError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -22,12 +22,36 @@ export interface OpenFile {
   readonly stat: Stats;
   /** Where a read without an offset starts. */
   position: number;
+  /**
+   * The file is on a local filesystem (localFilesystem): small reads are made synchronously,
+   * never through the thread pool.
+   */
+  readonly local: boolean;
 }
 
 interface Entry extends OpenFile {
   readonly limitsKey: string;
   readonly timer: NodeJS.Timeout;
   readonly pending: Set<Promise<unknown>>;
+}
+
+// statfs(2) f_type of filesystems whose reads wait on nothing but a local device (linux/magic.h):
+// ext2/3/4, xfs, btrfs, tmpfs, ramfs, overlay, squashfs, vfat, exfat, f2fs, iso9660, zfs.
+const LOCAL_MAGIC = new Set([
+  0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x858458f6, 0x794c7630, 0x73717368, 0x4d44,
+  0x2011bab0, 0xf2f52010, 0x9660, 0x2fc12fc1,
+]);
+
+/**
+ * Whether an open file is on a local filesystem (by its statfs type, through /proc/self/fd):
+ * a read there can wait for a disk, never for a server that may not answer (nfs, cifs, fuse…).
+ */
+export async function isOnLocalFilesystem(handle: FileHandle): Promise<boolean> {
+  try {
+    return LOCAL_MAGIC.has((await statfs(`/proc/self/fd/${handle.fd}`)).type);
+  } catch {
+    return false;
+  }
 }
 
 /** What binds a handle to its caller's grants: the narrowing roots, order aside. */
@@ -81,7 +105,7 @@ export class FileHandleTable {
   /** Registers an opened file in a reserved place (reserve() first) and returns its entry. */
   add(
     release: () => void,
-    file: { path: string; handle: FileHandle; stat: Stats },
+    file: { path: string; handle: FileHandle; stat: Stats; local: boolean },
     limits: FileLimits | undefined,
   ): OpenFile {
     release();

@@ -116,6 +116,10 @@ describe('file handles and os.info through the agent executable', () => {
       }
     }
     expect(Buffer.concat(parts).equals(data)).toBe(true);
+    // Past 64 KiB a read goes through the thread pool rather than at once: the same bytes.
+    const whole = await read(opened.handle, 70_000, 0n);
+    expect(whole.eof).toBe(true);
+    expect(Buffer.from(whole.data).equals(data)).toBe(true);
     const at = await read(opened.handle, 100, 5000n);
     expect(at.offset).toBe(5000n);
     expect(Buffer.from(at.data).equals(data.subarray(5000, 5100))).toBe(true);
