@@ -10,6 +10,7 @@ export default tseslint.config(
       'dist/',
       'coverage/',
       'libs/proto/src/gen/',
+      'apps/control-plane/src/common/openapi/api-schemas.gen.ts',
       '**/*.js',
       '**/*.mjs',
       '**/*.cjs',

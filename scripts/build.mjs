@@ -103,8 +103,18 @@ if (process.argv.includes('--bench')) {
       fleet: resolve(root, 'bench/fleet.ts'),
       faults: resolve(root, 'bench/faults.ts'),
       'file-list': resolve(root, 'bench/file-list.ts'),
+      telemetry: resolve(root, 'bench/telemetry.ts'),
     },
     outdir: resolve(root, 'dist/bench'),
+    // bench:telemetry runs the control plane's recorder (Nest providers) in process: Nest's
+    // optional transports are imported lazily, never by it.
+    external: [
+      ...common.external,
+      '@nestjs/microservices',
+      '@nestjs/websockets',
+      '@nestjs/microservices/*',
+      '@nestjs/websockets/*',
+    ],
     // Test-support modules locate the repository from import.meta.url; in this CJS bundle it
     // stands for a file in scripts/, where sim-core.mjs lives.
     define: {

@@ -78,6 +78,13 @@ export function nodePermissions(nodeId) {
 export const AUDIT_CHECKPOINT_STREAM = 'LQ_AUDIT_CHECKPOINTS';
 export const AUDIT_CHECKPOINT_SUBJECT = 'lq.v1.audit.checkpoints';
 
+/**
+ * The JetStream stream that holds execution output until the replica driving the execution has
+ * read it (the control plane's LQ_EXEC_OUTPUT_STREAM default). The control plane creates it and
+ * reads it with ordered consumers; it expires output by age and size, never by purging.
+ */
+export const EXEC_OUTPUT_STREAM = 'LQ_EXEC_OUTPUT';
+
 export const CONTROL_PLANE_PERMISSIONS = {
   publish: [
     'lq.v1.node.*.guest.>',
@@ -87,6 +94,15 @@ export const CONTROL_PLANE_PERMISSIONS = {
     `$JS.API.STREAM.INFO.${AUDIT_CHECKPOINT_STREAM}`,
     `$JS.API.STREAM.CREATE.${AUDIT_CHECKPOINT_STREAM}`,
     `$JS.API.STREAM.MSG.GET.${AUDIT_CHECKPOINT_STREAM}`,
+    // Execution output: create the stream when missing, read it with ordered consumers.
+    '$JS.API.INFO',
+    `$JS.API.STREAM.INFO.${EXEC_OUTPUT_STREAM}`,
+    `$JS.API.STREAM.CREATE.${EXEC_OUTPUT_STREAM}`,
+    `$JS.API.CONSUMER.CREATE.${EXEC_OUTPUT_STREAM}`,
+    `$JS.API.CONSUMER.CREATE.${EXEC_OUTPUT_STREAM}.>`,
+    `$JS.API.CONSUMER.INFO.${EXEC_OUTPUT_STREAM}.>`,
+    `$JS.API.CONSUMER.MSG.NEXT.${EXEC_OUTPUT_STREAM}.>`,
+    `$JS.API.CONSUMER.DELETE.${EXEC_OUTPUT_STREAM}.>`,
   ],
   publishDeny: [
     '$JS.API.STREAM.PURGE.>',
@@ -199,8 +215,9 @@ authorization {
       user: ${JSON.stringify(CONTROL_PLANE_USER)}
       password: $${CONTROL_PLANE_PASSWORD_VAR}
       permissions: {
-        # guest operations to any node (request/reply) and audit checkpoints (append and read
-        # only: the stream's messages cannot be purged or deleted by it), and nothing else
+        # guest operations to any node (request/reply), audit checkpoints (append and read
+        # only: the stream's messages cannot be purged or deleted by it) and reading execution
+        # output from its stream, and nothing else
         publish: { allow: ${list(cp.publish)}, deny: ${list(cp.publishDeny)} }
         # what node daemons publish, and the replies to its own requests
         subscribe: { allow: ${list(cp.subscribe)} }

@@ -35,6 +35,8 @@ export async function startOneNodeStack(options: {
   readyTimeoutMs?: number;
   /** Agent config merged into every simulated VM's (see startSimVms). */
   simConfig?: SimVmsOptions['config'];
+  /** Start nats-server with JetStream (the execution-output stream, audit checkpoints). */
+  jetstream?: boolean;
 }): Promise<OneNodeStack> {
   const work = mkdtempSync(join(tmpdir(), `lq-${options.name}-`));
   const parts: Partial<Omit<OneNodeStack, 'work' | 'stop'>> = {};
@@ -48,7 +50,7 @@ export async function startOneNodeStack(options: {
   };
   try {
     [parts.nats, parts.db] = await Promise.all([
-      startNatsServer(),
+      startNatsServer({ jetstream: options.jetstream ?? false }),
       createTestDatabase(`lq_${options.name}`),
     ]);
     parts.sim = await startSimVms({

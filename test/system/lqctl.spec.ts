@@ -455,9 +455,8 @@ describe(`lqctl against ${EXTERNAL ? `npm start’s stack at ${EXTERNAL}` : 'a r
       );
       expect(statSync(config).mode & 0o777).toBe(0o600);
       expect(JSON.parse(readFileSync(config, 'utf8'))).toEqual({
-        server,
-        api_key: adminToken,
-        username: 'admin',
+        current_context: 'default',
+        contexts: { default: { server, api_key: adminToken, username: 'admin' } },
       });
       const ls = await lqctl(['vms', 'ls'], { env: { ...env, LQ_SERVER: undefined } });
       expect([ls.code, ls.stderr]).toEqual([0, '']);
@@ -481,9 +480,11 @@ describe(`lqctl against ${EXTERNAL ? `npm start’s stack at ${EXTERNAL}` : 'a r
       expect(r.stdout).toContain(
         `as ${user.name} (signed in with a password): operator on every project`,
       );
-      const session = JSON.parse(readFileSync(config, 'utf8')) as Record<string, string>;
+      type Stored = { contexts: Record<string, Record<string, string>> };
+      const session = (JSON.parse(readFileSync(config, 'utf8')) as Stored).contexts.default!;
       expect(session).toMatchObject({ username: user.name, server });
       // An access token the server no longer accepts (as after it expired): one refresh, then on.
+      // Written in the old single-server format, which lqctl still reads (and then rewrites).
       writeFileSync(
         config,
         JSON.stringify({ ...session, access_token: `${session.access_token}x` }),
@@ -493,7 +494,7 @@ describe(`lqctl against ${EXTERNAL ? `npm start’s stack at ${EXTERNAL}` : 'a r
       );
       const ls = await lqctl(['vms', 'ls'], { env });
       expect([ls.code, ls.stderr]).toEqual([0, '']);
-      const after = JSON.parse(readFileSync(config, 'utf8')) as Record<string, string>;
+      const after = (JSON.parse(readFileSync(config, 'utf8')) as Stored).contexts.default!;
       expect(after.refresh_token).not.toBe(session.refresh_token);
       expect(after.access_token).not.toBe(session.access_token);
       expect(statSync(config).mode & 0o777).toBe(0o600);

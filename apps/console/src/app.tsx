@@ -4,6 +4,7 @@ import { ErrorBoundary } from './components/error-boundary';
 import { ErrorNotice } from './components/error-notice';
 import { Link } from './components/link';
 import { AuditPage } from './pages/audit';
+import { DashboardPage } from './pages/dashboard';
 import { RolloutsPage } from './pages/rollouts';
 import { SignInPage } from './pages/sign-in';
 import { VmDetailPage } from './pages/vm-detail';
@@ -54,6 +55,9 @@ export function App() {
           <Link to="/" className={route.page === 'vms' || route.page === 'vm' ? 'active' : ''}>
             VMs
           </Link>
+          <Link to="/dashboard" className={route.page === 'dashboard' ? 'active' : ''}>
+            Dashboard
+          </Link>
           {can(me, 'guest.agent.update') && (
             <Link to="/rollouts" className={route.page === 'rollouts' ? 'active' : ''}>
               Agent rollouts
@@ -78,6 +82,7 @@ export function App() {
       <main className="content">
         <ErrorBoundary resetKey={path}>
           {route.page === 'vms' && <VmListPage />}
+          {route.page === 'dashboard' && <DashboardPage />}
           {route.page === 'vm' && <VmDetailPage key={route.id} id={route.id} tab={route.tab} />}
           {route.page === 'rollouts' && <RolloutsPage key={route.id ?? ''} id={route.id} />}
           {route.page === 'audit' &&

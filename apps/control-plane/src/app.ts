@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { Logger, ValidationPipe, type INestApplication, type LogLevel } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module.js';
 import type { ControlPlaneConfig } from './config/env.schema.js';
 import { HttpExceptionFilter } from './common/filters/http-exception.filter.js';
@@ -15,6 +15,7 @@ import { AuthService } from '@lq/auth';
 import { AuditService } from '@lq/audit';
 import { ExecutionDriver } from './executions/execution-driver.js';
 import { RunsService } from './runs/runs.service.js';
+import { DOCS_PATH, buildOpenApiDocument } from './openapi-document.js';
 
 const LEVELS: Record<ControlPlaneConfig['logLevel'], LogLevel[]> = {
   debug: ['debug', 'log', 'warn', 'error', 'fatal'],
@@ -62,17 +63,8 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Run
     }),
   );
   app.useGlobalFilters(new HttpExceptionFilter());
-  const docs = new DocumentBuilder()
-    .setTitle('LimiQuantix control plane')
-    .setDescription('Guest operations and inventory of the VMs of a KVM/QEMU cluster')
-    .setVersion('0.2.0')
-    .addBearerAuth({
-      type: 'http',
-      scheme: 'bearer',
-      description: 'API key (lq_…) or access token',
-    })
-    .build();
-  SwaggerModule.setup('api/docs', app, () => SwaggerModule.createDocument(app, docs));
+  // The document's JSON is at /api/docs-json (README: API document).
+  SwaggerModule.setup(DOCS_PATH, app, () => buildOpenApiDocument(app));
 
   const boot = await app.get(AuthService).bootstrap();
   if (config.auth.adminToken) {

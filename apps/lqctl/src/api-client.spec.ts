@@ -1,10 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
 import { ApiClient, SessionAuth, StaticAuth } from './api-client.js';
-import { saveConfig, type LqctlConfig } from './config.js';
+import { loadConfig, saveConfig, type LqctlConfig } from './config.js';
 import { ApiError, StreamLostError, UnreachableError } from './errors.js';
 import type { SseEvent } from './sse.js';
 
@@ -128,7 +128,7 @@ describe('SessionAuth', () => {
     });
     await expect(client.json('GET', '/api/vms')).resolves.toEqual({ ok: true });
     expect(seen).toEqual(['/api/vms Bearer a1', '/api/auth/refresh ', '/api/vms Bearer a2']);
-    const saved = JSON.parse(readFileSync(file, 'utf8')) as LqctlConfig;
+    const saved = loadConfig(file);
     expect(saved).toMatchObject({ access_token: 'a2', refresh_token: 'r2' });
     expect(Date.parse(saved.access_expires_at!)).toBeGreaterThan(Date.now() + 800_000);
   });

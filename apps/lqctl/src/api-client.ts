@@ -68,6 +68,8 @@ export class SessionAuth implements AuthSource {
     private readonly config: LqctlConfig,
     private readonly fetchImpl: typeof fetch = fetch,
     private readonly now: () => number = Date.now,
+    /** The config file's context the session is stored in (its current one when unset). */
+    private readonly context?: string,
   ) {}
 
   async token(): Promise<string | undefined> {
@@ -102,12 +104,12 @@ export class SessionAuth implements AuthSource {
     }
     if (res.ok) {
       applyTokenPair(this.config, (await res.json()) as TokenPairView, this.now());
-      saveConfig(this.configFile, this.config);
+      saveConfig(this.configFile, this.config, this.context);
       return true;
     }
     await res.body?.cancel();
     // Another lqctl may have refreshed first (the token is good once): take the pair it saved.
-    const onDisk = loadConfig(this.configFile);
+    const onDisk = loadConfig(this.configFile, undefined, this.context);
     if (onDisk.refresh_token && onDisk.refresh_token !== used && onDisk.access_token) {
       Object.assign(this.config, onDisk);
       return true;

@@ -8,6 +8,7 @@ type Options = Record<string, OptionType>;
 
 export const GLOBAL_OPTIONS: Options = {
   server: { type: 'string' },
+  context: { type: 'string' },
   token: { type: 'string' },
   json: { type: 'boolean' },
   output: { type: 'string', short: 'o' },
@@ -232,6 +233,11 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   { name: 'agent release', options: {}, args: { min: 2, max: 2 }, remote: false },
   { name: 'audit export', options: {}, args: { min: 0, max: 1 }, remote: false },
+  { name: 'config get-contexts', options: {}, args: { min: 0, max: 0 }, remote: false },
+  { name: 'config current-context', options: {}, args: { min: 0, max: 0 }, remote: false },
+  { name: 'config use-context', options: {}, args: { min: 1, max: 1 }, remote: false },
+  { name: 'config set-context', options: {}, args: { min: 1, max: 1 }, remote: false },
+  { name: 'config delete-context', options: {}, args: { min: 1, max: 1 }, remote: false },
   {
     name: 'audit verify',
     options: { 'public-key': { type: 'string' } },
@@ -251,6 +257,7 @@ const GROUPS: Record<string, { default?: string; aliases: Record<string, string>
   keys: { default: 'ls', aliases: { list: 'ls', add: 'create', delete: 'revoke', rm: 'revoke' } },
   projects: { default: 'ls', aliases: { list: 'ls', add: 'create' } },
   roles: { default: 'ls', aliases: { list: 'ls', delete: 'unbind', rm: 'unbind' } },
+  config: { default: 'get-contexts', aliases: { 'get-context': 'get-contexts' } },
 };
 
 /**

@@ -2,7 +2,19 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { DEFAULT_SERVER, configPath, loadConfig, resolveSettings, saveConfig } from './config.js';
+import {
+  DEFAULT_SERVER,
+  configPath,
+  contextNameOf,
+  deleteContext,
+  loadConfig,
+  readConfigFile,
+  resolveSettings,
+  saveConfig,
+  setContextServer,
+  useContext,
+} from './config.js';
+import { contextRows } from './commands/config.command.js';
 import { UsageError } from './errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lqctl-config-'));
@@ -75,12 +87,38 @@ describe('resolveSettings', () => {
     ).toBe('https://a');
   });
 
-  it('should not send the file’s credentials to another server', () => {
-    expect(resolveSettings({ server: 'http://elsewhere:8080' }, {}, config)).toEqual({
+  it('should not send the file’s credentials to another server, and say whose they are', () => {
+    const s = resolveSettings({ server: 'http://elsewhere:8080' }, {}, config, 'prod');
+    expect(s).toMatchObject({
       server: 'http://elsewhere:8080',
       token: undefined,
       tokenSource: 'none',
     });
+    expect(s.credentialsProblem).toBe(
+      'the credentials of context prod are for http://cp:8080, not http://elsewhere:8080 (--server): sign in there with lqctl login --server http://elsewhere:8080 --context NAME, or drop --server',
+    );
+    expect(
+      resolveSettings({}, { LQ_SERVER: 'http://elsewhere:8080' }, config).credentialsProblem,
+    ).toContain('(LQ_SERVER)');
+    // A server without stored credentials is no problem: nothing would have been sent.
+    expect(
+      resolveSettings({ server: 'http://x' }, {}, { server: 'http://cp:8080' }).credentialsProblem,
+    ).toBeUndefined();
+    // A token given for this call needs no stored credentials.
+    expect(
+      resolveSettings({ server: 'http://x', token: 'lq_t' }, {}, config).credentialsProblem,
+    ).toBeUndefined();
+  });
+
+  it('should point at the context whose server was asked for', () => {
+    const others = {
+      prod: config,
+      dev: { server: 'http://dev:8080', api_key: 'lq_dev' },
+    };
+    expect(
+      resolveSettings({ server: 'http://dev:8080/' }, {}, config, 'prod', others)
+        .credentialsProblem,
+    ).toContain('use that server’s context with --context dev'.replace('’', "'"));
   });
 
   it('should use a stored session when there is no API key', () => {
@@ -93,5 +131,86 @@ describe('resolveSettings', () => {
   it('should refuse a server that is not an http(s) URL', () => {
     expect(() => resolveSettings({ server: 'localhost:8080' }, {}, {})).toThrow(UsageError);
     expect(() => resolveSettings({}, { LQ_SERVER: 'ftp://x' }, {})).toThrow(/LQ_SERVER/);
+  });
+});
+
+describe('named contexts', () => {
+  it('should read the old single-server file as the context default, and keep reading it', () => {
+    const file = join(dir, 'old.json');
+    writeFileSync(file, JSON.stringify({ server: 'http://cp:8080', api_key: 'lq_k' }), {
+      mode: 0o600,
+    });
+    expect(readConfigFile(file)).toEqual({
+      current_context: 'default',
+      contexts: { default: { server: 'http://cp:8080', api_key: 'lq_k' } },
+    });
+    expect(loadConfig(file)).toEqual({ server: 'http://cp:8080', api_key: 'lq_k' });
+  });
+
+  it('should add a context beside the old one and keep both when it rewrites the file', () => {
+    const file = join(dir, 'upgrade.json');
+    writeFileSync(file, JSON.stringify({ server: 'http://cp:8080', api_key: 'lq_k' }), {
+      mode: 0o600,
+    });
+    saveConfig(file, { server: 'https://prod', api_key: 'lq_p' }, 'prod');
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({
+      current_context: 'default',
+      contexts: {
+        default: { server: 'http://cp:8080', api_key: 'lq_k' },
+        prod: { server: 'https://prod', api_key: 'lq_p' },
+      },
+    });
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(loadConfig(file, undefined, 'prod')).toEqual({
+      server: 'https://prod',
+      api_key: 'lq_p',
+    });
+    useContext(file, 'prod');
+    expect(loadConfig(file).server).toBe('https://prod');
+    expect(contextRows(readConfigFile(file).contexts, 'prod')).toEqual([
+      { name: 'default', current: false, server: 'http://cp:8080', user: '', auth: 'api-key' },
+      { name: 'prod', current: true, server: 'https://prod', user: '', auth: 'api-key' },
+    ]);
+    // The listing never carries a secret.
+    expect(JSON.stringify(contextRows(readConfigFile(file).contexts, 'prod'))).not.toContain('lq_');
+  });
+
+  it('should refuse an unknown context by name, listing the known ones', () => {
+    const file = join(dir, 'use.json');
+    saveConfig(file, { server: 'http://a' }, 'staging');
+    expect(() => useContext(file, 'stagin')).toThrow(
+      /no context stagin in .* \(contexts: staging\)/,
+    );
+    expect(() => deleteContext(file, 'nope')).toThrow(UsageError);
+  });
+
+  it('should drop a context’s credentials when set-context moves it to another server', () => {
+    const file = join(dir, 'move.json');
+    saveConfig(file, { server: 'http://a', api_key: 'lq_a' }, 'x');
+    setContextServer(file, 'x', 'http://a');
+    expect(loadConfig(file, undefined, 'x').api_key).toBe('lq_a');
+    setContextServer(file, 'x', 'http://b');
+    expect(loadConfig(file, undefined, 'x')).toEqual({ server: 'http://b' });
+    deleteContext(file, 'x');
+    expect(readConfigFile(file)).toEqual({ contexts: {} });
+  });
+
+  it('should pick --context, then LQ_CONTEXT, then the current context, and check the name', () => {
+    const file = { current_context: 'dev', contexts: { dev: {}, prod: {} } };
+    expect(contextNameOf('prod', { LQ_CONTEXT: 'x' }, file)).toEqual({ name: 'prod', named: true });
+    expect(contextNameOf(undefined, { LQ_CONTEXT: 'x' }, file)).toEqual({ name: 'x', named: true });
+    expect(contextNameOf(undefined, {}, file)).toEqual({ name: 'dev', named: false });
+    expect(contextNameOf(undefined, {}, { contexts: {} })).toEqual({
+      name: 'default',
+      named: false,
+    });
+    expect(() => contextNameOf('a b', {}, file)).toThrow(/--context must be/);
+    expect(() => contextNameOf(undefined, { LQ_CONTEXT: '-x' }, file)).toThrow(/LQ_CONTEXT/);
+  });
+
+  it('should refuse a contexts entry that is not an object', () => {
+    const file = join(dir, 'badctx.json');
+    writeFileSync(file, JSON.stringify({ contexts: [] }));
+    expect(() => readConfigFile(file)).toThrow(/contexts must be an object/);
   });
 });

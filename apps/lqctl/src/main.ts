@@ -2,9 +2,15 @@
 // lqctl: a CLI for platform teams over the control plane's REST API (plain Node.js: fetch and the
 // standard library). `lqctl --help` lists the commands and the exit codes.
 import { ApiClient, SessionAuth, StaticAuth, type AuthSource } from './api-client.js';
-import { parseCommandLine, str, bool, type ParsedCommand } from './args.js';
-import { configPath, loadConfig, resolveSettings, type Settings } from './config.js';
-import { UsageError } from './errors.js';
+import { didYouMean, parseCommandLine, str, bool, type ParsedCommand } from './args.js';
+import {
+  configPath,
+  contextNameOf,
+  readConfigFile,
+  resolveSettings,
+  type Settings,
+} from './config.js';
+import { SignInError, UsageError } from './errors.js';
 import { Exit, describeFailure } from './exit-codes.js';
 import {
   agentReleaseCommand,
@@ -30,6 +36,13 @@ import { auditLsCommand, auditShowCommand } from './commands/audit.command.js';
 import { auditExportCommand, auditVerifyCommand } from './commands/audit-verify.command.js';
 import type { Command, Context } from './commands/context.js';
 import { completionCommand } from './commands/completion.command.js';
+import {
+  currentContextCommand,
+  deleteContextCommand,
+  getContextsCommand,
+  setContextCommand,
+  useContextCommand,
+} from './commands/config.command.js';
 import { cpCommand } from './commands/cp.command.js';
 import { execCommand } from './commands/exec.command.js';
 import { lsCommand, mkdirCommand, mvCommand, rmCommand } from './commands/files.command.js';
@@ -89,12 +102,38 @@ const COMMANDS: Record<string, Command> = {
   'roles unbind': rolesUnbindCommand,
   'audit export': auditExportCommand,
   'audit verify': auditVerifyCommand,
+  'config get-contexts': getContextsCommand,
+  'config current-context': currentContextCommand,
+  'config use-context': useContextCommand,
+  'config set-context': setContextCommand,
+  'config delete-context': deleteContextCommand,
 };
 
-function authFor(settings: Settings, configFile: string, ctxConfig: Context['config']): AuthSource {
-  return settings.tokenSource === 'session'
-    ? new SessionAuth(settings.server, configFile, ctxConfig)
-    : new StaticAuth(settings.token);
+/** Commands that work without credentials (login, logout and config manage them). */
+const WITHOUT_CREDENTIALS = new Set(['login', 'logout', 'completion']);
+
+function needsCredentials(name: string): boolean {
+  return !WITHOUT_CREDENTIALS.has(name) && !name.startsWith('config ');
+}
+
+/** Whether --context may name a context that does not exist yet (login creates it). */
+function mayCreateContext(name: string): boolean {
+  return name === 'login' || name === 'completion' || name.startsWith('config ');
+}
+
+function authFor(settings: Settings, ctx: Pick<Context, 'configFile' | 'config' | 'contextName'>) {
+  const auth: AuthSource =
+    settings.tokenSource === 'session'
+      ? new SessionAuth(
+          settings.server,
+          ctx.configFile,
+          ctx.config,
+          fetch,
+          Date.now,
+          ctx.contextName,
+        )
+      : new StaticAuth(settings.token);
+  return auth;
 }
 
 let current: ParsedCommand | undefined;
@@ -116,18 +155,36 @@ async function main(argv: string[]): Promise<number> {
   const cmd = parsed.command;
   current = cmd;
   const configFile = configPath(process.env);
-  const config = loadConfig(configFile, (line) => process.stderr.write(`lqctl: ${line}\n`));
+  const file = readConfigFile(configFile, (line) => process.stderr.write(`lqctl: ${line}\n`));
+  const context = contextNameOf(str(cmd, 'context'), process.env, file);
+  if (context.named && !file.contexts[context.name] && !mayCreateContext(cmd.name)) {
+    const known = Object.keys(file.contexts);
+    throw new UsageError(
+      `no context ${context.name} in ${configFile}${
+        didYouMean(context.name, known) ||
+        (known.length > 0 ? ` (contexts: ${known.join(', ')})` : '')
+      }: create it with lqctl login --context ${context.name}`,
+    );
+  }
+  const config = { ...file.contexts[context.name] };
   const settings = resolveSettings(
     { server: str(cmd, 'server'), token: str(cmd, 'token') },
     process.env,
     config,
+    context.name,
+    file.contexts,
   );
+  if (settings.credentialsProblem && needsCredentials(cmd.name)) {
+    throw new SignInError(settings.credentialsProblem);
+  }
+  const where = { configFile, config, contextName: context.name };
   const ctx: Context = {
-    client: new ApiClient(settings.server, authFor(settings, configFile, config)),
+    client: new ApiClient(settings.server, authFor(settings, where)),
     settings,
     json: bool(cmd, 'json'),
     configFile,
     config,
+    contextName: context.name,
     stdout: process.stdout,
     stderr: process.stderr,
     // Lazy: only login and --stdin read it, and opening it is not free on a terminal.

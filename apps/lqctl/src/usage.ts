@@ -9,6 +9,8 @@ Usage: lqctl [global options] <command> [options] [-- remote command]
 Commands:
   login --api-key K | --username U   sign in (checks with the server, stores it in the config file)
   logout                             forget the stored credentials
+  config get-contexts | use-context NAME | current-context | set-context NAME --server URL
+                                     named contexts: a server and its credentials each
   whoami                             who the server thinks you are, and your roles
   vms ls [-p P] [-l env=prod]        VMs: id, project, node, agent state, OS, IPs, CPU%, mem%, labels
   vm show VM                         one VM in detail, with its labels
@@ -39,6 +41,7 @@ Commands:
 Global options (anywhere before --):
   --server URL    the control plane (env LQ_SERVER, config file; default ${DEFAULT_SERVER},
                   which is what npm start serves)
+  --context NAME  the config file's context to use (env LQ_CONTEXT; default its current one)
   --token T       an API key (lq_…) or access token (env LQ_TOKEN, config file)
   -o, --output F  listings and show: table (default), wide, json, yaml, name (ids only)
   --no-headers    tables without their header line
@@ -46,8 +49,10 @@ Global options (anywhere before --):
   -h, --help      help           --version   lqctl's version
 
 Config file: $XDG_CONFIG_HOME/lqctl/config.json (default ~/.config/lqctl/config.json, or the
-file LQCTL_CONFIG names), written by lqctl login with mode 0600. Flags win over the
-environment, which wins over the file; the file's credentials are only sent to its server.
+file LQCTL_CONFIG names), written by lqctl login with mode 0600. It holds named contexts (a
+server and its credentials each, like kubectl's) and which is current. Flags win over the
+environment, which wins over the file; a context's credentials are only sent to its server
+(another --server or LQ_SERVER stops with exit 4, naming the context of that server if any).
 
 Exit codes:
   0    success
@@ -76,20 +81,38 @@ const EXEC_OPTIONS = `  -u, --user U               run as user U (name or uid)
       --shell                run CMD… joined as one /bin/sh -c command line`;
 
 export const COMMAND_USAGE: Record<string, string> = {
-  login: `Usage: lqctl [--server URL] login --api-key K
-       lqctl [--server URL] login --username U
+  login: `Usage: lqctl [--server URL] [--context NAME] login --api-key K
+       lqctl [--server URL] [--context NAME] login --username U
 
 Signs in to the control plane and stores the credentials (and the server) in the config file,
-mode 0600, after checking them with GET /api/auth/me; prints who you are.
+mode 0600, after checking them with GET /api/auth/me; prints who you are. They are stored as
+the context --context names (created if new; else the current context, else "default"), which
+becomes the current one: lqctl --server https://prod:8080 --context prod login --api-key -
 
   --api-key K        an API key (lq_…); "-" reads it from the terminal without echo, or stdin
   -u, --username U   sign in with a password: asked on the terminal without echo, or the first
                      line of stdin when it is not a terminal. The session's access token is
                      refreshed automatically (before it expires, and on a 401).
 `,
-  logout: `Usage: lqctl logout
+  logout: `Usage: lqctl [--context NAME] logout
 
-Removes the stored credentials from the config file (the server setting stays).
+Removes the context's stored credentials from the config file (its server setting stays).
+`,
+  config: `Usage: lqctl config get-contexts [-o wide|json|yaml|name] [--no-headers]
+       lqctl config current-context
+       lqctl config use-context NAME
+       lqctl config set-context NAME --server URL
+       lqctl config delete-context NAME
+
+Named contexts of the config file, as kubectl's: each is a server and its credentials (never
+shown). lqctl login --context NAME signs one in and makes it current; --context NAME (or
+LQ_CONTEXT) picks one for a single command.
+
+  get-contexts      every context: CURRENT (*), NAME, SERVER, USER (-o wide: AUTH)
+  current-context   the current context's name (exit 1 when none is set)
+  use-context       make NAME the current context
+  set-context       create NAME for a server, or move it to another (its credentials go)
+  delete-context    forget NAME and its credentials
 `,
   whoami: `Usage: lqctl whoami
 

@@ -9,3 +9,5 @@ export * from './executions.js';
 export type * from './guest.js';
 export type * from './inventory.js';
 export type * from './agent.js';
+export type * from './distribution.js';
+export type * from './telemetry.js';

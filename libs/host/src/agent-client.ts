@@ -20,6 +20,8 @@ import {
   type AgentPayloadCase,
   type PayloadOf,
 } from '@lq/proto';
+import { AckBatcher, PendingRequests, type PendingRequest } from './pending-requests.js';
+import { SyncHandshake } from './sync-handshake.js';
 import {
   AgentNotConnectedError,
   AgentRequestError,
@@ -32,19 +34,6 @@ import {
 export const HOST_PROTOCOL_VERSION = 1;
 
 export * from './agent-client.types.js';
-
-interface Pending {
-  id: string;
-  promise: Promise<AgentMessage>;
-  operation: string;
-  frame: Uint8Array[];
-  resolve(message: AgentMessage): void;
-  reject(err: Error): void;
-  timer: NodeJS.Timeout;
-  ack: boolean;
-  /** performance.now() when first written to the channel (undefined: not yet). */
-  sentAt?: number;
-}
 
 /** Agent start and request send times compare across two clocks and a channel: this much slack. */
 const RESTART_SLACK_MS = 250;
@@ -69,13 +58,11 @@ export class AgentClient extends EventEmitter {
   private socket: Socket | undefined;
   private readonly reader: AgentStreamReader;
   private _state: AgentClientState = 'disconnected';
-  private readonly pending = new Map<string, Pending>();
+  private readonly pending = new PendingRequests();
   private readonly waitingForReady = new Set<() => void>();
   private readonly sessionPrefix = randomBytes(4).toString('hex');
   private seq = 0;
-  private syncNonce: bigint | undefined;
-  private syncTimer: NodeJS.Timeout | undefined;
-  private syncAttempt = 0;
+  private readonly handshake: SyncHandshake;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private keepaliveInFlight = false;
@@ -83,8 +70,7 @@ export class AgentClient extends EventEmitter {
   /** performance.now() of the last SyncResponse. */
   private syncedAt = 0;
   private reconnectDelay: number;
-  private ackIds: string[] = [];
-  private ackTimer: NodeJS.Timeout | undefined;
+  private readonly acks: AckBatcher;
 
   /** From the last sync. */
   agentVersion = '';
@@ -117,6 +103,11 @@ export class AgentClient extends EventEmitter {
     };
     this.reconnectDelay = this.opts.reconnectInitialMs;
     this.sendMaxFrameBytes = this.opts.maxFrameBytes;
+    this.handshake = new SyncHandshake(
+      { initialMs: this.opts.syncTimeoutMs, maxMs: this.opts.syncTimeoutMaxMs },
+      () => this.sendSync(),
+    );
+    this.acks = new AckBatcher((ids) => this.sendAcks(ids));
     this.reader = new AgentStreamReader({
       maxFrameBytes: this.opts.maxFrameBytes,
       partialFrameTimeoutMs: this.opts.partialFrameTimeoutMs,
@@ -203,7 +194,7 @@ export class AgentClient extends EventEmitter {
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    let entry!: Pending;
+    let entry!: PendingRequest;
     const promise = new Promise<AgentMessage>((resolve, reject) => {
       entry = {
         id,
@@ -217,7 +208,7 @@ export class AgentClient extends EventEmitter {
       };
     });
     entry.promise = promise;
-    this.pending.set(id, entry);
+    this.pending.add(entry);
     if (this._state === 'ready') {
       this.writeFrame(frame);
       entry.sentAt = performance.now();
@@ -246,16 +237,15 @@ export class AgentClient extends EventEmitter {
   close(): void {
     this.setState('closed');
     clearTimeout(this.reconnectTimer);
-    clearTimeout(this.syncTimer);
+    this.handshake.stop();
     clearTimeout(this.keepaliveTimer);
     clearTimeout(this.resendTimer);
-    this.flushAcks();
-    clearTimeout(this.ackTimer);
+    this.acks.close();
     this.reader.close();
     this.socket?.end();
     this.socket?.destroy();
     this.socket = undefined;
-    this.failPending(new AgentNotConnectedError(`client for ${this.path} closed`));
+    this.pending.fail(new AgentNotConnectedError(`client for ${this.path} closed`));
   }
 
   /** Writes raw bytes to the channel (fault-injection tests only). */
@@ -274,7 +264,7 @@ export class AgentClient extends EventEmitter {
       this.readyOnThisConnection = false;
       this.connectedSince = new Date();
       this.reconnectDelay = this.opts.reconnectInitialMs;
-      this.syncAttempt = 0;
+      this.handshake.reset();
       this.sendSync();
     });
     socket.on('data', (chunk: Buffer) => {
@@ -286,14 +276,14 @@ export class AgentClient extends EventEmitter {
         return;
       }
       this.socket = undefined;
-      clearTimeout(this.syncTimer);
+      this.handshake.stop();
       this.reader.reset();
       if (this._state === 'closed') {
         return;
       }
       this.connectedSince = undefined;
       this.setState('disconnected');
-      this.failPending(new AgentNotConnectedError(`connection to agent at ${this.path} lost`));
+      this.pending.fail(new AgentNotConnectedError(`connection to agent at ${this.path} lost`));
       if (this.opts.reconnect) {
         this.reconnectTimer = setTimeout(() => this.connect(), this.reconnectDelay);
         this.reconnectDelay = Math.min(this.reconnectDelay * 2, this.opts.reconnectMaxMs);
@@ -301,20 +291,13 @@ export class AgentClient extends EventEmitter {
     });
   }
 
-  // PROTOCOL.md §5: a random nonce; frames are ignored until the matching reply; retried with
-  // a fresh nonce and a longer wait until the agent answers.
+  // PROTOCOL.md §5: frames are ignored until the reply to the handshake's nonce.
   private sendSync(): void {
     if (!this.socket || this._state === 'closed') {
       return;
     }
     this.setState('syncing');
-    const nonce = randomBytes(8).readBigUInt64BE();
-    this.syncNonce = nonce;
-    const timeout = Math.min(
-      this.opts.syncTimeoutMs * 2 ** this.syncAttempt,
-      this.opts.syncTimeoutMaxMs,
-    );
-    this.syncAttempt++;
+    const nonce = this.handshake.next();
     this.write(
       agentMessage(`sync-${this.sessionPrefix}-${++this.seq}`, {
         case: 'sync',
@@ -325,8 +308,6 @@ export class AgentClient extends EventEmitter {
         }),
       }),
     );
-    clearTimeout(this.syncTimer);
-    this.syncTimer = setTimeout(() => this.sendSync(), timeout);
   }
 
   private onMessage(message: AgentMessage): void {
@@ -341,13 +322,10 @@ export class AgentClient extends EventEmitter {
     }
     switch (payload.case) {
       case 'syncResponse': {
-        if (payload.value.nonce !== this.syncNonce) {
+        if (!this.handshake.answer(payload.value.nonce)) {
           this.droppedFrames++;
           return;
         }
-        clearTimeout(this.syncTimer);
-        this.syncNonce = undefined;
-        this.syncAttempt = 0;
         this.agentVersion = payload.value.agentVersion;
         this.protocolVersion = payload.value.protocolVersion;
         this.capabilities = payload.value.capabilities;
@@ -382,7 +360,7 @@ export class AgentClient extends EventEmitter {
           // waiting for its answers would last until each request's deadline. Requests written
           // since this sync went to the new one, and those not written yet are sent below.
           const cutoff = this.resendTimer !== undefined ? this.syncedAt : performance.now();
-          this.failPending(this.restartedError(payload.value.reason || 'start'), cutoff);
+          this.pending.fail(this.restartedError(payload.value.reason || 'start'), cutoff);
         }
         if (this.resendTimer !== undefined) {
           this.resendPending();
@@ -399,60 +377,45 @@ export class AgentClient extends EventEmitter {
       default:
         break;
     }
-    const entry = this.pending.get(message.messageId);
+    const entry = this.pending.take(message.messageId);
     if (!entry) {
       this.emit('message', message);
       return;
     }
-    this.pending.delete(entry.id);
-    clearTimeout(entry.timer);
     if (payload.case === 'error') {
       entry.reject(new AgentRequestError(payload.value.code, payload.value.message));
       return;
     }
     if (entry.ack) {
-      this.queueAck(entry.id);
+      this.acks.queue(entry.id);
     }
     entry.resolve(message);
   }
 
-  private onTimeout(entry: Pending, timeoutMs: number): void {
-    if (this.pending.get(entry.id) !== entry) {
+  private onTimeout(entry: PendingRequest, timeoutMs: number): void {
+    if (!this.pending.drop(entry)) {
       return;
     }
-    this.pending.delete(entry.id);
     entry.reject(new AgentTimeoutError(entry.operation, timeoutMs));
     // PROTOCOL.md §5: a timeout may mean the stream is out of step; resync.
     if (this._state === 'ready') {
-      this.syncAttempt = 0;
+      this.handshake.reset();
       this.sendSync();
     }
   }
 
-  private queueAck(id: string): void {
-    this.ackIds.push(id);
-    if (this.ackIds.length >= 256) {
-      this.flushAcks();
-    } else if (!this.ackTimer) {
-      this.ackTimer = setTimeout(() => this.flushAcks(), 50);
-      this.ackTimer.unref();
+  /** Sends one ResultAck; false when there is no channel (the batcher keeps the ids). */
+  private sendAcks(ids: string[]): boolean {
+    if (!this.socket) {
+      return false;
     }
-  }
-
-  private flushAcks(): void {
-    clearTimeout(this.ackTimer);
-    this.ackTimer = undefined;
-    if (this.ackIds.length === 0 || !this.socket) {
-      return;
-    }
-    const ids = this.ackIds;
-    this.ackIds = [];
     this.write(
       agentMessage(`ack-${this.sessionPrefix}-${++this.seq}`, {
         case: 'resultAck',
         value: create(ResultAckSchema, { messageIds: ids }),
       }),
     );
+    return true;
   }
 
   private write(message: AgentMessage): void {
@@ -473,17 +436,6 @@ export class AgentClient extends EventEmitter {
       socket.write(part);
     }
     socket.uncork();
-  }
-
-  /** Fails every pending request, or with `sentBefore` those written to the channel before it. */
-  private failPending(err: Error, sentBefore?: number): void {
-    for (const entry of [...this.pending.values()]) {
-      if (sentBefore === undefined || (entry.sentAt !== undefined && entry.sentAt < sentBefore)) {
-        this.pending.delete(entry.id);
-        clearTimeout(entry.timer);
-        entry.reject(err);
-      }
-    }
   }
 
   private restartedError(how: string): AgentNotConnectedError {
@@ -519,10 +471,7 @@ export class AgentClient extends EventEmitter {
       return;
     }
     this.armKeepalive();
-    const now = performance.now();
-    const waiting = [...this.pending.values()].some(
-      (e) => e.sentAt !== undefined && now - e.sentAt >= this.opts.keepaliveMs,
-    );
+    const waiting = this.pending.waitingSince(performance.now(), this.opts.keepaliveMs);
     if (!waiting || this.keepaliveInFlight || this._state !== 'ready') {
       return;
     }
@@ -537,7 +486,7 @@ export class AgentClient extends EventEmitter {
           return;
         }
         const agentStartedAt = performance.now() - reply.payload.value.uptimeSeconds * 1000;
-        this.failPending(
+        this.pending.fail(
           this.restartedError('younger than the request'),
           agentStartedAt - RESTART_SLACK_MS,
         );

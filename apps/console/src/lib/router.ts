@@ -7,10 +7,11 @@ export type Route =
   | { page: 'vms' }
   | { page: 'vm'; id: string; tab: VmTab }
   | { page: 'audit' }
+  | { page: 'dashboard' }
   | { page: 'rollouts'; id?: string }
   | { page: 'not-found'; path: string };
 
-/** The page a path shows: /, /vms/:id[/:tab], /audit. */
+/** The page a path shows: /, /vms/:id[/:tab], /dashboard, /audit, /rollouts[/:id]. */
 export function parseRoute(path: string): Route {
   const parts = path.split('/').filter(Boolean).map(safeDecode);
   if (parts.length === 0 || (parts.length === 1 && parts[0] === 'vms')) {
@@ -24,6 +25,9 @@ export function parseRoute(path: string): Route {
   }
   if (parts.length === 1 && parts[0] === 'audit') {
     return { page: 'audit' };
+  }
+  if (parts.length === 1 && parts[0] === 'dashboard') {
+    return { page: 'dashboard' };
   }
   if (parts[0] === 'rollouts' && parts.length <= 2) {
     return parts[1] ? { page: 'rollouts', id: parts[1] } : { page: 'rollouts' };

@@ -1,6 +1,9 @@
+import { useState } from 'react';
 import type { NetworkInterfaceView, VmView } from '@lq/api';
+import { TelemetryCharts, WindowSelect } from '../components/telemetry-charts';
 import { UsageBar } from '../components/usage-bar';
 import { formatBytes, formatDuration, formatPercent, formatTime, share } from '../lib/format';
+import type { ChartWindow } from '../lib/telemetry-history';
 
 export function InterfacesTable({ interfaces }: { interfaces: NetworkInterfaceView[] }) {
   if (interfaces.length === 0) {
@@ -31,6 +34,7 @@ export function InterfacesTable({ interfaces }: { interfaces: NetworkInterfaceVi
 }
 
 export function OverviewTab({ vm }: { vm: VmView }) {
+  const [window, setWindow] = useState<ChartWindow>('1h');
   const t = vm.telemetry;
   const memUsed = t?.memory?.used_bytes;
   const memTotal = t?.memory?.total_bytes;
@@ -121,6 +125,13 @@ export function OverviewTab({ vm }: { vm: VmView }) {
           </table>
         </div>
       )}
+      <div className="card span-2" role="region" aria-label="History">
+        <div className="card-head">
+          <h3>History</h3>
+          <WindowSelect value={window} onChange={setWindow} />
+        </div>
+        <TelemetryCharts vmId={vm.id} window={window} />
+      </div>
       <div className="card span-2">
         <h3>Network</h3>
         <InterfacesTable

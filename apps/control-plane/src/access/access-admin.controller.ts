@@ -10,6 +10,7 @@ import {
   Post,
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiAnswers } from '../common/openapi/api-answers.js';
 import { Authenticated, RequirePermission } from '@lq/auth';
 import { AccessAdminService } from './access-admin.service.js';
 import {
@@ -47,6 +48,7 @@ export class AccessAdminController {
   @Get('users')
   @RequirePermission('admin')
   @ApiOperation({ summary: 'Every user (global admin; never a password or key hash)' })
+  @ApiAnswers(200, 'UserListView')
   async listUsers(@CurrentCaller() caller: Caller): Promise<UserListView> {
     return { users: (await this.admin.listUsers(caller)).map(userView) };
   }
@@ -56,6 +58,7 @@ export class AccessAdminController {
   @ApiOperation({
     summary: 'Create a user (global admin; bind roles to it with /api/role-bindings)',
   })
+  @ApiAnswers(201, 'UserView', [409])
   async createUser(
     @Body() body: CreateUserDto,
     @CurrentCaller() caller: Caller,
@@ -69,6 +72,7 @@ export class AccessAdminController {
     summary:
       'Reset a user’s password or disable it (global admin; by id or username); either ends its sessions',
   })
+  @ApiAnswers(200, 'UserView', [404])
   async updateUser(
     @Param('user') user: string,
     @Body() body: UpdateUserDto,
@@ -83,6 +87,7 @@ export class AccessAdminController {
     summary:
       'A user’s API keys (prefix, expiry, last use, revocation): your own, or any as global admin',
   })
+  @ApiAnswers(200, 'ApiKeyListView', [404])
   async listKeys(
     @Param('user') user: string,
     @CurrentCaller() caller: Caller,
@@ -96,6 +101,7 @@ export class AccessAdminController {
     summary:
       'Create an API key (for yourself, or anyone as global admin); `token` is shown this once and never stored',
   })
+  @ApiAnswers(201, 'CreatedApiKeyView', [404])
   async createKey(
     @Param('user') user: string,
     @Body() body: CreateApiKeyDto,
@@ -116,6 +122,7 @@ export class AccessAdminController {
     summary:
       'Revoke an API key, yours or (global admin) anyone’s; at once here, within LQ_AUTH_CACHE_SECONDS elsewhere',
   })
+  @ApiAnswers(200, 'ApiKeyView', [404])
   async revokeKey(@Param('id') id: string, @CurrentCaller() caller: Caller): Promise<ApiKeyView> {
     return apiKeyView(await this.admin.revokeApiKey(caller, id));
   }
@@ -125,6 +132,7 @@ export class AccessAdminController {
   @ApiOperation({
     summary: 'The projects you administer (every one as global admin) and their VM counts',
   })
+  @ApiAnswers(200, 'ProjectListView')
   async listProjects(@CurrentCaller() caller: Caller): Promise<ProjectListView> {
     return { projects: (await this.admin.listProjects(caller)).map(projectView) };
   }
@@ -132,6 +140,7 @@ export class AccessAdminController {
   @Post('projects')
   @RequirePermission('admin')
   @ApiOperation({ summary: 'Create a project (global admin)' })
+  @ApiAnswers(201, 'ProjectView', [409])
   async createProject(
     @Body() body: CreateProjectDto,
     @CurrentCaller() caller: Caller,
@@ -144,6 +153,7 @@ export class AccessAdminController {
   @ApiOperation({
     summary: 'The role bindings of the projects you administer (every one as global admin)',
   })
+  @ApiAnswers(200, 'RoleBindingListView')
   async listBindings(@CurrentCaller() caller: Caller): Promise<RoleBindingListView> {
     return { role_bindings: (await this.admin.listBindings(caller)).map(roleBindingView) };
   }
@@ -154,6 +164,7 @@ export class AccessAdminController {
     summary:
       'Bind a role to a user on a project you administer, or (global admin, without project) on all',
   })
+  @ApiAnswers(201, 'RoleBindingView', [404, 409])
   async createBinding(
     @Body() body: CreateBindingDto,
     @CurrentCaller() caller: Caller,
@@ -169,6 +180,7 @@ export class AccessAdminController {
   @ApiOperation({
     summary: 'Remove a role binding of a project you administer (a global one: global admin)',
   })
+  @ApiAnswers(204, null, [404], 'Removed')
   async deleteBinding(@Param('id') id: string, @CurrentCaller() caller: Caller): Promise<void> {
     await this.admin.deleteBinding(caller, id);
   }

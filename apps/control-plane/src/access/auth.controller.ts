@@ -1,5 +1,6 @@
 import { Body, Controller, Get, HttpCode, Inject, Post, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiAnswers } from '../common/openapi/api-answers.js';
 import type { Request } from 'express';
 import {
   AUTH_AUDIT_HOOK,
@@ -35,6 +36,7 @@ export class AuthController {
   @ApiOperation({
     summary: 'Exchange username and password for an access token and a refresh token',
   })
+  @ApiAnswers(200, 'TokenPairView', [401, 429, 503])
   login(@Body() body: LoginDto, @Req() req: Request): Promise<TokenPairView> {
     return this.audited(req, 'password', () =>
       this.auth.login(body.username, body.password, originOf(req).sourceIp),
@@ -49,6 +51,7 @@ export class AuthController {
     summary:
       'Change your own password (the current one is required); every session of yours ends, API keys stay',
   })
+  @ApiAnswers(200, 'PasswordChangedView')
   async changePassword(
     @Body() body: ChangePasswordDto,
     @Req() req: Request,
@@ -77,6 +80,7 @@ export class AuthController {
   @Public()
   @HttpCode(200)
   @ApiOperation({ summary: 'Exchange a refresh token (used once) for a new pair' })
+  @ApiAnswers(200, 'TokenPairView', [401, 503])
   refresh(@Body() body: RefreshDto, @Req() req: Request): Promise<TokenPairView> {
     return this.audited(req, 'refresh_token', () => this.auth.refresh(body.refresh_token));
   }
@@ -85,6 +89,7 @@ export class AuthController {
   @Authenticated()
   @ApiBearerAuth()
   @ApiOperation({ summary: 'The caller, its bindings and what it may do where' })
+  @ApiAnswers(200, 'MeView')
   me(@CurrentCaller() caller: Caller): MeView {
     return meView(caller.principal);
   }

@@ -1,7 +1,9 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiTags, ApiBody, ApiConsumes } from '@nestjs/swagger';
+import { ApiAnswers, GUEST_OPERATION_ERRORS } from '../common/openapi/api-answers.js';
 import type { Request } from 'express';
 import type {
+  ReleaseFileReceivedView,
   AgentReleaseListView,
   AgentReleaseView,
   AgentRolloutListView,
@@ -33,6 +35,7 @@ export class AgentUpdatesController {
     summary:
       'Replace the VM’s agent with a release: sent, verified in the guest, restarted; ready or rolled back',
   })
+  @ApiAnswers(201, 'AgentUpdateView', GUEST_OPERATION_ERRORS)
   update(
     @Param('id') vmId: string,
     @Body() body: AgentUpdateDto,
@@ -44,6 +47,7 @@ export class AgentUpdatesController {
   @Get('agent/releases')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Agent releases, newest first, with their signed executables' })
+  @ApiAnswers(200, 'AgentReleaseListView')
   releases(): AgentReleaseListView {
     return this.catalog.list();
   }
@@ -51,6 +55,7 @@ export class AgentUpdatesController {
   @Get('agent/versions')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'VMs per agent version and build target, and which are outdated' })
+  @ApiAnswers(200, 'AgentVersionCountsView')
   versions(@CurrentCaller() caller: Caller): Promise<AgentVersionCountsView> {
     return this.updates.versions(caller);
   }
@@ -58,17 +63,21 @@ export class AgentUpdatesController {
   @Put('agent/releases/:version/files/:name')
   @RequirePermission('admin')
   @ApiOperation({ summary: 'Upload one file of a release being imported (streamed body)' })
+  @ApiConsumes('application/octet-stream')
+  @ApiBody({ description: 'The file’s bytes', schema: { type: 'string', format: 'binary' } })
+  @ApiAnswers(200, 'ReleaseFileReceivedView', [404, 409, 413])
   upload(
     @Param('version') version: string,
     @Param('name') name: string,
     @Req() req: Request,
-  ): Promise<{ name: string; size: number; sha256: string }> {
+  ): Promise<ReleaseFileReceivedView> {
     return this.importer.receive(version, name, req as AsyncIterable<Buffer>);
   }
 
   @Post('agent/releases/:version/publish')
   @RequirePermission('admin')
   @ApiOperation({ summary: 'Check an uploaded release (manifest, sums, signatures) and offer it' })
+  @ApiAnswers(201, 'AgentReleaseView', [404, 409])
   publish(
     @Param('version') version: string,
     @CurrentCaller() caller: Caller,
@@ -82,6 +91,7 @@ export class AgentUpdatesController {
   @ApiOperation({
     summary: 'Roll a release out over VMs: canaries first, then max_concurrency, up to max_errors',
   })
+  @ApiAnswers(202, 'AgentRolloutView', [404, 409, 503])
   rollout(
     @Body() body: AgentRolloutDto,
     @CurrentCaller() caller: Caller,
@@ -92,6 +102,7 @@ export class AgentUpdatesController {
   @Get('agent/rollouts')
   @Authenticated()
   @ApiOperation({ summary: 'Your rollouts, newest first (all of them for auditors and admins)' })
+  @ApiAnswers(200, 'AgentRolloutListView')
   rollouts(@CurrentCaller() caller: Caller): Promise<AgentRolloutListView> {
     return this.updates.listRollouts(caller);
   }
@@ -99,6 +110,7 @@ export class AgentUpdatesController {
   @Get('agent/rollouts/:id')
   @Authenticated()
   @ApiOperation({ summary: 'A rollout: status, counts by step, each VM’s step and versions' })
+  @ApiAnswers(200, 'AgentRolloutView', [404])
   getRollout(@Param('id') id: string, @CurrentCaller() caller: Caller): Promise<AgentRolloutView> {
     return this.updates.getRollout(id, caller);
   }

@@ -1,5 +1,6 @@
 import { Controller, Get, Inject, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiAnswers } from '../common/openapi/api-answers.js';
 import type { Request, Response } from 'express';
 import type { AuditPublicKey, VerifyReport } from '@lq/api';
 import {
@@ -36,6 +37,7 @@ export class AuditIntegrityController {
     summary:
       'The Ed25519 public key audit checkpoints are signed with (lqctl audit verify FILE --public-key)',
   })
+  @ApiAnswers(200, 'AuditPublicKey', [404])
   publicKey(): AuditPublicKey {
     return this.checkpointer.publicKey();
   }
@@ -47,6 +49,13 @@ export class AuditIntegrityController {
       'Recompute the hash chain from the first row and compare it with the latest signed checkpoint; names the first missing or altered row (progress=true: NDJSON progress lines, then the report)',
   })
   @ApiProduces('application/json', 'application/x-ndjson')
+  @ApiAnswers(200, {
+    'application/json': 'VerifyReport',
+    'application/x-ndjson': {
+      type: 'string',
+      description: 'Progress lines, then the VerifyReport',
+    },
+  })
   async verify(
     @CurrentCaller() caller: Caller,
     @Query() q: VerifyQueryDto,
@@ -78,6 +87,12 @@ export class AuditIntegrityController {
       'Every audit row with its hashes and every signed checkpoint, as NDJSON (lq-audit-export/1) for offline verification: lqctl audit verify FILE --public-key K',
   })
   @ApiProduces('application/x-ndjson')
+  @ApiAnswers(200, {
+    'application/x-ndjson': {
+      type: 'string',
+      description: 'The chain’s rows, one per line, then its checkpoints',
+    },
+  })
   async export(
     @CurrentCaller() caller: Caller,
     @Req() req: Request,

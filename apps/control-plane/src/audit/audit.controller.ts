@@ -1,5 +1,6 @@
 import { Controller, Get, Inject, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiAnswers } from '../common/openapi/api-answers.js';
 import type { Request, Response } from 'express';
 import {
   AuditErrorCode,
@@ -88,6 +89,11 @@ export class AuditController {
   @RequirePermission('audit.read')
   @ApiOperation({ summary: 'Audit rows: intents, outcomes, denials, failed sign-ins, admin acts' })
   @ApiProduces('application/json', 'application/x-ndjson', 'text/csv')
+  @ApiAnswers(200, {
+    'application/json': 'AuditEventsPage',
+    'application/x-ndjson': { type: 'string', description: 'One AuditEventView per line' },
+    'text/csv': { type: 'string' },
+  })
   async events(@Query() q: AuditQueryDto, @Req() req: Request, @Res() res: Response) {
     const filter = this.filterOf(q, req);
     await this.respond(res, q, filter, EVENT_COLUMNS, 'events', (f) => this.audit.events(f));
@@ -100,6 +106,11 @@ export class AuditController {
       'Command history: who ran what where, when, as whom, and what came back (the output only with audit.read_output)',
   })
   @ApiProduces('application/json', 'application/x-ndjson', 'text/csv')
+  @ApiAnswers(200, {
+    'application/json': 'AuditExecutionsPage',
+    'application/x-ndjson': { type: 'string', description: 'One AuditExecutionView per line' },
+    'text/csv': { type: 'string' },
+  })
   async executions(@Query() q: AuditQueryDto, @Req() req: Request, @Res() res: Response) {
     const filter = this.filterOf(q, req);
     // Stored output is evidence that may hold secrets: its own permission, per project.

@@ -25,6 +25,27 @@ describe('parseControlPlaneEnv', () => {
     expect(c.audit.outputRedaction).toEqual({ defaults: true, patterns: [] });
   });
 
+  it('should read the telemetry history’s resolutions and bounds', () => {
+    expect(parseControlPlaneEnv(BASE).telemetry).toMatchObject({
+      fine: { stepSeconds: 60, retentionSeconds: 86_400 },
+      coarse: { stepSeconds: 900, retentionSeconds: 30 * 86_400 },
+      queryMaxWindowSeconds: 30 * 86_400,
+    });
+    const c = parseControlPlaneEnv({
+      ...BASE,
+      LQ_TELEMETRY_FINE_STEP_SECONDS: '30',
+      LQ_TELEMETRY_FINE_RETENTION_HOURS: '12',
+      LQ_TELEMETRY_COARSE_STEP_SECONDS: '3600',
+      LQ_TELEMETRY_COARSE_RETENTION_DAYS: '365',
+      LQ_TELEMETRY_QUERY_MAX_DAYS: '90',
+    });
+    expect(c.telemetry).toMatchObject({
+      fine: { stepSeconds: 30, retentionSeconds: 12 * 3600 },
+      coarse: { stepSeconds: 3600, retentionSeconds: 365 * 86_400 },
+      queryMaxWindowSeconds: 90 * 86_400,
+    });
+  });
+
   it('should read more output redaction patterns, with flags', () => {
     const c = parseControlPlaneEnv({
       ...BASE,
@@ -58,6 +79,18 @@ describe('parseControlPlaneEnv', () => {
     [{ ...BASE, LQ_OUTPUT_REDACT_PATTERNS: '["ok", "(unclosed"]' }, /PATTERNS \[1\]/],
     [{ ...BASE, LQ_OUTPUT_REDACT_PATTERNS: '["/x/g"]' }, /PATTERNS \[0\] flags "g"/],
     [{ ...BASE, LQ_OUTPUT_REDACT_PATTERNS: '["a*"]' }, /PATTERNS \[0\] matches the empty/],
+    [{ ...BASE, LQ_TELEMETRY_COARSE_STEP_SECONDS: '90' }, /LQ_TELEMETRY_COARSE_STEP_SECONDS/],
+    [{ ...BASE, LQ_TELEMETRY_FINE_STEP_SECONDS: '5' }, /LQ_TELEMETRY_FINE_STEP_SECONDS/],
+    [
+      {
+        ...BASE,
+        LQ_TELEMETRY_FINE_RETENTION_HOURS: '720',
+        LQ_TELEMETRY_COARSE_RETENTION_DAYS: '7',
+      },
+      /LQ_TELEMETRY_COARSE_RETENTION_DAYS/,
+    ],
+    [{ ...BASE, LQ_TELEMETRY_FINE_RETENTION_HOURS: '400' }, /more than 20000 points/],
+    [{ ...BASE, LQ_TELEMETRY_BUFFER_MAX: '10' }, /LQ_TELEMETRY_BUFFER_MAX/],
   ])('should name the variable when %o is invalid', (env, name) => {
     expect(() => parseControlPlaneEnv(env)).toThrow(ConfigError);
     expect(() => parseControlPlaneEnv(env)).toThrow(name);

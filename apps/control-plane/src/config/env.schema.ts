@@ -152,7 +152,39 @@ export interface ControlPlaneConfig {
   };
   /** Signed checkpoints of the audit chain head (SECURITY.md: the audit trail). */
   auditCheckpoint: AuditCheckpointConfig;
+  /** Where asynchronous executions' output waits for the replica that stores it. */
+  execOutputStream: ExecOutputStreamConfig;
+  /** Telemetry history (the fleet dashboard, GET /api/vms/:id/telemetry). */
+  telemetry: TelemetryHistoryConfig;
   logLevel: LogLevelName;
+}
+
+/** One resolution of the telemetry history: points `stepSeconds` wide, kept `retentionSeconds`. */
+export interface TelemetryTier {
+  stepSeconds: number;
+  retentionSeconds: number;
+}
+
+export interface TelemetryHistoryConfig {
+  /** Short steps kept briefly (default 1-minute points for 24 h). */
+  fine: TelemetryTier;
+  /** Long steps kept long (default 15-minute points for 30 days). */
+  coarse: TelemetryTier;
+  /** How often buffered reports are written, as one batched upsert per tier. */
+  flushMs: number;
+  /** Points (VM × step) held in memory awaiting a flush; reports beyond it are dropped (counted). */
+  bufferMax: number;
+  /** Rows per INSERT statement of a flush. */
+  batchRows: number;
+  /** How often expired points are deleted, and how many per DELETE (a run stops after 100). */
+  pruneIntervalMs: number;
+  pruneBatch: number;
+  /** Largest window GET /api/vms/:id/telemetry answers. */
+  queryMaxWindowSeconds: number;
+  /** Largest `top` of GET /api/fleet/summary, and of its list of full disks. */
+  summaryTopMax: number;
+  /** VMs whose guest gauges /metrics exports (the rest are left out, counted). */
+  metricsVmMax: number;
 }
 
 export const AUDIT_CHECKPOINT_JETSTREAM_MODES = ['required', 'optional', 'off'] as const;
@@ -171,6 +203,29 @@ export interface AuditCheckpointConfig {
   /** Messages the stream keeps (the oldest go first; the latest is what verify reads). */
   streamMaxMsgs: number;
   /** JetStream API and publish timeout. */
+  timeoutMs: number;
+}
+
+export const EXEC_OUTPUT_JETSTREAM_MODES = ['required', 'optional', 'off'] as const;
+
+/**
+ * Output of asynchronous executions travels node daemon → NATS → the replica driving it. Over
+ * NATS core a replica that falls behind (a 50 MB burst on a busy machine) is cut off as a slow
+ * consumer and the output is lost; a JetStream stream keeps it until the replica has read it,
+ * at the replica's pace (issue 18 item 6).
+ */
+export interface ExecOutputStreamConfig {
+  /** required: no stream, no start; optional: NATS core while JetStream is away; off: core. */
+  jetstream: (typeof EXEC_OUTPUT_JETSTREAM_MODES)[number];
+  stream: string;
+  streamReplicas: number;
+  /** What the stream holds in all (the oldest output goes first, flagged as lost). */
+  maxBytes: number;
+  /** How long output stays in the stream. */
+  maxAgeSeconds: number;
+  /** After the agent's answer, how long the replica waits for output still on its way. */
+  drainMs: number;
+  /** JetStream API timeout. */
   timeoutMs: number;
 }
 
@@ -477,8 +532,127 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'checkpoints the stream keeps (the oldest go first; verify reads the latest)',
   ],
   ['LQ_AUDIT_CHECKPOINT_TIMEOUT_MS', '5000', 'JetStream request and publish timeout'],
+  [
+    'LQ_EXEC_OUTPUT_JETSTREAM',
+    'optional',
+    'output of asynchronous executions through a JetStream stream, read at the replica’s pace: required (refuse to start without it), optional (NATS core, which drops output for a replica that falls behind, while JetStream is away) or off',
+  ],
+  [
+    'LQ_EXEC_OUTPUT_STREAM',
+    'LQ_EXEC_OUTPUT',
+    'JetStream stream of execution output (created when missing; subjects lq.v1.node.*.exec.*.output)',
+  ],
+  ['LQ_EXEC_OUTPUT_STREAM_REPLICAS', '1', 'replicas of the stream (3 in a NATS cluster)'],
+  [
+    'LQ_EXEC_OUTPUT_STREAM_MAX_BYTES',
+    '1073741824',
+    'bytes the output stream holds (the oldest go first; an execution missing some is flagged output_truncated)',
+  ],
+  ['LQ_EXEC_OUTPUT_STREAM_MAX_AGE_S', '3600', 'seconds output stays in the stream'],
+  ['LQ_EXEC_OUTPUT_STREAM_TIMEOUT_MS', '5000', 'JetStream API timeout of the output stream'],
+  [
+    'LQ_EXEC_OUTPUT_DRAIN_MS',
+    '30000',
+    'after the agent’s answer, how long a replica waits for output still on its way before it flags the rest as lost',
+  ],
+  [
+    'LQ_TELEMETRY_FINE_STEP_SECONDS',
+    '60',
+    'width of a point of the short-term telemetry history (GET /api/vms/:id/telemetry, the dashboard)',
+  ],
+  [
+    'LQ_TELEMETRY_FINE_RETENTION_HOURS',
+    '24',
+    'how long short-term points are kept (windows within it are answered at this resolution)',
+  ],
+  ['LQ_TELEMETRY_COARSE_STEP_SECONDS', '900', 'width of a point of the long-term history'],
+  ['LQ_TELEMETRY_COARSE_RETENTION_DAYS', '30', 'how long long-term points are kept'],
+  [
+    'LQ_TELEMETRY_FLUSH_MS',
+    '5000',
+    'how often buffered telemetry reports are written (one batched upsert per resolution)',
+  ],
+  [
+    'LQ_TELEMETRY_BUFFER_MAX',
+    '50000',
+    'points (VM × step) held in memory between writes; reports past it are dropped and counted (lq_telemetry_reports_total{outcome="dropped"})',
+  ],
+  ['LQ_TELEMETRY_BATCH_ROWS', '1000', 'rows per INSERT of a telemetry write'],
+  ['LQ_TELEMETRY_PRUNE_INTERVAL_MS', '60000', 'how often expired telemetry points are deleted'],
+  [
+    'LQ_TELEMETRY_PRUNE_BATCH',
+    '5000',
+    'rows per DELETE of the pruning (at most 100 DELETEs per run, so a backlog is spread out)',
+  ],
+  [
+    'LQ_TELEMETRY_QUERY_MAX_DAYS',
+    '(LQ_TELEMETRY_COARSE_RETENTION_DAYS)',
+    'largest window (to − from) of GET /api/vms/:id/telemetry',
+  ],
+  [
+    'LQ_FLEET_SUMMARY_TOP_MAX',
+    '100',
+    'largest `top` of GET /api/fleet/summary (and of its list of VMs with full disks)',
+  ],
+  [
+    'LQ_METRICS_VM_MAX',
+    '10000',
+    'VMs whose guest gauges (lq_vm_guest_*) /metrics exports, busiest first; the rest are left out',
+  ],
   ['LQ_LOG_LEVEL', 'info', 'debug, info, warn or error'],
 ];
+
+/** LQ_TELEMETRY_*: the two resolutions of the history and the bounds of its writes and reads. */
+export function telemetryHistory(env: NodeJS.ProcessEnv): TelemetryHistoryConfig {
+  const fine = {
+    stepSeconds: int(env, 'LQ_TELEMETRY_FINE_STEP_SECONDS', 60, 10, 3600),
+    retentionSeconds: int(env, 'LQ_TELEMETRY_FINE_RETENTION_HOURS', 24, 1, 24 * 31) * 3600,
+  };
+  const coarse = {
+    stepSeconds: int(env, 'LQ_TELEMETRY_COARSE_STEP_SECONDS', 900, 60, 86_400),
+    retentionSeconds: int(env, 'LQ_TELEMETRY_COARSE_RETENTION_DAYS', 30, 1, 3660) * 86_400,
+  };
+  if (coarse.stepSeconds <= fine.stepSeconds || coarse.stepSeconds % fine.stepSeconds !== 0) {
+    throw new ConfigError(
+      'LQ_TELEMETRY_COARSE_STEP_SECONDS must be a multiple of LQ_TELEMETRY_FINE_STEP_SECONDS, and larger',
+    );
+  }
+  if (coarse.retentionSeconds < fine.retentionSeconds) {
+    throw new ConfigError(
+      'LQ_TELEMETRY_COARSE_RETENTION_DAYS must cover at least LQ_TELEMETRY_FINE_RETENTION_HOURS',
+    );
+  }
+  // Bounds the points one answer carries: a window of either resolution.
+  for (const [name, tier] of [
+    ['LQ_TELEMETRY_FINE', fine],
+    ['LQ_TELEMETRY_COARSE', coarse],
+  ] as const) {
+    if (tier.retentionSeconds / tier.stepSeconds > 20_000) {
+      throw new ConfigError(
+        `${name}_RETENTION over ${name}_STEP_SECONDS makes more than 20000 points per VM: take a longer step`,
+      );
+    }
+  }
+  const maxDays = int(
+    env,
+    'LQ_TELEMETRY_QUERY_MAX_DAYS',
+    coarse.retentionSeconds / 86_400,
+    1,
+    3660,
+  );
+  return {
+    fine,
+    coarse,
+    flushMs: int(env, 'LQ_TELEMETRY_FLUSH_MS', 5000, 100, 600_000),
+    bufferMax: int(env, 'LQ_TELEMETRY_BUFFER_MAX', 50_000, 100, 10_000_000),
+    batchRows: int(env, 'LQ_TELEMETRY_BATCH_ROWS', 1000, 1, 10_000),
+    pruneIntervalMs: int(env, 'LQ_TELEMETRY_PRUNE_INTERVAL_MS', 60_000, 1000, 86_400_000),
+    pruneBatch: int(env, 'LQ_TELEMETRY_PRUNE_BATCH', 5000, 1, 1_000_000),
+    queryMaxWindowSeconds: Math.min(maxDays * 86_400, coarse.retentionSeconds),
+    summaryTopMax: int(env, 'LQ_FLEET_SUMMARY_TOP_MAX', 100, 1, 10_000),
+    metricsVmMax: int(env, 'LQ_METRICS_VM_MAX', 10_000, 0, 1_000_000),
+  };
+}
 
 /**
  * A replica's own spool directory when none is set: under the temp dir, named by what sets
@@ -617,6 +791,8 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
       },
     },
     auditCheckpoint: auditCheckpoint(env),
+    execOutputStream: execOutputStream(env),
+    telemetry: telemetryHistory(env),
     logLevel,
   };
 }
@@ -677,6 +853,31 @@ function auditCheckpoint(env: NodeJS.ProcessEnv): AuditCheckpointConfig {
     streamReplicas: int(env, 'LQ_AUDIT_CHECKPOINT_STREAM_REPLICAS', 1, 1, 5),
     streamMaxMsgs: int(env, 'LQ_AUDIT_CHECKPOINT_STREAM_MAX_MSGS', 1_000_000, 1000, 1_000_000_000),
     timeoutMs: int(env, 'LQ_AUDIT_CHECKPOINT_TIMEOUT_MS', 5000, 100, 120_000),
+  };
+}
+
+function execOutputStream(env: NodeJS.ProcessEnv): ExecOutputStreamConfig {
+  const jetstream = (env.LQ_EXEC_OUTPUT_JETSTREAM ||
+    'optional') as ExecOutputStreamConfig['jetstream'];
+  if (!EXEC_OUTPUT_JETSTREAM_MODES.includes(jetstream)) {
+    throw new ConfigError(
+      `LQ_EXEC_OUTPUT_JETSTREAM must be one of ${EXEC_OUTPUT_JETSTREAM_MODES.join(', ')} (got ${JSON.stringify(jetstream)})`,
+    );
+  }
+  const stream = env.LQ_EXEC_OUTPUT_STREAM || 'LQ_EXEC_OUTPUT';
+  if (!STREAM_NAME.test(stream)) {
+    throw new ConfigError(
+      `LQ_EXEC_OUTPUT_STREAM ${JSON.stringify(stream)} is not a stream name (1-64 of A-Z a-z 0-9 _ -)`,
+    );
+  }
+  return {
+    jetstream,
+    stream,
+    streamReplicas: int(env, 'LQ_EXEC_OUTPUT_STREAM_REPLICAS', 1, 1, 5),
+    maxBytes: int(env, 'LQ_EXEC_OUTPUT_STREAM_MAX_BYTES', 1024 * MiB, MiB, 2 ** 42),
+    maxAgeSeconds: int(env, 'LQ_EXEC_OUTPUT_STREAM_MAX_AGE_S', 3600, 60, 7 * 86_400),
+    drainMs: int(env, 'LQ_EXEC_OUTPUT_DRAIN_MS', 30_000, 0, 600_000),
+    timeoutMs: int(env, 'LQ_EXEC_OUTPUT_STREAM_TIMEOUT_MS', 5000, 100, 120_000),
   };
 }
 

@@ -1,6 +1,8 @@
 import { Controller, Get, Inject, NotFoundException, Param, Req, Res } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiAnswers } from '../common/openapi/api-answers.js';
 import type { Request, Response } from 'express';
+import type { AgentDownloadView, AgentDownloadsView } from '@lq/api';
 import { Public } from '@lq/auth';
 import { AgentReleases, SHORT_NAMES, type AgentRelease } from './agent-releases.js';
 
@@ -26,19 +28,16 @@ export class DownloadsController {
 
   @Get()
   @ApiOperation({ summary: 'Agent releases on offer, newest first' })
-  index(): { latest: string | null; versions: string[] } {
+  @ApiAnswers(200, 'AgentDownloadsView')
+  index(): AgentDownloadsView {
     const all = this.releases.list();
     return { latest: all[0]?.version ?? null, versions: all.map((r) => r.version) };
   }
 
   @Get(':version')
   @ApiOperation({ summary: "A release's files with their sha256 (version or latest)" })
-  release(@Param('version') version: string): {
-    version: string;
-    commit: string;
-    files: Array<{ name: string; sha256: string }>;
-    aliases: Record<string, string>;
-  } {
+  @ApiAnswers(200, 'AgentDownloadView', [404])
+  release(@Param('version') version: string): AgentDownloadView {
     const release = this.find(version);
     return {
       version: release.version,
@@ -54,6 +53,12 @@ export class DownloadsController {
   @ApiOperation({
     summary: 'One file of a release: a package, an executable (linux-amd64 …), SHA256SUMS',
   })
+  @ApiAnswers(
+    200,
+    { 'application/octet-stream': { type: 'string', format: 'binary' } },
+    [404],
+    'The file (a package, an executable, SHA256SUMS)',
+  )
   file(
     @Param('version') version: string,
     @Param('name') name: string,

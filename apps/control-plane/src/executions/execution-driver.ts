@@ -20,6 +20,7 @@ import { EXEC_REPLY_MARGIN_MS } from '../guest-ops/operations/index.js';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import { NatsService } from '../nats/nats.service.js';
 import { OutputBudget } from './output-budget.js';
+import { ExecOutputFeeds, type OutputFeed } from './output-feed.js';
 import {
   ExecutionsRepository,
   type ExecutionEnd,
@@ -63,7 +64,7 @@ export function chunkOf(data: Uint8Array): OutputChunk {
 }
 
 interface Driving {
-  sub: Subscription | undefined;
+  sub: OutputFeed | undefined;
   buffer: OutputChunk[];
   /** What its stored output may still take (LQ_EXEC_OUTPUT_MAX_BYTES, _BUFFER_BYTES). */
   budget: OutputBudget;
@@ -109,6 +110,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
     @Inject(ExecutionsRepository) private readonly repo: ExecutionsRepository,
     @Inject(OutputRedactor) private readonly redactor: OutputRedactor,
     @Inject(AuditService) private readonly audit: AuditService,
+    @Inject(ExecOutputFeeds) private readonly feeds: ExecOutputFeeds,
   ) {}
 
   /**
@@ -196,7 +198,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
 
   /** Takes over an execution whose intent and row are written; returns at once. */
   drive(id: string, ticket: Ticket<ExecuteResponse>, request: ExecuteRequest, runId?: string) {
-    let sub: Subscription;
+    let sub: OutputFeed;
     try {
       sub = this.subscribeOutput(id, ticket);
     } catch (err) {
@@ -214,7 +216,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
 
   private track(
     id: string,
-    sub: Subscription | undefined,
+    sub: OutputFeed | undefined,
     ticket: Ticket<ExecuteResponse>,
     runId: string | undefined,
   ): void {
@@ -255,26 +257,33 @@ export class ExecutionDriver implements OnApplicationShutdown {
     return true;
   }
 
-  private subscribeOutput(id: string, ticket: Ticket<ExecuteResponse>): Subscription {
-    return this.nats.connection.subscribe(subjects.execOutput(ticket.where.nodeId, id), {
-      callback: (err, msg) => {
-        if (err) {
-          return;
+  private subscribeOutput(id: string, ticket: Ticket<ExecuteResponse>): OutputFeed {
+    return this.feeds.follow(ticket.where.nodeId, id, (data) => {
+      try {
+        // Redacted before it is stored: the store never holds what the patterns match.
+        const d = this.driving.get(id);
+        const raw = chunkOf(data);
+        d?.budget.saw(raw.data.length);
+        const c = d?.budget.admit(redactChunk(this.redactor, raw));
+        if (c) {
+          d!.buffer.push(c);
         }
-        try {
-          // Redacted before it is stored: the store never holds what the patterns match.
-          const d = this.driving.get(id);
-          const raw = chunkOf(msg.data);
-          d?.budget.saw(raw.data.length);
-          const c = d?.budget.admit(redactChunk(this.redactor, raw));
-          if (c) {
-            d!.buffer.push(c);
-          }
-        } catch (e) {
-          this.log.warn(`dropped output of ${id}: ${(e as Error).message}`);
-        }
-      },
+      } catch (e) {
+        this.log.warn(`dropped output of ${id}: ${(e as Error).message}`);
+      }
     });
+  }
+
+  /**
+   * The agent has answered: output it sent before the answer may still be on its way (in the
+   * stream, or behind this replica's backlog). Waits, up to LQ_EXEC_OUTPUT_DRAIN_MS, until as
+   * many bytes arrived as the command wrote.
+   */
+  private async drain(d: Driving, total: number): Promise<void> {
+    const until = Date.now() + this.config.execOutputStream.drainMs;
+    while (d.budget.receivedBytes < total && Date.now() < until && !d.stopped) {
+      await sleep(50);
+    }
   }
 
   /** Runs the request to its end (or the agent's loss) and records the outcome. */
@@ -349,8 +358,11 @@ export class ExecutionDriver implements OnApplicationShutdown {
       return;
     }
     const r = response;
-    // Output streamed over NATS core may have been dropped on the way: say so, never silently.
-    d.budget.settle(Number(r.stdoutTotalBytes) + Number(r.stderrTotalBytes));
+    const total = Number(r.stdoutTotalBytes) + Number(r.stderrTotalBytes);
+    await this.drain(d, total);
+    // Output that never arrived (NATS core drops it for a replica that falls behind; the
+    // stream drops its oldest when full): say so, never silently.
+    d.budget.settle(total);
     await this.finish(
       id,
       {
@@ -430,9 +442,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
         await sleep(1000);
       }
     }
-    if (d?.sub && !d.sub.isClosed()) {
-      d.sub.unsubscribe();
-    }
+    d?.sub?.stop();
     this.driving.delete(id);
     let status = end.status;
     if (won) {

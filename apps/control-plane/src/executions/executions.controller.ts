@@ -14,6 +14,7 @@ import {
   type BeforeApplicationShutdown,
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiAnswers, EVENT_STREAM, GUEST_OPERATION_ERRORS } from '../common/openapi/api-answers.js';
 import type { Request, Response } from 'express';
 import type {
   ExecutionListView,
@@ -88,6 +89,7 @@ export class ExecutionsController implements BeforeApplicationShutdown {
   @ApiOperation({
     summary: 'Start a command in the guest and answer at once with its execution id',
   })
+  @ApiAnswers(202, 'ExecutionStartedView', GUEST_OPERATION_ERRORS)
   async start(
     @Param('id') id: string,
     @Body() body: ExecuteDto,
@@ -110,6 +112,7 @@ export class ExecutionsController implements BeforeApplicationShutdown {
     summary:
       'Executions the caller may read (guest.exec or audit.read on their project), newest first, with filters and a cursor',
   })
+  @ApiAnswers(200, 'ExecutionListView')
   list(@Query() q: ExecutionQueryDto, @CurrentCaller() caller: Caller): Promise<ExecutionListView> {
     return this.executions.list(caller, q);
   }
@@ -120,6 +123,7 @@ export class ExecutionsController implements BeforeApplicationShutdown {
     summary:
       'Status, exit code, timings (guest.exec or audit.read) and the output so far (its actor, or audit.read_output)',
   })
+  @ApiAnswers(200, 'ExecutionStatusView', [404])
   async get(
     @Param('id') id: string,
     @CurrentCaller() caller: Caller,
@@ -172,6 +176,12 @@ export class ExecutionsController implements BeforeApplicationShutdown {
   @ApiQuery({ name: 'follow', required: false, enum: ['0', '1'] })
   @ApiQuery({ name: 'after', required: false, description: 'last sequence number seen' })
   @ApiProduces('text/event-stream', 'application/json')
+  @ApiAnswers(
+    200,
+    { ...EVENT_STREAM, 'application/json': 'OutputPageView' },
+    [404, 503],
+    'follow=1: events output (OutputChunkView) then end (ExecutionView); else a page of chunks',
+  )
   async output(
     @Param('id') id: string,
     @Query('follow') follow: string | undefined,
@@ -250,6 +260,7 @@ export class ExecutionsController implements BeforeApplicationShutdown {
   @RequirePermission('guest.exec')
   @HttpCode(202)
   @ApiOperation({ summary: 'Stop the execution’s process group in the guest' })
+  @ApiAnswers(202, 'ExecutionView', [404, 409, 502, 503, 504])
   cancel(@Param('id') id: string, @CurrentCaller() caller: Caller): Promise<ExecutionView> {
     return this.executions.cancel(id, caller);
   }

@@ -9,11 +9,18 @@ import { ExecutionFollower } from './execution-follower.js';
 import { ExecutionsController } from './executions.controller.js';
 import { ExecutionsRepository } from './executions.repository.js';
 import { ExecutionsService } from './executions.service.js';
+import { ExecOutputFeeds } from './output-feed.js';
 
 /** Asynchronous executions: started at once, output stored and followed, cancellable. */
 @Module({
   imports: [AccessModule, AuditModule, GuestOpsModule, InventoryModule, NatsModule],
-  providers: [ExecutionsRepository, ExecutionDriver, ExecutionFollower, ExecutionsService],
+  providers: [
+    ExecutionsRepository,
+    ExecOutputFeeds,
+    ExecutionDriver,
+    ExecutionFollower,
+    ExecutionsService,
+  ],
   controllers: [ExecutionsController],
   exports: [ExecutionsService, ExecutionDriver],
 })

@@ -48,6 +48,10 @@ export class OutputBudget {
     this.received += bytes;
   }
 
+  get receivedBytes(): number {
+    return this.received;
+  }
+
   /**
    * The command wrote `total` bytes: fewer received means chunks never arrived (NATS core drops
    * messages to a consumer that falls too far behind), so the stored output is flagged.

@@ -12,7 +12,8 @@ import {
   Req,
   Res,
 } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiTags, ApiBody, ApiConsumes } from '@nestjs/swagger';
+import { ApiAnswers, GUEST_OPERATION_ERRORS } from '../common/openapi/api-answers.js';
 import type { Request, Response } from 'express';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { ShutdownMode, type ExecuteResponse, type HookResult } from '@lq/proto';
@@ -127,6 +128,7 @@ export class VmGuestController {
   @RequirePermission('vm.read')
   @HttpCode(200)
   @ApiOperation({ summary: 'Round trip to the VM’s guest agent' })
+  @ApiAnswers(200, 'PingView', GUEST_OPERATION_ERRORS)
   async ping(
     @Param('id') vmId: string,
     @Body() body: PingDto,
@@ -145,6 +147,7 @@ export class VmGuestController {
   @RequirePermission('guest.exec')
   @HttpCode(200)
   @ApiOperation({ summary: 'Run a command in the guest and wait for it' })
+  @ApiAnswers(200, 'ExecuteResultView', GUEST_OPERATION_ERRORS)
   async execute(
     @Param('id') vmId: string,
     @Body() body: ExecuteDto,
@@ -158,6 +161,7 @@ export class VmGuestController {
   @RequirePermission('guest.power')
   @HttpCode(202)
   @ApiOperation({ summary: 'Power off, reboot or halt the guest through its agent' })
+  @ApiAnswers(202, 'ShutdownView', GUEST_OPERATION_ERRORS)
   async shutdown(
     @Param('id') vmId: string,
     @Body() body: ShutdownDto,
@@ -181,6 +185,7 @@ export class VmGuestController {
   @ApiOperation({
     summary: 'Freeze the guest’s filesystems (pre-freeze hooks; auto-thaw after timeout_seconds)',
   })
+  @ApiAnswers(200, 'QuiesceView', GUEST_OPERATION_ERRORS)
   async quiesce(
     @Param('id') vmId: string,
     @Body() body: QuiesceDto,
@@ -202,6 +207,7 @@ export class VmGuestController {
   @RequirePermission('guest.quiesce')
   @HttpCode(200)
   @ApiOperation({ summary: 'Thaw the guest’s filesystems (post-thaw hooks after)' })
+  @ApiAnswers(200, 'ThawView', GUEST_OPERATION_ERRORS)
   async thaw(@Param('id') vmId: string, @CurrentCaller() caller: Caller): Promise<ThawView> {
     const r = await this.guest.run(THAW, caller, vmId, undefined);
     return {
@@ -215,6 +221,7 @@ export class VmGuestController {
   @Get('quiesce')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Whether the guest is frozen, which mounts, until when' })
+  @ApiAnswers(200, 'QuiesceStatusView', GUEST_OPERATION_ERRORS)
   async quiesceStatus(
     @Param('id') vmId: string,
     @CurrentCaller() caller: Caller,
@@ -238,6 +245,7 @@ export class VmGuestController {
     summary:
       'Step the guest clock with its time service, or (force) from the control plane’s clock',
   })
+  @ApiAnswers(200, 'SyncTimeView', GUEST_OPERATION_ERRORS)
   async syncTime(
     @Param('id') vmId: string,
     @Body() body: SyncTimeDto,
@@ -257,6 +265,7 @@ export class VmGuestController {
   @RequirePermission('guest.password')
   @HttpCode(200)
   @ApiOperation({ summary: 'Set a guest user’s password (chpasswd); never logged or audited' })
+  @ApiAnswers(200, 'PasswordSetView', GUEST_OPERATION_ERRORS)
   async setPassword(
     @Param('id') vmId: string,
     @Body() body: SetPasswordDto,
@@ -273,6 +282,7 @@ export class VmGuestController {
   @Get('filesystems')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Mounted filesystems, type, size and use (asked now)' })
+  @ApiAnswers(200, 'FilesystemsView', GUEST_OPERATION_ERRORS)
   async filesystems(
     @Param('id') vmId: string,
     @CurrentCaller() caller: Caller,
@@ -295,6 +305,7 @@ export class VmGuestController {
   @Get('os')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'OS facts (asked now)' })
+  @ApiAnswers(200, 'GuestOsView', GUEST_OPERATION_ERRORS)
   async os(@Param('id') vmId: string, @CurrentCaller() caller: Caller): Promise<GuestOsView> {
     const r = await this.guest.run(INFO, caller, vmId, undefined);
     return {
@@ -307,6 +318,7 @@ export class VmGuestController {
   @Get('interfaces')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Network interfaces and addresses (asked now)' })
+  @ApiAnswers(200, 'GuestInterfacesView', GUEST_OPERATION_ERRORS)
   async interfaces(
     @Param('id') vmId: string,
     @CurrentCaller() caller: Caller,
@@ -321,6 +333,7 @@ export class VmGuestController {
   @Get('files/stat')
   @RequirePermission('guest.file.read')
   @ApiOperation({ summary: 'A guest file’s type, size, mode, owner and times (like stat)' })
+  @ApiAnswers(200, 'FileStatView', GUEST_OPERATION_ERRORS)
   async statFile(
     @Param('id') vmId: string,
     @Query() query: FileStatQueryDto,
@@ -338,6 +351,7 @@ export class VmGuestController {
   @ApiOperation({
     summary: 'One page of a guest directory’s entries, sorted by name (next_cursor pages on)',
   })
+  @ApiAnswers(200, 'FileListView', GUEST_OPERATION_ERRORS)
   async listFiles(
     @Param('id') vmId: string,
     @Query() query: FileListQueryDto,
@@ -355,6 +369,7 @@ export class VmGuestController {
   @HttpCode(201)
   @RequirePermission('guest.file.write')
   @ApiOperation({ summary: 'Create a guest directory (parents: like mkdir -p)' })
+  @ApiAnswers(201, 'DirectoryCreatedView', GUEST_OPERATION_ERRORS)
   async makeDirectory(
     @Param('id') vmId: string,
     @Body() body: FileMkdirDto,
@@ -372,6 +387,7 @@ export class VmGuestController {
   @HttpCode(200)
   @RequirePermission('guest.file.write')
   @ApiOperation({ summary: 'Rename or move a guest file or directory' })
+  @ApiAnswers(200, 'FileRenamedView', GUEST_OPERATION_ERRORS)
   async renameFile(
     @Param('id') vmId: string,
     @Body() body: FileRenameDto,
@@ -390,6 +406,7 @@ export class VmGuestController {
   @ApiOperation({
     summary: 'Delete a guest file, link or empty directory (recursive=true: a whole tree)',
   })
+  @ApiAnswers(200, 'FileDeletedView', GUEST_OPERATION_ERRORS)
   async deleteFile(
     @Param('id') vmId: string,
     @Query() query: FileDeleteQueryDto,
@@ -405,6 +422,12 @@ export class VmGuestController {
   @Get('files')
   @RequirePermission('guest.file.read')
   @ApiOperation({ summary: 'Download a guest file (streamed in chunks)' })
+  @ApiAnswers(
+    200,
+    { 'application/octet-stream': { type: 'string', format: 'binary' } },
+    GUEST_OPERATION_ERRORS,
+    'The file’s bytes',
+  )
   async download(
     @Param('id') vmId: string,
     @Query() query: FileQueryDto,
@@ -440,6 +463,12 @@ export class VmGuestController {
   @ApiOperation({
     summary: 'Upload a guest file (request body streamed in chunks, replaced atomically)',
   })
+  @ApiConsumes('application/octet-stream')
+  @ApiBody({
+    description: 'The file’s bytes (any Content-Type; at most LQ_MAX_UPLOAD_BYTES)',
+    schema: { type: 'string', format: 'binary' },
+  })
+  @ApiAnswers(200, 'FileWrittenView', GUEST_OPERATION_ERRORS)
   async upload(
     @Param('id') vmId: string,
     @Query() query: FileQueryDto,

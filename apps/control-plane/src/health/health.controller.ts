@@ -1,6 +1,7 @@
 import { Controller, Get, HttpStatus, Inject, Res } from '@nestjs/common';
 import { Public } from '@lq/auth';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiTags, ApiResponse } from '@nestjs/swagger';
+import { ApiAnswers } from '../common/openapi/api-answers.js';
 import type { Response } from 'express';
 import type { HealthView } from '@lq/api';
 import { InventoryService } from '../inventory/inventory.service.js';
@@ -22,6 +23,12 @@ export class HealthController {
 
   @Get('health')
   @ApiOperation({ summary: 'Health of the control plane, its database and NATS' })
+  @ApiResponse({
+    status: 503,
+    description: 'The database or NATS does not answer (named)',
+    schema: { $ref: '#/components/schemas/HealthView' },
+  })
+  @ApiAnswers(200, 'HealthView')
   async health(@Res({ passthrough: true }) res: Response): Promise<HealthReport> {
     const database = (await this.databaseAnswers()) ? 'ok' : 'unavailable';
     const nats = this.nats.healthy ? 'ok' : 'unavailable';

@@ -9,6 +9,7 @@ import {
   type BeforeApplicationShutdown,
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiParam, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiAnswers, EVENT_STREAM } from '../common/openapi/api-answers.js';
 import { create, fromBinary } from '@bufbuild/protobuf';
 import type { Request, Response } from 'express';
 import { openEventStream } from '../common/sse.js';
@@ -49,6 +50,7 @@ export class InventoryController implements BeforeApplicationShutdown {
   @Get('vms')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'The VMs of the projects the caller may read, ordered by id' })
+  @ApiAnswers(200, 'VmListView')
   async listVms(@Req() req: Request): Promise<VmListView> {
     const vms = await this.inventory.listVms(projectsWith(restCaller(req).principal, 'vm.read'));
     const latest = this.releases.latest();
@@ -59,6 +61,7 @@ export class InventoryController implements BeforeApplicationShutdown {
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'One VM with its agent state, facts and latest telemetry' })
   @ApiParam({ name: 'id', description: 'VM id' })
+  @ApiAnswers(200, 'VmView', [404])
   async getVm(@Param('id') id: string, @CurrentCaller() caller: Caller): Promise<VmView> {
     return vmView(await this.reads.getVm(caller, id), this.releases.latest());
   }
@@ -66,6 +69,7 @@ export class InventoryController implements BeforeApplicationShutdown {
   @Get('nodes')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Every node and whether its heartbeat is stale' })
+  @ApiAnswers(200, 'NodeListView')
   async listNodes(): Promise<NodeListView> {
     return { nodes: (await this.inventory.listNodes()).map(nodeView) };
   }
@@ -80,6 +84,7 @@ export class InventoryController implements BeforeApplicationShutdown {
   @ApiOperation({ summary: 'Live telemetry of a VM as Server-Sent Events (event: telemetry)' })
   @ApiParam({ name: 'id', description: 'VM id' })
   @ApiProduces('text/event-stream')
+  @ApiAnswers(200, EVENT_STREAM, [404, 503], 'Events telemetry (TelemetryEventView)')
   async streamTelemetry(
     @Param('id') id: string,
     @Req() req: Request,

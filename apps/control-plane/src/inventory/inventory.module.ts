@@ -3,8 +3,10 @@ import { AccessModule } from '../access/access.module.js';
 import { AuditModule } from '../audit/audit.module.js';
 import { MetricsModule } from '../metrics/metrics.module.js';
 import { NatsModule } from '../nats/nats.module.js';
+import { TelemetryModule } from '../telemetry/telemetry.module.js';
 import { AgentReleaseCatalog } from '../downloads/agent-release-catalog.js';
 import { DownloadsModule } from '../downloads/downloads.module.js';
+import { FleetController } from './fleet.controller.js';
 import { InventoryController } from './inventory.controller.js';
 import { InventoryMetrics } from './inventory.metrics.js';
 import { InventoryRepository } from './inventory.repository.js';
@@ -19,10 +21,11 @@ import { VmReadService } from './vm-read.service.js';
 
 /**
  * The inventory: nodes and VMs as node daemons report them (heartbeats, events, telemetry),
- * which node owns each VM, its project and labels, and the reads every transport makes.
+ * which node owns each VM, its project and labels, and the reads every transport makes,
+ * the fleet dashboard's among them (over the telemetry history).
  */
 @Module({
-  imports: [AccessModule, AuditModule, MetricsModule, NatsModule, DownloadsModule],
+  imports: [AccessModule, AuditModule, MetricsModule, NatsModule, DownloadsModule, TelemetryModule],
   providers: [
     InventoryRepository,
     InventoryService,
@@ -44,7 +47,12 @@ import { VmReadService } from './vm-read.service.js';
     },
   ],
   // The stream first: /api/vms/stream must match ahead of /api/vms/:id.
-  controllers: [VmListStreamController, InventoryController, VmPlacementController],
+  controllers: [
+    VmListStreamController,
+    InventoryController,
+    FleetController,
+    VmPlacementController,
+  ],
   exports: [InventoryService, VmReadService, InventorySubscriber],
 })
 export class InventoryModule {}

@@ -21,6 +21,7 @@ import { idsOfSubject } from './inventory.mapping.js';
 import { InventoryRepository } from './inventory.repository.js';
 import { LatestPerKeyQueue } from './latest-per-key.queue.js';
 import { VmClaimsService } from './vm-claims.service.js';
+import { TelemetryRecorder } from '../telemetry/telemetry-recorder.js';
 
 type Kind = 'heartbeat' | 'event' | 'telemetry';
 
@@ -33,7 +34,8 @@ const ERROR_LOG_INTERVAL_MS = 10_000;
  * the queue group; within one replica the messages of one node (heartbeats) or one node's VM
  * (events, telemetry: another node's messages about the VM must not displace its owner's) are
  * written in order, and a burst that arrives during a write collapses to its
- * newest message (each is a whole snapshot). A failed write is logged and dropped: the next
+ * newest message (each is a whole snapshot). Telemetry reports are also recorded, each one, into
+ * the history (telemetry/telemetry-recorder.ts). A failed write is logged and dropped: the next
  * heartbeat, a few seconds later, brings the state again.
  */
 @Injectable()
@@ -52,6 +54,7 @@ export class InventorySubscriber implements BeforeApplicationShutdown, OnApplica
     @Inject(InventoryRepository) private readonly repo: InventoryRepository,
     @Inject(InventoryMetrics) private readonly metrics: InventoryMetrics,
     @Inject(VmClaimsService) private readonly claims: VmClaimsService,
+    @Inject(TelemetryRecorder) private readonly history: TelemetryRecorder,
   ) {}
 
   start(): Promise<void> {
@@ -107,6 +110,9 @@ export class InventorySubscriber implements BeforeApplicationShutdown, OnApplica
       case 'telemetry': {
         const t = this.decode(kind, msg, VmTelemetrySchema);
         if (t && this.matches(kind, msg.subject, ids, t.nodeId, t.vmId)) {
+          // Every report goes into the history (batched there), ahead of the coalescing below,
+          // which keeps only the latest report of a burst.
+          this.history.record(t);
           this.queue.push(`telemetry:${t.nodeId}:${t.vmId}`, async () => {
             const applied = await this.repo.applyTelemetry(t);
             this.metrics.message(kind, applied ? 'applied' : 'ignored');

@@ -9,6 +9,7 @@ import {
   type BeforeApplicationShutdown,
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiParam, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiAnswers, EVENT_STREAM } from '../common/openapi/api-answers.js';
 import type { Request, Response } from 'express';
 import type { AgentSessionView } from '@lq/api';
 import { openEventStream } from '../common/sse.js';
@@ -46,6 +47,7 @@ export class VmListStreamController implements BeforeApplicationShutdown {
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'Since when the VM’s agent has been connected, and when last seen' })
   @ApiParam({ name: 'id', description: 'VM id' })
+  @ApiAnswers(200, 'AgentSessionView', [404])
   async agentSession(
     @Param('id') id: string,
     @CurrentCaller() caller: Caller,
@@ -66,6 +68,12 @@ export class VmListStreamController implements BeforeApplicationShutdown {
       'The VMs the caller may read as Server-Sent Events: `event: vms` with { vms: [summary…] } at once and on every change (checked every 2 s), `event: error` when the inventory cannot be read',
   })
   @ApiProduces('text/event-stream')
+  @ApiAnswers(
+    200,
+    EVENT_STREAM,
+    [],
+    'Events vms (VmListSnapshotView) on change, error (VmListErrorView)',
+  )
   stream(@Req() req: Request, @Res() res: Response): void {
     const scope = projectsWith(restCaller(req).principal, 'vm.read');
     if (this.streams.size >= VM_STREAMS_MAX) {

@@ -1,5 +1,6 @@
 import { Body, Controller, HttpCode, Inject, Param, Put } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiAnswers } from '../common/openapi/api-answers.js';
 import { RequirePermission } from '@lq/auth';
 import { CurrentCaller, type Caller } from '../common/caller.js';
 import type { VmLabelsView, VmNodeView, VmProjectView } from '@lq/api';
@@ -19,6 +20,7 @@ export class VmPlacementController {
   @ApiOperation({
     summary: 'Move a VM to a project (global admin; new VMs start in "default")',
   })
+  @ApiAnswers(200, 'VmProjectView', [404])
   async setProject(
     @Param('id') id: string,
     @Body() body: SetVmProjectDto,
@@ -35,6 +37,7 @@ export class VmPlacementController {
     summary:
       'Move a VM to another node (after a migration): that node’s claims are accepted from now on, the previous node’s refused; global admins only',
   })
+  @ApiAnswers(200, 'VmNodeView', [404])
   async setNode(
     @Param('id') id: string,
     @Body() body: SetVmNodeDto,
@@ -50,6 +53,7 @@ export class VmPlacementController {
   @ApiOperation({
     summary: 'Replace a VM’s labels (fleet runs target them); an admin of the VM’s project',
   })
+  @ApiAnswers(200, 'VmLabelsView', [404])
   setLabels(
     @Param('id') id: string,
     @Body() body: SetLabelsDto,

@@ -1,5 +1,6 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiAnswers, EVENT_STREAM } from '../common/openapi/api-answers.js';
 import type { Response } from 'express';
 import type { RunListView, RunPreviewView, RunProgressView, RunView } from '@lq/api';
 import { openEventStream } from '../common/sse.js';
@@ -26,6 +27,7 @@ export class RunsController {
     summary:
       'Run a command over VMs (ids, a project or labels) with max_concurrency and max_errors',
   })
+  @ApiAnswers(202, 'RunView', [404, 409, 503])
   create(@Body() body: CreateRunDto, @CurrentCaller() caller: Caller): Promise<RunView> {
     const { target, max_concurrency, max_errors, ...execute } = body;
     return this.runs.create(
@@ -46,6 +48,7 @@ export class RunsController {
     summary:
       'The VMs a run with this body would target, each would_run or denied; nothing is run or stored (lqctl run --dry-run)',
   })
+  @ApiAnswers(200, 'RunPreviewView', [404, 503])
   preview(@Body() body: CreateRunDto, @CurrentCaller() caller: Caller): Promise<RunPreviewView> {
     const { target, max_concurrency, max_errors, ...execute } = body;
     return this.runs.preview(
@@ -65,6 +68,7 @@ export class RunsController {
     summary:
       'Fleet runs, newest first, with filters and a cursor: all of them for a global auditor or admin, the caller’s own otherwise',
   })
+  @ApiAnswers(200, 'RunListView')
   list(@Query() q: RunQueryDto, @CurrentCaller() caller: Caller): Promise<RunListView> {
     return this.runs.list(caller, q);
   }
@@ -72,6 +76,7 @@ export class RunsController {
   @Get('runs/:id')
   @Authenticated()
   @ApiOperation({ summary: 'A run: status, counts by state, and each VM’s execution' })
+  @ApiAnswers(200, 'RunView', [404])
   get(@Param('id') id: string, @CurrentCaller() caller: Caller): Promise<RunView> {
     return this.runs.get(id, caller);
   }
@@ -82,6 +87,12 @@ export class RunsController {
     summary: 'Progress as Server-Sent Events: event progress (the summary) on change, then end',
   })
   @ApiProduces('text/event-stream')
+  @ApiAnswers(
+    200,
+    EVENT_STREAM,
+    [404],
+    'Events progress (RunProgressView) on change, then end (RunView)',
+  )
   async events(
     @Param('id') id: string,
     @Query('follow') _follow: string | undefined,
@@ -118,6 +129,7 @@ export class RunsController {
   @RequirePermission('guest.exec')
   @HttpCode(202)
   @ApiOperation({ summary: 'Start no more VMs and cancel the running executions' })
+  @ApiAnswers(202, 'RunView', [404])
   cancel(@Param('id') id: string, @CurrentCaller() caller: Caller): Promise<RunView> {
     return this.runs.cancel(id, caller);
   }

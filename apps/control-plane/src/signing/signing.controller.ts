@@ -1,5 +1,7 @@
 import { Controller, Get, Inject } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiAnswers } from '../common/openapi/api-answers.js';
+import type { SigningKeysView } from '@lq/api';
 import { Public } from '@lq/auth';
 import { RequestSigner } from './request-signer.js';
 
@@ -15,7 +17,8 @@ export class SigningController {
     summary:
       'The Ed25519 public keys guest requests are signed with: node daemons trust them (LQ_CONTROL_PLANE_KEYS), auditors verify intents with them',
   })
-  keys() {
+  @ApiAnswers(200, 'SigningKeysView')
+  keys(): SigningKeysView {
     return { keys: this.signer.publicKeys() };
   }
 }

@@ -9,6 +9,9 @@ export interface Context {
   /** --json: machine output on stdout. */
   json: boolean;
   configFile: string;
+  /** The config file's context in use (--context, LQ_CONTEXT or the current one). */
+  contextName: string;
+  /** That context's server and credentials ({} when it does not exist yet). */
   config: LqctlConfig;
   stdout: NodeJS.WriteStream;
   stderr: NodeJS.WriteStream;

@@ -1,6 +1,6 @@
 import { ApiClient, StaticAuth, applyTokenPair } from '../api-client.js';
 import { str } from '../args.js';
-import { saveConfig, type LqctlConfig, type TokenSource } from '../config.js';
+import { saveConfig, useContext, type LqctlConfig, type TokenSource } from '../config.js';
 import { ApiError, SignInError, UsageError } from '../errors.js';
 import { Exit } from '../exit-codes.js';
 import { jsonText } from '../output/stream.js';
@@ -39,7 +39,8 @@ async function me(server: string, token: string): Promise<MeView> {
 
 /**
  * `lqctl login --api-key K` or `--username U`: checks the credentials against the server, then
- * stores them (and the server) in the config file, mode 0600.
+ * stores them (and the server) in the config file, mode 0600, as the context --context names
+ * (else the current one, else "default"), which becomes the current context.
  */
 export const loginCommand: Command = async (ctx, cmd) => {
   const username = str(cmd, 'username');
@@ -88,21 +89,24 @@ export const loginCommand: Command = async (ctx, cmd) => {
     next.username = username;
     who = await me(server, pair.access_token);
   }
-  saveConfig(ctx.configFile, next);
+  saveConfig(ctx.configFile, next, ctx.contextName);
+  useContext(ctx.configFile, ctx.contextName);
   if (ctx.json) {
-    ctx.stdout.write(jsonText({ server, config: ctx.configFile, me: who }));
+    ctx.stdout.write(
+      jsonText({ server, config: ctx.configFile, context: ctx.contextName, me: who }),
+    );
   } else {
     ctx.stdout.write(`signed in to ${server} as ${describeMe(who)}\n`);
-    note(ctx, `credentials saved in ${ctx.configFile}`);
+    note(ctx, `credentials saved in ${ctx.configFile} as context ${ctx.contextName} (current)`);
   }
   return Exit.OK;
 };
 
-/** `lqctl logout`: forgets the stored credentials (the server setting stays). */
+/** `lqctl logout`: forgets the context's stored credentials (its server setting stays). */
 export const logoutCommand: Command = (ctx: Context) => {
   const next: LqctlConfig = ctx.config.server ? { server: ctx.config.server } : {};
-  saveConfig(ctx.configFile, next);
-  note(ctx, `credentials removed from ${ctx.configFile}`);
+  saveConfig(ctx.configFile, next, ctx.contextName);
+  note(ctx, `credentials of context ${ctx.contextName} removed from ${ctx.configFile}`);
   return Promise.resolve(Exit.OK);
 };
 
@@ -112,8 +116,8 @@ export const whoamiCommand: Command = async (ctx) => {
   const from: Record<TokenSource, string> = {
     flag: 'token from --token',
     env: 'token from LQ_TOKEN',
-    'api-key': `API key from ${ctx.configFile}`,
-    session: `session from ${ctx.configFile}`,
+    'api-key': `API key of context ${ctx.contextName} in ${ctx.configFile}`,
+    session: `session of context ${ctx.contextName} in ${ctx.configFile}`,
     none: 'no credentials',
   };
   ctx.stdout.write(

@@ -35,6 +35,7 @@ export function testContext(server: string): {
     settings: { server, token: 'lq_t', tokenSource: 'env' },
     json: false,
     configFile: '/dev/null',
+    contextName: 'default',
     config: {},
     stdout: out.stream,
     stderr: err.stream,

@@ -1,0 +1,154 @@
+import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import type { Msg, Subscription } from '@nats-io/transport-node';
+import {
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+  type ConsumerMessages,
+} from '@nats-io/jetstream';
+import { subjects } from '@lq/proto';
+import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
+import { NatsService } from '../nats/nats.service.js';
+
+/** One execution's output as it arrives; stop() ends the delivery. */
+export interface OutputFeed {
+  stop(): void;
+}
+
+/**
+ * Delivers the output an execution's node daemon publishes on its subject
+ * (`lq.v1.node.<node>.exec.<id>.output`, PROTOCOL.md §9) to the replica that drives it.
+ *
+ * With JetStream (LQ_EXEC_OUTPUT_JETSTREAM, the default `optional`) the subjects are captured by
+ * a stream and each execution is read by an ordered consumer from its first chunk, at the pace
+ * this replica can take: a burst faster than it is not dropped, and a feed started late (another
+ * replica adopting the execution) still gets it all. Without JetStream it is a NATS core
+ * subscription, which the server cuts off when this replica falls behind (then the execution is
+ * flagged output_truncated).
+ */
+@Injectable()
+export class ExecOutputFeeds implements OnApplicationBootstrap {
+  private readonly log = new Logger('executions');
+  private streamReady = false;
+
+  constructor(
+    @Inject(NatsService) private readonly nats: NatsService,
+    @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
+  ) {}
+
+  /** True when output comes through the JetStream stream. */
+  get durable(): boolean {
+    return this.streamReady;
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const cfg = this.config.execOutputStream;
+    if (cfg.jetstream === 'off') {
+      this.log.warn(
+        'LQ_EXEC_OUTPUT_JETSTREAM=off: execution output travels over NATS core, which drops it for a replica that falls behind',
+      );
+      return;
+    }
+    try {
+      const how = await this.ensureStream();
+      this.streamReady = true;
+      this.log.log(`execution output goes through JetStream stream ${cfg.stream} (${how})`);
+    } catch (err) {
+      if (cfg.jetstream === 'required') {
+        throw new Error(`LQ_EXEC_OUTPUT_JETSTREAM=required: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+      this.log.warn(
+        `execution output travels over NATS core (it is dropped for a replica that falls behind) until JetStream stream ${cfg.stream} can be used: ${(err as Error).message}`,
+      );
+    }
+  }
+
+  /** Creates the stream when missing; says whether it was there. */
+  private async ensureStream(): Promise<'existing' | 'created'> {
+    const cfg = this.config.execOutputStream;
+    const jsm = await jetstreamManager(this.nats.connection, { timeout: cfg.timeoutMs });
+    try {
+      await jsm.streams.info(cfg.stream);
+      return 'existing';
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound) {
+        throw err;
+      }
+    }
+    await jsm.streams.add({
+      name: cfg.stream,
+      subjects: [subjects.allExecOutput],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_bytes: cfg.maxBytes,
+      max_age: cfg.maxAgeSeconds * 1e9,
+      num_replicas: cfg.streamReplicas,
+    });
+    return 'created';
+  }
+
+  /**
+   * Starts delivering execution `executionId`'s output from node `nodeId` to `onData`, in the
+   * order it was published. Throws (synchronously) when NATS is closed.
+   */
+  follow(nodeId: string, executionId: string, onData: (data: Uint8Array) => void): OutputFeed {
+    const subject = subjects.execOutput(nodeId, executionId);
+    const core = (): Subscription =>
+      this.nats.connection.subscribe(subject, {
+        callback: (err, msg: Msg) => {
+          if (!err) {
+            onData(msg.data);
+          }
+        },
+      });
+    if (!this.streamReady) {
+      const sub = core();
+      return { stop: () => sub.unsubscribe() };
+    }
+    if (this.nats.connection.isClosed()) {
+      throw new Error('the NATS connection is closed');
+    }
+    let stopped = false;
+    let messages: ConsumerMessages | undefined;
+    let fallback: Subscription | undefined;
+    const cfg = this.config.execOutputStream;
+    void (async () => {
+      const js = jetstream(this.nats.connection, { timeout: cfg.timeoutMs });
+      const consumer = await js.consumers.get(cfg.stream, {
+        filter_subjects: subject,
+        deliver_policy: DeliverPolicy.All,
+      });
+      if (stopped) {
+        await consumer.delete().catch(() => undefined);
+        return;
+      }
+      messages = await consumer.consume({ callback: (m) => onData(m.data) });
+      if (stopped) {
+        await messages.close();
+      }
+    })().catch((err: Error) => {
+      // Better what is still to come than nothing: the execution is flagged if bytes are missing.
+      this.log.warn(
+        `output of ${executionId} is not read from ${cfg.stream} (${err.message}): NATS core from now on`,
+      );
+      if (!stopped && !this.nats.connection.isClosed()) {
+        fallback = core();
+      }
+    });
+    return {
+      stop: () => {
+        stopped = true;
+        void messages?.close().catch(() => undefined);
+        fallback?.unsubscribe();
+      },
+    };
+  }
+}

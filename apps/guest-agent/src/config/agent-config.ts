@@ -1,0 +1,211 @@
+// The agent's settings and their built-in defaults. What each setting accepts is in
+// settings-shape.ts; every key here has a rule there (a test checks both lists agree).
+import type { OperationName } from './operations.js';
+
+const MiB = 1024 * 1024;
+
+export interface AgentConfig {
+  /** Where the config came from, for messages ("built-in defaults" or a path). */
+  source: string;
+  log_level: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  max_frame_bytes: number;
+  partial_frame_timeout_ms: number;
+  telemetry_interval_ms: number;
+  policy: {
+    /** null: every operation not blocked. */
+    allowed_operations: OperationName[] | null;
+    blocked_operations: OperationName[];
+  };
+  exec: {
+    default_timeout_ms: number;
+    max_timeout_ms: number;
+    kill_grace_ms: number;
+    output_limit_bytes: number;
+    output_limit_max_bytes: number;
+    max_concurrent: number;
+    max_stdin_bytes: number;
+    max_env_bytes: number;
+    /** Streamed output per execution; past it the command's pipes are read more slowly. */
+    stream_bytes_per_second: number;
+    shell: string;
+    path: string;
+  };
+  files: {
+    roots: string[];
+    chunk_max_bytes: number;
+    upload_idle_timeout_ms: number;
+    max_uploads: number;
+    /** Entries in a file.list page when the request names no limit. */
+    list_page_entries: number;
+    /** Entries a file.list page may hold at most (what the agent keeps in memory per listing). */
+    list_max_entries: number;
+    /** File handles (file.open) open at once; BUSY beyond. */
+    max_open_handles: number;
+    /** A file handle unused this long is closed by the agent. */
+    handle_idle_timeout_ms: number;
+  };
+  results: {
+    retention_ms: number;
+    cache_bytes: number;
+  };
+  memory: {
+    /** Give memory back this long after the last request ends (memory/reclaimer.ts); 0: never. */
+    idle_reclaim_ms: number;
+    /** Requests in progress at once; the channel is not read further until half are done. */
+    max_inflight_requests: number;
+    /** File chunk buffers kept for reuse between reads; 0: a new buffer per chunk. */
+    buffer_pool_size: number;
+  };
+  network: {
+    /** Interface names (shell-style `*` wildcards) left out of reports. */
+    exclude_interfaces: string[];
+  };
+  quiesce: {
+    pre_freeze_dir: string;
+    post_thaw_dir: string;
+    hook_timeout_ms: number;
+    default_timeout_seconds: number;
+    max_timeout_seconds: number;
+    /** Survives an agent restart (keep it on tmpfs, never on a filesystem that gets frozen). */
+    state_file: string;
+    /** Filesystem types a Quiesce without mount points freezes. */
+    freezable_types: string[];
+    mounts_file: string;
+  };
+  time: {
+    /** Servers for ntpdate, when it is the method found. */
+    ntp_servers: string[];
+  };
+  commands: {
+    poweroff: string[];
+    reboot: string[];
+    halt: string[];
+    /** util-linux setpriv: sets supplementary groups, which Node's spawn cannot. */
+    setpriv: string;
+    /** Fallback for users that only NSS knows (LDAP, sssd). */
+    getent: string;
+    /** `fsfreeze --freeze|--unfreeze MOUNT` (util-linux or busybox). */
+    fsfreeze: string[];
+    /** Reads `user:password` lines (`-e`: crypted hashes) on stdin. */
+    chpasswd: string[];
+    /** Gets `@<seconds.fraction>` appended: sets the system clock (UTC). */
+    set_clock: string[];
+    /** Copies the system clock to the RTC. */
+    hwclock_systohc: string[];
+    chronyc: string;
+    systemctl: string;
+    ntpdate: string;
+  };
+  system: {
+    passwd_file: string;
+    group_file: string;
+    os_release_file: string;
+    proc_dir: string;
+  };
+  /** Self-update (PROTOCOL.md §10). */
+  update: {
+    /** The executable an update replaces; null: the one running (the Node bundle's file in a checkout). */
+    executable: string | null;
+    /** Where the update state and a rotated release-key list are kept. */
+    state_dir: string;
+    /** How long the new agent has to say AgentReady before the old one is restored. */
+    ready_timeout_ms: number;
+    max_executable_bytes: number;
+    /** A staging file no chunk has reached for this long is removed. */
+    staging_idle_timeout_ms: number;
+    /** Restarts the agent through its service manager; null: the watchdog re-executes it. */
+    restart_command: string[] | null;
+    /** Prefix that starts the watchdog outside the service (systemd-run …); []: a new session. */
+    watchdog_launcher: string[];
+    /** Release public keys trusted besides the built-in ones (base64 raw Ed25519). */
+    release_keys: string[];
+  };
+}
+
+export function defaultConfig(): AgentConfig {
+  return {
+    source: 'built-in defaults',
+    log_level: 'info',
+    max_frame_bytes: 4 * MiB,
+    partial_frame_timeout_ms: 1000,
+    telemetry_interval_ms: 10_000,
+    policy: { allowed_operations: null, blocked_operations: [] },
+    exec: {
+      default_timeout_ms: 60_000,
+      max_timeout_ms: 24 * 3600 * 1000,
+      kill_grace_ms: 2000,
+      output_limit_bytes: 1 * MiB,
+      output_limit_max_bytes: 1.5 * MiB,
+      max_concurrent: 256,
+      max_stdin_bytes: 1 * MiB,
+      max_env_bytes: 64 * 1024,
+      stream_bytes_per_second: 4 * MiB,
+      shell: '/bin/sh',
+      path: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    },
+    files: {
+      roots: ['/'],
+      chunk_max_bytes: 1 * MiB,
+      upload_idle_timeout_ms: 60_000,
+      max_uploads: 16,
+      list_page_entries: 1000,
+      list_max_entries: 10_000,
+      max_open_handles: 16,
+      handle_idle_timeout_ms: 60_000,
+    },
+    results: { retention_ms: 600_000, cache_bytes: 64 * MiB },
+    memory: { idle_reclaim_ms: 500, max_inflight_requests: 1024, buffer_pool_size: 4 },
+    network: { exclude_interfaces: ['lo', 'veth*', 'docker*', 'virbr*', 'br-*'] },
+    quiesce: {
+      pre_freeze_dir: '/etc/limiquantix/pre-freeze.d',
+      post_thaw_dir: '/etc/limiquantix/post-thaw.d',
+      hook_timeout_ms: 60_000,
+      default_timeout_seconds: 60,
+      max_timeout_seconds: 3600,
+      state_file: '/run/limiquantix/quiesce.json',
+      freezable_types: [
+        'ext4',
+        'ext3',
+        'ext2',
+        'xfs',
+        'btrfs',
+        'f2fs',
+        'jfs',
+        'reiserfs',
+        'nilfs2',
+      ],
+      mounts_file: '/proc/self/mounts',
+    },
+    time: { ntp_servers: ['pool.ntp.org'] },
+    commands: {
+      poweroff: ['/sbin/shutdown', '-P', 'now'],
+      reboot: ['/sbin/shutdown', '-r', 'now'],
+      halt: ['/sbin/shutdown', '-H', 'now'],
+      setpriv: '/usr/bin/setpriv',
+      getent: '/usr/bin/getent',
+      fsfreeze: ['/sbin/fsfreeze'],
+      chpasswd: ['/usr/sbin/chpasswd'],
+      set_clock: ['/bin/date', '-u', '-s'],
+      hwclock_systohc: ['/sbin/hwclock', '--systohc', '--utc'],
+      chronyc: '/usr/bin/chronyc',
+      systemctl: '/bin/systemctl',
+      ntpdate: '/usr/sbin/ntpdate',
+    },
+    system: {
+      passwd_file: '/etc/passwd',
+      group_file: '/etc/group',
+      os_release_file: '/etc/os-release',
+      proc_dir: '/proc',
+    },
+    update: {
+      executable: null,
+      state_dir: '/var/lib/limiquantix',
+      ready_timeout_ms: 30_000,
+      max_executable_bytes: 256 * MiB,
+      staging_idle_timeout_ms: 300_000,
+      restart_command: null,
+      watchdog_launcher: [],
+      release_keys: [],
+    },
+  };
+}
