@@ -8,9 +8,10 @@
 // How the harness's QGA-shaped operations map onto ours:
 // - exec + exec-status: one Execute request returns the whole result (there is nothing to poll),
 //   so exec() waits for it and execStatus() answers from it: one "poll".
-// - file open/read/write/close: our file operations are stateless (path + offset), so a handle
-//   is the path and a position kept here; the first write of a "w" handle creates and truncates.
-// - info: network interfaces and OS come from GetInfo, filesystems from GetFsInfo.
+// - file open/read/close for reading: file.open, file.handle.read, file.close (the agent keeps
+//   the file open, like qemu-ga). Writes are stateless (path + offset): a "w" handle is the path
+//   and a position kept here; the first write creates and truncates.
+// - info: OS facts from os.info, network interfaces from GetInfo, filesystems from GetFsInfo.
 // Shutdown, quiesce, time and password operations are blocked in the agent's policy.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,11 +21,14 @@ import { create, toJson } from '@bufbuild/protobuf';
 import { AgentClient } from '../../dist/tsc/libs/host/src/index.js';
 import {
   ExecuteRequestSchema,
-  FileReadRequestSchema,
+  FileCloseRequestSchema,
+  FileHandleReadRequestSchema,
+  FileOpenRequestSchema,
   FileWriteRequestSchema,
   GetFsInfoRequestSchema,
   GetFsInfoResponseSchema,
   GetInfoRequestSchema,
+  GetOsInfoRequestSchema,
   NetworkInterfaceSchema,
   OsInfoSchema,
   PingRequestSchema,
@@ -133,7 +137,15 @@ class LimiQuantixSession {
 
   async fileOpen(path, mode = 'r') {
     const id = this.nextId++;
-    this.handles.set(id, { path, mode, pos: 0, written: false });
+    if (mode.startsWith('r')) {
+      const r = await this.client.call(
+        { case: 'fileOpen', value: create(FileOpenRequestSchema, { path }) },
+        'fileOpenResponse',
+      );
+      this.handles.set(id, { path, mode, agentHandle: r.handle });
+    } else {
+      this.handles.set(id, { path, mode, pos: 0, written: false });
+    }
     return id;
   }
 
@@ -141,16 +153,11 @@ class LimiQuantixSession {
     const h = this.handles.get(handle);
     const r = await this.client.call(
       {
-        case: 'fileRead',
-        value: create(FileReadRequestSchema, {
-          path: h.path,
-          offset: BigInt(h.pos),
-          length: count,
-        }),
+        case: 'fileHandleRead',
+        value: create(FileHandleReadRequestSchema, { handle: h.agentHandle, length: count }),
       },
-      'fileReadResponse',
+      'fileHandleReadResponse',
     );
-    h.pos += r.data.length;
     return { data: Buffer.from(r.data), eof: r.eof, count: r.data.length };
   }
 
@@ -182,6 +189,14 @@ class LimiQuantixSession {
 
   async fileClose(handle) {
     const h = this.handles.get(handle);
+    if (h?.agentHandle !== undefined) {
+      this.handles.delete(handle);
+      await this.client.call(
+        { case: 'fileClose', value: create(FileCloseRequestSchema, { handle: h.agentHandle }) },
+        'fileCloseResponse',
+      );
+      return {};
+    }
     if (h && !h.written && h.mode.startsWith('w')) {
       // "w" creates the file even when nothing is written.
       await this.fileWrite(handle, Buffer.alloc(0)).catch(() => undefined);
@@ -199,14 +214,18 @@ class LimiQuantixSession {
       );
       return toJson(GetFsInfoResponseSchema, r);
     }
+    if (what === 'osinfo') {
+      const r = await this.client.call(
+        { case: 'getOsInfo', value: create(GetOsInfoRequestSchema) },
+        'getOsInfoResponse',
+      );
+      return r.os ? toJson(OsInfoSchema, r.os) : {};
+    }
     const r = await this.client.call(
       { case: 'getInfo', value: create(GetInfoRequestSchema) },
       'getInfoResponse',
     );
-    if (what === 'network-interfaces') {
-      return (r.info?.interfaces ?? []).map((i) => toJson(NetworkInterfaceSchema, i));
-    }
-    return r.info?.os ? toJson(OsInfoSchema, r.info.os) : {};
+    return (r.info?.interfaces ?? []).map((i) => toJson(NetworkInterfaceSchema, i));
   }
 
   /** Requests are matched by id and a failed one leaves nothing behind: nothing to resync. */

@@ -18,6 +18,13 @@ import { FileDeleteHandler } from './handlers/file-delete.handler.js';
 import { FileRenameHandler } from './handlers/file-rename.handler.js';
 import { FileWriteHandler } from './handlers/file-write.handler.js';
 import { GetInfoHandler } from './handlers/get-info.handler.js';
+import { GetOsInfoHandler } from './handlers/os-info.handler.js';
+import {
+  FileCloseHandler,
+  FileHandleReadHandler,
+  FileOpenHandler,
+} from './handlers/file-handles.handler.js';
+import { FileHandleTable } from './files/file-handles.js';
 import type { OperationHandler, RequestCase } from './handlers/handler.js';
 import { PingHandler } from './handlers/ping.handler.js';
 import { ShutdownHandler } from './handlers/shutdown.handler.js';
@@ -38,9 +45,6 @@ import {
   NetworkGetHandler,
 } from './handlers/network.handler.js';
 import { NetworkApplier } from './network/network-applier.js';
-
-/** How long GetInfo and AgentReady reuse the OS facts they read (os-release, uname). */
-const OS_INFO_TTL_MS = 30_000;
 
 export interface AssembledAgent {
   agent: Agent;
@@ -63,7 +67,8 @@ export async function assembleAgent(
 ): Promise<AssembledAgent> {
   const startedAt = new Date();
   const updater = new SelfUpdater(config, updateHost, log);
-  const osInfo = cachedOsInfo(config.system.os_release_file, OS_INFO_TTL_MS);
+  // OS facts for os.info, GetInfo and AgentReady: os-release read again only when it changes.
+  const osInfo = cachedOsInfo(config.system.os_release_file);
   const collectInfo = () =>
     collectAgentInfo(config, {
       agentVersion: updateHost.version,
@@ -82,6 +87,10 @@ export async function assembleAgent(
   const paths = new PathPolicy(config.files.roots);
   const fileLimits = new FileLimitPolicies();
   const uploads = new UploadStore(config.files, log, paths);
+  const openFiles = new FileHandleTable(
+    { maxOpen: config.files.max_open_handles, idleTimeoutMs: config.files.handle_idle_timeout_ms },
+    log,
+  );
   const quiescer = new Quiescer(config, log);
   await quiescer.restore();
   // An apply left unconfirmed by an earlier agent is rolled back before anything is served.
@@ -113,6 +122,10 @@ export async function assembleAgent(
     networkGet: new NetworkGetHandler(config, network),
     networkConfigure: new NetworkConfigureHandler(network),
     networkConfirm: new NetworkConfirmHandler(network),
+    getOsInfo: new GetOsInfoHandler(osInfo),
+    fileOpen: new FileOpenHandler(config, openFiles, paths, fileLimits),
+    fileHandleRead: new FileHandleReadHandler(config, openFiles),
+    fileClose: new FileCloseHandler(openFiles),
   };
   const agent = new Agent({
     config,
@@ -132,7 +145,13 @@ export async function assembleAgent(
       quiescer.stop();
       network.stop();
       const thawed = quiescer.frozen ? quiescer.thaw('request').catch(() => undefined) : undefined;
-      await Promise.allSettled([thawed, uploads.closeAll(), updater.close(), agent.stop()]);
+      await Promise.allSettled([
+        thawed,
+        uploads.closeAll(),
+        openFiles.closeAll(),
+        updater.close(),
+        agent.stop(),
+      ]);
     },
   };
 }

@@ -148,8 +148,9 @@ async function main(): Promise<void> {
   }
   await agent.announce();
   startupDone();
-  // What start-up alone needed (its garbage, most of the executable's code pages) goes back now.
-  void agent.memory.reclaim();
+  // What start-up alone needed (its garbage, most of the executable's code pages) goes back at
+  // the first idle moment.
+  agent.memory.afterStartup();
 
   function stop(signal: string): void {
     if (stopping) {

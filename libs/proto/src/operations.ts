@@ -239,6 +239,42 @@ export const GUEST_OPERATION_TABLE = {
     policy: 'network',
     since: '0.5.0',
   }),
+  // The OS facts alone, from the agent's cache (what qemu-ga's guest-get-osinfo answers);
+  // enabled with info.
+  'os.info': op({
+    request: 'getOsInfo',
+    response: 'getOsInfoResponse',
+    result: 'getOsInfo',
+    policy: 'info',
+    capabilities: ['os.info'],
+    since: '0.5.0',
+  }),
+  // File handles (PROTOCOL.md §6 Files): open once, read many small chunks, close; enabled
+  // with file reads. A handle is the agent's, bounded in number and idle time.
+  'file.open': op({
+    request: 'fileOpen',
+    response: 'fileOpenResponse',
+    result: 'fileOpen',
+    policy: 'file.read',
+    capabilities: ['file.handles'],
+    since: '0.5.0',
+  }),
+  'file.handle.read': op({
+    request: 'fileHandleRead',
+    response: 'fileHandleReadResponse',
+    result: 'fileHandleRead',
+    policy: 'file.read',
+    capabilities: ['file.handles'],
+    since: '0.5.0',
+  }),
+  'file.close': op({
+    request: 'fileClose',
+    response: 'fileCloseResponse',
+    result: 'fileClose',
+    policy: 'file.read',
+    capabilities: ['file.handles'],
+    since: '0.5.0',
+  }),
 } as const satisfies Record<string, GuestOperationDef>;
 
 type Table = typeof GUEST_OPERATION_TABLE;

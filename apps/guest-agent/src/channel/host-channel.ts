@@ -25,3 +25,23 @@ export class ChannelClosedError extends Error {
     this.name = 'ChannelClosedError';
   }
 }
+
+/** Frames up to this size are written as one buffer (coalesceSmallFrame). */
+export const COALESCE_MAX_BYTES = 64 * 1024;
+
+/**
+ * A small frame's parts as one buffer: one write(2) instead of one per part (a socket's cork
+ * does not merge them under Bun, and the virtio port writes each part through the thread pool).
+ * Copying up to 64 KiB costs less than a system call or a pool trip; larger frames keep their
+ * parts, so the bulk bytes of a chunk are never copied.
+ */
+export function coalesceSmallFrame(parts: Uint8Array[]): Uint8Array[] {
+  if (parts.length < 2) {
+    return parts;
+  }
+  let total = 0;
+  for (const part of parts) {
+    total += part.length;
+  }
+  return total > COALESCE_MAX_BYTES ? parts : [Buffer.concat(parts, total)];
+}

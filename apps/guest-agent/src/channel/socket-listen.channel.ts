@@ -2,7 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { chmod, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
-import { ChannelClosedError, type ChannelListener, type HostChannel } from './host-channel.js';
+import {
+  ChannelClosedError,
+  coalesceSmallFrame,
+  type ChannelListener,
+  type HostChannel,
+} from './host-channel.js';
 
 /**
  * A Unix socket the agent listens on, standing in for QEMU's chardev socket (development,
@@ -91,11 +96,12 @@ export class SocketListenChannel implements HostChannel {
     listener.onConnect();
   }
 
-  write(parts: Uint8Array[]): Promise<void> {
+  write(frame: Uint8Array[]): Promise<void> {
     const socket = this.socket;
     if (!socket || socket.destroyed) {
       return Promise.reject(new ChannelClosedError());
     }
+    const parts = coalesceSmallFrame(frame);
     return new Promise((resolve, reject) => {
       const done = (err?: Error | null) => (err ? reject(err) : resolve());
       if (parts.length === 1) {

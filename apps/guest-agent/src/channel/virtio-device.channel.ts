@@ -1,6 +1,11 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ChannelClosedError, type ChannelListener, type HostChannel } from './host-channel.js';
+import {
+  ChannelClosedError,
+  coalesceSmallFrame,
+  type ChannelListener,
+  type HostChannel,
+} from './host-channel.js';
 
 const READ_BUFFER_BYTES = 256 * 1024;
 
@@ -108,10 +113,11 @@ export class VirtioDeviceChannel implements HostChannel {
     await handle?.close().catch(() => undefined);
   }
 
-  write(parts: Uint8Array[]): Promise<void> {
+  write(frame: Uint8Array[]): Promise<void> {
     if (!this.connected) {
       return Promise.reject(new ChannelClosedError());
     }
+    const parts = coalesceSmallFrame(frame);
     // One write at a time, in order: frames must not interleave and each blocking write holds
     // a pool thread.
     const next = this.writeChain.then(async () => {

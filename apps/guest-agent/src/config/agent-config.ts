@@ -39,6 +39,10 @@ export interface AgentConfig {
     list_page_entries: number;
     /** Entries a file.list page may hold at most (what the agent keeps in memory per listing). */
     list_max_entries: number;
+    /** File handles (file.open) open at once; BUSY beyond. */
+    max_open_handles: number;
+    /** A file handle unused this long is closed by the agent. */
+    handle_idle_timeout_ms: number;
   };
   results: {
     retention_ms: number;
@@ -166,6 +170,8 @@ export function defaultConfig(): AgentConfig {
       max_uploads: 16,
       list_page_entries: 1000,
       list_max_entries: 10_000,
+      max_open_handles: 16,
+      handle_idle_timeout_ms: 60_000,
     },
     results: { retention_ms: 600_000, cache_bytes: 64 * MiB },
     memory: { idle_reclaim_ms: 500, max_inflight_requests: 1024, buffer_pool_size: 4 },

@@ -54,6 +54,8 @@ export const SHAPE: Shape = {
     max_uploads: int(1, 10_000),
     list_page_entries: int(1, 100_000),
     list_max_entries: int(1, 100_000),
+    max_open_handles: int(1, 1024),
+    handle_idle_timeout_ms: int(100, 24 * 3600 * 1000),
   },
   results: {
     retention_ms: int(0, 7 * 24 * 3600 * 1000),

@@ -1,3 +1,4 @@
+import { readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 
 /** pwrite until every byte is written (regular files rarely write short, but may). */
@@ -34,6 +35,19 @@ export async function readFully(
       break;
     }
     done += bytesRead;
+  }
+  return done;
+}
+
+/** readFully without the thread pool: for small reads of local files (file handles). */
+export function readFullySync(fd: number, buf: Uint8Array, position: number): number {
+  let done = 0;
+  while (done < buf.length) {
+    const n = readSync(fd, buf, done, buf.length - done, position + done);
+    if (n === 0) {
+      break;
+    }
+    done += n;
   }
   return done;
 }

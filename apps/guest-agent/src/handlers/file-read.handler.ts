@@ -1,4 +1,3 @@
-import { constants, open } from 'node:fs/promises';
 import { create } from '@bufbuild/protobuf';
 import { type AgentPayload, ErrorCode, FileReadResponseSchema } from '@lq/proto';
 import type { AgentConfig } from '../config.js';
@@ -6,6 +5,7 @@ import { AgentOpError, toAgentOpError } from '../errors.js';
 import { readFully, toSafeOffset } from '../files/file-io.js';
 import { FileLimitPolicies } from '../files/file-limits.js';
 import { PathPolicy, quotePath } from '../files/path-policy.js';
+import { openForRead } from '../files/read-open.js';
 import type { PooledBuffer } from '../memory/buffer-pool.js';
 import type { HandlerContext, OperationHandler, RequestOf } from './handler.js';
 
@@ -38,33 +38,13 @@ export class FileReadHandler implements OperationHandler<'fileRead'> {
         `offset ${request.offset} is beyond ${Number.MAX_SAFE_INTEGER}`,
       );
     }
-    const path = await this.paths.check(request.path);
     // The caller's own roots, if it brought narrower ones, with the same rules.
     const narrow = this.limits.policyOf(request.limits);
-    await narrow?.check(request.path);
 
     let chunk: PooledBuffer | undefined;
     try {
-      // O_NONBLOCK: opening a FIFO must not park a libuv thread waiting for a writer.
-      const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+      const { handle, stat: st } = await openForRead(request.path, this.paths, narrow);
       try {
-        // Reads follow links, but what was opened must be inside the roots, whatever was
-        // swapped in between the check and the open.
-        await this.paths.checkOpened(request.path, handle);
-        await narrow?.checkOpened(request.path, handle);
-        const st = await handle.stat();
-        if (st.isDirectory()) {
-          throw new AgentOpError(
-            ErrorCode.INVALID_REQUEST,
-            `path ${quotePath(request.path)} is a directory`,
-          );
-        }
-        if (!st.isFile()) {
-          throw new AgentOpError(
-            ErrorCode.INVALID_REQUEST,
-            `path ${quotePath(request.path)} is not a regular file`,
-          );
-        }
         // procfs and sysfs files report size 0 (or a page) whatever they hold: read `length`
         // and let a short read say where they end.
         const want = st.size === 0 ? length : Math.min(length, Math.max(0, st.size - offset));

@@ -39,6 +39,24 @@ describe('MemoryReclaimer', () => {
     expect(r.stats.reclaims).toBe(1);
   });
 
+  it('should reclaim after start-up once idle, not while the first request runs', async () => {
+    const r = new MemoryReclaimer(500, undefined, log);
+    r.afterStartup();
+    expect(r.stats.reclaims).toBe(0);
+    r.begin(); // the host's first request
+    await sleep(400);
+    expect(r.stats.reclaims).toBe(0);
+    r.end();
+    await sleep(1000);
+    expect(r.stats.reclaims).toBe(1);
+    // With idle reclaims off, the one after start-up still happens.
+    const off = new MemoryReclaimer(0, undefined, log);
+    off.afterStartup();
+    expect(off.stats.reclaims).toBe(0);
+    await sleep(600);
+    expect(off.stats.reclaims).toBe(1);
+  });
+
   it('should reclaim after one request that moved a megabyte, or after a cold path', async () => {
     const r = new MemoryReclaimer(20, undefined, log);
     r.begin();

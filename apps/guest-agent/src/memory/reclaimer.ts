@@ -66,7 +66,21 @@ export class MemoryReclaimer {
     }
   }
 
-  /** Right away (start-up done, tests). */
+  /**
+   * Start-up is done: reclaim what it left (its garbage, most of the executable's code pages)
+   * once the agent has idled a moment, not right away: a full collection takes tens of ms, and a
+   * host that connects as the agent starts would wait that long for its first answer.
+   */
+  afterStartup(): void {
+    if (this.idleMs > 0) {
+      this.coldPathRan();
+      return;
+    }
+    // Idle reclaims are off; the one after start-up still happens.
+    setTimeout(() => void this.reclaim(), COLD_IDLE_MS).unref();
+  }
+
+  /** Right away (tests). */
   async reclaim(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;

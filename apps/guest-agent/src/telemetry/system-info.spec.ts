@@ -1,6 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
 import * as os from 'node:os';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultConfig } from '../config.js';
@@ -63,22 +70,35 @@ describe('parseOsRelease', () => {
 });
 
 describe('cachedOsInfo', () => {
-  it('should read os-release again only once the time to live has passed', async () => {
+  it('should read os-release again only when the file changed', async () => {
     const dir = mkdtempSync(join(os.tmpdir(), 'lq-os-info-'));
     try {
       const file = join(dir, 'os-release');
       copyFileSync(OS_RELEASE, file);
-      let t = 1000;
-      const read = cachedOsInfo(file, 30_000, () => t);
+      utimesSync(file, 1_000, 1_000);
+      const read = cachedOsInfo(file);
       expect((await read()).version).toBe('24.04');
-      writeFileSync(file, 'NAME="Ubuntu"\nVERSION_ID="26.04"\n');
-      t += 29_999;
+      // Same size and mtime: the kept answer (a rewrite that keeps both is not seen).
+      writeFileSync(
+        file,
+        readFileSync(OS_RELEASE, 'utf8').replace('VERSION_ID="24.04"', 'VERSION_ID="24.10"'),
+      );
+      utimesSync(file, 1_000, 1_000);
       expect((await read()).version).toBe('24.04');
-      t += 1;
-      expect((await read()).version).toBe('26.04');
+      utimesSync(file, 2_000, 2_000);
+      expect((await read()).version).toBe('24.10');
+      writeFileSync(file, 'NAME="Ubuntu"\nVERSION_ID="26.04"\nVERSION="26.04 LTS"\n');
+      expect(await read()).toMatchObject({ version: '26.04', versionName: '26.04 LTS' });
+      rmSync(file);
+      expect((await read()).version).toBe('');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('should answer the same object while nothing changed', async () => {
+    const read = cachedOsInfo(OS_RELEASE);
+    expect(await read()).toBe(await read());
   });
 });
 
@@ -88,6 +108,7 @@ describe('collectOsInfo', () => {
     expect(info).toMatchObject({
       name: 'Ubuntu',
       version: '24.04',
+      versionName: '24.04.1 LTS (Noble Numbat)',
       id: 'ubuntu',
       prettyName: 'Ubuntu 24.04.1 LTS',
       kernelRelease: os.release(),

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
@@ -54,33 +55,56 @@ export async function collectAgentInfo(
 
 /** os-release fields plus uname; a missing os-release leaves its fields empty. */
 export async function collectOsInfo(osReleaseFile: string): Promise<OsInfo> {
-  const release = await readOsRelease(osReleaseFile);
+  return osInfoOf(await readOsRelease(osReleaseFile), unameFacts());
+}
+
+interface UnameFacts {
+  kernelRelease: string;
+  kernelVersion: string;
+  arch: string;
+}
+
+function unameFacts(): UnameFacts {
+  return { kernelRelease: os.release(), kernelVersion: os.version(), arch: os.machine() };
+}
+
+function osInfoOf(release: Record<string, string>, uname: UnameFacts): OsInfo {
   return create(OsInfoSchema, {
     name: release.NAME ?? '',
     version: release.VERSION_ID ?? '',
+    versionName: release.VERSION ?? '',
     id: release.ID ?? '',
     prettyName: release.PRETTY_NAME ?? '',
-    kernelRelease: os.release(),
-    kernelVersion: os.version(),
-    arch: os.machine(),
+    ...uname,
   });
 }
 
+/** What says an os-release file changed: which file, its inode, size and mtime. */
+function osReleaseStamp(file: string): string {
+  for (const candidate of file === '/etc/os-release' ? [file, OS_RELEASE_FALLBACK] : [file]) {
+    const st = statSync(candidate, { throwIfNoEntry: false, bigint: true });
+    if (st) {
+      return `${candidate}:${st.ino}:${st.size}:${st.mtimeNs}`;
+    }
+  }
+  return 'missing';
+}
+
 /**
- * collectOsInfo, read again at most every `ttlMs`: OS facts change only with an upgrade, and
- * reading os-release costs four file-system round trips on every GetInfo. A failed read is not
- * kept.
+ * The OS facts, kept (os.info and GetInfo answer from here): uname read once (the kernel does
+ * not change under a running process), os-release read at the first call and again only when
+ * its inode, size or mtime changed (an upgrade rewrites it). Checking costs one stat(2), made
+ * synchronously: a stat of one file in /etc takes microseconds, less than a trip through the
+ * thread pool would. A failed read is not kept.
  */
-export function cachedOsInfo(
-  osReleaseFile: string,
-  ttlMs: number,
-  now: () => number = Date.now,
-): () => Promise<OsInfo> {
-  let cached: { at: number; value: Promise<OsInfo> } | undefined;
+export function cachedOsInfo(osReleaseFile: string): () => Promise<OsInfo> {
+  const uname = unameFacts();
+  let cached: { stamp: string; value: Promise<OsInfo> } | undefined;
   return () => {
-    if (cached === undefined || now() - cached.at >= ttlMs) {
-      const value = collectOsInfo(osReleaseFile);
-      const entry = { at: now(), value };
+    const stamp = osReleaseStamp(osReleaseFile);
+    if (cached === undefined || cached.stamp !== stamp) {
+      const value = readOsRelease(osReleaseFile).then((release) => osInfoOf(release, uname));
+      const entry = { stamp, value };
       cached = entry;
       value.catch(() => {
         if (cached === entry) {

@@ -6,6 +6,7 @@ import {
   type CancelExecutionResponse,
   type GetFsInfoResponse,
   type GetInfoResponse,
+  type GetOsInfoResponse,
   type QuiesceResponse,
   type QuiesceStatusResponse,
   type SetUserPasswordResponse,
@@ -220,6 +221,20 @@ export const INFO: GuestOperationSpec<void, GetInfoResponse> = {
     return {
       params: {},
       dispatch: (d) => d.send('info', { case: 'getInfo', value: {} }, timeoutMs),
+      outcome: () => ({ status: 'ok' }),
+    };
+  },
+};
+
+/** The OS facts alone, from the agent's cache (vm.read; agents from 0.5.0, capability os.info). */
+export const OS_INFO: GuestOperationSpec<void, GetOsInfoResponse> = {
+  name: 'os.info',
+  permission: 'vm.read',
+  prepare: (_, env) => {
+    const timeoutMs = env.timeoutMs(undefined);
+    return {
+      params: {},
+      dispatch: (d) => d.send('os.info', { case: 'getOsInfo', value: {} }, timeoutMs),
       outcome: () => ({ status: 'ok' }),
     };
   },

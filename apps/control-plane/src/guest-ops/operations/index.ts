@@ -2,6 +2,7 @@ import type { GuestOperation } from '@lq/proto';
 import type { GuestOperationSpec } from '../guest-operation.js';
 import { AGENT_UPDATE } from './agent-update.operation.js';
 import { EXECUTE } from './execute.operation.js';
+import { FILE_CLOSE, FILE_HANDLE_READ, FILE_OPEN } from './file-handle.operations.js';
 import { FILE_STAT } from './file-stat.operation.js';
 import { FILE_DELETE, FILE_LIST, FILE_MKDIR, FILE_RENAME } from './file-tree.operations.js';
 import { FILE_READ_CHUNK, FILE_WRITE_CHUNK } from './file.operations.js';
@@ -9,6 +10,7 @@ import {
   EXECUTE_CANCEL,
   FS_INFO,
   INFO,
+  OS_INFO,
   PASSWORD_SET,
   QUIESCE,
   QUIESCE_STATUS,
@@ -21,6 +23,7 @@ import { NETWORK_CONFIGURE, NETWORK_CONFIRM, NETWORK_GET } from './network.opera
 
 export * from './agent-update.operation.js';
 export * from './execute.operation.js';
+export * from './file-handle.operations.js';
 export * from './file-stat.operation.js';
 export * from './file-tree.operations.js';
 export * from './file.operations.js';
@@ -57,6 +60,10 @@ export const GUEST_OPERATION_SPECS: { [O in GuestOperation]: GuestOperationSpec<
   'network.get': NETWORK_GET,
   'network.configure': NETWORK_CONFIGURE,
   'network.confirm': NETWORK_CONFIRM,
+  'os.info': OS_INFO,
+  'file.open': FILE_OPEN,
+  'file.handle.read': FILE_HANDLE_READ,
+  'file.close': FILE_CLOSE,
 };
 
 /** The specs reached over Connect and gRPC, each through its VMService method. */
