@@ -15,7 +15,7 @@ import { AddAgentLifecycle1764907000000 } from './migrations/1764907000000-AddAg
 import { CreateAuditCheckpoints1764900000000 } from './migrations/1764900000000-CreateAuditCheckpoints.js';
 import { AddHistoryIndexes1764900000100 } from './migrations/1764900000100-AddHistoryIndexes.js';
 import { AddExecutionOutputCap1764979200018 } from './migrations/1764979200018-AddExecutionOutputCap.js';
-import { AddExecutionLeases1765000000000 } from './migrations/1765000000000-AddExecutionLeases.js';
+import { AddExecutionLeases1765000018000 } from './migrations/1765000018000-AddExecutionLeases.js';
 
 // Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
 // A library's tables are migrated by the migrations beside its code (libs/auth/src/migrations);
@@ -34,7 +34,7 @@ export const MIGRATIONS = [
   AddHistoryIndexes1764900000100,
   AddAgentLifecycle1764907000000,
   AddExecutionOutputCap1764979200018,
-  AddExecutionLeases1765000000000,
+  AddExecutionLeases1765000018000,
 ];
 
 /** Built when asked (not at import), so DATABASE_URL is read when the app starts. */

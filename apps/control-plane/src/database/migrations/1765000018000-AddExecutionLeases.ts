@@ -11,8 +11,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * (`input` is NULL when it had them: its VMs not yet started cannot be started by an adopter).
  * Rows written before this migration have no lease: only the sweep ends them, as before.
  */
-export class AddExecutionLeases1765000000000 implements MigrationInterface {
-  name = 'AddExecutionLeases1765000000000';
+export class AddExecutionLeases1765000018000 implements MigrationInterface {
+  name = 'AddExecutionLeases1765000018000';
 
   async up(q: QueryRunner): Promise<void> {
     await q.query(`ALTER TABLE executions
