@@ -56,6 +56,7 @@ function frameHeader(length: number): Buffer {
 }
 
 async function main(): Promise<void> {
+  const started = Date.now();
   const work = mkdtempSync(join(tmpdir(), 'lq-faults-'));
   const proxied = mkdtempSync(join(tmpdir(), 'lq-faults-proxied-'));
   const cluster = await startPgCluster();
@@ -76,7 +77,13 @@ async function main(): Promise<void> {
     targetPath: join(proxied, 'g-1.sock'),
   });
   const startCp = (i: number) =>
-    startControlPlaneProcess({ databaseUrl: dbUrl, natsUrl: nats.url, env: cpEnv(i) });
+    startControlPlaneProcess({
+      databaseUrl: dbUrl,
+      natsUrl: nats.url,
+      env: cpEnv(i),
+      // A shared 2-core machine under load has taken over a minute to start one.
+      readyTimeoutMs: 180_000,
+    });
   // cps[0] serves the load and the probes; cps[1] is the replica that gets killed.
   const cps: RunningControlPlane[] = [await startCp(0), await startCp(1)];
   const startDaemon = () =>
@@ -220,6 +227,7 @@ async function main(): Promise<void> {
       inject: () => Promise<string[]>,
       options: { succeed?: boolean; after?: () => Promise<void> } = {},
     ) => {
+      const began = Date.now();
       const stopLoad = load();
       const t0 = Date.now();
       const paths = await inject();
@@ -236,7 +244,7 @@ async function main(): Promise<void> {
         orphans: await settledOrphans(),
         verified: await verify(),
       });
-      log(`  done: ${fault}`);
+      log(`  done in ${((Date.now() - began) / 1000).toFixed(0)} s: ${fault}`);
     };
 
     await scenario('kill -9 an agent mid-exec', async () => {
@@ -364,6 +372,7 @@ async function main(): Promise<void> {
       `${r.fault.padEnd(46)} ${(r.recoverMs < 0 ? 'never' : `${(r.recoverMs / 1000).toFixed(1)} s`).padStart(9)} ${String(r.lost).padStart(5)} ${String(r.sent).padStart(6)} ${String(r.orphans).padStart(8)}  ${r.verified}`,
     );
   }
+  log(`(${((Date.now() - started) / 1000).toFixed(0)} s in all)`);
   const bad = rows.filter((r) => r.lost > 0 || r.orphans > 0 || !r.verified.endsWith('ok'));
   if (bad.length > 0) {
     throw new Error(`loss after: ${bad.map((r) => r.fault).join('; ')}`);

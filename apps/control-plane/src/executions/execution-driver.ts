@@ -162,7 +162,12 @@ export class ExecutionDriver implements OnApplicationShutdown {
         this.config.leaseMs,
         ADOPT_BATCH,
       )) {
-        this.adopt(row);
+        try {
+          this.adopt(row);
+        } catch (err) {
+          // Its lease runs out again; the sweep ends it if no replica ever can.
+          this.log.error(`execution ${row.id}: not adopted: ${(err as Error).message}`);
+        }
       }
     } catch (err) {
       // the database is away; next time

@@ -172,7 +172,11 @@ export class RunsService implements OnApplicationShutdown {
       'ended',
       (executionId: string, state: ExecutionState, runId: string | undefined) => {
         if (runId !== undefined && !this.runOf.has(executionId)) {
-          this.endedEarly.set(executionId, state);
+          // A run driven elsewhere (this replica adopted one of its executions) reads its
+          // executions' ends from the store; only this replica's own starts wait here.
+          if (this.driving.has(runId)) {
+            this.endedEarly.set(executionId, state);
+          }
         } else {
           this.onEnded(executionId, state);
         }
@@ -262,8 +266,19 @@ export class RunsService implements OnApplicationShutdown {
     };
     this.driving.set(run.id, d);
     this.log.warn(`run ${run.id}: its replica ${run.owner ?? '?'} stopped; adopted here`);
-    for (const t of await this.repo.resumeTargets(run.id)) {
-      await this.resumeTarget(run.id, d, t, input !== undefined);
+    try {
+      for (const t of await this.repo.resumeTargets(run.id)) {
+        await this.resumeTarget(run.id, d, t, input !== undefined);
+      }
+    } catch (err) {
+      // Not driven here after all: its lease runs out again and it is adopted afresh.
+      this.driving.delete(run.id);
+      for (const [executionId, runId] of this.runOf) {
+        if (runId === run.id) {
+          this.runOf.delete(executionId);
+        }
+      }
+      throw err;
     }
     this.checkBudget(d);
     void this.pump(run.id, d);
