@@ -101,8 +101,10 @@ class DaemonRestarted extends Error {}
  * Runs the asynchronous executions this replica started to their end: subscribes to their
  * output on their node's subject (only that node may publish there), stores it chunk by chunk,
  * sends the request through the audited ticket, gives an agent that went away a grace period
- * to come back, and records the end and the outcome row. An execution whose replica stopped is
- * ended by the sweep, never left running forever.
+ * to come back, and records the end and the outcome row. It holds a lease on each execution it
+ * drives (LQ_LEASE_MS); an execution whose replica died is adopted by another once its lease ran
+ * out and finished with the agent's result; one no replica can finish is ended by the sweep,
+ * never left running forever.
  *
  * Events: 'ended' (executionId, state, runId?) for each execution driven to its end here.
  */
