@@ -270,7 +270,7 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
   [
     'LQ_LEASE_MS',
     '15000',
-    'an asynchronous execution’s or fleet run’s lease: its replica renews it every third of this; once it runs out (the replica died) another replica adopts it and finishes it with the agent’s result',
+    'lease of an asynchronous execution or fleet run, renewed every third of it; once it runs out (its replica died) another replica adopts it',
   ],
   [
     'LQ_EXEC_CANCEL_RETRY_MS',

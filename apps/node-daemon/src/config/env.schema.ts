@@ -95,7 +95,7 @@ export const ENV_VARIABLES: Array<[name: string, fallback: string, meaning: stri
   [
     'LQ_REPLY_RETENTION_MS',
     '600000',
-    'how long a relayed execution result is kept for the same request id asked again (a control-plane replica that adopts the execution of one that died); 0: not kept',
+    'how long a relayed execution result is kept for its request id asked again (a replica adopting it); 0: off',
   ],
   [
     'LQ_REPLY_CACHE_BYTES',
