@@ -62,6 +62,8 @@ export async function startControlPlaneProcess(options: {
   databaseUrl: string;
   natsUrl: string;
   env?: Record<string, string>;
+  /** How long to wait for it to be up (default 60 s). */
+  readyTimeoutMs?: number;
 }): Promise<RunningControlPlane> {
   const [httpPort, grpcPort] = [await freePort(), await freePort()];
   const service = await spawnService({
@@ -79,7 +81,7 @@ export async function startControlPlaneProcess(options: {
     },
     readyText: ' up: ',
     // Generous: a busy 2-core machine has taken over 20 s to start one.
-    timeoutMs: 60_000,
+    timeoutMs: options.readyTimeoutMs ?? 60_000,
   });
   return {
     ...service,

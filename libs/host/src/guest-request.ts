@@ -10,6 +10,7 @@ import {
   type Subscription,
 } from '@nats-io/transport-node';
 import {
+  GUEST_OPERATION_TABLE,
   GuestErrorCode,
   GuestRequestSchema,
   type GuestRequest,
@@ -20,8 +21,66 @@ import {
 } from '@lq/proto';
 import { ReplyAssembler, ReplyPartsError } from './reply-parts.js';
 
-/** The part of a NATS connection a guest request needs (a NatsConnection fits). */
-export type NatsRequester = Pick<NatsConnection, 'subscribe' | 'publish'>;
+/**
+ * The part of a NATS connection a guest request needs (a NatsConnection fits); with `status`,
+ * a request in flight learns that the server carrying it went away.
+ */
+export type NatsRequester = Pick<NatsConnection, 'subscribe' | 'publish'> &
+  Partial<Pick<NatsConnection, 'status'>>;
+
+/**
+ * The NATS server carrying a request went away while it waited for its reply (the connection
+ * moved to another server of the cluster): the request or its reply may be lost. Raised at once
+ * for a request that is not safe to send again, instead of waiting for its whole timeout.
+ */
+export class ConnectionLostError extends Error {
+  constructor(readonly server: string) {
+    super(
+      `the NATS server ${server || '(unknown)'} carrying the request went away while it was in flight; it may or may not have reached the guest`,
+    );
+    this.name = 'ConnectionLostError';
+  }
+}
+
+type ConnectionEvent = { type: 'disconnect' | 'reconnect'; server: string };
+
+/** One watch of a connection's status per connection, shared by its requests in flight. */
+class ConnectionWatch {
+  private readonly listeners = new Set<(e: ConnectionEvent) => void>();
+
+  constructor(nc: NatsRequester) {
+    const status = nc.status?.();
+    if (!status) {
+      return;
+    }
+    void (async () => {
+      for await (const s of status) {
+        if (s.type === 'disconnect' || s.type === 'reconnect') {
+          const e = { type: s.type, server: s.server };
+          for (const l of [...this.listeners]) {
+            l(e);
+          }
+        }
+      }
+    })().catch(() => undefined);
+  }
+
+  on(listener: (e: ConnectionEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+const watches = new WeakMap<NatsRequester, ConnectionWatch>();
+
+function watchOf(nc: NatsRequester): ConnectionWatch {
+  let w = watches.get(nc);
+  if (!w) {
+    w = new ConnectionWatch(nc);
+    watches.set(nc, w);
+  }
+  return w;
+}
 
 /** Bounds of a reply (PROTOCOL.md §9 Reply parts). */
 export interface ReplyBounds {
@@ -95,6 +154,12 @@ function inboxOf(nc: NatsRequester): ReplyInbox {
  * `timeoutMs`, a RequestError caused by NoRespondersError when nobody serves the subject; a
  * ReplyPartsError for a reply over the bound, parts that do not fit together, or a next part
  * that did not come within the stall time.
+ *
+ * When the connection's server goes away before the reply came (the client moves to another
+ * server of the cluster), the request or its reply may be lost: with `resend` (a payload the
+ * request may be sent again with: read-only, or answered by request id) it is published again
+ * once the connection is back, the first reply winning; without, it fails at once with
+ * ConnectionLostError rather than at its timeout.
  */
 export function requestReply(
   nc: NatsRequester,
@@ -102,13 +167,34 @@ export function requestReply(
   payload: Uint8Array,
   timeoutMs: number,
   bounds: ReplyBounds = {},
+  resend?: () => Uint8Array,
 ): Promise<GuestResponse> {
   const assembler = new ReplyAssembler(bounds.maxBytes ?? DEFAULT_REPLY_MAX_BYTES);
   const stallMs = bounds.partStallMs ?? DEFAULT_REPLY_PART_STALL_MS;
   return new Promise<GuestResponse>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
+    let replying = false;
+    const unwatch = watchOf(nc).on((e) => {
+      if (replying) {
+        return; // parts are arriving: the stall timer bounds the rest
+      }
+      if (!resend) {
+        if (e.type === 'disconnect') {
+          done(new ConnectionLostError(e.server));
+        }
+        return;
+      }
+      if (e.type === 'reconnect') {
+        try {
+          nc.publish(subject, resend(), { reply: inbox.subject });
+        } catch (err) {
+          done(err as Error);
+        }
+      }
+    });
     const done = (err: Error | null, response?: GuestResponse) => {
       clearTimeout(timer);
+      unwatch();
       inbox.close();
       if (err) {
         reject(err);
@@ -136,6 +222,7 @@ export function requestReply(
         done(null, response);
         return;
       }
+      replying = true;
       const { received, count } = assembler.progress;
       clearTimeout(timer);
       timer = setTimeout(
@@ -174,14 +261,18 @@ export async function requestGuest(
   bounds?: ReplyBounds,
 ): Promise<GuestResponse> {
   const created = create(GuestRequestSchema, request);
-  const message = sign ? sign(created) : created;
-  const timeout = (message.timeoutMs || 30_000) + slackMs;
+  // Signed again for each send: a node refuses a signature's nonce it has seen (replay).
+  const encode = () => toBinary(GuestRequestSchema, sign ? sign(created) : created);
+  const timeout = (created.timeoutMs || 30_000) + slackMs;
+  const def = GUEST_OPERATION_TABLE[op];
+  const resendable = def.readOnly || (def.retained && created.requestId !== '');
   return requestReply(
     nc,
     subjects.guest(nodeId, op),
-    toBinary(GuestRequestSchema, message),
+    encode(),
     timeout,
     bounds,
+    resendable ? encode : undefined,
   );
 }
 

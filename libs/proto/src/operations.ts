@@ -28,6 +28,12 @@ export interface GuestOperationDef {
   readonly capabilities: readonly string[];
   /** The agent keeps the result until the host acknowledges it: re-running would act twice. */
   readonly retained: boolean;
+  /**
+   * Changes nothing in the guest: a request whose reply may have been lost is simply sent
+   * again (a NATS server died under it). A retained operation with its request id is safe to
+   * send again too (the same id gets the same result); anything else fails fast instead.
+   */
+  readonly readOnly: boolean;
   /** Served while the guest's filesystems are frozen (anything else could block on them). */
   readonly whileFrozen: boolean;
   /** A caller's deadline when it names none, ms (the control plane's spec may override). */
@@ -50,6 +56,7 @@ const op = <
 ): Omit<GuestOperationDef, keyof D> & D => ({
   capabilities: [def.policy],
   retained: false,
+  readOnly: false,
   whileFrozen: false,
   defaultTimeoutMs: 30_000,
   since: '0.1.0',
@@ -65,8 +72,15 @@ export const GUEST_OPERATION_TABLE = {
     result: 'pong',
     policy: 'ping',
     whileFrozen: true,
+    readOnly: true,
   }),
-  info: op({ request: 'getInfo', response: 'getInfoResponse', result: 'getInfo', policy: 'info' }),
+  info: op({
+    request: 'getInfo',
+    response: 'getInfoResponse',
+    result: 'getInfo',
+    policy: 'info',
+    readOnly: true,
+  }),
   execute: op({
     request: 'execute',
     response: 'executeResponse',
@@ -88,6 +102,7 @@ export const GUEST_OPERATION_TABLE = {
     response: 'fileReadResponse',
     result: 'fileRead',
     policy: 'file.read',
+    readOnly: true,
   }),
   'file.write': op({
     request: 'fileWrite',
@@ -128,6 +143,7 @@ export const GUEST_OPERATION_TABLE = {
     policy: 'quiesce',
     whileFrozen: true,
     since: '0.2.0',
+    readOnly: true,
   }),
   'time.sync': op({
     request: 'syncTime',
@@ -149,6 +165,7 @@ export const GUEST_OPERATION_TABLE = {
     result: 'getFsInfo',
     policy: 'fs.info',
     since: '0.2.0',
+    readOnly: true,
   }),
   // A file's metadata; enabled with file reads.
   'file.stat': op({
@@ -158,6 +175,7 @@ export const GUEST_OPERATION_TABLE = {
     policy: 'file.read',
     capabilities: ['file.stat'],
     since: '0.3.0',
+    readOnly: true,
   }),
   // A page of a directory's entries; enabled with file reads.
   'file.list': op({
@@ -167,6 +185,7 @@ export const GUEST_OPERATION_TABLE = {
     policy: 'file.read',
     capabilities: ['file.list'],
     since: '0.3.0',
+    readOnly: true,
   }),
   // Directory creation, deletion and renames change the guest: enabled with file writes, and
   // retained so a retried request is answered, not repeated.

@@ -71,6 +71,11 @@ export interface ControlPlaneConfig {
   execLostGraceMs: number;
   /** How long a cancel keeps asking an agent that does not know the execution yet. */
   execCancelRetryMs: number;
+  /**
+   * An execution's or run's lease: its replica renews it every third of this; once it has run
+   * out (the replica died) another replica adopts the execution or run.
+   */
+  leaseMs: number;
   /** Timeout of an asynchronous execution (and a run's) that gives none. */
   execAsyncTimeoutSeconds: number;
   /** Fleet runs: largest number of VMs per run. */
@@ -321,6 +326,11 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'LQ_EXEC_LOST_GRACE_MS',
     '15000',
     'how long an asynchronous execution waits for its agent to reconnect before it is agent_lost',
+  ],
+  [
+    'LQ_LEASE_MS',
+    '15000',
+    'lease of an asynchronous execution or fleet run, renewed every third of it; once it runs out (its replica died) another replica adopts it',
   ],
   [
     'LQ_EXEC_CANCEL_RETRY_MS',
@@ -727,6 +737,7 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
     locationCacheMs: int(env, 'LQ_LOCATION_CACHE_MS', 1000, 0, 60_000),
     execLostGraceMs: int(env, 'LQ_EXEC_LOST_GRACE_MS', 15_000, 0, 3_600_000),
     execCancelRetryMs: int(env, 'LQ_EXEC_CANCEL_RETRY_MS', 5000, 0, 600_000),
+    leaseMs: int(env, 'LQ_LEASE_MS', 15_000, 1000, 3_600_000),
     runMaxVms: int(env, 'LQ_RUN_MAX_VMS', 10_000, 1, 1_000_000),
     runStartsInFlight: int(env, 'LQ_RUN_STARTS_IN_FLIGHT', 16, 1, 10_000),
     runStartRetryMs: int(env, 'LQ_RUN_START_RETRY_MS', 120_000, 0, 3_600_000),

@@ -17,6 +17,7 @@ import { AddHistoryIndexes1764900000100 } from './migrations/1764900000100-AddHi
 import { AddExecutionOutputCap1764979200018 } from './migrations/1764979200018-AddExecutionOutputCap.js';
 import { CreateTelemetryHistory1764979200120 } from './migrations/1764979200120-CreateTelemetryHistory.js';
 import { AddAgentRolloutLease1765000000000 } from './migrations/1765000000000-AddAgentRolloutLease.js';
+import { AddExecutionLeases1765000018000 } from './migrations/1765000018000-AddExecutionLeases.js';
 
 // Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
 // A library's tables are migrated by the migrations beside its code (libs/auth/src/migrations);
@@ -37,6 +38,7 @@ export const MIGRATIONS = [
   AddExecutionOutputCap1764979200018,
   CreateTelemetryHistory1764979200120,
   AddAgentRolloutLease1765000000000,
+  AddExecutionLeases1765000018000,
 ];
 
 /** Built when asked (not at import), so DATABASE_URL is read when the app starts. */

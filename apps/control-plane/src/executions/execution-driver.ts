@@ -1,11 +1,15 @@
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { fromBinary } from '@bufbuild/protobuf';
 import type { Subscription } from '@nats-io/transport-node';
 import { timestampMs } from '@bufbuild/protobuf/wkt';
+import { create } from '@bufbuild/protobuf';
 import {
   ExecOutputEventSchema,
+  ExecuteRequestSchema,
   NodeHeartbeatSchema,
   OutputStream,
   subjects,
@@ -15,8 +19,12 @@ import {
 import { AuditService, OutputRedactor } from '@lq/audit';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { guestFailure, isGuestError } from '../guest-ops/guest-errors.js';
-import type { Ticket } from '../guest-ops/guest-operation.runner.js';
-import { EXEC_REPLY_MARGIN_MS } from '../guest-ops/operations/index.js';
+import {
+  GuestOperationRunner,
+  type IntentTicket,
+  type StoredIntent,
+} from '../guest-ops/guest-operation.runner.js';
+import { EXEC_REPLY_MARGIN_MS, executeOutcome } from '../guest-ops/operations/index.js';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import { NatsService } from '../nats/nats.service.js';
 import { OutputBudget } from './output-budget.js';
@@ -24,9 +32,15 @@ import { ExecOutputFeeds, type OutputFeed } from './output-feed.js';
 import {
   ExecutionsRepository,
   type ExecutionEnd,
+  type ExecutionRow,
   type ExecutionState,
   type OutputChunk,
 } from './executions.repository.js';
+
+type DrivenTicket = IntentTicket<ExecuteResponse>;
+
+/** Executions one lease tick may adopt (the rest wait for the next tick, or another replica). */
+const ADOPT_BATCH = 100;
 
 const OUTPUT_FLUSH_MS = 200;
 const SWEEP_MS = 10_000;
@@ -70,7 +84,7 @@ interface Driving {
   budget: OutputBudget;
   runId?: string;
   nodeId: string;
-  ticket: Ticket<ExecuteResponse>;
+  ticket: DrivenTicket;
   started: number;
   /** Set when the execution was ended without its agent's answer (a cancel, another replica). */
   stopped: boolean;
@@ -88,8 +102,10 @@ class DaemonRestarted extends Error {}
  * Runs the asynchronous executions this replica started to their end: subscribes to their
  * output on their node's subject (only that node may publish there), stores it chunk by chunk,
  * sends the request through the audited ticket, gives an agent that went away a grace period
- * to come back, and records the end and the outcome row. An execution whose replica stopped is
- * ended by the sweep, never left running forever.
+ * to come back, and records the end and the outcome row. It holds a lease on each execution it
+ * drives (LQ_LEASE_MS); an execution whose replica died is adopted by another once its lease ran
+ * out and finished with the agent's result; one no replica can finish is ended by the sweep,
+ * never left running forever.
  *
  * Events: 'ended' (executionId, state, runId?) for each execution driven to its end here.
  */
@@ -100,6 +116,9 @@ export class ExecutionDriver implements OnApplicationShutdown {
   private flushTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private heartbeats: Subscription | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  /** This replica as executions' and runs' `owner` (host, process, and a random part). */
+  readonly replicaId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   /** When each node's daemon started, as its last heartbeat said. */
   private readonly daemonStarts = new Map<string, number>();
   readonly events = new EventEmitter();
@@ -111,6 +130,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
     @Inject(OutputRedactor) private readonly redactor: OutputRedactor,
     @Inject(AuditService) private readonly audit: AuditService,
     @Inject(ExecOutputFeeds) private readonly feeds: ExecOutputFeeds,
+    @Inject(GuestOperationRunner) private readonly runner: GuestOperationRunner,
   ) {}
 
   /**
@@ -127,6 +147,74 @@ export class ExecutionDriver implements OnApplicationShutdown {
       void this.dropEndedElsewhere();
     }, SWEEP_MS);
     this.sweepTimer.unref();
+    this.leaseTimer = setInterval(() => void this.leaseTick(), Math.ceil(this.config.leaseMs / 3));
+    this.leaseTimer.unref();
+  }
+
+  /**
+   * Renews the leases of what this replica drives, then adopts executions whose replica died
+   * (their lease ran out): each is reattached to its agent under its own audit intent.
+   */
+  private async leaseTick(): Promise<void> {
+    try {
+      const ids = [...this.driving.keys()];
+      if (ids.length > 0) {
+        await this.repo.renew(this.replicaId, ids, this.config.leaseMs);
+      }
+      for (const row of await this.repo.adoptExpired(
+        this.replicaId,
+        this.config.leaseMs,
+        ADOPT_BATCH,
+      )) {
+        try {
+          this.adopt(row);
+        } catch (err) {
+          // Its lease runs out again; the sweep ends it if no replica ever can.
+          this.log.error(`execution ${row.id}: not adopted: ${(err as Error).message}`);
+        }
+      }
+    } catch (err) {
+      // the database is away; next time
+      this.log.debug(`lease tick: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Takes over an execution whose replica died, under its stored intent: listens for its output
+   * and asks the agent for it again with its id and no command, which attaches to the running
+   * command or returns its retained result (the node daemon's, when the agent's was already
+   * acknowledged) and never runs anything: an agent that does not know the id refuses a request
+   * without a command. The end and the one outcome row are written here, as by its first replica.
+   */
+  private adopt(row: ExecutionRow): void {
+    if (this.driving.has(row.id)) {
+      return;
+    }
+    const stored = row.intent as unknown as StoredIntent;
+    const cap = this.config.audit.outputMaxBytes;
+    const ticket = this.runner.resume<ExecuteResponse>(stored, (r) => executeOutcome(r, cap));
+    const started = (row.started_at ?? row.created_at).getTime();
+    this.log.warn(`execution ${row.id}: its replica ${row.owner ?? '?'} stopped; adopted here`);
+    let sub: OutputFeed | undefined;
+    try {
+      sub = this.subscribeOutput(row.id, ticket);
+    } catch {
+      // NATS is away: the lease lapses again and another tick (or replica) adopts it
+      return;
+    }
+    this.track(row.id, sub, ticket, row.run_id ?? undefined, started);
+    if (!this.feeds.durable) {
+      // Over NATS core only what comes from now on arrives: count what is stored as received.
+      // The stream replays from the first chunk: those stored already are kept as they are.
+      this.driving.get(row.id)!.budget.resumeFrom(Number(row.output_stored_bytes));
+    }
+    const remaining = Math.max(started + row.timeout_ms - Date.now(), 5000);
+    const attach = create(ExecuteRequestSchema, {
+      executionId: row.id,
+      streamOutput: true,
+      timeoutMs: Math.min(remaining, row.timeout_ms),
+    });
+    void this.run(row.id, ticket, attach, started, true);
   }
 
   /**
@@ -193,11 +281,14 @@ export class ExecutionDriver implements OnApplicationShutdown {
     this.heartbeats?.unsubscribe();
     clearInterval(this.flushTimer);
     clearInterval(this.sweepTimer);
+    clearInterval(this.leaseTimer);
     await this.flushAll();
+    // What is still running here is adopted by another replica at once, not after the lease.
+    await this.repo.release(this.replicaId).catch(() => undefined);
   }
 
   /** Takes over an execution whose intent and row are written; returns at once. */
-  drive(id: string, ticket: Ticket<ExecuteResponse>, request: ExecuteRequest, runId?: string) {
+  drive(id: string, ticket: DrivenTicket, request: ExecuteRequest, runId?: string) {
     let sub: OutputFeed;
     try {
       sub = this.subscribeOutput(id, ticket);
@@ -211,14 +302,15 @@ export class ExecutionDriver implements OnApplicationShutdown {
       return;
     }
     this.track(id, sub, ticket, runId);
-    void this.run(id, ticket, request);
+    void this.run(id, ticket, request, Date.now(), false);
   }
 
   private track(
     id: string,
     sub: OutputFeed | undefined,
-    ticket: Ticket<ExecuteResponse>,
+    ticket: DrivenTicket,
     runId: string | undefined,
+    started = Date.now(),
   ): void {
     let stop!: () => void;
     const whenStopped = new Promise<undefined>((resolve) => {
@@ -232,7 +324,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
       runId,
       nodeId: ticket.where.nodeId,
       ticket,
-      started: Date.now(),
+      started,
       stopped: false,
       stop,
       whenStopped,
@@ -257,7 +349,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
     return true;
   }
 
-  private subscribeOutput(id: string, ticket: Ticket<ExecuteResponse>): OutputFeed {
+  private subscribeOutput(id: string, ticket: DrivenTicket): OutputFeed {
     return this.feeds.follow(ticket.where.nodeId, id, (data) => {
       try {
         // Redacted before it is stored: the store never holds what the patterns match.
@@ -286,13 +378,17 @@ export class ExecutionDriver implements OnApplicationShutdown {
     }
   }
 
-  /** Runs the request to its end (or the agent's loss) and records the outcome. */
+  /**
+   * Runs the request to its end (or the agent's loss) and records the outcome. `attach`: the
+   * request has no command (an adopted execution): an agent that does not know it refuses it.
+   */
   private async run(
     id: string,
-    ticket: Ticket<ExecuteResponse>,
+    ticket: DrivenTicket,
     request: ExecuteRequest,
+    started: number,
+    attach: boolean,
   ): Promise<void> {
-    const started = Date.now();
     // Each send waits for its reply, or for its node daemon's restart (which loses it).
     const send = () => {
       const reply = ticket.dispatcher.send(
@@ -337,13 +433,25 @@ export class ExecutionDriver implements OnApplicationShutdown {
         return;
       }
       if (!response) {
-        const lost = isGuestError(e, VmGuestErrorCode.AGENT_NOT_CONNECTED);
-        const failure = lost
+        // An attach the agent refused: it does not know the execution any more (restarted, or
+        // its result was acknowledged and is no longer held): lost, and nothing was run again.
+        const forgotten =
+          attach &&
+          e instanceof VmGuestException &&
+          e.code === VmGuestErrorCode.AGENT_ERROR &&
+          e.agentCode === 'INVALID_REQUEST';
+        const lost = forgotten || isGuestError(e, VmGuestErrorCode.AGENT_NOT_CONNECTED);
+        const failure = forgotten
           ? new VmGuestException(
               VmGuestErrorCode.AGENT_NOT_CONNECTED,
-              `the agent went away mid-run: ${e.message}`,
+              `its control plane stopped mid-run and the agent no longer holds its result (restarted, or delivered to the stopped replica): ${e.message}`,
             )
-          : e;
+          : lost
+            ? new VmGuestException(
+                VmGuestErrorCode.AGENT_NOT_CONNECTED,
+                `the agent went away mid-run: ${e.message}`,
+              )
+            : e;
         // CODE:AGENT_CODE as the audit trail writes it: the view tells a refusal from it.
         const agentCode = e instanceof VmGuestException && e.agentCode ? `:${e.agentCode}` : '';
         const end: ExecutionEnd = lost
@@ -384,7 +492,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
    */
   private async recover(
     id: string,
-    ticket: Ticket<ExecuteResponse>,
+    ticket: DrivenTicket,
     started: number,
     send: () => Promise<ExecuteResponse>,
   ): Promise<ExecuteResponse | undefined> {

@@ -39,6 +39,11 @@ export interface ExecutionRow {
   created_at: Date;
   started_at: Date | null;
   ended_at: Date | null;
+  /** The replica driving it, and until when (its lease; another adopts it once it ran out). */
+  owner: string | null;
+  lease_until: Date | null;
+  /** Its audit intent's row fields and signed authorization (StoredIntent), for an adopter. */
+  intent: Record<string, unknown> | null;
 }
 
 /** Where a page of GET /api/executions starts: after this row, newest first. */
@@ -95,11 +100,15 @@ export class ExecutionsRepository {
     actor: string;
     request: Record<string, unknown>;
     timeoutMs: number;
+    owner: string;
+    leaseMs: number;
+    intent: unknown;
   }): Promise<ExecutionRow> {
     const rows = await this.ds.query<ExecutionRow[]>(
       `INSERT INTO executions (id, vm_id, node_id, project_id, run_id, actor, request, status,
-                               timeout_ms, started_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, now())
+                               timeout_ms, started_at, owner, lease_until, intent)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, now(), $9,
+               now() + $10 * interval '1 millisecond', $11)
        RETURNING *`,
       [
         row.id,
@@ -110,6 +119,9 @@ export class ExecutionsRepository {
         row.actor,
         JSON.stringify(row.request),
         row.timeoutMs,
+        row.owner,
+        row.leaseMs,
+        JSON.stringify(row.intent),
       ],
     );
     return rows[0]!;
@@ -263,12 +275,62 @@ export class ExecutionsRepository {
     return rows.map((r) => r.id);
   }
 
-  /** Running executions whose time is long past: their control plane stopped before the end. */
+  /** The end states of those of these executions that have ended. */
+  async endedStates(ids: string[]): Promise<Array<{ id: string; status: ExecutionState }>> {
+    return this.ds.query(
+      `SELECT id, status FROM executions
+       WHERE id = ANY($1::uuid[]) AND status NOT IN ('pending', 'running')`,
+      [ids],
+    );
+  }
+
+  /**
+   * Running executions whose time is long past and that no live replica holds (no lease, or one
+   * that ran out): their control plane stopped before the end and none adopted them.
+   */
   async overdue(graceMs: number): Promise<ExecutionRow[]> {
     return this.ds.query<ExecutionRow[]>(
       `SELECT * FROM executions WHERE status IN ('pending', 'running')
-         AND started_at + (timeout_ms + $1) * interval '1 millisecond' < now()`,
+         AND started_at + (timeout_ms + $1) * interval '1 millisecond' < now()
+         AND (lease_until IS NULL OR lease_until < now())`,
       [graceMs],
     );
+  }
+
+  /** Extends the leases `owner` holds on these running executions. */
+  async renew(owner: string, ids: string[], leaseMs: number): Promise<void> {
+    await this.ds.query(
+      `UPDATE executions SET lease_until = now() + $3 * interval '1 millisecond'
+       WHERE id = ANY($2::uuid[]) AND owner = $1 AND status IN ('pending', 'running')`,
+      [owner, ids, leaseMs],
+    );
+  }
+
+  /** Lets another replica adopt what `owner` drives at once (a clean shutdown). */
+  async release(owner: string): Promise<void> {
+    await this.ds.query(
+      `UPDATE executions SET lease_until = now() - interval '1 millisecond'
+       WHERE owner = $1 AND status IN ('pending', 'running')`,
+      [owner],
+    );
+  }
+
+  /**
+   * Takes over up to `limit` running executions whose lease ran out (their replica died): each
+   * goes to exactly one replica (the row lock, and the lease checked again by the UPDATE).
+   */
+  async adoptExpired(owner: string, leaseMs: number, limit: number): Promise<ExecutionRow[]> {
+    // An UPDATE answers [rows, count] through TypeORM.
+    const [rows] = await this.ds.query<[ExecutionRow[], number]>(
+      `UPDATE executions SET owner = $1, lease_until = now() + $2 * interval '1 millisecond'
+       WHERE id IN (SELECT id FROM executions
+                    WHERE status IN ('pending', 'running') AND lease_until IS NOT NULL
+                      AND lease_until < now() AND intent IS NOT NULL
+                    ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED)
+         AND lease_until < now() AND status IN ('pending', 'running')
+       RETURNING *`,
+      [owner, leaseMs, limit],
+    );
+    return rows;
   }
 }

@@ -9,7 +9,7 @@ import type { Caller } from '../common/caller.js';
 import { decodeCursor, nextCursor } from '../common/history-cursor.js';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import type { GuestOperationSpec } from '../guest-ops/guest-operation.js';
-import { GuestOperationRunner } from '../guest-ops/guest-operation.runner.js';
+import { GuestOperationRunner, storedIntentOf } from '../guest-ops/guest-operation.runner.js';
 import {
   EXECUTE_CANCEL,
   executeOutcome,
@@ -167,6 +167,16 @@ export class ExecutionsService {
     return this.driver.events;
   }
 
+  /** This replica as the owner of the executions and runs it drives. */
+  get replicaId(): string {
+    return this.driver.replicaId;
+  }
+
+  /** Which of these executions have ended (whichever replica drove them). */
+  endedAmong(ids: string[]): Promise<Array<{ id: string; status: ExecutionState }>> {
+    return this.repo.endedStates(ids);
+  }
+
   /**
    * Validates, authorizes (guest.exec and the bindings' limits on the VM's project), writes the
    * audit intent, records the execution and hands it to the driver; resolves once under way.
@@ -200,6 +210,9 @@ export class ExecutionsService {
         actor: caller.principal.username,
         request: { ...ticket.prepared.params, execution_id: id, async: true, run_id: runId },
         timeoutMs: request.timeoutMs,
+        owner: this.driver.replicaId,
+        leaseMs: this.config.leaseMs,
+        intent: storedIntentOf(ticket),
       });
     } catch (err) {
       const e = new VmGuestException(

@@ -62,6 +62,15 @@ export class OutputBudget {
     }
   }
 
+  /**
+   * An adopted execution: its first replica stored `bytes` already (they count against the
+   * bound, and as received: what went missing while no replica listened is flagged by settle).
+   */
+  resumeFrom(bytes: number): void {
+    this.stored += bytes;
+    this.received += bytes;
+  }
+
   /** Chunks taken by admit were stored. */
   wrote(chunks: OutputChunk[]): void {
     const n = chunks.reduce((sum, c) => sum + c.data.length, 0);

@@ -8,7 +8,7 @@ import {
   TimeoutError,
 } from '@nats-io/transport-node';
 import { ErrorCode, GuestErrorCode } from '@lq/proto';
-import { GuestRequestError, ReplyPartsError } from '@lq/host';
+import { ConnectionLostError, GuestRequestError, ReplyPartsError } from '@lq/host';
 import { DomainException } from '../common/errors/domain.exception.js';
 import { VmGuestErrorCode, VmGuestException } from './vm-guest.exception.js';
 
@@ -37,6 +37,13 @@ export function guestFailure(err: unknown, vmId: string, nodeId: string): Domain
     const agentCode =
       err.code === GuestErrorCode.AGENT_ERROR ? ErrorCode[err.agentCode] : undefined;
     return new VmGuestException(GUEST_CODES[err.code], err.message, agentCode);
+  }
+  if (err instanceof ConnectionLostError) {
+    // Not sent again (it could act twice): the caller is told at once, not at its timeout.
+    return new VmGuestException(
+      VmGuestErrorCode.NODE_UNAVAILABLE,
+      `request to node ${nodeId} for VM ${vmId} interrupted: ${err.message}`,
+    );
   }
   if (err instanceof ReplyPartsError) {
     return new VmGuestException(

@@ -3,12 +3,14 @@ import { AuditService, intentDigestOfRecord, type AuditActor } from '@lq/audit';
 import type { GuestGrant } from '@lq/auth';
 import { create } from '@bufbuild/protobuf';
 import {
+  IntentAuthorizationSchema,
   FileReadRequestSchema,
   FileWriteRequestSchema,
   GUEST_OPERATION_TABLE,
   isSubjectToken,
   type GuestOperation,
   type GuestRequest,
+  type IntentAuthorization,
 } from '@lq/proto';
 import { callGuest } from '@lq/host';
 import { VmAccessService } from '../access/vm-access.service.js';
@@ -50,19 +52,81 @@ export interface BeginOptions {
 }
 
 /**
- * An operation whose intent is written: its dispatcher sends on the intent's behalf, and
- * `succeeded` / `failed` write its outcome. Async executions hold one while they run.
+ * What acting under a written intent takes: its rows' fields, a dispatcher that sends on its
+ * behalf, and `succeeded` / `failed` that write its outcome. A replica that adopts an execution
+ * another one began gets one from the stored intent (GuestOperationRunner.resume).
  */
-export interface Ticket<T> {
-  readonly prepared: Prepared<T>;
-  readonly where: VmLocation;
-  readonly grant: GuestGrant;
+export interface IntentTicket<T> {
+  readonly where: Pick<VmLocation, 'nodeId'>;
   readonly row: OperationRow;
-  readonly dispatcher: Dispatcher;
+  readonly dispatcher: Pick<Dispatcher, 'send'>;
   /** The outcome row of a result. */
   succeeded(result: T, durationMs: number): Promise<void>;
   /** The outcome row of a failure, mapped as transports report it; returns that exception. */
   failed(err: unknown, durationMs: number, status?: string): Promise<VmGuestException | Error>;
+}
+
+/**
+ * An operation whose intent is written: its dispatcher sends on the intent's behalf, and
+ * `succeeded` / `failed` write its outcome. Async executions hold one while they run.
+ */
+export interface Ticket<T> extends IntentTicket<T> {
+  readonly prepared: Prepared<T>;
+  readonly where: VmLocation;
+  readonly grant: GuestGrant;
+  readonly dispatcher: Dispatcher;
+  /** The intent's signed authorization (kept with an execution, so another replica may adopt it). */
+  readonly intent: IntentAuthorization;
+}
+
+/**
+ * An intent as stored beside an execution (JSON): the fields of its audit rows and its signed
+ * authorization, which is all another replica needs to send under it and write its outcome.
+ */
+export interface StoredIntent {
+  row: OperationRow;
+  authorization: {
+    key_id: string;
+    intent_digest: string;
+    node_id: string;
+    vm_id: string;
+    operation: string;
+    request_id: string;
+    expires_at_ms: string;
+    signature: string;
+  };
+}
+
+/** A ticket's intent as it is stored. */
+export function storedIntentOf(ticket: Ticket<unknown>): StoredIntent {
+  const a = ticket.intent;
+  return {
+    row: ticket.row,
+    authorization: {
+      key_id: a.keyId,
+      intent_digest: a.intentDigest,
+      node_id: a.nodeId,
+      vm_id: a.vmId,
+      operation: a.operation,
+      request_id: a.requestId,
+      expires_at_ms: a.expiresAtMs.toString(),
+      signature: Buffer.from(a.signature).toString('base64'),
+    },
+  };
+}
+
+function intentOfStored(s: StoredIntent): IntentAuthorization {
+  const a = s.authorization;
+  return create(IntentAuthorizationSchema, {
+    keyId: a.key_id,
+    intentDigest: a.intent_digest,
+    nodeId: a.node_id,
+    vmId: a.vm_id,
+    operation: a.operation,
+    requestId: a.request_id,
+    expiresAtMs: BigInt(a.expires_at_ms),
+    signature: Buffer.from(a.signature, 'base64'),
+  });
 }
 
 /**
@@ -170,7 +234,7 @@ export class GuestOperationRunner {
     const dispatcher = this.dispatcher(
       where,
       grant,
-      caller,
+      caller.principal.username,
       vmId,
       options.requestId,
       this.signer.signerFor(intent),
@@ -180,12 +244,42 @@ export class GuestOperationRunner {
       where,
       grant,
       row,
+      intent,
       dispatcher,
+      ...this.outcomes(row, (result: T) => prepared.outcome(result)),
+    };
+  }
+
+  /**
+   * A ticket for an intent another replica wrote and can no longer act under (it died): its
+   * requests are signed under the stored authorization (the same key), its outcome row pairs
+   * with that intent. Nothing is authorized again: the intent was, when it was written.
+   */
+  resume<T>(stored: StoredIntent, outcome: (result: T) => OutcomeFields): IntentTicket<T> {
+    const row = stored.row;
+    const where = { nodeId: row.nodeId };
+    const send = this.sender(
+      where,
+      row.actor,
+      row.vmId,
+      row.requestId,
+      this.signer.signerFor(intentOfStored(stored)),
+    );
+    return { where, row, dispatcher: { send }, ...this.outcomes(row, outcome) };
+  }
+
+  private outcomes<T>(
+    row: OperationRow,
+    outcome: (result: T) => OutcomeFields,
+  ): Pick<IntentTicket<T>, 'succeeded' | 'failed'> {
+    const vmId = row.vmId;
+    const where = { nodeId: row.nodeId };
+    return {
       succeeded: (result, durationMs) =>
         this.audit.record({
           ...row,
           kind: 'outcome',
-          ...prepared.outcome(result),
+          ...outcome(result),
           durationMs,
         }),
       failed: async (err, durationMs, status) => {
@@ -233,31 +327,12 @@ export class GuestOperationRunner {
   private dispatcher(
     where: VmLocation,
     grant: GuestGrant,
-    caller: Caller,
+    actor: string,
     vmId: string,
     requestId: string | undefined,
     sign: (request: GuestRequest) => GuestRequest,
   ): Dispatcher {
-    const actor = caller.principal.username;
-    const send = <O extends GuestOperation>(
-      operation: O,
-      request: OperationOf<O>,
-      timeoutMs: number,
-      id = requestId ?? '',
-    ): Promise<AnswerOf<O>> =>
-      callGuest(
-        this.nats.connection,
-        where.nodeId,
-        operation,
-        { requestId: id, vmId, timeoutMs, actor, operation: request },
-        GUEST_OPERATION_TABLE[operation].result,
-        this.config.natsSlackMs,
-        sign,
-        {
-          maxBytes: this.config.output.replyMaxBytes,
-          partStallMs: this.config.output.replyPartStallMs,
-        },
-      ) as Promise<AnswerOf<O>>;
+    const send = this.sender(where, actor, vmId, requestId, sign);
     return {
       where,
       grant,
@@ -282,6 +357,34 @@ export class GuestOperationRunner {
           ),
       }),
     };
+  }
+
+  private sender(
+    where: Pick<VmLocation, 'nodeId'>,
+    actor: string,
+    vmId: string,
+    requestId: string | undefined,
+    sign: (request: GuestRequest) => GuestRequest,
+  ): Dispatcher['send'] {
+    return <O extends GuestOperation>(
+      operation: O,
+      request: OperationOf<O>,
+      timeoutMs: number,
+      id = requestId ?? '',
+    ): Promise<AnswerOf<O>> =>
+      callGuest(
+        this.nats.connection,
+        where.nodeId,
+        operation,
+        { requestId: id, vmId, timeoutMs, actor, operation: request },
+        GUEST_OPERATION_TABLE[operation].result,
+        this.config.natsSlackMs,
+        sign,
+        {
+          maxBytes: this.config.output.replyMaxBytes,
+          partStallMs: this.config.output.replyPartStallMs,
+        },
+      ) as Promise<AnswerOf<O>>;
   }
 
   /**

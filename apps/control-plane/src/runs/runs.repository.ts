@@ -21,6 +21,27 @@ export interface RunRow {
   status: RunState;
   created_at: Date;
   ended_at: Date | null;
+  /** The replica driving it, and until when (another adopts it once its lease ran out). */
+  owner?: string | null;
+  lease_until?: Date | null;
+  /** Who started it ({principal, requestId, sourceIp}): the authority an adopter acts with. */
+  caller?: Record<string, unknown> | null;
+  /** Its input without stdin or env values; null when it had some (not resumable). */
+  input?: Record<string, unknown> | null;
+}
+
+/** A target of a run being adopted, with its VM's location and its execution's state. */
+export interface ResumeTargetRow {
+  vm_id: string;
+  state: TargetState;
+  execution_id: string | null;
+  execution_status: string | null;
+  /** An execution of this run on this VM the target does not name yet (its start was cut). */
+  started_execution_id: string | null;
+  started_execution_status: string | null;
+  project_id: string | null;
+  node_id: string | null;
+  agent_state: string | null;
 }
 
 export interface RunTargetRow {
@@ -87,13 +108,18 @@ export class RunsRepository {
   }
 
   async insert(
-    run: Omit<RunRow, 'created_at' | 'ended_at' | 'status'>,
+    run: Omit<RunRow, 'created_at' | 'ended_at' | 'status' | 'owner' | 'lease_until'> & {
+      owner: string;
+      leaseMs: number;
+    },
     vmIds: string[],
   ): Promise<void> {
     await this.ds.transaction(async (m) => {
       await m.query(
-        `INSERT INTO runs (id, actor, target, request, max_concurrency, max_errors, status)
-         VALUES ($1, $2, $3, $4, $5, $6, 'running')`,
+        `INSERT INTO runs (id, actor, target, request, max_concurrency, max_errors, status,
+                           owner, lease_until, caller, input)
+         VALUES ($1, $2, $3, $4, $5, $6, 'running', $7, now() + $8 * interval '1 millisecond',
+                 $9, $10)`,
         [
           run.id,
           run.actor,
@@ -101,6 +127,10 @@ export class RunsRepository {
           JSON.stringify(run.request),
           run.max_concurrency,
           run.max_errors,
+          run.owner,
+          run.leaseMs,
+          run.caller === undefined ? null : JSON.stringify(run.caller),
+          run.input === undefined || run.input === null ? null : JSON.stringify(run.input),
         ],
       );
       await m.query(
@@ -134,15 +164,65 @@ export class RunsRepository {
     });
   }
 
+  /** Extends the leases `owner` holds on these running runs. */
+  async renew(owner: string, ids: string[], leaseMs: number): Promise<void> {
+    await this.ds.query(
+      `UPDATE runs SET lease_until = now() + $3 * interval '1 millisecond'
+       WHERE id = ANY($2::uuid[]) AND owner = $1 AND status = 'running'`,
+      [owner, ids, leaseMs],
+    );
+  }
+
+  /** Lets another replica adopt the runs `owner` drives at once (a clean shutdown). */
+  async release(owner: string): Promise<void> {
+    await this.ds.query(
+      `UPDATE runs SET lease_until = now() - interval '1 millisecond'
+       WHERE owner = $1 AND status = 'running'`,
+      [owner],
+    );
+  }
+
+  /** Takes over up to `limit` running runs whose lease ran out: each by exactly one replica. */
+  async adoptExpired(owner: string, leaseMs: number, limit: number): Promise<RunRow[]> {
+    const [rows] = await this.ds.query<[RunRow[], number]>(
+      `UPDATE runs SET owner = $1, lease_until = now() + $2 * interval '1 millisecond'
+       WHERE id IN (SELECT id FROM runs
+                    WHERE status = 'running' AND lease_until IS NOT NULL AND lease_until < now()
+                    ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED)
+         AND lease_until < now() AND status = 'running'
+       RETURNING *`,
+      [owner, leaseMs, limit],
+    );
+    return rows;
+  }
+
+  /** A run's targets as an adopter needs them. */
+  async resumeTargets(runId: string): Promise<ResumeTargetRow[]> {
+    return this.ds.query<ResumeTargetRow[]>(
+      `SELECT t.vm_id, t.state, t.execution_id, e.status AS execution_status,
+              s.id AS started_execution_id, s.status AS started_execution_status,
+              v.project_id, v.node_id, v.agent_state
+       FROM run_targets t
+       LEFT JOIN executions e ON e.id = t.execution_id
+       LEFT JOIN LATERAL (SELECT x.id, x.status FROM executions x
+                          WHERE x.run_id = t.run_id AND x.vm_id = t.vm_id
+                          ORDER BY x.created_at DESC LIMIT 1) s ON t.execution_id IS NULL
+       LEFT JOIN vms v ON v.id = t.vm_id
+       WHERE t.run_id = $1 ORDER BY t.vm_id`,
+      [runId],
+    );
+  }
+
   /**
-   * Runs still `running` with no execution under way and no progress for `idleMs`: the replica
-   * driving them stopped (a live one always has an execution or a start under way, and a start
-   * is retried for at most LQ_RUN_START_RETRY_MS).
+   * Runs still `running` that no live replica holds (no lease, or one that ran out), with no
+   * execution under way and no progress for `idleMs`: the replica driving them stopped and none
+   * adopted them (a live one always has an execution or a start under way, and a start is
+   * retried for at most LQ_RUN_START_RETRY_MS).
    */
   async abandoned(idleMs: number): Promise<RunRow[]> {
     return this.ds.query<RunRow[]>(
       `SELECT r.* FROM runs r
-       WHERE r.status = 'running'
+       WHERE r.status = 'running' AND (r.lease_until IS NULL OR r.lease_until < now())
          AND NOT EXISTS (SELECT 1 FROM executions e
                          WHERE e.run_id = r.id AND e.status IN ('pending', 'running'))
          AND GREATEST(r.created_at,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { AuditService } from '@lq/audit';
 import {
   AuthException,
@@ -23,10 +23,49 @@ import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.except
 import { ExecutionsService, historyWindow, statesOf } from '../executions/executions.service.js';
 import type { ExecutionState } from '../executions/executions.repository.js';
 import { parseLabels } from '../inventory/labels.js';
-import { RunsRepository, type RunRow, type RunState, type TargetVm } from './runs.repository.js';
+import {
+  RunsRepository,
+  type ResumeTargetRow,
+  type RunRow,
+  type RunState,
+  type TargetVm,
+} from './runs.repository.js';
 import { isTransientStartFailure, startRetryDelayMs } from './start-failure.js';
 
 const RUN_STATES: readonly RunState[] = ['running', 'succeeded', 'failed', 'stopped', 'cancelled'];
+
+/** Runs one lease tick may adopt (the rest wait for the next tick, or another replica). */
+const ADOPT_BATCH = 20;
+
+/** A run's caller as stored with it: the authority an adopting replica starts its VMs with. */
+interface StoredCaller {
+  principal: Caller['principal'];
+  requestId: string;
+  sourceIp: string;
+}
+
+function storedCaller(caller: Caller): Record<string, unknown> {
+  const stored: StoredCaller = {
+    principal: caller.principal,
+    requestId: caller.requestId,
+    sourceIp: caller.sourceIp,
+  };
+  return { ...stored };
+}
+
+/**
+ * The input an adopting replica may start the run's remaining VMs with: all of it but stdin and
+ * env values, which are never stored; undefined when the run had some (it cannot be resumed).
+ */
+export function resumableInput(input: ExecuteInput): ExecuteInput | undefined {
+  if ((input.stdin?.length ?? 0) > 0 || Object.keys(input.env ?? {}).length > 0) {
+    return undefined;
+  }
+  const rest = { ...input };
+  delete rest.stdin;
+  delete rest.env;
+  return rest;
+}
 
 /** GET /api/runs's query, as the DTO validated it. */
 export interface RunListQuery {
@@ -106,7 +145,7 @@ interface Driving {
  * skipped in silence) and every execution is audited as usual, with the run id in its intent.
  */
 @Injectable()
-export class RunsService {
+export class RunsService implements OnApplicationShutdown {
   private readonly log = new Logger('runs');
   private readonly driving = new Map<string, Driving>();
   /** execution id → run id, for the executions this replica's runs started. */
@@ -117,6 +156,7 @@ export class RunsService {
   private startsInFlight = 0;
   private readonly startWaiters: Array<() => void> = [];
   private sweepTimer: NodeJS.Timeout | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
   /** Start attempts that failed for want of the store and were tried again (a metric). */
   transientStarts = 0;
 
@@ -132,7 +172,11 @@ export class RunsService {
       'ended',
       (executionId: string, state: ExecutionState, runId: string | undefined) => {
         if (runId !== undefined && !this.runOf.has(executionId)) {
-          this.endedEarly.set(executionId, state);
+          // A run driven elsewhere (this replica adopted one of its executions) reads its
+          // executions' ends from the store; only this replica's own starts wait here.
+          if (this.driving.has(runId)) {
+            this.endedEarly.set(executionId, state);
+          }
         } else {
           this.onEnded(executionId, state);
         }
@@ -148,10 +192,151 @@ export class RunsService {
   startSweep(intervalMs = 30_000): void {
     this.sweepTimer = setInterval(() => void this.sweep(), intervalMs);
     this.sweepTimer.unref();
+    this.leaseTimer = setInterval(() => void this.leaseTick(), Math.ceil(this.config.leaseMs / 3));
+    this.leaseTimer.unref();
   }
 
   stopSweep(): void {
     clearInterval(this.sweepTimer);
+    clearInterval(this.leaseTimer);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.stopSweep();
+    // The runs still going here are adopted by another replica at once, not after the lease.
+    await this.repo.release(this.executions.replicaId).catch(() => undefined);
+  }
+
+  /**
+   * Renews the leases of the runs this replica drives, notes the ends of their executions that
+   * another replica drove (one that adopted them), and adopts runs whose replica died.
+   */
+  private async leaseTick(): Promise<void> {
+    const owner = this.executions.replicaId;
+    try {
+      const ids = [...this.driving.keys()];
+      if (ids.length > 0) {
+        await this.repo.renew(owner, ids, this.config.leaseMs);
+      }
+      const inflight = [...this.runOf.keys()];
+      if (inflight.length > 0) {
+        for (const e of await this.executions.endedAmong(inflight)) {
+          this.onEnded(e.id, e.status);
+        }
+      }
+      for (const run of await this.repo.adoptExpired(owner, this.config.leaseMs, ADOPT_BATCH)) {
+        await this.adopt(run).catch((err: Error) =>
+          this.log.error(`run ${run.id}: not adopted: ${err.message}`),
+        );
+      }
+    } catch {
+      // the database is away; next time
+    }
+  }
+
+  /**
+   * Takes over a run whose replica died: follows its executions still under way (whichever
+   * replica adopted them) to their real end, starts its VMs not started yet with the authority
+   * and input its caller gave (unless the input had stdin or env values, which are not stored:
+   * those VMs are skipped), and ends it with its one audit outcome, as its first replica would.
+   */
+  private async adopt(run: RunRow): Promise<void> {
+    if (this.driving.has(run.id) || !run.caller) {
+      return;
+    }
+    const stored = run.caller as unknown as StoredCaller;
+    const caller: Caller = {
+      principal: stored.principal,
+      requestId: stored.requestId,
+      sourceIp: stored.sourceIp,
+    };
+    const input = (run.input ?? undefined) as ExecuteInput | undefined;
+    const d: Driving = {
+      queue: [],
+      inflight: new Map(),
+      errors: 0,
+      unstarted: 0,
+      maxConcurrency: run.max_concurrency,
+      maxErrors: run.max_errors,
+      stopped: false,
+      cancelled: false,
+      caller,
+      input: input ?? {},
+      done: false,
+    };
+    this.driving.set(run.id, d);
+    this.log.warn(`run ${run.id}: its replica ${run.owner ?? '?'} stopped; adopted here`);
+    try {
+      for (const t of await this.repo.resumeTargets(run.id)) {
+        await this.resumeTarget(run.id, d, t, input !== undefined);
+      }
+    } catch (err) {
+      // Not driven here after all: its lease runs out again and it is adopted afresh.
+      this.driving.delete(run.id);
+      for (const [executionId, runId] of this.runOf) {
+        if (runId === run.id) {
+          this.runOf.delete(executionId);
+        }
+      }
+      throw err;
+    }
+    this.checkBudget(d);
+    void this.pump(run.id, d);
+  }
+
+  private async resumeTarget(
+    runId: string,
+    d: Driving,
+    t: ResumeTargetRow,
+    resumable: boolean,
+  ): Promise<void> {
+    let state = t.state;
+    let executionId = t.execution_id;
+    let status = t.execution_status;
+    if (state === 'queued' && t.started_execution_id) {
+      // Its start was cut short after the execution began: it runs; never start it again.
+      executionId = t.started_execution_id;
+      status = t.started_execution_status;
+      state = 'started';
+      await this.repo.setTarget(runId, t.vm_id, 'started', executionId);
+    }
+    if (state === 'started' && executionId) {
+      if (status === 'pending' || status === 'running') {
+        d.inflight.set(executionId, t.vm_id);
+        this.runOf.set(executionId, runId);
+      } else if (status !== 'succeeded') {
+        d.errors++;
+      }
+    } else if (state === 'failed_to_start') {
+      d.errors++;
+    } else if (state === 'queued') {
+      if (!resumable) {
+        d.unstarted++;
+        await this.repo.setTarget(
+          runId,
+          t.vm_id,
+          'skipped',
+          undefined,
+          'not started: its control plane stopped, and the run’s stdin or env values are not stored for another to start it with',
+        );
+      } else if (t.project_id === null || t.node_id === null) {
+        d.errors++;
+        await this.repo.setTarget(
+          runId,
+          t.vm_id,
+          'failed_to_start',
+          undefined,
+          'the VM left the inventory',
+        );
+      } else {
+        d.queue.push({
+          id: t.vm_id,
+          project_id: t.project_id,
+          node_id: t.node_id,
+          agent_state: t.agent_state ?? '',
+        });
+      }
+    }
   }
 
   private async sweep(): Promise<void> {
@@ -161,9 +346,11 @@ export class RunsService {
           continue;
         }
         this.log.warn(`run ${run.id}: its control plane stopped; ended failed`);
+        // The outcome pairs with the run's intent (its caller's request id, when stored).
+        const stored = run.caller as unknown as StoredCaller | null | undefined;
         await this.audit.record({
           kind: 'outcome',
-          requestId: randomUUID(),
+          requestId: stored?.requestId ?? randomUUID(),
           actor: run.actor,
           authMethod: '',
           sourceIp: '',
@@ -252,6 +439,10 @@ export class RunsService {
         request: params,
         max_concurrency: maxConcurrency,
         max_errors: maxErrors,
+        owner: this.executions.replicaId,
+        leaseMs: this.config.leaseMs,
+        caller: storedCaller(caller),
+        input: (resumableInput(spec.input) ?? null) as Record<string, unknown> | null,
       },
       vms.map((v) => v.id),
     );

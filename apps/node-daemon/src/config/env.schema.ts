@@ -34,6 +34,9 @@ export interface NodeDaemonConfig {
   agentKeepaliveMs: number;
   agentReconnectMaxMs: number;
   fileChunkMaxBytes: number;
+  /** Relayed results of retained operations kept for a request that comes again (ReplyCache). */
+  replyRetentionMs: number;
+  replyCacheBytes: number;
   /** Who may send guest requests: the control plane's public keys, and the checks' bounds. */
   signatures: {
     /** Raw Ed25519 public keys (base64) whose signatures are accepted. */
@@ -88,6 +91,16 @@ export const ENV_VARIABLES: Array<[name: string, fallback: string, meaning: stri
     'LQ_FILE_CHUNK_MAX_BYTES',
     '524288',
     'largest file chunk relayed (also bounded by NATS max_payload)',
+  ],
+  [
+    'LQ_REPLY_RETENTION_MS',
+    '600000',
+    'how long a relayed execution result is kept for its request id asked again (a replica adopting it); 0: off',
+  ],
+  [
+    'LQ_REPLY_CACHE_BYTES',
+    '67108864',
+    'bytes of relayed results kept that way (the oldest go first)',
   ],
   [
     'LQ_CONTROL_PLANE_KEYS',
@@ -158,6 +171,8 @@ export function parseNodeDaemonEnv(env: NodeJS.ProcessEnv): NodeDaemonConfig {
     agentReconnectMaxMs: int(env, 'LQ_AGENT_RECONNECT_MAX_MS', 1000, 50, 60_000),
     agentKeepaliveMs: int(env, 'LQ_AGENT_KEEPALIVE_MS', 5000, 0, 3_600_000),
     fileChunkMaxBytes: int(env, 'LQ_FILE_CHUNK_MAX_BYTES', 512 * 1024, 1024, 64 * 1024 * 1024),
+    replyRetentionMs: int(env, 'LQ_REPLY_RETENTION_MS', 600_000, 0, 86_400_000),
+    replyCacheBytes: int(env, 'LQ_REPLY_CACHE_BYTES', 64 * 1024 * 1024, 0, 16 * 1024 * 1024 * 1024),
     signatures: {
       trustedKeys: trustedKeys(env),
       clockSkewMs: int(env, 'LQ_SIGNATURE_CLOCK_SKEW_MS', 5000, 0, 600_000),

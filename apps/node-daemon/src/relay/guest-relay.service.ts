@@ -17,6 +17,7 @@ import { AgentNotConnectedError, AgentRequestError, AgentTimeoutError } from '@l
 import { NODE_DAEMON_CONFIG, type NodeDaemonConfig } from '../config/env.schema.js';
 import { AgentRegistryService } from '../agents/agent-registry.service.js';
 import { RelayException } from './relay.exception.js';
+import { ReplyCache } from './reply-cache.js';
 import { RequestVerifier } from './request-verifier.js';
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
@@ -24,6 +25,14 @@ const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 const REPLY_MARGIN_MS = 100;
 // Room in a NATS message for everything but the chunk itself.
 const ENVELOPE_BYTES = 16 * 1024;
+
+/** About what a result holds in memory: its captured output, and a little for the rest. */
+function resultBytes(result: GuestResponse['result']): number {
+  if (result.case === 'execute') {
+    return result.value.stdout.length + result.value.stderr.length + 1024;
+  }
+  return 1024;
+}
 
 /**
  * The one service behind the daemon's transports: checks a GuestRequest, finds the VM's agent,
@@ -33,12 +42,15 @@ const ENVELOPE_BYTES = 16 * 1024;
 export class GuestRelayService {
   private readonly log = new Logger('relay');
   private natsMaxPayload = 1024 * 1024;
+  private readonly replies: ReplyCache;
 
   constructor(
     @Inject(NODE_DAEMON_CONFIG) private readonly config: NodeDaemonConfig,
     @Inject(AgentRegistryService) private readonly agents: AgentRegistryService,
     @Inject(RequestVerifier) private readonly verifier: RequestVerifier,
-  ) {}
+  ) {
+    this.replies = new ReplyCache(config.replyRetentionMs ?? 0, config.replyCacheBytes ?? 0);
+  }
 
   /** The NATS server's max_payload bounds the chunks the daemon relays. */
   setNatsMaxPayload(bytes: number): void {
@@ -56,6 +68,13 @@ export class GuestRelayService {
       // Nothing is looked at further, let alone relayed, unless the control plane signed it.
       this.verifier.verify(op, request);
       const payload = this.validate(op, request);
+      // A retained operation's result relayed before (its reply lost with the replica that
+      // asked): the same answer again, nothing sent to the agent (which has forgotten it).
+      const retained = GUEST_OPERATION_TABLE[op].retained && request.requestId !== '';
+      const cached = retained ? this.replies.get(request.vmId, request.requestId) : undefined;
+      if (cached) {
+        return create(GuestResponseSchema, { ...base, result: cached });
+      }
       const timeoutMs = this.timeoutOf(request);
       const vm = this.agents.get(request.vmId);
       if (!vm) {
@@ -83,11 +102,11 @@ export class GuestRelayService {
         messageId: request.requestId || undefined,
       });
       const agentMicros = (process.hrtime.bigint() - started) / 1000n;
-      return create(GuestResponseSchema, {
-        ...base,
-        agentMicros,
-        result: this.resultOf(op, reply.payload),
-      });
+      const result = this.resultOf(op, reply.payload);
+      if (retained) {
+        this.replies.put(request.vmId, request.requestId, result, resultBytes(result));
+      }
+      return create(GuestResponseSchema, { ...base, agentMicros, result });
     } catch (err) {
       const e = this.toRelayException(err, request);
       if (e.code === GuestErrorCode.INTERNAL) {
