@@ -121,6 +121,10 @@ describe('lqctl named contexts (config get-contexts|use-context|current-context,
     expect(saved.current_context).toBe('default');
     expect(saved.contexts.default).toEqual({ server: lab, api_key: TEST_ADMIN_TOKEN });
     expect(saved.contexts.prod).toEqual({ server: prod });
+    // Signing the current context in to another server says what it replaced.
+    const moved = await lqctl(['--server', prod, 'login', '--api-key', '-'], old);
+    expect(moved.code).toBe(0);
+    expect(moved.stderr).toContain(`context default was ${lab}`);
   });
 
   it('should complete the config verbs in bash, zsh and fish', async () => {

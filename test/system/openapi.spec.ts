@@ -138,6 +138,25 @@ describe('the OpenAPI document (GET /api/docs-json of a real control plane)', ()
     expect(problems).toEqual([]);
   });
 
+  it('should take request bodies with the fields of @lq/api’s body types', () => {
+    const fields = (name: string) =>
+      Object.keys((doc.components.schemas[name] as { properties?: object }).properties ?? {})
+        .sort()
+        .join(' ');
+    for (const [dto, body] of [
+      ['ExecuteDto', 'ExecuteBody'],
+      ['CreateRunDto', 'RunBody'],
+      ['ShutdownDto', 'ShutdownBody'],
+      ['QuiesceDto', 'QuiesceBody'],
+      ['FileMkdirDto', 'FileMkdirBody'],
+      ['FileRenameDto', 'FileRenameBody'],
+      ['AgentUpdateDto', 'AgentUpdateBody'],
+      ['AgentRolloutDto', 'AgentRolloutBody'],
+    ]) {
+      expect([dto, fields(dto!)]).toEqual([dto, fields(body!)]);
+    }
+  });
+
   it('should describe the file upload as a binary body', () => {
     const upload = doc.paths['/api/vms/{id}/files']!.put!;
     expect(upload.requestBody?.content['application/octet-stream']?.schema).toEqual({

@@ -89,6 +89,7 @@ export const loginCommand: Command = async (ctx, cmd) => {
     next.username = username;
     who = await me(server, pair.access_token);
   }
+  const before = ctx.config.server;
   saveConfig(ctx.configFile, next, ctx.contextName);
   useContext(ctx.configFile, ctx.contextName);
   if (ctx.json) {
@@ -98,6 +99,13 @@ export const loginCommand: Command = async (ctx, cmd) => {
   } else {
     ctx.stdout.write(`signed in to ${server} as ${describeMe(who)}\n`);
     note(ctx, `credentials saved in ${ctx.configFile} as context ${ctx.contextName} (current)`);
+    if (before && before.replace(/\/+$/, '') !== server) {
+      // The context now names another server: its old credentials are gone.
+      note(
+        ctx,
+        `context ${ctx.contextName} was ${before}; lqctl login --context NAME keeps a context per server`,
+      );
+    }
   }
   return Exit.OK;
 };
