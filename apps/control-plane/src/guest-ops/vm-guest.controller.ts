@@ -343,6 +343,7 @@ export class VmGuestController {
   @Get('network')
   @RequirePermission('vm.read')
   @ApiOperation({ summary: 'The guest network configuration as its agent reads it' })
+  @ApiAnswers(200, 'GuestNetworkView', GUEST_OPERATION_ERRORS)
   async network(
     @Param('id') vmId: string,
     @CurrentCaller() caller: Caller,
@@ -356,6 +357,7 @@ export class VmGuestController {
     summary:
       'Apply a network configuration; confirmed once the guest reports the new addresses, rolled back by the agent otherwise',
   })
+  @ApiAnswers(200, 'NetworkConfigureView', GUEST_OPERATION_ERRORS)
   async configureNetwork(
     @Param('id') vmId: string,
     @Body() body: NetworkConfigureDto,
@@ -374,6 +376,7 @@ export class VmGuestController {
   @HttpCode(200)
   @RequirePermission('guest.network.configure')
   @ApiOperation({ summary: 'Confirm a pending network apply (after a PUT with manual_confirm)' })
+  @ApiAnswers(200, 'NetworkApplyView', GUEST_OPERATION_ERRORS)
   async confirmNetwork(
     @Param('id') vmId: string,
     @Body() body: NetworkConfirmDto,

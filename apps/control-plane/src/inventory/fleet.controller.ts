@@ -1,11 +1,11 @@
 import { Controller, Get, Inject, Param, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { FleetSummaryView, TelemetrySeriesView } from '@lq/api';
 import { RequirePermission, projectsWith } from '@lq/auth';
 import { CurrentCaller, type Caller } from '../common/caller.js';
+import { ApiAnswers } from '../common/openapi/api-answers.js';
 import { TelemetryHistoryService } from '../telemetry/telemetry-history.service.js';
 import { FleetSummaryQueryDto, TelemetrySeriesQueryDto } from './dto/telemetry-query.dto.js';
-import { FLEET_SUMMARY_SCHEMA, TELEMETRY_SERIES_SCHEMA } from './fleet.openapi.js';
 import { VmReadService } from './vm-read.service.js';
 
 /**
@@ -28,7 +28,7 @@ export class FleetController {
       'A VM’s telemetry history over [from, to): 1-minute points within the last 24 h, else 15-minute points (LQ_TELEMETRY_*)',
   })
   @ApiParam({ name: 'id', description: 'VM id' })
-  @ApiOkResponse({ description: 'the series, oldest point first', schema: TELEMETRY_SERIES_SCHEMA })
+  @ApiAnswers(200, 'TelemetrySeriesView', [404])
   async series(
     @Param('id') id: string,
     @Query() q: TelemetrySeriesQueryDto,
@@ -44,7 +44,7 @@ export class FleetController {
     summary:
       'The dashboard’s aggregates over the VMs the caller may read: by agent state and version, top VMs by CPU, memory, disk and network, full filesystems',
   })
-  @ApiOkResponse({ description: 'the aggregates', schema: FLEET_SUMMARY_SCHEMA })
+  @ApiAnswers(200, 'FleetSummaryView')
   summary(
     @Query() q: FleetSummaryQueryDto,
     @CurrentCaller() caller: Caller,

@@ -1032,6 +1032,7 @@ export const API_SCHEMAS = {
             "guest.time",
             "guest.password",
             "guest.agent.update",
+            "guest.network.configure",
             "guest.exec.any_group",
             "audit.read",
             "audit.read_output",
@@ -1040,6 +1041,21 @@ export const API_SCHEMAS = {
         }
       }
     }
+  },
+  "CountView": {
+    "type": "object",
+    "properties": {
+      "key": {
+        "type": "string"
+      },
+      "count": {
+        "type": "number"
+      }
+    },
+    "required": [
+      "key",
+      "count"
+    ]
   },
   "CreatedApiKeyView": {
     "description": "POST /api/users/:user/api-keys: `token` is shown this once and never stored.",
@@ -2090,6 +2106,190 @@ export const API_SCHEMAS = {
       "size"
     ]
   },
+  "FleetSummaryView": {
+    "description": "GET /api/fleet/summary: the dashboard's aggregates over the VMs the caller may read.",
+    "type": "object",
+    "properties": {
+      "generated_at": {
+        "type": "string"
+      },
+      "vms": {
+        "type": "number",
+        "description": "VMs in scope, gone ones included."
+      },
+      "reporting": {
+        "type": "number",
+        "description": "VMs that reported within the last few steps (they alone are in the top lists)."
+      },
+      "by_agent_state": {
+        "type": "array",
+        "items": {
+          "$ref": "#/components/schemas/CountView"
+        },
+        "description": "By agent state (ready, connecting, disconnected, gone…), most first."
+      },
+      "by_agent_version": {
+        "type": "array",
+        "items": {
+          "$ref": "#/components/schemas/CountView"
+        },
+        "description": "VMs that are not gone by agent version ('' : never reported), most first."
+      },
+      "top": {
+        "type": "object",
+        "properties": {
+          "cpu": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/FleetVmView"
+            }
+          },
+          "memory": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/FleetVmView"
+            }
+          },
+          "disk": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/FleetVmView"
+            }
+          },
+          "network": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/FleetVmView"
+            }
+          }
+        },
+        "required": [
+          "cpu",
+          "memory",
+          "disk",
+          "network"
+        ],
+        "description": "The `top` busiest VMs by each measure, highest first."
+      },
+      "disk_threshold_percent": {
+        "type": "number"
+      },
+      "full_disk_vms": {
+        "type": "number",
+        "description": "VMs with at least one filesystem at or above the threshold."
+      },
+      "full_disks": {
+        "type": "array",
+        "items": {
+          "$ref": "#/components/schemas/FullDiskView"
+        },
+        "description": "Those filesystems, fullest first, at most `top`."
+      }
+    },
+    "required": [
+      "generated_at",
+      "vms",
+      "reporting",
+      "by_agent_state",
+      "by_agent_version",
+      "top",
+      "disk_threshold_percent",
+      "full_disk_vms",
+      "full_disks"
+    ]
+  },
+  "FleetVmView": {
+    "description": "A VM of a top list: its latest point.",
+    "type": "object",
+    "properties": {
+      "id": {
+        "type": "string"
+      },
+      "name": {
+        "type": "string"
+      },
+      "node_id": {
+        "type": "string"
+      },
+      "project_id": {
+        "type": "string"
+      },
+      "at": {
+        "type": "string",
+        "description": "Start of the point's step (ISO 8601)."
+      },
+      "cpu_percent": {
+        "type": "number"
+      },
+      "memory_percent": {
+        "type": "number",
+        "nullable": true
+      },
+      "memory_used_bytes": {
+        "type": "number"
+      },
+      "disk_max_percent": {
+        "type": "number"
+      },
+      "net_bytes_per_second": {
+        "type": "number",
+        "nullable": true,
+        "description": "Received + sent bytes per second; null when not known yet."
+      }
+    },
+    "required": [
+      "id",
+      "name",
+      "node_id",
+      "project_id",
+      "at",
+      "cpu_percent",
+      "memory_percent",
+      "memory_used_bytes",
+      "disk_max_percent",
+      "net_bytes_per_second"
+    ]
+  },
+  "FullDiskView": {
+    "description": "A filesystem at or above the threshold, from the VM's latest report.",
+    "type": "object",
+    "properties": {
+      "vm_id": {
+        "type": "string"
+      },
+      "vm_name": {
+        "type": "string"
+      },
+      "node_id": {
+        "type": "string"
+      },
+      "project_id": {
+        "type": "string"
+      },
+      "mount_point": {
+        "type": "string"
+      },
+      "used_bytes": {
+        "type": "number"
+      },
+      "total_bytes": {
+        "type": "number"
+      },
+      "used_percent": {
+        "type": "number"
+      }
+    },
+    "required": [
+      "vm_id",
+      "vm_name",
+      "node_id",
+      "project_id",
+      "mount_point",
+      "used_bytes",
+      "total_bytes",
+      "used_percent"
+    ]
+  },
   "GuestInterfacesView": {
     "description": "GET /api/vms/:id/interfaces",
     "type": "object",
@@ -2107,6 +2307,62 @@ export const API_SCHEMAS = {
     "required": [
       "vm_id",
       "interfaces"
+    ]
+  },
+  "GuestNetworkView": {
+    "description": "GET /api/vms/:id/network",
+    "type": "object",
+    "properties": {
+      "vm_id": {
+        "type": "string"
+      },
+      "backend": {
+        "type": "string",
+        "enum": [
+          "netplan",
+          "networkmanager",
+          "networkd",
+          "ifupdown"
+        ],
+        "nullable": true,
+        "description": "null: the agent found no network stack it can configure."
+      },
+      "interfaces": {
+        "type": "array",
+        "items": {
+          "$ref": "#/components/schemas/InterfaceNetworkView"
+        }
+      },
+      "live": {
+        "type": "array",
+        "items": {
+          "$ref": "#/components/schemas/NetworkInterfaceView"
+        },
+        "description": "The addresses the guest holds now."
+      },
+      "config_files": {
+        "type": "array",
+        "items": {
+          "type": "string"
+        }
+      },
+      "last_apply": {
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/NetworkApplyView"
+          }
+        ],
+        "nullable": true,
+        "description": "The pending apply, or how the last one ended."
+      }
+    },
+    "required": [
+      "vm_id",
+      "backend",
+      "interfaces",
+      "live",
+      "config_files",
+      "last_apply"
     ]
   },
   "GuestOsView": {
@@ -2229,6 +2485,59 @@ export const API_SCHEMAS = {
       "tx_packets"
     ]
   },
+  "InterfaceNetworkView": {
+    "description": "One interface's configuration, as read from or written to the guest's network stack.",
+    "type": "object",
+    "properties": {
+      "name": {
+        "type": "string"
+      },
+      "addressing": {
+        "type": "string",
+        "enum": [
+          "dhcp",
+          "static"
+        ]
+      },
+      "addresses": {
+        "type": "array",
+        "items": {
+          "type": "string"
+        },
+        "description": "CIDR, static only."
+      },
+      "gateway": {
+        "type": "string",
+        "nullable": true
+      },
+      "dns_servers": {
+        "type": "array",
+        "items": {
+          "type": "string"
+        }
+      },
+      "search_domains": {
+        "type": "array",
+        "items": {
+          "type": "string"
+        }
+      },
+      "mtu": {
+        "type": "number",
+        "nullable": true,
+        "description": "null: the stack's default."
+      }
+    },
+    "required": [
+      "name",
+      "addressing",
+      "addresses",
+      "gateway",
+      "dns_servers",
+      "search_domains",
+      "mtu"
+    ]
+  },
   "MeBindingView": {
     "description": "One of the caller's role bindings in GET /api/auth/me.",
     "type": "object",
@@ -2264,6 +2573,7 @@ export const API_SCHEMAS = {
             "guest.time",
             "guest.password",
             "guest.agent.update",
+            "guest.network.configure",
             "guest.exec.any_group",
             "audit.read",
             "audit.read_output",
@@ -2482,6 +2792,22 @@ export const API_SCHEMAS = {
               }
             ]
           },
+          "guest.network.configure": {
+            "oneOf": [
+              {
+                "type": "array",
+                "items": {
+                  "type": "string"
+                }
+              },
+              {
+                "type": "string",
+                "enum": [
+                  "all"
+                ]
+              }
+            ]
+          },
           "guest.exec.any_group": {
             "oneOf": [
               {
@@ -2557,6 +2883,205 @@ export const API_SCHEMAS = {
       "api_key",
       "bindings",
       "permissions"
+    ]
+  },
+  "NetworkApplyView": {
+    "description": "A network apply: waiting for its confirmation, confirmed, or rolled back by the agent.",
+    "type": "object",
+    "properties": {
+      "apply_id": {
+        "type": "string"
+      },
+      "state": {
+        "type": "string",
+        "enum": [
+          "pending",
+          "rolled_back",
+          "confirmed"
+        ]
+      },
+      "confirm_deadline": {
+        "type": "string",
+        "nullable": true
+      },
+      "reason": {
+        "type": "string",
+        "nullable": true
+      },
+      "changed_at": {
+        "type": "string",
+        "nullable": true
+      },
+      "interfaces": {
+        "type": "array",
+        "items": {
+          "type": "string"
+        }
+      }
+    },
+    "required": [
+      "apply_id",
+      "state",
+      "confirm_deadline",
+      "reason",
+      "changed_at",
+      "interfaces"
+    ]
+  },
+  "NetworkConfigureBody": {
+    "description": "PUT /api/vms/:id/network's body.",
+    "type": "object",
+    "properties": {
+      "interfaces": {
+        "type": "array",
+        "items": {
+          "type": "object",
+          "properties": {
+            "name": {
+              "type": "string"
+            },
+            "addressing": {
+              "type": "string",
+              "enum": [
+                "dhcp",
+                "static"
+              ]
+            },
+            "addresses": {
+              "type": "array",
+              "items": {
+                "type": "string"
+              }
+            },
+            "gateway": {
+              "type": "string",
+              "nullable": true
+            },
+            "dns_servers": {
+              "type": "array",
+              "items": {
+                "type": "string"
+              }
+            },
+            "search_domains": {
+              "type": "array",
+              "items": {
+                "type": "string"
+              }
+            },
+            "mtu": {
+              "type": "number",
+              "nullable": true
+            }
+          },
+          "required": [
+            "name",
+            "addressing"
+          ]
+        }
+      },
+      "confirm_timeout_seconds": {
+        "type": "number",
+        "description": "The agent rolls back unless confirmed within this (default: the agent's, 60 s)."
+      },
+      "dry_run": {
+        "type": "boolean",
+        "description": "Only render the native files (the preview)."
+      },
+      "manual_confirm": {
+        "type": "boolean",
+        "description": "Leave the confirmation to POST /api/vms/:id/network/confirm."
+      }
+    },
+    "required": [
+      "interfaces"
+    ]
+  },
+  "NetworkConfigureView": {
+    "description": "PUT /api/vms/:id/network",
+    "type": "object",
+    "properties": {
+      "vm_id": {
+        "type": "string"
+      },
+      "outcome": {
+        "type": "string",
+        "enum": [
+          "pending",
+          "rolled_back",
+          "confirmed",
+          "dry_run"
+        ],
+        "description": "confirmed: the guest reported the new addresses and keeps them; rolled_back: it did not, and the agent restored the previous configuration; pending: manual_confirm; dry_run."
+      },
+      "apply_id": {
+        "type": "string",
+        "nullable": true
+      },
+      "backend": {
+        "type": "string",
+        "enum": [
+          "netplan",
+          "networkmanager",
+          "networkd",
+          "ifupdown"
+        ],
+        "nullable": true
+      },
+      "files": {
+        "type": "array",
+        "items": {
+          "type": "object",
+          "properties": {
+            "path": {
+              "type": "string"
+            },
+            "content": {
+              "type": "string"
+            }
+          },
+          "required": [
+            "path",
+            "content"
+          ]
+        },
+        "description": "The native files written (or, for a dry run, that would be)."
+      },
+      "previous": {
+        "type": "array",
+        "items": {
+          "$ref": "#/components/schemas/InterfaceNetworkView"
+        }
+      },
+      "interfaces": {
+        "type": "array",
+        "items": {
+          "$ref": "#/components/schemas/InterfaceNetworkView"
+        }
+      },
+      "confirm_deadline": {
+        "type": "string",
+        "nullable": true
+      },
+      "status": {
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/NetworkApplyView"
+          }
+        ],
+        "nullable": true
+      }
+    },
+    "required": [
+      "vm_id",
+      "outcome",
+      "apply_id",
+      "backend",
+      "files",
+      "previous",
+      "interfaces",
+      "confirm_deadline",
+      "status"
     ]
   },
   "NetworkInterfaceView": {
@@ -3547,6 +4072,117 @@ export const API_SCHEMAS = {
       "vm_id",
       "timestamp",
       "report"
+    ]
+  },
+  "TelemetryPointView": {
+    "description": "One point of a VM's history: the reports of one step, averaged.",
+    "type": "object",
+    "properties": {
+      "t": {
+        "type": "string",
+        "description": "Start of the step (ISO 8601)."
+      },
+      "samples": {
+        "type": "number",
+        "description": "Reports the point aggregates."
+      },
+      "cpu_percent": {
+        "type": "number",
+        "description": "CPU busy share, 0–100: the step's average and its highest report."
+      },
+      "cpu_max_percent": {
+        "type": "number"
+      },
+      "load1": {
+        "type": "number"
+      },
+      "memory_used_bytes": {
+        "type": "number",
+        "description": "Average memory in use, and the total at the step's last report."
+      },
+      "memory_total_bytes": {
+        "type": "number"
+      },
+      "memory_percent": {
+        "type": "number",
+        "nullable": true,
+        "description": "memory_used_bytes / memory_total_bytes × 100; null without a total."
+      },
+      "disk_used_bytes": {
+        "type": "number",
+        "description": "All filesystems together, at the step's last report."
+      },
+      "disk_total_bytes": {
+        "type": "number"
+      },
+      "disk_max_percent": {
+        "type": "number",
+        "description": "The fullest filesystem's use, 0–100."
+      },
+      "net_rx_bytes_per_second": {
+        "type": "number",
+        "nullable": true,
+        "description": "Bytes per second over the step, all interfaces but loopback; null with one report or a counter reset."
+      },
+      "net_tx_bytes_per_second": {
+        "type": "number",
+        "nullable": true
+      }
+    },
+    "required": [
+      "t",
+      "samples",
+      "cpu_percent",
+      "cpu_max_percent",
+      "load1",
+      "memory_used_bytes",
+      "memory_total_bytes",
+      "memory_percent",
+      "disk_used_bytes",
+      "disk_total_bytes",
+      "disk_max_percent",
+      "net_rx_bytes_per_second",
+      "net_tx_bytes_per_second"
+    ]
+  },
+  "TelemetrySeriesView": {
+    "description": "GET /api/vms/:id/telemetry",
+    "type": "object",
+    "properties": {
+      "vm_id": {
+        "type": "string"
+      },
+      "from": {
+        "type": "string"
+      },
+      "to": {
+        "type": "string"
+      },
+      "resolution": {
+        "type": "string",
+        "enum": [
+          "fine",
+          "coarse"
+        ]
+      },
+      "step_seconds": {
+        "type": "number"
+      },
+      "points": {
+        "type": "array",
+        "items": {
+          "$ref": "#/components/schemas/TelemetryPointView"
+        },
+        "description": "Oldest first; steps without reports are absent (gaps)."
+      }
+    },
+    "required": [
+      "vm_id",
+      "from",
+      "to",
+      "resolution",
+      "step_seconds",
+      "points"
     ]
   },
   "TelemetryView": {
