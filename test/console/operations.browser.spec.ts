@@ -19,7 +19,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { startNatsServer, type RunningNats } from '../support/nats-server.js';
 import { startSimVms, type SimVms } from '../support/sim-vms.js';
 import { startNodeDaemon, type RunningNodeDaemon } from '../support/node-daemon-process.js';
@@ -30,11 +30,9 @@ import {
   waitForReadyVms,
   type RunningControlPlane,
 } from '../support/control-plane-process.js';
+import { CHROMIUM, SHOTS, WAIT_MS, consoleSession } from '../support/console-browser.js';
 import { REPO_ROOT } from '../support/service-process.js';
 
-const CHROMIUM = process.env.LQ_CHROMIUM ?? '/usr/bin/chromium';
-const SHOTS = join(REPO_ROOT, 'test-artifacts/console');
-const WAIT_MS = 20_000;
 const PASSWORD = 'Console-Ops-Passphrase-5813';
 
 let work: string;
@@ -45,40 +43,13 @@ let daemon: RunningNodeDaemon;
 let cp: RunningControlPlane;
 let browser: Browser;
 const pageErrors: string[] = [];
-
-async function api(path: string, method = 'GET', body?: unknown): Promise<Record<string, unknown>> {
-  const res = await adminFetch(`${cp.url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (res.status >= 300) {
-    throw new Error(`${method} ${path}: HTTP ${res.status} ${text}`);
-  }
-  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
-}
-
-async function userWith(username: string, role: string): Promise<void> {
-  await api('/api/users', 'POST', { username, password: PASSWORD });
-  await api('/api/role-bindings', 'POST', { user: username, role });
-}
-
-async function signedIn(username: string): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({
-    viewport: { width: 1366, height: 900 },
-    acceptDownloads: true,
-  });
-  const page = await context.newPage();
-  page.setDefaultTimeout(WAIT_MS);
-  page.on('pageerror', (err) => pageErrors.push(err.message));
-  await page.goto(cp.url);
-  await page.getByLabel('Username', { exact: true }).fill(username);
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
-  await page.getByRole('button', { name: 'Sign out' }).waitFor();
-  return { context, page };
-}
+const { api, userWith, signedIn } = consoleSession({
+  url: () => cp.url,
+  browser: () => browser,
+  password: PASSWORD,
+  pageErrors,
+  acceptDownloads: true,
+});
 
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
