@@ -293,6 +293,39 @@ describe('telemetry history, fleet summary and guest gauges', () => {
     expect(r.body.message).toMatch(message);
   });
 
+  it('should serve the same reads as VMService methods over Connect, behind the same checks', async () => {
+    const rpc = (who: string, method: string, body: unknown) =>
+      call(who, `/limiquantix.compute.v1.VMService/${method}`, {
+        method: 'POST',
+        body: JSON.stringify(body),
+      });
+    const series = await rpc('admin', 'GetVMTelemetry', { vmId: 'vm-a1' });
+    expect(series.status).toBe(200);
+    expect(series.body).toMatchObject({ vmId: 'vm-a1', resolution: 'fine', stepSeconds: 60 });
+    expect(series.body.points[0]).toMatchObject({
+      t: new Date(base).toISOString().replace('.000Z', 'Z'),
+      samples: 6,
+      cpuPercent: 85,
+      memoryUsedBytes: '3000',
+      netRxBytesPerSecond: 1000,
+    });
+    const other = await rpc('blue-op', 'GetVMTelemetry', { vmId: 'vm-a1' });
+    expect([other.status, other.body.code]).toEqual([403, 'permission_denied']);
+    const bad = await rpc('admin', 'GetVMTelemetry', {
+      vmId: 'vm-a1',
+      from: '2026-12-05T10:00:00Z',
+      to: '2026-12-05T09:00:00Z',
+    });
+    expect([bad.status, bad.body.code]).toEqual([400, 'invalid_argument']);
+    expect(bad.body.message).toMatch(/must be before to/);
+
+    const summary = await rpc('blue-op', 'GetFleetSummary', { top: 5 });
+    expect(summary.status).toBe(200);
+    expect(summary.body.vms).toBe(1);
+    expect((summary.body.topCpu as Array<{ id: string }>).map((v) => v.id)).toEqual(['vm-b1']);
+    expect((await rpc('nobody', 'GetFleetSummary', {})).status).toBe(403);
+  });
+
   it('should export guest gauges per current VM on /metrics, and none for a VM gone', async () => {
     const metrics = async () => (await fetch(`${cp.httpUrl}/metrics`)).text();
     const text = await metrics();

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file limiquantix/compute/v1/vm_service.proto.
  */
 export const file_limiquantix_compute_v1_vm_service: GenFile = /*@__PURE__*/
-  fileDesc("CidsaW1pcXVhbnRpeC9jb21wdXRlL3YxL3ZtX3NlcnZpY2UucHJvdG8SFmxpbWlxdWFudGl4LmNvbXB1dGUudjEiWQoZUXVpZXNjZUZpbGVzeXN0ZW1zUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIUCgxtb3VudF9wb2ludHMYAiADKAkSFwoPdGltZW91dF9zZWNvbmRzGAMgASgNIlMKGlF1aWVzY2VGaWxlc3lzdGVtc1Jlc3BvbnNlEjUKBnJlc3VsdBgBIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VSZXNwb25zZSInChZUaGF3RmlsZXN5c3RlbXNSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJIk0KF1RoYXdGaWxlc3lzdGVtc1Jlc3BvbnNlEjIKBnJlc3VsdBgBIAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlRoYXdSZXNwb25zZSIoChdHZXRRdWllc2NlU3RhdHVzUmVxdWVzdBINCgV2bV9pZBgBIAEoCSJXChhHZXRRdWllc2NlU3RhdHVzUmVzcG9uc2USOwoGc3RhdHVzGAEgASgLMisubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVN0YXR1c1Jlc3BvbnNlIjQKFFN5bmNHdWVzdFRpbWVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEg0KBWZvcmNlGAIgASgIIk8KFVN5bmNHdWVzdFRpbWVSZXNwb25zZRI2CgZyZXN1bHQYASABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jVGltZVJlc3BvbnNlInQKG1NldEd1ZXN0VXNlclBhc3N3b3JkUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRISCghwYXNzd29yZBgDIAEoCUgAEhYKDGNyeXB0ZWRfaGFzaBgEIAEoCUgAQggKBnNlY3JldCIeChxTZXRHdWVzdFVzZXJQYXNzd29yZFJlc3BvbnNlIlYKFVN0YXJ0RXhlY3V0aW9uUmVxdWVzdBI9CgdleGVjdXRlGAEgASgLMiwubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVxdWVzdCKdAgoJRXhlY3V0aW9uEgoKAmlkGAEgASgJEg0KBXZtX2lkGAIgASgJEg8KB25vZGVfaWQYAyABKAkSEgoKcHJvamVjdF9pZBgEIAEoCRIOCgZydW5faWQYBSABKAkSDQoFYWN0b3IYBiABKAkSDgoGc3RhdHVzGAcgASgJEhYKCWV4aXRfY29kZRgIIAEoBUgAiAEBEg4KBnNpZ25hbBgJIAEoCRINCgVlcnJvchgKIAEoCRIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDAoKX2V4aXRfY29kZSJOChZTdGFydEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIisKE0dldEV4ZWN1dGlvblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJIkwKFEdldEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIkcKHFN0cmVhbUV4ZWN1dGlvbk91dHB1dFJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJEhEKCWFmdGVyX3NlcRgCIAEoBCKZAQodU3RyZWFtRXhlY3V0aW9uT3V0cHV0UmVzcG9uc2USPQoFY2h1bmsYASABKAsyLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGlvbk91dHB1dENodW5rSAASMAoDZW5kGAIgASgLMiEubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRpb25IAEIHCgVldmVudCJ8ChRFeGVjdXRpb25PdXRwdXRDaHVuaxILCgNzZXEYASABKAQSMgoGc3RyZWFtGAIgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuT3V0cHV0U3RyZWFtEgwKBGRhdGEYAyABKAwSFQoNZHJvcHBlZF9ieXRlcxgEIAEoBCIsChRTdG9wRXhlY3V0aW9uUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkiTQoVU3RvcEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIjoKEFBpbmdBZ2VudFJlcXVlc3QSDQoFdm1faWQYASABKAkSFwoPdGltZW91dF9zZWNvbmRzGAIgASgNImUKEVBpbmdBZ2VudFJlc3BvbnNlEg0KBXZtX2lkGAEgASgJEhUKDWFnZW50X3ZlcnNpb24YAiABKAkSFgoOdXB0aW1lX3NlY29uZHMYAyABKAESEgoKbGF0ZW5jeV9tcxgEIAEoASL4AgoURXhlY3V0ZVNjcmlwdFJlcXVlc3QSDQoFdm1faWQYASABKAkSDwoHY29tbWFuZBgCIAEoCRIMCgRhcmd2GAMgAygJEgwKBGFyZ3MYBCADKAkSQgoDZW52GAUgAygLMjUubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVxdWVzdC5FbnZFbnRyeRILCgNjd2QYBiABKAkSDQoFc3RkaW4YByABKAwSFwoPdGltZW91dF9zZWNvbmRzGAggASgNEhMKC3J1bl9hc191c2VyGAkgASgJEhQKDHJ1bl9hc19ncm91cBgKIAEoCRIkChxpbmNsdWRlX3N1cHBsZW1lbnRhcnlfZ3JvdXBzGAsgASgIEhoKEm91dHB1dF9saW1pdF9ieXRlcxgMIAEoDRISCgpzZWNyZXRfZW52GA0gAygJGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihAIKFUV4ZWN1dGVTY3JpcHRSZXNwb25zZRINCgV2bV9pZBgBIAEoCRIWCglleGl0X2NvZGUYAiABKAVIAIgBARIOCgZzaWduYWwYAyABKAkSEQoJdGltZWRfb3V0GAQgASgIEg4KBnN0ZG91dBgFIAEoCRIOCgZzdGRlcnIYBiABKAkSGAoQc3Rkb3V0X3RydW5jYXRlZBgHIAEoCBIYChBzdGRlcnJfdHJ1bmNhdGVkGAggASgIEhMKC2R1cmF0aW9uX21zGAkgASgNEhQKDHN0ZG91dF9ieXRlcxgKIAEoDBIUCgxzdGRlcnJfYnl0ZXMYCyABKAxCDAoKX2V4aXRfY29kZSJTChRSZWFkR3Vlc3RGaWxlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEg4KBm9mZnNldBgDIAEoBBIOCgZsZW5ndGgYBCABKA0iVAoVUmVhZEd1ZXN0RmlsZVJlc3BvbnNlEgwKBGRhdGEYASABKAwSCwoDZW9mGAIgASgIEhIKCnRvdGFsX3NpemUYAyABKAQSDAoEbW9kZRgEIAEoDSKgAQoVV3JpdGVHdWVzdEZpbGVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDAoEZGF0YRgDIAEoDBIOCgZvZmZzZXQYBCABKAQSDgoGYXBwZW5kGAUgASgIEg4KBmNyZWF0ZRgGIAEoCBIQCgh0cnVuY2F0ZRgHIAEoCBIRCgRtb2RlGAggASgNSACIAQFCBwoFX21vZGUiPQoWV3JpdGVHdWVzdEZpbGVSZXNwb25zZRIVCg1ieXRlc193cml0dGVuGAEgASgEEgwKBHNpemUYAiABKAQibgoUR3Vlc3RTaHV0ZG93blJlcXVlc3QSDQoFdm1faWQYASABKAkSMAoEbW9kZRgCIAEoDjIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duTW9kZRIVCg1kZWxheV9zZWNvbmRzGAMgASgNInsKFUd1ZXN0U2h1dGRvd25SZXNwb25zZRIwCgRtb2RlGAEgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuU2h1dGRvd25Nb2RlEjAKDHNjaGVkdWxlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEAoOTGlzdFZNc1JlcXVlc3QiOgoPTGlzdFZNc1Jlc3BvbnNlEicKA3ZtcxgBIAMoCzIaLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuVk0iHQoMR2V0Vk1SZXF1ZXN0Eg0KBXZtX2lkGAEgASgJIjcKDUdldFZNUmVzcG9uc2USJgoCdm0YASABKAsyGi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlZNItkECgJWTRIKCgJpZBgBIAEoCRIPCgdub2RlX2lkGAIgASgJEhMKC2FnZW50X3N0YXRlGAMgASgJEhUKDWFnZW50X3ZlcnNpb24YBCABKAkSFAoMY2FwYWJpbGl0aWVzGAUgAygJEhAKCGhvc3RuYW1lGAYgASgJEigKAm9zGAcgASgLMhwubGltaXF1YW50aXguYWdlbnQudjEuT3NJbmZvEjoKCmludGVyZmFjZXMYCCADKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5OZXR3b3JrSW50ZXJmYWNlEi0KCWxhc3Rfc2VlbhgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoJdGVsZW1ldHJ5GAogASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuVGVsZW1ldHJ5UmVwb3J0EjAKDHRlbGVtZXRyeV9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcHJvamVjdF9pZBgMIAEoCRI2CgZsYWJlbHMYDSADKAsyJi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlZNLkxhYmVsc0VudHJ5EgwKBG5hbWUYDiABKAkSFAoMYWdlbnRfdGFyZ2V0GA8gASgJEkIKEWFnZW50X2xhc3RfdXBkYXRlGBAgASgLMicubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRVcGRhdGVSZXN1bHQaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJGChRTdGF0R3Vlc3RGaWxlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhEKCW5vX2ZvbGxvdxgDIAEoCCJNChVTdGF0R3Vlc3RGaWxlUmVzcG9uc2USNAoEc3RhdBgBIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVTdGF0UmVzcG9uc2UiUwoVTGlzdEd1ZXN0RmlsZXNSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDgoGY3Vyc29yGAMgASgJEg0KBWxpbWl0GAQgASgNIk4KFkxpc3RHdWVzdEZpbGVzUmVzcG9uc2USNAoEbGlzdBgBIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVMaXN0UmVzcG9uc2UiZQoZTWFrZUd1ZXN0RGlyZWN0b3J5UmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhEKBG1vZGUYAyABKA1IAIgBARIPCgdwYXJlbnRzGAQgASgIQgcKBV9tb2RlIi0KGk1ha2VHdWVzdERpcmVjdG9yeVJlc3BvbnNlEg8KB2NyZWF0ZWQYASADKAkiSAoWRGVsZXRlR3Vlc3RGaWxlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhEKCXJlY3Vyc2l2ZRgDIAEoCCIqChdEZWxldGVHdWVzdEZpbGVSZXNwb25zZRIPCgdyZW1vdmVkGAEgASgEIlQKFlJlbmFtZUd1ZXN0RmlsZVJlcXVlc3QSDQoFdm1faWQYASABKAkSDAoEZnJvbRgCIAEoCRIKCgJ0bxgDIAEoCRIRCglvdmVyd3JpdGUYBCABKAgiGQoXUmVuYW1lR3Vlc3RGaWxlUmVzcG9uc2UyyxIKCVZNU2VydmljZRJgCglQaW5nQWdlbnQSKC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlBpbmdBZ2VudFJlcXVlc3QaKS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlBpbmdBZ2VudFJlc3BvbnNlEmwKDUV4ZWN1dGVTY3JpcHQSLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGVTY3JpcHRSZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVzcG9uc2USbAoNUmVhZEd1ZXN0RmlsZRIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUmVhZEd1ZXN0RmlsZVJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlJlYWRHdWVzdEZpbGVSZXNwb25zZRJvCg5Xcml0ZUd1ZXN0RmlsZRItLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuV3JpdGVHdWVzdEZpbGVSZXF1ZXN0Gi4ubGltaXF1YW50aXguY29tcHV0ZS52MS5Xcml0ZUd1ZXN0RmlsZVJlc3BvbnNlEmwKDUd1ZXN0U2h1dGRvd24SLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkd1ZXN0U2h1dGRvd25SZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5HdWVzdFNodXRkb3duUmVzcG9uc2USWgoHTGlzdFZNcxImLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuTGlzdFZNc1JlcXVlc3QaJy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkxpc3RWTXNSZXNwb25zZRJUCgVHZXRWTRIkLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0Vk1SZXF1ZXN0GiUubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRWTVJlc3BvbnNlEm8KDlN0YXJ0RXhlY3V0aW9uEi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5TdGFydEV4ZWN1dGlvblJlcXVlc3QaLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0YXJ0RXhlY3V0aW9uUmVzcG9uc2USaQoMR2V0RXhlY3V0aW9uEisubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRFeGVjdXRpb25SZXF1ZXN0GiwubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRFeGVjdXRpb25SZXNwb25zZRKGAQoVU3RyZWFtRXhlY3V0aW9uT3V0cHV0EjQubGltaXF1YW50aXguY29tcHV0ZS52MS5TdHJlYW1FeGVjdXRpb25PdXRwdXRSZXF1ZXN0GjUubGltaXF1YW50aXguY29tcHV0ZS52MS5TdHJlYW1FeGVjdXRpb25PdXRwdXRSZXNwb25zZTABEmwKDVN0b3BFeGVjdXRpb24SLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0b3BFeGVjdXRpb25SZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5TdG9wRXhlY3V0aW9uUmVzcG9uc2USewoSUXVpZXNjZUZpbGVzeXN0ZW1zEjEubGltaXF1YW50aXguY29tcHV0ZS52MS5RdWllc2NlRmlsZXN5c3RlbXNSZXF1ZXN0GjIubGltaXF1YW50aXguY29tcHV0ZS52MS5RdWllc2NlRmlsZXN5c3RlbXNSZXNwb25zZRJyCg9UaGF3RmlsZXN5c3RlbXMSLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlRoYXdGaWxlc3lzdGVtc1JlcXVlc3QaLy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlRoYXdGaWxlc3lzdGVtc1Jlc3BvbnNlEnUKEEdldFF1aWVzY2VTdGF0dXMSLy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkdldFF1aWVzY2VTdGF0dXNSZXF1ZXN0GjAubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRRdWllc2NlU3RhdHVzUmVzcG9uc2USbAoNU3luY0d1ZXN0VGltZRIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3luY0d1ZXN0VGltZVJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN5bmNHdWVzdFRpbWVSZXNwb25zZRKBAQoUU2V0R3Vlc3RVc2VyUGFzc3dvcmQSMy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlNldEd1ZXN0VXNlclBhc3N3b3JkUmVxdWVzdBo0LmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU2V0R3Vlc3RVc2VyUGFzc3dvcmRSZXNwb25zZRJsCg1TdGF0R3Vlc3RGaWxlEiwubGltaXF1YW50aXguY29tcHV0ZS52MS5TdGF0R3Vlc3RGaWxlUmVxdWVzdBotLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3RhdEd1ZXN0RmlsZVJlc3BvbnNlEm8KDkxpc3RHdWVzdEZpbGVzEi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5MaXN0R3Vlc3RGaWxlc1JlcXVlc3QaLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkxpc3RHdWVzdEZpbGVzUmVzcG9uc2USewoSTWFrZUd1ZXN0RGlyZWN0b3J5EjEubGltaXF1YW50aXguY29tcHV0ZS52MS5NYWtlR3Vlc3REaXJlY3RvcnlSZXF1ZXN0GjIubGltaXF1YW50aXguY29tcHV0ZS52MS5NYWtlR3Vlc3REaXJlY3RvcnlSZXNwb25zZRJyCg9EZWxldGVHdWVzdEZpbGUSLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkRlbGV0ZUd1ZXN0RmlsZVJlcXVlc3QaLy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkRlbGV0ZUd1ZXN0RmlsZVJlc3BvbnNlEnIKD1JlbmFtZUd1ZXN0RmlsZRIuLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUmVuYW1lR3Vlc3RGaWxlUmVxdWVzdBovLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUmVuYW1lR3Vlc3RGaWxlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_limiquantix_agent_v1_agent]);
+  fileDesc("CidsaW1pcXVhbnRpeC9jb21wdXRlL3YxL3ZtX3NlcnZpY2UucHJvdG8SFmxpbWlxdWFudGl4LmNvbXB1dGUudjEiWQoZUXVpZXNjZUZpbGVzeXN0ZW1zUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIUCgxtb3VudF9wb2ludHMYAiADKAkSFwoPdGltZW91dF9zZWNvbmRzGAMgASgNIlMKGlF1aWVzY2VGaWxlc3lzdGVtc1Jlc3BvbnNlEjUKBnJlc3VsdBgBIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VSZXNwb25zZSInChZUaGF3RmlsZXN5c3RlbXNSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJIk0KF1RoYXdGaWxlc3lzdGVtc1Jlc3BvbnNlEjIKBnJlc3VsdBgBIAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlRoYXdSZXNwb25zZSIoChdHZXRRdWllc2NlU3RhdHVzUmVxdWVzdBINCgV2bV9pZBgBIAEoCSJXChhHZXRRdWllc2NlU3RhdHVzUmVzcG9uc2USOwoGc3RhdHVzGAEgASgLMisubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVN0YXR1c1Jlc3BvbnNlIjQKFFN5bmNHdWVzdFRpbWVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEg0KBWZvcmNlGAIgASgIIk8KFVN5bmNHdWVzdFRpbWVSZXNwb25zZRI2CgZyZXN1bHQYASABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jVGltZVJlc3BvbnNlInQKG1NldEd1ZXN0VXNlclBhc3N3b3JkUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRISCghwYXNzd29yZBgDIAEoCUgAEhYKDGNyeXB0ZWRfaGFzaBgEIAEoCUgAQggKBnNlY3JldCIeChxTZXRHdWVzdFVzZXJQYXNzd29yZFJlc3BvbnNlIlYKFVN0YXJ0RXhlY3V0aW9uUmVxdWVzdBI9CgdleGVjdXRlGAEgASgLMiwubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVxdWVzdCKdAgoJRXhlY3V0aW9uEgoKAmlkGAEgASgJEg0KBXZtX2lkGAIgASgJEg8KB25vZGVfaWQYAyABKAkSEgoKcHJvamVjdF9pZBgEIAEoCRIOCgZydW5faWQYBSABKAkSDQoFYWN0b3IYBiABKAkSDgoGc3RhdHVzGAcgASgJEhYKCWV4aXRfY29kZRgIIAEoBUgAiAEBEg4KBnNpZ25hbBgJIAEoCRINCgVlcnJvchgKIAEoCRIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDAoKX2V4aXRfY29kZSJOChZTdGFydEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIisKE0dldEV4ZWN1dGlvblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJIkwKFEdldEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIkcKHFN0cmVhbUV4ZWN1dGlvbk91dHB1dFJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJEhEKCWFmdGVyX3NlcRgCIAEoBCKZAQodU3RyZWFtRXhlY3V0aW9uT3V0cHV0UmVzcG9uc2USPQoFY2h1bmsYASABKAsyLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGlvbk91dHB1dENodW5rSAASMAoDZW5kGAIgASgLMiEubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRpb25IAEIHCgVldmVudCJ8ChRFeGVjdXRpb25PdXRwdXRDaHVuaxILCgNzZXEYASABKAQSMgoGc3RyZWFtGAIgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuT3V0cHV0U3RyZWFtEgwKBGRhdGEYAyABKAwSFQoNZHJvcHBlZF9ieXRlcxgEIAEoBCIsChRTdG9wRXhlY3V0aW9uUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkiTQoVU3RvcEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIjoKEFBpbmdBZ2VudFJlcXVlc3QSDQoFdm1faWQYASABKAkSFwoPdGltZW91dF9zZWNvbmRzGAIgASgNImUKEVBpbmdBZ2VudFJlc3BvbnNlEg0KBXZtX2lkGAEgASgJEhUKDWFnZW50X3ZlcnNpb24YAiABKAkSFgoOdXB0aW1lX3NlY29uZHMYAyABKAESEgoKbGF0ZW5jeV9tcxgEIAEoASL4AgoURXhlY3V0ZVNjcmlwdFJlcXVlc3QSDQoFdm1faWQYASABKAkSDwoHY29tbWFuZBgCIAEoCRIMCgRhcmd2GAMgAygJEgwKBGFyZ3MYBCADKAkSQgoDZW52GAUgAygLMjUubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVxdWVzdC5FbnZFbnRyeRILCgNjd2QYBiABKAkSDQoFc3RkaW4YByABKAwSFwoPdGltZW91dF9zZWNvbmRzGAggASgNEhMKC3J1bl9hc191c2VyGAkgASgJEhQKDHJ1bl9hc19ncm91cBgKIAEoCRIkChxpbmNsdWRlX3N1cHBsZW1lbnRhcnlfZ3JvdXBzGAsgASgIEhoKEm91dHB1dF9saW1pdF9ieXRlcxgMIAEoDRISCgpzZWNyZXRfZW52GA0gAygJGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihAIKFUV4ZWN1dGVTY3JpcHRSZXNwb25zZRINCgV2bV9pZBgBIAEoCRIWCglleGl0X2NvZGUYAiABKAVIAIgBARIOCgZzaWduYWwYAyABKAkSEQoJdGltZWRfb3V0GAQgASgIEg4KBnN0ZG91dBgFIAEoCRIOCgZzdGRlcnIYBiABKAkSGAoQc3Rkb3V0X3RydW5jYXRlZBgHIAEoCBIYChBzdGRlcnJfdHJ1bmNhdGVkGAggASgIEhMKC2R1cmF0aW9uX21zGAkgASgNEhQKDHN0ZG91dF9ieXRlcxgKIAEoDBIUCgxzdGRlcnJfYnl0ZXMYCyABKAxCDAoKX2V4aXRfY29kZSJTChRSZWFkR3Vlc3RGaWxlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEg4KBm9mZnNldBgDIAEoBBIOCgZsZW5ndGgYBCABKA0iVAoVUmVhZEd1ZXN0RmlsZVJlc3BvbnNlEgwKBGRhdGEYASABKAwSCwoDZW9mGAIgASgIEhIKCnRvdGFsX3NpemUYAyABKAQSDAoEbW9kZRgEIAEoDSKgAQoVV3JpdGVHdWVzdEZpbGVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDAoEZGF0YRgDIAEoDBIOCgZvZmZzZXQYBCABKAQSDgoGYXBwZW5kGAUgASgIEg4KBmNyZWF0ZRgGIAEoCBIQCgh0cnVuY2F0ZRgHIAEoCBIRCgRtb2RlGAggASgNSACIAQFCBwoFX21vZGUiPQoWV3JpdGVHdWVzdEZpbGVSZXNwb25zZRIVCg1ieXRlc193cml0dGVuGAEgASgEEgwKBHNpemUYAiABKAQibgoUR3Vlc3RTaHV0ZG93blJlcXVlc3QSDQoFdm1faWQYASABKAkSMAoEbW9kZRgCIAEoDjIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duTW9kZRIVCg1kZWxheV9zZWNvbmRzGAMgASgNInsKFUd1ZXN0U2h1dGRvd25SZXNwb25zZRIwCgRtb2RlGAEgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuU2h1dGRvd25Nb2RlEjAKDHNjaGVkdWxlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEAoOTGlzdFZNc1JlcXVlc3QiOgoPTGlzdFZNc1Jlc3BvbnNlEicKA3ZtcxgBIAMoCzIaLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuVk0iHQoMR2V0Vk1SZXF1ZXN0Eg0KBXZtX2lkGAEgASgJIjcKDUdldFZNUmVzcG9uc2USJgoCdm0YASABKAsyGi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlZNItkECgJWTRIKCgJpZBgBIAEoCRIPCgdub2RlX2lkGAIgASgJEhMKC2FnZW50X3N0YXRlGAMgASgJEhUKDWFnZW50X3ZlcnNpb24YBCABKAkSFAoMY2FwYWJpbGl0aWVzGAUgAygJEhAKCGhvc3RuYW1lGAYgASgJEigKAm9zGAcgASgLMhwubGltaXF1YW50aXguYWdlbnQudjEuT3NJbmZvEjoKCmludGVyZmFjZXMYCCADKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5OZXR3b3JrSW50ZXJmYWNlEi0KCWxhc3Rfc2VlbhgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoJdGVsZW1ldHJ5GAogASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuVGVsZW1ldHJ5UmVwb3J0EjAKDHRlbGVtZXRyeV9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcHJvamVjdF9pZBgMIAEoCRI2CgZsYWJlbHMYDSADKAsyJi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlZNLkxhYmVsc0VudHJ5EgwKBG5hbWUYDiABKAkSFAoMYWdlbnRfdGFyZ2V0GA8gASgJEkIKEWFnZW50X2xhc3RfdXBkYXRlGBAgASgLMicubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRVcGRhdGVSZXN1bHQaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJGChRTdGF0R3Vlc3RGaWxlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhEKCW5vX2ZvbGxvdxgDIAEoCCJNChVTdGF0R3Vlc3RGaWxlUmVzcG9uc2USNAoEc3RhdBgBIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVTdGF0UmVzcG9uc2UiUwoVTGlzdEd1ZXN0RmlsZXNSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDgoGY3Vyc29yGAMgASgJEg0KBWxpbWl0GAQgASgNIk4KFkxpc3RHdWVzdEZpbGVzUmVzcG9uc2USNAoEbGlzdBgBIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVMaXN0UmVzcG9uc2UiZQoZTWFrZUd1ZXN0RGlyZWN0b3J5UmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhEKBG1vZGUYAyABKA1IAIgBARIPCgdwYXJlbnRzGAQgASgIQgcKBV9tb2RlIi0KGk1ha2VHdWVzdERpcmVjdG9yeVJlc3BvbnNlEg8KB2NyZWF0ZWQYASADKAkiSAoWRGVsZXRlR3Vlc3RGaWxlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhEKCXJlY3Vyc2l2ZRgDIAEoCCIqChdEZWxldGVHdWVzdEZpbGVSZXNwb25zZRIPCgdyZW1vdmVkGAEgASgEIlQKFlJlbmFtZUd1ZXN0RmlsZVJlcXVlc3QSDQoFdm1faWQYASABKAkSDAoEZnJvbRgCIAEoCRIKCgJ0bxgDIAEoCRIRCglvdmVyd3JpdGUYBCABKAgiGQoXUmVuYW1lR3Vlc3RGaWxlUmVzcG9uc2UieAoVR2V0Vk1UZWxlbWV0cnlSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEigKBGZyb20YAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK9AwoOVGVsZW1ldHJ5UG9pbnQSJQoBdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2FtcGxlcxgCIAEoDRITCgtjcHVfcGVyY2VudBgDIAEoARIXCg9jcHVfbWF4X3BlcmNlbnQYBCABKAESDQoFbG9hZDEYBSABKAESGQoRbWVtb3J5X3VzZWRfYnl0ZXMYBiABKAQSGgoSbWVtb3J5X3RvdGFsX2J5dGVzGAcgASgEEhsKDm1lbW9yeV9wZXJjZW50GAggASgBSACIAQESFwoPZGlza191c2VkX2J5dGVzGAkgASgEEhgKEGRpc2tfdG90YWxfYnl0ZXMYCiABKAQSGAoQZGlza19tYXhfcGVyY2VudBgLIAEoARIkChduZXRfcnhfYnl0ZXNfcGVyX3NlY29uZBgMIAEoAUgBiAEBEiQKF25ldF90eF9ieXRlc19wZXJfc2Vjb25kGA0gASgBSAKIAQFCEQoPX21lbW9yeV9wZXJjZW50QhoKGF9uZXRfcnhfYnl0ZXNfcGVyX3NlY29uZEIaChhfbmV0X3R4X2J5dGVzX3Blcl9zZWNvbmQi2wEKFkdldFZNVGVsZW1ldHJ5UmVzcG9uc2USDQoFdm1faWQYASABKAkSKAoEZnJvbRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnJlc29sdXRpb24YBCABKAkSFAoMc3RlcF9zZWNvbmRzGAUgASgNEjYKBnBvaW50cxgGIAMoCzImLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuVGVsZW1ldHJ5UG9pbnQiUQoWR2V0RmxlZXRTdW1tYXJ5UmVxdWVzdBILCgN0b3AYASABKA0SGQoMZGlza19wZXJjZW50GAIgASgBSACIAQFCDwoNX2Rpc2tfcGVyY2VudCIoCgpGbGVldENvdW50EgsKA2tleRgBIAEoCRINCgVjb3VudBgCIAEoDSKmAgoHRmxlZXRWbRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB25vZGVfaWQYAyABKAkSEgoKcHJvamVjdF9pZBgEIAEoCRImCgJhdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLY3B1X3BlcmNlbnQYBiABKAESGwoObWVtb3J5X3BlcmNlbnQYByABKAFIAIgBARIZChFtZW1vcnlfdXNlZF9ieXRlcxgIIAEoBBIYChBkaXNrX21heF9wZXJjZW50GAkgASgBEiEKFG5ldF9ieXRlc19wZXJfc2Vjb25kGAogASgBSAGIAQFCEQoPX21lbW9yeV9wZXJjZW50QhcKFV9uZXRfYnl0ZXNfcGVyX3NlY29uZCKjAQoIRnVsbERpc2sSDQoFdm1faWQYASABKAkSDwoHdm1fbmFtZRgCIAEoCRIPCgdub2RlX2lkGAMgASgJEhIKCnByb2plY3RfaWQYBCABKAkSEwoLbW91bnRfcG9pbnQYBSABKAkSEgoKdXNlZF9ieXRlcxgGIAEoBBITCgt0b3RhbF9ieXRlcxgHIAEoBBIUCgx1c2VkX3BlcmNlbnQYCCABKAEiogQKF0dldEZsZWV0U3VtbWFyeVJlc3BvbnNlEjAKDGdlbmVyYXRlZF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDdm1zGAIgASgNEhEKCXJlcG9ydGluZxgDIAEoDRI6Cg5ieV9hZ2VudF9zdGF0ZRgEIAMoCzIiLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRmxlZXRDb3VudBI8ChBieV9hZ2VudF92ZXJzaW9uGAUgAygLMiIubGltaXF1YW50aXguY29tcHV0ZS52MS5GbGVldENvdW50EjAKB3RvcF9jcHUYBiADKAsyHy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkZsZWV0Vm0SMwoKdG9wX21lbW9yeRgHIAMoCzIfLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRmxlZXRWbRIxCgh0b3BfZGlzaxgIIAMoCzIfLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRmxlZXRWbRI0Cgt0b3BfbmV0d29yaxgJIAMoCzIfLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRmxlZXRWbRIeChZkaXNrX3RocmVzaG9sZF9wZXJjZW50GAogASgBEhUKDWZ1bGxfZGlza192bXMYCyABKA0SNAoKZnVsbF9kaXNrcxgMIAMoCzIgLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRnVsbERpc2sysBQKCVZNU2VydmljZRJgCglQaW5nQWdlbnQSKC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlBpbmdBZ2VudFJlcXVlc3QaKS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlBpbmdBZ2VudFJlc3BvbnNlEmwKDUV4ZWN1dGVTY3JpcHQSLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGVTY3JpcHRSZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVzcG9uc2USbAoNUmVhZEd1ZXN0RmlsZRIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUmVhZEd1ZXN0RmlsZVJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlJlYWRHdWVzdEZpbGVSZXNwb25zZRJvCg5Xcml0ZUd1ZXN0RmlsZRItLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuV3JpdGVHdWVzdEZpbGVSZXF1ZXN0Gi4ubGltaXF1YW50aXguY29tcHV0ZS52MS5Xcml0ZUd1ZXN0RmlsZVJlc3BvbnNlEmwKDUd1ZXN0U2h1dGRvd24SLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkd1ZXN0U2h1dGRvd25SZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5HdWVzdFNodXRkb3duUmVzcG9uc2USWgoHTGlzdFZNcxImLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuTGlzdFZNc1JlcXVlc3QaJy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkxpc3RWTXNSZXNwb25zZRJUCgVHZXRWTRIkLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0Vk1SZXF1ZXN0GiUubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRWTVJlc3BvbnNlEm8KDlN0YXJ0RXhlY3V0aW9uEi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5TdGFydEV4ZWN1dGlvblJlcXVlc3QaLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0YXJ0RXhlY3V0aW9uUmVzcG9uc2USaQoMR2V0RXhlY3V0aW9uEisubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRFeGVjdXRpb25SZXF1ZXN0GiwubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRFeGVjdXRpb25SZXNwb25zZRKGAQoVU3RyZWFtRXhlY3V0aW9uT3V0cHV0EjQubGltaXF1YW50aXguY29tcHV0ZS52MS5TdHJlYW1FeGVjdXRpb25PdXRwdXRSZXF1ZXN0GjUubGltaXF1YW50aXguY29tcHV0ZS52MS5TdHJlYW1FeGVjdXRpb25PdXRwdXRSZXNwb25zZTABEmwKDVN0b3BFeGVjdXRpb24SLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0b3BFeGVjdXRpb25SZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5TdG9wRXhlY3V0aW9uUmVzcG9uc2USewoSUXVpZXNjZUZpbGVzeXN0ZW1zEjEubGltaXF1YW50aXguY29tcHV0ZS52MS5RdWllc2NlRmlsZXN5c3RlbXNSZXF1ZXN0GjIubGltaXF1YW50aXguY29tcHV0ZS52MS5RdWllc2NlRmlsZXN5c3RlbXNSZXNwb25zZRJyCg9UaGF3RmlsZXN5c3RlbXMSLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlRoYXdGaWxlc3lzdGVtc1JlcXVlc3QaLy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlRoYXdGaWxlc3lzdGVtc1Jlc3BvbnNlEnUKEEdldFF1aWVzY2VTdGF0dXMSLy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkdldFF1aWVzY2VTdGF0dXNSZXF1ZXN0GjAubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRRdWllc2NlU3RhdHVzUmVzcG9uc2USbAoNU3luY0d1ZXN0VGltZRIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3luY0d1ZXN0VGltZVJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN5bmNHdWVzdFRpbWVSZXNwb25zZRKBAQoUU2V0R3Vlc3RVc2VyUGFzc3dvcmQSMy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlNldEd1ZXN0VXNlclBhc3N3b3JkUmVxdWVzdBo0LmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU2V0R3Vlc3RVc2VyUGFzc3dvcmRSZXNwb25zZRJsCg1TdGF0R3Vlc3RGaWxlEiwubGltaXF1YW50aXguY29tcHV0ZS52MS5TdGF0R3Vlc3RGaWxlUmVxdWVzdBotLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3RhdEd1ZXN0RmlsZVJlc3BvbnNlEm8KDkxpc3RHdWVzdEZpbGVzEi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5MaXN0R3Vlc3RGaWxlc1JlcXVlc3QaLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkxpc3RHdWVzdEZpbGVzUmVzcG9uc2USewoSTWFrZUd1ZXN0RGlyZWN0b3J5EjEubGltaXF1YW50aXguY29tcHV0ZS52MS5NYWtlR3Vlc3REaXJlY3RvcnlSZXF1ZXN0GjIubGltaXF1YW50aXguY29tcHV0ZS52MS5NYWtlR3Vlc3REaXJlY3RvcnlSZXNwb25zZRJyCg9EZWxldGVHdWVzdEZpbGUSLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkRlbGV0ZUd1ZXN0RmlsZVJlcXVlc3QaLy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkRlbGV0ZUd1ZXN0RmlsZVJlc3BvbnNlEnIKD1JlbmFtZUd1ZXN0RmlsZRIuLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUmVuYW1lR3Vlc3RGaWxlUmVxdWVzdBovLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUmVuYW1lR3Vlc3RGaWxlUmVzcG9uc2USbwoOR2V0Vk1UZWxlbWV0cnkSLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkdldFZNVGVsZW1ldHJ5UmVxdWVzdBouLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0Vk1UZWxlbWV0cnlSZXNwb25zZRJyCg9HZXRGbGVldFN1bW1hcnkSLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkdldEZsZWV0U3VtbWFyeVJlcXVlc3QaLy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkdldEZsZWV0U3VtbWFyeVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_limiquantix_agent_v1_agent]);
 
 /**
  * (since 0.2.0)
@@ -1415,6 +1415,441 @@ export const RenameGuestFileResponseSchema: GenMessage<RenameGuestFileResponse> 
   messageDesc(file_limiquantix_compute_v1_vm_service, 44);
 
 /**
+ * (since 0.5.0)
+ *
+ * @generated from message limiquantix.compute.v1.GetVMTelemetryRequest
+ */
+export type GetVMTelemetryRequest = Message<"limiquantix.compute.v1.GetVMTelemetryRequest"> & {
+  /**
+   * @generated from field: string vm_id = 1;
+   */
+  vmId: string;
+
+  /**
+   * Start of the window; unset: `to` minus one hour.
+   *
+   * @generated from field: google.protobuf.Timestamp from = 2;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * End of the window; unset: now. At most LQ_TELEMETRY_QUERY_MAX_DAYS after `from`.
+   *
+   * @generated from field: google.protobuf.Timestamp to = 3;
+   */
+  to?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.GetVMTelemetryRequest.
+ * Use `create(GetVMTelemetryRequestSchema)` to create a new message.
+ */
+export const GetVMTelemetryRequestSchema: GenMessage<GetVMTelemetryRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 45);
+
+/**
+ * One point of a VM's history: the reports of one step, averaged (since 0.5.0).
+ *
+ * @generated from message limiquantix.compute.v1.TelemetryPoint
+ */
+export type TelemetryPoint = Message<"limiquantix.compute.v1.TelemetryPoint"> & {
+  /**
+   * Start of the step.
+   *
+   * @generated from field: google.protobuf.Timestamp t = 1;
+   */
+  t?: Timestamp | undefined;
+
+  /**
+   * Reports the point aggregates.
+   *
+   * @generated from field: uint32 samples = 2;
+   */
+  samples: number;
+
+  /**
+   * CPU busy share, 0–100: the step's average and its highest report.
+   *
+   * @generated from field: double cpu_percent = 3;
+   */
+  cpuPercent: number;
+
+  /**
+   * @generated from field: double cpu_max_percent = 4;
+   */
+  cpuMaxPercent: number;
+
+  /**
+   * @generated from field: double load1 = 5;
+   */
+  load1: number;
+
+  /**
+   * Average memory in use; the total at the step's last report.
+   *
+   * @generated from field: uint64 memory_used_bytes = 6;
+   */
+  memoryUsedBytes: bigint;
+
+  /**
+   * @generated from field: uint64 memory_total_bytes = 7;
+   */
+  memoryTotalBytes: bigint;
+
+  /**
+   * Unset without a total.
+   *
+   * @generated from field: optional double memory_percent = 8;
+   */
+  memoryPercent?: number | undefined;
+
+  /**
+   * All filesystems together, at the step's last report.
+   *
+   * @generated from field: uint64 disk_used_bytes = 9;
+   */
+  diskUsedBytes: bigint;
+
+  /**
+   * @generated from field: uint64 disk_total_bytes = 10;
+   */
+  diskTotalBytes: bigint;
+
+  /**
+   * The fullest filesystem's use, 0–100.
+   *
+   * @generated from field: double disk_max_percent = 11;
+   */
+  diskMaxPercent: number;
+
+  /**
+   * Bytes per second over the step, all interfaces but loopback; unset with one report or a
+   * counter reset.
+   *
+   * @generated from field: optional double net_rx_bytes_per_second = 12;
+   */
+  netRxBytesPerSecond?: number | undefined;
+
+  /**
+   * @generated from field: optional double net_tx_bytes_per_second = 13;
+   */
+  netTxBytesPerSecond?: number | undefined;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.TelemetryPoint.
+ * Use `create(TelemetryPointSchema)` to create a new message.
+ */
+export const TelemetryPointSchema: GenMessage<TelemetryPoint> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 46);
+
+/**
+ * (since 0.5.0)
+ *
+ * @generated from message limiquantix.compute.v1.GetVMTelemetryResponse
+ */
+export type GetVMTelemetryResponse = Message<"limiquantix.compute.v1.GetVMTelemetryResponse"> & {
+  /**
+   * @generated from field: string vm_id = 1;
+   */
+  vmId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp from = 2;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp to = 3;
+   */
+  to?: Timestamp | undefined;
+
+  /**
+   * "fine" (LQ_TELEMETRY_FINE_*, 1-minute points by default) or "coarse" (15-minute).
+   *
+   * @generated from field: string resolution = 4;
+   */
+  resolution: string;
+
+  /**
+   * @generated from field: uint32 step_seconds = 5;
+   */
+  stepSeconds: number;
+
+  /**
+   * Oldest first; steps without reports are absent.
+   *
+   * @generated from field: repeated limiquantix.compute.v1.TelemetryPoint points = 6;
+   */
+  points: TelemetryPoint[];
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.GetVMTelemetryResponse.
+ * Use `create(GetVMTelemetryResponseSchema)` to create a new message.
+ */
+export const GetVMTelemetryResponseSchema: GenMessage<GetVMTelemetryResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 47);
+
+/**
+ * (since 0.5.0)
+ *
+ * @generated from message limiquantix.compute.v1.GetFleetSummaryRequest
+ */
+export type GetFleetSummaryRequest = Message<"limiquantix.compute.v1.GetFleetSummaryRequest"> & {
+  /**
+   * VMs per top list and full filesystems listed; 0: 10. At most LQ_FLEET_SUMMARY_TOP_MAX.
+   *
+   * @generated from field: uint32 top = 1;
+   */
+  top: number;
+
+  /**
+   * A filesystem used this much (percent, 0–100) or more is listed; unset: 90.
+   *
+   * @generated from field: optional double disk_percent = 2;
+   */
+  diskPercent?: number | undefined;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.GetFleetSummaryRequest.
+ * Use `create(GetFleetSummaryRequestSchema)` to create a new message.
+ */
+export const GetFleetSummaryRequestSchema: GenMessage<GetFleetSummaryRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 48);
+
+/**
+ * VMs counted under one key: an agent state or version (since 0.5.0).
+ *
+ * @generated from message limiquantix.compute.v1.FleetCount
+ */
+export type FleetCount = Message<"limiquantix.compute.v1.FleetCount"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * @generated from field: uint32 count = 2;
+   */
+  count: number;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.FleetCount.
+ * Use `create(FleetCountSchema)` to create a new message.
+ */
+export const FleetCountSchema: GenMessage<FleetCount> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 49);
+
+/**
+ * A VM of a top list, from its latest point (since 0.5.0).
+ *
+ * @generated from message limiquantix.compute.v1.FleetVm
+ */
+export type FleetVm = Message<"limiquantix.compute.v1.FleetVm"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string node_id = 3;
+   */
+  nodeId: string;
+
+  /**
+   * @generated from field: string project_id = 4;
+   */
+  projectId: string;
+
+  /**
+   * Start of the point's step.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 5;
+   */
+  at?: Timestamp | undefined;
+
+  /**
+   * @generated from field: double cpu_percent = 6;
+   */
+  cpuPercent: number;
+
+  /**
+   * @generated from field: optional double memory_percent = 7;
+   */
+  memoryPercent?: number | undefined;
+
+  /**
+   * @generated from field: uint64 memory_used_bytes = 8;
+   */
+  memoryUsedBytes: bigint;
+
+  /**
+   * @generated from field: double disk_max_percent = 9;
+   */
+  diskMaxPercent: number;
+
+  /**
+   * Received + sent bytes per second; unset when not known yet.
+   *
+   * @generated from field: optional double net_bytes_per_second = 10;
+   */
+  netBytesPerSecond?: number | undefined;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.FleetVm.
+ * Use `create(FleetVmSchema)` to create a new message.
+ */
+export const FleetVmSchema: GenMessage<FleetVm> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 50);
+
+/**
+ * A filesystem at or above the threshold, from the VM's latest report (since 0.5.0).
+ *
+ * @generated from message limiquantix.compute.v1.FullDisk
+ */
+export type FullDisk = Message<"limiquantix.compute.v1.FullDisk"> & {
+  /**
+   * @generated from field: string vm_id = 1;
+   */
+  vmId: string;
+
+  /**
+   * @generated from field: string vm_name = 2;
+   */
+  vmName: string;
+
+  /**
+   * @generated from field: string node_id = 3;
+   */
+  nodeId: string;
+
+  /**
+   * @generated from field: string project_id = 4;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: string mount_point = 5;
+   */
+  mountPoint: string;
+
+  /**
+   * @generated from field: uint64 used_bytes = 6;
+   */
+  usedBytes: bigint;
+
+  /**
+   * @generated from field: uint64 total_bytes = 7;
+   */
+  totalBytes: bigint;
+
+  /**
+   * @generated from field: double used_percent = 8;
+   */
+  usedPercent: number;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.FullDisk.
+ * Use `create(FullDiskSchema)` to create a new message.
+ */
+export const FullDiskSchema: GenMessage<FullDisk> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 51);
+
+/**
+ * (since 0.5.0)
+ *
+ * @generated from message limiquantix.compute.v1.GetFleetSummaryResponse
+ */
+export type GetFleetSummaryResponse = Message<"limiquantix.compute.v1.GetFleetSummaryResponse"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp generated_at = 1;
+   */
+  generatedAt?: Timestamp | undefined;
+
+  /**
+   * VMs the caller may read, gone ones included.
+   *
+   * @generated from field: uint32 vms = 2;
+   */
+  vms: number;
+
+  /**
+   * Those that reported within the last three steps (they alone are in the top lists).
+   *
+   * @generated from field: uint32 reporting = 3;
+   */
+  reporting: number;
+
+  /**
+   * @generated from field: repeated limiquantix.compute.v1.FleetCount by_agent_state = 4;
+   */
+  byAgentState: FleetCount[];
+
+  /**
+   * VMs that are not gone, by agent version ("" : never reported).
+   *
+   * @generated from field: repeated limiquantix.compute.v1.FleetCount by_agent_version = 5;
+   */
+  byAgentVersion: FleetCount[];
+
+  /**
+   * @generated from field: repeated limiquantix.compute.v1.FleetVm top_cpu = 6;
+   */
+  topCpu: FleetVm[];
+
+  /**
+   * @generated from field: repeated limiquantix.compute.v1.FleetVm top_memory = 7;
+   */
+  topMemory: FleetVm[];
+
+  /**
+   * @generated from field: repeated limiquantix.compute.v1.FleetVm top_disk = 8;
+   */
+  topDisk: FleetVm[];
+
+  /**
+   * @generated from field: repeated limiquantix.compute.v1.FleetVm top_network = 9;
+   */
+  topNetwork: FleetVm[];
+
+  /**
+   * @generated from field: double disk_threshold_percent = 10;
+   */
+  diskThresholdPercent: number;
+
+  /**
+   * VMs with a filesystem at or above the threshold.
+   *
+   * @generated from field: uint32 full_disk_vms = 11;
+   */
+  fullDiskVms: number;
+
+  /**
+   * Those filesystems, fullest first, at most `top`.
+   *
+   * @generated from field: repeated limiquantix.compute.v1.FullDisk full_disks = 12;
+   */
+  fullDisks: FullDisk[];
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.GetFleetSummaryResponse.
+ * Use `create(GetFleetSummaryResponseSchema)` to create a new message.
+ */
+export const GetFleetSummaryResponseSchema: GenMessage<GetFleetSummaryResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 52);
+
+/**
  * Guest operations and inventory of VMs (since v1).
  *
  * @generated from service limiquantix.compute.v1.VMService
@@ -1630,6 +2065,27 @@ export const VMService: GenService<{
     methodKind: "unary";
     input: typeof RenameGuestFileRequestSchema;
     output: typeof RenameGuestFileResponseSchema;
+  },
+  /**
+   * A VM's telemetry history over [from, to), like GET /api/vms/:id/telemetry (since 0.5.0).
+   *
+   * @generated from rpc limiquantix.compute.v1.VMService.GetVMTelemetry
+   */
+  getVMTelemetry: {
+    methodKind: "unary";
+    input: typeof GetVMTelemetryRequestSchema;
+    output: typeof GetVMTelemetryResponseSchema;
+  },
+  /**
+   * The fleet dashboard's aggregates over the VMs the caller may read, like
+   * GET /api/fleet/summary (since 0.5.0).
+   *
+   * @generated from rpc limiquantix.compute.v1.VMService.GetFleetSummary
+   */
+  getFleetSummary: {
+    methodKind: "unary";
+    input: typeof GetFleetSummaryRequestSchema;
+    output: typeof GetFleetSummaryResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_limiquantix_compute_v1_vm_service, 0);
