@@ -115,6 +115,14 @@ async function main(): Promise<void> {
       [VMS],
     );
 
+    // The control plane serving the REST API is started first (idle while the day is recorded):
+    // a busy machine can take long to start one.
+    cp = await startControlPlaneProcess({
+      databaseUrl: db.url,
+      natsUrl: nats.url,
+      env: { LQ_AUDIT_CHECKPOINT_JETSTREAM: 'off' },
+    });
+
     // 1. The simulated day, through the recorder (buffer → batched upserts).
     const config = parseControlPlaneEnv({ DATABASE_URL: db.url });
     const repo = new TelemetryRepository(ds);
@@ -185,12 +193,7 @@ async function main(): Promise<void> {
     );
     log(`24 h series plan: ${plan.map((l) => l['QUERY PLAN'].trim()).join(' / ')}`);
 
-    // 2. The dashboard's queries, through a real control plane's REST API.
-    cp = await startControlPlaneProcess({
-      databaseUrl: db.url,
-      natsUrl: nats.url,
-      env: { LQ_AUDIT_CHECKPOINT_JETSTREAM: 'off' },
-    });
+    // 2. The dashboard's queries: in this process, then through the control plane's REST API.
     // The latest reports "now", so the summary's top lists hold every VM (as they would live).
     const now = Date.now();
     for (let i = 0; i < VMS; i += 1) {

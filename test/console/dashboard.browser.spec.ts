@@ -169,8 +169,8 @@ describe('fleet dashboard in Chromium', () => {
       expect(answer.resolution).toBe('fine');
       expect(answer.points.length).toBeGreaterThanOrEqual(1);
       await charts
-        .locator('.charts[data-vm="vm-2"]')
-        .getByText(/points of 1 min/)
+        .locator('.history-charts[data-vm="vm-2"]')
+        .getByText(/points? of 1 min/)
         .waitFor();
       for (const title of ['CPU', 'Memory', 'Disk', 'Network']) {
         await charts.getByRole('figure', { name: title }).locator('canvas').waitFor();
@@ -185,8 +185,8 @@ describe('fleet dashboard in Chromium', () => {
         .click();
       const history = page.getByRole('region', { name: 'History' });
       await history
-        .locator('.charts[data-vm="vm-1"]')
-        .getByText(/points of 1 min/)
+        .locator('.history-charts[data-vm="vm-1"]')
+        .getByText(/points? of 1 min/)
         .waitFor();
       await history.getByRole('figure', { name: 'CPU' }).locator('canvas').waitFor();
       await page.screenshot({ path: join(SHOTS, '21-vm-history.png'), fullPage: true });

@@ -77,11 +77,11 @@ export function TelemetryCharts({ vmId, window }: { vmId: string; window: ChartW
     );
   }
   return (
-    <div className="charts" data-vm={vmId}>
+    <div className="history-charts" data-vm={vmId}>
       <p className="muted small">
         {s.points.length === 0
           ? 'No telemetry recorded in this window yet.'
-          : `${s.points.length} points of ${s.step_seconds >= 60 ? `${s.step_seconds / 60} min` : `${s.step_seconds} s`} (${s.resolution === 'fine' ? 'short-term' : 'long-term'} history)`}
+          : `${s.points.length} ${s.points.length === 1 ? 'point' : 'points'} of ${s.step_seconds >= 60 ? `${s.step_seconds / 60} min` : `${s.step_seconds} s`} (${s.resolution === 'fine' ? 'short-term' : 'long-term'} history)`}
       </p>
       <div className="chart-grid">
         <TimeChart title="CPU" t={cols.t} lines={lines.cpu} range={range} percent format={pct} />

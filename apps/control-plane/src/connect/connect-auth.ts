@@ -41,6 +41,9 @@ export const METHOD_PERMISSIONS: Record<string, Permission | 'public' | 'authent
   ),
   [`${VMService.typeName}/ListVMs`]: 'vm.read',
   [`${VMService.typeName}/GetVM`]: 'vm.read',
+  // The VM's project (GetVMTelemetry) or the caller's projects (GetFleetSummary), by the service.
+  [`${VMService.typeName}/GetVMTelemetry`]: 'vm.read',
+  [`${VMService.typeName}/GetFleetSummary`]: 'vm.read',
   [`${VMService.typeName}/StartExecution`]: 'guest.exec',
   // Reading an execution: guest.exec or audit.read on its project, checked by the service.
   [`${VMService.typeName}/GetExecution`]: 'authenticated',

@@ -5,6 +5,7 @@ import { ExecutionsModule } from '../executions/executions.module.js';
 import { GuestOpsModule } from '../guest-ops/guest-ops.module.js';
 import { InventoryModule } from '../inventory/inventory.module.js';
 import { MetricsModule } from '../metrics/metrics.module.js';
+import { TelemetryModule } from '../telemetry/telemetry.module.js';
 import { ConnectAuth } from './connect-auth.js';
 import { GrpcServer } from './grpc.server.js';
 import { VmServiceRoutes } from './vm-service.routes.js';
@@ -18,6 +19,7 @@ import { VmServiceRoutes } from './vm-service.routes.js';
     GuestOpsModule,
     InventoryModule,
     MetricsModule,
+    TelemetryModule,
   ],
   providers: [ConnectAuth, VmServiceRoutes, GrpcServer],
   exports: [VmServiceRoutes, GrpcServer, ConnectAuth],

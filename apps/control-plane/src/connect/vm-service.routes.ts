@@ -22,6 +22,8 @@ import { CONNECT_SPECS, executeInputOf } from '../guest-ops/operations/index.js'
 import { VmReadService } from '../inventory/vm-read.service.js';
 import { InventoryService } from '../inventory/inventory.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import { TelemetryHistoryService } from '../telemetry/telemetry-history.service.js';
+import { fleetSummaryMessage, isoOf, telemetryMessage } from './fleet-messages.js';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { callerOf } from './connect-auth.js';
@@ -63,6 +65,7 @@ export class VmServiceRoutes {
     @Inject(MetricsService) private readonly metrics: MetricsService,
     @Inject(ExecutionsService) private readonly executions: ExecutionsService,
     @Inject(CONTROL_PLANE_CONFIG) private readonly config: ControlPlaneConfig,
+    @Inject(TelemetryHistoryService) private readonly history: TelemetryHistoryService,
   ) {}
 
   register(router: ConnectRouter): void {
@@ -76,6 +79,22 @@ export class VmServiceRoutes {
       getVM: (req, ctx) =>
         this.metrics.measure('get', async () =>
           create(GetVMResponseSchema, { vm: await this.reads.getVm(callerOf(ctx), req.vmId) }),
+        ),
+      getVMTelemetry: (req, ctx) =>
+        this.metrics.measure('telemetry', async () => {
+          const vm = await this.reads.getVm(callerOf(ctx), req.vmId);
+          return telemetryMessage(
+            await this.history.series(vm.id, { from: isoOf(req.from), to: isoOf(req.to) }),
+          );
+        }),
+      getFleetSummary: (req, ctx) =>
+        this.metrics.measure('fleet.summary', async () =>
+          fleetSummaryMessage(
+            await this.history.summary(projectsWith(callerOf(ctx).principal, 'vm.read'), {
+              top: req.top === 0 ? undefined : req.top,
+              diskPercent: req.diskPercent,
+            }),
+          ),
         ),
       startExecution: (req, ctx) =>
         this.metrics.measure('execution.start', async () => {

@@ -42,6 +42,7 @@ import { GuestOperationRunner } from '../../src/guest-ops/guest-operation.runner
 import { CONTROL_PLANE_CONFIG, parseControlPlaneEnv } from '../../src/config/env.schema.js';
 import { ConnectAuth } from '../../src/connect/connect-auth.js';
 import { ExecutionsService } from '../../src/executions/executions.service.js';
+import { TelemetryHistoryService } from '../../src/telemetry/telemetry-history.service.js';
 import { VmReadService } from '../../src/inventory/vm-read.service.js';
 import { AUTH_AUDIT_HOOK, AuthException, AuthService, type Principal } from '@lq/auth';
 import { InventoryService } from '../../src/inventory/inventory.service.js';
@@ -205,6 +206,8 @@ class EchoController {
     },
     ConnectAuth,
     { provide: ExecutionsService, useValue: {} },
+    // The history's methods are tried in telemetry-history.spec.ts, over a real database.
+    { provide: TelemetryHistoryService, useValue: {} },
     // The defaults, as a control plane given only a database URL has them.
     {
       provide: CONTROL_PLANE_CONFIG,

@@ -454,8 +454,8 @@ describe('InventoryRepository (PostgreSQL)', () => {
     const tables = `SELECT count(*)::int AS n FROM information_schema.tables
       WHERE table_schema = 'public' AND table_name IN ('vms', 'nodes', 'projects', 'users',
         'api_keys', 'refresh_tokens', 'role_bindings', 'settings', 'audit_events', 'audit_outputs',
-        'executions', 'execution_output', 'runs', 'run_targets')`;
-    expect((await ds.query<Array<{ n: number }>>(tables))[0]?.n).toBe(14);
+        'executions', 'execution_output', 'runs', 'run_targets', 'telemetry_points')`;
+    expect((await ds.query<Array<{ n: number }>>(tables))[0]?.n).toBe(15);
     for (let i = 0; i < MIGRATIONS.length; i++) {
       await ds.undoLastMigration({ transaction: 'each' });
     }

@@ -121,6 +121,44 @@ describe('telemetry history, fleet summary and guest gauges', () => {
     return v;
   }
 
+  const send = (nodeId: string, vmId: string, at: number, r: Parameters<typeof report>[3]) =>
+    pub.publish(
+      subjects.telemetry(nodeId, vmId),
+      toBinary(VmTelemetrySchema, report(nodeId, vmId, at, r)),
+    );
+
+  /**
+   * Two reports per VM in the current step, whenever the test runs: the summary counts VMs that
+   * reported within the last three steps, which a slow machine could leave behind otherwise.
+   */
+  async function reportNow(): Promise<void> {
+    let now = Date.now();
+    const step = Math.floor(now / MIN) * MIN;
+    if (now - step < 2000) {
+      await sleep(2000 - (now - step));
+      now = Date.now();
+    }
+    const seconds = (now - step) / 1000;
+    for (const [vm, cpu, memUsed, diskUsed, rate] of [
+      ['vm-a1', 85, 3000, 950, 1000],
+      ['vm-a2', 5, 1000, 100, 10],
+      ['vm-b1', 50, 2000, 500, 100],
+    ] as const) {
+      send('node-a', vm, step, { cpu, memUsed, diskUsed, rx: 1_000_000 });
+      send('node-a', vm, now, {
+        cpu,
+        memUsed,
+        diskUsed,
+        rx: Math.round(1_000_000 + rate * seconds),
+      });
+    }
+    await pub.flush();
+    await eventually(
+      () => call('admin', '/api/fleet/summary'),
+      (r) => r.body?.reporting === 3 && r.body?.top?.network?.length === 3,
+    );
+  }
+
   const series = (who: string, vm: string, query = '') =>
     call(who, `/api/vms/${vm}/telemetry${query}`);
 
@@ -161,11 +199,6 @@ describe('telemetry history, fleet summary and guest gauges', () => {
     await userWith('nobody', []);
 
     // Six reports a minute for two minutes; vm-a1 busy with a nearly full disk, vm-a2 idle.
-    const send = (nodeId: string, vmId: string, at: number, r: Parameters<typeof report>[3]) =>
-      pub.publish(
-        subjects.telemetry(nodeId, vmId),
-        toBinary(VmTelemetrySchema, report(nodeId, vmId, at, r)),
-      );
     for (let i = 0; i < 12; i += 1) {
       const at = base + i * 10_000;
       send('node-a', 'vm-a1', at, {
@@ -252,6 +285,7 @@ describe('telemetry history, fleet summary and guest gauges', () => {
   });
 
   it('should summarise the fleet: states, versions, top VMs and full disks', async () => {
+    await reportNow();
     const r = await call('admin', '/api/fleet/summary');
     expect(r.status).toBe(200);
     const s = r.body as FleetSummaryView;
@@ -276,6 +310,7 @@ describe('telemetry history, fleet summary and guest gauges', () => {
   });
 
   it('should summarise only the VMs of the caller’s projects', async () => {
+    await reportNow();
     const s = (await call('blue-op', '/api/fleet/summary')).body as FleetSummaryView;
     expect(s.vms).toBe(1);
     expect(s.top.cpu.map((v) => v.id)).toEqual(['vm-b1']);
@@ -291,6 +326,39 @@ describe('telemetry history, fleet summary and guest gauges', () => {
     const r = await call('admin', `/api/fleet/summary${query}`);
     expect(r.status).toBe(400);
     expect(r.body.message).toMatch(message);
+  });
+
+  it('should serve the same reads as VMService methods over Connect, behind the same checks', async () => {
+    const rpc = (who: string, method: string, body: unknown) =>
+      call(who, `/limiquantix.compute.v1.VMService/${method}`, {
+        method: 'POST',
+        body: JSON.stringify(body),
+      });
+    const series = await rpc('admin', 'GetVMTelemetry', { vmId: 'vm-a1' });
+    expect(series.status).toBe(200);
+    expect(series.body).toMatchObject({ vmId: 'vm-a1', resolution: 'fine', stepSeconds: 60 });
+    expect(series.body.points[0]).toMatchObject({
+      t: new Date(base).toISOString().replace('.000Z', 'Z'),
+      samples: 6,
+      cpuPercent: 85,
+      memoryUsedBytes: '3000',
+      netRxBytesPerSecond: 1000,
+    });
+    const other = await rpc('blue-op', 'GetVMTelemetry', { vmId: 'vm-a1' });
+    expect([other.status, other.body.code]).toEqual([403, 'permission_denied']);
+    const bad = await rpc('admin', 'GetVMTelemetry', {
+      vmId: 'vm-a1',
+      from: '2026-12-05T10:00:00Z',
+      to: '2026-12-05T09:00:00Z',
+    });
+    expect([bad.status, bad.body.code]).toEqual([400, 'invalid_argument']);
+    expect(bad.body.message).toMatch(/must be before to/);
+
+    const summary = await rpc('blue-op', 'GetFleetSummary', { top: 5 });
+    expect(summary.status).toBe(200);
+    expect(summary.body.vms).toBe(1);
+    expect((summary.body.topCpu as Array<{ id: string }>).map((v) => v.id)).toEqual(['vm-b1']);
+    expect((await rpc('nobody', 'GetFleetSummary', {})).status).toBe(403);
   });
 
   it('should export guest gauges per current VM on /metrics, and none for a VM gone', async () => {

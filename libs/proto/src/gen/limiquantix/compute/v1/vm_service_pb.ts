@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file limiquantix/compute/v1/vm_service.proto.
  */
 export const file_limiquantix_compute_v1_vm_service: GenFile = /*@__PURE__*/
-  fileDesc("CidsaW1pcXVhbnRpeC9jb21wdXRlL3YxL3ZtX3NlcnZpY2UucHJvdG8SFmxpbWlxdWFudGl4LmNvbXB1dGUudjEiWQoZUXVpZXNjZUZpbGVzeXN0ZW1zUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIUCgxtb3VudF9wb2ludHMYAiADKAkSFwoPdGltZW91dF9zZWNvbmRzGAMgASgNIlMKGlF1aWVzY2VGaWxlc3lzdGVtc1Jlc3BvbnNlEjUKBnJlc3VsdBgBIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VSZXNwb25zZSInChZUaGF3RmlsZXN5c3RlbXNSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJIk0KF1RoYXdGaWxlc3lzdGVtc1Jlc3BvbnNlEjIKBnJlc3VsdBgBIAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlRoYXdSZXNwb25zZSIoChdHZXRRdWllc2NlU3RhdHVzUmVxdWVzdBINCgV2bV9pZBgBIAEoCSJXChhHZXRRdWllc2NlU3RhdHVzUmVzcG9uc2USOwoGc3RhdHVzGAEgASgLMisubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVN0YXR1c1Jlc3BvbnNlIjQKFFN5bmNHdWVzdFRpbWVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEg0KBWZvcmNlGAIgASgIIk8KFVN5bmNHdWVzdFRpbWVSZXNwb25zZRI2CgZyZXN1bHQYASABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jVGltZVJlc3BvbnNlInQKG1NldEd1ZXN0VXNlclBhc3N3b3JkUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRISCghwYXNzd29yZBgDIAEoCUgAEhYKDGNyeXB0ZWRfaGFzaBgEIAEoCUgAQggKBnNlY3JldCIeChxTZXRHdWVzdFVzZXJQYXNzd29yZFJlc3BvbnNlIlYKFVN0YXJ0RXhlY3V0aW9uUmVxdWVzdBI9CgdleGVjdXRlGAEgASgLMiwubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVxdWVzdCKdAgoJRXhlY3V0aW9uEgoKAmlkGAEgASgJEg0KBXZtX2lkGAIgASgJEg8KB25vZGVfaWQYAyABKAkSEgoKcHJvamVjdF9pZBgEIAEoCRIOCgZydW5faWQYBSABKAkSDQoFYWN0b3IYBiABKAkSDgoGc3RhdHVzGAcgASgJEhYKCWV4aXRfY29kZRgIIAEoBUgAiAEBEg4KBnNpZ25hbBgJIAEoCRINCgVlcnJvchgKIAEoCRIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDAoKX2V4aXRfY29kZSJOChZTdGFydEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIisKE0dldEV4ZWN1dGlvblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJIkwKFEdldEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIkcKHFN0cmVhbUV4ZWN1dGlvbk91dHB1dFJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJEhEKCWFmdGVyX3NlcRgCIAEoBCKZAQodU3RyZWFtRXhlY3V0aW9uT3V0cHV0UmVzcG9uc2USPQoFY2h1bmsYASABKAsyLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGlvbk91dHB1dENodW5rSAASMAoDZW5kGAIgASgLMiEubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRpb25IAEIHCgVldmVudCJ8ChRFeGVjdXRpb25PdXRwdXRDaHVuaxILCgNzZXEYASABKAQSMgoGc3RyZWFtGAIgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuT3V0cHV0U3RyZWFtEgwKBGRhdGEYAyABKAwSFQoNZHJvcHBlZF9ieXRlcxgEIAEoBCIsChRTdG9wRXhlY3V0aW9uUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkiTQoVU3RvcEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIjoKEFBpbmdBZ2VudFJlcXVlc3QSDQoFdm1faWQYASABKAkSFwoPdGltZW91dF9zZWNvbmRzGAIgASgNImUKEVBpbmdBZ2VudFJlc3BvbnNlEg0KBXZtX2lkGAEgASgJEhUKDWFnZW50X3ZlcnNpb24YAiABKAkSFgoOdXB0aW1lX3NlY29uZHMYAyABKAESEgoKbGF0ZW5jeV9tcxgEIAEoASL4AgoURXhlY3V0ZVNjcmlwdFJlcXVlc3QSDQoFdm1faWQYASABKAkSDwoHY29tbWFuZBgCIAEoCRIMCgRhcmd2GAMgAygJEgwKBGFyZ3MYBCADKAkSQgoDZW52GAUgAygLMjUubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVxdWVzdC5FbnZFbnRyeRILCgNjd2QYBiABKAkSDQoFc3RkaW4YByABKAwSFwoPdGltZW91dF9zZWNvbmRzGAggASgNEhMKC3J1bl9hc191c2VyGAkgASgJEhQKDHJ1bl9hc19ncm91cBgKIAEoCRIkChxpbmNsdWRlX3N1cHBsZW1lbnRhcnlfZ3JvdXBzGAsgASgIEhoKEm91dHB1dF9saW1pdF9ieXRlcxgMIAEoDRISCgpzZWNyZXRfZW52GA0gAygJGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihAIKFUV4ZWN1dGVTY3JpcHRSZXNwb25zZRINCgV2bV9pZBgBIAEoCRIWCglleGl0X2NvZGUYAiABKAVIAIgBARIOCgZzaWduYWwYAyABKAkSEQoJdGltZWRfb3V0GAQgASgIEg4KBnN0ZG91dBgFIAEoCRIOCgZzdGRlcnIYBiABKAkSGAoQc3Rkb3V0X3RydW5jYXRlZBgHIAEoCBIYChBzdGRlcnJfdHJ1bmNhdGVkGAggASgIEhMKC2R1cmF0aW9uX21zGAkgASgNEhQKDHN0ZG91dF9ieXRlcxgKIAEoDBIUCgxzdGRlcnJfYnl0ZXMYCyABKAxCDAoKX2V4aXRfY29kZSJTChRSZWFkR3Vlc3RGaWxlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEg4KBm9mZnNldBgDIAEoBBIOCgZsZW5ndGgYBCABKA0iVAoVUmVhZEd1ZXN0RmlsZVJlc3BvbnNlEgwKBGRhdGEYASABKAwSCwoDZW9mGAIgASgIEhIKCnRvdGFsX3NpemUYAyABKAQSDAoEbW9kZRgEIAEoDSKgAQoVV3JpdGVHdWVzdEZpbGVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDAoEZGF0YRgDIAEoDBIOCgZvZmZzZXQYBCABKAQSDgoGYXBwZW5kGAUgASgIEg4KBmNyZWF0ZRgGIAEoCBIQCgh0cnVuY2F0ZRgHIAEoCBIRCgRtb2RlGAggASgNSACIAQFCBwoFX21vZGUiPQoWV3JpdGVHdWVzdEZpbGVSZXNwb25zZRIVCg1ieXRlc193cml0dGVuGAEgASgEEgwKBHNpemUYAiABKAQibgoUR3Vlc3RTaHV0ZG93blJlcXVlc3QSDQoFdm1faWQYASABKAkSMAoEbW9kZRgCIAEoDjIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duTW9kZRIVCg1kZWxheV9zZWNvbmRzGAMgASgNInsKFUd1ZXN0U2h1dGRvd25SZXNwb25zZRIwCgRtb2RlGAEgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuU2h1dGRvd25Nb2RlEjAKDHNjaGVkdWxlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEAoOTGlzdFZNc1JlcXVlc3QiOgoPTGlzdFZNc1Jlc3BvbnNlEicKA3ZtcxgBIAMoCzIaLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuVk0iHQoMR2V0Vk1SZXF1ZXN0Eg0KBXZtX2lkGAEgASgJIjcKDUdldFZNUmVzcG9uc2USJgoCdm0YASABKAsyGi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlZNItkECgJWTRIKCgJpZBgBIAEoCRIPCgdub2RlX2lkGAIgASgJEhMKC2FnZW50X3N0YXRlGAMgASgJEhUKDWFnZW50X3ZlcnNpb24YBCABKAkSFAoMY2FwYWJpbGl0aWVzGAUgAygJEhAKCGhvc3RuYW1lGAYgASgJEigKAm9zGAcgASgLMhwubGltaXF1YW50aXguYWdlbnQudjEuT3NJbmZvEjoKCmludGVyZmFjZXMYCCADKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5OZXR3b3JrSW50ZXJmYWNlEi0KCWxhc3Rfc2VlbhgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoJdGVsZW1ldHJ5GAogASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuVGVsZW1ldHJ5UmVwb3J0EjAKDHRlbGVtZXRyeV9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcHJvamVjdF9pZBgMIAEoCRI2CgZsYWJlbHMYDSADKAsyJi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlZNLkxhYmVsc0VudHJ5EgwKBG5hbWUYDiABKAkSFAoMYWdlbnRfdGFyZ2V0GA8gASgJEkIKEWFnZW50X2xhc3RfdXBkYXRlGBAgASgLMicubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRVcGRhdGVSZXN1bHQaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJGChRTdGF0R3Vlc3RGaWxlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhEKCW5vX2ZvbGxvdxgDIAEoCCJNChVTdGF0R3Vlc3RGaWxlUmVzcG9uc2USNAoEc3RhdBgBIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVTdGF0UmVzcG9uc2UiUwoVTGlzdEd1ZXN0RmlsZXNSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDgoGY3Vyc29yGAMgASgJEg0KBWxpbWl0GAQgASgNIk4KFkxpc3RHdWVzdEZpbGVzUmVzcG9uc2USNAoEbGlzdBgBIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVMaXN0UmVzcG9uc2UiZQoZTWFrZUd1ZXN0RGlyZWN0b3J5UmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhEKBG1vZGUYAyABKA1IAIgBARIPCgdwYXJlbnRzGAQgASgIQgcKBV9tb2RlIi0KGk1ha2VHdWVzdERpcmVjdG9yeVJlc3BvbnNlEg8KB2NyZWF0ZWQYASADKAkiSAoWRGVsZXRlR3Vlc3RGaWxlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhEKCXJlY3Vyc2l2ZRgDIAEoCCIqChdEZWxldGVHdWVzdEZpbGVSZXNwb25zZRIPCgdyZW1vdmVkGAEgASgEIlQKFlJlbmFtZUd1ZXN0RmlsZVJlcXVlc3QSDQoFdm1faWQYASABKAkSDAoEZnJvbRgCIAEoCRIKCgJ0bxgDIAEoCRIRCglvdmVyd3JpdGUYBCABKAgiGQoXUmVuYW1lR3Vlc3RGaWxlUmVzcG9uc2UiJwoWR2V0R3Vlc3ROZXR3b3JrUmVxdWVzdBINCgV2bV9pZBgBIAEoCSJTChdHZXRHdWVzdE5ldHdvcmtSZXNwb25zZRI4CgZyZXN1bHQYASABKAsyKC5saW1pcXVhbnRpeC5hZ2VudC52MS5OZXR3b3JrR2V0UmVzcG9uc2UiuQEKHENvbmZpZ3VyZUd1ZXN0TmV0d29ya1JlcXVlc3QSDQoFdm1faWQYASABKAkSQAoKaW50ZXJmYWNlcxgCIAMoCzIsLmxpbWlxdWFudGl4LmFnZW50LnYxLkludGVyZmFjZU5ldHdvcmtDb25maWcSHwoXY29uZmlybV90aW1lb3V0X3NlY29uZHMYAyABKA0SDwoHZHJ5X3J1bhgEIAEoCBIWCg5tYW51YWxfY29uZmlybRgFIAEoCCKrAQodQ29uZmlndXJlR3Vlc3ROZXR3b3JrUmVzcG9uc2USDwoHb3V0Y29tZRgBIAEoCRI/CgdhcHBsaWVkGAIgASgLMi4ubGltaXF1YW50aXguYWdlbnQudjEuTmV0d29ya0NvbmZpZ3VyZVJlc3BvbnNlEjgKBnN0YXR1cxgDIAEoCzIoLmxpbWlxdWFudGl4LmFnZW50LnYxLk5ldHdvcmtBcHBseVN0YXR1cyI9ChpDb25maXJtR3Vlc3ROZXR3b3JrUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIQCghhcHBseV9pZBgCIAEoCSJXChtDb25maXJtR3Vlc3ROZXR3b3JrUmVzcG9uc2USOAoGc3RhdHVzGAEgASgLMigubGltaXF1YW50aXguYWdlbnQudjEuTmV0d29ya0FwcGx5U3RhdHVzMsYVCglWTVNlcnZpY2USYAoJUGluZ0FnZW50EigubGltaXF1YW50aXguY29tcHV0ZS52MS5QaW5nQWdlbnRSZXF1ZXN0GikubGltaXF1YW50aXguY29tcHV0ZS52MS5QaW5nQWdlbnRSZXNwb25zZRJsCg1FeGVjdXRlU2NyaXB0EiwubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVxdWVzdBotLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0ZVNjcmlwdFJlc3BvbnNlEmwKDVJlYWRHdWVzdEZpbGUSLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlJlYWRHdWVzdEZpbGVSZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5SZWFkR3Vlc3RGaWxlUmVzcG9uc2USbwoOV3JpdGVHdWVzdEZpbGUSLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLldyaXRlR3Vlc3RGaWxlUmVxdWVzdBouLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuV3JpdGVHdWVzdEZpbGVSZXNwb25zZRJsCg1HdWVzdFNodXRkb3duEiwubGltaXF1YW50aXguY29tcHV0ZS52MS5HdWVzdFNodXRkb3duUmVxdWVzdBotLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR3Vlc3RTaHV0ZG93blJlc3BvbnNlEloKB0xpc3RWTXMSJi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkxpc3RWTXNSZXF1ZXN0GicubGltaXF1YW50aXguY29tcHV0ZS52MS5MaXN0Vk1zUmVzcG9uc2USVAoFR2V0Vk0SJC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkdldFZNUmVxdWVzdBolLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0Vk1SZXNwb25zZRJvCg5TdGFydEV4ZWN1dGlvbhItLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3RhcnRFeGVjdXRpb25SZXF1ZXN0Gi4ubGltaXF1YW50aXguY29tcHV0ZS52MS5TdGFydEV4ZWN1dGlvblJlc3BvbnNlEmkKDEdldEV4ZWN1dGlvbhIrLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0RXhlY3V0aW9uUmVxdWVzdBosLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0RXhlY3V0aW9uUmVzcG9uc2UShgEKFVN0cmVhbUV4ZWN1dGlvbk91dHB1dBI0LmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3RyZWFtRXhlY3V0aW9uT3V0cHV0UmVxdWVzdBo1LmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3RyZWFtRXhlY3V0aW9uT3V0cHV0UmVzcG9uc2UwARJsCg1TdG9wRXhlY3V0aW9uEiwubGltaXF1YW50aXguY29tcHV0ZS52MS5TdG9wRXhlY3V0aW9uUmVxdWVzdBotLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3RvcEV4ZWN1dGlvblJlc3BvbnNlEnsKElF1aWVzY2VGaWxlc3lzdGVtcxIxLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUXVpZXNjZUZpbGVzeXN0ZW1zUmVxdWVzdBoyLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUXVpZXNjZUZpbGVzeXN0ZW1zUmVzcG9uc2UScgoPVGhhd0ZpbGVzeXN0ZW1zEi4ubGltaXF1YW50aXguY29tcHV0ZS52MS5UaGF3RmlsZXN5c3RlbXNSZXF1ZXN0Gi8ubGltaXF1YW50aXguY29tcHV0ZS52MS5UaGF3RmlsZXN5c3RlbXNSZXNwb25zZRJ1ChBHZXRRdWllc2NlU3RhdHVzEi8ubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRRdWllc2NlU3RhdHVzUmVxdWVzdBowLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0UXVpZXNjZVN0YXR1c1Jlc3BvbnNlEmwKDVN5bmNHdWVzdFRpbWUSLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN5bmNHdWVzdFRpbWVSZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5TeW5jR3Vlc3RUaW1lUmVzcG9uc2USgQEKFFNldEd1ZXN0VXNlclBhc3N3b3JkEjMubGltaXF1YW50aXguY29tcHV0ZS52MS5TZXRHdWVzdFVzZXJQYXNzd29yZFJlcXVlc3QaNC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlNldEd1ZXN0VXNlclBhc3N3b3JkUmVzcG9uc2USbAoNU3RhdEd1ZXN0RmlsZRIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3RhdEd1ZXN0RmlsZVJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0YXRHdWVzdEZpbGVSZXNwb25zZRJvCg5MaXN0R3Vlc3RGaWxlcxItLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuTGlzdEd1ZXN0RmlsZXNSZXF1ZXN0Gi4ubGltaXF1YW50aXguY29tcHV0ZS52MS5MaXN0R3Vlc3RGaWxlc1Jlc3BvbnNlEnsKEk1ha2VHdWVzdERpcmVjdG9yeRIxLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuTWFrZUd1ZXN0RGlyZWN0b3J5UmVxdWVzdBoyLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuTWFrZUd1ZXN0RGlyZWN0b3J5UmVzcG9uc2UScgoPRGVsZXRlR3Vlc3RGaWxlEi4ubGltaXF1YW50aXguY29tcHV0ZS52MS5EZWxldGVHdWVzdEZpbGVSZXF1ZXN0Gi8ubGltaXF1YW50aXguY29tcHV0ZS52MS5EZWxldGVHdWVzdEZpbGVSZXNwb25zZRJyCg9SZW5hbWVHdWVzdEZpbGUSLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlJlbmFtZUd1ZXN0RmlsZVJlcXVlc3QaLy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlJlbmFtZUd1ZXN0RmlsZVJlc3BvbnNlEnIKD0dldEd1ZXN0TmV0d29yaxIuLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0R3Vlc3ROZXR3b3JrUmVxdWVzdBovLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0R3Vlc3ROZXR3b3JrUmVzcG9uc2UShAEKFUNvbmZpZ3VyZUd1ZXN0TmV0d29yaxI0LmxpbWlxdWFudGl4LmNvbXB1dGUudjEuQ29uZmlndXJlR3Vlc3ROZXR3b3JrUmVxdWVzdBo1LmxpbWlxdWFudGl4LmNvbXB1dGUudjEuQ29uZmlndXJlR3Vlc3ROZXR3b3JrUmVzcG9uc2USfgoTQ29uZmlybUd1ZXN0TmV0d29yaxIyLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuQ29uZmlybUd1ZXN0TmV0d29ya1JlcXVlc3QaMy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkNvbmZpcm1HdWVzdE5ldHdvcmtSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_limiquantix_agent_v1_agent]);
+  fileDesc("CidsaW1pcXVhbnRpeC9jb21wdXRlL3YxL3ZtX3NlcnZpY2UucHJvdG8SFmxpbWlxdWFudGl4LmNvbXB1dGUudjEiWQoZUXVpZXNjZUZpbGVzeXN0ZW1zUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIUCgxtb3VudF9wb2ludHMYAiADKAkSFwoPdGltZW91dF9zZWNvbmRzGAMgASgNIlMKGlF1aWVzY2VGaWxlc3lzdGVtc1Jlc3BvbnNlEjUKBnJlc3VsdBgBIAEoCzIlLmxpbWlxdWFudGl4LmFnZW50LnYxLlF1aWVzY2VSZXNwb25zZSInChZUaGF3RmlsZXN5c3RlbXNSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJIk0KF1RoYXdGaWxlc3lzdGVtc1Jlc3BvbnNlEjIKBnJlc3VsdBgBIAEoCzIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlRoYXdSZXNwb25zZSIoChdHZXRRdWllc2NlU3RhdHVzUmVxdWVzdBINCgV2bV9pZBgBIAEoCSJXChhHZXRRdWllc2NlU3RhdHVzUmVzcG9uc2USOwoGc3RhdHVzGAEgASgLMisubGltaXF1YW50aXguYWdlbnQudjEuUXVpZXNjZVN0YXR1c1Jlc3BvbnNlIjQKFFN5bmNHdWVzdFRpbWVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEg0KBWZvcmNlGAIgASgIIk8KFVN5bmNHdWVzdFRpbWVSZXNwb25zZRI2CgZyZXN1bHQYASABKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5TeW5jVGltZVJlc3BvbnNlInQKG1NldEd1ZXN0VXNlclBhc3N3b3JkUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRISCghwYXNzd29yZBgDIAEoCUgAEhYKDGNyeXB0ZWRfaGFzaBgEIAEoCUgAQggKBnNlY3JldCIeChxTZXRHdWVzdFVzZXJQYXNzd29yZFJlc3BvbnNlIlYKFVN0YXJ0RXhlY3V0aW9uUmVxdWVzdBI9CgdleGVjdXRlGAEgASgLMiwubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVxdWVzdCKdAgoJRXhlY3V0aW9uEgoKAmlkGAEgASgJEg0KBXZtX2lkGAIgASgJEg8KB25vZGVfaWQYAyABKAkSEgoKcHJvamVjdF9pZBgEIAEoCRIOCgZydW5faWQYBSABKAkSDQoFYWN0b3IYBiABKAkSDgoGc3RhdHVzGAcgASgJEhYKCWV4aXRfY29kZRgIIAEoBUgAiAEBEg4KBnNpZ25hbBgJIAEoCRINCgVlcnJvchgKIAEoCRIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDAoKX2V4aXRfY29kZSJOChZTdGFydEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIisKE0dldEV4ZWN1dGlvblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJIkwKFEdldEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIkcKHFN0cmVhbUV4ZWN1dGlvbk91dHB1dFJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJEhEKCWFmdGVyX3NlcRgCIAEoBCKZAQodU3RyZWFtRXhlY3V0aW9uT3V0cHV0UmVzcG9uc2USPQoFY2h1bmsYASABKAsyLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkV4ZWN1dGlvbk91dHB1dENodW5rSAASMAoDZW5kGAIgASgLMiEubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRpb25IAEIHCgVldmVudCJ8ChRFeGVjdXRpb25PdXRwdXRDaHVuaxILCgNzZXEYASABKAQSMgoGc3RyZWFtGAIgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuT3V0cHV0U3RyZWFtEgwKBGRhdGEYAyABKAwSFQoNZHJvcHBlZF9ieXRlcxgEIAEoBCIsChRTdG9wRXhlY3V0aW9uUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkiTQoVU3RvcEV4ZWN1dGlvblJlc3BvbnNlEjQKCWV4ZWN1dGlvbhgBIAEoCzIhLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0aW9uIjoKEFBpbmdBZ2VudFJlcXVlc3QSDQoFdm1faWQYASABKAkSFwoPdGltZW91dF9zZWNvbmRzGAIgASgNImUKEVBpbmdBZ2VudFJlc3BvbnNlEg0KBXZtX2lkGAEgASgJEhUKDWFnZW50X3ZlcnNpb24YAiABKAkSFgoOdXB0aW1lX3NlY29uZHMYAyABKAESEgoKbGF0ZW5jeV9tcxgEIAEoASL4AgoURXhlY3V0ZVNjcmlwdFJlcXVlc3QSDQoFdm1faWQYASABKAkSDwoHY29tbWFuZBgCIAEoCRIMCgRhcmd2GAMgAygJEgwKBGFyZ3MYBCADKAkSQgoDZW52GAUgAygLMjUubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVxdWVzdC5FbnZFbnRyeRILCgNjd2QYBiABKAkSDQoFc3RkaW4YByABKAwSFwoPdGltZW91dF9zZWNvbmRzGAggASgNEhMKC3J1bl9hc191c2VyGAkgASgJEhQKDHJ1bl9hc19ncm91cBgKIAEoCRIkChxpbmNsdWRlX3N1cHBsZW1lbnRhcnlfZ3JvdXBzGAsgASgIEhoKEm91dHB1dF9saW1pdF9ieXRlcxgMIAEoDRISCgpzZWNyZXRfZW52GA0gAygJGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihAIKFUV4ZWN1dGVTY3JpcHRSZXNwb25zZRINCgV2bV9pZBgBIAEoCRIWCglleGl0X2NvZGUYAiABKAVIAIgBARIOCgZzaWduYWwYAyABKAkSEQoJdGltZWRfb3V0GAQgASgIEg4KBnN0ZG91dBgFIAEoCRIOCgZzdGRlcnIYBiABKAkSGAoQc3Rkb3V0X3RydW5jYXRlZBgHIAEoCBIYChBzdGRlcnJfdHJ1bmNhdGVkGAggASgIEhMKC2R1cmF0aW9uX21zGAkgASgNEhQKDHN0ZG91dF9ieXRlcxgKIAEoDBIUCgxzdGRlcnJfYnl0ZXMYCyABKAxCDAoKX2V4aXRfY29kZSJTChRSZWFkR3Vlc3RGaWxlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEg4KBm9mZnNldBgDIAEoBBIOCgZsZW5ndGgYBCABKA0iVAoVUmVhZEd1ZXN0RmlsZVJlc3BvbnNlEgwKBGRhdGEYASABKAwSCwoDZW9mGAIgASgIEhIKCnRvdGFsX3NpemUYAyABKAQSDAoEbW9kZRgEIAEoDSKgAQoVV3JpdGVHdWVzdEZpbGVSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDAoEZGF0YRgDIAEoDBIOCgZvZmZzZXQYBCABKAQSDgoGYXBwZW5kGAUgASgIEg4KBmNyZWF0ZRgGIAEoCBIQCgh0cnVuY2F0ZRgHIAEoCBIRCgRtb2RlGAggASgNSACIAQFCBwoFX21vZGUiPQoWV3JpdGVHdWVzdEZpbGVSZXNwb25zZRIVCg1ieXRlc193cml0dGVuGAEgASgEEgwKBHNpemUYAiABKAQibgoUR3Vlc3RTaHV0ZG93blJlcXVlc3QSDQoFdm1faWQYASABKAkSMAoEbW9kZRgCIAEoDjIiLmxpbWlxdWFudGl4LmFnZW50LnYxLlNodXRkb3duTW9kZRIVCg1kZWxheV9zZWNvbmRzGAMgASgNInsKFUd1ZXN0U2h1dGRvd25SZXNwb25zZRIwCgRtb2RlGAEgASgOMiIubGltaXF1YW50aXguYWdlbnQudjEuU2h1dGRvd25Nb2RlEjAKDHNjaGVkdWxlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEAoOTGlzdFZNc1JlcXVlc3QiOgoPTGlzdFZNc1Jlc3BvbnNlEicKA3ZtcxgBIAMoCzIaLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuVk0iHQoMR2V0Vk1SZXF1ZXN0Eg0KBXZtX2lkGAEgASgJIjcKDUdldFZNUmVzcG9uc2USJgoCdm0YASABKAsyGi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlZNItkECgJWTRIKCgJpZBgBIAEoCRIPCgdub2RlX2lkGAIgASgJEhMKC2FnZW50X3N0YXRlGAMgASgJEhUKDWFnZW50X3ZlcnNpb24YBCABKAkSFAoMY2FwYWJpbGl0aWVzGAUgAygJEhAKCGhvc3RuYW1lGAYgASgJEigKAm9zGAcgASgLMhwubGltaXF1YW50aXguYWdlbnQudjEuT3NJbmZvEjoKCmludGVyZmFjZXMYCCADKAsyJi5saW1pcXVhbnRpeC5hZ2VudC52MS5OZXR3b3JrSW50ZXJmYWNlEi0KCWxhc3Rfc2VlbhgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoJdGVsZW1ldHJ5GAogASgLMiUubGltaXF1YW50aXguYWdlbnQudjEuVGVsZW1ldHJ5UmVwb3J0EjAKDHRlbGVtZXRyeV9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcHJvamVjdF9pZBgMIAEoCRI2CgZsYWJlbHMYDSADKAsyJi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlZNLkxhYmVsc0VudHJ5EgwKBG5hbWUYDiABKAkSFAoMYWdlbnRfdGFyZ2V0GA8gASgJEkIKEWFnZW50X2xhc3RfdXBkYXRlGBAgASgLMicubGltaXF1YW50aXguYWdlbnQudjEuQWdlbnRVcGRhdGVSZXN1bHQaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJGChRTdGF0R3Vlc3RGaWxlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhEKCW5vX2ZvbGxvdxgDIAEoCCJNChVTdGF0R3Vlc3RGaWxlUmVzcG9uc2USNAoEc3RhdBgBIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVTdGF0UmVzcG9uc2UiUwoVTGlzdEd1ZXN0RmlsZXNSZXF1ZXN0Eg0KBXZtX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDgoGY3Vyc29yGAMgASgJEg0KBWxpbWl0GAQgASgNIk4KFkxpc3RHdWVzdEZpbGVzUmVzcG9uc2USNAoEbGlzdBgBIAEoCzImLmxpbWlxdWFudGl4LmFnZW50LnYxLkZpbGVMaXN0UmVzcG9uc2UiZQoZTWFrZUd1ZXN0RGlyZWN0b3J5UmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhEKBG1vZGUYAyABKA1IAIgBARIPCgdwYXJlbnRzGAQgASgIQgcKBV9tb2RlIi0KGk1ha2VHdWVzdERpcmVjdG9yeVJlc3BvbnNlEg8KB2NyZWF0ZWQYASADKAkiSAoWRGVsZXRlR3Vlc3RGaWxlUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhEKCXJlY3Vyc2l2ZRgDIAEoCCIqChdEZWxldGVHdWVzdEZpbGVSZXNwb25zZRIPCgdyZW1vdmVkGAEgASgEIlQKFlJlbmFtZUd1ZXN0RmlsZVJlcXVlc3QSDQoFdm1faWQYASABKAkSDAoEZnJvbRgCIAEoCRIKCgJ0bxgDIAEoCRIRCglvdmVyd3JpdGUYBCABKAgiGQoXUmVuYW1lR3Vlc3RGaWxlUmVzcG9uc2UiJwoWR2V0R3Vlc3ROZXR3b3JrUmVxdWVzdBINCgV2bV9pZBgBIAEoCSJTChdHZXRHdWVzdE5ldHdvcmtSZXNwb25zZRI4CgZyZXN1bHQYASABKAsyKC5saW1pcXVhbnRpeC5hZ2VudC52MS5OZXR3b3JrR2V0UmVzcG9uc2UiuQEKHENvbmZpZ3VyZUd1ZXN0TmV0d29ya1JlcXVlc3QSDQoFdm1faWQYASABKAkSQAoKaW50ZXJmYWNlcxgCIAMoCzIsLmxpbWlxdWFudGl4LmFnZW50LnYxLkludGVyZmFjZU5ldHdvcmtDb25maWcSHwoXY29uZmlybV90aW1lb3V0X3NlY29uZHMYAyABKA0SDwoHZHJ5X3J1bhgEIAEoCBIWCg5tYW51YWxfY29uZmlybRgFIAEoCCKrAQodQ29uZmlndXJlR3Vlc3ROZXR3b3JrUmVzcG9uc2USDwoHb3V0Y29tZRgBIAEoCRI/CgdhcHBsaWVkGAIgASgLMi4ubGltaXF1YW50aXguYWdlbnQudjEuTmV0d29ya0NvbmZpZ3VyZVJlc3BvbnNlEjgKBnN0YXR1cxgDIAEoCzIoLmxpbWlxdWFudGl4LmFnZW50LnYxLk5ldHdvcmtBcHBseVN0YXR1cyI9ChpDb25maXJtR3Vlc3ROZXR3b3JrUmVxdWVzdBINCgV2bV9pZBgBIAEoCRIQCghhcHBseV9pZBgCIAEoCSJXChtDb25maXJtR3Vlc3ROZXR3b3JrUmVzcG9uc2USOAoGc3RhdHVzGAEgASgLMigubGltaXF1YW50aXguYWdlbnQudjEuTmV0d29ya0FwcGx5U3RhdHVzIngKFUdldFZNVGVsZW1ldHJ5UmVxdWVzdBINCgV2bV9pZBgBIAEoCRIoCgRmcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAivQMKDlRlbGVtZXRyeVBvaW50EiUKAXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3NhbXBsZXMYAiABKA0SEwoLY3B1X3BlcmNlbnQYAyABKAESFwoPY3B1X21heF9wZXJjZW50GAQgASgBEg0KBWxvYWQxGAUgASgBEhkKEW1lbW9yeV91c2VkX2J5dGVzGAYgASgEEhoKEm1lbW9yeV90b3RhbF9ieXRlcxgHIAEoBBIbCg5tZW1vcnlfcGVyY2VudBgIIAEoAUgAiAEBEhcKD2Rpc2tfdXNlZF9ieXRlcxgJIAEoBBIYChBkaXNrX3RvdGFsX2J5dGVzGAogASgEEhgKEGRpc2tfbWF4X3BlcmNlbnQYCyABKAESJAoXbmV0X3J4X2J5dGVzX3Blcl9zZWNvbmQYDCABKAFIAYgBARIkChduZXRfdHhfYnl0ZXNfcGVyX3NlY29uZBgNIAEoAUgCiAEBQhEKD19tZW1vcnlfcGVyY2VudEIaChhfbmV0X3J4X2J5dGVzX3Blcl9zZWNvbmRCGgoYX25ldF90eF9ieXRlc19wZXJfc2Vjb25kItsBChZHZXRWTVRlbGVtZXRyeVJlc3BvbnNlEg0KBXZtX2lkGAEgASgJEigKBGZyb20YAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpyZXNvbHV0aW9uGAQgASgJEhQKDHN0ZXBfc2Vjb25kcxgFIAEoDRI2CgZwb2ludHMYBiADKAsyJi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlRlbGVtZXRyeVBvaW50IlEKFkdldEZsZWV0U3VtbWFyeVJlcXVlc3QSCwoDdG9wGAEgASgNEhkKDGRpc2tfcGVyY2VudBgCIAEoAUgAiAEBQg8KDV9kaXNrX3BlcmNlbnQiKAoKRmxlZXRDb3VudBILCgNrZXkYASABKAkSDQoFY291bnQYAiABKA0ipgIKB0ZsZWV0Vm0SCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgdub2RlX2lkGAMgASgJEhIKCnByb2plY3RfaWQYBCABKAkSJgoCYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2NwdV9wZXJjZW50GAYgASgBEhsKDm1lbW9yeV9wZXJjZW50GAcgASgBSACIAQESGQoRbWVtb3J5X3VzZWRfYnl0ZXMYCCABKAQSGAoQZGlza19tYXhfcGVyY2VudBgJIAEoARIhChRuZXRfYnl0ZXNfcGVyX3NlY29uZBgKIAEoAUgBiAEBQhEKD19tZW1vcnlfcGVyY2VudEIXChVfbmV0X2J5dGVzX3Blcl9zZWNvbmQiowEKCEZ1bGxEaXNrEg0KBXZtX2lkGAEgASgJEg8KB3ZtX25hbWUYAiABKAkSDwoHbm9kZV9pZBgDIAEoCRISCgpwcm9qZWN0X2lkGAQgASgJEhMKC21vdW50X3BvaW50GAUgASgJEhIKCnVzZWRfYnl0ZXMYBiABKAQSEwoLdG90YWxfYnl0ZXMYByABKAQSFAoMdXNlZF9wZXJjZW50GAggASgBIqIEChdHZXRGbGVldFN1bW1hcnlSZXNwb25zZRIwCgxnZW5lcmF0ZWRfYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3ZtcxgCIAEoDRIRCglyZXBvcnRpbmcYAyABKA0SOgoOYnlfYWdlbnRfc3RhdGUYBCADKAsyIi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkZsZWV0Q291bnQSPAoQYnlfYWdlbnRfdmVyc2lvbhgFIAMoCzIiLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRmxlZXRDb3VudBIwCgd0b3BfY3B1GAYgAygLMh8ubGltaXF1YW50aXguY29tcHV0ZS52MS5GbGVldFZtEjMKCnRvcF9tZW1vcnkYByADKAsyHy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkZsZWV0Vm0SMQoIdG9wX2Rpc2sYCCADKAsyHy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkZsZWV0Vm0SNAoLdG9wX25ldHdvcmsYCSADKAsyHy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkZsZWV0Vm0SHgoWZGlza190aHJlc2hvbGRfcGVyY2VudBgKIAEoARIVCg1mdWxsX2Rpc2tfdm1zGAsgASgNEjQKCmZ1bGxfZGlza3MYDCADKAsyIC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkZ1bGxEaXNrMqsXCglWTVNlcnZpY2USYAoJUGluZ0FnZW50EigubGltaXF1YW50aXguY29tcHV0ZS52MS5QaW5nQWdlbnRSZXF1ZXN0GikubGltaXF1YW50aXguY29tcHV0ZS52MS5QaW5nQWdlbnRSZXNwb25zZRJsCg1FeGVjdXRlU2NyaXB0EiwubGltaXF1YW50aXguY29tcHV0ZS52MS5FeGVjdXRlU2NyaXB0UmVxdWVzdBotLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuRXhlY3V0ZVNjcmlwdFJlc3BvbnNlEmwKDVJlYWRHdWVzdEZpbGUSLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlJlYWRHdWVzdEZpbGVSZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5SZWFkR3Vlc3RGaWxlUmVzcG9uc2USbwoOV3JpdGVHdWVzdEZpbGUSLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLldyaXRlR3Vlc3RGaWxlUmVxdWVzdBouLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuV3JpdGVHdWVzdEZpbGVSZXNwb25zZRJsCg1HdWVzdFNodXRkb3duEiwubGltaXF1YW50aXguY29tcHV0ZS52MS5HdWVzdFNodXRkb3duUmVxdWVzdBotLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR3Vlc3RTaHV0ZG93blJlc3BvbnNlEloKB0xpc3RWTXMSJi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkxpc3RWTXNSZXF1ZXN0GicubGltaXF1YW50aXguY29tcHV0ZS52MS5MaXN0Vk1zUmVzcG9uc2USVAoFR2V0Vk0SJC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkdldFZNUmVxdWVzdBolLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0Vk1SZXNwb25zZRJvCg5TdGFydEV4ZWN1dGlvbhItLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3RhcnRFeGVjdXRpb25SZXF1ZXN0Gi4ubGltaXF1YW50aXguY29tcHV0ZS52MS5TdGFydEV4ZWN1dGlvblJlc3BvbnNlEmkKDEdldEV4ZWN1dGlvbhIrLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0RXhlY3V0aW9uUmVxdWVzdBosLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0RXhlY3V0aW9uUmVzcG9uc2UShgEKFVN0cmVhbUV4ZWN1dGlvbk91dHB1dBI0LmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3RyZWFtRXhlY3V0aW9uT3V0cHV0UmVxdWVzdBo1LmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3RyZWFtRXhlY3V0aW9uT3V0cHV0UmVzcG9uc2UwARJsCg1TdG9wRXhlY3V0aW9uEiwubGltaXF1YW50aXguY29tcHV0ZS52MS5TdG9wRXhlY3V0aW9uUmVxdWVzdBotLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3RvcEV4ZWN1dGlvblJlc3BvbnNlEnsKElF1aWVzY2VGaWxlc3lzdGVtcxIxLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUXVpZXNjZUZpbGVzeXN0ZW1zUmVxdWVzdBoyLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuUXVpZXNjZUZpbGVzeXN0ZW1zUmVzcG9uc2UScgoPVGhhd0ZpbGVzeXN0ZW1zEi4ubGltaXF1YW50aXguY29tcHV0ZS52MS5UaGF3RmlsZXN5c3RlbXNSZXF1ZXN0Gi8ubGltaXF1YW50aXguY29tcHV0ZS52MS5UaGF3RmlsZXN5c3RlbXNSZXNwb25zZRJ1ChBHZXRRdWllc2NlU3RhdHVzEi8ubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRRdWllc2NlU3RhdHVzUmVxdWVzdBowLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0UXVpZXNjZVN0YXR1c1Jlc3BvbnNlEmwKDVN5bmNHdWVzdFRpbWUSLC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN5bmNHdWVzdFRpbWVSZXF1ZXN0Gi0ubGltaXF1YW50aXguY29tcHV0ZS52MS5TeW5jR3Vlc3RUaW1lUmVzcG9uc2USgQEKFFNldEd1ZXN0VXNlclBhc3N3b3JkEjMubGltaXF1YW50aXguY29tcHV0ZS52MS5TZXRHdWVzdFVzZXJQYXNzd29yZFJlcXVlc3QaNC5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlNldEd1ZXN0VXNlclBhc3N3b3JkUmVzcG9uc2USbAoNU3RhdEd1ZXN0RmlsZRIsLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuU3RhdEd1ZXN0RmlsZVJlcXVlc3QaLS5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlN0YXRHdWVzdEZpbGVSZXNwb25zZRJvCg5MaXN0R3Vlc3RGaWxlcxItLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuTGlzdEd1ZXN0RmlsZXNSZXF1ZXN0Gi4ubGltaXF1YW50aXguY29tcHV0ZS52MS5MaXN0R3Vlc3RGaWxlc1Jlc3BvbnNlEnsKEk1ha2VHdWVzdERpcmVjdG9yeRIxLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuTWFrZUd1ZXN0RGlyZWN0b3J5UmVxdWVzdBoyLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuTWFrZUd1ZXN0RGlyZWN0b3J5UmVzcG9uc2UScgoPRGVsZXRlR3Vlc3RGaWxlEi4ubGltaXF1YW50aXguY29tcHV0ZS52MS5EZWxldGVHdWVzdEZpbGVSZXF1ZXN0Gi8ubGltaXF1YW50aXguY29tcHV0ZS52MS5EZWxldGVHdWVzdEZpbGVSZXNwb25zZRJyCg9SZW5hbWVHdWVzdEZpbGUSLi5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlJlbmFtZUd1ZXN0RmlsZVJlcXVlc3QaLy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLlJlbmFtZUd1ZXN0RmlsZVJlc3BvbnNlEnIKD0dldEd1ZXN0TmV0d29yaxIuLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0R3Vlc3ROZXR3b3JrUmVxdWVzdBovLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0R3Vlc3ROZXR3b3JrUmVzcG9uc2UShAEKFUNvbmZpZ3VyZUd1ZXN0TmV0d29yaxI0LmxpbWlxdWFudGl4LmNvbXB1dGUudjEuQ29uZmlndXJlR3Vlc3ROZXR3b3JrUmVxdWVzdBo1LmxpbWlxdWFudGl4LmNvbXB1dGUudjEuQ29uZmlndXJlR3Vlc3ROZXR3b3JrUmVzcG9uc2USfgoTQ29uZmlybUd1ZXN0TmV0d29yaxIyLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuQ29uZmlybUd1ZXN0TmV0d29ya1JlcXVlc3QaMy5saW1pcXVhbnRpeC5jb21wdXRlLnYxLkNvbmZpcm1HdWVzdE5ldHdvcmtSZXNwb25zZRJvCg5HZXRWTVRlbGVtZXRyeRItLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0Vk1UZWxlbWV0cnlSZXF1ZXN0Gi4ubGltaXF1YW50aXguY29tcHV0ZS52MS5HZXRWTVRlbGVtZXRyeVJlc3BvbnNlEnIKD0dldEZsZWV0U3VtbWFyeRIuLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0RmxlZXRTdW1tYXJ5UmVxdWVzdBovLmxpbWlxdWFudGl4LmNvbXB1dGUudjEuR2V0RmxlZXRTdW1tYXJ5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_limiquantix_agent_v1_agent]);
 
 /**
  * (since 0.2.0)
@@ -1575,6 +1575,441 @@ export const ConfirmGuestNetworkResponseSchema: GenMessage<ConfirmGuestNetworkRe
   messageDesc(file_limiquantix_compute_v1_vm_service, 50);
 
 /**
+ * (since 0.5.0)
+ *
+ * @generated from message limiquantix.compute.v1.GetVMTelemetryRequest
+ */
+export type GetVMTelemetryRequest = Message<"limiquantix.compute.v1.GetVMTelemetryRequest"> & {
+  /**
+   * @generated from field: string vm_id = 1;
+   */
+  vmId: string;
+
+  /**
+   * Start of the window; unset: `to` minus one hour.
+   *
+   * @generated from field: google.protobuf.Timestamp from = 2;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * End of the window; unset: now. At most LQ_TELEMETRY_QUERY_MAX_DAYS after `from`.
+   *
+   * @generated from field: google.protobuf.Timestamp to = 3;
+   */
+  to?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.GetVMTelemetryRequest.
+ * Use `create(GetVMTelemetryRequestSchema)` to create a new message.
+ */
+export const GetVMTelemetryRequestSchema: GenMessage<GetVMTelemetryRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 51);
+
+/**
+ * One point of a VM's history: the reports of one step, averaged (since 0.5.0).
+ *
+ * @generated from message limiquantix.compute.v1.TelemetryPoint
+ */
+export type TelemetryPoint = Message<"limiquantix.compute.v1.TelemetryPoint"> & {
+  /**
+   * Start of the step.
+   *
+   * @generated from field: google.protobuf.Timestamp t = 1;
+   */
+  t?: Timestamp | undefined;
+
+  /**
+   * Reports the point aggregates.
+   *
+   * @generated from field: uint32 samples = 2;
+   */
+  samples: number;
+
+  /**
+   * CPU busy share, 0–100: the step's average and its highest report.
+   *
+   * @generated from field: double cpu_percent = 3;
+   */
+  cpuPercent: number;
+
+  /**
+   * @generated from field: double cpu_max_percent = 4;
+   */
+  cpuMaxPercent: number;
+
+  /**
+   * @generated from field: double load1 = 5;
+   */
+  load1: number;
+
+  /**
+   * Average memory in use; the total at the step's last report.
+   *
+   * @generated from field: uint64 memory_used_bytes = 6;
+   */
+  memoryUsedBytes: bigint;
+
+  /**
+   * @generated from field: uint64 memory_total_bytes = 7;
+   */
+  memoryTotalBytes: bigint;
+
+  /**
+   * Unset without a total.
+   *
+   * @generated from field: optional double memory_percent = 8;
+   */
+  memoryPercent?: number | undefined;
+
+  /**
+   * All filesystems together, at the step's last report.
+   *
+   * @generated from field: uint64 disk_used_bytes = 9;
+   */
+  diskUsedBytes: bigint;
+
+  /**
+   * @generated from field: uint64 disk_total_bytes = 10;
+   */
+  diskTotalBytes: bigint;
+
+  /**
+   * The fullest filesystem's use, 0–100.
+   *
+   * @generated from field: double disk_max_percent = 11;
+   */
+  diskMaxPercent: number;
+
+  /**
+   * Bytes per second over the step, all interfaces but loopback; unset with one report or a
+   * counter reset.
+   *
+   * @generated from field: optional double net_rx_bytes_per_second = 12;
+   */
+  netRxBytesPerSecond?: number | undefined;
+
+  /**
+   * @generated from field: optional double net_tx_bytes_per_second = 13;
+   */
+  netTxBytesPerSecond?: number | undefined;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.TelemetryPoint.
+ * Use `create(TelemetryPointSchema)` to create a new message.
+ */
+export const TelemetryPointSchema: GenMessage<TelemetryPoint> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 52);
+
+/**
+ * (since 0.5.0)
+ *
+ * @generated from message limiquantix.compute.v1.GetVMTelemetryResponse
+ */
+export type GetVMTelemetryResponse = Message<"limiquantix.compute.v1.GetVMTelemetryResponse"> & {
+  /**
+   * @generated from field: string vm_id = 1;
+   */
+  vmId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp from = 2;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp to = 3;
+   */
+  to?: Timestamp | undefined;
+
+  /**
+   * "fine" (LQ_TELEMETRY_FINE_*, 1-minute points by default) or "coarse" (15-minute).
+   *
+   * @generated from field: string resolution = 4;
+   */
+  resolution: string;
+
+  /**
+   * @generated from field: uint32 step_seconds = 5;
+   */
+  stepSeconds: number;
+
+  /**
+   * Oldest first; steps without reports are absent.
+   *
+   * @generated from field: repeated limiquantix.compute.v1.TelemetryPoint points = 6;
+   */
+  points: TelemetryPoint[];
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.GetVMTelemetryResponse.
+ * Use `create(GetVMTelemetryResponseSchema)` to create a new message.
+ */
+export const GetVMTelemetryResponseSchema: GenMessage<GetVMTelemetryResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 53);
+
+/**
+ * (since 0.5.0)
+ *
+ * @generated from message limiquantix.compute.v1.GetFleetSummaryRequest
+ */
+export type GetFleetSummaryRequest = Message<"limiquantix.compute.v1.GetFleetSummaryRequest"> & {
+  /**
+   * VMs per top list and full filesystems listed; 0: 10. At most LQ_FLEET_SUMMARY_TOP_MAX.
+   *
+   * @generated from field: uint32 top = 1;
+   */
+  top: number;
+
+  /**
+   * A filesystem used this much (percent, 0–100) or more is listed; unset: 90.
+   *
+   * @generated from field: optional double disk_percent = 2;
+   */
+  diskPercent?: number | undefined;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.GetFleetSummaryRequest.
+ * Use `create(GetFleetSummaryRequestSchema)` to create a new message.
+ */
+export const GetFleetSummaryRequestSchema: GenMessage<GetFleetSummaryRequest> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 54);
+
+/**
+ * VMs counted under one key: an agent state or version (since 0.5.0).
+ *
+ * @generated from message limiquantix.compute.v1.FleetCount
+ */
+export type FleetCount = Message<"limiquantix.compute.v1.FleetCount"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * @generated from field: uint32 count = 2;
+   */
+  count: number;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.FleetCount.
+ * Use `create(FleetCountSchema)` to create a new message.
+ */
+export const FleetCountSchema: GenMessage<FleetCount> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 55);
+
+/**
+ * A VM of a top list, from its latest point (since 0.5.0).
+ *
+ * @generated from message limiquantix.compute.v1.FleetVm
+ */
+export type FleetVm = Message<"limiquantix.compute.v1.FleetVm"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string node_id = 3;
+   */
+  nodeId: string;
+
+  /**
+   * @generated from field: string project_id = 4;
+   */
+  projectId: string;
+
+  /**
+   * Start of the point's step.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 5;
+   */
+  at?: Timestamp | undefined;
+
+  /**
+   * @generated from field: double cpu_percent = 6;
+   */
+  cpuPercent: number;
+
+  /**
+   * @generated from field: optional double memory_percent = 7;
+   */
+  memoryPercent?: number | undefined;
+
+  /**
+   * @generated from field: uint64 memory_used_bytes = 8;
+   */
+  memoryUsedBytes: bigint;
+
+  /**
+   * @generated from field: double disk_max_percent = 9;
+   */
+  diskMaxPercent: number;
+
+  /**
+   * Received + sent bytes per second; unset when not known yet.
+   *
+   * @generated from field: optional double net_bytes_per_second = 10;
+   */
+  netBytesPerSecond?: number | undefined;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.FleetVm.
+ * Use `create(FleetVmSchema)` to create a new message.
+ */
+export const FleetVmSchema: GenMessage<FleetVm> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 56);
+
+/**
+ * A filesystem at or above the threshold, from the VM's latest report (since 0.5.0).
+ *
+ * @generated from message limiquantix.compute.v1.FullDisk
+ */
+export type FullDisk = Message<"limiquantix.compute.v1.FullDisk"> & {
+  /**
+   * @generated from field: string vm_id = 1;
+   */
+  vmId: string;
+
+  /**
+   * @generated from field: string vm_name = 2;
+   */
+  vmName: string;
+
+  /**
+   * @generated from field: string node_id = 3;
+   */
+  nodeId: string;
+
+  /**
+   * @generated from field: string project_id = 4;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: string mount_point = 5;
+   */
+  mountPoint: string;
+
+  /**
+   * @generated from field: uint64 used_bytes = 6;
+   */
+  usedBytes: bigint;
+
+  /**
+   * @generated from field: uint64 total_bytes = 7;
+   */
+  totalBytes: bigint;
+
+  /**
+   * @generated from field: double used_percent = 8;
+   */
+  usedPercent: number;
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.FullDisk.
+ * Use `create(FullDiskSchema)` to create a new message.
+ */
+export const FullDiskSchema: GenMessage<FullDisk> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 57);
+
+/**
+ * (since 0.5.0)
+ *
+ * @generated from message limiquantix.compute.v1.GetFleetSummaryResponse
+ */
+export type GetFleetSummaryResponse = Message<"limiquantix.compute.v1.GetFleetSummaryResponse"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp generated_at = 1;
+   */
+  generatedAt?: Timestamp | undefined;
+
+  /**
+   * VMs the caller may read, gone ones included.
+   *
+   * @generated from field: uint32 vms = 2;
+   */
+  vms: number;
+
+  /**
+   * Those that reported within the last three steps (they alone are in the top lists).
+   *
+   * @generated from field: uint32 reporting = 3;
+   */
+  reporting: number;
+
+  /**
+   * @generated from field: repeated limiquantix.compute.v1.FleetCount by_agent_state = 4;
+   */
+  byAgentState: FleetCount[];
+
+  /**
+   * VMs that are not gone, by agent version ("" : never reported).
+   *
+   * @generated from field: repeated limiquantix.compute.v1.FleetCount by_agent_version = 5;
+   */
+  byAgentVersion: FleetCount[];
+
+  /**
+   * @generated from field: repeated limiquantix.compute.v1.FleetVm top_cpu = 6;
+   */
+  topCpu: FleetVm[];
+
+  /**
+   * @generated from field: repeated limiquantix.compute.v1.FleetVm top_memory = 7;
+   */
+  topMemory: FleetVm[];
+
+  /**
+   * @generated from field: repeated limiquantix.compute.v1.FleetVm top_disk = 8;
+   */
+  topDisk: FleetVm[];
+
+  /**
+   * @generated from field: repeated limiquantix.compute.v1.FleetVm top_network = 9;
+   */
+  topNetwork: FleetVm[];
+
+  /**
+   * @generated from field: double disk_threshold_percent = 10;
+   */
+  diskThresholdPercent: number;
+
+  /**
+   * VMs with a filesystem at or above the threshold.
+   *
+   * @generated from field: uint32 full_disk_vms = 11;
+   */
+  fullDiskVms: number;
+
+  /**
+   * Those filesystems, fullest first, at most `top`.
+   *
+   * @generated from field: repeated limiquantix.compute.v1.FullDisk full_disks = 12;
+   */
+  fullDisks: FullDisk[];
+};
+
+/**
+ * Describes the message limiquantix.compute.v1.GetFleetSummaryResponse.
+ * Use `create(GetFleetSummaryResponseSchema)` to create a new message.
+ */
+export const GetFleetSummaryResponseSchema: GenMessage<GetFleetSummaryResponse> = /*@__PURE__*/
+  messageDesc(file_limiquantix_compute_v1_vm_service, 58);
+
+/**
  * Guest operations and inventory of VMs (since v1).
  *
  * @generated from service limiquantix.compute.v1.VMService
@@ -1821,6 +2256,27 @@ export const VMService: GenService<{
     methodKind: "unary";
     input: typeof ConfirmGuestNetworkRequestSchema;
     output: typeof ConfirmGuestNetworkResponseSchema;
+  },
+  /**
+   * A VM's telemetry history over [from, to), like GET /api/vms/:id/telemetry (since 0.5.0).
+   *
+   * @generated from rpc limiquantix.compute.v1.VMService.GetVMTelemetry
+   */
+  getVMTelemetry: {
+    methodKind: "unary";
+    input: typeof GetVMTelemetryRequestSchema;
+    output: typeof GetVMTelemetryResponseSchema;
+  },
+  /**
+   * The fleet dashboard's aggregates over the VMs the caller may read, like
+   * GET /api/fleet/summary (since 0.5.0).
+   *
+   * @generated from rpc limiquantix.compute.v1.VMService.GetFleetSummary
+   */
+  getFleetSummary: {
+    methodKind: "unary";
+    input: typeof GetFleetSummaryRequestSchema;
+    output: typeof GetFleetSummaryResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_limiquantix_compute_v1_vm_service, 0);
