@@ -665,12 +665,12 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
         reason: 'agent restarted before confirmation',
       });
       expect(await held()).toEqual(['10.0.2.50/24']);
-      // The tests after this one need the agent ready in the inventory again.
-      await waitFor('the restarted agent ready', 60_000, async () =>
-        (await api('POST', `/api/vms/${VM}/ping`, { timeout_seconds: 5 })).status === 200
-          ? true
-          : undefined,
-      );
+      // The tests after this one need the agent ready again, and the reboot test tells the new
+      // boot by a younger agent uptime than the one before it: let this agent age a little.
+      await waitFor('the restarted agent ready for a while', 60_000, async () => {
+        const p = await api('POST', `/api/vms/${VM}/ping`, { timeout_seconds: 5 });
+        return p.status === 200 && (p.body.uptime_seconds as number) >= 5 ? true : undefined;
+      });
     }, 150_000);
 
     it('should audit each apply with the previous and the new configuration', async () => {
