@@ -564,9 +564,15 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
 
   describe('network re-configuration (busybox ifupdown)', () => {
     // The guest boots with eth0 at 10.0.2.15/24 (scripts/vm/build-guest.sh); each test leaves it
-    // at a known address. Addresses as the VM reports them: its telemetry (every 2 s here).
-    const reported = async () =>
-      ((await vmView()).telemetry?.interfaces ?? []).find((i) => i.name === 'eth0')?.ipv4 ?? [];
+    // at a known address.
+    // The addresses the VM reports now (its agent's live view, as network.get answers it).
+    const reported = async () => {
+      const r = await api('GET', `/api/vms/${VM}/network`);
+      if (r.status !== 200) {
+        return undefined;
+      }
+      return ((r.body.live as Json[]).find((i) => i.name === 'eth0')?.ipv4 ?? []) as string[];
+    };
     const held = async () =>
       (await exec({ command: "ip -4 -o addr show dev eth0 | awk '{print $4}'" })).stdout
         .trim()
@@ -575,7 +581,7 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
     const waitReported = (what: string, cidr: string, timeoutMs: number) =>
       waitFor(what, timeoutMs, async () => {
         const now = await reported();
-        return now.length === 1 && now[0] === cidr ? now : undefined;
+        return now?.length === 1 && now[0] === cidr ? now : undefined;
       });
 
     it('should read the ifupdown configuration the guest booted with', async () => {
@@ -591,7 +597,7 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
       expect(r.body.live).toContainEqual(
         expect.objectContaining({ name: 'eth0', ipv4: ['10.0.2.15/24'] }),
       );
-      await waitReported('the boot address in the telemetry', '10.0.2.15/24', 30_000);
+      await waitReported('the boot address reported', '10.0.2.15/24', 30_000);
     });
 
     it('should apply a new static address with ifdown/ifup and confirm it once the VM reports it', async () => {
@@ -621,7 +627,7 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
       expect(await held()).toEqual(['10.0.2.50/24']);
       expect((await exec({ command: 'cat /sys/class/net/eth0/mtu' })).stdout.trim()).toBe('1400');
       expect((await exec({ command: 'ip route show default' })).stdout).toContain('via 10.0.2.2');
-      await waitReported('the new address in the telemetry', '10.0.2.50/24', 30_000);
+      await waitReported('the new address reported', '10.0.2.50/24', 30_000);
       // Confirmed: it stays past the deadline it had (no pending apply left to roll back).
       const after = await api('GET', `/api/vms/${VM}/network`);
       expect(after.body.last_apply).toMatchObject({
@@ -647,7 +653,7 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
       // Applied: the guest holds the new address while the agent waits.
       expect(await held()).toEqual(['10.0.2.77/24']);
       // No confirmation: the agent restores and re-applies the previous file.
-      await waitReported('the old address back in the telemetry', '10.0.2.50/24', 60_000);
+      await waitReported('the old address reported again', '10.0.2.50/24', 60_000);
       time('withheld confirmation → old address reported', t);
       expect(await held()).toEqual(['10.0.2.50/24']);
       const after = await api('GET', `/api/vms/${VM}/network`);
@@ -684,6 +690,12 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
         reason: 'agent restarted before confirmation',
       });
       expect(await held()).toEqual(['10.0.2.50/24']);
+      // The tests after this one need the agent ready again, and the reboot test tells the new
+      // boot by a younger agent uptime than the one before it: let this agent age a little.
+      await waitFor('the restarted agent ready for a while', 60_000, async () => {
+        const p = await api('POST', `/api/vms/${VM}/ping`, { timeout_seconds: 5 });
+        return p.status === 200 && (p.body.uptime_seconds as number) >= 5 ? true : undefined;
+      });
     }, 150_000);
 
     it('should audit each apply with the previous and the new configuration', async () => {

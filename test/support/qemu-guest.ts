@@ -286,6 +286,9 @@ export async function bootGuest(options: BootGuestOptions): Promise<QemuGuest> {
   const append = [
     'console=ttyS0',
     'quiet',
+    // Under TCG on a loaded host the kernel's IO-APIC timer check can fail and panic ("IO-APIC +
+    // timer doesn't work"), rebooting forever with panic=-1; the PIT works, skip the check.
+    'no_timer_check',
     'panic=-1',
     `lq.hostname=${options.vmId}`,
     options.kernelAppend ?? '',

@@ -290,6 +290,14 @@ export const NETWORK_CONFIGURE: GuestOperationSpec<NetworkConfigureInput, Networ
           'must be at least 5 when the control plane confirms (it needs time to see the addresses)',
         );
       }
+      // The watch runs under the operation's signed intent, which outlives the longest guest
+      // operation (LQ_GUEST_TIMEOUT_MAX_SECONDS) but not a longer window.
+      if (!input.manualConfirm && seconds > env.config.guestTimeoutMaxSeconds) {
+        throw invalid(
+          'confirm_timeout_seconds',
+          `must not exceed LQ_GUEST_TIMEOUT_MAX_SECONDS (${env.config.guestTimeoutMaxSeconds}) when the control plane confirms`,
+        );
+      }
       const requestMs = env.timeoutMs(undefined);
       const applyMs = env.timeoutMs(undefined, Math.min(120, env.config.guestTimeoutMaxSeconds));
       const dryRun = input.dryRun === true;
