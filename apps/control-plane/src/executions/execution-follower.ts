@@ -152,6 +152,10 @@ export class ExecutionFollower {
         sub.unsubscribe();
       }
     };
+    // The stored bytes at the last check: output stored since (a chunk that went by before this
+    // follower subscribed and reached the store after its first replay) is read from the store,
+    // even when no live chunk comes after it to show the gap.
+    let storedBytes = -1;
     let checking = false;
     // A check asked for while one runs (the reader drained): run again right after it.
     let again = false;
@@ -167,9 +171,11 @@ export class ExecutionFollower {
       try {
         const current = await this.repo.get(id);
         capped ||= current?.output_truncated ?? false;
-        if (held.size > 0 || behind) {
+        const nowStored = Number(current?.output_stored_bytes ?? 0);
+        if (held.size > 0 || behind || nowStored !== storedBytes) {
           behind = false;
           await replay();
+          storedBytes = nowStored;
         }
         if (current && FINAL_STATES.has(current.status)) {
           // The driver stores the last chunks before it records the end.
