@@ -337,11 +337,12 @@ export class AgentClient extends EventEmitter {
         }
         this.sendMaxFrameBytes = agentMax || this.opts.maxFrameBytes;
         this.readyOnThisConnection = true;
-        this.setState('ready');
         // Whatever was sent before the sync may have been swallowed: send it again, same ids,
         // but only to the same agent. The AgentReady that follows every SyncResponse tells
         // (PROTOCOL.md §5): a restarted one fails them instead, as it would run them again.
+        // What is sent from here on (a 'state' listener may send at once) reached this agent.
         this.syncedAt = performance.now();
+        this.setState('ready');
         clearTimeout(this.resendTimer);
         this.resendTimer = setTimeout(() => this.resendPending(), RESEND_WAIT_MS);
         return;
@@ -451,6 +452,11 @@ export class AgentClient extends EventEmitter {
       return;
     }
     for (const entry of this.pending.values()) {
+      // Written since the sync: the synced agent has it. Writing it again would run it twice
+      // (an operation whose result is not retained has no id to attach a repeat to).
+      if (entry.sentAt !== undefined && entry.sentAt >= this.syncedAt) {
+        continue;
+      }
       this.writeFrame(entry.frame);
       entry.sentAt ??= performance.now();
     }
