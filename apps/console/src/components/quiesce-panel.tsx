@@ -108,13 +108,16 @@ export function QuiescePanel({
   const left = deadline !== undefined ? deadline - now : undefined;
   const { reload } = status;
 
-  // When the countdown runs out, ask again: the agent has thawed by itself (or is about to).
+  // When the countdown runs out, ask every second until the agent has thawed by itself. (A
+  // one-shot timer re-armed on each countdown tick was cleared by the next tick before it fired:
+  // the page then showed "Frozen" long after the agent's own thaw.)
+  const expired = frozen && left !== undefined && left <= 0;
   useEffect(() => {
-    if (frozen && left !== undefined && left <= 0) {
-      const t = setTimeout(reload, 1000);
-      return () => clearTimeout(t);
+    if (expired) {
+      const t = setInterval(reload, 1000);
+      return () => clearInterval(t);
     }
-  }, [frozen, left, reload]);
+  }, [expired, reload]);
 
   async function freeze(e: FormEvent) {
     e.preventDefault();
