@@ -10,7 +10,6 @@ import {
 } from '@nestjs/common';
 import { AuditService } from '@lq/audit';
 import { AuthException, AuthService, holdsGlobally, projectsWith } from '@lq/auth';
-import { isSubjectToken } from '@lq/proto';
 import type {
   AgentRolloutBody,
   AgentRolloutListView,
@@ -30,7 +29,7 @@ import {
 } from '../guest-ops/operations/index.js';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import { isOutdated } from '../inventory/vm.view.js';
-import { parseLabels } from '../inventory/labels.js';
+import { parseVmTarget } from '../inventory/labels.js';
 import {
   AgentUpdatesRepository,
   type RolloutRow,
@@ -237,7 +236,7 @@ export class AgentUpdatesService implements OnModuleInit, OnApplicationShutdown 
 
   async createRollout(body: AgentRolloutBody, caller: Caller): Promise<AgentRolloutView> {
     this.checkVersion(body.version);
-    const target = this.targetOf(body.target);
+    const target = parseVmTarget(body.target, invalid);
     const vms = await this.repo.resolve(target, projectsWith(caller.principal, 'vm.read'));
     if (vms.length === 0) {
       throw invalid('target', 'matches no VM you can see');
@@ -511,27 +510,6 @@ export class AgentUpdatesService implements OnModuleInit, OnApplicationShutdown 
     if (!this.catalog.list().releases.find((r) => r.version === version)?.updatable) {
       throw invalid('version', `release ${version} has no verified signed executables`);
     }
-  }
-
-  private targetOf(t: AgentRolloutBody['target']): {
-    vmIds?: string[];
-    project?: string;
-    labels?: Record<string, string>;
-  } {
-    const given = [t?.vm_ids, t?.project, t?.labels].filter((x) => x !== undefined).length;
-    if (given !== 1) {
-      throw invalid('target', 'must name exactly one of vm_ids, project or labels');
-    }
-    if (t.vm_ids) {
-      if (t.vm_ids.length === 0 || t.vm_ids.some((v) => !isSubjectToken(v))) {
-        throw invalid('target.vm_ids', 'must be VM ids (1-128 letters, digits, _ or -)');
-      }
-      return { vmIds: [...new Set(t.vm_ids)] };
-    }
-    if (t.project !== undefined) {
-      return { project: t.project };
-    }
-    return { labels: parseLabels(t.labels!, 'target.labels') };
   }
 
   private async known(id: string): Promise<RolloutRow> {

@@ -11,7 +11,6 @@ import {
   obviousRunAsViolation,
   projectsWith,
 } from '@lq/auth';
-import { isSubjectToken } from '@lq/proto';
 import type { RunListView, RunPreviewView, RunSummaryView, RunView } from '@lq/api';
 import { nextCursor } from '../common/history-cursor.js';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
@@ -22,7 +21,7 @@ import { prepareExecution, type ExecuteInput } from '../guest-ops/operations/ind
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import { ExecutionsService, historyWindow, statesOf } from '../executions/executions.service.js';
 import type { ExecutionState } from '../executions/executions.repository.js';
-import { parseLabels } from '../inventory/labels.js';
+import { parseVmTarget, type VmTargetSpec } from '../inventory/labels.js';
 import {
   RunsRepository,
   type ResumeTargetRow,
@@ -79,12 +78,7 @@ export interface RunListQuery {
   limit?: number;
 }
 
-export interface RunTarget {
-  vm_ids?: string[];
-  project?: string;
-  /** `env=prod,role=db`, or an object of label → value; every one must match. */
-  labels?: string | Record<string, string>;
-}
+export type RunTarget = VmTargetSpec;
 
 export interface RunSpec {
   target: RunTarget;
@@ -371,7 +365,7 @@ export class RunsService implements OnApplicationShutdown {
    * checks a run makes. Nothing is run, stored or audited.
    */
   async preview(spec: RunSpec, caller: Caller): Promise<RunPreviewView> {
-    const target = this.targetOf(spec.target);
+    const target = parseVmTarget(spec.target, invalid);
     const { request } = prepareExecution(
       spec.input,
       this.runner.env,
@@ -397,7 +391,7 @@ export class RunsService implements OnApplicationShutdown {
   }
 
   async create(spec: RunSpec, caller: Caller): Promise<RunView> {
-    const target = this.targetOf(spec.target);
+    const target = parseVmTarget(spec.target, invalid);
     // Every VM's execution validates the same input again; a bad one is refused here, once.
     const { request, params } = prepareExecution(
       spec.input,
@@ -761,29 +755,6 @@ export class RunsService implements OnApplicationShutdown {
       status,
       params: { run_id: id, errors: d.errors, unstarted: d.unstarted },
     });
-  }
-
-  private targetOf(t: RunTarget): {
-    vmIds?: string[];
-    project?: string;
-    labels?: Record<string, string>;
-  } {
-    const given = [t.vm_ids !== undefined, t.project !== undefined, t.labels !== undefined].filter(
-      Boolean,
-    ).length;
-    if (given !== 1) {
-      throw invalid('target', 'must name exactly one of vm_ids, project or labels');
-    }
-    if (t.vm_ids) {
-      if (t.vm_ids.length === 0 || t.vm_ids.some((v) => !isSubjectToken(v))) {
-        throw invalid('target.vm_ids', 'must be VM ids (1-128 letters, digits, _ or -)');
-      }
-      return { vmIds: [...new Set(t.vm_ids)] };
-    }
-    if (t.project !== undefined) {
-      return { project: t.project };
-    }
-    return { labels: parseLabels(t.labels!, 'target.labels') };
   }
 
   private async known(id: string): Promise<RunRow> {
