@@ -7,22 +7,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser } from 'playwright-core';
 import type { FleetSummaryView, TokenPairView } from '@lq/api';
 import { startNatsServer, type RunningNats } from '../support/nats-server.js';
 import { startSimVms, type SimVms } from '../support/sim-vms.js';
 import { startNodeDaemon, type RunningNodeDaemon } from '../support/node-daemon-process.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import {
-  adminFetch,
   startControlPlaneProcess,
   waitForReadyVms,
   type RunningControlPlane,
 } from '../support/control-plane-process.js';
+import { CHROMIUM, SHOTS, consoleSession } from '../support/console-browser.js';
 import { REPO_ROOT } from '../support/service-process.js';
 
-const CHROMIUM = process.env.LQ_CHROMIUM ?? '/usr/bin/chromium';
-const SHOTS = join(REPO_ROOT, 'test-artifacts/console');
 const WAIT_MS = 30_000;
 const PASSWORD = 'Dashboard-Test-Passphrase-5512';
 
@@ -34,35 +32,13 @@ let daemon: RunningNodeDaemon;
 let cp: RunningControlPlane;
 let browser: Browser;
 const pageErrors: string[] = [];
-
-async function api(path: string, method = 'GET', body?: unknown): Promise<unknown> {
-  const res = await adminFetch(`${cp.url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (res.status >= 300) {
-    throw new Error(`${method} ${path}: HTTP ${res.status} ${text}`);
-  }
-  return text ? JSON.parse(text) : {};
-}
-
-async function newPage(): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(WAIT_MS);
-  page.on('pageerror', (err) => pageErrors.push(err.message));
-  return { context, page };
-}
-
-async function signIn(page: Page, username: string): Promise<void> {
-  await page.goto(cp.url);
-  await page.getByLabel('Username', { exact: true }).fill(username);
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
-  await page.getByRole('button', { name: 'Sign out' }).waitFor();
-}
+const { api, signedIn } = consoleSession({
+  url: () => cp.url,
+  browser: () => browser,
+  password: PASSWORD,
+  pageErrors,
+  waitMs: WAIT_MS,
+});
 
 describe('fleet dashboard in Chromium', () => {
   beforeAll(async () => {
@@ -98,7 +74,7 @@ describe('fleet dashboard in Chromium', () => {
     // Both VMs in the history (with a network rate: two reports in a step) before the page opens.
     const until = Date.now() + 90_000;
     for (;;) {
-      const s = (await api('/api/fleet/summary')) as FleetSummaryView;
+      const s = await api<FleetSummaryView>('/api/fleet/summary');
       if (s.top.network.length === 2 || Date.now() > until) {
         expect(s.top.network.map((v) => v.id).sort()).toEqual(['vm-1', 'vm-2']);
         break;
@@ -124,9 +100,8 @@ describe('fleet dashboard in Chromium', () => {
   });
 
   it('should show the fleet’s aggregates, full disks and a VM’s charts over a chosen window', async () => {
-    const { context, page } = await newPage();
+    const { context, page } = await signedIn('ada');
     try {
-      await signIn(page, 'ada');
       await page
         .getByRole('navigation', { name: 'Main' })
         .getByRole('link', { name: 'Dashboard' })
@@ -197,9 +172,8 @@ describe('fleet dashboard in Chromium', () => {
   });
 
   it('should show a viewer of one project only that project’s VMs', async () => {
-    const { context, page } = await newPage();
+    const { context, page } = await signedIn('bob');
     try {
-      await signIn(page, 'bob');
       await page.goto(`${cp.url}/dashboard`);
       const states = page.getByRole('region', { name: 'Agents by state' });
       await states.locator('tr[data-state="ready"]').getByText('1', { exact: true }).waitFor();

@@ -134,7 +134,7 @@ describe('console guest operations in Chromium', () => {
       await hooks.getByText('10-flush-db').waitFor();
       await hooks.getByText('exit 0 (success)').waitFor();
       expect(recorded()).toContain(`fsfreeze --freeze ${sim.vms[0]!.workDir}`);
-      expect(((await api('/api/vms/vm-1/quiesce')) as { frozen: boolean }).frozen).toBe(true);
+      expect((await api<{ frozen: boolean }>('/api/vms/vm-1/quiesce')).frozen).toBe(true);
       await shot(page, '20-agent-frozen');
 
       await form.getByRole('button', { name: 'Thaw' }).click();

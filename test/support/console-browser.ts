@@ -12,7 +12,7 @@ export const WAIT_MS = 20_000;
 
 export interface ConsoleSession {
   /** An admin API call; a status of 300 or more throws with the body. */
-  api(path: string, method?: string, body?: unknown): Promise<Record<string, unknown>>;
+  api<T = Record<string, unknown>>(path: string, method?: string, body?: unknown): Promise<T>;
   /** Creates a user with the session's password and binds it to `role`. */
   userWith(username: string, role: string): Promise<void>;
   /** A new browser context signed in as `username`; page errors go to `pageErrors`. */
@@ -25,8 +25,14 @@ export function consoleSession(options: {
   password: string;
   pageErrors: string[];
   acceptDownloads?: boolean;
+  /** A page's default wait (WAIT_MS unless given). */
+  waitMs?: number;
 }): ConsoleSession {
-  const api: ConsoleSession['api'] = async (path, method = 'GET', body) => {
+  const api = async <T = Record<string, unknown>>(
+    path: string,
+    method = 'GET',
+    body?: unknown,
+  ): Promise<T> => {
     const res = await adminFetch(`${options.url()}${path}`, {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
@@ -36,7 +42,7 @@ export function consoleSession(options: {
     if (res.status >= 300) {
       throw new Error(`${method} ${path}: HTTP ${res.status} ${text}`);
     }
-    return text ? (JSON.parse(text) as Record<string, unknown>) : {};
+    return (text ? JSON.parse(text) : {}) as T;
   };
   return {
     api,
@@ -50,7 +56,7 @@ export function consoleSession(options: {
         ...(options.acceptDownloads ? { acceptDownloads: true } : {}),
       });
       const page = await context.newPage();
-      page.setDefaultTimeout(WAIT_MS);
+      page.setDefaultTimeout(options.waitMs ?? WAIT_MS);
       page.on('pageerror', (err) => options.pageErrors.push(err.message));
       await page.goto(options.url());
       await page.getByLabel('Username', { exact: true }).fill(username);
