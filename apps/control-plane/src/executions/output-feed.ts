@@ -10,6 +10,7 @@ import {
   jetstream,
   jetstreamManager,
   type ConsumerMessages,
+  type JetStreamClient,
 } from '@nats-io/jetstream';
 import { subjects } from '@lq/proto';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
@@ -34,7 +35,8 @@ export interface OutputFeed {
 @Injectable()
 export class ExecOutputFeeds implements OnApplicationBootstrap {
   private readonly log = new Logger('executions');
-  private streamReady = false;
+  /** Set once the stream is there: output is read from it. */
+  private js: JetStreamClient | undefined;
 
   constructor(
     @Inject(NatsService) private readonly nats: NatsService,
@@ -43,7 +45,7 @@ export class ExecOutputFeeds implements OnApplicationBootstrap {
 
   /** True when output comes through the JetStream stream. */
   get durable(): boolean {
-    return this.streamReady;
+    return this.js !== undefined;
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -56,7 +58,7 @@ export class ExecOutputFeeds implements OnApplicationBootstrap {
     }
     try {
       const how = await this.ensureStream();
-      this.streamReady = true;
+      this.js = jetstream(this.nats.connection, { timeout: cfg.timeoutMs });
       this.log.log(`execution output goes through JetStream stream ${cfg.stream} (${how})`);
     } catch (err) {
       if (cfg.jetstream === 'required') {
@@ -109,7 +111,8 @@ export class ExecOutputFeeds implements OnApplicationBootstrap {
           }
         },
       });
-    if (!this.streamReady) {
+    const js = this.js;
+    if (!js) {
       const sub = core();
       return { stop: () => sub.unsubscribe() };
     }
@@ -121,7 +124,6 @@ export class ExecOutputFeeds implements OnApplicationBootstrap {
     let fallback: Subscription | undefined;
     const cfg = this.config.execOutputStream;
     void (async () => {
-      const js = jetstream(this.nats.connection, { timeout: cfg.timeoutMs });
       const consumer = await js.consumers.get(cfg.stream, {
         filter_subjects: subject,
         deliver_policy: DeliverPolicy.All,
