@@ -106,10 +106,12 @@ export class TelemetryHistoryService {
     const [states, versions, latest, disks] = await Promise.all([
       this.repo.countByState(projects),
       this.repo.countByVersion(projects),
-      this.repo.latest(projects, Resolution.FINE, since),
+      this.repo.topLatest(projects, Resolution.FINE, since, top),
       this.repo.fullDisks(projects, diskPercent, top),
     ]);
-    const vms = fleetVms(latest);
+    // The candidates hold each list's first `top` in this order: taken over them, the lists
+    // are those of the whole fleet.
+    const vms = latest.rows.map(fleetVm);
     const topBy = (value: (v: FleetVmView) => number | null) =>
       vms
         .filter((v) => value(v) !== null)
@@ -118,7 +120,7 @@ export class TelemetryHistoryService {
     return {
       generated_at: new Date(now).toISOString(),
       vms: states.reduce((n, s) => n + s.n, 0),
-      reporting: vms.length,
+      reporting: latest.reporting,
       by_agent_state: states.map(countView),
       by_agent_version: versions.map(countView),
       top: {
@@ -185,38 +187,20 @@ function pointView(r: PointRecord): TelemetryPointView {
   };
 }
 
-/** One view per VM with a recent point: gauges from its newest, rates from the newest with a span. */
-function fleetVms(rows: LatestRecord[]): FleetVmView[] {
-  const out: FleetVmView[] = [];
-  let current: FleetVmView | undefined;
-  for (const r of rows) {
-    if (r.t === null || r.t === undefined) {
-      continue;
-    }
-    if (current?.id !== r.id) {
-      current = {
-        id: r.id,
-        name: r.name,
-        node_id: r.node_id,
-        project_id: r.project_id,
-        at: new Date(r.t).toISOString(),
-        cpu_percent: round(r.cpu ?? 0),
-        memory_percent: percent(r.mem_used ?? 0, r.mem_total ?? 0),
-        memory_used_bytes: Math.round(r.mem_used ?? 0),
-        disk_max_percent: round(r.disk_max_percent ?? 0),
-        net_bytes_per_second: null,
-      };
-      out.push(current);
-    }
-    if (
-      current.net_bytes_per_second === null &&
-      typeof r.rx_rate === 'number' &&
-      typeof r.tx_rate === 'number'
-    ) {
-      current.net_bytes_per_second = round(r.rx_rate + r.tx_rate);
-    }
-  }
-  return out;
+/** A VM's view: gauges from its newest point, the rate from the newest with a span. */
+function fleetVm(r: LatestRecord): FleetVmView {
+  return {
+    id: r.id,
+    name: r.name,
+    node_id: r.node_id,
+    project_id: r.project_id,
+    at: new Date(r.t).toISOString(),
+    cpu_percent: round(r.cpu),
+    memory_percent: percent(r.mem_used, r.mem_total),
+    memory_used_bytes: Math.round(r.mem_used),
+    disk_max_percent: round(r.disk_max_percent),
+    net_bytes_per_second: r.net === null ? null : round(r.net),
+  };
 }
 
 function countView(r: { key: string; n: number }): CountView {
