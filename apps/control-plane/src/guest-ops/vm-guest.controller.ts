@@ -536,7 +536,7 @@ export class VmGuestController {
     const declared = Number(req.header('content-length') ?? NaN);
     if (Number.isFinite(declared) && declared > max) {
       throw new VmGuestException(
-        VmGuestErrorCode.INVALID_REQUEST,
+        VmGuestErrorCode.TOO_LARGE,
         `body of ${declared} bytes exceeds LQ_MAX_UPLOAD_BYTES ${max}`,
       );
     }
@@ -546,7 +546,7 @@ export class VmGuestController {
         total += chunk.length;
         if (total > max) {
           throw new VmGuestException(
-            VmGuestErrorCode.INVALID_REQUEST,
+            VmGuestErrorCode.TOO_LARGE,
             `body exceeds LQ_MAX_UPLOAD_BYTES ${max}`,
           );
         }

@@ -6,6 +6,8 @@ export enum VmGuestErrorCode {
   INVALID_REQUEST = 'INVALID_REQUEST',
   /** The inventory (or the node) does not know the VM. */
   VM_NOT_FOUND = 'VM_NOT_FOUND',
+  /** The request is larger than a configured limit (an upload over LQ_MAX_UPLOAD_BYTES). */
+  TOO_LARGE = 'TOO_LARGE',
   /** The VM's agent is not connected to its node daemon. */
   AGENT_NOT_CONNECTED = 'AGENT_NOT_CONNECTED',
   /** The agent refused or failed; the message carries its code. */
@@ -34,6 +36,7 @@ export enum VmGuestErrorCode {
 
 const KINDS: Record<VmGuestErrorCode, ErrorKind> = {
   [VmGuestErrorCode.INVALID_REQUEST]: 'invalid',
+  [VmGuestErrorCode.TOO_LARGE]: 'too_large',
   [VmGuestErrorCode.VM_NOT_FOUND]: 'not_found',
   [VmGuestErrorCode.AGENT_NOT_CONNECTED]: 'conflict',
   [VmGuestErrorCode.AGENT_ERROR]: 'bad_gateway',

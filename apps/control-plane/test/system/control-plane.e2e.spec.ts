@@ -2,7 +2,7 @@
 // nats-server, two real node daemons, four simulated VMs (real agents), and two control-plane
 // processes sharing NATS and the database.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -127,7 +127,12 @@ describe('control plane over NATS, node daemons and guest agents', () => {
       await sleep(50);
     }
     listedAfterMs = Date.now() - startedAt;
-    cp2 = await startControlPlaneProcess({ databaseUrl: db.url, natsUrl: nats.url });
+    // The second replica takes uploads of at most 1 MiB (the limit test); the first, the default.
+    cp2 = await startControlPlaneProcess({
+      databaseUrl: db.url,
+      natsUrl: nats.url,
+      env: { LQ_MAX_UPLOAD_BYTES: String(MiB) },
+    });
   });
 
   afterAll(async () => {
@@ -259,6 +264,42 @@ describe('control plane over NATS, node daemons and guest agents', () => {
       `[control plane memory] RSS before ${(before.rss / MiB).toFixed(1)} MiB; peak after 32 MiB up+down ${(base.hwm / MiB).toFixed(1)} MiB; after 96 MiB more ${(after.hwm / MiB).toFixed(1)} MiB\n`,
     );
     expect(after.hwm - base.rss).toBeLessThan(64 * MiB);
+  });
+
+  it('should refuse an upload over LQ_MAX_UPLOAD_BYTES with 413, declared or streamed, writing nothing', async () => {
+    const path = join(simA.vms[0]!.workDir, 'too-big.bin');
+    const url = `${cp2.url}/api/vms/a-vm-1/files?path=${encodeURIComponent(path)}`;
+    const declared = await fetch(url, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: randomBytes(MiB + 1),
+    });
+    expect(declared.status).toBe(413);
+    expect(await json(declared)).toMatchObject({
+      code: 'TOO_LARGE',
+      message: expect.stringMatching(/LQ_MAX_UPLOAD_BYTES 1048576/),
+    });
+    // No Content-Length: the limit is found while the body streams.
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      for (let i = 0; i < 3; i++) {
+        yield randomBytes(MiB / 2);
+      }
+    }
+    const streamed = await fetch(url, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: ReadableStream.from(chunks()),
+      duplex: 'half',
+    });
+    expect(streamed.status).toBe(413);
+    expect((await json(streamed)).code).toBe('TOO_LARGE');
+    expect(existsSync(path)).toBe(false);
+    const fits = await fetch(url, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: randomBytes(MiB),
+    });
+    expect(fits.status).toBe(200);
   });
 
   it('should map each failure to its status with a message, refusing bad input before sending', async () => {
