@@ -828,6 +828,8 @@ async function main() {
         ...nats.controlPlane,
         LQ_ADMIN_TOKEN: adminToken,
         LQ_SIGNING_KEY_FILE: signingKeyFile,
+        // Kept with the data: outcome rows spooled during a database outage survive a restart.
+        LQ_AUDIT_SPOOL_DIR: process.env.LQ_AUDIT_SPOOL_DIR || join(dataDir, 'audit-spool'),
         LQ_HTTP_PORT: String(httpPort),
         LQ_GRPC_PORT: String(grpcPort),
       },

@@ -43,6 +43,10 @@ COPY --from=build /src/dist/tsc/libs ./dist/tsc/libs
 COPY --from=build /src/dist/tsc/apps/control-plane ./dist/tsc/apps/control-plane
 COPY --from=build /src/dist/console ./dist/console
 COPY deploy/docker/healthcheck.mjs ./healthcheck.mjs
+# The audit spool (LQ_AUDIT_SPOOL_DIR): the one directory the service writes, a volume in
+# deploy/docker-compose.yml; created here so that a new volume takes its owner.
+RUN mkdir -p /var/lib/limiquantix/audit-spool && chown node:node /var/lib/limiquantix/audit-spool \
+  && chmod 700 /var/lib/limiquantix/audit-spool
 # The node image's unprivileged user (uid 1000).
 USER node
 # REST, Connect JSON, docs, /health, /metrics; gRPC (HTTP/2 cleartext).

@@ -213,7 +213,13 @@ describe('deploy/docker-compose.yml', () => {
   });
 
   it('should put two control-plane replicas behind the proxy for HTTP and for gRPC', () => {
-    const [a, b] = REPLICAS.map((n) => services[n]!);
+    // The same but for their own audit spool volume.
+    const [a, b] = REPLICAS.map((n) => ({
+      ...services[n]!,
+      volumes: services[n]!.volumes?.filter(
+        (v) => !v.endsWith(':/var/lib/limiquantix/audit-spool'),
+      ),
+    }));
     expect(a).toEqual(b);
     expect(a!.build?.dockerfile).toBe('deploy/docker/control-plane.Dockerfile');
     expect(a!.environment?.NATS_URL).toBe(COMPOSE_SERVERS.map((n) => `nats://${n}:4222`).join(','));
@@ -355,6 +361,29 @@ describe('deploy/docker-compose.yml', () => {
         expect(s.healthcheck?.test?.length).toBeGreaterThan(1);
       }
     }
+  });
+
+  it('should keep each replica’s audit spool in a volume of its own, not in its tmpfs', () => {
+    const volumes = REPLICAS.map((name) => {
+      const s = services[name]!;
+      const dir = s.environment!.LQ_AUDIT_SPOOL_DIR!;
+      expect(dir).toMatch(/^\/var\/lib\//);
+      const mount = s.volumes?.find((v) => v.endsWith(`:${dir}`));
+      expect([name, mount]).toEqual([name, expect.stringMatching(/^[a-z0-9-]+:/)]);
+      // The signing key and CA are mounted as well (a service's list replaces the anchor's).
+      expect(s.volumes).toEqual(
+        expect.arrayContaining(['./keys/signing.key:/etc/lq-keys/signing.key:ro']),
+      );
+      return mount!.split(':')[0]!;
+    });
+    expect(new Set(volumes).size).toBe(REPLICAS.length);
+    for (const v of volumes) {
+      expect(compose.volumes).toHaveProperty(v);
+    }
+    // The image creates the directory for its user, so a new volume takes that owner.
+    expect(read('docker/control-plane.Dockerfile')).toMatch(
+      /mkdir -p \/var\/lib\/limiquantix\/audit-spool && chown node:node/,
+    );
   });
 
   it('should drop every capability, forbid new privileges and run read-only as a non-root user', () => {
@@ -636,6 +665,12 @@ describe('deploy/systemd', () => {
       }
     },
   );
+
+  it('should keep the control plane’s audit spool in its state directory, not its private /tmp', () => {
+    const service = sections(read('systemd/limiquantix-control-plane.service')).Service!;
+    expect(service.StateDirectory).toEqual(['limiquantix/audit-spool']);
+    expect(service.Environment).toContain('LQ_AUDIT_SPOOL_DIR=/var/lib/limiquantix/audit-spool');
+  });
 
   it('should let the node daemon reach the QEMU sockets through their group', () => {
     const service = sections(read('systemd/limiquantix-node-daemon.service')).Service!;

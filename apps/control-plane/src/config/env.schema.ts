@@ -500,7 +500,7 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
   [
     'LQ_AUDIT_SPOOL_DIR',
     '(temp, per replica)',
-    'where outcome rows are spooled (fsync’d, replayed in order) while PostgreSQL is down; persistent and one per replica',
+    'where outcome rows are spooled (fsync’d, replayed in order) while PostgreSQL is down; persistent and one per replica (npm start, deploy/ and the systemd unit set one; start-up warns when it is under the temp dir)',
   ],
   [
     'LQ_AUDIT_SPOOL_MAX_BYTES',
