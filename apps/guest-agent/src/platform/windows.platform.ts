@@ -51,6 +51,8 @@ export const WINDOWS_UNSUPPORTED = {
   networkConfigure:
     'network.configure on Windows needs netsh/New-NetIPAddress with a rollback; not implemented (WINDOWS.md)',
   networkConfirm: 'network.configure is not supported on Windows guests (WINDOWS.md)',
+  getFsInfo:
+    'fs.info reads the mount table (/proc/self/mounts) on Linux; the Windows equivalent (Win32_Volume or GetVolumeInformationW per volume) is not implemented; fixed disks are in telemetry (WINDOWS.md)',
   fileWrite: WRITES,
   fileMkdir: WRITES,
   fileDelete: WRITES,
