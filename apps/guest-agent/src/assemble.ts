@@ -70,7 +70,7 @@ export async function assembleAgent(
   const updater = new SelfUpdater(config, updateHost, log);
   // OS facts for os.info, GetInfo and AgentReady, cached as the platform allows (Linux:
   // os-release read again only when it changes).
-  const osInfo = platform.osInfo(config);
+  const osInfo = platform.osInfo(config, log);
   const collectInfo = () =>
     collectAgentInfo(config, {
       agentVersion: updateHost.version,

@@ -105,6 +105,14 @@ describe('the platform seam', () => {
     ).rejects.toMatchObject({ code: ErrorCode.UNSUPPORTED, message: WINDOWS_UNSUPPORTED.quiesce });
   });
 
+  it('should still say what the OS is when PowerShell cannot be run', async () => {
+    const c = WINDOWS_DEFAULTS.apply(defaultConfig());
+    c.windows.powershell = 'C:\\nowhere\\powershell.exe';
+    const info = await windowsPlatform.osInfo(c)();
+    expect(info).toMatchObject({ id: 'windows', name: 'Windows' });
+    expect(info.kernelRelease).not.toBe('');
+  });
+
   it('should refuse crypt hashes and limited callers for Windows passwords, before net.exe', async () => {
     const c = WINDOWS_DEFAULTS.apply(defaultConfig());
     c.windows.net = 'C:\\nowhere\\net.exe';
@@ -166,6 +174,20 @@ describe('WindowsProcessRunner (POSIX stand-ins)', () => {
     );
     expect(r.exitCode).toBe(0);
     expect(Buffer.from(r.stdout).toString()).toBe('"a b" "c\\"d" plain\n');
+  });
+
+  it('should set Path from exec.path and let a request variable replace it whatever its case', async () => {
+    const runner = new WindowsProcessRunner(config);
+    const env = async (vars: Record<string, string>) =>
+      Buffer.from(
+        (await runner.run(create(ExecuteRequestSchema, { argv: ['/usr/bin/env'], env: vars })))
+          .stdout,
+      )
+        .toString()
+        .split('\n')
+        .filter((line) => /^path=/i.test(line));
+    expect(await env({})).toEqual([`Path=${config.exec.path}`]);
+    expect(await env({ PATH: '/opt/bin' })).toEqual(['PATH=/opt/bin']);
   });
 
   it('should refuse run-as with UNSUPPORTED before starting anything', async () => {

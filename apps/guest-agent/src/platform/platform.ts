@@ -75,6 +75,6 @@ export interface GuestPlatform {
   clock(config: AgentConfig): ClockControl;
   accounts(config: AgentConfig, users: UserResolver): AccountControl;
   /** OS facts for AgentReady, GetInfo and os.info, cached as the OS allows. */
-  osInfo(config: AgentConfig): () => Promise<OsInfo>;
+  osInfo(config: AgentConfig, log?: Logger): () => Promise<OsInfo>;
   telemetry(config: AgentConfig, log?: Logger): TelemetrySampler;
 }

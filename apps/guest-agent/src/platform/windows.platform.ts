@@ -9,6 +9,7 @@ import { create } from '@bufbuild/protobuf';
 import {
   ErrorCode,
   MemoryStatsSchema,
+  OsInfoSchema,
   TelemetryReportSchema,
   type OsInfo,
   type SetUserPasswordRequest,
@@ -215,9 +216,26 @@ export const windowsPlatform: GuestPlatform = {
       }
     },
   }),
-  osInfo(config): () => Promise<OsInfo> {
+  osInfo(config, log?: Logger): () => Promise<OsInfo> {
     const facts = cachedFacts(config);
-    return () => facts().then((f) => f.os);
+    // AgentReady must not wait on PowerShell: without it (removed, locked down, Wine) the facts
+    // are what Node's os module knows.
+    return () =>
+      facts().then(
+        (f) => f.os,
+        (err: Error) => {
+          log?.warn('os facts from CIM unavailable', { error: err.message });
+          return create(OsInfoSchema, {
+            name: 'Windows',
+            id: 'windows',
+            version: os.release(),
+            prettyName: os.version(),
+            kernelRelease: os.release(),
+            kernelVersion: os.version(),
+            arch: os.machine(),
+          });
+        },
+      );
   },
   telemetry: (config, log) => new WindowsTelemetry(cachedFacts(config), config, log),
 };

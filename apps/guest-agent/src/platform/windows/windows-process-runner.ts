@@ -114,7 +114,13 @@ export class WindowsProcessRunner implements ExecRunner {
       // Windows variables are case-insensitive: the request's replace the agent's by name.
       const env: Record<string, string> = {};
       const names = new Map<string, string>();
-      for (const [k, v] of [...Object.entries(process.env), ...Object.entries(request.env)]) {
+      // The service's own environment (SystemRoot, ProgramData… which Windows programs need),
+      // Path from exec.path as on Linux, then the request's variables.
+      for (const [k, v] of [
+        ...Object.entries(process.env),
+        ['Path', this.config.exec.path] as const,
+        ...Object.entries(request.env),
+      ]) {
         if (v === undefined) {
           continue;
         }
