@@ -150,7 +150,11 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
       ],
       process.env,
     );
-    targets = signReleaseFolder(outDirOf(args), signer.key);
+    // The manifest signs self-update executables; Windows agents do not self-update (WINDOWS.md),
+    // so a Windows-only run into a folder without Linux executables has nothing to sign.
+    targets = wanted.some((t) => TARGETS[t])
+      ? signReleaseFolder(outDirOf(args), signer.key)
+      : undefined;
   } catch (err) {
     failure = err instanceof BuildError || err instanceof SignError ? err.message : err.stack;
   } finally {
@@ -160,6 +164,12 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     fail(failure);
   }
   const out = outDirOf(args);
+  if (targets === undefined) {
+    process.stdout.write(
+      `${relative(process.cwd(), out) || '.'}: Windows files only, nothing signed (Windows agents do not self-update)\n`,
+    );
+    process.exit(0);
+  }
   process.stdout.write(
     `${relative(process.cwd(), join(out, 'release-manifest.json'))}: ${targets.join(', ')} signed by ${publicKey}\n`,
   );
