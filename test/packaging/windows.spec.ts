@@ -11,6 +11,7 @@
 // its part, saying which, unless LQ_CROSS_REQUIRED=1 (.ci/run installs them) makes it a failure.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,12 +65,23 @@ function table(msi: string, name: string): string[][] {
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
 /** Skips (printing why) or, under LQ_CROSS_REQUIRED=1, fails when a tool is missing. */
-function missing(tools: string[]): string | undefined {
-  const absent = tools.filter((t) => !has(t));
+function missing(tools: string[], npmPackages: string[] = []): string | undefined {
+  const require = createRequire(join(REPO_ROOT, 'package.json'));
+  const absent = [
+    ...tools.filter((t) => !has(t)),
+    ...npmPackages.filter((p) => {
+      try {
+        require.resolve(`${p}/package.json`);
+        return false;
+      } catch {
+        return true;
+      }
+    }),
+  ];
   if (absent.length === 0) {
     return undefined;
   }
-  const reason = `${absent.join(', ')} not installed (apt-get install msitools wixl wine64 binutils-mingw-w64-x86-64)`;
+  const reason = `${absent.join(', ')} not installed (apt-get install msitools wixl wine64 binutils-mingw-w64-x86-64; npm ci for node-windows)`;
   if (REQUIRED) {
     throw new Error(`LQ_CROSS_REQUIRED=1 but ${reason}`);
   }
@@ -77,7 +89,7 @@ function missing(tools: string[]): string | undefined {
   return reason;
 }
 
-const msiSkip = missing(['wixl', 'msibuild', 'msiinfo', 'msiextract']);
+const msiSkip = missing(['wixl', 'msibuild', 'msiinfo', 'msiextract'], ['node-windows']);
 const wineSkip = missing([
   'wine',
   'x86_64-w64-mingw32-as',
