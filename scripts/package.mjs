@@ -10,7 +10,8 @@
 //      key's public half built in (besides LQ_RELEASE_PUBLIC_KEYS or
 //      deploy/keys/release-public-keys.txt), into a temporary folder — dist/agent is left alone;
 //   3. deploy/packaging/build-packages.mjs --executables that folder, with this script's other
-//      arguments ([deb|rpm|bin]... [--arch A] [--out DIR] [--fast]);
+//      arguments ([deb|rpm|bin|win]... [--arch A] [--out DIR] [--fast]); no format named: all
+//      four, the Windows .exe and .msi included;
 //   4. release-manifest.json signed with the key (scripts/sign-agent-release.mjs), which
 //      `lqctl agent release import DIR` and the control plane's downloads directory take.
 import { spawnSync } from 'node:child_process';
@@ -33,7 +34,23 @@ import {
   releasePrivateKey,
   signReleaseFolder,
 } from './sign-agent-release.mjs';
-import { BuildError, buildExecutables } from './build-executables.mjs';
+import { BuildError, TARGETS, WINDOWS_TARGETS, buildExecutables } from './build-executables.mjs';
+
+const FORMATS = ['deb', 'rpm', 'bin', 'win'];
+
+/**
+ * The formats named on the command line, or all of them (the Windows .exe and .msi too), and
+ * the executables they need.
+ */
+export function formatsAndTargets(args) {
+  const named = args.filter((a) => FORMATS.includes(a));
+  const formats = named.length > 0 ? named : FORMATS;
+  const targets = [
+    ...(formats.some((f) => f !== 'win') ? Object.keys(TARGETS) : []),
+    ...(formats.includes('win') ? Object.keys(WINDOWS_TARGETS) : []),
+  ];
+  return { formats, targets, implied: named.length === 0 };
+}
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const DEV_KEY = join(ROOT, '.limiquantix/release-dev-key.pem');
@@ -121,12 +138,23 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   try {
     // build-executables bundles again (scripts/build.mjs --executable-bundle) with this env.
     process.env.LQ_RELEASE_PUBLIC_KEYS = publicKeysWith(publicKey);
-    buildExecutables({ outDir: staging, version });
+    const { formats, targets: wanted, implied } = formatsAndTargets(args);
+    buildExecutables({ outDir: staging, version, targets: wanted });
     step(
-      [join(ROOT, 'deploy/packaging/build-packages.mjs'), '--executables', staging, ...args],
+      [
+        join(ROOT, 'deploy/packaging/build-packages.mjs'),
+        '--executables',
+        staging,
+        ...(implied ? formats : []),
+        ...args,
+      ],
       process.env,
     );
-    targets = signReleaseFolder(outDirOf(args), signer.key);
+    // The manifest signs self-update executables; Windows agents do not self-update (WINDOWS.md),
+    // so a Windows-only run into a folder without Linux executables has nothing to sign.
+    targets = wanted.some((t) => TARGETS[t])
+      ? signReleaseFolder(outDirOf(args), signer.key)
+      : undefined;
   } catch (err) {
     failure = err instanceof BuildError || err instanceof SignError ? err.message : err.stack;
   } finally {
@@ -136,6 +164,12 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     fail(failure);
   }
   const out = outDirOf(args);
+  if (targets === undefined) {
+    process.stdout.write(
+      `${relative(process.cwd(), out) || '.'}: Windows files only, nothing signed (Windows agents do not self-update)\n`,
+    );
+    process.exit(0);
+  }
   process.stdout.write(
     `${relative(process.cwd(), join(out, 'release-manifest.json'))}: ${targets.join(', ')} signed by ${publicKey}\n`,
   );

@@ -4,31 +4,38 @@
 //   limiquantix-guest-agent_<v>_amd64.deb, _arm64.deb              dpkg-deb
 //   limiquantix-guest-agent-<v>-1.x86_64.rpm, .aarch64.rpm         rpmbuild
 //   limiquantix-agent-linux-amd64, -linux-arm64, -linux-amd64-musl the plain executables
+//   limiquantix-agent-windows-amd64.exe, limiquantix-guest-agent-<v>-x64.msi   (win, when named;
+//                                                                  wixl: windows/*.wxs.in)
 //   install-agent.sh                                                picks and installs one of them
 //   SHA256SUMS, release.json                                        checksums; version and commit
 // Plain Node.js, no dependencies; the version is the root package.json's. No package depends on
 // a JavaScript runtime: the executable carries its own.
 //
 //   node scripts/build.mjs && node scripts/build-executables.mjs &&
-//   node deploy/packaging/build-packages.mjs [deb] [rpm] [bin] [--arch A]... [--out DIR] [--fast]
+//   node deploy/packaging/build-packages.mjs [deb] [rpm] [bin] [win] [--arch A]... [--out DIR] [--fast]
 //
 // It does not rebuild the executables itself: tests that run in parallel spawn them, and a file
 // rewritten under a running test would make it fail for no reason of its own.
 import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
+  closeSync,
   copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readFileSync,
+  readSync,
   readdirSync,
   renameSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,10 +67,20 @@ const ARCHES = {
 };
 /** Plain executables published beside the packages (Alpine and other distributions take these). */
 const PLAIN = ['linux-amd64', 'linux-arm64', 'linux-amd64-musl'];
+/** The Windows executable (npm run package, or `win` named) and what its MSI is called. */
+const WINDOWS_TARGET = 'windows-amd64';
+const WINDOWS_EXE = `${NAME}-${WINDOWS_TARGET}.exe`;
+const msiName = (version) => `${PACKAGE}-${version}-x64.msi`;
+/**
+ * Windows Installer knows the product across versions by this code (MajorUpgrade replaces an
+ * older version): never change it.
+ */
+export const MSI_UPGRADE_CODE = '4C1A7E52-93B8-4D0F-A6E3-2B5C8D9F1E07';
+
 /** The oldest glibc the executables need (bun's runtime links against GLIBC_2.17 at most). */
 const GLIBC_MIN = '2.17';
 
-const USAGE = `Usage: node deploy/packaging/build-packages.mjs [deb] [rpm] [bin] [--arch A]... [--out DIR] [--fast]
+const USAGE = `Usage: node deploy/packaging/build-packages.mjs [deb] [rpm] [bin] [win] [--arch A]... [--out DIR] [--fast]
                                  [--executables DIR]
 
 Builds into DIR (default dist/packages), from dist/agent/limiquantix-agent-<target>
@@ -72,7 +89,9 @@ folder, as npm run package does):
   deb  ${PACKAGE}_<version>_<amd64|arm64>.deb
   rpm  ${PACKAGE}-<version>-1.<x86_64|aarch64>.rpm
   bin  ${NAME}-linux-amd64, -linux-arm64, -linux-amd64-musl
-and always install-agent.sh, SHA256SUMS and release.json. Every format and architecture unless
+  win  ${WINDOWS_EXE} and ${PACKAGE}-<version>-x64.msi (wixl and msibuild from msitools;
+       WinSW from the node-windows npm package); only when named (npm run package names it)
+and always install-agent.sh, SHA256SUMS and release.json. Every Linux format and architecture unless
 some are named (--arch amd64 or arm64; repeatable). --fast compresses the packages with xz
 level 0 instead of 6 (tests: about 10 times faster, 5 MB larger). LQ_PACKAGE_MAINTAINER sets
 the Maintainer/Packager field.
@@ -347,6 +366,121 @@ function executableOf(target, dir) {
   return path;
 }
 
+/** The Windows executable, checked to be a PE file (what bun builds for bun-windows-x64). */
+function windowsExecutableOf(dir) {
+  const path = join(dir, WINDOWS_EXE);
+  if (!existsSync(path)) {
+    fail(
+      `${relative(ROOT, path)} is missing: run node scripts/build.mjs && node scripts/build-executables.mjs --target ${WINDOWS_TARGET}`,
+    );
+  }
+  const head = Buffer.alloc(2);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, head, 0, 2, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (head.toString('latin1') !== 'MZ') {
+    fail(`${path} is not a Windows executable`);
+  }
+  return path;
+}
+
+/** WinSW as the node-windows npm package ships it (a devDependency). */
+function winswFiles() {
+  const require = createRequire(join(ROOT, 'package.json'));
+  let dir;
+  try {
+    dir = join(dirname(require.resolve('node-windows/package.json')), 'bin/winsw');
+  } catch {
+    fail('the npm package node-windows (WinSW, the service wrapper) is missing: run npm ci');
+  }
+  const exe = join(dir, 'winsw.exe');
+  const config = join(dir, 'winsw.exe.config');
+  if (!existsSync(exe) || !existsSync(config)) {
+    fail(`${dir} holds no winsw.exe and winsw.exe.config`);
+  }
+  return { exe, config };
+}
+
+/**
+ * "0.2.0~rc.1" → "0.2.0": Windows Installer versions are three numbers (major, minor ≤ 255,
+ * build ≤ 65535) and compare numerically, so a pre-release carries its release's number.
+ */
+export function msiVersion(version) {
+  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(version);
+  if (!m || Number(m[1]) > 255 || Number(m[2]) > 255 || Number(m[3]) > 65535) {
+    fail(`version ${version} cannot be a Windows Installer version (a.b.c, a,b ≤ 255, c ≤ 65535)`);
+  }
+  return `${Number(m[1])}.${Number(m[2])}.${Number(m[3])}`;
+}
+
+/**
+ * The MSI: wixl compiles windows/limiquantix-guest-agent.wxs.in (the agent and WinSW under
+ * Program Files\LimiQuantix\Guest Agent, agent.example.json under ProgramData\LimiQuantix, the
+ * service "limiquantix-agent" started at boot), then msibuild adds what wixl cannot express: the
+ * service's restart-on-failure actions (MsiServiceConfigFailureActions, Windows Installer 5.0)
+ * and the MsiConfigureServices action that applies them.
+ */
+function buildMsi(version, commit, exe, outDir, work) {
+  const win = join(HERE, 'windows');
+  const stageDir = join(work, 'msi');
+  mkdirSync(stageDir, { recursive: true });
+  const winsw = winswFiles();
+  const xmlEscape = (text) =>
+    text.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]);
+  // wixl takes sources relative to the .wxs only: each is linked beside it under a plain name.
+  const sources = {
+    '@AGENT_EXE@': ['limiquantix-agent.exe', exe],
+    '@WINSW_EXE@': ['winsw.exe', winsw.exe],
+    '@WINSW_EXE_CONFIG@': ['winsw.exe.config', winsw.config],
+    '@SERVICE_XML@': ['limiquantix-agent-service.xml', join(win, 'limiquantix-agent-service.xml')],
+    '@CONFIG_EXAMPLE@': ['agent.example.json', join(win, 'agent.example.json')],
+    '@WINDOWS_MD@': ['WINDOWS.md', join(ROOT, 'apps/guest-agent/WINDOWS.md')],
+  };
+  for (const [name, from] of Object.values(sources)) {
+    symlinkSync(from, join(stageDir, name));
+  }
+  const inserts = {
+    '@VERSION@': version,
+    '@MSI_VERSION@': msiVersion(version),
+    '@COMMIT@': commit,
+    '@UPGRADE_CODE@': MSI_UPGRADE_CODE,
+    ...Object.fromEntries(Object.entries(sources).map(([marker, [name]]) => [marker, name])),
+  };
+  let wxs = readFileSync(join(win, `${PACKAGE}.wxs.in`), 'utf8');
+  for (const [marker, value] of Object.entries(inserts)) {
+    if (!wxs.includes(marker)) {
+      fail(`${PACKAGE}.wxs.in has no ${marker}`);
+    }
+    wxs = wxs.replaceAll(marker, () => xmlEscape(value));
+  }
+  const wxsFile = join(stageDir, `${PACKAGE}.wxs`);
+  writeFileSync(wxsFile, wxs);
+  const msi = join(stageDir, msiName(version));
+  const built = spawnSync('wixl', ['-a', 'x64', '-o', msi, wxsFile], {
+    cwd: stageDir,
+    encoding: 'utf8',
+  });
+  // wixl warns on stderr about attributes it ignores and still succeeds; only the status counts.
+  if (built.status !== 0 || !existsSync(msi)) {
+    fail(`wixl failed (${built.status ?? built.error?.message}):\n${built.stdout}${built.stderr}`);
+  }
+  run('msibuild', [
+    msi,
+    '-q',
+    'CREATE TABLE `MsiServiceConfigFailureActions` (`MsiServiceConfigFailureActions` CHAR(72) NOT NULL, `Name` CHAR(255) NOT NULL LOCALIZABLE, `Event` SHORT NOT NULL, `ResetPeriod` LONG, `RebootMessage` CHAR(255) LOCALIZABLE, `Command` CHAR(255) LOCALIZABLE, `Actions` CHAR(255), `DelayActions` CHAR(255), `Component_` CHAR(72) NOT NULL PRIMARY KEY `MsiServiceConfigFailureActions`)',
+    '-q',
+    // Event 1: on install. Actions 1 = SC_ACTION_RESTART, after 5 s, 30 s, 60 s; the count
+    // starts again after an hour without a failure.
+    "INSERT INTO `MsiServiceConfigFailureActions` (`MsiServiceConfigFailureActions`, `Name`, `Event`, `ResetPeriod`, `Actions`, `DelayActions`, `Component_`) VALUES ('AgentServiceRestart', 'limiquantix-agent', 1, 3600, '1[~]1[~]1', '5000[~]30000[~]60000', 'AgentService')",
+    '-q',
+    "INSERT INTO `InstallExecuteSequence` (`Action`, `Condition`, `Sequence`) VALUES ('MsiConfigureServices', 'VersionMsi >= \"5.00\"', 5850)",
+  ]);
+  return publish(msi, join(outDir, msiName(version)), 0o644);
+}
+
 function main(argv) {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -363,11 +497,12 @@ function main(argv) {
     process.stdout.write(USAGE);
     return;
   }
-  const unknown = positionals.filter((p) => !['deb', 'rpm', 'bin'].includes(p));
+  const unknown = positionals.filter((p) => !['deb', 'rpm', 'bin', 'win'].includes(p));
   if (unknown.length > 0) {
-    fail(`unknown format ${unknown.join(', ')}: deb, rpm, bin, or all\n\n${USAGE}`);
+    fail(`unknown format ${unknown.join(', ')}: deb, rpm, bin, win, or all\n\n${USAGE}`);
   }
   const formats = positionals.length > 0 ? [...new Set(positionals)] : ['deb', 'rpm', 'bin'];
+  const linuxFormats = formats.filter((f) => f !== 'win');
   const arches = values.arch ? [...new Set(values.arch)] : Object.keys(ARCHES);
   const badArch = arches.filter((a) => !ARCHES[a]);
   if (badArch.length > 0) {
@@ -382,15 +517,23 @@ function main(argv) {
   if (formats.includes('rpm')) {
     need('rpmbuild', 'install it: apt-get install rpm (Debian, Ubuntu) or dnf install rpm-build');
   }
+  if (formats.includes('win')) {
+    need('wixl', 'install it: apt-get install wixl msitools (Debian, Ubuntu)');
+    need('msibuild', 'install it: apt-get install msitools (Debian, Ubuntu)');
+  }
   if (!existsSync(NODE_BUNDLE)) {
     fail(`${relative(ROOT, NODE_BUNDLE)} is missing: run node scripts/build.mjs first`);
   }
   const version = packageVersion();
-  const targets = formats.includes('bin')
-    ? PLAIN.filter((t) => arches.some((a) => t.startsWith(ARCHES[a].executable)))
-    : arches.map((a) => ARCHES[a].executable);
+  const targets =
+    linuxFormats.length === 0
+      ? []
+      : formats.includes('bin')
+        ? PLAIN.filter((t) => arches.some((a) => t.startsWith(ARCHES[a].executable)))
+        : arches.map((a) => ARCHES[a].executable);
   const executablesDir = resolve(values.executables ?? EXECUTABLES);
   const executables = Object.fromEntries(targets.map((t) => [t, executableOf(t, executablesDir)]));
+  const windowsExe = formats.includes('win') ? windowsExecutableOf(executablesDir) : undefined;
   // The commit and version the executables carry: one runs here whatever this machine is.
   const native =
     executables['linux-amd64'] && process.arch === 'x64' ? executables['linux-amd64'] : null;
@@ -413,8 +556,8 @@ function main(argv) {
   };
   try {
     const inputs = { config: defaultConfigJson() };
-    for (const arch of arches) {
-      for (const format of formats.filter((f) => f !== 'bin')) {
+    for (const arch of linuxFormats.length === 0 ? [] : arches) {
+      for (const format of linuxFormats.filter((f) => f !== 'bin')) {
         const root = join(work, `${format}-${arch}-root`);
         stage(format, root, inputs, executables[ARCHES[arch].executable]);
         say(
@@ -430,6 +573,10 @@ function main(argv) {
         say(publish(executables[target], join(outDir, `${NAME}-${target}`), 0o755));
       }
     }
+    if (windowsExe) {
+      say(publish(windowsExe, join(outDir, WINDOWS_EXE), 0o755));
+      say(buildMsi(version, commit, windowsExe, outDir, work));
+    }
     writeFileSync(join(work, 'install-agent.sh'), renderInstaller(version));
     say(publish(join(work, 'install-agent.sh'), join(outDir, 'install-agent.sh'), 0o755));
 
@@ -437,6 +584,8 @@ function main(argv) {
     // building one format after another still lists all), for install-agent.sh and for users.
     const ours = (f) =>
       f === 'install-agent.sh' ||
+      f === WINDOWS_EXE ||
+      f === msiName(version) ||
       PLAIN.some((t) => f === `${NAME}-${t}`) ||
       f.startsWith(`${PACKAGE}_${version}_`) ||
       f.startsWith(`${PACKAGE}-${version}-1.`);

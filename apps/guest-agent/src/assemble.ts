@@ -29,13 +29,10 @@ import type { OperationHandler, RequestCase } from './handlers/handler.js';
 import { PingHandler } from './handlers/ping.handler.js';
 import { ShutdownHandler } from './handlers/shutdown.handler.js';
 import type { Logger } from './logger.js';
-import { cachedOsInfo, collectAgentInfo } from './telemetry/system-info.js';
-import { TelemetryCollector } from './telemetry/telemetry-collector.js';
-import { ProcessRunner } from './exec/process-runner.js';
+import { collectAgentInfo } from './telemetry/system-info.js';
 import { UserResolver } from './exec/user-resolver.js';
 import { UploadStore } from './files/upload-store.js';
 import { FileLimitPolicies } from './files/file-limits.js';
-import { PathPolicy } from './files/path-policy.js';
 import { AgentUpdateHandler } from './handlers/agent-update.handler.js';
 import { BUILD_RELEASE_KEYS, BUILD_TARGET } from './build-info.js';
 import { SelfUpdater, type UpdateHost } from './update/self-updater.js';
@@ -45,6 +42,9 @@ import {
   NetworkGetHandler,
 } from './handlers/network.handler.js';
 import { NetworkApplier } from './network/network-applier.js';
+import { currentPlatform } from './platform/current-platform.js';
+import type { GuestPlatform } from './platform/platform.js';
+import { UnsupportedHandler } from './handlers/unsupported.handler.js';
 
 export interface AssembledAgent {
   agent: Agent;
@@ -64,11 +64,13 @@ export async function assembleAgent(
   channel: HostChannel,
   log: Logger,
   updateHost: UpdateHost = sharedProcessHost(),
+  platform: GuestPlatform = currentPlatform,
 ): Promise<AssembledAgent> {
   const startedAt = new Date();
   const updater = new SelfUpdater(config, updateHost, log);
-  // OS facts for os.info, GetInfo and AgentReady: os-release read again only when it changes.
-  const osInfo = cachedOsInfo(config.system.os_release_file);
+  // OS facts for os.info, GetInfo and AgentReady, cached as the platform allows (Linux:
+  // os-release read again only when it changes).
+  const osInfo = platform.osInfo(config, log);
   const collectInfo = () =>
     collectAgentInfo(config, {
       agentVersion: updateHost.version,
@@ -80,22 +82,28 @@ export async function assembleAgent(
       agentTarget: updateHost.target,
       lastUpdate: updater.lastUpdate(),
     });
-  const telemetry = new TelemetryCollector(config, log);
+  const telemetry = platform.telemetry(config, log);
   const users = new UserResolver(config);
-  const runner = new ProcessRunner(config, users, log);
+  const runner = platform.execRunner(config, users, log);
   // One policy for every file operation, so the roots are resolved once.
-  const paths = new PathPolicy(config.files.roots);
+  const paths = platform.pathPolicy(config);
   const fileLimits = new FileLimitPolicies();
   const uploads = new UploadStore(config.files, log, paths);
   const openFiles = new FileHandleTable(
     { maxOpen: config.files.max_open_handles, idleTimeoutMs: config.files.handle_idle_timeout_ms },
     log,
   );
+  const unsupported = platform.unsupported();
   const quiescer = new Quiescer(config, log);
-  await quiescer.restore();
-  // An apply left unconfirmed by an earlier agent is rolled back before anything is served.
+  // An apply left unconfirmed by an earlier agent is rolled back before anything is served
+  // (where the platform can apply at all).
   const network = new NetworkApplier(config, log);
-  await network.restore();
+  if (!unsupported.quiesce) {
+    await quiescer.restore();
+  }
+  if (!unsupported.networkConfigure) {
+    await network.restore();
+  }
 
   // One handler per request case of the operation table: a table row without its handler here
   // does not compile.
@@ -106,12 +114,12 @@ export async function assembleAgent(
     cancelExecution: new CancelExecutionHandler(runner),
     fileRead: new FileReadHandler(config, paths, fileLimits),
     fileWrite: new FileWriteHandler(config, uploads, paths, fileLimits),
-    shutdown: new ShutdownHandler(config),
+    shutdown: new ShutdownHandler(config, platform),
     quiesce: new QuiesceHandler(quiescer),
     thaw: new ThawHandler(quiescer),
     quiesceStatus: new QuiesceStatusHandler(quiescer),
-    syncTime: new SyncTimeHandler(config),
-    setUserPassword: new SetUserPasswordHandler(config, users),
+    syncTime: new SyncTimeHandler(config, platform),
+    setUserPassword: new SetUserPasswordHandler(config, users, platform),
     getFsInfo: new GetFsInfoHandler(config),
     fileStat: new FileStatHandler(paths, fileLimits, users),
     agentUpdate: new AgentUpdateHandler(updater),
@@ -127,6 +135,13 @@ export async function assembleAgent(
     fileHandleRead: new FileHandleReadHandler(config, openFiles),
     fileClose: new FileCloseHandler(openFiles),
   };
+  // What this OS cannot do yet answers UNSUPPORTED with the reason, instead of its Linux handler.
+  for (const [requestCase, reason] of Object.entries(unsupported) as [RequestCase, string][]) {
+    (handlers as Record<RequestCase, OperationHandler>)[requestCase] = new UnsupportedHandler(
+      requestCase,
+      reason,
+    );
+  }
   const agent = new Agent({
     config,
     channel,

@@ -3,17 +3,28 @@ import { defaultConfig, type AgentConfig } from './config/agent-config.js';
 import { OPERATIONS, type OperationName } from './config/operations.js';
 import { ConfigError, applyShape } from './config/rules.js';
 import { SHAPE, checkRelations } from './config/settings-shape.js';
+import { PLATFORM_DEFAULTS, type PlatformDefaults } from './platform/platform-defaults.js';
 
 export { defaultConfig, type AgentConfig } from './config/agent-config.js';
 export { OPERATIONS, type OperationName } from './config/operations.js';
 export { ConfigError } from './config/rules.js';
 
-export const DEFAULT_CONFIG_PATH = '/etc/limiquantix/agent.json';
-export const DEFAULT_DEVICE_PATH = '/dev/virtio-ports/org.limiquantix.agent.0';
+/** Where this OS keeps the config and the virtio-serial port (platform/platform-defaults.ts). */
+export const DEFAULT_CONFIG_PATH = PLATFORM_DEFAULTS.configPath;
+export const DEFAULT_DEVICE_PATH = PLATFORM_DEFAULTS.devicePath;
+
+/** The built-in settings of this OS (the shared defaults with the platform's over them). */
+export function platformDefaultConfig(platform: PlatformDefaults = PLATFORM_DEFAULTS): AgentConfig {
+  return platform.apply(defaultConfig());
+}
 
 /** Validates a parsed config object over the defaults; throws ConfigError naming the setting. */
-export function parseConfig(input: unknown, source: string): AgentConfig {
-  const config = defaultConfig();
+export function parseConfig(
+  input: unknown,
+  source: string,
+  platform: PlatformDefaults = PLATFORM_DEFAULTS,
+): AgentConfig {
+  const config = platformDefaultConfig(platform);
   config.source = source;
   try {
     applyShape(config as unknown as Record<string, unknown>, input, SHAPE, '');
@@ -38,7 +49,7 @@ export function loadConfig(path: string | undefined): AgentConfig {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' && path === undefined) {
-      return defaultConfig();
+      return platformDefaultConfig();
     }
     throw new ConfigError(`cannot read config ${file}: ${(err as Error).message}`);
   }

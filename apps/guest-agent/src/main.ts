@@ -7,7 +7,7 @@ import { BUILD_COMMIT, BUILD_COMPILED, BUILD_RELEASE_KEYS, BUILD_TARGET } from '
 import type { UpdateHost } from './update/self-updater.js';
 import { assembleAgent } from './assemble.js';
 import { SocketListenChannel } from './channel/socket-listen.channel.js';
-import { VirtioDeviceChannel } from './channel/virtio-device.channel.js';
+import { currentPlatform } from './platform/current-platform.js';
 import type { HostChannel } from './channel/host-channel.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, DEFAULT_DEVICE_PATH, loadConfig } from './config.js';
 import { Logger } from './logger.js';
@@ -130,7 +130,7 @@ async function main(): Promise<void> {
 
   const channel: HostChannel = values.listen
     ? new SocketListenChannel(values.listen)
-    : new VirtioDeviceChannel(devicePath ?? DEFAULT_DEVICE_PATH);
+    : currentPlatform.openDevice(devicePath ?? DEFAULT_DEVICE_PATH);
 
   // A freeze an earlier agent left behind is thawed now, or when its deadline comes.
   const assembled = await assembleAgent(

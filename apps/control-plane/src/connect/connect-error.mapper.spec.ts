@@ -18,6 +18,8 @@ describe('toConnectError', () => {
     [VmGuestErrorCode.AGENT_ERROR, 'TOO_LARGE', Code.ResourceExhausted],
     [VmGuestErrorCode.AGENT_ERROR, 'BUSY', Code.ResourceExhausted],
     [VmGuestErrorCode.AGENT_ERROR, 'EXEC_FAILED', Code.Unknown],
+    // A Windows guest asked for run-as or a freeze: its OS cannot, asking again will not help.
+    [VmGuestErrorCode.AGENT_ERROR, 'UNSUPPORTED', Code.FailedPrecondition],
     [VmGuestErrorCode.AGENT_ERROR, undefined, Code.Unknown],
     [VmGuestErrorCode.AGENT_TIMEOUT, undefined, Code.DeadlineExceeded],
     [VmGuestErrorCode.NODE_TIMEOUT, undefined, Code.DeadlineExceeded],

@@ -54,6 +54,17 @@ describe('AgentReleases', () => {
     }
   });
 
+  it('should serve the Windows executable (alias windows-amd64) and the MSI of a release', () => {
+    const dir = join(root, 'win');
+    const exe = 'limiquantix-agent-windows-amd64.exe';
+    const msi = 'limiquantix-guest-agent-0.0.2-x64.msi';
+    release(dir, '0.0.2', [exe, msi]);
+    const releases = new AgentReleases(root);
+    const r = releases.release('0.0.2')!;
+    expect(releases.download(r, 'windows-amd64')).toMatchObject({ name: exe, sha256: HASH });
+    expect(releases.download(r, msi)?.path).toBe(join(dir, msi));
+  });
+
   it('should ignore SHA256SUMS lines that name a path or a dot file', () => {
     const dir = join(root, 'evil');
     release(dir, '0.0.1', []);

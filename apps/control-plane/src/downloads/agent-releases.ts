@@ -41,6 +41,7 @@ export const SHORT_NAMES: Record<string, string> = {
   'linux-amd64': 'limiquantix-agent-linux-amd64',
   'linux-arm64': 'limiquantix-agent-linux-arm64',
   'linux-amd64-musl': 'limiquantix-agent-linux-amd64-musl',
+  'windows-amd64': 'limiquantix-agent-windows-amd64.exe',
 };
 
 /** The files of a release that SHA256SUMS does not list but that are served too. */

@@ -93,6 +93,9 @@ const CALLER_FAULTS: Record<string, CallerFault> = {
   FROZEN: 'conflict',
   // The path to create or rename onto exists.
   ALREADY_EXISTS: 'conflict',
+  // The guest's OS cannot do it (a Windows guest asked to run as another user or to freeze):
+  // asking again will not help, another guest might.
+  UNSUPPORTED: 'conflict',
 };
 
 /** The caller's fault behind an AGENT_ERROR, if the agent's code names one; each transport maps it. */

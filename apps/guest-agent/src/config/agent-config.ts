@@ -122,6 +122,22 @@ export interface AgentConfig {
     os_release_file: string;
     proc_dir: string;
   };
+  /**
+   * Windows guests only (platform/windows.platform.ts; WINDOWS.md): the system programs the
+   * agent runs there, where a Linux guest uses `commands`. Tests point them at doubles.
+   */
+  windows: {
+    cmd: string;
+    powershell: string;
+    shutdown: string;
+    w32tm: string;
+    net: string;
+    taskkill: string;
+    /** A command's working directory when the request names none. */
+    default_cwd: string;
+    /** Accept \\server\share paths in file operations (off: only drive paths). */
+    allow_unc_paths: boolean;
+  };
   /** Self-update (PROTOCOL.md §10). */
   update: {
     /** The executable an update replaces; null: the one running (the Node bundle's file in a checkout). */
@@ -232,6 +248,16 @@ export function defaultConfig(): AgentConfig {
       group_file: '/etc/group',
       os_release_file: '/etc/os-release',
       proc_dir: '/proc',
+    },
+    windows: {
+      cmd: 'C:\\Windows\\System32\\cmd.exe',
+      powershell: 'C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe',
+      shutdown: 'C:\\Windows\\System32\\shutdown.exe',
+      w32tm: 'C:\\Windows\\System32\\w32tm.exe',
+      net: 'C:\\Windows\\System32\\net.exe',
+      taskkill: 'C:\\Windows\\System32\\taskkill.exe',
+      default_cwd: 'C:\\Windows\\System32',
+      allow_unc_paths: false,
     },
     update: {
       executable: null,

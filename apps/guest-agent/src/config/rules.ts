@@ -1,5 +1,7 @@
 // The building blocks of config validation: each rule checks one value and names the setting
 // in its error; applyShape walks a parsed object against a tree of rules.
+import { HOST_OS } from '../platform/host-os.js';
+import { isAbsoluteWindowsPath } from '../platform/windows/windows-paths.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -22,9 +24,30 @@ export const int =
     return v;
   };
 
+/** An absolute path as this guest's OS spells it: `/…`, or on Windows also `C:\…`. */
 export const absPath: Rule = (v, name) => {
-  if (typeof v !== 'string' || !v.startsWith('/')) {
+  if (
+    typeof v !== 'string' ||
+    !(v.startsWith('/') || (HOST_OS === 'windows' && isAbsoluteWindowsPath(v)))
+  ) {
     throw new ConfigError(`${name} must be an absolute path (got ${JSON.stringify(v)})`);
+  }
+  return v;
+};
+
+/** An absolute Windows path (the windows.* settings, on any OS: they are only used there). */
+export const windowsPath: Rule = (v, name) => {
+  if (typeof v !== 'string' || !isAbsoluteWindowsPath(v)) {
+    throw new ConfigError(
+      `${name} must be an absolute Windows path like C:\\Windows\\System32\\cmd.exe (got ${JSON.stringify(v)})`,
+    );
+  }
+  return v;
+};
+
+export const boolean: Rule = (v, name) => {
+  if (typeof v !== 'boolean') {
+    throw new ConfigError(`${name} must be true or false (got ${JSON.stringify(v)})`);
   }
   return v;
 };

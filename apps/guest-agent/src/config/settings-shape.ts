@@ -12,6 +12,8 @@ import {
   stringList,
   type Rule,
   type Shape,
+  boolean,
+  windowsPath,
 } from './rules.js';
 
 const MiB = 1024 * 1024;
@@ -123,6 +125,16 @@ export const SHAPE: Shape = {
     restart_command: (v, name) => (v === null ? null : command(v, name)),
     watchdog_launcher: (v, name) => (Array.isArray(v) && v.length === 0 ? [] : command(v, name)),
     release_keys: stringList(base64Key),
+  },
+  windows: {
+    cmd: windowsPath,
+    powershell: windowsPath,
+    shutdown: windowsPath,
+    w32tm: windowsPath,
+    net: windowsPath,
+    taskkill: windowsPath,
+    default_cwd: windowsPath,
+    allow_unc_paths: boolean,
   },
 };
 

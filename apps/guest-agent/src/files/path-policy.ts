@@ -3,6 +3,7 @@ import { posix } from 'node:path';
 import { toAgentOpError } from '../errors.js';
 import { pathNotAllowed as notAllowed, quotePath } from './path-errors.js';
 import { openedPath, openWriteTarget, type WriteTarget } from './write-target.js';
+import { checkWindowsPath, isInsideWindowsRoot } from '../platform/windows/windows-paths.js';
 
 export { quotePath } from './path-errors.js';
 export type { WriteTarget } from './write-target.js';
@@ -100,6 +101,41 @@ export async function resolveExisting(path: string): Promise<string> {
   throw notAllowed(`path ${quotePath(path)} has too many levels of symbolic links`);
 }
 
+/** The lexical half of a path policy: what differs between Linux and Windows paths. */
+export interface PathRules {
+  /** Throws PATH_NOT_ALLOWED naming the rule a path breaks. */
+  checkLexical(path: string): void;
+  isInside(path: string, root: string): boolean;
+  /** A root as configured, made canonical. */
+  canonicalRoot(root: string): string;
+  /** Whether the policy allows the whole filesystem (no containment check needed). */
+  isEverything(root: string): boolean;
+  /** Whether the file a handle holds can be named again (checkOpened); Linux: /proc/self/fd. */
+  canCheckOpened: boolean;
+}
+
+export const LINUX_PATH_RULES: PathRules = {
+  checkLexical,
+  isInside,
+  canonicalRoot: (root) => posix.resolve(root),
+  isEverything: (root) => root === '/',
+  canCheckOpened: true,
+};
+
+/** Drive-letter paths; a root of `C:\` still confines to drive C. */
+export const WINDOWS_PATH_RULES = (allowUnc: boolean): PathRules => ({
+  checkLexical: (path) => void checkWindowsPath(path, { allowUnc }),
+  isInside: isInsideWindowsRoot,
+  canonicalRoot: (root) => {
+    const trimmed = root.replace(/\\+$/, '');
+    return /^[A-Za-z]:$/.test(trimmed) ? `${trimmed}\\` : trimmed;
+  },
+  isEverything: () => false,
+  // GetFinalPathNameByHandleW would; until it is called, reads are checked before the open
+  // only (WINDOWS.md).
+  canCheckOpened: false,
+});
+
 /**
  * Decides whether a requested path may be used (PROTOCOL.md §6 Files): the lexical rules
  * (absolute, normalised, no NUL, ≤ 4096 bytes) and containment in a root as written; then
@@ -120,18 +156,19 @@ export class PathPolicy {
     roots: readonly string[],
     /** Owners whose symlinks writes follow; default root and the agent's own uid. */
     trustedUids: readonly number[] = [0, process.getuid?.() ?? 0],
+    private readonly rules: PathRules = LINUX_PATH_RULES,
   ) {
     if (roots.length === 0) {
       throw new Error('PathPolicy needs at least one root');
     }
-    this.roots = roots.map((r) => posix.resolve(r));
+    this.roots = roots.map((r) => rules.canonicalRoot(r));
     this.trustedUids = [...new Set(trustedUids)];
   }
 
   /** The rules that need no filesystem: lexical, and inside a root as written. */
   checkRequested(path: string): void {
-    checkLexical(path);
-    if (!this.roots.some((root) => isInside(path, root))) {
+    this.rules.checkLexical(path);
+    if (!this.roots.some((root) => this.rules.isInside(path, root))) {
       throw notAllowed(`path ${quotePath(path)} is outside the allowed roots (${this.describe()})`);
     }
   }
@@ -157,7 +194,7 @@ export class PathPolicy {
    * between check() and the open cannot lead out of them.
    */
   async checkOpened(path: string, handle: FileHandle): Promise<void> {
-    if (this.roots.includes('/')) {
+    if (this.everything() || !this.rules.canCheckOpened) {
       return;
     }
     let opened: string;
@@ -208,12 +245,16 @@ export class PathPolicy {
     return (await this.resolveRoots()).includes(resolved);
   }
 
+  private everything(): boolean {
+    return this.roots.some((root) => this.rules.isEverything(root));
+  }
+
   private async checkResolved(path: string, resolved: string): Promise<void> {
-    if (this.roots.includes('/')) {
+    if (this.everything()) {
       return;
     }
     const realRoots = await this.resolveRoots();
-    if (!realRoots.some((root) => isInside(resolved, root))) {
+    if (!realRoots.some((root) => this.rules.isInside(resolved, root))) {
       throw notAllowed(
         `path ${quotePath(path)} resolves to ${quotePath(resolved)}, outside the allowed roots (${this.describe()})`,
       );

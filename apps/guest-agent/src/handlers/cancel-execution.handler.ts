@@ -1,7 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import { CancelExecutionResponseSchema, ErrorCode, type AgentPayload } from '@lq/proto';
 import { AgentOpError } from '../errors.js';
-import type { ProcessRunner } from '../exec/process-runner.js';
+import type { ExecRunner } from '../platform/platform.js';
 import type { HandlerContext, OperationHandler, RequestOf } from './handler.js';
 
 /**
@@ -11,7 +11,7 @@ import type { HandlerContext, OperationHandler, RequestOf } from './handler.js';
 export class CancelExecutionHandler implements OperationHandler<'cancelExecution'> {
   readonly requestCase = 'cancelExecution' as const;
 
-  constructor(private readonly runner: ProcessRunner) {}
+  constructor(private readonly runner: ExecRunner) {}
 
   handle(request: RequestOf<'cancelExecution'>, ctx: HandlerContext): Promise<AgentPayload> {
     if (request.executionId === '') {

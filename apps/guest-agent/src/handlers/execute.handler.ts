@@ -1,7 +1,7 @@
 import type { AgentPayload } from '@lq/proto';
 import { ErrorCode } from '@lq/proto';
 import { AgentOpError, toAgentOpError } from '../errors.js';
-import type { ProcessRunner } from '../exec/process-runner.js';
+import type { ExecRunner } from '../platform/platform.js';
 import { DEFAULT_STREAMER_OPTIONS, OutputStreamer } from '../exec/output-streamer.js';
 import type { HandlerContext, OperationHandler, RequestOf } from './handler.js';
 
@@ -10,7 +10,7 @@ export class ExecuteHandler implements OperationHandler<'execute'> {
   readonly requestCase = 'execute' as const;
 
   constructor(
-    private readonly runner: ProcessRunner,
+    private readonly runner: ExecRunner,
     /** Streamed output per execution (exec.stream_bytes_per_second). */
     private readonly streamBytesPerSecond = DEFAULT_STREAMER_OPTIONS.bytesPerSecond,
   ) {}

@@ -10,19 +10,25 @@ import {
 } from '@lq/proto';
 import type { AgentConfig } from '../config.js';
 import { AgentOpError } from '../errors.js';
+import { currentPlatform } from '../platform/current-platform.js';
+import type { GuestPlatform } from '../platform/platform.js';
 import type { HandlerContext, OperationHandler } from './handler.js';
 
 const MAX_DELAY_SECONDS = 3600;
 
 /**
- * Replies first, then runs the configured command (commands.poweroff / reboot / halt), because
- * once the guest goes down nothing more can be sent. Tests point the commands at a double.
+ * Replies first, then runs the platform's command for the mode (Linux: commands.poweroff /
+ * reboot / halt; Windows: shutdown.exe), because once the guest goes down nothing more can be
+ * sent. Tests point the commands at a double.
  */
 export class ShutdownHandler implements OperationHandler<'shutdown'> {
   readonly requestCase = 'shutdown' as const;
   private pending: NodeJS.Timeout | undefined;
 
-  constructor(private readonly config: AgentConfig) {}
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly platform: Pick<GuestPlatform, 'shutdownArgv'> = currentPlatform,
+  ) {}
 
   handle(request: ShutdownRequest, ctx: HandlerContext): Promise<AgentPayload> {
     if (request.delaySeconds > MAX_DELAY_SECONDS) {
@@ -54,13 +60,10 @@ export class ShutdownHandler implements OperationHandler<'shutdown'> {
   private commandFor(mode: ShutdownMode): string[] {
     switch (mode) {
       case ShutdownMode.POWEROFF:
-        return this.config.commands.poweroff;
       case ShutdownMode.REBOOT:
-        return this.config.commands.reboot;
       case ShutdownMode.HALT:
-        return this.config.commands.halt;
       case ShutdownMode.UNSPECIFIED:
-        return this.config.commands.poweroff;
+        return this.platform.shutdownArgv(this.config, mode);
       default:
         throw new AgentOpError(ErrorCode.INVALID_REQUEST, `unknown shutdown mode ${String(mode)}`);
     }
