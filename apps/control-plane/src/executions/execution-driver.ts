@@ -139,6 +139,9 @@ export class ExecutionDriver implements OnApplicationShutdown {
   private leaseTimer: NodeJS.Timeout | undefined;
   /** This replica as executions' and runs' `owner` (host, process, and a random part). */
   readonly replicaId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  /** Up to when intents were looked through for an execution never recorded (closeUnrecorded). */
+  private unrecordedAfter: string | undefined;
+  private closingUnrecorded = false;
   /** When each node's daemon started, as its last heartbeat said. */
   private readonly daemonStarts = new Map<string, number>();
   readonly events = new EventEmitter();
@@ -164,6 +167,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
     this.flushTimer.unref();
     this.sweepTimer = setInterval(() => {
       void this.sweep();
+      void this.closeUnrecorded();
       void this.dropEndedElsewhere();
     }, SWEEP_MS);
     this.sweepTimer.unref();
@@ -652,6 +656,60 @@ export class ExecutionDriver implements OnApplicationShutdown {
       }
     } catch {
       // the database is away; next time
+    }
+  }
+
+  /**
+   * Intents of asynchronous executions whose replica stopped after writing them and before
+   * recording the execution (ExecutionsService.start): nothing was sent, and no replica would
+   * ever write their outcome. Once older than a lease, each is recorded `failed` (never started)
+   * and given its outcome; the execution row is the claim, so a replica that records it after
+   * all (it was only slow) is refused and writes no outcome, and of several replicas sweeping,
+   * one writes it. Every replica looks through intents written since its last look.
+   */
+  private async closeUnrecorded(): Promise<void> {
+    if (this.closingUnrecorded) {
+      return;
+    }
+    this.closingUnrecorded = true;
+    try {
+      for (;;) {
+        const { intents, upTo } = await this.repo.unrecordedIntents(
+          this.unrecordedAfter,
+          this.config.leaseMs,
+          ADOPT_BATCH,
+        );
+        for (const i of intents) {
+          const error =
+            'not started: its control plane stopped after writing its intent and before recording it; nothing was sent to the guest';
+          if (await this.repo.insertNeverStarted(i, error)) {
+            this.log.warn(`execution ${i.request_id}: ${error}`);
+            await this.audit.record({
+              kind: 'outcome',
+              requestId: i.request_id,
+              actor: i.actor,
+              authMethod: i.auth_method,
+              sourceIp: i.source_ip,
+              vmId: i.vm_id,
+              nodeId: i.node_id,
+              projectId: i.project_id,
+              operation: 'execute',
+              status: 'failed',
+              error,
+              params: { execution_id: i.request_id, never_started: true, swept: true },
+            });
+          }
+        }
+        if (intents.length < ADOPT_BATCH) {
+          this.unrecordedAfter = upTo;
+          return;
+        }
+        this.unrecordedAfter = intents[intents.length - 1]!.at;
+      }
+    } catch {
+      // the database is away; next time, from where it stopped
+    } finally {
+      this.closingUnrecorded = false;
     }
   }
 
