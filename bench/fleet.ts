@@ -3,14 +3,16 @@
 // and the audit rows it left. Target: 1,000 VMs in ≤ 5 s with exactly 1,000 executions audited.
 // Exits non-zero when the run did not succeed on every VM or its audit rows do not match
 // (one intent and one outcome per VM, no intent without an outcome); the time is printed.
-// Run: npm run bench:fleet [-- --vms N] [-- --daemons D] [-- --per-process K]. A Node.js
+// Run: npm run bench:fleet [-- --vms N] [--daemons D] [--per-process K] [--no-jetstream] [--trace].
+// --trace counts what crossed NATS during the run, by kind. A Node.js
 // process is about 50 MiB, so 1,000 agent processes would need about 50 GiB: the simulated VMs
 // share processes, K agents each (default: all of a node daemon's VMs in one; --per-process 1
 // gives each its own). Each is still the real agent, on its own socket, running its own commands.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { freemem, tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { cpus, freemem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { connect } from '@nats-io/transport-node';
 import { startNatsServer } from '../test/support/nats-server.js';
 import { startSimVms, type SimVms } from '../test/support/sim-vms.js';
 import { startNodeDaemon, type RunningNodeDaemon } from '../test/support/node-daemon-process.js';
@@ -31,7 +33,44 @@ const arg = (name: string, fallback: number) => {
 const VMS = arg('--vms', 1000);
 const DAEMONS = arg('--daemons', 10);
 const PER_PROCESS = arg('--per-process', Math.ceil(VMS / DAEMONS));
+// As deployed (deploy/nats): the servers have JetStream, so execution output goes through its
+// stream; --no-jetstream measures NATS core alone.
+const JETSTREAM = !process.argv.includes('--no-jetstream');
 const log = (line: string) => process.stdout.write(`${line}\n`);
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+/** CPU seconds a process has used (user + system), from /proc; 0 once it is gone. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds used by this process's children (agents, node daemons, control plane, NATS). */
+function childrenCpuSeconds(): number {
+  let sum = 0;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      if (Number(fields[1]) === process.pid) {
+        sum += (Number(fields[11]) + Number(fields[12])) / 100;
+      }
+    } catch {
+      // gone
+    }
+  }
+  return sum;
+}
+
+/** CPU seconds the whole machine has spent busy (every core, every process). */
+function machineCpuSeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
+  // user nice system idle iowait irq softirq steal
+  return (f[1]! + f[2]! + f[3]! + f[6]! + f[7]! + f[8]!) / 100;
+}
 
 async function main(): Promise<void> {
   for (const [name, value, max] of [
@@ -51,7 +90,7 @@ async function main(): Promise<void> {
     );
   }
   const work = mkdtempSync(join(tmpdir(), 'lq-bench-fleet-'));
-  const nats = await startNatsServer();
+  const nats = await startNatsServer({ jetstream: JETSTREAM });
   const db = await createTestDatabase('lq_bench_fleet');
   const sims: SimVms[] = [];
   const daemons: RunningNodeDaemon[] = [];
@@ -76,16 +115,68 @@ async function main(): Promise<void> {
         }),
       );
       daemons.push(
-        await startNodeDaemon({ nodeId: `node-${d}`, natsUrl: nats.url, channelDirs: [dir] }),
+        await startNodeDaemon({
+          nodeId: `node-${d}`,
+          natsUrl: nats.url,
+          channelDirs: [dir],
+          // The daemon's own defaults, as deployed (the test helper's are shorter, for tests
+          // that wait for a heartbeat): a heartbeat lists all of its node's VMs.
+          env: { LQ_HEARTBEAT_INTERVAL_MS: '5000', LQ_RESCAN_INTERVAL_MS: '2000' },
+        }),
       );
     }
     const ids = sims.flatMap((s) => s.vms.map((v) => v.id));
+    // The server processes of the bench's database (the control plane's pool, its listeners).
+    const pgCpuSeconds = async () => {
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      try {
+        const r = await c.query<{ pid: number }>(
+          'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+        );
+        return r.rows.reduce((a, row) => a + cpuSeconds(row.pid), 0);
+      } finally {
+        await c.end();
+      }
+    };
     await waitForReadyVms(cp.url, ids.length, { timeoutMs: 600_000 });
     log(`LimiQuantix fleet benchmark (node ${process.version})`);
     log(
-      `${ids.length} simulated VMs (${PER_PROCESS} agents per process) on ${daemons.length} node daemons ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      `${ids.length} simulated VMs (${PER_PROCESS} agents per process) on ${daemons.length} node daemons, ${JETSTREAM ? 'output through JetStream' : 'NATS core only (--no-jetstream)'}, ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
 
+    // --trace: what crossed NATS during the run, by kind (heartbeats, agent events, requests,
+    // replies, JetStream API calls), to tell where a slow run's time went.
+    const traffic = new Map<string, number>();
+    const tracer = process.argv.includes('--trace')
+      ? await connect({ servers: nats.url })
+      : undefined;
+    tracer?.subscribe('>', {
+      callback: (_e, m) => {
+        const s = m.subject;
+        const kind = s.startsWith('$JS.EVENT.')
+          ? s.split('.').slice(0, 5).join('.')
+          : s.startsWith('$JS.API.')
+            ? s.split('.').slice(0, 4).join('.')
+            : s.startsWith('_INBOX.')
+              ? '_INBOX (replies)'
+              : s.startsWith('lq.v1.events.')
+                ? `events.${s.split('.').pop()}`
+                : s
+                    .replace(/^lq\.v1\.node\.[^.]+\./, 'node.*.')
+                    .replace(/exec\.[^.]+\.output/, 'exec.*.output');
+        traffic.set(kind, (traffic.get(kind) ?? 0) + 1);
+      },
+    });
+    const loadBefore = loadavg();
+    const cpu0 = {
+      cp: cpuSeconds(cp.proc.pid),
+      daemons: daemons.reduce((a, d) => a + cpuSeconds(d.proc.pid), 0),
+      nats: cpuSeconds(nats.pid),
+      children: childrenCpuSeconds(),
+      pg: await pgCpuSeconds(),
+      machine: machineCpuSeconds(),
+    };
     const started = performance.now();
     const res = await adminFetch(`${cp.url}/api/runs`, {
       method: 'POST',
@@ -105,11 +196,14 @@ async function main(): Promise<void> {
     let view: { status: string; summary: Record<string, number> } | undefined;
     let pollErrors = 0;
     let lastAnswer = performance.now();
+    // The newest run (this one) with its counts by state, not its 1,000 VMs one by one: the
+    // poll is the bench's, and must not cost the control plane more than the run it watches.
     for (;;) {
       try {
-        const r = await adminFetch(`${cp.url}/api/runs/${run.id}`);
-        const body = (await r.json()) as typeof view;
-        if (r.status === 200 && body && typeof body.status === 'string') {
+        const r = await adminFetch(`${cp.url}/api/runs?limit=1`);
+        const page = (await r.json()) as { runs?: Array<{ id: string } & typeof view> };
+        const body = page.runs?.[0];
+        if (r.status === 200 && body?.id === run.id && typeof body.status === 'string') {
           view = body;
           lastAnswer = performance.now();
           if (view.status !== 'running') {
@@ -127,6 +221,22 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 50));
     }
     const seconds = (performance.now() - started) / 1000;
+    const cpu = {
+      cp: cpuSeconds(cp.proc.pid) - cpu0.cp,
+      daemons: daemons.reduce((a, d) => a + cpuSeconds(d.proc.pid), 0) - cpu0.daemons,
+      nats: cpuSeconds(nats.pid) - cpu0.nats,
+      children: childrenCpuSeconds() - cpu0.children,
+      pg: (await pgCpuSeconds()) - cpu0.pg,
+      machine: machineCpuSeconds() - cpu0.machine,
+    };
+    const agents = cpu.children - cpu.cp - cpu.daemons - cpu.nats;
+    const others = cpu.machine - cpu.children - cpu.pg;
+    if (tracer) {
+      await tracer.close();
+      for (const [kind, n] of [...traffic].sort((a, b) => b[1] - a[1])) {
+        log(`  NATS during the run: ${String(n).padStart(7)}  ${kind}`);
+      }
+    }
     const c = new pg.Client({ connectionString: db.url });
     await c.connect();
     const rows = await c.query<{ kind: string; n: number; ids: number; dup: number }>(
@@ -149,6 +259,11 @@ async function main(): Promise<void> {
     const summary = JSON.stringify(view.summary);
     log(
       `fleet run of /bin/true over ${ids.length} VMs     ${seconds.toFixed(2)} s (${view.status}: ${summary}; ${pollErrors} status polls retried)   target ≤ 5 s for 1,000`,
+    );
+    // The machine is shared: the time depends on what else runs. The CPU the control plane spent
+    // on the run does much less, and the machine's busy CPU says how much the others took.
+    log(
+      `CPU during the run                  control plane ${cpu.cp.toFixed(1)} s, ${daemons.length} node daemons ${cpu.daemons.toFixed(1)} s, agents ${agents.toFixed(1)} s, nats-server ${cpu.nats.toFixed(1)} s, PostgreSQL ${cpu.pg.toFixed(1)} s; the machine was busy ${cpu.machine.toFixed(1)} of ${(seconds * cpus().length).toFixed(1)} core-s, ${others.toFixed(1)} of them for other work   load ${loadBefore} before, ${loadavg()} after`,
     );
     log(
       `audit rows of the run               ${intents} intents, ${outcomes} outcomes (${audited.outcome?.ids ?? 0} request ids), ${orphans.rows[0]!.n} intents without an outcome   target exactly ${ids.length} each`,

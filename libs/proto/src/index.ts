@@ -8,6 +8,7 @@ export * from './framing/message-codec.js';
 export * from './gen/limiquantix/node/v1/node_daemon_pb.js';
 export * from './operations.js';
 export * from './nats/subjects.js';
+export * from './nats/heartbeat-header.js';
 export * from './policy/run-as-env.js';
 export * from './gen/limiquantix/compute/v1/vm_service_pb.js';
 export * as reflectionV1 from './gen/grpc/reflection/v1/reflection_pb.js';

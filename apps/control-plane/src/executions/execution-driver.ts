@@ -5,13 +5,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { fromBinary } from '@bufbuild/protobuf';
 import type { Subscription } from '@nats-io/transport-node';
-import { timestampMs } from '@bufbuild/protobuf/wkt';
 import { create } from '@bufbuild/protobuf';
 import {
   ExecOutputEventSchema,
   ExecuteRequestSchema,
-  NodeHeartbeatSchema,
   OutputStream,
+  readHeartbeatHeader,
   subjects,
   type ExecuteRequest,
   type ExecuteResponse,
@@ -28,7 +27,7 @@ import { EXEC_REPLY_MARGIN_MS, executeOutcome } from '../guest-ops/operations/in
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import { NatsService } from '../nats/nats.service.js';
 import { OutputBudget } from './output-budget.js';
-import { ExecOutputFeeds, type OutputFeed } from './output-feed.js';
+import { ExecOutputFeeds, type FeedSource, type OutputFeed } from './output-feed.js';
 import {
   ExecutionsRepository,
   type ExecutionEnd,
@@ -77,8 +76,29 @@ export function chunkOf(data: Uint8Array): OutputChunk {
   };
 }
 
+/**
+ * Whether the driver takes chunk `seq` after chunk `last`: each once and in order. A chunk seen
+ * before is dropped; one after a gap that came over NATS core (the chunks between were dropped
+ * on the way) is dropped too when `replay` starts reading the stream from its first chunk, which
+ * brings the gap and this chunk again in order. A gap over the stream, or with no stream to
+ * replay, is output that is gone: the chunk is taken (the end flags what is missing).
+ */
+export function takesChunk(
+  last: number,
+  seq: number,
+  source: FeedSource,
+  replay: () => boolean,
+): boolean {
+  if (seq <= last) {
+    return false;
+  }
+  return seq === last + 1 || source === 'stream' || !replay();
+}
+
 interface Driving {
   sub: OutputFeed | undefined;
+  /** The sequence number of the last chunk taken (chunks are numbered from 1). */
+  seq: number;
   buffer: OutputChunk[];
   /** What its stored output may still take (LQ_EXEC_OUTPUT_MAX_BYTES, _BUFFER_BYTES). */
   budget: OutputBudget;
@@ -119,6 +139,9 @@ export class ExecutionDriver implements OnApplicationShutdown {
   private leaseTimer: NodeJS.Timeout | undefined;
   /** This replica as executions' and runs' `owner` (host, process, and a random part). */
   readonly replicaId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  /** Up to when intents were looked through for an execution never recorded (closeUnrecorded). */
+  private unrecordedAfter: string | undefined;
+  private closingUnrecorded = false;
   /** When each node's daemon started, as its last heartbeat said. */
   private readonly daemonStarts = new Map<string, number>();
   readonly events = new EventEmitter();
@@ -144,6 +167,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
     this.flushTimer.unref();
     this.sweepTimer = setInterval(() => {
       void this.sweep();
+      void this.closeUnrecorded();
       void this.dropEndedElsewhere();
     }, SWEEP_MS);
     this.sweepTimer.unref();
@@ -197,7 +221,8 @@ export class ExecutionDriver implements OnApplicationShutdown {
     this.log.warn(`execution ${row.id}: its replica ${row.owner ?? '?'} stopped; adopted here`);
     let sub: OutputFeed | undefined;
     try {
-      sub = this.subscribeOutput(row.id, ticket);
+      // From the stream's first chunk: what was published before this replica listened.
+      sub = this.subscribeOutput(row.id, ticket, true);
     } catch {
       // NATS is away: the lease lapses again and another tick (or replica) adopts it
       return;
@@ -232,11 +257,12 @@ export class ExecutionDriver implements OnApplicationShutdown {
         try {
           // Only node X may publish on X's subject (NATS permissions): the subject names it.
           const nodeId = msg.subject.split('.')[3]!;
-          const hb = fromBinary(NodeHeartbeatSchema, msg.data);
-          if (hb.nodeId !== nodeId || !hb.startedAt) {
+          // Only its header: the VMs it lists are the inventory's to decode, not every replica's.
+          const hb = readHeartbeatHeader(msg.data);
+          if (hb.nodeId !== nodeId || hb.startedAtMs === undefined) {
             return;
           }
-          const started = timestampMs(hb.startedAt);
+          const started = hb.startedAtMs;
           const before = this.daemonStarts.get(nodeId);
           this.daemonStarts.set(nodeId, started);
           if (before === undefined || before === started) {
@@ -319,6 +345,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
     const { execStoredMaxBytes, execBufferMaxBytes } = this.config.output;
     this.driving.set(id, {
       sub,
+      seq: 0,
       buffer: [],
       budget: new OutputBudget(execStoredMaxBytes, execBufferMaxBytes),
       runId,
@@ -349,21 +376,35 @@ export class ExecutionDriver implements OnApplicationShutdown {
     return true;
   }
 
-  private subscribeOutput(id: string, ticket: DrivenTicket): OutputFeed {
-    return this.feeds.follow(ticket.where.nodeId, id, (data) => {
-      try {
-        // Redacted before it is stored: the store never holds what the patterns match.
-        const d = this.driving.get(id);
-        const raw = chunkOf(data);
-        d?.budget.saw(raw.data.length);
-        const c = d?.budget.admit(redactChunk(this.redactor, raw));
-        if (c) {
-          d!.buffer.push(c);
+  /** Takes the execution's chunks in order, each once (takesChunk), redacted, within budget. */
+  private subscribeOutput(id: string, ticket: DrivenTicket, fromStart = false): OutputFeed {
+    const feed = this.feeds.follow(
+      ticket.where.nodeId,
+      id,
+      (data, source) => {
+        try {
+          const d = this.driving.get(id);
+          if (!d) {
+            return;
+          }
+          const raw = chunkOf(data);
+          if (!takesChunk(d.seq, raw.seq, source, () => feed.replay())) {
+            return;
+          }
+          d.seq = raw.seq;
+          d.budget.saw(raw.data.length);
+          // Redacted before it is stored: the store never holds what the patterns match.
+          const c = d.budget.admit(redactChunk(this.redactor, raw));
+          if (c) {
+            d.buffer.push(c);
+          }
+        } catch (e) {
+          this.log.warn(`dropped output of ${id}: ${(e as Error).message}`);
         }
-      } catch (e) {
-        this.log.warn(`dropped output of ${id}: ${(e as Error).message}`);
-      }
-    });
+      },
+      { fromStart },
+    );
+    return feed;
   }
 
   /**
@@ -372,6 +413,11 @@ export class ExecutionDriver implements OnApplicationShutdown {
    * many bytes arrived as the command wrote.
    */
   private async drain(d: Driving, total: number): Promise<void> {
+    if (d.budget.receivedBytes < total) {
+      // Over NATS core the output published before the reply arrives before it: what is
+      // missing was dropped on the way, and the stream has it.
+      d.sub?.replay();
+    }
     const until = Date.now() + this.config.execOutputStream.drainMs;
     while (d.budget.receivedBytes < total && Date.now() < until && !d.stopped) {
       await sleep(50);
@@ -610,6 +656,60 @@ export class ExecutionDriver implements OnApplicationShutdown {
       }
     } catch {
       // the database is away; next time
+    }
+  }
+
+  /**
+   * Intents of asynchronous executions whose replica stopped after writing them and before
+   * recording the execution (ExecutionsService.start): nothing was sent, and no replica would
+   * ever write their outcome. Once older than a lease, each is recorded `failed` (never started)
+   * and given its outcome; the execution row is the claim, so a replica that records it after
+   * all (it was only slow) is refused and writes no outcome, and of several replicas sweeping,
+   * one writes it. Every replica looks through intents written since its last look.
+   */
+  private async closeUnrecorded(): Promise<void> {
+    if (this.closingUnrecorded) {
+      return;
+    }
+    this.closingUnrecorded = true;
+    try {
+      for (;;) {
+        const { intents, upTo } = await this.repo.unrecordedIntents(
+          this.unrecordedAfter,
+          this.config.leaseMs,
+          ADOPT_BATCH,
+        );
+        for (const i of intents) {
+          const error =
+            'not started: its control plane stopped after writing its intent and before recording it; nothing was sent to the guest';
+          if (await this.repo.insertNeverStarted(i, error)) {
+            this.log.warn(`execution ${i.request_id}: ${error}`);
+            await this.audit.record({
+              kind: 'outcome',
+              requestId: i.request_id,
+              actor: i.actor,
+              authMethod: i.auth_method,
+              sourceIp: i.source_ip,
+              vmId: i.vm_id,
+              nodeId: i.node_id,
+              projectId: i.project_id,
+              operation: 'execute',
+              status: 'failed',
+              error,
+              params: { execution_id: i.request_id, never_started: true, swept: true },
+            });
+          }
+        }
+        if (intents.length < ADOPT_BATCH) {
+          this.unrecordedAfter = upTo;
+          return;
+        }
+        this.unrecordedAfter = intents[intents.length - 1]!.at;
+      }
+    } catch {
+      // the database is away; next time, from where it stopped
+    } finally {
+      this.closingUnrecorded = false;
     }
   }
 

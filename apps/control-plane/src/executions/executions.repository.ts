@@ -86,6 +86,18 @@ export interface ExecutionEnd {
   stderrTotalBytes?: number;
 }
 
+/** The audit intent of an asynchronous execution whose row was never recorded. */
+export interface UnrecordedIntent {
+  request_id: string;
+  actor: string;
+  auth_method: string;
+  source_ip: string;
+  vm_id: string;
+  node_id: string;
+  project_id: string;
+  params: Record<string, unknown>;
+}
+
 /** The executions and execution_output tables; the only SQL for them. */
 @Injectable()
 export class ExecutionsRepository {
@@ -295,6 +307,65 @@ export class ExecutionsRepository {
          AND (lease_until IS NULL OR lease_until < now())`,
       [graceMs],
     );
+  }
+
+  /**
+   * Intents of asynchronous executions written after `after` (a time this method returned; a
+   * day back when undefined) and more than `olderThanMs` ago, whose execution row was never
+   * inserted and that have no outcome: their replica stopped between the intent and the row,
+   * so nothing was sent. Also returns the time up to which it looked, for the next call.
+   */
+  async unrecordedIntents(
+    after: string | undefined,
+    olderThanMs: number,
+    limit: number,
+  ): Promise<{ intents: Array<UnrecordedIntent & { at: string }>; upTo: string }> {
+    const bound = await this.ds.query<Array<{ up_to: string }>>(
+      `SELECT (now() - $1 * interval '1 millisecond')::text AS up_to`,
+      [olderThanMs],
+    );
+    const upTo = bound[0]!.up_to;
+    // The execution's id is its intent's request id (ExecutionsService.start).
+    const intents = await this.ds.query<Array<UnrecordedIntent & { at: string }>>(
+      `SELECT i.request_id, i.actor, i.auth_method, i.source_ip, i.vm_id, i.node_id,
+              i.project_id, i.params, i.at::text AS at
+       FROM audit_events i
+       WHERE i.at > COALESCE($1::timestamptz, now() - interval '1 day') AND i.at <= $2::timestamptz
+         AND i.kind = 'intent' AND i.operation = 'execute' AND i.params->>'async' = 'true'
+         AND i.vm_id IS NOT NULL AND i.node_id IS NOT NULL AND i.project_id IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.id = i.request_id)
+         AND NOT EXISTS (SELECT 1 FROM audit_events o
+                         WHERE o.kind = 'outcome' AND o.request_id = i.request_id)
+       ORDER BY i.at LIMIT $3`,
+      [after ?? null, upTo, limit],
+    );
+    return { intents, upTo };
+  }
+
+  /**
+   * Records an execution that never started, `failed` with `error`, under its intent's id: the
+   * row is the claim on its outcome. False when its row exists already (its replica recorded it
+   * after all, or another replica closed it first): then this caller writes no outcome.
+   */
+  async insertNeverStarted(intent: UnrecordedIntent, error: string): Promise<boolean> {
+    // No run_id: a fleet run that adopts the run finds the VM still queued and starts it.
+    const rows = await this.ds.query<Array<{ id: string }>>(
+      `INSERT INTO executions (id, vm_id, node_id, project_id, actor, request, status, error,
+                               timeout_ms, ended_at)
+       VALUES ($1, $2, $3, $4, $5, $6::jsonb - 'authorization', 'failed', $7, 0, now())
+       ON CONFLICT (id) DO NOTHING
+       RETURNING id`,
+      [
+        intent.request_id,
+        intent.vm_id,
+        intent.node_id,
+        intent.project_id,
+        intent.actor,
+        JSON.stringify(intent.params),
+        error,
+      ],
+    );
+    return rows.length > 0;
   }
 
   /** Extends the leases `owner` holds on these running executions. */

@@ -105,6 +105,12 @@ function deliveryFailure(err: unknown): boolean {
   return ![VmGuestErrorCode.INVALID_REQUEST, VmGuestErrorCode.STORE_UNAVAILABLE].includes(err.code);
 }
 
+/** PostgreSQL's unique violation (as the driver, or TypeORM's QueryFailedError, carries it). */
+function isDuplicateKey(err: unknown): boolean {
+  const e = err as { code?: string; driverError?: { code?: string } } | undefined;
+  return e?.code === '23505' || e?.driverError?.code === '23505';
+}
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
@@ -219,6 +225,11 @@ export class ExecutionsService {
         VmGuestErrorCode.STORE_UNAVAILABLE,
         `the execution could not be recorded: ${(err as Error).message}`,
       );
+      if (isDuplicateKey(err)) {
+        // Recorded too late: a replica's sweep took this intent for one whose replica had
+        // stopped, and wrote its outcome (ExecutionDriver.closeUnrecorded). Nothing was sent.
+        throw e;
+      }
       throw await ticket.failed(e, 0);
     }
     // Nothing after this may fail: a caller that sees a failure may start it again (a fleet

@@ -19,18 +19,31 @@ import { NatsService } from '../nats/nats.service.js';
 /** One execution's output as it arrives; stop() ends the delivery. */
 export interface OutputFeed {
   stop(): void;
+  /**
+   * Reads the execution's output from the stream from its first chunk on, instead of NATS core:
+   * chunks went missing (a gap in their sequence, or fewer bytes than the command wrote). True
+   * when the stream is (or already was) being read; false without JetStream.
+   */
+  replay(): boolean;
 }
+
+/** Where a chunk came from: NATS core (live, may drop) or the stream (in order, from the first). */
+export type FeedSource = 'core' | 'stream';
 
 /**
  * Delivers the output an execution's node daemon publishes on its subject
  * (`lq.v1.node.<node>.exec.<id>.output`, PROTOCOL.md §9) to the replica that drives it.
  *
  * With JetStream (LQ_EXEC_OUTPUT_JETSTREAM, the default `optional`) the subjects are captured by
- * a stream and each execution is read by an ordered consumer from its first chunk, at the pace
- * this replica can take: a burst faster than it is not dropped, and a feed started late (another
- * replica adopting the execution) still gets it all. Without JetStream it is a NATS core
- * subscription, which the server cuts off when this replica falls behind (then the execution is
- * flagged output_truncated).
+ * a stream, whether anyone reads them or not. An execution's output is first read over NATS core,
+ * which costs nothing when there is none (most commands of a fleet run: an ordered consumer per
+ * execution would cost a stream lookup, a consumer creation and its deletion each, more than the
+ * execution itself); as soon as a chunk is missing (the server drops messages to a replica that
+ * falls behind), or the command wrote more than arrived, the driver asks for a replay and the
+ * execution is read by an ordered consumer from its first chunk, at this replica's pace. A feed
+ * started late (another replica adopting the execution) reads the stream from the start. Nothing
+ * the stream holds is lost either way. Without JetStream it is NATS core alone (the execution is
+ * flagged output_truncated when chunks went missing).
  */
 @Injectable()
 export class ExecOutputFeeds implements OnApplicationBootstrap {
@@ -99,57 +112,72 @@ export class ExecOutputFeeds implements OnApplicationBootstrap {
 
   /**
    * Starts delivering execution `executionId`'s output from node `nodeId` to `onData`, in the
-   * order it was published. Throws (synchronously) when NATS is closed.
+   * order it was published: over NATS core until replay() is called, or from the stream's first
+   * chunk at once with `fromStart` (when JetStream is there). Throws (synchronously) when NATS
+   * is closed.
    */
-  follow(nodeId: string, executionId: string, onData: (data: Uint8Array) => void): OutputFeed {
+  follow(
+    nodeId: string,
+    executionId: string,
+    onData: (data: Uint8Array, source: FeedSource) => void,
+    options: { fromStart?: boolean } = {},
+  ): OutputFeed {
     const subject = subjects.execOutput(nodeId, executionId);
-    const core = (): Subscription =>
-      this.nats.connection.subscribe(subject, {
-        callback: (err, msg: Msg) => {
-          if (!err) {
-            onData(msg.data);
-          }
-        },
-      });
-    const js = this.js;
-    if (!js) {
-      const sub = core();
-      return { stop: () => sub.unsubscribe() };
-    }
     if (this.nats.connection.isClosed()) {
       throw new Error('the NATS connection is closed');
     }
     let stopped = false;
-    let messages: ConsumerMessages | undefined;
-    let fallback: Subscription | undefined;
-    const cfg = this.config.execOutputStream;
-    void (async () => {
-      const consumer = await js.consumers.get(cfg.stream, {
-        filter_subjects: subject,
-        deliver_policy: DeliverPolicy.All,
-      });
-      if (stopped) {
-        await consumer.delete().catch(() => undefined);
-        return;
-      }
-      messages = await consumer.consume({ callback: (m) => onData(m.data) });
-      if (stopped) {
-        await messages.close();
-      }
-    })().catch((err: Error) => {
-      // Better what is still to come than nothing: the execution is flagged if bytes are missing.
-      this.log.warn(
-        `output of ${executionId} is not read from ${cfg.stream} (${err.message}): NATS core from now on`,
-      );
-      if (!stopped && !this.nats.connection.isClosed()) {
-        fallback = core();
-      }
+    // NATS core until a replay is asked for; `failed` when the stream could not be read.
+    let mode: 'core' | 'replaying' | 'failed' = 'core';
+    let live: Subscription | undefined = this.nats.connection.subscribe(subject, {
+      callback: (err, msg: Msg) => {
+        if (!err && !stopped) {
+          onData(msg.data, 'core');
+        }
+      },
     });
+    let messages: ConsumerMessages | undefined;
+    const cfg = this.config.execOutputStream;
+    const replay = (): boolean => {
+      const js = this.js;
+      if (mode !== 'core' || !js || stopped) {
+        return mode === 'replaying';
+      }
+      mode = 'replaying';
+      void (async () => {
+        const consumer = await js.consumers.get(cfg.stream, {
+          filter_subjects: subject,
+          deliver_policy: DeliverPolicy.All,
+        });
+        if (stopped) {
+          await consumer.delete().catch(() => undefined);
+          return;
+        }
+        messages = await consumer.consume({ callback: (m) => onData(m.data, 'stream') });
+        // From here on the stream delivers everything, what core had delivered included.
+        live?.unsubscribe();
+        live = undefined;
+        if (stopped) {
+          await messages.close();
+        }
+      })().catch((err: Error) => {
+        // Better what is still to come than nothing: the execution is flagged if bytes are missing.
+        mode = 'failed';
+        this.log.warn(
+          `output of ${executionId} is not read from ${cfg.stream} (${err.message}): NATS core only`,
+        );
+      });
+      return true;
+    };
+    if (options.fromStart) {
+      replay();
+    }
     return {
+      replay,
       stop: () => {
         stopped = true;
+        live?.unsubscribe();
         void messages?.close().catch(() => undefined);
-        fallback?.unsubscribe();
       },
     };
   }

@@ -236,6 +236,7 @@ export class GuestOperationRunner {
       grant,
       caller.principal.username,
       vmId,
+      row.requestId,
       options.requestId,
       this.signer.signerFor(intent),
     );
@@ -329,6 +330,7 @@ export class GuestOperationRunner {
     grant: GuestGrant,
     actor: string,
     vmId: string,
+    intentRequestId: string,
     requestId: string | undefined,
     sign: (request: GuestRequest) => GuestRequest,
   ): Dispatcher {
@@ -336,6 +338,7 @@ export class GuestOperationRunner {
     return {
       where,
       grant,
+      requestId: intentRequestId,
       send,
       // Every chunk is its own request on the same audited intent (no shared request id: the
       // agent would take a later chunk for a retry of the first).

@@ -37,6 +37,13 @@ export type AnswerOf<O extends GuestOperation> = ResultOf<ResultCaseOf<O>>;
 export interface Dispatcher {
   readonly where: VmLocation;
   readonly grant: GuestGrant;
+  /**
+   * The audit intent's request id. An operation that sends one retained request under its
+   * intent (a synchronous execute) sends it under this id: the agent and the node daemon keep
+   * its answer by it, so a resend after its NATS server died fetches that answer instead of
+   * failing, and never runs it twice. An operation that sends several must not reuse it.
+   */
+  readonly requestId: string;
   /** Sends one operation to the VM's node and returns its answer (errors as they come). */
   send<O extends GuestOperation>(
     operation: O,

@@ -186,10 +186,12 @@ export const EXECUTE: GuestOperationSpec<ExecuteInput, ExecuteResponse> = {
       runAsUser: request.runAsUser,
       dispatch: (d) => {
         request.limits = runAsLimitsOf(d.grant);
+        // Under the intent's request id: a resend after a NATS failover gets its answer.
         return d.send(
           'execute',
           { case: 'execute', value: request },
           request.timeoutMs + EXEC_REPLY_MARGIN_MS,
+          d.requestId,
         );
       },
       outcome: (r) => executeOutcome(r, env.config.audit.outputMaxBytes),
