@@ -114,7 +114,7 @@ function seededRow(seq: number, baseMs: number): ChainedContent {
   };
 }
 
-const copyValue = (v: unknown): string =>
+const copyValue = (v: string | number | object | null): string =>
   v === null ? '\\N' : typeof v === 'object' ? JSON.stringify(v) : String(v);
 
 /**
@@ -148,7 +148,7 @@ async function seed(ds: DataSource, url: string, rows: number, baseMs: number): 
   for (let seq = 1; seq <= rows; seq++) {
     const row = seededRow(seq, baseMs);
     const hash = chainHash(prev, row);
-    chunk += `${Object.values(row).map(copyValue).join('\t')}\t\\\\x${prev.toString('hex')}\t\\\\x${hash.toString('hex')}\n`;
+    chunk += `${(Object.values(row) as Array<string | number | object | null>).map(copyValue).join('\t')}\t\\\\x${prev.toString('hex')}\t\\\\x${hash.toString('hex')}\n`;
     prev = hash;
     if (chunk.length > 1 << 20 || seq === rows) {
       if (!psql.stdin.write(chunk)) {
