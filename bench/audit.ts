@@ -37,6 +37,11 @@ const quick = process.argv.includes('--quick');
 const explain = process.argv.includes('--explain');
 // --keep: leave the seeded database (its name is printed) for EXPLAIN sessions; drop it by hand.
 const keep = process.argv.includes('--keep');
+// --db URL: a database a --keep run seeded (with the same --rows): migrate it, skip seeding and
+// the writer, measure the queries (and verify, unless --no-verify) again.
+const dbArg = process.argv.indexOf('--db');
+const reuse = dbArg > 0 ? process.argv[dbArg + 1] : undefined;
+const verifyToo = !process.argv.includes('--no-verify');
 const rowsArg = process.argv.indexOf('--rows');
 const SEED_ROWS = rowsArg > 0 ? Number(process.argv[rowsArg + 1]) : quick ? 200_000 : 1_000_000;
 if (!Number.isSafeInteger(SEED_ROWS) || SEED_ROWS < 2000) {
@@ -230,7 +235,9 @@ async function planOf(ds: DataSource, q: Query['api'], f: AuditFilter): Promise<
 }
 
 async function main(): Promise<void> {
-  const db = await createTestDatabase('lq_bench_audit');
+  const db = reuse
+    ? { url: reuse, drop: () => Promise.resolve() }
+    : await createTestDatabase('lq_bench_audit');
   const ds = createDataSource(db.url);
   const nats = await startNatsServer({ jetstream: true });
   let cp: Awaited<ReturnType<typeof startControlPlaneProcess>> | undefined;
@@ -239,10 +246,33 @@ async function main(): Promise<void> {
     await ds.runMigrations();
     log(`LimiQuantix audit benchmark (node ${process.version}; PostgreSQL on this machine)`);
 
+    let baseMs = Date.now() - SEED_ROWS * 30 - 60_000;
+    if (reuse) {
+      const first = await ds.query<Array<{ at: Date }>>(
+        'SELECT at FROM audit_events WHERE seq = 1',
+      );
+      baseMs = first[0]!.at.getTime() - 30;
+    } else {
+      await seedAndWrite(ds, db.url, baseMs);
+    }
+    await queriesAndVerify(ds, db.url, nats.url, baseMs, (c) => (cp = c));
+  } finally {
+    await cp?.stop();
+    await ds.destroy().catch(() => undefined);
+    await nats.stop();
+    if (keep || reuse) {
+      log(`database kept: ${db.url}`);
+    } else {
+      await db.drop();
+    }
+  }
+}
+
+async function seedAndWrite(ds: DataSource, url: string, baseMs: number): Promise<void> {
+  {
     // 1. Seed.
     const seedStarted = performance.now();
-    const baseMs = Date.now() - SEED_ROWS * 30 - 60_000;
-    const head = await seed(ds, db.url, SEED_ROWS, baseMs);
+    const head = await seed(ds, url, SEED_ROWS, baseMs);
     // The checkpoint a running control plane would have signed of that head: without it, the
     // first one it starts verifies the whole seeded chain while the queries are measured.
     await new CheckpointRepository(ds).insert(
@@ -313,12 +343,20 @@ async function main(): Promise<void> {
     log(
       '  (the full path, REST → audit → NATS → node daemon → agent, is in npm run bench:control-plane)',
     );
+  }
+}
 
+async function queriesAndVerify(
+  ds: DataSource,
+  url: string,
+  natsUrl: string,
+  baseMs: number,
+  started: (cp: Awaited<ReturnType<typeof startControlPlaneProcess>>) => void,
+): Promise<void> {
+  {
     // 3. Auditor queries through the API, on the seeded table: the command history's filters.
-    cp = await startControlPlaneProcess({
-      databaseUrl: db.url,
-      natsUrl: nats.url,
-    });
+    const cp = await startControlPlaneProcess({ databaseUrl: url, natsUrl });
+    started(cp);
     const last = baseMs + SEED_ROWS * 30;
     const span = SEED_ROWS * 30;
     const rnd = (n: number) => Math.floor(Math.random() * n);
@@ -435,13 +473,16 @@ async function main(): Promise<void> {
       `NDJSON export of 10,000 executions     ${(performance.now() - t).toFixed(0)} ms (${(text.length / 1024 / 1024).toFixed(1)} MiB)`,
     );
 
+    if (!verifyToo) {
+      return;
+    }
     // 4. Verify the whole chain through the API, streamed: progress lines as pages are checked,
     // the control plane's RSS sampled meanwhile (bounded: one page of rows at a time).
     const total = SEED_ROWS + 2 * OPS;
     const before = cp.memory().rss;
     let peak = before;
     const sampler = setInterval(() => {
-      peak = Math.max(peak, cp!.memory().rss);
+      peak = Math.max(peak, cp.memory().rss);
     }, 200);
     const vStarted = performance.now();
     const res = await fetch(`${cp.url}/api/audit/verify?progress=true`);
@@ -485,15 +526,6 @@ async function main(): Promise<void> {
     );
     if (!report?.ok) {
       process.exitCode = 1;
-    }
-  } finally {
-    await cp?.stop();
-    await ds.destroy().catch(() => undefined);
-    await nats.stop();
-    if (keep) {
-      log(`database kept: ${db.url}`);
-    } else {
-      await db.drop();
     }
   }
 }
