@@ -5,10 +5,14 @@
 // answer without waiting for the outcome row), LQ_PROFILE_DIR=<dir> writes CPU profiles.
 // It also prints where a ping's time goes, each part measured in turn with the ping: an
 // authenticated REST read with no guest call, the NATS → daemon → agent leg alone, and the
-// rest (the audit intent and outcome rows, the guest-operation path of the control plane).
+// rest (the audit intent and outcome rows, the guest-operation path of the control plane); what
+// one durable PostgreSQL commit costs on this machine (a ping waits for two: its intent before
+// the request leaves, its outcome before the answer), the REST/NATS ratio (issue 18: ≤ 2.5×) and
+// the CPU the control plane and the node daemon spend per ping, each with the machine's load.
 import { signedRequestGuest } from '../test/support/signing.js';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import pg from 'pg';
 import { join } from 'node:path';
 import { startNatsServer } from '../test/support/nats-server.js';
 import { startSimVms } from '../test/support/sim-vms.js';
@@ -25,7 +29,14 @@ const quick = process.argv.includes('--quick');
 
 import { stats } from './stats.js';
 
+/** CPU time (user + system) a process has used so far, in ms (from /proc; 10 ms ticks). */
+function cpuMs(pid: number | undefined): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
 async function main(): Promise<void> {
+  const loadAtStart = loadavg()[0]!.toFixed(2);
   const dir = mkdtempSync(join(tmpdir(), 'lq-bench-cp-'));
   const nats = await startNatsServer();
   const db = await createTestDatabase('lq_bench');
@@ -72,6 +83,9 @@ async function main(): Promise<void> {
     });
   const ping = (vm: string) => call('POST', `/api/vms/${vm}/ping`);
   const nc = await connect({ servers: nats.url, noAsyncTraces: true });
+  const pgc = new pg.Client({ connectionString: db.url });
+  await pgc.connect();
+  await pgc.query('CREATE TABLE bench_commit (x integer)');
   try {
     for (let i = 0; i < 200; i++) {
       const ok = await ping('vm-1').then(
@@ -112,6 +126,21 @@ async function main(): Promise<void> {
       parts.guest.push(performance.now() - t);
     }
     const [p, r, g] = [stats(parts.ping), stats(parts.read), stats(parts.guest)];
+    // What one durable PostgreSQL commit costs here (a ping waits for two: intent, outcome),
+    // and the CPU the control plane and the node daemon spend per ping (not wall time: on a
+    // shared machine that is the figure a change moves).
+    const commits: number[] = [];
+    for (let i = 0; i < n / 5; i++) {
+      const t = performance.now();
+      await pgc.query('INSERT INTO bench_commit VALUES ($1)', [i]);
+      commits.push(performance.now() - t);
+    }
+    const c = stats(commits);
+    const cpu0 = [cpuMs(cp.proc.pid), cpuMs(daemon.proc.pid)];
+    for (let i = 0; i < n; i++) {
+      await ping('vm-1');
+    }
+    const cpu = [cpuMs(cp.proc.pid) - cpu0[0]!, cpuMs(daemon.proc.pid) - cpu0[1]!];
     const total = quick ? 4000 : 20_000;
     let sent = 0;
     const t0 = performance.now();
@@ -124,21 +153,27 @@ async function main(): Promise<void> {
       }),
     );
     const rate = total / ((performance.now() - t0) / 1000);
+    const loadAfterRate = loadavg()[0]!.toFixed(2);
     process.stdout.write(
       [
-        `LimiQuantix full-stack benchmark (node ${process.version}; REST → control plane → NATS → node daemon → agent)`,
+        `LimiQuantix full-stack benchmark (node ${process.version}; REST → control plane → NATS → node daemon → agent)   load ${loadAtStart}`,
         `REST ping latency, sequential     median ${s.median.toFixed(2)} ms  p99 ${s.p99.toFixed(2)} ms (n=${n})   target p50 ≤ 2 ms`,
-        `REST pings at concurrency 32      ${Math.round(rate).toLocaleString('en')} ops/s (n=${total})   target ≥ 2,000 ops/s`,
+        `REST pings at concurrency 32      ${Math.round(rate).toLocaleString('en')} ops/s (n=${total})   target ≥ 2,000 ops/s   load ${loadAfterRate}`,
         `where a ping's time goes (medians, measured in turn, n=${n / 2} each):`,
         `  REST ping                       ${p.median.toFixed(2)} ms`,
         `  authenticated REST call         ${r.median.toFixed(2)} ms   (GET /api/auth/me: HTTP and auth, nothing else)`,
         `  NATS → daemon → agent ping      ${g.median.toFixed(2)} ms   (a NATS request from this process)`,
         `  the rest                        ${(p.median - r.median - g.median).toFixed(2)} ms   (audit intent + outcome rows, guest-op path)`,
+        `  one PostgreSQL commit           ${c.median.toFixed(2)} ms   (an INSERT from this process: a ping waits for two, intent and outcome)`,
+        `  the rest less two commits       ${(p.median - r.median - g.median - 2 * c.median).toFixed(2)} ms   (the control plane's own guest-op path)`,
+        `REST ping / NATS ping (medians)   ${(p.median / g.median).toFixed(2)}×   target ≤ 2.5×   load ${loadavg()[0]!.toFixed(2)}`,
+        `CPU per sequential ping           control plane ${(cpu[0]! / n).toFixed(3)} ms, node daemon ${(cpu[1]! / n).toFixed(3)} ms (n=${n})`,
         `control plane peak RSS            ${(cp.memory().hwm / 1048576).toFixed(1)} MiB`,
       ].join('\n') + '\n',
     );
   } finally {
     await nc.close();
+    await pgc.end();
     await cp.stop();
     await daemon.stop();
     await sim.stop();

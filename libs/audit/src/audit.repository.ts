@@ -235,18 +235,27 @@ export class AuditRepository {
       ...filterSql({ ...f, operation: undefined, kind: undefined }, 'i', params, 'o'),
     ];
     params.push(f.limit);
+    // Without an outcome filter the page is chosen among the intents alone (one index scan that
+    // stops at the limit), and only its rows are joined to their outcome and output: the joins
+    // are one-to-one, so the page is the same, but the planner can no longer join a VM's or a
+    // user's whole history (or read audit_outputs through) before it sorts and cuts.
+    const intents =
+      f.outcome === undefined
+        ? `(SELECT * FROM audit_events i WHERE ${where.join(' AND ')}
+            ORDER BY i.seq DESC LIMIT $${params.length}) i`
+        : 'audit_events i';
     const rows = await this.ds.query<ExecutionRow[]>(
       `SELECT i.seq, i.request_id, i.at AS started_at, o.at AS ended_at, i.actor, i.auth_method,
               i.source_ip, i.vm_id, i.node_id, i.project_id, i.params, o.status, o.exit_code,
               o.duration_ms, o.error, o.stdout_sha256, o.stdout_bytes, o.stderr_sha256,
               o.stderr_bytes, o.params AS outcome_params, out.stdout, out.stderr,
               out.stdout_truncated, out.stderr_truncated
-       FROM audit_events i
+       FROM ${intents}
        LEFT JOIN LATERAL (
          SELECT * FROM audit_events x
          WHERE x.request_id = i.request_id AND x.kind = 'outcome' LIMIT 1) o ON true
        LEFT JOIN audit_outputs out ON out.request_id = i.request_id
-       WHERE ${where.join(' AND ')}
+       ${f.outcome === undefined ? '' : `WHERE ${where.join(' AND ')}`}
        ORDER BY i.seq DESC LIMIT $${params.length}`,
       params,
     );

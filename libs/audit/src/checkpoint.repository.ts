@@ -10,6 +10,8 @@ interface CheckpointRow {
   signature: string;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 const toCheckpoint = (r: CheckpointRow): AuditCheckpoint => ({
   seq: Number(r.seq),
   hash: r.hash.toString('hex'),
@@ -63,10 +65,12 @@ export class CheckpointRepository {
        WHERE seq >= $1 ORDER BY seq LIMIT $2`,
       [from, limit],
     );
-    return rows.map((r) => ({
-      ...contentOf(r),
-      prev_hash: r.prev_hash ?? Buffer.alloc(0),
-      hash: r.hash ?? Buffer.alloc(0),
-    }));
+    // One object per row (verify reads 10 M of them): the content with its hashes added.
+    return rows.map((r) => {
+      const row = contentOf(r) as StoredRow;
+      row.prev_hash = r.prev_hash ?? EMPTY;
+      row.hash = r.hash ?? EMPTY;
+      return row;
+    });
   }
 }

@@ -1,5 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
-import { GENESIS_HASH, canonicalJson, chainHash, type ChainedContent } from './hash-chain.js';
+import { chainedContentOf } from './offline/chain-verifier.js';
+import {
+  GENESIS_HASH,
+  canonicalJson,
+  chainHash,
+  chainedJson,
+  type ChainedContent,
+} from './hash-chain.js';
 
 const row = (seq: number, extra: Partial<ChainedContent> = {}): ChainedContent => ({
   seq,
@@ -44,5 +51,21 @@ describe('chainHash', () => {
     expect(
       chainHash(GENESIS_HASH, row(1, { params: { env: { A: '1', B: '2' }, command: 'id' } })),
     ).toEqual(h1);
+  });
+});
+
+describe('chainedJson', () => {
+  it('should give the bytes canonicalJson gives for the chained columns, whatever else the row holds', () => {
+    const rows: ChainedContent[] = [
+      row(1),
+      row(2, { kind: 'outcome', status: 'ok', exit_code: 0, duration_ms: 12, params: {} }),
+      row(3, { params: { z: [3, { b: 'é\u2028"\\\\', a: null }], a: -0, n: Number.NaN } }),
+      row(4, { stdout_bytes: 4096, stdout_sha256: 'ab'.repeat(32), error: 'line\nbreak\t"q"' }),
+      { ...row(5), vm_id: undefined as unknown as null },
+      { ...row(6), prev_hash: 'x', hash: 'y', extra: { b: 1 } } as unknown as ChainedContent,
+    ];
+    for (const r of rows) {
+      expect(chainedJson(r)).toBe(canonicalJson(chainedContentOf(r)));
+    }
   });
 });

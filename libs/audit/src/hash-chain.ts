@@ -47,9 +47,51 @@ export function canonicalJson(value: unknown): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
 }
 
-/** sha256(previous hash ‖ canonical content). */
+/** The chained columns in canonicalJson's key order (UTF-16 code unit order). */
+const CHAINED_KEYS = [
+  'actor',
+  'at',
+  'auth_method',
+  'duration_ms',
+  'error',
+  'exit_code',
+  'kind',
+  'node_id',
+  'operation',
+  'params',
+  'project_id',
+  'request_id',
+  'seq',
+  'source_ip',
+  'status',
+  'stderr_bytes',
+  'stderr_sha256',
+  'stdout_bytes',
+  'stdout_sha256',
+  'vm_id',
+] as const satisfies ReadonlyArray<keyof ChainedContent>;
+
+/**
+ * canonicalJson of a row's chained columns (and of nothing else the object carries), written
+ * straight from the fixed key order: the writer and every verification hash each row through
+ * it, and sorting twenty keys into fresh arrays per row made verify of 10 M rows mostly garbage
+ * collection. Same bytes as canonicalJson(chainedContentOf(c)) (hash-chain.spec.ts).
+ */
+export function chainedJson(c: ChainedContent): string {
+  let out = '{';
+  for (const k of CHAINED_KEYS) {
+    const v: unknown = c[k];
+    if (v === undefined) {
+      continue;
+    }
+    out += `${out.length > 1 ? ',' : ''}"${k}":${typeof v === 'string' ? JSON.stringify(v) : canonicalJson(v)}`;
+  }
+  return `${out}}`;
+}
+
+/** sha256(previous hash ‖ canonical content of the chained columns). */
 export function chainHash(prev: Uint8Array, content: ChainedContent): Buffer {
-  return createHash('sha256').update(prev).update(canonicalJson(content), 'utf8').digest();
+  return createHash('sha256').update(prev).update(chainedJson(content), 'utf8').digest();
 }
 
 /** The columns of an intent row its digest covers (every column chosen before it is written). */

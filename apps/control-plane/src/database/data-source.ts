@@ -18,6 +18,7 @@ import { AddExecutionOutputCap1764979200018 } from './migrations/1764979200018-A
 import { CreateTelemetryHistory1764979200120 } from './migrations/1764979200120-CreateTelemetryHistory.js';
 import { AddAgentRolloutLease1765000000000 } from './migrations/1765000000000-AddAgentRolloutLease.js';
 import { AddExecutionLeases1765000018000 } from './migrations/1765000018000-AddExecutionLeases.js';
+import { AddCommandHistoryIndexes1765000019000 } from './migrations/1765000019000-AddCommandHistoryIndexes.js';
 
 // Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
 // A library's tables are migrated by the migrations beside its code (libs/auth/src/migrations);
@@ -39,6 +40,7 @@ export const MIGRATIONS = [
   CreateTelemetryHistory1764979200120,
   AddAgentRolloutLease1765000000000,
   AddExecutionLeases1765000018000,
+  AddCommandHistoryIndexes1765000019000,
 ];
 
 /** Built when asked (not at import), so DATABASE_URL is read when the app starts. */

@@ -148,7 +148,7 @@ export class ChainVerifier {
         );
       } else if (!r.prev_hash.equals(this.prev)) {
         this.breakAt(seq, 'link broken: prev_hash is not the previous row’s hash');
-      } else if (!chainHash(this.prev, chainedContentOf(r)).equals(r.hash)) {
+      } else if (!chainHash(this.prev, r).equals(r.hash)) {
         this.breakAt(seq, 'content changed: hash does not match the row');
       }
     }
