@@ -48,10 +48,11 @@ function start(
   });
   let out = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`not running after ${withinMs / 1000} s:\n${out}`)),
-      withinMs,
-    );
+    const timer = setTimeout(() => {
+      // Ctrl-C, as a user would: start.mjs stops what it started (a QEMU guest included).
+      proc.kill('SIGINT');
+      reject(new Error(`not running after ${withinMs / 1000} s:\n${out}`));
+    }, withinMs);
     const onData = (d: Buffer) => {
       out += d.toString();
       if (out.includes('Ctrl-C stops everything.')) {
