@@ -3,7 +3,7 @@ import { posix } from 'node:path';
 import { toAgentOpError } from '../errors.js';
 import { pathNotAllowed as notAllowed, quotePath } from './path-errors.js';
 import { openedPath, openWriteTarget, type WriteTarget } from './write-target.js';
-import { checkWindowsPath, isInsideWindowsRoot } from '../platform/windows/windows-paths.js';
+import { checkWindowsPath, isInsideWindowsRoot } from '../os/windows-paths.js';
 
 export { quotePath } from './path-errors.js';
 export type { WriteTarget } from './write-target.js';

@@ -1,7 +1,7 @@
 // The part of the platform that config loading needs (kept apart from platform.ts so that
 // config.ts imports nothing heavier): default paths and this OS's built-in settings.
 import type { AgentConfig } from '../config/agent-config.js';
-import { HOST_OS, type PlatformOs } from './host-os.js';
+import { HOST_OS, type PlatformOs } from '../os/host-os.js';
 import {
   WINDOWS_CONFIG_PATH,
   WINDOWS_DEVICE_PATH,

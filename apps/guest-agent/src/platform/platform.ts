@@ -20,9 +20,9 @@ import type { UserResolver } from '../exec/user-resolver.js';
 import type { PathPolicy } from '../files/path-policy.js';
 import type { Logger } from '../logger.js';
 import type { CommandResult } from '../system/run-command.js';
-import type { PlatformOs } from './host-os.js';
+import type { PlatformOs } from '../os/host-os.js';
 
-export type { PlatformOs } from './host-os.js';
+export type { PlatformOs } from '../os/host-os.js';
 
 /** Runs executions: what the execute and cancel handlers need (exec/process-runner.ts on Linux). */
 export interface ExecRunner {

@@ -4,7 +4,11 @@ import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { ErrorCode } from '@lq/proto';
 import { PathPolicy, WINDOWS_PATH_RULES } from '../../files/path-policy.js';
-import { checkWindowsPath, isAbsoluteWindowsPath, isInsideWindowsRoot } from './windows-paths.js';
+import {
+  checkWindowsPath,
+  isAbsoluteWindowsPath,
+  isInsideWindowsRoot,
+} from '../../os/windows-paths.js';
 
 const refused = (path: string, why: RegExp, allowUnc = false) =>
   expect(() => checkWindowsPath(path, { allowUnc })).toThrow(

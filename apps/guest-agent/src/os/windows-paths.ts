@@ -6,7 +6,7 @@
 // device in any directory), and the prefixes that bypass all of this (`\\?\`, `\\.\`). UNC paths
 // (`\\server\share\…`) reach another machine, so they are refused unless allowed.
 import { ErrorCode } from '@lq/proto';
-import { AgentOpError } from '../../errors.js';
+import { AgentOpError } from '../errors.js';
 
 /** Windows' own limit with long paths enabled (characters). */
 export const MAX_WINDOWS_PATH_CHARS = 32_767;
