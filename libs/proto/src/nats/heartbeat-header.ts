@@ -1,4 +1,6 @@
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
+import { TimestampSchema } from '@bufbuild/protobuf/wkt';
+import { NodeHeartbeatSchema } from '../gen/limiquantix/node/v1/node_daemon_pb.js';
 
 /** What a replica needs of every node's heartbeat to notice that its daemon restarted. */
 export interface HeartbeatHeader {
@@ -7,11 +9,12 @@ export interface HeartbeatHeader {
   startedAtMs: number | undefined;
 }
 
-// Field numbers of NodeHeartbeat (node_daemon.proto) and google.protobuf.Timestamp.
-const NODE_ID = 1;
-const STARTED_AT = 4;
-const SECONDS = 1;
-const NANOS = 2;
+// Field numbers of NodeHeartbeat (node_daemon.proto) and google.protobuf.Timestamp, from the
+// generated schemas so that they cannot drift from the proto.
+const NODE_ID = NodeHeartbeatSchema.field.nodeId.number;
+const STARTED_AT = NodeHeartbeatSchema.field.startedAt.number;
+const SECONDS = TimestampSchema.field.seconds.number;
+const NANOS = TimestampSchema.field.nanos.number;
 
 /**
  * NodeHeartbeat's node_id and started_at, read without decoding the rest: a heartbeat carries
