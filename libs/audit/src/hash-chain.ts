@@ -70,6 +70,15 @@ const CHAINED_KEYS = [
   'stdout_sha256',
   'vm_id',
 ] as const satisfies ReadonlyArray<keyof ChainedContent>;
+// Every chained column is in the list: a column added to ChainedContent and not here would be
+// left out of the hash. This fails to compile then.
+const EVERY_COLUMN_CHAINED: Exclude<
+  keyof ChainedContent,
+  (typeof CHAINED_KEYS)[number]
+> extends never
+  ? true
+  : never = true;
+void EVERY_COLUMN_CHAINED;
 
 /**
  * canonicalJson of a row's chained columns (and of nothing else the object carries), written
