@@ -7,6 +7,13 @@
 // intent gets exactly one outcome; the next request is answered. (A request that could act twice
 // if sent again fails at once with 503 instead: libs/host/test/integration/connection-lost.)
 // The test asserts the outcome; the time is printed by npm run faults.
+//
+// The second case: the NATS server that dies is the node daemon's, with requests on their way to
+// it (the server is stopped, so what the control plane sends it stays in its socket, then killed:
+// lost for certain). The control plane's own connection never broke; it learns from the daemon's
+// next heartbeat (nats_reconnects) that the daemon's side was lost and sends again, under their
+// ids, the requests that are safe to send again: an asynchronous execution and a synchronous one
+// end with their commands' real results instead of waiting for their timeouts.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,4 +106,92 @@ describe('a synchronous request whose NATS server dies under it', () => {
       await c.end();
     }
   }, 120_000);
+});
+
+describe("requests lost with the node daemon's NATS server", () => {
+  let work: string;
+  let nats: RunningNatsCluster;
+  let db: TestDatabase;
+  let sim: SimVms;
+  let daemon: RunningNodeDaemon;
+  let cp: RunningControlPlane;
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'lq-failover-node-'));
+    [nats, db] = await Promise.all([startNatsCluster(3), createTestDatabase('lq_failover_node')]);
+    const [cpServer, daemonServer] = nats.members;
+    sim = await startSimVms({ dir: work, count: 1, prefix: 'vm-' });
+    cp = await startControlPlaneProcess({ databaseUrl: db.url, natsUrl: cpServer!.nats.url });
+    daemon = await startNodeDaemon({
+      nodeId: 'node-1',
+      natsUrl: daemonServer!.nats.url,
+      channelDirs: [work],
+    });
+    await waitForReadyVms(cp.url, 1, { timeoutMs: 90_000 });
+  }, 180_000);
+
+  afterAll(async () => {
+    await cp?.stop();
+    await daemon?.stop();
+    await sim?.stop();
+    await nats?.stop();
+    await db?.drop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  const post = async (path: string, body: unknown) => {
+    const res = await adminFetch(`${cp.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+
+  it('should send again what was on its way to the daemon and end both executions with their results, each run once', async () => {
+    expect(
+      (await post('/api/vms/vm-1/execute', { command: 'true', timeout_seconds: 5 })).status,
+    ).toBe(200);
+    const marker = `node-failover-${Date.now()}`;
+    const ranAsync = join(work, `${marker}.async`);
+    const ranSync = join(work, `${marker}.sync`);
+    const daemonServer = nats.members[1]!;
+    // Stopped: what is routed to it from now on stays in its sockets, then dies with it.
+    process.kill(daemonServer.nats.pid, 'SIGSTOP');
+    let killed = false;
+    try {
+      const started = await post('/api/vms/vm-1/executions', {
+        command: `echo once >> ${ranAsync}; echo ${marker}-async`,
+        // Far beyond the wait below: the execution ends because it was sent again, not timed out.
+        timeout_seconds: 600,
+      });
+      expect(started.status).toBe(202);
+      const sync = post('/api/vms/vm-1/execute', {
+        command: `echo once >> ${ranSync}; echo ${marker}-sync`,
+        // Not sent again, it would end 504 after this.
+        timeout_seconds: 60,
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      process.kill(daemonServer.nats.pid, 'SIGKILL');
+      killed = true;
+
+      expect(await sync).toMatchObject({ status: 200, body: { stdout: `${marker}-sync\n` } });
+      let execution: Record<string, unknown> = {};
+      for (const deadline = Date.now() + 90_000; Date.now() < deadline;) {
+        const res = await adminFetch(`${cp.url}/api/executions/${started.body.id as string}`);
+        execution = (await res.json()) as Record<string, unknown>;
+        if (execution.status !== 'running' && execution.status !== 'pending') {
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(execution).toMatchObject({ status: 'succeeded', exit_code: 0 });
+      expect(readFileSync(ranAsync, 'utf8')).toBe('once\n');
+      expect(readFileSync(ranSync, 'utf8')).toBe('once\n');
+    } finally {
+      if (!killed) {
+        process.kill(daemonServer.nats.pid, 'SIGCONT');
+      }
+    }
+  }, 200_000);
 });

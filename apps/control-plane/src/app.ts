@@ -7,6 +7,7 @@ import { AppModule } from './app.module.js';
 import type { ControlPlaneConfig } from './config/env.schema.js';
 import { HttpExceptionFilter } from './common/filters/http-exception.filter.js';
 import { jsonBodies } from './common/json-body.js';
+import { NodeDaemonWatch } from './nats/node-daemon.watch.js';
 import { NatsService } from './nats/nats.service.js';
 import { InventorySubscriber } from './inventory/inventory.subscriber.js';
 import { mountConnect } from './connect/connect.mount.js';
@@ -76,6 +77,7 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Run
     );
   }
   await app.get(NatsService).connect(`lq-control-plane-${process.pid}`);
+  app.get(NodeDaemonWatch).start();
   await app.get(InventorySubscriber).start();
   app.get(ExecutionDriver).startBackground();
   app.get(RunsService).startSweep();

@@ -90,6 +90,16 @@ export interface ReplyBounds {
   partStallMs?: number;
 }
 
+/** A request's bounds, and how it learns that the node daemon's side of its path was lost. */
+export interface GuestRequestOptions extends ReplyBounds {
+  /**
+   * Registers a listener called when the node daemon the request went to restarted or its own
+   * NATS connection came back (PROTOCOL.md §9): the request or its reply may have been lost
+   * with the server that died. Returns the function that unregisters it.
+   */
+  nodeLost?: (listener: () => void) => () => void;
+}
+
 export const DEFAULT_REPLY_MAX_BYTES = 40 * 1024 * 1024;
 export const DEFAULT_REPLY_PART_STALL_MS = 10_000;
 
@@ -159,14 +169,16 @@ function inboxOf(nc: NatsRequester): ReplyInbox {
  * server of the cluster), the request or its reply may be lost: with `resend` (a payload the
  * request may be sent again with: read-only, or answered by request id) it is published again
  * once the connection is back, the first reply winning; without, it fails at once with
- * ConnectionLostError rather than at its timeout.
+ * ConnectionLostError rather than at its timeout. The same may happen on the node daemon's side
+ * (`bounds.nodeLost`): a request with `resend` is published again then; one without waits for
+ * its reply or timeout, as it may have reached the daemon after its reconnection.
  */
 export function requestReply(
   nc: NatsRequester,
   subject: string,
   payload: Uint8Array,
   timeoutMs: number,
-  bounds: ReplyBounds = {},
+  bounds: GuestRequestOptions = {},
   resend?: () => Uint8Array,
 ): Promise<GuestResponse> {
   const assembler = new ReplyAssembler(bounds.maxBytes ?? DEFAULT_REPLY_MAX_BYTES);
@@ -174,6 +186,13 @@ export function requestReply(
   return new Promise<GuestResponse>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     let replying = false;
+    const sendAgain = (again: () => Uint8Array) => {
+      try {
+        nc.publish(subject, again(), { reply: inbox.subject });
+      } catch (err) {
+        done(err as Error);
+      }
+    };
     const unwatch = watchOf(nc).on((e) => {
       if (replying) {
         return; // parts are arriving: the stall timer bounds the rest
@@ -185,16 +204,21 @@ export function requestReply(
         return;
       }
       if (e.type === 'reconnect') {
-        try {
-          nc.publish(subject, resend(), { reply: inbox.subject });
-        } catch (err) {
-          done(err as Error);
-        }
+        sendAgain(resend);
       }
     });
+    const unwatchNode =
+      resend && bounds.nodeLost
+        ? bounds.nodeLost(() => {
+            if (!replying) {
+              sendAgain(resend);
+            }
+          })
+        : undefined;
     const done = (err: Error | null, response?: GuestResponse) => {
       clearTimeout(timer);
       unwatch();
+      unwatchNode?.();
       inbox.close();
       if (err) {
         reject(err);
@@ -258,7 +282,7 @@ export async function requestGuest(
   slackMs = 1000,
   /** Signs the request (the control plane's key; PROTOCOL.md §9 Signed requests). */
   sign?: (request: GuestRequest) => GuestRequest,
-  bounds?: ReplyBounds,
+  bounds?: GuestRequestOptions,
 ): Promise<GuestResponse> {
   const created = create(GuestRequestSchema, request);
   // Signed again for each send: a node refuses a signature's nonce it has seen (replay).
@@ -303,7 +327,7 @@ export async function callGuest<C extends ResultCase>(
   expect: C,
   slackMs?: number,
   sign?: (request: GuestRequest) => GuestRequest,
-  bounds?: ReplyBounds,
+  bounds?: GuestRequestOptions,
 ): Promise<ResultOf<C>> {
   const response = await requestGuest(nc, nodeId, op, request, slackMs, sign, bounds);
   const result = response.result;

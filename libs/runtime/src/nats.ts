@@ -13,12 +13,18 @@ export interface NatsLink {
   nc: NatsConnection;
   /** False while disconnected and reconnecting. */
   readonly connected: boolean;
+  /** How many times the connection came back since it was made. */
+  readonly reconnects: number;
 }
 
-/** Connects and logs disconnects and reconnects; drain() is the caller's on shutdown. */
+/**
+ * Connects and logs disconnects and reconnects, counting the reconnects and calling
+ * `onReconnect` after each; drain() is the caller's on shutdown.
+ */
 export async function connectNats(
   options: NatsConnectOptions,
   log: { log(m: string): void; warn(m: string): void; error(m: string): void },
+  onReconnect?: () => void,
 ): Promise<NatsLink> {
   const nc = await connect({
     servers: options.servers,
@@ -44,7 +50,7 @@ export async function connectNats(
     noAsyncTraces: true,
   });
   log.log(`connected to NATS at ${nc.getServer()}`);
-  const link = { nc, connected: true };
+  const link = { nc, connected: true, reconnects: 0 };
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') {
@@ -52,7 +58,9 @@ export async function connectNats(
         log.warn(`disconnected from NATS at ${s.server}`);
       } else if (s.type === 'reconnect') {
         link.connected = true;
+        link.reconnects++;
         log.log(`reconnected to NATS at ${s.server}`);
+        onReconnect?.();
       } else if (s.type === 'error') {
         log.error(`NATS error: ${String(s.error)}`);
       }

@@ -4,14 +4,11 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { fromBinary } from '@bufbuild/protobuf';
-import type { Subscription } from '@nats-io/transport-node';
 import { create } from '@bufbuild/protobuf';
 import {
   ExecOutputEventSchema,
   ExecuteRequestSchema,
   OutputStream,
-  readHeartbeatHeader,
-  subjects,
   type ExecuteRequest,
   type ExecuteResponse,
 } from '@lq/proto';
@@ -26,6 +23,7 @@ import {
 import { EXEC_REPLY_MARGIN_MS, executeOutcome } from '../guest-ops/operations/index.js';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import { NatsService } from '../nats/nats.service.js';
+import { NodeDaemonWatch } from '../nats/node-daemon.watch.js';
 import { OutputBudget } from './output-budget.js';
 import { ExecOutputFeeds, type FeedSource, type OutputFeed } from './output-feed.js';
 import {
@@ -135,15 +133,12 @@ export class ExecutionDriver implements OnApplicationShutdown {
   private readonly driving = new Map<string, Driving>();
   private flushTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
-  private heartbeats: Subscription | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   /** This replica as executions' and runs' `owner` (host, process, and a random part). */
   readonly replicaId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   /** Up to when intents were looked through for an execution never recorded (closeUnrecorded). */
   private unrecordedAfter: string | undefined;
   private closingUnrecorded = false;
-  /** When each node's daemon started, as its last heartbeat said. */
-  private readonly daemonStarts = new Map<string, number>();
   readonly events = new EventEmitter();
 
   constructor(
@@ -154,11 +149,12 @@ export class ExecutionDriver implements OnApplicationShutdown {
     @Inject(AuditService) private readonly audit: AuditService,
     @Inject(ExecOutputFeeds) private readonly feeds: ExecOutputFeeds,
     @Inject(GuestOperationRunner) private readonly runner: GuestOperationRunner,
+    @Inject(NodeDaemonWatch) private readonly daemons: NodeDaemonWatch,
   ) {}
 
   /**
    * Starts the background work: output flushes, the sweep of executions left behind, and the
-   * watch on node daemons' heartbeats (every replica sees them all, not as a queue group).
+   * recovery of executions whose node daemon restarted or whose NATS connection came back.
    */
   startBackground(): void {
     this.watchDaemons();
@@ -243,41 +239,22 @@ export class ExecutionDriver implements OnApplicationShutdown {
   }
 
   /**
-   * A node daemon's heartbeat names when it started; a new start while executions wait for its
-   * replies means it restarted and lost them: those executions stop waiting (not for their full
-   * timeout) and are recovered, reattached to the agent's running command or retained result,
-   * or ended agent_lost when the agent is gone.
+   * A node daemon that restarted lost the replies it owed: executions waiting for one stop
+   * waiting (not for their full timeout) and are recovered, reattached to the agent's running
+   * command or retained result, or ended agent_lost when the agent is gone. (A daemon whose NATS
+   * connection came back needs nothing here: the request is sent again under its id.)
    */
   private watchDaemons(): void {
-    this.heartbeats = this.nats.connection.subscribe(subjects.allHeartbeats, {
-      callback: (err, msg) => {
-        if (err) {
-          return;
+    this.daemons.onAnyNode((nodeId, change) => {
+      if (change !== 'restarted') {
+        return;
+      }
+      for (const [id, d] of this.driving) {
+        if (d.nodeId === nodeId && d.interrupt) {
+          this.log.warn(`execution ${id}: node daemon ${nodeId} restarted; recovering it`);
+          d.interrupt();
         }
-        try {
-          // Only node X may publish on X's subject (NATS permissions): the subject names it.
-          const nodeId = msg.subject.split('.')[3]!;
-          // Only its header: the VMs it lists are the inventory's to decode, not every replica's.
-          const hb = readHeartbeatHeader(msg.data);
-          if (hb.nodeId !== nodeId || hb.startedAtMs === undefined) {
-            return;
-          }
-          const started = hb.startedAtMs;
-          const before = this.daemonStarts.get(nodeId);
-          this.daemonStarts.set(nodeId, started);
-          if (before === undefined || before === started) {
-            return;
-          }
-          for (const [id, d] of this.driving) {
-            if (d.nodeId === nodeId && d.interrupt) {
-              this.log.warn(`execution ${id}: node daemon ${nodeId} restarted; recovering it`);
-              d.interrupt();
-            }
-          }
-        } catch {
-          // not a heartbeat; the inventory logs those
-        }
-      },
+      }
     });
   }
 
@@ -304,7 +281,6 @@ export class ExecutionDriver implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    this.heartbeats?.unsubscribe();
     clearInterval(this.flushTimer);
     clearInterval(this.sweepTimer);
     clearInterval(this.leaseTimer);

@@ -21,6 +21,7 @@ import { InventoryService } from '../inventory/inventory.service.js';
 import type { VmLocation } from '../inventory/inventory.types.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { NatsService } from '../nats/nats.service.js';
+import { NodeDaemonWatch } from '../nats/node-daemon.watch.js';
 import { RequestSigner } from '../signing/request-signer.js';
 import { guestFailure, isGuestError } from './guest-errors.js';
 import type {
@@ -152,6 +153,7 @@ export class GuestOperationRunner {
     @Inject(NatsService) private readonly nats: NatsService,
     @Inject(MetricsService) private readonly metrics: MetricsService,
     @Inject(RequestSigner) private readonly signer: RequestSigner,
+    @Inject(NodeDaemonWatch) private readonly daemons: NodeDaemonWatch,
   ) {
     this.env = { config, timeoutMs: (s, d) => this.timeoutMs(s, d) };
   }
@@ -386,6 +388,8 @@ export class GuestOperationRunner {
         {
           maxBytes: this.config.output.replyMaxBytes,
           partStallMs: this.config.output.replyPartStallMs,
+          // The node's daemon restarted or reconnected: what is safe to send again is resent.
+          nodeLost: (listener) => this.daemons.onNode(where.nodeId, listener),
         },
       ) as Promise<AnswerOf<O>>;
   }

@@ -54,6 +54,8 @@ export class InventoryPublisherService implements OnModuleDestroy {
     this.agents.on('exec-output', (_vm: VmAgent, event: ExecOutputEvent) =>
       this.publishExecOutput(event),
     );
+    // Requesters learn at once that what was in flight with the old server may be lost.
+    this.nats.onReconnect(() => this.heartbeatSoon());
     this.timer = setInterval(() => this.publishHeartbeat(), this.config.heartbeatIntervalMs);
     this.timer.unref();
     this.publishHeartbeat();
@@ -68,6 +70,7 @@ export class InventoryPublisherService implements OnModuleDestroy {
       timestamp: timestampNow(),
       vms: this.agents.all().map((vm) => this.agents.status(vm)),
       fileChunkMaxBytes: this.relay.fileChunkMaxBytes,
+      natsReconnects: this.nats.reconnects,
     });
   }
 

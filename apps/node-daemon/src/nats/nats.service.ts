@@ -10,6 +10,7 @@ import { NODE_DAEMON_CONFIG, type NodeDaemonConfig } from '../config/env.schema.
 @Injectable()
 export class NatsService implements OnApplicationShutdown {
   private link: NatsLink | undefined;
+  private readonly reconnectListeners = new Set<() => void>();
 
   constructor(@Inject(NODE_DAEMON_CONFIG) private readonly config: NodeDaemonConfig) {}
 
@@ -25,11 +26,29 @@ export class NatsService implements OnApplicationShutdown {
     return this.link?.nc.info?.max_payload ?? 1024 * 1024;
   }
 
+  /**
+   * How many times the connection came back since the daemon started: each time, a request or
+   * reply in flight with the server that went away may have been lost (the heartbeat says so).
+   */
+  get reconnects(): number {
+    return this.link?.reconnects ?? 0;
+  }
+
+  /** Calls `listener` each time the connection came back. */
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.add(listener);
+  }
+
   async connect(): Promise<NatsConnection> {
     const { nats, nodeId } = this.config;
     this.link = await connectNats(
       { ...nats, name: `lq-node-daemon-${nodeId}`, reconnectTimeWaitMs: nats.reconnectTimeWaitMs },
       new Logger('nats'),
+      () => {
+        for (const l of this.reconnectListeners) {
+          l();
+        }
+      },
     );
     return this.link.nc;
   }

@@ -5,7 +5,7 @@ import { NodeHeartbeatSchema, VmAgentStatusSchema } from '../index.js';
 import { readHeartbeatHeader } from './heartbeat-header.js';
 
 describe('readHeartbeatHeader', () => {
-  it('should read node_id and started_at as the full decode does, skipping the VMs', () => {
+  it('should read node_id, started_at and nats_reconnects as the full decode does, skipping the VMs', () => {
     const hb = create(NodeHeartbeatSchema, {
       nodeId: 'node-7',
       hostname: 'h',
@@ -16,10 +16,12 @@ describe('readHeartbeatHeader', () => {
         create(VmAgentStatusSchema, { vmId: `vm-${i}`, name: `n${i}`, capabilities: ['exec'] }),
       ),
       fileChunkMaxBytes: 512 * 1024,
+      natsReconnects: 3,
     });
     expect(readHeartbeatHeader(toBinary(NodeHeartbeatSchema, hb))).toEqual({
       nodeId: 'node-7',
       startedAtMs: timestampMs(hb.startedAt!),
+      natsReconnects: 3,
     });
   });
 
@@ -28,6 +30,7 @@ describe('readHeartbeatHeader', () => {
     expect(readHeartbeatHeader(toBinary(NodeHeartbeatSchema, hb))).toEqual({
       nodeId: 'n1',
       startedAtMs: undefined,
+      natsReconnects: 0,
     });
   });
 
