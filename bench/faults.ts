@@ -105,10 +105,22 @@ async function main(): Promise<void> {
       };
     };
     const front = () => cps[0]!;
+    /** The answers other than 200 of this scenario, by status and error code (for a loss). */
+    let failures = new Map<string, number>();
     const ping = (vm: string) =>
       api(front(), 'POST', `/api/vms/${vm}/execute`, { argv: ['/bin/true'], timeout_seconds: 5 })
-        .then((x) => x.status)
-        .catch(() => 599);
+        .then((x) => {
+          if (x.status !== 200) {
+            const key = `${x.status} ${JSON.stringify(x.body.code ?? '')}`;
+            failures.set(key, (failures.get(key) ?? 0) + 1);
+          }
+          return x.status;
+        })
+        .catch((e: unknown) => {
+          const key = `no answer (${(e as Error).name})`;
+          failures.set(key, (failures.get(key) ?? 0) + 1);
+          return 599;
+        });
     /** A sync ping of every VM; the VMs that did not answer 200. */
     const probe = async () =>
       (await Promise.all(Array.from({ length: VMS }, (_, i) => ping(`vm-${i + 1}`)))).filter(
@@ -228,6 +240,7 @@ async function main(): Promise<void> {
       options: { succeed?: boolean; after?: () => Promise<void> } = {},
     ) => {
       const began = Date.now();
+      failures = new Map();
       const stopLoad = load();
       const t0 = Date.now();
       const paths = await inject();
@@ -245,6 +258,13 @@ async function main(): Promise<void> {
         verified: await verify(),
       });
       log(`  done in ${((Date.now() - began) / 1000).toFixed(0)} s: ${fault}`);
+      const row = rows[rows.length - 1]!;
+      if (row.lost > 0 || row.orphans > 0) {
+        // What the failed answers were, and what the serving replica logged last: the why.
+        log(`    answers other than 200: ${JSON.stringify(Object.fromEntries(failures))}`);
+        const tail = front().output().trim().split('\n').slice(-25);
+        log(`    last lines of the serving replica's log:\n      ${tail.join('\n      ')}`);
+      }
     };
 
     await scenario('kill -9 an agent mid-exec', async () => {

@@ -5,6 +5,7 @@
 // so the doomed replica's INSERT waits, kills the replica with SIGKILL once its intent is written,
 // and ends its waiting INSERT (as if it never reached the database). The survivor closes the
 // intent: exactly one outcome, the execution recorded `failed` (never started), nothing run.
+// The same for a fleet run killed between its intent and its run row (RunsService.create).
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -134,6 +135,67 @@ describe('a replica killed between an execution’s intent and its row', () => {
       [requestId],
     );
     expect(rows[0]!.n).toBe(1);
+    expect(existsSync(marker)).toBe(false);
+  }, 240_000);
+
+  it('should close a fleet run whose replica died between its intent and its row: one outcome, the run failed, no VM started', async () => {
+    const doomedRun = await startControlPlaneProcess({
+      databaseUrl: db.url,
+      natsUrl: nats.url,
+      env: CP_ENV,
+    });
+    const marker = join(work, 'run-ran');
+    const intentOfRun = async (c: pg.Client) =>
+      (
+        await c.query<{ request_id: string; run_id: string }>(
+          `SELECT request_id, params->>'run_id' AS run_id FROM audit_events
+           WHERE kind = 'intent' AND operation = 'run' AND params->>'command' LIKE $1`,
+          [`%${marker}%`],
+        )
+      ).rows[0];
+    await sql.query('BEGIN');
+    await sql.query('LOCK TABLE runs IN SHARE ROW EXCLUSIVE MODE');
+    const started = adminFetch(`${doomedRun.url}/api/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ target: { vm_ids: ['vm-1'] }, command: `touch ${marker}` }),
+    }).catch(() => undefined);
+    let intent: { request_id: string; run_id: string } | undefined;
+    for (const deadline = Date.now() + 60_000; !intent && Date.now() < deadline;) {
+      await sleep(100);
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      intent = await intentOfRun(c);
+      await c.end();
+    }
+    expect(intent).toBeDefined();
+    doomedRun.proc.kill('SIGKILL');
+    await started;
+    await sql.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+       WHERE datname = current_database() AND pid <> pg_backend_pid()
+         AND query LIKE 'INSERT INTO runs%'`,
+    );
+    await sql.query('ROLLBACK');
+    await doomedRun.stop();
+
+    // The runs sweep runs every 30 s.
+    let outcomes: Array<{ status: string; error: string }> = [];
+    for (const deadline = Date.now() + 120_000; outcomes.length === 0 && Date.now() < deadline;) {
+      await sleep(500);
+      outcomes = (
+        await sql.query<{ status: string; error: string }>(
+          `SELECT status, error FROM audit_events WHERE kind = 'outcome' AND request_id = $1`,
+          [intent!.request_id],
+        )
+      ).rows;
+    }
+    expect(outcomes).toHaveLength(1);
+    expect(outcomes[0]!.status).toBe('failed');
+    expect(outcomes[0]!.error).toMatch(/not started: its control plane stopped/);
+    const run = await adminFetch(`${survivor.url}/api/runs/${intent!.run_id}`);
+    expect(run.status).toBe(200);
+    expect(await run.json()).toMatchObject({ status: 'failed' });
     expect(existsSync(marker)).toBe(false);
   }, 240_000);
 });

@@ -29,6 +29,7 @@ import {
   type ExecutionState,
   type OutputChunk,
 } from './executions.repository.js';
+import { isDuplicateKey } from '../common/pg-errors.js';
 
 /** GET /api/executions's query, as the DTO validated it. */
 export interface ExecutionListQuery {
@@ -103,12 +104,6 @@ function deliveryFailure(err: unknown): boolean {
     return false;
   }
   return ![VmGuestErrorCode.INVALID_REQUEST, VmGuestErrorCode.STORE_UNAVAILABLE].includes(err.code);
-}
-
-/** PostgreSQL's unique violation (as the driver, or TypeORM's QueryFailedError, carries it). */
-function isDuplicateKey(err: unknown): boolean {
-  const e = err as { code?: string; driverError?: { code?: string } } | undefined;
-  return e?.code === '23505' || e?.driverError?.code === '23505';
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

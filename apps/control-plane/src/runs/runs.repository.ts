@@ -54,6 +54,16 @@ export interface RunTargetRow {
 }
 
 /** GET /api/runs's filters, combined with AND. */
+/** The audit intent of a fleet run whose row was never recorded. */
+export interface UnrecordedRunIntent {
+  request_id: string;
+  actor: string;
+  auth_method: string;
+  source_ip: string;
+  params: Record<string, unknown> & { run_id: string };
+  at: string;
+}
+
 export interface RunListFilter {
   /** Only runs of this actor (a caller without a global audit.read or admin binding). */
   onlyActor?: string;
@@ -138,6 +148,61 @@ export class RunsRepository {
         [run.id, vmIds],
       );
     });
+  }
+
+  /**
+   * Intents of fleet runs written after `after` (a time this method returned; a day back when
+   * undefined) and more than `olderThanMs` ago, whose run row was never inserted and that have
+   * no outcome: their replica stopped between the intent and the row (RunsService.create), so
+   * nothing was started. Also returns the time up to which it looked, for the next call.
+   */
+  async unrecordedIntents(
+    after: string | undefined,
+    olderThanMs: number,
+    limit: number,
+  ): Promise<{ intents: UnrecordedRunIntent[]; upTo: string }> {
+    const bound = await this.ds.query<Array<{ up_to: string }>>(
+      `SELECT (now() - $1 * interval '1 millisecond')::text AS up_to`,
+      [olderThanMs],
+    );
+    const upTo = bound[0]!.up_to;
+    const intents = await this.ds.query<UnrecordedRunIntent[]>(
+      `SELECT i.request_id, i.actor, i.auth_method, i.source_ip, i.params, i.at::text AS at
+       FROM audit_events i
+       WHERE i.at > COALESCE($1::timestamptz, now() - interval '1 day') AND i.at <= $2::timestamptz
+         AND i.kind = 'intent' AND i.operation = 'run'
+         AND i.params->>'run_id' ~ '^[0-9a-fA-F-]{36}$'
+         AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = (i.params->>'run_id')::uuid)
+         AND NOT EXISTS (SELECT 1 FROM audit_events o
+                         WHERE o.kind = 'outcome' AND o.request_id = i.request_id)
+       ORDER BY i.at LIMIT $3`,
+      [after ?? null, upTo, limit],
+    );
+    return { intents, upTo };
+  }
+
+  /**
+   * Records a run that never started, `failed` with no targets, under the id its intent named:
+   * the row is the claim on the intent's outcome. False when the row exists already (its
+   * replica recorded it after all, or another replica closed it first).
+   */
+  async insertNeverStarted(intent: UnrecordedRunIntent): Promise<boolean> {
+    const p = intent.params;
+    const rows = await this.ds.query<Array<{ id: string }>>(
+      `INSERT INTO runs (id, actor, target, request, max_concurrency, max_errors, status, ended_at)
+       VALUES ($1, $2, $3, $4, $5, $6, 'failed', now())
+       ON CONFLICT (id) DO NOTHING
+       RETURNING id`,
+      [
+        p.run_id,
+        intent.actor,
+        JSON.stringify(p.target ?? {}),
+        JSON.stringify(p),
+        Number(p.max_concurrency) || 1,
+        p.max_errors === undefined || p.max_errors === null ? null : Number(p.max_errors),
+      ],
+    );
+    return rows.length > 0;
   }
 
   async setTarget(

@@ -30,11 +30,14 @@ import {
   type TargetVm,
 } from './runs.repository.js';
 import { isTransientStartFailure, startRetryDelayMs } from './start-failure.js';
+import { isDuplicateKey } from '../common/pg-errors.js';
 
 const RUN_STATES: readonly RunState[] = ['running', 'succeeded', 'failed', 'stopped', 'cancelled'];
 
 /** Runs one lease tick may adopt (the rest wait for the next tick, or another replica). */
 const ADOPT_BATCH = 20;
+/** Intents one sweep closes at a time (closeUnrecorded), then the next batch. */
+const UNRECORDED_BATCH = 100;
 
 /** A run's caller as stored with it: the authority an adopting replica starts its VMs with. */
 interface StoredCaller {
@@ -150,6 +153,8 @@ export class RunsService implements OnApplicationShutdown {
   private startsInFlight = 0;
   private readonly startWaiters: Array<() => void> = [];
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** Up to when intents were looked through for a run never recorded (closeUnrecorded). */
+  private unrecordedAfter: string | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   /** Start attempts that failed for want of the store and were tried again (a metric). */
   transientStarts = 0;
@@ -333,7 +338,54 @@ export class RunsService implements OnApplicationShutdown {
     }
   }
 
+  /**
+   * Intents of runs whose replica stopped after writing them and before recording the run
+   * (create): nothing was started, and no replica would ever write their outcome. Once older
+   * than a lease, each is recorded `failed` and given its outcome; the run row is the claim, so
+   * a replica that records it after all is refused (and its caller answered 500), and of
+   * several replicas sweeping, one writes it. Each replica looks through intents written since
+   * its last look.
+   */
+  private async closeUnrecorded(): Promise<void> {
+    try {
+      for (;;) {
+        const { intents, upTo } = await this.repo.unrecordedIntents(
+          this.unrecordedAfter,
+          this.config.leaseMs,
+          UNRECORDED_BATCH,
+        );
+        for (const i of intents) {
+          if (!(await this.repo.insertNeverStarted(i))) {
+            continue;
+          }
+          const error =
+            'not started: its control plane stopped after writing its intent and before recording the run; no VM was started';
+          this.log.warn(`run ${i.params.run_id}: ${error}`);
+          await this.audit.record({
+            kind: 'outcome',
+            requestId: i.request_id,
+            actor: i.actor,
+            authMethod: i.auth_method,
+            sourceIp: i.source_ip,
+            operation: 'run',
+            status: 'failed',
+            error,
+            params: { run_id: i.params.run_id, never_started: true, swept: true },
+          });
+        }
+        if (intents.length < UNRECORDED_BATCH) {
+          this.unrecordedAfter = upTo;
+          return;
+        }
+        this.unrecordedAfter = intents[intents.length - 1]!.at;
+      }
+    } catch {
+      // the database is away; next time, from where it stopped
+    }
+  }
+
   private async sweep(): Promise<void> {
+    await this.closeUnrecorded();
     try {
       for (const run of await this.repo.abandoned(this.config.runStartRetryMs + 60_000)) {
         if (this.driving.has(run.id) || !(await this.repo.abandon(run.id))) {
@@ -390,6 +442,35 @@ export class RunsService implements OnApplicationShutdown {
     };
   }
 
+  /**
+   * Records the run whose intent is written. When that fails, nothing was started: its intent
+   * gets its outcome here (503 to the caller), unless a sweep took the intent for one whose
+   * replica had stopped (closeUnrecorded) and wrote the outcome already (the run row exists).
+   */
+  private async record(caller: Caller, id: string, insert: () => Promise<void>): Promise<void> {
+    try {
+      await insert();
+    } catch (err) {
+      const e = new VmGuestException(
+        VmGuestErrorCode.STORE_UNAVAILABLE,
+        `the run could not be recorded: ${(err as Error).message}; no VM was started`,
+      );
+      if (!isDuplicateKey(err)) {
+        await this.audit
+          .record({
+            ...actorOf(caller.principal, caller),
+            kind: 'outcome',
+            operation: 'run',
+            status: 'failed',
+            error: e.message,
+            params: { run_id: id, never_started: true },
+          })
+          .catch(() => undefined);
+      }
+      throw e;
+    }
+  }
+
   async create(spec: RunSpec, caller: Caller): Promise<RunView> {
     const target = parseVmTarget(spec.target, invalid);
     // Every VM's execution validates the same input again; a bad one is refused here, once.
@@ -425,20 +506,22 @@ export class RunsService implements OnApplicationShutdown {
         max_errors: maxErrors,
       },
     });
-    await this.repo.insert(
-      {
-        id,
-        actor: caller.principal.username,
-        target: spec.target as Record<string, unknown>,
-        request: params,
-        max_concurrency: maxConcurrency,
-        max_errors: maxErrors,
-        owner: this.executions.replicaId,
-        leaseMs: this.config.leaseMs,
-        caller: storedCaller(caller),
-        input: (resumableInput(spec.input) ?? null) as Record<string, unknown> | null,
-      },
-      vms.map((v) => v.id),
+    await this.record(caller, id, () =>
+      this.repo.insert(
+        {
+          id,
+          actor: caller.principal.username,
+          target: spec.target as Record<string, unknown>,
+          request: params,
+          max_concurrency: maxConcurrency,
+          max_errors: maxErrors,
+          owner: this.executions.replicaId,
+          leaseMs: this.config.leaseMs,
+          caller: storedCaller(caller),
+          input: (resumableInput(spec.input) ?? null) as Record<string, unknown> | null,
+        },
+        vms.map((v) => v.id),
+      ),
     );
     const allowed: TargetVm[] = [];
     for (const vm of vms) {
