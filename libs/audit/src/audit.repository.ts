@@ -64,6 +64,8 @@ const APPEND = `
   SELECT count(*)::int AS n FROM events`;
 
 const UNIQUE_VIOLATION = '23505';
+/** Most outcomes the command history's outcome filter reads before walking the intents. */
+const OUTCOME_SCAN_MAX_ROWS = 65_536;
 /** The sequence key: another writer appended first (the chain head moved). */
 const SEQ_KEY = 'audit_events_pkey';
 /** One outcome row per request id (migration AuditOneOutcomePerRequest). */
@@ -228,6 +230,12 @@ export class AuditRepository {
   }
 
   async executions(f: AuditFilter): Promise<ExecutionView[]> {
+    if (f.outcome !== undefined) {
+      const found = await this.executionsByOutcome(f);
+      if (found) {
+        return found.map(toExecutionView);
+      }
+    }
     const params: unknown[] = [];
     const where = [
       `i.kind = 'intent'`,
@@ -259,40 +267,93 @@ export class AuditRepository {
        ORDER BY i.seq DESC LIMIT $${params.length}`,
       params,
     );
-    return rows.map((r) => {
-      const p = (r.params ?? {}) as Record<string, unknown>;
-      return {
-        seq: Number(r.seq),
-        request_id: r.request_id,
-        started_at: r.started_at.toISOString(),
-        ended_at: r.ended_at?.toISOString() ?? null,
-        actor: r.actor,
-        auth_method: r.auth_method,
-        source_ip: r.source_ip,
-        vm_id: r.vm_id,
-        node_id: r.node_id,
-        project_id: r.project_id,
-        command: typeof p.command === 'string' ? p.command : null,
-        argv: Array.isArray(p.argv) ? (p.argv as string[]) : null,
-        run_as_user: typeof p.run_as_user === 'string' ? p.run_as_user : null,
-        run_as_group: typeof p.run_as_group === 'string' ? p.run_as_group : null,
-        params: r.params,
-        status: r.status,
-        exit_code: r.exit_code,
-        duration_ms: r.duration_ms,
-        error: r.error,
-        stdout: r.stdout ? r.stdout.toString('utf8') : null,
-        stderr: r.stderr ? r.stderr.toString('utf8') : null,
-        stdout_truncated: r.stdout_truncated,
-        stderr_truncated: r.stderr_truncated,
-        stdout_sha256: r.stdout_sha256,
-        stdout_bytes: numOrNull(r.stdout_bytes),
-        stderr_sha256: r.stderr_sha256,
-        stderr_bytes: numOrNull(r.stderr_bytes),
-        output_redaction:
-          (r.outcome_params?.output_redaction as ExecutionView['output_redaction']) ?? null,
-      };
-    });
+    return rows.map(toExecutionView);
+  }
+
+  /**
+   * The command history filtered by outcome, chosen from the outcomes: an outcome always comes
+   * after its intent, so taking matching outcomes newest first and their intents, the page
+   * (newest intents first) is exact once its last intent is newer than the oldest outcome
+   * looked at (any outcome older than that has an older intent) or every match was looked at.
+   * A filter that few executions match (`failed`, often none) reads those few rows, where a
+   * walk of the intents would probe every execution's outcome. Undefined after
+   * OUTCOME_SCAN_MAX_ROWS outcomes without an exact page: the intents' walk answers then.
+   */
+  private async executionsByOutcome(f: AuditFilter): Promise<ExecutionRow[] | undefined> {
+    for (let scan = Math.max(f.limit * 2, 64); ; scan *= 4) {
+      const params: unknown[] = [];
+      const { outcome, beforeSeq, from, to, ...same } = f;
+      // The outcome carries its intent's actor, VM and project: they narrow both sides. A time
+      // range or cursor is the intent's; `from` also bounds the outcomes (they come later).
+      const onOutcome = [
+        `o.kind = 'outcome'`,
+        `o.operation = 'execute'`,
+        ...filterSql(
+          { ...same, outcome, from, operation: undefined, kind: undefined },
+          'o',
+          params,
+        ),
+      ];
+      params.push(scan);
+      const scanParam = `$${params.length}`;
+      const onIntent = [
+        `i.kind = 'intent'`,
+        `i.operation = 'execute'`,
+        ...filterSql(
+          { ...same, from, to, beforeSeq, operation: undefined, kind: undefined },
+          'i',
+          params,
+        ),
+      ];
+      params.push(f.limit);
+      const rows = await this.ds.query<Array<ExecutionRow & { floor: string; looked: number }>>(
+        `WITH o AS (SELECT * FROM audit_events o WHERE ${onOutcome.join(' AND ')}
+                    ORDER BY o.seq DESC LIMIT ${scanParam})
+         SELECT i.seq, i.request_id, i.at AS started_at, o.at AS ended_at, i.actor, i.auth_method,
+                i.source_ip, i.vm_id, i.node_id, i.project_id, i.params, o.status, o.exit_code,
+                o.duration_ms, o.error, o.stdout_sha256, o.stdout_bytes, o.stderr_sha256,
+                o.stderr_bytes, o.params AS outcome_params, out.stdout, out.stderr,
+                out.stdout_truncated, out.stderr_truncated,
+                (SELECT min(seq) FROM o)::text AS floor, (SELECT count(*) FROM o)::int AS looked
+         FROM o JOIN audit_events i ON i.request_id = o.request_id
+         LEFT JOIN audit_outputs out ON out.request_id = i.request_id
+         WHERE ${onIntent.join(' AND ')}
+         ORDER BY i.seq DESC LIMIT $${params.length}`,
+        params,
+      );
+      const looked = rows[0]?.looked;
+      const complete =
+        rows.length === 0
+          ? // No intent matched: exact only when every matching outcome was looked at.
+            (await this.countOutcomes(f, scan)) < scan
+          : looked! < scan ||
+            (rows.length === f.limit &&
+              Number(rows[rows.length - 1]!.seq) > Number(rows[0]!.floor));
+      if (complete) {
+        return rows;
+      }
+      if (scan >= OUTCOME_SCAN_MAX_ROWS) {
+        return undefined;
+      }
+    }
+  }
+
+  /** How many outcomes match `f`'s outcome filter, counting up to `upTo`. */
+  private async countOutcomes(f: AuditFilter, upTo: number): Promise<number> {
+    const params: unknown[] = [];
+    const { outcome, from, actor, vmId, projectId, projects } = f;
+    const where = [
+      `o.kind = 'outcome'`,
+      `o.operation = 'execute'`,
+      ...filterSql({ outcome, from, actor, vmId, projectId, projects, limit: 0 }, 'o', params),
+    ];
+    params.push(upTo);
+    const r = await this.ds.query<Array<{ n: number }>>(
+      `SELECT count(*)::int AS n FROM (SELECT 1 FROM audit_events o WHERE ${where.join(' AND ')}
+                                       LIMIT $${params.length}) x`,
+      params,
+    );
+    return r[0]!.n;
   }
 
   /**
@@ -380,4 +441,40 @@ export class AuditRepository {
       duration_ms: Math.round(performance.now() - started),
     };
   }
+}
+
+/** A command-history row as the API shows it. */
+function toExecutionView(r: ExecutionRow): ExecutionView {
+  const p = (r.params ?? {}) as Record<string, unknown>;
+  return {
+    seq: Number(r.seq),
+    request_id: r.request_id,
+    started_at: r.started_at.toISOString(),
+    ended_at: r.ended_at?.toISOString() ?? null,
+    actor: r.actor,
+    auth_method: r.auth_method,
+    source_ip: r.source_ip,
+    vm_id: r.vm_id,
+    node_id: r.node_id,
+    project_id: r.project_id,
+    command: typeof p.command === 'string' ? p.command : null,
+    argv: Array.isArray(p.argv) ? (p.argv as string[]) : null,
+    run_as_user: typeof p.run_as_user === 'string' ? p.run_as_user : null,
+    run_as_group: typeof p.run_as_group === 'string' ? p.run_as_group : null,
+    params: r.params,
+    status: r.status,
+    exit_code: r.exit_code,
+    duration_ms: r.duration_ms,
+    error: r.error,
+    stdout: r.stdout ? r.stdout.toString('utf8') : null,
+    stderr: r.stderr ? r.stderr.toString('utf8') : null,
+    stdout_truncated: r.stdout_truncated,
+    stderr_truncated: r.stderr_truncated,
+    stdout_sha256: r.stdout_sha256,
+    stdout_bytes: numOrNull(r.stdout_bytes),
+    stderr_sha256: r.stderr_sha256,
+    stderr_bytes: numOrNull(r.stderr_bytes),
+    output_redaction:
+      (r.outcome_params?.output_redaction as ExecutionView['output_redaction']) ?? null,
+  };
 }
