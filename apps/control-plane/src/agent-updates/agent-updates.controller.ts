@@ -30,12 +30,14 @@ export class AgentUpdatesController {
   ) {}
 
   @Post('vms/:id/agent/update')
+  // It answers once the update ended (ready or rolled back): nothing is created to point at.
+  @HttpCode(200)
   @RequirePermission('guest.agent.update')
   @ApiOperation({
     summary:
       'Replace the VM’s agent with a release: sent, verified in the guest, restarted; ready or rolled back',
   })
-  @ApiAnswers(201, 'AgentUpdateView', GUEST_OPERATION_ERRORS)
+  @ApiAnswers(200, 'AgentUpdateView', GUEST_OPERATION_ERRORS)
   update(
     @Param('id') vmId: string,
     @Body() body: AgentUpdateDto,

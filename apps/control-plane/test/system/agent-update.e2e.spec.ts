@@ -205,7 +205,7 @@ describe('agent updates through the stack', () => {
     const r = await call<AgentUpdateView>('admin', 'POST', '/api/vms/vm-31/agent/update', {
       version: B,
     });
-    expect(r.status).toBe(201);
+    expect(r.status).toBe(200);
     expect(r.body).toMatchObject({
       vm_id: 'vm-31',
       state: 'ready',
