@@ -2,6 +2,7 @@
  * Secrets in command output (issue 18 item 2): the patterns that are replaced by `[redacted]`
  * before output is stored (the command history, an async execution's chunks) or streamed to a
  * follower. The caller of a synchronous execution gets its output as the agent returned it.
+ * An async execution's output arrives in pieces: StreamRedactor matches across them.
  *
  * Patterns run over the bytes read as latin1 (one character per byte), so binary output and
  * UTF-8 outside the matches come back byte for byte.
@@ -104,12 +105,26 @@ export class OutputRedactor {
     return this.patterns.length > 0;
   }
 
+  /** Whether the built-in private key block pattern is on (StreamRedactor follows blocks). */
+  get keyBlocks(): boolean {
+    return this.patterns.some((p) => p.source === PRIVATE_KEY_BLOCK_SOURCE);
+  }
+
   /** The bytes with every match replaced by `[redacted]`; the same bytes when none matched. */
   redact(data: Uint8Array): RedactedBytes {
     if (this.patterns.length === 0 || data.length === 0) {
       return { data, count: 0 };
     }
-    let text = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('latin1');
+    const r = this.redactText(
+      Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('latin1'),
+    );
+    return r.count === 0
+      ? { data, count: 0 }
+      : { data: Buffer.from(r.text, 'latin1'), count: r.count };
+  }
+
+  /** Latin1 text (a byte per character) with every match replaced. */
+  redactText(text: string): { text: string; count: number } {
     let count = 0;
     for (const re of this.patterns) {
       re.lastIndex = 0;
@@ -118,6 +133,88 @@ export class OutputRedactor {
         return OUTPUT_REDACTED;
       });
     }
-    return count === 0 ? { data, count } : { data: Buffer.from(text, 'latin1'), count };
+    return { text, count };
   }
 }
+
+const PRIVATE_KEY_BLOCK_SOURCE = DEFAULT_OUTPUT_PATTERNS[0]!.pattern.source;
+const KEY_BEGIN = /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----/g;
+const KEY_END = /-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----/;
+/** Longer than any END line KEY_END matches: what is kept to find one cut between pieces. */
+const KEY_END_KEEP = 128;
+
+/**
+ * One stream of output (an async execution's stdout or stderr) that arrives in pieces cut
+ * anywhere. The patterns see whole lines: what follows the last line end (`\n` or `\r`) of
+ * what came is held back until its line ends, up to `holdBytes` (then it goes as it is), or the
+ * stream ends; so a secret the agent's reads cut in two is still matched. A private key block
+ * whose END has not come yet is replaced at its BEGIN and what follows is dropped until its END.
+ */
+export class StreamRedactor {
+  private carry = '';
+  private inKey = false;
+
+  constructor(
+    private readonly redactor: OutputRedactor,
+    private readonly holdBytes: number,
+  ) {}
+
+  /** Bytes held back, waiting for their line's end. */
+  get heldBytes(): number {
+    return this.carry.length;
+  }
+
+  /** What of the stream can go out now, redacted (maybe nothing). */
+  push(data: Uint8Array): RedactedBytes {
+    if (!this.redactor.enabled) {
+      return { data, count: 0 };
+    }
+    let text =
+      this.carry + Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('latin1');
+    if (this.inKey) {
+      const end = KEY_END.exec(text);
+      if (!end) {
+        this.carry = text.slice(-KEY_END_KEEP);
+        return { data: EMPTY, count: 0 };
+      }
+      text = text.slice(end.index + end[0].length);
+      this.inKey = false;
+    }
+    let cut = Math.max(text.lastIndexOf('\n'), text.lastIndexOf('\r')) + 1;
+    if (text.length - cut > this.holdBytes) {
+      cut = text.length;
+    }
+    this.carry = text.slice(cut);
+    return this.out(text.slice(0, cut));
+  }
+
+  /** What was held back, redacted: the stream ended. */
+  end(): RedactedBytes {
+    const rest = this.inKey ? '' : this.carry;
+    this.carry = '';
+    this.inKey = false;
+    return this.out(rest);
+  }
+
+  private out(ready: string): RedactedBytes {
+    if (ready === '') {
+      return { data: EMPTY, count: 0 };
+    }
+    if (this.redactor.keyBlocks) {
+      // A block begun and not ended here: the pattern replaces it to the end of `ready`, and
+      // the rest of it, up to its END, is dropped as it comes.
+      let begin = -1;
+      KEY_BEGIN.lastIndex = 0;
+      for (let m = KEY_BEGIN.exec(ready); m; m = KEY_BEGIN.exec(ready)) {
+        begin = m.index;
+      }
+      if (begin >= 0 && !KEY_END.test(ready.slice(begin))) {
+        this.inKey = true;
+      }
+    }
+    const r = this.redactor.redactText(ready);
+    return { data: Buffer.from(r.text, 'latin1'), count: r.count };
+  }
+}
+
+const EMPTY = new Uint8Array(0);

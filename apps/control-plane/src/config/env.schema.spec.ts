@@ -22,7 +22,7 @@ describe('parseControlPlaneEnv', () => {
     expect(c.runMigrations).toBe(true);
     expect(c.guestTimeoutSeconds).toBe(30);
     expect([c.vmAdoptAfterMs, c.claimReportIntervalMs]).toEqual([0, 600_000]);
-    expect(c.audit.outputRedaction).toEqual({ defaults: true, patterns: [] });
+    expect(c.audit.outputRedaction).toEqual({ defaults: true, patterns: [], holdBytes: 4096 });
   });
 
   it('should read the telemetry history’s resolutions and bounds', () => {

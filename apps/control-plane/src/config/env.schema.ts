@@ -158,7 +158,12 @@ export interface ControlPlaneConfig {
     pageMax: number;
     exportMaxRows: number;
     /** Applied to output before it is stored or streamed to a follower (issue 18 item 2). */
-    outputRedaction: { defaults: boolean; patterns: RegExp[] };
+    outputRedaction: {
+      defaults: boolean;
+      patterns: RegExp[];
+      /** Longest unfinished line of async output held back for the patterns (StreamRedactor). */
+      holdBytes: number;
+    };
   };
   /** Signed checkpoints of the audit chain head (SECURITY.md: the audit trail). */
   auditCheckpoint: AuditCheckpointConfig;
@@ -521,6 +526,11 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'more patterns to redact: a JSON array of regular expressions, each "source" or "/source/flags" (flags of imsu); the whole match becomes [redacted]',
   ],
   [
+    'LQ_OUTPUT_REDACT_HOLD_BYTES',
+    '4096',
+    'longest unfinished line of an async execution’s output held back until its end comes, so the patterns see it whole (a secret cut between two chunks is still matched)',
+  ],
+  [
     'LQ_AUDIT_CHECKPOINT_ROWS',
     '1000',
     'sign a checkpoint of the audit chain head once it is this many rows past the last one',
@@ -810,6 +820,7 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
       outputRedaction: {
         defaults: bool(env, 'LQ_OUTPUT_REDACT_DEFAULTS', true),
         patterns: outputPatterns(env),
+        holdBytes: int(env, 'LQ_OUTPUT_REDACT_HOLD_BYTES', 4096, 0, 1024 * 1024),
       },
     },
     auditCheckpoint: auditCheckpoint(env),

@@ -12,7 +12,7 @@ import {
   type ExecuteRequest,
   type ExecuteResponse,
 } from '@lq/proto';
-import { AuditService, OutputRedactor } from '@lq/audit';
+import { AuditService, OutputRedactor, StreamRedactor } from '@lq/audit';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { guestFailure, isGuestError } from '../guest-ops/guest-errors.js';
 import {
@@ -55,13 +55,19 @@ export function stateOf(r: ExecuteResponse): ExecutionState {
 }
 
 /**
- * A chunk with the redaction patterns applied: what is stored and what every follower gets.
- * Each chunk is redacted on its own, so a secret split between two chunks can escape a pattern.
+ * A chunk with the redaction patterns applied by its stream's redactor, which holds back an
+ * unfinished line until its end comes (StreamRedactor): what is stored. The chunk may come out
+ * shorter, longer (what an earlier one held back) or empty; followers read the stored chunks.
  */
-export function redactChunk(redactor: OutputRedactor, c: OutputChunk): OutputChunk {
-  const r = redactor.redact(c.data);
-  return r.count === 0 ? c : { ...c, data: Buffer.from(r.data), redactions: r.count };
+export function redactChunk(streams: ChunkRedactors, c: OutputChunk): OutputChunk {
+  const r = streams[c.stream].push(c.data);
+  return r.count === 0 && r.data === c.data
+    ? c
+    : { ...c, data: Buffer.from(r.data), ...(r.count > 0 ? { redactions: r.count } : {}) };
 }
+
+/** One StreamRedactor per stream of an execution. */
+export type ChunkRedactors = Record<OutputChunk['stream'], StreamRedactor>;
 
 /** An ExecOutputEvent as a stored chunk. */
 export function chunkOf(data: Uint8Array): OutputChunk {
@@ -98,6 +104,8 @@ interface Driving {
   /** The sequence number of the last chunk taken (chunks are numbered from 1). */
   seq: number;
   buffer: OutputChunk[];
+  /** Each stream's redaction, across chunks (LQ_OUTPUT_REDACT_*). */
+  redactors: ChunkRedactors;
   /** What its stored output may still take (LQ_EXEC_OUTPUT_MAX_BYTES, _BUFFER_BYTES). */
   budget: OutputBudget;
   runId?: string;
@@ -323,6 +331,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
       sub,
       seq: 0,
       buffer: [],
+      redactors: this.streamRedactors(),
       budget: new OutputBudget(execStoredMaxBytes, execBufferMaxBytes),
       runId,
       nodeId: ticket.where.nodeId,
@@ -370,7 +379,7 @@ export class ExecutionDriver implements OnApplicationShutdown {
           d.seq = raw.seq;
           d.budget.saw(raw.data.length);
           // Redacted before it is stored: the store never holds what the patterns match.
-          const c = d.budget.admit(redactChunk(this.redactor, raw));
+          const c = d.budget.admit(redactChunk(d.redactors, raw));
           if (c) {
             d.buffer.push(c);
           }
@@ -556,6 +565,9 @@ export class ExecutionDriver implements OnApplicationShutdown {
     // Output published just before the reply may still be on its way.
     await sleep(50);
     const d = this.driving.get(id);
+    if (d) {
+      this.heldOutput(d);
+    }
     let won = true;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -582,6 +594,38 @@ export class ExecutionDriver implements OnApplicationShutdown {
       status = (await this.repo.get(id).catch(() => undefined))?.status ?? status;
     }
     this.events.emit('ended', id, status, d?.runId);
+  }
+
+  private streamRedactors(): ChunkRedactors {
+    const hold = this.config.audit.outputRedaction.holdBytes;
+    return {
+      stdout: new StreamRedactor(this.redactor, hold),
+      stderr: new StreamRedactor(this.redactor, hold),
+    };
+  }
+
+  /**
+   * The output each stream's redactor still holds (an unfinished last line), redacted, as
+   * chunks after the last one: the execution has ended and nothing more comes.
+   */
+  private heldOutput(d: Driving): void {
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const r = d.redactors[stream].end();
+      if (r.data.length === 0) {
+        continue;
+      }
+      d.seq++;
+      const c = d.budget.admit({
+        seq: d.seq,
+        stream,
+        data: Buffer.from(r.data),
+        droppedBytes: 0,
+        ...(r.count > 0 ? { redactions: r.count } : {}),
+      });
+      if (c) {
+        d.buffer.push(c);
+      }
+    }
   }
 
   private async flush(id: string): Promise<void> {

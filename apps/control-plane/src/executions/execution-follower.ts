@@ -4,7 +4,7 @@ import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.sch
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
 import { NatsService } from '../nats/nats.service.js';
 import { OutputRedactor } from '@lq/audit';
-import { chunkOf, redactChunk } from './execution-driver.js';
+import { chunkOf } from './execution-driver.js';
 import { executionView, type FollowSink } from './execution-view.js';
 import {
   ExecutionsRepository,
@@ -14,6 +14,8 @@ import {
 } from './executions.repository.js';
 
 const FOLLOW_POLL_MS = 400;
+/** After a live chunk went by, when to read the store again (past the driver's 200 ms flush). */
+const WAKE_AFTER_MS = 250;
 export const OUTPUT_PAGE = 500;
 // Stored chunks read per query while following (up to 64 KiB each): a reader that lags is
 // fed from the store a little at a time, not a whole API page per catch-up.
@@ -107,15 +109,29 @@ export class ExecutionFollower {
         behind = true;
       }
     };
+    let wake: NodeJS.Timeout | undefined;
     // Only the node that runs it may publish there (NATS permissions, deploy/nats).
     const sub = this.nats.connection.subscribe(subjects.execOutput(row.node_id, id), {
       callback: (err, msg) => {
         if (err || stopped) {
           return;
         }
+        if (this.redactor.enabled) {
+          // Redaction matches across chunks (the driver holds an unfinished line back until it
+          // ends), so a chunk as it went by is not what is stored: followers get the stored
+          // chunks, and a live one only says that more is coming (the driver stores it within
+          // its flush interval; a check now and one after that read it).
+          void check();
+          if (!wake) {
+            wake = setTimeout(() => {
+              wake = undefined;
+              void check();
+            }, WAKE_AFTER_MS);
+          }
+          return;
+        }
         try {
-          // The same patterns as the stored copy: a live chunk and its replay are the same.
-          live(redactChunk(this.redactor, chunkOf(msg.data)));
+          live(chunkOf(msg.data));
         } catch {
           // not an ExecOutputEvent
         }
@@ -146,6 +162,7 @@ export class ExecutionFollower {
       }
       stopped = true;
       clearInterval(timer);
+      clearTimeout(wake);
       held.clear();
       page = [];
       if (!sub.isClosed()) {

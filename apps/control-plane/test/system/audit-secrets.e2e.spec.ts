@@ -363,6 +363,43 @@ describe('secrets and poison rows in the audit trail', () => {
     });
   });
 
+  it('should redact secrets the output’s chunks cut in two, in the stored output and for a follower', async () => {
+    // Each piece is its own chunk (the agent sends what it read before each sleep): the
+    // password's value and a private key's body straddle chunks.
+    const started = await call('op-a', 'POST', '/api/vms/vm-1/executions', {
+      command: [
+        `printf 'start\\npass'`,
+        `sleep 0.4; printf 'word=%s' "$P1"`,
+        `sleep 0.4; printf '%s\\n%s\\n' "$P2" "$BEGIN"`,
+        `sleep 0.4; printf '%s\\n' "$KB1"`,
+        `sleep 0.4; printf '%s\\n%s\\nend\\n' "$KB2" "$END"`,
+      ].join('; '),
+      env: {
+        P1: 'hunter2-fi',
+        P2: 'rst-half',
+        BEGIN: '-----BEGIN OPENSSH PRIVATE KEY-----',
+        KB1: 'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAE',
+        KB2: 'QyNTUxOQAAACDm0S0sZ2lXuB5mYQ8fQ3sG',
+        END: '-----END OPENSSH PRIVATE KEY-----',
+      },
+    });
+    expect(started.status).toBe(202);
+    const id = started.body.id as string;
+    const follow = await fetch(`${stack.cp.url}/api/executions/${id}/output?follow=1`, {
+      headers: { Authorization: `Bearer ${tokens.evidence}` },
+    });
+    const streamed = await follow.text();
+    expect(streamed).toContain('event: end');
+    for (const secret of ['hunter2', 'rst-half', 'b3BlbnNz', 'QyNTUx']) {
+      expect([secret, streamed.includes(secret)]).toEqual([secret, false]);
+    }
+    const out = await call('op-a', 'GET', `/api/executions/${id}/output`);
+    expect(out.status).toBe(200);
+    expect(out.body.chunks.length).toBeGreaterThan(1);
+    const text = out.body.chunks.map((c: { text: string }) => c.text).join('');
+    expect(text).toBe('start\npassword=[redacted]\n[redacted]\nend\n');
+  });
+
   describe('one outcome per intent', () => {
     it('should give each execution a fleet run cancels its own request id, intent and outcome', async () => {
       const run = await call('op-a', 'POST', '/api/runs', {
