@@ -87,7 +87,7 @@ export async function assembleAgent(
   const runner = platform.execRunner(config, users, log);
   // One policy for every file operation, so the roots are resolved once.
   const paths = platform.pathPolicy(config);
-  const fileLimits = new FileLimitPolicies();
+  const fileLimits = new FileLimitPolicies(undefined, paths);
   const uploads = new UploadStore(config.files, log, paths);
   const openFiles = new FileHandleTable(
     { maxOpen: config.files.max_open_handles, idleTimeoutMs: config.files.handle_idle_timeout_ms },
