@@ -5,9 +5,11 @@ import { AgentOpError, toAgentOpError } from '../errors.js';
 import { pathNotAllowed as notAllowed, quotePath } from './path-errors.js';
 import { openedPath, openWriteTarget, type WriteTarget } from './write-target.js';
 import {
+  NODE_WINDOWS_FS,
   openWindowsWriteTarget,
   sameWindowsPath,
   windowsOpenedPath,
+  type WindowsFs,
 } from './windows-write-target.js';
 import { checkWindowsPath, isInsideWindowsRoot } from '../os/windows-paths.js';
 
@@ -174,7 +176,11 @@ export const WINDOWS_RESTRICTED_WRITES =
   'a caller with run-as limits may not change files on Windows guests: the agent runs as LocalSystem and would write with its rights, and writing as the caller needs LogonUserW/CreateProcessAsUserW (or impersonation), which the agent does not do yet (WINDOWS.md, "Who may write")';
 
 /** Drive-letter paths; a root of `C:\` still confines to drive C. */
-export const WINDOWS_PATH_RULES = (allowUnc: boolean): PathRules => ({
+export const WINDOWS_PATH_RULES = (
+  allowUnc: boolean,
+  /** The filesystem calls of the checks (a double in unit tests). */
+  fs: WindowsFs = NODE_WINDOWS_FS,
+): PathRules => ({
   checkLexical: (path) => void checkWindowsPath(path, { allowUnc }),
   isInside: isInsideWindowsRoot,
   canonicalRoot: (root) => {
@@ -185,9 +191,9 @@ export const WINDOWS_PATH_RULES = (allowUnc: boolean): PathRules => ({
   paths: win32,
   samePath: sameWindowsPath,
   isFilesystemRoot: (path) => win32.dirname(path) === path,
-  openedPath: (handle, openedBy) => windowsOpenedPath(handle, openedBy),
+  openedPath: (handle, openedBy) => windowsOpenedPath(handle, openedBy, fs),
   openWriteTarget: (requested, _trustedUids, lastComponentLink) =>
-    openWindowsWriteTarget(requested, lastComponentLink),
+    openWindowsWriteTarget(requested, lastComponentLink, fs),
   listingPath: (_handle, resolved) => resolved,
   child: (dir, name) => win32.join(dir, name),
   ancestors: (path) => {

@@ -98,8 +98,12 @@ describe('the platform seam', () => {
     expect(WINDOWS_UNSUPPORTED.quiesce).toMatch(/VSS_BT_COPY/);
     expect(WINDOWS_UNSUPPORTED.quiesce).toMatch(/IVssBackupComponents/);
     expect(Object.keys(windowsPlatform.unsupported())).toEqual(
-      expect.arrayContaining(['quiesce', 'thaw', 'networkConfigure', 'fileWrite', 'agentUpdate']),
+      expect.arrayContaining(['quiesce', 'thaw', 'networkConfigure', 'agentUpdate']),
     );
+    // Files are served on Windows now (files/windows-write-target.ts).
+    for (const served of ['fileWrite', 'fileMkdir', 'fileDelete', 'fileRename', 'fileRead']) {
+      expect(Object.keys(windowsPlatform.unsupported())).not.toContain(served);
+    }
     await expect(
       new UnsupportedHandler('quiesce', WINDOWS_UNSUPPORTED.quiesce).handle(),
     ).rejects.toMatchObject({ code: ErrorCode.UNSUPPORTED, message: WINDOWS_UNSUPPORTED.quiesce });
