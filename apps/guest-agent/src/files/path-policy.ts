@@ -67,10 +67,7 @@ function checkLexical(path: string): void {
  * missing rest is appended as is. A dangling symlink is followed by hand, because creating a
  * file through it would land wherever it points.
  */
-export async function resolveExisting(
-  path: string,
-  paths: PlatformPath = posix,
-): Promise<string> {
+export async function resolveExisting(path: string, paths: PlatformPath = posix): Promise<string> {
   let candidate = path;
   for (let hops = 0; hops <= MAX_SYMLINK_HOPS; hops++) {
     try {

@@ -225,12 +225,18 @@ export async function openWindowsWriteTarget(
       );
     }
     if (code === 'ENOTDIR') {
-      throw new AgentOpError(ErrorCode.NOT_FOUND, `path ${q}: ${quotePath(parent)} is not a directory`);
+      throw new AgentOpError(
+        ErrorCode.NOT_FOUND,
+        `path ${q}: ${quotePath(parent)} is not a directory`,
+      );
     }
     throw toAgentOpError(err, `path ${q}: checking ${quotePath(parent)}`);
   }
   if (!st.isDirectory()) {
-    throw new AgentOpError(ErrorCode.NOT_FOUND, `path ${q}: ${quotePath(parent)} is not a directory`);
+    throw new AgentOpError(
+      ErrorCode.NOT_FOUND,
+      `path ${q}: ${quotePath(parent)} is not a directory`,
+    );
   }
   const target = new WindowsWriteTarget(requested, dirPath, st, name, fs);
   if (lastComponentLink === 'refuse') {

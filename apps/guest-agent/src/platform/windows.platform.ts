@@ -173,7 +173,7 @@ export const windowsPlatform: GuestPlatform = {
   fileOwners: (config, log) =>
     config.windows.owner_lookup
       ? new WindowsOwners(ownerLookupOptions(config), log)
-      : { ownersOf: async (paths) => paths.map(() => ({ owner: '', group: '' })) },
+      : { ownersOf: (paths) => Promise.resolve(paths.map(() => ({ owner: '', group: '' }))) },
   shutdownArgv(config, mode) {
     // HALT is refused; the others are the configured commands (a double in tests).
     const argv = shutdownArgv(config.windows.shutdown, mode);

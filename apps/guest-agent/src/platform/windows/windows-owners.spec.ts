@@ -136,7 +136,7 @@ done`,
     ]);
   });
 
-  it('should parse the fixture's output when PowerShell prints it', async () => {
+  it('should parse the fixture output when PowerShell prints it', async () => {
     const fixtureFile = join(dir, 'fixture.txt');
     writeFileSync(fixtureFile, fixture);
     const cat = script('cat-ps', `cat >/dev/null; cat '${fixtureFile}'`);
@@ -151,12 +151,12 @@ done`,
   });
 
   it('should say clearly when PowerShell is missing', async () => {
-    await expect(lookupOwners(['C:\\a'], options(join(dir, 'no-such-powershell')))).rejects.toMatchObject(
-      {
-        code: ErrorCode.INTERNAL,
-        message: expect.stringMatching(/PowerShell was not found \(set windows\.powershell/),
-      },
-    );
+    await expect(
+      lookupOwners(['C:\\a'], options(join(dir, 'no-such-powershell'))),
+    ).rejects.toMatchObject({
+      code: ErrorCode.INTERNAL,
+      message: expect.stringMatching(/PowerShell was not found \(set windows\.powershell/),
+    });
   });
 
   it('should give up at windows.owner_timeout_ms, naming the setting', async () => {
@@ -176,7 +176,10 @@ done`,
   });
 
   it('should report a failed run with its exit code and first line of stderr', async () => {
-    const broken = script('broken-ps', "cat >/dev/null; echo 'Get-Acl : not recognized' >&2; exit 1");
+    const broken = script(
+      'broken-ps',
+      "cat >/dev/null; echo 'Get-Acl : not recognized' >&2; exit 1",
+    );
     await expect(lookupOwners(['C:\\a'], options(broken))).rejects.toMatchObject({
       message: expect.stringContaining('exit code 1: Get-Acl : not recognized'),
     });
