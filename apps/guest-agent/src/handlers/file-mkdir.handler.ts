@@ -96,7 +96,11 @@ export class FileMkdirHandler implements OperationHandler<'fileMkdir'> {
       );
       try {
         await target.checkOpened(dir);
-        await dir.chmod(allowedMode(limits, mode));
+        // Windows: a directory's access is its ACL, inherited from the parent; a mode means
+        // nothing there (and fchmod on a directory handle fails).
+        if (this.paths.os.unixOwners) {
+          await dir.chmod(allowedMode(limits, mode));
+        }
       } finally {
         await dir.close();
       }
