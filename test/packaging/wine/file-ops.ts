@@ -54,8 +54,17 @@ const del = new FileDeleteHandler(paths, limits);
 const stat = new FileStatHandler(paths, limits, users, owners);
 const list = new FileListHandler(config, paths, limits, users, owners);
 
-const json = (_key: string, v: unknown) =>
-  typeof v === 'bigint' ? Number(v) : v instanceof Uint8Array ? Buffer.from(v).toString() : v;
+// Bytes as text (a Buffer reaches the replacer already turned into { type, data } by toJSON).
+const json = (_key: string, v: unknown) => {
+  if (typeof v === 'bigint') {
+    return Number(v);
+  }
+  const buffer = v as { type?: unknown; data?: unknown };
+  if (buffer?.type === 'Buffer' && Array.isArray(buffer.data)) {
+    return Buffer.from(buffer.data as number[]).toString();
+  }
+  return v instanceof Uint8Array ? Buffer.from(v).toString() : v;
+};
 
 async function step(name: string, run: () => Promise<{ value?: unknown }>): Promise<void> {
   let line: object;
