@@ -12,11 +12,25 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { ErrorCode, FileType } from '@lq/proto';
+// @ts-expect-error -- an .mjs build script without types
+import * as buildExecutables from '../../scripts/build-executables.mjs';
+
+const { bunBinary } = buildExecutables as { bunBinary(): string };
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PKG = 'limiquantix-guest-agent';
@@ -344,5 +358,69 @@ describeWine('the Windows executable under Wine', () => {
     const r = wine(['--check-config', '--config', `Z:${bad.replaceAll('/', '\\')}`]);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('files.roots[0] must be an absolute path (got "relative")');
+  }, 300_000);
+
+  // The Windows file rules through Wine's Windows API (test/packaging/wine/file-ops.ts): the
+  // platform's handlers compiled for windows-amd64, run on a root in this machine's /tmp
+  // (Wine's Z:), with a link in it to a directory outside.
+  it('should write, read, list, rename and delete under a root, and refuse what leaves it', () => {
+    const exe = join(dir, 'file-ops.exe');
+    ok(bunBinary(), [
+      'build',
+      '--compile',
+      '--target=bun-windows-x64',
+      join(REPO_ROOT, 'test/packaging/wine/file-ops.ts'),
+      '--outfile',
+      exe,
+    ]);
+    const root = mkdtempSync(join(tmpdir(), 'lq-wine-root-'));
+    const outside = mkdtempSync(join(tmpdir(), 'lq-wine-out-'));
+    try {
+      writeFileSync(join(outside, 'secret.txt'), 'secret');
+      symlinkSync(outside, join(root, 'esc'));
+      const r = spawnSync('wine', [exe, `Z:${root.replaceAll('/', '\\')}`], {
+        env,
+        encoding: 'utf8',
+        timeout: 300_000,
+      });
+      expect({ status: r.status, stderr: r.status === 0 ? '' : r.stderr }).toEqual({
+        status: 0,
+        stderr: '',
+      });
+      const steps = Object.fromEntries(
+        r.stdout
+          .trim()
+          .split('\n')
+          .map((line) => JSON.parse(line) as { step: string; ok?: never; error?: number })
+          .map((s) => [s.step, s]),
+      ) as Record<string, { ok?: Record<string, unknown>; error?: number; message?: string }>;
+      const okSteps = ['mkdir', 'write', 'append', 'upload', 'commit', 'readX', 'readY'];
+      for (const name of [...okSteps, 'stat', 'list', 'rename', 'delete']) {
+        expect({ name, error: steps[name]?.message }).toEqual({ name, error: undefined });
+      }
+      expect(steps.commit!.ok).toMatchObject({ committed: true, size: 13 });
+      expect(steps.readX!.ok).toMatchObject({ data: 'hello wine', eof: true });
+      expect(steps.readY!.ok).toMatchObject({ data: 'atomic upload', totalSize: 13 });
+      expect(steps.stat!.ok).toMatchObject({ type: FileType.REGULAR, size: 13 });
+      expect(
+        (steps.list!.ok as unknown as { entries: { name: string }[] }).entries.map((e) => e.name),
+      ).toEqual(['x.txt', 'y.txt']);
+      expect(steps.delete!.ok).toMatchObject({ removed: 4 });
+      expect(steps.restricted).toMatchObject({ error: ErrorCode.UNSUPPORTED });
+      for (const name of ['stream', 'device', 'readEscape', 'writeEscape', 'deleteEscape']) {
+        expect({ name, error: steps[name]?.error }).toEqual({
+          name,
+          error: ErrorCode.PATH_NOT_ALLOWED,
+        });
+      }
+      expect(steps.readEscape!.message).toContain('outside the allowed roots');
+      expect(steps.deleteRoot).toMatchObject({ error: ErrorCode.PATH_NOT_ALLOWED });
+      // Nothing left in the root but the link, nothing written or removed outside.
+      expect(readdirSync(root)).toEqual(['esc']);
+      expect(readdirSync(outside)).toEqual(['secret.txt']);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+      rmSync(outside, { recursive: true, force: true });
+    }
   }, 300_000);
 });

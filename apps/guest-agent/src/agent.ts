@@ -58,6 +58,8 @@ export interface AgentDeps {
   isFrozen?(): boolean;
   /** An AgentReady has been written (a pending self-update is confirmed by it). */
   readySent?(): void;
+  /** Request cases this OS cannot serve (GuestPlatform.unsupported): kept out of capabilities. */
+  unserved?: readonly string[];
 }
 
 export interface AgentStats {
@@ -121,7 +123,7 @@ export class Agent {
   }
 
   get capabilities(): string[] {
-    return capabilitiesOf(enabledOperations(this.config));
+    return capabilitiesOf(enabledOperations(this.config), this.deps.unserved);
   }
 
   async start(): Promise<void> {

@@ -1,5 +1,6 @@
 // One agent wired up: config, channel and logger in; the agent with every handler, and how to
 // stop it, out. main.ts runs one per process (a guest); sim-host.ts runs many (simulated VMs).
+import { servedPolicies } from '@lq/proto';
 import { AGENT_VERSION, Agent, PROTOCOL_VERSION, agentLimits } from './agent.js';
 import type { HostChannel } from './channel/host-channel.js';
 import { enabledOperations, type AgentConfig } from './config.js';
@@ -71,11 +72,13 @@ export async function assembleAgent(
   // OS facts for os.info, GetInfo and AgentReady, cached as the platform allows (Linux:
   // os-release read again only when it changes).
   const osInfo = platform.osInfo(config, log);
+  const unsupported = platform.unsupported();
+  const unserved = Object.keys(unsupported);
   const collectInfo = () =>
     collectAgentInfo(config, {
       agentVersion: updateHost.version,
       protocolVersion: PROTOCOL_VERSION,
-      capabilities: enabledOperations(config),
+      capabilities: servedPolicies(enabledOperations(config), unserved),
       limits: agentLimits(config),
       startedAt,
       osInfo,
@@ -87,13 +90,14 @@ export async function assembleAgent(
   const runner = platform.execRunner(config, users, log);
   // One policy for every file operation, so the roots are resolved once.
   const paths = platform.pathPolicy(config);
-  const fileLimits = new FileLimitPolicies();
+  const fileLimits = new FileLimitPolicies(undefined, paths);
+  const owners = platform.fileOwners(config, log);
   const uploads = new UploadStore(config.files, log, paths);
   const openFiles = new FileHandleTable(
     { maxOpen: config.files.max_open_handles, idleTimeoutMs: config.files.handle_idle_timeout_ms },
     log,
   );
-  const unsupported = platform.unsupported();
+
   const quiescer = new Quiescer(config, log);
   // An apply left unconfirmed by an earlier agent is rolled back before anything is served
   // (where the platform can apply at all).
@@ -121,9 +125,9 @@ export async function assembleAgent(
     syncTime: new SyncTimeHandler(config, platform),
     setUserPassword: new SetUserPasswordHandler(config, users, platform),
     getFsInfo: new GetFsInfoHandler(config),
-    fileStat: new FileStatHandler(paths, fileLimits, users),
+    fileStat: new FileStatHandler(paths, fileLimits, users, owners),
     agentUpdate: new AgentUpdateHandler(updater),
-    fileList: new FileListHandler(config, paths, fileLimits, users),
+    fileList: new FileListHandler(config, paths, fileLimits, users, owners),
     fileMkdir: new FileMkdirHandler(paths, fileLimits),
     fileDelete: new FileDeleteHandler(paths, fileLimits),
     fileRename: new FileRenameHandler(paths, fileLimits),
@@ -150,6 +154,7 @@ export async function assembleAgent(
     sampleTelemetry: () => telemetry.sample(),
     isFrozen: () => quiescer.frozen,
     readySent: () => updater.readySent(),
+    unserved,
     handlers: Object.values(handlers) as OperationHandler[],
   });
 

@@ -8,6 +8,7 @@ import {
   GUEST_OPERATION_NAMES,
   GUEST_OPERATION_TABLE,
   capabilitiesOf,
+  servedPolicies,
   capabilityOf,
   isGuestOperation,
   relayedUnderIntent,
@@ -64,6 +65,26 @@ describe('the operation table', () => {
     expect(capabilitiesOf(['quiesce'])).toEqual(['quiesce']);
     expect(capabilityOf('thaw')).toBe('quiesce');
     expect(capabilityOf('execute.cancel')).toBe('execute.cancel');
+  });
+
+  it('should leave out every capability an operation the OS cannot serve carries', () => {
+    const all = ['execute', 'quiesce', 'file.read', 'file.write', 'network', 'agent.update'];
+    const windows = capabilitiesOf(all, ['quiesce', 'thaw', 'networkConfigure', 'agentUpdate']);
+    expect(windows).toEqual(
+      expect.arrayContaining(['execute', 'file.read', 'file.write', 'file.mkdir', 'file.list']),
+    );
+    // quiesce.status is served, but shares the capability `quiesce` with quiesce and thaw.
+    expect(windows).not.toContain('quiesce');
+    expect(windows).not.toContain('network');
+    expect(windows).not.toContain('agent.update');
+    expect(capabilitiesOf(all, [])).toEqual(capabilitiesOf(all));
+    expect(servedPolicies(all, ['quiesce', 'networkConfirm'])).toEqual([
+      'execute',
+      'file.read',
+      'file.write',
+      'agent.update',
+    ]);
+    expect(servedPolicies(all)).toEqual(all);
   });
 
   it('should relay only the intent operation itself, ping, and its companions under it', () => {

@@ -344,15 +344,34 @@ export const WHILE_FROZEN_REQUESTS: ReadonlySet<string> = new Set(
 /** The agent policy names, in table order without repeats. */
 export const POLICY_NAMES = [...new Set(entries.map(([, def]) => def.policy))] as PolicyName[];
 
-/** The capabilities an agent announces when these policies are enabled, in table order. */
-export function capabilitiesOf(enabled: readonly string[]): string[] {
-  return [
-    ...new Set(
-      entries
-        .filter(([, def]) => enabled.includes(def.policy))
-        .flatMap(([, def]) => def.capabilities),
-    ),
-  ];
+/**
+ * The capabilities an agent announces when these policies are enabled, in table order. An agent
+ * whose OS cannot serve some operations (request cases in `unserved`) leaves out every
+ * capability one of them carries: a host that sees a capability can use all it covers.
+ */
+export function capabilitiesOf(
+  enabled: readonly string[],
+  unserved: readonly string[] = [],
+): string[] {
+  const on = entries.filter(([, def]) => enabled.includes(def.policy));
+  const refused = new Set(
+    on.filter(([, def]) => unserved.includes(def.request)).flatMap(([, def]) => def.capabilities),
+  );
+  return [...new Set(on.flatMap(([, def]) => def.capabilities))].filter((c) => !refused.has(c));
+}
+
+/**
+ * The enabled policy names an agent reports (AgentInfo.capabilities) without those one of whose
+ * operations its OS cannot serve (`unserved`: request cases).
+ */
+export function servedPolicies<P extends string>(
+  enabled: readonly P[],
+  unserved: readonly string[] = [],
+): P[] {
+  const refused = new Set<string>(
+    entries.filter(([, def]) => unserved.includes(def.request)).map(([, def]) => def.policy),
+  );
+  return enabled.filter((p) => !refused.has(p));
 }
 
 /** The capability an agent must announce for the operation. */

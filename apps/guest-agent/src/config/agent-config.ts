@@ -137,6 +137,12 @@ export interface AgentConfig {
     default_cwd: string;
     /** Accept \\server\share paths in file operations (off: only drive paths). */
     allow_unc_paths: boolean;
+    /** Report files' owners from their ACLs (one PowerShell run per stat or listing page). */
+    owner_lookup: boolean;
+    /** How long that PowerShell run may take. */
+    owner_timeout_ms: number;
+    /** How much output it may give (about 100 bytes a file). */
+    owner_max_output_bytes: number;
   };
   /** Self-update (PROTOCOL.md §10). */
   update: {
@@ -258,6 +264,9 @@ export function defaultConfig(): AgentConfig {
       taskkill: 'C:\\Windows\\System32\\taskkill.exe',
       default_cwd: 'C:\\Windows\\System32',
       allow_unc_paths: false,
+      owner_lookup: true,
+      owner_timeout_ms: 20_000,
+      owner_max_output_bytes: 4 * MiB,
     },
     update: {
       executable: null,

@@ -135,6 +135,9 @@ export const SHAPE: Shape = {
     taskkill: windowsPath,
     default_cwd: windowsPath,
     allow_unc_paths: boolean,
+    owner_lookup: boolean,
+    owner_timeout_ms: int(100, 600_000),
+    owner_max_output_bytes: int(4096, 256 * MiB),
   },
 };
 

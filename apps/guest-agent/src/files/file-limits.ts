@@ -16,7 +16,11 @@ function notAllowed(message: string): AgentOpError {
 export class FileLimitPolicies {
   private readonly policies = new Map<string, PathPolicy>();
 
-  constructor(private readonly max = 64) {}
+  constructor(
+    private readonly max = 64,
+    /** The agent's own policy: narrower ones follow its OS's rules (Linux by default). */
+    private readonly base?: PathPolicy,
+  ) {}
 
   /** The narrowing policy for `limits`, or undefined when its roots narrow nothing. */
   policyOf(limits: FileLimits | undefined): PathPolicy | undefined {
@@ -29,7 +33,7 @@ export class FileLimitPolicies {
       if (this.policies.size >= this.max) {
         this.policies.clear();
       }
-      policy = new PathPolicy(limits.roots);
+      policy = this.base?.narrowed(limits.roots) ?? new PathPolicy(limits.roots);
       this.policies.set(key, policy);
     }
     return policy;

@@ -1,8 +1,16 @@
 import { type FileHandle, lstat, readlink, realpath } from 'node:fs/promises';
-import { posix } from 'node:path';
-import { toAgentOpError } from '../errors.js';
+import { type PlatformPath, posix, win32 } from 'node:path';
+import { ErrorCode, type FileLimits } from '@lq/proto';
+import { AgentOpError, toAgentOpError } from '../errors.js';
 import { pathNotAllowed as notAllowed, quotePath } from './path-errors.js';
 import { openedPath, openWriteTarget, type WriteTarget } from './write-target.js';
+import {
+  NODE_WINDOWS_FS,
+  openWindowsWriteTarget,
+  sameWindowsPath,
+  windowsOpenedPath,
+  type WindowsFs,
+} from './windows-write-target.js';
 import { checkWindowsPath, isInsideWindowsRoot } from '../os/windows-paths.js';
 
 export { quotePath } from './path-errors.js';
@@ -59,7 +67,7 @@ function checkLexical(path: string): void {
  * missing rest is appended as is. A dangling symlink is followed by hand, because creating a
  * file through it would land wherever it points.
  */
-export async function resolveExisting(path: string): Promise<string> {
+export async function resolveExisting(path: string, paths: PlatformPath = posix): Promise<string> {
   let candidate = path;
   for (let hops = 0; hops <= MAX_SYMLINK_HOPS; hops++) {
     try {
@@ -73,30 +81,30 @@ export async function resolveExisting(path: string): Promise<string> {
     let prefix = candidate;
     let real: string | undefined;
     while (real === undefined) {
-      rest.unshift(posix.basename(prefix));
-      prefix = posix.dirname(prefix);
+      rest.unshift(paths.basename(prefix));
+      prefix = paths.dirname(prefix);
       try {
         real = await realpath(prefix);
       } catch (err) {
-        if (!isMissing(err) || prefix === '/') {
+        if (!isMissing(err) || prefix === paths.dirname(prefix)) {
           throw err;
         }
       }
     }
-    const first = posix.join(real, rest[0] ?? '');
+    const first = paths.join(real, rest[0] ?? '');
     let isLink: boolean;
     try {
       isLink = (await lstat(first)).isSymbolicLink();
     } catch (err) {
       if (isMissing(err)) {
-        return posix.join(real, ...rest);
+        return paths.join(real, ...rest);
       }
       throw err;
     }
     // Either a dangling link or something that appeared meanwhile: resolve again.
     candidate = isLink
-      ? posix.join(posix.resolve(real, await readlink(first)), ...rest.slice(1))
-      : posix.join(real, ...rest);
+      ? paths.join(paths.resolve(real, await readlink(first)), ...rest.slice(1))
+      : paths.join(real, ...rest);
   }
   throw notAllowed(`path ${quotePath(path)} has too many levels of symbolic links`);
 }
@@ -110,8 +118,36 @@ export interface PathRules {
   canonicalRoot(root: string): string;
   /** Whether the policy allows the whole filesystem (no containment check needed). */
   isEverything(root: string): boolean;
-  /** Whether the file a handle holds can be named again (checkOpened); Linux: /proc/self/fd. */
-  canCheckOpened: boolean;
+  /** The OS's path functions (dirname, join…). */
+  paths: PlatformPath;
+  /** Whether two resolved paths name the same place (Windows: case-insensitively). */
+  samePath(a: string, b: string): boolean;
+  /** The filesystem's root, which is never deleted or renamed (Linux `/`; Windows none). */
+  isFilesystemRoot(path: string): boolean;
+  /**
+   * Where the file a handle holds is, every link resolved: Linux asks /proc/self/fd; Windows
+   * resolves the path it was opened by and requires the same file there (windowsOpenedPath).
+   */
+  openedPath(handle: FileHandle, openedBy: string): Promise<string>;
+  /** The place of a write, its parent resolved (the policy checks it against the roots). */
+  openWriteTarget(
+    requested: string,
+    trustedUids: readonly number[],
+    lastComponentLink: 'refuse' | 'allow',
+  ): Promise<WriteTarget>;
+  /** A path that reads the directory `handle` holds (opened from `resolved`, checked). */
+  listingPath(handle: FileHandle, resolved: string): string;
+  /** A name inside a directory path (listingPath's). */
+  child(dir: string, name: string): string;
+  /** The absolute paths from the top down to `path` itself (mkdir with parents). */
+  ancestors(path: string): string[];
+  /** Whether files have Unix owners (uid, gid) and modes the agent can set. */
+  unixOwners: boolean;
+  /**
+   * Why a caller with run-as limits (FileLimits.no_setid) may not change files on this OS;
+   * undefined where the write rules and no_setid are enough (Linux).
+   */
+  restrictedWriteRefusal?: string;
 }
 
 export const LINUX_PATH_RULES: PathRules = {
@@ -119,11 +155,29 @@ export const LINUX_PATH_RULES: PathRules = {
   isInside,
   canonicalRoot: (root) => posix.resolve(root),
   isEverything: (root) => root === '/',
-  canCheckOpened: true,
+  paths: posix,
+  samePath: (a, b) => a === b,
+  isFilesystemRoot: (path) => path === '/',
+  openedPath: (handle) => openedPath(handle),
+  openWriteTarget,
+  listingPath: (handle) => `/proc/self/fd/${handle.fd}`,
+  child: (dir, name) => `${dir}/${name}`,
+  ancestors: (path) => {
+    const parts = path.split('/').filter((s) => s !== '');
+    return parts.map((_, i) => `/${parts.slice(0, i + 1).join('/')}`);
+  },
+  unixOwners: true,
 };
 
+export const WINDOWS_RESTRICTED_WRITES =
+  'a caller with run-as limits may not change files on Windows guests: the agent runs as LocalSystem and would write with its rights, and writing as the caller needs LogonUserW/CreateProcessAsUserW (or impersonation), which the agent does not do yet (WINDOWS.md, "Who may write")';
+
 /** Drive-letter paths; a root of `C:\` still confines to drive C. */
-export const WINDOWS_PATH_RULES = (allowUnc: boolean): PathRules => ({
+export const WINDOWS_PATH_RULES = (
+  allowUnc: boolean,
+  /** The filesystem calls of the checks (a double in unit tests). */
+  fs: WindowsFs = NODE_WINDOWS_FS,
+): PathRules => ({
   checkLexical: (path) => void checkWindowsPath(path, { allowUnc }),
   isInside: isInsideWindowsRoot,
   canonicalRoot: (root) => {
@@ -131,9 +185,23 @@ export const WINDOWS_PATH_RULES = (allowUnc: boolean): PathRules => ({
     return /^[A-Za-z]:$/.test(trimmed) ? `${trimmed}\\` : trimmed;
   },
   isEverything: () => false,
-  // GetFinalPathNameByHandleW would; until it is called, reads are checked before the open
-  // only (WINDOWS.md).
-  canCheckOpened: false,
+  paths: win32,
+  samePath: sameWindowsPath,
+  isFilesystemRoot: (path) => win32.dirname(path) === path,
+  openedPath: (handle, openedBy) => windowsOpenedPath(handle, openedBy, fs),
+  openWriteTarget: (requested, _trustedUids, lastComponentLink) =>
+    openWindowsWriteTarget(requested, lastComponentLink, fs),
+  listingPath: (_handle, resolved) => resolved,
+  child: (dir, name) => win32.join(dir, name),
+  ancestors: (path) => {
+    const out: string[] = [];
+    for (let p = path; win32.dirname(p) !== p; p = win32.dirname(p)) {
+      out.unshift(p);
+    }
+    return out;
+  },
+  unixOwners: false,
+  restrictedWriteRefusal: WINDOWS_RESTRICTED_WRITES,
 });
 
 /**
@@ -178,7 +246,7 @@ export class PathPolicy {
     this.checkRequested(path);
     let resolved: string;
     try {
-      resolved = await resolveExisting(path);
+      resolved = await resolveExisting(path, this.rules.paths);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ELOOP') {
         throw notAllowed(`path ${quotePath(path)} has too many levels of symbolic links`);
@@ -194,12 +262,12 @@ export class PathPolicy {
    * between check() and the open cannot lead out of them.
    */
   async checkOpened(path: string, handle: FileHandle): Promise<void> {
-    if (this.everything() || !this.rules.canCheckOpened) {
+    if (this.everything()) {
       return;
     }
     let opened: string;
     try {
-      opened = await openedPath(handle);
+      opened = await this.rules.openedPath(handle, path);
     } catch (err) {
       throw toAgentOpError(err, `checking where ${quotePath(path)} was opened`);
     }
@@ -215,7 +283,7 @@ export class PathPolicy {
     lastComponentLink: 'refuse' | 'allow' = 'refuse',
   ): Promise<WriteTarget> {
     this.checkRequested(path);
-    const target = await openWriteTarget(path, this.trustedUids, lastComponentLink);
+    const target = await this.rules.openWriteTarget(path, this.trustedUids, lastComponentLink);
     try {
       await this.checkResolved(path, target.path);
     } catch (err) {
@@ -239,10 +307,44 @@ export class PathPolicy {
    * path): what a delete or a rename must never take away.
    */
   async isRoot(path: string, resolved: string): Promise<boolean> {
-    if (path === '/' || resolved === '/' || this.roots.includes(path)) {
+    const { rules } = this;
+    if (rules.isFilesystemRoot(path) || rules.isFilesystemRoot(resolved)) {
       return true;
     }
-    return (await this.resolveRoots()).includes(resolved);
+    if (this.roots.some((root) => rules.samePath(root, path))) {
+      return true;
+    }
+    return (await this.resolveRoots()).some((root) => rules.samePath(root, resolved));
+  }
+
+  /** The OS's path functions and rules (dirname, ancestors, listing paths…). */
+  get os(): PathRules {
+    return this.rules;
+  }
+
+  /** Refuses uid/gid where files have no Unix owners (Windows: SIDs). */
+  checkOwnerIds(request: { uid?: number; gid?: number }): void {
+    if (!this.rules.unixOwners && (request.uid !== undefined || request.gid !== undefined)) {
+      throw new AgentOpError(
+        ErrorCode.UNSUPPORTED,
+        'uid and gid are Unix ids; files on this guest are owned by Windows accounts (SIDs), and a file the agent creates is owned by the Administrators group',
+      );
+    }
+  }
+
+  /** A policy for a caller's narrower roots (FileLimits.roots) with this one's rules. */
+  narrowed(roots: readonly string[]): PathPolicy {
+    return new PathPolicy(roots, this.trustedUids, this.rules);
+  }
+
+  /**
+   * Refuses a change to files by a caller this OS cannot hold to its limits (Windows: one with
+   * run-as limits; WINDOWS.md). Linux: nothing to refuse.
+   */
+  checkWriter(limits: FileLimits | undefined): void {
+    if (limits?.noSetid && this.rules.restrictedWriteRefusal !== undefined) {
+      throw new AgentOpError(ErrorCode.UNSUPPORTED, this.rules.restrictedWriteRefusal);
+    }
   }
 
   private everything(): boolean {
@@ -278,7 +380,7 @@ export class PathPolicy {
           return real;
         } catch {
           // A root that does not exist yet can only hold what gets created under it.
-          return resolveExisting(root).catch(() => root);
+          return resolveExisting(root, this.rules.paths).catch(() => root);
         }
       }),
     );

@@ -294,7 +294,8 @@ export class UploadStore {
       const uid = upload.uid ?? existing?.uid;
       const gid = upload.gid ?? existing?.gid;
       // chown clears set-id bits, so it goes before chmod.
-      if (uid !== undefined || gid !== undefined) {
+      // (Windows files have no Unix owner: the write handler refuses uid/gid there.)
+      if (this.paths.os.unixOwners && (uid !== undefined || gid !== undefined)) {
         await handle.chown(uid ?? -1, gid ?? -1);
       }
       const mode = upload.mode ?? (existing ? existing.mode : DEFAULT_NEW_FILE_MODE);

@@ -4,6 +4,7 @@ import { posix } from 'node:path';
 import { ErrorCode } from '@lq/proto';
 import { AgentOpError, toAgentOpError } from '../errors.js';
 import { pathNotAllowed, quotePath } from './path-errors.js';
+import { emptyDirectory } from './tree-removal.js';
 
 // Linux's O_PATH (one value on x86-64, arm64 and every architecture with the generic flags);
 // Node does not export it. A directory held this way needs search permission only.
@@ -58,13 +59,48 @@ function describeOwners(trustedUids: readonly number[]): string {
 }
 
 /**
- * The checked place of a write: the target's parent directory held open (O_PATH), found by a
- * walk that follows only trusted symlinks, and the last component's name. Every later step
- * (open, create, rename, unlink) names the file relative to that descriptor, so swapping a
- * directory or a link along the path after the check changes nothing; the last component is
- * never followed. Close it when done.
+ * The checked place of a write: the target's parent directory, inside the roots, and the last
+ * component's name. Linux holds the directory open (ProcWriteTarget); Windows names it by its
+ * final path and checks its identity (files/windows-write-target.ts). Close it when done.
  */
-export class WriteTarget {
+export interface WriteTarget {
+  /** The path as requested, for messages. */
+  readonly requested: string;
+  /** The parent directory's path, every link on the way resolved. */
+  readonly dirPath: string;
+  /** The last component. */
+  readonly name: string;
+  /** The target's path, its parent's links resolved. */
+  readonly path: string;
+  /** A name in the checked directory, as a path that reaches that very directory. */
+  entry(name?: string): string;
+  /** lstat of a name in the checked directory; undefined when there is none. */
+  lstat(name?: string): Promise<Stats | undefined>;
+  /** The refusal for a link in the last component. */
+  linkRefused(): AgentOpError;
+  /** The last component as it is now (undefined: absent); refuses a link. */
+  checkNotLink(): Promise<Stats | undefined>;
+  /** Refuses unless the directory is still at the path it was checked at. */
+  checkDirInPlace(): Promise<void>;
+  /** Refuses unless `handle` is the file `name` of the checked directory. */
+  checkOpened(handle: FileHandle, name?: string): Promise<void>;
+  /**
+   * Removes everything inside the directory `name` (lstat'd as `st`), never following a link,
+   * never leaving its filesystem; how many entries were removed.
+   */
+  emptyDirectory(st: Stats, name?: string): Promise<number>;
+  /** Makes the directory's entries durable (where the OS allows). */
+  syncDir(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Linux: the target's parent directory held open (O_PATH), found by a walk that follows only
+ * trusted symlinks, and the last component's name. Every later step (open, create, rename,
+ * unlink) names the file relative to that descriptor, so swapping a directory or a link along
+ * the path after the check changes nothing; the last component is never followed.
+ */
+export class ProcWriteTarget implements WriteTarget {
   private closed = false;
 
   constructor(
@@ -140,6 +176,10 @@ export class WriteTarget {
     }
   }
 
+  emptyDirectory(st: Stats, name = this.name): Promise<number> {
+    return emptyDirectory(this.entry(name), posix.join(this.dirPath, name), st.dev);
+  }
+
   /** fsync of the directory (the held descriptor is O_PATH, which cannot be synced). */
   async syncDir(): Promise<void> {
     const handle = await open(at(this.dir, '.'), constants.O_RDONLY | constants.O_DIRECTORY);
@@ -181,7 +221,7 @@ export async function openWriteTarget(
   }
   await checkProc();
   const { dir, dirPath } = await walkDirectory(requested, posix.dirname(requested), trustedUids);
-  const target = new WriteTarget(requested, dir, dirPath, name);
+  const target = new ProcWriteTarget(requested, dir, dirPath, name);
   try {
     await target.checkDirInPlace();
     if (lastComponentLink === 'refuse') {

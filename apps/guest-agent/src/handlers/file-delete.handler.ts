@@ -5,7 +5,6 @@ import { AgentOpError, toAgentOpError } from '../errors.js';
 import type { FileLimitPolicies } from '../files/file-limits.js';
 import { pathNotAllowed } from '../files/path-errors.js';
 import { PathPolicy, quotePath } from '../files/path-policy.js';
-import { emptyDirectory } from '../files/tree-removal.js';
 import type { OperationHandler, RequestOf } from './handler.js';
 
 /**
@@ -26,6 +25,7 @@ export class FileDeleteHandler implements OperationHandler<'fileDelete'> {
     if (request.path === '/') {
       throw pathNotAllowed('refusing to delete "/"');
     }
+    this.paths.checkWriter(request.limits);
     const narrow = this.limits.policyOf(request.limits);
     narrow?.checkRequested(request.path);
     const target = await this.paths.openForWrite(request.path, 'allow');
@@ -45,7 +45,7 @@ export class FileDeleteHandler implements OperationHandler<'fileDelete'> {
       let removed = 1;
       if (st.isDirectory()) {
         if (request.recursive) {
-          removed += await emptyDirectory(target.entry(), target.path, st.dev);
+          removed += await target.emptyDirectory(st);
         }
         await rmdir(target.entry());
       } else {

@@ -15,6 +15,7 @@ import type { UserResolver } from '../exec/user-resolver.js';
 import { readDirectoryPage } from '../files/directory-page.js';
 import { openDirectoryStream } from '../files/directory-stream.js';
 import type { FileLimitPolicies } from '../files/file-limits.js';
+import type { FileOwner, FileOwnerSource } from '../files/file-owners.js';
 import { fileTypeOf, OwnerNames } from '../files/file-type.js';
 import { PathPolicy, quotePath } from '../files/path-policy.js';
 import type { OperationHandler, RequestOf } from './handler.js';
@@ -40,6 +41,8 @@ export class FileListHandler implements OperationHandler<'fileList'> {
     private readonly paths: PathPolicy,
     private readonly limits: FileLimitPolicies,
     private readonly users: UserResolver,
+    /** Where owners are not uid/gid (Windows): one lookup for a page. */
+    private readonly ownerSource?: FileOwnerSource,
   ) {}
 
   async handle(request: RequestOf<'fileList'>): Promise<AgentPayload> {
@@ -67,9 +70,14 @@ export class FileListHandler implements OperationHandler<'fileList'> {
       // The directory opened is the one inside the roots, whatever was swapped in meanwhile.
       await this.paths.checkOpened(request.path, handle);
       await narrow?.checkOpened(request.path, handle);
-      const here = `/proc/self/fd/${handle.fd}`;
+      const rules = this.paths.os;
+      const here = rules.listingPath(handle, resolved);
       const page = await readDirectoryPage(await openDirectoryStream(here), request.cursor, limit);
       const owners = new OwnerNames(this.users);
+      // Windows: the page's owners from the security descriptors, in one lookup.
+      const found = this.ownerSource
+        ? await this.ownerSource.ownersOf(page.names.map((name) => rules.child(here, name)))
+        : undefined;
       const budget = this.config.max_frame_bytes - FRAME_SLACK;
       const entries: FileEntry[] = [];
       let bytes = 0;
@@ -78,7 +86,7 @@ export class FileListHandler implements OperationHandler<'fileList'> {
         if (i % 512 === 511) {
           await new Promise<void>((resolve) => setImmediate(resolve));
         }
-        const entry = await describe(`${here}/${name}`, name, owners);
+        const entry = await describe(rules.child(here, name), name, owners, found?.[i]);
         if (!entry) {
           continue; // removed since the pass
         }
@@ -120,6 +128,7 @@ async function describe(
   path: string,
   name: string,
   owners: OwnerNames,
+  found: FileOwner | undefined,
 ): Promise<FileEntry | undefined> {
   // Synchronous: one lstat is a few microseconds, a thread-pool round trip each costs more than
   // the call (the caller yields every 512 entries).
@@ -140,7 +149,9 @@ async function describe(
       // removed or replaced since the lstat: described without its target
     }
   }
-  const [owner, group] = await Promise.all([owners.user(st.uid), owners.group(st.gid)]);
+  const [owner, group] = found
+    ? [found.owner, found.group]
+    : await Promise.all([owners.user(st.uid), owners.group(st.gid)]);
   return create(FileEntrySchema, {
     name,
     type: fileTypeOf(st),

@@ -29,15 +29,14 @@ export class FileMkdirHandler implements OperationHandler<'fileMkdir'> {
       throw new AgentOpError(ErrorCode.INVALID_REQUEST, `mode ${mode.toString(8)} is not 0–7777`);
     }
     checkWriteLimits(request.limits, { mode });
+    this.paths.checkWriter(request.limits);
     this.paths.checkRequested(request.path);
     const narrow = this.limits.policyOf(request.limits);
     narrow?.checkRequested(request.path);
     const created: string[] = [];
     if (request.parents) {
       // Each missing directory from the top down; those above the roots must exist already.
-      const parts = request.path.split('/').filter((s) => s !== '');
-      for (let i = 1; i <= parts.length; i++) {
-        const prefix = `/${parts.slice(0, i).join('/')}`;
+      for (const prefix of this.paths.os.ancestors(request.path)) {
         try {
           this.paths.checkRequested(prefix);
           narrow?.checkRequested(prefix);
@@ -97,7 +96,11 @@ export class FileMkdirHandler implements OperationHandler<'fileMkdir'> {
       );
       try {
         await target.checkOpened(dir);
-        await dir.chmod(allowedMode(limits, mode));
+        // Windows: a directory's access is its ACL, inherited from the parent; a mode means
+        // nothing there (and fchmod on a directory handle fails).
+        if (this.paths.os.unixOwners) {
+          await dir.chmod(allowedMode(limits, mode));
+        }
       } finally {
         await dir.close();
       }

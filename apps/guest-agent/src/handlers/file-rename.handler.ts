@@ -28,6 +28,7 @@ export class FileRenameHandler implements OperationHandler<'fileRename'> {
         throw pathNotAllowed('refusing to rename "/"');
       }
     }
+    this.paths.checkWriter(request.limits);
     const narrow = this.limits.policyOf(request.limits);
     narrow?.checkRequested(request.from);
     narrow?.checkRequested(request.to);

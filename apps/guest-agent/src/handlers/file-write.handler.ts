@@ -48,6 +48,8 @@ export class FileWriteHandler implements OperationHandler<'fileWrite'> {
       throw invalid('append cannot be used with upload_id: upload chunks carry their offset');
     }
     checkWriteLimits(request.limits, request);
+    this.paths.checkWriter(request.limits);
+    this.paths.checkOwnerIds(request);
     const narrow = this.limits.policyOf(request.limits);
     if (request.uploadId !== '') {
       // The store checks the path when the upload starts and holds its directory from then on.

@@ -25,6 +25,7 @@ export const linuxPlatform: GuestPlatform = {
   execRunner: (config: AgentConfig, users: UserResolver, log?: Logger) =>
     new ProcessRunner(config, users, log),
   pathPolicy: (config) => new PathPolicy(config.files.roots),
+  fileOwners: () => undefined,
   shutdownArgv(config, mode: Mode) {
     switch (mode) {
       case ShutdownMode.REBOOT:

@@ -4,13 +4,25 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { create } from '@bufbuild/protobuf';
 import {
+  capabilitiesOf,
   ErrorCode,
   ExecuteRequestSchema,
+  FileDeleteRequestSchema,
+  FileMkdirRequestSchema,
+  FileRenameRequestSchema,
+  FileWriteRequestSchema,
   SetUserPasswordRequestSchema,
   ShutdownMode,
   ShutdownRequestSchema,
 } from '@lq/proto';
-import { defaultConfig, parseConfig, type AgentConfig } from '../config.js';
+import { defaultConfig, enabledOperations, parseConfig, type AgentConfig } from '../config.js';
+import { FileLimitPolicies } from '../files/file-limits.js';
+import { WINDOWS_RESTRICTED_WRITES } from '../files/path-policy.js';
+import { UploadStore } from '../files/upload-store.js';
+import { FileDeleteHandler } from '../handlers/file-delete.handler.js';
+import { FileMkdirHandler } from '../handlers/file-mkdir.handler.js';
+import { FileRenameHandler } from '../handlers/file-rename.handler.js';
+import { FileWriteHandler } from '../handlers/file-write.handler.js';
 import { UserResolver } from '../exec/user-resolver.js';
 import type { HandlerContext } from '../handlers/handler.js';
 import { ShutdownHandler } from '../handlers/shutdown.handler.js';
@@ -98,11 +110,79 @@ describe('the platform seam', () => {
     expect(WINDOWS_UNSUPPORTED.quiesce).toMatch(/VSS_BT_COPY/);
     expect(WINDOWS_UNSUPPORTED.quiesce).toMatch(/IVssBackupComponents/);
     expect(Object.keys(windowsPlatform.unsupported())).toEqual(
-      expect.arrayContaining(['quiesce', 'thaw', 'networkConfigure', 'fileWrite', 'agentUpdate']),
+      expect.arrayContaining(['quiesce', 'thaw', 'networkConfigure', 'agentUpdate']),
     );
+    // Files are served on Windows now (files/windows-write-target.ts).
+    for (const served of ['fileWrite', 'fileMkdir', 'fileDelete', 'fileRename', 'fileRead']) {
+      expect(Object.keys(windowsPlatform.unsupported())).not.toContain(served);
+    }
     await expect(
       new UnsupportedHandler('quiesce', WINDOWS_UNSUPPORTED.quiesce).handle(),
     ).rejects.toMatchObject({ code: ErrorCode.UNSUPPORTED, message: WINDOWS_UNSUPPORTED.quiesce });
+  });
+
+  it('should announce no capability an operation Windows refuses carries, and the file writes', () => {
+    const c = WINDOWS_DEFAULTS.apply(defaultConfig());
+    const unserved = Object.keys(windowsPlatform.unsupported());
+    const caps = capabilitiesOf(enabledOperations(c), unserved);
+    expect(caps).toEqual(
+      expect.arrayContaining([
+        'file.read',
+        'file.write',
+        'file.mkdir',
+        'file.delete',
+        'file.rename',
+        'file.stat',
+        'file.list',
+        'file.handles',
+        'execute',
+      ]),
+    );
+    for (const refused of ['quiesce', 'network', 'fs.info', 'agent.update']) {
+      expect(caps).not.toContain(refused);
+    }
+    // Linux refuses nothing: its capabilities are what the policy enables.
+    expect(Object.keys(linuxPlatform.unsupported())).toEqual([]);
+  });
+
+  it('should refuse every file change by a caller with run-as limits on Windows, before the disk', async () => {
+    const c = WINDOWS_DEFAULTS.apply(defaultConfig());
+    c.files.roots = ['C:\\data'];
+    const paths = windowsPlatform.pathPolicy(c);
+    const limits = new FileLimitPolicies(undefined, paths);
+    const restricted = { roots: [], noSetid: true };
+    const uploads = new UploadStore(c.files, undefined, paths);
+    const refusals = [
+      new FileWriteHandler(c, uploads, paths, limits).handle(
+        create(FileWriteRequestSchema, { path: 'C:\\data\\x', create: true, limits: restricted }),
+      ),
+      new FileMkdirHandler(paths, limits).handle(
+        create(FileMkdirRequestSchema, { path: 'C:\\data\\d', limits: restricted }),
+      ),
+      new FileDeleteHandler(paths, limits).handle(
+        create(FileDeleteRequestSchema, { path: 'C:\\data\\x', limits: restricted }),
+      ),
+      new FileRenameHandler(paths, limits).handle(
+        create(FileRenameRequestSchema, {
+          from: 'C:\\data\\x',
+          to: 'C:\\data\\y',
+          limits: restricted,
+        }),
+      ),
+    ];
+    for (const refusal of refusals) {
+      await expect(refusal).rejects.toMatchObject({
+        code: ErrorCode.UNSUPPORTED,
+        message: WINDOWS_RESTRICTED_WRITES,
+      });
+    }
+    // uid/gid name Unix owners, which Windows files do not have.
+    await expect(
+      new FileWriteHandler(c, uploads, paths, limits).handle(
+        create(FileWriteRequestSchema, { path: 'C:\\data\\x', create: true, uid: 1000 }),
+      ),
+    ).rejects.toMatchObject({ code: ErrorCode.UNSUPPORTED });
+    await uploads.closeAll();
   });
 
   it('should still say what the OS is when PowerShell cannot be run', async () => {

@@ -17,6 +17,7 @@ import type { HostChannel } from '../channel/host-channel.js';
 import type { AgentConfig } from '../config/agent-config.js';
 import type { ExecHooks } from '../exec/child-supervisor.js';
 import type { UserResolver } from '../exec/user-resolver.js';
+import type { FileOwnerSource } from '../files/file-owners.js';
 import type { PathPolicy } from '../files/path-policy.js';
 import type { Logger } from '../logger.js';
 import type { CommandResult } from '../system/run-command.js';
@@ -64,12 +65,14 @@ export interface GuestPlatform {
   openDevice(path: string): HostChannel;
   /**
    * Operations this OS cannot serve yet, each with the reason the UNSUPPORTED error gives
-   * (assemble.ts puts a refusing handler in their place; they stay in the capabilities, so a
-   * host learns why rather than "unknown operation").
+   * (assemble.ts puts a refusing handler in their place, so a host that sends one anyway learns
+   * why; the capabilities leave out every capability one of them needs).
    */
   unsupported(): Partial<Record<RequestCase, string>>;
   execRunner(config: AgentConfig, users: UserResolver, log?: Logger): ExecRunner;
   pathPolicy(config: AgentConfig): PathPolicy;
+  /** Where file owners come from when stat's uid/gid do not name them; undefined on Linux. */
+  fileOwners(config: AgentConfig, log?: Logger): FileOwnerSource | undefined;
   /** The command a shutdown mode runs (the agent waits out delay_seconds itself). */
   shutdownArgv(config: AgentConfig, mode: ShutdownMode): string[];
   clock(config: AgentConfig): ClockControl;

@@ -1,7 +1,8 @@
 // The Windows guest (WINDOWS.md): what has a plain command-line route is implemented here —
 // the channel (the virtio-serial port \\.\Global\org.limiquantix.agent.0, opened as a file),
-// exec (CreateProcess command lines, cmd.exe for `command`, taskkill /T /F on timeout), reads
-// under drive-letter roots, facts and telemetry (os module + PowerShell CIM), shutdown.exe,
+// exec (CreateProcess command lines, cmd.exe for `command`, taskkill /T /F on timeout), files
+// under drive-letter roots (files/windows-write-target.ts; owners from the ACLs,
+// windows/windows-owners.ts), facts and telemetry (os module + PowerShell CIM), shutdown.exe,
 // w32tm / Set-Date, net user. What needs Windows APIs the agent does not call yet is refused
 // with UNSUPPORTED, naming the API.
 import * as os from 'node:os';
@@ -36,13 +37,11 @@ import {
 } from './windows/windows-facts.js';
 import { WINDOWS_DEFAULTS } from './platform-defaults.js';
 import { WindowsProcessRunner } from './windows/windows-process-runner.js';
+import { WindowsOwners, ownerLookupOptions } from './windows/windows-owners.js';
 
 const COMMAND_TIMEOUT_MS = 30_000;
 /** Disks change rarely and CIM costs a PowerShell start: facts are read at most this often. */
 const FACTS_TTL_MS = 60_000;
-
-const WRITES =
-  'file writes on Windows guests are not supported yet: the agent checks a write target through /proc/self/fd on Linux, and the Windows equivalent (CreateFileW with FILE_FLAG_OPEN_REPARSE_POINT, then GetFinalPathNameByHandleW) is not implemented (WINDOWS.md)';
 
 /** Why each operation is refused on Windows; WINDOWS.md says the same at length. */
 export const WINDOWS_UNSUPPORTED = {
@@ -54,10 +53,6 @@ export const WINDOWS_UNSUPPORTED = {
   networkConfirm: 'network.configure is not supported on Windows guests (WINDOWS.md)',
   getFsInfo:
     'fs.info reads the mount table (/proc/self/mounts) on Linux; the Windows equivalent (Win32_Volume or GetVolumeInformationW per volume) is not implemented; fixed disks are in telemetry (WINDOWS.md)',
-  fileWrite: WRITES,
-  fileMkdir: WRITES,
-  fileDelete: WRITES,
-  fileRename: WRITES,
   agentUpdate:
     'self-update on Windows guests is not supported yet: a running .exe cannot be replaced in place; install the new MSI (WINDOWS.md)',
 } as const;
@@ -175,6 +170,10 @@ export const windowsPlatform: GuestPlatform = {
   execRunner: (config, _users, log) => new WindowsProcessRunner(config, log),
   pathPolicy: (config) =>
     new PathPolicy(config.files.roots, [], WINDOWS_PATH_RULES(config.windows.allow_unc_paths)),
+  fileOwners: (config, log) =>
+    config.windows.owner_lookup
+      ? new WindowsOwners(ownerLookupOptions(config), log)
+      : { ownersOf: (paths) => Promise.resolve(paths.map(() => ({ owner: '', group: '' }))) },
   shutdownArgv(config, mode) {
     // HALT is refused; the others are the configured commands (a double in tests).
     const argv = shutdownArgv(config.windows.shutdown, mode);
