@@ -3,14 +3,21 @@
 // and the audit rows it left. Target: 1,000 VMs in ≤ 5 s with exactly 1,000 executions audited.
 // Exits non-zero when the run did not succeed on every VM or its audit rows do not match
 // (one intent and one outcome per VM, no intent without an outcome); the time is printed.
-// Run: npm run bench:fleet [-- --vms N] [--daemons D] [--per-process K] [--no-jetstream] [--trace].
+// Run: npm run bench:fleet [-- --vms N] [--daemons D] [--per-process K] [--no-jetstream] [--trace]
+// [--node-agents].
 // --trace counts what crossed NATS during the run, by kind. A Node.js
 // process is about 50 MiB, so 1,000 agent processes would need about 50 GiB: the simulated VMs
 // share processes, K agents each (default: all of a node daemon's VMs in one; --per-process 1
 // gives each its own). Each is still the real agent, on its own socket, running its own commands.
+// The agents run on Bun, the runtime the shipped agent executables are built with
+// (scripts/build-executables.mjs): a Node.js process forks to start each command, copying its
+// page tables, which in a process shared by 100 agents costs several times what one agent's
+// own process would; Bun starts commands without a fork's copy. --node-agents runs them on
+// Node.js instead (the bundle `npm run agent` runs).
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, freemem, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { startNatsServer } from '../test/support/nats-server.js';
@@ -36,6 +43,17 @@ const PER_PROCESS = arg('--per-process', Math.ceil(VMS / DAEMONS));
 // As deployed (deploy/nats): the servers have JetStream, so execution output goes through its
 // stream; --no-jetstream measures NATS core alone.
 const JETSTREAM = !process.argv.includes('--no-jetstream');
+const NODE_AGENTS = process.argv.includes('--node-agents');
+
+/** The npm package bun's binary (as scripts/build-executables.mjs finds it), or undefined. */
+function bunBinary(): string | undefined {
+  try {
+    const pkg = createRequire(join(process.cwd(), 'package.json')).resolve('bun/package.json');
+    return join(dirname(pkg), 'bin/bun.exe');
+  } catch {
+    return undefined;
+  }
+}
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
@@ -89,6 +107,10 @@ async function main(): Promise<void> {
       `${VMS} agents in ${processes} processes need about ${Math.round(needMib / 1024)} GiB; this machine has ${Math.round(freemem() / 1024 ** 3)} GiB free (raise --per-process)`,
     );
   }
+  const runtime = NODE_AGENTS ? undefined : bunBinary();
+  if (!NODE_AGENTS && runtime === undefined) {
+    throw new Error('no bun binary (the npm package bun): run npm ci, or pass --node-agents');
+  }
   const work = mkdtempSync(join(tmpdir(), 'lq-bench-fleet-'));
   const nats = await startNatsServer({ jetstream: JETSTREAM });
   const db = await createTestDatabase('lq_bench_fleet');
@@ -112,6 +134,7 @@ async function main(): Promise<void> {
           prefix: `n${d}-vm-`,
           config: { telemetry_interval_ms: 0 },
           agentsPerProcess: PER_PROCESS,
+          runtime,
         }),
       );
       daemons.push(
@@ -142,7 +165,7 @@ async function main(): Promise<void> {
     await waitForReadyVms(cp.url, ids.length, { timeoutMs: 600_000 });
     log(`LimiQuantix fleet benchmark (node ${process.version})`);
     log(
-      `${ids.length} simulated VMs (${PER_PROCESS} agents per process) on ${daemons.length} node daemons, ${JETSTREAM ? 'output through JetStream' : 'NATS core only (--no-jetstream)'}, ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      `${ids.length} simulated VMs (${PER_PROCESS} agents per process, on ${runtime ? 'Bun' : 'Node.js'}) on ${daemons.length} node daemons, ${JETSTREAM ? 'output through JetStream' : 'NATS core only (--no-jetstream)'}, ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
 
     // --trace: what crossed NATS during the run, by kind (heartbeats, agent events, requests,
@@ -178,6 +201,7 @@ async function main(): Promise<void> {
       machine: machineCpuSeconds(),
     };
     const started = performance.now();
+    const monoStart = process.hrtime.bigint() / 1000n;
     const res = await adminFetch(`${cp.url}/api/runs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -221,6 +245,10 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 50));
     }
     const seconds = (performance.now() - started) / 1000;
+    if (process.env.LQ_PROFILE_DIR) {
+      // The run's window on the monotonic clock V8's CPU profiles use, to read only the run.
+      log(`run window (monotonic µs) ${monoStart} ${process.hrtime.bigint() / 1000n}`);
+    }
     const cpu = {
       cp: cpuSeconds(cp.proc.pid) - cpu0.cp,
       daemons: daemons.reduce((a, d) => a + cpuSeconds(d.proc.pid), 0) - cpu0.daemons,
