@@ -75,7 +75,10 @@ export interface RunListFilter {
 @Injectable()
 export class RunsRepository {
   /** A run's starts come in bursts: their targets' rows go a batch per statement. */
-  private readonly starts: StatementBatcher<{ runId: string; vmId: string; executionId: string }, void>;
+  private readonly starts: StatementBatcher<
+    { runId: string; vmId: string; executionId: string },
+    void
+  >;
 
   constructor(
     @Inject(DataSource) private readonly ds: DataSource,
