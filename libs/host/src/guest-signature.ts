@@ -30,26 +30,19 @@ const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
 /** Length-prefixed fields: no two different field lists give the same bytes. */
 function fields(domain: string, values: Array<string | Uint8Array | bigint>): Buffer {
-  // Each request is signed and verified: one buffer, not two per field and a concatenation.
-  const parts = [domain, ...values].map((v) =>
-    typeof v === 'string'
-      ? Buffer.from(v, 'utf8')
-      : typeof v === 'bigint'
-        ? Buffer.from(v.toString(10), 'utf8')
-        : v,
-  );
-  let size = 0;
-  for (const b of parts) {
-    size += 4 + b.length;
+  const parts: Buffer[] = [];
+  for (const v of [domain, ...values]) {
+    const b =
+      typeof v === 'string'
+        ? Buffer.from(v, 'utf8')
+        : typeof v === 'bigint'
+          ? Buffer.from(v.toString(10), 'utf8')
+          : Buffer.from(v);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(b.length);
+    parts.push(len, b);
   }
-  const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  for (const b of parts) {
-    out.writeUInt32BE(b.length, at);
-    out.set(b, at + 4);
-    at += 4 + b.length;
-  }
-  return out;
+  return Buffer.concat(parts);
 }
 
 /** The bytes an IntentAuthorization's signature covers. */
