@@ -3,14 +3,21 @@
 // and the audit rows it left. Target: 1,000 VMs in ≤ 5 s with exactly 1,000 executions audited.
 // Exits non-zero when the run did not succeed on every VM or its audit rows do not match
 // (one intent and one outcome per VM, no intent without an outcome); the time is printed.
-// Run: npm run bench:fleet [-- --vms N] [--daemons D] [--per-process K] [--no-jetstream] [--trace].
+// Run: npm run bench:fleet [-- --vms N] [--daemons D] [--per-process K] [--no-jetstream] [--trace]
+// [--node-agents].
 // --trace counts what crossed NATS during the run, by kind. A Node.js
 // process is about 50 MiB, so 1,000 agent processes would need about 50 GiB: the simulated VMs
 // share processes, K agents each (default: all of a node daemon's VMs in one; --per-process 1
 // gives each its own). Each is still the real agent, on its own socket, running its own commands.
+// The agents run on Bun, the runtime the shipped agent executables are built with
+// (scripts/build-executables.mjs): a Node.js process forks to start each command, copying its
+// page tables, which in a process shared by 100 agents costs several times what one agent's
+// own process would; Bun starts commands without a fork's copy. --node-agents runs them on
+// Node.js instead (the bundle `npm run agent` runs).
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, freemem, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { startNatsServer } from '../test/support/nats-server.js';
@@ -36,6 +43,19 @@ const PER_PROCESS = arg('--per-process', Math.ceil(VMS / DAEMONS));
 // As deployed (deploy/nats): the servers have JetStream, so execution output goes through its
 // stream; --no-jetstream measures NATS core alone.
 const JETSTREAM = !process.argv.includes('--no-jetstream');
+const NODE_AGENTS = process.argv.includes('--node-agents');
+
+/** The npm package bun's binary (as scripts/build-executables.mjs finds it), or undefined. */
+function bunBinary(): string | undefined {
+  try {
+    const pkg = createRequire(join(process.cwd(), 'package.json')).resolve('bun/package.json');
+    return join(dirname(pkg), 'bin/bun.exe');
+  } catch {
+    return undefined;
+  }
+}
+/** How often the bench asks whether the run has ended (the time comes from its ended_at). */
+const POLL_MS = 250;
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
@@ -89,6 +109,10 @@ async function main(): Promise<void> {
       `${VMS} agents in ${processes} processes need about ${Math.round(needMib / 1024)} GiB; this machine has ${Math.round(freemem() / 1024 ** 3)} GiB free (raise --per-process)`,
     );
   }
+  const runtime = NODE_AGENTS ? undefined : bunBinary();
+  if (!NODE_AGENTS && runtime === undefined) {
+    throw new Error('no bun binary (the npm package bun): run npm ci, or pass --node-agents');
+  }
   const work = mkdtempSync(join(tmpdir(), 'lq-bench-fleet-'));
   const nats = await startNatsServer({ jetstream: JETSTREAM });
   const db = await createTestDatabase('lq_bench_fleet');
@@ -112,6 +136,7 @@ async function main(): Promise<void> {
           prefix: `n${d}-vm-`,
           config: { telemetry_interval_ms: 0 },
           agentsPerProcess: PER_PROCESS,
+          runtime,
         }),
       );
       daemons.push(
@@ -142,7 +167,7 @@ async function main(): Promise<void> {
     await waitForReadyVms(cp.url, ids.length, { timeoutMs: 600_000 });
     log(`LimiQuantix fleet benchmark (node ${process.version})`);
     log(
-      `${ids.length} simulated VMs (${PER_PROCESS} agents per process) on ${daemons.length} node daemons, ${JETSTREAM ? 'output through JetStream' : 'NATS core only (--no-jetstream)'}, ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      `${ids.length} simulated VMs (${PER_PROCESS} agents per process, on ${runtime ? 'Bun' : 'Node.js'}) on ${daemons.length} node daemons, ${JETSTREAM ? 'output through JetStream' : 'NATS core only (--no-jetstream)'}, ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
 
     // --trace: what crossed NATS during the run, by kind (heartbeats, agent events, requests,
@@ -177,7 +202,10 @@ async function main(): Promise<void> {
       pg: await pgCpuSeconds(),
       machine: machineCpuSeconds(),
     };
-    const started = performance.now();
+    const monoStart = process.hrtime.bigint() / 1000n;
+    // The run's end is its ended_at, written by the control plane on this machine's clock: the
+    // time is from the POST to it, whatever the poll's interval.
+    const postAt = Date.now();
     const res = await adminFetch(`${cp.url}/api/runs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -193,11 +221,13 @@ async function main(): Promise<void> {
     }
     // A status poll that fails (the replica busy, a reset connection) is tried again: only
     // the run's end, or no answer at all for a minute, ends the wait.
-    let view: { status: string; summary: Record<string, number> } | undefined;
+    let view:
+      { status: string; summary: Record<string, number>; ended_at: string | null } | undefined;
     let pollErrors = 0;
     let lastAnswer = performance.now();
-    // The newest run (this one) with its counts by state, not its 1,000 VMs one by one: the
-    // poll is the bench's, and must not cost the control plane more than the run it watches.
+    // The newest run (this one) with its counts by state, not its 1,000 VMs one by one, every
+    // POLL_MS: the poll is the bench's, and must cost the control plane and the database little
+    // beside the run it watches (each one counts the run's targets by state).
     for (;;) {
       try {
         const r = await adminFetch(`${cp.url}/api/runs?limit=1`);
@@ -218,9 +248,17 @@ async function main(): Promise<void> {
       if (performance.now() - lastAnswer > 60_000) {
         throw new Error(`no answer about run ${run.id} for 60 s (${pollErrors} failed polls)`);
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, POLL_MS));
     }
-    const seconds = (performance.now() - started) / 1000;
+    const endedAt = view.ended_at === null ? Number.NaN : Date.parse(view.ended_at);
+    if (!Number.isFinite(endedAt)) {
+      throw new Error(`run ${run.id} ended ${view.status} without an ended_at`);
+    }
+    const seconds = (endedAt - postAt) / 1000;
+    if (process.env.LQ_PROFILE_DIR) {
+      // The run's window on the monotonic clock V8's CPU profiles use, to read only the run.
+      log(`run window (monotonic µs) ${monoStart} ${process.hrtime.bigint() / 1000n}`);
+    }
     const cpu = {
       cp: cpuSeconds(cp.proc.pid) - cpu0.cp,
       daemons: daemons.reduce((a, d) => a + cpuSeconds(d.proc.pid), 0) - cpu0.daemons,

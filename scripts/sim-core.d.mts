@@ -83,6 +83,12 @@ export interface StartSimVmsOptions {
   onEvent?: (event: SimEvent) => void;
   /** Run agents under `setpriv --pdeathsig TERM` when available. Default true. */
   dieWithParent?: boolean;
+  /**
+   * The runtime the agents run on: this Node.js by default, or the path of a `bun` binary (the
+   * runtime the shipped agent executables are built with, see bunBinary() of
+   * scripts/build-executables.mjs).
+   */
+  runtime?: string;
 }
 
 export interface SimVms {

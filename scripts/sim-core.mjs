@@ -190,7 +190,22 @@ export function validateSimOptions(options) {
     startConcurrency: options.startConcurrency ?? 16,
     onEvent: options.onEvent ?? (() => undefined),
     dieWithParent: options.dieWithParent ?? true,
+    runtime: validRuntime(options.runtime),
   };
+}
+
+/**
+ * The JavaScript runtime the agents run on: Node.js (this one) by default, or the path of a
+ * `bun` binary, the runtime the shipped agent executables are built with (build-executables.mjs).
+ */
+function validRuntime(runtime) {
+  if (runtime === undefined) {
+    return process.execPath;
+  }
+  if (typeof runtime !== 'string' || !existsSync(runtime)) {
+    throw new SimError(`runtime must be the path of a node or bun binary (got ${String(runtime)})`);
+  }
+  return runtime;
 }
 
 function prepareVm(o, index) {
@@ -376,7 +391,17 @@ class Sim {
    * terminal reaches the sim, which stops the agents in order, rather than every agent at once.
    */
   spawnNode(args, cwd) {
-    const argv = [...(this.o.dieWithParent ? parentDeathWrapper() : []), process.execPath, ...args];
+    // LQ_PROFILE_DIR=<dir>: a V8 CPU profile of every agent process (for benches; Node.js only).
+    const profile =
+      process.env.LQ_PROFILE_DIR && this.o.runtime === process.execPath
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.LQ_PROFILE_DIR}`]
+        : [];
+    const argv = [
+      ...(this.o.dieWithParent ? parentDeathWrapper() : []),
+      this.o.runtime,
+      ...profile,
+      ...args,
+    ];
     return spawn(argv[0], argv.slice(1), {
       cwd,
       stdio: ['ignore', 'pipe', 'pipe'],

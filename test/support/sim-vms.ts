@@ -26,6 +26,8 @@ export interface SimVmsOptions {
   restartOnExit?: boolean;
   /** Agents per process (default 1); above 1, kill and restart of one VM are refused. */
   agentsPerProcess?: number;
+  /** Node.js (default) or the path of a `bun` binary, the shipped agent's runtime. */
+  runtime?: string;
   /** Lifecycle events and agent output lines. */
   onEvent?: (event: SimEvent) => void;
 }

@@ -84,6 +84,8 @@ export interface ControlPlaneConfig {
   runStartsInFlight: number;
   /** Fleet runs: how long a start that failed for want of the store is tried again. */
   runStartRetryMs: number;
+  /** Execution and run-target rows per statement when a burst of them is written together. */
+  execBatchRows: number;
   /** Largest page of GET /api/executions and /api/runs. */
   historyPageMax: number;
   /** Replies, stored output and its followers: every size and count bounded. */
@@ -347,6 +349,11 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'LQ_RUN_STARTS_IN_FLIGHT',
     '16',
     'fleet-run starts in progress at once per replica (the rest wait their turn, whatever max_concurrency)',
+  ],
+  [
+    'LQ_EXEC_BATCH_ROWS',
+    '256',
+    'execution and run-target rows per statement when many are written at once (a fleet run’s starts and ends); a row alone is written at once',
   ],
   [
     'LQ_RUN_START_RETRY_MS',
@@ -751,6 +758,7 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
     runMaxVms: int(env, 'LQ_RUN_MAX_VMS', 10_000, 1, 1_000_000),
     runStartsInFlight: int(env, 'LQ_RUN_STARTS_IN_FLIGHT', 16, 1, 10_000),
     runStartRetryMs: int(env, 'LQ_RUN_START_RETRY_MS', 120_000, 0, 3_600_000),
+    execBatchRows: int(env, 'LQ_EXEC_BATCH_ROWS', 256, 1, 5000),
     historyPageMax: int(env, 'LQ_HISTORY_PAGE_MAX', 500, 10, 10_000),
     execAsyncTimeoutSeconds: Math.min(
       int(env, 'LQ_EXEC_ASYNC_TIMEOUT_SECONDS', 3600, 1, 86_400),

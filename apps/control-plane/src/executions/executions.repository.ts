@@ -1,5 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { StatementBatcher } from '../common/statement-batcher.js';
+import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 
 export const EXECUTION_STATES = [
   'pending',
@@ -77,6 +79,21 @@ export interface OutputChunk {
   redactions?: number;
 }
 
+/** An execution as ExecutionsService records it, before it is sent. */
+export interface NewExecution {
+  id: string;
+  vmId: string;
+  nodeId: string;
+  projectId: string;
+  runId?: string;
+  actor: string;
+  request: Record<string, unknown>;
+  timeoutMs: number;
+  owner: string;
+  leaseMs: number;
+  intent: unknown;
+}
+
 export interface ExecutionEnd {
   status: ExecutionState;
   exitCode?: number;
@@ -101,42 +118,67 @@ export interface UnrecordedIntent {
 /** The executions and execution_output tables; the only SQL for them. */
 @Injectable()
 export class ExecutionsRepository {
-  constructor(@Inject(DataSource) private readonly ds: DataSource) {}
+  /** A fleet run's starts and ends come in bursts: their rows go a batch per statement. */
+  private readonly inserts: StatementBatcher<NewExecution, ExecutionRow>;
+  private readonly ends: StatementBatcher<{ id: string; end: ExecutionEnd }, boolean>;
 
-  async insert(row: {
-    id: string;
-    vmId: string;
-    nodeId: string;
-    projectId: string;
-    runId?: string;
-    actor: string;
-    request: Record<string, unknown>;
-    timeoutMs: number;
-    owner: string;
-    leaseMs: number;
-    intent: unknown;
-  }): Promise<ExecutionRow> {
-    const rows = await this.ds.query<ExecutionRow[]>(
+  constructor(
+    @Inject(DataSource) private readonly ds: DataSource,
+    @Inject(CONTROL_PLANE_CONFIG) config: ControlPlaneConfig,
+  ) {
+    this.inserts = new StatementBatcher((rows) => this.insertRows(rows), config.execBatchRows);
+    this.ends = new StatementBatcher((rows) => this.finishRows(rows), config.execBatchRows);
+  }
+
+  /**
+   * Records a running execution (the claim on its intent); fails with PostgreSQL's unique
+   * violation (23505) when a row with its id exists (a sweep recorded it never started).
+   */
+  insert(row: NewExecution): Promise<ExecutionRow> {
+    return this.inserts.push(row);
+  }
+
+  private async insertRows(rows: NewExecution[]): Promise<ExecutionRow[]> {
+    const written = await this.ds.query<ExecutionRow[]>(
       `INSERT INTO executions (id, vm_id, node_id, project_id, run_id, actor, request, status,
                                timeout_ms, started_at, owner, lease_until, intent)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, now(), $9,
-               now() + $10 * interval '1 millisecond', $11)
+       SELECT x.id, x.vm_id, x.node_id, x.project_id, x.run_id, x.actor, x.request, 'running',
+              x.timeout_ms, now(), x.owner, now() + x.lease_ms * interval '1 millisecond',
+              x.intent
+       FROM jsonb_to_recordset($1::jsonb) AS x(
+         id uuid, vm_id text, node_id text, project_id text, run_id uuid, actor text,
+         request jsonb, timeout_ms integer, owner text, lease_ms integer, intent jsonb)
+       ON CONFLICT (id) DO NOTHING
        RETURNING *`,
       [
-        row.id,
-        row.vmId,
-        row.nodeId,
-        row.projectId,
-        row.runId ?? null,
-        row.actor,
-        JSON.stringify(row.request),
-        row.timeoutMs,
-        row.owner,
-        row.leaseMs,
-        JSON.stringify(row.intent),
+        JSON.stringify(
+          rows.map((row) => ({
+            id: row.id,
+            vm_id: row.vmId,
+            node_id: row.nodeId,
+            project_id: row.projectId,
+            run_id: row.runId ?? null,
+            actor: row.actor,
+            request: row.request,
+            timeout_ms: row.timeoutMs,
+            owner: row.owner,
+            lease_ms: row.leaseMs,
+            intent: row.intent,
+          })),
+        ),
       ],
     );
-    return rows[0]!;
+    const byId = new Map(written.map((r) => [r.id.toLowerCase(), r]));
+    return rows.map((row) => {
+      const r = byId.get(row.id.toLowerCase());
+      if (!r) {
+        // As the single-row INSERT would have failed (ExecutionsService tells it apart).
+        throw Object.assign(new Error(`execution ${row.id} is already recorded`), {
+          code: '23505',
+        });
+      }
+      return r;
+    });
   }
 
   async get(id: string): Promise<ExecutionRow | undefined> {
@@ -201,22 +243,48 @@ export class ExecutionsRepository {
   }
 
   /** Ends a running execution; false when it had already ended (first end wins). */
-  async finish(id: string, end: ExecutionEnd): Promise<boolean> {
-    const result = await this.ds.query<[unknown[], number]>(
-      `UPDATE executions SET status = $2, exit_code = $3, signal = $4, error = $5,
-         stdout_total_bytes = $6, stderr_total_bytes = $7, ended_at = now()
-       WHERE id = $1 AND status IN ('pending', 'running')`,
+  /** Records an execution's end: true when this end is the one recorded (the first). */
+  finish(id: string, end: ExecutionEnd): Promise<boolean> {
+    return this.ends.push({ id, end });
+  }
+
+  private async finishRows(rows: Array<{ id: string; end: ExecutionEnd }>): Promise<boolean[]> {
+    // Two ends of one execution in a batch: the first is tried, the later lose (as they would
+    // one after the other).
+    const first = new Map<string, number>();
+    rows.forEach((r, i) => first.has(r.id.toLowerCase()) || first.set(r.id.toLowerCase(), i));
+    // UPDATE … RETURNING answers [rows, count].
+    const [updated] = await this.ds.query<[Array<{ id: string }>, number]>(
+      `UPDATE executions e SET status = x.status, exit_code = x.exit_code, signal = x.signal,
+         error = x.error, stdout_total_bytes = x.stdout_total_bytes,
+         stderr_total_bytes = x.stderr_total_bytes, ended_at = now()
+       FROM jsonb_to_recordset($1::jsonb) AS x(
+         id uuid, status text, exit_code integer, signal text, error text,
+         stdout_total_bytes bigint, stderr_total_bytes bigint)
+       WHERE e.id = x.id AND e.status IN ('pending', 'running')
+       RETURNING e.id`,
       [
-        id,
-        end.status,
-        end.exitCode ?? null,
-        end.signal ?? null,
-        end.error ?? null,
-        end.stdoutTotalBytes ?? null,
-        end.stderrTotalBytes ?? null,
+        JSON.stringify(
+          [...first.values()].map((i) => {
+            const { id, end } = rows[i]!;
+            return {
+              id,
+              status: end.status,
+              exit_code: end.exitCode ?? null,
+              signal: end.signal ?? null,
+              error: end.error ?? null,
+              stdout_total_bytes: end.stdoutTotalBytes ?? null,
+              stderr_total_bytes: end.stderrTotalBytes ?? null,
+            };
+          }),
+        ),
       ],
     );
-    return (result[1] ?? 0) > 0;
+    const won = new Set(updated.map((r) => r.id.toLowerCase()));
+    return rows.map((r, i) => {
+      const id = r.id.toLowerCase();
+      return first.get(id) === i && won.has(id);
+    });
   }
 
   /**

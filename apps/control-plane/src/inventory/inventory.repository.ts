@@ -48,7 +48,9 @@ const UPSERT_NODE = `
 //
 // A VM id belongs to one node. A row naming a VM another node owns changes nothing (the WHERE of
 // the conflict clause), unless adoption is on ($2: a cut-off time) and the owner's last
-// heartbeat is older than it. RETURNING lists the rows written: the others were refused.
+// heartbeat is older than it. Only rows that change are written (a heartbeat lists every VM of
+// its node every few seconds; most are as they were): RETURNING lists the rows written, and of
+// the others those still owned by the node were unchanged, the rest refused.
 const UPSERT_VMS = `
   INSERT INTO vms (id, node_id, name, agent_state, agent_version, capabilities, hostname, os,
                    interfaces, connected_since, last_seen_at, updated_at, agent_target,
@@ -77,8 +79,26 @@ const UPSERT_VMS = `
     connected_since = EXCLUDED.connected_since,
     last_seen_at = COALESCE(EXCLUDED.last_seen_at, vms.last_seen_at),
     updated_at = now()
-  WHERE vms.node_id = EXCLUDED.node_id
-     OR ($2::timestamptz IS NOT NULL AND NOT EXISTS (
+  WHERE (vms.node_id = EXCLUDED.node_id AND (
+          vms.agent_state IS DISTINCT FROM EXCLUDED.agent_state
+       OR (EXCLUDED.name <> '' AND vms.name IS DISTINCT FROM EXCLUDED.name)
+       OR vms.connected_since IS DISTINCT FROM EXCLUDED.connected_since
+       OR (EXCLUDED.last_seen_at IS NOT NULL
+           AND vms.last_seen_at IS DISTINCT FROM EXCLUDED.last_seen_at)
+       OR (EXCLUDED.agent_last_update IS NOT NULL
+           AND vms.agent_last_update IS DISTINCT FROM EXCLUDED.agent_last_update)
+       OR (EXCLUDED.os IS NOT NULL AND (
+             vms.os IS DISTINCT FROM EXCLUDED.os
+          OR vms.agent_version IS DISTINCT FROM EXCLUDED.agent_version
+          OR vms.capabilities IS DISTINCT FROM EXCLUDED.capabilities
+          OR vms.hostname IS DISTINCT FROM EXCLUDED.hostname
+          OR vms.agent_target IS DISTINCT FROM EXCLUDED.agent_target
+          OR vms.interfaces IS DISTINCT FROM EXCLUDED.interfaces))
+       OR (EXCLUDED.os IS NULL AND (
+             (EXCLUDED.agent_version <> '' AND vms.agent_version IS DISTINCT FROM EXCLUDED.agent_version)
+          OR (EXCLUDED.capabilities <> '[]'::jsonb
+              AND vms.capabilities IS DISTINCT FROM EXCLUDED.capabilities)))))
+     OR (vms.node_id <> EXCLUDED.node_id AND $2::timestamptz IS NOT NULL AND NOT EXISTS (
           SELECT 1 FROM nodes n WHERE n.id = vms.node_id AND n.last_heartbeat_at > $2))
   RETURNING id`;
 
@@ -362,9 +382,10 @@ export class InventoryRepository {
     if (refusedIds.length === 0) {
       return { refused: [], adopted };
     }
+    // Not written: unchanged (still this node's), or refused (another node's).
     const owners = (await qr.query(
-      'SELECT id, node_id, project_id FROM vms WHERE id = ANY($1::text[]) ORDER BY id',
-      [refusedIds],
+      'SELECT id, node_id, project_id FROM vms WHERE id = ANY($1::text[]) AND node_id <> $2 ORDER BY id',
+      [refusedIds, nodeId],
     )) as OwnerRecord[];
     return {
       refused: owners.map((o) => ({ vmId: o.id, owner: o.node_id, projectId: o.project_id })),

@@ -1,5 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { StatementBatcher } from '../common/statement-batcher.js';
+import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 
 export interface TargetVm {
   id: string;
@@ -82,7 +84,18 @@ export interface RunListFilter {
 /** runs, run_targets and VM labels; the only SQL for them. */
 @Injectable()
 export class RunsRepository {
-  constructor(@Inject(DataSource) private readonly ds: DataSource) {}
+  /** A run's starts come in bursts: their targets' rows go a batch per statement. */
+  private readonly starts: StatementBatcher<
+    { runId: string; vmId: string; executionId: string },
+    void
+  >;
+
+  constructor(
+    @Inject(DataSource) private readonly ds: DataSource,
+    @Inject(CONTROL_PLANE_CONFIG) config: ControlPlaneConfig,
+  ) {
+    this.starts = new StatementBatcher((rows) => this.startedRows(rows), config.execBatchRows);
+  }
 
   /**
    * The VMs a target names (ids that exist, a project's, or those whose labels match), among
@@ -217,6 +230,27 @@ export class RunsRepository {
        WHERE run_id = $1 AND vm_id = $2`,
       [runId, vmId, state, executionId ?? null, error ?? null],
     );
+  }
+
+  /** Marks a target `started` with its execution (as setTarget would). */
+  setStarted(runId: string, vmId: string, executionId: string): Promise<void> {
+    return this.starts.push({ runId, vmId, executionId });
+  }
+
+  private async startedRows(
+    rows: Array<{ runId: string; vmId: string; executionId: string }>,
+  ): Promise<void[]> {
+    await this.ds.query(
+      `UPDATE run_targets t SET state = 'started', execution_id = x.execution_id, error = NULL
+       FROM jsonb_to_recordset($1::jsonb) AS x(run_id uuid, vm_id text, execution_id uuid)
+       WHERE t.run_id = x.run_id AND t.vm_id = x.vm_id`,
+      [
+        JSON.stringify(
+          rows.map((r) => ({ run_id: r.runId, vm_id: r.vmId, execution_id: r.executionId })),
+        ),
+      ],
+    );
+    return rows.map(() => undefined);
   }
 
   async finish(runId: string, status: RunState): Promise<void> {

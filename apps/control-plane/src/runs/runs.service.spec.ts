@@ -73,6 +73,9 @@ function harness(opts: {
     ) => {
       targets.set(vmId, { state, execution_id: executionId, error });
     },
+    setStarted: async (_: string, vmId: string, executionId: string) => {
+      targets.set(vmId, { state: 'started', execution_id: executionId });
+    },
     finish: async (_: string, status: RunState) => {
       for (const t of targets.values()) {
         if (t.state === 'queued') {

@@ -748,7 +748,7 @@ export class RunsService implements OnApplicationShutdown {
     this.runOf.set(execution.id, id);
     // It runs: recording that may wait for the store, never start it again.
     await this.storeRetry(`run ${id}: VM ${vm.id} started`, () =>
-      this.repo.setTarget(id, vm.id, 'started', execution.id),
+      this.repo.setStarted(id, vm.id, execution.id),
     );
     const early = this.endedEarly.get(execution.id);
     if (early !== undefined) {

@@ -124,6 +124,29 @@ describe('InventoryRepository (PostgreSQL)', () => {
     expect(vm?.lastSeen).toEqual(at(1500));
   });
 
+  it('should rewrite only the VMs whose status changed when a later heartbeat lists them all', async () => {
+    await repo.applyHeartbeat(heartbeat('node-a', 1000, [readyVm('vm-1'), readyVm('vm-2')]));
+    // xmin: the transaction that wrote the row's current version.
+    const versions = async () =>
+      Object.fromEntries(
+        (
+          await ds.query<Array<{ id: string; v: string }>>('SELECT id, xmin::text AS v FROM vms')
+        ).map((r) => [r.id, r.v]),
+      );
+    const before = await versions();
+
+    const result = await repo.applyHeartbeat(
+      heartbeat('node-a', 2000, [readyVm('vm-1'), readyVm('vm-2', { lastSeen: at(1900) })]),
+    );
+
+    expect(result).toEqual({ applied: true, refused: [], adopted: [] });
+    const after = await versions();
+    expect(after['vm-1']).toBe(before['vm-1']);
+    expect(after['vm-2']).not.toBe(before['vm-2']);
+    expect((await repo.getVm('vm-2'))?.lastSeen).toEqual(at(1900));
+    expect((await repo.listVms()).map((v) => v.agentState)).toEqual(['ready', 'ready']);
+  });
+
   it('should replace facts when the agent reports new ones', async () => {
     await repo.applyHeartbeat(heartbeat('node-a', 1000, [readyVm('vm-1')]));
 

@@ -103,17 +103,23 @@ export class ChannelWatcherService extends EventEmitter implements OnApplication
         if (entry.isDirectory()) {
           this.ensureWatch(`${dir}/${entry.name}`);
         }
-        const socket = await stat(candidate.path).then(
-          (s) => (s.isSocket() ? s : undefined),
-          () => undefined,
-        );
+        // A flat-layout socket is the entry itself: its type came with the listing (no stat per
+        // VM per rescan); a libvirt domain's socket is inside its directory, and its inode
+        // tells a restarted domain from the one identified before.
+        const socket =
+          candidate.domain === undefined && !entry.isSymbolicLink() && entry.isSocket()
+            ? entry
+            : await stat(candidate.path).then(
+                (s) => (s.isSocket() ? s : undefined),
+                () => undefined,
+              );
         if (!socket) {
           continue;
         }
         let identity: DomainIdentity | undefined;
         let problem = '';
         if (candidate.domain !== undefined) {
-          const key = `${candidate.path}:${socket.ino}`;
+          const key = `${candidate.path}:${(socket as { ino: number }).ino}`;
           try {
             identity = this.domains.get(key) ?? (await this.identify(candidate));
             domains.set(key, identity);

@@ -1,11 +1,13 @@
 import { hostname } from 'node:os';
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { create, toBinary } from '@bufbuild/protobuf';
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { timestampFromDate, timestampNow } from '@bufbuild/protobuf/wkt';
 import {
   AgentEventSchema,
   ExecOutputEventSchema,
   NodeHeartbeatSchema,
+  VmAgentStatusSchema,
   VmTelemetrySchema,
   isSubjectToken,
   subjects,
@@ -25,6 +27,25 @@ import { GuestRelayService } from '../relay/guest-relay.service.js';
 export const DAEMON_VERSION = '0.1.0';
 // State changes come in bursts (an agent restarting flaps through several states).
 const CHANGE_DEBOUNCE_MS = 50;
+const VMS_FIELD = NodeHeartbeatSchema.field.vms.number;
+const LAST_SEEN_FIELD = VmAgentStatusSchema.field.lastSeen.number;
+
+/** What a VM's status is made of, but its last_seen (which moves with every agent message). */
+function statusKey(vm: VmAgent): unknown[] {
+  const c = vm.client;
+  return [
+    vm.name,
+    vm.channelPath,
+    c.state,
+    c.agentVersion,
+    c.protocolVersion,
+    // Replaced, never changed in place, when the agent says something new.
+    c.capabilities,
+    c.limits,
+    c.info,
+    c.connectedSince?.getTime(),
+  ];
+}
 
 /**
  * Publishes what the node knows: a heartbeat with every VM and its agent state on a timer and
@@ -37,6 +58,8 @@ export class InventoryPublisherService implements OnModuleDestroy {
   private readonly startedAt = new Date();
   private timer: NodeJS.Timeout | undefined;
   private soon: NodeJS.Timeout | undefined;
+  /** Each VM's status encoded without last_seen, and what it was encoded from. */
+  private readonly encoded = new WeakMap<VmAgent, { key: unknown[]; bytes: Uint8Array }>();
 
   constructor(
     @Inject(NODE_DAEMON_CONFIG) private readonly config: NodeDaemonConfig,
@@ -62,16 +85,9 @@ export class InventoryPublisherService implements OnModuleDestroy {
   }
 
   heartbeat(): NodeHeartbeat {
-    return create(NodeHeartbeatSchema, {
-      nodeId: this.config.nodeId,
-      hostname: hostname(),
-      daemonVersion: DAEMON_VERSION,
-      startedAt: timestampFromDate(this.startedAt),
-      timestamp: timestampNow(),
-      vms: this.agents.all().map((vm) => this.agents.status(vm)),
-      fileChunkMaxBytes: this.relay.fileChunkMaxBytes,
-      natsReconnects: this.nats.reconnects,
-    });
+    const hb = this.heartbeatHeader();
+    hb.vms = this.agents.all().map((vm) => this.agents.status(vm));
+    return hb;
   }
 
   private heartbeatSoon(): void {
@@ -85,11 +101,60 @@ export class InventoryPublisherService implements OnModuleDestroy {
     this.soon.unref();
   }
 
+  /**
+   * heartbeat() as bytes. A heartbeat lists every VM of the node, and most of a VM's status
+   * changes only when its agent connects or says something new: each VM's status is encoded
+   * once per change, and only its last_seen (every agent message moves it) every time. The
+   * statuses follow the header fields (protobuf fields may come in any order).
+   */
+  encodeHeartbeat(): Uint8Array {
+    const head = toBinary(NodeHeartbeatSchema, this.heartbeatHeader());
+    const w = new BinaryWriter();
+    for (const vm of this.agents.all()) {
+      const key = statusKey(vm);
+      let cached = this.encoded.get(vm);
+      if (!cached || cached.key.some((v, i) => v !== key[i])) {
+        const status = this.agents.status(vm);
+        status.lastSeen = undefined;
+        cached = { key, bytes: toBinary(VmAgentStatusSchema, status) };
+        this.encoded.set(vm, cached);
+      }
+      w.tag(VMS_FIELD, WireType.LengthDelimited).fork().raw(cached.bytes);
+      const seen = vm.client.lastSeen;
+      if (seen) {
+        const t = timestampFromDate(seen);
+        w.tag(LAST_SEEN_FIELD, WireType.LengthDelimited).fork();
+        if (t.seconds !== 0n) {
+          w.tag(1, WireType.Varint).int64(t.seconds);
+        }
+        if (t.nanos !== 0) {
+          w.tag(2, WireType.Varint).int32(t.nanos);
+        }
+        w.join();
+      }
+      w.join();
+    }
+    const vms = w.finish();
+    const out = new Uint8Array(head.length + vms.length);
+    out.set(head);
+    out.set(vms, head.length);
+    return out;
+  }
+
+  private heartbeatHeader() {
+    return create(NodeHeartbeatSchema, {
+      nodeId: this.config.nodeId,
+      hostname: hostname(),
+      daemonVersion: DAEMON_VERSION,
+      startedAt: timestampFromDate(this.startedAt),
+      timestamp: timestampNow(),
+      fileChunkMaxBytes: this.relay.fileChunkMaxBytes,
+      natsReconnects: this.nats.reconnects,
+    });
+  }
+
   private publishHeartbeat(): void {
-    this.publish(
-      subjects.heartbeat(this.config.nodeId),
-      toBinary(NodeHeartbeatSchema, this.heartbeat()),
-    );
+    this.publish(subjects.heartbeat(this.config.nodeId), this.encodeHeartbeat());
   }
 
   private publishEvent({ vm, kind, reason }: AgentEventNotice): void {
