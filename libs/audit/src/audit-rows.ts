@@ -114,7 +114,11 @@ export function chainRows(records: AuditRecord[], head: ChainHead, now: Date) {
   const events = records.map((r) => {
     const content = contentOfRecord(r, ++seq, at);
     const hash = chainHash(prev, content);
-    const row = { ...content, prev_hash: prev.toString('hex'), hash: hash.toString('hex') };
+    // The content is this row's own object: add the hashes to it rather than copy it.
+    const row = Object.assign(content, {
+      prev_hash: prev.toString('hex'),
+      hash: hash.toString('hex'),
+    });
     prev = hash;
     return row;
   });

@@ -58,4 +58,12 @@ describe('redaction', () => {
       n: 1,
     });
   });
+
+  it('should keep a __proto__ key of parsed params as data, not as a prototype', () => {
+    const parsed = JSON.parse('{"env":{"__proto__":{"x":"1"},"A":"2"}}') as unknown;
+    const out = storableJson(parsed) as { env: Record<string, unknown> };
+    expect(Object.keys(out.env)).toEqual(['__proto__', 'A']);
+    expect(Object.getPrototypeOf(out.env)).toBe(Object.prototype);
+    expect(JSON.stringify(out)).toBe('{"env":{"__proto__":{"x":"1"},"A":"2"}}');
+  });
 });

@@ -74,12 +74,23 @@ export function storableJson(value: unknown): unknown {
     return value.map(storableJson);
   }
   if (value && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value as Record<string, unknown>).map(([k, v]) => [
-        pgSafe(k),
-        storableJson(v),
-      ]),
-    );
+    // A loop, not entries → map → fromEntries: every audit row's params pass through here.
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(value)) {
+      const v = storableJson((value as Record<string, unknown>)[k]);
+      if (k === '__proto__') {
+        // A key a parsed body may hold: kept as data, as fromEntries would, not as a prototype.
+        Object.defineProperty(out, k, {
+          value: v,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      } else {
+        out[pgSafe(k)] = v;
+      }
+    }
+    return out;
   }
   return value;
 }

@@ -30,19 +30,26 @@ const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
 /** Length-prefixed fields: no two different field lists give the same bytes. */
 function fields(domain: string, values: Array<string | Uint8Array | bigint>): Buffer {
-  const parts: Buffer[] = [];
-  for (const v of [domain, ...values]) {
-    const b =
-      typeof v === 'string'
-        ? Buffer.from(v, 'utf8')
-        : typeof v === 'bigint'
-          ? Buffer.from(v.toString(10), 'utf8')
-          : Buffer.from(v);
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(b.length);
-    parts.push(len, b);
+  // Sized first and written into one buffer: this runs twice per guest request.
+  const all = [domain, ...values].map((v) => (typeof v === 'bigint' ? v.toString(10) : v));
+  let size = 0;
+  for (const v of all) {
+    size += 4 + (typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : v.length);
   }
-  return Buffer.concat(parts);
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const v of all) {
+    let len: number;
+    if (typeof v === 'string') {
+      len = out.write(v, at + 4, 'utf8');
+    } else {
+      out.set(v, at + 4);
+      len = v.length;
+    }
+    out.writeUInt32BE(len, at);
+    at += 4 + len;
+  }
+  return out;
 }
 
 /** The bytes an IntentAuthorization's signature covers. */
@@ -58,6 +65,15 @@ export function intentSigningBytes(a: IntentAuthorization): Buffer {
   ]);
 }
 
+// The message schema of each GuestRequest operation case, by case name (looked up per request).
+const operationSchemas = new Map<string, DescMessage>(
+  GuestRequestSchema.fields.flatMap((f) =>
+    (f as { message?: DescMessage }).message
+      ? [[f.localName, (f as { message: DescMessage }).message] as const]
+      : [],
+  ),
+);
+
 /**
  * sha256 of a request's operation: the agent request it carries, serialised alone (protobuf-es
  * writes the same message the same way, unknown fields included).
@@ -67,8 +83,7 @@ export function operationDigest(request: GuestRequest): Buffer {
   if (op.case === undefined) {
     return createHash('sha256').digest();
   }
-  const field = GuestRequestSchema.fields.find((f) => f.localName === op.case);
-  const schema = (field as { message?: DescMessage } | undefined)?.message;
+  const schema = operationSchemas.get(op.case);
   if (!schema) {
     throw new Error(`GuestRequest.${op.case} is not a message field`);
   }
