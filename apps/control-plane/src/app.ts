@@ -51,6 +51,10 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Run
   if (config.trustProxy) {
     app.set('trust proxy', config.trustProxy);
   }
+  // API answers are computed per call: no ETag hashed over every body (nothing revalidates
+  // them; the console's static files keep their own), and no X-Powered-By advertisement.
+  app.set('etag', false);
+  app.disable('x-powered-by');
   mountConnect(app);
   app.use(jsonBodies(REST_JSON_MAX_BYTES));
   app.useGlobalPipes(

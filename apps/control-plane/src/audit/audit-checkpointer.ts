@@ -110,7 +110,9 @@ export class AuditCheckpointer implements OnApplicationBootstrap, OnApplicationS
       );
     }
     this.audit.onAppended = (seq) => {
-      if (seq - (this.last?.seq ?? 0) >= cfg.rows) {
+      // Not while one runs: rows appended meanwhile are not yet `rows` past the head it signs
+      // (this.last moves when it ends), and a kick would sign again a few rows later.
+      if (!this.running && seq - (this.last?.seq ?? 0) >= cfg.rows) {
         this.kick();
       }
     };
