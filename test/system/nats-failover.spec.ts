@@ -30,36 +30,55 @@ import {
   type RunningControlPlane,
 } from '../support/control-plane-process.js';
 
+/**
+ * A cluster of three nats-servers with the control plane on the first and the node daemon on
+ * the second (each learns the others from the server's gossip), a database, one VM.
+ */
+function failoverStack(name: string) {
+  let work = '';
+  let nats: RunningNatsCluster | undefined;
+  let db: TestDatabase | undefined;
+  let sim: SimVms | undefined;
+  let daemon: RunningNodeDaemon | undefined;
+  let cp: RunningControlPlane | undefined;
+  return {
+    async start() {
+      work = mkdtempSync(join(tmpdir(), `${name}-`));
+      [nats, db] = await Promise.all([startNatsCluster(3), createTestDatabase(name)]);
+      const [cpServer, daemonServer] = nats.members;
+      sim = await startSimVms({ dir: work, count: 1, prefix: 'vm-' });
+      cp = await startControlPlaneProcess({ databaseUrl: db.url, natsUrl: cpServer!.nats.url });
+      daemon = await startNodeDaemon({
+        nodeId: 'node-1',
+        natsUrl: daemonServer!.nats.url,
+        channelDirs: [work],
+      });
+      await waitForReadyVms(cp.url, 1, { timeoutMs: 90_000 });
+      return { work, nats, cp, db };
+    },
+    async stop() {
+      await cp?.stop();
+      await daemon?.stop();
+      await sim?.stop();
+      await nats?.stop();
+      await db?.drop();
+      if (work) {
+        rmSync(work, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
 describe('a synchronous request whose NATS server dies under it', () => {
   let work: string;
   let nats: RunningNatsCluster;
-  let db: TestDatabase;
-  let sim: SimVms;
-  let daemon: RunningNodeDaemon;
   let cp: RunningControlPlane;
-
+  let db: TestDatabase;
+  const stack = failoverStack('lq_failover');
   beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'lq-failover-'));
-    [nats, db] = await Promise.all([startNatsCluster(3), createTestDatabase('lq_failover')]);
-    const [cpServer, daemonServer] = nats.members;
-    sim = await startSimVms({ dir: work, count: 1, prefix: 'vm-' });
-    cp = await startControlPlaneProcess({ databaseUrl: db.url, natsUrl: cpServer!.nats.url });
-    daemon = await startNodeDaemon({
-      nodeId: 'node-1',
-      natsUrl: daemonServer!.nats.url,
-      channelDirs: [work],
-    });
-    await waitForReadyVms(cp.url, 1, { timeoutMs: 90_000 });
+    ({ work, nats, cp, db } = await stack.start());
   }, 180_000);
-
-  afterAll(async () => {
-    await cp?.stop();
-    await daemon?.stop();
-    await sim?.stop();
-    await nats?.stop();
-    await db?.drop();
-    rmSync(work, { recursive: true, force: true });
-  });
+  afterAll(() => stack.stop());
 
   const execute = async (command: string, timeoutSeconds: number) => {
     const res = await adminFetch(`${cp.url}/api/vms/vm-1/execute`, {
@@ -111,33 +130,12 @@ describe('a synchronous request whose NATS server dies under it', () => {
 describe("requests lost with the node daemon's NATS server", () => {
   let work: string;
   let nats: RunningNatsCluster;
-  let db: TestDatabase;
-  let sim: SimVms;
-  let daemon: RunningNodeDaemon;
   let cp: RunningControlPlane;
-
+  const stack = failoverStack('lq_failover_node');
   beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'lq-failover-node-'));
-    [nats, db] = await Promise.all([startNatsCluster(3), createTestDatabase('lq_failover_node')]);
-    const [cpServer, daemonServer] = nats.members;
-    sim = await startSimVms({ dir: work, count: 1, prefix: 'vm-' });
-    cp = await startControlPlaneProcess({ databaseUrl: db.url, natsUrl: cpServer!.nats.url });
-    daemon = await startNodeDaemon({
-      nodeId: 'node-1',
-      natsUrl: daemonServer!.nats.url,
-      channelDirs: [work],
-    });
-    await waitForReadyVms(cp.url, 1, { timeoutMs: 90_000 });
+    ({ work, nats, cp } = await stack.start());
   }, 180_000);
-
-  afterAll(async () => {
-    await cp?.stop();
-    await daemon?.stop();
-    await sim?.stop();
-    await nats?.stop();
-    await db?.drop();
-    rmSync(work, { recursive: true, force: true });
-  });
+  afterAll(() => stack.stop());
 
   const post = async (path: string, body: unknown) => {
     const res = await adminFetch(`${cp.url}${path}`, {

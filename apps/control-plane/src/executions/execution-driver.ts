@@ -33,6 +33,7 @@ import {
   type ExecutionState,
   type OutputChunk,
 } from './executions.repository.js';
+import { walkIntentPages } from '../common/intent-pages.js';
 
 type DrivenTicket = IntentTicket<ExecuteResponse>;
 
@@ -697,13 +698,11 @@ export class ExecutionDriver implements OnApplicationShutdown {
     }
     this.closingUnrecorded = true;
     try {
-      for (;;) {
-        const { intents, upTo } = await this.repo.unrecordedIntents(
-          this.unrecordedAfter,
-          this.config.leaseMs,
-          ADOPT_BATCH,
-        );
-        for (const i of intents) {
+      await walkIntentPages(
+        this.unrecordedAfter,
+        ADOPT_BATCH,
+        (after, limit) => this.repo.unrecordedIntents(after, this.config.leaseMs, limit),
+        async (i) => {
           const error =
             'not started: its control plane stopped after writing its intent and before recording it; nothing was sent to the guest';
           if (await this.repo.insertNeverStarted(i, error)) {
@@ -723,13 +722,11 @@ export class ExecutionDriver implements OnApplicationShutdown {
               params: { execution_id: i.request_id, never_started: true, swept: true },
             });
           }
-        }
-        if (intents.length < ADOPT_BATCH) {
-          this.unrecordedAfter = upTo;
-          return;
-        }
-        this.unrecordedAfter = intents[intents.length - 1]!.at;
-      }
+        },
+        (after) => {
+          this.unrecordedAfter = after;
+        },
+      );
     } catch {
       // the database is away; next time, from where it stopped
     } finally {

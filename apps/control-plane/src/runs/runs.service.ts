@@ -31,6 +31,7 @@ import {
 } from './runs.repository.js';
 import { isTransientStartFailure, startRetryDelayMs } from './start-failure.js';
 import { isDuplicateKey } from '../common/pg-errors.js';
+import { walkIntentPages } from '../common/intent-pages.js';
 
 const RUN_STATES: readonly RunState[] = ['running', 'succeeded', 'failed', 'stopped', 'cancelled'];
 
@@ -348,15 +349,13 @@ export class RunsService implements OnApplicationShutdown {
    */
   private async closeUnrecorded(): Promise<void> {
     try {
-      for (;;) {
-        const { intents, upTo } = await this.repo.unrecordedIntents(
-          this.unrecordedAfter,
-          this.config.leaseMs,
-          UNRECORDED_BATCH,
-        );
-        for (const i of intents) {
+      await walkIntentPages(
+        this.unrecordedAfter,
+        UNRECORDED_BATCH,
+        (after, limit) => this.repo.unrecordedIntents(after, this.config.leaseMs, limit),
+        async (i) => {
           if (!(await this.repo.insertNeverStarted(i))) {
-            continue;
+            return;
           }
           const error =
             'not started: its control plane stopped after writing its intent and before recording the run; no VM was started';
@@ -372,13 +371,11 @@ export class RunsService implements OnApplicationShutdown {
             error,
             params: { run_id: i.params.run_id, never_started: true, swept: true },
           });
-        }
-        if (intents.length < UNRECORDED_BATCH) {
-          this.unrecordedAfter = upTo;
-          return;
-        }
-        this.unrecordedAfter = intents[intents.length - 1]!.at;
-      }
+        },
+        (after) => {
+          this.unrecordedAfter = after;
+        },
+      );
     } catch {
       // the database is away; next time, from where it stopped
     }
