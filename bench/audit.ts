@@ -243,7 +243,7 @@ async function main(): Promise<void> {
   let cp: Awaited<ReturnType<typeof startControlPlaneProcess>> | undefined;
   try {
     await ds.initialize();
-    await ds.runMigrations();
+    await ds.runMigrations({ transaction: 'each' });
     log(`LimiQuantix audit benchmark (node ${process.version}; PostgreSQL on this machine)`);
 
     let baseMs = Date.now() - SEED_ROWS * 30 - 60_000;

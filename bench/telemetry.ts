@@ -93,7 +93,7 @@ async function main(): Promise<void> {
   let cp: Awaited<ReturnType<typeof startControlPlaneProcess>> | undefined;
   try {
     await ds.initialize();
-    await ds.runMigrations();
+    await ds.runMigrations({ transaction: 'each' });
     log(
       `LimiQuantix telemetry history benchmark (node ${process.version}; PostgreSQL on this machine)`,
     );

@@ -41,7 +41,7 @@ describe('fleet summary top lists chosen in SQL', () => {
     db = await createTestDatabase('lq_summary_order');
     ds = createDataSource(db.url);
     await ds.initialize();
-    await ds.runMigrations();
+    await ds.runMigrations({ transaction: 'each' });
     const config = parseControlPlaneEnv({ DATABASE_URL: db.url });
     repo = new TelemetryRepository(ds);
     history = new TelemetryHistoryService(config, repo);

@@ -85,7 +85,7 @@ describe('inventory over NATS and HTTP', () => {
     [nats, db] = await Promise.all([startNatsServer(), createTestDatabase('lq_test')]);
     ds = createDataSource(db.url);
     await ds.initialize();
-    await ds.runMigrations();
+    await ds.runMigrations({ transaction: 'each' });
     const config = parseControlPlaneEnv({
       DATABASE_URL: db.url,
       NATS_URL: nats.url,
