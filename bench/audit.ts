@@ -218,14 +218,15 @@ function pathOf(q: Query['api'], f: Omit<AuditFilter, 'limit'>): string {
  * run under EXPLAIN ANALYZE through a DataSource stand-in that keeps the plan and answers no rows.
  */
 async function planOf(ds: DataSource, q: Query['api'], f: AuditFilter): Promise<string[]> {
-  let plan: string[] = [];
+  const plan: string[] = [];
   const explaining = {
     query: async (sql: string, params: unknown[]) => {
       const rows = await ds.query<Array<{ 'QUERY PLAN': string }>>(
         `EXPLAIN (ANALYZE, BUFFERS) ${sql}`,
         params,
       );
-      plan = rows.map((r) => r['QUERY PLAN']);
+      // Every statement the call made (the outcome filter may make two).
+      plan.push(...rows.map((r) => r['QUERY PLAN']));
       return [];
     },
   } as unknown as DataSource;

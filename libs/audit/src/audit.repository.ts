@@ -353,7 +353,8 @@ export class AuditRepository {
                                        LIMIT $${params.length}) x`,
       params,
     );
-    return r[0]!.n;
+    // count(*) answers one row; none only from a stand-in that explains the query instead.
+    return r[0]?.n ?? 0;
   }
 
   /**
