@@ -105,6 +105,8 @@ interface Driving {
   /** The sequence number of the last chunk taken (chunks are numbered from 1). */
   seq: number;
   buffer: OutputChunk[];
+  /** The flush under way, if any: the next one waits for it (flush). */
+  flushing?: Promise<void>;
   /** Each stream's redaction, across chunks (LQ_OUTPUT_REDACT_*). */
   redactors: ChunkRedactors;
   /** What its stored output may still take (LQ_EXEC_OUTPUT_MAX_BYTES, _BUFFER_BYTES). */
@@ -629,10 +631,26 @@ export class ExecutionDriver implements OnApplicationShutdown {
     }
   }
 
-  private async flush(id: string): Promise<void> {
+  /**
+   * Stores the chunks buffered so far. One flush at a time per execution, in order: the timer's
+   * flush may still be writing when the end's flush starts, and the end must not be recorded
+   * before every chunk is stored (a follower takes the end as the last word and reads the store).
+   */
+  private flush(id: string): Promise<void> {
     const d = this.driving.get(id);
-    const flag = d !== undefined && d.budget.truncated && !d.budget.flagged;
-    if (!d || (d.buffer.length === 0 && !flag)) {
+    if (!d) {
+      return Promise.resolve();
+    }
+    const next = (d.flushing ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(() => this.flushNow(id, d));
+    d.flushing = next;
+    return next;
+  }
+
+  private async flushNow(id: string, d: Driving): Promise<void> {
+    const flag = d.budget.truncated && !d.budget.flagged;
+    if (d.buffer.length === 0 && !flag) {
       return;
     }
     const chunks = d.buffer.splice(0);
