@@ -21,13 +21,13 @@ import {
 } from '@lq/proto';
 import { enabledOperations, operationBlockedBy, type AgentConfig } from './config.js';
 import { type AgentOpError, toAgentOpError } from './errors.js';
-import type { ChannelListener, HostChannel } from './channel/host-channel.js';
+import type { HostChannel } from './channel/host-channel.js';
 import type { HandlerContext, OperationHandler, RequestCase } from './handlers/handler.js';
 import type { Logger } from './logger.js';
 import { BufferPool } from './memory/buffer-pool.js';
 import { MemoryReclaimer } from './memory/reclaimer.js';
 import { ResultCache } from './result-cache.js';
-import type { EarlyResponder } from './early-responder.js';
+import type { AgentListener, EarlyResponder } from './early-responder.js';
 import { AGENT_VERSION, PROTOCOL_VERSION } from './version.js';
 
 export { AGENT_VERSION, PROTOCOL_VERSION };
@@ -145,11 +145,13 @@ export class Agent {
     early.handOver(this.channelListener());
   }
 
-  private channelListener(): ChannelListener {
+  private channelListener(): AgentListener {
     return {
       onConnect: () => this.onConnect(),
       onData: (chunk) => this.onData(chunk),
       onDisconnect: (reason) => this.onDisconnect(reason),
+      betweenFrames: () => !this.readPaused && this.reader.frames.bufferedBytes === 0,
+      pingServed: () => this.stats.requests++,
     };
   }
 

@@ -70,13 +70,7 @@ describe('EarlyResponder', () => {
     expect(reply!.messageId).toBe('sync-1');
     expect(reply!.timestamp).toBeDefined();
     expect(reply!.payload.case).toBe('syncResponse');
-    const value = reply!.payload.value as {
-      nonce: bigint;
-      protocolVersion: number;
-      agentVersion: string;
-      capabilities: string[];
-      limits: Record<string, number>;
-    };
+    const value = (reply!.payload as Extract<AgentPayload, { case: 'syncResponse' }>).value;
     expect(value.nonce).toBe(0xfedcba9876543210n);
     expect(value.protocolVersion).toBe(PROTOCOL_VERSION);
     expect(value.agentVersion).toBe(AGENT_VERSION);
@@ -128,6 +122,8 @@ describe('EarlyResponder', () => {
       onConnect: () => undefined,
       onData: (chunk) => got.push(chunk),
       onDisconnect: () => undefined,
+      betweenFrames: () => true,
+      pingServed: () => undefined,
     });
     expect(channel.resumed).toBe(1);
     expect(Buffer.concat(got)).toEqual(Buffer.concat([p1, exec, p2]));
@@ -149,18 +145,32 @@ describe('EarlyResponder', () => {
     }
   });
 
-  it('should hand the channel events to the agent once it has taken over', () => {
+  it('should hand the channel events to the agent once it has taken over, but whole pings', () => {
     const { channel, early } = setUp();
     const seen: string[] = [];
+    let between = true;
+    let served = 0;
     early.handOver({
       onConnect: () => seen.push('connect'),
       onData: () => seen.push('data'),
       onDisconnect: () => seen.push('disconnect'),
+      betweenFrames: () => between,
+      pingServed: () => served++,
     });
     channel.listener.onConnect();
-    channel.listener.onData(ping('p-1'));
+    // Whole pings between frames: answered without the agent.
+    channel.listener.onData(Buffer.concat([ping('p-1'), ping('p-2')]));
+    // A sync, part of a ping, or a ping while the agent is inside a frame: the agent's.
+    channel.listener.onData(sync(1n));
+    channel.listener.onData(ping('p-3').subarray(0, 30));
+    between = false;
+    channel.listener.onData(ping('p-4'));
     channel.listener.onDisconnect('gone');
-    expect(seen).toEqual(['connect', 'data', 'disconnect']);
-    expect(channel.written).toEqual([]);
+    expect(seen).toEqual(['connect', 'data', 'data', 'data', 'disconnect']);
+    expect(channel.replies().map((r) => [r.messageId, r.payload.case])).toEqual([
+      ['p-1', 'pong'],
+      ['p-2', 'pong'],
+    ]);
+    expect(served).toBe(2);
   });
 });

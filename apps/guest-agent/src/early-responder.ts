@@ -45,7 +45,15 @@ export interface EarlyState {
 }
 
 /** The listener the agent gives the channel once it takes over. */
-export type AgentListener = ChannelListener;
+export interface AgentListener extends ChannelListener {
+  /**
+   * True when the agent's reader holds no part of a frame: a chunk made only of whole pings may
+   * then be answered here, as before the agent took over (same checks, same reply).
+   */
+  betweenFrames(): boolean;
+  /** A ping answered here (the agent counts it among its requests). */
+  pingServed(): void;
+}
 
 interface Served {
   kind: 'sync' | 'ping';
@@ -84,7 +92,7 @@ export class EarlyResponder {
     this.needed = new Promise((resolve) => (this.wanted = resolve));
     this.listener = {
       onConnect: () => (this.agent ? this.agent.onConnect() : this.onConnect()),
-      onData: (chunk) => (this.agent ? this.agent.onData(chunk) : this.onData(chunk)),
+      onData: (chunk) => (this.agent ? this.afterTakeOver(this.agent, chunk) : this.onData(chunk)),
       onDisconnect: (reason) =>
         this.agent ? this.agent.onDisconnect(reason) : this.onDisconnect(),
     };
@@ -124,6 +132,34 @@ export class EarlyResponder {
     for (const chunk of bytes) {
       agent.onData(chunk);
     }
+  }
+
+  /**
+   * Pings keep their short way after the agent took over: a chunk of nothing but whole pings,
+   * arriving between frames, is answered here (no protobuf decode, one write); anything else is
+   * the agent's.
+   */
+  private afterTakeOver(agent: AgentListener, chunk: Buffer): void {
+    if (agent.betweenFrames()) {
+      const frames = wholeFrames(chunk);
+      if (frames !== undefined && frames.length > 0) {
+        const pings: Served[] = [];
+        for (const payload of frames) {
+          const s = this.parse(payload);
+          if (s?.kind !== 'ping') {
+            agent.onData(chunk);
+            return;
+          }
+          pings.push(s);
+        }
+        for (const ping of pings) {
+          this.answer(ping);
+          agent.pingServed();
+        }
+        return;
+      }
+    }
+    agent.onData(chunk);
   }
 
   private need(): void {
@@ -192,47 +228,13 @@ export class EarlyResponder {
 
   /**
    * The payloads of the complete frames at the start of what was received; undefined when the
-   * bytes are not well-formed frames (garbage, a bad CRC, a frame too large): the agent's
-   * decoder deals with those.
+   * bytes are not well-formed frames (garbage, a bad CRC, a large frame): the agent's decoder
+   * deals with those.
    */
   private completeFrames(): Buffer[] | undefined {
     const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
     this.pending = [buf];
-    const out: Buffer[] = [];
-    let at = 0;
-    while (buf.length - at >= FRAME_HEADER_BYTES) {
-      const h = buf.subarray(at, at + FRAME_HEADER_BYTES);
-      if (
-        !h.subarray(0, 4).equals(FRAME_MAGIC) ||
-        crc32(h.subarray(0, 16)) !== h.readUInt32BE(16) ||
-        h[4] !== FRAME_VERSION ||
-        h[5] !== 0 ||
-        h.readUInt16BE(6) !== 0
-      ) {
-        return undefined;
-      }
-      const length = h.readUInt32BE(8);
-      if (length > EARLY_FRAME_MAX_BYTES) {
-        return undefined;
-      }
-      if (buf.length - at - FRAME_HEADER_BYTES < length) {
-        break;
-      }
-      const payload = buf.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length);
-      if (crc32(payload) !== h.readUInt32BE(12)) {
-        return undefined;
-      }
-      out.push(payload);
-      at += FRAME_HEADER_BYTES + length;
-    }
-    if (
-      buf.length - at > 0 &&
-      buf.length - at < 4 &&
-      !FRAME_MAGIC.subarray(0, buf.length - at).equals(buf.subarray(at))
-    ) {
-      return undefined;
-    }
-    return out;
+    return framesIn(buf, true);
   }
 
   private dropAnswered(frames: Buffer[]): void {
@@ -339,7 +341,7 @@ export class EarlyResponder {
     limits.uint(4, this.config.exec.max_timeout_ms);
     const reply = new Writer();
     if (s.nonce) {
-      reply.raw(1 << 3, s.nonce);
+      reply.rawVarint(1 << 3, s.nonce);
     }
     reply.uint(2, version);
     reply.string(3, AGENT_VERSION);
@@ -354,21 +356,78 @@ export class EarlyResponder {
     this.log.info('host synced', { host: s.hostId, protocolVersion: version, early: true });
   }
 
+  /** One frame, header and payload in one buffer, in one write. */
   private write(id: string, field: number, body: Buffer): void {
     const now = Date.now();
-    const timestamp = new Writer();
+    const timestamp = new Writer(16);
     timestamp.uint(1, Math.floor(now / 1000));
     timestamp.uint(2, (now % 1000) * 1_000_000);
-    const message = new Writer();
+    const message = new Writer(FRAME_HEADER_BYTES + 64 + id.length + body.length);
+    message.header();
     message.string(F_MESSAGE_ID, id);
     message.message(F_TIMESTAMP, timestamp.finish());
     message.message(field, body);
-    const payload = message.finish();
-    const header = encodeFrameHeader(payload, this.config.max_frame_bytes);
-    this.channel.write([Buffer.concat([header, payload])]).catch((err: Error) => {
+    const frame = message.finish();
+    const payload = frame.subarray(FRAME_HEADER_BYTES);
+    encodeFrameHeader(payload, this.config.max_frame_bytes).copy(frame, 0);
+    this.channel.write([frame]).catch((err: Error) => {
       this.log.debug('early reply not written', { id, error: err.message });
     });
   }
+}
+
+/** The frames of a chunk that holds only whole frames; undefined for anything else. */
+function wholeFrames(buf: Buffer): Buffer[] | undefined {
+  return framesIn(buf, false);
+}
+
+/**
+ * The payloads of the well-formed frames buf starts with, each at most EARLY_FRAME_MAX_BYTES;
+ * undefined if anything else is found. With `partialTail`, buf may end inside a frame (those
+ * bytes are not returned); without, it must end where a frame ends.
+ */
+function framesIn(buf: Buffer, partialTail: boolean): Buffer[] | undefined {
+  const out: Buffer[] = [];
+  let at = 0;
+  while (buf.length - at >= FRAME_HEADER_BYTES) {
+    if (
+      buf[at] !== FRAME_MAGIC[0] ||
+      buf[at + 1] !== FRAME_MAGIC[1] ||
+      buf[at + 2] !== FRAME_MAGIC[2] ||
+      buf[at + 3] !== FRAME_MAGIC[3] ||
+      buf[at + 4] !== FRAME_VERSION ||
+      buf[at + 5] !== 0 ||
+      buf.readUInt16BE(at + 6) !== 0 ||
+      crc32(buf.subarray(at, at + 16)) !== buf.readUInt32BE(at + 16)
+    ) {
+      return undefined;
+    }
+    const length = buf.readUInt32BE(at + 8);
+    if (length > EARLY_FRAME_MAX_BYTES) {
+      return undefined;
+    }
+    if (buf.length - at - FRAME_HEADER_BYTES < length) {
+      break;
+    }
+    const payload = buf.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length);
+    if (crc32(payload) !== buf.readUInt32BE(at + 12)) {
+      return undefined;
+    }
+    out.push(payload);
+    at += FRAME_HEADER_BYTES + length;
+  }
+  const tail = buf.length - at;
+  if (tail === 0) {
+    return out;
+  }
+  if (!partialTail) {
+    return undefined;
+  }
+  // A tail shorter than a header must at least start like one.
+  if (tail < 4 && !FRAME_MAGIC.subarray(0, tail).equals(buf.subarray(at))) {
+    return undefined;
+  }
+  return out;
 }
 
 /** Protobuf wire reading, just what parse() needs; every method returns undefined on bad input. */
@@ -439,20 +498,32 @@ class Reader {
 
 /** Protobuf wire writing for the replies above (proto3: zero values are left out). */
 class Writer {
-  private readonly parts: Buffer[] = [];
+  private buf: Buffer;
+  private at = 0;
+
+  constructor(size = 128) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  private room(n: number): void {
+    if (this.at + n > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
+      this.buf.copy(bigger, 0, 0, this.at);
+      this.buf = bigger;
+    }
+  }
 
   private key(field: number, wire: number): void {
     this.varint(field * 8 + wire);
   }
 
   private varint(v: number): void {
-    const out: number[] = [];
+    this.room(10);
     while (v > 0x7f) {
-      out.push((v % 128) | 0x80);
+      this.buf[this.at++] = (v % 128) | 0x80;
       v = Math.floor(v / 128);
     }
-    out.push(v);
-    this.parts.push(Buffer.from(out));
+    this.buf[this.at++] = v;
   }
 
   uint(field: number, v: number): void {
@@ -465,31 +536,48 @@ class Writer {
   double(field: number, v: number): void {
     if (v !== 0) {
       this.key(field, 1);
-      const b = Buffer.allocUnsafe(8);
-      b.writeDoubleLE(v, 0);
-      this.parts.push(b);
+      this.room(8);
+      this.buf.writeDoubleLE(v, this.at);
+      this.at += 8;
     }
   }
 
   string(field: number, v: string): void {
     if (v.length > 0) {
-      this.message(field, Buffer.from(v, 'utf8'));
+      const n = Buffer.byteLength(v, 'utf8');
+      this.key(field, 2);
+      this.varint(n);
+      this.room(n);
+      this.at += this.buf.write(v, this.at, 'utf8');
     }
   }
 
-  message(field: number, body: Buffer): void {
+  message(field: number, body: Uint8Array): void {
     this.key(field, 2);
     this.varint(body.length);
-    this.parts.push(body);
+    this.raw(body);
   }
 
-  /** A key followed by bytes already encoded (a varint echoed as received). */
-  raw(key: number, bytes: Uint8Array): void {
+  /** A key followed by a varint already encoded (echoed as received). */
+  rawVarint(key: number, bytes: Uint8Array): void {
     this.varint(key);
-    this.parts.push(Buffer.from(bytes));
+    this.raw(bytes);
   }
 
+  private raw(bytes: Uint8Array): void {
+    this.room(bytes.length);
+    this.buf.set(bytes, this.at);
+    this.at += bytes.length;
+  }
+
+  /** Room for a frame header, filled in once the payload is written. */
+  header(): void {
+    this.room(FRAME_HEADER_BYTES);
+    this.at += FRAME_HEADER_BYTES;
+  }
+
+  /** What was written (a view of the writer's buffer: finish once, use, drop). */
   finish(): Buffer {
-    return Buffer.concat(this.parts);
+    return this.buf.subarray(0, this.at);
   }
 }
