@@ -93,21 +93,19 @@ export interface RedactedBytes {
 /** Applies the configured patterns to output bytes. */
 export class OutputRedactor {
   private readonly patterns: RegExp[];
+  /** Whether the built-in private key block pattern is on (StreamRedactor follows blocks). */
+  readonly keyBlocks: boolean;
 
   constructor(options: { defaults: boolean; extra?: RegExp[] }) {
     this.patterns = [
       ...(options.defaults ? DEFAULT_OUTPUT_PATTERNS.map((p) => p.pattern) : []),
       ...(options.extra ?? []),
     ].map((p) => new RegExp(p.source, p.flags.includes('g') ? p.flags : `${p.flags}g`));
+    this.keyBlocks = this.patterns.some((p) => p.source === PRIVATE_KEY_BLOCK_SOURCE);
   }
 
   get enabled(): boolean {
     return this.patterns.length > 0;
-  }
-
-  /** Whether the built-in private key block pattern is on (StreamRedactor follows blocks). */
-  get keyBlocks(): boolean {
-    return this.patterns.some((p) => p.source === PRIVATE_KEY_BLOCK_SOURCE);
   }
 
   /** The bytes with every match replaced by `[redacted]`; the same bytes when none matched. */

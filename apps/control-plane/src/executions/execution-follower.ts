@@ -119,9 +119,9 @@ export class ExecutionFollower {
         if (this.redactor.enabled) {
           // Redaction matches across chunks (the driver holds an unfinished line back until it
           // ends), so a chunk as it went by is not what is stored: followers get the stored
-          // chunks, and a live one only says that more is coming (the driver stores it within
-          // its flush interval; a check now and one after that read it).
-          void check();
+          // chunks, and a live one only says that more is coming. The driver stores it within
+          // its flush interval, so one check after that reads it (one per interval, however
+          // many chunks go by: a check per chunk would query the store back to back).
           if (!wake) {
             wake = setTimeout(() => {
               wake = undefined;
