@@ -115,16 +115,26 @@ try {
 
 const step = (text) => process.stdout.write(`  ${text}\n`);
 
-/** A free TCP port on loopback. */
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
+/** Ports handed out already: the kernel may give a port closed a moment ago to the next bind. */
+const handedOut = new Set();
+
+/** A free TCP port on loopback, never one this run handed out before. */
+async function freePort() {
+  for (let attempt = 0; attempt < 64; attempt++) {
+    const port = await new Promise((res, rej) => {
+      const s = createServer();
+      s.once('error', rej);
+      s.listen(0, '127.0.0.1', () => {
+        const { port: bound } = s.address();
+        s.close(() => res(bound));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free port on 127.0.0.1 that this run had not handed out');
 }
 
 /** Whether something already listens on `port` (of every address, as the control plane binds). */

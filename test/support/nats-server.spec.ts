@@ -67,6 +67,17 @@ describe('freePort', () => {
     });
     await new Promise((resolve) => server.close(resolve));
   });
+
+  it('should never hand out the same port twice in one process when asked 2,000 times', async () => {
+    // The deploy test took a server's client, monitor and route ports this way, and twice got
+    // the same port back (CI, 2026-12-05): the kernel reuses a port closed a moment ago.
+    // 2,000 draws from ~28,000 ephemeral ports: the kernel alone repeats some with near certainty.
+    const ports: number[] = [];
+    for (let round = 0; round < 40; round++) {
+      ports.push(...(await Promise.all(Array.from({ length: 50 }, () => freePort()))));
+    }
+    expect(new Set(ports).size).toBe(ports.length);
+  });
 });
 
 describe('startNatsServer', () => {

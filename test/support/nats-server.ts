@@ -46,8 +46,26 @@ const KILL_GRACE_MS = 3000;
 const OUTPUT_TAIL = 64 * 1024;
 const DEBIAN_BINARY = '/usr/sbin/nats-server';
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort(): Promise<number> {
+/** Ports this process has handed out: the kernel may give a closed one back to the next bind(0). */
+const handedOut = new Set<number>();
+const FREE_PORT_ATTEMPTS = 64;
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago and that no earlier call in this process
+ * returned, so ports taken together (a server's client, monitor and route ports) are distinct.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < FREE_PORT_ATTEMPTS; attempt++) {
+    const port = await boundPort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no port that this process had not handed out in ${FREE_PORT_ATTEMPTS} tries`);
+}
+
+function boundPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
