@@ -143,7 +143,15 @@ export class Agent {
     if (state.synced && this.channel.connected) {
       this.synced = true;
       this.afterSync();
+    } else if (!state.heard) {
+      void this.announce();
     }
+    // Otherwise a host that never synced with this process is talking to it: an agent restarted
+    // behind QEMU's open socket, whose host does not know yet. An AgentReady now would reach the
+    // host after requests this process already read (the early phase kept them; more are on
+    // their way): taking it for a restart, the host would fail them as never run while they run
+    // here (PROTOCOL.md §5). The host finds the restart itself (keepalive pong, resync), as it
+    // does when the first byte reaches an agent that has started.
     early.handOver(this.channelListener());
   }
 

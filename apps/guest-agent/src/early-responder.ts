@@ -21,6 +21,7 @@ import { capabilitiesOf } from '@lq/proto/wire';
 import type { ChannelListener, HostChannel } from './channel/host-channel.js';
 import { enabledOperations, operationBlockedBy, type AgentConfig } from './config.js';
 import type { Logger } from './logger.js';
+import { PROCESS_START } from './process-start.js';
 import { AGENT_VERSION, PROTOCOL_VERSION } from './version.js';
 
 // AgentMessage (agent.proto) and the messages served here.
@@ -42,6 +43,12 @@ export interface EarlyState {
   protocolVersion: number;
   /** Pings answered early (the agent counts them among its requests). */
   requests: number;
+  /**
+   * The host has sent this process bytes since it (last) connected: it was already talking to
+   * the process (an earlier agent's host, QEMU's socket open across the restart), so it is too
+   * late for an AgentReady at start (Agent.takeOver).
+   */
+  heard: boolean;
 }
 
 /** The listener the agent gives the channel once it takes over. */
@@ -76,13 +83,13 @@ export class EarlyResponder {
     hostId: '',
     protocolVersion: 0,
     requests: 0,
+    heard: false,
   };
   private quietTimer: NodeJS.Timeout | undefined;
   private deadline: NodeJS.Timeout | undefined;
   private wanted!: () => void;
   /** Resolves when the agent should be loaded (a frame needs it, or the channel went quiet). */
   readonly needed: Promise<void>;
-  private readonly startedAt = performance.now();
 
   constructor(
     private readonly config: AgentConfig,
@@ -176,6 +183,7 @@ export class EarlyResponder {
   // A new or lost host: what the old one sent is no one's (the agent's decoder would drop it too).
   private onConnect(): void {
     this.early.synced = false;
+    this.early.heard = false;
     this.pending = [];
     if (!this.deferring) {
       this.armQuiet();
@@ -184,10 +192,12 @@ export class EarlyResponder {
 
   private onDisconnect(): void {
     this.early.synced = false;
+    this.early.heard = false;
     this.pending = [];
   }
 
   private onData(chunk: Buffer): void {
+    this.early.heard = true;
     this.pending.push(chunk);
     if (this.deferring) {
       return;
@@ -329,7 +339,7 @@ export class EarlyResponder {
       this.early.requests++;
       const pong = new Writer();
       pong.string(1, AGENT_VERSION);
-      pong.double(2, (performance.now() - this.startedAt) / 1000);
+      pong.double(2, (performance.now() - PROCESS_START.perfMs) / 1000);
       this.write(s.id, F_PONG, pong.finish());
       return;
     }

@@ -13,6 +13,7 @@ import { VirtioDeviceChannel } from './channel/virtio-device.channel.js';
 import type { HostChannel } from './channel/host-channel.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, DEFAULT_DEVICE_PATH, loadConfig } from './config.js';
 import { EarlyResponder } from './early-responder.js';
+import { PROCESS_START } from './process-start.js';
 import { Logger } from './logger.js';
 
 const USAGE = `limiquantix-agent ${AGENT_VERSION}: the LimiQuantix guest agent
@@ -147,20 +148,21 @@ async function main(): Promise<void> {
   await early.needed;
 
   // A freeze an earlier agent left behind is thawed now, or when its deadline comes.
-  const { assembleAgent } = await import('./assemble.js');
+  const [{ assembleAgent }, { currentPlatform }] = await Promise.all([
+    import('./assemble.js'),
+    import('./platform/current-platform.js'),
+  ]);
   const assembled = await assembleAgent(
     config,
     channel,
     log,
     updateHostOf(config.update.executable, () => stop('update')),
+    currentPlatform,
+    PROCESS_START,
   );
   const { agent } = assembled;
-  const synced = early.state.synced;
+  // AgentReady as the early phase leaves it to the agent: after its sync, or at start (Agent.takeOver).
   agent.takeOver(early);
-  if (!synced) {
-    // A host the early phase synced with got its AgentReady from takeOver.
-    await agent.announce();
-  }
   startupDone();
   // What start-up alone needed (its garbage, most of the executable's code pages) goes back at
   // the first idle moment.
