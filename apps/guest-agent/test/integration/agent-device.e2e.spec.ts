@@ -148,6 +148,31 @@ describe('an agent restarted on the same character device, the host still attach
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('should end on SIGTERM with status 0 while its read of the idle port is blocked', async () => {
+    // The supervisor's restart asks first (SIGTERM) and kills only after a grace: an agent that
+    // never ended on SIGTERM was killed every time, 10 s later in the QEMU guest.
+    const agent = startAgentOnDevice();
+    const client = new AgentClient({ path: join(dir, 'host.sock'), hostId: 'term-test' });
+    const announced = new Promise<void>((resolve) => client.once('ready', () => resolve()));
+    client.start();
+    try {
+      await client.waitReady(10_000);
+      await announced; // loaded, and reading the port again
+    } finally {
+      client.close();
+    }
+    const exit = new Promise<number | string | null>((resolve) =>
+      agent.once('exit', (code, signal) => resolve(signal ?? code)),
+    );
+    agent.kill('SIGTERM');
+    const killer = setTimeout(() => agent.kill('SIGKILL'), 20_000);
+    try {
+      expect(await exit).toBe(0);
+    } finally {
+      clearTimeout(killer);
+    }
+  }, 30_000);
+
   it('should answer the requests the new agent read, not fail them as lost to a restart', async () => {
     const first = startAgentOnDevice();
     const socketPath = join(dir, 'host.sock');
