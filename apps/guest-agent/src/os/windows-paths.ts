@@ -98,4 +98,3 @@ export function isInsideWindowsRoot(path: string, root: string): boolean {
   }
   return p.startsWith(r.endsWith('\\') ? r : `${r}\\`);
 }
-

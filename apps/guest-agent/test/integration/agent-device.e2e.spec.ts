@@ -176,7 +176,11 @@ describe('an agent restarted on the same character device, the host still attach
   it('should answer the requests the new agent read, not fail them as lost to a restart', async () => {
     const first = startAgentOnDevice();
     const socketPath = join(dir, 'host.sock');
-    const client = new AgentClient({ path: socketPath, hostId: 'restart-test', syncTimeoutMs: 300 });
+    const client = new AgentClient({
+      path: socketPath,
+      hostId: 'restart-test',
+      syncTimeoutMs: 300,
+    });
     // The first agent's AgentReady (it follows the sync once the agent has loaded): the host
     // knows which process it talks to.
     const announced = new Promise<void>((resolve) => client.once('ready', () => resolve()));
