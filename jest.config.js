@@ -9,6 +9,7 @@ export default {
   },
   moduleNameMapper: {
     '^@lq/proto$': '<rootDir>/libs/proto/src/index.ts',
+    '^@lq/proto/wire$': '<rootDir>/libs/proto/src/wire.ts',
     '^@lq/host$': '<rootDir>/libs/host/src/index.ts',
     '^@lq/runtime$': '<rootDir>/libs/runtime/src/index.ts',
     '^@lq/auth$': '<rootDir>/libs/auth/src/index.ts',

@@ -19,7 +19,6 @@ import {
   type SyncRequest,
   type TelemetryReport,
 } from '@lq/proto';
-import { BUILD_VERSION } from './build-info.js';
 import { enabledOperations, operationBlockedBy, type AgentConfig } from './config.js';
 import { type AgentOpError, toAgentOpError } from './errors.js';
 import type { HostChannel } from './channel/host-channel.js';
@@ -28,9 +27,10 @@ import type { Logger } from './logger.js';
 import { BufferPool } from './memory/buffer-pool.js';
 import { MemoryReclaimer } from './memory/reclaimer.js';
 import { ResultCache } from './result-cache.js';
+import type { AgentListener, EarlyResponder } from './early-responder.js';
+import { AGENT_VERSION, PROTOCOL_VERSION } from './version.js';
 
-export const AGENT_VERSION = BUILD_VERSION;
-export const PROTOCOL_VERSION = 1;
+export { AGENT_VERSION, PROTOCOL_VERSION };
 
 const MAX_MESSAGE_ID_LENGTH = 128;
 const MESSAGE_ID_PATTERN = /^[\x21-\x7e]+$/;
@@ -127,11 +127,45 @@ export class Agent {
   }
 
   async start(): Promise<void> {
-    await this.channel.start({
+    await this.channel.start(this.channelListener());
+    this.started();
+  }
+
+  /**
+   * Takes over a channel an EarlyResponder started (main.ts): a host it already synced with gets
+   * what follows a sync here (AgentReady, telemetry), then the agent reads what the responder
+   * kept, and the channel's events are the agent's from then on.
+   */
+  takeOver(early: EarlyResponder): void {
+    const state = early.state;
+    this.started();
+    this.stats.requests += state.requests;
+    if (state.synced && this.channel.connected) {
+      this.synced = true;
+      this.afterSync();
+    } else if (!state.heard) {
+      void this.announce();
+    }
+    // Otherwise a host that never synced with this process is talking to it: an agent restarted
+    // behind QEMU's open socket, whose host does not know yet. An AgentReady now would reach the
+    // host after requests this process already read (the early phase kept them; more are on
+    // their way): taking it for a restart, the host would fail them as never run while they run
+    // here (PROTOCOL.md §5). The host finds the restart itself (keepalive pong, resync), as it
+    // does when the first byte reaches an agent that has started.
+    early.handOver(this.channelListener());
+  }
+
+  private channelListener(): AgentListener {
+    return {
       onConnect: () => this.onConnect(),
       onData: (chunk) => this.onData(chunk),
       onDisconnect: (reason) => this.onDisconnect(reason),
-    });
+      betweenFrames: () => !this.readPaused && this.reader.frames.bufferedBytes === 0,
+      pingServed: () => this.stats.requests++,
+    };
+  }
+
+  private started(): void {
     this.sweepTimer = setInterval(() => this.results.sweep(), 30_000);
     this.sweepTimer.unref();
     this.log.info('agent started', {
@@ -223,6 +257,10 @@ export class Agent {
       }),
     );
     this.log.info('host synced', { host: sync.hostId, protocolVersion: version });
+    this.afterSync();
+  }
+
+  private afterSync(): void {
     void this.sendReady('sync');
     this.startTelemetry();
     this.memory.coldPathRan();

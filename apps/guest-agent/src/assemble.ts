@@ -28,6 +28,7 @@ import {
 import { FileHandleTable } from './files/file-handles.js';
 import type { OperationHandler, RequestCase } from './handlers/handler.js';
 import { PingHandler } from './handlers/ping.handler.js';
+import { startingNow, type AgentStart } from './process-start.js';
 import { ShutdownHandler } from './handlers/shutdown.handler.js';
 import type { Logger } from './logger.js';
 import { collectAgentInfo } from './telemetry/system-info.js';
@@ -66,8 +67,9 @@ export async function assembleAgent(
   log: Logger,
   updateHost: UpdateHost = sharedProcessHost(),
   platform: GuestPlatform = currentPlatform,
+  start: AgentStart = startingNow(),
 ): Promise<AssembledAgent> {
-  const startedAt = new Date();
+  const startedAt = start.at;
   const updater = new SelfUpdater(config, updateHost, log);
   // OS facts for os.info, GetInfo and AgentReady, cached as the platform allows (Linux:
   // os-release read again only when it changes).
@@ -112,7 +114,7 @@ export async function assembleAgent(
   // One handler per request case of the operation table: a table row without its handler here
   // does not compile.
   const handlers: { [C in RequestCase]: OperationHandler<C> } = {
-    ping: new PingHandler(updateHost.version),
+    ping: new PingHandler(updateHost.version, start.perfMs),
     getInfo: new GetInfoHandler(collectInfo),
     execute: new ExecuteHandler(runner, config.exec.stream_bytes_per_second),
     cancelExecution: new CancelExecutionHandler(runner),

@@ -1,15 +1,19 @@
 // The guest agent's entry point: `limiquantix-agent [--device PATH | --listen PATH] [--config FILE]`.
 // Plain Node.js, no framework: it runs in every VM, so start-up time and memory matter.
+//
+// Until the channel is open and the host's handshake answered, only what that needs is loaded
+// (early-responder.ts: no protobuf code); the agent proper (assemble.ts) is imported after.
 import { startupDone } from './runtime-tuning.js';
 import { parseArgs } from 'node:util';
-import { AGENT_VERSION, PROTOCOL_VERSION } from './agent.js';
+import { AGENT_VERSION, PROTOCOL_VERSION } from './version.js';
 import { BUILD_COMMIT, BUILD_COMPILED, BUILD_RELEASE_KEYS, BUILD_TARGET } from './build-info.js';
 import type { UpdateHost } from './update/self-updater.js';
-import { assembleAgent } from './assemble.js';
 import { SocketListenChannel } from './channel/socket-listen.channel.js';
-import { currentPlatform } from './platform/current-platform.js';
+import { VirtioDeviceChannel } from './channel/virtio-device.channel.js';
 import type { HostChannel } from './channel/host-channel.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, DEFAULT_DEVICE_PATH, loadConfig } from './config.js';
+import { EarlyResponder } from './early-responder.js';
+import { PROCESS_START } from './process-start.js';
 import { Logger } from './logger.js';
 
 const USAGE = `limiquantix-agent ${AGENT_VERSION}: the LimiQuantix guest agent
@@ -128,25 +132,37 @@ async function main(): Promise<void> {
   const log = new Logger(level as typeof config.log_level);
   let stopping = false;
 
+  // Every platform's port is a virtio-serial device (platform.openDevice), opened here without
+  // loading the platform.
   const channel: HostChannel = values.listen
     ? new SocketListenChannel(values.listen)
-    : currentPlatform.openDevice(devicePath ?? DEFAULT_DEVICE_PATH);
+    : new VirtioDeviceChannel(devicePath ?? DEFAULT_DEVICE_PATH);
+
+  const early = new EarlyResponder(config, channel, log);
+  try {
+    await channel.start(early.listener);
+  } catch (err) {
+    fail(`cannot open ${channel.description}: ${(err as Error).message}`, 1);
+  }
+  early.opened();
+  await early.needed;
 
   // A freeze an earlier agent left behind is thawed now, or when its deadline comes.
+  const [{ assembleAgent }, { currentPlatform }] = await Promise.all([
+    import('./assemble.js'),
+    import('./platform/current-platform.js'),
+  ]);
   const assembled = await assembleAgent(
     config,
     channel,
     log,
     updateHostOf(config.update.executable, () => stop('update')),
+    currentPlatform,
+    PROCESS_START,
   );
   const { agent } = assembled;
-
-  try {
-    await agent.start();
-  } catch (err) {
-    fail(`cannot open ${channel.description}: ${(err as Error).message}`, 1);
-  }
-  await agent.announce();
+  // AgentReady as the early phase leaves it to the agent: after its sync, or at start (Agent.takeOver).
+  agent.takeOver(early);
   startupDone();
   // What start-up alone needed (its garbage, most of the executable's code pages) goes back at
   // the first idle moment.

@@ -105,4 +105,105 @@ describe('AgentClient resend after a handshake', () => {
     await sleep(1200); // past the resend timer too
     expect(seen.get('once')).toBe(1);
   });
+
+  // Issue 17: an agent that answers the sync before it has loaded (the guest agent's early
+  // phase) sends the AgentReady after it later than the resend wait. That AgentReady, from a
+  // restarted process, failed as 'restarted' the requests written to it after the sync too,
+  // which it then ran.
+  it('should keep a request sent after the sync when a new process says AgentReady late', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'lq-resend-'));
+    const path = join(dir, 'agent.sock');
+    let peer: Socket | undefined;
+    let syncs = 0;
+    let readySent = false;
+    const held: string[] = [];
+    const send = (m: AgentMessage) => {
+      for (const part of encodeAgentMessage(m)) {
+        peer!.write(part);
+      }
+    };
+    const pong = (id: string) =>
+      send(agentMessage(id, { case: 'pong', value: create(PongResponseSchema, {}) }));
+    const ready = (seconds: number) => {
+      send(
+        agentMessage(`evt-${seconds}`, {
+          case: 'agentReady',
+          value: create(AgentReadyEventSchema, {
+            info: create(AgentInfoSchema, {
+              agentVersion: 'peer',
+              startedAt: { seconds: BigInt(seconds), nanos: 0 },
+            }),
+          }),
+        }),
+      );
+      readySent = true;
+      for (const id of held.splice(0)) {
+        pong(id);
+      }
+    };
+    server = createServer((socket) => {
+      peer = socket;
+      const reader = new AgentStreamReader({
+        partialFrameTimeoutMs: 1000,
+        onMessage: (m) => {
+          if (m.payload.case === 'sync') {
+            syncs++;
+            send(
+              agentMessage(m.messageId, {
+                case: 'syncResponse',
+                value: create(SyncResponseSchema, {
+                  nonce: m.payload.value.nonce,
+                  protocolVersion: 1,
+                  agentVersion: 'peer',
+                }),
+              }),
+            );
+            if (syncs === 1) {
+              ready(1000); // the first process
+            } else {
+              // The second process, restarted behind the open channel: its agent loads slowly.
+              readySent = false;
+              setTimeout(() => ready(2000), 1500);
+            }
+            return;
+          }
+          if (m.payload.case !== 'ping' || m.messageId === 'lost') {
+            return; // the first process died with it
+          }
+          if (readySent) {
+            pong(m.messageId);
+          } else {
+            held.push(m.messageId);
+          }
+        },
+      });
+      socket.on('data', (chunk: Buffer) => reader.push(chunk));
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => server!.listen(path, r));
+    client = new AgentClient({ path, keepaliveMs: 0 });
+    const c = client;
+    c.start();
+    await c.waitReady(5000);
+    // A request the old process never answers: its timeout makes the host resync.
+    const resynced = new Promise<void>((resolve) =>
+      c.on('state', (state: string) => {
+        if (state === 'ready' && syncs === 2) {
+          resolve();
+        }
+      }),
+    );
+    await expect(
+      c.request(
+        { case: 'ping', value: create(PingRequestSchema) },
+        { messageId: 'lost', timeoutMs: 200 },
+      ),
+    ).rejects.toThrow();
+    await resynced;
+    const reply = await c.request(
+      { case: 'ping', value: create(PingRequestSchema) },
+      { messageId: 'after', timeoutMs: 5000 },
+    );
+    expect(reply.payload.case).toBe('pong');
+  });
 });

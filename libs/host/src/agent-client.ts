@@ -69,6 +69,8 @@ export class AgentClient extends EventEmitter {
   private resendTimer: NodeJS.Timeout | undefined;
   /** performance.now() of the last SyncResponse. */
   private syncedAt = 0;
+  /** A SyncResponse came and the AgentReady that follows it has not (yet). */
+  private readyAfterSync = false;
   private reconnectDelay: number;
   private readonly acks: AckBatcher;
 
@@ -262,6 +264,7 @@ export class AgentClient extends EventEmitter {
       this.reader.reset();
       this.reader.frames.maxFrameBytes = this.opts.maxFrameBytes;
       this.readyOnThisConnection = false;
+      this.readyAfterSync = false;
       this.connectedSince = new Date();
       this.reconnectDelay = this.opts.reconnectInitialMs;
       this.handshake.reset();
@@ -342,6 +345,7 @@ export class AgentClient extends EventEmitter {
         // (PROTOCOL.md §5): a restarted one fails them instead, as it would run them again.
         // What is sent from here on (a 'state' listener may send at once) reached this agent.
         this.syncedAt = performance.now();
+        this.readyAfterSync = true;
         this.setState('ready');
         clearTimeout(this.resendTimer);
         this.resendTimer = setTimeout(() => this.resendPending(), RESEND_WAIT_MS);
@@ -360,9 +364,13 @@ export class AgentClient extends EventEmitter {
           // restarted, and QEMU's socket stayed open. What the old one was running is gone;
           // waiting for its answers would last until each request's deadline. Requests written
           // since this sync went to the new one, and those not written yet are sent below.
-          const cutoff = this.resendTimer !== undefined ? this.syncedAt : performance.now();
+          // The AgentReady that follows a sync may come after the resend wait (an agent that
+          // answers the sync before it has loaded, early-responder.ts): what was written since
+          // the sync, re-sends included, still reached this agent.
+          const cutoff = this.readyAfterSync ? this.syncedAt : performance.now();
           this.pending.fail(this.restartedError(payload.value.reason || 'start'), cutoff);
         }
+        this.readyAfterSync = false;
         if (this.resendTimer !== undefined) {
           this.resendPending();
         }
@@ -458,7 +466,8 @@ export class AgentClient extends EventEmitter {
         continue;
       }
       this.writeFrame(entry.frame);
-      entry.sentAt ??= performance.now();
+      // Written to the synced agent: an AgentReady that comes later no longer fails it.
+      entry.sentAt = performance.now();
     }
   }
 

@@ -8,6 +8,8 @@ import {
 } from './host-channel.js';
 
 const READ_BUFFER_BYTES = 256 * 1024;
+/** How long close() waits for a blocked read and the descriptor's close. */
+const CLOSE_WAIT_MS = 500;
 
 /**
  * The virtio-serial port inside a VM. Measured behaviour it is built for (see
@@ -140,8 +142,12 @@ export class VirtioDeviceChannel implements HostChannel {
   async close(): Promise<void> {
     this.closing = true;
     this.resume();
-    await this.closeHandle();
-    // A read blocked in the kernel is not interrupted by close(); do not wait for it forever.
-    await Promise.race([this.loop?.catch(() => undefined), sleep(500)]);
+    // A read blocked in the kernel (an idle host) is not interrupted by close(), and closing the
+    // handle waits for it: do not wait for either forever. Waiting was how SIGTERM never ended
+    // an agent: its supervisor killed it after its grace (10 s in the QEMU guest, systemd 90 s).
+    await Promise.race([
+      Promise.all([this.closeHandle(), this.loop?.catch(() => undefined)]),
+      sleep(CLOSE_WAIT_MS),
+    ]);
   }
 }

@@ -10,6 +10,12 @@ export interface AgentConfig {
   log_level: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   max_frame_bytes: number;
   partial_frame_timeout_ms: number;
+  /**
+   * At start the agent answers sync and ping before it loads the rest of itself
+   * (early-responder.ts); it loads the rest at the first other frame, after this long without a
+   * frame, or at most twenty times this after start. 0: loads it at once.
+   */
+  startup_quiet_ms: number;
   telemetry_interval_ms: number;
   policy: {
     /** null: every operation not blocked. */
@@ -170,6 +176,7 @@ export function defaultConfig(): AgentConfig {
     log_level: 'info',
     max_frame_bytes: 4 * MiB,
     partial_frame_timeout_ms: 1000,
+    startup_quiet_ms: 50,
     telemetry_interval_ms: 10_000,
     policy: { allowed_operations: null, blocked_operations: [] },
     exec: {

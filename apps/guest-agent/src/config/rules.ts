@@ -1,7 +1,7 @@
 // The building blocks of config validation: each rule checks one value and names the setting
 // in its error; applyShape walks a parsed object against a tree of rules.
 import { HOST_OS } from '../os/host-os.js';
-import { isAbsoluteWindowsPath } from '../os/windows-paths.js';
+import { isAbsoluteWindowsPath } from '../os/windows-absolute.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {

@@ -31,6 +31,7 @@ export const SHAPE: Shape = {
   log_level: oneOf(['debug', 'info', 'warn', 'error', 'silent']),
   max_frame_bytes: int(64 * 1024, 64 * MiB),
   partial_frame_timeout_ms: int(50, 60_000),
+  startup_quiet_ms: int(0, 1000),
   telemetry_interval_ms: int(0, 24 * 3600 * 1000),
   policy: {
     allowed_operations: (v, name) => (v === null ? null : stringList(operation)(v, name)),

@@ -4,9 +4,11 @@ import type { OperationHandler } from './handler.js';
 
 export class PingHandler implements OperationHandler<'ping'> {
   readonly requestCase = 'ping' as const;
-  private readonly started = performance.now();
-
-  constructor(private readonly agentVersion: string) {}
+  /** started: performance.now() at the agent's start (process-start.ts). */
+  constructor(
+    private readonly agentVersion: string,
+    private readonly started = performance.now(),
+  ) {}
 
   handle(): Promise<AgentPayload> {
     return Promise.resolve({

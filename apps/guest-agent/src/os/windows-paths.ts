@@ -7,6 +7,9 @@
 // (`\\server\share\…`) reach another machine, so they are refused unless allowed.
 import { ErrorCode } from '@lq/proto';
 import { AgentOpError } from '../errors.js';
+import { DRIVE } from './windows-absolute.js';
+
+export { isAbsoluteWindowsPath } from './windows-absolute.js';
 
 /** Windows' own limit with long paths enabled (characters). */
 export const MAX_WINDOWS_PATH_CHARS = 32_767;
@@ -14,7 +17,6 @@ export const MAX_WINDOWS_PATH_CHARS = 32_767;
 const RESERVED_NAMES = /^(con|prn|aux|nul|conin\$|conout\$|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
 // eslint-disable-next-line no-control-regex -- control characters are what it refuses
 const FORBIDDEN_CHARS = /[<>:"|?*\x00-\x1f]/;
-const DRIVE = /^[A-Za-z]:\\/;
 
 export interface WindowsPathOptions {
   /** Accept \\server\share\… paths (off by default). */
@@ -95,9 +97,4 @@ export function isInsideWindowsRoot(path: string, root: string): boolean {
     return true;
   }
   return p.startsWith(r.endsWith('\\') ? r : `${r}\\`);
-}
-
-/** Whether a config value is an absolute Windows path (drive or UNC). */
-export function isAbsoluteWindowsPath(path: string): boolean {
-  return DRIVE.test(path) || /^\\\\[^\\?.]/.test(path);
 }

@@ -107,3 +107,112 @@ describe('guest agent on a character device (--device)', () => {
     }
   });
 });
+
+// Issue 17: an agent restarted behind the open port (QEMU's socket stays open, the host sees no
+// disconnect) first hears from the host through its requests. The early phase keeps them for the
+// agent; an AgentReady sent once the agent has loaded would come after them, and the host, taking
+// it for a restart, failed them as never run (409) while this agent ran them: in the QEMU guest a
+// self-update to a broken release answered 409 and then swapped it in.
+describe('an agent restarted on the same character device, the host still attached', () => {
+  let dir: string;
+  let bridge: ChildProcess;
+  let device: string;
+  let config: string;
+  const agents: ChildProcess[] = [];
+
+  const startAgentOnDevice = () => {
+    const proc = spawn(agentExecutable(), ['--device', device, '--config', config], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    agents.push(proc);
+    return proc;
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'lq-agent-restart-'));
+    const socketPath = join(dir, 'host.sock');
+    bridge = spawn('python3', [BRIDGE, socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    device = await new Promise<string>((resolve, reject) => {
+      bridge.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim()));
+      bridge.once('exit', (code) => reject(new Error(`pty bridge exited ${code}`)));
+    });
+    config = join(dir, 'agent.json');
+    writeFileSync(config, JSON.stringify({ log_level: 'warn', files: { roots: [dir] } }));
+  });
+
+  afterAll(async () => {
+    for (const proc of agents) {
+      await stop(proc);
+    }
+    await stop(bridge);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('should end on SIGTERM with status 0 while its read of the idle port is blocked', async () => {
+    // The supervisor's restart asks first (SIGTERM) and kills only after a grace: an agent that
+    // never ended on SIGTERM was killed every time, 10 s later in the QEMU guest.
+    const agent = startAgentOnDevice();
+    const client = new AgentClient({ path: join(dir, 'host.sock'), hostId: 'term-test' });
+    const announced = new Promise<void>((resolve) => client.once('ready', () => resolve()));
+    client.start();
+    try {
+      await client.waitReady(10_000);
+      await announced; // loaded, and reading the port again
+    } finally {
+      client.close();
+    }
+    const exit = new Promise<number | string | null>((resolve) =>
+      agent.once('exit', (code, signal) => resolve(signal ?? code)),
+    );
+    agent.kill('SIGTERM');
+    const killer = setTimeout(() => agent.kill('SIGKILL'), 20_000);
+    try {
+      expect(await exit).toBe(0);
+    } finally {
+      clearTimeout(killer);
+    }
+  }, 30_000);
+
+  it('should answer the requests the new agent read, not fail them as lost to a restart', async () => {
+    const first = startAgentOnDevice();
+    const socketPath = join(dir, 'host.sock');
+    const client = new AgentClient({
+      path: socketPath,
+      hostId: 'restart-test',
+      syncTimeoutMs: 300,
+    });
+    // The first agent's AgentReady (it follows the sync once the agent has loaded): the host
+    // knows which process it talks to.
+    const announced = new Promise<void>((resolve) => client.once('ready', () => resolve()));
+    client.start();
+    try {
+      await client.waitReady(10_000);
+      await client.call({ case: 'ping', value: create(PingRequestSchema) }, 'pong');
+      await announced;
+      // The supervisor's restart: the port passes to a new process; the host notices nothing.
+      await new Promise<void>((resolve) => {
+        first.once('exit', () => resolve());
+        first.kill('SIGKILL');
+      });
+      startAgentOnDevice();
+      const marker = join(dir, 'ran');
+      const r = await client.call(
+        {
+          case: 'execute',
+          value: create(ExecuteRequestSchema, {
+            argv: ['/bin/sh', '-c', `echo once >> ${marker}; echo done`],
+          }),
+        },
+        'executeResponse',
+        { timeoutMs: 30_000 },
+      );
+      expect(Buffer.from(r.stdout).toString()).toBe('done\n');
+      expect(readFileSync(marker, 'utf8')).toBe('once\n');
+      // And the new agent serves what follows.
+      const pong = await client.call({ case: 'ping', value: create(PingRequestSchema) }, 'pong');
+      expect(pong.agentVersion).toMatch(/\d+\.\d+/);
+    } finally {
+      client.close();
+    }
+  });
+});

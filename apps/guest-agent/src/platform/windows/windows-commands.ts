@@ -3,6 +3,7 @@
 // spawns directly (no shell), so no value here is interpreted by cmd.exe.
 import { ErrorCode, ShutdownMode } from '@lq/proto';
 import { AgentOpError } from '../../errors.js';
+import { shutdownCommand } from './shutdown-command.js';
 
 export interface WindowsTools {
   shutdown: string;
@@ -22,20 +23,17 @@ export const DEFAULT_WINDOWS_TOOLS: WindowsTools = {
   taskkill: `${SYSTEM32}\\taskkill.exe`,
 };
 
-const SHUTDOWN_COMMENT = 'LimiQuantix guest agent: requested by the host';
-
 /**
- * shutdown.exe for a mode. The agent waits out delay_seconds itself, so the command runs with
- * /t 0; /d p:0:0 records "Other (Planned)" in the event log. Windows has no halt that leaves the
- * machine powered on, so HALT is refused.
+ * shutdown.exe for a mode (shutdown-command.ts). Windows has no halt that leaves the machine
+ * powered on, so HALT is refused.
  */
 export function shutdownArgv(shutdownExe: string, mode: ShutdownMode): string[] {
   switch (mode) {
     case ShutdownMode.POWEROFF:
     case ShutdownMode.UNSPECIFIED:
-      return [shutdownExe, '/s', '/t', '0', '/d', 'p:0:0', '/c', SHUTDOWN_COMMENT];
+      return shutdownCommand(shutdownExe, false);
     case ShutdownMode.REBOOT:
-      return [shutdownExe, '/r', '/t', '0', '/d', 'p:0:0', '/c', SHUTDOWN_COMMENT];
+      return shutdownCommand(shutdownExe, true);
     case ShutdownMode.HALT:
       throw new AgentOpError(
         ErrorCode.UNSUPPORTED,

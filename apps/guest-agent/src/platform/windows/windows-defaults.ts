@@ -1,8 +1,7 @@
 // A Windows guest's built-in settings over the shared (Linux) defaults: programs under
 // System32, state under ProgramData, the C: drive as the file root.
-import { ShutdownMode } from '@lq/proto';
 import type { AgentConfig } from '../../config/agent-config.js';
-import { shutdownArgv } from './windows-commands.js';
+import { shutdownCommand } from './shutdown-command.js';
 
 export const PROGRAM_DATA = 'C:\\ProgramData\\LimiQuantix';
 export const WINDOWS_CONFIG_PATH = `${PROGRAM_DATA}\\agent.json`;
@@ -14,8 +13,8 @@ export function applyWindowsDefaults(config: AgentConfig): AgentConfig {
   config.exec.path =
     'C:\\Windows\\System32;C:\\Windows;C:\\Windows\\System32\\Wbem;C:\\Windows\\System32\\WindowsPowerShell\\v1.0';
   config.files.roots = ['C:\\'];
-  config.commands.poweroff = shutdownArgv(w.shutdown, ShutdownMode.POWEROFF);
-  config.commands.reboot = shutdownArgv(w.shutdown, ShutdownMode.REBOOT);
+  config.commands.poweroff = shutdownCommand(w.shutdown, false);
+  config.commands.reboot = shutdownCommand(w.shutdown, true);
   config.network.exclude_interfaces = ['Loopback*', 'isatap*', 'Teredo*'];
   config.network.state_file = `${PROGRAM_DATA}\\network-pending.json`;
   config.quiesce.state_file = `${PROGRAM_DATA}\\quiesce.json`;
