@@ -16,7 +16,6 @@ import {
   GuestRequestSchema,
   GuestResponseSchema,
   subjects,
-  IntentAuthorizationSchema,
   type GuestRequest,
   type GuestResponse,
 } from '@lq/proto';

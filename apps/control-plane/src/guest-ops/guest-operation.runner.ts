@@ -189,13 +189,13 @@ export class GuestOperationRunner {
       const { prepared, where, row, params } = plan;
       const signer = this.signer.onceSignerFor(plan.scope);
       let written: Promise<void> | undefined;
-      let intentError: unknown;
+      let intentError: Error | undefined;
       const writeIntent = (authorization: Record<string, unknown>) =>
         (written ??= this.audit
           .intent({ ...row, params: { ...params, authorization } })
           .catch((err: unknown) => {
-            intentError = err;
-            throw err;
+            intentError = err instanceof Error ? err : new Error(String(err));
+            throw intentError;
           }));
       const dispatcher = this.dispatcher(
         where,

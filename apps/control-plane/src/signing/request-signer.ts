@@ -28,9 +28,9 @@ export interface IntentScope {
 /** Signs the requests of an intent that is not signed on its own (PROTOCOL.md §9 Signed once). */
 export interface OnceSigner {
   /** Signs one request (a fresh nonce and expiry, one signature over it and the intent). */
-  sign(request: GuestRequest): GuestRequest;
+  readonly sign: (request: GuestRequest) => GuestRequest;
   /** A signed request's authorization as the intent row keeps it (params.authorization). */
-  stored(request: GuestRequest): Record<string, unknown>;
+  readonly stored: (request: GuestRequest) => Record<string, unknown>;
 }
 
 /**
