@@ -16,11 +16,10 @@ import {
   GuestRequestSchema,
   GuestResponseSchema,
   subjects,
-  IntentAuthorizationSchema,
   type GuestRequest,
   type GuestResponse,
 } from '@lq/proto';
-import { intentSigningBytes, signIntent, signRequest, signingKeyFromPem } from '@lq/host';
+import { boundSigningBytes, signIntent, signRequest, signingKeyFromPem } from '@lq/host';
 import { intentDigest } from '@lq/audit';
 import { startOneNodeStack, type OneNodeStack } from '../support/one-node-stack.js';
 import { adminFetch } from '../support/control-plane-process.js';
@@ -212,15 +211,6 @@ describe('signed guest requests', () => {
       params: row.params,
     });
     expect(auth.intent_digest).toBe(digest);
-    const signed = create(IntentAuthorizationSchema, {
-      keyId: auth.key_id as string,
-      intentDigest: digest,
-      nodeId: 'node-1',
-      vmId: 'vm-1',
-      operation: 'execute',
-      requestId: row.request_id as string,
-      expiresAtMs: BigInt(auth.expires_at_ms as number),
-    });
     const publicKey = createPublicKey({
       key: Buffer.concat([
         Buffer.from('302a300506032b6570032100', 'hex'),
@@ -229,22 +219,34 @@ describe('signed guest requests', () => {
       format: 'der',
       type: 'spki',
     });
+    // A synchronous call is signed once (PROTOCOL.md §9 Signed once): the row keeps the one
+    // signature of the request it sent, over the intent's fields and the request's.
+    expect(auth).toMatchObject({ form: 'request', nonce: expect.any(String) });
+    const intent = {
+      keyId: auth.key_id as string,
+      intentDigest: digest,
+      nodeId: 'node-1',
+      vmId: 'vm-1',
+      operation: 'execute',
+      requestId: row.request_id as string,
+      expiresAtMs: BigInt(auth.expires_at_ms as number),
+    };
+    const bytes = (i: typeof intent) =>
+      boundSigningBytes(
+        { requestId: auth.request_id as string, vmId: row.vm_id as string },
+        {
+          intent: i,
+          nonce: auth.nonce as string,
+          expiresAtMs: BigInt(auth.request_expires_at_ms as number),
+        },
+        Buffer.from(auth.operation_sha256 as string, 'hex'),
+      );
+    const signature = Buffer.from(auth.signature as string, 'base64');
+    expect(verify(null, bytes(intent), publicKey, signature)).toBe(true);
+    // And a forged intent (another VM, another digest) does not verify with it.
+    expect(verify(null, bytes({ ...intent, vmId: 'vm-2' }), publicKey, signature)).toBe(false);
     expect(
-      verify(
-        null,
-        intentSigningBytes(signed),
-        publicKey,
-        Buffer.from(auth.signature as string, 'base64'),
-      ),
-    ).toBe(true);
-    // And a forged intent (another VM) does not verify with it.
-    expect(
-      verify(
-        null,
-        intentSigningBytes({ ...signed, vmId: 'vm-2' }),
-        publicKey,
-        Buffer.from(auth.signature as string, 'base64'),
-      ),
+      verify(null, bytes({ ...intent, intentDigest: '0'.repeat(64) }), publicKey, signature),
     ).toBe(false);
   });
 

@@ -1,11 +1,12 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { Logger, ValidationPipe, type INestApplication, type LogLevel } from '@nestjs/common';
+import { Logger, type INestApplication, type LogLevel } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module.js';
 import type { ControlPlaneConfig } from './config/env.schema.js';
 import { HttpExceptionFilter } from './common/filters/http-exception.filter.js';
+import { ApiValidationPipe } from './common/pipes/api-validation.pipe.js';
 import { jsonBodies } from './common/json-body.js';
 import { NodeDaemonWatch } from './nats/node-daemon.watch.js';
 import { NatsService } from './nats/nats.service.js';
@@ -60,7 +61,7 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Run
   app.useGlobalPipes(
     // stopAtFirstError: a field is named once, with one message ("30" for a number is "must be
     // a whole number", not three joined constraints).
-    new ValidationPipe({
+    new ApiValidationPipe({
       whitelist: true,
       forbidNonWhitelisted: true,
       transform: true,

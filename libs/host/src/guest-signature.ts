@@ -3,7 +3,9 @@
 // operation, the intent's content digest, an expiry), and every GuestRequest it sends under
 // that intent (the intent's signature, the request id, a fresh nonce, an expiry of seconds and
 // the sha256 of the operation's bytes). A node daemon verifies both before relaying, so NATS
-// access alone runs nothing, and a request cannot be replayed, redirected or altered.
+// access alone runs nothing, and a request cannot be replayed, redirected or altered. A request
+// sent as its operation's only one is signed once instead (since 0.7.0): its intent goes along
+// unsigned, its fields bound into the request's signature.
 import {
   createHash,
   createPrivateKey,
@@ -25,8 +27,25 @@ import {
 
 const INTENT_DOMAIN = 'lq-intent-authorization/v1';
 const REQUEST_DOMAIN = 'lq-guest-request/v1';
+const BOUND_DOMAIN = 'lq-guest-request-bound/v1';
 // DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw key's 32 bytes follow it.
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+// Nonces are cut from a pool of random bytes refilled 4 KiB at a time: one CSPRNG call per 256
+// requests rather than one each (randomUUID pools the same way).
+const NONCE_BYTES = 16;
+let noncePool = Buffer.alloc(0);
+let noncePoolAt = 0;
+
+/** A fresh random nonce (16 bytes, base64url). */
+function newNonce(): string {
+  if (noncePoolAt + NONCE_BYTES > noncePool.length) {
+    noncePool = randomBytes(256 * NONCE_BYTES);
+    noncePoolAt = 0;
+  }
+  noncePoolAt += NONCE_BYTES;
+  return noncePool.toString('base64url', noncePoolAt - NONCE_BYTES, noncePoolAt);
+}
 
 /** Length-prefixed fields: no two different field lists give the same bytes. */
 function fields(domain: string, values: Array<string | Uint8Array | bigint>): Buffer {
@@ -106,6 +125,34 @@ export function requestSigningBytes(
   ]);
 }
 
+/**
+ * The bytes a request signed once covers (PROTOCOL.md §9 Signed once): its intent's fields, left
+ * unsigned, bound into the request's own signature.
+ */
+export function boundSigningBytes(
+  request: Pick<GuestRequest, 'requestId' | 'vmId'>,
+  auth: Pick<GuestRequestAuthorization, 'nonce' | 'expiresAtMs'> & {
+    intent: Omit<IntentAuthorization, '$typeName' | 'signature'>;
+  },
+  operationSha256: Uint8Array,
+): Buffer {
+  const i = auth.intent;
+  return fields(BOUND_DOMAIN, [
+    i.keyId,
+    i.intentDigest,
+    i.nodeId,
+    i.vmId,
+    i.operation,
+    i.requestId,
+    i.expiresAtMs,
+    request.requestId,
+    request.vmId,
+    auth.nonce,
+    auth.expiresAtMs,
+    operationSha256,
+  ]);
+}
+
 /** A control plane's signing key: the private key, its raw public key and its id. */
 export interface SigningKey {
   privateKey: KeyObject;
@@ -164,12 +211,38 @@ export function signRequest(
 ): GuestRequest {
   const auth = create(GuestRequestAuthorizationSchema, {
     intent,
-    nonce: randomBytes(16).toString('base64url'),
+    nonce: newNonce(),
     expiresAtMs: BigInt(now + ttlMs),
   });
   auth.signature = sign(
     null,
     requestSigningBytes(request, { ...auth, intentSignature: intent.signature }),
+    key.privateKey,
+  );
+  request.authorization = auth;
+  return request;
+}
+
+/**
+ * Signs one request with one signature that also covers its intent (PROTOCOL.md §9 Signed
+ * once): the intent goes along unsigned. Returns the request with its authorization set.
+ */
+export function signRequestOnce(
+  key: SigningKey,
+  request: GuestRequest,
+  intent: Omit<IntentAuthorization, '$typeName' | 'signature' | 'keyId'>,
+  ttlMs: number,
+  now = Date.now(),
+  digest = operationDigest(request),
+): GuestRequest {
+  const auth = create(GuestRequestAuthorizationSchema, {
+    intent: create(IntentAuthorizationSchema, { ...intent, keyId: key.keyId }),
+    nonce: newNonce(),
+    expiresAtMs: BigInt(now + ttlMs),
+  });
+  auth.signature = sign(
+    null,
+    boundSigningBytes(request, { ...auth, intent: auth.intent! }, digest),
     key.privateKey,
   );
   request.authorization = auth;
@@ -189,6 +262,13 @@ export function signatureProblem(
   const key = keys.get(intent.keyId);
   if (!key) {
     return `the request is signed with key ${JSON.stringify(intent.keyId)}, which this node does not trust`;
+  }
+  if (intent.signature.length === 0) {
+    // Signed once: the request's signature covers the intent's fields.
+    const bytes = boundSigningBytes(request, { ...auth, intent }, operationDigest(request));
+    return verify(null, bytes, key, auth.signature)
+      ? undefined
+      : 'the request signature does not verify (altered, or signed for other bytes)';
   }
   if (!verify(null, intentSigningBytes(intent), key, intent.signature)) {
     return 'the intent authorization does not verify';

@@ -11,6 +11,7 @@ import {
   IS_PUBLIC,
   REQUIRED_PERMISSION,
   isPermission,
+  type AuthService,
 } from '@lq/auth';
 import { VMService } from '@lq/proto';
 import { CONTROLLERS } from '../app.module.js';
@@ -82,7 +83,7 @@ describe('route permissions (deny by default)', () => {
       }
     }
     const hook = { authFailed: async () => undefined, denied: async () => undefined };
-    const guard = new AccessGuard(new Reflector(), hook);
+    const guard = new AccessGuard(new Reflector(), hook, {} as AuthService);
     const req = { method: 'GET', originalUrl: '/x', url: '/x', headers: {}, socket: {} };
     const context = {
       getHandler: () => Undeclared.prototype.open,

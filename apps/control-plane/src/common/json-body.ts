@@ -57,6 +57,115 @@ function refuse(req: Request, res: Response, status: number, message: string): v
   res.status(status).json(body);
 }
 
+/** Bodies up to this size, in UTF-8 and with no content coding, are read without body-parser. */
+const SMALL_BODY_MAX_BYTES = 16 * 1024;
+// JSON's whitespace: space, tab, line feed, carriage return (as body-parser has it).
+const FIRST_NON_WHITESPACE = /^[ \t\n\r]*([^ \t\n\r]|$)/;
+
+/**
+ * The length of a body read here, or undefined for body-parser: a declared length within the
+ * bounds, no content coding and no charset but UTF-8 (body-parser's defaults for what it reads
+ * otherwise: inflating, other UTF charsets).
+ */
+function smallUtf8Body(req: Request, limitBytes: number): number | undefined {
+  const declared = req.headers['content-length'];
+  if (
+    declared === undefined ||
+    req.headers['transfer-encoding'] !== undefined ||
+    !/^\d{1,5}$/.test(declared) ||
+    Number(declared) > Math.min(limitBytes, SMALL_BODY_MAX_BYTES)
+  ) {
+    return undefined;
+  }
+  const coding = req.headers['content-encoding'];
+  if (coding !== undefined && coding.toLowerCase() !== 'identity') {
+    return undefined;
+  }
+  const type = req.headers['content-type'];
+  const params = type === undefined ? '' : type.slice(type.indexOf(';') + 1 || type.length);
+  if (params.trim() !== '' && !/^\s*charset="?utf-8"?\s*$/i.test(params)) {
+    return undefined;
+  }
+  return Number(declared);
+}
+
+/**
+ * JSON.parse as body-parser's strict JSON parser applies it (an empty body is `{}`, only an
+ * object or an array at the top), with its error messages: the REST API's 400s read the same
+ * whichever reads the body.
+ */
+export function parseJsonBody(text: string): unknown {
+  if (text.length === 0) {
+    return {};
+  }
+  const first = FIRST_NON_WHITESPACE.exec(text)?.[1] || undefined;
+  if (first !== '{' && first !== '[') {
+    // body-parser's message: JSON.parse's on the text from that character on, masked.
+    const index = text.indexOf(first as string);
+    const partial = index === -1 ? '' : text.substring(0, index) + '#'.repeat(text.length - index);
+    try {
+      JSON.parse(partial);
+    } catch (e) {
+      throw new SyntaxError(
+        (e as Error).message.replace(/#+/g, (p) => text.substring(index, index + p.length)),
+        { cause: e },
+      );
+    }
+    throw new SyntaxError('strict violation');
+  }
+  return JSON.parse(text) as unknown;
+}
+
+/**
+ * Reads a small UTF-8 body and parses it as body-parser would: most API calls send a few bytes
+ * (`{}` for a ping), and body-parser's stream machinery cost more than the rest of the parse.
+ */
+function readSmallBody(req: Request, res: Response, next: NextFunction, length: number): void {
+  if (!('body' in req)) {
+    (req as { body?: unknown }).body = undefined;
+  }
+  if (req.readableEnded) {
+    next();
+    return;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const onData = (chunk: Buffer) => {
+    size += chunk.length;
+    chunks.push(chunk);
+  };
+  const done = () => {
+    req.off('data', onData);
+    req.off('end', onEnd);
+    req.off('error', onError);
+  };
+  const onError = () => {
+    done();
+    refuse(req, res, 400, 'the body cannot be read: request aborted');
+  };
+  const onEnd = () => {
+    done();
+    if (size !== length) {
+      refuse(req, res, 400, 'the body cannot be read: request size did not match content length');
+      return;
+    }
+    let text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)).toString('utf8');
+    if (text.charCodeAt(0) === 0xfeff) {
+      text = text.slice(1); // as iconv-lite decodes it for body-parser
+    }
+    try {
+      (req as { body?: unknown }).body = parseJsonBody(text);
+    } catch (e) {
+      refuse(req, res, 400, `the body is not valid JSON: ${(e as Error).message}`);
+      return;
+    }
+    next();
+  };
+  req.on('data', onData);
+  req.on('end', onEnd);
+  req.on('error', onError);
+}
+
 /**
  * The JSON body parser of the REST routes, /api/… (mounted after Connect, which reads its own
  * bodies; nothing else takes a body). A body is JSON whatever its Content-Type says unless it
@@ -83,6 +192,11 @@ export function jsonBodies(limitBytes: number): RequestHandler {
         415,
         `a body of type ${contentType} is not read here: send JSON (Content-Type: application/json)`,
       );
+      return;
+    }
+    const small = smallUtf8Body(req, limitBytes);
+    if (small !== undefined) {
+      readSmallBody(req, res, next, small);
       return;
     }
     parse(req, res, (err?: unknown) => {

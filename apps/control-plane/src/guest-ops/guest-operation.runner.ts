@@ -1,12 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AuditService, intentDigestOfRecord, type AuditActor } from '@lq/audit';
 import type { GuestGrant } from '@lq/auth';
-import { create } from '@bufbuild/protobuf';
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import {
   IntentAuthorizationSchema,
   FileReadRequestSchema,
   FileWriteRequestSchema,
   GUEST_OPERATION_TABLE,
+  GuestRequestSchema,
   isSubjectToken,
   type GuestOperation,
   type GuestRequest,
@@ -22,7 +23,7 @@ import type { VmLocation } from '../inventory/inventory.types.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { NatsService } from '../nats/nats.service.js';
 import { NodeDaemonWatch } from '../nats/node-daemon.watch.js';
-import { RequestSigner } from '../signing/request-signer.js';
+import { RequestSigner, type IntentScope } from '../signing/request-signer.js';
 import { guestFailure, isGuestError } from './guest-errors.js';
 import type {
   AnswerOf,
@@ -130,6 +131,16 @@ function intentOfStored(s: StoredIntent): IntentAuthorization {
   });
 }
 
+/** A signed intent's authorization as its row keeps it (params.authorization). */
+function storedAuthorizationOf(intent: IntentAuthorization): Record<string, unknown> {
+  return {
+    key_id: intent.keyId,
+    intent_digest: intent.intentDigest,
+    expires_at_ms: Number(intent.expiresAtMs),
+    signature: Buffer.from(intent.signature).toString('base64'),
+  };
+}
+
 /**
  * The one audited path of every guest operation, whatever the transport (REST, Connect, gRPC)
  * and whether it waits (synchronous), returns at once (executions) or fans out (fleet runs):
@@ -158,7 +169,14 @@ export class GuestOperationRunner {
     this.env = { config, timeoutMs: (s, d) => this.timeoutMs(s, d) };
   }
 
-  /** Runs one operation to its end and answers its result (or throws the mapped error). */
+  /**
+   * Runs one operation to its end and answers its result (or throws the mapped error).
+   *
+   * Signed once (PROTOCOL.md §9): the first request is signed before the intent row is written,
+   * the row keeps that signature, and the request leaves only once the row is committed; every
+   * request carries one signature over itself and the intent, not an intent's and its own. An
+   * intent that fails to be written fails every send (503, nothing sent, no outcome row).
+   */
   run<I, T>(
     spec: GuestOperationSpec<I, T>,
     caller: Caller,
@@ -167,22 +185,56 @@ export class GuestOperationRunner {
     options: BeginOptions = {},
   ): Promise<T> {
     return this.metrics.measure(spec.name, async () => {
-      const ticket = await this.begin(spec, caller, vmId, input, options);
+      const plan = await this.plan(spec, caller, vmId, input, options);
+      const { prepared, where, row, params } = plan;
+      const signer = this.signer.onceSignerFor(plan.scope);
+      let written: Promise<void> | undefined;
+      let intentError: Error | undefined;
+      const writeIntent = (authorization: Record<string, unknown>) =>
+        (written ??= this.audit
+          .intent({ ...row, params: { ...params, authorization } })
+          .catch((err: unknown) => {
+            intentError = err instanceof Error ? err : new Error(String(err));
+            throw intentError;
+          }));
+      const dispatcher = this.dispatcher(
+        where,
+        plan.grant,
+        caller.principal.username,
+        vmId,
+        row.requestId,
+        options.requestId,
+        signer.sign,
+        (signed) => written ?? writeIntent(signer.stored(signed)),
+      );
+      // An operation that ends before it sent anything still gets its intent (and an outcome).
+      const unsent = () =>
+        written ?? writeIntent(storedAuthorizationOf(this.signer.authorizeIntent(plan.scope)));
+      const { succeeded, failed } = this.outcomes(row, (result: T) => prepared.outcome(result));
       const started = performance.now();
       let result: T;
       try {
-        result = await ticket.prepared.dispatch(ticket.dispatcher);
+        result = await prepared.dispatch(dispatcher);
       } catch (err) {
-        throw await ticket.failed(err, performance.now() - started);
+        if (intentError !== undefined) {
+          throw intentError;
+        }
+        await unsent();
+        throw await failed(err, performance.now() - started);
       }
-      await ticket.succeeded(result, performance.now() - started);
+      if (intentError !== undefined) {
+        throw intentError;
+      }
+      await unsent();
+      await succeeded(result, performance.now() - started);
       return result;
     });
   }
 
   /**
    * Everything up to the written intent; the caller dispatches and writes the outcome through
-   * the ticket (an execution that outlives its HTTP request).
+   * the ticket (an execution that outlives its HTTP request). Its intent is signed on its own
+   * and stored, so another replica can send under it (resume).
    */
   async begin<I, T>(
     spec: GuestOperationSpec<I, T>,
@@ -191,6 +243,51 @@ export class GuestOperationRunner {
     input: I,
     options: BeginOptions = {},
   ): Promise<Ticket<T>> {
+    const { prepared, where, grant, row, params, scope } = await this.plan(
+      spec,
+      caller,
+      vmId,
+      input,
+      options,
+    );
+    // The intent's authorization is signed over the intent's own content and kept in its row;
+    // every request under it carries it, and a node daemon relays nothing without it.
+    const intent = this.signer.authorizeIntent(scope);
+    await this.audit.intent({
+      ...row,
+      params: { ...params, authorization: storedAuthorizationOf(intent) },
+    });
+    const dispatcher = this.dispatcher(
+      where,
+      grant,
+      caller.principal.username,
+      vmId,
+      row.requestId,
+      options.requestId,
+      this.signer.signerFor(intent),
+    );
+    return {
+      prepared,
+      where,
+      grant,
+      row,
+      intent,
+      dispatcher,
+      ...this.outcomes(row, (result: T) => prepared.outcome(result)),
+    };
+  }
+
+  /**
+   * Input validated, VM located, caller authorized: the intent's row, parameters and what its
+   * authorization covers (its digest), before anything is signed or written.
+   */
+  private async plan<I, T>(
+    spec: GuestOperationSpec<I, T>,
+    caller: Caller,
+    vmId: string,
+    input: I,
+    options: BeginOptions,
+  ) {
     if (!isSubjectToken(vmId)) {
       throw new VmGuestException(
         VmGuestErrorCode.INVALID_REQUEST,
@@ -215,42 +312,16 @@ export class GuestOperationRunner {
       projectId: where.projectId,
       operation: spec.name,
     };
-    // The intent's authorization is signed over the intent's own content and kept in its row;
-    // every request under it carries it, and a node daemon relays nothing without it.
     const params: Record<string, unknown> = { ...prepared.params, ...options.params };
-    const intent = this.signer.authorizeIntent({
+    const scope: IntentScope = {
       intentDigest: intentDigestOfRecord({ ...row, params }),
       nodeId: where.nodeId,
       vmId,
       operation: spec.name,
       requestId: row.requestId,
       ttlMs: this.intentTtlMs(),
-    });
-    params.authorization = {
-      key_id: intent.keyId,
-      intent_digest: intent.intentDigest,
-      expires_at_ms: Number(intent.expiresAtMs),
-      signature: Buffer.from(intent.signature).toString('base64'),
     };
-    await this.audit.intent({ ...row, params });
-    const dispatcher = this.dispatcher(
-      where,
-      grant,
-      caller.principal.username,
-      vmId,
-      row.requestId,
-      options.requestId,
-      this.signer.signerFor(intent),
-    );
-    return {
-      prepared,
-      where,
-      grant,
-      row,
-      intent,
-      dispatcher,
-      ...this.outcomes(row, (result: T) => prepared.outcome(result)),
-    };
+    return { prepared, where, grant, row, params, scope };
   }
 
   /**
@@ -335,8 +406,9 @@ export class GuestOperationRunner {
     intentRequestId: string,
     requestId: string | undefined,
     sign: (request: GuestRequest) => GuestRequest,
+    gate?: (signed: GuestRequest) => Promise<void>,
   ): Dispatcher {
-    const send = this.sender(where, actor, vmId, requestId, sign);
+    const send = this.sender(where, actor, vmId, requestId, sign, gate);
     return {
       where,
       grant,
@@ -364,27 +436,32 @@ export class GuestOperationRunner {
     };
   }
 
+  /**
+   * Sends under an intent. With `gate`, each request is signed first and published only once
+   * the gate (the intent row that keeps the first request's signature) has passed; a resend is
+   * signed again (a new nonce).
+   */
   private sender(
     where: Pick<VmLocation, 'nodeId'>,
     actor: string,
     vmId: string,
     requestId: string | undefined,
     sign: (request: GuestRequest) => GuestRequest,
+    gate?: (signed: GuestRequest) => Promise<void>,
   ): Dispatcher['send'] {
-    return <O extends GuestOperation>(
+    const call = <O extends GuestOperation>(
       operation: O,
-      request: OperationOf<O>,
-      timeoutMs: number,
-      id = requestId ?? '',
-    ): Promise<AnswerOf<O>> =>
+      request: MessageInitShape<typeof GuestRequestSchema>,
+      signer: (request: GuestRequest) => GuestRequest,
+    ) =>
       callGuest(
         this.nats.connection,
         where.nodeId,
         operation,
-        { requestId: id, vmId, timeoutMs, actor, operation: request },
+        request,
         GUEST_OPERATION_TABLE[operation].result,
         this.config.natsSlackMs,
-        sign,
+        signer,
         {
           maxBytes: this.config.output.replyMaxBytes,
           partStallMs: this.config.output.replyPartStallMs,
@@ -392,6 +469,27 @@ export class GuestOperationRunner {
           nodeLost: (listener) => this.daemons.onNode(where.nodeId, listener),
         },
       ) as Promise<AnswerOf<O>>;
+    return async <O extends GuestOperation>(
+      operation: O,
+      request: OperationOf<O>,
+      timeoutMs: number,
+      id = requestId ?? '',
+    ): Promise<AnswerOf<O>> => {
+      const init = { requestId: id, vmId, timeoutMs, actor, operation: request };
+      if (!gate) {
+        return call(operation, init, sign);
+      }
+      const signed = sign(create(GuestRequestSchema, init));
+      await gate(signed);
+      let first = true;
+      return call(operation, signed, (r) => {
+        if (first) {
+          first = false;
+          return r;
+        }
+        return sign(r);
+      });
+    };
   }
 
   /**

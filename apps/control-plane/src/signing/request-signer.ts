@@ -3,7 +3,14 @@ import { readFileSync } from 'node:fs';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { type GuestRequest, type IntentAuthorization } from '@lq/proto';
-import { signIntent, signRequest, signingKeyFromPem, type SigningKey } from '@lq/host';
+import {
+  operationDigest,
+  signIntent,
+  signRequest,
+  signRequestOnce,
+  signingKeyFromPem,
+  type SigningKey,
+} from '@lq/host';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 
 const SETTING = 'guest_request_signing_key';
@@ -16,6 +23,14 @@ export interface IntentScope {
   operation: string;
   requestId: string;
   ttlMs: number;
+}
+
+/** Signs the requests of an intent that is not signed on its own (PROTOCOL.md §9 Signed once). */
+export interface OnceSigner {
+  /** Signs one request (a fresh nonce and expiry, one signature over it and the intent). */
+  readonly sign: (request: GuestRequest) => GuestRequest;
+  /** A signed request's authorization as the intent row keeps it (params.authorization). */
+  readonly stored: (request: GuestRequest) => Record<string, unknown>;
 }
 
 /**
@@ -91,6 +106,47 @@ export class RequestSigner implements OnModuleInit {
       requestId: scope.requestId,
       expiresAtMs: BigInt(Date.now() + scope.ttlMs),
     });
+  }
+
+  /**
+   * A function that signs each request under an intent that is not signed on its own: one
+   * signature per request, over the intent's fields and the request's (PROTOCOL.md §9 Signed
+   * once). The intent's expiry is fixed here, once, so every request names the same intent.
+   */
+  onceSignerFor(scope: IntentScope): OnceSigner {
+    const key = this.key;
+    const intent = {
+      intentDigest: scope.intentDigest,
+      nodeId: scope.nodeId,
+      vmId: scope.vmId,
+      operation: scope.operation,
+      requestId: scope.requestId,
+      expiresAtMs: BigInt(Date.now() + scope.ttlMs),
+    };
+    const ttlMs = this.config.signing.requestTtlSeconds * 1000;
+    // The operation's digest of each signed request, for the intent row (not computed twice).
+    const digests = new WeakMap<GuestRequest, Buffer>();
+    return {
+      sign: (request) => {
+        const digest = operationDigest(request);
+        digests.set(request, digest);
+        return signRequestOnce(key, request, intent, ttlMs, Date.now(), digest);
+      },
+      stored: (request) => {
+        const a = request.authorization!;
+        return {
+          form: 'request',
+          key_id: key.keyId,
+          intent_digest: intent.intentDigest,
+          expires_at_ms: Number(intent.expiresAtMs),
+          request_id: request.requestId,
+          nonce: a.nonce,
+          request_expires_at_ms: Number(a.expiresAtMs),
+          operation_sha256: (digests.get(request) ?? operationDigest(request)).toString('hex'),
+          signature: Buffer.from(a.signature).toString('base64'),
+        };
+      },
+    };
   }
 
   /** A function that signs each request sent under `intent`, with a fresh nonce and expiry. */

@@ -5,7 +5,13 @@ import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { create } from '@bufbuild/protobuf';
 import { GuestErrorCode, GuestRequestSchema, type GuestRequest } from '@lq/proto';
-import { signIntent, signRequest, signingKeyFromPem, type SigningKey } from '@lq/host';
+import {
+  signIntent,
+  signRequest,
+  signRequestOnce,
+  signingKeyFromPem,
+  type SigningKey,
+} from '@lq/host';
 import { parseNodeDaemonEnv } from '../config/env.schema.js';
 import { RequestVerifier } from './request-verifier.js';
 
@@ -61,5 +67,75 @@ describe('RequestVerifier during a signing-key rotation', () => {
     const v = verifierTrusting(rotated);
     expect(() => v.verify('execute', signed(rotated))).not.toThrow();
     expect(() => v.verify('execute', signed(oldKey))).toThrow(/refused/);
+  });
+});
+
+/** A request signed once (PROTOCOL.md §9 Signed once): its intent unsigned, bound into its signature. */
+function signedOnce(key: SigningKey, now = Date.now()): GuestRequest {
+  return signRequestOnce(
+    key,
+    create(GuestRequestSchema, {
+      vmId: 'vm-1',
+      operation: { case: 'execute', value: { command: 'true' } },
+    }),
+    {
+      intentDigest: 'digest',
+      nodeId: 'node-1',
+      vmId: 'vm-1',
+      operation: 'execute',
+      requestId: 'r-1',
+      expiresAtMs: BigInt(now + 30_000),
+    },
+    10_000,
+    now,
+  );
+}
+
+describe('RequestVerifier with requests signed once', () => {
+  const key = newKey();
+  const refused = expect.objectContaining({ code: GuestErrorCode.SIGNATURE_REFUSED });
+
+  it('should relay a request whose one signature covers its intent, once', () => {
+    const v = verifierTrusting(key);
+    const req = signedOnce(key);
+    expect(req.authorization?.intent?.signature).toHaveLength(0);
+    expect(() => v.verify('execute', req)).not.toThrow();
+    expect(() => v.verify('execute', req)).toThrow(/seen before/);
+  });
+
+  it.each([
+    ['the intent digest', (r: GuestRequest) => (r.authorization!.intent!.intentDigest = 'other')],
+    ['the intent request id', (r: GuestRequest) => (r.authorization!.intent!.requestId = 'r-2')],
+    [
+      'the intent expiry',
+      (r: GuestRequest) => (r.authorization!.intent!.expiresAtMs += 3_600_000n),
+    ],
+    ['the intent node', (r: GuestRequest) => (r.authorization!.intent!.nodeId = 'node-1 ')],
+    ['the request id', (r: GuestRequest) => (r.requestId = 'r-9')],
+    [
+      'the command',
+      (r: GuestRequest) =>
+        (r.operation = {
+          case: 'execute',
+          value: { ...r.operation.value!, command: 'id' },
+        } as GuestRequest['operation']),
+    ],
+    ['the request expiry', (r: GuestRequest) => (r.authorization!.expiresAtMs += 60_000n)],
+  ])('should refuse it when %s is altered', (_what, alter) => {
+    const req = signedOnce(key);
+    alter(req);
+    expect(() => verifierTrusting(key).verify('execute', req)).toThrow(refused);
+  });
+
+  it('should refuse a request whose intent signature was stripped (the forms do not stand in for each other)', () => {
+    const req = signed(key);
+    req.authorization!.intent!.signature = new Uint8Array(0);
+    expect(() => verifierTrusting(key).verify('execute', req)).toThrow(
+      /request signature does not verify/,
+    );
+  });
+
+  it('should refuse one signed once by a key it does not trust', () => {
+    expect(() => verifierTrusting(key).verify('execute', signedOnce(newKey()))).toThrow(refused);
   });
 });

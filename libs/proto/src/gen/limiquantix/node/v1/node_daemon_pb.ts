@@ -299,7 +299,8 @@ export type IntentAuthorization = Message<"limiquantix.node.v1.IntentAuthorizati
   expiresAtMs: bigint;
 
   /**
-   * Ed25519 over the canonical bytes of the fields above (PROTOCOL.md §9).
+   * Ed25519 over the canonical bytes of the fields above (PROTOCOL.md §9). Empty when the
+   * request's own signature covers these fields (signed once, since 0.7.0).
    *
    * @generated from field: bytes signature = 8;
    */
@@ -340,7 +341,8 @@ export type GuestRequestAuthorization = Message<"limiquantix.node.v1.GuestReques
 
   /**
    * Ed25519, by the intent's key, over the intent's signature, this request's request_id,
-   * nonce, expiry and the sha256 of its operation's bytes (PROTOCOL.md §9).
+   * nonce, expiry and the sha256 of its operation's bytes (PROTOCOL.md §9). With an unsigned
+   * intent (since 0.7.0), over the intent's fields instead of its signature (§9 Signed once).
    *
    * @generated from field: bytes signature = 4;
    */
