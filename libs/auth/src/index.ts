@@ -9,3 +9,4 @@ export * from './auth.service.js';
 export * from './decorators/access.decorators.js';
 export * from './guards/auth-audit.hook.js';
 export * from './guards/access.guard.js';
+export * from './strategies/bearer.strategy.js';

@@ -8,7 +8,7 @@ import { AuthController } from './auth.controller.js';
 import { VmAccessService } from './vm-access.service.js';
 
 /**
- * Who may do what: authentication (bearer API keys and JWTs), the global deny-by-
+ * Who may do what: authentication (passport bearer: API keys and JWTs), the global deny-by-
  * default guard, per-VM authorization with the bindings' limits, and the administration of
  * users, keys, projects and role bindings.
  */

@@ -1,7 +1,13 @@
 import type { Provider } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { DataSource } from 'typeorm';
-import { AccessGuard, AuthRepository, AuthService, DEFAULT_PASSWORD_PARAMS } from '@lq/auth';
+import {
+  AccessGuard,
+  AuthRepository,
+  AuthService,
+  BearerStrategy,
+  DEFAULT_PASSWORD_PARAMS,
+} from '@lq/auth';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { AccessAdminService } from './access-admin.service.js';
 import { VmAccessService } from './vm-access.service.js';
@@ -26,6 +32,7 @@ export const ACCESS_PROVIDERS: Provider[] = [
       return auth;
     },
   },
+  BearerStrategy,
   { provide: APP_GUARD, useClass: AccessGuard },
   VmAccessService,
   AdminScopeService,

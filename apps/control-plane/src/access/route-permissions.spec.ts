@@ -11,7 +11,6 @@ import {
   IS_PUBLIC,
   REQUIRED_PERMISSION,
   isPermission,
-  type AuthService,
 } from '@lq/auth';
 import { VMService } from '@lq/proto';
 import { CONTROLLERS } from '../app.module.js';
@@ -83,7 +82,7 @@ describe('route permissions (deny by default)', () => {
       }
     }
     const hook = { authFailed: async () => undefined, denied: async () => undefined };
-    const guard = new AccessGuard(new Reflector(), hook, {} as AuthService);
+    const guard = new AccessGuard(new Reflector(), hook);
     const req = { method: 'GET', originalUrl: '/x', url: '/x', headers: {}, socket: {} };
     const context = {
       getHandler: () => Undeclared.prototype.open,

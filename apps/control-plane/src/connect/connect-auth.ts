@@ -74,7 +74,7 @@ export function principalOf(ctx: HandlerContext): Principal {
 
 /**
  * Authentication and the method-level permission check for Connect and gRPC: the same
- * AuthService as REST's AccessGuard (Authorization: Bearer <API key or JWT>, as HTTP
+ * AuthService as REST's passport strategy (Authorization: Bearer <API key or JWT>, as HTTP
  * header or gRPC metadata), the same audit of failures and denials.
  */
 @Injectable()

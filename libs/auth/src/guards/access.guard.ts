@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Inject, Injectable, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
+import { AuthGuard } from '@nestjs/passport';
 import type { Request, Response } from 'express';
 import { AuthErrorCode, AuthException } from '../auth.exception.js';
-import { AuthService } from '../auth.service.js';
 import {
   AUTHENTICATED_ONLY,
   IS_PUBLIC,
@@ -43,55 +43,21 @@ export function originOf(request: Request): RequestOrigin {
 }
 
 /**
- * The bearer token of a request as passport-http-bearer read it (the REST API's strategy until
- * this guard read it itself: passport built a middleware and a strategy object per request):
- * `Authorization: Bearer <token>`, or an `access_token` body or query field; undefined when
- * there is none, or more than one, or the header is not two words.
- */
-export function bearerTokenOf(
-  req: Pick<Request, 'headers' | 'body' | 'query'>,
-): string | undefined {
-  let token: string | undefined;
-  const header = req.headers?.authorization;
-  if (header) {
-    const parts = header.split(' ');
-    if (parts.length !== 2) {
-      return undefined;
-    }
-    if (/^Bearer$/i.test(parts[0]!)) {
-      token = parts[1];
-    }
-  }
-  for (const alt of [
-    (req.body as { access_token?: unknown } | undefined)?.access_token,
-    (req.query as { access_token?: unknown } | undefined)?.access_token,
-  ]) {
-    if (alt) {
-      if (token || typeof alt !== 'string') {
-        return undefined;
-      }
-      token = alt;
-    }
-  }
-  return token || undefined;
-}
-
-/**
  * The global guard, deny by default: a route passes only if it declares @Public(), or the caller
- * authenticates (bearer: API key or access JWT, resolved by AuthService as the Connect and gRPC
- * interceptor does) and holds the route's @RequirePermission() somewhere (or the route is
- * @Authenticated()). A route that declares neither is refused for everyone. Failed
- * authentications and denials are audited.
+ * authenticates (passport bearer: API key or access JWT) and holds the route's
+ * @RequirePermission() somewhere (or the route is @Authenticated()). A route that declares
+ * neither is refused for everyone. Failed authentications and denials are audited.
  */
 @Injectable()
-export class AccessGuard implements CanActivate {
+export class AccessGuard extends AuthGuard('bearer') {
   constructor(
     @Inject(Reflector) private readonly reflector: Reflector,
     @Inject(AUTH_AUDIT_HOOK) private readonly hook: AuthAuditHook,
-    @Inject(AuthService) private readonly auth: AuthService,
-  ) {}
+  ) {
+    super();
+  }
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
+  override async canActivate(context: ExecutionContext): Promise<boolean> {
     const targets = [context.getHandler(), context.getClass()];
     const req = context.switchToHttp().getRequest<Request & AuthenticatedRequest>();
     const origin = originOf(req);
@@ -110,9 +76,8 @@ export class AccessGuard implements CanActivate {
         `${origin.route} declares no permission, so it is refused (deny by default)`,
       );
     }
-    let principal: Principal;
     try {
-      principal = await this.authenticate(req);
+      await (super.canActivate(context) as Promise<boolean>);
     } catch (err) {
       if (!(err instanceof AuthException && err.code === AuthErrorCode.AUTH_UNAVAILABLE)) {
         const header = req.headers.authorization ?? '';
@@ -121,7 +86,7 @@ export class AccessGuard implements CanActivate {
       }
       throw err;
     }
-    req.user = principal;
+    const principal = req.user as Principal;
     if (permission && !holdsAnywhere(principal, permission)) {
       await this.hook.denied(origin, principal, permission, 'no binding grants it');
       throw AuthException.denied(permission, 'on any project');
@@ -129,21 +94,18 @@ export class AccessGuard implements CanActivate {
     return true;
   }
 
-  /** The principal, or the AuthException canActivate audits and rethrows. */
-  private async authenticate(req: Request): Promise<Principal> {
-    const token = bearerTokenOf(req);
-    if (token === undefined) {
-      throw AuthException.unauthenticated(
-        'missing bearer token (Authorization: Bearer <API key or access token>)',
-      );
+  /** passport's verdict: the principal, or the AuthException canActivate audits and rethrows. */
+  override handleRequest<T = Principal>(err: unknown, user: unknown): T {
+    if (user && !err) {
+      return user as T;
     }
-    try {
-      return await this.auth.authenticate(token);
-    } catch (err) {
-      if (err instanceof AuthException) {
-        throw err;
-      }
-      throw AuthException.unauthenticated(err instanceof Error ? err.message : String(err));
+    if (err instanceof AuthException) {
+      throw err;
     }
+    throw AuthException.unauthenticated(
+      err instanceof Error
+        ? err.message
+        : 'missing bearer token (Authorization: Bearer <API key or access token>)',
+    );
   }
 }
