@@ -118,11 +118,15 @@ async function main(): Promise<void> {
       await call('GET', '/api/auth/me');
       parts.read.push(performance.now() - t);
       t = performance.now();
-      await signedRequestGuest(nc, 'bench', 'ping', {
-        vmId: 'vm-1',
-        timeoutMs: 2000,
-        operation: { case: 'ping', value: {} },
-      });
+      // Signed once, as the control plane signs a synchronous request (PROTOCOL.md §9).
+      await signedRequestGuest(
+        nc,
+        'bench',
+        'ping',
+        { vmId: 'vm-1', timeoutMs: 2000, operation: { case: 'ping', value: {} } },
+        undefined,
+        { once: true },
+      );
       parts.guest.push(performance.now() - t);
     }
     const [p, r, g] = [stats(parts.ping), stats(parts.read), stats(parts.guest)];

@@ -17,6 +17,7 @@ import {
   requestGuest,
   signIntent,
   signRequest,
+  signRequestOnce,
   signingKeyFromPem,
   type FileChunkPort,
   type NatsRequester,
@@ -46,24 +47,31 @@ export function testSigningKeyFile(): string {
 
 /**
  * A signer for requests sent straight to a node daemon, as the control plane would sign them
- * under an intent for `nodeId`, `vmId` and `operation` (the intent digest is made up).
+ * under an intent for `nodeId`, `vmId` and `operation` (the intent digest is made up): the
+ * intent signed on its own, or with `once` one signature over intent and request, as the
+ * synchronous path signs (PROTOCOL.md §9 Signed once).
  */
 export function testSigner(
   nodeId: string,
   vmId: string,
   operation: GuestOperation,
-  options: { key?: SigningKey; ttlMs?: number; intentTtlMs?: number } = {},
+  options: { key?: SigningKey; ttlMs?: number; intentTtlMs?: number; once?: boolean } = {},
 ): (request: GuestRequest) => GuestRequest {
   const key = options.key ?? TEST_SIGNING_KEY;
-  const intent = signIntent(key, {
+  const fields = {
     intentDigest: randomBytes(32).toString('hex'),
     nodeId,
     vmId,
     operation,
     requestId: '',
     expiresAtMs: BigInt(Date.now() + (options.intentTtlMs ?? 600_000)),
-  });
-  return (request) => signRequest(key, request, intent, options.ttlMs ?? 30_000);
+  };
+  const ttlMs = options.ttlMs ?? 30_000;
+  if (options.once) {
+    return (request) => signRequestOnce(key, request, fields, ttlMs);
+  }
+  const intent = signIntent(key, fields);
+  return (request) => signRequest(key, request, intent, ttlMs);
 }
 
 type Init = Parameters<typeof requestGuest>[3];
@@ -75,8 +83,16 @@ export function signedRequestGuest(
   op: GuestOperation,
   request: Init,
   slackMs?: number,
+  options: { once?: boolean } = {},
 ): ReturnType<typeof requestGuest> {
-  return requestGuest(nc, nodeId, op, request, slackMs, testSigner(nodeId, request.vmId ?? '', op));
+  return requestGuest(
+    nc,
+    nodeId,
+    op,
+    request,
+    slackMs,
+    testSigner(nodeId, request.vmId ?? '', op, options),
+  );
 }
 
 /** callGuest, signed as the control plane would sign it. */
