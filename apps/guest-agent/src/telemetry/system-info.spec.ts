@@ -76,7 +76,7 @@ describe('cachedOsInfo', () => {
       const file = join(dir, 'os-release');
       copyFileSync(OS_RELEASE, file);
       utimesSync(file, 1_000, 1_000);
-      const read = cachedOsInfo(file);
+      const read = cachedOsInfo(file, 0);
       expect((await read()).version).toBe('24.04');
       // Same size and mtime: the kept answer (a rewrite that keeps both is not seen).
       writeFileSync(
@@ -91,6 +91,20 @@ describe('cachedOsInfo', () => {
       expect(await read()).toMatchObject({ version: '26.04', versionName: '26.04 LTS' });
       rmSync(file);
       expect((await read()).version).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('should not look at the file again within recheckMs', async () => {
+    const dir = mkdtempSync(join(os.tmpdir(), 'lq-os-info-'));
+    try {
+      const file = join(dir, 'os-release');
+      copyFileSync(OS_RELEASE, file);
+      const read = cachedOsInfo(file, 60_000);
+      expect((await read()).version).toBe('24.04');
+      writeFileSync(file, 'NAME="Ubuntu"\nVERSION_ID="26.04"\n');
+      expect((await read()).version).toBe('24.04');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -90,17 +90,30 @@ function osReleaseStamp(file: string): string {
   return 'missing';
 }
 
+/** How long a look at os-release is trusted (cachedOsInfo). */
+export const OS_RELEASE_RECHECK_MS = 1000;
+
 /**
  * The OS facts, kept (os.info and GetInfo answer from here): uname read once (the kernel does
  * not change under a running process), os-release read at the first call and again only when
  * its inode, size or mtime changed (an upgrade rewrites it). Checking costs one stat(2), made
- * synchronously: a stat of one file in /etc takes microseconds, less than a trip through the
- * thread pool would. A failed read is not kept.
+ * synchronously (less than a trip through the thread pool would), and at most once per
+ * recheckMs: a host polling os.info gets the kept answer without a system call, and an upgrade
+ * shows within recheckMs. A failed read is not kept.
  */
-export function cachedOsInfo(osReleaseFile: string): () => Promise<OsInfo> {
+export function cachedOsInfo(
+  osReleaseFile: string,
+  recheckMs = OS_RELEASE_RECHECK_MS,
+): () => Promise<OsInfo> {
   const uname = unameFacts();
   let cached: { stamp: string; value: Promise<OsInfo> } | undefined;
+  let checkedAt = -Infinity;
   return () => {
+    const now = performance.now();
+    if (cached !== undefined && now - checkedAt < recheckMs) {
+      return cached.value;
+    }
+    checkedAt = now;
     const stamp = osReleaseStamp(osReleaseFile);
     if (cached === undefined || cached.stamp !== stamp) {
       const value = readOsRelease(osReleaseFile).then((release) => osInfoOf(release, uname));
