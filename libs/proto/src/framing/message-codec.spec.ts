@@ -63,7 +63,9 @@ describe('encodeAgentMessage', () => {
   it('should decode spliced bulk fields exactly like toBinary output when data is large', () => {
     for (const message of cases) {
       const parts = encodeAgentMessage(message);
-      expect(parts.length).toBeGreaterThan(2);
+      // Frames under 64 KiB are one buffer; larger ones keep the bulk bytes as their own parts.
+      const frameBytes = parts.reduce((n, p) => n + p.length, 0);
+      expect(parts.length > 2).toBe(frameBytes >= 64 * 1024);
       const payloads = new FrameDecoder().push(Buffer.concat(parts));
       expect(payloads).toHaveLength(1);
       const decoded = fromBinary(AgentMessageSchema, payloads[0]!);
@@ -97,13 +99,14 @@ describe('encodeAgentMessage', () => {
 describe('agentMessageBinary (the hand-written envelope)', () => {
   const payloadFields = AgentMessageSchema.fields.filter((f) => f.oneof?.localName === 'payload');
 
-  function expectSameBytes(message: AgentMessage): void {
+  /** exact: the frame carries toBinary's bytes (false: bulk fields spliced, decoded the same). */
+  function expectSameBytes(message: AgentMessage, exact = true): void {
     const expected = Buffer.from(toBinary(AgentMessageSchema, message));
     expect(Buffer.from(agentMessageBinary(message)).equals(expected)).toBe(true);
     const frame = Buffer.concat(encodeAgentMessage(message, 64 * 1024 * 1024));
     const payloads = new FrameDecoder({ maxFrameBytes: 64 * 1024 * 1024 }).push(frame);
     expect(payloads).toHaveLength(1);
-    if (frame.length < 64 * 1024) {
+    if (exact) {
       // Small frames carry the message exactly as toBinary writes it.
       expect(Buffer.from(payloads[0]!).equals(expected)).toBe(true);
       expect(frame.equals(encodeFrame(expected))).toBe(true);
@@ -150,13 +153,9 @@ describe('agentMessageBinary (the hand-written envelope)', () => {
         payload: pong as never,
       }),
       create(AgentMessageSchema, { messageId: 'none' }),
-      agentMessage('big', {
-        case: 'executeResponse',
-        value: create(ExecuteResponseSchema, { stdout: randomBytes(10_000), exitCode: 3 }),
-      }),
-      agentMessage('bigger', {
-        case: 'fileReadResponse',
-        value: create(FileReadResponseSchema, { data: randomBytes(100_000), eof: true }),
+      agentMessage('small-bulk', {
+        case: 'fileHandleReadResponse',
+        value: create(FileReadResponseSchema, { data: randomBytes(1000), eof: true }),
       }),
     ];
     const unknown = agentMessage('u', pong as never);
@@ -165,6 +164,46 @@ describe('agentMessageBinary (the hand-written envelope)', () => {
     for (const message of samples) {
       expectSameBytes(message);
     }
+  });
+
+  it('should splice bulk bytes of any size above a kilobyte and decode them the same', () => {
+    const bulky: AgentMessage[] = [
+      agentMessage('exec', {
+        case: 'executeResponse',
+        value: create(ExecuteResponseSchema, { stdout: randomBytes(10_000), exitCode: 3 }),
+      }),
+      agentMessage('exec-err', {
+        case: 'executeResponse',
+        value: create(ExecuteResponseSchema, { stderr: randomBytes(2000), pid: 7 }),
+      }),
+      agentMessage('read4k', {
+        case: 'fileHandleReadResponse',
+        value: create(FileReadResponseSchema, {
+          data: randomBytes(4096),
+          totalSize: 1n << 40n,
+          offset: 4096n,
+          mtimeMs: 1_733_390_000_000n,
+          mode: 0o100644,
+        }),
+      }),
+      agentMessage('read1m', {
+        case: 'fileHandleReadResponse',
+        value: create(FileReadResponseSchema, { data: randomBytes(1 << 20), eof: true }),
+      }),
+      agentMessage('bigger', {
+        case: 'fileReadResponse',
+        value: create(FileReadResponseSchema, { data: randomBytes(100_000), eof: true }),
+      }),
+    ];
+    for (const message of bulky) {
+      expectSameBytes(message, false);
+    }
+    // Small frames go out as one buffer, large ones keep the bulk bytes uncopied.
+    const small = encodeAgentMessage(bulky[2]!);
+    expect(small).toHaveLength(1);
+    const large = encodeAgentMessage(bulky[3]!, 64 * 1024 * 1024);
+    const data = (bulky[3]!.payload.value as { data: Uint8Array }).data;
+    expect(large.some((part) => part === data)).toBe(true);
   });
 
   it('should refuse a small message larger than the frame bound', () => {
