@@ -1,5 +1,5 @@
 import { create, fromBinary, toBinary, type DescMessage } from '@bufbuild/protobuf';
-import { TimestampSchema, timestampNow, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { timestampNow, type Timestamp } from '@bufbuild/protobuf/wkt';
 import {
   AgentMessageSchema,
   ExecuteResponseSchema,
