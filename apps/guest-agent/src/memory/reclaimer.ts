@@ -27,6 +27,7 @@ export class MemoryReclaimer {
   private requests = 0;
   private bytes = 0;
   private timer: NodeJS.Timeout | undefined;
+  private timerDelay = 0;
 
   constructor(
     private readonly idleMs: number,
@@ -42,8 +43,9 @@ export class MemoryReclaimer {
   begin(): void {
     this.inFlight++;
     this.requests++;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    // An armed reclaim is left alone: it finds this request in progress and does nothing, and
+    // the request's end arms it again. Clearing and re-creating a timer on every request cost
+    // more than the rest of a ping's bookkeeping.
   }
 
   /** A request ended (its reply handed to the channel); `bytes` it moved, roughly. */
@@ -110,7 +112,13 @@ export class MemoryReclaimer {
     if (this.idleMs === 0 || (this.requests < WORTH_REQUESTS && this.bytes < WORTH_BYTES)) {
       return;
     }
+    if (this.timer !== undefined && this.timerDelay === delayMs) {
+      // Still pending: push it back (one call, no new timer per request).
+      this.timer.refresh();
+      return;
+    }
     clearTimeout(this.timer);
+    this.timerDelay = delayMs;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (this.inFlight === 0) {

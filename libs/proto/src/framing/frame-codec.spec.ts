@@ -8,7 +8,7 @@ import {
   type FrameIssue,
   encodeFrame,
 } from './frame-codec.js';
-import { crc32, crc32Js } from './crc32.js';
+import { crc32, crc32Js, crc32Range } from './crc32.js';
 
 function headerWithLength(length: number): Buffer {
   const h = Buffer.alloc(FRAME_HEADER_BYTES);
@@ -25,6 +25,20 @@ describe('crc32', () => {
     expect(crc32(Buffer.from('123456789'))).toBe(0xcbf43926);
     const data = randomBytes(4097);
     expect(crc32Js(data)).toBe(crc32(data));
+  });
+
+  it('should give the CRC of a range as of the same bytes on their own', () => {
+    const data = randomBytes(10_000);
+    for (const [start, end] of [
+      [0, 16],
+      [3, 3],
+      [20, 4000],
+      [20, 9000],
+      [0, 10_000],
+    ] as const) {
+      expect(crc32Range(data, start, end)).toBe(crc32(data.subarray(start, end)));
+      expect(crc32Range(data, start, end, 0x1234)).toBe(crc32(data.subarray(start, end), 0x1234));
+    }
   });
 });
 

@@ -1,4 +1,4 @@
-import { crc32 } from './crc32.js';
+import { crc32, crc32Range } from './crc32.js';
 
 /** "LQGA": see PROTOCOL.md §2. */
 export const FRAME_MAGIC = Buffer.from([0x4c, 0x51, 0x47, 0x41]);
@@ -59,14 +59,41 @@ export function encodeFrameHeaderFor(
     crc = crc32(part, crc);
   }
   const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
-  FRAME_MAGIC.copy(header, 0);
-  header[4] = FRAME_VERSION;
-  header[5] = 0;
-  header.writeUInt16BE(0, 6);
-  header.writeUInt32BE(length, 8);
-  header.writeUInt32BE(crc, 12);
-  header.writeUInt32BE(crc32(header.subarray(0, 16)), 16);
+  writeFrameHeader(header, length, crc, maxFrameBytes);
   return header;
+}
+
+function putUInt32BE(buf: Uint8Array, at: number, v: number): void {
+  buf[at] = v >>> 24;
+  buf[at + 1] = (v >>> 16) & 0xff;
+  buf[at + 2] = (v >>> 8) & 0xff;
+  buf[at + 3] = v & 0xff;
+}
+
+/**
+ * Writes the 20-byte header of a payload of `length` bytes whose CRC is `payloadCrc` into the
+ * first bytes of `buf` (a frame built in place: header, then payload, in one buffer).
+ */
+export function writeFrameHeader(
+  buf: Uint8Array,
+  length: number,
+  payloadCrc: number,
+  maxFrameBytes = DEFAULT_MAX_FRAME_BYTES,
+): void {
+  if (length > maxFrameBytes) {
+    throw new FrameTooLargeError(length, maxFrameBytes);
+  }
+  buf[0] = FRAME_MAGIC[0]!;
+  buf[1] = FRAME_MAGIC[1]!;
+  buf[2] = FRAME_MAGIC[2]!;
+  buf[3] = FRAME_MAGIC[3]!;
+  buf[4] = FRAME_VERSION;
+  buf[5] = 0;
+  buf[6] = 0;
+  buf[7] = 0;
+  putUInt32BE(buf, 8, length);
+  putUInt32BE(buf, 12, payloadCrc);
+  putUInt32BE(buf, 16, crc32Range(buf, 0, 16));
 }
 
 /** Header and payload in one buffer (one copy; fine for small messages). */
@@ -244,7 +271,7 @@ export class FrameDecoder {
 
   private readHeader(): void {
     const h = this.contiguous(FRAME_HEADER_BYTES);
-    if (crc32(h.subarray(0, 16)) !== h.readUInt32BE(16)) {
+    if (crc32Range(h, 0, 16) !== h.readUInt32BE(16)) {
       this.issue('bad-header-crc', 0, 'header CRC mismatch');
       this.dropBytes(1);
       this.state = State.Hunt;

@@ -6,9 +6,18 @@ import {
   ExecuteResponseSchema,
   FileReadResponseSchema,
   FileWriteRequestSchema,
+  PongResponseSchema,
+  type AgentMessage,
 } from '../gen/limiquantix/agent/v1/agent_pb.js';
-import { AgentMessageDecoder, agentMessage, encodeAgentMessage } from './message-codec.js';
-import { FrameDecoder } from './frame-codec.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AgentMessageDecoder,
+  AgentStreamReader,
+  agentMessage,
+  agentMessageBinary,
+  encodeAgentMessage,
+} from './message-codec.js';
+import { FrameDecoder, FrameTooLargeError, encodeFrame } from './frame-codec.js';
 
 describe('encodeAgentMessage', () => {
   const cases = [
@@ -54,7 +63,9 @@ describe('encodeAgentMessage', () => {
   it('should decode spliced bulk fields exactly like toBinary output when data is large', () => {
     for (const message of cases) {
       const parts = encodeAgentMessage(message);
-      expect(parts.length).toBeGreaterThan(2);
+      // Frames under 64 KiB are one buffer; larger ones keep the bulk bytes as their own parts.
+      const frameBytes = parts.reduce((n, p) => n + p.length, 0);
+      expect(parts.length > 2).toBe(frameBytes >= 64 * 1024);
       const payloads = new FrameDecoder().push(Buffer.concat(parts));
       expect(payloads).toHaveLength(1);
       const decoded = fromBinary(AgentMessageSchema, payloads[0]!);
@@ -82,5 +93,157 @@ describe('encodeAgentMessage', () => {
     const parts = encodeAgentMessage(agentMessage('p', { case: 'ping', value: {} as never }));
     expect(parts).toHaveLength(1);
     expect(new AgentMessageDecoder().push(parts[0]!)[0]?.messageId).toBe('p');
+  });
+});
+
+describe('agentMessageBinary (the hand-written envelope)', () => {
+  const payloadFields = AgentMessageSchema.fields.filter((f) => f.oneof?.localName === 'payload');
+
+  /** exact: the frame carries toBinary's bytes (false: bulk fields spliced, decoded the same). */
+  function expectSameBytes(message: AgentMessage, exact = true): void {
+    const expected = Buffer.from(toBinary(AgentMessageSchema, message));
+    expect(Buffer.from(agentMessageBinary(message)).equals(expected)).toBe(true);
+    const frame = Buffer.concat(encodeAgentMessage(message, 64 * 1024 * 1024));
+    const payloads = new FrameDecoder({ maxFrameBytes: 64 * 1024 * 1024 }).push(frame);
+    expect(payloads).toHaveLength(1);
+    if (exact) {
+      // Small frames carry the message exactly as toBinary writes it.
+      expect(Buffer.from(payloads[0]!).equals(expected)).toBe(true);
+      expect(frame.equals(encodeFrame(expected))).toBe(true);
+    }
+    expect(equals(AgentMessageSchema, fromBinary(AgentMessageSchema, payloads[0]!), message)).toBe(
+      true,
+    );
+  }
+
+  it('should write every payload case exactly as toBinary does', () => {
+    expect(payloadFields.length).toBeGreaterThan(40);
+    for (const field of payloadFields) {
+      if (field.fieldKind !== 'message') {
+        throw new Error(`payload case ${field.localName} is not a message`);
+      }
+      expectSameBytes(
+        agentMessage(`id-${field.number}`, {
+          case: field.localName,
+          value: create(field.message),
+        } as AgentMessage['payload']),
+      );
+    }
+  });
+
+  it('should write ids, timestamps and filled payloads exactly as toBinary does', () => {
+    const pong = { case: 'pong', value: create(PongResponseSchema, { agentVersion: '1.2.3' }) };
+    const samples: AgentMessage[] = [
+      create(AgentMessageSchema, { messageId: 'x', payload: pong as never }),
+      create(AgentMessageSchema, { payload: pong as never }),
+      create(AgentMessageSchema, {
+        messageId: 'ünïcode-✓',
+        timestamp: { seconds: 0n, nanos: 0 },
+        payload: pong as never,
+      }),
+      create(AgentMessageSchema, {
+        messageId: 'a'.repeat(200),
+        timestamp: { seconds: 2n ** 40n, nanos: 999_999_999 },
+        payload: pong as never,
+      }),
+      // Outside the hand-written envelope: toBinary writes these.
+      create(AgentMessageSchema, {
+        messageId: 'neg',
+        timestamp: { seconds: -5n, nanos: 3 },
+        payload: pong as never,
+      }),
+      create(AgentMessageSchema, { messageId: 'none' }),
+      agentMessage('small-bulk', {
+        case: 'fileHandleReadResponse',
+        value: create(FileReadResponseSchema, { data: randomBytes(1000), eof: true }),
+      }),
+    ];
+    const unknown = agentMessage('u', pong as never);
+    unknown.$unknown = [{ no: 9, wireType: 0, data: new Uint8Array([1]) }];
+    samples.push(unknown);
+    for (const message of samples) {
+      expectSameBytes(message);
+    }
+  });
+
+  it('should splice bulk bytes of any size above a kilobyte and decode them the same', () => {
+    const bulky: AgentMessage[] = [
+      agentMessage('exec', {
+        case: 'executeResponse',
+        value: create(ExecuteResponseSchema, { stdout: randomBytes(10_000), exitCode: 3 }),
+      }),
+      agentMessage('exec-err', {
+        case: 'executeResponse',
+        value: create(ExecuteResponseSchema, { stderr: randomBytes(2000), pid: 7 }),
+      }),
+      agentMessage('read4k', {
+        case: 'fileHandleReadResponse',
+        value: create(FileReadResponseSchema, {
+          data: randomBytes(4096),
+          totalSize: 1n << 40n,
+          offset: 4096n,
+          mtimeMs: 1_733_390_000_000n,
+          mode: 0o100644,
+        }),
+      }),
+      agentMessage('read1m', {
+        case: 'fileHandleReadResponse',
+        value: create(FileReadResponseSchema, { data: randomBytes(1 << 20), eof: true }),
+      }),
+      agentMessage('bigger', {
+        case: 'fileReadResponse',
+        value: create(FileReadResponseSchema, { data: randomBytes(100_000), eof: true }),
+      }),
+    ];
+    for (const message of bulky) {
+      expectSameBytes(message, false);
+    }
+    // Small frames go out as one buffer, large ones keep the bulk bytes uncopied.
+    const small = encodeAgentMessage(bulky[2]!);
+    expect(small).toHaveLength(1);
+    const large = encodeAgentMessage(bulky[3]!, 64 * 1024 * 1024);
+    const data = (bulky[3]!.payload.value as { data: Uint8Array }).data;
+    expect(large.some((part) => part === data)).toBe(true);
+  });
+
+  it('should refuse a small message larger than the frame bound', () => {
+    const message = agentMessage('p', { case: 'pong', value: create(PongResponseSchema) });
+    expect(() => encodeAgentMessage(message, 10)).toThrow(FrameTooLargeError);
+  });
+});
+
+describe('AgentStreamReader partial frames', () => {
+  const frameOf = (id: string) =>
+    Buffer.concat(
+      encodeAgentMessage(agentMessage(id, { case: 'pong', value: create(PongResponseSchema) })),
+    );
+
+  it('should wait for a frame whose bytes keep coming, and abandon one that stalls', async () => {
+    const seen: string[] = [];
+    const issues: string[] = [];
+    const reader = new AgentStreamReader({
+      partialFrameTimeoutMs: 150,
+      onMessage: (m) => seen.push(m.messageId),
+      onIssue: (i) => issues.push(i.kind),
+    });
+    try {
+      // Bytes trickle in, each within the timeout of the last: the frame is kept.
+      const slow = frameOf('slow');
+      for (let i = 0; i < slow.length; i += 8) {
+        reader.push(slow.subarray(i, i + 8));
+        await sleep(40);
+      }
+      expect(seen).toEqual(['slow']);
+      expect(issues).toEqual([]);
+      // Half a frame, then nothing: abandoned, and the next whole frame is read.
+      const stalled = frameOf('stalled');
+      reader.push(stalled.subarray(0, stalled.length - 3));
+      await sleep(400);
+      expect(issues).toContain('abandoned-partial');
+      reader.push(frameOf('next'));
+      expect(seen).toEqual(['slow', 'next']);
+    } finally {
+      reader.close();
+    }
   });
 });

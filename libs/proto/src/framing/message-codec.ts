@@ -1,5 +1,5 @@
 import { create, fromBinary, toBinary, type DescMessage } from '@bufbuild/protobuf';
-import { timestampNow } from '@bufbuild/protobuf/wkt';
+import { timestampNow, type Timestamp } from '@bufbuild/protobuf/wkt';
 import {
   AgentMessageSchema,
   ExecuteResponseSchema,
@@ -9,10 +9,13 @@ import {
 } from '../gen/limiquantix/agent/v1/agent_pb.js';
 import {
   DEFAULT_MAX_FRAME_BYTES,
+  FRAME_HEADER_BYTES,
   FrameDecoder,
   type FrameIssue,
   encodeFrameHeaderFor,
+  writeFrameHeader,
 } from './frame-codec.js';
+import { crc32Range } from './crc32.js';
 
 export type AgentPayload = AgentMessage['payload'];
 export type AgentPayloadCase = NonNullable<AgentPayload['case']>;
@@ -24,11 +27,167 @@ export function agentMessage(messageId: string, payload: AgentPayload): AgentMes
   return create(AgentMessageSchema, { messageId, timestamp: timestampNow(), payload });
 }
 
+// The envelope (message_id, timestamp, the payload oneof) is written here rather than by
+// toBinary(AgentMessageSchema): protobuf-es's compiled writer calls one function per field of a
+// message, and AgentMessage has one field per payload case (60 and growing), so encoding a 30-byte
+// pong that way took ~8 µs under Bun, most of an agent's own work on a small request. Only the
+// payload's message goes through toBinary. Fields are written in field-number order, as toBinary
+// writes them, so the bytes are the same (message-codec.spec.ts checks every payload case).
+const LEN = 2;
+
+function fieldNumberOf(localName: string): number {
+  const field = AgentMessageSchema.fields.find((f) => f.localName === localName);
+  if (!field) {
+    throw new Error(`AgentMessage has no field ${localName}`);
+  }
+  return field.number;
+}
+
+const MESSAGE_ID_FIELD = fieldNumberOf('messageId');
+const TIMESTAMP_FIELD = fieldNumberOf('timestamp');
+/** Each payload case: its field number and message type (every case is a message field). */
+const PAYLOAD_FIELDS = new Map<string, { number: number; schema: DescMessage }>(
+  AgentMessageSchema.fields.flatMap((f) =>
+    f.oneof?.localName === 'payload' && f.fieldKind === 'message'
+      ? [[f.localName, { number: f.number, schema: f.message }] as const]
+      : [],
+  ),
+);
+// The hand-written envelope relies on these; anything else falls back to toBinary.
+const ENVELOPE_FAST =
+  MESSAGE_ID_FIELD < TIMESTAMP_FIELD &&
+  AgentMessageSchema.fields.every(
+    (f) =>
+      f.localName === 'messageId' ||
+      f.localName === 'timestamp' ||
+      (f.oneof?.localName === 'payload' &&
+        f.number > TIMESTAMP_FIELD &&
+        PAYLOAD_FIELDS.has(f.localName)),
+  );
+
+function varintLength(v: number): number {
+  let n = 1;
+  while (v > 0x7f) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+function writeVarint(buf: Uint8Array, at: number, v: number): number {
+  while (v > 0x7f) {
+    buf[at++] = (v & 0x7f) | 0x80;
+    v = Math.floor(v / 128);
+  }
+  buf[at++] = v;
+  return at;
+}
+
+/** Timestamp bytes for the common case (0 ≤ seconds < 2^53, 0 ≤ nanos); undefined otherwise. */
+function timestampBytes(ts: Timestamp): Uint8Array | undefined {
+  const seconds = ts.seconds;
+  const nanos = ts.nanos;
+  if (
+    ts.$unknown !== undefined ||
+    seconds < 0n ||
+    seconds > BigInt(Number.MAX_SAFE_INTEGER) ||
+    nanos < 0 ||
+    !Number.isInteger(nanos)
+  ) {
+    return undefined;
+  }
+  const s = Number(seconds);
+  const out = new Uint8Array(
+    (s === 0 ? 0 : 1 + varintLength(s)) + (nanos === 0 ? 0 : 1 + varintLength(nanos)),
+  );
+  let at = 0;
+  if (s !== 0) {
+    out[at++] = 0x08; // field 1, varint
+    at = writeVarint(out, at, s);
+  }
+  if (nanos !== 0) {
+    out[at++] = 0x10; // field 2, varint
+    writeVarint(out, at, nanos);
+  }
+  return out;
+}
+
+/**
+ * The AgentMessage's bytes with its payload given as `inner` (the payload message's own bytes,
+ * followed by `tailLength` more bytes the caller writes after: spliced bulk fields), written
+ * from `offset` of a new buffer that ends with them. Undefined when the message has something
+ * the hand-written envelope does not cover (then toBinary does it).
+ */
+function envelopeInto(
+  message: AgentMessage,
+  inner: Uint8Array,
+  tailLength: number,
+  offset: number,
+): { buf: Buffer; end: number } | undefined {
+  const payload = message.payload;
+  const field = payload.case === undefined ? undefined : PAYLOAD_FIELDS.get(payload.case);
+  if (!ENVELOPE_FAST || message.$unknown !== undefined || field === undefined) {
+    return undefined;
+  }
+  const id = message.messageId;
+  const idBytes = id.length === 0 ? 0 : Buffer.byteLength(id, 'utf8');
+  const ts = message.timestamp === undefined ? undefined : timestampBytes(message.timestamp);
+  if (message.timestamp !== undefined && ts === undefined) {
+    return undefined;
+  }
+  const payloadLength = inner.length + tailLength;
+  const length =
+    (idBytes === 0 ? 0 : varintLength(MESSAGE_ID_FIELD << 3) + varintLength(idBytes) + idBytes) +
+    (ts === undefined
+      ? 0
+      : varintLength(TIMESTAMP_FIELD << 3) + varintLength(ts.length) + ts.length) +
+    varintLength(field.number << 3) +
+    varintLength(payloadLength) +
+    inner.length;
+  const buf = Buffer.allocUnsafe(offset + length);
+  let at = offset;
+  if (idBytes !== 0) {
+    at = writeVarint(buf, at, (MESSAGE_ID_FIELD << 3) | LEN);
+    at = writeVarint(buf, at, idBytes);
+    at += buf.write(id, at, 'utf8');
+  }
+  if (ts !== undefined) {
+    at = writeVarint(buf, at, (TIMESTAMP_FIELD << 3) | LEN);
+    at = writeVarint(buf, at, ts.length);
+    buf.set(ts, at);
+    at += ts.length;
+  }
+  at = writeVarint(buf, at, (field.number << 3) | LEN);
+  at = writeVarint(buf, at, payloadLength);
+  buf.set(inner, at);
+  at += inner.length;
+  return { buf, end: at };
+}
+
+/** The payload message's own bytes (the oneof value through its schema's toBinary). */
+function payloadBinary(message: AgentMessage): Uint8Array | undefined {
+  const payload = message.payload;
+  const field = payload.case === undefined ? undefined : PAYLOAD_FIELDS.get(payload.case);
+  return field === undefined ? undefined : toBinary(field.schema, payload.value as never);
+}
+
+/**
+ * The AgentMessage's bytes, as toBinary(AgentMessageSchema, message) gives them (see above).
+ */
+export function agentMessageBinary(message: AgentMessage): Uint8Array {
+  const inner = payloadBinary(message);
+  const out = inner === undefined ? undefined : envelopeInto(message, inner, 0, 0);
+  return out === undefined ? toBinary(AgentMessageSchema, message) : out.buf;
+}
+
 // Bulk data (file chunks, captured output) is written without being copied into the protobuf
 // writer: the message is encoded with its large bytes fields empty, and those fields follow as
 // separate buffers with their own key and length. Field order does not matter to a protobuf
 // parser, so the result decodes exactly like toBinary's. The frame CRC runs over the parts.
-const SPLICE_MIN_BYTES = 16 * 1024;
+// From this size on, copying bulk bytes through protobuf-es's writer (a buffer grown by doubling,
+// zero-filled at each step, then copied out) costs more than splicing: a 4 KiB chunk went through
+// four copies, a 1 MiB one through a dozen.
+const SPLICE_MIN_BYTES = 1024;
 const EMPTY = new Uint8Array(0);
 
 interface SpliceSpec {
@@ -58,6 +217,7 @@ function spliceSpec(caseName: AgentPayloadCase, schema: DescMessage, names: stri
 
 const SPLICED: Partial<Record<AgentPayloadCase, SpliceSpec>> = {
   fileReadResponse: spliceSpec('fileReadResponse', FileReadResponseSchema, ['data']),
+  fileHandleReadResponse: spliceSpec('fileHandleReadResponse', FileReadResponseSchema, ['data']),
   fileWrite: spliceSpec('fileWrite', FileWriteRequestSchema, ['data']),
   executeResponse: spliceSpec('executeResponse', ExecuteResponseSchema, ['stdout', 'stderr']),
 };
@@ -110,6 +270,10 @@ function splicedPayload(message: AgentMessage): Uint8Array[] | undefined {
       innerLength += prefix.length + data.length;
     }
   });
+  const head = envelopeInto(message, inner, innerLength - inner.length, 0);
+  if (head !== undefined) {
+    return [head.buf, ...tail];
+  }
   const envelope = toBinary(
     AgentMessageSchema,
     create(AgentMessageSchema, { messageId: message.messageId, timestamp: message.timestamp }),
@@ -128,12 +292,40 @@ export function encodeAgentMessage(
   message: AgentMessage,
   maxFrameBytes = DEFAULT_MAX_FRAME_BYTES,
 ): Uint8Array[] {
-  const parts = splicedPayload(message) ?? [toBinary(AgentMessageSchema, message)];
-  const header = encodeFrameHeaderFor(parts, maxFrameBytes);
-  if (parts.length === 1 && parts[0]!.length < JOIN_BELOW_BYTES) {
-    return [Buffer.concat([header, parts[0]!])];
+  let parts = splicedPayload(message);
+  if (parts === undefined) {
+    // The message is written after room for the header, which a small frame gets in place.
+    const inner = payloadBinary(message);
+    const out =
+      inner === undefined ? undefined : envelopeInto(message, inner, 0, FRAME_HEADER_BYTES);
+    if (out === undefined) {
+      parts = [toBinary(AgentMessageSchema, message)];
+    } else {
+      const length = out.end - FRAME_HEADER_BYTES;
+      if (length < JOIN_BELOW_BYTES) {
+        const crc = crc32Range(out.buf, FRAME_HEADER_BYTES, out.end);
+        writeFrameHeader(out.buf, length, crc, maxFrameBytes);
+        return [out.buf];
+      }
+      parts = [out.buf.subarray(FRAME_HEADER_BYTES, out.end)];
+    }
   }
-  return [header, ...parts];
+  let length = 0;
+  for (const part of parts) {
+    length += part.length;
+  }
+  if (length < JOIN_BELOW_BYTES) {
+    // A small spliced frame: its parts copied once, behind a header written in place.
+    const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length);
+    let at = FRAME_HEADER_BYTES;
+    for (const part of parts) {
+      frame.set(part, at);
+      at += part.length;
+    }
+    writeFrameHeader(frame, length, crc32Range(frame, FRAME_HEADER_BYTES, at), maxFrameBytes);
+    return [frame];
+  }
+  return [encodeFrameHeaderFor(parts, maxFrameBytes), ...parts];
 }
 
 /** One buffer; for tests and small messages. */
@@ -223,19 +415,30 @@ export class AgentStreamReader {
 
   reset(): void {
     clearTimeout(this.timer);
+    this.timer = undefined;
     this.decoder.reset();
   }
 
   close(): void {
     clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   private arm(): void {
-    clearTimeout(this.timer);
     if (!this.decoder.frames.hasPartialFrame) {
+      // The common case (whole frames): no timer to touch at all.
+      if (this.timer !== undefined) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+      }
+      return;
+    }
+    if (this.timer !== undefined) {
+      this.timer.refresh();
       return;
     }
     this.timer = setTimeout(() => {
+      this.timer = undefined;
       for (const message of this.decoder.abandonPartial()) {
         this.options.onMessage(message);
       }
