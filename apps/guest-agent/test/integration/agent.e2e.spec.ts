@@ -194,10 +194,9 @@ describe('guest agent over a Unix socket', () => {
     process.stderr.write(
       `[agent memory] 50 MiB output: RSS before ${(before.rss / MiB).toFixed(1)} MiB, peak (VmHWM) ${(after.hwm / MiB).toFixed(1)} MiB, after ${(after.rss / MiB).toFixed(1)} MiB\n`,
     );
-    // Buffering the output would add 50 MiB or more; what shows (about 32 MiB) is pipe chunks
-    // the GC has not collected yet. Four times the output must not grow it much: the cost is
-    // bounded, not per byte.
-    expect(after.hwm - before.rss).toBeLessThan(40 * MiB);
+    // What shows here (32-57 MiB over runs) is pipe chunks the GC has not collected yet, so this
+    // run's peak says nothing by itself about buffering. Four times the output must not grow it
+    // much: the cost is bounded, not per byte.
     const big = await exec(client, { command: 'head -c 209715200 /dev/zero' });
     const afterBig = agent.memory();
     process.stderr.write(
