@@ -131,7 +131,7 @@ export function spawnChild(
     try {
       return Promise.resolve(new BunChild(bun.spawn(bunSpawnOptions(request))));
     } catch (err) {
-      return Promise.reject(err as Error);
+      return Promise.reject(err);
     }
   }
   return spawnNode(request);
@@ -143,7 +143,7 @@ function spawnNode(request: SpawnRequest): Promise<SpawnedChild> {
     try {
       child = spawn(request.file, request.args, nodeSpawnOptions(request));
     } catch (err) {
-      reject(err as Error);
+      reject(err);
       return;
     }
     const { stdin, stdout, stderr } = child;
