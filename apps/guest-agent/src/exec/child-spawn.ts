@@ -131,10 +131,15 @@ export function spawnChild(
     try {
       return Promise.resolve(new BunChild(bun.spawn(bunSpawnOptions(request))));
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(asError(err));
     }
   }
   return spawnNode(request);
+}
+
+/** Keeps a thrown system error (and its code) as it is. */
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 function spawnNode(request: SpawnRequest): Promise<SpawnedChild> {
@@ -143,7 +148,7 @@ function spawnNode(request: SpawnRequest): Promise<SpawnedChild> {
     try {
       child = spawn(request.file, request.args, nodeSpawnOptions(request));
     } catch (err) {
-      reject(err);
+      reject(asError(err));
       return;
     }
     const { stdin, stdout, stderr } = child;
