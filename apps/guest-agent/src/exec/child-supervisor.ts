@@ -1,10 +1,10 @@
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { create } from '@bufbuild/protobuf';
 import { ErrorCode, ExecuteResponseSchema, type ExecuteResponse } from '@lq/proto';
 import type { AgentConfig } from '../config.js';
 import { AgentOpError, toAgentOpError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { spawnChild, type ChildPipe, type SpawnedChild, type SpawnRequest } from './child-spawn.js';
 import type { ExecPlan } from './exec-planner.js';
 import { HELPER_NAME } from './helper-env.js';
 import { OutputCapture } from './output-capture.js';
@@ -54,246 +54,224 @@ export class ChildSupervisor {
     return new Promise<ExecuteResponse>((resolve, reject) => {
       const { identity } = plan;
       const started = performance.now();
-      const options: SpawnOptions = {
+      const request: SpawnRequest = {
+        file: plan.file,
+        args: plan.args,
         cwd: plan.cwd,
         env: plan.env,
-        detached: true,
-        stdio: plan.helperEnv === undefined ? 'pipe' : ['pipe', 'pipe', 'pipe', 'pipe'],
+        fd3Input: plan.helperEnv,
       };
       if (identity.mode === 'spawn') {
-        options.uid = identity.uid;
-        options.gid = identity.gid;
+        request.uid = identity.uid;
+        request.gid = identity.gid;
       }
-      let child: ChildProcess;
-      try {
-        child = spawn(plan.file, plan.args, options);
-      } catch (err) {
-        reject(spawnError(plan, err));
+      spawnChild(request).then(
+        (child) => this.supervise(plan, hooks, child, started, resolve, reject),
+        (e: unknown) => reject(e instanceof AgentOpError ? e : spawnError(plan, e)),
+      );
+    });
+  }
+
+  private supervise(
+    plan: ExecPlan,
+    hooks: ExecHooks,
+    child: SpawnedChild,
+    started: number,
+    resolve: (response: ExecuteResponse) => void,
+    reject: (err: Error) => void,
+  ): void {
+    const { identity } = plan;
+    const { stdout, stderr } = child;
+    const pgid = child.pid;
+    const out = new OutputCapture(plan.outputLimit);
+    const err = new OutputCapture(plan.outputLimit);
+    const procDir = this.config.system.proc_dir;
+    const timers: NodeJS.Timeout[] = [];
+    let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+    let outClosed = false;
+    let errClosed = false;
+    let timedOut = false;
+    let cancelled = false;
+    let terminating = false;
+    let killSent = false;
+    let pipeGraceOver = false;
+    let settling = false;
+    let done = false;
+    // Ends the pacing of streamed output (set once the pipes are hooked up).
+    let unpace = (): void => undefined;
+
+    const cleanup = (): void => {
+      done = true;
+      timers.forEach(clearTimeout);
+      unpace();
+      this.registry.ended(pgid, hooks.executionId);
+      child.destroy();
+    };
+
+    const finish = (): void => {
+      if (done) {
         return;
       }
-      const { stdin, stdout, stderr } = child;
-      if (stdin === null || stdout === null || stderr === null) {
-        reject(new AgentOpError(ErrorCode.INTERNAL, 'spawn returned no stdio pipes'));
+      cleanup();
+      const failed = setprivFailure(plan, exit?.code ?? null, err.bytes());
+      if (failed) {
+        reject(failed);
         return;
       }
-      const envPipe = plan.helperEnv === undefined ? undefined : child.stdio[3];
-      if (envPipe && 'write' in envPipe) {
-        // EPIPE when the helper died first: its exit status reports that.
-        envPipe.on('error', () => undefined);
-        envPipe.end(plan.helperEnv);
+      resolve(
+        create(ExecuteResponseSchema, {
+          exitCode: exit?.code ?? undefined,
+          signal: exit?.signal ?? '',
+          timedOut,
+          cancelled,
+          stdout: out.bytes(),
+          stderr: err.bytes(),
+          stdoutTruncated: out.truncated,
+          stderrTruncated: err.truncated,
+          stdoutTotalBytes: BigInt(out.totalBytes),
+          stderrTotalBytes: BigInt(err.totalBytes),
+          durationMs: Math.round(performance.now() - started),
+          pid: pgid,
+          uid: identity.uid,
+          gid: identity.gid,
+          groups: identity.groups,
+        }),
+      );
+    };
+
+    // Without a timeout: the leader's exit and both pipes' EOF. After one: the group must be
+    // gone, and pipes that processes which left the group still hold are given up on.
+    const settle = async (): Promise<void> => {
+      if (done || settling || exit === null) {
+        return;
       }
-      const pgid = child.pid ?? 0;
-      const out = new OutputCapture(plan.outputLimit);
-      const err = new OutputCapture(plan.outputLimit);
-      const procDir = this.config.system.proc_dir;
-      const timers: NodeJS.Timeout[] = [];
-      let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
-      let outClosed = false;
-      let errClosed = false;
-      let timedOut = false;
-      let cancelled = false;
-      let terminating = false;
-      let killSent = false;
-      let pipeGraceOver = false;
-      let settling = false;
-      let done = false;
-      // Ends the pacing of streamed output (set once the pipes are hooked up).
-      let unpace = (): void => undefined;
-
-      const cleanup = (): void => {
-        done = true;
-        timers.forEach(clearTimeout);
-        unpace();
-        this.registry.ended(pgid, hooks.executionId);
-        stdin.destroy();
-        stdout.destroy();
-        stderr.destroy();
-        envPipe?.destroy();
-      };
-
-      const finish = (): void => {
-        if (done) {
-          return;
+      const pipesClosed = outClosed && errClosed;
+      if (!terminating) {
+        if (pipesClosed) {
+          finish();
         }
-        cleanup();
-        const failed = setprivFailure(plan, exit?.code ?? null, err.bytes());
-        if (failed) {
-          reject(failed);
-          return;
+        return;
+      }
+      if (!pipesClosed && !pipeGraceOver) {
+        return;
+      }
+      settling = true;
+      const live = !killSent && (await groupHasLiveMembers(procDir, pgid));
+      if (live && !killSent) {
+        // Members that ignore SIGTERM: the SIGKILL timer settles again.
+        settling = false;
+        return;
+      }
+      if (killSent) {
+        await waitGroupGone(procDir, pgid, GROUP_EXIT_WAIT_MS, GROUP_REAP_WAIT_MS);
+      }
+      finish();
+    };
+    const trySettle = (): void => {
+      settle().catch((e: unknown) => {
+        if (!done) {
+          cleanup();
+          reject(toAgentOpError(e, `execute ${plan.program}`));
         }
-        resolve(
-          create(ExecuteResponseSchema, {
-            exitCode: exit?.code ?? undefined,
-            signal: exit?.signal ?? '',
-            timedOut,
-            cancelled,
-            stdout: out.bytes(),
-            stderr: err.bytes(),
-            stdoutTruncated: out.truncated,
-            stderrTruncated: err.truncated,
-            stdoutTotalBytes: BigInt(out.totalBytes),
-            stderrTotalBytes: BigInt(err.totalBytes),
-            durationMs: Math.round(performance.now() - started),
-            pid: pgid,
-            uid: identity.uid,
-            gid: identity.gid,
-            groups: identity.groups,
-          }),
-        );
-      };
+      });
+    };
 
-      // Without a timeout: the leader's exit and both pipes' EOF. After one: the group must be
-      // gone, and pipes that processes which left the group still hold are given up on.
-      const settle = async (): Promise<void> => {
-        if (done || settling || exit === null) {
-          return;
-        }
-        const pipesClosed = outClosed && errClosed;
-        if (!terminating) {
-          if (pipesClosed) {
+    const onKill = (): void => {
+      if (killSent || done) {
+        return;
+      }
+      killSent = true;
+      signalGroup(pgid, 'SIGKILL');
+      timers.push(
+        setTimeout(() => {
+          pipeGraceOver = true;
+          trySettle();
+        }, PIPE_GRACE_MS),
+        setTimeout(() => {
+          if (exit === null && !done) {
+            this.log?.warn('execution leader survived SIGKILL; answering without its status', {
+              pid: pgid,
+              program: plan.program,
+            });
             finish();
           }
-          return;
-        }
-        if (!pipesClosed && !pipeGraceOver) {
-          return;
-        }
-        settling = true;
-        const live = !killSent && (await groupHasLiveMembers(procDir, pgid));
-        if (live && !killSent) {
-          // Members that ignore SIGTERM: the SIGKILL timer settles again.
-          settling = false;
-          return;
-        }
-        if (killSent) {
-          await waitGroupGone(procDir, pgid, GROUP_EXIT_WAIT_MS, GROUP_REAP_WAIT_MS);
-        }
-        finish();
-      };
-      const trySettle = (): void => {
-        settle().catch((e: unknown) => {
-          if (!done) {
-            cleanup();
-            reject(toAgentOpError(e, `execute ${plan.program}`));
-          }
-        });
-      };
+        }, ABANDON_MS),
+      );
+      trySettle();
+    };
 
-      const onKill = (): void => {
-        if (killSent || done) {
-          return;
-        }
-        killSent = true;
-        signalGroup(pgid, 'SIGKILL');
-        timers.push(
-          setTimeout(() => {
-            pipeGraceOver = true;
-            trySettle();
-          }, PIPE_GRACE_MS),
-          setTimeout(() => {
-            if (exit === null && !done) {
-              this.log?.warn('execution leader survived SIGKILL; answering without its status', {
-                pid: pgid,
-                program: plan.program,
-              });
-              finish();
-            }
-          }, ABANDON_MS),
-        );
-        trySettle();
-      };
-
-      // Timeout and cancel end the group the same way: SIGTERM, SIGKILL after the grace.
-      const terminate = (): void => {
-        terminating = true;
-        unpace();
-        if (!signalGroup(pgid, 'SIGTERM')) {
-          // Nothing of the group is left; only pipes held by escaped processes keep us here.
-          onKill();
-          return;
-        }
-        timers.push(setTimeout(onKill, this.config.exec.kill_grace_ms));
-        trySettle();
-      };
-      const onTimeout = (): void => {
-        if (terminating) {
-          return;
-        }
-        timedOut = true;
-        terminate();
-      };
-      const onCancel = (): void => {
-        if (done || terminating) {
-          return;
-        }
-        cancelled = true;
-        terminate();
-      };
-
-      child.on('error', (e) => {
-        // After a successful spawn 'error' only reports failed kill()s, which this code never does.
-        if (child.pid === undefined && !done) {
-          cleanup();
-          reject(spawnError(plan, e));
-        }
-      });
-      if (child.pid === undefined) {
+    // Timeout and cancel end the group the same way: SIGTERM, SIGKILL after the grace.
+    const terminate = (): void => {
+      terminating = true;
+      unpace();
+      if (!signalGroup(pgid, 'SIGTERM')) {
+        // Nothing of the group is left; only pipes held by escaped processes keep us here.
+        onKill();
         return;
       }
-      this.registry.started(pgid, hooks.executionId, onCancel);
-      const onOutput = hooks.onOutput;
-      const resumeTimers: Partial<Record<'stdout' | 'stderr', NodeJS.Timeout>> = {};
-      const pace = (name: 'stdout' | 'stderr', pipe: typeof stdout, pauseMs: number | void) => {
-        if (!pauseMs || terminating || done || resumeTimers[name]) {
-          return;
-        }
-        pipe.pause();
-        resumeTimers[name] = setTimeout(() => {
-          resumeTimers[name] = undefined;
-          pipe.resume();
-        }, pauseMs);
-      };
-      unpace = () => {
-        for (const [name, pipe] of [
-          ['stdout', stdout],
-          ['stderr', stderr],
-        ] as const) {
-          clearTimeout(resumeTimers[name]);
-          resumeTimers[name] = undefined;
-          pipe.resume();
-        }
-      };
-      stdout.on('data', (chunk: Buffer) => {
-        out.push(chunk);
-        pace('stdout', stdout, onOutput?.('stdout', chunk));
-      });
-      stderr.on('data', (chunk: Buffer) => {
-        err.push(chunk);
-        pace('stderr', stderr, onOutput?.('stderr', chunk));
-      });
-      stdout.on('error', () => undefined);
-      stderr.on('error', () => undefined);
-      stdout.on('close', () => {
-        outClosed = true;
-        trySettle();
-      });
-      stderr.on('close', () => {
-        errClosed = true;
-        trySettle();
-      });
-      // EPIPE when the child exits or closes stdin without reading it all: not an error.
-      stdin.on('error', () => undefined);
-      if (plan.stdin.length > 0) {
-        stdin.end(plan.stdin);
-      } else {
-        stdin.end();
+      timers.push(setTimeout(onKill, this.config.exec.kill_grace_ms));
+      trySettle();
+    };
+    const onTimeout = (): void => {
+      if (terminating) {
+        return;
       }
-      child.once('exit', (code, signal) => {
-        exit = { code, signal };
-        trySettle();
-      });
-      timers.push(setTimeout(onTimeout, plan.timeoutMs));
+      timedOut = true;
+      terminate();
+    };
+    const onCancel = (): void => {
+      if (done || terminating) {
+        return;
+      }
+      cancelled = true;
+      terminate();
+    };
+
+    this.registry.started(pgid, hooks.executionId, onCancel);
+    const onOutput = hooks.onOutput;
+    const resumeTimers: Partial<Record<'stdout' | 'stderr', NodeJS.Timeout>> = {};
+    const pace = (name: 'stdout' | 'stderr', pipe: ChildPipe, pauseMs: number | void) => {
+      if (!pauseMs || terminating || done || resumeTimers[name]) {
+        return;
+      }
+      pipe.pause();
+      resumeTimers[name] = setTimeout(() => {
+        resumeTimers[name] = undefined;
+        pipe.resume();
+      }, pauseMs);
+    };
+    unpace = () => {
+      for (const [name, pipe] of [
+        ['stdout', stdout],
+        ['stderr', stderr],
+      ] as const) {
+        clearTimeout(resumeTimers[name]);
+        resumeTimers[name] = undefined;
+        pipe.resume();
+      }
+    };
+    stdout.onData((chunk) => {
+      out.push(chunk);
+      pace('stdout', stdout, onOutput?.('stdout', chunk));
     });
+    stderr.onData((chunk) => {
+      err.push(chunk);
+      pace('stderr', stderr, onOutput?.('stderr', chunk));
+    });
+    stdout.onClose(() => {
+      outClosed = true;
+      trySettle();
+    });
+    stderr.onClose(() => {
+      errClosed = true;
+      trySettle();
+    });
+    child.endStdin(plan.stdin);
+    child.onExit((code, signal) => {
+      exit = { code, signal };
+      trySettle();
+    });
+    timers.push(setTimeout(onTimeout, plan.timeoutMs));
   }
 }
 
