@@ -98,14 +98,7 @@ export class RequestSigner implements OnModuleInit {
 
   /** Signs what an intent allows; kept in the intent's row and in every request under it. */
   authorizeIntent(scope: IntentScope): IntentAuthorization {
-    return signIntent(this.key, {
-      intentDigest: scope.intentDigest,
-      nodeId: scope.nodeId,
-      vmId: scope.vmId,
-      operation: scope.operation,
-      requestId: scope.requestId,
-      expiresAtMs: BigInt(Date.now() + scope.ttlMs),
-    });
+    return signIntent(this.key, intentFields(scope));
   }
 
   /**
@@ -115,14 +108,7 @@ export class RequestSigner implements OnModuleInit {
    */
   onceSignerFor(scope: IntentScope): OnceSigner {
     const key = this.key;
-    const intent = {
-      intentDigest: scope.intentDigest,
-      nodeId: scope.nodeId,
-      vmId: scope.vmId,
-      operation: scope.operation,
-      requestId: scope.requestId,
-      expiresAtMs: BigInt(Date.now() + scope.ttlMs),
-    };
+    const intent = intentFields(scope);
     const ttlMs = this.config.signing.requestTtlSeconds * 1000;
     // The operation's digest of each signed request, for the intent row (not computed twice).
     const digests = new WeakMap<GuestRequest, Buffer>();
@@ -154,4 +140,16 @@ export class RequestSigner implements OnModuleInit {
     return (request) =>
       signRequest(this.key, request, intent, this.config.signing.requestTtlSeconds * 1000);
   }
+}
+
+/** The fields an intent authorization signs, its expiry counted from now. */
+function intentFields(scope: IntentScope) {
+  return {
+    intentDigest: scope.intentDigest,
+    nodeId: scope.nodeId,
+    vmId: scope.vmId,
+    operation: scope.operation,
+    requestId: scope.requestId,
+    expiresAtMs: BigInt(Date.now() + scope.ttlMs),
+  };
 }
