@@ -251,6 +251,21 @@ describe('authentication, authorization and audit trail', () => {
       expect(r.status).toBe(401);
       expect(r.body.message).toContain('revoked');
     });
+
+    it('should refuse a token in the URL, where logs and proxies keep it, and audit the attempt', async () => {
+      const key = await call('admin', 'POST', '/api/users/viewer/api-keys', { name: 'in-url' });
+      const r = await call(undefined, 'GET', `/api/vms?access_token=${key.body.token}`);
+      expect(r.status).toBe(401);
+      expect(r.body.message).toContain('Authorization: Bearer');
+      // The same key in the header is fine: the refusal is of the place, not of the key.
+      expect((await call(key.body.token, 'GET', '/api/vms')).status).toBe(200);
+      const failed = await call('auditor', 'GET', '/api/audit/events?kind=auth_failed');
+      expect(
+        failed.body.events.some(
+          (e: any) => e.operation === 'GET /api/vms' && /in the URL/.test(JSON.stringify(e)),
+        ),
+      ).toBe(true);
+    });
   });
 
   describe('authorization', () => {

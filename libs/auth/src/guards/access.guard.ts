@@ -77,6 +77,13 @@ export class AccessGuard extends AuthGuard('bearer') {
       );
     }
     try {
+      if ((req.query as Record<string, unknown> | undefined)?.access_token !== undefined) {
+        // passport-http-bearer takes ?access_token= too (RFC 6750 §2.3, "SHOULD NOT be used"):
+        // a URL ends up in access logs, proxies and browser history, so the token with it.
+        throw AuthException.unauthenticated(
+          'access tokens are not taken in the URL (access logs and proxies keep it): send Authorization: Bearer <token>',
+        );
+      }
       await (super.canActivate(context) as Promise<boolean>);
     } catch (err) {
       if (!(err instanceof AuthException && err.code === AuthErrorCode.AUTH_UNAVAILABLE)) {
