@@ -359,16 +359,29 @@ describe('agent updates through the stack', () => {
       expect((await vm(id)).agent_version).toBe(A);
     }
     expect((await vm('vm-1')).agent_version).toBe(B);
-    // Every VM the rollout reached has its own audited update with the rollout id.
-    const audit = await call<{
-      events: Array<{ kind: string; vm_id: string | null; params: Record<string, unknown> }>;
-    }>('admin', 'GET', '/api/audit/events?operation=agent.update&limit=500');
+    // Every VM the rollout reached has its own audited update with the rollout id. An answer
+    // waits for its outcome row up to LQ_AUDIT_OUTCOME_WAIT_MS and then lets the write go on in
+    // the background, so on a loaded machine the last outcome may land just after the rollout
+    // ends: wait for it (bounded), and fail if it never comes.
     const reached = done.vms.filter((v) => !['skipped', 'queued'].includes(v.state));
-    for (const v of reached) {
-      const mine = audit.body.events.filter(
-        (e) => e.vm_id === v.vm_id && e.params.rollout_id === done.id,
-      );
-      expect(mine.map((e) => e.kind).sort()).toEqual(['intent', 'outcome']);
+    const kindsByVm = await until(
+      'an intent and an outcome for every VM the rollout reached',
+      async () => {
+        const audit = await call<{
+          events: Array<{ kind: string; vm_id: string | null; params: Record<string, unknown> }>;
+        }>('admin', 'GET', '/api/audit/events?operation=agent.update&limit=500');
+        const kinds = reached.map((v) =>
+          audit.body.events
+            .filter((e) => e.vm_id === v.vm_id && e.params.rollout_id === done.id)
+            .map((e) => e.kind)
+            .sort(),
+        );
+        return kinds.every((k) => k.length >= 2) ? kinds : undefined;
+      },
+      30_000,
+    );
+    for (const kinds of kindsByVm) {
+      expect(kinds).toEqual(['intent', 'outcome']);
     }
     const rollout = await call<{ events: Array<{ kind: string; status: string | null }> }>(
       'admin',
