@@ -23,6 +23,14 @@ import { AgentClient } from './agent-client.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The peer's answer to the client's sync: protocol 1, agent version 'peer'. */
+function syncAnswer(messageId: string, nonce: bigint): AgentMessage {
+  return agentMessage(messageId, {
+    case: 'syncResponse',
+    value: create(SyncResponseSchema, { nonce, protocolVersion: 1, agentVersion: 'peer' }),
+  });
+}
+
 describe('AgentClient resend after a handshake', () => {
   let dir: string;
   let server: Server | undefined;
@@ -51,16 +59,7 @@ describe('AgentClient resend after a handshake', () => {
         onMessage: (m) => {
           seen.set(m.messageId, (seen.get(m.messageId) ?? 0) + 1);
           if (m.payload.case === 'sync') {
-            send(
-              agentMessage(m.messageId, {
-                case: 'syncResponse',
-                value: create(SyncResponseSchema, {
-                  nonce: m.payload.value.nonce,
-                  protocolVersion: 1,
-                  agentVersion: 'peer',
-                }),
-              }),
-            );
+            send(syncAnswer(m.messageId, m.payload.value.nonce));
             // The AgentReady comes a little later, as from a busy agent.
             setTimeout(
               () =>
@@ -148,16 +147,7 @@ describe('AgentClient resend after a handshake', () => {
         onMessage: (m) => {
           if (m.payload.case === 'sync') {
             syncs++;
-            send(
-              agentMessage(m.messageId, {
-                case: 'syncResponse',
-                value: create(SyncResponseSchema, {
-                  nonce: m.payload.value.nonce,
-                  protocolVersion: 1,
-                  agentVersion: 'peer',
-                }),
-              }),
-            );
+            send(syncAnswer(m.messageId, m.payload.value.nonce));
             if (syncs === 1) {
               ready(1000); // the first process
             } else {
