@@ -99,8 +99,25 @@ describe('a replica killed mid-flight: another adopts its executions and runs', 
       command: `${mark('run')}; sleep 3`,
       max_concurrency: 1,
     });
-    expect([long.status, short.status, run.status]).toEqual([202, 202, 202]);
+    // A run whose caller is disabled before its replica dies: the survivor starts nothing more
+    // for them (the VM under way is followed to its end), and the run ends `stopped`.
+    await api(doomed, 'POST', '/api/users', { username: 'leaver' });
+    await api(doomed, 'POST', '/api/role-bindings', { user: 'leaver', role: 'operator' });
+    const key = await api(doomed, 'POST', '/api/users/leaver/api-keys', {});
+    const left = await fetch(`${doomed.url}/api/runs`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${key.body.token as string}` },
+      body: JSON.stringify({
+        target: { vm_ids: ['vm-3', 'vm-4'] },
+        command: `${mark('leaver')}; sleep 3`,
+        max_concurrency: 1,
+      }),
+    });
+    const leftRun = (await left.json()) as Record<string, unknown>;
+    expect([long.status, short.status, run.status, left.status]).toEqual([202, 202, 202, 202]);
     await sleep(500);
+    const disabled = await api(survivor, 'PATCH', '/api/users/leaver', { disabled: true });
+    expect(disabled.status).toBe(200);
     doomed.proc.kill('SIGKILL');
 
     const a = await ended(`/api/executions/${long.body.id as string}`);
@@ -110,6 +127,12 @@ describe('a replica killed mid-flight: another adopts its executions and runs', 
     const r = await ended(`/api/runs/${run.body.id as string}`);
     expect(r.status).toBe('succeeded');
     expect(r.summary).toEqual({ succeeded: 2 });
+
+    const l = await ended(`/api/runs/${leftRun.id as string}`);
+    expect(l.status).toBe('stopped');
+    const vms = l.vms as Array<{ vm_id: string; state: string; error: string | null }>;
+    expect(vms.map((t) => t.state).sort()).toEqual(['skipped', 'succeeded']);
+    expect(vms.find((t) => t.state === 'skipped')?.error).toContain('leaver is gone or disabled');
 
     // Output written after the adoption is stored by the survivor.
     const out = await api(survivor, 'GET', `/api/executions/${long.body.id as string}/output`);
@@ -121,6 +144,7 @@ describe('a replica killed mid-flight: another adopts its executions and runs', 
     expect(readFileSync(join(work, 'long'), 'utf8')).toBe('ran\n');
     expect(readFileSync(join(work, 'short'), 'utf8')).toBe('ran\n');
     expect(readFileSync(join(work, 'run'), 'utf8')).toBe('ran\nran\n');
+    expect(readFileSync(join(work, 'leaver'), 'utf8')).toBe('ran\n');
 
     // Exactly one outcome per intent, the executions' with their real status.
     const c = new pg.Client({ connectionString: db.url });

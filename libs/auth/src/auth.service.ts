@@ -216,6 +216,36 @@ export class AuthService {
   }
 
   /**
+   * `stored` (a principal saved with work another replica carries on) as it stands now, with its
+   * user's current bindings; undefined when the user is gone or disabled, or when it acted with
+   * an API key that has since been revoked, has expired, or belongs to someone else.
+   */
+  async principalNow(stored: Principal): Promise<Principal | undefined> {
+    if (stored.authMethod === 'api_key') {
+      const key = stored.keyPrefix ? await this.repo.apiKeyByPrefix(stored.keyPrefix) : undefined;
+      if (
+        !key ||
+        key.user_id !== stored.userId ||
+        key.disabled ||
+        key.revoked_at ||
+        (key.expires_at && key.expires_at.getTime() <= Date.now())
+      ) {
+        return undefined;
+      }
+      return {
+        ...stored,
+        username: key.username,
+        bindings: await this.repo.bindingsOf(key.user_id),
+      };
+    }
+    const user = await this.repo.userById(stored.userId);
+    if (!user || user.disabled) {
+      return undefined;
+    }
+    return { ...stored, username: user.username, bindings: await this.repo.bindingsOf(user.id) };
+  }
+
+  /**
    * A password sign-in. Past the failure limits of the username or the source address it is
    * refused with RATE_LIMITED before the password is even hashed (scrypt is the expensive part).
    */

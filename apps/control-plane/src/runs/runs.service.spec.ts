@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from '@jest/globals';
 import { AuditErrorCode, AuditException, type AuditRecord } from '@lq/audit';
-import type { Principal } from '@lq/auth';
+import type { AuthService, Principal } from '@lq/auth';
 import { parseControlPlaneEnv } from '../config/env.schema.js';
 import type { Caller } from '../common/caller.js';
 import { VmGuestErrorCode, VmGuestException } from '../guest-ops/vm-guest.exception.js';
@@ -138,6 +138,7 @@ function harness(opts: {
     runner as unknown as GuestOperationRunner,
     access as unknown as VmAccessService,
     audit as unknown as AuditService,
+    { principalNow: async (p: unknown) => p } as unknown as AuthService,
   );
   const ended = async (id: string) => {
     for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(10)) {

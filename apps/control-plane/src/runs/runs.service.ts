@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { AuditService } from '@lq/audit';
+import { AuthService } from '@lq/auth';
 import {
   AuthException,
   guestGrant,
@@ -167,6 +168,7 @@ export class RunsService implements OnApplicationShutdown {
     @Inject(GuestOperationRunner) private readonly runner: GuestOperationRunner,
     @Inject(VmAccessService) private readonly access: VmAccessService,
     @Inject(AuditService) private readonly audit: AuditService,
+    @Inject(AuthService) private readonly auth: AuthService,
   ) {
     this.executions.events.on(
       'ended',
@@ -245,12 +247,20 @@ export class RunsService implements OnApplicationShutdown {
       return;
     }
     const stored = run.caller as unknown as StoredCaller;
+    // Nothing more starts for a user who is gone or disabled since, or with a key since revoked;
+    // what does start, starts with the user's bindings as they are now.
+    const principal = await this.auth.principalNow(stored.principal);
     const caller: Caller = {
-      principal: stored.principal,
+      principal: principal ?? stored.principal,
       requestId: stored.requestId,
       sourceIp: stored.sourceIp,
     };
     const input = (run.input ?? undefined) as ExecuteInput | undefined;
+    const notStarted = !principal
+      ? `not started: the run's caller ${stored.principal.username} is gone or disabled, or its API key was revoked or expired, since it began`
+      : input === undefined
+        ? 'not started: its control plane stopped, and the run’s stdin or env values are not stored for another to start it with'
+        : undefined;
     const d: Driving = {
       queue: [],
       inflight: new Map(),
@@ -258,7 +268,7 @@ export class RunsService implements OnApplicationShutdown {
       unstarted: 0,
       maxConcurrency: run.max_concurrency,
       maxErrors: run.max_errors,
-      stopped: false,
+      stopped: !principal,
       cancelled: false,
       caller,
       input: input ?? {},
@@ -268,7 +278,7 @@ export class RunsService implements OnApplicationShutdown {
     this.log.warn(`run ${run.id}: its replica ${run.owner ?? '?'} stopped; adopted here`);
     try {
       for (const t of await this.repo.resumeTargets(run.id)) {
-        await this.resumeTarget(run.id, d, t, input !== undefined);
+        await this.resumeTarget(run.id, d, t, notStarted, !principal);
       }
     } catch (err) {
       // Not driven here after all: its lease runs out again and it is adopted afresh.
@@ -288,7 +298,8 @@ export class RunsService implements OnApplicationShutdown {
     runId: string,
     d: Driving,
     t: ResumeTargetRow,
-    resumable: boolean,
+    notStarted: string | undefined,
+    stopped: boolean,
   ): Promise<void> {
     let state = t.state;
     let executionId = t.execution_id;
@@ -310,15 +321,11 @@ export class RunsService implements OnApplicationShutdown {
     } else if (state === 'failed_to_start') {
       d.errors++;
     } else if (state === 'queued') {
-      if (!resumable) {
-        d.unstarted++;
-        await this.repo.setTarget(
-          runId,
-          t.vm_id,
-          'skipped',
-          undefined,
-          'not started: its control plane stopped, and the run’s stdin or env values are not stored for another to start it with',
-        );
+      if (notStarted !== undefined) {
+        if (!stopped) {
+          d.unstarted++;
+        }
+        await this.repo.setTarget(runId, t.vm_id, 'skipped', undefined, notStarted);
       } else if (t.project_id === null || t.node_id === null) {
         d.errors++;
         await this.repo.setTarget(
