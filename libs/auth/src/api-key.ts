@@ -35,6 +35,14 @@ export function looksLikeApiKey(token: string): boolean {
   return token.startsWith('lq_');
 }
 
+/**
+ * The way a refused caller tried to authenticate, from its Authorization header (a bearer API
+ * key, anything else given, nothing), as the audit trail names it: one rule for REST and Connect.
+ */
+export function attemptedAuthMethod(authorization: string | undefined): 'api_key' | 'jwt' | 'none' {
+  return !authorization ? 'none' : /^bearer\s+lq_/i.test(authorization) ? 'api_key' : 'jwt';
+}
+
 export function generateApiKey(): { token: string; prefix: string; secret: string } {
   const prefix = randomString(PREFIX_ALPHABET, 8);
   const secret = randomString(ALPHABET, 40);

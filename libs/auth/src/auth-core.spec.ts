@@ -1,5 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
-import { generateApiKey, hashSecret, parseApiKey, secretMatches } from './api-key.js';
+import {
+  attemptedAuthMethod,
+  generateApiKey,
+  hashSecret,
+  parseApiKey,
+  secretMatches,
+} from './api-key.js';
 import { AccessTokens } from './access-token.js';
 import { hashPassword, passwordProblem, verifyPassword } from './password.js';
 import {
@@ -28,6 +34,15 @@ describe('API keys', () => {
     expect(secretMatches(parsed.secret, hashSecret(k.secret))).toBe(true);
     expect(secretMatches(`${parsed.secret}x`, hashSecret(k.secret))).toBe(false);
     expect(parseApiKey('lq_short_x')).toBeUndefined();
+  });
+
+  it('should name how a refused caller tried to authenticate, from its Authorization header', () => {
+    expect(attemptedAuthMethod('Bearer lq_abcdefgh_x')).toBe('api_key');
+    expect(attemptedAuthMethod('bearer  lq_abcdefgh_x')).toBe('api_key');
+    expect(attemptedAuthMethod('Bearer eyJhbGciOi.x.y')).toBe('jwt');
+    expect(attemptedAuthMethod('Basic dXNlcjpwYXNz')).toBe('jwt');
+    expect(attemptedAuthMethod('')).toBe('none');
+    expect(attemptedAuthMethod(undefined)).toBe('none');
   });
 });
 

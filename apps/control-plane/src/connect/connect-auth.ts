@@ -9,6 +9,7 @@ import {
 } from '@connectrpc/connect';
 import {
   AUTH_AUDIT_HOOK,
+  attemptedAuthMethod,
   AuthErrorCode,
   AuthException,
   AuthService,
@@ -122,8 +123,7 @@ export class ConnectAuth {
       principal = await this.auth.authenticate(token);
     } catch (err) {
       if (err instanceof AuthException && err.code === AuthErrorCode.UNAUTHENTICATED) {
-        const method = token?.startsWith('lq_') ? 'api_key' : token ? 'jwt' : 'none';
-        await this.hook.authFailed(origin, method, err.message);
+        await this.hook.authFailed(origin, attemptedAuthMethod(header), err.message);
       }
       throw err;
     }

@@ -3,6 +3,7 @@ import { Inject, Injectable, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import type { Request, Response } from 'express';
+import { attemptedAuthMethod } from '../api-key.js';
 import { AuthErrorCode, AuthException } from '../auth.exception.js';
 import {
   AUTHENTICATED_ONLY,
@@ -87,8 +88,7 @@ export class AccessGuard extends AuthGuard('bearer') {
       await (super.canActivate(context) as Promise<boolean>);
     } catch (err) {
       if (!(err instanceof AuthException && err.code === AuthErrorCode.AUTH_UNAVAILABLE)) {
-        const header = req.headers.authorization ?? '';
-        const method = /^bearer\s+lq_/i.test(header) ? 'api_key' : header ? 'jwt' : 'none';
+        const method = attemptedAuthMethod(req.headers.authorization);
         await this.hook.authFailed(origin, method, (err as Error).message);
       }
       throw err;
