@@ -19,6 +19,7 @@ import { CreateTelemetryHistory1764979200120 } from './migrations/1764979200120-
 import { AddAgentRolloutLease1765000000000 } from './migrations/1765000000000-AddAgentRolloutLease.js';
 import { AddExecutionLeases1765000018000 } from './migrations/1765000018000-AddExecutionLeases.js';
 import { AddCommandHistoryIndexes1765000019000 } from './migrations/1765000019000-AddCommandHistoryIndexes.js';
+import { AddFailureIndexes1765000020000 } from './migrations/1765000020000-AddFailureIndexes.js';
 
 // Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
 // A library's tables are migrated by the migrations beside its code (libs/auth/src/migrations);
@@ -41,6 +42,7 @@ export const MIGRATIONS = [
   AddAgentRolloutLease1765000000000,
   AddExecutionLeases1765000018000,
   AddCommandHistoryIndexes1765000019000,
+  AddFailureIndexes1765000020000,
 ];
 
 /** Built when asked (not at import), so DATABASE_URL is read when the app starts. */
