@@ -148,4 +148,26 @@ describe('command history by outcome', () => {
     const page = await repo.executions({ limit: 30 });
     expect(page.map((r) => r.request_id)).toEqual(expected(() => true).slice(0, 30));
   });
+
+  it('should keep to a time window, its ends included, with and without other filters', async () => {
+    // The window is a range of sequence numbers found on the time index (audit-filter.ts).
+    const rows = await ds.query<Array<{ request_id: string; at: Date; actor: string }>>(
+      `SELECT request_id, at, actor FROM audit_events
+       WHERE kind = 'intent' AND operation = 'execute' ORDER BY seq DESC`,
+    );
+    const from = rows[300]!.at;
+    const to = rows[100]!.at;
+    const inWindow = (actor?: string) =>
+      rows
+        .filter((r) => r.at >= from && r.at <= to && (actor === undefined || r.actor === actor))
+        .map((r) => r.request_id);
+    expect(inWindow().length).toBeGreaterThanOrEqual(201);
+    expect(await allPages({ from, to, limit: 40 })).toEqual(inWindow());
+    expect(await allPages({ from, to, actor: 'user-1', limit: 25 })).toEqual(inWindow('user-1'));
+    expect(await allPages({ from, limit: 50 })).toEqual(
+      rows.filter((r) => r.at >= from).map((r) => r.request_id),
+    );
+    expect(await repo.executions({ from: new Date(Date.now() + 3600_000), limit: 10 })).toEqual([]);
+    expect(await repo.executions({ to: new Date(0), limit: 10 })).toEqual([]);
+  });
 });
