@@ -140,11 +140,30 @@ async function main(): Promise<void> {
       commits.push(performance.now() - t);
     }
     const c = stats(commits);
-    const cpu0 = [cpuMs(cp.proc.pid), cpuMs(daemon.proc.pid)];
+    // PostgreSQL's side of a ping: the CPU of the backends serving the control plane (on the
+    // same two cores as everything else).
+    const backends = (
+      await pgc.query<{ pid: number }>(
+        'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+      )
+    ).rows.map((r) => r.pid);
+    const pgCpu = () =>
+      backends.reduce((a, p) => {
+        try {
+          return a + cpuMs(p);
+        } catch {
+          return a; // a backend that ended (the pool let it go)
+        }
+      }, 0);
+    const cpu0 = [cpuMs(cp.proc.pid), cpuMs(daemon.proc.pid), pgCpu()];
     for (let i = 0; i < n; i++) {
       await ping('vm-1');
     }
-    const cpu = [cpuMs(cp.proc.pid) - cpu0[0]!, cpuMs(daemon.proc.pid) - cpu0[1]!];
+    const cpu = [
+      cpuMs(cp.proc.pid) - cpu0[0]!,
+      cpuMs(daemon.proc.pid) - cpu0[1]!,
+      pgCpu() - cpu0[2]!,
+    ];
     const total = quick ? 4000 : 20_000;
     let sent = 0;
     const t0 = performance.now();
@@ -171,7 +190,7 @@ async function main(): Promise<void> {
         `  one PostgreSQL commit           ${c.median.toFixed(2)} ms   (an INSERT from this process: a ping waits for two, intent and outcome)`,
         `  the rest less two commits       ${(p.median - r.median - g.median - 2 * c.median).toFixed(2)} ms   (the control plane's own guest-op path)`,
         `REST ping / NATS ping (medians)   ${(p.median / g.median).toFixed(2)}×   target ≤ 2.5×   load ${loadavg()[0]!.toFixed(2)}`,
-        `CPU per sequential ping           control plane ${(cpu[0]! / n).toFixed(3)} ms, node daemon ${(cpu[1]! / n).toFixed(3)} ms (n=${n})`,
+        `CPU per sequential ping           control plane ${(cpu[0]! / n).toFixed(3)} ms, node daemon ${(cpu[1]! / n).toFixed(3)} ms, PostgreSQL ${(cpu[2]! / n).toFixed(3)} ms (n=${n})`,
         `control plane peak RSS            ${(cp.memory().hwm / 1048576).toFixed(1)} MiB`,
       ].join('\n') + '\n',
     );
