@@ -83,7 +83,10 @@ describe('ApiValidationPipe', () => {
 
   it('should judge an empty body once per class, also when the class declares its fields as own properties', async () => {
     const p = pipe();
-    const full = jest.spyOn(ValidationPipe.prototype as unknown as { validate: () => unknown }, 'validate');
+    const full = jest.spyOn(
+      ValidationPipe.prototype as unknown as { validate: () => unknown },
+      'validate',
+    );
     try {
       for (let i = 0; i < 3; i++) {
         await expect(p.transform({}, body(OwnFieldDto))).resolves.toBeInstanceOf(OwnFieldDto);
