@@ -139,13 +139,21 @@ interface SqlClient {
   ): Promise<T>;
 }
 
+/** A pg client as the pool hands it out: queries, and its error events. */
+type PoolClient = SqlClient & {
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  removeListener(event: 'error', listener: (err: Error) => void): unknown;
+};
+
 /** A pool connection the appends use (one at a time: `busy`). */
 interface HeldConnection {
   qr: QueryRunner;
-  client: SqlClient;
+  client: PoolClient;
   busy: boolean;
-  /** A query on it failed: it goes back to the pool rather than being kept. */
+  /** A query on it failed, or it did: it goes back to the pool rather than being kept. */
   broken: boolean;
+  released?: boolean;
+  onError: (err: Error) => void;
 }
 
 type HeadResults = Array<{ rows: Array<{ seq: string; hash: Buffer; at: Date }> }>;
@@ -212,17 +220,28 @@ export class AuditRepository {
    */
   private async connection(): Promise<HeldConnection> {
     const held = this.held;
-    if (held && !held.busy) {
+    if (held && !held.busy && !held.broken) {
       held.busy = true;
       return held;
     }
     const qr = this.ds.createQueryRunner();
+    const client = (await qr.connect()) as PoolClient;
     const conn: HeldConnection = {
       qr,
-      client: (await qr.connect()) as SqlClient,
+      client,
       busy: true,
       broken: false,
+      // A connection held between appends that the server ends (a restart, a terminated
+      // backend) is given back as soon as its client says so, so the next append does not
+      // fail on it (TypeORM's query runner has already released it to the pool by then).
+      onError: () => {
+        conn.broken = true;
+        if (!conn.busy) {
+          this.giveBack(conn);
+        }
+      },
     };
+    client.on('error', conn.onError);
     if (!this.held) {
       this.held = conn;
     }
@@ -241,21 +260,29 @@ export class AuditRepository {
       }
       return;
     }
-    if (conn === this.held) {
-      this.held = undefined;
-    }
-    void conn.qr.release().catch(() => undefined);
+    this.giveBack(conn);
   }
 
   /** Gives the held connection back to the pool (idle, or the store is closing). */
   releaseHeld(): void {
     clearTimeout(this.holdTimer);
     this.holdTimer = undefined;
-    const held = this.held;
-    if (held && !held.busy) {
-      this.held = undefined;
-      void held.qr.release().catch(() => undefined);
+    if (this.held && !this.held.busy) {
+      this.giveBack(this.held);
     }
+  }
+
+  /** Returns a connection to the pool (which drops it when it failed). */
+  private giveBack(conn: HeldConnection): void {
+    if (conn === this.held) {
+      this.held = undefined;
+    }
+    if (conn.released) {
+      return;
+    }
+    conn.released = true;
+    conn.client.removeListener('error', conn.onError);
+    void conn.qr.release().catch(() => undefined);
   }
 
   /** The fast path: false (nothing written) when `head` was not the head. */
