@@ -173,23 +173,29 @@ async function main(): Promise<void> {
         'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
       )
     ).rows.map((r) => r.pid);
-    const pgCpu = () =>
-      backends.reduce((a, p) => {
+    // Per backend, so one the pool lets go meanwhile counts for nothing rather than less than
+    // nothing.
+    const pgCpu = () => {
+      const at = new Map<number, number>();
+      for (const pid of backends) {
         try {
-          return a + cpuMs(p);
+          at.set(pid, cpuMs(pid));
         } catch {
-          return a; // a backend that ended (the pool let it go)
+          // ended already
         }
-      }, 0);
-    const cpu0 = [cpuMs(cp.proc.pid), cpuMs(daemon.proc.pid), pgCpu()];
+      }
+      return at;
+    };
+    const cpu0 = [cpuMs(cp.proc.pid), cpuMs(daemon.proc.pid)];
+    const pg0 = pgCpu();
     for (let i = 0; i < n; i++) {
       await ping('vm-1');
     }
-    const cpu = [
-      cpuMs(cp.proc.pid) - cpu0[0]!,
-      cpuMs(daemon.proc.pid) - cpu0[1]!,
-      pgCpu() - cpu0[2]!,
-    ];
+    let pgUsed = 0;
+    for (const [pid, ms] of pgCpu()) {
+      pgUsed += ms - (pg0.get(pid) ?? ms);
+    }
+    const cpu = [cpuMs(cp.proc.pid) - cpu0[0]!, cpuMs(daemon.proc.pid) - cpu0[1]!, pgUsed];
     const total = quick ? 4000 : 20_000;
     let sent = 0;
     const t0 = performance.now();
