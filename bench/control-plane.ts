@@ -140,11 +140,62 @@ async function main(): Promise<void> {
       commits.push(performance.now() - t);
     }
     const c = stats(commits);
+    // What one audit row's commit costs: a ping's intent row inserted again, with a fresh seq
+    // and request id, into a copy of audit_events with all its indexes (the chain's own table
+    // takes no row but the writer's). More than a one-column commit: the row is wide and feeds
+    // a dozen indexes; a ping waits for two.
+    await pgc.query('CREATE TABLE bench_audit (LIKE audit_events INCLUDING ALL)');
+    const intentSeq = (
+      await pgc.query<{ seq: string }>(
+        "SELECT seq FROM audit_events WHERE kind = 'intent' ORDER BY seq DESC LIMIT 1",
+      )
+    ).rows[0]!.seq;
+    const auditRows: number[] = [];
+    for (let i = 0; i < n / 5; i++) {
+      const t = performance.now();
+      await pgc.query(
+        `INSERT INTO bench_audit (seq, at, kind, request_id, actor, auth_method, source_ip, vm_id,
+           node_id, project_id, operation, params, status, exit_code, duration_ms, error,
+           stdout_sha256, stdout_bytes, stderr_sha256, stderr_bytes, prev_hash, hash)
+         SELECT $1, now(), kind, gen_random_uuid(), actor, auth_method, source_ip, vm_id,
+           node_id, project_id, operation, params, status, exit_code, duration_ms, error,
+           stdout_sha256, stdout_bytes, stderr_sha256, stderr_bytes, prev_hash, hash
+         FROM audit_events WHERE seq = $2`,
+        [i + 1, intentSeq],
+      );
+      auditRows.push(performance.now() - t);
+    }
+    const a = stats(auditRows);
+    // PostgreSQL's side of a ping: the CPU of the backends serving the control plane (on the
+    // same two cores as everything else).
+    const backends = (
+      await pgc.query<{ pid: number }>(
+        'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+      )
+    ).rows.map((r) => r.pid);
+    // Per backend, so one the pool lets go meanwhile counts for nothing rather than less than
+    // nothing.
+    const pgCpu = () => {
+      const at = new Map<number, number>();
+      for (const pid of backends) {
+        try {
+          at.set(pid, cpuMs(pid));
+        } catch {
+          // ended already
+        }
+      }
+      return at;
+    };
     const cpu0 = [cpuMs(cp.proc.pid), cpuMs(daemon.proc.pid)];
+    const pg0 = pgCpu();
     for (let i = 0; i < n; i++) {
       await ping('vm-1');
     }
-    const cpu = [cpuMs(cp.proc.pid) - cpu0[0]!, cpuMs(daemon.proc.pid) - cpu0[1]!];
+    let pgUsed = 0;
+    for (const [pid, ms] of pgCpu()) {
+      pgUsed += ms - (pg0.get(pid) ?? ms);
+    }
+    const cpu = [cpuMs(cp.proc.pid) - cpu0[0]!, cpuMs(daemon.proc.pid) - cpu0[1]!, pgUsed];
     const total = quick ? 4000 : 20_000;
     let sent = 0;
     const t0 = performance.now();
@@ -170,8 +221,10 @@ async function main(): Promise<void> {
         `  the rest                        ${(p.median - r.median - g.median).toFixed(2)} ms   (audit intent + outcome rows, guest-op path)`,
         `  one PostgreSQL commit           ${c.median.toFixed(2)} ms   (an INSERT from this process: a ping waits for two, intent and outcome)`,
         `  the rest less two commits       ${(p.median - r.median - g.median - 2 * c.median).toFixed(2)} ms   (the control plane's own guest-op path)`,
+        `  one audit row committed         ${a.median.toFixed(2)} ms   (an intent row inserted into a copy of audit_events, indexes and all)`,
+        `  the rest less two audit rows    ${(p.median - r.median - g.median - 2 * a.median).toFixed(2)} ms`,
         `REST ping / NATS ping (medians)   ${(p.median / g.median).toFixed(2)}×   target ≤ 2.5×   load ${loadavg()[0]!.toFixed(2)}`,
-        `CPU per sequential ping           control plane ${(cpu[0]! / n).toFixed(3)} ms, node daemon ${(cpu[1]! / n).toFixed(3)} ms (n=${n})`,
+        `CPU per sequential ping           control plane ${(cpu[0]! / n).toFixed(3)} ms, node daemon ${(cpu[1]! / n).toFixed(3)} ms, PostgreSQL ${(cpu[2]! / n).toFixed(3)} ms (n=${n})`,
         `control plane peak RSS            ${(cp.memory().hwm / 1048576).toFixed(1)} MiB`,
       ].join('\n') + '\n',
     );

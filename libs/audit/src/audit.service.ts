@@ -135,7 +135,9 @@ export class AuditService {
     return this.writer.pending;
   }
 
-  close(timeoutMs: number): Promise<void> {
-    return this.writer.close(timeoutMs);
+  async close(timeoutMs: number): Promise<void> {
+    await this.writer.close(timeoutMs);
+    // The writer's connection goes back to the pool, which closes next.
+    this.repo.releaseHeld();
   }
 }

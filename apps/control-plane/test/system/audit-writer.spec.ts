@@ -188,4 +188,32 @@ describe('audit writer on PostgreSQL', () => {
     expect(await count(`request_id = '${fresh}'`)).toBe(1);
     expect((await repo.verify()).ok).toBe(true);
   });
+
+  it('should go on when the server ends the connection kept between appends', async () => {
+    await writer.intent(record());
+    // The connection the repository keeps after an append (checked out of the pool, idle) is
+    // ended by the server, with every other but this query's, as a restart would end them.
+    const ended = await ds.query<Array<{ pid: number }>>(
+      `SELECT pid FROM pg_stat_activity
+       WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+    );
+    expect(ended.length).toBeGreaterThan(0);
+    await ds.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [
+      ended.map((r) => r.pid),
+    ]);
+    // The writer goes on with another connection (once the ended one's client has learnt that
+    // it ended; an append that raced that news fails as the store being away would).
+    let written = false;
+    for (let i = 0; i < 50 && !written; i++) {
+      written = await writer.intent(record()).then(
+        () => true,
+        () => false,
+      );
+      if (!written) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    expect(written).toBe(true);
+    expect((await repo.verify()).ok).toBe(true);
+  });
 });

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
-import { describe, expect, it } from '@jest/globals';
-import { BadRequestException, type ArgumentMetadata } from '@nestjs/common';
+import { describe, expect, it, jest } from '@jest/globals';
+import { BadRequestException, ValidationPipe, type ArgumentMetadata } from '@nestjs/common';
 import { IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
 import { ApiValidationPipe } from './api-validation.pipe.js';
 
@@ -21,6 +21,23 @@ class DefaultedDto {
   @IsInt()
   @Min(1)
   limit: number = 0;
+}
+
+// A class as ES2022 compiles it: each field an own property of every instance, undefined.
+class OwnFieldDto {
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  timeout_seconds?: number;
+
+  constructor() {
+    Object.defineProperty(this, 'timeout_seconds', {
+      value: undefined,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
 }
 
 const pipe = () =>
@@ -62,5 +79,25 @@ describe('ApiValidationPipe', () => {
       await expect(p.transform({}, body(DefaultedDto))).rejects.toBeInstanceOf(BadRequestException);
     }
     await expect(p.transform({}, body(OptionalDto))).resolves.toBeInstanceOf(OptionalDto);
+  });
+
+  it('should judge an empty body once per class, also when the class declares its fields as own properties', async () => {
+    const p = pipe();
+    const full = jest.spyOn(
+      ValidationPipe.prototype as unknown as { validate: () => unknown },
+      'validate',
+    );
+    try {
+      for (let i = 0; i < 3; i++) {
+        await expect(p.transform({}, body(OwnFieldDto))).resolves.toBeInstanceOf(OwnFieldDto);
+      }
+      expect(full).toHaveBeenCalledTimes(1);
+      await expect(p.transform({ timeout_seconds: 0 }, body(OwnFieldDto))).rejects.toBeInstanceOf(
+        BadRequestException,
+      );
+      expect(full).toHaveBeenCalledTimes(2);
+    } finally {
+      full.mockRestore();
+    }
   });
 });
