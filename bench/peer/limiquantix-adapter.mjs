@@ -158,7 +158,9 @@ class LimiQuantixSession {
       },
       'fileHandleReadResponse',
     );
-    return { data: Buffer.from(r.data), eof: r.eof, count: r.data.length };
+    // A Buffer over the reply's bytes, not a copy of them (the reply is ours alone).
+    const data = Buffer.from(r.data.buffer, r.data.byteOffset, r.data.length);
+    return { data, eof: r.eof, count: r.data.length };
   }
 
   async fileWrite(handle, buf, opts) {

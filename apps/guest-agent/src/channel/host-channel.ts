@@ -45,3 +45,33 @@ export function coalesceSmallFrame(parts: Uint8Array[]): Uint8Array[] {
   }
   return total > COALESCE_MAX_BYTES ? parts : [Buffer.concat(parts, total)];
 }
+
+/** Parts below this size are joined with their small neighbours (smallRunsJoined). */
+const SMALL_PART_BYTES = 16 * 1024;
+
+/**
+ * Each run of consecutive small parts (header, envelope, a bulk field's key and length) joined
+ * into one buffer; large parts (the bulk bytes) stay as they are, never copied.
+ */
+export function smallRunsJoined(parts: Uint8Array[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let run: Uint8Array[] = [];
+  const flush = () => {
+    if (run.length === 1) {
+      out.push(run[0]!);
+    } else if (run.length > 1) {
+      out.push(Buffer.concat(run));
+    }
+    run = [];
+  };
+  for (const part of parts) {
+    if (part.length < SMALL_PART_BYTES) {
+      run.push(part);
+    } else {
+      flush();
+      out.push(part);
+    }
+  }
+  flush();
+  return out;
+}

@@ -5,9 +5,18 @@ import { createServer, type Server, type Socket } from 'node:net';
 import {
   ChannelClosedError,
   coalesceSmallFrame,
+  smallRunsJoined,
   type ChannelListener,
   type HostChannel,
 } from './host-channel.js';
+
+/**
+ * Under Bun a corked socket joins what was written into one new buffer when uncorked: a 1 MiB
+ * file chunk was copied once more for nothing (about a tenth of the agent's CPU on 1 MiB reads).
+ * There a large frame goes out as written, its small parts joined first (smallRunsJoined), so
+ * the bulk bytes are never copied. Node's cork is a real writev.
+ */
+const UNCORKED = process.versions.bun !== undefined;
 
 /**
  * A Unix socket the agent listens on, standing in for QEMU's chardev socket (development,
@@ -101,11 +110,19 @@ export class SocketListenChannel implements HostChannel {
     if (!socket || socket.destroyed) {
       return Promise.reject(new ChannelClosedError());
     }
-    const parts = coalesceSmallFrame(frame);
+    const small = coalesceSmallFrame(frame);
+    const parts = UNCORKED && small.length > 1 ? smallRunsJoined(small) : small;
     return new Promise((resolve, reject) => {
       const done = (err?: Error | null) => (err ? reject(err) : resolve());
       if (parts.length === 1) {
         socket.write(parts[0]!, done);
+        return;
+      }
+      if (UNCORKED) {
+        for (let i = 0; i < parts.length - 1; i++) {
+          socket.write(parts[i]!);
+        }
+        socket.write(parts[parts.length - 1]!, done);
         return;
       }
       socket.cork();

@@ -33,7 +33,7 @@ function fakeBun(opts: { throws?: Error } = {}) {
       spawned.push(options);
       return {
         pid: 4242,
-        stdin: {
+        stdin: options.stdin === 'ignore' ? undefined : {
           write: (d) => (stdinWrites.push(d), d.length),
           end: () => ((stdinEnded = true), 0),
         },
@@ -111,6 +111,18 @@ describe('spawn options', () => {
     expect(nodeSpawnOptions(base)).not.toHaveProperty('uid');
   });
 
+  it('should give both /dev/null for stdin when there is no input', () => {
+    const none = { ...base, noStdin: true };
+    expect(bunSpawnOptions(none).stdin).toBe('ignore');
+    expect(nodeSpawnOptions(none).stdio).toEqual(['ignore', 'pipe', 'pipe']);
+    expect(nodeSpawnOptions({ ...none, fd3Input: 'A=1\n' }).stdio).toEqual([
+      'ignore',
+      'pipe',
+      'pipe',
+      'pipe',
+    ]);
+  });
+
   it('should give child_process a fourth pipe for an fd-3 input', () => {
     expect(nodeSpawnOptions({ ...base, fd3Input: 'A=1\n' }).stdio).toEqual([
       'pipe',
@@ -162,6 +174,14 @@ describe('spawnChild through Bun.spawn', () => {
     expect(bun.stdinEnded()).toBe(true);
   });
 
+  it('should have nothing to close when stdin is /dev/null', async () => {
+    const bun = fakeBun();
+    const child = await spawnChild({ ...base, noStdin: true }, bun.runtime);
+    expect(bun.spawned[0]?.stdin).toBe('ignore');
+    child.endStdin(new Uint8Array(0));
+    expect(bun.stdinEnded()).toBe(false);
+  });
+
   it('should report a signal with no exit code', async () => {
     const bun = fakeBun();
     const child = await spawnChild(base, bun.runtime);
@@ -206,6 +226,25 @@ describe('spawnChild through Bun.spawn', () => {
 });
 
 describe('spawnChild through child_process', () => {
+  it('should give a child without input an immediate EOF on stdin', async () => {
+    const child = await spawnChild(
+      { ...base, file: '/bin/sh', args: ['-c', 'cat; echo done'], noStdin: true },
+      undefined,
+    );
+    const chunks: Buffer[] = [];
+    const closed = new Promise<void>((resolve) => child.stdout.onClose(resolve));
+    child.stdout.onData((c) => chunks.push(Buffer.from(c)));
+    child.stderr.onData(() => undefined);
+    child.endStdin(new Uint8Array(0));
+    const exit = new Promise<unknown>((resolve) =>
+      child.onExit((code, signal) => resolve({ code, signal })),
+    );
+    await closed;
+    expect(await exit).toEqual({ code: 0, signal: null });
+    expect(Buffer.concat(chunks).toString()).toBe('done\n');
+    child.destroy();
+  });
+
   it('should reject with ENOENT for a missing program', async () => {
     await expect(
       spawnChild({ ...base, file: '/nonexistent/program' }, undefined),

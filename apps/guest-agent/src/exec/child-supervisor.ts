@@ -60,6 +60,7 @@ export class ChildSupervisor {
         cwd: plan.cwd,
         env: plan.env,
         fd3Input: plan.helperEnv,
+        noStdin: plan.stdin.length === 0,
       };
       if (identity.mode === 'spawn') {
         request.uid = identity.uid;

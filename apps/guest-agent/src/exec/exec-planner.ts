@@ -44,6 +44,16 @@ export interface ExecHooks {
   onOutput?: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => void;
 }
 
+/**
+ * How long a home directory found to be a directory is trusted as the default working directory
+ * without another stat(2): one exec after another would otherwise each make a trip through the
+ * thread pool for it (the stat stays asynchronous, as a home on a network filesystem may not
+ * answer). One removed meanwhile fails that exec's spawn instead of falling back to "/".
+ */
+export const HOME_RECHECK_MS = 1000;
+/** Homes remembered at once (one per run-as user in use). */
+const HOMES_KEPT = 64;
+
 async function isDirectory(path: string): Promise<boolean> {
   try {
     return (await stat(path)).isDirectory();
@@ -59,9 +69,13 @@ async function isDirectory(path: string): Promise<boolean> {
  * of it happens before a process exists.
  */
 export class ExecPlanner {
+  /** Home → performance.now() when it was last found to be a directory. */
+  private readonly homes = new Map<string, number>();
+
   constructor(
     private readonly config: AgentConfig,
     private readonly users: UserResolver,
+    private readonly homeRecheckMs = HOME_RECHECK_MS,
   ) {}
 
   /** Everything that can fail before a process exists: fields, identity, cwd. */
@@ -171,7 +185,21 @@ export class ExecPlanner {
 
   private async workingDirectory(requested: string, home: string): Promise<string> {
     if (requested === '') {
-      return (await isDirectory(home)) ? home : '/';
+      const seen = this.homes.get(home);
+      if (seen !== undefined && performance.now() - seen < this.homeRecheckMs) {
+        return home;
+      }
+      if (!(await isDirectory(home))) {
+        this.homes.delete(home);
+        return '/';
+      }
+      if (this.homeRecheckMs > 0) {
+        if (this.homes.size >= HOMES_KEPT && !this.homes.has(home)) {
+          this.homes.clear();
+        }
+        this.homes.set(home, performance.now());
+      }
+      return home;
     }
     let isDir: boolean;
     try {

@@ -6,6 +6,8 @@ import {
   ExecuteResponseSchema,
   FileReadResponseSchema,
   FileWriteRequestSchema,
+  GetOsInfoResponseSchema,
+  OsInfoSchema,
   PongResponseSchema,
   type AgentMessage,
 } from '../gen/limiquantix/agent/v1/agent_pb.js';
@@ -16,6 +18,7 @@ import {
   agentMessage,
   agentMessageBinary,
   encodeAgentMessage,
+  stablePayload,
 } from './message-codec.js';
 import { FrameDecoder, FrameTooLargeError, encodeFrame } from './frame-codec.js';
 
@@ -245,5 +248,31 @@ describe('AgentStreamReader partial frames', () => {
     } finally {
       reader.close();
     }
+  });
+});
+
+describe('stablePayload', () => {
+  const osReply = () =>
+    create(GetOsInfoResponseSchema, {
+      os: create(OsInfoSchema, { name: 'Debian GNU/Linux', version: '12', arch: 'x86_64' }),
+    });
+
+  it('should encode a stable reply exactly as toBinary does when it is sent again', () => {
+    const value = stablePayload('getOsInfoResponse', osReply());
+    for (const id of ['o1', 'o2']) {
+      const message = agentMessage(id, { case: 'getOsInfoResponse', value });
+      const [frame] = encodeAgentMessage(message);
+      const decoded = new AgentMessageDecoder().push(frame!);
+      expect(decoded).toHaveLength(1);
+      expect(equals(AgentMessageSchema, decoded[0]!, message)).toBe(true);
+      expect(Buffer.from(agentMessageBinary(message))).toEqual(
+        Buffer.from(toBinary(AgentMessageSchema, message)),
+      );
+    }
+  });
+
+  it('should refuse a message that the payload case does not carry', () => {
+    expect(() => stablePayload('pong', osReply())).toThrow(/carries/);
+    expect(() => stablePayload('noSuchCase' as never, osReply())).toThrow(/no payload case/);
   });
 });

@@ -164,11 +164,38 @@ function envelopeInto(
   return { buf, end: at };
 }
 
+// Replies that are the same object every time (a cached answer such as os.info's) keep their
+// bytes here: encoding one then costs a lookup, not a pass of protobuf-es's reflective writer
+// over every field (code that, run a few hundred times, is still being compiled).
+const STABLE_PAYLOADS = new WeakMap<object, Uint8Array>();
+
+/**
+ * Declares `value` (the message carried under payload case `payloadCase`) immutable from now on
+ * and encodes it once: every reply that carries this very object is written from those bytes.
+ * The caller must never change the object afterwards (a changed answer is a new object).
+ */
+export function stablePayload<T extends object>(payloadCase: AgentPayloadCase, value: T): T {
+  const field = PAYLOAD_FIELDS.get(payloadCase);
+  if (field === undefined) {
+    throw new Error(`AgentMessage has no payload case ${payloadCase}`);
+  }
+  if (field.schema.typeName !== (value as { $typeName?: string }).$typeName) {
+    throw new Error(`${payloadCase} carries ${field.schema.typeName}, not this message`);
+  }
+  STABLE_PAYLOADS.set(value, toBinary(field.schema, value as never));
+  return value;
+}
+
 /** The payload message's own bytes (the oneof value through its schema's toBinary). */
 function payloadBinary(message: AgentMessage): Uint8Array | undefined {
   const payload = message.payload;
   const field = payload.case === undefined ? undefined : PAYLOAD_FIELDS.get(payload.case);
-  return field === undefined ? undefined : toBinary(field.schema, payload.value as never);
+  if (field === undefined) {
+    return undefined;
+  }
+  return (
+    STABLE_PAYLOADS.get(payload.value as object) ?? toBinary(field.schema, payload.value as never)
+  );
 }
 
 /**
