@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { createIndexConcurrently } from '../concurrent-index.js';
 
 /**
  * The command history (GET /api/audit/executions) by VM and by user at 10 M audit rows
@@ -9,10 +10,7 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * The statistics tell the planner that users and VMs go together (a team owns its machines), so
  * "this user on this VM" is not estimated as a handful of rows and read through both indexes.
  *
- * Built CONCURRENTLY, outside a transaction: on a deployment with millions of audit rows a plain
- * CREATE INDEX holds off every audit write (so every guest operation answers 503) for the
- * minutes the build takes. A build interrupted earlier leaves an invalid index: it is dropped
- * and built again.
+ * Built CONCURRENTLY, outside a transaction (createIndexConcurrently says why).
  */
 export class AddCommandHistoryIndexes1765000019000 implements MigrationInterface {
   name = 'AddCommandHistoryIndexes1765000019000';
@@ -24,17 +22,11 @@ export class AddCommandHistoryIndexes1765000019000 implements MigrationInterface
       ['audit_executions_vm_idx', 'vm_id'],
       ['audit_executions_actor_idx', 'actor'],
     ] as const) {
-      const invalid = (await q.query(
-        `SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-         WHERE c.relname = $1 AND NOT i.indisvalid`,
-        [index],
-      )) as unknown[];
-      if (invalid.length > 0) {
-        await q.query(`DROP INDEX CONCURRENTLY IF EXISTS ${index}`);
-      }
-      await q.query(`
-        CREATE INDEX CONCURRENTLY IF NOT EXISTS ${index} ON audit_events (${column}, seq)
-          WHERE kind = 'intent' AND operation = 'execute'`);
+      await createIndexConcurrently(
+        q,
+        index,
+        `ON audit_events (${column}, seq) WHERE kind = 'intent' AND operation = 'execute'`,
+      );
     }
     await q.query(
       'CREATE STATISTICS IF NOT EXISTS audit_events_actor_vm_stats (dependencies) ON actor, vm_id FROM audit_events',

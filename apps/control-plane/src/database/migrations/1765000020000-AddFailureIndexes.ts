@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { createIndexConcurrently } from '../concurrent-index.js';
 
 /**
  * "A user's executions that did not end ok" (GET /api/audit/executions?actor=…&outcome=error)
@@ -8,9 +9,7 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * nothing. These hold only the rows that did not end ok, by user and by VM, newest first by
  * seq: such a query reads the failures it returns, or one index page when there are none.
  *
- * Built CONCURRENTLY, outside a transaction, as AddCommandHistoryIndexes is (a plain CREATE
- * INDEX holds off every audit write for the minutes a build takes on millions of rows); an
- * invalid index left by an interrupted build is dropped and built again.
+ * Built CONCURRENTLY, outside a transaction (createIndexConcurrently says why).
  */
 export class AddFailureIndexes1765000020000 implements MigrationInterface {
   name = 'AddFailureIndexes1765000020000';
@@ -22,17 +21,11 @@ export class AddFailureIndexes1765000020000 implements MigrationInterface {
       ['audit_events_actor_failures_idx', 'actor'],
       ['audit_events_vm_failures_idx', 'vm_id'],
     ] as const) {
-      const invalid = (await q.query(
-        `SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-         WHERE c.relname = $1 AND NOT i.indisvalid`,
-        [index],
-      )) as unknown[];
-      if (invalid.length > 0) {
-        await q.query(`DROP INDEX CONCURRENTLY IF EXISTS ${index}`);
-      }
-      await q.query(`
-        CREATE INDEX CONCURRENTLY IF NOT EXISTS ${index} ON audit_events (${column}, seq)
-          WHERE status <> 'ok'`);
+      await createIndexConcurrently(
+        q,
+        index,
+        `ON audit_events (${column}, seq) WHERE status <> 'ok'`,
+      );
     }
   }
 
