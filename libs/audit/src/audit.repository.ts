@@ -52,13 +52,22 @@ const INSERT_OUTPUTS = `
   WHERE EXISTS (SELECT 1 FROM ok)
   ON CONFLICT (request_id) DO NOTHING`;
 
+/**
+ * The start of every append statement: `ok` holds one row when the chain's head is the one the
+ * rows were chained onto (its seq and hash in parameters $seq and $hash), and the chain lock is
+ * taken before any row is inserted; the inserts are conditional on it.
+ */
+function chainedOnto(seq: number, hash: number): string {
+  return `WITH head AS (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1),
+       ok AS (SELECT 1 FROM (SELECT pg_advisory_xact_lock(${CHAIN_LOCK})) AS lock
+              WHERE COALESCE((SELECT seq FROM head), 0) = $${seq}::bigint
+                AND (SELECT hash FROM head) IS NOT DISTINCT FROM $${hash}::bytea),`;
+}
+
 // One statement: the lock (taken before any row is inserted), the check that the rows were
 // chained onto the head, both inserts; n is the number of events inserted (0: not the head).
 const APPEND = `
-  WITH head AS (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1),
-       ok AS (SELECT 1 FROM (SELECT pg_advisory_xact_lock(${CHAIN_LOCK})) AS lock
-              WHERE COALESCE((SELECT seq FROM head), 0) = $3::bigint
-                AND (SELECT hash FROM head) IS NOT DISTINCT FROM $4::bytea),
+  ${chainedOnto(3, 4)}
        events AS (${INSERT_EVENTS}),
        outputs AS (${INSERT_OUTPUTS})
   SELECT count(*)::int AS n FROM events`;
@@ -66,10 +75,7 @@ const APPEND = `
 // APPEND for rows without output (a batch of intents and most outcomes): the output insert, with
 // nothing to insert, cost up to a fifth of the statement's time and CPU in PostgreSQL.
 const APPEND_EVENTS = `
-  WITH head AS (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1),
-       ok AS (SELECT 1 FROM (SELECT pg_advisory_xact_lock(${CHAIN_LOCK})) AS lock
-              WHERE COALESCE((SELECT seq FROM head), 0) = $2::bigint
-                AND (SELECT hash FROM head) IS NOT DISTINCT FROM $3::bytea),
+  ${chainedOnto(2, 3)}
        events AS (${INSERT_EVENTS})
   SELECT count(*)::int AS n FROM events`;
 
@@ -78,10 +84,7 @@ const APPEND_EVENTS = `
 // build and parse and no output insert to run. About 0.1 ms of latency and 15-25% of
 // PostgreSQL's CPU per row less than APPEND, measured alone on the benchmark machine.
 const APPEND_ONE = `
-  WITH head AS (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1),
-       ok AS (SELECT 1 FROM (SELECT pg_advisory_xact_lock(${CHAIN_LOCK})) AS lock
-              WHERE COALESCE((SELECT seq FROM head), 0) = $23::bigint
-                AND (SELECT hash FROM head) IS NOT DISTINCT FROM $24::bytea),
+  ${chainedOnto(23, 24)}
        events AS (
          INSERT INTO audit_events (${EVENT_COLUMNS}, prev_hash, hash)
          SELECT $1::bigint, $2::timestamptz, $3::text, $4::uuid, $5::text, $6::text, $7::text,
