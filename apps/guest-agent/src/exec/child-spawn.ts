@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { ErrorCode } from '@lq/proto';
 import { AgentOpError } from '../errors.js';
@@ -24,7 +25,8 @@ export interface SpawnRequest {
   /**
    * Nothing to write to stdin: the child's stdin is /dev/null (EOF at the first read, as an
    * empty pipe closed at once gives) instead of a pipe. One socket pair, its polling and its
-   * close fewer per exec; endStdin() then does nothing.
+   * close fewer per exec; endStdin() then does nothing. In a root without /dev/null (a minimal
+   * container or chroot) the child gets that empty pipe instead (stdinMode).
    */
   noStdin?: boolean;
 }
@@ -87,6 +89,17 @@ export interface BunRuntime {
   spawn(options: BunSpawnOptions): BunSubprocess;
 }
 
+let devNull: boolean | undefined;
+
+/** How the child's stdin is given: /dev/null for a noStdin request where the root has one. */
+function stdinMode(request: SpawnRequest): 'pipe' | 'ignore' {
+  if (request.noStdin !== true) {
+    return 'pipe';
+  }
+  devNull ??= existsSync('/dev/null');
+  return devNull ? 'ignore' : 'pipe';
+}
+
 /** Which implementation starts this request. */
 export function chooseSpawner(bun: unknown, request: SpawnRequest): 'bun' | 'node' {
   // Bun.spawn's extra fds are not used here: the setpriv path (fd 3) stays on child_process.
@@ -99,7 +112,7 @@ export function bunSpawnOptions(request: SpawnRequest): BunSpawnOptions {
     cmd: [request.file, ...request.args],
     cwd: request.cwd,
     env: request.env,
-    stdin: request.noStdin === true ? 'ignore' : 'pipe',
+    stdin: stdinMode(request),
     stdout: 'pipe',
     stderr: 'pipe',
     detached: true,
@@ -126,7 +139,7 @@ export function nodeSpawnOptions(request: SpawnRequest): SpawnOptions {
 }
 
 function nodeStdio(request: SpawnRequest): SpawnOptions['stdio'] {
-  const stdin = request.noStdin === true ? 'ignore' : 'pipe';
+  const stdin = stdinMode(request);
   if (request.fd3Input !== undefined) {
     return [stdin, 'pipe', 'pipe', 'pipe'];
   }
@@ -179,7 +192,7 @@ function spawnNode(request: SpawnRequest): Promise<SpawnedChild> {
       return;
     }
     child.on('error', () => undefined);
-    if ((stdin === null && request.noStdin !== true) || stdout === null || stderr === null) {
+    if ((stdin === null && stdinMode(request) === 'pipe') || stdout === null || stderr === null) {
       reject(new AgentOpError(ErrorCode.INTERNAL, 'spawn returned no stdio pipes'));
       return;
     }

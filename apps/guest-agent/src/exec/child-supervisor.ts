@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { create } from '@bufbuild/protobuf';
 import { ErrorCode, ExecuteResponseSchema, type ExecuteResponse } from '@lq/proto';
@@ -10,17 +9,6 @@ import type { ExecPlan } from './exec-planner.js';
 import { HELPER_NAME } from './helper-env.js';
 import { OutputCapture } from './output-capture.js';
 import { groupHasLiveMembers, signalGroup, waitGroupGone } from './process-group.js';
-
-let devNull: boolean | undefined;
-/**
- * Whether a child with no input can be given /dev/null as stdin (the spawn layer opens it): a
- * minimal root (a container or chroot with only the agent and a shell) may have no /dev, and a
- * spawn there would fail; the child gets an empty pipe closed at once instead, as before.
- */
-function haveDevNull(): boolean {
-  devNull ??= existsSync('/dev/null');
-  return devNull;
-}
 
 /** What a caller may hook into one execution. */
 export interface ExecHooks {
@@ -72,7 +60,7 @@ export class ChildSupervisor {
         cwd: plan.cwd,
         env: plan.env,
         fd3Input: plan.helperEnv,
-        noStdin: plan.stdin.length === 0 && haveDevNull(),
+        noStdin: plan.stdin.length === 0,
       };
       if (identity.mode === 'spawn') {
         request.uid = identity.uid;
