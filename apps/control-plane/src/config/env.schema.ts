@@ -383,7 +383,7 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
   [
     'LQ_EXEC_OUTPUT_BUFFER_BYTES',
     '16777216',
-    'output of one execution held in memory while PostgreSQL does not take it (past it: output_truncated)',
+    'output of one execution held in memory until PostgreSQL takes it; past it the replica reads on only as the database takes it (the rest waits in the JetStream stream), or, without the stream, cuts it (output_truncated)',
   ],
   [
     'LQ_EXEC_FOLLOWERS_MAX',
@@ -590,7 +590,7 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
   [
     'LQ_EXEC_OUTPUT_DRAIN_MS',
     '30000',
-    'after the agent’s answer, how long a replica waits for output still on its way before it flags the rest as lost',
+    'after the agent’s answer, how long a replica waits with no output arriving, when some is still on its way, before it flags the rest as lost',
   ],
   [
     'LQ_TELEMETRY_FINE_STEP_SECONDS',

@@ -41,6 +41,8 @@ type DrivenTicket = IntentTicket<ExecuteResponse>;
 const ADOPT_BATCH = 100;
 
 const OUTPUT_FLUSH_MS = 200;
+/** A chunk waiting for room while the database is away tries its flush again after this. */
+const ROOM_RETRY_MS = 500;
 const SWEEP_MS = 10_000;
 
 /** The state an agent's answer puts an execution in. */
@@ -364,7 +366,12 @@ export class ExecutionDriver implements OnApplicationShutdown {
     return true;
   }
 
-  /** Takes the execution's chunks in order, each once (takesChunk), redacted, within budget. */
+  /**
+   * Takes the execution's chunks in order, each once (takesChunk), redacted, within budget. A
+   * chunk with no room in the buffer while the database is slow is not dropped: read from the
+   * stream, it waits for a flush; over NATS core, the stream is read instead (replay), at this
+   * replica's pace. Only without a stream is it cut (and the execution flagged).
+   */
   private subscribeOutput(id: string, ticket: DrivenTicket, fromStart = false): OutputFeed {
     const feed = this.feeds.follow(
       ticket.where.nodeId,
@@ -379,13 +386,25 @@ export class ExecutionDriver implements OnApplicationShutdown {
           if (!takesChunk(d.seq, raw.seq, source, () => feed.replay())) {
             return;
           }
-          d.seq = raw.seq;
-          d.budget.saw(raw.data.length);
-          // Redacted before it is stored: the store never holds what the patterns match.
-          const c = d.budget.admit(redactChunk(d.redactors, raw));
-          if (c) {
-            d.buffer.push(c);
+          // What the redactor holds back goes out with this chunk.
+          const bytes = raw.data.length + d.redactors[raw.stream].heldBytes;
+          if (d.budget.mustWait(bytes)) {
+            if (source === 'stream') {
+              return this.roomFor(id, d, bytes).then(() => {
+                if (this.driving.get(id) === d && !d.stopped && raw.seq > d.seq) {
+                  this.take(d, raw, true);
+                }
+              });
+            }
+            if (feed.replay()) {
+              // The stream brings this chunk again, after those taken.
+              return;
+            }
+            // No stream to wait on: what the buffer cannot hold is cut.
+            this.take(d, raw, false);
+            return;
           }
+          this.take(d, raw, true);
         } catch (e) {
           this.log.warn(`dropped output of ${id}: ${(e as Error).message}`);
         }
@@ -395,10 +414,33 @@ export class ExecutionDriver implements OnApplicationShutdown {
     return feed;
   }
 
+  /** `roomMade`: the buffer had room for the chunk (mustWait said so, or a flush made it). */
+  private take(d: Driving, raw: OutputChunk, roomMade: boolean): void {
+    d.seq = raw.seq;
+    d.budget.saw(raw.data.length);
+    // Redacted before it is stored: the store never holds what the patterns match.
+    const c = d.budget.admit(redactChunk(d.redactors, raw), roomMade);
+    if (c) {
+      d.buffer.push(c);
+    }
+  }
+
+  /** Flushes until a chunk of `bytes` fits the buffer (or the execution ends). */
+  private async roomFor(id: string, d: Driving, bytes: number): Promise<void> {
+    while (this.driving.get(id) === d && !d.stopped && d.budget.mustWait(bytes)) {
+      try {
+        await this.flush(id);
+      } catch {
+        // the database is away: the stream keeps the output meanwhile
+        await sleep(ROOM_RETRY_MS);
+      }
+    }
+  }
+
   /**
    * The agent has answered: output it sent before the answer may still be on its way (in the
-   * stream, or behind this replica's backlog). Waits, up to LQ_EXEC_OUTPUT_DRAIN_MS, until as
-   * many bytes arrived as the command wrote.
+   * stream, or behind this replica's backlog). Waits until as many bytes arrived as the command
+   * wrote, or none arrived for LQ_EXEC_OUTPUT_DRAIN_MS.
    */
   private async drain(d: Driving, total: number): Promise<void> {
     if (d.budget.receivedBytes < total) {
@@ -406,9 +448,16 @@ export class ExecutionDriver implements OnApplicationShutdown {
       // missing was dropped on the way, and the stream has it.
       d.sub?.replay();
     }
-    const until = Date.now() + this.config.execOutputStream.drainMs;
+    // Up to drainMs without any output arriving: a reader held up by a slow database goes on.
+    const { drainMs } = this.config.execOutputStream;
+    let until = Date.now() + drainMs;
+    let seen = d.budget.receivedBytes;
     while (d.budget.receivedBytes < total && Date.now() < until && !d.stopped) {
       await sleep(50);
+      if (d.budget.receivedBytes > seen) {
+        seen = d.budget.receivedBytes;
+        until = Date.now() + drainMs;
+      }
     }
   }
 

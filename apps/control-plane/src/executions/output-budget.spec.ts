@@ -45,4 +45,30 @@ describe('OutputBudget', () => {
     b.settle(300);
     expect(b.truncated).toBe(true);
   });
+
+  it('should ask a reader to wait when only the memory bound is full, not at the stored bound', () => {
+    const b = new OutputBudget(1_000, 150);
+    expect(b.mustWait(100)).toBe(false);
+    const first = b.admit(chunk(1, 100))!;
+    expect(b.mustWait(100)).toBe(true);
+    expect(b.mustWait(50)).toBe(false);
+    b.wrote([first]);
+    expect(b.mustWait(100)).toBe(false);
+    // A chunk larger than the whole buffer is not waited for forever: an empty buffer takes it.
+    expect(b.mustWait(500)).toBe(false);
+    // At the stored bound there is nothing to wait for: the rest is cut.
+    const full = new OutputBudget(150, 150);
+    full.admit(chunk(1, 150));
+    expect(full.mustWait(10)).toBe(false);
+  });
+
+  it('should take a chunk whole once its reader made room, cut only at the stored bound', () => {
+    const b = new OutputBudget(300, 150);
+    b.admit(chunk(1, 100));
+    // Redaction released held bytes: the chunk is longer than the room made for it.
+    expect(b.admit(chunk(2, 120), true)?.data.length).toBe(120);
+    expect(b.truncated).toBe(false);
+    expect(b.admit(chunk(3, 120), true)?.data.length).toBe(80);
+    expect(b.truncated).toBe(true);
+  });
 });

@@ -19,12 +19,14 @@ export class OutputBudget {
     private readonly maxBuffered: number,
   ) {}
 
-  /** The chunk as it may be kept (cut at the bound), or undefined when none of it may. */
-  admit(c: OutputChunk): OutputChunk | undefined {
-    const room = Math.min(
-      this.maxStored - this.stored - this.buffered,
-      this.maxBuffered - this.buffered,
-    );
+  /**
+   * The chunk as it may be kept (cut at the bound), or undefined when none of it may. `waited`:
+   * its reader made room first (mustWait), so only the stored bound cuts it (redaction may have
+   * made it a little longer than the room made: the buffer takes the difference).
+   */
+  admit(c: OutputChunk, waited = false): OutputChunk | undefined {
+    const left = this.maxStored - this.stored - this.buffered;
+    const room = waited ? left : Math.min(left, this.maxBuffered - this.buffered);
     if (c.data.length > room) {
       this.truncated = true;
     }
@@ -34,6 +36,18 @@ export class OutputBudget {
     const kept = c.data.length <= room ? c : { ...c, data: c.data.subarray(0, room) };
     this.buffered += kept.data.length;
     return kept;
+  }
+
+  /**
+   * A chunk of `bytes` would be cut only because the buffer is full (the database has not taken
+   * it yet), not by the stored bound: a reader that can wait for a flush should.
+   */
+  mustWait(bytes: number): boolean {
+    return (
+      this.buffered > 0 &&
+      this.buffered + bytes > this.maxBuffered &&
+      this.stored + this.buffered < this.maxStored
+    );
   }
 
   /** Bytes admitted (stored, or waiting to be). */

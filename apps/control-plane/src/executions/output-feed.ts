@@ -16,6 +16,11 @@ import { subjects } from '@lq/proto';
 import { CONTROL_PLANE_CONFIG, type ControlPlaneConfig } from '../config/env.schema.js';
 import { NatsService } from '../nats/nats.service.js';
 
+/** Messages fetched from the stream at a time (each at most one output chunk, 64 KiB). */
+const STREAM_BATCH_MESSAGES = 64;
+/** How long one fetch waits for output still to come before the next is asked for. */
+const STREAM_FETCH_EXPIRES_MS = 5000;
+
 /** One execution's output as it arrives; stop() ends the delivery. */
 export interface OutputFeed {
   stop(): void;
@@ -39,7 +44,8 @@ export type FeedSource = 'core' | 'stream';
  * which costs nothing when there is none (most commands of a fleet run: an ordered consumer per
  * execution would cost a stream lookup, a consumer creation and its deletion each, more than the
  * execution itself); as soon as a chunk is missing (the server drops messages to a replica that
- * falls behind), or the command wrote more than arrived, the driver asks for a replay and the
+ * falls behind), the command wrote more than arrived, or the driver has no room for more while
+ * the database is slow, the driver asks for a replay and the
  * execution is read by an ordered consumer from its first chunk, at this replica's pace. A feed
  * started late (another replica adopting the execution) reads the stream from the start. Nothing
  * the stream holds is lost either way. Without JetStream it is NATS core alone (the execution is
@@ -113,13 +119,14 @@ export class ExecOutputFeeds implements OnApplicationBootstrap {
   /**
    * Starts delivering execution `executionId`'s output from node `nodeId` to `onData`, in the
    * order it was published: over NATS core until replay() is called, or from the stream's first
-   * chunk at once with `fromStart` (when JetStream is there). Throws (synchronously) when NATS
-   * is closed.
+   * chunk at once with `fromStart` (when JetStream is there). From the stream, a promise
+   * `onData` returns holds the delivery until it settles (the reader has no room yet); NATS core
+   * cannot wait. Throws (synchronously) when NATS is closed.
    */
   follow(
     nodeId: string,
     executionId: string,
-    onData: (data: Uint8Array, source: FeedSource) => void,
+    onData: (data: Uint8Array, source: FeedSource) => void | Promise<void>,
     options: { fromStart?: boolean } = {},
   ): OutputFeed {
     const subject = subjects.execOutput(nodeId, executionId);
@@ -129,14 +136,17 @@ export class ExecOutputFeeds implements OnApplicationBootstrap {
     let stopped = false;
     // NATS core until a replay is asked for; `failed` when the stream could not be read.
     let mode: 'core' | 'replaying' | 'failed' = 'core';
-    let live: Subscription | undefined = this.nats.connection.subscribe(subject, {
-      callback: (err, msg: Msg) => {
-        if (!err && !stopped) {
-          onData(msg.data, 'core');
-        }
-      },
-    });
-    let messages: ConsumerMessages | undefined;
+    const subscribeLive = () =>
+      this.nats.connection.subscribe(subject, {
+        callback: (err, msg: Msg) => {
+          if (!err && !stopped) {
+            void onData(msg.data, 'core');
+          }
+        },
+      });
+    let live: Subscription | undefined = subscribeLive();
+    // The batch being read from the stream, closed by stop().
+    let batch: ConsumerMessages | undefined;
     const cfg = this.config.execOutputStream;
     const replay = (): boolean => {
       const js = this.js;
@@ -149,23 +159,40 @@ export class ExecOutputFeeds implements OnApplicationBootstrap {
           filter_subjects: subject,
           deliver_policy: DeliverPolicy.All,
         });
+        let first = true;
+        // Batch after batch, each fetched once the last is taken: a reader that waits (its
+        // buffer is full while the database is slow) leaves the rest in the stream, not in memory.
+        while (!stopped) {
+          batch = await consumer.fetch({
+            max_messages: STREAM_BATCH_MESSAGES,
+            expires: STREAM_FETCH_EXPIRES_MS,
+          });
+          if (first) {
+            // From here on the stream delivers everything, what core had delivered included.
+            first = false;
+            live?.unsubscribe();
+            live = undefined;
+          }
+          for await (const m of batch) {
+            if (stopped) {
+              break;
+            }
+            await onData(m.data, 'stream');
+          }
+        }
+        await consumer.delete().catch(() => undefined);
+      })().catch((err: Error) => {
         if (stopped) {
-          await consumer.delete().catch(() => undefined);
           return;
         }
-        messages = await consumer.consume({ callback: (m) => onData(m.data, 'stream') });
-        // From here on the stream delivers everything, what core had delivered included.
-        live?.unsubscribe();
-        live = undefined;
-        if (stopped) {
-          await messages.close();
-        }
-      })().catch((err: Error) => {
         // Better what is still to come than nothing: the execution is flagged if bytes are missing.
         mode = 'failed';
         this.log.warn(
           `output of ${executionId} is not read from ${cfg.stream} (${err.message}): NATS core only`,
         );
+        if (!live) {
+          live = subscribeLive();
+        }
       });
       return true;
     };
@@ -177,7 +204,7 @@ export class ExecOutputFeeds implements OnApplicationBootstrap {
       stop: () => {
         stopped = true;
         live?.unsubscribe();
-        void messages?.close().catch(() => undefined);
+        void batch?.close().catch(() => undefined);
       },
     };
   }

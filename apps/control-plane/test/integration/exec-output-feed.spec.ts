@@ -57,9 +57,9 @@ describe('execution output feed (core first, the stream on a gap)', () => {
   it('should read over NATS core and create no consumer while no chunk is missing', async () => {
     expect(feeds.durable).toBe(true);
     const got: Array<[number, FeedSource]> = [];
-    const feed = feeds.follow('node-1', 'exec-core', (d, source) =>
-      got.push([chunkOf(d).seq, source]),
-    );
+    const feed = feeds.follow('node-1', 'exec-core', (d, source) => {
+      got.push([chunkOf(d).seq, source]);
+    });
     await nc.flush();
     for (let seq = 1; seq <= 3; seq++) {
       pub.publish(subjects.execOutput('node-1', 'exec-core'), chunk('exec-core', seq));
@@ -83,9 +83,9 @@ describe('execution output feed (core first, the stream on a gap)', () => {
     pub.publish(subject, chunk('exec-gap', 1));
     await pub.flush();
     const got: Array<[number, FeedSource]> = [];
-    const feed = feeds.follow('node-1', 'exec-gap', (d, source) =>
-      got.push([chunkOf(d).seq, source]),
-    );
+    const feed = feeds.follow('node-1', 'exec-gap', (d, source) => {
+      got.push([chunkOf(d).seq, source]);
+    });
     await nc.flush();
     pub.publish(subject, chunk('exec-gap', 2));
     await pub.flush();
@@ -108,5 +108,43 @@ describe('execution output feed (core first, the stream on a gap)', () => {
       [2, 'stream'],
       [3, 'stream'],
     ]);
+  });
+
+  it('should hold the stream’s delivery while the reader waits, and lose nothing meanwhile', async () => {
+    const subject = subjects.execOutput('node-1', 'exec-slow');
+    for (let seq = 1; seq <= 200; seq++) {
+      pub.publish(subject, chunk('exec-slow', seq));
+    }
+    await pub.flush();
+    const got: number[] = [];
+    let waiting = 0;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const feed = feeds.follow(
+      'node-1',
+      'exec-slow',
+      (d) => {
+        const seq = chunkOf(d).seq;
+        got.push(seq);
+        if (seq === 10) {
+          // The reader has no room: nothing more may come until it has.
+          waiting++;
+          return held;
+        }
+      },
+      { fromStart: true },
+    );
+    for (let i = 0; i < 250 && got.length < 10; i++) {
+      await sleep(20);
+    }
+    await sleep(500);
+    expect(got).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+    expect(waiting).toBe(1);
+    release();
+    for (let i = 0; i < 250 && got.length < 200; i++) {
+      await sleep(20);
+    }
+    feed.stop();
+    expect(got).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
   });
 });

@@ -115,6 +115,9 @@ describe('big output (issue 18 items 6-7)', () => {
         // A small follower buffer, so the slow reader below meets back-pressure.
         LQ_EXEC_FOLLOW_BUFFER_BYTES: String(MiB),
         LQ_EXEC_FOLLOWERS_MAX: '3',
+        // A small store buffer, so output comes faster than the database takes it (as on a busy
+        // machine): the reader must wait for the store, not drop what it has no room for.
+        LQ_EXEC_OUTPUT_BUFFER_BYTES: String(128 * 1024),
       },
     });
     ({ cp } = stack);
