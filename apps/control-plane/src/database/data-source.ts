@@ -20,6 +20,7 @@ import { AddAgentRolloutLease1765000000000 } from './migrations/1765000000000-Ad
 import { AddExecutionLeases1765000018000 } from './migrations/1765000018000-AddExecutionLeases.js';
 import { AddCommandHistoryIndexes1765000019000 } from './migrations/1765000019000-AddCommandHistoryIndexes.js';
 import { AddFailureIndexes1765000020000 } from './migrations/1765000020000-AddFailureIndexes.js';
+import { AddVmStateSeq1765000021000 } from './migrations/1765000021000-AddVmStateSeq.js';
 
 // Listed explicitly: TypeORM's glob loading uses import(), which finds nothing under jest.
 // A library's tables are migrated by the migrations beside its code (libs/auth/src/migrations);
@@ -43,6 +44,7 @@ export const MIGRATIONS = [
   AddExecutionLeases1765000018000,
   AddCommandHistoryIndexes1765000019000,
   AddFailureIndexes1765000020000,
+  AddVmStateSeq1765000021000,
 ];
 
 /** Built when asked (not at import), so DATABASE_URL is read when the app starts. */

@@ -51,13 +51,19 @@ const UPSERT_NODE = `
 // heartbeat is older than it. Only rows that change are written (a heartbeat lists every VM of
 // its node every few seconds; most are as they were): RETURNING lists the rows written, and of
 // the others those still owned by the node were unchanged, the rest refused.
+//
+// $3 is the message's state_seq (PROTOCOL.md §9): a row whose state was written by a later
+// message of its node is not written again by an earlier one (replicas apply heartbeats and
+// events concurrently: a heartbeat built before an agent's ready event must not undo it). A row a
+// message leaves as it was keeps the seq of the one that last changed it (rows are written only
+// on change). 0 (a daemon before 0.7.0) is not ordered.
 const UPSERT_VMS = `
   INSERT INTO vms (id, node_id, name, agent_state, agent_version, capabilities, hostname, os,
                    interfaces, connected_since, last_seen_at, updated_at, agent_target,
-                   agent_last_update)
+                   agent_last_update, state_seq)
   SELECT x.id, x.node_id, x.name, x.agent_state, x.agent_version, x.capabilities, x.hostname,
          x.os, x.interfaces, x.connected_since, x.last_seen_at, now(),
-         COALESCE(x.agent_target, ''), x.agent_last_update
+         COALESCE(x.agent_target, ''), x.agent_last_update, $3::bigint
   FROM jsonb_to_recordset($1::jsonb) AS x(
     id text, node_id text, name text, agent_state text, agent_version text, capabilities jsonb,
     hostname text, os jsonb, interfaces jsonb, connected_since timestamptz,
@@ -78,8 +84,10 @@ const UPSERT_VMS = `
     interfaces = CASE WHEN EXCLUDED.os IS NULL THEN vms.interfaces ELSE EXCLUDED.interfaces END,
     connected_since = EXCLUDED.connected_since,
     last_seen_at = COALESCE(EXCLUDED.last_seen_at, vms.last_seen_at),
-    updated_at = now()
-  WHERE (vms.node_id = EXCLUDED.node_id AND (
+    updated_at = now(),
+    state_seq = EXCLUDED.state_seq
+  WHERE (vms.node_id = EXCLUDED.node_id
+     AND (EXCLUDED.state_seq = 0 OR EXCLUDED.state_seq >= vms.state_seq) AND (
           vms.agent_state IS DISTINCT FROM EXCLUDED.agent_state
        OR (EXCLUDED.name <> '' AND vms.name IS DISTINCT FROM EXCLUDED.name)
        OR vms.connected_since IS DISTINCT FROM EXCLUDED.connected_since
@@ -102,9 +110,18 @@ const UPSERT_VMS = `
           SELECT 1 FROM nodes n WHERE n.id = vms.node_id AND n.last_heartbeat_at > $2))
   RETURNING id`;
 
+// $3: the heartbeat's state_seq; a VM an event of the node named after it was built stays.
 const MARK_GONE = `
-  UPDATE vms SET agent_state = 'gone', updated_at = now()
-  WHERE node_id = $1 AND agent_state <> 'gone' AND NOT (id = ANY($2::text[]))`;
+  UPDATE vms SET agent_state = 'gone', updated_at = now(), state_seq = $3::bigint
+  WHERE node_id = $1 AND agent_state <> 'gone' AND NOT (id = ANY($2::text[]))
+    AND ($3::bigint = 0 OR state_seq <= $3::bigint)`;
+
+// A daemon that restarted with its clock behind its last run would order its VMs' states below
+// those already stored: its first heartbeat (a new started_at) resets their order.
+const RESET_STATE_SEQ = `
+  UPDATE vms SET state_seq = 0
+  WHERE node_id = $1 AND state_seq > $3::bigint
+    AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = $1 AND n.started_at IS DISTINCT FROM $2)`;
 
 interface OwnerRecord {
   id: string;
@@ -169,14 +186,17 @@ export class InventoryRepository {
   async applyHeartbeat(hb: NodeHeartbeat, now = new Date()): Promise<HeartbeatResult> {
     const statuses = hb.vms.filter((s) => isSubjectToken(s.vmId));
     const rows = vmUpsertRows(hb.nodeId, statuses);
+    const seq = String(hb.stateSeq);
+    const startedAt = hb.startedAt ? timestampDate(hb.startedAt) : null;
     return this.inTransaction(async (qr) => {
+      await qr.query(RESET_STATE_SEQ, [hb.nodeId, startedAt, seq]);
       const node = await qr.query(
         UPSERT_NODE,
         [
           hb.nodeId,
           hb.hostname,
           hb.daemonVersion,
-          hb.startedAt ? timestampDate(hb.startedAt) : null,
+          startedAt,
           dateOr(hb.timestamp, now),
           int4(hb.fileChunkMaxBytes),
           rows.length,
@@ -186,8 +206,8 @@ export class InventoryRepository {
       if (node.records.length === 0) {
         return { applied: false, ...NO_CLAIMS };
       }
-      const claims = await this.upsertVms(qr, hb.nodeId, rows, now);
-      await qr.query(MARK_GONE, [hb.nodeId, rows.map((r) => r.id)]);
+      const claims = await this.upsertVms(qr, hb.nodeId, rows, now, seq);
+      await qr.query(MARK_GONE, [hb.nodeId, rows.map((r) => r.id), seq]);
       return { applied: true, ...claims };
     });
   }
@@ -203,13 +223,16 @@ export class InventoryRepository {
     }
     if (ev.status) {
       const rows = vmUpsertRows(ev.nodeId, [{ ...ev.status, vmId }]);
-      return this.inTransaction((qr) => this.upsertVms(qr, ev.nodeId, rows, now));
+      return this.inTransaction((qr) =>
+        this.upsertVms(qr, ev.nodeId, rows, now, String(ev.stateSeq)),
+      );
     }
     const state = agentStateOfEventKind(ev.kind);
     if (state) {
       await this.ds.query(
-        `UPDATE vms SET agent_state = $3, updated_at = now() WHERE id = $1 AND node_id = $2`,
-        [vmId, ev.nodeId, state],
+        `UPDATE vms SET agent_state = $3, updated_at = now(), state_seq = $4::bigint
+         WHERE id = $1 AND node_id = $2 AND ($4::bigint = 0 OR $4::bigint >= state_seq)`,
+        [vmId, ev.nodeId, state, String(ev.stateSeq)],
       );
     }
     return NO_CLAIMS;
@@ -355,6 +378,8 @@ export class InventoryRepository {
     nodeId: string,
     rows: VmUpsertRow[],
     now: Date,
+    /** The message's state_seq (UPSERT_VMS). */
+    seq: string,
   ): Promise<ClaimResult> {
     if (rows.length === 0) {
       return NO_CLAIMS;
@@ -373,6 +398,7 @@ export class InventoryRepository {
     const written = (await qr.query(UPSERT_VMS, [
       JSON.stringify(rows),
       adoptAfter > 0 ? new Date(now.getTime() - adoptAfter) : null,
+      seq,
     ])) as Array<{ id: string }>;
     const accepted = new Set(written.map((r) => r.id));
     const adopted = others

@@ -378,6 +378,67 @@ describe('InventoryRepository (PostgreSQL)', () => {
     expect((await repo.getVm('vm-1'))?.agentState).toBe('disconnected');
   });
 
+  describe('the order of a daemon’s heartbeats and events (state_seq)', () => {
+    const event = (kind: string, seq: bigint, status?: StatusInit) =>
+      create(AgentEventSchema, {
+        nodeId: 'node-a',
+        vmId: 'vm-1',
+        kind,
+        timestamp: at(Number(seq)),
+        stateSeq: seq,
+        ...(status ? { status } : {}),
+      });
+    const connecting: StatusInit = { vmId: 'vm-1', state: AgentState.CONNECTING, lastSeen: at(1) };
+
+    it('should not let a heartbeat built before a ready event undo it when applied after it', async () => {
+      await repo.applyHeartbeat(heartbeat('node-a', 1000, [connecting], { stateSeq: 1000n }));
+      await repo.applyEvent(event('ready', 1200n, readyVm('vm-1')));
+
+      // Published at 1100 (before the event), applied by another replica after it.
+      await repo.applyHeartbeat(heartbeat('node-a', 1100, [connecting], { stateSeq: 1100n }));
+
+      expect((await repo.getVm('vm-1'))?.agentState).toBe('ready');
+      // A later heartbeat does change it.
+      await repo.applyHeartbeat(heartbeat('node-a', 1300, [connecting], { stateSeq: 1300n }));
+      expect((await repo.getVm('vm-1'))?.agentState).toBe('connecting');
+    });
+
+    it('should not let an event without status undo a later state', async () => {
+      await repo.applyHeartbeat(heartbeat('node-a', 1000, [readyVm('vm-1')], { stateSeq: 1000n }));
+      await repo.applyEvent(event('disconnected', 900n));
+      expect((await repo.getVm('vm-1'))?.agentState).toBe('ready');
+      await repo.applyEvent(event('disconnected', 1100n));
+      expect((await repo.getVm('vm-1'))?.agentState).toBe('disconnected');
+    });
+
+    it('should not mark gone a VM an event named after the heartbeat was built', async () => {
+      await repo.applyHeartbeat(heartbeat('node-a', 1000, [], { stateSeq: 1000n }));
+      await repo.applyEvent(event('ready', 1200n, readyVm('vm-1')));
+
+      await repo.applyHeartbeat(heartbeat('node-a', 1100, [], { stateSeq: 1100n }));
+
+      expect((await repo.getVm('vm-1'))?.agentState).toBe('ready');
+    });
+
+    it('should order a restarted daemon’s states afresh, even with its clock behind', async () => {
+      await repo.applyHeartbeat(heartbeat('node-a', 1000, [readyVm('vm-1')], { stateSeq: 5000n }));
+
+      await repo.applyHeartbeat(
+        heartbeat('node-a', 1100, [connecting], { stateSeq: 100n, startedAt: at(1050) }),
+      );
+
+      expect((await repo.getVm('vm-1'))?.agentState).toBe('connecting');
+      await repo.applyEvent(event('ready', 200n, readyVm('vm-1')));
+      expect((await repo.getVm('vm-1'))?.agentState).toBe('ready');
+    });
+
+    it('should apply messages without a state_seq (daemons before 0.7.0) in any order', async () => {
+      await repo.applyHeartbeat(heartbeat('node-a', 1000, [readyVm('vm-1')], { stateSeq: 1000n }));
+      await repo.applyEvent(event('disconnected', 0n));
+      expect((await repo.getVm('vm-1'))?.agentState).toBe('disconnected');
+    });
+  });
+
   it('should store telemetry and refresh interfaces when the VM is known', async () => {
     await repo.applyHeartbeat(heartbeat('node-a', 1000, [readyVm('vm-1')]));
 

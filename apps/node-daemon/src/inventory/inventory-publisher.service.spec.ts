@@ -15,9 +15,9 @@ function vm(id: string, client: Partial<VmAgent['client']>): VmAgent {
   return { vmId: id, name: '', channelPath: `/run/${id}.sock`, client } as VmAgent;
 }
 
-/** Without the header's own send time, which differs between two encodings. */
+/** Without the header's own send time and order, which differ between two encodings. */
 function withoutTime(hb: NodeHeartbeat) {
-  return { ...hb, timestamp: undefined };
+  return { ...hb, timestamp: undefined, stateSeq: 0n };
 }
 
 describe('InventoryPublisherService.encodeHeartbeat', () => {
@@ -55,5 +55,15 @@ describe('InventoryPublisherService.encodeHeartbeat', () => {
     const second = fromBinary(NodeHeartbeatSchema, publisher.encodeHeartbeat());
     expect(withoutTime(second)).toEqual(withoutTime(publisher.heartbeat()));
     expect(second.vms[1]!.agentVersion).toBe('1.2.4');
+  });
+
+  it('orders its heartbeats: each state_seq larger than the last, near the wall clock in µs', () => {
+    const seqs = Array.from(
+      { length: 1000 },
+      () => fromBinary(NodeHeartbeatSchema, publisher.encodeHeartbeat()).stateSeq,
+    );
+    expect(seqs.every((s, i) => i === 0 || s > seqs[i - 1]!)).toBe(true);
+    const micros = BigInt(Date.now()) * 1000n;
+    expect(seqs[0]! > micros - 60_000_000n && seqs[0]! < micros + 60_000_000n).toBe(true);
   });
 });

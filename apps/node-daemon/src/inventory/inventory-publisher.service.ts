@@ -58,6 +58,8 @@ export class InventoryPublisherService implements OnModuleDestroy {
   private readonly startedAt = new Date();
   private timer: NodeJS.Timeout | undefined;
   private soon: NodeJS.Timeout | undefined;
+  /** The last state_seq published (nextStateSeq). */
+  private lastStateSeq = 0n;
   /** Each VM's status encoded without last_seen, and what it was encoded from. */
   private readonly encoded = new WeakMap<VmAgent, { key: unknown[]; bytes: Uint8Array }>();
 
@@ -141,6 +143,16 @@ export class InventoryPublisherService implements OnModuleDestroy {
     return out;
   }
 
+  /**
+   * The next state_seq (PROTOCOL.md §9): microseconds, the wall clock at start plus a monotonic
+   * clock since (a clock stepped back while running changes nothing), each larger than the last.
+   */
+  private nextStateSeq(): bigint {
+    const now = BigInt(Math.floor((performance.timeOrigin + performance.now()) * 1000));
+    this.lastStateSeq = now > this.lastStateSeq ? now : this.lastStateSeq + 1n;
+    return this.lastStateSeq;
+  }
+
   private heartbeatHeader() {
     return create(NodeHeartbeatSchema, {
       nodeId: this.config.nodeId,
@@ -150,6 +162,7 @@ export class InventoryPublisherService implements OnModuleDestroy {
       timestamp: timestampNow(),
       fileChunkMaxBytes: this.relay.fileChunkMaxBytes,
       natsReconnects: this.nats.reconnects,
+      stateSeq: this.nextStateSeq(),
     });
   }
 
@@ -165,6 +178,7 @@ export class InventoryPublisherService implements OnModuleDestroy {
       timestamp: timestampNow(),
       status: this.agents.status(vm),
       reason,
+      stateSeq: this.nextStateSeq(),
     });
     this.publish(
       subjects.event(this.config.nodeId, vm.vmId, kind),
