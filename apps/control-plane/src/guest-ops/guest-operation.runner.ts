@@ -210,7 +210,11 @@ export class GuestOperationRunner {
       // An operation that ends before it sent anything still gets its intent (and an outcome).
       const unsent = () =>
         written ?? writeIntent(storedAuthorizationOf(this.signer.authorizeIntent(plan.scope)));
-      const { succeeded, failed } = this.outcomes(row, (result: T) => prepared.outcome(result));
+      const { succeeded, failed } = this.outcomes(
+        row,
+        (result: T) => prepared.outcome(result),
+        prepared.failureParams,
+      );
       const started = performance.now();
       let result: T;
       try {
@@ -273,7 +277,7 @@ export class GuestOperationRunner {
       row,
       intent,
       dispatcher,
-      ...this.outcomes(row, (result: T) => prepared.outcome(result)),
+      ...this.outcomes(row, (result: T) => prepared.outcome(result), prepared.failureParams),
     };
   }
 
@@ -345,6 +349,7 @@ export class GuestOperationRunner {
   private outcomes<T>(
     row: OperationRow,
     outcome: (result: T) => OutcomeFields,
+    failureParams?: Record<string, unknown>,
   ): Pick<IntentTicket<T>, 'succeeded' | 'failed'> {
     const vmId = row.vmId;
     const where = { nodeId: row.nodeId };
@@ -369,6 +374,7 @@ export class GuestOperationRunner {
           status: status ?? (agentCode ? `${e.code}:${agentCode}` : e.code),
           error: e.message,
           durationMs,
+          ...(failureParams ? { params: failureParams } : {}),
         });
         return e;
       },

@@ -75,6 +75,12 @@ export interface Prepared<T> {
   dispatch(d: Dispatcher): Promise<T>;
   /** The outcome row's fields for a result. */
   outcome(result: T): OutcomeFields;
+  /**
+   * The outcome row's parameters when the operation fails: what ties it to a larger act (a
+   * rollout) for an auditor reading outcomes alone. None by default (the request id pairs it
+   * with its intent).
+   */
+  failureParams?: Record<string, unknown>;
 }
 
 /** The configuration and clock an operation's spec may read. */

@@ -243,7 +243,12 @@ describe('agent updates through the stack', () => {
     expect(v.agent_version).toBe(B);
     expect(v.agent_state).toBe('ready');
     const rows = await call<{
-      events: Array<{ kind: string; status: string | null; error: string | null }>;
+      events: Array<{
+        kind: string;
+        status: string | null;
+        error: string | null;
+        params: Record<string, unknown>;
+      }>;
     }>(
       'admin',
       'GET',
@@ -253,6 +258,8 @@ describe('agent updates through the stack', () => {
       expect.objectContaining({
         status: 'AGENT_ERROR:NOT_ALLOWED',
         error: expect.stringMatching(/signature does not verify/),
+        // A failed update's outcome still names the update (a rollout's: the rollout too).
+        params: expect.objectContaining({ to_version: '0.1.5', update_id: expect.any(String) }),
       }),
     );
   }, 120_000);
@@ -364,6 +371,7 @@ describe('agent updates through the stack', () => {
     // the background, so on a loaded machine the last outcome may land just after the rollout
     // ends: wait for it (bounded), and fail if it never comes.
     const reached = done.vms.filter((v) => !['skipped', 'queued'].includes(v.state));
+    let seen = '';
     const kindsByVm = await until(
       'an intent and an outcome for every VM the rollout reached',
       async () => {
@@ -376,10 +384,13 @@ describe('agent updates through the stack', () => {
             .map((e) => e.kind)
             .sort(),
         );
+        seen = JSON.stringify(reached.map((v, i) => [v.vm_id, v.state, v.error, kinds[i]]));
         return kinds.every((k) => k.length >= 2) ? kinds : undefined;
       },
       30_000,
-    );
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; steps and audit kinds: ${seen}`);
+    });
     for (const kinds of kindsByVm) {
       expect(kinds).toEqual(['intent', 'outcome']);
     }

@@ -92,6 +92,12 @@ export const AGENT_UPDATE: GuestOperationSpec<AgentUpdateInput, AgentUpdateView>
         params.size = artifact.size;
       },
       dispatch: (d) => update(d, input, artifact!, from),
+      // A failed update still names its update and rollout (an auditor follows a rollout by it).
+      failureParams: {
+        update_id: input.updateId,
+        to_version: input.version,
+        ...(input.rolloutId ? { rollout_id: input.rolloutId } : {}),
+      },
       outcome: (r) => ({
         status: r.state,
         params: {
