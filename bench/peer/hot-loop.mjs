@@ -1,6 +1,6 @@
 // One agent's hot paths, run inside a copy of the peer-bench harness by bench/peer/hot-paths.mjs:
 // per-operation median round trip and the agent's CPU per operation (utime+stime from /proc).
-//   node hot-loop.mjs --agent ADAPTER [--n 2000] [--phases ping,osinfo,fsinfo,read4k,read1m,exec]
+//   node hot-loop.mjs --agent ADAPTER [--n 2000] [--phases ping,osinfo,fsinfo,read4k,read1m,write1m,exec]
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,7 +12,7 @@ const { values: opt } = parseArgs({
   options: {
     agent: { type: 'string' },
     n: { type: 'string', default: '2000' },
-    phases: { type: 'string', default: 'ping,osinfo,fsinfo,read4k,read1m,exec' },
+    phases: { type: 'string', default: 'ping,osinfo,fsinfo,read4k,read1m,write1m,exec' },
     scratch: { type: 'string', default: '/tmp/lq-hot-paths' },
   },
 });
@@ -84,6 +84,25 @@ for (const p of opt.phases.split(',')) {
       if (x.eof || x.count < chunk) {
         await S.fileClose(h);
         h = await S.fileOpen(file, 'r');
+      }
+    });
+    out[p].MBps = +(chunk / 1e6 / (out[p].medUs / 1e6)).toFixed(1);
+    await S.fileClose(h);
+  }
+  if (p === 'write1m') {
+    // 1 MiB per call into one file, as bench:peer's file_write; a new file every 16 MiB.
+    const chunk = 1 << 20;
+    const dst = path.join(DIR, 'write.bin');
+    const data = crypto.randomBytes(chunk);
+    let h = await S.fileOpen(dst, 'w');
+    let written = 0;
+    await phase(p, Math.ceil(N / 20), async () => {
+      await S.fileWrite(h, data);
+      written += chunk;
+      if (written >= 16 * chunk) {
+        await S.fileClose(h);
+        h = await S.fileOpen(dst, 'w');
+        written = 0;
       }
     });
     out[p].MBps = +(chunk / 1e6 / (out[p].medUs / 1e6)).toFixed(1);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `node bench/peer/hot-paths.mjs [--rounds N] [--n N] [--phases ...] [--agent EXE]...`: the agent's
 // per-request cost beside qemu-ga's on the hot paths bench:peer reports (ping, os.info, fs.info,
-// 4 KiB and 1 MiB handle reads, exec /bin/true): the median round trip and the agent's CPU per
+// 4 KiB and 1 MiB handle reads, 1 MiB writes, exec /bin/true): the median round trip and the agent's CPU per
 // operation, agents alternated round by round (the machine is shared and noisy: compare medians).
 // Each --agent names an executable of ours to measure (default: the one bench:peer builds), so
 // two builds can be compared in one run. Needs the build bench:peer makes.
@@ -18,7 +18,7 @@ const { values } = parseArgs({
     harness: { type: 'string' },
     rounds: { type: 'string', default: '3' },
     n: { type: 'string', default: '1500' },
-    phases: { type: 'string', default: 'ping,osinfo,fsinfo,read4k,read1m,exec' },
+    phases: { type: 'string', default: 'ping,osinfo,fsinfo,read4k,read1m,write1m,exec' },
     agent: { type: 'string', multiple: true },
     'skip-qemu-ga': { type: 'boolean', default: false },
   },
