@@ -27,8 +27,10 @@ import type { NodeView, VmLocation } from './inventory.types.js';
 
 // A heartbeat older than the stored one is ignored (replicas share the queue group, so two
 // heartbeats of one node may be applied out of order), unless the daemon restarted: its clock
-// may have gone back, and the next heartbeat heals a late one anyway.
+// may have gone back, and the next heartbeat heals a late one anyway. `restarted`: the node was
+// known with another started_at (read before the statement writes: a CTE sees the old row).
 const UPSERT_NODE = `
+  WITH prev AS (SELECT started_at FROM nodes WHERE id = $1)
   INSERT INTO nodes (id, hostname, daemon_version, started_at, last_heartbeat_at,
                      file_chunk_max_bytes, vm_count)
   VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -41,7 +43,7 @@ const UPSERT_NODE = `
     vm_count = EXCLUDED.vm_count
   WHERE nodes.last_heartbeat_at <= EXCLUDED.last_heartbeat_at
      OR nodes.started_at IS DISTINCT FROM EXCLUDED.started_at
-  RETURNING id`;
+  RETURNING id, EXISTS (SELECT 1 FROM prev WHERE started_at IS DISTINCT FROM $4) AS restarted`;
 
 // One statement for all the VMs of a heartbeat: the rows travel as one jsonb parameter. A row
 // without `os` carries no agent facts, so the facts already stored are kept.
@@ -119,9 +121,7 @@ const MARK_GONE = `
 // A daemon that restarted with its clock behind its last run would order its VMs' states below
 // those already stored: its first heartbeat (a new started_at) resets their order.
 const RESET_STATE_SEQ = `
-  UPDATE vms SET state_seq = 0
-  WHERE node_id = $1 AND state_seq > $3::bigint
-    AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = $1 AND n.started_at IS DISTINCT FROM $2)`;
+  UPDATE vms SET state_seq = 0 WHERE node_id = $1 AND state_seq > $2::bigint`;
 
 interface OwnerRecord {
   id: string;
@@ -189,7 +189,6 @@ export class InventoryRepository {
     const seq = String(hb.stateSeq);
     const startedAt = hb.startedAt ? timestampDate(hb.startedAt) : null;
     return this.inTransaction(async (qr) => {
-      await qr.query(RESET_STATE_SEQ, [hb.nodeId, startedAt, seq]);
       const node = await qr.query(
         UPSERT_NODE,
         [
@@ -205,6 +204,9 @@ export class InventoryRepository {
       );
       if (node.records.length === 0) {
         return { applied: false, ...NO_CLAIMS };
+      }
+      if ((node.records[0] as { restarted: boolean }).restarted) {
+        await qr.query(RESET_STATE_SEQ, [hb.nodeId, seq]);
       }
       const claims = await this.upsertVms(qr, hb.nodeId, rows, now, seq);
       await qr.query(MARK_GONE, [hb.nodeId, rows.map((r) => r.id), seq]);
