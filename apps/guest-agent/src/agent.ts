@@ -34,6 +34,8 @@ export { AGENT_VERSION, PROTOCOL_VERSION };
 
 const MAX_MESSAGE_ID_LENGTH = 128;
 const MESSAGE_ID_PATTERN = /^[\x21-\x7e]+$/;
+/** Room beside a file write's chunk in its frame: path, ids, limits and framing. */
+const RECEIVE_ENVELOPE_BYTES = 64 * 1024;
 
 /** What the host must respect when sizing requests, as announced in sync and info. */
 export function agentLimits(config: AgentConfig): AgentLimits {
@@ -84,6 +86,7 @@ export class Agent {
   private readonly reader: AgentStreamReader;
   private readonly results: ResultCache;
   private readonly buffers: BufferPool;
+  private readonly receiveBuffers: BufferPool;
   /** Requests in progress, and giving memory back once they are over (config.memory). */
   readonly memory: MemoryReclaimer;
   private telemetryTimer: NodeJS.Timeout | undefined;
@@ -91,7 +94,9 @@ export class Agent {
   private eventSeq = 0;
   private readPaused = false;
   /** Requests read while paused (at most one read's worth), served as others end. */
-  private readonly backlog: Array<[string, Extract<AgentPayload, { case: RequestCase }>]> = [];
+  private readonly backlog: Array<
+    [string, Extract<AgentPayload, { case: RequestCase }>, (() => void) | undefined]
+  > = [];
   private synced = false;
 
   constructor(private readonly deps: AgentDeps) {
@@ -101,12 +106,6 @@ export class Agent {
     for (const handler of deps.handlers) {
       this.handlers.set(handler.requestCase, handler);
     }
-    this.reader = new AgentStreamReader({
-      maxFrameBytes: this.config.max_frame_bytes,
-      partialFrameTimeoutMs: this.config.partial_frame_timeout_ms,
-      onIssue: (issue) => this.onFrameIssue(issue),
-      onMessage: (message) => this.onMessage(message),
-    });
     this.results = new ResultCache(
       this.config.results.retention_ms,
       this.config.results.cache_bytes,
@@ -115,7 +114,25 @@ export class Agent {
       this.config.files.chunk_max_bytes,
       this.config.memory.buffer_pool_size,
     );
-    this.memory = new MemoryReclaimer(this.config.memory.idle_reclaim_ms, this.buffers, this.log);
+    // A file write's frame (its chunk and the envelope) is assembled in one of these instead of
+    // a fresh buffer per frame; released once its reply is written (FileWriteHandler keeps no
+    // view of the request's bytes past its answer).
+    this.receiveBuffers = new BufferPool(
+      this.config.files.chunk_max_bytes + RECEIVE_ENVELOPE_BYTES,
+      this.config.memory.buffer_pool_size,
+    );
+    this.reader = new AgentStreamReader({
+      maxFrameBytes: this.config.max_frame_bytes,
+      partialFrameTimeoutMs: this.config.partial_frame_timeout_ms,
+      onIssue: (issue) => this.onFrameIssue(issue),
+      onMessage: (message) => this.onMessage(message),
+      receiveBuffers: this.receiveBuffers,
+    });
+    this.memory = new MemoryReclaimer(
+      this.config.memory.idle_reclaim_ms,
+      [this.buffers, this.receiveBuffers],
+      this.log,
+    );
   }
 
   get limits(): AgentLimits {
@@ -233,7 +250,11 @@ export class Agent {
         return;
       default:
         if (OPERATION_OF_REQUEST.has(payload.case)) {
-          this.onRequest(id, payload as Extract<AgentPayload, { case: RequestCase }>);
+          this.onRequest(
+            id,
+            payload as Extract<AgentPayload, { case: RequestCase }>,
+            this.reader.takeReceiveBuffer(message),
+          );
         } else {
           // A response or an event sent to the agent.
           this.replyError(id, ErrorCode.INVALID_REQUEST, `${payload.case} is not a request`);
@@ -315,11 +336,27 @@ export class Agent {
     this.telemetryTimer = undefined;
   }
 
-  private onRequest(id: string, payload: Extract<AgentPayload, { case: RequestCase }>): void {
+  /** `release` gives back the lent buffer the request's bytes are views of (if they are). */
+  private onRequest(
+    id: string,
+    payload: Extract<AgentPayload, { case: RequestCase }>,
+    release?: () => void,
+  ): void {
     if (this.readPaused) {
-      this.backlog.push([id, payload]);
+      this.backlog.push([id, payload, release]);
       return;
     }
+    if (!this.serve(id, payload, release)) {
+      release?.(); // answered without a handler reading the bytes
+    }
+  }
+
+  /** Starts the request's handler; false when it was answered without one. */
+  private serve(
+    id: string,
+    payload: Extract<AgentPayload, { case: RequestCase }>,
+    release: (() => void) | undefined,
+  ): boolean {
     this.stats.requests++;
     if (id.length === 0 || id.length > MAX_MESSAGE_ID_LENGTH || !MESSAGE_ID_PATTERN.test(id)) {
       this.replyError(
@@ -327,7 +364,7 @@ export class Agent {
         ErrorCode.INVALID_REQUEST,
         `message_id must be 1-${MAX_MESSAGE_ID_LENGTH} printable ASCII characters`,
       );
-      return;
+      return false;
     }
     // The table names the operation, its policy, whether a frozen guest serves it and whether
     // its result is retained.
@@ -339,7 +376,7 @@ export class Agent {
         ErrorCode.FROZEN,
         `filesystems are frozen: only ping, quiesce status and thaw are served until thaw`,
       );
-      return;
+      return false;
     }
     const handler = this.handlers.get(payload.case);
     if (!handler) {
@@ -348,7 +385,7 @@ export class Agent {
         ErrorCode.UNKNOWN_OPERATION,
         `operation ${payload.case} is not implemented by this agent`,
       );
-      return;
+      return false;
     }
     const blockedBy = operationBlockedBy(this.config, def.policy);
     if (blockedBy !== null) {
@@ -357,7 +394,7 @@ export class Agent {
         ErrorCode.OPERATION_BLOCKED,
         `operation ${def.policy} is blocked by policy (${blockedBy} in ${this.config.source})`,
       );
-      return;
+      return false;
     }
 
     const retained = def.retained;
@@ -368,7 +405,7 @@ export class Agent {
         (result) => this.send(agentMessage(id, result)),
         (err: unknown) => this.replyOpError(id, toAgentOpError(err, operation)),
       );
-      return;
+      return false;
     }
 
     this.memory.begin();
@@ -380,6 +417,9 @@ export class Agent {
       this.channel.pause();
     }
     const afterReply: Array<() => void> = [];
+    // Only a handler that reads the request's bytes no more once it has answered lets the buffer
+    // go back for reuse; with any other, the buffer is left to the garbage collector.
+    const releaseAtEnd = handler.doneWithRequestAtAnswer === true ? release : undefined;
     const ctx: HandlerContext = {
       messageId: id,
       log: this.log,
@@ -401,15 +441,18 @@ export class Agent {
       (result) => {
         const written = this.send(agentMessage(id, result));
         void written.finally(() => {
+          releaseAtEnd?.();
           afterReply.forEach((fn) => fn());
           this.requestEnded(moved + payloadBytes(result));
         });
       },
       (err: unknown) => {
+        releaseAtEnd?.();
         this.replyOpError(id, toAgentOpError(err, operation));
         this.requestEnded(moved);
       },
     );
+    return true;
   }
 
   private requestEnded(bytes: number): void {
@@ -417,8 +460,8 @@ export class Agent {
     if (this.readPaused && this.memory.active <= this.config.memory.max_inflight_requests / 2) {
       this.readPaused = false;
       while (this.backlog.length > 0 && !this.readPaused) {
-        const [id, payload] = this.backlog.shift()!;
-        this.onRequest(id, payload);
+        const [id, payload, release] = this.backlog.shift()!;
+        this.onRequest(id, payload, release);
       }
       if (!this.readPaused) {
         this.channel.resume();

@@ -59,7 +59,10 @@ export interface AgentConfig {
     idle_reclaim_ms: number;
     /** Requests in progress at once; the channel is not read further until half are done. */
     max_inflight_requests: number;
-    /** File chunk buffers kept for reuse between reads; 0: a new buffer per chunk. */
+    /**
+     * File chunk buffers kept for reuse between reads, and as many for assembling file writes'
+     * frames; 0: a new buffer per chunk and per frame.
+     */
     buffer_pool_size: number;
   };
   network: {

@@ -1,9 +1,84 @@
-import { readSync } from 'node:fs';
+import {
+  closeSync,
+  fchmodSync,
+  fchownSync,
+  fstatSync,
+  ftruncateSync,
+  readSync,
+  type Stats,
+  writeSync,
+} from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+
+/** The calls a write makes on an open file: a FileHandle's, or SyncFile's. */
+export interface WritableFile {
+  readonly fd: number;
+  stat(): Promise<Stats>;
+  truncate(length: number): Promise<void>;
+  chown(uid: number, gid: number): Promise<void>;
+  chmod(mode: number): Promise<void>;
+  write(
+    data: Uint8Array,
+    offset: number,
+    length: number,
+    position: number | null,
+  ): Promise<{ bytesWritten: number }>;
+  close(): Promise<void>;
+}
+
+/** A synchronous call's result or error as a settled promise. */
+export function settled<T>(call: () => T): Promise<T> {
+  try {
+    return Promise.resolve(call());
+  } catch (err) {
+    // As thrown: an fs error keeps its code (instanceof Error is false for it in another realm,
+    // e.g. jest's module context, so it must not be re-wrapped).
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+    return Promise.reject(err);
+  }
+}
+
+/**
+ * A file opened with openSync on a local filesystem, used through synchronous calls (each a few
+ * µs, where a trip through the thread pool costs 20–50); the methods return promises so that a
+ * write is the same code either way, and a call's error arrives as a rejection.
+ */
+export class SyncFile implements WritableFile {
+  constructor(readonly fd: number) {}
+
+  stat(): Promise<Stats> {
+    return settled(() => fstatSync(this.fd));
+  }
+
+  truncate(length: number): Promise<void> {
+    return settled(() => ftruncateSync(this.fd, length));
+  }
+
+  chown(uid: number, gid: number): Promise<void> {
+    return settled(() => fchownSync(this.fd, uid, gid));
+  }
+
+  chmod(mode: number): Promise<void> {
+    return settled(() => fchmodSync(this.fd, mode));
+  }
+
+  write(
+    data: Uint8Array,
+    offset: number,
+    length: number,
+    position: number | null,
+  ): Promise<{ bytesWritten: number }> {
+    return settled(() => ({ bytesWritten: writeSync(this.fd, data, offset, length, position) }));
+  }
+
+  close(): Promise<void> {
+    return settled(() => closeSync(this.fd));
+  }
+}
 
 /** pwrite until every byte is written (regular files rarely write short, but may). */
 export async function writeFully(
-  handle: FileHandle,
+  handle: WritableFile,
   data: Uint8Array,
   position: number | null,
 ): Promise<void> {

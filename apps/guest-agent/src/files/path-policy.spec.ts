@@ -15,7 +15,15 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode } from '@lq/proto';
-import { checkPath, PathPolicy, type WriteTarget } from './path-policy.js';
+import { LocalMounts } from './local-mounts.js';
+import {
+  checkPath,
+  LINUX_PATH_RULES,
+  PathPolicy,
+  type PathRules,
+  type WriteTarget,
+} from './path-policy.js';
+import { openWriteTarget } from './write-target.js';
 
 const isRoot = process.getuid?.() === 0;
 const NOBODY = 65534;
@@ -188,13 +196,30 @@ describe('PathPolicy', () => {
     }
   });
 
-  describe('openForWrite', () => {
+  // Every case twice: on this machine's local filesystem, whose calls are made synchronously,
+  // and as if nothing were local (every call through the thread pool, as on nfs or fuse).
+  describe.each([
+    ['local filesystem (synchronous calls)', LINUX_PATH_RULES, true],
+    [
+      'filesystem not known to be local (thread pool)',
+      {
+        ...LINUX_PATH_RULES,
+        openWriteTarget: (path, uids, link) =>
+          openWriteTarget(path, uids, link, new LocalMounts(undefined)),
+      } satisfies PathRules,
+      false,
+    ],
+  ] as const)('openForWrite on a %s', (_mode, rules, local) => {
     const targets: WriteTarget[] = [];
-    const openForWrite = async (path: string, p = policy): Promise<WriteTarget> => {
-      const target = await p.openForWrite(path);
+    const openForWrite = async (path: string, roots = [root]): Promise<WriteTarget> => {
+      const target = await new PathPolicy(roots, undefined, rules).openForWrite(path);
       targets.push(target);
       return target;
     };
+
+    it(`should say the target is ${local ? '' : 'not '}local`, async () => {
+      expect((await openForWrite(`${root}/sub/file.txt`)).local).toBe(local);
+    });
 
     afterEach(async () => {
       await Promise.all(targets.splice(0).map((t) => t.close()));
@@ -248,7 +273,7 @@ describe('PathPolicy', () => {
         await symlink('sub', join(root, 'theirs'));
         await lchown(join(root, 'theirs'), NOBODY, NOBODY);
         await symlink(join(root, 'theirs'), join(base, 'mine'));
-        await expect(openForWrite(`${base}/mine/x`, new PathPolicy(['/']))).rejects.toMatchObject(
+        await expect(openForWrite(`${base}/mine/x`, ['/'])).rejects.toMatchObject(
           refused(`symbolic link "${root}/theirs" is owned by uid ${NOBODY}`),
         );
       },
@@ -264,7 +289,7 @@ describe('PathPolicy', () => {
 
     it('should follow a system link owned by root when one is on the path', async () => {
       // /bin -> usr/bin on merged-/usr systems; a plain directory elsewhere.
-      const target = await openForWrite('/bin/lq-never-created', new PathPolicy(['/']));
+      const target = await openForWrite('/bin/lq-never-created', ['/']);
       expect(target.path).toBe(`${await realpath('/bin')}/lq-never-created`);
     });
 
@@ -320,7 +345,7 @@ describe('PathPolicy', () => {
     });
 
     it('should refuse when the path is "/"', async () => {
-      await expect(new PathPolicy(['/']).openForWrite('/')).rejects.toMatchObject({
+      await expect(openForWrite('/', ['/'])).rejects.toMatchObject({
         code: ErrorCode.INVALID_REQUEST,
         message: expect.stringContaining('is a directory'),
       });

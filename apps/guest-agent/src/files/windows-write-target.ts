@@ -110,6 +110,9 @@ export async function windowsOpenedPath(
  * path it gives (entry) names the file in that final path, never through a link.
  */
 export class WindowsWriteTarget implements WriteTarget {
+  /** Windows writes always go through the thread pool (no mount table to tell local from remote). */
+  readonly local = false;
+
   constructor(
     readonly requested: string,
     readonly dirPath: string,

@@ -1,9 +1,11 @@
-import { constants, type FileHandle, lstat, open, readlink, stat } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { constants, lstat, open, readlink, stat } from 'node:fs/promises';
+import { closeSync, lstatSync, openSync, readlinkSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { ErrorCode } from '@lq/proto';
 import { AgentOpError, toAgentOpError } from '../errors.js';
 import { pathNotAllowed, quotePath } from './path-errors.js';
+import { settled } from './file-io.js';
+import { LocalMounts } from './local-mounts.js';
 import { emptyDirectory } from './tree-removal.js';
 
 // Linux's O_PATH (one value on x86-64, arm64 and every architecture with the generic flags);
@@ -13,12 +15,47 @@ const DIR_FLAGS = O_PATH | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 // Linux gives up after 40 symlinks (ELOOP); so does the walk.
 const MAX_SYMLINK_HOPS = 40;
 
+/** The running system's mount table (what openWriteTarget reads unless given another). */
+const SYSTEM_MOUNTS = new LocalMounts('/proc/self/mounts');
+
+/** A directory held open: a FileHandle, or a descriptor opened synchronously (SyncDir). */
+export interface HeldDir {
+  readonly fd: number;
+  close(): Promise<void>;
+}
+
+/** A descriptor opened with openSync; closing an O_PATH descriptor never waits. */
+class SyncDir implements HeldDir {
+  constructor(readonly fd: number) {}
+
+  close(): Promise<void> {
+    return settled(() => closeSync(this.fd));
+  }
+}
+
+/**
+ * The calls of a walk and of a write target, made synchronously when `sync` (a local
+ * filesystem, LocalMounts) and through the thread pool otherwise. A synchronous call's error
+ * still arrives as a rejection (settled).
+ */
+function lstatOf(path: string, sync: boolean): Promise<Stats> {
+  return sync ? settled(() => lstatSync(path)) : lstat(path);
+}
+
+function readlinkOf(path: string, sync: boolean): Promise<string> {
+  return sync ? settled(() => readlinkSync(path)) : readlink(path);
+}
+
+function openDir(path: string, sync: boolean): Promise<HeldDir> {
+  return sync ? settled(() => new SyncDir(openSync(path, DIR_FLAGS))) : open(path, DIR_FLAGS);
+}
+
 /**
  * `/proc/self/fd/<dir>/<name>`: the kernel jumps through the descriptor's magic link to the
  * directory it holds, wherever that now is, and looks `name` up there: openat(dir, name) for a
  * runtime without the *at() calls. Only the last component is looked up by name.
  */
-function at(dir: FileHandle, name: string): string {
+function at(dir: HeldDir, name: string): string {
   return `/proc/self/fd/${dir.fd}/${name}`;
 }
 
@@ -43,9 +80,13 @@ function errnoOf(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
-/** Where the kernel says an open descriptor is, as a path from `/`. */
-export function openedPath(handle: FileHandle): Promise<string> {
-  return readlink(`/proc/self/fd/${handle.fd}`);
+/**
+ * Where the kernel says an open descriptor is, as a path from `/`: a readlink in /proc, which
+ * the kernel answers from its own tables without asking the file's filesystem (so it is made
+ * synchronously whatever that filesystem is).
+ */
+export function openedPath(handle: { readonly fd: number }): Promise<string> {
+  return settled(() => readlinkSync(`/proc/self/fd/${handle.fd}`));
 }
 
 export function isSameFile(a: Stats, b: Stats): boolean {
@@ -83,7 +124,12 @@ export interface WriteTarget {
   /** Refuses unless the directory is still at the path it was checked at. */
   checkDirInPlace(): Promise<void>;
   /** Refuses unless `handle` is the file `name` of the checked directory. */
-  checkOpened(handle: FileHandle, name?: string): Promise<void>;
+  checkOpened(handle: { readonly fd: number }, name?: string): Promise<void>;
+  /**
+   * The target's filesystem is local (LocalMounts): its file may be opened and written with
+   * synchronous calls. Always false where the OS's target does not tell.
+   */
+  readonly local: boolean;
   /**
    * Removes everything inside the directory `name` (lstat'd as `st`), never following a link,
    * never leaving its filesystem; how many entries were removed.
@@ -106,12 +152,19 @@ export class ProcWriteTarget implements WriteTarget {
   constructor(
     /** The path as requested, for messages. */
     readonly requested: string,
-    private readonly dir: FileHandle,
+    private readonly dir: HeldDir,
     /** The parent directory's path, every symlink on the way resolved. */
     readonly dirPath: string,
     /** The last component. */
     readonly name: string,
+    /** Which paths are on local filesystems (their calls made synchronously). */
+    private readonly mounts: LocalMounts,
   ) {}
+
+  /** The target's filesystem, and its directory's, are local. */
+  get local(): boolean {
+    return this.mounts.isLocal(this.dirPath) && this.mounts.isLocal(this.path);
+  }
 
   /** The target's path, its parent's symlinks resolved. */
   get path(): string {
@@ -125,8 +178,10 @@ export class ProcWriteTarget implements WriteTarget {
 
   /** lstat of a name in the checked directory; undefined when there is none. */
   async lstat(name = this.name): Promise<Stats | undefined> {
+    const sync =
+      this.mounts.isLocal(this.dirPath) && this.mounts.isLocal(posix.join(this.dirPath, name));
     try {
-      return await lstat(this.entry(name));
+      return await lstatOf(this.entry(name), sync);
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') {
         return undefined;
@@ -166,7 +221,7 @@ export class ProcWriteTarget implements WriteTarget {
   }
 
   /** Refuses unless `handle` is the file `name` of the checked directory, where it was checked. */
-  async checkOpened(handle: FileHandle, name = this.name): Promise<void> {
+  async checkOpened(handle: { readonly fd: number }, name = this.name): Promise<void> {
     const expected = posix.join(this.dirPath, name);
     const now = await openedPath(handle);
     if (now !== expected) {
@@ -211,6 +266,8 @@ export async function openWriteTarget(
   trustedUids: readonly number[],
   /** The operation acts on a link itself, never through it (delete, rename, mkdir). */
   lastComponentLink: 'refuse' | 'allow' = 'refuse',
+  /** Where calls may be made synchronously (the table is read again here). */
+  mounts: LocalMounts = SYSTEM_MOUNTS,
 ): Promise<WriteTarget> {
   const name = posix.basename(requested);
   if (name === '') {
@@ -220,8 +277,14 @@ export async function openWriteTarget(
     );
   }
   await checkProc();
-  const { dir, dirPath } = await walkDirectory(requested, posix.dirname(requested), trustedUids);
-  const target = new ProcWriteTarget(requested, dir, dirPath, name);
+  mounts.refresh();
+  const { dir, dirPath } = await walkDirectory(
+    requested,
+    posix.dirname(requested),
+    trustedUids,
+    mounts,
+  );
+  const target = new ProcWriteTarget(requested, dir, dirPath, name, mounts);
   try {
     await target.checkDirInPlace();
     if (lastComponentLink === 'refuse') {
@@ -238,13 +301,17 @@ async function walkDirectory(
   requested: string,
   path: string,
   trustedUids: readonly number[],
-): Promise<{ dir: FileHandle; dirPath: string }> {
+  mounts: LocalMounts,
+): Promise<{ dir: HeldDir; dirPath: string }> {
   const q = quotePath(requested);
   const pending = path.split('/').filter((s) => s !== '');
   let walked: string[] = [];
   let hops = 0;
-  let dir = await open('/', DIR_FLAGS);
-  const moveTo = async (next: FileHandle): Promise<void> => {
+  // Each look-up is synchronous while the directory held and the entry looked at (a mount
+  // point crossed included) are on local filesystems.
+  let dirLocal = mounts.isLocal('/');
+  let dir = await openDir('/', dirLocal);
+  const moveTo = async (next: HeldDir): Promise<void> => {
     const previous = dir;
     dir = next;
     await previous.close();
@@ -257,14 +324,16 @@ async function walkDirectory(
       }
       if (name === '..') {
         // Only link targets have "..": the parent of a directory reached through no link.
-        await moveTo(await open(at(dir, '..'), DIR_FLAGS));
         walked.pop();
+        dirLocal = dirLocal && mounts.isLocal(posix.join('/', ...walked));
+        await moveTo(await openDir(at(dir, '..'), dirLocal));
         continue;
       }
       const here = posix.join('/', ...walked, name);
+      const sync = dirLocal && mounts.isLocal(here);
       let st: Stats;
       try {
-        st = await lstat(at(dir, name));
+        st = await lstatOf(at(dir, name), sync);
       } catch (err) {
         throw walkError(err, requested, here);
       }
@@ -277,11 +346,11 @@ async function walkDirectory(
             `path ${q}: symbolic link ${quotePath(here)} is owned by uid ${st.uid}; writes follow only symbolic links owned by ${describeOwners(trustedUids)}`,
           );
         }
-        const link = await readlink(at(dir, name));
+        const link = await readlinkOf(at(dir, name), sync);
         // The link read must be the link checked. Node has no readlinkat(fd, ""), so compare
         // before and after; ctime catches a link renamed away and back meanwhile (rename
         // updates it), which the inode number alone would miss.
-        const again = await lstat(at(dir, name)).catch(() => undefined);
+        const again = await lstatOf(at(dir, name), sync).catch(() => undefined);
         if (
           !again?.isSymbolicLink() ||
           !isSameFile(st, again) ||
@@ -291,7 +360,8 @@ async function walkDirectory(
           throw pathNotAllowed(`path ${q}: ${quotePath(here)} changed while it was being checked`);
         }
         if (link.startsWith('/')) {
-          await moveTo(await open('/', DIR_FLAGS));
+          dirLocal = mounts.isLocal('/');
+          await moveTo(await openDir('/', dirLocal));
           walked = [];
         }
         pending.unshift(...link.split('/').filter((s) => s !== ''));
@@ -304,7 +374,8 @@ async function walkDirectory(
         );
       }
       try {
-        await moveTo(await open(at(dir, name), DIR_FLAGS));
+        await moveTo(await openDir(at(dir, name), sync));
+        dirLocal = sync;
       } catch (err) {
         const code = errnoOf(err);
         if (code === 'ENOTDIR' || code === 'ELOOP' || code === 'ENOENT') {

@@ -1,9 +1,16 @@
-import { constants, type FileHandle, open } from 'node:fs/promises';
+import { openSync } from 'node:fs';
+import { constants, open } from 'node:fs/promises';
 import { create } from '@bufbuild/protobuf';
 import { type AgentPayload, ErrorCode, FileWriteResponseSchema } from '@lq/proto';
 import type { AgentConfig } from '../config.js';
 import { AgentOpError, toAgentOpError } from '../errors.js';
-import { toSafeOffset, writeFully } from '../files/file-io.js';
+import {
+  SyncFile,
+  settled,
+  toSafeOffset,
+  type WritableFile,
+  writeFully,
+} from '../files/file-io.js';
 import { FileLimitPolicies, allowedMode, checkWriteLimits } from '../files/file-limits.js';
 import { PathPolicy, quotePath, type WriteTarget } from '../files/path-policy.js';
 import type { UploadStore } from '../files/upload-store.js';
@@ -21,6 +28,8 @@ function invalid(message: string): AgentOpError {
  */
 export class FileWriteHandler implements OperationHandler<'fileWrite'> {
   readonly requestCase = 'fileWrite';
+  // Every write of the chunk (in place or into an upload, the commit's included) is awaited.
+  readonly doneWithRequestAtAnswer = true;
 
   constructor(
     private readonly config: AgentConfig,
@@ -128,11 +137,17 @@ export class FileWriteHandler implements OperationHandler<'fileWrite'> {
 /**
  * Opens the checked target in its held directory, never following a link in the last
  * component (O_NOFOLLOW). O_TRUNC is left to the caller, after it has checked the file opened.
+ * On a local filesystem (target.local) the file is opened and used with synchronous calls.
  */
 async function openForWrite(
   target: WriteTarget,
   request: RequestOf<'fileWrite'>,
-): Promise<{ handle: FileHandle; created: boolean }> {
+): Promise<{ handle: WritableFile; created: boolean }> {
+  const openFile = target.local
+    ? (path: string, flags: number, mode?: number): Promise<WritableFile> =>
+        settled(() => new SyncFile(openSync(path, flags, mode)))
+    : (path: string, flags: number, mode?: number): Promise<WritableFile> =>
+        open(path, flags, mode);
   // O_NONBLOCK: a FIFO without a reader fails at once instead of parking a libuv thread.
   const flags =
     constants.O_WRONLY |
@@ -144,7 +159,7 @@ async function openForWrite(
     // O_EXCL first, so the mode is applied only to a file this request created.
     try {
       const mode = (request.mode ?? DEFAULT_CREATE_MODE) & 0o7777;
-      const handle = await open(path, flags | constants.O_CREAT | constants.O_EXCL, mode);
+      const handle = await openFile(path, flags | constants.O_CREAT | constants.O_EXCL, mode);
       return { handle, created: true };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
@@ -152,7 +167,7 @@ async function openForWrite(
       }
     }
   }
-  return { handle: await open(path, flags), created: false };
+  return { handle: await openFile(path, flags), created: false };
 }
 
 function response(bytesWritten: number, size: number, committed: boolean): AgentPayload {

@@ -25,5 +25,10 @@ export interface HandlerContext {
  */
 export interface OperationHandler<C extends RequestCase = RequestCase> {
   readonly requestCase: C;
+  /**
+   * True when nothing reads the request's bytes once handle()'s promise has settled (no work
+   * left running with a view of them), so the buffer the request arrived in can be reused.
+   */
+  readonly doneWithRequestAtAnswer?: boolean;
   handle(request: RequestOf<C>, ctx: HandlerContext): Promise<AgentPayload>;
 }

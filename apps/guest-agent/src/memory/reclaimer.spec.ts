@@ -10,7 +10,7 @@ describe('MemoryReclaimer', () => {
   it('should reclaim once idle after enough requests, dropping the pooled buffers', async () => {
     const pool = new BufferPool(64, 4);
     pool.acquire(1).release();
-    const r = new MemoryReclaimer(20, pool, log);
+    const r = new MemoryReclaimer(20, [pool], log);
     for (let i = 0; i < 40; i++) {
       r.begin();
       r.end();
@@ -22,7 +22,7 @@ describe('MemoryReclaimer', () => {
   });
 
   it('should not reclaim while a request is in progress, nor after a few small ones', async () => {
-    const r = new MemoryReclaimer(20, undefined, log);
+    const r = new MemoryReclaimer(20, [], log);
     r.begin();
     r.end();
     await sleep(100);
@@ -40,7 +40,7 @@ describe('MemoryReclaimer', () => {
   });
 
   it('should reclaim after start-up once idle, not while the first request runs', async () => {
-    const r = new MemoryReclaimer(500, undefined, log);
+    const r = new MemoryReclaimer(500, [], log);
     r.afterStartup();
     expect(r.stats.reclaims).toBe(0);
     r.begin(); // the host's first request
@@ -50,7 +50,7 @@ describe('MemoryReclaimer', () => {
     await sleep(1000);
     expect(r.stats.reclaims).toBe(1);
     // With idle reclaims off, the one after start-up still happens.
-    const off = new MemoryReclaimer(0, undefined, log);
+    const off = new MemoryReclaimer(0, [], log);
     off.afterStartup();
     expect(off.stats.reclaims).toBe(0);
     await sleep(600);
@@ -58,7 +58,7 @@ describe('MemoryReclaimer', () => {
   });
 
   it('should reclaim after one request that moved a megabyte, or after a cold path', async () => {
-    const r = new MemoryReclaimer(20, undefined, log);
+    const r = new MemoryReclaimer(20, [], log);
     r.begin();
     r.end(1024 * 1024);
     await sleep(200);
@@ -69,7 +69,7 @@ describe('MemoryReclaimer', () => {
   });
 
   it('should never reclaim by itself with idle_reclaim_ms 0', async () => {
-    const r = new MemoryReclaimer(0, undefined, log);
+    const r = new MemoryReclaimer(0, [], log);
     r.begin();
     r.end(64 * 1024 * 1024);
     r.coldPathRan();

@@ -16,7 +16,7 @@ export interface ReclaimStats {
 /**
  * Gives memory back once the agent idles after work: `idleMs` after the last request in progress
  * ended (and only after enough work since the last time, so a host's keepalive pings do not
- * make it churn), it drops the pooled chunk buffers, runs a full garbage collection when the
+ * make it churn), it drops the pooled buffers, runs a full garbage collection when the
  * runtime offers one (Bun.gc; Node.js only with --expose-gc), and releases the executable's code
  * pages (code-pages.ts). Once after start-up too. A collection an idle process never triggers by
  * itself is what used to keep big outputs and transfers in memory for good.
@@ -31,7 +31,8 @@ export class MemoryReclaimer {
 
   constructor(
     private readonly idleMs: number,
-    private readonly pool: BufferPool | undefined,
+    /** Pools whose free buffers a reclaim lets go of. */
+    private readonly pools: readonly BufferPool[],
     private readonly log: Logger,
   ) {}
 
@@ -88,7 +89,9 @@ export class MemoryReclaimer {
     this.timer = undefined;
     this.requests = 0;
     this.bytes = 0;
-    this.pool?.drain();
+    for (const pool of this.pools) {
+      pool.drain();
+    }
     const runtime = globalThis as { Bun?: { gc(force: boolean): void }; gc?: () => void };
     if (runtime.Bun) {
       runtime.Bun.gc(true);

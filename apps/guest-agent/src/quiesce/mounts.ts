@@ -95,6 +95,14 @@ const LOCAL_STATFS = new Set([
   'reiserfs',
 ]);
 
+/**
+ * A filesystem whose calls wait on nothing but memory or a local device (never on a server
+ * that may not answer): what the agent may call synchronously.
+ */
+export function isLocalFsType(fsType: string): boolean {
+  return LOCAL_STATFS.has(fsType);
+}
+
 export type Usage = { total: number; used: number };
 
 /** Size and use of a mounted filesystem; zeros when it cannot be asked. */

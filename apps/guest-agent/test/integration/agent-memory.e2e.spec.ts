@@ -9,7 +9,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { create } from '@bufbuild/protobuf';
-import { ExecuteRequestSchema, FileReadRequestSchema, PingRequestSchema } from '@lq/proto';
+import {
+  ExecuteRequestSchema,
+  FileReadRequestSchema,
+  FileWriteRequestSchema,
+  PingRequestSchema,
+} from '@lq/proto';
 import { AgentClient, readGuestFile, writeGuestFile } from '@lq/host';
 import { startAgent, type RunningAgent } from '../support/agent-process.js';
 
@@ -163,6 +168,45 @@ describe('agent memory', () => {
       );
       expect(Buffer.from(again.data).equals(data.subarray(0, 4096))).toBe(true);
       expect(readFileSync(path).equals(data)).toBe(true);
+    });
+
+    it('should write 48 pipelined chunks in place and a 3 MiB upload each with its own bytes when frames share 2 pooled receive buffers', async () => {
+      // 64 KiB chunks make frames of 64 KiB and more, assembled in pooled buffers whenever they
+      // span socket reads; a buffer given back before its write ended would put another
+      // frame's bytes in a file.
+      const chunks = Array.from({ length: 48 }, () => randomBytes(64 * 1024));
+      await Promise.all(
+        chunks.map((data, i) =>
+          client.call(
+            {
+              case: 'fileWrite',
+              value: create(FileWriteRequestSchema, {
+                path: join(root, `pooled-${i}.bin`),
+                data,
+                create: true,
+                truncate: true,
+              }),
+            },
+            'fileWriteResponse',
+          ),
+        ),
+      );
+      expect(
+        chunks.map((data, i) => readFileSync(join(root, `pooled-${i}.bin`)).equals(data)),
+      ).toEqual(chunks.map(() => true));
+      // Upload chunks are written through the thread pool while later frames arrive.
+      const upload = randomBytes(3 * MiB);
+      const target = join(root, 'pooled-upload.bin');
+      await writeGuestFile(
+        client,
+        target,
+        (async function* () {
+          for (let at = 0; at < upload.length; at += 100_000) {
+            yield upload.subarray(at, at + 100_000);
+          }
+        })(),
+      );
+      expect(readFileSync(target).equals(upload)).toBe(true);
     });
   });
 

@@ -204,9 +204,10 @@ describe('guest agent over a Unix socket', () => {
     );
     expect(Number(big.stdoutTotalBytes)).toBe(200 * MiB);
     // 150 MiB more output than the first run: a per-byte cost would show as 150 MiB more peak;
-    // what shows is GC timing: 3-10 MiB on Node.js over clean-clone runs, up to about 20 MiB
-    // with the executable's JavaScriptCore, which collects the discarded pipe chunks later.
-    expect(afterBig.hwm - after.hwm).toBeLessThan(40 * MiB);
+    // what shows is GC timing: 3-10 MiB on Node.js over clean-clone runs, 20-48 MiB with the
+    // executable's JavaScriptCore (more on a machine with more free memory), which collects the
+    // discarded pipe chunks later. Half the extra output tells the two apart.
+    expect(afterBig.hwm - after.hwm).toBeLessThan(75 * MiB);
   });
 
   it('should kill a SIGTERM-ignoring command and its children at the timeout and say it timed out', async () => {

@@ -6,6 +6,8 @@ import {
   FrameDecoder,
   FrameTooLargeError,
   type FrameIssue,
+  POOLED_FRAME_MIN_BYTES,
+  type ReceiveBufferSource,
   encodeFrame,
 } from './frame-codec.js';
 import { crc32, crc32Js, crc32Range } from './crc32.js';
@@ -120,5 +122,96 @@ describe('FrameDecoder', () => {
     f.writeUInt32BE(crc32(f.subarray(0, 16)), 16);
     const dec = new FrameDecoder();
     expect(dec.push(Buffer.concat([f, encodeFrame(Buffer.from('y'))])).map(String)).toEqual(['y']);
+  });
+
+  describe('with lent receive buffers', () => {
+    /** A source that lends one reusable buffer at a time, counting loans and returns. */
+    function source(): ReceiveBufferSource & { acquired: number[]; released: number; out: number } {
+      const spare = Buffer.alloc(2 * 1024 * 1024);
+      const src = {
+        acquired: [] as number[],
+        released: 0,
+        out: 0,
+        acquire(length: number) {
+          src.acquired.push(length);
+          src.out++;
+          let back = false;
+          return {
+            buf: spare,
+            release: () => {
+              if (!back) {
+                back = true;
+                src.released++;
+                src.out--;
+              }
+            },
+          };
+        },
+      };
+      return src;
+    }
+    const feed = (dec: FrameDecoder, bytes: Buffer, chunk: number): Buffer[] => {
+      const out: Buffer[] = [];
+      for (let i = 0; i < bytes.length; i += chunk) {
+        out.push(...dec.push(Buffer.from(bytes.subarray(i, i + chunk))));
+      }
+      return out;
+    };
+
+    it('should assemble a big frame spread over chunks in a lent buffer, released once', () => {
+      const src = source();
+      const dec = new FrameDecoder({ receiveBuffers: src });
+      const payload = randomBytes(1024 * 1024);
+      const [got] = feed(dec, encodeFrame(payload), 65536);
+      expect(got!.equals(payload)).toBe(true);
+      expect(src.acquired).toEqual([FRAME_HEADER_BYTES + payload.length]);
+      const release = dec.takeReceiveBuffer(got!);
+      expect(release).toBeDefined();
+      expect(dec.takeReceiveBuffer(got!)).toBeUndefined();
+      release!();
+      expect(src.out).toBe(0);
+    });
+
+    it('should lend nothing for a small frame or a frame that arrived in one chunk', () => {
+      const src = source();
+      const dec = new FrameDecoder({ receiveBuffers: src });
+      const small = randomBytes(POOLED_FRAME_MIN_BYTES - FRAME_HEADER_BYTES - 1);
+      const whole = randomBytes(256 * 1024);
+      const got = [...feed(dec, encodeFrame(small), 4096), ...dec.push(encodeFrame(whole))];
+      expect(got.map((b) => b.length)).toEqual([small.length, whole.length]);
+      expect(got.map((b) => dec.takeReceiveBuffer(b))).toEqual([undefined, undefined]);
+      expect(src.acquired).toEqual([]);
+    });
+
+    it('should give the buffer back and rescan when the payload CRC fails', () => {
+      const src = source();
+      const dec = new FrameDecoder({ receiveBuffers: src });
+      const inner = encodeFrame(randomBytes(200 * 1024));
+      // A header claiming exactly inner.length bytes, with a wrong payload CRC.
+      const got = feed(dec, Buffer.concat([headerWithLength(inner.length), inner]), 65536);
+      expect(got).toHaveLength(1);
+      expect(got[0]!.equals(inner.subarray(FRAME_HEADER_BYTES))).toBe(true);
+      expect(dec.stats.badFrames).toBe(1);
+      // The bad frame's loan came back at once (the rescan then found the inner frame in the
+      // bytes it had joined: no loan for it).
+      expect([src.acquired.length, src.released, src.out]).toEqual([1, 1, 0]);
+    });
+
+    it('should keep each frame its own bytes when several big frames arrive in one push', () => {
+      const pool: Buffer[] = [];
+      const dec = new FrameDecoder({
+        receiveBuffers: {
+          acquire: (length) => {
+            const buf = pool.pop() ?? Buffer.alloc(length);
+            return { buf, release: () => pool.push(buf) };
+          },
+        },
+      });
+      const a = randomBytes(100 * 1024);
+      const b = randomBytes(100 * 1024);
+      const both = Buffer.concat([encodeFrame(a), encodeFrame(b)]);
+      const got = [...dec.push(both.subarray(0, 1000)), ...dec.push(both.subarray(1000))];
+      expect(got.map((g, i) => g.equals([a, b][i]!))).toEqual([true, true]);
+    });
   });
 });

@@ -102,9 +102,30 @@ export function encodeFrame(payload: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRA
   return Buffer.concat([header, payload], FRAME_HEADER_BYTES + payload.length);
 }
 
+/** A buffer lent for one received frame; release() gives it back (once). */
+export interface ReceiveBuffer {
+  readonly buf: Buffer;
+  release(this: void): void;
+}
+
+/**
+ * Where a big frame that arrived in several socket chunks is assembled. Without one every such
+ * frame is a fresh allocation whose pages are faulted in and later collected (for 1 MiB file
+ * writes, most of the reader's work).
+ */
+export interface ReceiveBufferSource {
+  /** A buffer of at least `length` bytes. */
+  acquire(length: number): ReceiveBuffer;
+}
+
+/** Frames smaller than this are joined into a fresh buffer (cheap, and from the small heap). */
+export const POOLED_FRAME_MIN_BYTES = 64 * 1024;
+
 export interface FrameDecoderOptions {
   maxFrameBytes?: number;
   onIssue?: (issue: FrameIssue) => void;
+  /** Lends buffers for frames of POOLED_FRAME_MIN_BYTES and more that span socket chunks. */
+  receiveBuffers?: ReceiveBufferSource;
 }
 
 export interface FrameDecoderStats {
@@ -129,6 +150,9 @@ export class FrameDecoder {
   private maxFrameBytesValue: number;
   readonly stats: FrameDecoderStats = { frames: 0, skippedBytes: 0, badFrames: 0 };
   private readonly onIssue: (issue: FrameIssue) => void;
+  private readonly receiveBuffers: ReceiveBufferSource | undefined;
+  /** Payloads held in a lent buffer, and how to give it back (takeReceiveBuffer). */
+  private readonly lent = new WeakMap<Buffer, () => void>();
   private chunks: Buffer[] = [];
   private total = 0;
   private state = State.Hunt;
@@ -141,6 +165,21 @@ export class FrameDecoder {
     }
     this.maxFrameBytesValue = max;
     this.onIssue = options.onIssue ?? (() => undefined);
+    this.receiveBuffers = options.receiveBuffers;
+  }
+
+  /**
+   * The release of the lent buffer a payload returned by push() sits in, if it does (once; later
+   * calls return undefined). Whoever takes it calls it when nothing reads the payload's bytes any
+   * more (decoded messages' bytes fields are views of them); a release never called only costs
+   * the pool that buffer.
+   */
+  takeReceiveBuffer(payload: Buffer): (() => void) | undefined {
+    const release = this.lent.get(payload);
+    if (release !== undefined) {
+      this.lent.delete(payload);
+    }
+    return release;
   }
 
   get maxFrameBytes(): number {
@@ -226,9 +265,11 @@ export class FrameDecoder {
         if (this.total < frameBytes) {
           return;
         }
-        const buf = this.contiguous(frameBytes);
+        const lease = this.lease(frameBytes);
+        const buf = lease?.buf ?? this.contiguous(frameBytes);
         const payload = buf.subarray(FRAME_HEADER_BYTES, frameBytes);
         if (crc32(payload) !== buf.readUInt32BE(12)) {
+          lease?.release();
           this.issue('bad-payload-crc', this.payloadLength, 'payload CRC mismatch');
           this.dropBytes(1);
           this.state = State.Hunt;
@@ -237,6 +278,9 @@ export class FrameDecoder {
         this.dropBytes(frameBytes);
         this.state = State.Hunt;
         this.stats.frames++;
+        if (lease !== undefined) {
+          this.lent.set(payload, lease.release);
+        }
         out.push(payload);
       }
     }
@@ -246,6 +290,18 @@ export class FrameDecoder {
   private hunt(): boolean {
     if (this.total === 0) {
       return false;
+    }
+    const first = this.chunks[0]!;
+    if (
+      first.length >= FRAME_MAGIC.length &&
+      first[0] === FRAME_MAGIC[0] &&
+      first[1] === FRAME_MAGIC[1] &&
+      first[2] === FRAME_MAGIC[2] &&
+      first[3] === FRAME_MAGIC[3]
+    ) {
+      // The usual case, a frame right after the last: nothing to search or merge.
+      this.state = State.Header;
+      return true;
     }
     const buf = this.contiguous(this.total);
     const idx = buf.indexOf(FRAME_MAGIC);
@@ -302,14 +358,48 @@ export class FrameDecoder {
     this.state = State.Payload;
   }
 
-  /** Returns the first n buffered bytes as one buffer, merging chunks only when needed. */
+  /**
+   * A big frame spread over several chunks, copied into a lent buffer (the chunks stay, so a bad
+   * CRC can still be rescanned byte by byte); undefined when it is small, already contiguous, or
+   * there is no source.
+   */
+  private lease(n: number): ReceiveBuffer | undefined {
+    if (
+      this.receiveBuffers === undefined ||
+      n < POOLED_FRAME_MIN_BYTES ||
+      this.chunks[0]!.length >= n
+    ) {
+      return undefined;
+    }
+    const lease = this.receiveBuffers.acquire(n);
+    let at = 0;
+    for (const chunk of this.chunks) {
+      const take = Math.min(chunk.length, n - at);
+      lease.buf.set(take === chunk.length ? chunk : chunk.subarray(0, take), at);
+      at += take;
+      if (at === n) {
+        break;
+      }
+    }
+    return lease;
+  }
+
+  /**
+   * Returns the first n buffered bytes as one buffer (or more: whole chunks), merging only the
+   * chunks that hold them: a header split over two chunks does not copy the rest of a big frame.
+   */
   private contiguous(n: number): Buffer {
     const first = this.chunks[0]!;
     if (first.length >= n) {
       return first;
     }
-    const merged = Buffer.concat(this.chunks, this.total);
-    this.chunks = [merged];
+    let count = 1;
+    let length = first.length;
+    while (length < n) {
+      length += this.chunks[count++]!.length;
+    }
+    const merged = Buffer.concat(this.chunks.slice(0, count), length);
+    this.chunks.splice(0, count, merged);
     return merged;
   }
 

@@ -12,6 +12,7 @@ import {
   FRAME_HEADER_BYTES,
   FrameDecoder,
   type FrameIssue,
+  type ReceiveBufferSource,
   encodeFrameHeaderFor,
   writeFrameHeader,
 } from './frame-codec.js';
@@ -366,19 +367,35 @@ export function encodeAgentMessageFrame(
 export interface MessageDecoderOptions {
   maxFrameBytes?: number;
   onIssue?: (issue: FrameIssue) => void;
+  /** Lends buffers for big frames (FrameDecoderOptions.receiveBuffers). */
+  receiveBuffers?: ReceiveBufferSource;
 }
 
 /** Frames in, AgentMessages out; an undecodable payload is reported and skipped. */
 export class AgentMessageDecoder {
   readonly frames: FrameDecoder;
   private readonly onIssue: (issue: FrameIssue) => void;
+  private readonly lent = new WeakMap<AgentMessage, () => void>();
 
   constructor(options: MessageDecoderOptions = {}) {
     this.onIssue = options.onIssue ?? (() => undefined);
     this.frames = new FrameDecoder({
       maxFrameBytes: options.maxFrameBytes,
       onIssue: this.onIssue,
+      receiveBuffers: options.receiveBuffers,
     });
+  }
+
+  /**
+   * The release of the lent buffer a message's bytes fields are views of, if they are (once).
+   * Call it when the message is done with; a release never called only costs the pool a buffer.
+   */
+  takeReceiveBuffer(message: AgentMessage): (() => void) | undefined {
+    const release = this.lent.get(message);
+    if (release !== undefined) {
+      this.lent.delete(message);
+    }
+    return release;
   }
 
   push(chunk: Uint8Array): AgentMessage[] {
@@ -396,9 +413,15 @@ export class AgentMessageDecoder {
   private decodeAll(payloads: Buffer[]): AgentMessage[] {
     const out: AgentMessage[] = [];
     for (const payload of payloads) {
+      const release = this.frames.takeReceiveBuffer(payload);
       try {
-        out.push(fromBinary(AgentMessageSchema, payload));
+        const message = fromBinary(AgentMessageSchema, payload);
+        if (release !== undefined) {
+          this.lent.set(message, release);
+        }
+        out.push(message);
       } catch (err) {
+        release?.();
         this.onIssue({
           kind: 'bad-message',
           bytes: payload.length,
@@ -431,6 +454,11 @@ export class AgentStreamReader {
 
   get frames(): FrameDecoder {
     return this.decoder.frames;
+  }
+
+  /** See AgentMessageDecoder.takeReceiveBuffer. */
+  takeReceiveBuffer(message: AgentMessage): (() => void) | undefined {
+    return this.decoder.takeReceiveBuffer(message);
   }
 
   push(chunk: Uint8Array): void {
