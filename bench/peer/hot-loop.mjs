@@ -1,6 +1,9 @@
 // One agent's hot paths, run inside a copy of the peer-bench harness by bench/peer/hot-paths.mjs:
 // per-operation median round trip and the agent's CPU per operation (utime+stime from /proc).
-//   node hot-loop.mjs --agent ADAPTER [--n 2000] [--phases ping,osinfo,fsinfo,read4k,read1m,write1m,exec]
+//   node hot-loop.mjs --agent ADAPTER [--n 2000] [--phases ping,osinfo,fsinfo,read4k,read1m,write1m,exec,file4k]
+// file4k (not run by default: ~6 s per agent) is bench:peer's 4 KiB file_read: three whole passes
+// over a 64 MiB file, MB/s per pass; LQ_FILE4K_IDLE_MS idles that long before each pass (as
+// between bench:peer's phases, when the agent's idle reclaim runs).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -88,6 +91,37 @@ for (const p of opt.phases.split(',')) {
     });
     out[p].MBps = +(chunk / 1e6 / (out[p].medUs / 1e6)).toFixed(1);
     await S.fileClose(h);
+  }
+  if (p === 'file4k') {
+    // bench:peer's file_read at 4 KiB per call: whole passes over a 64 MiB file, each chunk
+    // hashed, MB/s per pass (not per median call: the slow calls count).
+    const big = path.join(DIR, 'data64m.bin');
+    const data = crypto.randomBytes(64 * 1024 * 1024);
+    fs.writeFileSync(big, data);
+    const rates = [];
+    const c0 = cpu(H.pid);
+    let calls = 0;
+    for (let pass = 0; pass < 3; pass++) {
+      // As between bench:peer's phases: long enough for the agent's idle reclaim to run.
+      await sleep(Number(process.env.LQ_FILE4K_IDLE_MS ?? 0));
+      const t0 = nowMs();
+      const h = await S.fileOpen(big, 'r');
+      const hash = crypto.createHash('sha256');
+      for (;;) {
+        const x = await S.fileRead(h, 4096);
+        calls++;
+        hash.update(x.data);
+        if (x.eof || x.data.length === 0) break;
+      }
+      await S.fileClose(h);
+      rates.push(data.length / 1e6 / ((nowMs() - t0) / 1000));
+    }
+    out[p] = {
+      medUs: +((4096 / 1e6 / med(rates)) * 1e6).toFixed(1),
+      cpuUsPerOp: +(((cpu(H.pid) - c0) * 1000) / calls).toFixed(1),
+      MBps: +med(rates).toFixed(1),
+    };
+    fs.rmSync(big);
   }
   if (p === 'write1m') {
     // 1 MiB per call into one file, as bench:peer's file_write; a new file every 16 MiB.

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `node bench/peer/hot-paths.mjs [--rounds N] [--n N] [--phases ...] [--agent EXE]...`: the agent's
 // per-request cost beside qemu-ga's on the hot paths bench:peer reports (ping, os.info, fs.info,
-// 4 KiB and 1 MiB handle reads, 1 MiB writes, exec /bin/true): the median round trip and the agent's CPU per
+// 4 KiB and 1 MiB handle reads, 1 MiB writes, exec /bin/true; on request `file4k`, bench:peer's
+// whole-file 4 KiB reads): the median round trip and the agent's CPU per
 // operation, agents alternated round by round (the machine is shared and noisy: compare medians).
 // Each --agent names an executable of ours to measure (default: the one bench:peer builds), so
 // two builds can be compared in one run. Needs the build bench:peer makes.
