@@ -15,15 +15,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode } from '@lq/proto';
-import { LocalMounts } from './local-mounts.js';
-import {
-  checkPath,
-  LINUX_PATH_RULES,
-  PathPolicy,
-  type PathRules,
-  type WriteTarget,
-} from './path-policy.js';
-import { openWriteTarget } from './write-target.js';
+import { WRITE_CALL_MODES } from '../../test/support/write-call-modes.js';
+import { checkPath, PathPolicy, type WriteTarget } from './path-policy.js';
 
 const isRoot = process.getuid?.() === 0;
 const NOBODY = 65534;
@@ -196,20 +189,8 @@ describe('PathPolicy', () => {
     }
   });
 
-  // Every case twice: on this machine's local filesystem, whose calls are made synchronously,
-  // and as if nothing were local (every call through the thread pool, as on nfs or fuse).
-  describe.each([
-    ['local filesystem (synchronous calls)', LINUX_PATH_RULES, true],
-    [
-      'filesystem not known to be local (thread pool)',
-      {
-        ...LINUX_PATH_RULES,
-        openWriteTarget: (path, uids, link) =>
-          openWriteTarget(path, uids, link, new LocalMounts(undefined)),
-      } satisfies PathRules,
-      false,
-    ],
-  ] as const)('openForWrite on a %s', (_mode, rules, local) => {
+  // Every case twice: synchronous calls on a local filesystem, and through the thread pool.
+  describe.each(WRITE_CALL_MODES)('openForWrite on a %s', (_mode, rules, local) => {
     const targets: WriteTarget[] = [];
     const openForWrite = async (path: string, roots = [root]): Promise<WriteTarget> => {
       const target = await new PathPolicy(roots, undefined, rules).openForWrite(path);

@@ -25,7 +25,8 @@ import {
   type FileWriteResponse,
 } from '@lq/proto';
 import { defaultConfig } from '../config.js';
-import { PathPolicy, type WriteTarget } from '../files/path-policy.js';
+import { PathPolicy, type PathRules, type WriteTarget } from '../files/path-policy.js';
+import { WRITE_CALL_MODES } from '../../test/support/write-call-modes.js';
 import { UploadStore } from '../files/upload-store.js';
 import { FileWriteHandler } from './file-write.handler.js';
 
@@ -36,9 +37,10 @@ const NOBODY = 65534;
 class SwappingPolicy extends PathPolicy {
   constructor(
     roots: string[],
+    rules: PathRules,
     private readonly afterCheck: (target: WriteTarget) => Promise<void>,
   ) {
-    super(roots);
+    super(roots, undefined, rules);
   }
 
   override async openForWrite(path: string): Promise<WriteTarget> {
@@ -55,13 +57,15 @@ function asWrite(payload: AgentPayload): FileWriteResponse {
   return payload.value;
 }
 
-describe('FileWriteHandler', () => {
+// Every case twice: synchronous calls on a local filesystem, and through the thread pool.
+describe.each(WRITE_CALL_MODES)('FileWriteHandler on a %s', (_mode, rules) => {
   let dir: string;
   let file: string;
   let uploads: UploadStore;
   let handler: FileWriteHandler;
   let config: ReturnType<typeof defaultConfig>;
 
+  const policy = (): PathPolicy => new PathPolicy(config.files.roots, undefined, rules);
   const write = async (
     init: MessageInitShape<typeof FileWriteRequestSchema>,
   ): Promise<FileWriteResponse> =>
@@ -74,7 +78,7 @@ describe('FileWriteHandler', () => {
     config.files.roots = [dir];
     config.files.chunk_max_bytes = 16;
     uploads = new UploadStore(config.files);
-    handler = new FileWriteHandler(config, uploads);
+    handler = new FileWriteHandler(config, uploads, policy());
   });
 
   afterEach(async () => {
@@ -254,7 +258,7 @@ describe('FileWriteHandler', () => {
     const useDefaultRoots = (): void => {
       config.files.roots = ['/'];
       uploads = new UploadStore(config.files);
-      handler = new FileWriteHandler(config, uploads);
+      handler = new FileWriteHandler(config, uploads, policy());
     };
 
     it('should refuse an in-place write to a link in the last component and leave its target alone', async () => {
@@ -330,7 +334,7 @@ describe('FileWriteHandler', () => {
     it('should refuse, not write, when a link replaces the file between the check and the open', async () => {
       await writeFile(join(outside, 'victim'), 'precious');
       await writeFile(file, 'old');
-      const paths = new SwappingPolicy(['/'], async () => {
+      const paths = new SwappingPolicy(['/'], rules, async () => {
         await unlink(file);
         await symlink(join(outside, 'victim'), file);
       });
@@ -347,7 +351,7 @@ describe('FileWriteHandler', () => {
       await mkdir(sub);
       await writeFile(join(sub, 'f'), 'old');
       await writeFile(join(outside, 'f'), 'precious');
-      const paths = new SwappingPolicy(['/'], async () => {
+      const paths = new SwappingPolicy(['/'], rules, async () => {
         await rename(sub, join(dir, 'moved'));
         await symlink(outside, sub);
       });
