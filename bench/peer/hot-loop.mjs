@@ -3,7 +3,8 @@
 //   node hot-loop.mjs --agent ADAPTER [--n 2000] [--phases ping,osinfo,fsinfo,read4k,read1m,write1m,exec,file4k]
 // file4k (not run by default: ~6 s per agent) is bench:peer's 4 KiB file_read: three whole passes
 // over a 64 MiB file, MB/s per pass; LQ_FILE4K_IDLE_MS idles that long before each pass (as
-// between bench:peer's phases, when the agent's idle reclaim runs).
+// between bench:peer's phases, when the agent's idle reclaim runs). bigout (not by default either)
+// runs what bench:peer runs before its file phases: commands with 10, 20 and 64 MiB of output.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -91,6 +92,17 @@ for (const p of opt.phases.split(',')) {
     });
     out[p].MBps = +(chunk / 1e6 / (out[p].medUs / 1e6)).toFixed(1);
     await S.fileClose(h);
+  }
+  if (p === 'bigout') {
+    // What bench:peer runs before its file phases: commands with tens of MiB of output.
+    for (const n of [10_000_000, 20_000_000, 67_108_864]) {
+      const id = await S.exec('/bin/sh', ['-c', `head -c ${n} /dev/zero`]);
+      for (;;) {
+        const st = await S.execStatus(id);
+        if (st.exited) break;
+        await sleep(2);
+      }
+    }
   }
   if (p === 'file4k') {
     // bench:peer's file_read at 4 KiB per call: whole passes over a 64 MiB file, each chunk
