@@ -132,6 +132,7 @@ export class Agent {
       this.config.memory.idle_reclaim_ms,
       [this.buffers, this.receiveBuffers],
       this.log,
+      this.config.memory.reclaim_after_bytes,
     );
   }
 
@@ -509,15 +510,22 @@ export class Agent {
   }
 }
 
-/** The bulk bytes a request or reply carries (what makes a reclaim worth it afterwards). */
+/**
+ * The bulk bytes a request or reply moved through the agent's memory (what makes a reclaim
+ * worth it afterwards): a command's whole output, read and mostly dropped past its cap.
+ */
 function payloadBytes(payload: AgentPayload): number {
   switch (payload.case) {
     case 'fileWrite':
       return payload.value.data.length;
     case 'fileReadResponse':
+    case 'fileHandleReadResponse':
       return payload.value.data.length;
     case 'executeResponse':
-      return payload.value.stdout.length + payload.value.stderr.length;
+      return (
+        Math.max(payload.value.stdout.length, Number(payload.value.stdoutTotalBytes)) +
+        Math.max(payload.value.stderr.length, Number(payload.value.stderrTotalBytes))
+      );
     default:
       return 0;
   }

@@ -57,6 +57,11 @@ export interface AgentConfig {
   memory: {
     /** Give memory back this long after the last request ends (memory/reclaimer.ts); 0: never. */
     idle_reclaim_ms: number;
+    /**
+     * Give memory back as soon as requests have moved this many bytes since the last time (a
+     * command's output read and dropped past its cap included), busy or not; 0: only when idle.
+     */
+    reclaim_after_bytes: number;
     /** Requests in progress at once; the channel is not read further until half are done. */
     max_inflight_requests: number;
     /**
@@ -206,7 +211,12 @@ export function defaultConfig(): AgentConfig {
       handle_idle_timeout_ms: 60_000,
     },
     results: { retention_ms: 600_000, cache_bytes: 64 * MiB },
-    memory: { idle_reclaim_ms: 500, max_inflight_requests: 1024, buffer_pool_size: 4 },
+    memory: {
+      idle_reclaim_ms: 500,
+      reclaim_after_bytes: 64 * MiB,
+      max_inflight_requests: 1024,
+      buffer_pool_size: 4,
+    },
     network: {
       exclude_interfaces: ['lo', 'veth*', 'docker*', 'virbr*', 'br-*'],
       backend: 'auto',

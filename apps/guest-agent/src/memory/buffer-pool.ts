@@ -50,7 +50,11 @@ export class BufferPool {
     return this.free.length;
   }
 
-  /** Buffers lent and not yet released. */
+  /**
+   * Buffers lent and not yet released. A loan left to the garbage collector instead (a received
+   * frame whose handler keeps views of its bytes: Agent) stays counted; the pool just makes a
+   * new buffer when it has no free one.
+   */
   get inUse(): number {
     return this.lent;
   }

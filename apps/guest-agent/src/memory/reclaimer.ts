@@ -10,7 +10,19 @@ const COLD_IDLE_MS = 200;
 
 export interface ReclaimStats {
   reclaims: number;
+  /** Collections made because memory.reclaim_after_bytes had moved (busy or not). */
+  bulkCollections: number;
   lastCodeBytes: number;
+}
+
+/** A full garbage collection where the runtime offers one (Bun.gc; Node.js with --expose-gc). */
+function collectGarbage(): void {
+  const runtime = globalThis as { Bun?: { gc(force: boolean): void }; gc?: () => void };
+  if (runtime.Bun) {
+    runtime.Bun.gc(true);
+  } else {
+    runtime.gc?.();
+  }
 }
 
 /**
@@ -22,18 +34,23 @@ export interface ReclaimStats {
  * itself is what used to keep big outputs and transfers in memory for good.
  */
 export class MemoryReclaimer {
-  readonly stats: ReclaimStats = { reclaims: 0, lastCodeBytes: 0 };
+  readonly stats: ReclaimStats = { reclaims: 0, bulkCollections: 0, lastCodeBytes: 0 };
   private inFlight = 0;
   private requests = 0;
   private bytes = 0;
   private timer: NodeJS.Timeout | undefined;
   private timerDelay = 0;
+  /** Bytes moved since the last collection (memory.reclaim_after_bytes). */
+  private bulk = 0;
+  private bulkPending = false;
 
   constructor(
     private readonly idleMs: number,
     /** Pools whose free buffers a reclaim lets go of. */
     private readonly pools: readonly BufferPool[],
     private readonly log: Logger,
+    /** memory.reclaim_after_bytes: reclaim as soon as this much has moved; 0: only when idle. */
+    private readonly bulkBytes = 0,
   ) {}
 
   /** Requests started and not yet ended. */
@@ -53,6 +70,18 @@ export class MemoryReclaimer {
   end(bytes = 0): void {
     this.inFlight = Math.max(0, this.inFlight - 1);
     this.bytes += bytes;
+    this.bulk += bytes;
+    if (this.bulkBytes > 0 && this.bulk >= this.bulkBytes && !this.bulkPending) {
+      // Busy or not: a host that keeps the agent busy (a command's output polled every few ms,
+      // the next phase of a job right after) would otherwise find it holding the garbage of
+      // every big output until it idles. One collection, a pause of some ms, right after the
+      // reply that made it worth it.
+      this.bulkPending = true;
+      setImmediate(() => {
+        this.bulkPending = false;
+        this.collect();
+      });
+    }
     if (this.inFlight === 0) {
       this.arm();
     }
@@ -83,21 +112,30 @@ export class MemoryReclaimer {
     setTimeout(() => void this.reclaim(), COLD_IDLE_MS).unref();
   }
 
+  /**
+   * The collection alone, after a burst of bytes: the pools and the garbage, not the code pages
+   * (the code in use would only be faulted back in; the idle reclaim releases them).
+   */
+  private collect(): void {
+    this.bulk = 0;
+    this.stats.bulkCollections++;
+    for (const pool of this.pools) {
+      pool.drain();
+    }
+    collectGarbage();
+  }
+
   /** Right away (tests). */
   async reclaim(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.requests = 0;
     this.bytes = 0;
+    this.bulk = 0;
     for (const pool of this.pools) {
       pool.drain();
     }
-    const runtime = globalThis as { Bun?: { gc(force: boolean): void }; gc?: () => void };
-    if (runtime.Bun) {
-      runtime.Bun.gc(true);
-    } else {
-      runtime.gc?.();
-    }
+    collectGarbage();
     try {
       this.stats.lastCodeBytes = await releaseCodePages();
     } catch (err) {
