@@ -132,7 +132,7 @@ export class Agent {
       this.config.memory.idle_reclaim_ms,
       [this.buffers, this.receiveBuffers],
       this.log,
-      this.config.memory.reclaim_after_bytes,
+      this.config.memory.collect_after_output_bytes,
     );
   }
 
@@ -444,7 +444,7 @@ export class Agent {
         void written.finally(() => {
           releaseAtEnd?.();
           afterReply.forEach((fn) => fn());
-          this.requestEnded(moved + payloadBytes(result));
+          this.requestEnded(moved + payloadBytes(result), droppedBytes(result));
         });
       },
       (err: unknown) => {
@@ -456,8 +456,8 @@ export class Agent {
     return true;
   }
 
-  private requestEnded(bytes: number): void {
-    this.memory.end(bytes);
+  private requestEnded(bytes: number, dropped = 0): void {
+    this.memory.end(bytes, dropped);
     if (this.readPaused && this.memory.active <= this.config.memory.max_inflight_requests / 2) {
       this.readPaused = false;
       while (this.backlog.length > 0 && !this.readPaused) {
@@ -510,10 +510,7 @@ export class Agent {
   }
 }
 
-/**
- * The bulk bytes a request or reply moved through the agent's memory (what makes a reclaim
- * worth it afterwards): a command's whole output, read and mostly dropped past its cap.
- */
+/** The bulk bytes a request or reply carries (what makes a reclaim worth it afterwards). */
 function payloadBytes(payload: AgentPayload): number {
   switch (payload.case) {
     case 'fileWrite':
@@ -522,13 +519,22 @@ function payloadBytes(payload: AgentPayload): number {
     case 'fileHandleReadResponse':
       return payload.value.data.length;
     case 'executeResponse':
-      return (
-        Math.max(payload.value.stdout.length, Number(payload.value.stdoutTotalBytes)) +
-        Math.max(payload.value.stderr.length, Number(payload.value.stderrTotalBytes))
-      );
+      return payload.value.stdout.length + payload.value.stderr.length;
     default:
       return 0;
   }
+}
+
+/** A command's output read and dropped past its cap: garbage (memory.collect_after_output_bytes). */
+function droppedBytes(payload: AgentPayload): number {
+  if (payload.case !== 'executeResponse') {
+    return 0;
+  }
+  const r = payload.value;
+  return (
+    Math.max(0, Number(r.stdoutTotalBytes) - r.stdout.length) +
+    Math.max(0, Number(r.stderrTotalBytes) - r.stderr.length)
+  );
 }
 
 function payloadSize(payload: AgentPayload): number {

@@ -58,10 +58,10 @@ export interface AgentConfig {
     /** Give memory back this long after the last request ends (memory/reclaimer.ts); 0: never. */
     idle_reclaim_ms: number;
     /**
-     * Give memory back as soon as requests have moved this many bytes since the last time (a
-     * command's output read and dropped past its cap included), busy or not; 0: only when idle.
+     * Collect garbage as soon as commands have produced this much output past what they kept
+     * (read, then dropped) since the last time, busy or not; 0: only when idle.
      */
-    reclaim_after_bytes: number;
+    collect_after_output_bytes: number;
     /** Requests in progress at once; the channel is not read further until half are done. */
     max_inflight_requests: number;
     /**
@@ -213,7 +213,7 @@ export function defaultConfig(): AgentConfig {
     results: { retention_ms: 600_000, cache_bytes: 64 * MiB },
     memory: {
       idle_reclaim_ms: 500,
-      reclaim_after_bytes: 64 * MiB,
+      collect_after_output_bytes: 64 * MiB,
       max_inflight_requests: 1024,
       buffer_pool_size: 4,
     },

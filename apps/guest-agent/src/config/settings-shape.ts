@@ -66,7 +66,7 @@ export const SHAPE: Shape = {
   },
   memory: {
     idle_reclaim_ms: int(0, 3_600_000),
-    reclaim_after_bytes: int(0, 64 * 1024 * MiB),
+    collect_after_output_bytes: int(0, 64 * 1024 * MiB),
     max_inflight_requests: int(1, 100_000),
     buffer_pool_size: int(0, 64),
   },

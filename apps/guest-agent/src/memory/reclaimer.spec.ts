@@ -77,31 +77,32 @@ describe('MemoryReclaimer', () => {
     expect(r.stats.reclaims).toBe(0);
   });
 
-  it('should collect at once, busy or not, when memory.reclaim_after_bytes have moved', async () => {
+  it('should collect at once, busy or not, when memory.collect_after_output_bytes were dropped', async () => {
     const pool = new BufferPool(64, 4);
     pool.acquire(1).release();
     // Idle reclaims an hour away: only the bulk collection can run within the test.
     const r = new MemoryReclaimer(3_600_000, [pool], log, 1000);
     r.begin();
     r.begin(); // another request stays in progress throughout
-    r.end(600);
+    r.end(5000, 600); // bytes moved count for the idle reclaim only
     await sleep(20);
     expect(r.stats.bulkCollections).toBe(0);
     r.begin();
-    r.end(600); // 1,200 bytes since the start
+    r.end(0, 600); // 1,200 bytes dropped since the start
     await sleep(20);
-    expect([r.stats.bulkCollections, r.stats.reclaims, pool.idle]).toEqual([1, 0, 0]);
+    // The pools stay (in use by whatever runs); the idle reclaim has not run.
+    expect([r.stats.bulkCollections, r.stats.reclaims, pool.idle]).toEqual([1, 0, 1]);
     r.begin();
-    r.end(999); // counted afresh after the collection
+    r.end(0, 999); // counted afresh after the collection
     await sleep(20);
     expect(r.stats.bulkCollections).toBe(1);
     r.stop();
   });
 
-  it('should never collect for bytes moved when memory.reclaim_after_bytes is 0', async () => {
+  it('should never collect for dropped output when memory.collect_after_output_bytes is 0', async () => {
     const r = new MemoryReclaimer(3_600_000, [], log, 0);
     r.begin();
-    r.end(1024 * 1024 * 1024);
+    r.end(0, 1024 * 1024 * 1024);
     await sleep(20);
     expect(r.stats.bulkCollections).toBe(0);
     r.stop();

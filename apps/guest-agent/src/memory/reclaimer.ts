@@ -10,7 +10,7 @@ const COLD_IDLE_MS = 200;
 
 export interface ReclaimStats {
   reclaims: number;
-  /** Collections made because memory.reclaim_after_bytes had moved (busy or not). */
+  /** Collections made because memory.collect_after_output_bytes were dropped (busy or not). */
   bulkCollections: number;
   lastCodeBytes: number;
 }
@@ -40,7 +40,7 @@ export class MemoryReclaimer {
   private bytes = 0;
   private timer: NodeJS.Timeout | undefined;
   private timerDelay = 0;
-  /** Bytes moved since the last collection (memory.reclaim_after_bytes). */
+  /** Output dropped since the last collection (memory.collect_after_output_bytes). */
   private bulk = 0;
   private bulkPending = false;
 
@@ -49,7 +49,10 @@ export class MemoryReclaimer {
     /** Pools whose free buffers a reclaim lets go of. */
     private readonly pools: readonly BufferPool[],
     private readonly log: Logger,
-    /** memory.reclaim_after_bytes: reclaim as soon as this much has moved; 0: only when idle. */
+    /**
+     * memory.collect_after_output_bytes: collect as soon as this much command output has been
+     * read and dropped; 0: only when idle.
+     */
     private readonly bulkBytes = 0,
   ) {}
 
@@ -66,16 +69,20 @@ export class MemoryReclaimer {
     // more than the rest of a ping's bookkeeping.
   }
 
-  /** A request ended (its reply handed to the channel); `bytes` it moved, roughly. */
-  end(bytes = 0): void {
+  /**
+   * A request ended (its reply handed to the channel); `bytes` it moved, roughly, and `dropped`
+   * bytes it read and let go of (a command's output past its cap: all of it garbage at once).
+   */
+  end(bytes = 0, dropped = 0): void {
     this.inFlight = Math.max(0, this.inFlight - 1);
     this.bytes += bytes;
-    this.bulk += bytes;
+    this.bulk += dropped;
     if (this.bulkBytes > 0 && this.bulk >= this.bulkBytes && !this.bulkPending) {
       // Busy or not: a host that keeps the agent busy (a command's output polled every few ms,
       // the next phase of a job right after) would otherwise find it holding the garbage of
       // every big output until it idles. One collection, a pause of some ms, right after the
-      // reply that made it worth it.
+      // reply that made it worth it. (File transfers leave little garbage: their buffers are
+      // pooled, and a collection per 64 MiB would slow them by a tenth.)
       this.bulkPending = true;
       setImmediate(() => {
         this.bulkPending = false;
@@ -113,15 +120,13 @@ export class MemoryReclaimer {
   }
 
   /**
-   * The collection alone, after a burst of bytes: the pools and the garbage, not the code pages
-   * (the code in use would only be faulted back in; the idle reclaim releases them).
+   * The collection alone, after a burst of dropped output: not the pools (in use by whatever
+   * runs) nor the code pages (the code in use would only be faulted back in); the idle reclaim
+   * lets go of those.
    */
   private collect(): void {
     this.bulk = 0;
     this.stats.bulkCollections++;
-    for (const pool of this.pools) {
-      pool.drain();
-    }
     collectGarbage();
   }
 
