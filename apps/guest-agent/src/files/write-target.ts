@@ -159,11 +159,18 @@ export class ProcWriteTarget implements WriteTarget {
     readonly name: string,
     /** Which paths are on local filesystems (their calls made synchronously). */
     private readonly mounts: LocalMounts,
+    /** The walk reached the directory through local filesystems only (walkDirectory). */
+    private readonly dirLocal: boolean,
   ) {}
+
+  /** Calls on `name` in the directory may be synchronous: both filesystems are local. */
+  private syncFor(name: string): boolean {
+    return this.dirLocal && this.mounts.isLocal(posix.join(this.dirPath, name));
+  }
 
   /** The target's filesystem, and its directory's, are local. */
   get local(): boolean {
-    return this.mounts.isLocal(this.dirPath) && this.mounts.isLocal(this.path);
+    return this.syncFor(this.name);
   }
 
   /** The target's path, its parent's symlinks resolved. */
@@ -178,10 +185,8 @@ export class ProcWriteTarget implements WriteTarget {
 
   /** lstat of a name in the checked directory; undefined when there is none. */
   async lstat(name = this.name): Promise<Stats | undefined> {
-    const sync =
-      this.mounts.isLocal(this.dirPath) && this.mounts.isLocal(posix.join(this.dirPath, name));
     try {
-      return await lstatOf(this.entry(name), sync);
+      return await lstatOf(this.entry(name), this.syncFor(name));
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') {
         return undefined;
@@ -278,13 +283,13 @@ export async function openWriteTarget(
   }
   await checkProc();
   mounts.refresh();
-  const { dir, dirPath } = await walkDirectory(
+  const { dir, dirPath, dirLocal } = await walkDirectory(
     requested,
     posix.dirname(requested),
     trustedUids,
     mounts,
   );
-  const target = new ProcWriteTarget(requested, dir, dirPath, name, mounts);
+  const target = new ProcWriteTarget(requested, dir, dirPath, name, mounts, dirLocal);
   try {
     await target.checkDirInPlace();
     if (lastComponentLink === 'refuse') {
@@ -302,7 +307,7 @@ async function walkDirectory(
   path: string,
   trustedUids: readonly number[],
   mounts: LocalMounts,
-): Promise<{ dir: HeldDir; dirPath: string }> {
+): Promise<{ dir: HeldDir; dirPath: string; dirLocal: boolean }> {
   const q = quotePath(requested);
   const pending = path.split('/').filter((s) => s !== '');
   let walked: string[] = [];
@@ -385,7 +390,7 @@ async function walkDirectory(
       }
       walked.push(name);
     }
-    return { dir, dirPath: posix.join('/', ...walked) };
+    return { dir, dirPath: posix.join('/', ...walked), dirLocal };
   } catch (err) {
     await dir.close().catch(() => undefined);
     throw err;
