@@ -8,10 +8,12 @@
 // rest (the audit intent and outcome rows, the guest-operation path of the control plane); what
 // one durable PostgreSQL commit costs on this machine (a ping waits for two: its intent before
 // the request leaves, its outcome before the answer), the REST/NATS ratio (issue 18: ≤ 2.5×) and
-// the CPU the control plane and the node daemon spend per ping, each with the machine's load.
+// the CPU the control plane and the node daemon spend per ping, each with the machine's load;
+// and for the run at concurrency 32, the CPU each tier spent per ping, how busy the machine was,
+// and the rate those costs allow on this machine's cores (issue 18: ≥ 2,000 ops/s).
 import { signedRequestGuest } from '../test/support/signing.js';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import pg from 'pg';
 import { join } from 'node:path';
 import { startNatsServer } from '../test/support/nats-server.js';
@@ -28,12 +30,7 @@ import {
 const quick = process.argv.includes('--quick');
 
 import { stats } from './stats.js';
-
-/** CPU time (user + system) a process has used so far, in ms (from /proc; 10 ms ticks). */
-function cpuMs(pid: number | undefined): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-}
+import { cpuSeconds, machineCpuSeconds, ownCpuSeconds, pgBackendCpu, pgCpuBetween } from './cpu.js';
 
 async function main(): Promise<void> {
   const loadAtStart = loadavg()[0]!.toFixed(2);
@@ -168,35 +165,31 @@ async function main(): Promise<void> {
     const a = stats(auditRows);
     // PostgreSQL's side of a ping: the CPU of the backends serving the control plane (on the
     // same two cores as everything else).
-    const backends = (
-      await pgc.query<{ pid: number }>(
-        'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
-      )
-    ).rows.map((r) => r.pid);
-    // Per backend, so one the pool lets go meanwhile counts for nothing rather than less than
-    // nothing.
-    const pgCpu = () => {
-      const at = new Map<number, number>();
-      for (const pid of backends) {
-        try {
-          at.set(pid, cpuMs(pid));
-        } catch {
-          // ended already
-        }
-      }
-      return at;
-    };
-    const cpu0 = [cpuMs(cp.proc.pid), cpuMs(daemon.proc.pid)];
-    const pg0 = pgCpu();
+    const cpu0 = [cpuSeconds(cp.proc.pid), cpuSeconds(daemon.proc.pid)];
+    const pg0 = await pgBackendCpu(pgc);
     for (let i = 0; i < n; i++) {
       await ping('vm-1');
     }
-    let pgUsed = 0;
-    for (const [pid, ms] of pgCpu()) {
-      pgUsed += ms - (pg0.get(pid) ?? ms);
-    }
-    const cpu = [cpuMs(cp.proc.pid) - cpu0[0]!, cpuMs(daemon.proc.pid) - cpu0[1]!, pgUsed];
+    const cpu = [
+      (cpuSeconds(cp.proc.pid) - cpu0[0]!) * 1000,
+      (cpuSeconds(daemon.proc.pid) - cpu0[1]!) * 1000,
+      pgCpuBetween(pg0, await pgBackendCpu(pgc)) * 1000,
+    ];
     const total = quick ? 4000 : 20_000;
+    // Where the CPU of the concurrent run goes, tier by tier, and how busy the machine was: with
+    // every tier on the same cores, the rate is at most the cores over the CPU one ping costs
+    // them all, whatever each tier's latency.
+    const agentPids = () => sim.vms.map((v) => v.pid);
+    const tierCpu = async () => ({
+      cp: cpuSeconds(cp.proc.pid),
+      daemon: cpuSeconds(daemon.proc.pid),
+      agents: agentPids().reduce<number>((a, pid) => a + cpuSeconds(pid), 0),
+      nats: cpuSeconds(nats.pid),
+      client: ownCpuSeconds(),
+      pg: await pgBackendCpu(pgc),
+      machine: machineCpuSeconds(),
+    });
+    const before = await tierCpu();
     let sent = 0;
     const t0 = performance.now();
     await Promise.all(
@@ -207,7 +200,22 @@ async function main(): Promise<void> {
         }
       }),
     );
-    const rate = total / ((performance.now() - t0) / 1000);
+    const seconds = (performance.now() - t0) / 1000;
+    const rate = total / seconds;
+    const after = await tierCpu();
+    const perOp = (a: number, b: number) => ((a - b) * 1000) / total;
+    const tiers = {
+      'control plane': perOp(after.cp, before.cp),
+      PostgreSQL: (pgCpuBetween(before.pg, after.pg) * 1000) / total,
+      'node daemon': perOp(after.daemon, before.daemon),
+      agents: perOp(after.agents, before.agents),
+      'nats-server': perOp(after.nats, before.nats),
+      'this client': perOp(after.client, before.client),
+    };
+    const tiersMs = Object.values(tiers).reduce((a, b) => a + b, 0);
+    const cores = cpus().length;
+    const machineBusy = (after.machine - before.machine) / (seconds * cores);
+    const guestLegMs = tiers['node daemon'] + tiers.agents + tiers['nats-server'];
     const loadAfterRate = loadavg()[0]!.toFixed(2);
     process.stdout.write(
       [
@@ -225,6 +233,11 @@ async function main(): Promise<void> {
         `  the rest less two audit rows    ${(p.median - r.median - g.median - 2 * a.median).toFixed(2)} ms`,
         `REST ping / NATS ping (medians)   ${(p.median / g.median).toFixed(2)}×   target ≤ 2.5×   load ${loadavg()[0]!.toFixed(2)}`,
         `CPU per sequential ping           control plane ${(cpu[0]! / n).toFixed(3)} ms, node daemon ${(cpu[1]! / n).toFixed(3)} ms, PostgreSQL ${(cpu[2]! / n).toFixed(3)} ms (n=${n})`,
+        `CPU per ping at concurrency 32    ${Object.entries(tiers)
+          .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+          .join(', ')} ms; ${tiersMs.toFixed(2)} ms in all`,
+        `  the machine was busy             ${(100 * machineBusy).toFixed(0)}% of its ${cores} cores (${((after.machine - before.machine) / seconds).toFixed(2)} core-s per s; the tiers above ${((tiersMs * rate) / 1000).toFixed(2)})`,
+        `  rate these costs allow           ${Math.round((cores * 1000) / tiersMs).toLocaleString('en')} ops/s on ${cores} cores at most; 2,000 ops/s needs ≤ ${((cores * 1000) / 2000).toFixed(2)} ms in all (the guest leg alone, node daemon + agent + NATS, takes ${guestLegMs.toFixed(2)})`,
         `control plane peak RSS            ${(cp.memory().hwm / 1048576).toFixed(1)} MiB`,
       ].join('\n') + '\n',
     );

@@ -14,7 +14,8 @@
 // page tables, which in a process shared by 100 agents costs several times what one agent's
 // own process would; Bun starts commands without a fork's copy. --node-agents runs them on
 // Node.js instead (the bundle `npm run agent` runs).
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { childrenCpuSeconds, cpuSeconds, machineCpuSeconds } from './cpu.js';
 import { cpus, freemem, tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -58,39 +59,6 @@ function bunBinary(): string | undefined {
 const POLL_MS = 250;
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-
-/** CPU seconds a process has used (user + system), from /proc; 0 once it is gone. */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
-
-/** CPU seconds used by this process's children (agents, node daemons, control plane, NATS). */
-function childrenCpuSeconds(): number {
-  let sum = 0;
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      if (Number(fields[1]) === process.pid) {
-        sum += (Number(fields[11]) + Number(fields[12])) / 100;
-      }
-    } catch {
-      // gone
-    }
-  }
-  return sum;
-}
-
-/** CPU seconds the whole machine has spent busy (every core, every process). */
-function machineCpuSeconds(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
-  // user nice system idle iowait irq softirq steal
-  return (f[1]! + f[2]! + f[3]! + f[6]! + f[7]! + f[8]!) / 100;
-}
 
 async function main(): Promise<void> {
   for (const [name, value, max] of [
