@@ -71,6 +71,8 @@ export class AgentClient extends EventEmitter {
   private syncedAt = 0;
   /** A SyncResponse came and the AgentReady that follows it has not (yet). */
   private readyAfterSync = false;
+  /** performance.now() of the last reply to one of our requests (on any connection). */
+  private answeredAt = -Infinity;
   private reconnectDelay: number;
   private readonly acks: AckBatcher;
 
@@ -391,6 +393,7 @@ export class AgentClient extends EventEmitter {
       this.emit('message', message);
       return;
     }
+    this.answeredAt = performance.now();
     if (payload.case === 'error') {
       entry.reject(new AgentRequestError(payload.value.code, payload.value.message));
       return;
@@ -406,7 +409,13 @@ export class AgentClient extends EventEmitter {
       return;
     }
     entry.reject(new AgentTimeoutError(entry.operation, timeoutMs));
-    // PROTOCOL.md §5: a timeout may mean the stream is out of step; resync.
+    // PROTOCOL.md §5: a timeout may mean the stream is out of step; resync. Not while the agent
+    // answers requests since this one was written: it is reading the channel in order, and the
+    // request waits behind others (a keepalive ping behind megabytes of writes). A resync then
+    // would send every request still in flight again, behind the same queue.
+    if (entry.sentAt !== undefined && this.answeredAt > entry.sentAt) {
+      return;
+    }
     if (this._state === 'ready') {
       this.handshake.reset();
       this.sendSync();
