@@ -44,8 +44,7 @@ export function ownCpuSeconds(): number {
 
 /**
  * CPU seconds used so far by the PostgreSQL backends serving `client`'s database, per backend
- * pid (not counting `client`'s own), so a delta counts only backends alive at both ends: one
- * the pool lets go meanwhile counts for nothing rather than less than nothing.
+ * pid (not counting `client`'s own), for pgCpuBetween.
  */
 export async function pgBackendCpu(client: pg.Client): Promise<Map<number, number>> {
   const r = await client.query<{ pid: number }>(
@@ -54,11 +53,15 @@ export async function pgBackendCpu(client: pg.Client): Promise<Map<number, numbe
   return new Map(r.rows.map((row) => [row.pid, cpuSeconds(row.pid)]));
 }
 
-/** The CPU seconds the backends of `before` and `after` used between the two. */
+/**
+ * The CPU seconds the backends of `after` used since `before`: a backend started meanwhile (a
+ * pool growing under load) counts whole; one that ended meanwhile took its figure with it and
+ * counts for nothing rather than less than nothing.
+ */
 export function pgCpuBetween(before: Map<number, number>, after: Map<number, number>): number {
   let used = 0;
   for (const [pid, s] of after) {
-    used += s - (before.get(pid) ?? s);
+    used += s - (before.get(pid) ?? 0);
   }
   return used;
 }
