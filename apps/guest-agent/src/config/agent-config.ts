@@ -65,8 +65,9 @@ export interface AgentConfig {
     /** Requests in progress at once; the channel is not read further until half are done. */
     max_inflight_requests: number;
     /**
-     * File chunk buffers kept for reuse between reads, and as many for assembling file writes'
-     * frames; 0: a new buffer per chunk and per frame.
+     * File chunk buffers kept for reuse between reads, as many for assembling file writes'
+     * frames, and as many (64 KiB each) for joining small file chunks' reply frames; 0: a new
+     * buffer per chunk and per frame.
      */
     buffer_pool_size: number;
   };

@@ -18,6 +18,7 @@ import {
   agentMessage,
   agentMessageBinary,
   encodeAgentMessage,
+  JOINED_FRAME_MAX_BYTES,
   stablePayload,
 } from './message-codec.js';
 import { FrameDecoder, FrameTooLargeError, encodeFrame } from './frame-codec.js';
@@ -96,6 +97,34 @@ describe('encodeAgentMessage', () => {
     const parts = encodeAgentMessage(agentMessage('p', { case: 'ping', value: {} as never }));
     expect(parts).toHaveLength(1);
     expect(new AgentMessageDecoder().push(parts[0]!)[0]?.messageId).toBe('p');
+  });
+
+  it('should join a small frame with bulk bytes in the buffer its source lends, and no other', () => {
+    const lent: Buffer[] = [];
+    const source = (bytes: number) => {
+      const slab = Buffer.alloc(JOINED_FRAME_MAX_BYTES + 100, 0xee);
+      lent.push(slab);
+      return slab.subarray(0, bytes);
+    };
+    const chunk = (size: number) =>
+      agentMessage('r', {
+        case: 'fileHandleReadResponse',
+        value: create(FileReadResponseSchema, { data: randomBytes(size), totalSize: 9n }),
+      });
+    const small = chunk(4096);
+    const parts = encodeAgentMessage(small, undefined, source);
+    expect(parts).toHaveLength(1);
+    expect(lent).toHaveLength(1);
+    // The frame is the lent buffer's bytes, and decodes to the message.
+    expect(parts[0]!.buffer).toBe(lent[0]!.buffer);
+    expect(parts[0]!.length).toBeLessThanOrEqual(JOINED_FRAME_MAX_BYTES);
+    const [decoded] = new AgentMessageDecoder().push(parts[0]!);
+    expect(equals(AgentMessageSchema, decoded!, small)).toBe(true);
+    // A frame too big to join keeps its parts (header, envelope, the data's key and length, the
+    // data); a message without bulk bytes needs no buffer.
+    expect(encodeAgentMessage(chunk(JOINED_FRAME_MAX_BYTES), undefined, source).length).toBe(4);
+    encodeAgentMessage(agentMessage('p', { case: 'ping', value: {} as never }), undefined, source);
+    expect(lent).toHaveLength(1);
   });
 });
 

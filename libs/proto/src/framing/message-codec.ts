@@ -311,14 +311,25 @@ function splicedPayload(message: AgentMessage): Uint8Array[] | undefined {
 
 // Below this a frame goes out as one buffer: one write is cheaper than a gathered one.
 const JOIN_BELOW_BYTES = 64 * 1024;
+/** The largest frame a FrameBufferSource is asked for (a small frame with bulk bytes). */
+export const JOINED_FRAME_MAX_BYTES = FRAME_HEADER_BYTES + JOIN_BELOW_BYTES;
+
+/**
+ * Lends the buffer a small frame carrying bulk bytes (a 4 KiB file chunk) is joined in, instead
+ * of a new one per frame: `bytes` long (at most JOINED_FRAME_MAX_BYTES), and the lender's until
+ * the frame has been written.
+ */
+export type FrameBufferSource = (bytes: number) => Buffer;
 
 /**
  * Encodes a message as the buffers of one frame, to be written back to back (writev). Small
- * frames come as a single buffer; large bytes fields are never copied.
+ * frames come as a single buffer; large bytes fields are never copied. A small frame with bulk
+ * bytes is joined in a buffer from `frameBuffer` when given.
  */
 export function encodeAgentMessage(
   message: AgentMessage,
   maxFrameBytes = DEFAULT_MAX_FRAME_BYTES,
+  frameBuffer?: FrameBufferSource,
 ): Uint8Array[] {
   let parts = splicedPayload(message);
   if (parts === undefined) {
@@ -344,7 +355,7 @@ export function encodeAgentMessage(
   }
   if (length < JOIN_BELOW_BYTES) {
     // A small spliced frame: its parts copied once, behind a header written in place.
-    const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length);
+    const frame = (frameBuffer ?? Buffer.allocUnsafe)(FRAME_HEADER_BYTES + length);
     let at = FRAME_HEADER_BYTES;
     for (const part of parts) {
       frame.set(part, at);
