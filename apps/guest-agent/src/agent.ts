@@ -25,7 +25,7 @@ import { type AgentOpError, toAgentOpError } from './errors.js';
 import type { HostChannel } from './channel/host-channel.js';
 import type { HandlerContext, OperationHandler, RequestCase } from './handlers/handler.js';
 import type { Logger } from './logger.js';
-import { BufferPool } from './memory/buffer-pool.js';
+import { BufferPool, type PooledBuffer } from './memory/buffer-pool.js';
 import { MemoryReclaimer } from './memory/reclaimer.js';
 import { ResultCache } from './result-cache.js';
 import type { AgentListener, EarlyResponder } from './early-responder.js';
@@ -493,17 +493,14 @@ export class Agent {
       return Promise.resolve();
     }
     let parts: Uint8Array[];
-    const loans: Array<() => void> = [];
-    const frameBuffer = (bytes: number) => {
-      const loan = this.frameBuffers.acquire(bytes);
-      loans.push(loan.release);
-      return loan.buf;
-    };
+    // The buffer a small reply with bulk bytes is joined in (one per frame at most).
+    let loan: PooledBuffer | undefined;
+    const frameBuffer = (bytes: number) => (loan = this.frameBuffers.acquire(bytes)).buf;
     try {
       parts = encodeAgentMessage(message, this.config.max_frame_bytes, frameBuffer);
     } catch (err) {
-      loans.forEach((release) => release());
-      loans.length = 0;
+      loan?.release();
+      loan = undefined;
       // A reply that cannot fit a frame is a bug in a handler's bounds; say so instead.
       const reply = agentMessage(message.messageId, {
         case: 'error',
@@ -518,7 +515,8 @@ export class Agent {
       this.log.debug('reply not written', { id: message.messageId, error: err.message });
     });
     // The channel is done with the frame's bytes once its write has settled.
-    return loans.length === 0 ? written : written.then(() => loans.forEach((release) => release()));
+    const lent = loan;
+    return lent === undefined ? written : written.then(lent.release);
   }
 
   private nextEventId(): string {

@@ -355,7 +355,8 @@ export function encodeAgentMessage(
   }
   if (length < JOIN_BELOW_BYTES) {
     // A small spliced frame: its parts copied once, behind a header written in place.
-    const frame = (frameBuffer ?? Buffer.allocUnsafe)(FRAME_HEADER_BYTES + length);
+    const bytes = FRAME_HEADER_BYTES + length;
+    const frame = frameBuffer ? frameBuffer(bytes) : Buffer.allocUnsafe(bytes);
     let at = FRAME_HEADER_BYTES;
     for (const part of parts) {
       frame.set(part, at);
