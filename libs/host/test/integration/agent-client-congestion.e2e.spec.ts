@@ -9,15 +9,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { create } from '@bufbuild/protobuf';
-import { FileWriteRequestSchema, PingRequestSchema } from '@lq/proto';
+import { AgentMessageDecoder, FileWriteRequestSchema, PingRequestSchema } from '@lq/proto';
 import { AgentClient, AgentTimeoutError } from '@lq/host';
 import { startSimVms, type SimVms } from '../../../../test/support/sim-vms.js';
 
 const MIB = 1024 * 1024;
 
-/** Relays one host connection to the agent's socket, counting the host's bytes. */
+/** Relays one host connection to the agent's socket, counting the host's bytes and messages. */
 class CountingRelay {
   hostBytes = 0;
+  /** Pings and sync requests the host sent. */
+  pings = 0;
+  syncs = 0;
+  private readonly decoder = new AgentMessageDecoder({ maxFrameBytes: 4 * MIB });
   private readonly server: Server;
   private readonly sockets: Socket[] = [];
 
@@ -30,6 +34,10 @@ class CountingRelay {
       this.sockets.push(host, agent);
       host.on('data', (chunk: Buffer) => {
         this.hostBytes += chunk.length;
+        for (const message of this.decoder.push(chunk)) {
+          this.pings += message.payload.case === 'ping' ? 1 : 0;
+          this.syncs += message.payload.case === 'sync' ? 1 : 0;
+        }
         if (!agent.write(chunk)) {
           host.pause();
           agent.once('drain', () => host.resume());
@@ -120,6 +128,9 @@ describe('AgentClient on a channel congested by its own requests', () => {
     expect(sent).toBeGreaterThanOrEqual(192 * MIB);
     expect(sent).toBeLessThan(192 * MIB + MIB / 2);
     expect(readFileSync(target).length).toBe(MIB);
+    // A keepalive ping went out behind the writes, and no sync but the connection's first.
+    expect(relay.pings).toBeGreaterThan(0);
+    expect(relay.syncs).toBe(1);
   });
 
   it('should not send writes again when a short request of its own times out behind them', async () => {
@@ -135,6 +146,7 @@ describe('AgentClient on a channel congested by its own requests', () => {
     await new Promise((r) => setTimeout(r, 1500));
     const sent = relay.hostBytes - before;
     expect(sent).toBeLessThan(128 * MIB + MIB / 2);
+    expect(relay.syncs).toBe(1);
     // The channel is in step: the next request is answered.
     await client.call({ case: 'ping', value: create(PingRequestSchema) }, 'pong');
   });
