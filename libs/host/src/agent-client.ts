@@ -45,8 +45,9 @@ const ACKED_CASES: ReadonlySet<string> = RETAINED_REQUESTS;
 
 /**
  * The host end of one agent channel (PROTOCOL.md): connect, sync with a nonce, correlate replies
- * by message id, enforce deadlines, resync after a timeout, reconnect with backoff, acknowledge
- * retained results. Used by the node daemon (one per VM) and by agentctl.
+ * by message id, enforce deadlines, resync after a timeout while the agent answers nothing,
+ * reconnect with backoff, acknowledge retained results. Used by the node daemon (one per VM) and
+ * by agentctl.
  *
  * Events: 'state' (state), 'ready' (AgentInfo), 'telemetry' (TelemetryReport),
  * 'exec-output' (ExecOutputEvent),
