@@ -4,11 +4,12 @@ import {
   fchownSync,
   fstatSync,
   ftruncateSync,
+  openSync,
   readSync,
   type Stats,
   writeSync,
 } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 
 /** The calls a write makes on an open file: a FileHandle's, or SyncFile's. */
 export interface WritableFile {
@@ -39,9 +40,10 @@ export function settled<T>(call: () => T): Promise<T> {
 }
 
 /**
- * A file opened with openSync on a local filesystem, used through synchronous calls (each a few
- * µs, where a trip through the thread pool costs 20–50); the methods return promises so that a
- * write is the same code either way, and a call's error arrives as a rejection.
+ * A descriptor opened with openSync on a local filesystem (a file, or a directory held by a
+ * write's walk), used through synchronous calls (each a few µs, where a trip through the thread
+ * pool costs 20–50); the methods return promises so that a write is the same code either way,
+ * and a call's error arrives as a rejection.
  */
 export class SyncFile implements WritableFile {
   constructor(readonly fd: number) {}
@@ -74,6 +76,19 @@ export class SyncFile implements WritableFile {
   close(): Promise<void> {
     return settled(() => closeSync(this.fd));
   }
+}
+
+/**
+ * Opens `path` with synchronous calls when `sync` (a local filesystem, LocalMounts: SyncFile),
+ * else through the thread pool (a FileHandle); an error arrives as a rejection either way.
+ */
+export function openFile(
+  path: string,
+  flags: number,
+  sync: boolean,
+  mode?: number,
+): Promise<WritableFile> {
+  return sync ? settled(() => new SyncFile(openSync(path, flags, mode))) : open(path, flags, mode);
 }
 
 /** pwrite until every byte is written (regular files rarely write short, but may). */

@@ -1,10 +1,10 @@
 import { constants, lstat, open, readlink, stat } from 'node:fs/promises';
-import { closeSync, lstatSync, openSync, readlinkSync, type Stats } from 'node:fs';
+import { lstatSync, readlinkSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { ErrorCode } from '@lq/proto';
 import { AgentOpError, toAgentOpError } from '../errors.js';
 import { pathNotAllowed, quotePath } from './path-errors.js';
-import { settled } from './file-io.js';
+import { openFile, settled } from './file-io.js';
 import { LocalMounts } from './local-mounts.js';
 import { emptyDirectory } from './tree-removal.js';
 
@@ -18,19 +18,10 @@ const MAX_SYMLINK_HOPS = 40;
 /** The running system's mount table (what openWriteTarget reads unless given another). */
 const SYSTEM_MOUNTS = new LocalMounts('/proc/self/mounts');
 
-/** A directory held open: a FileHandle, or a descriptor opened synchronously (SyncDir). */
+/** A directory held open: a FileHandle, or a descriptor opened synchronously (SyncFile). */
 export interface HeldDir {
   readonly fd: number;
   close(): Promise<void>;
-}
-
-/** A descriptor opened with openSync; closing an O_PATH descriptor never waits. */
-class SyncDir implements HeldDir {
-  constructor(readonly fd: number) {}
-
-  close(): Promise<void> {
-    return settled(() => closeSync(this.fd));
-  }
 }
 
 /**
@@ -47,7 +38,7 @@ function readlinkOf(path: string, sync: boolean): Promise<string> {
 }
 
 function openDir(path: string, sync: boolean): Promise<HeldDir> {
-  return sync ? settled(() => new SyncDir(openSync(path, DIR_FLAGS))) : open(path, DIR_FLAGS);
+  return openFile(path, DIR_FLAGS, sync);
 }
 
 /**

@@ -1,16 +1,9 @@
-import { openSync } from 'node:fs';
-import { constants, open } from 'node:fs/promises';
+import { constants } from 'node:fs/promises';
 import { create } from '@bufbuild/protobuf';
 import { type AgentPayload, ErrorCode, FileWriteResponseSchema } from '@lq/proto';
 import type { AgentConfig } from '../config.js';
 import { AgentOpError, toAgentOpError } from '../errors.js';
-import {
-  SyncFile,
-  settled,
-  toSafeOffset,
-  type WritableFile,
-  writeFully,
-} from '../files/file-io.js';
+import { openFile, toSafeOffset, type WritableFile, writeFully } from '../files/file-io.js';
 import { FileLimitPolicies, allowedMode, checkWriteLimits } from '../files/file-limits.js';
 import { PathPolicy, quotePath, type WriteTarget } from '../files/path-policy.js';
 import type { UploadStore } from '../files/upload-store.js';
@@ -143,11 +136,6 @@ async function openForWrite(
   target: WriteTarget,
   request: RequestOf<'fileWrite'>,
 ): Promise<{ handle: WritableFile; created: boolean }> {
-  const openFile = target.local
-    ? (path: string, flags: number, mode?: number): Promise<WritableFile> =>
-        settled(() => new SyncFile(openSync(path, flags, mode)))
-    : (path: string, flags: number, mode?: number): Promise<WritableFile> =>
-        open(path, flags, mode);
   // O_NONBLOCK: a FIFO without a reader fails at once instead of parking a libuv thread.
   const flags =
     constants.O_WRONLY |
@@ -159,7 +147,12 @@ async function openForWrite(
     // O_EXCL first, so the mode is applied only to a file this request created.
     try {
       const mode = (request.mode ?? DEFAULT_CREATE_MODE) & 0o7777;
-      const handle = await openFile(path, flags | constants.O_CREAT | constants.O_EXCL, mode);
+      const handle = await openFile(
+        path,
+        flags | constants.O_CREAT | constants.O_EXCL,
+        target.local,
+        mode,
+      );
       return { handle, created: true };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
@@ -167,7 +160,7 @@ async function openForWrite(
       }
     }
   }
-  return { handle: await openFile(path, flags), created: false };
+  return { handle: await openFile(path, flags, target.local), created: false };
 }
 
 function response(bytesWritten: number, size: number, committed: boolean): AgentPayload {
