@@ -1,4 +1,5 @@
 import { crc32, crc32Range } from './crc32.js';
+import { LentBuffers } from './lent-buffers.js';
 
 /** "LQGA": see PROTOCOL.md §2. */
 export const FRAME_MAGIC = Buffer.from([0x4c, 0x51, 0x47, 0x41]);
@@ -152,7 +153,7 @@ export class FrameDecoder {
   private readonly onIssue: (issue: FrameIssue) => void;
   private readonly receiveBuffers: ReceiveBufferSource | undefined;
   /** Payloads held in a lent buffer, and how to give it back (takeReceiveBuffer). */
-  private readonly lent = new WeakMap<Buffer, () => void>();
+  private readonly lent = new LentBuffers<Buffer>();
   private chunks: Buffer[] = [];
   private total = 0;
   private state = State.Hunt;
@@ -175,11 +176,7 @@ export class FrameDecoder {
    * the pool that buffer.
    */
   takeReceiveBuffer(payload: Buffer): (() => void) | undefined {
-    const release = this.lent.get(payload);
-    if (release !== undefined) {
-      this.lent.delete(payload);
-    }
-    return release;
+    return this.lent.take(payload);
   }
 
   get maxFrameBytes(): number {

@@ -17,6 +17,7 @@ import {
   writeFrameHeader,
 } from './frame-codec.js';
 import { crc32Range } from './crc32.js';
+import { LentBuffers } from './lent-buffers.js';
 
 export type AgentPayload = AgentMessage['payload'];
 export type AgentPayloadCase = NonNullable<AgentPayload['case']>;
@@ -387,7 +388,7 @@ export interface MessageDecoderOptions {
 export class AgentMessageDecoder {
   readonly frames: FrameDecoder;
   private readonly onIssue: (issue: FrameIssue) => void;
-  private readonly lent = new WeakMap<AgentMessage, () => void>();
+  private readonly lent = new LentBuffers<AgentMessage>();
 
   constructor(options: MessageDecoderOptions = {}) {
     this.onIssue = options.onIssue ?? (() => undefined);
@@ -403,11 +404,7 @@ export class AgentMessageDecoder {
    * Call it when the message is done with; a release never called only costs the pool a buffer.
    */
   takeReceiveBuffer(message: AgentMessage): (() => void) | undefined {
-    const release = this.lent.get(message);
-    if (release !== undefined) {
-      this.lent.delete(message);
-    }
-    return release;
+    return this.lent.take(message);
   }
 
   push(chunk: Uint8Array): AgentMessage[] {
