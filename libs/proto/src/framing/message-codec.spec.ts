@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { create, equals, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import {
   AgentMessageSchema,
   ExecuteResponseSchema,
+  FileHandleReadRequestSchema,
   FileReadResponseSchema,
   FileWriteRequestSchema,
   GetOsInfoResponseSchema,
@@ -17,6 +19,7 @@ import {
   AgentStreamReader,
   agentMessage,
   agentMessageBinary,
+  decodeAgentMessage,
   encodeAgentMessage,
   JOINED_FRAME_MAX_BYTES,
   stablePayload,
@@ -198,6 +201,25 @@ describe('agentMessageBinary (the hand-written envelope)', () => {
     }
   });
 
+  it('should write file read requests exactly as toBinary does', () => {
+    for (const init of [
+      {},
+      { handle: 1000n, length: 4096 },
+      { handle: 2n ** 53n - 1n, length: 0xffffffff, offset: 0n },
+      { offset: 2n ** 40n },
+      // Outside the hand-written request: toBinary writes these.
+      { handle: 2n ** 63n, length: 1 },
+      { handle: 3n, limits: { roots: ['/srv'] } },
+    ]) {
+      expectSameBytes(
+        agentMessage('q', {
+          case: 'fileHandleRead',
+          value: create(FileHandleReadRequestSchema, init),
+        }),
+      );
+    }
+  });
+
   it('should splice bulk bytes of any size above a kilobyte and decode them the same', () => {
     const bulky: AgentMessage[] = [
       agentMessage('exec', {
@@ -238,9 +260,204 @@ describe('agentMessageBinary (the hand-written envelope)', () => {
     expect(large.some((part) => part === data)).toBe(true);
   });
 
+  it("should write a file chunk reply's other fields exactly as toBinary does, then the data", () => {
+    const values = [
+      {},
+      { eof: true },
+      { totalSize: 1n, mode: 1, offset: 1n, mtimeMs: 1n },
+      { totalSize: 127n, offset: 128n, mtimeMs: 16_383n, mode: 16_384 },
+      { totalSize: BigInt(Number.MAX_SAFE_INTEGER), offset: 2n ** 40n, mode: 0xffffffff },
+      {
+        eof: true,
+        totalSize: 67_108_864n,
+        mode: 0o100644,
+        offset: 4096n,
+        mtimeMs: 1_765_000_000_000n,
+      },
+      // Outside the hand-written fields (toBinary writes them): the same bytes still.
+      { mtimeMs: -1n, totalSize: 5n },
+      { totalSize: 2n ** 63n },
+    ];
+    const payloadField = AgentMessageSchema.fields.find(
+      (f) => f.localName === 'fileHandleReadResponse',
+    )!.number;
+    for (const sizes of [4096, 200_000]) {
+      for (const init of values) {
+        const data = randomBytes(sizes);
+        const value = create(FileReadResponseSchema, { ...init, data });
+        const message = agentMessage('rest', { case: 'fileHandleReadResponse', value });
+        const frame = Buffer.concat(encodeAgentMessage(message, 64 * 1024 * 1024));
+        const [payload] = new FrameDecoder({ maxFrameBytes: 64 * 1024 * 1024 }).push(frame);
+        // The payload field's bytes: the other fields as toBinary writes them, then the data.
+        const reader = new BinaryReader(payload!);
+        let inner: Uint8Array | undefined;
+        while (reader.pos < reader.len) {
+          const [no, wire] = reader.tag();
+          if (no === payloadField) {
+            inner = reader.bytes();
+          } else {
+            reader.skip(wire);
+          }
+        }
+        const rest = toBinary(FileReadResponseSchema, { ...value, data: new Uint8Array(0) });
+        const dataField = new BinaryWriter().tag(1, WireType.LengthDelimited).bytes(data).finish();
+        expect(Buffer.from(inner!).equals(Buffer.concat([rest, dataField]))).toBe(true);
+        expect(equals(AgentMessageSchema, fromBinary(AgentMessageSchema, payload!), message)).toBe(
+          true,
+        );
+      }
+    }
+  });
+
   it('should refuse a small message larger than the frame bound', () => {
     const message = agentMessage('p', { case: 'pong', value: create(PongResponseSchema) });
     expect(() => encodeAgentMessage(message, 10)).toThrow(FrameTooLargeError);
+  });
+});
+
+describe('decodeAgentMessage (the hand-read envelope)', () => {
+  /** Both readers agree: the same message, or both refuse the bytes. */
+  function expectAsFromBinary(bytes: Uint8Array): void {
+    let expected: AgentMessage;
+    try {
+      expected = fromBinary(AgentMessageSchema, bytes);
+    } catch {
+      // (Errors from another realm, such as TextDecoder's under jest, are not `instanceof Error`.)
+      expect(() => decodeAgentMessage(bytes)).toThrow();
+      return;
+    }
+    const decoded = decodeAgentMessage(bytes);
+    expect(equals(AgentMessageSchema, decoded, expected)).toBe(true);
+    expect(decoded.$unknown).toEqual(expected.$unknown);
+    expect(decoded.timestamp).toEqual(expected.timestamp);
+  }
+
+  const pong = { case: 'pong', value: create(PongResponseSchema, { agentVersion: '1.2.3' }) };
+  const samples: AgentMessage[] = [
+    agentMessage('r-1', {
+      case: 'fileHandleReadResponse',
+      value: create(FileReadResponseSchema, { data: randomBytes(4096), totalSize: 9n, eof: true }),
+    }),
+    create(AgentMessageSchema, { messageId: 'x', payload: pong as never }),
+    create(AgentMessageSchema, { payload: pong as never }),
+    create(AgentMessageSchema, { messageId: 'none' }),
+    create(AgentMessageSchema, {}),
+    create(AgentMessageSchema, {
+      messageId: 'ünïcode-✓',
+      timestamp: { seconds: 0n, nanos: 0 },
+      payload: pong as never,
+    }),
+    create(AgentMessageSchema, {
+      messageId: 'big',
+      timestamp: { seconds: 2n ** 40n, nanos: 999_999_999 },
+      payload: pong as never,
+    }),
+    create(AgentMessageSchema, {
+      messageId: 'neg',
+      timestamp: { seconds: -5n, nanos: -3 },
+      payload: pong as never,
+    }),
+  ];
+
+  it('should read every payload case, id and timestamp as fromBinary does', () => {
+    for (const field of AgentMessageSchema.fields) {
+      if (field.oneof?.localName === 'payload' && field.fieldKind === 'message') {
+        expectAsFromBinary(
+          toBinary(
+            AgentMessageSchema,
+            agentMessage(`id-${field.number}`, {
+              case: field.localName,
+              value: create(field.message),
+            } as AgentMessage['payload']),
+          ),
+        );
+      }
+    }
+    for (const message of samples) {
+      expectAsFromBinary(toBinary(AgentMessageSchema, message));
+      expectAsFromBinary(Buffer.concat(encodeAgentMessage(message)).subarray(20));
+    }
+  });
+
+  it('should read file read requests and replies by hand exactly as fromBinary does', () => {
+    const requests = [
+      {},
+      { handle: 1000n, length: 4096 },
+      { handle: 2n ** 52n, length: 0xffffffff, offset: 0n },
+      { handle: 7n, offset: 2n ** 53n - 1n },
+      // Outside the hand reader: fromBinary reads these.
+      { handle: 2n ** 63n, length: 1 },
+      { handle: 1n, limits: { roots: ['/srv'] } },
+    ];
+    const replies = [
+      {},
+      { data: randomBytes(4096), eof: true, totalSize: 1n << 40n, mode: 0o100644 },
+      { data: randomBytes(10), offset: 4096n, mtimeMs: 1_765_000_000_000n, mode: 0xffffffff },
+      { mtimeMs: -1n },
+      { totalSize: 2n ** 64n - 1n, data: randomBytes(3) },
+    ];
+    const messages = [
+      ...requests.map((r, i) =>
+        agentMessage(`q${i}`, {
+          case: 'fileHandleRead',
+          value: create(FileHandleReadRequestSchema, r),
+        }),
+      ),
+      ...replies.flatMap((r, i) =>
+        (['fileHandleReadResponse', 'fileReadResponse'] as const).map((c) =>
+          agentMessage(`a${i}`, { case: c, value: create(FileReadResponseSchema, r) }),
+        ),
+      ),
+    ];
+    for (const message of messages) {
+      const bytes = toBinary(AgentMessageSchema, message);
+      expectAsFromBinary(bytes);
+      for (let n = 0; n < bytes.length; n++) {
+        expectAsFromBinary(bytes.subarray(0, n));
+      }
+    }
+    // A scalar repeated (the last wins), a wire type that does not match, an unknown field.
+    const q = Buffer.from(
+      toBinary(
+        FileHandleReadRequestSchema,
+        create(FileHandleReadRequestSchema, { handle: 5n, length: 9 }),
+      ),
+    );
+    const field = AgentMessageSchema.fields.find((f) => f.localName === 'fileHandleRead')!.number;
+    for (const inner of [
+      Buffer.concat([q, Buffer.from([0x10, 0x05])]),
+      Buffer.concat([q, Buffer.from([0x12, 0x00])]),
+      Buffer.concat([q, Buffer.from([0x48, 0x01])]),
+    ]) {
+      const key = new BinaryWriter().tag(field, WireType.LengthDelimited).bytes(inner).finish();
+      expectAsFromBinary(Buffer.concat([Buffer.from([0x0a, 1, 0x78]), key]));
+    }
+  });
+
+  it('should leave unknown, repeated and damaged fields to fromBinary, with its result', () => {
+    const base = Buffer.from(toBinary(AgentMessageSchema, samples[1]!));
+    const withUnknown = agentMessage('u', pong as never);
+    withUnknown.$unknown = [{ no: 9, wireType: 0, data: new Uint8Array([1]) }];
+    const variants: Uint8Array[] = [
+      toBinary(AgentMessageSchema, withUnknown),
+      // The id twice (the last wins), the payload twice (merged), two payload cases.
+      Buffer.concat([Buffer.from([0x0a, 1, 0x61]), base]),
+      Buffer.concat([base, base]),
+      Buffer.concat([base, toBinary(AgentMessageSchema, samples[0]!)]),
+      // A timestamp with an unknown field; a varint where a message belongs.
+      Buffer.concat([Buffer.from([0x12, 2, 0x18, 1]), base]),
+      Buffer.concat([Buffer.from([0x10, 1]), base]),
+      // Truncated anywhere; garbage.
+      ...Array.from({ length: base.length }, (_, n) => base.subarray(0, n)),
+      Buffer.from([0xff, 0xff, 0xff]),
+      Buffer.from([0x00]),
+    ];
+    for (const bytes of variants) {
+      expectAsFromBinary(bytes);
+    }
+    for (let i = 0; i < 300; i++) {
+      expectAsFromBinary(randomBytes(1 + (i % 40)));
+    }
   });
 });
 

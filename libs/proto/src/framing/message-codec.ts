@@ -1,11 +1,14 @@
 import { create, fromBinary, toBinary, type DescMessage } from '@bufbuild/protobuf';
-import { timestampNow, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { TimestampSchema, timestampNow, type Timestamp } from '@bufbuild/protobuf/wkt';
 import {
   AgentMessageSchema,
   ExecuteResponseSchema,
+  FileHandleReadRequestSchema,
   FileReadResponseSchema,
   FileWriteRequestSchema,
   type AgentMessage,
+  type FileHandleReadRequest,
+  type FileReadResponse,
 } from '../gen/limiquantix/agent/v1/agent_pb.js';
 import {
   DEFAULT_MAX_FRAME_BYTES,
@@ -85,85 +88,87 @@ function writeVarint(buf: Uint8Array, at: number, v: number): number {
   return at;
 }
 
-/** Timestamp bytes for the common case (0 ≤ seconds < 2^53, 0 ≤ nanos); undefined otherwise. */
-function timestampBytes(ts: Timestamp): Uint8Array | undefined {
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** Bytes of a Timestamp in the common case (0 ≤ seconds < 2^53, 0 ≤ nanos); -1 otherwise. */
+function timestampLength(ts: Timestamp): number {
   const seconds = ts.seconds;
   const nanos = ts.nanos;
   if (
     ts.$unknown !== undefined ||
     seconds < 0n ||
-    seconds > BigInt(Number.MAX_SAFE_INTEGER) ||
+    seconds > MAX_SAFE ||
     nanos < 0 ||
     !Number.isInteger(nanos)
   ) {
-    return undefined;
+    return -1;
   }
   const s = Number(seconds);
-  const out = new Uint8Array(
-    (s === 0 ? 0 : 1 + varintLength(s)) + (nanos === 0 ? 0 : 1 + varintLength(nanos)),
-  );
-  let at = 0;
+  return (s === 0 ? 0 : 1 + varintLength(s)) + (nanos === 0 ? 0 : 1 + varintLength(nanos));
+}
+
+function writeTimestamp(buf: Uint8Array, at: number, ts: Timestamp): number {
+  const s = Number(ts.seconds);
   if (s !== 0) {
-    out[at++] = 0x08; // field 1, varint
-    at = writeVarint(out, at, s);
+    buf[at++] = 0x08; // field 1, varint
+    at = writeVarint(buf, at, s);
   }
-  if (nanos !== 0) {
-    out[at++] = 0x10; // field 2, varint
-    writeVarint(out, at, nanos);
+  if (ts.nanos !== 0) {
+    buf[at++] = 0x10; // field 2, varint
+    at = writeVarint(buf, at, ts.nanos);
   }
-  return out;
+  return at;
+}
+
+function idLength(id: string): number {
+  return id.length === 0 ? 0 : Buffer.byteLength(id, 'utf8');
 }
 
 /**
- * The AgentMessage's bytes with its payload given as `inner` (the payload message's own bytes,
- * followed by `tailLength` more bytes the caller writes after: spliced bulk fields), written
- * from `offset` of a new buffer that ends with them. Undefined when the message has something
- * the hand-written envelope does not cover (then toBinary does it).
+ * The bytes the hand-written envelope puts ahead of a payload of `payloadLength` bytes under
+ * payload field `fieldNumber`; -1 when the message has something it does not cover (then
+ * toBinary does it).
  */
-function envelopeInto(
-  message: AgentMessage,
-  inner: Uint8Array,
-  tailLength: number,
-  offset: number,
-): { buf: Buffer; end: number } | undefined {
-  const payload = message.payload;
-  const field = payload.case === undefined ? undefined : PAYLOAD_FIELDS.get(payload.case);
-  if (!ENVELOPE_FAST || message.$unknown !== undefined || field === undefined) {
-    return undefined;
+function envelopeLength(message: AgentMessage, fieldNumber: number, payloadLength: number): number {
+  if (!ENVELOPE_FAST || message.$unknown !== undefined) {
+    return -1;
   }
-  const id = message.messageId;
-  const idBytes = id.length === 0 ? 0 : Buffer.byteLength(id, 'utf8');
-  const ts = message.timestamp === undefined ? undefined : timestampBytes(message.timestamp);
-  if (message.timestamp !== undefined && ts === undefined) {
-    return undefined;
+  const idBytes = idLength(message.messageId);
+  const ts = message.timestamp;
+  const tsBytes = ts === undefined ? 0 : timestampLength(ts);
+  if (tsBytes < 0) {
+    return -1;
   }
-  const payloadLength = inner.length + tailLength;
-  const length =
+  return (
     (idBytes === 0 ? 0 : varintLength(MESSAGE_ID_FIELD << 3) + varintLength(idBytes) + idBytes) +
-    (ts === undefined
-      ? 0
-      : varintLength(TIMESTAMP_FIELD << 3) + varintLength(ts.length) + ts.length) +
-    varintLength(field.number << 3) +
-    varintLength(payloadLength) +
-    inner.length;
-  const buf = Buffer.allocUnsafe(offset + length);
-  let at = offset;
+    (ts === undefined ? 0 : varintLength(TIMESTAMP_FIELD << 3) + varintLength(tsBytes) + tsBytes) +
+    varintLength(fieldNumber << 3) +
+    varintLength(payloadLength)
+  );
+}
+
+/** Writes the envelope envelopeLength measured from `at` (it covers the message); returns the end. */
+function writeEnvelope(
+  buf: Buffer,
+  at: number,
+  message: AgentMessage,
+  fieldNumber: number,
+  payloadLength: number,
+): number {
+  const idBytes = idLength(message.messageId);
   if (idBytes !== 0) {
     at = writeVarint(buf, at, (MESSAGE_ID_FIELD << 3) | LEN);
     at = writeVarint(buf, at, idBytes);
-    at += buf.write(id, at, 'utf8');
+    at += buf.write(message.messageId, at, 'utf8');
   }
+  const ts = message.timestamp;
   if (ts !== undefined) {
     at = writeVarint(buf, at, (TIMESTAMP_FIELD << 3) | LEN);
-    at = writeVarint(buf, at, ts.length);
-    buf.set(ts, at);
-    at += ts.length;
+    at = writeVarint(buf, at, timestampLength(ts));
+    at = writeTimestamp(buf, at, ts);
   }
-  at = writeVarint(buf, at, (field.number << 3) | LEN);
-  at = writeVarint(buf, at, payloadLength);
-  buf.set(inner, at);
-  at += inner.length;
-  return { buf, end: at };
+  at = writeVarint(buf, at, (fieldNumber << 3) | LEN);
+  return writeVarint(buf, at, payloadLength);
 }
 
 // Replies that are the same object every time (a cached answer such as os.info's) keep their
@@ -188,45 +193,130 @@ export function stablePayload<T extends object>(payloadCase: AgentPayloadCase, v
   return value;
 }
 
-/** The payload message's own bytes (the oneof value through its schema's toBinary). */
-function payloadBinary(message: AgentMessage): Uint8Array | undefined {
-  const payload = message.payload;
-  const field = payload.case === undefined ? undefined : PAYLOAD_FIELDS.get(payload.case);
-  if (field === undefined) {
-    return undefined;
-  }
-  return (
-    STABLE_PAYLOADS.get(payload.value as object) ?? toBinary(field.schema, payload.value as never)
-  );
-}
-
 /**
  * The AgentMessage's bytes, as toBinary(AgentMessageSchema, message) gives them (see above).
  */
 export function agentMessageBinary(message: AgentMessage): Uint8Array {
-  const inner = payloadBinary(message);
-  const out = inner === undefined ? undefined : envelopeInto(message, inner, 0, 0);
+  const out = envelopedPayload(message, 0);
   return out === undefined ? toBinary(AgentMessageSchema, message) : out.buf;
 }
 
+/**
+ * The AgentMessage's bytes from `offset` of a new buffer (the payload message through its
+ * schema's toBinary, the envelope hand-written); undefined when the hand-written envelope does
+ * not cover the message.
+ */
+function envelopedPayload(
+  message: AgentMessage,
+  offset: number,
+): { buf: Buffer; end: number } | undefined {
+  const payload = message.payload;
+  const field = payload.case === undefined ? undefined : PAYLOAD_FIELDS.get(payload.case);
+  if (field === undefined || !ENVELOPE_FAST || message.$unknown !== undefined) {
+    return undefined;
+  }
+  const writer = PAYLOAD_WRITERS.get(payload.case!);
+  const direct = writer === undefined ? -1 : writer.length(payload.value as never);
+  const inner =
+    direct >= 0
+      ? undefined
+      : (STABLE_PAYLOADS.get(payload.value as object) ??
+        toBinary(field.schema, payload.value as never));
+  const innerLength = inner === undefined ? direct : inner.length;
+  const head = envelopeLength(message, field.number, innerLength);
+  if (head < 0) {
+    return undefined;
+  }
+  const buf = Buffer.allocUnsafe(offset + head + innerLength);
+  const at = writeEnvelope(buf, offset, message, field.number, innerLength);
+  if (inner === undefined) {
+    writer!.write(payload.value as never, buf, at);
+  } else {
+    buf.set(inner, at);
+  }
+  return { buf, end: at + innerLength };
+}
+
+/**
+ * A file read request, written by hand as the reply is (the host sends one per chunk); with
+ * limits, or a value over 2^53, toBinary writes it.
+ */
+const fileHandleReadWriter: RestWriter<FileHandleReadRequest> = {
+  length(v) {
+    const handle = safeUint(v.handle);
+    const offset = v.offset === undefined ? 0 : safeUint(v.offset);
+    if (
+      v.$unknown !== undefined ||
+      v.limits !== undefined ||
+      handle < 0 ||
+      offset < 0 ||
+      !Number.isInteger(v.length) ||
+      v.length < 0 ||
+      v.length > 0xffffffff
+    ) {
+      return -1;
+    }
+    return (
+      (handle === 0 ? 0 : 1 + varintLength(handle)) +
+      (v.length === 0 ? 0 : 1 + varintLength(v.length)) +
+      (v.offset === undefined ? 0 : 1 + varintLength(offset))
+    );
+  },
+  write(v, buf, at) {
+    if (v.handle !== 0n) {
+      buf[at++] = 0x08; // field 1, varint
+      at = writeVarint(buf, at, Number(v.handle));
+    }
+    if (v.length !== 0) {
+      buf[at++] = 0x10; // field 2
+      at = writeVarint(buf, at, v.length);
+    }
+    if (v.offset !== undefined) {
+      buf[at++] = 0x18; // field 3 (optional: written when set, 0 included)
+      at = writeVarint(buf, at, Number(v.offset));
+    }
+    return at;
+  },
+};
+
+const PAYLOAD_WRITERS: ReadonlyMap<string, RestWriter<never>> = new Map([
+  ['fileHandleRead', fileHandleReadWriter as RestWriter<never>],
+]);
+
 // Bulk data (file chunks, captured output) is written without being copied into the protobuf
-// writer: the message is encoded with its large bytes fields empty, and those fields follow as
-// separate buffers with their own key and length. Field order does not matter to a protobuf
-// parser, so the result decodes exactly like toBinary's. The frame CRC runs over the parts.
+// writer: the message's other fields are encoded, and its large bytes fields follow with their
+// own key and length. Field order does not matter to a protobuf parser, so the result decodes
+// exactly like toBinary's. The frame CRC runs over the parts.
 // From this size on, copying bulk bytes through protobuf-es's writer (a buffer grown by doubling,
 // zero-filled at each step, then copied out) costs more than splicing: a 4 KiB chunk went through
 // four copies, a 1 MiB one through a dozen.
 const SPLICE_MIN_BYTES = 1024;
 const EMPTY = new Uint8Array(0);
 
+/** A payload message's fields other than its bulk ones, written by hand (no writer, no copy). */
+interface RestWriter<T> {
+  /** Their bytes, as toBinary writes them; -1 when a value is outside what this covers. */
+  length(value: T): number;
+  /** Writes them from `at` (after length() said it covers them); returns the end. */
+  write(value: T, buf: Uint8Array, at: number): number;
+}
+
 interface SpliceSpec {
   /** The AgentMessage oneof field carrying the message. */
   fieldNumber: number;
   schema: DescMessage;
-  bytesFields: Array<{ localName: string; number: number }>;
+  /** The bulk fields, in field order: name, key (field number and wire type) and its length. */
+  bytesFields: Array<{ localName: string; key: number; keyLength: number }>;
+  /** Without one, the other fields go through toBinary. */
+  rest?: RestWriter<never>;
 }
 
-function spliceSpec(caseName: AgentPayloadCase, schema: DescMessage, names: string[]): SpliceSpec {
+function spliceSpec<T>(
+  caseName: AgentPayloadCase,
+  schema: DescMessage,
+  names: string[],
+  rest?: RestWriter<T>,
+): SpliceSpec {
   const outer = AgentMessageSchema.fields.find((f) => f.localName === caseName);
   if (!outer) {
     throw new Error(`AgentMessage has no field ${caseName}`);
@@ -239,75 +329,106 @@ function spliceSpec(caseName: AgentPayloadCase, schema: DescMessage, names: stri
       if (!field) {
         throw new Error(`${schema.typeName} has no field ${localName}`);
       }
-      return { localName, number: field.number };
+      const key = (field.number << 3) | LEN;
+      return { localName, key, keyLength: varintLength(key) };
     }),
+    rest: rest,
   };
 }
 
+/** A uint64 or non-negative int64 that fits a double; -1 otherwise. */
+function safeUint(v: bigint): number {
+  return v < 0n || v > MAX_SAFE ? -1 : Number(v);
+}
+
+/**
+ * FileReadResponse's fields after `data` (eof, total_size, mode, offset, mtime_ms), the reply to
+ * every file read: written here, a 4 KiB read's reply takes no protobuf-es writer. The codec test
+ * checks the bytes against toBinary.
+ */
+const fileReadResponseRest: RestWriter<FileReadResponse> = {
+  length(v) {
+    const total = safeUint(v.totalSize);
+    const offset = safeUint(v.offset);
+    const mtime = safeUint(v.mtimeMs);
+    if (
+      v.$unknown !== undefined ||
+      total < 0 ||
+      offset < 0 ||
+      mtime < 0 ||
+      !Number.isInteger(v.mode) ||
+      v.mode < 0 ||
+      v.mode > 0xffffffff
+    ) {
+      return -1;
+    }
+    return (
+      (v.eof ? 2 : 0) +
+      (total === 0 ? 0 : 1 + varintLength(total)) +
+      (v.mode === 0 ? 0 : 1 + varintLength(v.mode)) +
+      (offset === 0 ? 0 : 1 + varintLength(offset)) +
+      (mtime === 0 ? 0 : 1 + varintLength(mtime))
+    );
+  },
+  write(v, buf, at) {
+    if (v.eof) {
+      buf[at++] = 0x10; // field 2, varint
+      buf[at++] = 1;
+    }
+    if (v.totalSize !== 0n) {
+      buf[at++] = 0x18; // field 3
+      at = writeVarint(buf, at, Number(v.totalSize));
+    }
+    if (v.mode !== 0) {
+      buf[at++] = 0x20; // field 4
+      at = writeVarint(buf, at, v.mode);
+    }
+    if (v.offset !== 0n) {
+      buf[at++] = 0x28; // field 5
+      at = writeVarint(buf, at, Number(v.offset));
+    }
+    if (v.mtimeMs !== 0n) {
+      buf[at++] = 0x30; // field 6
+      at = writeVarint(buf, at, Number(v.mtimeMs));
+    }
+    return at;
+  },
+};
+
 const SPLICED: Partial<Record<AgentPayloadCase, SpliceSpec>> = {
-  fileReadResponse: spliceSpec('fileReadResponse', FileReadResponseSchema, ['data']),
-  fileHandleReadResponse: spliceSpec('fileHandleReadResponse', FileReadResponseSchema, ['data']),
+  fileReadResponse: spliceSpec(
+    'fileReadResponse',
+    FileReadResponseSchema,
+    ['data'],
+    fileReadResponseRest,
+  ),
+  fileHandleReadResponse: spliceSpec(
+    'fileHandleReadResponse',
+    FileReadResponseSchema,
+    ['data'],
+    fileReadResponseRest,
+  ),
   fileWrite: spliceSpec('fileWrite', FileWriteRequestSchema, ['data']),
   executeResponse: spliceSpec('executeResponse', ExecuteResponseSchema, ['stdout', 'stderr']),
 };
 
-/** A length-delimited field's key and length prefix. */
-function keyAndLength(fieldNumber: number, length: number): Buffer {
-  const out: number[] = [];
-  for (let v = (fieldNumber << 3) | 2; ;) {
-    out.push(v > 0x7f ? (v & 0x7f) | 0x80 : v);
-    v = Math.floor(v / 128);
-    if (v === 0) {
-      break;
+/** The payload's fields other than the bulk ones, through toBinary (bulk fields emptied meanwhile). */
+function restBinary(spec: SpliceSpec, value: Record<string, Uint8Array>): Uint8Array {
+  const fields = spec.bytesFields;
+  const bulk = fields.map((f) => value[f.localName] ?? EMPTY);
+  try {
+    for (const f of fields) {
+      value[f.localName] = EMPTY;
     }
+    return toBinary(spec.schema, value as never);
+  } finally {
+    fields.forEach((f, i) => (value[f.localName] = bulk[i]!));
   }
-  for (let v = length; ;) {
-    out.push(v > 0x7f ? (v & 0x7f) | 0x80 : v);
-    v = Math.floor(v / 128);
-    if (v === 0) {
-      break;
-    }
-  }
-  return Buffer.from(out);
 }
 
-function splicedPayload(message: AgentMessage): Uint8Array[] | undefined {
-  const payload = message.payload;
-  const spec = payload.case === undefined ? undefined : SPLICED[payload.case];
-  if (!spec) {
-    return undefined;
-  }
-  const value = payload.value as unknown as Record<string, Uint8Array>;
-  const bulk = spec.bytesFields.map((f) => value[f.localName] ?? EMPTY);
-  if (bulk.reduce((n, b) => n + b.length, 0) < SPLICE_MIN_BYTES) {
-    return undefined;
-  }
-  let inner: Uint8Array;
-  try {
-    spec.bytesFields.forEach((f) => (value[f.localName] = EMPTY));
-    inner = toBinary(spec.schema, value as never);
-  } finally {
-    spec.bytesFields.forEach((f, i) => (value[f.localName] = bulk[i]!));
-  }
-  const tail: Uint8Array[] = [];
-  let innerLength = inner.length;
-  spec.bytesFields.forEach((f, i) => {
-    const data = bulk[i]!;
-    if (data.length > 0) {
-      const prefix = keyAndLength(f.number, data.length);
-      tail.push(prefix, data);
-      innerLength += prefix.length + data.length;
-    }
-  });
-  const head = envelopeInto(message, inner, innerLength - inner.length, 0);
-  if (head !== undefined) {
-    return [head.buf, ...tail];
-  }
-  const envelope = toBinary(
-    AgentMessageSchema,
-    create(AgentMessageSchema, { messageId: message.messageId, timestamp: message.timestamp }),
-  );
-  return [envelope, keyAndLength(spec.fieldNumber, innerLength), inner, ...tail];
+/** Writes a bulk field's key and length from `at`; returns the end. */
+function writeBulkPrefix(buf: Uint8Array, at: number, key: number, length: number): number {
+  return writeVarint(buf, writeVarint(buf, at, key), length);
 }
 
 // Below this a frame goes out as one buffer: one write is cheaper than a gathered one.
@@ -323,6 +444,83 @@ export const JOINED_FRAME_MAX_BYTES = FRAME_HEADER_BYTES + JOIN_BELOW_BYTES;
 export type FrameBufferSource = (bytes: number) => Buffer;
 
 /**
+ * A message with bulk bytes of SPLICE_MIN_BYTES or more, as the buffers of one frame; undefined
+ * for any other (or one the hand-written envelope does not cover). A small frame is written
+ * straight into one buffer (from `frameBuffer` when given): header, envelope, the payload's other
+ * fields, then each bulk field's key, length and bytes, which are copied once. A larger one keeps
+ * its bulk bytes as parts of their own.
+ */
+function encodeSpliced(
+  message: AgentMessage,
+  spec: SpliceSpec,
+  maxFrameBytes: number,
+  frameBuffer: FrameBufferSource | undefined,
+): Uint8Array[] | undefined {
+  const value = message.payload.value as unknown as Record<string, Uint8Array>;
+  const fields = spec.bytesFields;
+  let bulkBytes = 0;
+  let tailLength = 0;
+  for (const f of fields) {
+    const n = (value[f.localName] ?? EMPTY).length;
+    bulkBytes += n;
+    tailLength += n === 0 ? 0 : f.keyLength + varintLength(n) + n;
+  }
+  if (bulkBytes < SPLICE_MIN_BYTES) {
+    return undefined;
+  }
+  let restLength = spec.rest === undefined ? -1 : spec.rest.length(value as never);
+  const rest = restLength < 0 ? restBinary(spec, value) : undefined;
+  if (rest !== undefined) {
+    restLength = rest.length;
+  }
+  const payloadLength = restLength + tailLength;
+  const head = envelopeLength(message, spec.fieldNumber, payloadLength);
+  if (head < 0) {
+    return undefined;
+  }
+  const length = head + payloadLength;
+  if (length < JOIN_BELOW_BYTES) {
+    const bytes = FRAME_HEADER_BYTES + length;
+    const frame = frameBuffer ? frameBuffer(bytes) : Buffer.allocUnsafe(bytes);
+    let at = writeEnvelope(frame, FRAME_HEADER_BYTES, message, spec.fieldNumber, payloadLength);
+    if (rest === undefined) {
+      at = spec.rest!.write(value as never, frame, at);
+    } else {
+      frame.set(rest, at);
+      at += rest.length;
+    }
+    for (const f of fields) {
+      const data = value[f.localName] ?? EMPTY;
+      if (data.length > 0) {
+        at = writeBulkPrefix(frame, at, f.key, data.length);
+        frame.set(data, at);
+        at += data.length;
+      }
+    }
+    writeFrameHeader(frame, length, crc32Range(frame, FRAME_HEADER_BYTES, at), maxFrameBytes);
+    return [frame];
+  }
+  // Envelope and other fields, then each bulk field's key and length and its bytes, uncopied.
+  const first = Buffer.allocUnsafe(head + restLength);
+  const at = writeEnvelope(first, 0, message, spec.fieldNumber, payloadLength);
+  if (rest === undefined) {
+    spec.rest!.write(value as never, first, at);
+  } else {
+    first.set(rest, at);
+  }
+  const parts: Uint8Array[] = [first];
+  for (const f of fields) {
+    const data = value[f.localName] ?? EMPTY;
+    if (data.length > 0) {
+      const prefix = Buffer.allocUnsafe(f.keyLength + varintLength(data.length));
+      writeBulkPrefix(prefix, 0, f.key, data.length);
+      parts.push(prefix, data);
+    }
+  }
+  return [encodeFrameHeaderFor(parts, maxFrameBytes), ...parts];
+}
+
+/**
  * Encodes a message as the buffers of one frame, to be written back to back (writev). Small
  * frames come as a single buffer; large bytes fields are never copied. A small frame with bulk
  * bytes is joined in a buffer from `frameBuffer` when given.
@@ -332,41 +530,41 @@ export function encodeAgentMessage(
   maxFrameBytes = DEFAULT_MAX_FRAME_BYTES,
   frameBuffer?: FrameBufferSource,
 ): Uint8Array[] {
-  let parts = splicedPayload(message);
-  if (parts === undefined) {
-    // The message is written after room for the header, which a small frame gets in place.
-    const inner = payloadBinary(message);
-    const out =
-      inner === undefined ? undefined : envelopeInto(message, inner, 0, FRAME_HEADER_BYTES);
-    if (out === undefined) {
-      parts = [toBinary(AgentMessageSchema, message)];
-    } else {
-      const length = out.end - FRAME_HEADER_BYTES;
-      if (length < JOIN_BELOW_BYTES) {
-        const crc = crc32Range(out.buf, FRAME_HEADER_BYTES, out.end);
-        writeFrameHeader(out.buf, length, crc, maxFrameBytes);
-        return [out.buf];
-      }
-      parts = [out.buf.subarray(FRAME_HEADER_BYTES, out.end)];
-    }
+  const spec = message.payload.case === undefined ? undefined : SPLICED[message.payload.case];
+  const spliced =
+    spec === undefined ? undefined : encodeSpliced(message, spec, maxFrameBytes, frameBuffer);
+  if (spliced !== undefined) {
+    return spliced;
   }
-  let length = 0;
-  for (const part of parts) {
-    length += part.length;
-  }
-  if (length < JOIN_BELOW_BYTES) {
-    // A small spliced frame: its parts copied once, behind a header written in place.
-    const bytes = FRAME_HEADER_BYTES + length;
-    const frame = frameBuffer ? frameBuffer(bytes) : Buffer.allocUnsafe(bytes);
-    let at = FRAME_HEADER_BYTES;
-    for (const part of parts) {
-      frame.set(part, at);
-      at += part.length;
+  // The message is written after room for the header, which a small frame gets in place.
+  const out = envelopedPayload(message, FRAME_HEADER_BYTES);
+  if (out === undefined) {
+    const whole = toBinary(AgentMessageSchema, message);
+    if (whole.length >= JOIN_BELOW_BYTES) {
+      return [encodeFrameHeaderFor([whole], maxFrameBytes), whole];
     }
-    writeFrameHeader(frame, length, crc32Range(frame, FRAME_HEADER_BYTES, at), maxFrameBytes);
+    const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + whole.length);
+    frame.set(whole, FRAME_HEADER_BYTES);
+    writeFrameHeader(
+      frame,
+      whole.length,
+      crc32Range(frame, FRAME_HEADER_BYTES, frame.length),
+      maxFrameBytes,
+    );
     return [frame];
   }
-  return [encodeFrameHeaderFor(parts, maxFrameBytes), ...parts];
+  const length = out.end - FRAME_HEADER_BYTES;
+  if (length < JOIN_BELOW_BYTES) {
+    writeFrameHeader(
+      out.buf,
+      length,
+      crc32Range(out.buf, FRAME_HEADER_BYTES, out.end),
+      maxFrameBytes,
+    );
+    return [out.buf];
+  }
+  const payload = out.buf.subarray(FRAME_HEADER_BYTES, out.end);
+  return [encodeFrameHeaderFor([payload], maxFrameBytes), payload];
 }
 
 /** One buffer; for tests and small messages. */
@@ -375,6 +573,222 @@ export function encodeAgentMessageFrame(
   maxFrameBytes = DEFAULT_MAX_FRAME_BYTES,
 ): Buffer {
   return Buffer.concat(encodeAgentMessage(message, maxFrameBytes));
+}
+
+// The envelope is read here too, for the same reason as it is written by hand: fromBinary reads
+// every field through protobuf-es's reflection, allocating as it goes (a 4 KiB read's reply took
+// some thirty objects to decode, a dozen of them for the envelope and its timestamp). Only the
+// payload's message goes through fromBinary. Anything the reader below does not cover (a field
+// it does not know, one repeated, a non-ASCII id, a timestamp outside 0..2^53 s) is left to
+// fromBinary whole, so the result is always fromBinary's (message-codec.spec.ts compares them).
+interface PayloadField {
+  localName: string;
+  schema: DescMessage;
+  read: PayloadReader | undefined;
+}
+
+const MESSAGE_ID_KEY = (MESSAGE_ID_FIELD << 3) | LEN;
+const TIMESTAMP_KEY = (TIMESTAMP_FIELD << 3) | LEN;
+
+/** Reads varints and lengths off a message's bytes; -1 for anything malformed or over 2^53. */
+class WireCursor {
+  constructor(
+    readonly buf: Uint8Array,
+    public at: number,
+    readonly end: number,
+  ) {}
+
+  varint(): number {
+    const buf = this.buf;
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < 8; i++) {
+      if (this.at >= this.end) {
+        return -1;
+      }
+      const b = buf[this.at++]!;
+      value += (b & 0x7f) * scale;
+      if (b < 0x80) {
+        return value <= Number.MAX_SAFE_INTEGER ? value : -1;
+      }
+      scale *= 128;
+    }
+    return -1; // 2^56 and more, or a negative int64
+  }
+
+  /** The end of a length-delimited field's bytes, which start at `at`; -1 if they overrun. */
+  lengthDelimited(): number {
+    const length = this.varint();
+    const end = this.at + length;
+    return length < 0 || end > this.end ? -1 : end;
+  }
+}
+
+/** The bytes [start, end) as a string when they are all ASCII (then UTF-8 reads the same). */
+function asciiAt(buf: Uint8Array, start: number, end: number): string | undefined {
+  for (let i = start; i < end; i++) {
+    if (buf[i]! >= 0x80) {
+      return undefined;
+    }
+  }
+  return Buffer.isBuffer(buf)
+    ? buf.toString('latin1', start, end)
+    : String.fromCharCode(...buf.subarray(start, end));
+}
+
+/** The timestamp in bytes [start, end), or undefined when the reader does not cover it. */
+function timestampAt(buf: Uint8Array, start: number, end: number): Timestamp | undefined {
+  const c = new WireCursor(buf, start, end);
+  let seconds = 0;
+  let nanos = 0;
+  while (c.at < end) {
+    const key = c.varint();
+    const v = key === 0x08 || key === 0x10 ? c.varint() : -1;
+    if (v < 0 || (key === 0x10 && v > 0x7fffffff)) {
+      return undefined;
+    }
+    if (key === 0x08) {
+      seconds = v;
+    } else {
+      nanos = v;
+    }
+  }
+  return create(TimestampSchema, { seconds: BigInt(seconds), nanos });
+}
+
+/**
+ * Hand readers for the payloads of the hottest exchange, a file read (request and reply): each
+ * returns undefined for anything it does not cover (fromBinary reads those).
+ */
+type PayloadReader = (bytes: Uint8Array, start: number, end: number) => object | undefined;
+
+function readFileHandleRead(bytes: Uint8Array, start: number, end: number): object | undefined {
+  const c = new WireCursor(bytes, start, end);
+  const m = create(FileHandleReadRequestSchema);
+  while (c.at < end) {
+    const key = c.varint();
+    const v = key === 0x08 || key === 0x10 || key === 0x18 ? c.varint() : -1;
+    if (v < 0 || (key === 0x10 && v > 0xffffffff)) {
+      return undefined; // limits, an unknown field, or a value over 2^53
+    }
+    if (key === 0x08) {
+      m.handle = BigInt(v);
+    } else if (key === 0x10) {
+      m.length = v;
+    } else {
+      m.offset = BigInt(v);
+    }
+  }
+  return m;
+}
+
+function readFileReadResponse(bytes: Uint8Array, start: number, end: number): object | undefined {
+  const c = new WireCursor(bytes, start, end);
+  const m = create(FileReadResponseSchema);
+  while (c.at < end) {
+    const key = c.varint();
+    if (key === 0x0a) {
+      const dataEnd = c.lengthDelimited();
+      if (dataEnd < 0) {
+        return undefined;
+      }
+      m.data = bytes.subarray(c.at, dataEnd);
+      c.at = dataEnd;
+      continue;
+    }
+    const v = key >= 0x10 && key <= 0x30 && (key & 7) === 0 ? c.varint() : -1;
+    if (v < 0 || (key === 0x20 && v > 0xffffffff)) {
+      return undefined; // an unknown field, or a value over 2^53 (a negative mtime included)
+    }
+    switch (key) {
+      case 0x10:
+        m.eof = v !== 0;
+        break;
+      case 0x18:
+        m.totalSize = BigInt(v);
+        break;
+      case 0x20:
+        m.mode = v;
+        break;
+      case 0x28:
+        m.offset = BigInt(v);
+        break;
+      default:
+        m.mtimeMs = BigInt(v);
+    }
+  }
+  return m;
+}
+
+const PAYLOAD_READERS: ReadonlyMap<string, PayloadReader> = new Map([
+  ['fileHandleRead', readFileHandleRead],
+  ['fileReadResponse', readFileReadResponse],
+  ['fileHandleReadResponse', readFileReadResponse],
+]);
+
+const PAYLOAD_BY_NUMBER = new Map<number, PayloadField>(
+  [...PAYLOAD_FIELDS].map(([localName, f]) => [
+    f.number,
+    { localName, schema: f.schema, read: PAYLOAD_READERS.get(localName) },
+  ]),
+);
+
+/** The message, or undefined when the hand-written reader does not cover its envelope. */
+function envelopeFrom(bytes: Uint8Array): AgentMessage | undefined {
+  const c = new WireCursor(bytes, 0, bytes.length);
+  let id: string | undefined;
+  let timestamp: Timestamp | undefined;
+  let payloadField: PayloadField | undefined;
+  let payloadStart = 0;
+  let payloadEnd = 0;
+  while (c.at < bytes.length) {
+    const key = c.varint();
+    if (key < 0 || (key & 7) !== LEN) {
+      return undefined;
+    }
+    const end = c.lengthDelimited();
+    if (end < 0) {
+      return undefined;
+    }
+    const from = c.at;
+    c.at = end;
+    if (key === MESSAGE_ID_KEY && id === undefined) {
+      id = asciiAt(bytes, from, end);
+      if (id === undefined) {
+        return undefined;
+      }
+    } else if (key === TIMESTAMP_KEY && timestamp === undefined) {
+      timestamp = timestampAt(bytes, from, end);
+      if (timestamp === undefined) {
+        return undefined;
+      }
+    } else {
+      const field = payloadField === undefined ? PAYLOAD_BY_NUMBER.get(key >>> 3) : undefined;
+      if (field === undefined) {
+        return undefined; // unknown, repeated, or a second payload: fromBinary decides
+      }
+      payloadField = field;
+      payloadStart = from;
+      payloadEnd = end;
+    }
+  }
+  const message = create(AgentMessageSchema);
+  message.messageId = id ?? '';
+  message.timestamp = timestamp;
+  if (payloadField !== undefined) {
+    message.payload = {
+      case: payloadField.localName,
+      value:
+        payloadField.read?.(bytes, payloadStart, payloadEnd) ??
+        fromBinary(payloadField.schema, bytes.subarray(payloadStart, payloadEnd)),
+    } as AgentPayload;
+  }
+  return message;
+}
+
+/** An AgentMessage from its bytes: fromBinary(AgentMessageSchema, bytes), faster. */
+export function decodeAgentMessage(bytes: Uint8Array): AgentMessage {
+  return envelopeFrom(bytes) ?? fromBinary(AgentMessageSchema, bytes);
 }
 
 export interface MessageDecoderOptions {
@@ -424,7 +838,7 @@ export class AgentMessageDecoder {
     for (const payload of payloads) {
       const release = this.frames.takeReceiveBuffer(payload);
       try {
-        const message = fromBinary(AgentMessageSchema, payload);
+        const message = decodeAgentMessage(payload);
         if (release !== undefined) {
           this.lent.set(message, release);
         }
