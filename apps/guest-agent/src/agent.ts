@@ -423,17 +423,15 @@ export class Agent {
       this.readPaused = true;
       this.channel.pause();
     }
-    const afterReply: Array<() => void> = [];
     // Only a handler that reads the request's bytes no more once it has answered lets the buffer
     // go back for reuse; with any other, the buffer is left to the garbage collector.
-    const releaseAtEnd = handler.doneWithRequestAtAnswer === true ? release : undefined;
-    const ctx: HandlerContext = {
-      messageId: id,
-      log: this.log,
-      afterReply: (fn) => afterReply.push(fn),
-      emit: (event) => void this.send(agentMessage(this.nextEventId(), event)),
-      buffers: this.buffers,
-    };
+    const ctx = new RequestContext(
+      id,
+      this.log,
+      this.buffers,
+      this.emitEvent,
+      handler.doneWithRequestAtAnswer === true ? release : undefined,
+    );
     let work: Promise<AgentPayload>;
     try {
       work = handler.handle(payload.value, ctx);
@@ -443,24 +441,37 @@ export class Agent {
     if (retained) {
       this.results.track(id, work, payloadSize);
     }
-    const moved = payloadBytes(payload);
-    work.then(
-      (result) => {
-        const written = this.send(agentMessage(id, result));
-        void written.finally(() => {
-          releaseAtEnd?.();
-          afterReply.forEach((fn) => fn());
-          this.requestEnded(moved + payloadBytes(result), droppedBytes(result));
-        });
-      },
-      (err: unknown) => {
-        releaseAtEnd?.();
-        this.replyOpError(id, toAgentOpError(err, operation));
-        this.requestEnded(moved);
-      },
-    );
+    void this.answer(ctx, operation, work, payloadBytes(payload));
     return true;
   }
+
+  /** Replies with the handler's result or error, then ends the request. */
+  private async answer(
+    ctx: RequestContext,
+    operation: string,
+    work: Promise<AgentPayload>,
+    moved: number,
+  ): Promise<void> {
+    let result: AgentPayload;
+    try {
+      result = await work;
+    } catch (err) {
+      ctx.releaseRequest?.();
+      this.replyOpError(ctx.messageId, toAgentOpError(err, operation));
+      this.requestEnded(moved);
+      return;
+    }
+    try {
+      await this.send(agentMessage(ctx.messageId, result));
+    } finally {
+      ctx.releaseRequest?.();
+      ctx.replied();
+      this.requestEnded(moved + payloadBytes(result), droppedBytes(result));
+    }
+  }
+
+  private readonly emitEvent = (event: AgentPayload): void =>
+    void this.send(agentMessage(this.nextEventId(), event));
 
   private requestEnded(bytes: number, dropped = 0): void {
     this.memory.end(bytes, dropped);
@@ -495,12 +506,11 @@ export class Agent {
     let parts: Uint8Array[];
     // The buffer a small reply with bulk bytes is joined in (one per frame at most).
     let loan: PooledBuffer | undefined;
-    const frameBuffer = (bytes: number) => (loan = this.frameBuffers.acquire(bytes)).buf;
     try {
-      parts = encodeAgentMessage(message, this.config.max_frame_bytes, frameBuffer);
+      parts = encodeAgentMessage(message, this.config.max_frame_bytes, this.lendFrameBuffer);
     } catch (err) {
-      loan?.release();
-      loan = undefined;
+      this.lentFrameBuffer?.release();
+      this.lentFrameBuffer = undefined;
       // A reply that cannot fit a frame is a bug in a handler's bounds; say so instead.
       const reply = agentMessage(message.messageId, {
         case: 'error',
@@ -510,14 +520,21 @@ export class Agent {
         }),
       });
       parts = encodeAgentMessage(reply, this.config.max_frame_bytes);
+    } finally {
+      loan = this.lentFrameBuffer;
+      this.lentFrameBuffer = undefined;
     }
     const written = this.channel.write(parts).catch((err: Error) => {
       this.log.debug('reply not written', { id: message.messageId, error: err.message });
     });
     // The channel is done with the frame's bytes once its write has settled.
-    const lent = loan;
-    return lent === undefined ? written : written.then(lent.release);
+    return loan === undefined ? written : written.then(loan.release);
   }
+
+  /** The buffer lent to the frame being encoded (send() takes it right after encoding). */
+  private lentFrameBuffer: PooledBuffer | undefined;
+  private readonly lendFrameBuffer = (bytes: number): Buffer =>
+    (this.lentFrameBuffer = this.frameBuffers.acquire(bytes)).buf;
 
   private nextEventId(): string {
     return `evt-${++this.eventSeq}`;
@@ -556,4 +573,33 @@ function payloadSize(payload: AgentPayload): number {
     return payload.value.stdout.length + payload.value.stderr.length + 256;
   }
   return 256;
+}
+
+/** What a handler is given for one request (HandlerContext), and what is run once it is answered. */
+class RequestContext implements HandlerContext {
+  private after: Array<() => void> | undefined;
+
+  constructor(
+    readonly messageId: string,
+    readonly log: Logger,
+    readonly buffers: BufferPool,
+    private readonly sendEvent: (event: AgentPayload) => void,
+    /** Gives back the lent buffer the request's bytes are in, if the handler lets it go. */
+    readonly releaseRequest: (() => void) | undefined,
+  ) {}
+
+  afterReply(fn: () => void): void {
+    (this.after ??= []).push(fn);
+  }
+
+  emit(payload: AgentPayload): void {
+    this.sendEvent(payload);
+  }
+
+  /** Runs what afterReply was given, in order. */
+  replied(): void {
+    for (const fn of this.after ?? []) {
+      fn();
+    }
+  }
 }

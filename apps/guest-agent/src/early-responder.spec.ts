@@ -3,6 +3,7 @@ import { create, fromBinary } from '@bufbuild/protobuf';
 import {
   AgentMessageSchema,
   ExecuteRequestSchema,
+  FileHandleReadRequestSchema,
   PingRequestSchema,
   SyncRequestSchema,
   agentMessage,
@@ -163,10 +164,20 @@ describe('EarlyResponder', () => {
     // A sync, part of a ping, or a ping while the agent is inside a frame: the agent's.
     channel.listener.onData(sync(1n));
     channel.listener.onData(ping('p-3').subarray(0, 30));
+    // Other requests (one-byte and two-byte payload keys), alone or with pings before or after.
+    const exec = frame('x-1', { case: 'execute', value: create(ExecuteRequestSchema) });
+    const read = frame('r-1', {
+      case: 'fileHandleRead',
+      value: create(FileHandleReadRequestSchema, { handle: 1000n, length: 4096 }),
+    });
+    channel.listener.onData(exec);
+    channel.listener.onData(read);
+    channel.listener.onData(Buffer.concat([read, ping('p-5')]));
+    channel.listener.onData(Buffer.concat([ping('p-6'), exec]));
     between = false;
     channel.listener.onData(ping('p-4'));
     channel.listener.onDisconnect('gone');
-    expect(seen).toEqual(['connect', 'data', 'data', 'data', 'disconnect']);
+    expect(seen).toEqual(['connect', ...Array(7).fill('data'), 'disconnect']);
     expect(channel.replies().map((r) => [r.messageId, r.payload.case])).toEqual([
       ['p-1', 'pong'],
       ['p-2', 'pong'],

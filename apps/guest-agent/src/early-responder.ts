@@ -147,7 +147,7 @@ export class EarlyResponder {
    * the agent's.
    */
   private afterTakeOver(agent: AgentListener, chunk: Buffer): void {
-    if (agent.betweenFrames()) {
+    if (agent.betweenFrames() && !startsWithOtherRequest(chunk)) {
       const frames = wholeFrames(chunk);
       if (frames !== undefined && frames.length > 0) {
         const pings: Served[] = [];
@@ -387,6 +387,39 @@ export class EarlyResponder {
 }
 
 /** The frames of a chunk that holds only whole frames; undefined for anything else. */
+/**
+ * True when the chunk's first frame plainly carries a request other than a ping (the agent's,
+ * without checking its frames twice); false when it may be a ping or is not plain (those get the
+ * full check). Reads a few bytes of the first frame's payload and allocates nothing.
+ */
+function startsWithOtherRequest(buf: Buffer): boolean {
+  if (buf.length < FRAME_HEADER_BYTES) {
+    return false;
+  }
+  const end = Math.min(buf.length, FRAME_HEADER_BYTES + buf.readUInt32BE(8));
+  let at = FRAME_HEADER_BYTES;
+  while (at < end) {
+    const key = buf[at++]!;
+    if (key >= 0x80) {
+      // A field number of 16 or more (a two-byte key): a payload case, neither ping nor sync.
+      return (key & 7) === 2;
+    }
+    const field = key >>> 3;
+    if ((key & 7) !== 2) {
+      return false;
+    }
+    if (field !== F_MESSAGE_ID && field !== F_TIMESTAMP) {
+      return field !== F_PING && field !== F_SYNC;
+    }
+    const length = buf[at++] ?? 0x80;
+    if (length >= 0x80) {
+      return false;
+    }
+    at += length;
+  }
+  return false;
+}
+
 function wholeFrames(buf: Buffer): Buffer[] | undefined {
   return framesIn(buf, false);
 }
