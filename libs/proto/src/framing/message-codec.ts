@@ -280,7 +280,7 @@ const fileHandleReadWriter: RestWriter<FileHandleReadRequest> = {
 };
 
 const PAYLOAD_WRITERS: ReadonlyMap<string, RestWriter<never>> = new Map([
-  ['fileHandleRead', fileHandleReadWriter as RestWriter<never>],
+  ['fileHandleRead', fileHandleReadWriter],
 ]);
 
 // Bulk data (file chunks, captured output) is written without being copied into the protobuf
