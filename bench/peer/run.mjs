@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { load, targetsTable } from './targets.mjs';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const ADAPTER = join(REPO, 'bench/peer/limiquantix-adapter.mjs');
@@ -96,6 +97,8 @@ try {
   if (report.status !== 0) {
     fail(`report failed: ${report.stderr}`);
   }
+  // The agent's targets (issue #17) against this run's figures, per round and their median.
+  process.stdout.write(`\n${targetsTable(load(files))}\n`);
   process.stderr.write(`bench:peer: results in ${results}: ${readdirSync(results).join(', ')}\n`);
 } finally {
   rmSync(work, { recursive: true, force: true });
