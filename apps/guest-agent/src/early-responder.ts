@@ -386,7 +386,6 @@ export class EarlyResponder {
   }
 }
 
-/** The frames of a chunk that holds only whole frames; undefined for anything else. */
 /**
  * True when the chunk's first frame plainly carries a request other than a ping (the agent's,
  * without checking its frames twice); false when it may be a ping or is not plain (those get the
@@ -420,6 +419,7 @@ function startsWithOtherRequest(buf: Buffer): boolean {
   return false;
 }
 
+/** The frames of a chunk that holds only whole frames; undefined for anything else. */
 function wholeFrames(buf: Buffer): Buffer[] | undefined {
   return framesIn(buf, false);
 }

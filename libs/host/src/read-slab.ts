@@ -1,9 +1,9 @@
 /**
  * Where a connection's reads land: consecutive regions of a slab, each a view handed to the
  * reader, with a new slab once what is left is smaller than a read may be. Node's own reads
- * allocate a buffer (an ArrayBuffer with its own backing store) per read; for a host that reads
- * one small reply per request, those were most of what its young-generation collections had to
- * sweep. A reply kept by its caller keeps its slab (SLAB_BYTES) alive.
+ * allocate an ArrayBuffer with its own backing store per read: one per reply for a host that
+ * sends one small request at a time. A reply kept by its caller keeps its slab (SLAB_BYTES)
+ * alive.
  */
 export class ReadSlab {
   static readonly SLAB_BYTES = 256 * 1024;

@@ -250,9 +250,7 @@ const fileHandleReadWriter: RestWriter<FileHandleReadRequest> = {
       v.limits !== undefined ||
       handle < 0 ||
       offset < 0 ||
-      !Number.isInteger(v.length) ||
-      v.length < 0 ||
-      v.length > 0xffffffff
+      !isUint32(v.length)
     ) {
       return -1;
     }
@@ -336,6 +334,11 @@ function spliceSpec<T>(
   };
 }
 
+/** A number a uint32 field can carry as it is. */
+function isUint32(v: number): boolean {
+  return Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+}
+
 /** A uint64 or non-negative int64 that fits a double; -1 otherwise. */
 function safeUint(v: bigint): number {
   return v < 0n || v > MAX_SAFE ? -1 : Number(v);
@@ -351,15 +354,7 @@ const fileReadResponseRest: RestWriter<FileReadResponse> = {
     const total = safeUint(v.totalSize);
     const offset = safeUint(v.offset);
     const mtime = safeUint(v.mtimeMs);
-    if (
-      v.$unknown !== undefined ||
-      total < 0 ||
-      offset < 0 ||
-      mtime < 0 ||
-      !Number.isInteger(v.mode) ||
-      v.mode < 0 ||
-      v.mode > 0xffffffff
-    ) {
+    if (v.$unknown !== undefined || total < 0 || offset < 0 || mtime < 0 || !isUint32(v.mode)) {
       return -1;
     }
     return (
