@@ -21,7 +21,6 @@ import {
   type PayloadOf,
 } from '@lq/proto';
 import { AckBatcher, PendingRequests, type PendingRequest } from './pending-requests.js';
-import { ReadSlab } from './read-slab.js';
 import { SyncHandshake } from './sync-handshake.js';
 import {
   AgentNotConnectedError,
@@ -59,7 +58,6 @@ export class AgentClient extends EventEmitter {
   private readonly opts: Required<Omit<AgentClientOptions, 'path'>>;
   private socket: Socket | undefined;
   private readonly reader: AgentStreamReader;
-  private readonly readSlab = new ReadSlab();
   private _state: AgentClientState = 'disconnected';
   private readonly pending = new PendingRequests();
   private readonly waitingForReady = new Set<() => void>();
@@ -262,18 +260,7 @@ export class AgentClient extends EventEmitter {
 
   private connect(): void {
     this.setState('connecting');
-    // Replies are read into regions of a shared slab (ReadSlab) rather than a fresh buffer per
-    // read; the reader keeps views of them (frames, then messages' bytes fields).
-    const socket = createConnection({
-      path: this.path,
-      onread: {
-        buffer: () => this.readSlab.region(),
-        callback: (bytes: number, buf: Uint8Array): boolean => {
-          this.reader.push(this.readSlab.commit(buf, bytes));
-          return true;
-        },
-      },
-    });
+    const socket = createConnection(this.path);
     this.socket = socket;
     socket.setNoDelay(true);
     socket.on('connect', () => {
@@ -285,6 +272,9 @@ export class AgentClient extends EventEmitter {
       this.reconnectDelay = this.opts.reconnectInitialMs;
       this.handshake.reset();
       this.sendSync();
+    });
+    socket.on('data', (chunk: Buffer) => {
+      this.reader.push(chunk);
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {

@@ -114,8 +114,10 @@ describe('AgentClient on a channel congested by its own requests', () => {
   };
 
   it('should not send writes again when a keepalive ping times out behind them', async () => {
-    // A keepalive every 100 ms: its ping waits behind up to 192 MiB of writes and times out.
-    await connect(100);
+    // A keepalive every 250 ms: its ping waits behind up to 192 MiB of writes (seconds of work
+    // here) and times out. (At 100 ms a loaded machine sometimes let the agent answer nothing
+    // for a whole ping's wait, and the client then rightly resynced: PROTOCOL.md §5.)
+    await connect(250);
     const before = relay.hostBytes;
     const { target, done } = pipelinedWrites(192);
     const replies = await done;
