@@ -24,10 +24,7 @@ export class GetOsInfoHandler implements OperationHandler<'getOsInfo'> {
     const os = await this.osInfo();
     let last = this.last;
     if (last === undefined || last.os !== os) {
-      const response = stablePayload(
-        'getOsInfoResponse',
-        create(GetOsInfoResponseSchema, { os }),
-      );
+      const response = stablePayload('getOsInfoResponse', create(GetOsInfoResponseSchema, { os }));
       last = { os, response: Object.freeze(response) };
       this.last = last;
     }
