@@ -26,7 +26,7 @@ import type { HostChannel } from './channel/host-channel.js';
 import type { HandlerContext, OperationHandler, RequestCase } from './handlers/handler.js';
 import type { Logger } from './logger.js';
 import { BufferPool, type PooledBuffer } from './memory/buffer-pool.js';
-import { MemoryReclaimer } from './memory/reclaimer.js';
+import { type Drainable, MemoryReclaimer } from './memory/reclaimer.js';
 import { ResultCache } from './result-cache.js';
 import type { AgentListener, EarlyResponder } from './early-responder.js';
 import { AGENT_VERSION, PROTOCOL_VERSION } from './version.js';
@@ -63,6 +63,8 @@ export interface AgentDeps {
   readySent?(): void;
   /** Request cases this OS cannot serve (GuestPlatform.unsupported): kept out of capabilities. */
   unserved?: readonly string[];
+  /** Memory the handlers keep for reuse, let go of when the agent idles (open files' read-ahead). */
+  reclaimable?: readonly Drainable[];
 }
 
 export interface AgentStats {
@@ -136,7 +138,7 @@ export class Agent {
     });
     this.memory = new MemoryReclaimer(
       this.config.memory.idle_reclaim_ms,
-      [this.buffers, this.receiveBuffers, this.frameBuffers],
+      [this.buffers, this.receiveBuffers, this.frameBuffers, ...(deps.reclaimable ?? [])],
       this.log,
       this.config.memory.collect_after_output_bytes,
     );
@@ -432,6 +434,22 @@ export class Agent {
       this.emitEvent,
       handler.doneWithRequestAtAnswer === true ? release : undefined,
     );
+    const moved = payloadBytes(payload);
+    if (handler.handleNow !== undefined && !retained) {
+      // A reply the handler can make at once (a small local read) is sent at once: no promise
+      // between the request and its reply.
+      let now: AgentPayload | undefined;
+      try {
+        now = handler.handleNow(payload.value, ctx);
+      } catch (err) {
+        this.failed(ctx, operation, err, moved);
+        return true;
+      }
+      if (now !== undefined) {
+        void this.reply(ctx, now, moved);
+        return true;
+      }
+    }
     let work: Promise<AgentPayload>;
     try {
       work = handler.handle(payload.value, ctx);
@@ -441,7 +459,7 @@ export class Agent {
     if (retained) {
       this.results.track(id, work, payloadSize);
     }
-    void this.answer(ctx, operation, work, payloadBytes(payload));
+    void this.answer(ctx, operation, work, moved);
     return true;
   }
 
@@ -456,18 +474,32 @@ export class Agent {
     try {
       result = await work;
     } catch (err) {
-      ctx.releaseRequest?.();
-      this.replyOpError(ctx.messageId, toAgentOpError(err, operation));
-      this.requestEnded(moved);
+      this.failed(ctx, operation, err, moved);
       return;
     }
+    await this.reply(ctx, result, moved);
+  }
+
+  /** Replies with a handler's error and ends the request. */
+  private failed(ctx: RequestContext, operation: string, err: unknown, moved: number): void {
+    ctx.releaseRequest?.();
+    this.replyOpError(ctx.messageId, toAgentOpError(err, operation));
+    this.requestEnded(moved);
+  }
+
+  /** Sends a handler's result; the request ends once it has been written (or could not be). */
+  private reply(ctx: RequestContext, result: AgentPayload, moved: number): Promise<void> {
+    let written: Promise<void>;
     try {
-      await this.send(agentMessage(ctx.messageId, result));
-    } finally {
+      written = this.send(agentMessage(ctx.messageId, result));
+    } catch (err) {
+      written = Promise.reject(toAgentOpError(err, 'reply'));
+    }
+    return written.finally(() => {
       ctx.releaseRequest?.();
       ctx.replied();
       this.requestEnded(moved + payloadBytes(result), droppedBytes(result));
-    }
+    });
   }
 
   private readonly emitEvent = (event: AgentPayload): void =>

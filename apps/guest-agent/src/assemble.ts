@@ -96,7 +96,14 @@ export async function assembleAgent(
   const owners = platform.fileOwners(config, log);
   const uploads = new UploadStore(config.files, log, paths);
   const openFiles = new FileHandleTable(
-    { maxOpen: config.files.max_open_handles, idleTimeoutMs: config.files.handle_idle_timeout_ms },
+    {
+      maxOpen: config.files.max_open_handles,
+      idleTimeoutMs: config.files.handle_idle_timeout_ms,
+      readAhead: {
+        bytes: config.files.read_ahead_bytes,
+        maxAgeMs: config.files.read_ahead_max_age_ms,
+      },
+    },
     log,
   );
 
@@ -158,6 +165,7 @@ export async function assembleAgent(
     readySent: () => updater.readySent(),
     unserved,
     handlers: Object.values(handlers) as OperationHandler[],
+    reclaimable: [openFiles],
   });
 
   return {

@@ -49,6 +49,13 @@ export interface AgentConfig {
     max_open_handles: number;
     /** A file handle unused this long is closed by the agent. */
     handle_idle_timeout_ms: number;
+    /**
+     * A handle's small sequential reads (a quarter of this or less) are served from one read of
+     * this many bytes (files/read-ahead.ts); 0: a read per request.
+     */
+    read_ahead_bytes: number;
+    /** Bytes read ahead are served for this long at most, then read again. */
+    read_ahead_max_age_ms: number;
   };
   results: {
     retention_ms: number;
@@ -210,6 +217,8 @@ export function defaultConfig(): AgentConfig {
       list_max_entries: 10_000,
       max_open_handles: 16,
       handle_idle_timeout_ms: 60_000,
+      read_ahead_bytes: 64 * 1024,
+      read_ahead_max_age_ms: 100,
     },
     results: { retention_ms: 600_000, cache_bytes: 64 * MiB },
     memory: {

@@ -59,6 +59,8 @@ export const SHAPE: Shape = {
     list_max_entries: int(1, 100_000),
     max_open_handles: int(1, 1024),
     handle_idle_timeout_ms: int(100, 24 * 3600 * 1000),
+    read_ahead_bytes: int(0, MiB),
+    read_ahead_max_age_ms: int(0, 60_000),
   },
   results: {
     retention_ms: int(0, 7 * 24 * 3600 * 1000),

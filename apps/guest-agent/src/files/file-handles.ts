@@ -4,13 +4,19 @@ import { type FileHandle, statfs } from 'node:fs/promises';
 import { ErrorCode, type FileLimits } from '@lq/proto';
 import { AgentOpError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { readFullySync } from './file-io.js';
+import { ReadAhead, type ReadAheadOptions } from './read-ahead.js';
 
 export interface FileHandleOptions {
   /** Handles open at once (files.max_open_handles). */
   maxOpen: number;
   /** A handle unused this long is closed (files.handle_idle_timeout_ms). */
   idleTimeoutMs: number;
+  /** Small sequential reads served from one larger read (files.read_ahead_*); bytes 0: off. */
+  readAhead?: ReadAheadOptions;
 }
+
+const NO_READ_AHEAD: ReadAheadOptions = { bytes: 0, maxAgeMs: 0 };
 
 /** A file kept open for file.handle.read. */
 export interface OpenFile {
@@ -27,6 +33,8 @@ export interface OpenFile {
    * never through the thread pool.
    */
   readonly local: boolean;
+  /** Its small sequential synchronous reads (local files only): read-ahead.ts. */
+  readonly readAhead: ReadAhead;
 }
 
 interface Entry extends OpenFile {
@@ -122,6 +130,7 @@ export class FileHandleTable {
       id,
       ...file,
       position: 0,
+      readAhead: new ReadAhead(this.opts.readAhead ?? NO_READ_AHEAD, readFullySync),
       limitsKey: limitsKeyOf(limits),
       timer,
       pending: new Set(),
@@ -139,14 +148,7 @@ export class FileHandleTable {
     limits: FileLimits | undefined,
     use: (file: OpenFile) => Promise<T>,
   ): Promise<T> {
-    const entry = this.entryOf(id, limits);
-    if (!entry) {
-      throw new AgentOpError(
-        ErrorCode.NOT_FOUND,
-        `file handle ${id} is not open (closed, closed after files.handle_idle_timeout_ms ${this.opts.idleTimeoutMs} ms unused, or opened by an earlier agent process)`,
-      );
-    }
-    entry.timer.refresh();
+    const entry = this.openEntry(id, limits);
     const work = use(entry);
     entry.pending.add(work);
     try {
@@ -155,6 +157,15 @@ export class FileHandleTable {
       entry.pending.delete(work);
       entry.timer.refresh();
     }
+  }
+
+  /**
+   * An open handle for work done before the caller yields (a synchronous read: no close can
+   * come in between, so none has to wait for it); NOT_FOUND / NOT_ALLOWED as use(). Restarts
+   * its idle time.
+   */
+  useNow(id: bigint, limits: FileLimits | undefined): OpenFile {
+    return this.openEntry(id, limits);
   }
 
   /**
@@ -174,12 +185,32 @@ export class FileHandleTable {
     this.files.delete(id);
     clearTimeout(entry.timer);
     await Promise.allSettled(entry.pending);
+    entry.readAhead.drop();
     await entry.handle.close().catch(() => undefined);
     return true;
   }
 
+  /** Lets go of every handle's read-ahead buffer (the agent gives memory back when idle). */
+  drain(): void {
+    for (const entry of this.files.values()) {
+      entry.readAhead.drop();
+    }
+  }
+
   async closeAll(): Promise<void> {
     await Promise.allSettled([...this.files.keys()].map((id) => this.close(id)));
+  }
+
+  private openEntry(id: bigint, limits: FileLimits | undefined): Entry {
+    const entry = this.entryOf(id, limits);
+    if (!entry) {
+      throw new AgentOpError(
+        ErrorCode.NOT_FOUND,
+        `file handle ${id} is not open (closed, closed after files.handle_idle_timeout_ms ${this.opts.idleTimeoutMs} ms unused, or opened by an earlier agent process)`,
+      );
+    }
+    entry.timer.refresh();
+    return entry;
   }
 
   private entryOf(id: bigint, limits: FileLimits | undefined): Entry | undefined {

@@ -8,8 +8,8 @@ import {
 } from '@lq/proto';
 import type { AgentConfig } from '../config.js';
 import { AgentOpError, toAgentOpError } from '../errors.js';
-import { readFully, readFullySync, toSafeOffset } from '../files/file-io.js';
-import { type FileHandleTable, isOnLocalFilesystem } from '../files/file-handles.js';
+import { readFully, toSafeOffset } from '../files/file-io.js';
+import { type FileHandleTable, isOnLocalFilesystem, type OpenFile } from '../files/file-handles.js';
 import type { FileLimitPolicies } from '../files/file-limits.js';
 import { type PathPolicy, quotePath } from '../files/path-policy.js';
 import { openForRead } from '../files/read-open.js';
@@ -71,6 +71,52 @@ export class FileHandleReadHandler implements OperationHandler<'fileHandleRead'>
   ) {}
 
   async handle(request: RequestOf<'fileHandleRead'>, ctx?: HandlerContext): Promise<AgentPayload> {
+    const reply = this.handleNow(request, ctx);
+    if (reply !== undefined) {
+      return reply;
+    }
+    const { length, at } = this.checked(request);
+    return this.handles.use(request.handle, request.limits, async (file) => {
+      const offset = this.advance(file, at, length);
+      const chunk = ctx?.buffers?.acquire(length);
+      const data = chunk?.buf ?? Buffer.allocUnsafe(length);
+      let bytesRead: number;
+      try {
+        bytesRead = await readFully(file.handle, data, offset);
+      } catch (err) {
+        throw readFailed(file, chunk, err);
+      }
+      return replyOf(file, offset, length, data, bytesRead, chunk, ctx);
+    });
+  }
+
+  /**
+   * A small read of a local file, made at once: from the page cache that takes a few µs, where
+   * a trip through the thread pool costs tens (qemu-ga reads every chunk on its one thread).
+   * Nothing yields until the reply is made, so no close can come in between. Undefined for
+   * larger reads and files a server holds: handle() reads those through the pool, the handle
+   * held meanwhile.
+   */
+  handleNow(request: RequestOf<'fileHandleRead'>, ctx?: HandlerContext): AgentPayload | undefined {
+    const { length, at } = this.checked(request);
+    const file = this.handles.useNow(request.handle, request.limits);
+    if (!file.local || length > SYNC_READ_MAX_BYTES) {
+      return undefined;
+    }
+    const offset = this.advance(file, at, length);
+    const chunk = ctx?.buffers?.acquire(length);
+    const data = chunk?.buf ?? Buffer.allocUnsafe(length);
+    let bytesRead: number;
+    try {
+      bytesRead = file.readAhead.readInto(file.handle.fd, data, offset);
+    } catch (err) {
+      throw readFailed(file, chunk, err);
+    }
+    return replyOf(file, offset, length, data, bytesRead, chunk, ctx);
+  }
+
+  /** The request's length (0: files.chunk_max_bytes) and offset, or why they are refused. */
+  private checked(request: RequestOf<'fileHandleRead'>): { length: number; at?: number } {
     const chunkMax = this.config.files.chunk_max_bytes;
     if (request.length > chunkMax) {
       throw new AgentOpError(
@@ -79,55 +125,67 @@ export class FileHandleReadHandler implements OperationHandler<'fileHandleRead'>
       );
     }
     const length = request.length === 0 ? chunkMax : request.length;
-    const at = request.offset === undefined ? undefined : toSafeOffset(request.offset);
-    if (request.offset !== undefined && at === undefined) {
+    if (request.offset === undefined) {
+      return { length };
+    }
+    const at = toSafeOffset(request.offset);
+    if (at === undefined) {
       throw new AgentOpError(
         ErrorCode.INVALID_REQUEST,
         `offset ${request.offset} is beyond ${Number.MAX_SAFE_INTEGER}`,
       );
     }
-    return this.handles.use(request.handle, request.limits, async (file) => {
-      // The position moves now, so reads pipelined on one handle take consecutive chunks.
-      const offset = at ?? file.position;
-      file.position = offset + length;
-      // A pooled chunk buffer, given back once the reply carrying it has been written.
-      const chunk: PooledBuffer | undefined = ctx?.buffers?.acquire(length);
-      try {
-        let data: Buffer = chunk?.buf ?? Buffer.allocUnsafe(length);
-        // Small reads of a local file are made at once: from the page cache that takes a few
-        // µs, where a trip through the thread pool costs tens (qemu-ga reads every chunk on its
-        // one thread). Larger ones, and files a server holds, go through the pool.
-        const bytesRead =
-          file.local && length <= SYNC_READ_MAX_BYTES
-            ? readFullySync(file.handle.fd, data, offset)
-            : await readFully(file.handle, data, offset);
-        if (bytesRead < length) {
-          data = data.subarray(0, bytesRead);
-          if (file.position === offset + length) {
-            file.position = offset + bytesRead;
-          }
-        }
-        if (chunk) {
-          ctx!.afterReply(() => chunk.release());
-        }
-        return {
-          case: 'fileHandleReadResponse',
-          value: create(FileReadResponseSchema, {
-            data,
-            // A short read is the end (the file may have grown since the open: no size check).
-            eof: bytesRead < length,
-            totalSize: BigInt(file.stat.size),
-            mode: file.stat.mode,
-            offset: BigInt(offset),
-            mtimeMs: BigInt(Math.trunc(file.stat.mtimeMs)),
-          }),
-        };
-      } catch (err) {
-        chunk?.release(); // no reply will carry it
-        throw toAgentOpError(err, `reading file handle ${file.id} (${quotePath(file.path)})`);
-      }
-    });
+    return { length, at };
   }
+
+  /**
+   * Where a read starts (`at`, or the handle's position); the position moves past it now, so
+   * reads pipelined on one handle take consecutive chunks.
+   */
+  private advance(file: OpenFile, at: number | undefined, length: number): number {
+    const offset = at ?? file.position;
+    file.position = offset + length;
+    return offset;
+  }
+}
+
+/**
+ * A read's reply; its chunk buffer (pooled) is given back once the reply carrying it has been
+ * written.
+ */
+function replyOf(
+  file: OpenFile,
+  offset: number,
+  length: number,
+  data: Buffer,
+  bytesRead: number,
+  chunk: PooledBuffer | undefined,
+  ctx: HandlerContext | undefined,
+): AgentPayload {
+  if (chunk) {
+    ctx!.afterReply(chunk.release);
+  }
+  if (bytesRead < length && file.position === offset + length) {
+    file.position = offset + bytesRead;
+  }
+  return {
+    case: 'fileHandleReadResponse',
+    value: create(FileReadResponseSchema, {
+      data: bytesRead < length ? data.subarray(0, bytesRead) : data,
+      // A short read is the end (the file may have grown since the open: no size check).
+      eof: bytesRead < length,
+      totalSize: BigInt(file.stat.size),
+      mode: file.stat.mode,
+      offset: BigInt(offset),
+      mtimeMs: BigInt(Math.trunc(file.stat.mtimeMs)),
+    }),
+  };
+}
+
+/** A failed read's error; its chunk buffer goes back to the pool (no reply will carry it). */
+function readFailed(file: OpenFile, chunk: PooledBuffer | undefined, err: unknown): AgentOpError {
+  chunk?.release();
+  return toAgentOpError(err, `reading file handle ${file.id} (${quotePath(file.path)})`);
 }
 
 /** file.close: closes a handle; `closed` is false when it was not open. */

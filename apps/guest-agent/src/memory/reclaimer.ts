@@ -1,5 +1,4 @@
 import type { Logger } from '../logger.js';
-import type { BufferPool } from './buffer-pool.js';
 import { releaseCodePages } from './code-pages.js';
 
 /** Work since the last reclaim that makes the next idle moment worth one. */
@@ -7,6 +6,11 @@ const WORTH_REQUESTS = 32;
 const WORTH_BYTES = 1024 * 1024;
 /** After a cold path (a host's sync) the wait is at most this: a connection's first idle moment. */
 const COLD_IDLE_MS = 200;
+
+/** Memory kept for reuse that a reclaim lets go of: a BufferPool's free buffers, read-ahead. */
+export interface Drainable {
+  drain(): void;
+}
 
 export interface ReclaimStats {
   reclaims: number;
@@ -46,8 +50,8 @@ export class MemoryReclaimer {
 
   constructor(
     private readonly idleMs: number,
-    /** Pools whose free buffers a reclaim lets go of. */
-    private readonly pools: readonly BufferPool[],
+    /** Pools whose free buffers a reclaim lets go of (and other memory kept for reuse). */
+    private readonly pools: readonly Drainable[],
     private readonly log: Logger,
     /**
      * memory.collect_after_output_bytes: collect as soon as this much command output has been

@@ -4,7 +4,17 @@
 // handles and their idle time are bounded. os.info answers the OS facts alone.
 import * as os from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,6 +33,7 @@ import { startAgent, type RunningAgent } from '../support/agent-process.js';
 
 const IDLE_MS = 1500;
 const MAX_HANDLES = 3;
+const READ_AHEAD_MAX_AGE_MS = 200;
 
 async function expectAgentError(
   p: Promise<unknown>,
@@ -74,7 +85,12 @@ describe('file handles and os.info through the agent executable', () => {
     symlinkSync(join(outside, 'secret.txt'), join(root, 'escape'));
     symlinkSync(join(root, 'data.bin'), join(root, 'inside-link'));
     agent = await startAgent({
-      files: { roots: [root], max_open_handles: MAX_HANDLES, handle_idle_timeout_ms: IDLE_MS },
+      files: {
+        roots: [root],
+        max_open_handles: MAX_HANDLES,
+        handle_idle_timeout_ms: IDLE_MS,
+        read_ahead_max_age_ms: READ_AHEAD_MAX_AGE_MS,
+      },
     });
     client = await agent.client();
   }, 30_000);
@@ -137,6 +153,39 @@ describe('file handles and os.info through the agent executable', () => {
     const sorted = [...chunks].sort((a, b) => Number(a.offset - b.offset));
     expect(sorted.map((c) => Number(c.offset))).toEqual([0, 2000, 4000, 6000, 8000]);
     expect(Buffer.concat(sorted.map((c) => Buffer.from(c.data))).equals(data)).toBe(true);
+    await close(opened.handle);
+  });
+
+  it('should see a file rewritten under a reader after read_ahead_max_age_ms, grown at once', async () => {
+    const path = join(root, 'changing.bin');
+    const first = randomBytes(20_000);
+    writeFileSync(path, first);
+    const opened = await open(path);
+    // Small sequential reads are served from one read ahead (files.read_ahead_bytes)...
+    const a = await read(opened.handle, 4096);
+    expect(Buffer.from(a.data).equals(first.subarray(0, 4096))).toBe(true);
+    // ...so bytes rewritten in place are seen once what was read ahead is older than its bound.
+    const fd = openSync(path, 'r+');
+    try {
+      writeSync(fd, Buffer.alloc(4096, 0xee), 0, 4096, 4096);
+    } finally {
+      closeSync(fd);
+    }
+    await sleep(READ_AHEAD_MAX_AGE_MS + 50);
+    const b = await read(opened.handle, 4096);
+    expect(b.offset).toBe(4096n);
+    expect(Buffer.from(b.data).every((x) => x === 0xee)).toBe(true);
+    // Bytes past what the file held are read fresh: a reader at its end sees it grow at once.
+    const rest = await read(opened.handle, 20_000 - 8192);
+    expect(Buffer.from(rest.data).equals(first.subarray(8192))).toBe(true);
+    const atEnd = await read(opened.handle, 4096);
+    expect(atEnd.eof).toBe(true);
+    expect(atEnd.data.length).toBe(0);
+    const more = randomBytes(3000);
+    appendFileSync(path, more);
+    const grown = await read(opened.handle, 4096, 20_000n);
+    expect(grown.eof).toBe(true);
+    expect(Buffer.from(grown.data).equals(more)).toBe(true);
     await close(opened.handle);
   });
 
