@@ -65,6 +65,8 @@ export interface AgentDeps {
   unserved?: readonly string[];
   /** Memory the handlers keep for reuse, let go of when the agent idles (open files' read-ahead). */
   reclaimable?: readonly Drainable[];
+  /** Other housekeeping at every idle reclaim (lowering runtime helper threads started since). */
+  whenIdle?: () => void;
 }
 
 export interface AgentStats {
@@ -141,6 +143,7 @@ export class Agent {
       [this.buffers, this.receiveBuffers, this.frameBuffers, ...(deps.reclaimable ?? [])],
       this.log,
       this.config.memory.collect_after_output_bytes,
+      deps.whenIdle,
     );
   }
 

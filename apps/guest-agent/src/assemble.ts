@@ -26,6 +26,7 @@ import {
   FileOpenHandler,
 } from './handlers/file-handles.handler.js';
 import { FileHandleTable } from './files/file-handles.js';
+import { HelperThreads } from './helper-threads.js';
 import type { OperationHandler, RequestCase } from './handlers/handler.js';
 import { PingHandler } from './handlers/ping.handler.js';
 import { startingNow, type AgentStart } from './process-start.js';
@@ -155,6 +156,10 @@ export async function assembleAgent(
       reason,
     );
   }
+  // The runtime's JIT compilers and heap housekeeping run below the agent's (and the guest's)
+  // own work: lowered now, and any started later at each idle reclaim.
+  const helperThreads = new HelperThreads(config.helper_thread_nice, log);
+  helperThreads.apply();
   const agent = new Agent({
     config,
     channel,
@@ -166,6 +171,7 @@ export async function assembleAgent(
     unserved,
     handlers: Object.values(handlers) as OperationHandler[],
     reclaimable: [openFiles],
+    whenIdle: () => helperThreads.apply(),
   });
 
   return {

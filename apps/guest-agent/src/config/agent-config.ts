@@ -17,6 +17,11 @@ export interface AgentConfig {
    */
   startup_quiet_ms: number;
   telemetry_interval_ms: number;
+  /**
+   * The nice value the runtime's own helper threads (JIT compilers, heap pre-faulting, the
+   * allocator's purge) run at (helper-threads.ts); 0: the agent's own. Linux only.
+   */
+  helper_thread_nice: number;
   policy: {
     /** null: every operation not blocked. */
     allowed_operations: OperationName[] | null;
@@ -194,6 +199,7 @@ export function defaultConfig(): AgentConfig {
     partial_frame_timeout_ms: 1000,
     startup_quiet_ms: 50,
     telemetry_interval_ms: 10_000,
+    helper_thread_nice: 19,
     policy: { allowed_operations: null, blocked_operations: [] },
     exec: {
       default_timeout_ms: 60_000,

@@ -33,6 +33,7 @@ export const SHAPE: Shape = {
   partial_frame_timeout_ms: int(50, 60_000),
   startup_quiet_ms: int(0, 1000),
   telemetry_interval_ms: int(0, 24 * 3600 * 1000),
+  helper_thread_nice: int(0, 19),
   policy: {
     allowed_operations: (v, name) => (v === null ? null : stringList(operation)(v, name)),
     blocked_operations: stringList(operation),

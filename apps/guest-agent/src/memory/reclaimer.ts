@@ -58,6 +58,8 @@ export class MemoryReclaimer {
      * read and dropped; 0: only when idle.
      */
     private readonly bulkBytes = 0,
+    /** Run at every reclaim too: the agent's other idle-time housekeeping (helper threads). */
+    private readonly whenIdle?: () => void,
   ) {}
 
   /** Requests started and not yet ended. */
@@ -151,6 +153,7 @@ export class MemoryReclaimer {
       this.log.debug('could not release code pages', { error: (err as Error).message });
     }
     this.stats.reclaims++;
+    this.whenIdle?.();
   }
 
   stop(): void {

@@ -3,11 +3,14 @@
 // executables read .env and bunfig.toml from the working directory unless built not to; the
 // agent runs as root from wherever it was started, so the build turns both off.
 import { spawn, spawnSync } from 'node:child_process';
-import { lstatSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { create } from '@bufbuild/protobuf';
+import { PingRequestSchema } from '@lq/proto';
 import { agentExecutable, startAgent, type RunningAgent } from '../support/agent-process.js';
 
 describe('the agent executable', () => {
@@ -53,6 +56,75 @@ describe('the agent executable', () => {
     expect(r.status).toBe(2);
     const v = run(['--version']);
     expect(v.stdout).not.toContain('preloaded');
+  });
+});
+
+/** Each thread of a process: its name and nice value (/proc/PID/task/TID/stat). */
+function threadsOf(pid: number): Array<{ name: string; nice: number }> {
+  const out: Array<{ name: string; nice: number }> = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.push({ name, nice: Number(fields[16]) });
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
+describe('the runtime helper threads (helper_thread_nice)', () => {
+  const helpers = ['JITWorker', 'JSCWarmUp', 'mi-scavenger'];
+
+  /** The agent's threads once its helpers exist and its first pings (JIT work) are answered. */
+  async function threadsAfterWork(
+    agent: RunningAgent,
+    want: (nice: number) => boolean,
+    waitMs: number,
+  ) {
+    const client = await agent.client();
+    for (let i = 0; i < 2000; i++) {
+      await client.call({ case: 'ping', value: create(PingRequestSchema) }, 'pong');
+    }
+    let threads = threadsOf(agent.proc.pid!);
+    // The idle reclaim lowers helpers started after the agent was assembled: wait for it.
+    for (const end = Date.now() + waitMs; Date.now() < end; await sleep(200)) {
+      threads = threadsOf(agent.proc.pid!);
+      if (threads.filter((t) => helpers.includes(t.name)).every((t) => want(t.nice))) {
+        break;
+      }
+    }
+    return threads;
+  }
+
+  it('should run them at nice 19 by default, not the main thread or the collector helpers', async () => {
+    const agent = await startAgent();
+    try {
+      const threads = await threadsAfterWork(agent, (nice) => nice === 19, 15_000);
+      const lowered = threads.filter((t) => helpers.includes(t.name));
+      expect(lowered.map((t) => t.name)).toEqual(expect.arrayContaining(['JITWorker']));
+      expect(lowered.every((t) => t.nice === 19)).toBe(true);
+      // The rest keep the priority the agent was started at (its main thread's).
+      const own = threads[0]!.nice;
+      const others = threads.filter((t) => !helpers.includes(t.name));
+      expect(others.every((t) => t.nice === own)).toBe(true);
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it('should leave them at the agent priority with helper_thread_nice 0', async () => {
+    const agent = await startAgent({ helper_thread_nice: 0 });
+    try {
+      // Past the idle reclaim (memory.idle_reclaim_ms, 500 ms), where helpers would be lowered.
+      const threads = await threadsAfterWork(agent, () => false, 1500);
+      expect(threads.some((t) => t.name === 'JITWorker')).toBe(true);
+      expect(threads.every((t) => t.nice === threads[0]!.nice)).toBe(true);
+    } finally {
+      await agent.stop();
+    }
   });
 });
 
