@@ -903,9 +903,15 @@ describeWithQemu('a real guest under QEMU, through the whole stack', () => {
         to_version: versionB,
         version: versionB,
       });
-      const vm = await waitFor('B reported', 30_000, async () => {
+      // The inventory's row can show B ready before it shows B's report of the update (seen once
+      // in a loaded CI run: the previous update's rolled_back still there when B was listed):
+      // wait for the outcome, which a report that never arrives still fails.
+      const vm = await waitFor('B reported with its update', 30_000, async () => {
         const v = await vmView();
-        return v.agent_version === versionB && v.agent_state === 'ready' ? v : undefined;
+        const last = v.agent_last_update as Json | undefined;
+        return v.agent_version === versionB && v.agent_state === 'ready' && last?.result === 'ok'
+          ? v
+          : undefined;
       });
       expect(vm.agent_last_update).toMatchObject({ result: 'ok', to_version: versionB });
       // Restarted once, by the supervisor, from the swapped file; A is kept beside it.
