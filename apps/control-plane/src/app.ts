@@ -86,6 +86,9 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Run
   await app.get(InventorySubscriber).start();
   app.get(ExecutionDriver).startBackground();
   app.get(RunsService).startSweep();
+  // Node's 5 s default closes idle connections that clients (load balancers, undici) reuse a
+  // moment later: their request then meets a closed socket ("other side closed").
+  app.getHttpServer().keepAliveTimeout = config.http.keepAliveMs;
   await app.listen(config.http.port, config.http.host);
   const grpc = app.get(GrpcServer);
   const grpcPort = await grpc.start(config.grpc.host, config.grpc.port);

@@ -483,6 +483,8 @@ export class AgentUpdatesService implements OnModuleInit, OnApplicationShutdown 
       keyList: this.keyList(),
       readyGraceMs: this.config.agentUpdates.readyGraceMs,
       pollMs: this.config.agentUpdates.pollMs,
+      chunkTimeoutMs: this.config.agentUpdates.chunkTimeoutMs,
+      commitTimeoutMs: this.config.agentUpdates.commitTimeoutMs,
       onStep: extra.onStep,
     };
   }

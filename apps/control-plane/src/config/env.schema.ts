@@ -47,7 +47,8 @@ export interface ControlPlaneConfig {
     /** Queue group shared by replicas for inventory subscriptions. */
     queueGroup: string;
   };
-  http: { host: string; port: number };
+  /** keepAliveMs: how long an idle keep-alive connection is kept open. */
+  http: { host: string; port: number; keepAliveMs: number };
   /** Express's `trust proxy`: whose X-Forwarded-For gives the client address (audit source_ip). */
   trustProxy: string | false;
   grpc: { host: string; port: number };
@@ -135,6 +136,10 @@ export interface ControlPlaneConfig {
     readyGraceMs: number;
     /** Between status questions to an agent that is restarting. */
     pollMs: number;
+    /** How long one chunk of the executable may wait for the agent's answer. */
+    chunkTimeoutMs: number;
+    /** How long the commit (the agent hashes, verifies and swaps) may wait for its answer. */
+    commitTimeoutMs: number;
     /** Largest file `lqctl agent release import` may upload. */
     releaseMaxBytes: number;
     /** Largest number of VMs one rollout may target. */
@@ -292,6 +297,11 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
   ...NATS_ENV_DOCS,
   ['LQ_NATS_QUEUE_GROUP', 'lq-control-plane', 'queue group replicas share for inventory updates'],
   ['LQ_HTTP_HOST / LQ_HTTP_PORT', '0.0.0.0 / 8080', 'REST, Connect JSON, docs, health, metrics'],
+  [
+    'LQ_HTTP_KEEP_ALIVE_TIMEOUT_MS',
+    '65000',
+    'how long an idle keep-alive HTTP connection stays open: longer than a load balancer’s idle timeout (60 s is common), so the control plane never closes a connection a client is about to reuse',
+  ],
   ['LQ_GRPC_HOST / LQ_GRPC_PORT', '0.0.0.0 / 9090', 'gRPC (HTTP/2, cleartext)'],
   [
     'LQ_TRUST_PROXY',
@@ -455,6 +465,16 @@ export const CONTROL_PLANE_ENV: Array<[name: string, fallback: string, meaning: 
     'how long past the agent’s own ready deadline an update waits for the agent to answer',
   ],
   ['LQ_AGENT_UPDATE_POLL_MS', '1000', 'between status questions to an agent that is restarting'],
+  [
+    'LQ_AGENT_UPDATE_CHUNK_TIMEOUT_MS',
+    '30000',
+    'how long one chunk of an update’s executable waits for the agent’s answer before the update fails',
+  ],
+  [
+    'LQ_AGENT_UPDATE_COMMIT_TIMEOUT_MS',
+    '120000',
+    'how long an update’s commit (the agent verifies the executable and swaps it in) waits for its answer',
+  ],
   ['LQ_AGENT_RELEASE_MAX_BYTES', '536870912', 'largest file of an imported agent release'],
   ['LQ_AGENT_ROLLOUT_MAX_VMS', '10000', 'largest number of VMs one agent rollout may target'],
   [
@@ -742,7 +762,11 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
       ...nats,
       queueGroup: env.LQ_NATS_QUEUE_GROUP || 'lq-control-plane',
     },
-    http: { host: env.LQ_HTTP_HOST || '0.0.0.0', port: int(env, 'LQ_HTTP_PORT', 8080, 0, 65_535) },
+    http: {
+      host: env.LQ_HTTP_HOST || '0.0.0.0',
+      port: int(env, 'LQ_HTTP_PORT', 8080, 0, 65_535),
+      keepAliveMs: int(env, 'LQ_HTTP_KEEP_ALIVE_TIMEOUT_MS', 65_000, 1000, 600_000),
+    },
     grpc: { host: env.LQ_GRPC_HOST || '0.0.0.0', port: int(env, 'LQ_GRPC_PORT', 9090, 0, 65_535) },
     trustProxy: trustProxy(env),
     guestTimeoutSeconds,
@@ -806,6 +830,8 @@ export function parseControlPlaneEnv(env: NodeJS.ProcessEnv): ControlPlaneConfig
       releaseKeys: releaseKeys(env),
       readyGraceMs: int(env, 'LQ_AGENT_UPDATE_READY_GRACE_MS', 30_000, 0, 3_600_000),
       pollMs: int(env, 'LQ_AGENT_UPDATE_POLL_MS', 1000, 50, 60_000),
+      chunkTimeoutMs: int(env, 'LQ_AGENT_UPDATE_CHUNK_TIMEOUT_MS', 30_000, 1000, 600_000),
+      commitTimeoutMs: int(env, 'LQ_AGENT_UPDATE_COMMIT_TIMEOUT_MS', 120_000, 1000, 3_600_000),
       releaseMaxBytes: int(env, 'LQ_AGENT_RELEASE_MAX_BYTES', 512 * 1024 * 1024, 1024, 2 ** 32),
       rolloutMaxVms: int(env, 'LQ_AGENT_ROLLOUT_MAX_VMS', 10_000, 1, 1_000_000),
       rolloutLeaseMs: int(env, 'LQ_AGENT_ROLLOUT_LEASE_MS', 30_000, 1000, 3_600_000),

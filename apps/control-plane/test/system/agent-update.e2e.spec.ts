@@ -8,7 +8,13 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { AgentReleaseListView, AgentRolloutView, AgentUpdateView, VmView } from '@lq/api';
+import type {
+  AgentReleaseListView,
+  AgentRolloutView,
+  AgentUpdateView,
+  AuditEventView,
+  VmView,
+} from '@lq/api';
 import { startOneNodeStack, type OneNodeStack } from '../../../../test/support/one-node-stack.js';
 import { TEST_ADMIN_TOKEN } from '../../../../test/support/control-plane-process.js';
 import { AGENT_BUNDLE } from '../../../../test/support/sim-vms.js';
@@ -24,7 +30,7 @@ import {
 const LQCTL = join(process.cwd(), 'dist/lqctl/lqctl.cjs');
 const A = '0.1.0'; // the running bundle's (package.json)
 const B = '0.2.0';
-const VMS = 31; // vm-1..vm-30 roll out; vm-31 is updated on its own
+const VMS = 32; // vm-1..vm-30 roll out; vm-31 and vm-32 are updated on their own
 const BROKEN = ['vm-12', 'vm-13', 'vm-14'];
 
 interface Reply<T = Record<string, unknown>> {
@@ -82,6 +88,7 @@ describe('agent updates through the stack', () => {
         LQ_AGENT_DOWNLOADS_DIR: (mkdirSync(downloads, { recursive: true }), downloads),
         LQ_AGENT_RELEASE_KEYS: `${key.publicKey},${controlPlaneOnly.publicKey}`,
         LQ_AGENT_UPDATE_POLL_MS: '300',
+        LQ_AGENT_UPDATE_CHUNK_TIMEOUT_MS: '8000',
       },
       readyTimeoutMs: 120_000,
       simConfig: ({ id, workDir }) => {
@@ -262,6 +269,36 @@ describe('agent updates through the stack', () => {
         params: expect.objectContaining({ to_version: '0.1.5', update_id: expect.any(String) }),
       }),
     );
+  }, 120_000);
+
+  it('should fail an update whose agent stops answering with 504 naming the chunk and its setting, then update it once it answers', async () => {
+    await stack.sim.kill('vm-32', 'SIGSTOP');
+    let stalled: Reply;
+    try {
+      stalled = await call('admin', 'POST', '/api/vms/vm-32/agent/update', { version: B });
+    } finally {
+      await stack.sim.kill('vm-32', 'SIGCONT');
+    }
+    expect(stalled.status).toBe(504);
+    expect(stalled.body.message).toMatch(
+      /^the chunk at byte 0 of \d+ \(LQ_AGENT_UPDATE_CHUNK_TIMEOUT_MS\): /,
+    );
+    const rows = await call<{ events: AuditEventView[] }>(
+      'admin',
+      'GET',
+      '/api/audit/events?operation=agent.update&vm_id=vm-32&limit=20',
+    );
+    expect(rows.body.events.find((e) => e.kind === 'outcome')?.error).toMatch(
+      /the chunk at byte 0 of \d+ \(LQ_AGENT_UPDATE_CHUNK_TIMEOUT_MS\)/,
+    );
+    expect((await vm('vm-32')).agent_version).toBe(A);
+    // Answering again, the agent takes the next update whole (a new update drops the staging
+    // the stalled one may have left).
+    const r = await call<AgentUpdateView>('admin', 'POST', '/api/vms/vm-32/agent/update', {
+      version: B,
+    });
+    expect(r.body).toMatchObject({ vm_id: 'vm-32', state: 'ready', version: B });
+    expect(r.status).toBe(200);
   }, 120_000);
 
   it('should import a signed release folder with lqctl, and refuse a tampered one', async () => {

@@ -4,9 +4,11 @@
 // by side; nothing outside a release's SHA256SUMS served; no credentials needed.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { Agent, get } from 'node:http';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startNatsServer, type RunningNats } from '../../../../test/support/nats-server.js';
@@ -132,6 +134,41 @@ describe('agent downloads (/downloads/agent)', () => {
     expect(installer.headers.get('content-type')).toMatch(/^text\/x-shellscript/);
     expect(await installer.text()).toMatch(/^#!\/bin\/sh\n/);
   });
+
+  it('should keep an idle connection open past 5 s (LQ_HTTP_KEEP_ALIVE_TIMEOUT_MS) for the next download on it', async () => {
+    // Node's default closes a connection 5 s after a response went out; a client busy that long
+    // (hashing a 110 MB download, as the test above does) then sends its next request on a
+    // socket that is closing, and fails with "other side closed".
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const once = () =>
+      new Promise<{ reused: boolean; keepAlive: string | undefined; body: string }>(
+        (resolve, reject) => {
+          const req = get(`${url}/downloads/agent/latest/SHA256SUMS`, { agent }, (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => (body += c));
+            res.on('end', () =>
+              resolve({
+                reused: req.reusedSocket,
+                keepAlive: res.headers['keep-alive'] as string,
+                body,
+              }),
+            );
+          });
+          req.on('error', reject);
+        },
+      );
+    try {
+      const first = await once();
+      expect(first.keepAlive).toBe('timeout=65');
+      await sleep(6000);
+      const second = await once();
+      expect(second.reused).toBe(true);
+      expect(second.body).toBe(first.body);
+    } finally {
+      agent.destroy();
+    }
+  }, 30_000);
 
   it('should list the releases newest first and serve an older one by its version', async () => {
     expect(await (await fetch(`${url}/downloads/agent`)).json()).toEqual({

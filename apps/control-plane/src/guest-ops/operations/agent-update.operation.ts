@@ -2,6 +2,8 @@ import { open } from 'node:fs/promises';
 import { create } from '@bufbuild/protobuf';
 import { AgentUpdateRequestSchema, type AgentUpdateResponse } from '@lq/proto';
 import type { AgentUpdateView } from '@lq/api';
+import type { DomainException } from '../../common/errors/domain.exception.js';
+import { guestFailure } from '../guest-errors.js';
 import { VmGuestErrorCode, VmGuestException } from '../vm-guest.exception.js';
 import type { Dispatcher, GuestOperationSpec } from '../guest-operation.js';
 import { invalid } from './validate.js';
@@ -41,6 +43,9 @@ export interface AgentUpdateInput {
   /** How long to wait past the agent's own ready deadline, and between status questions. */
   readyGraceMs: number;
   pollMs: number;
+  /** How long a chunk, and the commit, may wait for the agent's answer. */
+  chunkTimeoutMs: number;
+  commitTimeoutMs: number;
   onStep?: (step: AgentUpdateStep) => void;
 }
 
@@ -62,6 +67,7 @@ export const AGENT_UPDATE: GuestOperationSpec<AgentUpdateInput, AgentUpdateView>
     }
     let artifact: UpdateArtifact | undefined;
     let from = '';
+    let vm = '';
     const params: Record<string, unknown> = {
       update_id: input.updateId,
       to_version: input.version,
@@ -86,12 +92,13 @@ export const AGENT_UPDATE: GuestOperationSpec<AgentUpdateInput, AgentUpdateView>
           );
         }
         from = where.agentVersion ?? '';
+        vm = vmId;
         params.from_version = from;
         params.target = target;
         params.sha256 = artifact.sha256;
         params.size = artifact.size;
       },
-      dispatch: (d) => update(d, input, artifact!, from),
+      dispatch: (d) => update(d, input, artifact!, from, vm),
       // A failed update still names its update and rollout (an auditor follows a rollout by it).
       failureParams: {
         update_id: input.updateId,
@@ -118,6 +125,7 @@ async function update(
   input: AgentUpdateInput,
   artifact: UpdateArtifact,
   from: string,
+  vmId: string,
 ): Promise<AgentUpdateView> {
   const chunkBytes = Math.min(d.where.fileChunkMaxBytes || 512 * 1024, CHUNK_MAX_BYTES);
   const release = {
@@ -155,13 +163,17 @@ async function update(
       if (last) {
         input.onStep?.('sent');
       }
-      const answer = await d.send(
-        'agent.update',
-        { case: 'agentUpdate', value: request },
-        // A commit hashes and verifies the whole file before it answers.
-        last ? 120_000 : 30_000,
-        '',
-      );
+      // A commit verifies the whole file and swaps it in before it answers.
+      const answer = await d
+        .send(
+          'agent.update',
+          { case: 'agentUpdate', value: request },
+          last ? input.commitTimeoutMs : input.chunkTimeoutMs,
+          '',
+        )
+        .catch((err: unknown) => {
+          throw timedOut(guestFailure(err, vmId, d.where.nodeId), last, offset, artifact.size);
+        });
       offset += bytesRead;
       if (last) {
         committed = answer;
@@ -227,4 +239,18 @@ async function update(
       lastError ? ` (last error: ${lastError})` : ''
     }`,
   );
+}
+
+/** A timeout names the part of the update that got no answer and the setting that bounds it. */
+function timedOut(err: DomainException, commit: boolean, offset: number, size: number) {
+  if (
+    !(err instanceof VmGuestException) ||
+    (err.code !== VmGuestErrorCode.AGENT_TIMEOUT && err.code !== VmGuestErrorCode.NODE_TIMEOUT)
+  ) {
+    return err;
+  }
+  const part = commit
+    ? 'the commit (LQ_AGENT_UPDATE_COMMIT_TIMEOUT_MS)'
+    : `the chunk at byte ${offset} of ${size} (LQ_AGENT_UPDATE_CHUNK_TIMEOUT_MS)`;
+  return new VmGuestException(err.code, `${part}: ${err.message}`, err.agentCode);
 }
