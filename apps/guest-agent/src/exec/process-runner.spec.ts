@@ -196,7 +196,7 @@ describe('ProcessRunner', () => {
     expect(r.stderrTruncated).toBe(false);
   });
 
-  it('should keep memory bounded and drain the pipe when a command prints 50 MiB', async () => {
+  it('should keep memory bounded and drain the pipe when a command prints 256 MiB', async () => {
     // Warm up: the first spawn loads code that would count as growth.
     await exec({ command: 'head -c 100000 /dev/zero' });
     const before = process.memoryUsage().rss;
@@ -205,18 +205,20 @@ describe('ProcessRunner', () => {
       peak = Math.max(peak, process.memoryUsage().rss);
     }, 5);
     try {
-      const r = await exec({ command: 'head -c 52428800 /dev/zero; echo done >&2' });
+      const r = await exec({ command: 'head -c 268435456 /dev/zero; echo done >&2' });
       expect(r.exitCode).toBe(0);
       expect(r.stdout.length).toBe(1 * MiB);
       expect(r.stdoutTruncated).toBe(true);
-      expect(r.stdoutTotalBytes).toBe(BigInt(50 * MiB));
+      expect(r.stdoutTotalBytes).toBe(BigInt(256 * MiB));
       expect(text(r.stderr)).toBe('done\n');
     } finally {
       clearInterval(sampler);
     }
     peak = Math.max(peak, process.memoryUsage().rss);
-    // Buffering the output would add 50 MiB or more; read chunks awaiting GC take ~15 MiB.
-    expect(peak - before).toBeLessThan(30 * MiB);
+    // Buffering the output would add 256 MiB or more. Read chunks awaiting GC take 15-35 MiB,
+    // and this jest worker's RSS also moves with what other suites left in it: the bound is
+    // far from both (a bound near the garbage failed once beside other suites).
+    expect(peak - before).toBeLessThan(96 * MiB);
   });
 
   it('should kill a SIGTERM-ignoring command and its child at the timeout and say it timed out', async () => {
