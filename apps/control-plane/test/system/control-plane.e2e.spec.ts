@@ -294,6 +294,15 @@ describe('control plane over NATS, node daemons and guest agents', () => {
     expect(streamed.status).toBe(413);
     expect((await json(streamed)).code).toBe('TOO_LARGE');
     expect(existsSync(path)).toBe(false);
+    // Refused before their bodies were read, both ended their connections: kept open, one
+    // waited for a body nobody reads, and the next request sent on it hung.
+    expect([declared.headers.get('connection'), streamed.headers.get('connection')]).toEqual([
+      'close',
+      'close',
+    ]);
+    for (let i = 0; i < 4; i++) {
+      expect((await fetch(`${cp2.url}/api/vms/a-vm-1`)).status).toBe(200);
+    }
     const fits = await fetch(url, {
       method: 'PUT',
       headers: { 'content-type': 'application/octet-stream' },

@@ -79,6 +79,12 @@ export class HttpExceptionFilter implements ExceptionFilter {
       res.destroy();
       return;
     }
+    if (!req.complete) {
+      // Answered before the request's body was all read (a 413 mid-upload, a refusal before
+      // it): the connection ends with the answer. Kept open, it would wait for the rest of a
+      // body nobody reads, and a client's next request on it would hang (keep-alive, 65 s).
+      res.setHeader('Connection', 'close');
+    }
     // `details` holds `permission` or `agentCode` (ErrorBody's optional fields).
     const body: ErrorBody = { statusCode: status, code, ...details, message, correlationId };
     res.status(status).json(body);
