@@ -214,6 +214,17 @@ describe('audit writer on PostgreSQL', () => {
       }
     }
     expect(written).toBe(true);
-    expect((await repo.verify()).ok).toBe(true);
+    // A read may also meet a pooled connection whose end its client has not learnt yet (under
+    // load, seen once): such a query fails once per ended connection, then the pool has new ones.
+    let verified: Awaited<ReturnType<typeof repo.verify>> | undefined;
+    for (let i = 0; i < 50 && !verified; i++) {
+      verified = await repo.verify().catch((err: Error) => {
+        if (!/terminating connection|Connection terminated/.test(err.message)) {
+          throw err;
+        }
+        return undefined;
+      });
+    }
+    expect(verified?.ok).toBe(true);
   });
 });
