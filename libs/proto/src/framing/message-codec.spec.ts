@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { describe, expect, it } from '@jest/globals';
 import { create, equals, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
@@ -484,15 +485,62 @@ describe('AgentStreamReader partial frames', () => {
       }
       expect(seen).toEqual(['slow']);
       expect(issues).toEqual([]);
-      // Half a frame, then nothing: abandoned, and the next whole frame is read.
+      // Half a frame, then nothing: abandoned (after two silent periods), and the next whole
+      // frame is read.
       const stalled = frameOf('stalled');
       reader.push(stalled.subarray(0, stalled.length - 3));
-      await sleep(400);
+      for (let waited = 0; !issues.includes('abandoned-partial') && waited < 5000; waited += 20) {
+        await sleep(20);
+      }
       expect(issues).toContain('abandoned-partial');
       reader.push(frameOf('next'));
       expect(seen).toEqual(['slow', 'next']);
     } finally {
       reader.close();
+    }
+  });
+});
+
+describe('AgentStreamReader after its own stall', () => {
+  it('should keep a frame whose rest arrived while the reader was stalled past the timeout', async () => {
+    const seen: string[] = [];
+    const issues: string[] = [];
+    const reader = new AgentStreamReader({
+      partialFrameTimeoutMs: 100,
+      onMessage: (m) => seen.push(m.messageId),
+      onIssue: (i) => issues.push(i.kind),
+    });
+    const server = createServer((socket) => socket.on('data', (chunk) => reader.push(chunk)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    try {
+      await new Promise((resolve) => client.once('connect', resolve));
+      const frame = Buffer.concat(
+        encodeAgentMessage(
+          agentMessage('late', { case: 'pong', value: create(PongResponseSchema) }),
+        ),
+      );
+      client.write(frame.subarray(0, 10));
+      for (let waited = 0; !reader.frames.hasPartialFrame && waited < 5000; waited += 5) {
+        await sleep(5);
+      }
+      expect(reader.frames.hasPartialFrame).toBe(true);
+      // The rest is sent at once, and this thread stalls past the timeout before it reads it
+      // (as a starved process or VM does): its timer then fires before the bytes are read.
+      client.write(frame.subarray(10));
+      const until = Date.now() + 300;
+      while (Date.now() < until) {
+        // busy: the event loop does not turn
+      }
+      for (let waited = 0; seen.length === 0 && waited < 5000; waited += 5) {
+        await sleep(5);
+      }
+      expect(seen).toEqual(['late']);
+      expect(issues).toEqual([]);
+    } finally {
+      reader.close();
+      client.destroy();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });

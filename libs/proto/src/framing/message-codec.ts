@@ -852,19 +852,25 @@ export class AgentMessageDecoder {
 }
 
 export interface AgentStreamReaderOptions extends MessageDecoderOptions {
-  /** Give up on a half-received frame after this long without a byte (PROTOCOL.md §3). */
+  /** Give up on a half-received frame after twice this long without a byte (PROTOCOL.md §3). */
   partialFrameTimeoutMs: number;
   onMessage(message: AgentMessage): void;
 }
 
 /**
  * Both ends' reader of one channel: decodes pushed bytes and, when a frame stays half-received
- * for partialFrameTimeoutMs, abandons it and rescans its bytes, so that a writer that vanished
- * mid-frame cannot swallow the next writer's frames (a sync included) for good.
+ * for two periods of partialFrameTimeoutMs in a row, abandons it and rescans its bytes, so that a
+ * writer that vanished mid-frame cannot swallow the next writer's frames (a sync included) for
+ * good. One silent period is not enough: it may be this reader's own stall (its process, or the
+ * whole VM, not scheduled), after which the timer fires before the bytes that arrived meanwhile
+ * are read; they are read within the second period. (A TCG guest on a busy machine lost an
+ * update chunk that way: half of it read, a stall, the frame abandoned, its rest skipped.)
  */
 export class AgentStreamReader {
   private readonly decoder: AgentMessageDecoder;
   private timer: NodeJS.Timeout | undefined;
+  /** A period has passed without a byte; the next one without a byte abandons the frame. */
+  private silent = false;
 
   constructor(private readonly options: AgentStreamReaderOptions) {
     this.decoder = new AgentMessageDecoder(options);
@@ -880,6 +886,7 @@ export class AgentStreamReader {
   }
 
   push(chunk: Uint8Array): void {
+    this.silent = false;
     for (const message of this.decoder.push(chunk)) {
       this.options.onMessage(message);
     }
@@ -889,6 +896,7 @@ export class AgentStreamReader {
   reset(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.silent = false;
     this.decoder.reset();
   }
 
@@ -912,6 +920,12 @@ export class AgentStreamReader {
     }
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      if (!this.silent) {
+        this.silent = true;
+        this.arm();
+        return;
+      }
+      this.silent = false;
       for (const message of this.decoder.abandonPartial()) {
         this.options.onMessage(message);
       }
