@@ -11,6 +11,7 @@ import {
   FileWriteRequestSchema,
   GetOsInfoResponseSchema,
   OsInfoSchema,
+  PingRequestSchema,
   PongResponseSchema,
   type AgentMessage,
 } from '../gen/limiquantix/agent/v1/agent_pb.js';
@@ -26,6 +27,22 @@ import {
   stablePayload,
 } from './message-codec.js';
 import { FrameDecoder, FrameTooLargeError, encodeFrame } from './frame-codec.js';
+
+/** Pongs the hand-written codec covers, and some it leaves to protobuf-es. */
+const PONGS = [
+  {},
+  { agentVersion: '0.4.1', uptimeSeconds: 1.5 },
+  { agentVersion: '0.4.1+g1234567', uptimeSeconds: 86_400.123456789 },
+  { uptimeSeconds: 0 },
+  { uptimeSeconds: -0 },
+  { uptimeSeconds: -2.5 },
+  { uptimeSeconds: Number.MIN_VALUE },
+  { uptimeSeconds: Infinity },
+  { uptimeSeconds: -Infinity },
+  { uptimeSeconds: NaN },
+  { agentVersion: 'x'.repeat(200), uptimeSeconds: 3 },
+  { agentVersion: 'ünïcode ✓', uptimeSeconds: 4 },
+];
 
 describe('encodeAgentMessage', () => {
   const cases = [
@@ -219,6 +236,28 @@ describe('agentMessageBinary (the hand-written envelope)', () => {
         }),
       );
     }
+  });
+
+  it('should write pongs and empty requests exactly as toBinary does', () => {
+    for (const init of PONGS) {
+      const message = agentMessage('p', {
+        case: 'pong',
+        value: create(PongResponseSchema, init),
+      });
+      if (Number.isNaN(init.uptimeSeconds)) {
+        // (equals() has NaN unequal to itself: the bytes say it.)
+        const expected = Buffer.from(toBinary(AgentMessageSchema, message));
+        expect(Buffer.from(agentMessageBinary(message)).equals(expected)).toBe(true);
+      } else {
+        expectSameBytes(message);
+      }
+    }
+    const unknown = create(PongResponseSchema, { agentVersion: '1' });
+    unknown.$unknown = [{ no: 9, wireType: 0, data: new Uint8Array([1]) }];
+    expectSameBytes(agentMessage('u', { case: 'pong', value: unknown }));
+    const ping = create(PingRequestSchema);
+    ping.$unknown = [{ no: 3, wireType: 0, data: new Uint8Array([7]) }];
+    expectSameBytes(agentMessage('u', { case: 'ping', value: ping }));
   });
 
   it('should splice bulk bytes of any size above a kilobyte and decode them the same', () => {
@@ -432,6 +471,59 @@ describe('decodeAgentMessage (the hand-read envelope)', () => {
     ]) {
       const key = new BinaryWriter().tag(field, WireType.LengthDelimited).bytes(inner).finish();
       expectAsFromBinary(Buffer.concat([Buffer.from([0x0a, 1, 0x78]), key]));
+    }
+  });
+
+  it('should read pongs and empty requests by hand exactly as fromBinary does', () => {
+    /** toEqual: NaN equals NaN there, and -0 is not 0. */
+    const expectSame = (bytes: Uint8Array) => {
+      let expected: AgentMessage;
+      try {
+        expected = fromBinary(AgentMessageSchema, bytes);
+      } catch {
+        expect(() => decodeAgentMessage(bytes)).toThrow();
+        return;
+      }
+      expect(decodeAgentMessage(bytes)).toEqual(expected);
+    };
+    const pongField = AgentMessageSchema.fields.find((f) => f.localName === 'pong')!.number;
+    const pingField = AgentMessageSchema.fields.find((f) => f.localName === 'ping')!.number;
+    const wrap = (field: number, inner: Uint8Array) =>
+      Buffer.concat([
+        Buffer.from([0x0a, 1, 0x78]),
+        new BinaryWriter().tag(field, WireType.LengthDelimited).bytes(inner).finish(),
+      ]);
+    const pongBytes = (init: { agentVersion?: string; uptimeSeconds?: number }) =>
+      toBinary(PongResponseSchema, create(PongResponseSchema, init));
+    const messages = [
+      ...PONGS.map((init) =>
+        toBinary(
+          AgentMessageSchema,
+          agentMessage('p', { case: 'pong', value: create(PongResponseSchema, init) }),
+        ),
+      ),
+      toBinary(
+        AgentMessageSchema,
+        agentMessage('q', { case: 'ping', value: create(PingRequestSchema) }),
+      ),
+      // Repeated (the last wins), a wire type that does not match, an unknown field, non-ASCII.
+      wrap(
+        pongField,
+        Buffer.concat([
+          pongBytes({ agentVersion: 'v', uptimeSeconds: 2 }),
+          pongBytes({ agentVersion: 'w', uptimeSeconds: 3 }),
+        ]),
+      ),
+      wrap(pongField, Buffer.from([0x10, 0x05])),
+      wrap(pongField, Buffer.from([0x0a, 2, 0xc3, 0xa9])),
+      wrap(pongField, Buffer.from([0x48, 0x01])),
+      wrap(pingField, Buffer.from([0x08, 0x01])),
+      wrap(pingField, Buffer.from([0x12, 0x00])),
+    ];
+    for (const bytes of messages) {
+      for (let n = 0; n <= bytes.length; n++) {
+        expectSame(bytes.subarray(0, n));
+      }
     }
   });
 

@@ -6,9 +6,11 @@ import {
   FileHandleReadRequestSchema,
   FileReadResponseSchema,
   FileWriteRequestSchema,
+  PongResponseSchema,
   type AgentMessage,
   type FileHandleReadRequest,
   type FileReadResponse,
+  type PongResponse,
 } from '../gen/limiquantix/agent/v1/agent_pb.js';
 import {
   DEFAULT_MAX_FRAME_BYTES,
@@ -277,8 +279,62 @@ const fileHandleReadWriter: RestWriter<FileHandleReadRequest> = {
   },
 };
 
+/** A payload message without fields (PingRequest, GetOsInfoRequest, …): nothing to write. */
+const emptyWriter: RestWriter<{ $unknown?: unknown }> = {
+  length: (v) => (v.$unknown === undefined ? 0 : -1),
+  write: (_v, _buf, at) => at,
+};
+
+// A double's bytes, little-endian as protobuf writes them (every target is little-endian; on
+// another, the hand-written pong is left to protobuf-es).
+const F64 = new Float64Array(1);
+const F64_BYTES = new Uint8Array(F64.buffer);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** The ping's answer (agent_version, uptime_seconds); a non-ASCII version or NaN to toBinary. */
+const pongWriter: RestWriter<PongResponse> = {
+  length(v) {
+    const version = v.agentVersion;
+    const uptime = v.uptimeSeconds;
+    if (v.$unknown !== undefined || !LITTLE_ENDIAN || Number.isNaN(uptime)) {
+      return -1;
+    }
+    for (let i = 0; i < version.length; i++) {
+      if (version.charCodeAt(i) >= 0x80) {
+        return -1;
+      }
+    }
+    return (
+      (version.length === 0 ? 0 : 1 + varintLength(version.length) + version.length) +
+      (Object.is(uptime, 0) ? 0 : 9) // toBinary writes -0 (Object.is, as protobuf-es does)
+    );
+  },
+  write(v, buf, at) {
+    const version = v.agentVersion;
+    if (version.length !== 0) {
+      buf[at++] = 0x0a; // field 1, length-delimited
+      at = writeVarint(buf, at, version.length);
+      for (let i = 0; i < version.length; i++) {
+        buf[at++] = version.charCodeAt(i);
+      }
+    }
+    if (!Object.is(v.uptimeSeconds, 0)) {
+      buf[at++] = 0x11; // field 2, 64-bit
+      F64[0] = v.uptimeSeconds;
+      for (let i = 0; i < 8; i++) {
+        buf[at++] = F64_BYTES[i]!;
+      }
+    }
+    return at;
+  },
+};
+
 const PAYLOAD_WRITERS: ReadonlyMap<string, RestWriter<never>> = new Map([
   ['fileHandleRead', fileHandleReadWriter],
+  ['pong', pongWriter],
+  ...[...PAYLOAD_FIELDS]
+    .filter(([, f]) => f.schema.fields.length === 0)
+    .map(([localName]) => [localName, emptyWriter] as const),
 ]);
 
 // Bulk data (file chunks, captured output) is written without being copied into the protobuf
@@ -652,8 +708,9 @@ function timestampAt(buf: Uint8Array, start: number, end: number): Timestamp | u
 }
 
 /**
- * Hand readers for the payloads of the hottest exchange, a file read (request and reply): each
- * returns undefined for anything it does not cover (fromBinary reads those).
+ * Hand readers for the payloads of the hottest exchanges, a file read (request and reply) and a
+ * ping (an empty request, its pong): each returns undefined for anything it does not cover
+ * (fromBinary reads those).
  */
 type PayloadReader = (bytes: Uint8Array, start: number, end: number) => object | undefined;
 
@@ -715,10 +772,44 @@ function readFileReadResponse(bytes: Uint8Array, start: number, end: number): ob
   return m;
 }
 
+function readPong(bytes: Uint8Array, start: number, end: number): object | undefined {
+  const c = new WireCursor(bytes, start, end);
+  const m = create(PongResponseSchema);
+  while (c.at < end) {
+    const key = c.varint();
+    if (key === 0x0a) {
+      const versionEnd = c.lengthDelimited();
+      const version = versionEnd < 0 ? undefined : asciiAt(bytes, c.at, versionEnd);
+      if (version === undefined) {
+        return undefined;
+      }
+      m.agentVersion = version;
+      c.at = versionEnd;
+    } else if (key === 0x11 && LITTLE_ENDIAN && end - c.at >= 8) {
+      for (let i = 0; i < 8; i++) {
+        F64_BYTES[i] = bytes[c.at++]!;
+      }
+      m.uptimeSeconds = F64[0]!;
+    } else {
+      return undefined; // an unknown field, a wrong wire type, or the end of the bytes
+    }
+  }
+  return m;
+}
+
+/** A payload message without fields, from no bytes (anything else: fromBinary). */
+function emptyReader(schema: DescMessage): PayloadReader {
+  return (_bytes, start, end) => (start === end ? create(schema) : undefined);
+}
+
 const PAYLOAD_READERS: ReadonlyMap<string, PayloadReader> = new Map([
   ['fileHandleRead', readFileHandleRead],
   ['fileReadResponse', readFileReadResponse],
   ['fileHandleReadResponse', readFileReadResponse],
+  ['pong', readPong],
+  ...[...PAYLOAD_FIELDS]
+    .filter(([, f]) => f.schema.fields.length === 0)
+    .map(([localName, f]) => [localName, emptyReader(f.schema)] as const),
 ]);
 
 const PAYLOAD_BY_NUMBER = new Map<number, PayloadField>(
