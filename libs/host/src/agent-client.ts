@@ -84,7 +84,11 @@ export class AgentClient extends EventEmitter {
   limits: AgentLimits | undefined;
   /** From the last AgentReady. */
   info: AgentInfo | undefined;
-  lastSeen: Date | undefined;
+  /** When the last message from the agent arrived (kept as a number: it is set per message). */
+  get lastSeen(): Date | undefined {
+    return this.lastSeenMs === undefined ? undefined : new Date(this.lastSeenMs);
+  }
+  private lastSeenMs: number | undefined;
   connectedSince: Date | undefined;
   droppedFrames = 0;
   private readyOnThisConnection = false;
@@ -199,6 +203,12 @@ export class AgentClient extends EventEmitter {
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
+    // Written before the bookkeeping below: the agent starts on it while this thread sets up
+    // the deadline and the pending entry (its reply is read in a later turn of the loop).
+    const written = this._state === 'ready';
+    if (written) {
+      this.writeFrame(frame);
+    }
     let entry!: PendingRequest;
     const promise = new Promise<AgentMessage>((resolve, reject) => {
       entry = {
@@ -214,8 +224,7 @@ export class AgentClient extends EventEmitter {
     });
     entry.promise = promise;
     this.pending.add(entry);
-    if (this._state === 'ready') {
-      this.writeFrame(frame);
+    if (written) {
       entry.sentAt = performance.now();
     }
     this.armKeepalive();
@@ -317,7 +326,7 @@ export class AgentClient extends EventEmitter {
   }
 
   private onMessage(message: AgentMessage): void {
-    this.lastSeen = new Date();
+    this.lastSeenMs = Date.now();
     const payload = message.payload;
     if (this._state === 'syncing' && payload.case !== 'syncResponse') {
       // Not ours until the handshake completes, except replies to requests of this session.
