@@ -219,11 +219,11 @@ export class AgentClient extends EventEmitter {
         resolve,
         reject,
         ack: ACKED_CASES.has(operation),
-        timer: setTimeout(() => this.onTimeout(entry, timeoutMs), timeoutMs),
+        expire: () => this.onTimeout(entry, timeoutMs),
       };
     });
     entry.promise = promise;
-    this.pending.add(entry);
+    this.pending.add(entry, timeoutMs);
     if (written) {
       entry.sentAt = performance.now();
     }

@@ -11,7 +11,7 @@ function entry(id: string, sentAt?: number): PendingRequest & { rejected: Error[
     frame: [],
     resolve: () => undefined,
     reject: (err) => rejected.push(err),
-    timer: setTimeout(() => undefined, 60_000).unref(),
+    expire: () => undefined,
     ack: false,
     ...(sentAt === undefined ? {} : { sentAt }),
     rejected,
@@ -22,7 +22,7 @@ describe('PendingRequests', () => {
   it('should hand a reply its request once and forget it', () => {
     const p = new PendingRequests();
     const a = entry('a');
-    p.add(a);
+    p.add(a, 60_000);
     expect(p.take('a')).toBe(a);
     expect(p.take('a')).toBeUndefined();
     expect(p.size).toBe(0);
@@ -32,8 +32,8 @@ describe('PendingRequests', () => {
     const p = new PendingRequests();
     const first = entry('x');
     const second = entry('x');
-    p.add(first);
-    p.add(second);
+    p.add(first, 60_000);
+    p.add(second, 60_000);
     expect(p.drop(first)).toBe(false);
     expect(p.get('x')).toBe(second);
     expect(p.drop(second)).toBe(true);
@@ -44,7 +44,7 @@ describe('PendingRequests', () => {
     const old = entry('old', 10);
     const young = entry('young', 30);
     const unsent = entry('unsent');
-    [old, young, unsent].forEach((e) => p.add(e));
+    [old, young, unsent].forEach((e) => p.add(e, 60_000));
     p.fail(new Error('restarted'), 20);
     expect(old.rejected.map((e) => e.message)).toEqual(['restarted']);
     expect(young.rejected).toEqual([]);
@@ -57,9 +57,9 @@ describe('PendingRequests', () => {
 
   it('should say whether a written request has waited long enough', () => {
     const p = new PendingRequests();
-    p.add(entry('unsent'));
+    p.add(entry('unsent'), 60_000);
     expect(p.waitingSince(1000, 100)).toBe(false);
-    p.add(entry('sent', 850));
+    p.add(entry('sent', 850), 60_000);
     expect(p.waitingSince(900, 100)).toBe(false);
     expect(p.waitingSince(950, 100)).toBe(true);
     p.fail(new Error('end'));

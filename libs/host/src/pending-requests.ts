@@ -1,14 +1,14 @@
 import type { AgentMessage } from '@lq/proto';
+import { Deadlines, type Deadline } from './deadlines.js';
 
-/** One request written (or waiting to be written) to the agent channel. */
-export interface PendingRequest {
+/** One request written (or waiting to be written) to the agent channel; expire() at its timeout. */
+export interface PendingRequest extends Deadline {
   id: string;
   promise: Promise<AgentMessage>;
   operation: string;
   frame: Uint8Array[];
   resolve(message: AgentMessage): void;
   reject(err: Error): void;
-  timer: NodeJS.Timeout;
   /** The agent retains this result until it is acknowledged (ResultAck). */
   ack: boolean;
   /** performance.now() when first written to the channel (undefined: not yet). */
@@ -18,6 +18,7 @@ export interface PendingRequest {
 /** The requests of one AgentClient awaiting their replies, by message id. */
 export class PendingRequests {
   private readonly byId = new Map<string, PendingRequest>();
+  private readonly deadlines = new Deadlines();
 
   get size(): number {
     return this.byId.size;
@@ -31,8 +32,10 @@ export class PendingRequests {
     return this.byId.has(id);
   }
 
-  add(entry: PendingRequest): void {
+  /** Adds a request; its expire() is called after timeoutMs unless it is taken first. */
+  add(entry: PendingRequest, timeoutMs: number): void {
     this.byId.set(entry.id, entry);
+    this.deadlines.add(entry, timeoutMs);
   }
 
   /** Removes the request answered by `id` and stops its deadline; undefined: not ours. */
@@ -40,13 +43,14 @@ export class PendingRequests {
     const entry = this.byId.get(id);
     if (entry) {
       this.byId.delete(id);
-      clearTimeout(entry.timer);
+      this.deadlines.remove(entry);
     }
     return entry;
   }
 
   /** Removes `entry` if it is still the one waiting under its id (a retry may have replaced it). */
   drop(entry: PendingRequest): boolean {
+    this.deadlines.remove(entry);
     if (this.byId.get(entry.id) !== entry) {
       return false;
     }
