@@ -356,8 +356,11 @@ describe('agentMessageBinary (the hand-written envelope)', () => {
 });
 
 describe('decodeAgentMessage (the hand-read envelope)', () => {
-  /** Both readers agree: the same message, or both refuse the bytes. */
-  function expectAsFromBinary(bytes: Uint8Array): void {
+  /**
+   * Both readers agree: the same message, or both refuse the bytes. byValue: compared with
+   * toEqual (NaN equals NaN there, and -0 is not 0; equals() has NaN unequal to itself).
+   */
+  function expectAsFromBinary(bytes: Uint8Array, byValue = false): void {
     let expected: AgentMessage;
     try {
       expected = fromBinary(AgentMessageSchema, bytes);
@@ -367,6 +370,10 @@ describe('decodeAgentMessage (the hand-read envelope)', () => {
       return;
     }
     const decoded = decodeAgentMessage(bytes);
+    if (byValue) {
+      expect(decoded).toEqual(expected);
+      return;
+    }
     expect(equals(AgentMessageSchema, decoded, expected)).toBe(true);
     expect(decoded.$unknown).toEqual(expected.$unknown);
     expect(decoded.timestamp).toEqual(expected.timestamp);
@@ -475,17 +482,6 @@ describe('decodeAgentMessage (the hand-read envelope)', () => {
   });
 
   it('should read pongs and empty requests by hand exactly as fromBinary does', () => {
-    /** toEqual: NaN equals NaN there, and -0 is not 0. */
-    const expectSame = (bytes: Uint8Array) => {
-      let expected: AgentMessage;
-      try {
-        expected = fromBinary(AgentMessageSchema, bytes);
-      } catch {
-        expect(() => decodeAgentMessage(bytes)).toThrow();
-        return;
-      }
-      expect(decodeAgentMessage(bytes)).toEqual(expected);
-    };
     const pongField = AgentMessageSchema.fields.find((f) => f.localName === 'pong')!.number;
     const pingField = AgentMessageSchema.fields.find((f) => f.localName === 'ping')!.number;
     const wrap = (field: number, inner: Uint8Array) =>
@@ -522,7 +518,7 @@ describe('decodeAgentMessage (the hand-read envelope)', () => {
     ];
     for (const bytes of messages) {
       for (let n = 0; n <= bytes.length; n++) {
-        expectSame(bytes.subarray(0, n));
+        expectAsFromBinary(bytes.subarray(0, n), true);
       }
     }
   });
@@ -560,14 +556,26 @@ describe('AgentStreamReader partial frames', () => {
       encodeAgentMessage(agentMessage(id, { case: 'pong', value: create(PongResponseSchema) })),
     );
 
-  it('should wait for a frame whose bytes keep coming, and abandon one that stalls', async () => {
+  /** A reader with what it read and what it reported. */
+  function readerWith(partialFrameTimeoutMs: number) {
     const seen: string[] = [];
     const issues: string[] = [];
     const reader = new AgentStreamReader({
-      partialFrameTimeoutMs: 150,
+      partialFrameTimeoutMs,
       onMessage: (m) => seen.push(m.messageId),
       onIssue: (i) => issues.push(i.kind),
     });
+    return { reader, seen, issues };
+  }
+
+  async function until(done: () => boolean): Promise<void> {
+    for (let waited = 0; !done() && waited < 5000; waited += 10) {
+      await sleep(10);
+    }
+  }
+
+  it('should wait for a frame whose bytes keep coming, and abandon one that stalls', async () => {
+    const { reader, seen, issues } = readerWith(150);
     try {
       // Bytes trickle in, each within the timeout of the last: the frame is kept.
       const slow = frameOf('slow');
@@ -581,9 +589,7 @@ describe('AgentStreamReader partial frames', () => {
       // frame is read.
       const stalled = frameOf('stalled');
       reader.push(stalled.subarray(0, stalled.length - 3));
-      for (let waited = 0; !issues.includes('abandoned-partial') && waited < 5000; waited += 20) {
-        await sleep(20);
-      }
+      await until(() => issues.includes('abandoned-partial'));
       expect(issues).toContain('abandoned-partial');
       reader.push(frameOf('next'));
       expect(seen).toEqual(['slow', 'next']);
@@ -591,42 +597,26 @@ describe('AgentStreamReader partial frames', () => {
       reader.close();
     }
   });
-});
 
-describe('AgentStreamReader after its own stall', () => {
   it('should keep a frame whose rest arrived while the reader was stalled past the timeout', async () => {
-    const seen: string[] = [];
-    const issues: string[] = [];
-    const reader = new AgentStreamReader({
-      partialFrameTimeoutMs: 100,
-      onMessage: (m) => seen.push(m.messageId),
-      onIssue: (i) => issues.push(i.kind),
-    });
+    const { reader, seen, issues } = readerWith(100);
     const server = createServer((socket) => socket.on('data', (chunk) => reader.push(chunk)));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
     try {
       await new Promise((resolve) => client.once('connect', resolve));
-      const frame = Buffer.concat(
-        encodeAgentMessage(
-          agentMessage('late', { case: 'pong', value: create(PongResponseSchema) }),
-        ),
-      );
+      const frame = frameOf('late');
       client.write(frame.subarray(0, 10));
-      for (let waited = 0; !reader.frames.hasPartialFrame && waited < 5000; waited += 5) {
-        await sleep(5);
-      }
+      await until(() => reader.frames.hasPartialFrame);
       expect(reader.frames.hasPartialFrame).toBe(true);
       // The rest is sent at once, and this thread stalls past the timeout before it reads it
       // (as a starved process or VM does): its timer then fires before the bytes are read.
       client.write(frame.subarray(10));
-      const until = Date.now() + 300;
-      while (Date.now() < until) {
+      const busyUntil = Date.now() + 300;
+      while (Date.now() < busyUntil) {
         // busy: the event loop does not turn
       }
-      for (let waited = 0; seen.length === 0 && waited < 5000; waited += 5) {
-        await sleep(5);
-      }
+      await until(() => seen.length > 0);
       expect(seen).toEqual(['late']);
       expect(issues).toEqual([]);
     } finally {
