@@ -92,6 +92,23 @@ describe('Deadlines', () => {
     expect(log).toEqual(['first@50', 'again@100']);
   });
 
+  it('should wait out a deadline longer than setTimeout takes, and expire a bad one at once', () => {
+    jest.useFakeTimers({ now: 0 });
+    const log: string[] = [];
+    const d = new Deadlines(() => Date.now());
+    const day = 86_400_000;
+    d.add(item('month', log), 30 * day);
+    d.add(item('nan', log), NaN);
+    d.add(item('negative', log), -5);
+    jest.advanceTimersByTime(1);
+    expect(log).toEqual(['nan@1', 'negative@1']);
+    jest.advanceTimersByTime(29 * day);
+    expect(log).toHaveLength(2);
+    expect(jest.getTimerCount()).toBe(1);
+    jest.advanceTimersByTime(day);
+    expect(log).toEqual(['nan@1', 'negative@1', `month@${30 * day}`]);
+  });
+
   it('should hold the process open only while a deadline is pending', () => {
     const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     const before = timers();

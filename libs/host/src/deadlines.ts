@@ -1,3 +1,6 @@
+/** The longest wait setTimeout takes as it is (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Something with a deadline: the fields Deadlines keeps on it (no object of its own). */
 export interface Deadline {
   /** When it expires, on the clock Deadlines was given (performance.now() by default). */
@@ -35,8 +38,14 @@ export class Deadlines {
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
-  /** Calls d.expire() in ms milliseconds unless d is removed first (once per add). */
+  /**
+   * Calls d.expire() in ms milliseconds unless d is removed first (once per add). As with
+   * setTimeout, a duration that is not a positive finite number expires at once.
+   */
   add(d: Deadline, ms: number): void {
+    if (!(ms > 0 && ms < Infinity)) {
+      ms = 0;
+    }
     this.remove(d);
     let lane = this.lanes.get(ms);
     if (lane === undefined) {
@@ -106,10 +115,11 @@ export class Deadlines {
       lane.timer.ref();
       return;
     }
-    // Whole milliseconds, and at least one: a timer may fire a little before the deadline by
-    // this clock, and then it is simply armed again.
+    // Whole milliseconds, at least one (a timer may fire a little before the deadline by this
+    // clock, and is then armed again) and at most what setTimeout takes (a later deadline
+    // takes several).
     const wait = Math.ceil(lane.head!.deadlineAt! - this.now());
-    lane.timer = setTimeout(() => this.fire(lane), Math.max(1, wait));
+    lane.timer = setTimeout(() => this.fire(lane), Math.min(MAX_TIMER_MS, Math.max(1, wait)));
   }
 
   private fire(lane: Lane): void {
