@@ -70,11 +70,13 @@ export class FileHandleReadHandler implements OperationHandler<'fileHandleRead'>
     private readonly handles: FileHandleTable,
   ) {}
 
+  /**
+   * Any read, through the thread pool with the handle held (small local reads too, without the
+   * read-ahead). The dispatcher comes here only when handleNow() declined (a large read, a file
+   * a server holds; file.handle.read is not retained), so handleNow() is not tried again: that
+   * was a second validation and handle lookup on every such read.
+   */
   async handle(request: RequestOf<'fileHandleRead'>, ctx?: HandlerContext): Promise<AgentPayload> {
-    const reply = this.handleNow(request, ctx);
-    if (reply !== undefined) {
-      return reply;
-    }
     const { length, at } = this.checked(request);
     return this.handles.use(request.handle, request.limits, async (file) => {
       const offset = this.advance(file, at, length);
