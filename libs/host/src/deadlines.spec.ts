@@ -1,6 +1,12 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { Deadlines, type Deadline } from './deadlines.js';
 
+/** Deadlines on jest's fake clock from 0, and the log item() writes to. */
+function onFakeClock(): { d: Deadlines; log: string[] } {
+  jest.useFakeTimers({ now: 0 });
+  return { d: new Deadlines(() => Date.now()), log: [] };
+}
+
 function item(name: string, log: string[]): Deadline {
   return { expire: () => log.push(`${name}@${Date.now()}`) };
 }
@@ -11,9 +17,7 @@ describe('Deadlines', () => {
   });
 
   it('should expire each deadline at its own time, in order, across durations', () => {
-    jest.useFakeTimers({ now: 0 });
-    const log: string[] = [];
-    const d = new Deadlines(() => Date.now());
+    const { d, log } = onFakeClock();
     d.add(item('a', log), 100);
     jest.advanceTimersByTime(30);
     d.add(item('b', log), 100);
@@ -32,9 +36,7 @@ describe('Deadlines', () => {
   });
 
   it('should never expire a removed deadline, nor the next one early when the first is removed', () => {
-    jest.useFakeTimers({ now: 0 });
-    const log: string[] = [];
-    const d = new Deadlines(() => Date.now());
+    const { d, log } = onFakeClock();
     const a = item('a', log);
     const b = item('b', log);
     const c = item('c', log);
@@ -56,9 +58,7 @@ describe('Deadlines', () => {
   });
 
   it('should restart a deadline added again, and take new ones after a quiet lane', () => {
-    jest.useFakeTimers({ now: 0 });
-    const log: string[] = [];
-    const d = new Deadlines(() => Date.now());
+    const { d, log } = onFakeClock();
     const a = item('a', log);
     d.add(a, 100);
     jest.advanceTimersByTime(60);
@@ -75,9 +75,7 @@ describe('Deadlines', () => {
   });
 
   it('should take a deadline added by an expiring one', () => {
-    jest.useFakeTimers({ now: 0 });
-    const log: string[] = [];
-    const d = new Deadlines(() => Date.now());
+    const { d, log } = onFakeClock();
     const again = item('again', log);
     d.add(
       {
@@ -93,9 +91,7 @@ describe('Deadlines', () => {
   });
 
   it('should wait out a deadline longer than setTimeout takes, and expire a bad one at once', () => {
-    jest.useFakeTimers({ now: 0 });
-    const log: string[] = [];
-    const d = new Deadlines(() => Date.now());
+    const { d, log } = onFakeClock();
     const day = 86_400_000;
     d.add(item('month', log), 30 * day);
     d.add(item('nan', log), NaN);
