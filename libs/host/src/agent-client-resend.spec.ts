@@ -23,11 +23,11 @@ import { AgentClient } from './agent-client.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The peer's answer to the client's sync: protocol 1, agent version 'peer'. */
-function syncAnswer(messageId: string, nonce: bigint): AgentMessage {
+/** The peer's answer to the client's sync: protocol 1, agent version 'peer' unless told. */
+function syncAnswer(messageId: string, nonce: bigint, agentVersion = 'peer'): AgentMessage {
   return agentMessage(messageId, {
     case: 'syncResponse',
-    value: create(SyncResponseSchema, { nonce, protocolVersion: 1, agentVersion: 'peer' }),
+    value: create(SyncResponseSchema, { nonce, protocolVersion: 1, agentVersion }),
   });
 }
 
@@ -176,9 +176,11 @@ describe('AgentClient resend after a handshake', () => {
     c.start();
     await c.waitReady(5000);
     // A request the old process never answers: its timeout makes the host resync.
+    let infoAtResync: string | undefined;
     const resynced = new Promise<void>((resolve) =>
       c.on('state', (state: string) => {
         if (state === 'ready' && syncs === 2) {
+          infoAtResync = c.info?.agentVersion;
           resolve();
         }
       }),
@@ -190,10 +192,88 @@ describe('AgentClient resend after a handshake', () => {
       ),
     ).rejects.toThrow();
     await resynced;
+    // Same version: what the last AgentReady said stands until the next one.
+    expect(infoAtResync).toBe('peer');
     const reply = await c.request(
       { case: 'ping', value: create(PingRequestSchema) },
       { messageId: 'after', timeoutMs: 5000 },
     );
     expect(reply.payload.case).toBe('pong');
+  });
+
+  // The node daemon's status of a VM (VmAgentStatus) paired the version in a new agent's sync
+  // with the previous agent's AgentInfo until the new one's AgentReady (an update A -> B showed
+  // B ready with A's facts).
+  it("should not pair a new agent version with the previous agent's info", async () => {
+    dir = mkdtempSync(join(tmpdir(), 'lq-resend-'));
+    const path = join(dir, 'agent.sock');
+    let peer: Socket | undefined;
+    let syncs = 0;
+    const send = (m: AgentMessage) => {
+      for (const part of encodeAgentMessage(m)) {
+        peer!.write(part);
+      }
+    };
+    const ready = (agentVersion: string, seconds: number) =>
+      send(
+        agentMessage(`evt-${seconds}`, {
+          case: 'agentReady',
+          value: create(AgentReadyEventSchema, {
+            info: create(AgentInfoSchema, {
+              agentVersion,
+              startedAt: { seconds: BigInt(seconds), nanos: 0 },
+            }),
+          }),
+        }),
+      );
+    server = createServer((socket) => {
+      peer = socket;
+      const reader = new AgentStreamReader({
+        partialFrameTimeoutMs: 1000,
+        onMessage: (m) => {
+          if (m.payload.case !== 'sync') {
+            return; // the first process dies with the ping: the host resyncs
+          }
+          syncs++;
+          send(syncAnswer(m.messageId, m.payload.value.nonce, syncs === 1 ? 'A' : 'B'));
+          if (syncs === 1) {
+            ready('A', 1000);
+          } else {
+            setTimeout(() => ready('B', 2000), 300);
+          }
+        },
+      });
+      socket.on('data', (chunk: Buffer) => reader.push(chunk));
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => server!.listen(path, r));
+    client = new AgentClient({ path, keepaliveMs: 0 });
+    const c = client;
+    const readyInfo: (string | undefined)[] = [];
+    c.on('ready', (info?: { agentVersion: string }) => readyInfo.push(info?.agentVersion));
+    c.start();
+    await c.waitReady(5000);
+    while (readyInfo.length === 0) {
+      await sleep(10);
+    }
+    expect(c.info?.agentVersion).toBe('A');
+    let atResync: [string, string | undefined] | undefined;
+    c.on('state', (state: string) => {
+      if (state === 'ready' && syncs === 2) {
+        atResync = [c.agentVersion, c.info?.agentVersion];
+      }
+    });
+    await expect(
+      c.request(
+        { case: 'ping', value: create(PingRequestSchema) },
+        { messageId: 'lost', timeoutMs: 200 },
+      ),
+    ).rejects.toThrow();
+    while (readyInfo.length < 2) {
+      await sleep(10);
+    }
+    expect(atResync).toEqual(['B', undefined]);
+    expect(readyInfo).toEqual(['A', 'B']);
+    expect(c.info?.agentVersion).toBe('B');
   });
 });

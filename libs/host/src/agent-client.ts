@@ -82,8 +82,13 @@ export class AgentClient extends EventEmitter {
   protocolVersion = 0;
   capabilities: string[] = [];
   limits: AgentLimits | undefined;
-  /** From the last AgentReady. */
+  /**
+   * From the last AgentReady; cleared by a sync from another agent version until its own
+   * AgentReady comes (a status never pairs one agent's version with another's facts).
+   */
   info: AgentInfo | undefined;
+  /** started_at of the last AgentReady, kept through such a clearing: a restart is told by it. */
+  private agentStartedAt: AgentInfo['startedAt'];
   /** When the last message from the agent arrived (kept as a number: it is set per message). */
   get lastSeen(): Date | undefined {
     return this.lastSeenMs === undefined ? undefined : new Date(this.lastSeenMs);
@@ -341,6 +346,9 @@ export class AgentClient extends EventEmitter {
           this.droppedFrames++;
           return;
         }
+        if (this.agentVersion !== '' && payload.value.agentVersion !== this.agentVersion) {
+          this.info = undefined;
+        }
         this.agentVersion = payload.value.agentVersion;
         this.protocolVersion = payload.value.protocolVersion;
         this.capabilities = payload.value.capabilities;
@@ -364,9 +372,10 @@ export class AgentClient extends EventEmitter {
         return;
       }
       case 'agentReady': {
-        const before = this.info?.startedAt;
+        const before = this.agentStartedAt;
         const now = payload.value.info?.startedAt;
         this.info = payload.value.info;
+        this.agentStartedAt = now;
         if (
           before !== undefined &&
           now !== undefined &&
