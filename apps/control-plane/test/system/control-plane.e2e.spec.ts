@@ -244,11 +244,15 @@ describe('control plane over NATS, node daemons and guest agents', () => {
     }
     expect(bytes).toBe(32 * MiB);
     expect(hash.digest('hex')).toBe(sha(data));
-    // Streaming, not buffering: 96 MiB more through the same process must not grow its peak by
-    // anything like 96 MiB (a buffered upload would need all of it at once).
+    // Streaming, not buffering: 256 MiB more through the same process must not grow its peak by
+    // anything like 256 MiB (a buffered upload would need all of it at once). What streaming
+    // leaves is the garbage of the chunks passed on, until a collection: up to 5 MiB on Node 20,
+    // up to 75 MiB on Node 24 (its larger young generation) after the 96 MiB this test once
+    // sent, against a 64 MiB bound; so more bytes and a bound of half of them.
     const base = cp1.memory();
+    const MORE_MIB = 256;
     async function* big(): AsyncGenerator<Uint8Array> {
-      for (let i = 0; i < 96; i++) {
+      for (let i = 0; i < MORE_MIB; i++) {
         yield randomBytes(MiB);
       }
     }
@@ -261,9 +265,9 @@ describe('control plane over NATS, node daemons and guest agents', () => {
     expect(put2.status).toBe(200);
     const after = cp1.memory();
     process.stderr.write(
-      `[control plane memory] RSS before ${(before.rss / MiB).toFixed(1)} MiB; peak after 32 MiB up+down ${(base.hwm / MiB).toFixed(1)} MiB; after 96 MiB more ${(after.hwm / MiB).toFixed(1)} MiB\n`,
+      `[control plane memory] RSS before ${(before.rss / MiB).toFixed(1)} MiB; peak after 32 MiB up+down ${(base.hwm / MiB).toFixed(1)} MiB; RSS then ${(base.rss / MiB).toFixed(1)} MiB; peak after ${MORE_MIB} MiB more ${(after.hwm / MiB).toFixed(1)} MiB\n`,
     );
-    expect(after.hwm - base.rss).toBeLessThan(64 * MiB);
+    expect(after.hwm - base.rss).toBeLessThan((MORE_MIB / 2) * MiB);
   });
 
   it('should refuse an upload over LQ_MAX_UPLOAD_BYTES with 413, declared or streamed, writing nothing', async () => {
