@@ -2,6 +2,7 @@
 // it: a request written after the SyncResponse went to the synced agent and must not be written
 // again when the AgentReady that follows arrives (agent.update once staged its first chunk twice:
 // EEXIST). A scripted peer on a real socket, so the timing between the two is exact.
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -251,12 +252,12 @@ describe('AgentClient resend after a handshake', () => {
     const c = client;
     const readyInfo: (string | undefined)[] = [];
     c.on('ready', (info?: { agentVersion: string }) => readyInfo.push(info?.agentVersion));
+    const firstReady = once(c, 'ready');
     c.start();
     await c.waitReady(5000);
-    while (readyInfo.length === 0) {
-      await sleep(10);
-    }
+    await firstReady;
     expect(c.info?.agentVersion).toBe('A');
+    const secondReady = once(c, 'ready');
     let atResync: [string, string | undefined] | undefined;
     c.on('state', (state: string) => {
       if (state === 'ready' && syncs === 2) {
@@ -269,9 +270,7 @@ describe('AgentClient resend after a handshake', () => {
         { messageId: 'lost', timeoutMs: 200 },
       ),
     ).rejects.toThrow();
-    while (readyInfo.length < 2) {
-      await sleep(10);
-    }
+    await secondReady;
     expect(atResync).toEqual(['B', undefined]);
     expect(readyInfo).toEqual(['A', 'B']);
     expect(c.info?.agentVersion).toBe('B');
