@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { AGENT_VERSION, PROTOCOL_VERSION } from './version.js';
 import { BUILD_COMMIT, BUILD_COMPILED, BUILD_RELEASE_KEYS, BUILD_TARGET } from './build-info.js';
 import type { UpdateHost } from './update/self-updater.js';
-import { SocketListenChannel } from './channel/socket-listen.channel.js';
+import { listenChannel } from './channel/native-socket-listen.channel.js';
 import { VirtioDeviceChannel } from './channel/virtio-device.channel.js';
 import type { HostChannel } from './channel/host-channel.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, DEFAULT_DEVICE_PATH, loadConfig } from './config.js';
@@ -135,7 +135,7 @@ async function main(): Promise<void> {
   // Every platform's port is a virtio-serial device (platform.openDevice), opened here without
   // loading the platform.
   const channel: HostChannel = values.listen
-    ? new SocketListenChannel(values.listen)
+    ? listenChannel(values.listen)
     : new VirtioDeviceChannel(devicePath ?? DEFAULT_DEVICE_PATH);
 
   const early = new EarlyResponder(config, channel, log);

@@ -1,6 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import { chmod, rename, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
 import {
   ChannelClosedError,
@@ -9,6 +6,7 @@ import {
   type ChannelListener,
   type HostChannel,
 } from './host-channel.js';
+import { bindPrivately, removeStale } from './socket-path.js';
 
 /**
  * Under Bun a corked socket joins what was written into one new buffer when uncorked: a 1 MiB
@@ -37,46 +35,19 @@ export class SocketListenChannel implements HostChannel {
     return this.socket !== undefined && !this.socket.destroyed;
   }
 
-  /**
-   * The socket appears at `path` only once it listens, with mode 0600: it is bound under a
-   * temporary name beside it, chmod-ed, then renamed into place. A host that connects as soon as
-   * the path exists is never refused, and no one else can connect in between.
-   */
   async start(listener: ChannelListener): Promise<void> {
-    const gone = (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') {
-        throw err;
-      }
-    };
-    await unlink(this.path).catch(gone);
+    await removeStale(this.path);
     const server = createServer({ noDelay: true }, (socket) => this.adopt(socket, listener));
     this.server = server;
-    const temp = join(dirname(this.path), `.lq-${process.pid}-${randomBytes(4).toString('hex')}`);
     const listen = (path: string) =>
-      new Promise<void>((resolve, reject) => {
+      new Promise<{ close: () => Promise<void> }>((resolve, reject) => {
         server.once('error', reject);
         server.listen(path, () => {
           server.off('error', reject);
-          resolve();
+          resolve({ close: () => new Promise((closed) => server.close(() => closed())) });
         });
       });
-    await unlink(temp).catch(gone);
-    try {
-      await listen(temp);
-    } catch {
-      // The temporary name may not fit where the path just does (108 bytes): bind in place.
-      await listen(this.path);
-      await chmod(this.path, 0o600);
-      return;
-    }
-    try {
-      await chmod(temp, 0o600);
-      await rename(temp, this.path);
-    } catch (err) {
-      await new Promise((resolve) => server.close(resolve));
-      await unlink(temp).catch(() => undefined);
-      throw err;
-    }
+    await bindPrivately(this.path, listen);
   }
 
   private adopt(socket: Socket, listener: ChannelListener): void {
@@ -152,6 +123,6 @@ export class SocketListenChannel implements HostChannel {
     if (server) {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
-    await unlink(this.path).catch(() => undefined);
+    await removeStale(this.path).catch(() => undefined);
   }
 }

@@ -1,0 +1,209 @@
+import {
+  ChannelClosedError,
+  coalesceSmallFrame,
+  smallRunsJoined,
+  type ChannelListener,
+  type HostChannel,
+} from './host-channel.js';
+import { bindPrivately, removeStale } from './socket-path.js';
+import { SocketListenChannel } from './socket-listen.channel.js';
+
+/** The part of Bun's own socket API used here (the project does not depend on bun-types). */
+export interface NativeSocket {
+  /** Unbuffered: the bytes the kernel took (fewer when its buffer is full), -1 once closed. */
+  write(data: Uint8Array, byteOffset?: number, byteLength?: number): number;
+  pause(): void;
+  resume(): void;
+  terminate(): void;
+}
+
+export interface NativeSocketHandlers {
+  open(socket: NativeSocket): void;
+  data(socket: NativeSocket, data: Buffer): void;
+  drain(socket: NativeSocket): void;
+  close(socket: NativeSocket, error?: Error): void;
+  error(socket: NativeSocket, error: Error): void;
+}
+
+export interface NativeListener {
+  stop(closeActiveConnections?: boolean): void;
+}
+
+export interface NativeRuntime {
+  listen(options: { unix: string; socket: NativeSocketHandlers }): NativeListener;
+}
+
+/** Bun's socket API, when the agent runs as the compiled executable; undefined under Node. */
+function nativeSockets(): NativeRuntime | undefined {
+  const bun = (globalThis as { Bun?: Partial<NativeRuntime> }).Bun;
+  return typeof bun?.listen === 'function' ? (bun as NativeRuntime) : undefined;
+}
+
+/**
+ * The channel for `--listen PATH`: on Bun's own sockets in the compiled agent, on node:net
+ * under Node (the unit tests, the simulated VMs).
+ */
+export function listenChannel(path: string): HostChannel {
+  const runtime = nativeSockets();
+  return runtime ? new NativeSocketListenChannel(runtime, path) : new SocketListenChannel(path);
+}
+
+/** Bytes of a frame the kernel has not taken yet, and who waits for the frame's last byte. */
+interface PendingWrite {
+  buf: Uint8Array;
+  offset: number;
+  done?: { resolve: () => void; reject: (err: Error) => void };
+}
+
+/**
+ * SocketListenChannel's behaviour on Bun's own socket API, which the compiled agent uses: one
+ * host at a time (a new connection replaces the old), bound with mode 0600 before the path
+ * appears. node:net under Bun is a stream layer over the same sockets; here a reply goes to the
+ * kernel in the call that wrote it, with no stream bookkeeping or callback in between (the
+ * agent's CPU per 4 KiB read and per ping is lower). Bun's writes are unbuffered: what the
+ * kernel does not take waits here, in order, for the socket's drain.
+ */
+export class NativeSocketListenChannel implements HostChannel {
+  readonly description: string;
+  private server: NativeListener | undefined;
+  private socket: NativeSocket | undefined;
+  private paused = false;
+  private queue: PendingWrite[] = [];
+
+  constructor(
+    private readonly runtime: NativeRuntime,
+    private readonly path: string,
+  ) {
+    this.description = `unix socket ${path}`;
+  }
+
+  get connected(): boolean {
+    return this.socket !== undefined;
+  }
+
+  async start(listener: ChannelListener): Promise<void> {
+    await removeStale(this.path);
+    const bound = await bindPrivately(this.path, (path) => {
+      const server = this.runtime.listen({ unix: path, socket: this.handlers(listener) });
+      return { server, close: () => server.stop(true) };
+    });
+    this.server = bound.server;
+  }
+
+  private handlers(listener: ChannelListener): NativeSocketHandlers {
+    return {
+      open: (socket) => {
+        const previous = this.socket;
+        this.socket = socket;
+        if (previous) {
+          this.failQueued();
+          previous.terminate();
+          listener.onDisconnect('replaced by a new host connection');
+        }
+        if (this.paused) {
+          socket.pause();
+        }
+        listener.onConnect();
+      },
+      data: (socket, data) => {
+        if (this.socket === socket) {
+          listener.onData(data);
+        }
+      },
+      drain: (socket) => {
+        if (this.socket === socket) {
+          this.flush(socket);
+        }
+      },
+      close: (socket) => {
+        if (this.socket === socket) {
+          this.socket = undefined;
+          this.failQueued();
+          listener.onDisconnect('host closed the connection');
+        }
+      },
+      error: () => undefined,
+    };
+  }
+
+  write(frame: Uint8Array[]): Promise<void> {
+    const socket = this.socket;
+    if (!socket) {
+      return Promise.reject(new ChannelClosedError());
+    }
+    const small = coalesceSmallFrame(frame);
+    const parts = small.length > 1 ? smallRunsJoined(small) : small;
+    let i = 0;
+    if (this.queue.length === 0) {
+      // Straight to the kernel; only what it does not take is queued.
+      for (; i < parts.length; i++) {
+        const part = parts[i]!;
+        const n = socket.write(part);
+        if (n < 0) {
+          return Promise.reject(new ChannelClosedError('host connection closed'));
+        }
+        if (n < part.length) {
+          this.queue.push({ buf: part, offset: n });
+          i++;
+          break;
+        }
+      }
+      if (i === parts.length && this.queue.length === 0) {
+        return Promise.resolve();
+      }
+    }
+    for (; i < parts.length; i++) {
+      this.queue.push({ buf: parts[i]!, offset: 0 });
+    }
+    return new Promise((resolve, reject) => {
+      this.queue[this.queue.length - 1]!.done = { resolve, reject };
+    });
+  }
+
+  /** Writes what waits, in order, until the kernel takes no more (the next drain goes on). */
+  private flush(socket: NativeSocket): void {
+    while (this.queue.length > 0) {
+      const head = this.queue[0]!;
+      const left = head.buf.length - head.offset;
+      const n = socket.write(head.buf, head.offset, left);
+      if (n < 0) {
+        this.failQueued();
+        return;
+      }
+      if (n < left) {
+        head.offset += n;
+        return;
+      }
+      this.queue.shift();
+      head.done?.resolve();
+    }
+  }
+
+  private failQueued(): void {
+    const queued = this.queue;
+    this.queue = [];
+    for (const pending of queued) {
+      pending.done?.reject(new ChannelClosedError('host connection closed'));
+    }
+  }
+
+  pause(): void {
+    this.paused = true;
+    this.socket?.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.socket?.resume();
+  }
+
+  async close(): Promise<void> {
+    const socket = this.socket;
+    this.socket = undefined;
+    this.failQueued();
+    socket?.terminate();
+    this.server?.stop(true);
+    this.server = undefined;
+    await removeStale(this.path);
+  }
+}
