@@ -2,7 +2,7 @@ import { statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { ChannelClosedError, type ChannelListener } from './host-channel.js';
 import {
   listenChannel,
@@ -176,6 +176,31 @@ describe('NativeSocketListenChannel', () => {
     expect(second.paused).toBe(true);
     channel.resume();
     expect(second.paused).toBe(false);
+  });
+
+  it("should raise a listener's exception outside Bun's handler, which would swallow it", async () => {
+    const other = new FakeRuntime();
+    const throwing = new NativeSocketListenChannel(other, join(dir, 'throwing.sock'));
+    await throwing.start({
+      ...listener,
+      onData: () => {
+        throw new Error('decoder bug');
+      },
+    });
+    const socket = new FakeSocket();
+    other.handlers!.open(socket);
+    const raised: Array<() => void> = [];
+    const spy = jest
+      .spyOn(globalThis, 'queueMicrotask')
+      .mockImplementation((callback) => void raised.push(callback));
+    try {
+      expect(() => other.handlers!.data(socket, Buffer.from('x'))).not.toThrow();
+    } finally {
+      spy.mockRestore();
+    }
+    expect(raised).toHaveLength(1);
+    expect(raised[0]!).toThrow('decoder bug');
+    await throwing.close();
   });
 
   it('should end the connection, stop listening and remove the path on close', async () => {

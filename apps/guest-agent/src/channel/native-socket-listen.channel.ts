@@ -48,6 +48,21 @@ export function listenChannel(path: string): HostChannel {
   return runtime ? new NativeSocketListenChannel(runtime, path) : new SocketListenChannel(path);
 }
 
+/**
+ * Runs a listener call from a socket handler. Bun gives an exception thrown in a handler to the
+ * socket's error handler and keeps going, where node:net's would be uncaught; it is thrown again
+ * outside the handler, so the agent logs it as it does every uncaught exception (main.ts).
+ */
+function raisedOutside(call: () => void): void {
+  try {
+    call();
+  } catch (err) {
+    queueMicrotask(() => {
+      throw err;
+    });
+  }
+}
+
 /** Bytes of a frame the kernel has not taken yet, and who waits for the frame's last byte. */
 interface PendingWrite {
   buf: Uint8Array;
@@ -98,16 +113,16 @@ export class NativeSocketListenChannel implements HostChannel {
         if (previous) {
           this.failQueued();
           previous.terminate();
-          listener.onDisconnect('replaced by a new host connection');
+          raisedOutside(() => listener.onDisconnect('replaced by a new host connection'));
         }
         if (this.paused) {
           socket.pause();
         }
-        listener.onConnect();
+        raisedOutside(() => listener.onConnect());
       },
       data: (socket, data) => {
         if (this.socket === socket) {
-          listener.onData(data);
+          raisedOutside(() => listener.onData(data));
         }
       },
       drain: (socket) => {
@@ -119,9 +134,10 @@ export class NativeSocketListenChannel implements HostChannel {
         if (this.socket === socket) {
           this.socket = undefined;
           this.failQueued();
-          listener.onDisconnect('host closed the connection');
+          raisedOutside(() => listener.onDisconnect('host closed the connection'));
         }
       },
+      // The connection's own errors; it closes next (close above).
       error: () => undefined,
     };
   }
