@@ -61,6 +61,14 @@ export interface AgentConfig {
     read_ahead_bytes: number;
     /** Bytes read ahead are served for this long at most, then read again. */
     read_ahead_max_age_ms: number;
+    /**
+     * A handle's reads on a local filesystem are made on the agent's thread (from the page cache
+     * a 1 MiB read takes a few hundred µs; a trip through the thread pool costs more) until one
+     * takes longer than this: that handle's reads go through the thread pool from then on, so a
+     * file whose reads wait on its disk does not hold up the agent. 0: only reads of up to
+     * 64 KiB on the agent's thread.
+     */
+    sync_read_slow_ms: number;
   };
   results: {
     retention_ms: number;
@@ -225,6 +233,7 @@ export function defaultConfig(): AgentConfig {
       handle_idle_timeout_ms: 60_000,
       read_ahead_bytes: 64 * 1024,
       read_ahead_max_age_ms: 100,
+      sync_read_slow_ms: 5,
     },
     results: { retention_ms: 600_000, cache_bytes: 64 * MiB },
     memory: {

@@ -62,6 +62,7 @@ export const SHAPE: Shape = {
     handle_idle_timeout_ms: int(100, 24 * 3600 * 1000),
     read_ahead_bytes: int(0, MiB),
     read_ahead_max_age_ms: int(0, 60_000),
+    sync_read_slow_ms: int(0, 60_000),
   },
   results: {
     retention_ms: int(0, 7 * 24 * 3600 * 1000),

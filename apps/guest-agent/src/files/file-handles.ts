@@ -29,10 +29,15 @@ export interface OpenFile {
   /** Where a read without an offset starts. */
   position: number;
   /**
-   * The file is on a local filesystem (localFilesystem): small reads are made synchronously,
-   * never through the thread pool.
+   * The file is on a local filesystem (localFilesystem): its reads are made synchronously, not
+   * through the thread pool, until one is slow (readsWait).
    */
   readonly local: boolean;
+  /**
+   * A synchronous read of it took longer than files.sync_read_slow_ms (its reads wait on its
+   * disk): they go through the thread pool from then on.
+   */
+  readsWait: boolean;
   /** Its small sequential synchronous reads (local files only): read-ahead.ts. */
   readonly readAhead: ReadAhead;
 }
@@ -130,6 +135,7 @@ export class FileHandleTable {
       id,
       ...file,
       position: 0,
+      readsWait: false,
       readAhead: new ReadAhead(this.opts.readAhead ?? NO_READ_AHEAD, readFullySync),
       limitsKey: limitsKeyOf(limits),
       timer,

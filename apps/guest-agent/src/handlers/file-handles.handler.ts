@@ -16,8 +16,8 @@ import { openForRead } from '../files/read-open.js';
 import type { PooledBuffer } from '../memory/buffer-pool.js';
 import type { HandlerContext, OperationHandler, RequestOf } from './handler.js';
 
-/** Handle reads up to this size are made synchronously on local filesystems. */
-const SYNC_READ_MAX_BYTES = 64 * 1024;
+/** Reads up to this size are made synchronously on local filesystems even with sync_read_slow_ms 0. */
+const SMALL_READ_MAX_BYTES = 64 * 1024;
 
 /** file.open: a regular file opened under the read rules, kept under a handle. */
 export class FileOpenHandler implements OperationHandler<'fileOpen'> {
@@ -68,13 +68,15 @@ export class FileHandleReadHandler implements OperationHandler<'fileHandleRead'>
   constructor(
     private readonly config: AgentConfig,
     private readonly handles: FileHandleTable,
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /**
    * Any read, through the thread pool with the handle held (small local reads too, without the
-   * read-ahead). The dispatcher comes here only when handleNow() declined (a large read, a file
-   * a server holds; file.handle.read is not retained), so handleNow() is not tried again: that
-   * was a second validation and handle lookup on every such read.
+   * read-ahead). The dispatcher comes here only when handleNow() declined (a file a server
+   * holds, a handle whose reads wait on its disk, a large read with sync_read_slow_ms 0;
+   * file.handle.read is not retained), so handleNow() is not tried again: that was a second
+   * validation and handle lookup on every such read.
    */
   async handle(request: RequestOf<'fileHandleRead'>, ctx?: HandlerContext): Promise<AgentPayload> {
     const { length, at } = this.checked(request);
@@ -93,26 +95,33 @@ export class FileHandleReadHandler implements OperationHandler<'fileHandleRead'>
   }
 
   /**
-   * A small read of a local file, made at once: from the page cache that takes a few µs, where
-   * a trip through the thread pool costs tens (qemu-ga reads every chunk on its one thread).
-   * Nothing yields until the reply is made, so no close can come in between. Undefined for
-   * larger reads and files a server holds: handle() reads those through the pool, the handle
-   * held meanwhile.
+   * A read of a local file, made at once: from the page cache a 4 KiB read takes a few µs and a
+   * 1 MiB one a few hundred, where a trip through the thread pool costs tens to hundreds more
+   * (qemu-ga reads every chunk on its one thread). Nothing yields until the reply is made, so no
+   * close can come in between. A read slower than files.sync_read_slow_ms marks the handle
+   * (readsWait). Undefined for files a server holds, handles so marked, and reads over 64 KiB
+   * when sync_read_slow_ms is 0: handle() reads those through the pool, the handle held
+   * meanwhile.
    */
   handleNow(request: RequestOf<'fileHandleRead'>, ctx?: HandlerContext): AgentPayload | undefined {
     const { length, at } = this.checked(request);
     const file = this.handles.useNow(request.handle, request.limits);
-    if (!file.local || length > SYNC_READ_MAX_BYTES) {
+    const slowMs = this.config.files.sync_read_slow_ms;
+    if (!file.local || file.readsWait || (slowMs === 0 && length > SMALL_READ_MAX_BYTES)) {
       return undefined;
     }
     const offset = this.advance(file, at, length);
     const chunk = ctx?.buffers?.acquire(length);
     const data = chunk?.buf ?? Buffer.allocUnsafe(length);
     let bytesRead: number;
+    const started = this.now();
     try {
       bytesRead = file.readAhead.readInto(file.handle.fd, data, offset);
     } catch (err) {
       throw readFailed(file, chunk, err);
+    }
+    if (slowMs > 0 && this.now() - started > slowMs) {
+      file.readsWait = true;
     }
     return replyOf(file, offset, length, data, bytesRead, chunk, ctx);
   }
