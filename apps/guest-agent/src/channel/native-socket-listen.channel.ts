@@ -33,15 +33,21 @@ export interface NativeRuntime {
   listen(options: { unix: string; socket: NativeSocketHandlers }): NativeListener;
 }
 
-/** Bun's socket API, when the agent runs as the compiled executable; undefined under Node. */
+/**
+ * Bun's socket API, when the agent runs as the compiled executable; undefined under Node, and
+ * on Windows (where --listen stays with node:net, as it was: this channel is measured and
+ * tested on Linux only).
+ */
 function nativeSockets(): NativeRuntime | undefined {
   const bun = (globalThis as { Bun?: Partial<NativeRuntime> }).Bun;
-  return typeof bun?.listen === 'function' ? (bun as NativeRuntime) : undefined;
+  return typeof bun?.listen === 'function' && process.platform !== 'win32'
+    ? (bun as NativeRuntime)
+    : undefined;
 }
 
 /**
  * The channel for `--listen PATH`: on Bun's own sockets in the compiled agent, on node:net
- * under Node (the unit tests, the simulated VMs).
+ * under Node (the unit tests, the simulated VMs) and on Windows.
  */
 export function listenChannel(path: string): HostChannel {
   const runtime = nativeSockets();
@@ -220,6 +226,6 @@ export class NativeSocketListenChannel implements HostChannel {
     socket?.terminate();
     this.server?.stop(true);
     this.server = undefined;
-    await removeStale(this.path);
+    await removeStale(this.path).catch(() => undefined);
   }
 }
