@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// `npm run bench:peer [-- --quick] [-- --rounds N] [-- --cpus any|split] [-- --harness DIR]`: our guest agent and
-// qemu-guest-agent measured by the same harness (../shared/peer-bench/qemu-ga by default), on
-// this machine, in one run, alternating agents; prints the harness's side-by-side report and
-// keeps the results under bench/results/peer/. The harness folder is read-only: it is copied.
+// `npm run bench:peer [-- --quick] [-- --rounds N] [-- --cpus any|split] [-- --harness DIR]`:
+// our guest agent and qemu-guest-agent measured by the same harness
+// (../shared/peer-bench/qemu-ga by default), on this machine, in one run, alternating agents;
+// prints the harness's side-by-side report and keeps the results under bench/results/peer/.
+// The harness folder is read-only: it is copied.
 import { spawnSync } from 'node:child_process';
 import {
   cpSync,

@@ -16,7 +16,7 @@ import { openForRead } from '../files/read-open.js';
 import type { PooledBuffer } from '../memory/buffer-pool.js';
 import type { HandlerContext, OperationHandler, RequestOf } from './handler.js';
 
-/** Reads up to this size are made synchronously on local filesystems even with sync_read_slow_ms 0. */
+/** Reads up to this size of a local file are made at once even with sync_read_slow_ms 0. */
 const SMALL_READ_MAX_BYTES = 64 * 1024;
 
 /** file.open: a regular file opened under the read rules, kept under a handle. */
