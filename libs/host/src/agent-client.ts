@@ -224,7 +224,10 @@ export class AgentClient extends EventEmitter {
         resolve,
         reject,
         ack: ACKED_CASES.has(operation),
-        expire: () => this.onTimeout(entry, timeoutMs),
+        // After the I/O already waiting: when this process's event loop was held up (a long
+        // GC, a busy machine), timers run before the socket is read, and an answer that came
+        // in time would be taken for none (and the silence for a stream out of step).
+        expire: () => setImmediate(() => this.onTimeout(entry, timeoutMs)),
       };
     });
     entry.promise = promise;

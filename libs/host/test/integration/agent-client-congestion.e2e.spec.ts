@@ -9,7 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { create } from '@bufbuild/protobuf';
-import { AgentMessageDecoder, FileWriteRequestSchema, PingRequestSchema } from '@lq/proto';
+import {
+  AgentMessageDecoder,
+  ExecuteRequestSchema,
+  FileWriteRequestSchema,
+  PingRequestSchema,
+} from '@lq/proto';
 import { AgentClient, AgentTimeoutError } from '@lq/host';
 import { startSimVms, type SimVms } from '../../../../test/support/sim-vms.js';
 
@@ -151,5 +156,45 @@ describe('AgentClient on a channel congested by its own requests', () => {
     expect(relay.syncs).toBe(1);
     // The channel is in step: the next request is answered.
     await client.call({ case: 'ping', value: create(PingRequestSchema) }, 'pong');
+  });
+
+  it('should take answers that came in time as answers when its own event loop was held up', async () => {
+    // Straight to the agent (a relay in this process would be held up too).
+    client = new AgentClient({ path: sim.vms[0]!.socketPath, keepaliveMs: 0 });
+    client.start();
+    await client.waitReady(5000);
+    const states: string[] = [];
+    client.on('state', (state: string) => states.push(state));
+    const ping = (timeoutMs?: number) =>
+      client.call(
+        { case: 'ping', value: create(PingRequestSchema) },
+        'pong',
+        timeoutMs ? { timeoutMs } : undefined,
+      );
+    // Both are written now and answered by the agent within milliseconds, while this thread is
+    // held past the first one's deadline (a long GC, a busy machine): when the loop runs again,
+    // the timer comes before the socket is read, with both answers waiting in it.
+    const short = ping(50);
+    const other = ping();
+    const until = performance.now() + 400;
+    while (performance.now() < until) {
+      // held up
+    }
+    // Its answer came in time: it is answered, not timed out, and nothing is resynced.
+    await expect(short).resolves.toBeDefined();
+    await other;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(states).toEqual([]);
+    expect(client.state).toBe('ready');
+    // A request the agent has not answered by its deadline still times out (and a fresh one
+    // is answered after it).
+    await expect(
+      client.call(
+        { case: 'execute', value: create(ExecuteRequestSchema, { argv: ['/bin/sleep', '1'] }) },
+        'executeResponse',
+        { timeoutMs: 100 },
+      ),
+    ).rejects.toThrow(AgentTimeoutError);
+    await ping();
   });
 });
