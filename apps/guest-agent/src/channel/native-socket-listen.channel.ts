@@ -103,7 +103,6 @@ export class NativeSocketListenChannel implements HostChannel {
   }
 
   async start(listener: ChannelListener): Promise<void> {
-    await removeStale(this.path);
     const bound = await bindPrivately(this.path, (path) => {
       const server = this.runtime.listen({ unix: path, socket: this.handlers(listener) });
       return { server, close: () => server.stop(true) };
@@ -155,31 +154,21 @@ export class NativeSocketListenChannel implements HostChannel {
     }
     const small = coalesceSmallFrame(frame);
     const parts = small.length > 1 ? smallRunsJoined(small) : small;
-    let i = 0;
-    if (this.queue.length === 0) {
-      // Straight to the kernel; only what it does not take is queued.
-      for (; i < parts.length; i++) {
-        const part = parts[i]!;
-        const n = socket.write(part);
-        if (n < 0) {
-          return Promise.reject(new ChannelClosedError('host connection closed'));
-        }
-        if (n < part.length) {
-          this.queue.push({ buf: part, offset: n });
-          i++;
-          break;
-        }
-      }
-      if (i === parts.length && this.queue.length === 0) {
-        return Promise.resolve();
-      }
+    if (parts.length === 0) {
+      return Promise.resolve();
     }
-    for (; i < parts.length; i++) {
-      this.queue.push({ buf: parts[i]!, offset: 0 });
-    }
-    return new Promise((resolve, reject) => {
+    const idle = this.queue.length === 0;
+    const written = new Promise<void>((resolve, reject) => {
+      for (const buf of parts) {
+        this.queue.push({ buf, offset: 0 });
+      }
       this.queue[this.queue.length - 1]!.done = { resolve, reject };
     });
+    // Straight to the kernel unless earlier frames wait for the drain (which goes on then).
+    if (idle) {
+      this.flush(socket);
+    }
+    return written;
   }
 
   /** Writes what waits, in order, until the kernel takes no more (the next drain goes on). */

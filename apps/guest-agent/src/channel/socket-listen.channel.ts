@@ -36,7 +36,6 @@ export class SocketListenChannel implements HostChannel {
   }
 
   async start(listener: ChannelListener): Promise<void> {
-    await removeStale(this.path);
     const server = createServer({ noDelay: true }, (socket) => this.adopt(socket, listener));
     this.server = server;
     const listen = (path: string) =>
@@ -44,7 +43,7 @@ export class SocketListenChannel implements HostChannel {
         server.once('error', reject);
         server.listen(path, () => {
           server.off('error', reject);
-          resolve({ close: () => new Promise((closed) => server.close(() => closed())) });
+          resolve({ close: () => closeServer(server) });
         });
       });
     await bindPrivately(this.path, listen);
@@ -121,8 +120,12 @@ export class SocketListenChannel implements HostChannel {
     const server = this.server;
     this.server = undefined;
     if (server) {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closeServer(server);
     }
     await removeStale(this.path).catch(() => undefined);
   }
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
 }

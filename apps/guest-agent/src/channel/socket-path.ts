@@ -14,13 +14,15 @@ export async function removeStale(path: string): Promise<void> {
 /**
  * A listening socket that appears at `path` only once it listens, with mode 0600: bound under a
  * temporary name beside it, chmod-ed, then renamed into place. A host that connects as soon as
- * the path exists is never refused, and no one else can connect in between. `bind` listens on
- * the name it is given (throwing, or rejecting, when it cannot).
+ * the path exists is never refused, and no one else can connect in between. What a stopped agent
+ * left at `path` is removed first. `bind` listens on the name it is given (throwing, or
+ * rejecting, when it cannot).
  */
 export async function bindPrivately<T extends { close(): unknown }>(
   path: string,
   bind: (path: string) => T | Promise<T>,
 ): Promise<T> {
+  await removeStale(path);
   const temp = join(dirname(path), `.lq-${process.pid}-${randomBytes(4).toString('hex')}`);
   await removeStale(temp);
   let bound: T;
