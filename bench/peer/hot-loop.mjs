@@ -106,32 +106,53 @@ for (const p of opt.phases.split(',')) {
   }
   if (p === 'file4k') {
     // bench:peer's file_read at 4 KiB per call: whole passes over a 64 MiB file, each chunk
-    // hashed, MB/s per pass (not per median call: the slow calls count).
+    // hashed, MB/s per pass (not per median call: the slow calls count). Per pass also: the
+    // agent's and this harness's CPU per call, the median call, and how much the calls slower
+    // than twice the median add to the mean (the tail, where the rates of two agents part).
     const big = path.join(DIR, 'data64m.bin');
     const data = crypto.randomBytes(64 * 1024 * 1024);
     fs.writeFileSync(big, data);
-    const rates = [];
+    const passes = [];
     const c0 = cpu(H.pid);
     let calls = 0;
     for (let pass = 0; pass < 3; pass++) {
       // As between bench:peer's phases: long enough for the agent's idle reclaim to run.
       await sleep(Number(process.env.LQ_FILE4K_IDLE_MS ?? 0));
+      const agent0 = cpu(H.pid);
+      const host0 = process.cpuUsage();
+      const lat = [];
       const t0 = nowMs();
       const h = await S.fileOpen(big, 'r');
       const hash = crypto.createHash('sha256');
       for (;;) {
+        const a = nowMs();
         const x = await S.fileRead(h, 4096);
-        calls++;
+        lat.push((nowMs() - a) * 1000);
         hash.update(x.data);
         if (x.eof || x.data.length === 0) break;
       }
       await S.fileClose(h);
-      rates.push(data.length / 1e6 / ((nowMs() - t0) / 1000));
+      const wallMs = nowMs() - t0;
+      const host = process.cpuUsage(host0);
+      const n = lat.length;
+      calls += n;
+      const medCall = med(lat);
+      const slow = lat.filter((us) => us >= 2 * medCall);
+      passes.push({
+        MBps: +(data.length / 1e6 / (wallMs / 1000)).toFixed(1),
+        medCallUs: +medCall.toFixed(1),
+        tailUsPerCall: +(slow.reduce((sum, us) => sum + us - medCall, 0) / n).toFixed(1),
+        slowCalls: slow.length,
+        agentCpuUs: +(((cpu(H.pid) - agent0) * 1000) / n).toFixed(1),
+        hostCpuUs: +((host.user + host.system) / n).toFixed(1),
+      });
     }
+    const rate = med(passes.map((x) => x.MBps));
     out[p] = {
-      medUs: +((4096 / 1e6 / med(rates)) * 1e6).toFixed(1),
+      medUs: +((4096 / 1e6 / rate) * 1e6).toFixed(1),
       cpuUsPerOp: +(((cpu(H.pid) - c0) * 1000) / calls).toFixed(1),
-      MBps: +med(rates).toFixed(1),
+      MBps: rate,
+      passes,
     };
     fs.rmSync(big);
   }

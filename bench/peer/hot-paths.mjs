@@ -84,4 +84,16 @@ for (const label of labels) {
   });
   lines.push(`| ${label} | ${mine.map((r) => r.load).join(', ')} | ${cells.join(' | ')} |`);
 }
+// file4k's passes, run by run: where a rate comes from (the median call, or the slow calls).
+for (const r of runs.filter((x) => x.file4k?.passes)) {
+  lines.push(
+    `${r.label} file4k passes: ` +
+      r.file4k.passes
+        .map(
+          (x) =>
+            `${x.MBps} MB/s (median call ${x.medCallUs} µs, tail +${x.tailUsPerCall} µs/call from ${x.slowCalls} calls over twice the median, CPU agent ${x.agentCpuUs} / harness ${x.hostCpuUs} µs/call)`,
+        )
+        .join('; '),
+  );
+}
 process.stdout.write(`${lines.join('\n')}\n`);
